@@ -1,0 +1,44 @@
+// swift-tools-version: 6.1
+// BitPlan: per-layer sensitivity, exact bit allocation and validation for quantizing LLMs.
+// Modules import only downward; see ../shared/DESIGN.md and Documentation/Internals.md.
+import PackageDescription
+
+let package = Package(
+  name: "BitPlan",
+  platforms: [.macOS(.v15)],
+  products: [
+    .executable(name: "bitplan", targets: ["bitplan"])
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+  ],
+  targets: [
+    // MARK: - System libraries
+    .systemLibrary(name: "CHDF5", pkgConfig: "hdf5-serial", providers: [.apt(["libhdf5-dev"])]),
+    .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+    // MARK: - Leaves
+    .target(name: "TensorCore", dependencies: ["CBLAS"]),
+    .target(name: "Allocation"),
+    .target(name: "HDF5", dependencies: ["CHDF5"]),
+    // MARK: - Layers
+    .target(name: "ModelIO", dependencies: ["TensorCore"]),
+    .target(name: "Quantization", dependencies: ["TensorCore"]),
+    .target(name: "Engine", dependencies: ["TensorCore", "Quantization"]),
+    // MARK: - Command line
+    .executableTarget(
+      name: "bitplan",
+      dependencies: [
+        "TensorCore", "HDF5", "ModelIO", "Quantization", "Engine", "Allocation",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]),
+    // MARK: - Tests
+    .target(name: "_TestSupport", dependencies: ["TensorCore"], path: "Tests/_TestSupport"),
+    .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "_TestSupport"]),
+    .testTarget(name: "HDF5Tests", dependencies: ["HDF5", "_TestSupport"]),
+    .testTarget(name: "ModelIOTests", dependencies: ["ModelIO", "_TestSupport"], resources: [.copy("Fixtures")]),
+    .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "_TestSupport"]),
+    .testTarget(name: "EngineTests", dependencies: ["Engine", "ModelIO", "_TestSupport"]),
+    .testTarget(name: "AllocationTests", dependencies: ["Allocation", "_TestSupport"]),
+    .testTarget(name: "CLITests", dependencies: ["bitplan", "_TestSupport"]),
+  ]
+)

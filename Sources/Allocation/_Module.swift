@@ -1,0 +1,1 @@
+// Module Allocation: see README.md beside this file.

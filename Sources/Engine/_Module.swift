@@ -1,0 +1,1 @@
+// Module Engine: see README.md beside this file.

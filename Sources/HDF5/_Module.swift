@@ -1,0 +1,1 @@
+// Module HDF5: see README.md beside this file.

@@ -1,0 +1,1 @@
+// Module Quantization: see README.md beside this file.

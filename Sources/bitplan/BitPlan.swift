@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct BitPlanCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "bitplan",
+    abstract: "Per-layer sensitivity, exact bit allocation and validation for quantizing LLMs.",
+    version: "0.1.0",
+    subcommands: [])
+}
