@@ -1,0 +1,105 @@
+/// Integer dot products of one packed weight row with `Q8Activations`.
+///
+/// Every path forms exact Int32 sums of code products per block (bit-identical across variants) and differs only in
+/// how those partial sums are scaled and added in floating point.
+/// - `decodedReference`: any integer format through `DecodedIntRow`, Double accumulation. The answer.
+/// - `decodedFast`: the same decode, Float accumulation.
+/// - `q4_0`, `q8_0`, `int4`, `int8`: fused loops over the packed bytes (no decode), Float accumulation, written as
+///   plain integer loops that LLVM vectorizes with `-target-cpu native` (STYLE §6).
+enum IntDot {
+  /// Raw view of `Q8Activations`.
+  struct Activations {
+    var codes: UnsafePointer<Int8>
+    var scales: UnsafePointer<Float>
+    var sums16: UnsafePointer<Int32>
+  }
+
+  /// Σ over 16-value units u of `scale_u·d·Σ code·a + offset_u·d·Σ a` in Double (d = activation block scale).
+  static func decodedReference(_ row: DecodedIntRow, columns: Int, _ act: Activations) -> Double {
+    var sum = 0.0
+    for u in 0..<(columns + 15) / 16 {
+      var isum = 0
+      for i in (16 * u)..<min(columns, 16 * u + 16) { isum += Int(row.codes[i]) * Int(act.codes[i]) }
+      let d = Double(act.scales[u / 2])
+      sum += Double(row.scales[u]) * d * Double(isum) + Double(row.offsets[u]) * d * Double(act.sums16[u])
+    }
+    return sum
+  }
+
+  /// As `decodedReference` with Int32 sums and Float accumulation; codes must be zero-padded to a multiple of 16.
+  static func decodedFast(_ row: DecodedIntRow, columns: Int, _ act: Activations) -> Float {
+    var sum: Float = 0
+    for u in 0..<(columns + 15) / 16 {
+      var isum: Int32 = 0
+      for i in 0..<16 { isum &+= Int32(row.codes[16 * u + i]) &* Int32(act.codes[16 * u + i]) }
+      let d = act.scales[u / 2]
+      sum += row.scales[u] * d * Float(isum) + row.offsets[u] * d * Float(act.sums16[u])
+    }
+    return sum
+  }
+
+  /// Σ over 32-value blocks of `Σ lowNibble·a[j] + highNibble·a[j+16]` for 16 packed bytes (codes 0…15 unsigned).
+  @inline(__always) static func nibbleSum(_ qs: UnsafePointer<UInt8>, _ a: UnsafePointer<Int8>) -> Int32 {
+    var isum: Int32 = 0
+    for j in 0..<16 {
+      isum &+= Int32(qs[j] & 15) &* Int32(a[j]) &+ Int32(qs[j] >> 4) &* Int32(a[j + 16])
+    }
+    return isum
+  }
+
+  /// Σ over 32 bytes of `u·a` (u unsigned 0…255).
+  @inline(__always) static func byteSum(_ qs: UnsafePointer<UInt8>, _ a: UnsafePointer<Int8>) -> Int32 {
+    var isum: Int32 = 0
+    for j in 0..<32 { isum &+= Int32(qs[j]) &* Int32(a[j]) }
+    return isum
+  }
+
+  /// q4_0 row (`blocks` blocks of 18 bytes) · activations: Σ_b d_w·d_a·(Σ q·a − 8·Σ a).
+  static func q4_0(_ w: UnsafeRawPointer, blocks: Int, _ act: Activations) -> Float {
+    var sum: Float = 0
+    for b in 0..<blocks {
+      let p = w + 18 * b
+      let isum = nibbleSum((p + 2).assumingMemoryBound(to: UInt8.self), act.codes + 32 * b)
+        &- 8 &* (act.sums16[2 * b] &+ act.sums16[2 * b + 1])
+      sum += BlockBytes.f16(p, 0) * act.scales[b] * Float(isum)
+    }
+    return sum
+  }
+
+  /// q8_0 row (`blocks` blocks of 34 bytes) · activations: Σ_b d_w·d_a·Σ q·a.
+  static func q8_0(_ w: UnsafeRawPointer, blocks: Int, _ act: Activations) -> Float {
+    var sum: Float = 0
+    for b in 0..<blocks {
+      let p = w + 34 * b
+      let q = (p + 2).assumingMemoryBound(to: Int8.self), a = act.codes + 32 * b
+      var isum: Int32 = 0
+      for j in 0..<32 { isum &+= Int32(q[j]) &* Int32(a[j]) }
+      sum += BlockBytes.f16(p, 0) * act.scales[b] * Float(isum)
+    }
+    return sum
+  }
+
+  /// Symmetric int4 or int8 row (`IntegerCodec` layout, groups of `length`, codes biased by 2^(bits−1)):
+  /// Σ_groups d_w·Σ_chunks d_a·(Σ u·a − 2^(bits−1)·Σ a).
+  static func symmetric(_ w: UnsafeRawPointer, columns: Int, length: Int, bits: Int, _ act: Activations) -> Float {
+    let chunks = (length + 31) / 32
+    let size = IntegerCodec.groupBytes(length: length, bits: bits, symmetric: true)
+    let bias = Int32(1 << (bits - 1))
+    var sum: Float = 0
+    var block = 0
+    for g in 0..<(columns / length) {
+      let p = w + g * size
+      let codes = (p + 2).assumingMemoryBound(to: UInt8.self)
+      var groupSum: Float = 0
+      for c in 0..<chunks {
+        let a = act.codes + 32 * block
+        let raw = bits == 4 ? nibbleSum(codes + 16 * c, a) : byteSum(codes + 32 * c, a)
+        let isum = raw &- bias &* (act.sums16[2 * block] &+ act.sums16[2 * block + 1])
+        groupSum += act.scales[block] * Float(isum)
+        block += 1
+      }
+      sum += BlockBytes.f16(p, 0) * groupSum
+    }
+    return sum
+  }
+}

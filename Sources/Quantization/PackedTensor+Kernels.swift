@@ -1,0 +1,143 @@
+import TensorCore
+
+/// Running a packed tensor: dequantize, GEMV and GEMM.
+extension PackedTensor {
+  /// All weights as Float, row-major `[rows, columns]`.
+  public func dequantize(variant: KernelVariant = .best) -> [Float] {
+    var out = [Float](repeating: 0, count: rows * columns)
+    out.withUnsafeMutableBufferPointer { dequantizeRows(0..<rows, into: $0, variant: variant) }
+    return out
+  }
+
+  /// Dequantizes rows `range` into `out` (`range.count · columns` values).
+  public func dequantizeRows(_ range: Range<Int>, into out: UnsafeMutableBufferPointer<Float>, variant: KernelVariant = .best) {
+    precondition(range.lowerBound >= 0 && range.upperBound <= rows && out.count == range.count * columns,
+      "rows \(range) of \(rows) into \(out.count) values")
+    let size = rowSizeInBytes
+    withRows(range) { src in
+      for r in 0..<range.count {
+        RowCodec.dequantizeRow(
+          format, UnsafeRawBufferPointer(rebasing: src[(r * size)..<((r + 1) * size)]),
+          UnsafeMutableBufferPointer(rebasing: out[(r * columns)..<((r + 1) * columns)]), variant: variant)
+      }
+    }
+  }
+
+  /// `y = W x` for one activation vector (`x.count == columns`, `y.count == rows`).
+  ///
+  /// - `.float`: each row is dequantized into a scratch row and dotted with x (reference: reference dequantizer and
+  ///   a Double dot; simd: block dequantizer and a 4 × SIMD8 dot).
+  /// - `.int8`: x is quantized once to `Q8Activations`; each row's codes meet it in Int32 block sums (reference:
+  ///   generic decode + Double; simd: fused kernels for q4_0, q8_0, symmetric int4/int8, else decode + Float).
+  ///   Formats without integer codes use `.float`.
+  /// Single-threaded.
+  public func gemv(
+    _ x: UnsafeBufferPointer<Float>, into y: UnsafeMutableBufferPointer<Float>,
+    activations: ActivationPrecision = .float, variant: KernelVariant = .best
+  ) {
+    precondition(x.count == columns && y.count == rows, "gemv: W [\(rows), \(columns)], x \(x.count), y \(y.count)")
+    guard rows > 0 else { return }
+    if activations == .int8 && format.hasIntegerCodes && columns > 0 {
+      gemvInt8(Q8Activations(x), into: y, variant: variant)
+      return
+    }
+    let size = rowSizeInBytes
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: max(columns, 1)) { scratch in
+      let row = UnsafeMutableBufferPointer(rebasing: scratch[0..<columns])
+      withRows(0..<rows) { src in
+        for r in 0..<rows {
+          RowCodec.dequantizeRow(format, UnsafeRawBufferPointer(rebasing: src[(r * size)..<((r + 1) * size)]), row, variant: variant)
+          guard let w = row.baseAddress, let xs = x.baseAddress else { y[r] = 0; continue }
+          y[r] = variant == .reference ? Float(FloatDot.reference(w, xs, count: columns)) : FloatDot.simd(w, xs, count: columns)
+        }
+      }
+    }
+  }
+
+  /// `gemv` for arrays.
+  public func gemv(_ x: [Float], activations: ActivationPrecision = .float, variant: KernelVariant = .best) -> [Float] {
+    var y = [Float](repeating: 0, count: rows)
+    x.withUnsafeBufferPointer { xs in y.withUnsafeMutableBufferPointer { gemv(xs, into: $0, activations: activations, variant: variant) } }
+    return y
+  }
+
+  /// The int8-activation GEMV against already quantized activations (`a.count == columns`).
+  public func gemvInt8(_ a: Q8Activations, into y: UnsafeMutableBufferPointer<Float>, variant: KernelVariant = .best) {
+    precondition(format.hasIntegerCodes, "\(format.name) has no integer codes")
+    precondition(a.count == columns && y.count == rows, "gemv: W [\(rows), \(columns)], a \(a.count), y \(y.count)")
+    let size = rowSizeInBytes
+    a.codes.withUnsafeBufferPointer { codes in
+      a.scales.withUnsafeBufferPointer { scales in
+        a.sums16.withUnsafeBufferPointer { sums in
+          let act = IntDot.Activations(codes: codes.baseAddress!, scales: scales.baseAddress!, sums16: sums.baseAddress!)
+          withRows(0..<rows) { src in
+            guard let base = src.baseAddress else { return }
+            if variant != .reference, let fused = fusedDot() {
+              for r in 0..<rows { y[r] = fused(base + r * size, act) }
+              return
+            }
+            let units = (columns + 15) / 16
+            let codes = UnsafeMutablePointer<Int16>.allocate(capacity: 16 * units)
+            let factors = UnsafeMutablePointer<Float>.allocate(capacity: 2 * units)
+            defer { codes.deallocate(); factors.deallocate() }
+            codes.initialize(repeating: 0, count: 16 * units)
+            let decoded = DecodedIntRow(codes: codes, scales: factors, offsets: factors + units)
+            for r in 0..<rows {
+              RowCodec.decodeIntRow(format, UnsafeRawBufferPointer(rebasing: src[(r * size)..<((r + 1) * size)]), columns: columns, into: decoded)
+              y[r] = variant == .reference
+                ? Float(IntDot.decodedReference(decoded, columns: columns, act))
+                : IntDot.decodedFast(decoded, columns: columns, act)
+            }
+          }
+        }
+      }
+    }
+  }
+
+  /// The fused row kernel for this format, if there is one.
+  func fusedDot() -> ((UnsafeRawPointer, IntDot.Activations) -> Float)? {
+    let columns = self.columns
+    switch format.scheme {
+    case .ggml(.q4_0): return { IntDot.q4_0($0, blocks: columns / 32, $1) }
+    case .ggml(.q8_0): return { IntDot.q8_0($0, blocks: columns / 32, $1) }
+    case .integer(let bits) where (bits == 4 || bits == 8) && format.symmetric:
+      let length = format.groupSize ?? columns
+      return { IntDot.symmetric($0, columns: columns, length: length, bits: bits, $1) }
+    default: return nil
+    }
+  }
+
+  /// `Y = X Wᵀ` for a batch of tokens: X `[tokens, columns]`, Y `[tokens, rows]`, row-major.
+  ///
+  /// simd: tiles of up to 256 rows are dequantized (block dequantizer) and multiplied with `BLAS.sgemm`;
+  /// reference: `gemv(.float, .reference)` per token.
+  public func gemm(_ X: [Float], tokens: Int, variant: KernelVariant = .best) -> [Float] {
+    precondition(X.count == tokens * columns, "gemm: X has \(X.count) values, [\(tokens), \(columns)] expected")
+    var Y = [Float](repeating: 0, count: tokens * rows)
+    guard tokens > 0, rows > 0 else { return Y }
+    if variant == .reference || columns == 0 {
+      for t in 0..<tokens {
+        let y = gemv(Array(X[(t * columns)..<((t + 1) * columns)]), activations: .float, variant: .reference)
+        for r in 0..<rows { Y[t * rows + r] = y[r] }
+      }
+      return Y
+    }
+    let tile = min(rows, 256)
+    var weights = [Float](repeating: 0, count: tile * columns)
+    var partial = [Float](repeating: 0, count: tokens * tile)
+    for start in stride(from: 0, to: rows, by: tile) {
+      let n = min(tile, rows - start)
+      weights.withUnsafeMutableBufferPointer { dequantizeRows(start..<(start + n), into: UnsafeMutableBufferPointer(rebasing: $0[0..<(n * columns)]), variant: .simd) }
+      // partial[tokens, n] = X[tokens, columns] · W_tile[n, columns]ᵀ
+      X.withUnsafeBufferPointer { x in
+        weights.withUnsafeBufferPointer { w in
+          partial.withUnsafeMutableBufferPointer { p in
+            BLAS.sgemm(transposeB: true, m: tokens, n: n, k: columns, a: x.baseAddress!, b: w.baseAddress!, c: p.baseAddress!)
+          }
+        }
+      }
+      for t in 0..<tokens { for r in 0..<n { Y[t * rows + start + r] = partial[t * n + r] } }
+    }
+    return Y
+  }
+}
