@@ -36,7 +36,7 @@ let package = Package(
     .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "_TestSupport"]),
     .testTarget(name: "HDF5Tests", dependencies: ["HDF5", "_TestSupport"]),
     .testTarget(name: "ModelIOTests", dependencies: ["ModelIO", "_TestSupport"], resources: [.copy("Fixtures")]),
-    .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "_TestSupport"]),
+    .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "_TestSupport"], resources: [.copy("Fixtures")]),
     .testTarget(name: "EngineTests", dependencies: ["Engine", "ModelIO", "_TestSupport"]),
     .testTarget(name: "AllocationTests", dependencies: ["Allocation", "_TestSupport"]),
     .testTarget(name: "CLITests", dependencies: ["bitplan", "_TestSupport"]),
