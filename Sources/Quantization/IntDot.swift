@@ -12,6 +12,10 @@ enum IntDot {
     var codes: UnsafePointer<Int8>
     var scales: UnsafePointer<Float>
     var sums16: UnsafePointer<Int32>
+    /// Values per activation scale (32, or the whole vector).
+    var blockSize: Int
+    /// The scale of the activation block holding value i.
+    @inline(__always) func scale(at i: Int) -> Float { scales[i / blockSize] }
   }
 
   /// Σ over 16-value units u of `scale_u·d·Σ code·a + offset_u·d·Σ a` in Double (d = activation block scale).
@@ -20,7 +24,7 @@ enum IntDot {
     for u in 0..<(columns + 15) / 16 {
       var isum = 0
       for i in (16 * u)..<min(columns, 16 * u + 16) { isum += Int(row.codes[i]) * Int(act.codes[i]) }
-      let d = Double(act.scales[u / 2])
+      let d = Double(act.scale(at: 16 * u))
       sum += Double(row.scales[u]) * d * Double(isum) + Double(row.offsets[u]) * d * Double(act.sums16[u])
     }
     return sum
@@ -32,7 +36,7 @@ enum IntDot {
     for u in 0..<(columns + 15) / 16 {
       var isum: Int32 = 0
       for i in 0..<16 { isum &+= Int32(row.codes[16 * u + i]) &* Int32(act.codes[16 * u + i]) }
-      let d = act.scales[u / 2]
+      let d = act.scale(at: 16 * u)
       sum += row.scales[u] * d * Float(isum) + row.offsets[u] * d * Float(act.sums16[u])
     }
     return sum
@@ -44,13 +48,6 @@ enum IntDot {
     for j in 0..<16 {
       isum &+= Int32(qs[j] & 15) &* Int32(a[j]) &+ Int32(qs[j] >> 4) &* Int32(a[j + 16])
     }
-    return isum
-  }
-
-  /// Σ over 32 bytes of `u·a` (u unsigned 0…255).
-  @inline(__always) static func byteSum(_ qs: UnsafePointer<UInt8>, _ a: UnsafePointer<Int8>) -> Int32 {
-    var isum: Int32 = 0
-    for j in 0..<32 { isum &+= Int32(qs[j]) &* Int32(a[j]) }
     return isum
   }
 
@@ -79,27 +76,63 @@ enum IntDot {
     return sum
   }
 
-  /// Symmetric int4 or int8 row (`IntegerCodec` layout, groups of `length`, codes biased by 2^(bits−1)):
-  /// Σ_groups d_w·Σ_chunks d_a·(Σ u·a − 2^(bits−1)·Σ a).
+  /// Four 32-value int4 chunks (64 bytes, q4_0 nibble order, codes biased by 8) · 128 activations.
+  @inline(__always) static func nibbleChunks4(_ q: UnsafePointer<UInt8>, _ a: UnsafePointer<Int8>) -> Int32 {
+    var s: Int32 = 0
+    for j in 0..<16 {
+      s &+= (Int32(q[j] & 15) &- 8) &* Int32(a[j]) &+ (Int32(q[j] >> 4) &- 8) &* Int32(a[j + 16])
+      s &+= (Int32(q[j + 16] & 15) &- 8) &* Int32(a[j + 32]) &+ (Int32(q[j + 16] >> 4) &- 8) &* Int32(a[j + 48])
+      s &+= (Int32(q[j + 32] & 15) &- 8) &* Int32(a[j + 64]) &+ (Int32(q[j + 32] >> 4) &- 8) &* Int32(a[j + 80])
+      s &+= (Int32(q[j + 48] & 15) &- 8) &* Int32(a[j + 96]) &+ (Int32(q[j + 48] >> 4) &- 8) &* Int32(a[j + 112])
+    }
+    return s
+  }
+
+  /// One 32-value int4 chunk (16 bytes, biased by 8) · 32 activations.
+  @inline(__always) static func nibbleChunk(_ q: UnsafePointer<UInt8>, _ a: UnsafePointer<Int8>) -> Int32 {
+    var s: Int32 = 0
+    for j in 0..<16 { s &+= (Int32(q[j] & 15) &- 8) &* Int32(a[j]) &+ (Int32(q[j] >> 4) &- 8) &* Int32(a[j + 16]) }
+    return s
+  }
+
+  /// 128 int8 codes (biased by 128: flipping the top bit gives the signed code) · 128 activations.
+  @inline(__always) static func byteChunks4(_ q: UnsafePointer<UInt8>, _ a: UnsafePointer<Int8>) -> Int32 {
+    var s: Int32 = 0
+    for j in 0..<128 { s &+= Int32(Int8(bitPattern: q[j] ^ 0x80)) &* Int32(a[j]) }
+    return s
+  }
+
+  /// 32 int8 codes (biased by 128) · 32 activations.
+  @inline(__always) static func byteChunk(_ q: UnsafePointer<UInt8>, _ a: UnsafePointer<Int8>) -> Int32 {
+    var s: Int32 = 0
+    for j in 0..<32 { s &+= Int32(Int8(bitPattern: q[j] ^ 0x80)) &* Int32(a[j]) }
+    return s
+  }
+
+  /// Symmetric int4 or int8 row (`IntegerCodec` layout, groups of `length`) · per-vector activations (one scale
+  /// d_a): `d_a·Σ_groups d_w·Σ_group (u − 2^(bits−1))·a`, one exact Int32 sum per group. The constant-trip chunk
+  /// loops (4 chunks, then 1) are what lets LLVM keep the products in vector registers across a whole group.
   static func symmetric(_ w: UnsafeRawPointer, columns: Int, length: Int, bits: Int, _ act: Activations) -> Float {
+    precondition(act.blockSize >= columns, "symmetric int kernel needs per-vector activations")
     let chunks = (length + 31) / 32
     let size = IntegerCodec.groupBytes(length: length, bits: bits, symmetric: true)
-    let bias = Int32(1 << (bits - 1))
+    let chunkBytes = 4 * bits
     var sum: Float = 0
-    var block = 0
     for g in 0..<(columns / length) {
       let p = w + g * size
       let codes = (p + 2).assumingMemoryBound(to: UInt8.self)
-      var groupSum: Float = 0
-      for c in 0..<chunks {
-        let a = act.codes + 32 * block
-        let raw = bits == 4 ? nibbleSum(codes + 16 * c, a) : byteSum(codes + 32 * c, a)
-        let isum = raw &- bias &* (act.sums16[2 * block] &+ act.sums16[2 * block + 1])
-        groupSum += act.scales[block] * Float(isum)
-        block += 1
+      let a = act.codes + g * 32 * chunks
+      var isum: Int32 = 0
+      var c = 0
+      if bits == 4 {
+        while c + 4 <= chunks { isum &+= nibbleChunks4(codes + chunkBytes * c, a + 32 * c); c += 4 }
+        while c < chunks { isum &+= nibbleChunk(codes + chunkBytes * c, a + 32 * c); c += 1 }
+      } else {
+        while c + 4 <= chunks { isum &+= byteChunks4(codes + chunkBytes * c, a + 32 * c); c += 4 }
+        while c < chunks { isum &+= byteChunk(codes + chunkBytes * c, a + 32 * c); c += 1 }
       }
-      sum += BlockBytes.f16(p, 0) * groupSum
+      sum += BlockBytes.f16(p, 0) * Float(isum)
     }
-    return sum
+    return sum * act.scales[0]
   }
 }

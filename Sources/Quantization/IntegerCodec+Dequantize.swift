@@ -36,8 +36,8 @@ extension IntegerCodec {
         let chunk = codes + (j / 32) * 4 * bits
         let n = min(32, length - j)
         switch bits {
-        case 8:
-          for k in 0..<n { y[j + k] = Float(Int32(chunk[k]) - zero) * scale }
+        case 8 where n == 32:
+          for k in 0..<32 { y[j + k] = Float(Int32(chunk[k]) - zero) * scale }
         case 4 where n == 32:
           for k in 0..<16 {
             y[j + k] = Float(Int32(chunk[k] & 15) - zero) * scale

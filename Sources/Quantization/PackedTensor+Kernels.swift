@@ -38,7 +38,7 @@ extension PackedTensor {
     precondition(x.count == columns && y.count == rows, "gemv: W [\(rows), \(columns)], x \(x.count), y \(y.count)")
     guard rows > 0 else { return }
     if activations == .int8 && format.hasIntegerCodes && columns > 0 {
-      gemvInt8(Q8Activations(x), into: y, variant: variant)
+      gemvInt8(Q8Activations(x, blockSize: activationBlockSize), into: y, variant: variant)
       return
     }
     let size = rowSizeInBytes
@@ -61,7 +61,15 @@ extension PackedTensor {
     return y
   }
 
-  /// The int8-activation GEMV against already quantized activations (`a.count == columns`).
+  /// The activation block the int8 path uses for this format: 32 for GGML types (as ggml's q8_0), `nil` (one
+  /// scale per vector) for the integer and ternary formats.
+  public var activationBlockSize: Int? {
+    if case .ggml = format.scheme { return 32 }
+    return nil
+  }
+
+  /// The int8-activation GEMV against already quantized activations (`a.count == columns`; any block size works,
+  /// the fused kernels need `activationBlockSize`).
   public func gemvInt8(_ a: Q8Activations, into y: UnsafeMutableBufferPointer<Float>, variant: KernelVariant = .best) {
     precondition(format.hasIntegerCodes, "\(format.name) has no integer codes")
     precondition(a.count == columns && y.count == rows, "gemv: W [\(rows), \(columns)], a \(a.count), y \(y.count)")
@@ -69,10 +77,11 @@ extension PackedTensor {
     a.codes.withUnsafeBufferPointer { codes in
       a.scales.withUnsafeBufferPointer { scales in
         a.sums16.withUnsafeBufferPointer { sums in
-          let act = IntDot.Activations(codes: codes.baseAddress!, scales: scales.baseAddress!, sums16: sums.baseAddress!)
+          let act = IntDot.Activations(
+            codes: codes.baseAddress!, scales: scales.baseAddress!, sums16: sums.baseAddress!, blockSize: a.blockSize)
           withRows(0..<rows) { src in
             guard let base = src.baseAddress else { return }
-            if variant != .reference, let fused = fusedDot() {
+            if variant != .reference, let fused = fusedDot(activationBlock: a.blockSize) {
               for r in 0..<rows { y[r] = fused(base + r * size, act) }
               return
             }
@@ -94,13 +103,13 @@ extension PackedTensor {
     }
   }
 
-  /// The fused row kernel for this format, if there is one.
-  func fusedDot() -> ((UnsafeRawPointer, IntDot.Activations) -> Float)? {
+  /// The fused row kernel for this format and activation block, if there is one.
+  func fusedDot(activationBlock: Int) -> ((UnsafeRawPointer, IntDot.Activations) -> Float)? {
     let columns = self.columns
     switch format.scheme {
-    case .ggml(.q4_0): return { IntDot.q4_0($0, blocks: columns / 32, $1) }
-    case .ggml(.q8_0): return { IntDot.q8_0($0, blocks: columns / 32, $1) }
-    case .integer(let bits) where (bits == 4 || bits == 8) && format.symmetric:
+    case .ggml(.q4_0) where activationBlock == 32: return { IntDot.q4_0($0, blocks: columns / 32, $1) }
+    case .ggml(.q8_0) where activationBlock == 32: return { IntDot.q8_0($0, blocks: columns / 32, $1) }
+    case .integer(let bits) where (bits == 4 || bits == 8) && format.symmetric && activationBlock >= columns:
       let length = format.groupSize ?? columns
       return { IntDot.symmetric($0, columns: columns, length: length, bits: bits, $1) }
     default: return nil

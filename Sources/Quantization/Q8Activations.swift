@@ -1,43 +1,59 @@
-/// Activations quantized to int8 in blocks of 32, the partner of packed weights in the integer GEMV (ggml pairs
-/// q4_0 and q8_0 weights with q8_0 activations the same way).
+/// Activations quantized to int8, the partner of packed weights in the integer GEMV (ggml pairs q4_0 and q8_0
+/// weights with q8_0 activations the same way).
 ///
-/// Per block b: `d_b = amax_b/127` (kept as Float, not f16), `a_i = roundf(x_i·(1/d_b))` in −127…127,
-/// `x_i ≈ d_b·a_i` with error ≤ d_b/2. `sums16[k]` is Σ a_i over values 16k…16k+15, used by formats with an offset
-/// (x̂ = s·q + m needs m·Σ a). The count is padded to a multiple of 32 with zero codes.
+/// Per block b of `blockSize` values: `d_b = amax_b/127` (kept as Float, not f16), `a_i = roundf(x_i·(1/d_b))` in
+/// −127…127, `x_i ≈ d_b·a_i` with error ≤ d_b/2. GGML formats use blocks of 32 (like ggml's q8_0); the integer and
+/// ternary formats use one block for the whole vector (per-token quantization), so a weight group's integer dot
+/// needs one scale multiply, not one per 32 values. `sums16[k]` is Σ a_i over values 16k…16k+15, used by formats
+/// with an offset (x̂ = s·q + m needs m·Σ a). Codes are padded with zeros to a multiple of `blockSize` (and of 32).
 public struct Q8Activations: Sendable, Equatable {
   /// Number of real values.
   public let count: Int
-  /// ⌈count/32⌉·32 codes.
+  /// Values per scale: 32, or the padded count for per-vector quantization.
+  public let blockSize: Int
+  /// Padded codes.
   public private(set) var codes: [Int8]
-  /// One scale per 32 values.
+  /// One scale per block.
   public private(set) var scales: [Float]
   /// Σ codes over each 16 values.
   public private(set) var sums16: [Int32]
 
-  /// Quantizes `x`.
-  public init(_ x: UnsafeBufferPointer<Float>) {
+  /// Quantizes `x` in blocks of `blockSize` (a multiple of 32), or as one block when `blockSize` is nil.
+  public init(_ x: UnsafeBufferPointer<Float>, blockSize: Int? = 32) {
+    precondition(blockSize.map { $0 > 0 && $0 % 32 == 0 } ?? true, "activation block size \(blockSize!) is not a multiple of 32")
     count = x.count
-    let blocks = (x.count + 31) / 32
-    codes = [Int8](repeating: 0, count: 32 * blocks)
-    scales = [Float](repeating: 0, count: blocks)
-    sums16 = [Int32](repeating: 0, count: 2 * blocks)
-    for b in 0..<blocks {
-      let n = min(32, x.count - 32 * b)
-      var amax: Float = 0
-      for j in 0..<n { amax = max(amax, abs(x[32 * b + j])) }
-      let d = amax / 127
-      let id: Float = d != 0 ? 1 / d : 0
-      scales[b] = d
-      for j in 0..<n {
-        let q = Int8(BlockBytes.roundAway(x[32 * b + j] * id))
-        codes[32 * b + j] = q
-        sums16[2 * b + j / 16] += Int32(q)
+    let padded = (x.count + 31) / 32 * 32
+    let block = blockSize ?? max(padded, 32)
+    self.blockSize = block
+    let blocks = (padded + block - 1) / block
+    var codes = [Int8](repeating: 0, count: blocks * block)
+    var scales = [Float](repeating: 0, count: blocks)
+    var sums = [Int32](repeating: 0, count: blocks * block / 16)
+    codes.withUnsafeMutableBufferPointer { q in
+      sums.withUnsafeMutableBufferPointer { s in
+        for b in 0..<blocks {
+          let range = (b * block)..<min(x.count, (b + 1) * block)
+          var amax: Float = 0
+          for i in range { amax = max(amax, abs(x[i])) }
+          let d = amax / 127
+          let id: Float = d != 0 ? 1 / d : 0
+          scales[b] = d
+          for i in range { q[i] = Int8(BlockBytes.roundAway(x[i] * id)) }
+        }
+        for k in 0..<s.count {
+          var total: Int32 = 0
+          for i in 0..<16 { total &+= Int32(q[16 * k + i]) }
+          s[k] = total
+        }
       }
     }
+    self.codes = codes
+    self.scales = scales
+    self.sums16 = sums
   }
 
   /// Quantizes an array.
-  public init(_ x: [Float]) {
-    self = x.withUnsafeBufferPointer { Q8Activations($0) }
+  public init(_ x: [Float], blockSize: Int? = 32) {
+    self = x.withUnsafeBufferPointer { Q8Activations($0, blockSize: blockSize) }
   }
 }

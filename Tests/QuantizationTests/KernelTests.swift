@@ -41,11 +41,11 @@ struct KernelTests {
       let want = packed.gemv(x, activations: .int8, variant: .reference)
       let got = packed.gemv(x, activations: .int8, variant: .simd)
       let floatPath = packed.gemv(x, activations: .float, variant: .reference)
-      let wq = packed.dequantize(), a = Q8Activations(x)
+      let wq = packed.dequantize(), a = Q8Activations(x, blockSize: packed.activationBlockSize)
       for r in 0..<rows {
         var absSum: Float = 0, activationError: Float = 0
         for i in 0..<n {
-          let d = a.scales[i / 32]
+          let d = a.scales[i / a.blockSize]
           absSum += abs(wq[r * n + i]) * abs(d * Float(a.codes[i]))
           // Activation rounding: |xᵢ − d·aᵢ| ≤ d/2 (+ the rounding of 1/d and of the product, < d·2⁻²⁰).
           activationError += abs(wq[r * n + i]) * d * (0.5 + 0x1p-20)
@@ -76,13 +76,13 @@ struct KernelTests {
   }
 
   /// Activation quantization: codes within ±127, reconstruction within d/2, sums16 are the code sums.
-  @Test(arguments: tailLengths)
-  func q8ActivationsRoundTrip(n: Int) {
+  @Test(arguments: tailLengths, [32, 64, nil] as [Int?])
+  func q8ActivationsRoundTrip(n: Int, blockSize: Int?) {
     let x = randomFloats(n, seed: 9, scale: 3)
-    let a = Q8Activations(x)
-    #expect(a.codes.count == (n + 31) / 32 * 32)
+    let a = Q8Activations(x, blockSize: blockSize)
+    #expect(a.codes.count % 32 == 0 && a.codes.count >= n && a.codes.count % a.blockSize == 0)
     for i in 0..<n {
-      let d = a.scales[i / 32]
+      let d = a.scales[i / a.blockSize]
       #expect(abs(x[i] - d * Float(a.codes[i])) <= d * (0.5 + 0x1p-20) + 1e-30)
     }
     for k in 0..<a.sums16.count {

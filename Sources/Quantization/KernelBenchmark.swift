@@ -1,0 +1,163 @@
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+import TensorCore
+
+/// Throughput of the packed kernels on this machine, with fp32 BLAS GEMV and measured memory bandwidth beside them
+/// (`bitplan bench kernels`). Single-threaded; best of several timed repetitions; every result feeds a sink so the
+/// optimizer cannot drop the work.
+///
+/// Sizes are named after the cache level the *packed* weights of a GEMV fit in (L1 4K, L2 64K, L3 640K, DRAM 64M
+/// values, as STYLE §8). A DRAM-size tensor repeats one quantized 1M-value tile (kernel time does not depend on the
+/// values), so building it does not take minutes for the K-quants.
+public enum KernelBenchmark {
+  /// A named working-set size.
+  public struct Size: Sendable, Codable, Hashable {
+    /// `L1`, `L2`, `L3`, `DRAM`.
+    public var name: String
+    /// Weights in the matrix.
+    public var elements: Int
+    /// Row length of the GEMV matrix (divisible by 256 so every format fits).
+    public var columns: Int
+
+    /// The four standard sizes.
+    public static let standard: [Size] = [
+      Size(name: "L1", elements: 4096, columns: 1024), Size(name: "L2", elements: 65_536, columns: 4096),
+      Size(name: "L3", elements: 655_360, columns: 4096), Size(name: "DRAM", elements: 67_108_864, columns: 4096),
+    ]
+  }
+
+  /// One measured line.
+  public struct Row: Sendable, Codable, Equatable {
+    /// `quantize`, `dequantize`, `gemv-f32act`, `gemv-q8act`, `blas-sgemv`, `memory-read`.
+    public var kernel: String
+    /// Format name (`f32` for BLAS and memory rows).
+    public var format: String
+    /// Size name.
+    public var size: String
+    /// Values processed per call.
+    public var elements: Int
+    /// Bytes of weights read per call (packed bytes; 4·n for Float).
+    public var bytes: Int
+    /// Best time of one call.
+    public var seconds: Double
+    /// Nanoseconds per value.
+    public var nsPerElement: Double { seconds * 1e9 / Double(max(elements, 1)) }
+    /// Float-equivalent throughput (4 bytes per value, as ggml's test-quantize-perf reports), GB/s.
+    public var floatGBps: Double { 4 * Double(elements) / seconds / 1e9 }
+    /// Throughput in bytes actually read (packed weights), GB/s.
+    public var packedGBps: Double { Double(bytes) / seconds / 1e9 }
+    /// 2 flops per weight for GEMV rows, GFLOP/s; 0 otherwise.
+    public var gflops: Double { kernel.hasPrefix("gemv") || kernel == "blas-sgemv" ? 2 * Double(elements) / seconds / 1e9 : 0 }
+  }
+
+  nonisolated(unsafe) static var sink: Float = 0
+
+  /// Wall-clock seconds (CLOCK_MONOTONIC).
+  static func now() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+  }
+
+  /// Best time of `body` over at least 3 calls and at least `minimumSeconds` in total.
+  static func best(minimumSeconds: Double = 0.2, _ body: () -> Void) -> Double {
+    body()  // warm caches and pages
+    var best = Double.infinity, total = 0.0, calls = 0
+    while calls < 3 || total < minimumSeconds {
+      let start = now()
+      body()
+      let t = now() - start
+      best = min(best, t)
+      total += t
+      calls += 1
+      if calls >= 1000 { break }
+    }
+    return best
+  }
+
+  /// Read bandwidth: a 4-accumulator SIMD sum over `bytes` (default 512 MiB, far beyond L3), GB/s.
+  public static func memoryReadBandwidth(bytes: Int = 512 << 20) -> Row {
+    let n = bytes / 4
+    let data = [Float](repeating: 1, count: n)
+    let t = data.withUnsafeBufferPointer { p in best { sink += FloatDot.simd(p.baseAddress!, p.baseAddress!, count: n) } }
+    return Row(kernel: "memory-read", format: "f32", size: "DRAM", elements: n, bytes: bytes, seconds: t)
+  }
+
+  /// fp32 GEMV through OpenBLAS (`BLAS.sgemv`, single thread) at one size.
+  public static func blasGEMV(_ size: Size) -> Row {
+    BLAS.setThreads(1)
+    let rows = size.elements / size.columns
+    let a = [Float](repeating: 0.01, count: size.elements), x = [Float](repeating: 1, count: size.columns)
+    var y = [Float](repeating: 0, count: rows)
+    let t = a.withUnsafeBufferPointer { pa in
+      x.withUnsafeBufferPointer { px in
+        y.withUnsafeMutableBufferPointer { py in
+          best { BLAS.sgemv(rows: rows, columns: size.columns, a: pa.baseAddress!, x: px.baseAddress!, y: py.baseAddress!); sink += py[0] }
+        }
+      }
+    }
+    return Row(kernel: "blas-sgemv", format: "f32", size: size.name, elements: size.elements, bytes: 4 * size.elements, seconds: t)
+  }
+
+  /// Quantize, dequantize and both GEMVs of one format at the given sizes (quantize is timed at the L2 size only,
+  /// single-threaded per row block).
+  public static func run(format: QuantFormat, sizes: [Size] = Size.standard) throws -> [Row] {
+    var rows = [Row]()
+    var tileWeights = [Float]()
+    for size in sizes {
+      let m = size.elements / size.columns
+      let tileRows = min(m, max(1, (1 << 20) / size.columns))
+      if tileWeights.count != tileRows * size.columns {
+        tileWeights = (0..<(tileRows * size.columns)).map { Float(sin(Double($0) * 0.7)) * 0.05 }
+      }
+      let tile = try quantize(tileWeights, rows: tileRows, columns: size.columns, format: format)
+      var bytes = [UInt8]()
+      bytes.reserveCapacity(format.sizeInBytes(rows: m, columns: size.columns))
+      while bytes.count < format.sizeInBytes(rows: m, columns: size.columns) { bytes += tile.bytes }
+      let packed = try PackedTensor(format: format, rows: m, columns: size.columns, bytes: bytes)
+      if size.name == "L2" {
+        let w = (0..<size.elements).map { Float(sin(Double($0) * 0.3)) * 0.05 }
+        let t = best { if let q = try? quantizeSerial(w, rows: m, columns: size.columns, format: format) { sink += Float(q.bytes[0]) } }
+        rows.append(Row(kernel: "quantize", format: format.name, size: size.name, elements: size.elements, bytes: packed.bytes.count, seconds: t))
+      }
+      if size.elements <= 1 << 20 || size.name == "DRAM" {
+        var out = [Float](repeating: 0, count: size.elements)
+        let t = out.withUnsafeMutableBufferPointer { o in best { packed.dequantizeRows(0..<m, into: o, variant: .simd); sink += o[0] } }
+        rows.append(Row(kernel: "dequantize", format: format.name, size: size.name, elements: size.elements, bytes: packed.bytes.count, seconds: t))
+      }
+      let x = (0..<size.columns).map { Float(cos(Double($0))) }
+      var y = [Float](repeating: 0, count: m)
+      for precision in ActivationPrecision.allCases where precision == .float || format.hasIntegerCodes {
+        let t = x.withUnsafeBufferPointer { px in
+          y.withUnsafeMutableBufferPointer { py in best { packed.gemv(px, into: py, activations: precision, variant: .simd); sink += py[0] } }
+        }
+        rows.append(Row(kernel: precision == .float ? "gemv-f32act" : "gemv-q8act", format: format.name, size: size.name,
+          elements: size.elements, bytes: packed.bytes.count, seconds: t))
+      }
+    }
+    return rows
+  }
+
+  /// Single-threaded quantize (the benchmark measures one core).
+  static func quantizeSerial(_ w: [Float], rows: Int, columns: Int, format: QuantFormat) throws -> PackedTensor {
+    let rowSize = format.rowSizeInBytes(columns: columns)
+    var bytes = [UInt8](repeating: 0, count: rows * rowSize)
+    w.withUnsafeBufferPointer { x in
+      bytes.withUnsafeMutableBytes { out in
+        for r in 0..<rows {
+          RowCodec.quantizeRow(format, UnsafeBufferPointer(rebasing: x[(r * columns)..<((r + 1) * columns)]),
+            UnsafeMutableRawBufferPointer(rebasing: out[(r * rowSize)..<((r + 1) * rowSize)]), clip: .none)
+        }
+      }
+    }
+    return try PackedTensor(format: format, rows: rows, columns: columns, bytes: bytes)
+  }
+
+  /// The formats `bitplan bench kernels` measures by default.
+  public static let defaultFormats: [QuantFormat] = ["q4_0", "q8_0", "int4-g32", "int4-g128", "int8", "q4_1", "q5_0", "q5_1",
+    "q4_k", "q6_k", "q2_k", "q3_k", "q5_k", "int3-g128", "int8-g128-asym", "nf4-g64", "ternary-g64", "f16", "bf16"]
+    .map { try! QuantFormat(parsing: $0) }
+}
