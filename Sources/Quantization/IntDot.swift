@@ -12,6 +12,7 @@ enum IntDot {
     var codes: UnsafePointer<Int8>
     var scales: UnsafePointer<Float>
     var sums16: UnsafePointer<Int32>
+    var codes16: UnsafePointer<Int16>
     /// Values per activation scale (32, or the whole vector).
     var blockSize: Int
     /// The scale of the activation block holding value i.
@@ -42,76 +43,68 @@ enum IntDot {
     return sum
   }
 
-  /// Σ over 32-value blocks of `Σ lowNibble·a[j] + highNibble·a[j+16]` for 16 packed bytes (codes 0…15 unsigned).
-  @inline(__always) static func nibbleSum(_ qs: UnsafePointer<UInt8>, _ a: UnsafePointer<Int8>) -> Int32 {
-    var isum: Int32 = 0
-    for j in 0..<16 {
-      isum &+= Int32(qs[j] & 15) &* Int32(a[j]) &+ Int32(qs[j] >> 4) &* Int32(a[j + 16])
-    }
-    return isum
+  /// Σ a over values `start..<start + count` (count a multiple of 16).
+  @inline(__always) static func activationSum(_ act: Activations, from start: Int, count: Int) -> Int32 {
+    var total: Int32 = 0
+    for k in (start / 16)..<((start + count) / 16) { total &+= act.sums16[k] }
+    return total
   }
 
-  /// q4_0 row (`blocks` blocks of 18 bytes) · activations: Σ_b d_w·d_a·(Σ q·a − 8·Σ a).
+  /// One 32-value int4 chunk (16 bytes, q4_0 nibble order) · 32 Int16 activations, codes unsigned 0…15.
+  @inline(__always) static func nibbleChunk(_ q: UnsafePointer<UInt8>, _ a: UnsafePointer<Int16>) -> Int32 {
+    var s: Int32 = 0
+    for j in 0..<16 { s &+= Int32(q[j] & 15) &* Int32(a[j]) &+ Int32(q[j] >> 4) &* Int32(a[j + 16]) }
+    return s
+  }
+
+  /// Four int4 chunks (64 bytes) · 128 activations in one constant-trip loop, so LLVM keeps the products in vector
+  /// registers across all four chunks and reduces once.
+  @inline(__always) static func nibbleChunks4(_ q: UnsafePointer<UInt8>, _ a: UnsafePointer<Int16>) -> Int32 {
+    var s: Int32 = 0
+    for j in 0..<16 {
+      s &+= Int32(q[j] & 15) &* Int32(a[j]) &+ Int32(q[j] >> 4) &* Int32(a[j + 16])
+      s &+= Int32(q[j + 16] & 15) &* Int32(a[j + 32]) &+ Int32(q[j + 16] >> 4) &* Int32(a[j + 48])
+      s &+= Int32(q[j + 32] & 15) &* Int32(a[j + 64]) &+ Int32(q[j + 32] >> 4) &* Int32(a[j + 80])
+      s &+= Int32(q[j + 48] & 15) &* Int32(a[j + 96]) &+ Int32(q[j + 48] >> 4) &* Int32(a[j + 112])
+    }
+    return s
+  }
+
+  /// `count` (32 or 128) int8 codes biased by 128 (flipping the top bit gives the signed code) · activations.
+  @inline(__always) static func byteChunks(_ q: UnsafePointer<UInt8>, _ a: UnsafePointer<Int16>, count: Int) -> Int32 {
+    var s: Int32 = 0
+    for j in 0..<count { s &+= Int32(Int16(Int8(bitPattern: q[j] ^ 0x80)) &* a[j]) }
+    return s
+  }
+
+  /// q4_0 row (`blocks` blocks of 18 bytes) · 32-blocked activations: Σ_b d_w·d_a·(Σ q·a − 8·Σ a).
   static func q4_0(_ w: UnsafeRawPointer, blocks: Int, _ act: Activations) -> Float {
     var sum: Float = 0
     for b in 0..<blocks {
       let p = w + 18 * b
-      let isum = nibbleSum((p + 2).assumingMemoryBound(to: UInt8.self), act.codes + 32 * b)
+      let isum = nibbleChunk((p + 2).assumingMemoryBound(to: UInt8.self), act.codes16 + 32 * b)
         &- 8 &* (act.sums16[2 * b] &+ act.sums16[2 * b + 1])
       sum += BlockBytes.f16(p, 0) * act.scales[b] * Float(isum)
     }
     return sum
   }
 
-  /// q8_0 row (`blocks` blocks of 34 bytes) · activations: Σ_b d_w·d_a·Σ q·a.
+  /// q8_0 row (`blocks` blocks of 34 bytes) · 32-blocked activations: Σ_b d_w·d_a·Σ q·a.
   static func q8_0(_ w: UnsafeRawPointer, blocks: Int, _ act: Activations) -> Float {
     var sum: Float = 0
     for b in 0..<blocks {
       let p = w + 34 * b
-      let q = (p + 2).assumingMemoryBound(to: Int8.self), a = act.codes + 32 * b
+      let q = (p + 2).assumingMemoryBound(to: Int8.self), a = act.codes16 + 32 * b
       var isum: Int32 = 0
-      for j in 0..<32 { isum &+= Int32(q[j]) &* Int32(a[j]) }
+      for j in 0..<32 { isum &+= Int32(Int16(q[j]) &* a[j]) }
       sum += BlockBytes.f16(p, 0) * act.scales[b] * Float(isum)
     }
     return sum
   }
 
-  /// Four 32-value int4 chunks (64 bytes, q4_0 nibble order, codes biased by 8) · 128 activations.
-  @inline(__always) static func nibbleChunks4(_ q: UnsafePointer<UInt8>, _ a: UnsafePointer<Int8>) -> Int32 {
-    var s: Int32 = 0
-    for j in 0..<16 {
-      s &+= (Int32(q[j] & 15) &- 8) &* Int32(a[j]) &+ (Int32(q[j] >> 4) &- 8) &* Int32(a[j + 16])
-      s &+= (Int32(q[j + 16] & 15) &- 8) &* Int32(a[j + 32]) &+ (Int32(q[j + 16] >> 4) &- 8) &* Int32(a[j + 48])
-      s &+= (Int32(q[j + 32] & 15) &- 8) &* Int32(a[j + 64]) &+ (Int32(q[j + 32] >> 4) &- 8) &* Int32(a[j + 80])
-      s &+= (Int32(q[j + 48] & 15) &- 8) &* Int32(a[j + 96]) &+ (Int32(q[j + 48] >> 4) &- 8) &* Int32(a[j + 112])
-    }
-    return s
-  }
-
-  /// One 32-value int4 chunk (16 bytes, biased by 8) · 32 activations.
-  @inline(__always) static func nibbleChunk(_ q: UnsafePointer<UInt8>, _ a: UnsafePointer<Int8>) -> Int32 {
-    var s: Int32 = 0
-    for j in 0..<16 { s &+= (Int32(q[j] & 15) &- 8) &* Int32(a[j]) &+ (Int32(q[j] >> 4) &- 8) &* Int32(a[j + 16]) }
-    return s
-  }
-
-  /// 128 int8 codes (biased by 128: flipping the top bit gives the signed code) · 128 activations.
-  @inline(__always) static func byteChunks4(_ q: UnsafePointer<UInt8>, _ a: UnsafePointer<Int8>) -> Int32 {
-    var s: Int32 = 0
-    for j in 0..<128 { s &+= Int32(Int8(bitPattern: q[j] ^ 0x80)) &* Int32(a[j]) }
-    return s
-  }
-
-  /// 32 int8 codes (biased by 128) · 32 activations.
-  @inline(__always) static func byteChunk(_ q: UnsafePointer<UInt8>, _ a: UnsafePointer<Int8>) -> Int32 {
-    var s: Int32 = 0
-    for j in 0..<32 { s &+= Int32(Int8(bitPattern: q[j] ^ 0x80)) &* Int32(a[j]) }
-    return s
-  }
-
   /// Symmetric int4 or int8 row (`IntegerCodec` layout, groups of `length`) · per-vector activations (one scale
   /// d_a): `d_a·Σ_groups d_w·Σ_group (u − 2^(bits−1))·a`, one exact Int32 sum per group. The constant-trip chunk
-  /// loops (4 chunks, then 1) are what lets LLVM keep the products in vector registers across a whole group.
+  /// loops (4 chunks, then 1) let LLVM keep the products in vector registers across a whole group.
   static func symmetric(_ w: UnsafeRawPointer, columns: Int, length: Int, bits: Int, _ act: Activations) -> Float {
     precondition(act.blockSize >= columns, "symmetric int kernel needs per-vector activations")
     let chunks = (length + 31) / 32
@@ -121,15 +114,17 @@ enum IntDot {
     for g in 0..<(columns / length) {
       let p = w + g * size
       let codes = (p + 2).assumingMemoryBound(to: UInt8.self)
-      let a = act.codes + g * 32 * chunks
+      let start = g * 32 * chunks
+      let a = act.codes16 + start
       var isum: Int32 = 0
       var c = 0
       if bits == 4 {
         while c + 4 <= chunks { isum &+= nibbleChunks4(codes + chunkBytes * c, a + 32 * c); c += 4 }
         while c < chunks { isum &+= nibbleChunk(codes + chunkBytes * c, a + 32 * c); c += 1 }
+        isum &-= 8 &* activationSum(act, from: start, count: 32 * chunks)
       } else {
-        while c + 4 <= chunks { isum &+= byteChunks4(codes + chunkBytes * c, a + 32 * c); c += 4 }
-        while c < chunks { isum &+= byteChunk(codes + chunkBytes * c, a + 32 * c); c += 1 }
+        while c + 4 <= chunks { isum &+= byteChunks(codes + chunkBytes * c, a + 32 * c, count: 128); c += 4 }
+        while c < chunks { isum &+= byteChunks(codes + chunkBytes * c, a + 32 * c, count: 32); c += 1 }
       }
       sum += BlockBytes.f16(p, 0) * Float(isum)
     }

@@ -9,7 +9,7 @@ import TensorCore
 /// (`bitplan bench kernels`). Single-threaded; best of several timed repetitions; every result feeds a sink so the
 /// optimizer cannot drop the work.
 ///
-/// Sizes are named after the cache level the *packed* weights of a GEMV fit in (L1 4K, L2 64K, L3 640K, DRAM 64M
+/// Sizes are named after the cache level the *packed* weights of a GEMV fit in (L1 4096, L2 65,536, L3 655,360, DRAM 65,536,000 — test-quantize-perf's sizes
 /// values, as STYLE §8). A DRAM-size tensor repeats one quantized 1M-value tile (kernel time does not depend on the
 /// values), so building it does not take minutes for the K-quants.
 public enum KernelBenchmark {
@@ -25,7 +25,7 @@ public enum KernelBenchmark {
     /// The four standard sizes.
     public static let standard: [Size] = [
       Size(name: "L1", elements: 4096, columns: 1024), Size(name: "L2", elements: 65_536, columns: 4096),
-      Size(name: "L3", elements: 655_360, columns: 4096), Size(name: "DRAM", elements: 67_108_864, columns: 4096),
+      Size(name: "L3", elements: 655_360, columns: 4096), Size(name: "DRAM", elements: 65_536_000, columns: 4096),
     ]
   }
 

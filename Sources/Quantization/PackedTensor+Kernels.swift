@@ -74,11 +74,13 @@ extension PackedTensor {
     precondition(format.hasIntegerCodes, "\(format.name) has no integer codes")
     precondition(a.count == columns && y.count == rows, "gemv: W [\(rows), \(columns)], a \(a.count), y \(y.count)")
     let size = rowSizeInBytes
+    a.codes16.withUnsafeBufferPointer { codes16 in
     a.codes.withUnsafeBufferPointer { codes in
       a.scales.withUnsafeBufferPointer { scales in
         a.sums16.withUnsafeBufferPointer { sums in
           let act = IntDot.Activations(
-            codes: codes.baseAddress!, scales: scales.baseAddress!, sums16: sums.baseAddress!, blockSize: a.blockSize)
+            codes: codes.baseAddress!, scales: scales.baseAddress!, sums16: sums.baseAddress!,
+            codes16: codes16.baseAddress!, blockSize: a.blockSize)
           withRows(0..<rows) { src in
             guard let base = src.baseAddress else { return }
             if variant != .reference, let fused = fusedDot(activationBlock: a.blockSize) {
@@ -100,6 +102,7 @@ extension PackedTensor {
           }
         }
       }
+    }
     }
   }
 

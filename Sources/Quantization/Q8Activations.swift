@@ -5,7 +5,8 @@
 /// −127…127, `x_i ≈ d_b·a_i` with error ≤ d_b/2. GGML formats use blocks of 32 (like ggml's q8_0); the integer and
 /// ternary formats use one block for the whole vector (per-token quantization), so a weight group's integer dot
 /// needs one scale multiply, not one per 32 values. `sums16[k]` is Σ a_i over values 16k…16k+15, used by formats
-/// with an offset (x̂ = s·q + m needs m·Σ a). Codes are padded with zeros to a multiple of `blockSize` (and of 32).
+/// with an offset (x̂ = s·q + m needs m·Σ a) and by the fused kernels, which multiply unsigned codes and subtract
+/// the bias times Σ a. Codes are padded with zeros to a multiple of `blockSize` (and of 32).
 public struct Q8Activations: Sendable, Equatable {
   /// Number of real values.
   public let count: Int
@@ -17,6 +18,9 @@ public struct Q8Activations: Sendable, Equatable {
   public private(set) var scales: [Float]
   /// Σ codes over each 16 values.
   public private(set) var sums16: [Int32]
+  /// The codes widened to Int16 once per vector, so the fused kernels multiply 16-bit lanes without re-extending
+  /// the activations for every weight row.
+  public private(set) var codes16: [Int16]
 
   /// Quantizes `x` in blocks of `blockSize` (a multiple of 32), or as one block when `blockSize` is nil.
   public init(_ x: UnsafeBufferPointer<Float>, blockSize: Int? = 32) {
@@ -50,6 +54,7 @@ public struct Q8Activations: Sendable, Equatable {
     self.codes = codes
     self.scales = scales
     self.sums16 = sums
+    self.codes16 = codes.map { Int16($0) }
   }
 
   /// Quantizes an array.
