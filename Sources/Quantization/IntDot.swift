@@ -77,29 +77,57 @@ enum IntDot {
     return s
   }
 
+  /// Σ_b d_w(b)·d_a(b)·isum(b) in two passes over tiles of 64 blocks: integer block sums (and weight scales) into
+  /// a small buffer first, then the scaling in 8 Float lanes. Keeping the Float add chain out of the integer loop
+  /// took q4_0 from 3.6 to 1.6 ns per 32 values (measured, /tmp microbenchmark, `-target-cpu native`).
+  @inline(__always) static func scaledBlockSum(
+    blocks: Int, _ act: Activations, _ block: (Int) -> (isum: Int32, scale: Float)
+  ) -> Float {
+    withUnsafeTemporaryAllocation(of: Int32.self, capacity: 64) { isums in
+      withUnsafeTemporaryAllocation(of: Float.self, capacity: 64) { scales in
+        var total: Float = 0
+        var b0 = 0
+        while b0 < blocks {
+          let m = min(64, blocks - b0)
+          for k in 0..<m { (isums[k], scales[k]) = block(b0 + k) }
+          var lanes = SIMD8<Float>()
+          var k = 0
+          while k + 8 <= m {
+            for l in 0..<8 { lanes[l] += scales[k + l] * act.scales[b0 + k + l] * Float(isums[k + l]) }
+            k += 8
+          }
+          var tail: Float = 0
+          while k < m {
+            tail += scales[k] * act.scales[b0 + k] * Float(isums[k])
+            k += 1
+          }
+          total += lanes.sum() + tail
+          b0 += m
+        }
+        return total
+      }
+    }
+  }
+
   /// q4_0 row (`blocks` blocks of 18 bytes) · 32-blocked activations: Σ_b d_w·d_a·(Σ q·a − 8·Σ a).
   static func q4_0(_ w: UnsafeRawPointer, blocks: Int, _ act: Activations) -> Float {
-    var sum: Float = 0
-    for b in 0..<blocks {
+    scaledBlockSum(blocks: blocks, act) { b in
       let p = w + 18 * b
       let isum = nibbleChunk((p + 2).assumingMemoryBound(to: UInt8.self), act.codes16 + 32 * b)
         &- 8 &* (act.sums16[2 * b] &+ act.sums16[2 * b + 1])
-      sum += BlockBytes.f16(p, 0) * act.scales[b] * Float(isum)
+      return (isum, BlockBytes.f16(p, 0))
     }
-    return sum
   }
 
   /// q8_0 row (`blocks` blocks of 34 bytes) · 32-blocked activations: Σ_b d_w·d_a·Σ q·a.
   static func q8_0(_ w: UnsafeRawPointer, blocks: Int, _ act: Activations) -> Float {
-    var sum: Float = 0
-    for b in 0..<blocks {
+    scaledBlockSum(blocks: blocks, act) { b in
       let p = w + 34 * b
       let q = (p + 2).assumingMemoryBound(to: Int8.self), a = act.codes16 + 32 * b
       var isum: Int32 = 0
       for j in 0..<32 { isum &+= Int32(Int16(q[j]) &* a[j]) }
-      sum += BlockBytes.f16(p, 0) * act.scales[b] * Float(isum)
+      return (isum, BlockBytes.f16(p, 0))
     }
-    return sum
   }
 
   /// Symmetric int4 or int8 row (`IntegerCodec` layout, groups of `length`) · per-vector activations (one scale

@@ -31,7 +31,7 @@ public enum KernelBenchmark {
 
   /// One measured line.
   public struct Row: Sendable, Codable, Equatable {
-    /// `quantize`, `dequantize`, `gemv-f32act`, `gemv-q8act`, `blas-sgemv`, `memory-read`.
+    /// `quantize`, `dequantize`, `gemv-f32act`, `quantize-act`, `gemv-q8act`, `blas-sgemv`, `memory-read`.
     public var kernel: String
     /// Format name (`f32` for BLAS and memory rows).
     public var format: String
@@ -130,12 +130,21 @@ public enum KernelBenchmark {
       }
       let x = (0..<size.columns).map { Float(cos(Double($0))) }
       var y = [Float](repeating: 0, count: m)
-      for precision in ActivationPrecision.allCases where precision == .float || format.hasIntegerCodes {
-        let t = x.withUnsafeBufferPointer { px in
-          y.withUnsafeMutableBufferPointer { py in best { packed.gemv(px, into: py, activations: precision, variant: .simd); sink += py[0] } }
-        }
-        rows.append(Row(kernel: precision == .float ? "gemv-f32act" : "gemv-q8act", format: format.name, size: size.name,
-          elements: size.elements, bytes: packed.bytes.count, seconds: t))
+      let tf = x.withUnsafeBufferPointer { px in
+        y.withUnsafeMutableBufferPointer { py in best { packed.gemv(px, into: py, activations: .float, variant: .simd); sink += py[0] } }
+      }
+      rows.append(Row(kernel: "gemv-f32act", format: format.name, size: size.name, elements: size.elements,
+        bytes: packed.bytes.count, seconds: tf))
+      if format.hasIntegerCodes {
+        // Activations are quantized once per token and shared by every matrix that reads them, so the kernel row
+        // (the counterpart of ggml's vec_dot_q) takes them pre-quantized; `quantize-act` times that step alone.
+        let activations = Q8Activations(x, blockSize: packed.activationBlockSize)
+        let ta = best { sink += Q8Activations(x, blockSize: packed.activationBlockSize).scales[0] }
+        rows.append(Row(kernel: "quantize-act", format: format.name, size: size.name, elements: size.columns,
+          bytes: 4 * size.columns, seconds: ta))
+        let tq = y.withUnsafeMutableBufferPointer { py in best { packed.gemvInt8(activations, into: py, variant: .simd); sink += py[0] } }
+        rows.append(Row(kernel: "gemv-q8act", format: format.name, size: size.name, elements: size.elements,
+          bytes: packed.bytes.count, seconds: tq))
       }
     }
     return rows

@@ -30,31 +30,39 @@ public struct Q8Activations: Sendable, Equatable {
     let block = blockSize ?? max(padded, 32)
     self.blockSize = block
     let blocks = (padded + block - 1) / block
-    var codes = [Int8](repeating: 0, count: blocks * block)
+    let total = blocks * block
     var scales = [Float](repeating: 0, count: blocks)
-    var sums = [Int32](repeating: 0, count: blocks * block / 16)
-    codes.withUnsafeMutableBufferPointer { q in
-      sums.withUnsafeMutableBufferPointer { s in
-        for b in 0..<blocks {
-          let range = (b * block)..<min(x.count, (b + 1) * block)
-          var amax: Float = 0
-          for i in range { amax = max(amax, abs(x[i])) }
-          let d = amax / 127
-          let id: Float = d != 0 ? 1 / d : 0
-          scales[b] = d
-          for i in range { q[i] = Int8(BlockBytes.roundAway(x[i] * id)) }
-        }
-        for k in 0..<s.count {
-          var total: Int32 = 0
-          for i in 0..<16 { total &+= Int32(q[16 * k + i]) }
-          s[k] = total
-        }
+    let codes = [Int8](unsafeUninitializedCapacity: total) { q, initialized in
+      q.initialize(repeating: 0)
+      initialized = total
+      for b in 0..<blocks {
+        let range = (b * block)..<min(x.count, (b + 1) * block)
+        // |x| bit patterns order like the values, and an integer max reduction vectorizes (a Float one does not).
+        var amaxBits: UInt32 = 0
+        for i in range { amaxBits = max(amaxBits, x[i].bitPattern & 0x7FFF_FFFF) }
+        let d = Float(bitPattern: amaxBits) / 127
+        let id: Float = d != 0 ? 1 / d : 0
+        scales[b] = d
+        for i in range { q[i] = BlockBytes.roundAwayToInt8(x[i] * id) }
       }
     }
     self.codes = codes
     self.scales = scales
-    self.sums16 = sums
-    self.codes16 = codes.map { Int16($0) }
+    (self.codes16, self.sums16) = codes.withUnsafeBufferPointer { q in
+      let wide = [Int16](unsafeUninitializedCapacity: total) { w, initialized in
+        for i in 0..<total { w[i] = Int16(q[i]) }
+        initialized = total
+      }
+      let sums = [Int32](unsafeUninitializedCapacity: total / 16) { s, initialized in
+        for k in 0..<(total / 16) {
+          var sum: Int32 = 0
+          for i in 0..<16 { sum &+= Int32(q[16 * k + i]) }
+          s[k] = sum
+        }
+        initialized = total / 16
+      }
+      return (wide, sums)
+    }
   }
 
   /// Quantizes an array.
