@@ -20,7 +20,7 @@ struct KernelTests {
   @Test(arguments: formats)
   func gemvFloatMatchesReference(format: QuantFormat) throws {
     let rows = 3
-    for n in tailLengths where format.canQuantize(rows: rows, columns: n) {
+    for n in tailLengths + [2304] where format.canQuantize(rows: rows, columns: n) {
       let w = randomFloats(rows * n, seed: 1, scale: 0.1), x = randomFloats(n, seed: 2)
       let packed = try quantize(w, rows: rows, columns: n, format: format)
       let want = packed.gemv(x, variant: .reference), got = packed.gemv(x, variant: .simd)
@@ -35,7 +35,7 @@ struct KernelTests {
   @Test(arguments: formats.filter(\.hasIntegerCodes))
   func gemvInt8MatchesReference(format: QuantFormat) throws {
     let rows = 3
-    for n in tailLengths where format.canQuantize(rows: rows, columns: n) {
+    for n in tailLengths + [2304] where format.canQuantize(rows: rows, columns: n) {
       let w = randomFloats(rows * n, seed: 3, scale: 0.1), x = randomFloats(n, seed: 4)
       let packed = try quantize(w, rows: rows, columns: n, format: format)
       let want = packed.gemv(x, activations: .int8, variant: .reference)
