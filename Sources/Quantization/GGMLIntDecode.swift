@@ -20,7 +20,7 @@ enum GGMLIntDecode {
       case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0:
         let d = BlockBytes.f16(p, 0)
         let m: Float = type.hasMinimum ? BlockBytes.f16(p, 2) : 0
-        let qs = [GGMLType.q4_0: 2, .q4_1: 4, .q5_0: 6, .q5_1: 8][type] ?? 2
+        let qs = type == .q4_0 ? 2 : type == .q4_1 ? 4 : type == .q5_0 ? 6 : 8  // after d, m, qh
         let qh = type == .q5_0 ? 2 : 4
         for j in 0..<32 {
           var q: Int

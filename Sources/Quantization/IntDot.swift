@@ -4,7 +4,7 @@
 /// how those partial sums are scaled and added in floating point.
 /// - `decodedReference`: any integer format through `DecodedIntRow`, Double accumulation. The answer.
 /// - `decodedFast`: the same decode, Float accumulation.
-/// - `q4_0`, `q8_0`, `int4`, `int8`: fused loops over the packed bytes (no decode), Float accumulation, written as
+/// - `q4_0`, `q8_0`, `integer` (int4 / int8, symmetric or not): fused loops over the packed bytes (no decode), Float accumulation, written as
 ///   plain integer loops that LLVM vectorizes with `-target-cpu native` (STYLE §6).
 enum IntDot {
   /// Raw view of `Q8Activations`.
@@ -70,13 +70,6 @@ enum IntDot {
     return s
   }
 
-  /// `count` (32 or 128) int8 codes biased by 128 (flipping the top bit gives the signed code) · activations.
-  @inline(__always) static func byteChunks(_ q: UnsafePointer<UInt8>, _ a: UnsafePointer<Int16>, count: Int) -> Int32 {
-    var s: Int32 = 0
-    for j in 0..<count { s &+= Int32(Int16(Int8(bitPattern: q[j] ^ 0x80)) &* a[j]) }
-    return s
-  }
-
   /// Σ_b d_w(b)·d_a(b)·isum(b) in two passes over tiles of 64 blocks: integer block sums (and weight scales) into
   /// a small buffer first, then the scaling in 8 Float lanes. Keeping the Float add chain out of the integer loop
   /// took q4_0 from 3.6 to 1.6 ns per 32 values (measured, /tmp microbenchmark, `-target-cpu native`).
@@ -130,29 +123,35 @@ enum IntDot {
     }
   }
 
-  /// Symmetric int4 or int8 row (`IntegerCodec` layout, groups of `length`) · per-vector activations (one scale
-  /// d_a): `d_a·Σ_groups d_w·Σ_group (u − 2^(bits−1))·a`, one exact Int32 sum per group. The constant-trip chunk
-  /// loops (4 chunks, then 1) let LLVM keep the products in vector registers across a whole group.
-  static func symmetric(_ w: UnsafeRawPointer, columns: Int, length: Int, bits: Int, _ act: Activations) -> Float {
-    precondition(act.blockSize >= columns, "symmetric int kernel needs per-vector activations")
+  /// int4 or int8 row in the `IntegerCodec` layout (groups of `length`, symmetric or with a u8 zero point z) · per-vector
+  /// activations (one scale d_a): `d_a·Σ_groups s_w·(Σ_group u·a − z·Σ_group a)`, one exact Int32 sum per group.
+  /// int4 multiplies unsigned nibbles with the Int16-widened activations in constant-trip 4-chunk loops (one
+  /// reduction per 128 values); int8 flips the top bit (u − 128, signed) and multiplies Int8 by Int8 over the whole
+  /// group, correcting by (z − 128)·Σ a.
+  static func integer(
+    _ w: UnsafeRawPointer, columns: Int, length: Int, bits: Int, symmetric: Bool, _ act: Activations
+  ) -> Float {
+    precondition(act.blockSize >= columns, "the fused integer kernel needs per-vector activations")
     let chunks = (length + 31) / 32
-    let size = IntegerCodec.groupBytes(length: length, bits: bits, symmetric: true)
-    let chunkBytes = 4 * bits
+    let size = IntegerCodec.groupBytes(length: length, bits: bits, symmetric: symmetric)
+    let chunkBytes = 4 * bits, codeOffset = symmetric ? 2 : 3
     var sum: Float = 0
     for g in 0..<(columns / length) {
       let p = w + g * size
-      let codes = (p + 2).assumingMemoryBound(to: UInt8.self)
+      let codes = (p + codeOffset).assumingMemoryBound(to: UInt8.self)
+      let zero = symmetric ? Int32(1 << (bits - 1)) : Int32(p.load(fromByteOffset: 2, as: UInt8.self))
       let start = g * 32 * chunks
-      let a = act.codes16 + start
       var isum: Int32 = 0
-      var c = 0
       if bits == 4 {
+        let a = act.codes16 + start
+        var c = 0
         while c + 4 <= chunks { isum &+= nibbleChunks4(codes + chunkBytes * c, a + 32 * c); c += 4 }
         while c < chunks { isum &+= nibbleChunk(codes + chunkBytes * c, a + 32 * c); c += 1 }
-        isum &-= 8 &* activationSum(act, from: start, count: 32 * chunks)
+        isum &-= zero &* activationSum(act, from: start, count: 32 * chunks)
       } else {
-        while c + 4 <= chunks { isum &+= byteChunks(codes + chunkBytes * c, a + 32 * c, count: 128); c += 4 }
-        while c < chunks { isum &+= byteChunks(codes + chunkBytes * c, a + 32 * c, count: 32); c += 1 }
+        let a = act.codes + start
+        for j in 0..<(32 * chunks) { isum &+= Int32(Int8(bitPattern: codes[j] ^ 0x80)) &* Int32(a[j]) }
+        if zero != 128 { isum &-= (zero &- 128) &* activationSum(act, from: start, count: 32 * chunks) }
       }
       sum += BlockBytes.f16(p, 0) * Float(isum)
     }

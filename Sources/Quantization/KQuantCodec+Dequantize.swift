@@ -101,10 +101,12 @@ extension KQuantCodec {
           for group in 0..<4 {
             let lowShift = UInt8(group < 2 ? 0 : 4), highShift = UInt8(2 * group)
             let lq = ql + 32 * (group % 2)
-            for l in 0..<32 {
-              let q = Int(((lq[l] >> lowShift) & 15) | (((qh[l] >> highShift) & 3) << 4)) - 32
-              let sc = Int8(bitPattern: qs[192 + 8 * half + 2 * group + l / 16])
-              y[128 * half + 32 * group + l] = d * Float(sc) * Float(q)
+            for part in 0..<2 {
+              let sc = Float(Int8(bitPattern: qs[192 + 8 * half + 2 * group + part]))
+              for l in (16 * part)..<(16 * part + 16) {
+                let q = Int(((lq[l] >> lowShift) & 15) | (((qh[l] >> highShift) & 3) << 4)) - 32
+                y[128 * half + 32 * group + l] = d * sc * Float(q)
+              }
             }
           }
         }

@@ -117,6 +117,7 @@ public enum KernelBenchmark {
       var bytes = [UInt8]()
       bytes.reserveCapacity(format.sizeInBytes(rows: m, columns: size.columns))
       while bytes.count < format.sizeInBytes(rows: m, columns: size.columns) { bytes += tile.bytes }
+      bytes.removeLast(bytes.count - format.sizeInBytes(rows: m, columns: size.columns))  // whole rows: tiles hold whole rows
       let packed = try PackedTensor(format: format, rows: m, columns: size.columns, bytes: bytes)
       if size.name == "L2" {
         let w = (0..<size.elements).map { Float(sin(Double($0) * 0.3)) * 0.05 }
@@ -166,7 +167,7 @@ public enum KernelBenchmark {
   }
 
   /// The formats `bitplan bench kernels` measures by default.
-  public static let defaultFormats: [QuantFormat] = ["q4_0", "q8_0", "int4-g32", "int4-g128", "int8", "q4_1", "q5_0", "q5_1",
+  public static let defaultFormats: [QuantFormat] = ["q4_0", "q8_0", "int4", "int4-g32", "int4-g128", "int8", "int8-g128", "int4-g128-asym", "q4_1", "q5_0", "q5_1",
     "q4_k", "q6_k", "q2_k", "q3_k", "q5_k", "int3-g128", "int8-g128-asym", "nf4-g64", "ternary-g64", "f16", "bf16"]
     .map { try! QuantFormat(parsing: $0) }
 }

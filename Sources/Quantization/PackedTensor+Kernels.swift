@@ -28,7 +28,7 @@ extension PackedTensor {
   /// - `.float`: each row is dequantized into a scratch row and dotted with x (reference: reference dequantizer and
   ///   a Double dot; simd: block dequantizer and a 4 × SIMD8 dot).
   /// - `.int8`: x is quantized once to `Q8Activations`; each row's codes meet it in Int32 block sums (reference:
-  ///   generic decode + Double; simd: fused kernels for q4_0, q8_0, symmetric int4/int8, else decode + Float).
+  ///   generic decode + Double; simd: fused kernels for q4_0, q8_0, int4 and int8, else decode + Float).
   ///   Formats without integer codes use `.float`.
   /// Single-threaded.
   public func gemv(
@@ -112,9 +112,9 @@ extension PackedTensor {
     switch format.scheme {
     case .ggml(.q4_0) where activationBlock == 32: return { IntDot.q4_0($0, blocks: columns / 32, $1) }
     case .ggml(.q8_0) where activationBlock == 32: return { IntDot.q8_0($0, blocks: columns / 32, $1) }
-    case .integer(let bits) where (bits == 4 || bits == 8) && format.symmetric && activationBlock >= columns:
-      let length = format.groupSize ?? columns
-      return { IntDot.symmetric($0, columns: columns, length: length, bits: bits, $1) }
+    case .integer(let bits) where (bits == 4 || bits == 8) && activationBlock >= columns:
+      let length = format.groupSize ?? columns, symmetric = format.symmetric
+      return { IntDot.integer($0, columns: columns, length: length, bits: bits, symmetric: symmetric, $1) }
     default: return nil
     }
   }

@@ -6,7 +6,7 @@ import _TestSupport
 /// GEMV and GEMM variants against their references, over every SIMD tail.
 struct KernelTests {
   static let formats: [QuantFormat] = ["q4_0", "q8_0", "q4_1", "q5_0", "q5_1", "int4", "int8", "int4-g32", "int8-g64",
-    "int3-g32-asym", "int5", "ternary", "nf4", "f16", "bf16", "q4_k", "q6_k", "q2_k", "q3_k", "q5_k"].map { try! QuantFormat(parsing: $0) }
+    "int3-g32-asym", "int4-g64-asym", "int8-asym", "int4-asym", "int5", "ternary", "nf4", "f16", "bf16", "q4_k", "q6_k", "q2_k", "q3_k", "q5_k"].map { try! QuantFormat(parsing: $0) }
 
   /// Float dot tolerance: the SIMD dot sums n/32 products per lane, then 8 lanes and a ≤31-term tail, so at most
   /// n/32 + 40 rounded additions in Float; the reference is exact to 2⁻⁵³ and rounded once:
