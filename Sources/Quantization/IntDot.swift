@@ -70,28 +70,26 @@ enum IntDot {
     return s
   }
 
-  /// Σ_b d_w(b)·d_a(b)·isum(b) in two passes over tiles of 64 blocks: integer block sums (and weight scales) into
-  /// a small buffer first, then the scaling in 8 Float lanes. Keeping the Float add chain out of the integer loop
-  /// took q4_0 from 3.6 to 1.6 ns per 32 values (measured, /tmp microbenchmark, `-target-cpu native`).
-  @inline(__always) static func scaledBlockSum(
-    blocks: Int, _ act: Activations, _ block: (Int) -> (isum: Int32, scale: Float)
-  ) -> Float {
+  /// Σ_k scale(k)·isum(k) over `count` blocks or groups, in two passes over tiles of 64: integer sums and scales
+  /// into a small buffer first, then the scaling in 8 Float lanes. Keeping the Float add chain out of the integer
+  /// loop took q4_0 from 3.6 to 1.6 ns per 32 values (measured, microbenchmark, `-target-cpu native`).
+  @inline(__always) static func scaledSum(count: Int, _ block: (Int) -> (isum: Int32, scale: Float)) -> Float {
     withUnsafeTemporaryAllocation(of: Int32.self, capacity: 64) { isums in
       withUnsafeTemporaryAllocation(of: Float.self, capacity: 64) { scales in
         var total: Float = 0
         var b0 = 0
-        while b0 < blocks {
-          let m = min(64, blocks - b0)
+        while b0 < count {
+          let m = min(64, count - b0)
           for k in 0..<m { (isums[k], scales[k]) = block(b0 + k) }
           var lanes = SIMD8<Float>()
           var k = 0
           while k + 8 <= m {
-            for l in 0..<8 { lanes[l] += scales[k + l] * act.scales[b0 + k + l] * Float(isums[k + l]) }
+            for l in 0..<8 { lanes[l] += scales[k + l] * Float(isums[k + l]) }
             k += 8
           }
           var tail: Float = 0
           while k < m {
-            tail += scales[k] * act.scales[b0 + k] * Float(isums[k])
+            tail += scales[k] * Float(isums[k])
             k += 1
           }
           total += lanes.sum() + tail
@@ -104,22 +102,22 @@ enum IntDot {
 
   /// q4_0 row (`blocks` blocks of 18 bytes) · 32-blocked activations: Σ_b d_w·d_a·(Σ q·a − 8·Σ a).
   static func q4_0(_ w: UnsafeRawPointer, blocks: Int, _ act: Activations) -> Float {
-    scaledBlockSum(blocks: blocks, act) { b in
+    scaledSum(count: blocks) { b in
       let p = w + 18 * b
       let isum = nibbleChunk((p + 2).assumingMemoryBound(to: UInt8.self), act.codes16 + 32 * b)
         &- 8 &* (act.sums16[2 * b] &+ act.sums16[2 * b + 1])
-      return (isum, BlockBytes.f16(p, 0))
+      return (isum, BlockBytes.f16(p, 0) * act.scales[b])
     }
   }
 
   /// q8_0 row (`blocks` blocks of 34 bytes) · 32-blocked activations: Σ_b d_w·d_a·Σ q·a.
   static func q8_0(_ w: UnsafeRawPointer, blocks: Int, _ act: Activations) -> Float {
-    scaledBlockSum(blocks: blocks, act) { b in
+    scaledSum(count: blocks) { b in
       let p = w + 34 * b
       let q = (p + 2).assumingMemoryBound(to: Int8.self), a = act.codes16 + 32 * b
       var isum: Int32 = 0
       for j in 0..<32 { isum &+= Int32(Int16(q[j]) &* a[j]) }
-      return (isum, BlockBytes.f16(p, 0))
+      return (isum, BlockBytes.f16(p, 0) * act.scales[b])
     }
   }
 
@@ -128,15 +126,16 @@ enum IntDot {
   /// int4 multiplies unsigned nibbles with the Int16-widened activations in constant-trip 4-chunk loops (one
   /// reduction per 128 values); int8 flips the top bit (u − 128, signed) and multiplies Int8 by Int8 over the whole
   /// group, correcting by (z − 128)·Σ a.
+  /// `groupSums[g]` = Σ a over group g (padded to whole chunks), computed once per activation vector.
   static func integer(
-    _ w: UnsafeRawPointer, columns: Int, length: Int, bits: Int, symmetric: Bool, _ act: Activations
+    _ w: UnsafeRawPointer, columns: Int, length: Int, bits: Int, symmetric: Bool, _ act: Activations,
+    groupSums: UnsafePointer<Int32>
   ) -> Float {
     precondition(act.blockSize >= columns, "the fused integer kernel needs per-vector activations")
     let chunks = (length + 31) / 32
     let size = IntegerCodec.groupBytes(length: length, bits: bits, symmetric: symmetric)
     let chunkBytes = 4 * bits, codeOffset = symmetric ? 2 : 3
-    var sum: Float = 0
-    for g in 0..<(columns / length) {
+    let sum = scaledSum(count: columns / length) { g in
       let p = w + g * size
       let codes = (p + codeOffset).assumingMemoryBound(to: UInt8.self)
       let zero = symmetric ? Int32(1 << (bits - 1)) : Int32(p.load(fromByteOffset: 2, as: UInt8.self))
@@ -144,16 +143,24 @@ enum IntDot {
       var isum: Int32 = 0
       if bits == 4 {
         let a = act.codes16 + start
-        var c = 0
-        while c + 4 <= chunks { isum &+= nibbleChunks4(codes + chunkBytes * c, a + 32 * c); c += 4 }
-        while c < chunks { isum &+= nibbleChunk(codes + chunkBytes * c, a + 32 * c); c += 1 }
-        isum &-= zero &* activationSum(act, from: start, count: 32 * chunks)
+        if chunks == 1 {
+          isum = nibbleChunk(codes, a)  // groups of 32: the q4_0 shape, no chunk loop
+        } else {
+          var c = 0
+          while c + 4 <= chunks { isum &+= nibbleChunks4(codes + chunkBytes * c, a + 32 * c); c += 4 }
+          while c < chunks { isum &+= nibbleChunk(codes + chunkBytes * c, a + 32 * c); c += 1 }
+        }
+        isum &-= zero &* groupSums[g]
       } else {
         let a = act.codes + start
-        for j in 0..<(32 * chunks) { isum &+= Int32(Int8(bitPattern: codes[j] ^ 0x80)) &* Int32(a[j]) }
-        if zero != 128 { isum &-= (zero &- 128) &* activationSum(act, from: start, count: 32 * chunks) }
+        if chunks == 1 {
+          for j in 0..<32 { isum &+= Int32(Int8(bitPattern: codes[j] ^ 0x80)) &* Int32(a[j]) }
+        } else {
+          for j in 0..<(32 * chunks) { isum &+= Int32(Int8(bitPattern: codes[j] ^ 0x80)) &* Int32(a[j]) }
+        }
+        if zero != 128 { isum &-= (zero &- 128) &* groupSums[g] }
       }
-      sum += BlockBytes.f16(p, 0) * Float(isum)
+      return (isum, BlockBytes.f16(p, 0))
     }
     return sum * act.scales[0]
   }

@@ -83,8 +83,9 @@ extension PackedTensor {
             codes16: codes16.baseAddress!, blockSize: a.blockSize)
           withRows(0..<rows) { src in
             guard let base = src.baseAddress else { return }
-            if variant != .reference, let fused = fusedDot(activationBlock: a.blockSize) {
-              for r in 0..<rows { y[r] = fused(base + r * size, act) }
+            if variant != .reference, let fused = fusedDot(act) {
+              defer { fused.done() }
+              for r in 0..<rows { y[r] = fused.kernel(base + r * size, act) }
               return
             }
             let units = (columns + 15) / 16
@@ -106,15 +107,21 @@ extension PackedTensor {
     }
   }
 
-  /// The fused row kernel for this format and activation block, if there is one.
-  func fusedDot(activationBlock: Int) -> ((UnsafeRawPointer, IntDot.Activations) -> Float)? {
-    let columns = self.columns
+  /// The fused row kernel for this format and these activations, if there is one, and a cleanup to call after the
+  /// last row.
+  func fusedDot(_ act: IntDot.Activations) -> (kernel: (UnsafeRawPointer, IntDot.Activations) -> Float, done: () -> Void)? {
+    let columns = self.columns, activationBlock = act.blockSize
     switch format.scheme {
-    case .ggml(.q4_0) where activationBlock == 32: return { IntDot.q4_0($0, blocks: columns / 32, $1) }
-    case .ggml(.q8_0) where activationBlock == 32: return { IntDot.q8_0($0, blocks: columns / 32, $1) }
+    case .ggml(.q4_0) where activationBlock == 32: return ({ IntDot.q4_0($0, blocks: columns / 32, $1) }, {})
+    case .ggml(.q8_0) where activationBlock == 32: return ({ IntDot.q8_0($0, blocks: columns / 32, $1) }, {})
     case .integer(let bits) where (bits == 4 || bits == 8) && activationBlock >= columns:
       let length = format.groupSize ?? columns, symmetric = format.symmetric
-      return { IntDot.integer($0, columns: columns, length: length, bits: bits, symmetric: symmetric, $1) }
+      let chunkValues = (length + 31) / 32 * 32
+      // Σ a per weight group, once per activation vector (the zero-point correction of every row).
+      let groupSums = UnsafeMutablePointer<Int32>.allocate(capacity: columns / length)
+      for g in 0..<(columns / length) { groupSums[g] = IntDot.activationSum(act, from: g * chunkValues, count: chunkValues) }
+      return ({ IntDot.integer($0, columns: columns, length: length, bits: bits, symmetric: symmetric, $1, groupSums: groupSums) },
+        { groupSums.deallocate() })
     default: return nil
     }
   }
