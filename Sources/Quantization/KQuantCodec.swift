@@ -1,6 +1,6 @@
 /// GGML's K-quants (q2_K … q6_K): super-blocks of `QK_K` = 256 values with quantized sub-block scales, laid out
 /// byte for byte as ggml-common.h's `block_qN_K`, quantized by the algorithm of ggml's `quantize_row_qN_K_ref`
-/// (no importance matrix).
+/// (no importance matrix). GGMLGoldenTests checks every byte against ggml itself (scripts/ggml_quant_golden.sh).
 ///
 /// Formulas (d, dmin: f16 super-block scales; sc, m: per-sub-block integer scale and min):
 /// - q2_K: 16 sub-blocks of 16, `x̂ = d·sc·q − dmin·m`, q in 0…3, sc and m 4-bit (one byte: sc | m << 4).

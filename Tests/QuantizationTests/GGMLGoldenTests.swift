@@ -61,4 +61,19 @@ struct GGMLGoldenTests {
       }
     }
   }
+
+  /// K-quant quantizers against ggml itself (`ggml_quantize_chunk`, no imatrix; fixture from
+  /// scripts/ggml_quant_golden.sh): every super-block byte for byte.
+  @Test func kQuantQuantizersMatchGGMLByteForByte() throws {
+    let cases = try Self.load("ggml_kquant")
+    #expect(cases.count == 15)
+    for c in cases {
+      let packed = try quantize(c.values, rows: 1, columns: c.values.count, format: .ggml(c.type))
+      let size = c.type.bytesPerBlock
+      for b in 0..<(c.bytes.count / size) {
+        let range = (b * size)..<((b + 1) * size)
+        #expect(Array(packed.bytes[range]) == Array(c.bytes[range]), "\(c.type.ggmlName) super-block \(b)")
+      }
+    }
+  }
 }
