@@ -22,7 +22,7 @@ let package = Package(
     .target(name: "HDF5", dependencies: ["CHDF5"]),
     // MARK: - Layers
     .target(name: "ModelIO", dependencies: ["TensorCore"]),
-    .target(name: "Quantization", dependencies: ["TensorCore"]),
+    .target(name: "Quantization", dependencies: ["TensorCore"], exclude: ["README.md"]),
     .target(name: "Engine", dependencies: ["TensorCore", "Quantization"]),
     // MARK: - Command line
     .executableTarget(
