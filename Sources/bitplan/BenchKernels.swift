@@ -19,11 +19,22 @@ struct BenchKernels: ParsableCommand {
   @Flag(help: "Print JSON rows instead of a table.")
   var json = false
 
+  private var chosenSizes: [KernelBenchmark.Size] {
+    let names = sizes.split(separator: ",").map { String($0).uppercased() }
+    return KernelBenchmark.Size.standard.filter { names.contains($0.name.uppercased()) }
+  }
+
+  func validate() throws {
+    let names = sizes.split(separator: ",").map { String($0).uppercased() }
+    guard !names.isEmpty, names.allSatisfy({ ["L1", "L2", "L3", "DRAM"].contains($0) }) else {
+      throw ValidationError("--sizes: expected a comma list of L1, L2, L3, DRAM, got '\(sizes)'")
+    }
+    if let formats { _ = try QuantFormat.parseList(formats) }
+  }
+
   func run() throws {
     let chosenFormats = try formats.map { try QuantFormat.parseList($0) } ?? KernelBenchmark.defaultFormats
-    let names = sizes.split(separator: ",").map { String($0).uppercased() }
-    let chosenSizes = KernelBenchmark.Size.standard.filter { names.contains($0.name.uppercased()) }
-    guard !chosenSizes.isEmpty else { throw ValidationError("--sizes: expected some of L1, L2, L3, DRAM") }
+    let chosenSizes = self.chosenSizes
     var rows = [KernelBenchmark.memoryReadBandwidth()]
     rows += chosenSizes.map(KernelBenchmark.blasGEMV)
     if !json { printHeader(); rows.forEach(printRow) }
