@@ -159,7 +159,7 @@ public enum KernelBenchmark {
       bytes.withUnsafeMutableBytes { out in
         for r in 0..<rows {
           RowCodec.quantizeRow(format, UnsafeBufferPointer(rebasing: x[(r * columns)..<((r + 1) * columns)]),
-            UnsafeMutableRawBufferPointer(rebasing: out[(r * rowSize)..<((r + 1) * rowSize)]), clip: .none)
+            UnsafeMutableRawBufferPointer(rebasing: out[(r * rowSize)..<((r + 1) * rowSize)]), clip: .none, variant: .simd)
         }
       }
     }

@@ -59,12 +59,14 @@ extension QuantFormat {
 ///   - weights: `rows · columns` finite values, row-major.
 ///   - calibration: range calibration for the integer and nf4 formats (`RangeCalibration`); GGML, ternary and
 ///     float formats have fixed algorithms and ignore it.
+///   - variant: `.simd` uses the vectorizable q4_0/q8_0 quantizers (same bytes); every other format has one
+///     quantizer, its reference.
 /// - Returns: the packed tensor; `bytes.count == format.sizeInBytes(rows:columns:)`.
 /// - Throws: `QuantizationError.unsupportedShape` when the format cannot take the shape, `.badData` for a
 ///   non-finite weight or a count that is not `rows · columns`, `.badCalibration` for a bad calibration setting.
 public func quantize(
   _ weights: UnsafeBufferPointer<Float>, rows: Int, columns: Int, format: QuantFormat,
-  calibration: RangeCalibration = .minMax
+  calibration: RangeCalibration = .minMax, variant: KernelVariant = .best
 ) throws -> PackedTensor {
   guard format.canQuantize(rows: rows, columns: columns) else {
     throw QuantizationError(.unsupportedShape, "\(format.name) cannot take a [\(rows), \(columns)] tensor: \(format.shapeRule)")
@@ -87,7 +89,7 @@ public func quantize(
       for r in (c * perChunk)..<min(rows, (c + 1) * perChunk) {
         RowCodec.quantizeRow(
           format, UnsafeBufferPointer(rebasing: w[(r * columns)..<((r + 1) * columns)]),
-          UnsafeMutableRawBufferPointer(rebasing: o[(r * rowSize)..<((r + 1) * rowSize)]), clip: clip)
+          UnsafeMutableRawBufferPointer(rebasing: o[(r * rowSize)..<((r + 1) * rowSize)]), clip: clip, variant: variant)
       }
     }
   }
@@ -96,9 +98,12 @@ public func quantize(
 
 /// `quantize` for an array.
 public func quantize(
-  _ weights: [Float], rows: Int, columns: Int, format: QuantFormat, calibration: RangeCalibration = .minMax
+  _ weights: [Float], rows: Int, columns: Int, format: QuantFormat, calibration: RangeCalibration = .minMax,
+  variant: KernelVariant = .best
 ) throws -> PackedTensor {
-  try weights.withUnsafeBufferPointer { try quantize($0, rows: rows, columns: columns, format: format, calibration: calibration) }
+  try weights.withUnsafeBufferPointer {
+    try quantize($0, rows: rows, columns: columns, format: format, calibration: calibration, variant: variant)
+  }
 }
 
 /// Fake quantization: `dequantize(quantize(weights))`, the Q(W) of the sensitivity stage's ‖Q(W) − W‖².

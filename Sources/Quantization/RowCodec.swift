@@ -4,7 +4,7 @@ enum RowCodec {
   /// Quantizes one row of `x.count` weights into `out` (`format.rowSizeInBytes(columns:)` bytes).
   static func quantizeRow(
     _ format: QuantFormat, _ x: UnsafeBufferPointer<Float>, _ out: UnsafeMutableRawBufferPointer,
-    clip: IntegerCodec.Clip
+    clip: IntegerCodec.Clip, variant: KernelVariant = .best
   ) {
     switch format.scheme {
     case .f32, .f16, .bf16: FloatCodec.quantizeRow(format.scheme, x, out)
@@ -18,7 +18,11 @@ enum RowCodec {
       }
     case .ternary: TernaryCodec.quantizeRow(x, out, group: format.groupSize)
     case .ggml(let type):
-      if type.blockSize == 32 { GGMLLegacyCodec.quantizeRow(type, x, out) } else { KQuantCodec.quantizeRow(type, x, out) }
+      switch (type.blockSize == 32, variant) {
+      case (true, .simd): GGMLLegacyCodec.quantizeRowFast(type, x, out)
+      case (true, .reference): GGMLLegacyCodec.quantizeRow(type, x, out)
+      case (false, _): KQuantCodec.quantizeRow(type, x, out)
+      }
     }
   }
 

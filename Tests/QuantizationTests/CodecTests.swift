@@ -150,4 +150,21 @@ struct CodecTests {
       #expect(rebuilt == packed.dequantize(), "\(format) n=\(n)")
     }
   }
+
+  /// Both quantizers write the same bytes (q4_0 and q8_0 have a vectorizable one), including ties, zero blocks and
+  /// outliers.
+  @Test(arguments: allFormats)
+  func quantizeVariantsByteIdentical(format: QuantFormat) throws {
+    for n in tailLengths + [256] where format.canQuantize(rows: 2, columns: n) {
+      var w = randomFloats(2 * n, seed: UInt64(n) + 99, scale: 0.1)
+      if n >= 64 {
+        for j in 0..<32 { w[j] = j % 2 == 0 ? 0.5 : -0.5 }  // ±amax tie: the first wins
+        for j in 32..<64 { w[j] = 0 }
+        w[70 % w.count] = -9
+      }
+      let reference = try quantize(w, rows: 2, columns: n, format: format, variant: .reference)
+      let fast = try quantize(w, rows: 2, columns: n, format: format, variant: .simd)
+      #expect(reference.bytes == fast.bytes, "\(format) n=\(n)")
+    }
+  }
 }
