@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import _TestSupport
 
@@ -78,6 +79,11 @@ struct QuantFormatTests {
     let list = try QuantFormat.parseList("int4-g128, q4_k,f16")
     #expect(list.map(\.name) == ["int4-g128", "q4_k", "f16"])
     #expect(throws: QuantizationError.self) { try QuantFormat.parseList("int4,int11") }
+    // Codable as its canonical name, so plans and run stores hold "int4-g128", not a nested object.
+    let data = try JSONEncoder().encode(list)
+    #expect(String(decoding: data, as: UTF8.self) == #"["int4-g128","q4_k","f16"]"#)
+    #expect(try JSONDecoder().decode([QuantFormat].self, from: data) == list)
+    #expect(throws: (any Error).self) { try JSONDecoder().decode([QuantFormat].self, from: Data(#"["int9"]"#.utf8)) }
   }
 
   /// For every format, the size function equals the bytes our packer produces.
