@@ -90,4 +90,34 @@ struct KernelTests {
       #expect(a.sums16[k] == want)
     }
   }
+
+  /// Large tensors are quantized in parallel row blocks; the bytes equal row-by-row quantization.
+  @Test(arguments: ["q4_k", "int4-g128", "q8_0", "nf4-g64"].map { try! QuantFormat(parsing: $0) })
+  func parallelQuantizeEqualsRowByRow(format: QuantFormat) throws {
+    let (rows, columns) = (64, 1024)
+    let w = randomFloats(rows * columns, seed: 17, scale: 0.1)
+    let whole = try quantize(w, rows: rows, columns: columns, format: format)
+    var pieces = [UInt8]()
+    for r in 0..<rows { pieces += try quantize(Array(w[(r * columns)..<((r + 1) * columns)]), rows: 1, columns: columns, format: format).bytes }
+    #expect(whole.bytes == pieces)
+  }
+
+  /// Integer formats also accept 32-blocked activations (the decoded path) and agree with the reference.
+  @Test func integerFormatsAcceptBlockedActivations() throws {
+    for name in ["int4-g64", "int8", "int3-g32-asym", "ternary-g64"] {
+      let format = try QuantFormat(parsing: name)
+      let (rows, n) = (4, 256)
+      let w = randomFloats(rows * n, seed: 31, scale: 0.1), x = randomFloats(n, seed: 32)
+      let packed = try quantize(w, rows: rows, columns: n, format: format)
+      let a = Q8Activations(x, blockSize: 32)
+      var want = [Float](repeating: 0, count: rows), got = want
+      want.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: .reference) }
+      got.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: .simd) }
+      let wq = packed.dequantize()
+      for r in 0..<rows {
+        let absSum = (0..<n).reduce(Float(0)) { $0 + abs(wq[r * n + $1]) * abs(a.scales[$1 / 32] * Float(a.codes[$1])) }
+        #expect(abs(want[r] - got[r]) <= Self.int8DotTolerance(n, absSum), "\(name) row \(r)")
+      }
+    }
+  }
 }
