@@ -73,56 +73,63 @@ extension PackedTensor {
   public func gemvInt8(_ a: Q8Activations, into y: UnsafeMutableBufferPointer<Float>, variant: KernelVariant = .best) {
     precondition(format.hasIntegerCodes, "\(format.name) has no integer codes")
     precondition(a.count == columns && y.count == rows, "gemv: W [\(rows), \(columns)], a \(a.count), y \(y.count)")
-    let size = rowSizeInBytes
     a.codes16.withUnsafeBufferPointer { codes16 in
-    a.codes.withUnsafeBufferPointer { codes in
-      a.scales.withUnsafeBufferPointer { scales in
-        a.sums16.withUnsafeBufferPointer { sums in
-          let act = IntDot.Activations(
-            codes: codes.baseAddress!, scales: scales.baseAddress!, sums16: sums.baseAddress!,
-            codes16: codes16.baseAddress!, blockSize: a.blockSize)
-          withRows(0..<rows) { src in
-            guard let base = src.baseAddress else { return }
-            if variant != .reference, let fused = fusedDot(act) {
-              defer { fused.done() }
-              for r in 0..<rows { y[r] = fused.kernel(base + r * size, act) }
-              return
-            }
-            let units = (columns + 15) / 16
-            let codes = UnsafeMutablePointer<Int16>.allocate(capacity: 16 * units)
-            let factors = UnsafeMutablePointer<Float>.allocate(capacity: 2 * units)
-            defer { codes.deallocate(); factors.deallocate() }
-            codes.initialize(repeating: 0, count: 16 * units)
-            let decoded = DecodedIntRow(codes: codes, scales: factors, offsets: factors + units)
-            for r in 0..<rows {
-              RowCodec.decodeIntRow(format, UnsafeRawBufferPointer(rebasing: src[(r * size)..<((r + 1) * size)]), columns: columns, into: decoded)
-              y[r] = variant == .reference
-                ? Float(IntDot.decodedReference(decoded, columns: columns, act))
-                : IntDot.decodedFast(decoded, columns: columns, act)
+      a.codes.withUnsafeBufferPointer { codes in
+        a.scales.withUnsafeBufferPointer { scales in
+          a.sums16.withUnsafeBufferPointer { sums in
+            let act = IntDot.Activations(
+              codes: codes.baseAddress!, scales: scales.baseAddress!, sums16: sums.baseAddress!,
+              codes16: codes16.baseAddress!, blockSize: a.blockSize)
+            withRows(0..<rows) { src in
+              if variant == .reference || !fusedRows(src, act, y) { decodedRows(src, act, y, variant: variant) }
             }
           }
         }
       }
     }
-    }
   }
 
-  /// The fused row kernel for this format and these activations, if there is one, and a cleanup to call after the
-  /// last row.
-  func fusedDot(_ act: IntDot.Activations) -> (kernel: (UnsafeRawPointer, IntDot.Activations) -> Float, done: () -> Void)? {
-    let columns = self.columns, activationBlock = act.blockSize
+  /// Runs the fused kernel for this format and activation block over all rows; false when there is none.
+  func fusedRows(_ src: UnsafeRawBufferPointer, _ act: IntDot.Activations, _ y: UnsafeMutableBufferPointer<Float>) -> Bool {
+    guard let base = src.baseAddress else { return true }
+    let size = rowSizeInBytes
     switch format.scheme {
-    case .ggml(.q4_0) where activationBlock == 32: return ({ IntDot.q4_0($0, blocks: columns / 32, $1) }, {})
-    case .ggml(.q8_0) where activationBlock == 32: return ({ IntDot.q8_0($0, blocks: columns / 32, $1) }, {})
-    case .integer(let bits) where (bits == 4 || bits == 8) && activationBlock >= columns:
-      let length = format.groupSize ?? columns, symmetric = format.symmetric
+    case .ggml(.q4_0) where act.blockSize == 32:
+      for r in 0..<rows { y[r] = IntDot.q4_0(base + r * size, blocks: columns / 32, act) }
+    case .ggml(.q8_0) where act.blockSize == 32:
+      for r in 0..<rows { y[r] = IntDot.q8_0(base + r * size, blocks: columns / 32, act) }
+    case .integer(let bits) where (bits == 4 || bits == 8) && act.blockSize >= columns:
+      let length = format.groupSize ?? columns
       let chunkValues = (length + 31) / 32 * 32
-      // Σ a per weight group, once per activation vector (the zero-point correction of every row).
-      let groupSums = UnsafeMutablePointer<Int32>.allocate(capacity: columns / length)
-      for g in 0..<(columns / length) { groupSums[g] = IntDot.activationSum(act, from: g * chunkValues, count: chunkValues) }
-      return ({ IntDot.integer($0, columns: columns, length: length, bits: bits, symmetric: symmetric, $1, groupSums: groupSums) },
-        { groupSums.deallocate() })
-    default: return nil
+      withUnsafeTemporaryAllocation(of: Int32.self, capacity: columns / length) { groupSums in
+        // Σ a per weight group, once per activation vector (the zero-point correction of every row).
+        for g in 0..<(columns / length) { groupSums[g] = IntDot.activationSum(act, from: g * chunkValues, count: chunkValues) }
+        for r in 0..<rows {
+          y[r] = IntDot.integer(base + r * size, columns: columns, length: length, bits: bits, symmetric: format.symmetric,
+            act, groupSums: groupSums.baseAddress!)
+        }
+      }
+    default: return false
+    }
+    return true
+  }
+
+  /// Any integer format through `DecodedIntRow`: Double sums (reference) or Float sums (simd).
+  func decodedRows(
+    _ src: UnsafeRawBufferPointer, _ act: IntDot.Activations, _ y: UnsafeMutableBufferPointer<Float>, variant: KernelVariant
+  ) {
+    let size = rowSizeInBytes
+    let units = (columns + 15) / 16
+    let codes = UnsafeMutablePointer<Int16>.allocate(capacity: 16 * units)
+    let factors = UnsafeMutablePointer<Float>.allocate(capacity: 2 * units)
+    defer { codes.deallocate(); factors.deallocate() }
+    codes.initialize(repeating: 0, count: 16 * units)
+    let decoded = DecodedIntRow(codes: codes, scales: factors, offsets: factors + units)
+    for r in 0..<rows {
+      RowCodec.decodeIntRow(format, UnsafeRawBufferPointer(rebasing: src[(r * size)..<((r + 1) * size)]), columns: columns, into: decoded)
+      y[r] = variant == .reference
+        ? Float(IntDot.decodedReference(decoded, columns: columns, act))
+        : IntDot.decodedFast(decoded, columns: columns, act)
     }
   }
 
