@@ -4,7 +4,7 @@
 /// how those partial sums are scaled and added in floating point.
 /// - `decodedReference`: any integer format through `DecodedIntRow`, Double accumulation. The answer.
 /// - `decodedFast`: the same decode, Float accumulation.
-/// - `q4_0`, `q8_0`, `integer` (int4 / int8, symmetric or not): fused loops over the packed bytes (no decode), Float accumulation, written as
+/// - `q4_0`, `q8_0`, `legacy` (q4_1, q5_0, q5_1), `integer` (int4 / int8, symmetric or not): fused loops over the packed bytes (no decode), Float accumulation, written as
 ///   plain integer loops that LLVM vectorizes with `-target-cpu native` (STYLE §6).
 enum IntDot {
   /// Raw view of `Q8Activations`.
@@ -119,6 +119,34 @@ enum IntDot {
       for j in 0..<32 { isum &+= Int32(Int16(q[j]) &* a[j]) }
       return (isum, BlockBytes.f16(p, 0) * act.scales[b])
     }
+  }
+
+  /// Σ_j bit_j(qh)·a_j over 32 values: the 5th-bit part of a q5 block.
+  @inline(__always) static func fifthBitSum(_ qh: UInt32, _ a: UnsafePointer<Int16>) -> Int32 {
+    var s: Int32 = 0
+    for j in 0..<32 { s &+= Int32((qh >> UInt32(j)) & 1) &* Int32(a[j]) }
+    return s
+  }
+
+  /// q4_1, q5_0 or q5_1 row · 32-blocked activations. With x̂ = d·q + m (q5_0: d·(q − 16)):
+  /// Σ_b d_w·d_a·Σ q·a + m_w·d_a·Σ a, where q = nibble + 16·bit.
+  static func legacy(_ type: GGMLType, _ w: UnsafeRawPointer, blocks: Int, _ act: Activations) -> Float {
+    let size = type.bytesPerBlock
+    let qsOffset = type == .q4_1 ? 4 : type == .q5_0 ? 6 : 8
+    let main = scaledSum(count: blocks) { b in
+      let p = w + size * b
+      let a = act.codes16 + 32 * b
+      var isum = nibbleChunk((p + qsOffset).assumingMemoryBound(to: UInt8.self), a)
+      if type != .q4_1 { isum &+= 16 &* fifthBitSum(BlockBytes.u32(p, type == .q5_0 ? 2 : 4), a) }
+      if type == .q5_0 { isum &-= 16 &* (act.sums16[2 * b] &+ act.sums16[2 * b + 1]) }
+      return (isum, BlockBytes.f16(p, 0) * act.scales[b])
+    }
+    guard type.hasMinimum else { return main }
+    var offsets: Float = 0
+    for b in 0..<blocks {
+      offsets += BlockBytes.f16(w + size * b, 2) * act.scales[b] * Float(act.sums16[2 * b] &+ act.sums16[2 * b + 1])
+    }
+    return main + offsets
   }
 
   /// int4 or int8 row in the `IntegerCodec` layout (groups of `length`, symmetric or with a u8 zero point z) · per-vector

@@ -28,7 +28,8 @@ extension PackedTensor {
   /// - `.float`: each row is dequantized into a scratch row and dotted with x (reference: reference dequantizer and
   ///   a Double dot; simd: block dequantizer and a 4 × SIMD8 dot).
   /// - `.int8`: x is quantized once to `Q8Activations`; each row's codes meet it in Int32 block sums (reference:
-  ///   generic decode + Double; simd: fused kernels for q4_0, q8_0, int4 and int8, else decode + Float).
+  ///   generic decode + Double; simd: fused kernels for q4_0, q4_1, q5_0, q5_1, q8_0, int4 and int8, else decode +
+  ///   Float).
   ///   Formats without integer codes use `.float`.
   /// Single-threaded.
   public func gemv(
@@ -98,6 +99,8 @@ extension PackedTensor {
       for r in 0..<rows { y[r] = IntDot.q4_0(base + r * size, blocks: columns / 32, act) }
     case .ggml(.q8_0) where act.blockSize == 32:
       for r in 0..<rows { y[r] = IntDot.q8_0(base + r * size, blocks: columns / 32, act) }
+    case .ggml(let type) where (type == .q4_1 || type == .q5_0 || type == .q5_1) && act.blockSize == 32:
+      for r in 0..<rows { y[r] = IntDot.legacy(type, base + r * size, blocks: columns / 32, act) }
     case .integer(let bits) where (bits == 4 || bits == 8) && act.blockSize >= columns:
       let length = format.groupSize ?? columns
       let chunkValues = (length + 31) / 32 * 32
