@@ -3,6 +3,7 @@ import Glibc
 #else
 import Darwin
 #endif
+import Dispatch
 import TensorCore
 
 /// Throughput of the packed kernels on this machine, with fp32 BLAS GEMV and measured memory bandwidth beside them
@@ -31,7 +32,8 @@ public enum KernelBenchmark {
 
   /// One measured line.
   public struct Row: Sendable, Codable, Equatable {
-    /// `quantize`, `dequantize`, `gemv-f32act`, `quantize-act`, `gemv-q8act`, `blas-sgemv`, `memory-read`.
+    /// `quantize`, `dequantize`, `gemv-f32act`, `quantize-act`, `gemv-q8act`, `gemv-q8act-2t` (DRAM, two threads),
+    /// `blas-sgemv`, `memory-read`, `memory-read-2t`.
     public var kernel: String
     /// Format name (`f32` for BLAS and memory rows).
     public var format: String
@@ -62,28 +64,49 @@ public enum KernelBenchmark {
     return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
   }
 
-  /// Best time of `body` over at least 3 calls and at least `minimumSeconds` in total.
-  static func best(minimumSeconds: Double = 0.2, _ body: () -> Void) -> Double {
+  /// Best time of `body` over at least 3 calls and at least `minimumSeconds` in total. With `flush`, a 128 MiB
+  /// buffer (4× the 32 MiB L3) is read before every call, untimed, so DRAM-size working sets really come from DRAM
+  /// rather than partly from L3.
+  static func best(minimumSeconds: Double = 0.2, flush: Bool = false, _ body: () -> Void) -> Double {
     body()  // warm caches and pages
     var best = Double.infinity, total = 0.0, calls = 0
     while calls < 3 || total < minimumSeconds {
+      if flush { evictCaches() }
       let start = now()
       body()
       let t = now() - start
       best = min(best, t)
       total += t
       calls += 1
-      if calls >= 1000 { break }
+      if calls >= 1000 || (flush && calls >= 5) { break }
     }
     return best
   }
 
-  /// Read bandwidth: a 4-accumulator SIMD sum over `bytes` (default 512 MiB, far beyond L3), GB/s.
-  public static func memoryReadBandwidth(bytes: Int = 512 << 20) -> Row {
+  nonisolated(unsafe) static let evictionBuffer = [Float](repeating: 1, count: 32 << 20)
+
+  /// Reads `evictionBuffer` (128 MiB) so that earlier data leaves the caches.
+  static func evictCaches() {
+    evictionBuffer.withUnsafeBufferPointer { sink += FloatDot.simd($0.baseAddress!, $0.baseAddress!, count: $0.count) }
+  }
+
+  /// Read bandwidth: a 4-accumulator SIMD sum over `bytes` (default 512 MiB, far beyond L3), split over `threads`
+  /// contiguous parts, GB/s.
+  public static func memoryReadBandwidth(bytes: Int = 512 << 20, threads: Int = 1) -> Row {
     let n = bytes / 4
     let data = [Float](repeating: 1, count: n)
-    let t = data.withUnsafeBufferPointer { p in best { sink += FloatDot.simd(p.baseAddress!, p.baseAddress!, count: n) } }
-    return Row(kernel: "memory-read", format: "f32", size: "DRAM", elements: n, bytes: bytes, seconds: t)
+    let t = data.withUnsafeBufferPointer { p in
+      nonisolated(unsafe) let base = p.baseAddress!
+      return best {
+        let part = n / threads
+        DispatchQueue.concurrentPerform(iterations: threads) { k in
+          let s = FloatDot.simd(base + k * part, base + k * part, count: k == threads - 1 ? n - k * part : part)
+          if s == -1 { sink += s }  // never true; keeps the sum live
+        }
+      }
+    }
+    return Row(kernel: threads == 1 ? "memory-read" : "memory-read-\(threads)t", format: "f32", size: "DRAM",
+      elements: n, bytes: bytes, seconds: t)
   }
 
   /// fp32 GEMV through OpenBLAS (`BLAS.sgemv`, single thread) at one size.
@@ -95,7 +118,10 @@ public enum KernelBenchmark {
     let t = a.withUnsafeBufferPointer { pa in
       x.withUnsafeBufferPointer { px in
         y.withUnsafeMutableBufferPointer { py in
-          best { BLAS.sgemv(rows: rows, columns: size.columns, a: pa.baseAddress!, x: px.baseAddress!, y: py.baseAddress!); sink += py[0] }
+          best(flush: size.name == "DRAM") {
+            BLAS.sgemv(rows: rows, columns: size.columns, a: pa.baseAddress!, x: px.baseAddress!, y: py.baseAddress!)
+            sink += py[0]
+          }
         }
       }
     }
@@ -109,6 +135,7 @@ public enum KernelBenchmark {
     var tileWeights = [Float]()
     for size in sizes {
       let m = size.elements / size.columns
+      let flush = size.name == "DRAM"
       let tileRows = min(m, max(1, (1 << 20) / size.columns))
       if tileWeights.count != tileRows * size.columns {
         tileWeights = (0..<(tileRows * size.columns)).map { Float(sin(Double($0) * 0.7)) * 0.05 }
@@ -126,13 +153,13 @@ public enum KernelBenchmark {
       }
       if size.elements <= 1 << 20 || size.name == "DRAM" {
         var out = [Float](repeating: 0, count: size.elements)
-        let t = out.withUnsafeMutableBufferPointer { o in best { packed.dequantizeRows(0..<m, into: o, variant: .simd); sink += o[0] } }
+        let t = out.withUnsafeMutableBufferPointer { o in best(flush: flush) { packed.dequantizeRows(0..<m, into: o, variant: .simd); sink += o[0] } }
         rows.append(Row(kernel: "dequantize", format: format.name, size: size.name, elements: size.elements, bytes: packed.bytes.count, seconds: t))
       }
       let x = (0..<size.columns).map { Float(cos(Double($0))) }
       var y = [Float](repeating: 0, count: m)
       let tf = x.withUnsafeBufferPointer { px in
-        y.withUnsafeMutableBufferPointer { py in best { packed.gemv(px, into: py, activations: .float, variant: .simd); sink += py[0] } }
+        y.withUnsafeMutableBufferPointer { py in best(flush: flush) { packed.gemv(px, into: py, activations: .float, variant: .simd); sink += py[0] } }
       }
       rows.append(Row(kernel: "gemv-f32act", format: format.name, size: size.name, elements: size.elements,
         bytes: packed.bytes.count, seconds: tf))
@@ -143,9 +170,15 @@ public enum KernelBenchmark {
         let ta = best { sink += Q8Activations(x, blockSize: packed.activationBlockSize).scales[0] }
         rows.append(Row(kernel: "quantize-act", format: format.name, size: size.name, elements: size.columns,
           bytes: 4 * size.columns, seconds: ta))
-        let tq = y.withUnsafeMutableBufferPointer { py in best { packed.gemvInt8(activations, into: py, variant: .simd); sink += py[0] } }
+        let tq = y.withUnsafeMutableBufferPointer { py in best(flush: flush) { packed.gemvInt8(activations, into: py, variant: .simd); sink += py[0] } }
         rows.append(Row(kernel: "gemv-q8act", format: format.name, size: size.name, elements: size.elements,
           bytes: packed.bytes.count, seconds: tq))
+        if size.name == "DRAM" {
+          // Both cores: rows split in two, against `memory-read-2t`.
+          let t2 = y.withUnsafeMutableBufferPointer { py in best(flush: flush) { packed.gemvInt8(activations, into: py, variant: .simd, threads: 2); sink += py[0] } }
+          rows.append(Row(kernel: "gemv-q8act-2t", format: format.name, size: size.name, elements: size.elements,
+            bytes: packed.bytes.count, seconds: t2))
+        }
       }
     }
     return rows

@@ -1,3 +1,4 @@
+import Dispatch
 import TensorCore
 
 /// Running a packed tensor: dequantize, GEMV and GEMM.
@@ -31,34 +32,58 @@ extension PackedTensor {
   ///   generic decode + Double; simd: fused kernels for q4_0, q4_1, q5_0, q5_1, q8_0, int4 and int8, else decode +
   ///   Float).
   ///   Formats without integer codes use `.float`.
-  /// Single-threaded.
+  /// `threads` > 1 splits the rows over that many workers (`DispatchQueue.concurrentPerform`); results are identical.
   public func gemv(
     _ x: UnsafeBufferPointer<Float>, into y: UnsafeMutableBufferPointer<Float>,
-    activations: ActivationPrecision = .float, variant: KernelVariant = .best
+    activations: ActivationPrecision = .float, variant: KernelVariant = .best, threads: Int = 1
   ) {
     precondition(x.count == columns && y.count == rows, "gemv: W [\(rows), \(columns)], x \(x.count), y \(y.count)")
     guard rows > 0 else { return }
     if activations == .int8 && format.hasIntegerCodes && columns > 0 {
-      gemvInt8(Q8Activations(x, blockSize: activationBlockSize), into: y, variant: variant)
+      gemvInt8(Q8Activations(x, blockSize: activationBlockSize), into: y, variant: variant, threads: threads)
       return
     }
-    let size = rowSizeInBytes
-    withUnsafeTemporaryAllocation(of: Float.self, capacity: max(columns, 1)) { scratch in
-      let row = UnsafeMutableBufferPointer(rebasing: scratch[0..<columns])
-      withRows(0..<rows) { src in
-        for r in 0..<rows {
-          RowCodec.dequantizeRow(format, UnsafeRawBufferPointer(rebasing: src[(r * size)..<((r + 1) * size)]), row, variant: variant)
-          guard let w = row.baseAddress, let xs = x.baseAddress else { y[r] = 0; continue }
-          y[r] = variant == .reference ? Float(FloatDot.reference(w, xs, count: columns)) : FloatDot.simd(w, xs, count: columns)
+    splitRows(threads: threads, y) { range, out in
+      let size = rowSizeInBytes
+      withUnsafeTemporaryAllocation(of: Float.self, capacity: max(columns, 1)) { scratch in
+        let row = UnsafeMutableBufferPointer(rebasing: scratch[0..<columns])
+        withRows(range) { src in
+          for r in 0..<range.count {
+            RowCodec.dequantizeRow(format, UnsafeRawBufferPointer(rebasing: src[(r * size)..<((r + 1) * size)]), row, variant: variant)
+            guard let w = row.baseAddress, let xs = x.baseAddress else { out[r] = 0; continue }
+            out[r] = variant == .reference ? Float(FloatDot.reference(w, xs, count: columns)) : FloatDot.simd(w, xs, count: columns)
+          }
         }
       }
     }
   }
 
+  /// Calls `body` on `threads` contiguous row ranges in parallel (`DispatchQueue.concurrentPerform`), each with its
+  /// slice of `y`. Rows are computed identically however they are split.
+  func splitRows(
+    threads: Int, _ y: UnsafeMutableBufferPointer<Float>, _ body: (Range<Int>, UnsafeMutableBufferPointer<Float>) -> Void
+  ) {
+    let parts = max(1, min(threads, rows))
+    if parts == 1 { return body(0..<rows, y) }
+    let chunk = (rows + parts - 1) / parts
+    nonisolated(unsafe) let out = y
+    withoutActuallyEscaping(body) { body in
+      nonisolated(unsafe) let work = body
+      DispatchQueue.concurrentPerform(iterations: parts) { t in
+        let range = (t * chunk)..<min(rows, (t + 1) * chunk)
+        if !range.isEmpty { work(range, UnsafeMutableBufferPointer(rebasing: out[range])) }
+      }
+    }
+  }
+
   /// `gemv` for arrays.
-  public func gemv(_ x: [Float], activations: ActivationPrecision = .float, variant: KernelVariant = .best) -> [Float] {
+  public func gemv(
+    _ x: [Float], activations: ActivationPrecision = .float, variant: KernelVariant = .best, threads: Int = 1
+  ) -> [Float] {
     var y = [Float](repeating: 0, count: rows)
-    x.withUnsafeBufferPointer { xs in y.withUnsafeMutableBufferPointer { gemv(xs, into: $0, activations: activations, variant: variant) } }
+    x.withUnsafeBufferPointer { xs in
+      y.withUnsafeMutableBufferPointer { gemv(xs, into: $0, activations: activations, variant: variant, threads: threads) }
+    }
     return y
   }
 
@@ -71,7 +96,9 @@ extension PackedTensor {
 
   /// The int8-activation GEMV against already quantized activations (`a.count == columns`; any block size works,
   /// the fused kernels need `activationBlockSize`).
-  public func gemvInt8(_ a: Q8Activations, into y: UnsafeMutableBufferPointer<Float>, variant: KernelVariant = .best) {
+  public func gemvInt8(
+    _ a: Q8Activations, into y: UnsafeMutableBufferPointer<Float>, variant: KernelVariant = .best, threads: Int = 1
+  ) {
     precondition(format.hasIntegerCodes, "\(format.name) has no integer codes")
     precondition(a.count == columns && y.count == rows, "gemv: W [\(rows), \(columns)], a \(a.count), y \(y.count)")
     a.codes16.withUnsafeBufferPointer { codes16 in
@@ -81,8 +108,10 @@ extension PackedTensor {
             let act = IntDot.Activations(
               codes: codes.baseAddress!, scales: scales.baseAddress!, sums16: sums.baseAddress!,
               codes16: codes16.baseAddress!, blockSize: a.blockSize)
-            withRows(0..<rows) { src in
-              if variant == .reference || !fusedRows(src, act, y) { decodedRows(src, act, y, variant: variant) }
+            splitRows(threads: threads, y) { range, out in
+              withRows(range) { src in
+                if variant == .reference || !fusedRows(src, act, out) { decodedRows(src, act, out, variant: variant) }
+              }
             }
           }
         }
@@ -90,24 +119,25 @@ extension PackedTensor {
     }
   }
 
-  /// Runs the fused kernel for this format and activation block over all rows; false when there is none.
+  /// Runs the fused kernel for this format and activation block over the `y.count` rows in `src`; false when there
+  /// is none.
   func fusedRows(_ src: UnsafeRawBufferPointer, _ act: IntDot.Activations, _ y: UnsafeMutableBufferPointer<Float>) -> Bool {
     guard let base = src.baseAddress else { return true }
     let size = rowSizeInBytes
     switch format.scheme {
     case .ggml(.q4_0) where act.blockSize == 32:
-      for r in 0..<rows { y[r] = IntDot.q4_0(base + r * size, blocks: columns / 32, act) }
+      for r in 0..<y.count { y[r] = IntDot.q4_0(base + r * size, blocks: columns / 32, act) }
     case .ggml(.q8_0) where act.blockSize == 32:
-      for r in 0..<rows { y[r] = IntDot.q8_0(base + r * size, blocks: columns / 32, act) }
+      for r in 0..<y.count { y[r] = IntDot.q8_0(base + r * size, blocks: columns / 32, act) }
     case .ggml(let type) where (type == .q4_1 || type == .q5_0 || type == .q5_1) && act.blockSize == 32:
-      for r in 0..<rows { y[r] = IntDot.legacy(type, base + r * size, blocks: columns / 32, act) }
+      for r in 0..<y.count { y[r] = IntDot.legacy(type, base + r * size, blocks: columns / 32, act) }
     case .integer(let bits) where (bits == 4 || bits == 8) && act.blockSize >= columns:
       let length = format.groupSize ?? columns
       let chunkValues = (length + 31) / 32 * 32
       withUnsafeTemporaryAllocation(of: Int32.self, capacity: columns / length) { groupSums in
         // Σ a per weight group, once per activation vector (the zero-point correction of every row).
         for g in 0..<(columns / length) { groupSums[g] = IntDot.activationSum(act, from: g * chunkValues, count: chunkValues) }
-        for r in 0..<rows {
+        for r in 0..<y.count {
           y[r] = IntDot.integer(base + r * size, columns: columns, length: length, bits: bits, symmetric: format.symmetric,
             act, groupSums: groupSums.baseAddress!)
         }
@@ -128,7 +158,7 @@ extension PackedTensor {
     defer { codes.deallocate(); factors.deallocate() }
     codes.initialize(repeating: 0, count: 16 * units)
     let decoded = DecodedIntRow(codes: codes, scales: factors, offsets: factors + units)
-    for r in 0..<rows {
+    for r in 0..<y.count {
       RowCodec.decodeIntRow(format, UnsafeRawBufferPointer(rebasing: src[(r * size)..<((r + 1) * size)]), columns: columns, into: decoded)
       y[r] = variant == .reference
         ? Float(IntDot.decodedReference(decoded, columns: columns, act))

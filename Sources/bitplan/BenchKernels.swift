@@ -35,7 +35,7 @@ struct BenchKernels: ParsableCommand {
   func run() throws {
     let chosenFormats = try formats.map { try QuantFormat.parseList($0) } ?? KernelBenchmark.defaultFormats
     let chosenSizes = self.chosenSizes
-    var rows = [KernelBenchmark.memoryReadBandwidth()]
+    var rows = [KernelBenchmark.memoryReadBandwidth(), KernelBenchmark.memoryReadBandwidth(threads: 2)]
     rows += chosenSizes.map(KernelBenchmark.blasGEMV)
     if !json { printHeader(); rows.forEach(printRow) }
     for format in chosenFormats {
@@ -55,7 +55,8 @@ struct BenchKernels: ParsableCommand {
       encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
       print(String(decoding: try encoder.encode(lines), as: UTF8.self))
     } else if let bandwidth = rows.first?.packedGBps {
-      print("\nmemory read bandwidth \(format(bandwidth)) GB/s; DRAM GEMV reaches packedGB/s ÷ bandwidth of it.")
+      print("\nmemory read bandwidth \(format(bandwidth)) GB/s (1 thread), \(format(rows[1].packedGBps)) GB/s (2 threads);"
+        + " a DRAM GEMV reaches GB/s(packed) ÷ bandwidth of it.")
     }
   }
 

@@ -120,4 +120,18 @@ struct KernelTests {
       }
     }
   }
+
+  /// Splitting rows over threads computes every row exactly as one thread does.
+  @Test(arguments: ["q4_0", "int4-g64", "q6_k", "nf4", "q4_1"].map { try! QuantFormat(parsing: $0) })
+  func threadedGEMVIsIdentical(format: QuantFormat) throws {
+    let (rows, n) = (37, 256)
+    let w = randomFloats(rows * n, seed: 41, scale: 0.1), x = randomFloats(n, seed: 42)
+    let packed = try quantize(w, rows: rows, columns: n, format: format)
+    for precision in ActivationPrecision.allCases {
+      let one = packed.gemv(x, activations: precision, threads: 1)
+      for threads in [2, 3, 64] {
+        #expect(packed.gemv(x, activations: precision, threads: threads) == one, "\(format) \(precision) threads=\(threads)")
+      }
+    }
+  }
 }
