@@ -17,7 +17,8 @@ extension IntegerCodec {
     }
   }
 
-  /// Chunk loops: 8 and 4 bits unpack with fixed masks, other widths read a 64-bit window per code.
+  /// Chunk loops: 8 and 4 bits unpack with fixed masks; other widths read eight codes at a time from one N-byte
+  /// word; a partial last chunk goes code by code.
   static func dequantizeRowFast(
     _ src: UnsafeRawBufferPointer, _ out: UnsafeMutableBufferPointer<Float>, bits: Int, group: Int?, symmetric: Bool
   ) {
@@ -42,6 +43,17 @@ extension IntegerCodec {
           for k in 0..<16 {
             y[j + k] = Float(Int32(chunk[k] & 15) - zero) * scale
             y[j + k + 16] = Float(Int32(chunk[k] >> 4) - zero) * scale
+          }
+        case _ where n == 32:
+          // A `where` on a multi-pattern case (`case 2, 3 where …`) guards only its last pattern, hence `_`.
+          // Eight codes fill exactly `bits` bytes: read them as one little-endian word and shift codes out.
+          let mask = UInt64((1 << bits) - 1)
+          for octet in 0..<4 {
+            var word: UInt64 = 0
+            for byte in 0..<bits { word |= UInt64(chunk[octet * bits + byte]) << UInt64(8 * byte) }
+            for k in 0..<8 {
+              y[j + 8 * octet + k] = Float(Int32(truncatingIfNeeded: (word >> UInt64(bits * k)) & mask) - zero) * scale
+            }
           }
         default:
           let raw = UnsafeRawPointer(chunk)
