@@ -29,7 +29,7 @@ extension PackedTensor {
   /// - `.float`: each row is dequantized into a scratch row and dotted with x (reference: reference dequantizer and
   ///   a Double dot; simd: block dequantizer and a 4 × SIMD8 dot).
   /// - `.int8`: x is quantized once to `Q8Activations`; each row's codes meet it in Int32 block sums (reference:
-  ///   generic decode + Double; simd: fused kernels for q4_0, q4_1, q5_0, q5_1, q8_0, int4 and int8, else decode +
+  ///   generic decode + Double; simd: fused kernels for q4_0, q4_1, q5_0, q5_1, q8_0, q4_K, q6_K, int4 and int8, else decode +
   ///   Float).
   ///   Formats without integer codes use `.float`.
   /// `threads` > 1 splits the rows over that many workers (`DispatchQueue.concurrentPerform`); results are identical.
@@ -129,6 +129,10 @@ extension PackedTensor {
       for r in 0..<y.count { y[r] = IntDot.q4_0(base + r * size, blocks: columns / 32, act) }
     case .ggml(.q8_0) where act.blockSize == 32:
       for r in 0..<y.count { y[r] = IntDot.q8_0(base + r * size, blocks: columns / 32, act) }
+    case .ggml(.q4_K) where act.blockSize == 32:
+      for r in 0..<y.count { y[r] = IntDot.q4_K(base + r * size, superBlocks: columns / 256, act) }
+    case .ggml(.q6_K) where act.blockSize == 32:
+      for r in 0..<y.count { y[r] = IntDot.q6_K(base + r * size, superBlocks: columns / 256, act) }
     case .ggml(let type) where (type == .q4_1 || type == .q5_0 || type == .q5_1) && act.blockSize == 32:
       for r in 0..<y.count { y[r] = IntDot.legacy(type, base + r * size, blocks: columns / 32, act) }
     case .integer(let bits) where (bits == 4 || bits == 8) && act.blockSize >= columns:
