@@ -1,0 +1,129 @@
+/// Encoding and decoding.
+extension BPETokenizer {
+  /// Token ids of `text`, without BOS. Special-token text is plain text unless `parseSpecial` is set (see the
+  /// type's documentation). Merges are cached per distinct word for the duration of the call.
+  public func encode(_ text: String, parseSpecial: Bool = false) -> [Int] {
+    var ids: [Int] = []
+    ids.reserveCapacity(text.utf8.count / 3 + 1)
+    var cache: [[UInt8]: [Int32]] = [:]
+    if parseSpecial && !specialTokens.isEmpty {
+      for fragment in specialTokens.split(Array(text.utf8)) {
+        switch fragment {
+        case .special(let id): ids.append(id)
+        case .text(let bytes): encodePlain(String(decoding: bytes, as: UTF8.self), into: &ids, cache: &cache)
+        }
+      }
+    } else {
+      encodePlain(text, into: &ids, cache: &cache)
+    }
+    return ids
+  }
+
+  /// `[BOS] + encode(text)`, the protocol of DESIGN.md's perplexity windows. Throws `.badTokenizer` when the model
+  /// has no BOS token.
+  public func encodeWithBOS(_ text: String, parseSpecial: Bool = false) throws(ModelIOError) -> [Int] {
+    guard let bos = bosTokenId else { throw ModelIOError(.badTokenizer, "the tokenizer has no BOS token") }
+    return [bos] + encode(text, parseSpecial: parseSpecial)
+  }
+
+  /// The bytes the tokens stand for, concatenated (special tokens give their text). Throws `.outOfBounds` for an
+  /// id outside the vocabulary.
+  public func decodeBytes(_ ids: [Int]) throws(ModelIOError) -> [UInt8] {
+    var bytes: [UInt8] = []
+    for id in ids {
+      guard id >= 0 && id < tokenBytes.count else {
+        throw ModelIOError(.outOfBounds, "token id \(id) outside the vocabulary of \(tokenBytes.count)")
+      }
+      bytes.append(contentsOf: tokenBytes[id])
+    }
+    return bytes
+  }
+
+  /// The text of `ids`: `decodeBytes` read as UTF-8, with U+FFFD where the ids cut a character in two. No spaces
+  /// are cleaned up, so `decode(encode(x)) == x` for every string `x`.
+  public func decode(_ ids: [Int]) throws(ModelIOError) -> String {
+    String(decoding: try decodeBytes(ids), as: UTF8.self)
+  }
+
+  /// Pre-tokenizes plain text and appends the ids of each word.
+  private func encodePlain(_ text: String, into ids: inout [Int], cache: inout [[UInt8]: [Int32]]) {
+    let scalars = Array(text.unicodeScalars)
+    var bytes: [UInt8] = []
+    for word in preTokenizer.split(scalars) {
+      bytes.removeAll(keepingCapacity: true)
+      for scalar in scalars[word] { UTF8.encode(scalar) { bytes.append($0) } }
+      if let known = cache[bytes] {
+        for id in known { ids.append(Int(id)) }
+        continue
+      }
+      let merged = encodeWord(bytes)
+      cache[bytes] = merged
+      for id in merged { ids.append(Int(id)) }
+    }
+  }
+
+  /// The ids of one word given as UTF-8 bytes.
+  func encodeWord(_ bytes: [UInt8]) -> [Int32] {
+    if ignoreMerges, let whole = idForToken[ByteLevel.encode(bytes)] { return [whole] }
+    return merges.merge(bytes.map { byteTokenIds[Int($0)] })
+  }
+
+  /// Reference encoder: the slow twin of `encode` (no cache, no special tokens, `BPEMerges.mergeReference`,
+  /// `PreTokenizer.splitReference` when `referenceSplit` is set). Tests compare it with `encode`.
+  func encodeReference(_ text: String, referenceSplit: Bool) throws(ModelIOError) -> [Int] {
+    let words = referenceSplit ? try preTokenizer.splitReference(text) : preTokenizer.split(text)
+    var ids: [Int] = []
+    for word in words {
+      let bytes = Array(word.utf8)
+      if ignoreMerges, let whole = idForToken[ByteLevel.encode(bytes)] {
+        ids.append(Int(whole))
+        continue
+      }
+      ids += merges.mergeReference(bytes.map { byteTokenIds[Int($0)] }).map(Int.init)
+    }
+    return ids
+  }
+}
+
+/// Finds special-token text in UTF-8 bytes: at each position the longest special token that starts there wins.
+struct SpecialTokenMatcher: Sendable {
+  enum Fragment: Equatable {
+    case text([UInt8])
+    case special(Int)
+  }
+
+  /// Candidates by first byte, longest first.
+  private let byFirstByte: [UInt8: [(bytes: [UInt8], id: Int)]]
+
+  var isEmpty: Bool { byFirstByte.isEmpty }
+
+  init(_ tokens: [([UInt8], Int)]) {
+    var table: [UInt8: [(bytes: [UInt8], id: Int)]] = [:]
+    for (bytes, id) in tokens where !bytes.isEmpty { table[bytes[0], default: []].append((bytes, id)) }
+    for key in table.keys { table[key]!.sort { $0.bytes.count > $1.bytes.count } }
+    byFirstByte = table
+  }
+
+  /// `bytes` as alternating text and special-token fragments, in order; text fragments are never empty.
+  func split(_ bytes: [UInt8]) -> [Fragment] {
+    var fragments: [Fragment] = []
+    var textStart = 0
+    var i = 0
+    while i < bytes.count {
+      if let candidates = byFirstByte[bytes[i]],
+        let hit = candidates.first(where: { c in
+          c.bytes.count <= bytes.count - i && bytes[i..<(i + c.bytes.count)].elementsEqual(c.bytes)
+        })
+      {
+        if textStart < i { fragments.append(.text(Array(bytes[textStart..<i]))) }
+        fragments.append(.special(hit.id))
+        i += hit.bytes.count
+        textStart = i
+      } else {
+        i += 1
+      }
+    }
+    if textStart < bytes.count { fragments.append(.text(Array(bytes[textStart..<bytes.count]))) }
+    return fragments
+  }
+}
