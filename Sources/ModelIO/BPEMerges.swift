@@ -5,6 +5,7 @@
 /// the leftmost one on a tie, until no adjacent pair is in the table. This is the rule of Hugging Face
 /// `tokenizers` (`Word::merge_all`) and of llama.cpp (`llm_tokenizer_bpe_session`). `mergeReference` applies it
 /// literally (O(n²) per word); `merge` is the same rule with a binary heap and a linked list (O(n log n)).
+/// A symbol of -1 (a byte with no token) is never part of a pair and is left in place for the caller.
 struct BPEMerges: Sendable {
   /// One table entry: the rank of a pair and the token it becomes.
   struct Entry: Sendable, Equatable {
@@ -61,8 +62,9 @@ struct BPEMerges: Sendable {
     }
     var heap = PairHeap()
     func push(_ left: Int32) {
+      guard left >= 0 else { return }
       let right = next[Int(left)]
-      guard left >= 0, right >= 0, let e = entry(ids[Int(left)], ids[Int(right)]) else { return }
+      guard right >= 0, let e = entry(ids[Int(left)], ids[Int(right)]) else { return }
       heap.push(.init(rank: e.rank, left: left, leftId: ids[Int(left)], rightId: ids[Int(right)], merged: e.merged))
     }
     for i in 0..<(n - 1) { push(Int32(i)) }
@@ -70,7 +72,7 @@ struct BPEMerges: Sendable {
       let left = Int(top.left)
       let right = Int(next[left])
       // stale: the left symbol was merged into its neighbour, or either side has changed since the push
-      guard right >= 0, ids[left] == top.leftId, ids[right] == top.rightId, ids[left] >= 0 else { continue }
+      guard right >= 0, ids[left] == top.leftId, ids[right] == top.rightId else { continue }
       ids[left] = top.merged
       ids[right] = -1
       next[left] = next[right]

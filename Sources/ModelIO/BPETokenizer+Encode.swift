@@ -65,7 +65,15 @@ extension BPETokenizer {
   /// The ids of one word given as UTF-8 bytes.
   func encodeWord(_ bytes: [UInt8]) -> [Int32] {
     if ignoreMerges, let whole = idForToken[ByteLevel.encode(bytes)] { return [whole] }
-    return merges.merge(bytes.map { byteTokenIds[Int($0)] })
+    return withoutMissingBytes(merges.merge(bytes.map { byteTokenIds[Int($0)] }))
+  }
+
+  /// Replaces the -1 of bytes without a token by `unknownTokenId`, or drops them.
+  @inline(__always)
+  func withoutMissingBytes(_ ids: [Int32]) -> [Int32] {
+    guard ids.contains(-1) else { return ids }
+    if let unk = unknownTokenId { return ids.map { $0 < 0 ? Int32(unk) : $0 } }
+    return ids.filter { $0 >= 0 }
   }
 
   /// Reference encoder: the slow twin of `encode` (no cache, no special tokens, `BPEMerges.mergeReference`,
@@ -79,7 +87,7 @@ extension BPETokenizer {
         ids.append(Int(whole))
         continue
       }
-      ids += merges.mergeReference(bytes.map { byteTokenIds[Int($0)] }).map(Int.init)
+      ids += withoutMissingBytes(merges.mergeReference(bytes.map { byteTokenIds[Int($0)] })).map(Int.init)
     }
     return ids
   }

@@ -31,8 +31,13 @@ public struct BPETokenizer: Sendable {
 
   let merges: BPEMerges
   let idForToken: [String: Int32]
-  /// The id of the one-scalar token for each byte.
+  /// The id of the one-scalar token for each byte; -1 for a byte without one.
   let byteTokenIds: [Int32]
+  /// Bytes the vocabulary has no token for. Text containing them does not round-trip: each becomes
+  /// `unknownTokenId`, or nothing when that is `nil` (GGUF, and SmolLM2's tokenizer.json).
+  public let bytesWithoutToken: [UInt8]
+  /// The token for bytes without one (Hugging Face `model.unk_token`); `nil` drops them.
+  public let unknownTokenId: Int?
   /// The bytes each token stands for (special tokens: their UTF-8 text), indexed by id.
   let tokenBytes: [[UInt8]]
   let specialTokens: SpecialTokenMatcher
@@ -80,7 +85,8 @@ public struct BPETokenizer: Sendable {
   /// The common initializer: validates everything and builds the lookup tables.
   init(
     tokens: [String], mergePairs: [(String, String)], tokenTypes: [TokenType], preTokenizer: PreTokenizer,
-    ignoreMerges: Bool, bosTokenId: Int?, eosTokenId: Int?, addBOS: Bool, specialIds: [Int]
+    ignoreMerges: Bool, bosTokenId: Int?, eosTokenId: Int?, addBOS: Bool, specialIds: [Int],
+    unknownTokenId: Int? = nil
   ) throws(ModelIOError) {
     guard !tokens.isEmpty, tokens.count <= Int(Int32.max) else {
       throw ModelIOError(.badTokenizer, "vocabulary of \(tokens.count) tokens")
@@ -98,12 +104,16 @@ public struct BPETokenizer: Sendable {
         throw ModelIOError(.badTokenizer, "token '\(token)' appears twice (ids \(first) and \(id))")
       }
     }
-    var byteTokenIds: [Int32] = []
-    for byte in 0..<256 {
-      guard let id = idForToken[String(ByteLevel.scalarForByte[byte])] else {
-        throw ModelIOError(.badTokenizer, "no token for byte 0x\(String(byte, radix: 16)); not a byte-level BPE vocabulary")
-      }
-      byteTokenIds.append(id)
+    // Vocabularies may lack bytes never seen in training (SmolLM2 has no token for 21 bytes, among them the
+    // controls 0x04, 0x06, 0x13, 0x14, 0x16, 0x1D). Such bytes become `unknownTokenId`, or are dropped when there
+    // is none, as Hugging Face `tokenizers` and llama.cpp do. A vocabulary with no byte tokens at all is rejected.
+    let byteTokenIds = (0..<256).map { idForToken[String(ByteLevel.scalarForByte[$0])] ?? -1 }
+    let missing = byteTokenIds.indices.filter { byteTokenIds[$0] < 0 }
+    guard missing.count < 128 else {
+      throw ModelIOError(.badTokenizer, "no token for \(missing.count) of 256 bytes; not a byte-level BPE vocabulary")
+    }
+    if let unknownTokenId, !(0..<tokens.count).contains(unknownTokenId) {
+      throw ModelIOError(.badTokenizer, "unknown token id \(unknownTokenId) outside the vocabulary of \(tokens.count)")
     }
     var table = BPEMerges()
     for (rank, (left, right)) in mergePairs.enumerated() {
@@ -132,6 +142,8 @@ public struct BPETokenizer: Sendable {
     self.merges = table
     self.idForToken = idForToken
     self.byteTokenIds = byteTokenIds
+    self.bytesWithoutToken = missing.map(UInt8.init)
+    self.unknownTokenId = unknownTokenId
     self.tokenBytes = tokenBytes
     self.specialTokens = SpecialTokenMatcher(specialIds.map { (Array(tokens[$0].utf8), $0) })
   }
