@@ -54,6 +54,7 @@ SHORT_TEXTS = [
     ("control-text", "<|im_start|>user\nhi<|im_end|>"),
     ("empty", ""),
     ("single-space", " "),
+    ("bytes-without-token", "a\u0004b\u0006 c\u001d d\u0013\u0014\u0016"),
 ]
 
 SPLIT_TEXTS = [t for _, t in SHORT_TEXTS if t] + [

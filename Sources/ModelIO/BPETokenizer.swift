@@ -106,12 +106,9 @@ public struct BPETokenizer: Sendable {
     }
     // Vocabularies may lack bytes never seen in training (SmolLM2 has no token for 21 bytes, among them the
     // controls 0x04, 0x06, 0x13, 0x14, 0x16, 0x1D). Such bytes become `unknownTokenId`, or are dropped when there
-    // is none, as Hugging Face `tokenizers` and llama.cpp do. A vocabulary with no byte tokens at all is rejected.
+    // is none, as Hugging Face `tokenizers` and llama.cpp do.
     let byteTokenIds = (0..<256).map { idForToken[String(ByteLevel.scalarForByte[$0])] ?? -1 }
     let missing = byteTokenIds.indices.filter { byteTokenIds[$0] < 0 }
-    guard missing.count < 128 else {
-      throw ModelIOError(.badTokenizer, "no token for \(missing.count) of 256 bytes; not a byte-level BPE vocabulary")
-    }
     if let unknownTokenId, !(0..<tokens.count).contains(unknownTokenId) {
       throw ModelIOError(.badTokenizer, "unknown token id \(unknownTokenId) outside the vocabulary of \(tokens.count)")
     }
