@@ -73,9 +73,10 @@ enum TokenizerData {
 
 /// Seeded random strings over scalars that stress the pre-tokenizers: ASCII letters, digits and punctuation,
 /// apostrophes and contraction letters, every kind of whitespace, accented and non-Latin letters, combining marks,
-/// other numbers, emoji, controls, and (with `anyScalar`) any valid scalar.
+/// other numbers, emoji, controls, and (with `anyScalar`) any valid scalar; scalars failing `allowed` are skipped.
 func randomTokenizerText(
-  length: Int, using rng: inout SplitMix64, anyScalar: Bool = false, excluding: Set<Unicode.Scalar> = []
+  length: Int, using rng: inout SplitMix64, anyScalar: Bool = false,
+  allowed: (Unicode.Scalar) -> Bool = { _ in true }
 ) -> String {
   let pool: [Unicode.Scalar] = Array(
     "aAzZsStTdDmMlLrReEvV'  \n\n\r\t\u{0B}\u{0C}\u{85}\u{A0}\u{2003}\u{3000}0123456789.,!?-(\")éßİΩж漢字ー한ไ\u{301}\u{200B}²½Ⅻ٣４👍🏽\u{1F1EB}\u{7F}\u{01}"
@@ -90,7 +91,7 @@ func randomTokenizerText(
     } else {
       scalar = pool[Int(rng.next() % UInt64(pool.count))]
     }
-    if !excluding.contains(scalar) { view.append(scalar) }
+    if allowed(scalar) { view.append(scalar) }
   }
   return String(view)
 }
