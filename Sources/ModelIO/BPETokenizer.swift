@@ -40,7 +40,7 @@ public struct BPETokenizer: Sendable {
   public let unknownTokenId: Int?
   /// The bytes each token stands for (special tokens: their UTF-8 text), indexed by id.
   let tokenBytes: [[UInt8]]
-  let specialTokens: SpecialTokenMatcher
+  let specialTokens: BPESpecialTokenMatcher
 
   public var vocabularySize: Int { tokens.count }
 
@@ -142,7 +142,7 @@ public struct BPETokenizer: Sendable {
     self.bytesWithoutToken = missing.map(UInt8.init)
     self.unknownTokenId = unknownTokenId
     self.tokenBytes = tokenBytes
-    self.specialTokens = SpecialTokenMatcher(specialIds.map { (Array(tokens[$0].utf8), $0) })
+    self.specialTokens = BPESpecialTokenMatcher(specialIds.map { (Array(tokens[$0].utf8), $0) })
   }
 
   /// The id of a token string (byte-level spelling), if it is in the vocabulary.

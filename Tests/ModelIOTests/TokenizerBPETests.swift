@@ -131,3 +131,15 @@ func roundTripWithFullAlphabet(pre: PreTokenizer) throws {
   #expect(make(bos: -1) == .badTokenizer)
   #expect(make(addBOS: true) == .badTokenizer)  // add_bos without a BOS id
 }
+
+@Test func specialTokenMatcherPrefersTheLongestMatch() {
+  let m = BPESpecialTokenMatcher([(Array("<a>".utf8), 1), (Array("<a><b>".utf8), 2), (Array("é".utf8), 3)])
+  let bytes = { (s: String) in Array(s.utf8) }
+  #expect(
+    m.split(bytes("x<a><b>y<a>éz")) == [
+      .text(bytes("x")), .special(2), .text(bytes("y")), .special(1), .special(3), .text(bytes("z")),
+    ])
+  #expect(m.split([]) == [])
+  #expect(m.split(bytes("<a")) == [.text(bytes("<a"))])
+  #expect(BPESpecialTokenMatcher([]).isEmpty)
+}
