@@ -145,6 +145,14 @@ public struct BPETokenizer: Sendable {
     self.specialTokens = BPESpecialTokenMatcher(specialIds.map { (Array(tokens[$0].utf8), $0) })
   }
 
+  /// Throws `.unsupported` unless GGUF `tokenizer.ggml.model` names byte-level BPE ("gpt2"), the only model this
+  /// type reads; SentencePiece ("llama", e.g. Gemma 3) and WordPiece ("bert") are other tokenizers.
+  public static func checkGGUFModel(_ model: String) throws(ModelIOError) {
+    guard model == "gpt2" else {
+      throw ModelIOError(.unsupported, "tokenizer model '\(model)' is not supported; supported: gpt2 (byte-level BPE)")
+    }
+  }
+
   /// The id of a token string (byte-level spelling), if it is in the vocabulary.
   public func id(of token: String) -> Int? { idForToken[token].map(Int.init) }
 }

@@ -52,7 +52,7 @@ func modelIOErrorCode(
 }
 
 /// The heap merge equals the naive loop on random merge tables over a 4-letter alphabet, where ties and
-/// repeated pairs ("aaaa") are common.
+/// repeated pairs ("aaaa") are common; words run past `heapThreshold` so `merge` takes both paths.
 @Test func heapMergeMatchesReference() {
   var rng = SplitMix64(seed: 11)
   for _ in 0..<40 {
@@ -65,9 +65,10 @@ func modelIOErrorCode(
       merges.append(left: Int32(l), right: Int32(r), merged: Int32(m), rank: Int32(rank))
     }
     for _ in 0..<50 {
-      let word = (0..<Int(rng.next() % 40)).map { _ in Int32(rng.next() % 4) }
-      let fast = merges.merge(word), slow = merges.mergeReference(word)
+      let word = (0..<Int(rng.next() % 160)).map { _ in Int32(rng.next() % 4) }
+      let fast = merges.mergeHeap(word), slow = merges.mergeReference(word)
       #expect(fast == slow, "\(word)")
+      #expect(merges.merge(word) == slow)
       #expect(fast.map { tokens[Int($0)] }.joined() == word.map { tokens[Int($0)] }.joined())
     }
   }
@@ -102,6 +103,12 @@ func roundTripWithFullAlphabet(pre: PreTokenizer) throws {
   #expect(llama.ignoreMerges && !gpt2.ignoreMerges)
   #expect(llama.encode("abc") == [257])
   #expect(gpt2.encode("abc") == [256, Int(UInt8(ascii: "c"))])  // "c" stands for itself, id = its byte
+}
+
+@Test func ggufModelMustBeGPT2() {
+  #expect(modelIOErrorCode { try BPETokenizer.checkGGUFModel("gpt2") } == nil)
+  #expect(modelIOErrorCode { try BPETokenizer.checkGGUFModel("llama") } == .unsupported)
+  #expect(modelIOErrorCode { try BPETokenizer.checkGGUFModel("") } == .unsupported)
 }
 
 @Test func ggufValidationRules() {
