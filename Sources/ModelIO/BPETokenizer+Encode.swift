@@ -19,8 +19,9 @@ extension BPETokenizer {
     return ids
   }
 
-  /// `[BOS] + encode(text)`, the protocol of DESIGN.md's perplexity windows. Throws `.badTokenizer` when the model
-  /// has no BOS token.
+  /// `[BOS] + encode(text)`, the protocol of DESIGN.md's perplexity windows, whatever `addBOS` says (SmolLM2's GGUF
+  /// says `add_bos_token = false`, yet its reference window starts with BOS = 1). Throws `.badTokenizer` when the
+  /// model has no BOS token.
   public func encodeWithBOS(_ text: String, parseSpecial: Bool = false) throws(ModelIOError) -> [Int] {
     guard let bos = bosTokenId else { throw ModelIOError(.badTokenizer, "the tokenizer has no BOS token") }
     return [bos] + encode(text, parseSpecial: parseSpecial)

@@ -46,8 +46,9 @@ public struct BPETokenizer: Sendable {
 
   /// From GGUF metadata: `tokenizer.ggml.tokens`, `.merges` ("left right", rank = index), `.token_type`, `.pre`,
   /// `.bos_token_id`, `.eos_token_id`, `.add_bos_token`. Throws `.unsupported` for an unknown `pre` and
-  /// `.badTokenizer` for malformed tokens or merges (duplicate token, a merge that is not two tokens separated by one
-  /// space, a merge whose parts or result are not tokens, a byte with no token, an id out of range).
+  /// `.badTokenizer` for malformed tokens or merges (an empty vocabulary, a duplicate token string, a merge that is
+  /// not two tokens separated by one space, a merge whose parts or result are not tokens, a token type outside 0...6,
+  /// a BOS/EOS id out of range, `addBOS` without a BOS id). Bytes without a token are allowed (`bytesWithoutToken`).
   public init(
     tokens: [String], merges: [String], tokenTypes: [Int32]?, pre: String, bosTokenId: Int?, eosTokenId: Int?,
     addBOS: Bool
