@@ -8,7 +8,7 @@
 ///
 /// | case | regex (Hugging Face spelling) | llama.cpp `pre` names |
 /// | --- | --- | --- |
-/// | `gpt2` | `'s\|'t\|'re\|'ve\|'m\|'ll\|'d\| ?\p{L}+\| ?\p{N}+\| ?[^\s\p{L}\p{N}]+\|\s+(?!\S)\|\s+` | gpt-2, phi-2, mpt, olmo |
+/// | `gpt2` | `'s\|'t\|'re\|'ve\|'m\|'ll\|'d\| ?\p{L}+\| ?\p{N}+\| ?[^\s\p{L}\p{N}]+\|\s+(?!\S)\|\s+` | gpt-2 (and our alias gpt2), phi-2, mpt, olmo |
 /// | `smollm` | every `\p{N}` isolated (HF `Digits(individual_digits: true)`), then `gpt2` on the rest | smollm, starcoder, refact, command-r, codeshell |
 /// | `llama3` | `(?i:'s\|'t\|'re\|'ve\|'m\|'ll\|'d)\|[^\r\n\p{L}\p{N}]?\p{L}+\|\p{N}{1,3}\| ?[^\s\p{L}\p{N}]+[\r\n]*\|\s*[\r\n]+\|\s+(?!\S)\|\s+` | llama3, llama-v3, llama-bpe, falcon3, dbrx, smaug-bpe |
 /// | `qwen2` | as `llama3` with `\p{N}` (one digit) instead of `\p{N}{1,3}` | qwen2, deepseek-r1-qwen, stablelm2, megrez |
