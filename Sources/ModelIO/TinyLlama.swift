@@ -55,18 +55,7 @@ public enum TinyLlama {
 
   /// The byte-level vocabulary: GPT-2's 256 byte symbols in byte order, then `<|bos|>`, `<|eos|>`.
   public static func vocabulary() -> [String] {
-    byteSymbols() + ["<|bos|>", "<|eos|>"]
-  }
-
-  /// GPT-2's `bytes_to_unicode`: printable Latin-1 bytes map to themselves, the other 68 to U+0100 onwards.
-  static func byteSymbols() -> [String] {
-    var next: UInt32 = 256
-    return (0..<256).map { (b: Int) -> String in
-      let printable = (33...126).contains(b) || (161...172).contains(b) || (174...255).contains(b)
-      let scalar: UInt32
-      if printable { scalar = UInt32(b) } else { scalar = next; next += 1 }
-      return String(Character(Unicode.Scalar(scalar)!))
-    }
+    ByteLevel.scalarForByte.map { String(Character($0)) } + ["<|bos|>", "<|eos|>"]
   }
 
   /// SplitMix64, local so that ModelIO needs no test support.
