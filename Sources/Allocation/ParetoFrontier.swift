@@ -4,7 +4,8 @@
 /// Algorithm (Nemhauser–Ullmann, generalised to multiple choice): keep the Pareto set Fₖ of the partial sums over the
 /// first k groups. Fₖ₊₁ = prune(⋃ⱼ (Fₖ + optionⱼ)), where `prune` drops every point with bytes ≥ and loss ≥ some other
 /// point. Each shifted copy Fₖ + optionⱼ is sorted by bytes already, so the union is formed by pairwise merges with
-/// pruning on the fly: O(m · (|Fₖ| + |Fₖ₊₁|)) for a group of m options.
+/// pruning on the fly (`FrontierMerge`), skipping dominated runs by galloping: O(m · (|Fₖ| + |Fₖ₊₁|)) at worst for a
+/// group of m options, much less when one list dominates another over long stretches.
 ///
 /// Exactness: if a complete plan is Pareto-optimal, its restriction to the first k groups is Pareto-optimal among
 /// partial plans over those groups; otherwise replacing that prefix by one that dominates it would dominate the whole
@@ -33,10 +34,11 @@ public struct ParetoFrontier: Sendable {
   /// Sorted by bytes, strictly increasing; loss strictly decreasing.
   public let points: [Point]
   package let reduced: ReducedProblem
-  /// Per stored point of stage k: index of its parent in stage k−1 and the group option taken at stage k.
-  private let parents: [Int32]
-  private let choices: [UInt16]
-  /// Stage k occupies `stageOffsets[k] ..< stageOffsets[k + 1]` of `parents` and `choices`.
+  /// Per stored point of stage k: `parent << shifts[k] | option`, the parent's index in stage k−1 and the group
+  /// option taken at stage k.
+  private let tags: [UInt32]
+  private let shifts: [UInt8]
+  /// Stage k occupies `stageOffsets[k] ..< stageOffsets[k + 1]` of `tags`.
   private let stageOffsets: [Int]
 
   /// Builds the whole frontier.
@@ -44,74 +46,40 @@ public struct ParetoFrontier: Sendable {
   ///   - problem: layers, options and constraints.
   ///   - pointLimit: the most back-pointers (Σₖ |Fₖ|) to keep before giving up with `.frontierTooLarge`.
   /// - Throws: any constraint error of the problem, or `.frontierTooLarge`.
-  public init(_ problem: AllocationProblem, pointLimit: Int = 60_000_000) throws(AllocationError) {
+  public init(_ problem: AllocationProblem, pointLimit: Int = 100_000_000) throws(AllocationError) {
     let reduced = try ReducedProblem(problem)
     self.reduced = reduced
-    var parents = [Int32](), choices = [UInt16](), offsets = [0]
-    // Current frontier and the scratch buffers of one merge.
-    var bytes = [0], loss = [0.0]
-    var accBytes = [Int](), accLoss = [Double](), accParent = [Int32](), accChoice = [UInt16]()
-    var outBytes = [Int](), outLoss = [Double](), outParent = [Int32](), outChoice = [UInt16]()
-    for group in reduced.groups {
+    var tags = [UInt32](), shifts = [UInt8](), offsets = [0]
+    var front = PointBuffer(capacity: 1), acc = PointBuffer(capacity: 1), out = PointBuffer(capacity: 1)
+    defer { front.free(); acc.free(); out.free() }
+    front.append(bytes: 0, loss: 0, tag: 0)
+    for (g, group) in reduced.groups.enumerated() {
       let options = Self.prunedOptions(group.options)
-      // acc = F + first option (already Pareto: a shift keeps the order).
-      accBytes.removeAll(keepingCapacity: true); accLoss.removeAll(keepingCapacity: true)
-      accParent.removeAll(keepingCapacity: true); accChoice.removeAll(keepingCapacity: true)
-      let first = group.options[options[0]]
-      for i in bytes.indices {
-        accBytes.append(bytes[i] + first.bytes); accLoss.append(loss[i] + first.loss)
-        accParent.append(Int32(i)); accChoice.append(UInt16(options[0]))
+      let shift = UInt32(max(1, Int.bitWidth - (group.options.count - 1).leadingZeroBitCount))
+      guard front.count <= Int(UInt32.max >> shift) else {
+        throw AllocationError(.frontierTooLarge, "the exact frontier has \(front.count) points after \(g) groups")
       }
+      // acc = F + first option, then acc = prune(acc ∪ (F + option)) for each further option.
+      acc.count = 0
+      FrontierMerge.shifted(front, by: group.options[options[0]], tag: UInt32(options[0]), shift: shift, into: &acc)
       for j in options.dropFirst() {
-        let option = group.options[j]
-        let (shift, add, tag) = (option.bytes, option.loss, UInt16(j))
-        outBytes.removeAll(keepingCapacity: true); outLoss.removeAll(keepingCapacity: true)
-        outParent.removeAll(keepingCapacity: true); outChoice.removeAll(keepingCapacity: true)
-        var (a, b) = (0, 0)
-        var last = Double.infinity
-        // Two sorted lists: acc[a...] and (F + option)[b...]; keep a point only if it lowers the running loss.
-        while a < accBytes.count || b < bytes.count {
-          let takeAcc: Bool
-          if b == bytes.count {
-            takeAcc = true
-          } else if a == accBytes.count {
-            takeAcc = false
-          } else {
-            let (ab, bb) = (accBytes[a], bytes[b] + shift)
-            takeAcc = ab < bb || (ab == bb && accLoss[a] <= loss[b] + add)
-          }
-          if takeAcc {
-            if accLoss[a] < last {
-              last = accLoss[a]
-              outBytes.append(accBytes[a]); outLoss.append(last)
-              outParent.append(accParent[a]); outChoice.append(accChoice[a])
-            }
-            a += 1
-          } else {
-            let l = loss[b] + add
-            if l < last {
-              last = l
-              outBytes.append(bytes[b] + shift); outLoss.append(l)
-              outParent.append(Int32(b)); outChoice.append(tag)
-            }
-            b += 1
-          }
-        }
-        swap(&accBytes, &outBytes); swap(&accLoss, &outLoss)
-        swap(&accParent, &outParent); swap(&accChoice, &outChoice)
+        out.count = 0
+        FrontierMerge.merge(acc, front, by: group.options[j], tag: UInt32(j), shift: shift, into: &out)
+        swap(&acc, &out)
       }
-      parents.append(contentsOf: accParent); choices.append(contentsOf: accChoice)
-      offsets.append(parents.count)
-      guard parents.count <= pointLimit, accBytes.count <= Int(Int32.max) else {
+      tags.append(contentsOf: UnsafeBufferPointer(start: acc.tag, count: acc.count))
+      shifts.append(UInt8(shift))
+      offsets.append(tags.count)
+      guard tags.count <= pointLimit else {
         throw AllocationError(
-          .frontierTooLarge, "the exact frontier exceeded \(pointLimit) stored points after \(offsets.count - 1) of "
+          .frontierTooLarge, "the exact frontier exceeded \(pointLimit) stored points after \(g + 1) of "
             + "\(reduced.groups.count) groups; use --solver lagrange or greedy for this instance")
       }
-      swap(&bytes, &accBytes); swap(&loss, &accLoss)
+      swap(&front, &acc)
     }
-    self.points = zip(bytes, loss).map { Point(bytes: $0, loss: $1) }
-    self.parents = parents
-    self.choices = choices
+    self.points = (0..<front.count).map { Point(bytes: front.bytes[$0], loss: front.loss[$0]) }
+    self.tags = tags
+    self.shifts = shifts
     self.stageOffsets = offsets
   }
 
@@ -130,7 +98,7 @@ public struct ParetoFrontier: Sendable {
   }
 
   /// Total back-pointers stored (Σₖ |Fₖ|), the memory the frontier holds.
-  public var storedPoints: Int { parents.count }
+  public var storedPoints: Int { tags.count }
 
   /// Index of the optimal point for `budget`: the one with the largest bytes ≤ budget, or nil if none fits.
   /// - Complexity: O(log |points|).
@@ -150,9 +118,9 @@ public struct ParetoFrontier: Sendable {
     var result = [Int](repeating: 0, count: reduced.groups.count)
     var p = index
     for stage in stride(from: reduced.groups.count - 1, through: 0, by: -1) {
-      let slot = stageOffsets[stage] + p
-      result[stage] = Int(choices[slot])
-      p = Int(parents[slot])
+      let tag = tags[stageOffsets[stage] + p]
+      result[stage] = Int(tag & ((1 << UInt32(shifts[stage])) - 1))
+      p = Int(tag >> UInt32(shifts[stage]))
     }
     return result
   }
