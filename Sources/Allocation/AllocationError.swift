@@ -50,7 +50,7 @@ public struct AllocationError: Error, CustomStringConvertible, Sendable, Equatab
   public var description: String { "\(code.rawValue): \(message)" }
 
   /// The error for a budget below `range`, with both ends in bytes and MiB.
-  static func infeasible(budget: Int, range: ClosedRange<Int>) -> AllocationError {
+  public static func infeasible(budget: Int, range: ClosedRange<Int>) -> AllocationError {
     AllocationError(
       .infeasible,
       "budget \(budget) bytes (\(mib(budget)) MiB) is below the smallest achievable plan; achievable range is "
