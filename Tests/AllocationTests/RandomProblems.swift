@@ -3,9 +3,9 @@ import _TestSupport
 
 /// Seeded random allocation problems and an independent brute-force solver for them.
 enum RandomProblems {
-  static let formatPool = ["a", "b", "c", "d", "e"]
+  static let formatPool = ["a", "b", "c", "d", "e", "f", "g", "h"]
 
-  /// Up to `maxLayers` layers named `layer.N`, each with 1...`maxCandidates` distinct formats from the pool. Bytes
+  /// Up to `maxLayers` layers named `layer.N`, each with 1...`maxCandidates` distinct formats from the first max(5, `maxCandidates`) of the pool. Bytes
   /// are small integers (0...`maxBytes`, so equal totals are common) and losses are integers stored as Double when
   /// `integerLosses` (every sum is then exact, so results can be compared with ==). With `constraints`, up to two
   /// tie groups of 2-3 layers (by name) and up to one pin (by an anchored regex) are added; some are unsatisfiable
@@ -18,7 +18,7 @@ enum RandomProblems {
     var layers = [AllocationProblem.Layer]()
     for i in 0..<layerCount {
       let count = exactSize ? maxCandidates : Int.random(in: 1...maxCandidates, using: &rng)
-      let formats = formatPool.shuffled(using: &rng).prefix(count)
+      let formats = formatPool.prefix(max(5, maxCandidates)).shuffled(using: &rng).prefix(count)
       let options = formats.map { format in
         AllocationProblem.Option(
           format: format, bytes: Int.random(in: 0...maxBytes, using: &rng),
@@ -39,7 +39,7 @@ enum RandomProblems {
       let i = Int.random(in: 0..<layerCount, using: &rng)
       // Mostly a format the layer has; sometimes any pool format, which may be impossible on purpose.
       let own = layers[i].options.randomElement(using: &rng)!.format
-      let format = Int.random(in: 0..<5, using: &rng) == 0 ? formatPool.randomElement(using: &rng)! : own
+      let format = Int.random(in: 0..<5, using: &rng) == 0 ? formatPool.prefix(5).randomElement(using: &rng)! : own
       problem.constraints.append(.pin(pattern: "^layer\\.\(i)$", format: format))
     }
     return problem
