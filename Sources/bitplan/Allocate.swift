@@ -92,7 +92,7 @@ struct Allocate: ParsableCommand {
       "frontier_points": pareto.points.count, "min_bytes": pareto.points.first!.bytes,
       "max_bytes": pareto.points.last!.bytes, "plan": output, "frontier": frontier as Any? ?? NSNull(),
     ]
-    let data = try! JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+    let data = try! JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
     return String(decoding: data, as: UTF8.self)
   }
 

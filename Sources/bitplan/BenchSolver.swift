@@ -50,7 +50,7 @@ struct BenchSolver: ParsableCommand {
         "target_seconds": Self.targetSeconds, "budget_bytes": budget,
         "solvers": rows.map { ["solver": $0.solver, "seconds": $0.seconds, "predicted_loss": $0.loss, "gap": $0.gap] },
       ]
-      let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+      let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
       print(String(decoding: data, as: UTF8.self))
       return
     }
