@@ -19,6 +19,7 @@ struct BenchSolver: ParsableCommand {
   @Option(help: "Seed of the synthetic problem.") var seed: UInt64 = 1
   @Option(help: "Transformer blocks (7 layers each).") var blocks = 30
   @Option(help: "Budget for the per-solver timings, in bits per weight.") var bpw = 4.5
+  @Option(help: "Also write the synthetic problem as PROBLEM.json (for scripts/ilp_compare.py).") var writeProblem: String?
   @Flag(help: "Machine-readable output on stdout.") var json = false
 
   /// Target for the frontier of 210 × 10 (the acceptance figure).
@@ -31,6 +32,13 @@ struct BenchSolver: ParsableCommand {
 
   func run() throws {
     let problem = SyntheticProblem.transformer(blocks: blocks, seed: seed)
+    if let path = writeProblem {
+      let encoder = JSONEncoder()
+      encoder.outputFormatting = [.sortedKeys]
+      do { try encoder.encode(ProblemFile(problem)).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+        throw CommandError("cannot write '\(path)': \(error.localizedDescription)")
+      }
+    }
     let clock = ContinuousClock()
     var frontier: ParetoFrontier?
     let frontierTime = try clock.measure { frontier = try ParetoFrontier(problem) }
