@@ -54,7 +54,9 @@ extension AllocationProblem {
   /// - Throws: `.infeasible` (with the achievable range) when the budget is below the smallest plan; constraint
   ///   errors; `.missingStatistics` for waterfill without statistics.
   /// - Complexity: that of `ParetoFrontier.init` plus the chosen solver.
-  public func solve(budget: Int, using solver: SolverKind = .exact, frontier: ParetoFrontier? = nil)
+  public func solve(
+    budget: Int, using solver: SolverKind = .exact, frontier: ParetoFrontier? = nil
+  )
     throws(AllocationError) -> AllocationPlan
   {
     let reduced: ReducedProblem

@@ -100,7 +100,8 @@ public struct AllocationProblem: Sendable, Equatable {
           throw AllocationError(.duplicate, "layer '\(layer.name)': format '\(option.format)' offered twice")
         }
         guard option.bytes >= 0 else {
-          throw AllocationError(.badNumber, "layer '\(layer.name)', format '\(option.format)': bytes \(option.bytes) < 0")
+          throw AllocationError(
+            .badNumber, "layer '\(layer.name)', format '\(option.format)': bytes \(option.bytes) < 0")
         }
         guard option.loss.isFinite else {
           throw AllocationError(

@@ -14,7 +14,8 @@ public enum Budget: Sendable, Equatable {
   /// - Throws: `.badBudget` for anything else, negative or non-finite values, or sizes beyond Int.
   public static func parse(_ text: String) throws(AllocationError) -> Budget {
     let trimmed = text.trimmingSpaces
-    var number = Substring(trimmed), multiplier = 1.0
+    var number = Substring(trimmed)
+    var multiplier = 1.0
     for unit in units where trimmed.hasSuffix(unit.suffix) {
       number = trimmed.dropLast(unit.suffix.count)
       multiplier = unit.multiplier

@@ -29,7 +29,8 @@ package struct ConvexHull: Sendable {
   package let increments: [Increment]
 
   package init(_ reduced: ReducedProblem) {
-    var start = [Int](), increments = [Increment]()
+    var start = [Int]()
+    var increments = [Increment]()
     var (startBytes, startLoss) = (0, 0.0)
     for (g, group) in reduced.groups.enumerated() {
       let pareto = ParetoFrontier.prunedOptions(group.options)  // bytes ↑, loss ↓

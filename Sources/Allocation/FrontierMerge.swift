@@ -24,9 +24,11 @@ struct PointBuffer {
   mutating func reserve(_ needed: Int) {
     guard needed > capacity else { return }
     let grown = max(needed, capacity * 2)
-    let (b, l, t) = (UnsafeMutablePointer<Int>.allocate(capacity: grown),
-                     UnsafeMutablePointer<Double>.allocate(capacity: grown),
-                     UnsafeMutablePointer<UInt32>.allocate(capacity: grown))
+    let (b, l, t) = (
+      UnsafeMutablePointer<Int>.allocate(capacity: grown),
+      UnsafeMutablePointer<Double>.allocate(capacity: grown),
+      UnsafeMutablePointer<UInt32>.allocate(capacity: grown)
+    )
     b.initialize(from: bytes, count: count)
     l.initialize(from: loss, count: count)
     t.initialize(from: tag, count: count)

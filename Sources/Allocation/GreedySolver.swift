@@ -24,7 +24,9 @@ package enum GreedySolver {
       }
       guard let move = best else { break }
       let group = reduced.groups[move.group]
-      used += group.options[pareto[move.group][move.position]].bytes - group.options[pareto[move.group][position[move.group]]].bytes
+      used +=
+        group.options[pareto[move.group][move.position]].bytes
+        - group.options[pareto[move.group][position[move.group]]].bytes
       position[move.group] = move.position
     }
     return position.enumerated().map { pareto[$0.offset][$0.element] }

@@ -1,7 +1,8 @@
 /// The slow, obvious twin of the fast frontier, for tests: sort and prune, one stage at a time.
 extension ParetoFrontier {
   /// The frontier points by the definition, one stage at a time: all |F| · m sums, sorted by (bytes, loss), then
-  /// kept only where the loss falls below every earlier one. Groups are merged in the same order as `init`, so losses are summed alike.
+  /// kept only where the loss falls below every earlier one. Groups are merged in the same order as `init`, so
+  /// losses are summed alike.
   /// - Complexity: O(Σₖ mₖ |Fₖ| log(mₖ |Fₖ|)).
   package static func referencePoints(_ problem: AllocationProblem) throws(AllocationError) -> [Point] {
     let reduced = try ReducedProblem(problem)
@@ -21,7 +22,8 @@ extension ParetoFrontier {
 
   /// Keeps each point whose loss is below that of every point before it (input sorted by bytes, then loss).
   package static func prune(sortedByBytes points: [Point]) -> [Point] {
-    var kept = [Point](), last = Double.infinity
+    var kept = [Point]()
+    var last = Double.infinity
     for point in points where point.loss < last {
       kept.append(point)
       last = point.loss

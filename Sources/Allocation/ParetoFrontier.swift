@@ -11,8 +11,9 @@
 /// partial plans over those groups; otherwise replacing that prefix by one that dominates it would dominate the whole
 /// plan, since the remaining groups add the same bytes and loss to both. So no plan on the final frontier is ever
 /// pruned, and every point kept is a real plan; the argument holds for any order of the groups. Bytes are exact
-/// integers (no grid, no rounding); losses are summed in `stageOrder`, the order in which plans recompute them. The optimum for a budget B is the
-/// frontier point with the largest bytes ≤ B, because loss strictly decreases along the frontier.
+/// integers (no grid, no rounding); losses are summed in `stageOrder`, the order in which plans recompute them. The
+/// optimum for a budget B is the frontier point with the largest bytes ≤ B, because loss strictly decreases along
+/// the frontier.
 ///
 /// Size: |Fₖ| is at most the number of distinct byte totals. Real transformers repeat a few layer shapes, so totals
 /// fall on a coarse lattice and the frontier stays in the thousands to hundreds of thousands; for random data the
@@ -51,9 +52,17 @@ public struct ParetoFrontier: Sendable {
   public init(_ problem: AllocationProblem, pointLimit: Int = 100_000_000) throws(AllocationError) {
     let reduced = try ReducedProblem(problem)
     self.reduced = reduced
-    var tags = [UInt32](), shifts = [UInt8](), offsets = [0]
-    var front = PointBuffer(capacity: 1), acc = PointBuffer(capacity: 1), out = PointBuffer(capacity: 1)
-    defer { front.free(); acc.free(); out.free() }
+    var tags = [UInt32]()
+    var shifts = [UInt8]()
+    var offsets = [0]
+    var front = PointBuffer(capacity: 1)
+    var acc = PointBuffer(capacity: 1)
+    var out = PointBuffer(capacity: 1)
+    defer {
+      front.free()
+      acc.free()
+      out.free()
+    }
     front.append(bytes: 0, loss: 0, tag: 0)
     let order = Self.mergeOrder(reduced)
     for (stage, g) in order.enumerated() {
@@ -76,7 +85,8 @@ public struct ParetoFrontier: Sendable {
       offsets.append(tags.count)
       guard tags.count <= pointLimit else {
         throw AllocationError(
-          .frontierTooLarge, "the exact frontier exceeded \(pointLimit) stored points after \(stage + 1) of "
+          .frontierTooLarge,
+          "the exact frontier exceeded \(pointLimit) stored points after \(stage + 1) of "
             + "\(reduced.groups.count) groups; use --solver lagrange or greedy for this instance")
       }
       swap(&front, &acc)
@@ -104,7 +114,8 @@ public struct ParetoFrontier: Sendable {
     let order = options.indices.sorted {
       (options[$0].bytes, options[$0].loss, $0) < (options[$1].bytes, options[$1].loss, $1)
     }
-    var kept = [Int](), last = Double.infinity
+    var kept = [Int]()
+    var last = Double.infinity
     for i in order where options[i].loss < last {
       kept.append(i)
       last = options[i].loss

@@ -52,7 +52,9 @@ public struct PlanDocument: Sendable, Equatable, Codable {
 
   /// The document for `plan`, taking bits, group size and symmetry from the chosen options of `problem`.
   public init(plan: AllocationPlan, problem: AllocationProblem) {
-    precondition(plan.choices.count == problem.layers.count, "plan of \(plan.choices.count) layers for a problem of \(problem.layers.count)")
+    precondition(
+      plan.choices.count == problem.layers.count,
+      "plan of \(plan.choices.count) layers for a problem of \(problem.layers.count)")
     model = problem.model
     modelSHA256 = problem.modelSHA256
     budgetBytes = plan.budgetBytes

@@ -87,7 +87,8 @@ public struct ProblemFile: Sendable, Equatable, Codable {
         guard let loss = score == "error" ? (candidate.error ?? candidate.scores?["error"]) : candidate.scores?[score]
         else {
           throw AllocationError(
-            .unknownScore, "layer '\(layer.name)', format '\(candidate.format)' has no score '\(score)' "
+            .unknownScore,
+            "layer '\(layer.name)', format '\(candidate.format)' has no score '\(score)' "
               + "(scores in this file: \(scoreNames.joined(separator: ", ")))")
         }
         options.append(

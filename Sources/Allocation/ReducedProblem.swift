@@ -38,7 +38,10 @@ package struct ReducedProblem: Sendable {
     var parent = Array(layers.indices)  // union-find over layers for ties
     func find(_ x: Int) -> Int {
       var x = x
-      while parent[x] != x { parent[x] = parent[parent[x]]; x = parent[x] }
+      while parent[x] != x {
+        parent[x] = parent[parent[x]]
+        x = parent[x]
+      }
       return x
     }
     func union(_ a: Int, _ b: Int) {
@@ -58,7 +61,8 @@ package struct ReducedProblem: Sendable {
           guard let option = layer.options.firstIndex(where: { $0.format == format }) else {
             let formats = layer.options.map(\.format).joined(separator: ", ")
             throw AllocationError(
-              .unknownFormat, "pin '\(pattern)=\(format)': layer '\(layer.name)' does not allow '\(format)' "
+              .unknownFormat,
+              "pin '\(pattern)=\(format)': layer '\(layer.name)' does not allow '\(format)' "
                 + "(allowed: \(formats))")
           }
           allowed[i] = [option]
@@ -149,7 +153,9 @@ package struct ReducedProblem: Sendable {
     precondition(groupChoices.count == groups.count, "\(groupChoices.count) choices for \(groups.count) groups")
     var choices = [Int](repeating: -1, count: problem.layers.count)
     for (g, group) in groups.enumerated() {
-      for (k, member) in group.members.enumerated() { choices[member] = group.options[groupChoices[g]].memberOptions[k] }
+      for (k, member) in group.members.enumerated() {
+        choices[member] = group.options[groupChoices[g]].memberOptions[k]
+      }
     }
     return choices
   }

@@ -23,7 +23,10 @@ package enum WaterfillSolver {
   /// - Throws: `.missingStatistics` when a layer lacks sensitivity or variance, or s·σ² or n is not positive.
   package static func continuousBits(_ reduced: ReducedProblem, budget: Int) throws(AllocationError) -> [Double] {
     let layers = reduced.problem.layers
-    var a = [Double](), low = [Double](), high = [Double](), n = [Double]()
+    var a = [Double]()
+    var low = [Double]()
+    var high = [Double]()
+    var n = [Double]()
     for group in reduced.groups {
       var weighted = 0.0
       for m in group.members {
@@ -31,7 +34,8 @@ package enum WaterfillSolver {
           layers[m].parameterCount > 0
         else {
           throw AllocationError(
-            .missingStatistics, "waterfill needs a positive sensitivity, variance and parameter count for every "
+            .missingStatistics,
+            "waterfill needs a positive sensitivity, variance and parameter count for every "
               + "layer; '\(layers[m].name)' has none or zero")
         }
         weighted += Double(layers[m].parameterCount) * s * v
@@ -51,7 +55,9 @@ package enum WaterfillSolver {
   /// its breakpoints loᵍ − aᵍ (group starts rising) and hiᵍ − aᵍ (group saturates). Targets outside the range
   /// return the breakpoint at that end.
   /// - Complexity: O(G log G).
-  package static func waterLevel(a: [Double], low: [Double], high: [Double], weights: [Double], target: Double)
+  package static func waterLevel(
+    a: [Double], low: [Double], high: [Double], weights: [Double], target: Double
+  )
     -> Double
   {
     // Events: (K, change of slope).
@@ -77,7 +83,9 @@ package enum WaterfillSolver {
   package static func choices(_ reduced: ReducedProblem, budget: Int) throws(AllocationError) -> [Int] {
     let bits = try continuousBits(reduced, budget: budget)
     let layers = reduced.problem.layers
-    var order = [[Int]](), weight = [Double](), choice = [Int]()  // order[g]: options by bytes ascending
+    var order = [[Int]]()
+    var weight = [Double]()
+    var choice = [Int]()  // order[g]: options by bytes ascending
     var used = 0
     for (g, group) in reduced.groups.enumerated() {
       let sorted = group.options.indices.sorted { (group.options[$0].bytes, $0) < (group.options[$1].bytes, $1) }
@@ -86,15 +94,23 @@ package enum WaterfillSolver {
       order.append(sorted)
       choice.append(p)
       used += group.options[sorted[p]].bytes
-      weight.append(group.members.reduce(0) { $0 + Double(layers[$1].parameterCount) * layers[$1].sensitivity! * layers[$1].variance! })
+      weight.append(
+        group.members.reduce(0) {
+          $0 + Double(layers[$1].parameterCount) * layers[$1].sensitivity! * layers[$1].variance!
+        })
     }
     // Rounding in floating point could overshoot by a byte; step down the most over-target group until it fits.
     while used > budget {
-      guard let g = reduced.groups.indices.filter({ choice[$0] > 0 }).max(by: {
-        Double(reduced.groups[$0].options[order[$0][choice[$0]]].bytes) / Double(reduced.groups[$0].parameterCount) - bits[$0] / 8
-          < Double(reduced.groups[$1].options[order[$1][choice[$1]]].bytes) / Double(reduced.groups[$1].parameterCount) - bits[$1] / 8
-      }) else { break }
-      used -= reduced.groups[g].options[order[g][choice[g]]].bytes - reduced.groups[g].options[order[g][choice[g] - 1]].bytes
+      guard
+        let g = reduced.groups.indices.filter({ choice[$0] > 0 }).max(by: {
+          Double(reduced.groups[$0].options[order[$0][choice[$0]]].bytes) / Double(reduced.groups[$0].parameterCount)
+            - bits[$0] / 8
+            < Double(reduced.groups[$1].options[order[$1][choice[$1]]].bytes)
+            / Double(reduced.groups[$1].parameterCount) - bits[$1] / 8
+        })
+      else { break }
+      used -=
+        reduced.groups[g].options[order[g][choice[g]]].bytes - reduced.groups[g].options[order[g][choice[g] - 1]].bytes
       choice[g] -= 1
     }
     func modelled(_ g: Int, _ p: Int) -> Double {
@@ -104,14 +120,17 @@ package enum WaterfillSolver {
     while true {
       var best: (group: Int, gain: Double)?
       for g in reduced.groups.indices where choice[g] + 1 < order[g].count {
-        let extra = reduced.groups[g].options[order[g][choice[g] + 1]].bytes - reduced.groups[g].options[order[g][choice[g]]].bytes
+        let extra =
+          reduced.groups[g].options[order[g][choice[g] + 1]].bytes
+          - reduced.groups[g].options[order[g][choice[g]]].bytes
         guard used + extra <= budget else { continue }
         let gain = (modelled(g, choice[g]) - modelled(g, choice[g] + 1)) / Double(max(extra, 1))
         if best == nil || gain > best!.gain { best = (g, gain) }
       }
       guard let move = best else { break }
       let g = move.group
-      used += reduced.groups[g].options[order[g][choice[g] + 1]].bytes - reduced.groups[g].options[order[g][choice[g]]].bytes
+      used +=
+        reduced.groups[g].options[order[g][choice[g] + 1]].bytes - reduced.groups[g].options[order[g][choice[g]]].bytes
       choice[g] += 1
     }
     return choice.indices.map { order[$0][choice[$0]] }

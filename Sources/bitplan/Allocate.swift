@@ -13,13 +13,14 @@ struct Allocate: ParsableCommand {
     discussion: """
       --pin REGEX=FORMAT fixes the format of every layer whose name matches (searched anywhere; the first matching \
       pin wins). --tie REGEX makes matching layers share a format per block: the block is the regex's first capture \
-      group, or, without one, the name with the matched part removed. Example: --tie 'layers\\.(\\d+)\\.self_attn\\.[qkv]_proj'.
+      group, or, without one, the name with the matched part removed. \
+      Example: --tie 'layers\\.(\\d+)\\.self_attn\\.[qkv]_proj'.
       """)
 
   @Argument(help: "PROBLEM.json (RUN.h5 input arrives with the measurement run store).") var input: String
   @Option(help: "Byte budget: 123456, 80MiB, 80MB, 1.5GiB.") var budget: String?
   @Option(help: "Budget in bits per weight over the quantizable weights.") var bpw: String?
-  @Option(help: "exact | waterfill | lagrange | greedy.") var solver: SolverKind = .exact
+  @Option(help: "Which solver chooses the formats; every plan is compared with exact.") var solver: SolverKind = .exact
   @Option(help: "Which score to minimise (error, or a name under a candidate's scores).") var score = "error"
   @Option(name: .customLong("pin"), help: "REGEX=FORMAT; repeatable.") var pins: [String] = []
   @Option(name: .customLong("tie"), help: "REGEX; repeatable.") var ties: [String] = []
@@ -74,8 +75,10 @@ struct Allocate: ParsableCommand {
     return """
       solver    \(plan.solver.rawValue), score \(plan.score)
       budget    \(plan.budgetBytes) bytes (\(g(Double(plan.budgetBytes) / 1_048_576)) MiB)
-      total     \(plan.totalBytes) bytes (\(g(Double(plan.totalBytes) / 1_048_576)) MiB), \(g(plan.bitsPerWeight)) bits per weight
-      ΔLoss     \(g(plan.predictedLoss)) predicted; exact optimum \(g(plan.optimumLoss)), gap \(g(plan.gapToOptimum))\(relative); LP bound \(g(plan.lowerBound))
+      total     \(plan.totalBytes) bytes (\(g(Double(plan.totalBytes) / 1_048_576)) MiB), \
+      \(g(plan.bitsPerWeight)) bits per weight
+      ΔLoss     \(g(plan.predictedLoss)) predicted; exact optimum \(g(plan.optimumLoss)), \
+      gap \(g(plan.gapToOptimum))\(relative); LP bound \(g(plan.lowerBound))
       formats   \(counts)
       price     \(g(plan.lossPerExtraMiB)) ΔLoss per extra MiB (shadow price of the budget)
       frontier  \(pareto.points.count) Pareto points, achievable \(range.lowerBound)...\(range.upperBound) bytes
@@ -92,7 +95,8 @@ struct Allocate: ParsableCommand {
       "frontier_points": pareto.points.count, "min_bytes": pareto.points.first!.bytes,
       "max_bytes": pareto.points.last!.bytes, "plan": output, "frontier": frontier as Any? ?? NSNull(),
     ]
-    let data = try! JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    let data = try! JSONSerialization.data(
+      withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
     return String(decoding: data, as: UTF8.self)
   }
 

@@ -19,7 +19,8 @@ struct BenchSolver: ParsableCommand {
   @Option(help: "Seed of the synthetic problem.") var seed: UInt64 = 1
   @Option(help: "Transformer blocks (7 layers each).") var blocks = 30
   @Option(help: "Budget for the per-solver timings, in bits per weight.") var bpw = 4.5
-  @Option(help: "Also write the synthetic problem as PROBLEM.json (for scripts/ilp_compare.py).") var writeProblem: String?
+  @Option(help: "Also write the synthetic problem as PROBLEM.json (for scripts/ilp_compare.py).") var writeProblem:
+    String?
   @Flag(help: "Machine-readable output on stdout.") var json = false
 
   /// Target for the frontier of 210 × 10 (the acceptance figure).
@@ -58,7 +59,8 @@ struct BenchSolver: ParsableCommand {
         "target_seconds": Self.targetSeconds, "budget_bytes": budget,
         "solvers": rows.map { ["solver": $0.solver, "seconds": $0.seconds, "predicted_loss": $0.loss, "gap": $0.gap] },
       ]
-      let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+      let data = try JSONSerialization.data(
+        withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
       print(String(decoding: data, as: UTF8.self))
       return
     }

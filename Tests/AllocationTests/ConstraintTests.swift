@@ -41,8 +41,11 @@ private func code(of body: () throws -> Void) -> AllocationError.Code? {
     #expect(zip(frontier.points, untied.points).allSatisfy { $0.bytes == $1.bytes && $0.loss >= $1.loss - 1e-12 })
     #expect(abs((frontier.points[1].loss - untied.points[1].loss) - 0.15) < 1e-12)
     for index in frontier.points.indices {
-      let formats = frontier.assignment(ofPoint: index).enumerated().map { problem.layers[$0.offset].options[$0.element].format }
-      #expect(formats[0] == formats[1] && formats[1] == formats[2] && formats[4] == formats[5] && formats[5] == formats[6])
+      let formats = frontier.assignment(ofPoint: index).enumerated().map {
+        problem.layers[$0.offset].options[$0.element].format
+      }
+      #expect(
+        formats[0] == formats[1] && formats[1] == formats[2] && formats[4] == formats[5] && formats[5] == formats[6])
     }
   }
 
@@ -60,7 +63,9 @@ private func code(of body: () throws -> Void) -> AllocationError.Code? {
   /// The first matching pin wins; a later, broader pin fills in the rest.
   @Test func firstPinWins() throws {
     var problem = twoBlocks()
-    problem.constraints = [.pin(pattern: #"layers\.0\.self_attn\.q"#, format: "int8"), .pin(pattern: "self_attn", format: "int4")]
+    problem.constraints = [
+      .pin(pattern: #"layers\.0\.self_attn\.q"#, format: "int8"), .pin(pattern: "self_attn", format: "int4"),
+    ]
     let plan = try problem.solve(budget: 1000)
     #expect(plan.choices.map(\.format) == ["int8"] + Array(repeating: "int4", count: 7))
     #expect(try problem.achievableBytes() == 90...90)
@@ -99,7 +104,8 @@ private func code(of body: () throws -> Void) -> AllocationError.Code? {
     #expect(code { _ = try problem.achievableBytes() } == .unmatchedPattern)
     #expect(code { try AllocationProblem(layers: []).validate() } == .emptyProblem)
     #expect(code { try AllocationProblem(layers: [layer("a", [:])]).validate() } == .noCandidates)
-    #expect(code { try AllocationProblem(layers: [layer("a", ["x": 1]), layer("a", ["x": 1])]).validate() } == .duplicate)
+    #expect(
+      code { try AllocationProblem(layers: [layer("a", ["x": 1]), layer("a", ["x": 1])]).validate() } == .duplicate)
     #expect(code { try AllocationProblem(layers: [layer("a", ["x": -1])]).validate() } == .badNumber)
     var nan = AllocationProblem(layers: [layer("a", ["x": 1])])
     nan.layers[0].options[0].loss = .nan

@@ -21,7 +21,8 @@ let reorderedSumTolerance = 1e-12
       do {
         frontier = try ParetoFrontier(problem)
       } catch {
-        let expected: AllocationError.Code = RandomProblems.hasImpossiblePin(problem) ? .unknownFormat : .incompatibleTie
+        let expected: AllocationError.Code =
+          RandomProblems.hasImpossiblePin(problem) ? .unknownFormat : .incompatibleTie
         #expect(error.code == expected, "instance \(instance): \(error)")
         #expect(assignments.isEmpty, "instance \(instance): solver rejected a satisfiable problem: \(error)")
         rejected += 1
@@ -51,7 +52,8 @@ let reorderedSumTolerance = 1e-12
       let assignments = RandomProblems.bruteForce(problem)
       guard !assignments.isEmpty else { continue }
       let frontier = try ParetoFrontier(problem)
-      let low = assignments.map(\.bytes).min()!, high = assignments.map(\.bytes).max()!
+      let low = assignments.map(\.bytes).min()!
+      let high = assignments.map(\.bytes).max()!
       // bestUpTo[b - low]: the smallest loss of any assignment with at most b bytes.
       var bestUpTo = [Double](repeating: .infinity, count: high - low + 1)
       for assignment in assignments {

@@ -20,7 +20,10 @@ private func code(of body: () throws -> Void) -> AllocationError.Code? {
   @Test func fixtureDecodesAndSolves() throws {
     let file = try ProblemFile.decode(fixture())
     #expect(file.layers.count == 14 && file.scoreNames == ["error", "hessian"])
-    #expect(file.layers.filter { $0.candidates.contains { $0.format == "q4_k" } }.map(\.name).allSatisfy { $0.hasSuffix("down_proj") })
+    #expect(
+      file.layers.filter { $0.candidates.contains { $0.format == "q4_k" } }.map(\.name).allSatisfy {
+        $0.hasSuffix("down_proj")
+      })
     let problem = try file.problem(score: "hessian")
     #expect(problem.score == "hessian" && problem.constraints.count == 1)
     #expect(problem.layers[0].options[0].loss == file.layers[0].candidates[0].scores!["hessian"])
@@ -60,7 +63,8 @@ private func code(of body: () throws -> Void) -> AllocationError.Code? {
   }
 
   @Test func scoresMustExist() throws {
-    let json = #"{"format_version": 1, "layers": [{"name": "a", "params": 4, "candidates": [{"format": "x", "bytes": 1}]}]}"#
+    let json =
+      #"{"format_version": 1, "layers": [{"name": "a", "params": 4, "candidates": [{"format": "x", "bytes": 1}]}]}"#
     let file = try ProblemFile.decode(Data(json.utf8))
     #expect(code { _ = try file.problem() } == .unknownScore)
     #expect(code { _ = try file.problem(score: "hessian") } == .unknownScore)
@@ -70,12 +74,15 @@ private func code(of body: () throws -> Void) -> AllocationError.Code? {
   @Test func planDocumentSchema() throws {
     var problem = AllocationProblem(
       layers: [
-        .init(name: "a", parameterCount: 256, options: [.init(format: "int4-g128", bytes: 136, loss: 0.5, bits: 4, groupSize: 128, symmetric: true)]),
+        .init(
+          name: "a", parameterCount: 256,
+          options: [.init(format: "int4-g128", bytes: 136, loss: 0.5, bits: 4, groupSize: 128, symmetric: true)]),
         .init(name: "b", parameterCount: 256, options: [.init(format: "mystery", bytes: 100, loss: 0.25)]),
       ], model: "m")
     problem.modelSHA256 = nil
     let plan = try problem.solve(budget: 300)
-    let object = try JSONSerialization.jsonObject(with: PlanDocument(plan: plan, problem: problem).jsonData()) as! [String: Any]
+    let object =
+      try JSONSerialization.jsonObject(with: PlanDocument(plan: plan, problem: problem).jsonData()) as! [String: Any]
     #expect(
       Set(object.keys) == [
         "format_version", "model", "model_sha256", "budget_bytes", "total_bytes", "bits_per_weight", "solver", "score",

@@ -5,8 +5,8 @@ import _TestSupport
 enum RandomProblems {
   static let formatPool = ["a", "b", "c", "d", "e", "f", "g", "h"]
 
-  /// Up to `maxLayers` layers named `layer.N`, each with 1...`maxCandidates` distinct formats from the first max(5, `maxCandidates`) of the pool. Bytes
-  /// are small integers (0...`maxBytes`, so equal totals are common) and losses are integers stored as Double when
+  /// Up to `maxLayers` layers named `layer.N`, each with 1...`maxCandidates` distinct formats from the first
+  /// max(5, `maxCandidates`) of the pool. Bytes are small integers (0...`maxBytes`, so equal totals are common) and losses are integers stored as Double when
   /// `integerLosses` (every sum is then exact, so results can be compared with ==). With `constraints`, up to two
   /// tie groups of 2-3 layers (by name) and up to one pin (by an anchored regex) are added; some are unsatisfiable
   /// on purpose. Every layer gets a positive sensitivity and variance.
@@ -106,7 +106,8 @@ enum RandomProblems {
   static func paretoSet(_ assignments: [Assignment]) -> [ParetoFrontier.Point] {
     let sorted = assignments.map { ParetoFrontier.Point(bytes: $0.bytes, loss: $0.loss) }
       .sorted { ($0.bytes, $0.loss) < ($1.bytes, $1.loss) }
-    var kept = [ParetoFrontier.Point](), last = Double.infinity
+    var kept = [ParetoFrontier.Point]()
+    var last = Double.infinity
     for point in sorted where point.loss < last {
       kept.append(point)
       last = point.loss

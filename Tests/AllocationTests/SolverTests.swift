@@ -40,7 +40,11 @@ let lpTolerance = 1e-9
         exactSize: true)
       problem.layers = problem.layers.map { layer in
         var layer = layer
-        layer.options = layer.options.map { var o = $0; o.bytes += 1; return o }  // no zero-byte options
+        layer.options = layer.options.map {
+          var o = $0
+          o.bytes += 1
+          return o
+        }  // no zero-byte options
         return layer
       }
       let frontier = try ParetoFrontier(problem)
@@ -78,7 +82,8 @@ let lpTolerance = 1e-9
         let budget = Int.random(in: range, using: &rng)
         let plan = try problem.solve(budget: budget, frontier: frontier)
         let k = hull.lastIndex { $0.bytes <= budget }!
-        var envelope = hull[k].loss, slope = 0.0
+        var envelope = hull[k].loss
+        var slope = 0.0
         if k + 1 < hull.count {
           slope = (hull[k + 1].loss - hull[k].loss) / Double(hull[k + 1].bytes - hull[k].bytes)
           envelope += slope * Double(budget - hull[k].bytes)
@@ -114,7 +119,9 @@ let lpTolerance = 1e-9
     let problem = SyntheticProblem.transformer(blocks: 2, seed: 4)
     let range = try problem.achievableBytes()
     let frontier = try ParetoFrontier(problem)
-    for budget in stride(from: range.lowerBound, through: range.upperBound, by: (range.upperBound - range.lowerBound) / 7) {
+    for budget in stride(
+      from: range.lowerBound, through: range.upperBound, by: (range.upperBound - range.lowerBound) / 7)
+    {
       #expect(try problem.solve(budget: budget, frontier: frontier).lossPerExtraMiB <= 0)
     }
     #expect(try problem.solve(budget: range.upperBound, frontier: frontier).lossPerExtraMiB == 0)

@@ -55,7 +55,8 @@ private func layer(_ name: String, n: Int = 8, sigma2s: Double, bytes: [Int]) ->
         AllocationProblem.Layer(
           name: "l\(i)", parameterCount: 8 * Int.random(in: 1...100, using: &rng),
           options: [.init(format: "lo", bytes: 0, loss: 1), .init(format: "hi", bytes: 0, loss: 0)],
-          sensitivity: exp(Double.random(in: -2...2, using: &rng)), variance: exp(Double.random(in: -2...2, using: &rng)))
+          sensitivity: exp(Double.random(in: -2...2, using: &rng)),
+          variance: exp(Double.random(in: -2...2, using: &rng)))
       }
       // Options from 0 to 64 bits per weight: log₂(wᵍ/G) ≤ 8/ln 2 ≈ 5.8, so every free optimum 4 ± 2.9 stays inside.
       var wide = AllocationProblem(layers: layers)
@@ -102,7 +103,9 @@ private func layer(_ name: String, n: Int = 8, sigma2s: Double, bytes: [Int]) ->
 
   /// Without sensitivity or variance the solver refuses, naming the layer.
   @Test func missingStatisticsIsAnError() throws {
-    var problem = AllocationProblem(layers: [layer("a", sigma2s: 1, bytes: [1, 2]), layer("b", sigma2s: 1, bytes: [1, 2])])
+    var problem = AllocationProblem(layers: [
+      layer("a", sigma2s: 1, bytes: [1, 2]), layer("b", sigma2s: 1, bytes: [1, 2]),
+    ])
     problem.layers[1].variance = nil
     #expect {
       try problem.solve(budget: 3, using: .waterfill)
