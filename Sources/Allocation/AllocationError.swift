@@ -36,7 +36,9 @@ public struct AllocationError: Error, CustomStringConvertible, Sendable, Equatab
     case badProblemFile
   }
 
+  /// What went wrong; switch on this.
   public var code: Code
+  /// One line naming the layer, pattern or budget and what would fix it.
   public var message: String
   /// For `.infeasible`: the smallest and largest total bytes any plan can have.
   public var achievableBytes: ClosedRange<Int>?

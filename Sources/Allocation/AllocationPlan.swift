@@ -14,18 +14,27 @@ public enum SolverKind: String, Sendable, Codable, CaseIterable {
 public struct AllocationPlan: Sendable, Equatable, Codable {
   /// The choice for one layer, in problem order.
   public struct Choice: Sendable, Equatable, Codable {
+    /// The layer's name.
     public var layer: String
     /// Index into the layer's `options`.
     public var optionIndex: Int
+    /// The chosen format.
     public var format: String
+    /// Bytes of the layer in that format.
     public var bytes: Int
+    /// The option's score (predicted loss increase).
     public var loss: Double
   }
 
+  /// The solver that made the plan.
   public var solver: SolverKind
+  /// Name of the score that was minimised.
   public var score: String
+  /// The budget the plan was made for.
   public var budgetBytes: Int
+  /// One choice per layer, in problem order.
   public var choices: [Choice]
+  /// Σ of the chosen bytes (≤ budgetBytes).
   public var totalBytes: Int
   /// 8 · totalBytes / Σ parameters.
   public var bitsPerWeight: Double

@@ -34,6 +34,7 @@ public struct AllocationProblem: Sendable, Equatable {
 
   /// One quantizable layer, named by its Hugging Face module path.
   public struct Layer: Sendable, Equatable, Codable {
+    /// Hugging Face module path, e.g. `model.layers.0.self_attn.q_proj`.
     public var name: String
     /// Number of weights; the denominator of bits per weight and the weight of the water-filling mean.
     public var parameterCount: Int
@@ -55,6 +56,7 @@ public struct AllocationProblem: Sendable, Equatable {
     }
   }
 
+  /// The layers to allocate, in a stable order (plans list them in this order).
   public var layers: [Layer]
   /// Pins and tie groups, applied in order (the first matching pin wins, as in llama.cpp's `--tensor-type`).
   public var constraints: [AllocationConstraint]
@@ -62,6 +64,7 @@ public struct AllocationProblem: Sendable, Equatable {
   public var score: String
   /// Model name and checksum, copied into plans when known.
   public var model: String?
+  /// SHA-256 of the model file, copied into plans when known.
   public var modelSHA256: String?
 
   public init(

@@ -14,20 +14,29 @@
 package struct ConvexHull: Sendable {
   /// One step along one group's hull, from option `from` to option `to`.
   package struct Increment: Sendable {
+    /// Index of the group in `ReducedProblem.groups`.
     package var group: Int
+    /// The group option this increment moves to.
     package var to: Int
+    /// Extra bytes (> 0).
     package var bytes: Int
+    /// Change of loss (< 0).
     package var loss: Double
+    /// Δloss / Δbytes (< 0); steeper is better.
     package var slope: Double { loss / Double(bytes) }
   }
 
   /// Option index per group at the smallest hull point (the group's smallest-bytes, lowest-loss option).
   package let start: [Int]
+  /// Bytes of the start plan.
   package let startBytes: Int
+  /// Loss of the start plan.
   package let startLoss: Double
   /// All increments of all groups, by slope ascending (steepest loss decrease per byte first).
   package let increments: [Increment]
 
+  /// Lower hulls of every group (monotone chain) and their increments by slope.
+  /// - Complexity: O(N log N) for N options in all.
   package init(_ reduced: ReducedProblem) {
     var start = [Int]()
     var increments = [Increment]()

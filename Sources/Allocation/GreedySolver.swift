@@ -6,6 +6,7 @@
 /// the convex hull. It has no optimality guarantee; plans report their gap to the exact optimum.
 /// - Complexity: O(U · N) for U upgrades applied and N options in all.
 package enum GreedySolver {
+  /// One option index per group; the budget must be feasible.
   package static func choices(_ reduced: ReducedProblem, budget: Int) -> [Int] {
     let pareto = reduced.groups.map { ParetoFrontier.prunedOptions($0.options) }  // bytes ↑, loss ↓
     var position = [Int](repeating: 0, count: pareto.count)  // index into pareto[g]

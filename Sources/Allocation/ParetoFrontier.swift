@@ -24,7 +24,9 @@
 public struct ParetoFrontier: Sendable {
   /// One Pareto-optimal plan: its total bytes and total predicted loss.
   public struct Point: Sendable, Hashable {
+    /// Total bytes of the plan.
     public var bytes: Int
+    /// Total predicted loss of the plan, summed in `stageOrder`.
     public var loss: Double
     public init(bytes: Int, loss: Double) {
       self.bytes = bytes
@@ -34,6 +36,7 @@ public struct ParetoFrontier: Sendable {
 
   /// Sorted by bytes, strictly increasing; loss strictly decreasing.
   public let points: [Point]
+  /// The problem after pins and ties, whose groups the stages merge.
   package let reduced: ReducedProblem
   /// Per stored point of stage k: `parent << shifts[k] | option`, the parent's index in stage k−1 and the group
   /// option taken at stage k.

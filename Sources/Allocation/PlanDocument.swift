@@ -5,11 +5,17 @@ import Foundation
 public struct PlanDocument: Sendable, Equatable, Codable {
   /// The format of one layer in the plan.
   public struct Layer: Sendable, Equatable, Codable {
+    /// Format name.
     public var format: String
+    /// Nominal bits per weight (4 for `int4-g128`), or null.
     public var bits: Double?
+    /// Quantization group size, or null (per channel, float, unknown).
     public var groupSize: Int?
+    /// Whether the format has no zero point, or null.
     public var symmetric: Bool?
+    /// Exact bytes of the layer in this format.
     public var bytes: Int
+    /// The layer's predicted loss increase.
     public var predictedLossDelta: Double
 
     enum CodingKeys: String, CodingKey {
@@ -29,15 +35,25 @@ public struct PlanDocument: Sendable, Equatable, Codable {
     }
   }
 
+  /// `1`.
   public var formatVersion = 1
+  /// Model name, or null.
   public var model: String?
+  /// SHA-256 of the model file, or null.
   public var modelSHA256: String?
+  /// The budget the plan was made for.
   public var budgetBytes: Int
+  /// Σ of the layers' bytes.
   public var totalBytes: Int
+  /// 8 · total_bytes / Σ parameters of the planned layers.
   public var bitsPerWeight: Double
+  /// `exact`, `waterfill`, `lagrange` or `greedy`.
   public var solver: String
+  /// Name of the score that was minimised.
   public var score: String
+  /// Σ of the layers' predicted loss increases.
   public var predictedLossDelta: Double
+  /// One entry per planned layer, keyed by name.
   public var layers: [String: Layer]
 
   enum CodingKeys: String, CodingKey {

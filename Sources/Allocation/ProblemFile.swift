@@ -7,12 +7,17 @@ import Foundation
 public struct ProblemFile: Sendable, Equatable, Codable {
   /// One candidate format of one layer.
   public struct Candidate: Sendable, Equatable, Codable {
+    /// Format name in the project grammar.
     public var format: String
+    /// Exact bytes of the layer in this format.
     public var bytes: Int
     /// The default score (predicted loss increase), used by `--score error`.
     public var error: Double?
+    /// Nominal bits per weight, when known.
     public var bits: Double?
+    /// Quantization group size (`group_size`), when known.
     public var groupSize: Int?
+    /// Whether the format has no zero point, when known.
     public var symmetric: Bool?
     /// More scores by name (`hessian`, `fisher`, `output`, ...).
     public var scores: [String: Double]?
@@ -25,17 +30,27 @@ public struct ProblemFile: Sendable, Equatable, Codable {
 
   /// One layer and its candidates.
   public struct Layer: Sendable, Equatable, Codable {
+    /// Hugging Face module path.
     public var name: String
+    /// Number of weights.
     public var params: Int
+    /// Sensitivity sᵢ, for the water-filling solver.
     public var sensitivity: Double?
+    /// Weight variance σᵢ², for the water-filling solver.
     public var variance: Double?
+    /// The formats this layer may take.
     public var candidates: [Candidate]
   }
 
+  /// The version this tool reads and writes.
   public static let formatVersion = 1
+  /// The file's `format_version`.
   public var formatVersion: Int
+  /// Model name, when known.
   public var model: String?
+  /// SHA-256 of the model file, when known.
   public var modelSHA256: String?
+  /// The layers, in order.
   public var layers: [Layer]
   /// Groups of exact layer names that must share one format.
   public var ties: [[String]]?

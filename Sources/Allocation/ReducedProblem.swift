@@ -6,7 +6,9 @@
 package struct ReducedProblem: Sendable {
   /// One shared format choice of a group.
   package struct GroupOption: Sendable, Equatable {
+    /// Σ of the members' bytes in this format.
     package var bytes: Int
+    /// Σ of the members' scores in this format, in member order.
     package var loss: Double
     /// Index into `AllocationProblem.Layer.options` for each member, in member order.
     package var memberOptions: [Int]
@@ -16,10 +18,13 @@ package struct ReducedProblem: Sendable {
   package struct Group: Sendable {
     /// Indices into `AllocationProblem.layers`, ascending.
     package var members: [Int]
+    /// The formats every member allows, in the first member's order.
     package var options: [GroupOption]
+    /// Σ of the members' weights.
     package var parameterCount: Int
   }
 
+  /// The problem this was reduced from.
   package let problem: AllocationProblem
   /// Groups ordered by their first member.
   package let groups: [Group]
