@@ -80,59 +80,53 @@ package enum WaterfillSolver {
   }
 
   /// Integer choices per group: round down onto the candidates, then spend the leftover by modelled gain per byte.
+  /// Options of equal bytes are one rung of the ladder (the model cannot tell them apart); the first is taken.
   package static func choices(_ reduced: ReducedProblem, budget: Int) throws(AllocationError) -> [Int] {
     let bits = try continuousBits(reduced, budget: budget)
     let layers = reduced.problem.layers
-    var order = [[Int]]()
+    let groups = reduced.groups
+    // ladder[g]: option indices by bytes ascending, one per distinct byte count; rung[g]: the current position.
+    var ladder = [[Int]]()
+    var rung = [Int]()
     var weight = [Double]()
-    var choice = [Int]()  // order[g]: options by bytes ascending
-    var used = 0
-    for (g, group) in reduced.groups.enumerated() {
+    for (g, group) in groups.enumerated() {
       let sorted = group.options.indices.sorted { (group.options[$0].bytes, $0) < (group.options[$1].bytes, $1) }
+      var steps = [Int]()
+      for i in sorted where steps.last.map({ group.options[$0].bytes }) != group.options[i].bytes { steps.append(i) }
       let allowance = bits[g] * Double(group.parameterCount) / 8
-      let p = sorted.lastIndex { Double(group.options[$0].bytes) <= allowance } ?? 0
-      order.append(sorted)
-      choice.append(p)
-      used += group.options[sorted[p]].bytes
+      ladder.append(steps)
+      rung.append(steps.lastIndex { Double(group.options[$0].bytes) <= allowance } ?? 0)
       weight.append(
-        group.members.reduce(0) {
-          $0 + Double(layers[$1].parameterCount) * layers[$1].sensitivity! * layers[$1].variance!
+        group.members.reduce(0) { total, m in
+          total + Double(layers[m].parameterCount) * layers[m].sensitivity! * layers[m].variance!
         })
     }
-    // Rounding in floating point could overshoot by a byte; step down the most over-target group until it fits.
+    func bytes(_ g: Int, _ r: Int) -> Int { groups[g].options[ladder[g][r]].bytes }
+    /// Modelled distortion nᵍ wᵍ 2^(−2b) at rung r, b = 8 · bytes / nᵍ.
+    func distortion(_ g: Int, _ r: Int) -> Double {
+      weight[g] * exp2(-16 * Double(bytes(g, r)) / Double(groups[g].parameterCount))
+    }
+    var used = groups.indices.reduce(0) { $0 + bytes($1, rung[$1]) }
+    // Rounding in floating point could overshoot by a byte: step down the group furthest above its target.
     while used > budget {
-      guard
-        let g = reduced.groups.indices.filter({ choice[$0] > 0 }).max(by: {
-          Double(reduced.groups[$0].options[order[$0][choice[$0]]].bytes) / Double(reduced.groups[$0].parameterCount)
-            - bits[$0] / 8
-            < Double(reduced.groups[$1].options[order[$1][choice[$1]]].bytes)
-            / Double(reduced.groups[$1].parameterCount) - bits[$1] / 8
-        })
-      else { break }
-      used -=
-        reduced.groups[g].options[order[g][choice[g]]].bytes - reduced.groups[g].options[order[g][choice[g] - 1]].bytes
-      choice[g] -= 1
+      let over = { (g: Int) in Double(bytes(g, rung[g])) - bits[g] * Double(groups[g].parameterCount) / 8 }
+      guard let g = groups.indices.filter({ rung[$0] > 0 }).max(by: { over($0) < over($1) }) else { break }
+      used -= bytes(g, rung[g]) - bytes(g, rung[g] - 1)
+      rung[g] -= 1
     }
-    func modelled(_ g: Int, _ p: Int) -> Double {
-      let n = Double(reduced.groups[g].parameterCount)
-      return weight[g] * exp2(-2 * 8 * Double(reduced.groups[g].options[order[g][p]].bytes) / n)
-    }
+    // Spend the leftover: the next rung with the largest modelled gain per byte that fits, until none fits.
     while true {
       var best: (group: Int, gain: Double)?
-      for g in reduced.groups.indices where choice[g] + 1 < order[g].count {
-        let extra =
-          reduced.groups[g].options[order[g][choice[g] + 1]].bytes
-          - reduced.groups[g].options[order[g][choice[g]]].bytes
+      for g in groups.indices where rung[g] + 1 < ladder[g].count {
+        let extra = bytes(g, rung[g] + 1) - bytes(g, rung[g])
         guard used + extra <= budget else { continue }
-        let gain = (modelled(g, choice[g]) - modelled(g, choice[g] + 1)) / Double(max(extra, 1))
+        let gain = (distortion(g, rung[g]) - distortion(g, rung[g] + 1)) / Double(extra)
         if best == nil || gain > best!.gain { best = (g, gain) }
       }
       guard let move = best else { break }
-      let g = move.group
-      used +=
-        reduced.groups[g].options[order[g][choice[g] + 1]].bytes - reduced.groups[g].options[order[g][choice[g]]].bytes
-      choice[g] += 1
+      used += bytes(move.group, rung[move.group] + 1) - bytes(move.group, rung[move.group])
+      rung[move.group] += 1
     }
-    return choice.indices.map { order[$0][choice[$0]] }
+    return groups.indices.map { ladder[$0][rung[$0]] }
   }
 }
