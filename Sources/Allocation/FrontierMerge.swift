@@ -101,7 +101,7 @@ enum FrontierMerge {
     // Tails: one list is exhausted; keep what still lowers the running minimum.
     let limit = last
     a = gallop(from: a, to: acc.count) { acc.loss[$0] < limit }
-    for i in a..<max(a, acc.count) {
+    for i in a..<acc.count {  // gallop returns at most acc.count
       out.append(bytes: acc.bytes[i], loss: acc.loss[i], tag: acc.tag[i])
       last = acc.loss[i]
     }
