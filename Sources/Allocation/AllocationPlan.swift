@@ -59,7 +59,7 @@ extension AllocationProblem {
   /// - Parameters:
   ///   - budget: total bytes allowed for the layers of the problem.
   ///   - solver: which algorithm chooses the formats.
-  ///   - frontier: a frontier already built for this problem, to avoid building it again.
+  ///   - frontier: a frontier already built for this same problem (checked), to avoid building it again.
   /// - Throws: `.infeasible` (with the achievable range) when the budget is below the smallest plan; constraint
   ///   errors; `.missingStatistics` for waterfill without statistics.
   /// - Complexity: that of `ParetoFrontier.init` plus the chosen solver.
@@ -69,7 +69,12 @@ extension AllocationProblem {
     throws(AllocationError) -> AllocationPlan
   {
     let reduced: ReducedProblem
-    if let frontier { reduced = frontier.reduced } else { reduced = try ReducedProblem(self) }
+    if let frontier {
+      precondition(frontier.reduced.problem == self, "the frontier was built for another problem")
+      reduced = frontier.reduced
+    } else {
+      reduced = try ReducedProblem(self)
+    }
     try reduced.checkFeasible(budget: budget)
     let built: ParetoFrontier
     if let frontier { built = frontier } else { built = try ParetoFrontier(self) }
