@@ -1,0 +1,73 @@
+#if canImport(TensorCore)
+  import TensorCore
+#endif
+
+/// Element types of the safetensors format, spelled as in its header (`"dtype": "BF16"`).
+///
+/// Sizes follow the `safetensors` crate's `Dtype::size()`. Sub-byte types (`F4`, `F6_*`) are not listed: a file
+/// using them gives `.unknownDType`. Only `F32`, `F16` and `BF16` convert to `Float` here.
+public enum SafetensorsDType: String, Sendable, CaseIterable, Codable {
+  case bool = "BOOL"
+  case u8 = "U8"
+  case i8 = "I8"
+  case f8E5M2 = "F8_E5M2"
+  case f8E4M3 = "F8_E4M3"
+  case f8E8M0 = "F8_E8M0"
+  case i16 = "I16"
+  case u16 = "U16"
+  case f16 = "F16"
+  case bf16 = "BF16"
+  case i32 = "I32"
+  case u32 = "U32"
+  case f32 = "F32"
+  case f64 = "F64"
+  case i64 = "I64"
+  case u64 = "U64"
+  case c64 = "C64"
+
+  /// Bytes per element.
+  public var byteCount: Int {
+    switch self {
+    case .bool, .u8, .i8, .f8E5M2, .f8E4M3, .f8E8M0: 1
+    case .i16, .u16, .f16, .bf16: 2
+    case .i32, .u32, .f32: 4
+    case .f64, .i64, .u64, .c64: 8
+    }
+  }
+
+  /// Whether `SafetensorsFile.tensor(named:)` converts this type to `Float` (exactly, for all three).
+  public var convertsToFloat: Bool { self == .f32 || self == .f16 || self == .bf16 }
+
+  /// Decodes `raw`, which holds `raw.count / byteCount` little-endian elements of a float type, to `Float`.
+  /// F16 and BF16 widen exactly (every binary16 and bfloat16 value is a binary32 value), through `Half`.
+  /// - Precondition: `convertsToFloat` and `raw.count` a multiple of `byteCount`; the caller checked both.
+  func decodeFloats(_ raw: UnsafeRawBufferPointer) -> [Float] {
+    precondition(convertsToFloat && raw.count % byteCount == 0, "\(rawValue): cannot decode \(raw.count) bytes")
+    let n = raw.count / byteCount
+    return [Float](unsafeUninitializedCapacity: n) { out, initialized in
+      switch self {
+      case .f32:
+        for i in 0..<n { out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
+      case .f16:
+        for i in 0..<n { out[i] = Half.float(fromF16: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+      default:
+        for i in 0..<n { out[i] = Half.float(fromBF16: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+      }
+      initialized = n
+    }
+  }
+
+  /// Encodes `values` as little-endian elements of a float type, rounding to nearest even for F16 and BF16.
+  /// - Precondition: `convertsToFloat`.
+  func encodeFloats(_ values: [Float], into bytes: inout [UInt8]) {
+    precondition(convertsToFloat, "\(rawValue) is not a float type")
+    bytes.reserveCapacity(bytes.count + values.count * byteCount)
+    for v in values {
+      switch self {
+      case .f32: withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
+      case .f16: withUnsafeBytes(of: Half.f16Bits(v).littleEndian) { bytes.append(contentsOf: $0) }
+      default: withUnsafeBytes(of: Half.bf16Bits(v).littleEndian) { bytes.append(contentsOf: $0) }
+      }
+    }
+  }
+}
