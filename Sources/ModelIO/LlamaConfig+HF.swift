@@ -6,7 +6,7 @@
 /// `rope_parameters.rope_theta`, the transformers 5 spelling), `tie_word_embeddings` false,
 /// `max_position_embeddings` 2048, `bos_token_id` 1, `eos_token_id` 2 (the first of a list; `null` gives nil).
 /// Features the engine does not implement are refused rather than ignored: a `model_type` other than `llama`
-/// (unless `architectures` names `LlamaForCausalLM`), RoPE scaling other than `default`, a `hidden_act` other
+/// (or, without `model_type`, `architectures` not naming `LlamaForCausalLM`), RoPE scaling other than `default`, a `hidden_act` other
 /// than `silu`, and attention or MLP biases give `.unsupported`.
 extension LlamaConfig {
   /// Parses the file at `path`.
@@ -30,7 +30,8 @@ extension LlamaConfig {
     if modelType == nil && architectures == nil {
       throw ModelIOError(.badConfig, "missing key 'model_type' (and no 'architectures')", path: path)
     }
-    if modelType != "llama" && !(architectures ?? []).contains("LlamaForCausalLM") {
+    // model_type decides when present; architectures only stands in for it when it is absent.
+    if modelType.map({ $0 != "llama" }) ?? !(architectures ?? []).contains("LlamaForCausalLM") {
       throw ModelIOError(
         .unsupported, "model_type '\(modelType ?? "?")', architectures \(architectures ?? []): only llama is supported",
         path: path)
