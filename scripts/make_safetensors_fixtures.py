@@ -6,7 +6,8 @@
 Output: Tests/ModelIOTests/Fixtures/safetensors/*.safetensors (a few hundred bytes each) and the fuzzing seeds
 Fuzz/seeds/safetensors/. The expected ModelIOError code of each corrupt file is in its name (`<code>-<what>`);
 SafetensorsFixtureTests asserts it. The valid file is written here, independently of SafetensorsWriter, so the
-reader is checked against a second writer. Needs only the Python standard library and numpy (for float16).
+reader is checked against a second writer. Needs numpy (for float16); with the `safetensors` package installed
+(pip install safetensors) it also writes valid-official.safetensors with the official library.
 """
 import json
 import os
@@ -80,10 +81,29 @@ CORRUPT = {
 }
 
 
+def official():
+    """The same kinds of tensors written by the official `safetensors` library, or None when it is missing."""
+    try:
+        from safetensors.numpy import save
+    except ImportError:
+        print("safetensors not installed: keeping the committed valid-official.safetensors")
+        return None
+    tensors = {
+        "model.layers.0.mlp.down_proj.weight": (np.arange(12, dtype=np.float32).reshape(3, 4) - 5.5) / 4,
+        "model.norm.weight": np.array([1.0, 0.5, -0.25], dtype=np.float16),
+        "counts": np.array([[1, 2], [3, 4]], dtype=np.int32),
+        "flags": np.array([True, False, True]),
+        "doubles": np.array([0.1], dtype=np.float64),
+    }
+    return save(tensors, metadata={"format": "np"})
+
+
 def main():
     os.makedirs(FIXTURES, exist_ok=True)
     os.makedirs(SEEDS, exist_ok=True)
     files = {"valid-mixed": valid(), **CORRUPT}
+    if (raw := official()) is not None:
+        files["valid-official"] = raw
     for name, raw in files.items():
         for folder in (FIXTURES, SEEDS):
             with open(os.path.join(folder, name + ".safetensors"), "wb") as f:

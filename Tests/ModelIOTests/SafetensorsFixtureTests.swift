@@ -1,5 +1,6 @@
 import Foundation
 import ModelIO
+import TensorCore
 import Testing
 
 /// The committed fixtures of `scripts/make_safetensors_fixtures.py`: one valid file written by Python (a second,
@@ -56,5 +57,35 @@ struct SafetensorsFixtureTests {
     #expect((#expect(throws: ModelIOError.self) { _ = try file.tensor(named: "ids") })?.code == .unsupported)
     #expect((#expect(throws: ModelIOError.self) { _ = try file.tensor(named: "nope") })?.code == .missingTensor)
     #expect(try file.dtype(of: "ids") == .i64)
+  }
+
+  @Test func officialLibraryFileDecodes() throws {
+    let file = try SafetensorsFile(path: Self.folder + "/valid-official.safetensors")
+    #expect(file.metadata == ["format": "np"])
+    let down = try file.tensor(named: "model.layers.0.mlp.down_proj.weight")
+    #expect(down == Tensor(shape: [3, 4], storage: (0..<12).map { (Float($0) - 5.5) / 4 }))
+    #expect(try file.tensor(named: "model.norm.weight").storage == [1.0, 0.5, -0.25])
+    #expect(try file.dtype(of: "counts") == .i32 && file.dtype(of: "flags") == .bool && file.dtype(of: "doubles") == .f64)
+    #expect(try file.rawBytes(named: "flags") == [1, 0, 1])
+    #expect((#expect(throws: ModelIOError.self) { _ = try file.tensor(named: "doubles") })?.code == .unsupported)
+  }
+
+  /// Tensors whose files `scripts/check_safetensors_interop.py` loads with the official library; keep in sync.
+  static let goldenItems: [SafetensorsWriter.Item] = [
+    ("a.weight", [2, 3], (0..<6).map { Float($0) * 0.25 - 0.5 }), ("b", [4], [1e-3, -65504, 3.14159265, 0]),
+  ]
+
+  /// The writer's bytes equal the committed files that the official library was shown to read. Regenerate with
+  /// `BITPLAN_REGENERATE_FIXTURES=1 swift test --filter writerMatchesGolden`, then run the interop script.
+  @Test(arguments: [SafetensorsDType.f32, .f16, .bf16])
+  func writerMatchesGolden(dtype: SafetensorsDType) throws {
+    let bytes = try SafetensorsWriter.encode(Self.goldenItems, dtype: dtype, metadata: ["writer": "bitplan"])
+    let path = Self.folder + "/valid-writer-\(dtype.rawValue).safetensors"
+    if ProcessInfo.processInfo.environment["BITPLAN_REGENERATE_FIXTURES"] == "1" {
+      try Data(bytes).write(to: URL(fileURLWithPath: path))
+    }
+    let golden = try #require(
+      FileManager.default.contents(atPath: path), "missing \(path): regenerate as this test's documentation says")
+    #expect(bytes == [UInt8](golden), "writer output changed; regenerate and re-run scripts/check_safetensors_interop.py")
   }
 }
