@@ -41,7 +41,8 @@ enum H5 {
     let walker: H5E_walk2_t = { _, entry, data in
       guard let entry, let data, let desc = entry.pointee.desc else { return 0 }
       let parts = data.assumingMemoryBound(to: [String].self)
-      let text = String(cString: desc)
+      // Some descriptions embed ctime(3) output, which ends in a newline: keep messages on one line.
+      let text = String(cString: desc).split(whereSeparator: \.isNewline).joined(separator: " ")
       if !text.isEmpty, !parts.pointee.contains(text) { parts.pointee.append(text) }
       return 0
     }

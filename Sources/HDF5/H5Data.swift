@@ -55,12 +55,17 @@ enum H5Data {
     let stored = try H5.typeClass(type, site)
     if stored != kind.typeClass {
       throw HDF5Error(
-        .typeMismatch, "'\(site.object)' holds HDF5 type class \(stored.rawValue), not \(kind.rawValue)",
+        .typeMismatch, "'\(site.object)' holds \(H5Data.describe(stored)), not \(kind.rawValue)",
         path: site.file)
     }
     let space = try space(site)
     defer { H5.spaceClose(space) }
     return try H5.spaceDims(space, site)
+  }
+
+  /// A readable name of a type class for messages.
+  static func describe(_ typeClass: H5T_class_t) -> String {
+    HDF5ElementKind.allCases.first { $0.typeClass == typeClass }?.rawValue ?? "HDF5 type class \(typeClass.rawValue)"
   }
 
   // MARK: - Numbers

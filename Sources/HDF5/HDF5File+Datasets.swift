@@ -119,7 +119,7 @@ extension HDF5File {
         defer { H5.typeClose(type) }
         let c = try H5.typeClass(type, site(path))
         guard let kind = HDF5ElementKind.allCases.first(where: { $0.typeClass == c }) else {
-          throw HDF5Error(.typeMismatch, "'\(path)' holds HDF5 type class \(c.rawValue)", path: self.path)
+          throw HDF5Error(.typeMismatch, "'\(path)' holds \(H5Data.describe(c))", path: self.path)
         }
         return kind
       }

@@ -62,9 +62,25 @@ struct HDF5ErrorTests {
     #expect(try readOnly.read("/d", as: Double.self).values == [1, 2])
   }
 
-  /// Many tasks use the library at once; the wrapper's global lock must serialize them (HDF5 1.10 is not
-  /// reliably thread-safe). Without the lock this test crashes or corrupts files.
+  /// Many tasks use the library at once, on separate files and on one shared file. The wrapper holds its global
+  /// lock for a whole method, so check-then-create sequences (every task creates the missing group `/shared`
+  /// before its dataset) are atomic; with per-C-call locking only, two tasks could both see `/shared` missing
+  /// and the second `H5Gcreate2` would fail ("name already exists": seen in 1 of 3 runs here with the lock
+  /// removed). Debian's HDF5 is built thread-safe, so single calls would be safe anyway.
   @Test func parallelUseIsSerialized() async throws {
+    let shared = TemporaryFile("parallel-shared.h5")
+    defer { shared.remove() }
+    let file = try HDF5File(path: shared.path, mode: .create)
+    let (tasks, rounds) = (8, 40)
+    try await withThrowingTaskGroup(of: Void.self) { group in
+      for t in 0..<tasks {
+        group.addTask { for r in 0..<rounds { try file.write([Double(t * r)], to: "/shared\(r)/t\(t)") } }
+      }
+      try await group.waitForAll()
+    }
+    for r in 0..<rounds { #expect(try file.members(of: "/shared\(r)").count == tasks) }
+    #expect(try file.read("/shared39/t7", as: Double.self).values == [7 * 39])
+
     let count = 16
     try await withThrowingTaskGroup(of: Void.self) { group in
       for t in 0..<count {
