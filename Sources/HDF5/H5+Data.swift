@@ -16,7 +16,15 @@ extension H5 {
     let rank = try check(H5Sget_simple_extent_ndims(space), "H5Sget_simple_extent_ndims", site)
     var dims = [hsize_t](repeating: 0, count: Int(rank))
     _ = try check(H5Sget_simple_extent_dims(space, &dims, nil), "H5Sget_simple_extent_dims", site)
-    return dims.map { Int($0) }
+    var extent: [Int] = []
+    for d in dims {
+      guard let i = Int(exactly: d) else {
+        throw HDF5Error(.shapeMismatch, "'\(site.object)': dimension \(d) does not fit in Int", path: site.file)
+      }
+      extent.append(i)
+    }
+    _ = try checkedProduct(extent, site)
+    return extent
   }
 
   /// Selects the block `start ..< start + count` of `space`.
