@@ -29,7 +29,8 @@ extension H5 {
 
   /// Selects the block `start ..< start + count` of `space`.
   static func spaceSelectBlock(_ space: hid_t, start: [Int], count: [Int], _ site: H5Site) throws(HDF5Error) {
-    let s = start.map { hsize_t($0) }, c = count.map { hsize_t($0) }
+    let s = start.map { hsize_t($0) }
+    let c = count.map { hsize_t($0) }
     _ = try check(H5Sselect_hyperslab(space, H5S_SELECT_SET, s, nil, c, nil), "H5Sselect_hyperslab", site)
   }
 
@@ -116,7 +117,9 @@ extension H5 {
 
   // MARK: - Attributes
 
-  static func attributeCreate(_ loc: hid_t, _ name: String, type: hid_t, space: hid_t, _ site: H5Site) throws(HDF5Error)
+  static func attributeCreate(
+    _ loc: hid_t, _ name: String, type: hid_t, space: hid_t, _ site: H5Site
+  ) throws(HDF5Error)
     -> hid_t
   {
     try check(
@@ -144,13 +147,17 @@ extension H5 {
     try check(H5Aget_type(attribute), "H5Aget_type", site)
   }
 
-  static func attributeWrite(_ attribute: hid_t, _ type: hid_t, _ buffer: UnsafeRawPointer, _ site: H5Site)
+  static func attributeWrite(
+    _ attribute: hid_t, _ type: hid_t, _ buffer: UnsafeRawPointer, _ site: H5Site
+  )
     throws(HDF5Error)
   {
     _ = try check(H5Awrite(attribute, type, buffer), "H5Awrite", site)
   }
 
-  static func attributeRead(_ attribute: hid_t, _ type: hid_t, _ buffer: UnsafeMutableRawPointer, _ site: H5Site)
+  static func attributeRead(
+    _ attribute: hid_t, _ type: hid_t, _ buffer: UnsafeMutableRawPointer, _ site: H5Site
+  )
     throws(HDF5Error)
   {
     _ = try check(H5Aread(attribute, type, buffer), "H5Aread", site)

@@ -153,7 +153,9 @@ func withBytes<T, R>(of array: [T], _ body: (UnsafeRawBufferPointer) throws(HDF5
 }
 
 /// `array.withUnsafeMutableBytes` keeping the typed error.
-func withMutableBytes<T, R>(of array: inout [T], _ body: (UnsafeMutableRawBufferPointer) throws(HDF5Error) -> R)
+func withMutableBytes<T, R>(
+  of array: inout [T], _ body: (UnsafeMutableRawBufferPointer) throws(HDF5Error) -> R
+)
   throws(HDF5Error) -> R
 {
   try array.withUnsafeMutableBytes { raw in Result { () throws(HDF5Error) in try body(raw) } }.get()

@@ -30,7 +30,9 @@ extension HDF5File {
 
   /// The numeric attribute `name` of `path`, which must hold exactly one value.
   /// - Throws: `.notFound`, `.typeMismatch`, or `.shapeMismatch` when it holds several values.
-  public func attribute<T: HDF5Numeric>(_ name: String, on path: String = "/", as _: T.Type = T.self)
+  public func attribute<T: HDF5Numeric>(
+    _ name: String, on path: String = "/", as _: T.Type = T.self
+  )
     throws(HDF5Error) -> T
   {
     let array = try attributeValues(name, on: path, as: T.self)
@@ -41,7 +43,9 @@ extension HDF5File {
   }
 
   /// All values of the numeric attribute `name` of `path`, with its shape (`[]` for a scalar).
-  public func attributeValues<T: HDF5Numeric>(_ name: String, on path: String = "/", as _: T.Type = T.self)
+  public func attributeValues<T: HDF5Numeric>(
+    _ name: String, on path: String = "/", as _: T.Type = T.self
+  )
     throws(HDF5Error) -> HDF5Array<T>
   {
     try withAttribute(name, on: path) { (a) throws(HDF5Error) in try a.readNumbers(T.self, site("\(path)@\(name)")) }
@@ -130,7 +134,9 @@ extension HDF5File {
   }
 
   /// Opens the attribute `name` of `path` for `body`, under the lock.
-  private func withAttribute<R>(_ name: String, on path: String, _ body: (H5Data) throws(HDF5Error) -> R)
+  private func withAttribute<R>(
+    _ name: String, on path: String, _ body: (H5Data) throws(HDF5Error) -> R
+  )
     throws(HDF5Error) -> R
   {
     try H5.locked { () throws(HDF5Error) -> R in

@@ -31,7 +31,8 @@ extension HDF5File {
   /// - Throws: `.notFound` when it does not exist, `.typeMismatch` when it does not hold `T`'s type class.
   public func read<T: HDF5Numeric>(_ path: String, as _: T.Type = T.self) throws(HDF5Error) -> HDF5Array<T> {
     try H5.locked { () throws(HDF5Error) -> HDF5Array<T> in
-      try withDataset(path) { (dataset) throws(HDF5Error) in try H5Data.dataset(dataset).readNumbers(T.self, site(path)) }
+      try withDataset(path) { (dataset) throws(HDF5Error) in try H5Data.dataset(dataset).readNumbers(T.self, site(path))
+      }
     }
   }
 
@@ -44,7 +45,8 @@ extension HDF5File {
       _ = try checkedProduct(shape, site(path))
       var value = fill
       let dataset = try withUnsafeBytes(of: &value) { (raw) throws(HDF5Error) in
-        try prepareDataset(path, element: T.hdf5Kind, type: T.fileType, shape: shape, fill: (T.memoryType, raw.baseAddress!))
+        try prepareDataset(
+          path, element: T.hdf5Kind, type: T.fileType, shape: shape, fill: (T.memoryType, raw.baseAddress!))
       }
       H5.datasetClose(dataset)
     }
@@ -82,13 +84,16 @@ extension HDF5File {
   }
 
   /// Reads the block `start ..< start + count` of the dataset `path`, row-major.
-  public func read<T: HDF5Numeric>(_ path: String, start: [Int], count: [Int], as _: T.Type = T.self)
+  public func read<T: HDF5Numeric>(
+    _ path: String, start: [Int], count: [Int], as _: T.Type = T.self
+  )
     throws(HDF5Error) -> [T]
   {
     try H5.locked { () throws(HDF5Error) -> [T] in
       let n = try checkedProduct(count, site(path))
       var values = [T](unsafeUninitializedCapacity: n) { _, k in k = n }
-      try withBlock(path, T.hdf5Kind, start: start, count: count, values: n) { (dataset, memory, file) throws(HDF5Error) in
+      try withBlock(path, T.hdf5Kind, start: start, count: count, values: n) {
+        (dataset, memory, file) throws(HDF5Error) in
         if n == 0 { return }
         try withMutableBytes(of: &values) { (raw) throws(HDF5Error) in
           try H5.datasetRead(
@@ -172,7 +177,8 @@ extension HDF5File {
   ) throws(HDF5Error) {
     try withDataset(path) { (dataset) throws(HDF5Error) in
       let dims = try H5Data.dataset(dataset).shape(expecting: kind, site(path))
-      let fits = start.count == dims.count && count.count == dims.count
+      let fits =
+        start.count == dims.count && count.count == dims.count
         && zip(zip(start, count), dims).allSatisfy { s, d in s.0 >= 0 && s.1 >= 0 && s.0 <= d && s.1 <= d - s.0 }
       if !fits {
         throw HDF5Error(

@@ -6,8 +6,8 @@
 /// `rope_parameters.rope_theta`, the transformers 5 spelling), `tie_word_embeddings` false,
 /// `max_position_embeddings` 2048, `bos_token_id` 1, `eos_token_id` 2 (the first of a list; `null` gives nil).
 /// Features the engine does not implement are refused rather than ignored: a `model_type` other than `llama`
-/// (or, without `model_type`, `architectures` not naming `LlamaForCausalLM`), RoPE scaling other than `default`, a `hidden_act` other
-/// than `silu`, and attention or MLP biases give `.unsupported`.
+/// (or, without `model_type`, `architectures` not naming `LlamaForCausalLM`), RoPE scaling other than
+/// `default`, a `hidden_act` other than `silu`, and attention or MLP biases give `.unsupported`.
 extension LlamaConfig {
   /// Parses the file at `path`.
   /// - Throws: `.io` when it cannot be read; see `init(hfConfig:path:)`.
@@ -76,7 +76,8 @@ extension LlamaConfig {
       rmsNormEpsilon: Float(epsilon), ropeTheta: Float(theta),
       tieWordEmbeddings: try keys.bool("tie_word_embeddings") ?? false,
       maxPositionEmbeddings: try keys.positive("max_position_embeddings", default: 2048),
-      bosTokenId: try keys.tokenId("bos_token_id", default: 1), eosTokenId: try keys.tokenId("eos_token_id", default: 2))
+      bosTokenId: try keys.tokenId("bos_token_id", default: 1), eosTokenId: try keys.tokenId("eos_token_id", default: 2)
+    )
   }
 }
 

@@ -5,7 +5,8 @@
 /// Element types of the safetensors format, spelled as in its header (`"dtype": "BF16"`).
 ///
 /// Sizes follow the `safetensors` crate's `Dtype` (0.8). Its sub-byte types (`F4`, `F6_E2M3`, `F6_E3M2`), whose
-/// sizes are counted in bits, are not listed: a file using them gives `.unknownDType`. Only `F32`, `F16` and `BF16` convert to `Float` here.
+/// sizes are counted in bits, are not listed: a file using them gives `.unknownDType`. Only `F32`, `F16` and
+/// `BF16` convert to `Float` here.
 public enum SafetensorsDType: String, Sendable, CaseIterable, Codable {
   case bool = "BOOL"
   case u8 = "U8"
@@ -49,11 +50,17 @@ public enum SafetensorsDType: String, Sendable, CaseIterable, Codable {
     return [Float](unsafeUninitializedCapacity: n) { out, initialized in
       switch self {
       case .f32:
-        for i in 0..<n { out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
+        for i in 0..<n {
+          out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+        }
       case .f16:
-        for i in 0..<n { out[i] = Half.float(fromF16: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+        for i in 0..<n {
+          out[i] = Half.float(fromF16: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+        }
       default:
-        for i in 0..<n { out[i] = Half.float(fromBF16: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+        for i in 0..<n {
+          out[i] = Half.float(fromBF16: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+        }
       }
       initialized = n
     }

@@ -36,7 +36,9 @@ extension SafetensorsFile {
   /// Gaps between tensors and unused trailing bytes are accepted (the `safetensors` crate is stricter).
   /// Entries are checked in name order, so a file with several faults always reports the same one.
   /// - Returns: the entries in file order (by offset, then name), the metadata, and where the data section starts.
-  static func parseHeader(_ bytes: ByteSource) throws(ModelIOError)
+  static func parseHeader(
+    _ bytes: ByteSource
+  ) throws(ModelIOError)
     -> (entries: [Entry], metadata: [String: String], dataStart: Int)
   {
     let path = bytes.path
@@ -78,7 +80,8 @@ extension SafetensorsFile {
     for e in entries where e.end > e.begin {
       if let p = previous, e.begin < p.end {
         throw ModelIOError(
-          .overlap, "tensor '\(e.name)' (bytes \(e.begin - dataStart)..<\(e.end - dataStart)) overlaps '\(p.name)' "
+          .overlap,
+          "tensor '\(e.name)' (bytes \(e.begin - dataStart)..<\(e.end - dataStart)) overlaps '\(p.name)' "
             + "(bytes \(p.begin - dataStart)..<\(p.end - dataStart))", path: path)
       }
       if previous == nil || e.end > previous!.end { previous = e }
@@ -87,12 +90,16 @@ extension SafetensorsFile {
   }
 
   /// Validates one tensor entry (rules 5-9 of `parseHeader`).
-  private static func parseEntry(_ name: String, _ value: Any, dataStart: Int, dataSize: Int, path: String?)
+  private static func parseEntry(
+    _ name: String, _ value: Any, dataStart: Int, dataSize: Int, path: String?
+  )
     throws(ModelIOError) -> Entry
   {
     func bad(_ what: String) -> ModelIOError { ModelIOError(.badHeader, "tensor '\(name)': \(what)", path: path) }
     guard let object = value as? [String: Any] else { throw bad("entry is not an object") }
-    guard let dtypeName = object["dtype"].flatMap(SafetensorsJSON.string) else { throw bad("dtype missing or not a string") }
+    guard let dtypeName = object["dtype"].flatMap(SafetensorsJSON.string) else {
+      throw bad("dtype missing or not a string")
+    }
     guard let shapeValues = object["shape"] as? [Any] else { throw bad("shape missing or not an array") }
     guard let offsetValues = object["data_offsets"] as? [Any], offsetValues.count == 2 else {
       throw bad("data_offsets missing or not an array of two integers")
@@ -130,7 +137,8 @@ extension SafetensorsFile {
     }
     if end - begin != byteCount {
       throw ModelIOError(
-        .sizeMismatch, "tensor '\(name)': \(end - begin) bytes, but shape \(shape) of \(dtype.rawValue) needs \(byteCount)",
+        .sizeMismatch,
+        "tensor '\(name)': \(end - begin) bytes, but shape \(shape) of \(dtype.rawValue) needs \(byteCount)",
         path: path)
     }
     return Entry(name: name, dtype: dtype, shape: shape, begin: dataStart + begin, end: dataStart + end)

@@ -47,7 +47,8 @@ public final class SafetensorsFile: Sendable {
     metadata = header.metadata
     dataStart = header.dataStart
     tensors = header.entries.map {
-      TensorInfo(fileName: $0.name, name: $0.name, shape: $0.shape, dtype: $0.dtype.rawValue, sizeInBytes: $0.end - $0.begin)
+      TensorInfo(
+        fileName: $0.name, name: $0.name, shape: $0.shape, dtype: $0.dtype.rawValue, sizeInBytes: $0.end - $0.begin)
     }
     entries = Dictionary(header.entries.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
   }
@@ -83,7 +84,9 @@ public final class SafetensorsFile: Sendable {
 
   /// Calls `body` with the stored bytes of `name`, without copying. The buffer is valid only inside `body`.
   /// - Throws: `.missingTensor` when absent, or what `body` throws.
-  public func withRawBytes<R>(named name: String, _ body: (UnsafeRawBufferPointer) throws(ModelIOError) -> R)
+  public func withRawBytes<R>(
+    named name: String, _ body: (UnsafeRawBufferPointer) throws(ModelIOError) -> R
+  )
     throws(ModelIOError) -> R
   {
     let e = try entry(name)

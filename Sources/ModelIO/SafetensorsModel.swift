@@ -50,8 +50,10 @@ public final class SafetensorsModel: Sendable {
       }
       shards.append(shard)
     }
-    for (tensor, file) in map.sorted(by: { $0.key < $1.key }) where !shards[names.firstIndex(of: file)!].contains(tensor) {
-      throw ModelIOError(.missingTensor, "the index puts '\(tensor)' in \(file), which does not hold it", path: indexPath)
+    for (tensor, file) in map.sorted(by: { $0.key < $1.key })
+    where !shards[names.firstIndex(of: file)!].contains(tensor) {
+      throw ModelIOError(
+        .missingTensor, "the index puts '\(tensor)' in \(file), which does not hold it", path: indexPath)
     }
     self.shards = shards
     self.tensors = tensors

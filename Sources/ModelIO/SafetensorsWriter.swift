@@ -22,7 +22,9 @@ public enum SafetensorsWriter {
   ///   - metadata: the `__metadata__` map; omitted when empty.
   /// - Throws: `.unsupported` for another dtype, `.duplicate` for a repeated name, `.badShape` for a negative
   ///   dimension, `.sizeMismatch` when a value count disagrees with its shape.
-  public static func encode(_ tensors: [Item], dtype: SafetensorsDType = .f32, metadata: [String: String] = [:])
+  public static func encode(
+    _ tensors: [Item], dtype: SafetensorsDType = .f32, metadata: [String: String] = [:]
+  )
     throws(ModelIOError) -> [UInt8]
   {
     guard dtype.convertsToFloat else {
@@ -31,7 +33,9 @@ public enum SafetensorsWriter {
     var seen = Set<String>()
     var fields: [String] = []
     if !metadata.isEmpty {
-      let pairs = metadata.keys.sorted().map { "\(SafetensorsJSON.quoted($0)):\(SafetensorsJSON.quoted(metadata[$0]!))" }
+      let pairs = metadata.keys.sorted().map {
+        "\(SafetensorsJSON.quoted($0)):\(SafetensorsJSON.quoted(metadata[$0]!))"
+      }
       fields.append("\"__metadata__\":{\(pairs.joined(separator: ","))}")
     }
     var offset = 0

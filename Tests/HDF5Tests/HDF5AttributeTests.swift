@@ -23,7 +23,9 @@ struct HDF5AttributeTests {
     #expect(try file.attribute("eps", as: Double.self) == 1e-5)
     #expect(try file.attributeValues("eps", as: Double.self).shape == [])
     #expect(try file.stringAttribute("units", on: "hessian") == "nats")
-    #expect(try file.attributeValues("probes", on: "/hessian/trace", as: Int64.self) == HDF5Array(shape: [2], values: [64, 32]))
+    #expect(
+      try file.attributeValues("probes", on: "/hessian/trace", as: Int64.self)
+        == HDF5Array(shape: [2], values: [64, 32]))
     #expect(try file.attributeValues("stderr", on: "/hessian/trace", as: Double.self).values == [0.25, 0.5])
     #expect(try file.stringAttributeValues("labels", on: "/hessian/trace").values == ["q", "k", "v"])
     #expect(try file.attributeNames() == ["eps", "format_version", "model_sha256"])

@@ -31,10 +31,11 @@ struct LlamaConfigTests {
   @Test func smolLM2MatchesThePublishedArchitecture() throws {
     let c = try Self.parse(Self.smolLM2)
     #expect(
-      c == LlamaConfig(
-        hiddenSize: 576, intermediateSize: 1536, layerCount: 30, headCount: 9, kvHeadCount: 3, headDim: 64,
-        vocabSize: 49152, rmsNormEpsilon: 1e-5, ropeTheta: 100000, tieWordEmbeddings: true,
-        maxPositionEmbeddings: 8192, bosTokenId: 1, eosTokenId: 2))
+      c
+        == LlamaConfig(
+          hiddenSize: 576, intermediateSize: 1536, layerCount: 30, headCount: 9, kvHeadCount: 3, headDim: 64,
+          vocabSize: 49152, rmsNormEpsilon: 1e-5, ropeTheta: 100000, tieWordEmbeddings: true,
+          maxPositionEmbeddings: 8192, bosTokenId: 1, eosTokenId: 2))
   }
 
   @Test func transformers5RopeParametersAndDefaults() throws {

@@ -8,8 +8,10 @@ import _TestSupport
 struct SafetensorsFileTests {
   /// Seeded tensors of assorted ranks, including a scalar and an empty one.
   static func items(seed: UInt64) -> [SafetensorsWriter.Item] {
-    [([4, 5], "model.layers.0.self_attn.q_proj.weight"), ([7], "model.norm.weight"), ([], "scalar"),
-     ([0, 3], "empty"), ([2, 3, 2], "cube \"quoted\" \\ name")].enumerated().map { i, t in
+    [
+      ([4, 5], "model.layers.0.self_attn.q_proj.weight"), ([7], "model.norm.weight"), ([], "scalar"),
+      ([0, 3], "empty"), ([2, 3, 2], "cube \"quoted\" \\ name"),
+    ].enumerated().map { i, t in
       (name: t.1, shape: t.0, values: randomFloats(t.0.reduce(1, *), seed: seed + UInt64(i), scale: 3))
     }
   }
@@ -47,7 +49,9 @@ struct SafetensorsFileTests {
     #expect(try file.tensor(named: "model.norm.weight").storage == randomFloats(7, seed: 3, scale: 3))
     let leftovers = try FileManager.default.contentsOfDirectory(atPath: FileManager.default.temporaryDirectory.path)
     #expect(!leftovers.contains { $0.hasPrefix("bitplan-st-\(getpid()).safetensors.tmp") })
-    let error = #expect(throws: ModelIOError.self) { try SafetensorsWriter.write([], to: "/nonexistent-dir/x.safetensors") }
+    let error = #expect(throws: ModelIOError.self) {
+      try SafetensorsWriter.write([], to: "/nonexistent-dir/x.safetensors")
+    }
     #expect(error?.code == .io)
   }
 

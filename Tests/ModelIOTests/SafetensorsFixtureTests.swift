@@ -52,7 +52,9 @@ struct SafetensorsFixtureTests {
     #expect(b16.shape == [2, 2] && b16.storage == [1.0, -3.5, 256.0, 0.15625])
     #expect(try file.tensor(named: "empty").shape == [0, 3])
     let ids = try file.rawBytes(named: "ids")
-    let values = ids.withUnsafeBytes { raw in (0..<2).map { Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self)) } }
+    let values = ids.withUnsafeBytes { raw in
+      (0..<2).map { Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self)) }
+    }
     #expect(values == [-1, 1 << 40])
     #expect((#expect(throws: ModelIOError.self) { _ = try file.tensor(named: "ids") })?.code == .unsupported)
     #expect((#expect(throws: ModelIOError.self) { _ = try file.tensor(named: "nope") })?.code == .missingTensor)
@@ -65,7 +67,8 @@ struct SafetensorsFixtureTests {
     let down = try file.tensor(named: "model.layers.0.mlp.down_proj.weight")
     #expect(down == Tensor(shape: [3, 4], storage: (0..<12).map { (Float($0) - 5.5) / 4 }))
     #expect(try file.tensor(named: "model.norm.weight").storage == [1.0, 0.5, -0.25])
-    #expect(try file.dtype(of: "counts") == .i32 && file.dtype(of: "flags") == .bool && file.dtype(of: "doubles") == .f64)
+    #expect(
+      try file.dtype(of: "counts") == .i32 && file.dtype(of: "flags") == .bool && file.dtype(of: "doubles") == .f64)
     #expect(try file.rawBytes(named: "flags") == [1, 0, 1])
     #expect((#expect(throws: ModelIOError.self) { _ = try file.tensor(named: "doubles") })?.code == .unsupported)
   }
@@ -86,6 +89,7 @@ struct SafetensorsFixtureTests {
     }
     let golden = try #require(
       FileManager.default.contents(atPath: path), "missing \(path): regenerate as this test's documentation says")
-    #expect(bytes == [UInt8](golden), "writer output changed; regenerate and re-run scripts/check_safetensors_interop.py")
+    #expect(
+      bytes == [UInt8](golden), "writer output changed; regenerate and re-run scripts/check_safetensors_interop.py")
   }
 }

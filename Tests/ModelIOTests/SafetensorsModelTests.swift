@@ -17,9 +17,12 @@ struct SafetensorsModelTests {
   static func write(_ text: String, _ path: String) throws { try Data(text.utf8).write(to: URL(fileURLWithPath: path)) }
 
   static let shard1: [SafetensorsWriter.Item] = [
-    ("model.embed_tokens.weight", [6, 4], randomFloats(24, seed: 1)), ("model.norm.weight", [4], randomFloats(4, seed: 2)),
+    ("model.embed_tokens.weight", [6, 4], randomFloats(24, seed: 1)),
+    ("model.norm.weight", [4], randomFloats(4, seed: 2)),
   ]
-  static let shard2: [SafetensorsWriter.Item] = [("model.layers.0.mlp.up_proj.weight", [3, 4], randomFloats(12, seed: 3))]
+  static let shard2: [SafetensorsWriter.Item] = [
+    ("model.layers.0.mlp.up_proj.weight", [3, 4], randomFloats(12, seed: 3))
+  ]
   static let index = """
     {"metadata": {"total_size": 160}, "weight_map": {
       "model.embed_tokens.weight": "model-00001-of-00002.safetensors",
@@ -28,7 +31,8 @@ struct SafetensorsModelTests {
     """
 
   /// A two-shard folder with an index; `second` replaces the second shard's tensors.
-  static func sharded(_ name: String, second: [SafetensorsWriter.Item] = shard2, index: String = index) throws -> String {
+  static func sharded(_ name: String, second: [SafetensorsWriter.Item] = shard2, index: String = index) throws -> String
+  {
     let dir = folder(name)
     try SafetensorsWriter.write(shard1, to: dir + "/model-00001-of-00002.safetensors")
     try SafetensorsWriter.write(second, dtype: .bf16, to: dir + "/model-00002-of-00002.safetensors")
@@ -47,7 +51,8 @@ struct SafetensorsModelTests {
     #expect(up.shape == [3, 4] && up.storage.count == 12)
     #expect(try model.shard(of: "model.layers.0.mlp.up_proj.weight").tensors.count == 1)
     #expect(try model.rawBytes(named: "model.embed_tokens.weight").count == 96)
-    #expect((#expect(throws: ModelIOError.self) { _ = try model.tensor(named: "lm_head.weight") })?.code == .missingTensor)
+    #expect(
+      (#expect(throws: ModelIOError.self) { _ = try model.tensor(named: "lm_head.weight") })?.code == .missingTensor)
   }
 
   @Test func singleFileFolder() throws {
@@ -75,7 +80,9 @@ struct SafetensorsModelTests {
     // A shard listed in the index is absent.
     let absent = Self.index.replacingOccurrences(of: "model-00002-of-00002", with: "model-00003-of-00003")
     #expect(try code(Self.sharded("absent", index: absent)) == .io)
-    #expect(try code(Self.sharded("escape", index: Self.index.replacingOccurrences(of: "model-00002", with: "../x"))) == .badHeader)
+    #expect(
+      try code(Self.sharded("escape", index: Self.index.replacingOccurrences(of: "model-00002", with: "../x")))
+        == .badHeader)
     #expect(try code(Self.sharded("badjson", index: "{\"weight_map\": [")) == .badHeader)
     #expect(try code(Self.sharded("nomap", index: "{\"metadata\": {}}")) == .badHeader)
     #expect(try code(Self.sharded("numbermap", index: "{\"weight_map\": {\"a\": 1}}")) == .badHeader)
