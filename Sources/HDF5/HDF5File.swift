@@ -81,7 +81,9 @@ public final class HDF5File: @unchecked Sendable {
     }
   }
 
-  /// Writes buffered data to disk (`H5Fflush`), so that a crash after this point loses nothing written before it.
+  /// Writes HDF5's buffered data and metadata to disk (`H5Fflush`). A resumable writer flushes after each unit
+  /// of work, so that an interrupted run finds everything up to its last flush; a crash in the middle of a later
+  /// write can still damage what that write touches, which is why finished files are renamed into place.
   public func flush() throws(HDF5Error) {
     try H5.locked { () throws(HDF5Error) in try H5.fileFlush(try handle("/"), site("/")) }
   }

@@ -7,9 +7,9 @@ import Foundation
 /// A Hugging Face model folder: `config.json` plus one `model.safetensors`, or shards listed by
 /// `model.safetensors.index.json` (`{"weight_map": {"tensor name": "model-00001-of-00002.safetensors", ...}}`).
 ///
-/// Opening checks the whole folder: the index is a JSON object whose `weight_map` maps strings to plain file
-/// names in the folder (`.badHeader`), every shard is a valid safetensors file (its own codes; `.io` when
-/// missing), every tensor is where the map says (`.missingTensor`), and no name appears in two shards
+/// Opening checks the whole folder: the index is a JSON object whose non-empty `weight_map` maps strings to
+/// plain file names in the folder (`.badHeader`), every shard is a valid safetensors file (its own codes; `.io`
+/// when missing), every tensor is where the map says (`.missingTensor`), and no name appears in two shards
 /// (`.duplicate`). Tensors a shard holds but the map omits are kept, as `transformers` does.
 public final class SafetensorsModel: Sendable {
   /// The folder.
@@ -95,6 +95,7 @@ public final class SafetensorsModel: Sendable {
     guard let raw = json["weight_map"] as? [String: Any] else {
       throw ModelIOError(.badHeader, "weight_map missing or not an object", path: path)
     }
+    if raw.isEmpty { throw ModelIOError(.badHeader, "weight_map is empty", path: path) }
     var map: [String: String] = [:]
     for (tensor, value) in raw {
       guard let file = SafetensorsJSON.string(value), !file.isEmpty, !file.contains("/"), file != ".", file != ".."

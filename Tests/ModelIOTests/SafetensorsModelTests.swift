@@ -85,6 +85,7 @@ struct SafetensorsModelTests {
         == .badHeader)
     #expect(try code(Self.sharded("badjson", index: "{\"weight_map\": [")) == .badHeader)
     #expect(try code(Self.sharded("nomap", index: "{\"metadata\": {}}")) == .badHeader)
+    #expect(try code(Self.sharded("emptymap", index: "{\"weight_map\": {}}")) == .badHeader)
     #expect(try code(Self.sharded("numbermap", index: "{\"weight_map\": {\"a\": 1}}")) == .badHeader)
     // A corrupt shard reports the shard's own code.
     let dir = try Self.sharded("corrupt")
