@@ -40,43 +40,4 @@ public enum SafetensorsDType: String, Sendable, CaseIterable, Codable {
 
   /// Whether `SafetensorsFile.tensor(named:)` converts this type to `Float` (exactly, for all three).
   public var convertsToFloat: Bool { self == .f32 || self == .f16 || self == .bf16 }
-
-  /// Decodes `raw`, which holds `raw.count / byteCount` little-endian elements of a float type, to `Float`.
-  /// F16 and BF16 widen exactly (every binary16 and bfloat16 value is a binary32 value), through `Half`.
-  /// - Precondition: `convertsToFloat` and `raw.count` a multiple of `byteCount`; the caller checked both.
-  func decodeFloats(_ raw: UnsafeRawBufferPointer) -> [Float] {
-    precondition(convertsToFloat && raw.count % byteCount == 0, "\(rawValue): cannot decode \(raw.count) bytes")
-    let n = raw.count / byteCount
-    return [Float](unsafeUninitializedCapacity: n) { out, initialized in
-      switch self {
-      case .f32:
-        for i in 0..<n {
-          out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
-        }
-      case .f16:
-        for i in 0..<n {
-          out[i] = Half.float(fromF16: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
-        }
-      default:
-        for i in 0..<n {
-          out[i] = Half.float(fromBF16: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
-        }
-      }
-      initialized = n
-    }
-  }
-
-  /// Encodes `values` as little-endian elements of a float type, rounding to nearest even for F16 and BF16.
-  /// - Precondition: `convertsToFloat`.
-  func encodeFloats(_ values: [Float], into bytes: inout [UInt8]) {
-    precondition(convertsToFloat, "\(rawValue) is not a float type")
-    bytes.reserveCapacity(bytes.count + values.count * byteCount)
-    for v in values {
-      switch self {
-      case .f32: withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
-      case .f16: withUnsafeBytes(of: Half.f16Bits(v).littleEndian) { bytes.append(contentsOf: $0) }
-      default: withUnsafeBytes(of: Half.bf16Bits(v).littleEndian) { bytes.append(contentsOf: $0) }
-      }
-    }
-  }
 }
