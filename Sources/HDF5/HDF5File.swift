@@ -97,13 +97,16 @@ public final class HDF5File: @unchecked Sendable {
   }
 
   /// Whether `path` names an existing object (the root always exists).
+  /// A path that runs through a dataset (`/dataset/x`) does not exist.
   public func exists(_ path: String) throws(HDF5Error) -> Bool {
     try H5.locked { () throws(HDF5Error) -> Bool in
       let file = try handle(path)
+      let parts = try HDF5File.components(path, site(path))
       var prefix = ""
-      for c in try HDF5File.components(path, site(path)) {
+      for (i, c) in parts.enumerated() {
         prefix += "/" + c
         if !(try H5.linkExists(file, prefix, site(prefix))) { return false }
+        if i < parts.count - 1, try kind(of: prefix) != .group { return false }
       }
       return true
     }

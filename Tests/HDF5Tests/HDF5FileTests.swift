@@ -70,6 +70,7 @@ struct HDF5FileTests {
     #expect(try file.exists("/"))
     #expect(try file.exists("/hessian/deep/er"))
     #expect(try !file.exists("/hessian/missing/below"))
+    #expect(try !file.exists("/hessian/trace/below"))  // through a dataset
     #expect(try file.kind(of: "/hessian") == .group)
     #expect(try file.kind(of: "/hessian/trace") == .dataset)
     #expect(try file.members(of: "/hessian") == ["deep", "probes_used", "trace"])
