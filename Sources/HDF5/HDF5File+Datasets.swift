@@ -31,7 +31,8 @@ extension HDF5File {
   /// - Throws: `.notFound` when it does not exist, `.typeMismatch` when it does not hold `T`'s type class.
   public func read<T: HDF5Numeric>(_ path: String, as _: T.Type = T.self) throws(HDF5Error) -> HDF5Array<T> {
     try H5.locked { () throws(HDF5Error) -> HDF5Array<T> in
-      try withDataset(path) { (dataset) throws(HDF5Error) in try H5Data.dataset(dataset).readNumbers(T.self, site(path))
+      try withDataset(path) { (dataset) throws(HDF5Error) in
+        try H5Data.dataset(dataset).readNumbers(T.self, site(path))
       }
     }
   }
