@@ -1,20 +1,17 @@
 import Foundation
 
-/// A fresh path under the system temporary directory, unique per process and per `name`, removed by `remove()`.
+/// A fresh path in its own folder under the system temporary directory (unique per process and `name`, so tests
+/// running in parallel never share a folder); `remove()` deletes the folder.
 struct TemporaryFile {
   let path: String
   private let folder: String
 
   init(_ name: String) {
-    folder = FileManager.default.temporaryDirectory.appendingPathComponent("bitplan-hdf5-\(getpid())").path
+    folder = FileManager.default.temporaryDirectory.appendingPathComponent("bitplan-hdf5-\(getpid())-\(name).d").path
+    try? FileManager.default.removeItem(atPath: folder)
     try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     path = folder + "/" + name
-    try? FileManager.default.removeItem(atPath: path)
   }
 
-  /// Removes the file, and the per-process folder once it is empty (`rmdir` fails while other tests use it).
-  func remove() {
-    try? FileManager.default.removeItem(atPath: path)
-    _ = rmdir(folder)
-  }
+  func remove() { try? FileManager.default.removeItem(atPath: folder) }
 }
