@@ -19,7 +19,7 @@ let package = Package(
     // MARK: - Leaves
     .target(name: "TensorCore", dependencies: ["CBLAS"]),
     .target(name: "Allocation"),
-    .target(name: "HDF5", dependencies: ["CHDF5"]),
+    .target(name: "HDF5", dependencies: ["CHDF5"], exclude: ["README.md"]),
     // MARK: - Layers
     .target(name: "ModelIO", dependencies: ["TensorCore"]),
     .target(name: "Quantization", dependencies: ["TensorCore"]),
