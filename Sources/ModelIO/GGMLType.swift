@@ -7,17 +7,29 @@
 /// A tensor row of `n` values is `n / blockSize` blocks of `typeSize` bytes each; `n` must be a multiple of
 /// `blockSize` (ggml's `ggml_row_size`).
 public enum GGMLType: UInt32, Sendable, CaseIterable, Codable {
+  /// IEEE binary32 and binary16.
   case f32 = 0, f16 = 1
+  /// Legacy 32-value blocks: 4-bit symmetric (`d`) and asymmetric (`d`, `m`).
   case q4_0 = 2, q4_1 = 3
+  /// Legacy 32-value blocks with a fifth bit per value.
   case q5_0 = 6, q5_1 = 7
+  /// 8-bit blocks; Q8_1 also stores the block sum (used for activations).
   case q8_0 = 8, q8_1 = 9
+  /// K-quants: 256-value super-blocks with 6- or 8-bit sub-block scales.
   case q2_K = 10, q3_K = 11, q4_K = 12, q5_K = 13, q6_K = 14, q8_K = 15
+  /// i-quants (lattice codebooks); sizes only, no decoder here.
   case iq2_XXS = 16, iq2_XS = 17, iq3_XXS = 18, iq1_S = 19, iq4_NL = 20, iq3_S = 21, iq2_S = 22, iq4_XS = 23
+  /// Plain integers and binary64.
   case i8 = 24, i16 = 25, i32 = 26, i64 = 27, f64 = 28
+  /// i-quant, 1.75 bits per weight; sizes only.
   case iq1_M = 29
+  /// bfloat16.
   case bf16 = 30
+  /// Ternary quants; sizes only.
   case tq1_0 = 34, tq2_0 = 35
+  /// Microscaling FP4 (shared E8M0 exponent) and NVIDIA FP4 blocks; sizes only.
   case mxfp4 = 39, nvfp4 = 40
+  /// 1-bit blocks of 128; sizes only.
   case q1_0 = 41
 
   /// Super-block length of the K-quants and i-quants (`QK_K` in ggml-common.h).

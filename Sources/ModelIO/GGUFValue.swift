@@ -1,7 +1,10 @@
 /// The type tag of a GGUF metadata value (`enum gguf_type` in gguf.h), spelled as in the spec.
 public enum GGUFValueType: UInt32, Sendable, CaseIterable {
+  /// Scalars (ids 0-7), string (8).
   case uint8 = 0, int8 = 1, uint16 = 2, int16 = 3, uint32 = 4, int32 = 5, float32 = 6, bool = 7, string = 8
+  /// Element type (u32), count (u64), elements.
   case array = 9
+  /// 64-bit scalars.
   case uint64 = 10, int64 = 11, float64 = 12
 
   /// Bytes of one value for the fixed-size types; nil for `string` and `array`.
@@ -22,17 +25,29 @@ public enum GGUFValueType: UInt32, Sendable, CaseIterable {
 
 /// One GGUF metadata value. Arrays keep their element type, so that an empty array round-trips.
 public indirect enum GGUFValue: Sendable, Equatable {
+  /// `u8`
   case uint8(UInt8)
+  /// `i8`
   case int8(Int8)
+  /// `u16`
   case uint16(UInt16)
+  /// `i16`
   case int16(Int16)
+  /// `u32`
   case uint32(UInt32)
+  /// `i32`
   case int32(Int32)
+  /// `f32`
   case float32(Float)
+  /// `bool`, one byte 0 or 1
   case bool(Bool)
+  /// `string`: u64 byte length, then UTF-8
   case string(String)
+  /// `u64`
   case uint64(UInt64)
+  /// `i64`
   case int64(Int64)
+  /// `f64`
   case float64(Double)
   /// Elements all of type `elementType` (which may itself be `.array`: nested arrays).
   case array(GGUFValueType, [GGUFValue])

@@ -130,17 +130,7 @@ public struct GGUFWriter: Sendable {
       unlink(tmp)
       return e
     }
-    func put(_ bytes: [UInt8]) -> Bool {
-      bytes.withUnsafeBytes { raw in
-        var done = 0
-        while done < raw.count {
-          let n = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
-          if n < 0 { if errno == EINTR { continue } else { return false } }
-          done += n
-        }
-        return true
-      }
-    }
+    func put(_ bytes: [UInt8]) -> Bool { bytes.withUnsafeBytes { writeAll(fd, $0) } }
     guard put(header()) else { throw fail("write failed") }
     for (_, data) in tensors {
       guard put(data), put([UInt8](repeating: 0, count: Self.pad(data.count, alignment) - data.count)) else {
@@ -189,4 +179,19 @@ public struct GGUFWriter: Sendable {
       for e in elements { appendValue(e, to: &out) }
     }
   }
+}
+
+/// Writes all of `bytes` to `fd`, retrying short writes and EINTR; false on any other error (errno set).
+private func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+  guard let base = bytes.baseAddress else { return true }
+  var done = 0
+  while done < bytes.count {
+    let n = write(fd, base + done, bytes.count - done)
+    if n < 0 {
+      if errno == EINTR { continue }
+      return false
+    }
+    done += n
+  }
+  return true
 }
