@@ -92,6 +92,8 @@ def corrupt_files():
         "row_not_whole_blocks": (pack(kvs, [infos[0], tinfo("b.weight", [30, 1], T.Q8_0, 32)], data), "sizeMismatch"),
         "misaligned_offset": (pack(kvs, [infos[0], tinfo("b.weight", [32, 1], T.Q8_0, 40)], data), "misaligned"),
         "offset_past_end": (pack(kvs, [infos[0], tinfo("b.weight", [32, 1], T.Q8_0, 1 << 20)], data), "outOfBounds"),
+        "offset_overflow": (pack(kvs, [infos[0], tinfo("b.weight", [32, 1], T.Q8_0, (1 << 63) - 32)], data),
+                            "outOfBounds"),
         "truncated_data": (valid[:-40], "outOfBounds"),
         "overlap": (pack(kvs, [infos[0], tinfo("b.weight", [2, 1], T.F32, 0)], data), "overlap"),
         "long_tensor_name": (pack(kvs, [infos[0], tinfo("b" * 64, [32, 1], T.Q8_0, 32)], data), "badHeader"),

@@ -49,7 +49,10 @@ public struct GGUFFile: Sendable {
   }
 
   /// Parses the GGUF file in `source`.
-  /// - Throws: `.truncated` (file ends inside the header), `.badMagic`, `.unsupportedVersion` (v1, or > 3),
+  ///
+  /// A file cut short inside its metadata or tensor infos usually reports `.absurdCount` or `.headerTooLarge`
+  /// rather than `.truncated`: the counts and lengths it announces then exceed the bytes left.
+  /// - Throws: `.truncated` (file ends inside a fixed-size field), `.badMagic`, `.unsupportedVersion` (v1, or > 3),
   ///   `.absurdCount` (tensor, entry or element counts the bytes left cannot hold), `.headerTooLarge` (a string
   ///   longer than the bytes left), `.badHeader` (value type, UTF-8, bool, alignment, name length), `.duplicate`,
   ///   `.badShape`, `.sizeMismatch`, `.unknownDType`, `.misaligned`, `.outOfBounds`, `.overlap`.
@@ -129,8 +132,8 @@ public struct GGUFFile: Sendable {
     for info in infos where info.offset > dataSize || info.sizeInBytes > dataSize - info.offset {
       throw ModelIOError(
         .outOfBounds,
-        "tensor '\(info.name)': data at \(info.offset)..<\(info.offset + info.sizeInBytes) of the data section "
-          + "(file byte \(dataOffset + info.offset)), which holds \(dataSize) bytes", path: path)
+        "tensor '\(info.name)': \(info.sizeInBytes) bytes at offset \(info.offset) of the data section, which "
+          + "starts at file byte \(dataOffset) and holds \(dataSize) bytes", path: path)
     }
     let byOffset = infos.sorted { $0.offset < $1.offset }
     for (a, b) in zip(byOffset, byOffset.dropFirst()) where a.offset + a.sizeInBytes > b.offset {

@@ -83,7 +83,8 @@ public enum NameMapping {
 
   private static func permute(_ t: Tensor, heads: Int, toHF: Bool) throws(ModelIOError) -> Tensor {
     let rows = t.shape.first ?? 0
-    guard heads > 0, rows % (2 * heads) == 0, rows > 0 else {
+    // `rows % (2 * heads)` could overflow for a hostile head count; divide instead.
+    guard heads > 0, rows > 0, rows % heads == 0, (rows / heads) % 2 == 0 else {
       throw ModelIOError(.badShape, "cannot split \(rows) rows of \(t.shape) into \(heads) RoPE heads of even size")
     }
     let half = rows / heads / 2

@@ -56,7 +56,7 @@ import _TestSupport
   }
 
   @Test func badHeadCountIsBadShape() {
-    for heads in [0, 5, -1] {
+    for heads in [0, 5, -1, 12, Int.max] {
       do {
         _ = try NameMapping.unpermuteRoPE(Tensor(zeros: [12, 2]), heads: heads)
         Issue.record("12 rows into \(heads) heads")
