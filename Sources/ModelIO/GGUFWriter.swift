@@ -17,6 +17,8 @@ public struct GGUFWriter: Sendable {
   public let alignment: Int
   private var entries: [(key: String, value: GGUFValue)] = []
   private var tensors: [(info: GGUFTensorInfo, data: [UInt8])] = []
+  private var keys: Set<String> = []
+  private var tensorNames: Set<String> = []
   private var dataSize = 0
 
   /// - Precondition: `alignment` is a power of two.
@@ -24,18 +26,22 @@ public struct GGUFWriter: Sendable {
     precondition(alignment > 0 && alignment & (alignment - 1) == 0 && alignment <= Int(UInt32.max),
       "alignment \(alignment) is not a power of two")
     self.alignment = alignment
-    if alignment != GGUFFile.defaultAlignment { entries.append(("general.alignment", .uint32(UInt32(alignment)))) }
+    if alignment != GGUFFile.defaultAlignment {
+      entries.append(("general.alignment", .uint32(UInt32(alignment))))
+      keys.insert("general.alignment")
+    }
   }
 
   /// Adds a metadata entry.
   /// - Throws: `.duplicate` for a key already added (including `general.alignment`, which `init` sets);
   ///   `.badHeader` for an array whose elements are not all of its declared type.
   public mutating func add(_ key: String, _ value: GGUFValue) throws(ModelIOError) {
-    guard !entries.contains(where: { $0.key == key }) else {
+    guard !keys.contains(key) else {
       throw ModelIOError(.duplicate, "metadata key '\(key)' added twice")
     }
     try Self.checkTypes(value, key)
     entries.append((key, value))
+    keys.insert(key)
   }
 
   private static func checkTypes(_ value: GGUFValue, _ key: String) throws(ModelIOError) {
@@ -50,7 +56,7 @@ public struct GGUFWriter: Sendable {
   /// - Throws: `.duplicate`, `.badHeader` (name of 64 bytes or more), `.badShape`, `.sizeMismatch` (a row not
   ///   whole blocks, or `data.count` not the size of `shape` in `type`).
   public mutating func addTensor(_ name: String, shape: [Int], type: GGMLType, data: [UInt8]) throws(ModelIOError) {
-    guard !tensors.contains(where: { $0.info.name == name }) else {
+    guard !tensorNames.contains(name) else {
       throw ModelIOError(.duplicate, "tensor '\(name)' added twice")
     }
     guard name.utf8.count < GGUFHeaderReader.maxTensorNameBytes else {
@@ -62,6 +68,7 @@ public struct GGUFWriter: Sendable {
       throw ModelIOError(.sizeMismatch, "tensor '\(name)': \(shape) in \(type.name) is \(info.sizeInBytes) bytes, got \(data.count)")
     }
     tensors.append((info, data))
+    tensorNames.insert(name)
     dataSize = Self.pad(dataSize + data.count, alignment)
   }
 
