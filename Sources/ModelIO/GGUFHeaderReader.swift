@@ -97,7 +97,14 @@ struct GGUFHeaderReader {
     var elements: [GGUFValue] = []
     elements.reserveCapacity(count)
     for i in 0..<count {
-      elements.append(try readValue(elementType, count <= 1 ? what : "\(what)[\(i)]", depth: depth + 1))
+      // The element index goes into the message only on failure: vocabularies have 10⁵ elements.
+      do {
+        elements.append(try readValue(elementType, what, depth: depth + 1))
+      } catch {
+        var e = error
+        e.message = "element \(i): " + e.message
+        throw e
+      }
     }
     return .array(elementType, elements)
   }
