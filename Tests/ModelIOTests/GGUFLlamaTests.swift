@@ -96,4 +96,42 @@ import _TestSupport
       } catch { #expect(error.code == code, "\(drop): \(error)") }
     }
   }
+
+  /// `addLlamaMetadata` + `addLlamaTensors` are the inverse of `llamaConfig()` + `llamaTensors()`, for a tied
+  /// and an untied model, with F32 and F16 matrices (F16: values rounded once, norms kept F32).
+  @Test(arguments: [GGMLType.f32, .f16])
+  func llamaWriterRoundTrip(type: GGMLType) throws {
+    for tied in [false, true] {
+      let config = LlamaConfig(
+        hiddenSize: 16, intermediateSize: 12, layerCount: 2, headCount: 4, kvHeadCount: 2, headDim: 4, vocabSize: 6,
+        rmsNormEpsilon: 1e-5, ropeTheta: 100_000, tieWordEmbeddings: tied, maxPositionEmbeddings: 128, bosTokenId: 1,
+        eosTokenId: nil)
+      var hf = Dictionary(uniqueKeysWithValues: Self.hfTensors())
+      if tied { hf["lm_head.weight"] = nil }
+      var w = GGUFWriter()
+      try w.addLlamaMetadata(config)
+      try w.addLlamaTensors(hf, config: config, as: type)
+      let file = try GGUFFile(bytes: w.serialized())
+      #expect(try file.llamaConfig() == config)
+      #expect(file.tensors.first?.name == "token_embd.weight")
+      #expect(file.tensors.last?.name == (tied ? "output_norm.weight" : "output.weight"))
+      #expect(file.tensors.filter { $0.dimensions.count == 1 }.allSatisfy { $0.type == .f32 })
+      let back = try file.llamaTensors()
+      #expect(back.count == hf.count)
+      for (name, t) in hf {
+        let want = t.rank >= 2 && type == .f16 ? t.storage.map { Float(Float16($0)) } : t.storage
+        #expect(back[name]?.storage == want, "\(name)")
+        #expect(back[name]?.shape == t.shape, "\(name)")
+      }
+    }
+  }
+
+  @Test func llamaWriterRejectsUnknownNames() throws {
+    var w = GGUFWriter()
+    let config = try Self.tinyLlama().llamaConfig()
+    do {
+      try w.addLlamaTensors(["model.layers.0.self_attn.rotary_emb.inv_freq": Tensor(zeros: [2])], config: config)
+      Issue.record("expected .unsupported")
+    } catch { #expect(error.code == .unsupported) }
+  }
 }
