@@ -154,6 +154,30 @@ def ggufpy_file():
     return path
 
 
+def tiny_llama_seed():
+    """A 1-block llama file (d 8, 2 heads / 1 KV head) for the fuzzer: llamaConfig, names and Q/K un-permuting."""
+    path = os.path.join(SEEDS, "tiny_llama.gguf")
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_block_count(1)
+    w.add_context_length(16)
+    w.add_embedding_length(8)
+    w.add_feed_forward_length(8)
+    w.add_head_count(2)
+    w.add_head_count_kv(1)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_vocab_size(4)
+    rng = np.random.default_rng(11)
+    shapes = {"token_embd.weight": (4, 8), "blk.0.attn_norm.weight": (8,), "blk.0.attn_q.weight": (8, 8),
+              "blk.0.attn_k.weight": (4, 8), "blk.0.attn_v.weight": (4, 8), "blk.0.attn_output.weight": (8, 8),
+              "blk.0.ffn_norm.weight": (8,), "output_norm.weight": (8,)}
+    for name, shape in shapes.items():
+        w.add_tensor(name, rng.standard_normal(shape).astype(np.float16 if len(shape) == 2 else np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     os.makedirs(SEEDS, exist_ok=True)
@@ -174,7 +198,8 @@ def main():
     for name in ["valid_v3.gguf", "valid_v2.gguf", "valid_align64.gguf"]:
         write(os.path.join(SEEDS, name), open(os.path.join(OUT, name), "rb").read())
     write(os.path.join(SEEDS, "valid_ggufpy.gguf"), open(py, "rb").read())
-    print(f"wrote {len(corrupt) + 4} fixtures to {OUT} and 4 seeds to {SEEDS}")
+    tiny_llama_seed()
+    print(f"wrote {len(corrupt) + 4} fixtures to {OUT} and 5 seeds to {SEEDS}")
     return 0
 
 
