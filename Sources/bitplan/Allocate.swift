@@ -104,10 +104,6 @@ struct Allocate: ParsableCommand {
 }
 
 /// A one-line error of the command line itself (files), shown by ArgumentParser with a non-zero exit.
-struct CommandError: Error, CustomStringConvertible {
-  var description: String
-  init(_ description: String) { self.description = description }
-}
 
 /// Fills `bits`, `group_size` and `symmetric` of options that PROBLEM.json left out, from the format name. A small
 /// local reading of the project's format grammar (the Quantization module owns the full one): `int4-g128`,

