@@ -23,11 +23,9 @@ export BITPLAN_GEMMA := $(GEMMA)
 
 demo: deps model release
 	$(BIN) inspect $(MODEL)
-	$(BIN) ppl $(MODEL) --text $(CALIB) --tokens 512
 
 test: deps model gemma
-	$(SWIFT) build --build-tests $(RELEASE)
-	$(SWIFT) test --skip-build $(RELEASE)
+	$(SWIFT) test $(RELEASE)
 
 # Debian packages: checked with dpkg -s first; apt-get update only when something is missing.
 deps:
