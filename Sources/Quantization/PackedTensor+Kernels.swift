@@ -87,6 +87,17 @@ extension PackedTensor {
     return y
   }
 
+  /// Whether the int8-activation GEMV has a fused kernel for this format (q4_0, q4_1, q5_0, q5_1, q8_0, q4_K, q6_K,
+  /// int4 and int8 at any group size). Other integer formats go through the generic decode, which is slower than
+  /// the Float path, so an engine should pick `.int8` only when this is true.
+  public var hasFusedInt8Kernel: Bool {
+    switch format.scheme {
+    case .ggml(let type): return [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q6_K].contains(type)
+    case .integer(let bits): return bits == 4 || bits == 8
+    default: return false
+    }
+  }
+
   /// The activation block the int8 path uses for this format: 32 for GGML types (as ggml's q8_0), `nil` (one
   /// scale per vector) for the integer and ternary formats.
   public var activationBlockSize: Int? {

@@ -134,4 +134,15 @@ struct KernelTests {
       }
     }
   }
+
+  /// `hasFusedInt8Kernel` names exactly the formats whose simd int8 GEMV differs from the decoded path's code.
+  @Test func fusedKernelListIsAccurate() throws {
+    let fused = ["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q4_k", "q6_k", "int4", "int8-g64", "int4-g32-asym"]
+    let decoded = ["q2_k", "q3_k", "q5_k", "int3-g32", "ternary-g64", "nf4", "f16"]
+    for name in fused + decoded {
+      let format = try QuantFormat(parsing: name)
+      let packed = try quantize(randomFloats(256, seed: 1), rows: 1, columns: 256, format: format)
+      #expect(packed.hasFusedInt8Kernel == fused.contains(name), "\(name)")
+    }
+  }
 }
