@@ -11,7 +11,7 @@ struct QuadraticForm {
 
   /// Entries uniform in [−1, 1) plus `diagonalShift` on the diagonal (so block traces are clearly non-zero),
   /// off-block entries scaled by `coupling`, symmetrized.
-  init(sizes: [Int], seed: UInt64, diagonalShift: Double = 1.5, coupling: Double = 0.3) {
+  init(sizes: [Int], seed: UInt64, diagonalShift: Double = 1.5, coupling: Double = 0.3, alternatingSigns: Bool = true) {
     blocks = sizes.enumerated().map { HutchinsonTrace.Block(name: "layer\($0.offset)", count: $0.element) }
     size = sizes.reduce(0, +)
     let owner = sizes.enumerated().flatMap { Array(repeating: $0.offset, count: $0.element) }
@@ -21,7 +21,7 @@ struct QuadraticForm {
       for j in i..<size {
         var x = Double.random(in: -1..<1, using: &rng)
         if owner[i] != owner[j] { x *= coupling }
-        if i == j { x += diagonalShift * (owner[i] % 2 == 0 ? 1 : -1) }
+        if i == j { x += diagonalShift * (owner[i] % 2 == 0 || !alternatingSigns ? 1 : -1) }
         a[i * size + j] = x
         a[j * size + i] = x
       }
