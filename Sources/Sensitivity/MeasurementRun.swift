@@ -83,7 +83,7 @@ public struct MeasurementRun<Model: SensitivityModel> {
       if let bad = sum.first(where: { !$0.isFinite }) {
         throw SensitivityError(.nonFinite, "gradient sum \(bad) after window \(w)")
       }
-      try store.recordFisherWindow(w, gradientSum: sum)
+      try store.recordFisherWindow(w, gradientSum: [sum])
       onProgress(.fisher, w + 1, windows)
     }
     // Fisher trace Σ g² of the mean gradient g = sum / windows, per layer.
@@ -107,7 +107,7 @@ public struct MeasurementRun<Model: SensitivityModel> {
       let v = h.probe(k)
       let hv = try model.hessianVectorProduct(v)
       let values = try h.record(probe: v, product: hv)
-      try store.recordProbe(k, values: values, diagonalSum: h.diagonalSum?.flatMap { $0 })
+      try store.recordProbe(k, values: values, diagonalSum: h.diagonalSum)
       onProgress(.hessian, k + 1, provenance.probes)
     }
     try store.recordHessianTrace(h.estimates)

@@ -2,9 +2,10 @@
 /// layer or audit entry), stores the numbers, and checkpoints before returning.
 extension RunStore {
   /// Stores the gradient sum after calibration window `window` (the next one).
-  /// - Parameter gradientSum: `Σ_{w ≤ window} ∇NLL_w`, all layers concatenated.
-  public func recordFisherWindow(_ window: Int, gradientSum: [Double]) throws(SensitivityError) {
+  /// - Parameter gradientSum: `Σ_{w ≤ window} ∇NLL_w`, all layers concatenated (in one or several blocks).
+  public func recordFisherWindow(_ window: Int, gradientSum: [[Double]]) throws(SensitivityError) {
     try expectNext(window, progress.fisherWindows, "calibration window")
+    try expectParameters(gradientSum, "gradient sum")
     try update(saving: gradientSum, as: SideVector.gradientSum.rawValue, generation: window + 1) { _, p in
       p.fisherWindows = window + 1
     }
@@ -27,10 +28,11 @@ extension RunStore {
   }
 
   /// Stores probe `index`'s per-layer values `vᵢᵀ(Hv)ᵢ` (the next probe) and, when the diagonal is kept, the
-  /// diagonal sum including this probe.
-  public func recordProbe(_ index: Int, values: [Double], diagonalSum: [Double]?) throws(SensitivityError) {
+  /// diagonal sum including this probe (per layer, or concatenated: the blocks are written one after another).
+  public func recordProbe(_ index: Int, values: [Double], diagonalSum: [[Double]]?) throws(SensitivityError) {
     try expectNext(index, run.probeValues.count, "probe")
     try expectCount(values.count, "probe values")
+    if let diagonalSum { try expectParameters(diagonalSum, "Hessian diagonal sum") }
     try update(saving: diagonalSum, as: SideVector.diagonalSum.rawValue, generation: index + 1) { r, _ in
       r.probeValues.append(values)
     }
@@ -125,6 +127,12 @@ extension RunStore {
     if index != next {
       throw SensitivityError(.invalidArgument, "\(what) \(index) recorded out of order; the next is \(next)", path: path)
     }
+  }
+
+  private func expectParameters(_ blocks: [[Double]], _ what: String) throws(SensitivityError) {
+    let n = run.layers.reduce(0) { $0 + $1.parameterCount }
+    let got = blocks.reduce(0) { $0 + $1.count }
+    if got != n { throw SensitivityError(.invalidArgument, "\(what): \(got) values for \(n) parameters", path: path) }
   }
 
   private func expectCount(_ count: Int, _ what: String) throws(SensitivityError) {

@@ -91,7 +91,7 @@ public final class RunStore {
 
   /// Saves generation `generation` of the side vector `name`, runs `update`, then deletes older generations.
   func update(
-    saving vector: [Double]?, as name: String, generation: Int,
+    saving vector: [[Double]]?, as name: String, generation: Int,
     _ change: (inout MeasuredRun, inout RunProgress) -> Void
   ) throws(SensitivityError) {
     if let vector { try VectorCheckpoint.save(vector, base: partialPath, name: name, generation: generation) }

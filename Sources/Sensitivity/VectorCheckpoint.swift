@@ -5,31 +5,41 @@ import Foundation
 /// work the vector includes (windows or probes).
 ///
 /// Layout, little-endian: magic `BPVECT01` (8 bytes), generation (u64), count (u64), `count` float64 values,
-/// FNV-1a 64 of the value bytes (u64). A file is written under a temporary name and renamed into place, and the
-/// previous generation is deleted only after the partial HDF5 file that refers to the new one is in place, so a
-/// kill at any moment leaves the generation the partial file names.
+/// checksum (u64): FNV-1a over the values' 64-bit words (`h = (h ^ word) · 0x100000001B3`, from the FNV-1a 64
+/// offset basis). A file is streamed under a temporary name and renamed into place, and the previous generation is
+/// deleted only after the partial HDF5 file that refers to the new one is in place, so a kill at any moment leaves
+/// the generation the partial file names.
 enum VectorCheckpoint {
   static let magic: [UInt8] = Array("BPVECT01".utf8)
+  static let offsetBasis: UInt64 = 0xCBF2_9CE4_8422_2325
+  static let prime: UInt64 = 0x100_0000_01B3
 
   static func path(base: String, name: String, generation: Int) -> String { "\(base).\(name).\(generation)" }
 
-  /// Writes `values` as generation `generation` of `name`.
-  static func save(_ values: [Double], base: String, name: String, generation: Int) throws(SensitivityError) {
+  /// Writes the concatenation of `blocks` as generation `generation` of `name`.
+  static func save(_ blocks: [[Double]], base: String, name: String, generation: Int) throws(SensitivityError) {
     let target = path(base: base, name: name, generation: generation)
-    var data = Data(magic)
-    append(UInt64(generation), to: &data)
-    append(UInt64(values.count), to: &data)
-    var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-    data.reserveCapacity(32 + 8 * values.count)
-    for v in values {
-      var bits = v.bitPattern.littleEndian
-      withUnsafeBytes(of: &bits) { raw in
-        for b in raw { hash = (hash ^ UInt64(b)) &* 0x100_0000_01B3 }
-        data.append(contentsOf: raw)
+    let temporary = target + ".tmp"
+    let count = blocks.reduce(0) { $0 + $1.count }
+    var hash = offsetBasis
+    do {
+      if !FileManager.default.createFile(atPath: temporary, contents: nil) {
+        throw SensitivityError(.io, "cannot create '\(temporary)'")
       }
+      let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temporary))
+      defer { try? handle.close() }
+      try handle.write(contentsOf: Data(magic) + words([UInt64(generation), UInt64(count)]))
+      for block in blocks {
+        for v in block { hash = (hash ^ v.bitPattern) &* prime }
+        try block.withUnsafeBytes { raw in try handle.write(contentsOf: Data(raw)) }  // little-endian host
+      }
+      try handle.write(contentsOf: words([hash]))
+    } catch let error as SensitivityError {
+      throw error
+    } catch {
+      throw SensitivityError(.io, "cannot write '\(temporary)': \(error)")
     }
-    append(hash, to: &data)
-    try writeAtomically(data, to: target)
+    try rename(temporary, to: target)
   }
 
   /// Reads generation `generation` of `name`, which must hold `count` values.
@@ -39,19 +49,31 @@ enum VectorCheckpoint {
     guard let data = FileManager.default.contents(atPath: file) else {
       throw SensitivityError(.badRunFile, "missing checkpoint '\(file)'; delete the partial run and start again")
     }
-    let bytes = [UInt8](data)
-    guard bytes.count == 32 + 8 * count, Array(bytes[0..<8]) == magic, word(bytes, 8) == UInt64(generation),
-      word(bytes, 16) == UInt64(count)
-    else { throw SensitivityError(.badRunFile, "checkpoint '\(file)' is truncated or of another run") }
-    var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-    for b in bytes[24..<(24 + 8 * count)] { hash = (hash ^ UInt64(b)) &* 0x100_0000_01B3 }
-    if hash != word(bytes, 24 + 8 * count) {
-      throw SensitivityError(.badRunFile, "checkpoint '\(file)' fails its checksum")
+    let decoded = data.withUnsafeBytes { (raw) -> Result<[Double], SensitivityError> in
+      func word(_ offset: Int) -> UInt64 {
+        UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+      }
+      guard raw.count == 32 + 8 * count, Array(raw[0..<8]) == magic, word(8) == UInt64(generation),
+        word(16) == UInt64(count)
+      else { return .failure(SensitivityError(.badRunFile, "checkpoint '\(file)' is truncated or of another run")) }
+      var hash = offsetBasis
+      let values = [Double](unsafeUninitializedCapacity: count) { buffer, initialized in
+        for i in 0..<count {
+          let bits = word(24 + 8 * i)
+          hash = (hash ^ bits) &* prime
+          buffer[i] = Double(bitPattern: bits)
+        }
+        initialized = count
+      }
+      if hash != word(24 + 8 * count) {
+        return .failure(SensitivityError(.badRunFile, "checkpoint '\(file)' fails its checksum"))
+      }
+      return .success(values)
     }
-    return (0..<count).map { Double(bitPattern: word(bytes, 24 + 8 * $0)) }
+    return try decoded.get()
   }
 
-  /// Deletes every generation of `name` except `keep` (all when `keep` is nil).
+  /// Deletes every generation of `name` except `keep` (all when `keep` is nil), and leftover temporary files.
   static func removeGenerations(base: String, name: String, except keep: Int?) {
     let url = URL(fileURLWithPath: base)
     let directory = url.deletingLastPathComponent().path
@@ -64,15 +86,6 @@ enum VectorCheckpoint {
     }
   }
 
-  /// Writes `data` to `target + ".tmp"` and renames it over `target` (POSIX `rename` replaces atomically).
-  static func writeAtomically(_ data: Data, to target: String) throws(SensitivityError) {
-    let temporary = target + ".tmp"
-    do { try data.write(to: URL(fileURLWithPath: temporary)) } catch {
-      throw SensitivityError(.io, "cannot write '\(temporary)': \(error)")
-    }
-    try rename(temporary, to: target)
-  }
-
   /// POSIX `rename(from, to)`, replacing `to` atomically.
   static func rename(_ from: String, to: String) throws(SensitivityError) {
     if Foundation.rename(from, to) != 0 {
@@ -80,14 +93,14 @@ enum VectorCheckpoint {
     }
   }
 
-  private static func append(_ x: UInt64, to data: inout Data) {
-    var v = x.littleEndian
-    withUnsafeBytes(of: &v) { data.append(contentsOf: $0) }
-  }
-
-  private static func word(_ bytes: [UInt8], _ offset: Int) -> UInt64 {
-    var v: UInt64 = 0
-    for i in 0..<8 { v |= UInt64(bytes[offset + i]) << (8 * i) }
-    return v
+  /// Little-endian bytes of `values`.
+  private static func words(_ values: [UInt64]) -> Data {
+    var data = Data()
+    for v in values { withUnsafeBytes(of: v.littleEndian) { data.append(contentsOf: $0) } }
+    return data
   }
 }
+
+#if _endian(big)
+  #error("VectorCheckpoint writes the host's Double bytes and assumes a little-endian host")
+#endif

@@ -22,10 +22,10 @@ import _TestSupport
   /// A store with every kind of record, filled through the public API.
   func filledStore(_ path: String) throws -> RunStore {
     let store = try RunStore(path: path, provenance: provenance(), layers: layers, candidates: candidates)
-    try store.recordFisherWindow(0, gradientSum: randomDoubles(10, seed: 1))
+    try store.recordFisherWindow(0, gradientSum: [randomDoubles(10, seed: 1)])
     try store.recordFisherTrace([0.5, 0.25])
-    try store.recordProbe(0, values: [1.5, -2], diagonalSum: randomDoubles(10, seed: 2))
-    try store.recordProbe(1, values: [2.5, -1], diagonalSum: randomDoubles(10, seed: 3))
+    try store.recordProbe(0, values: [1.5, -2], diagonalSum: [randomDoubles(4, seed: 2), randomDoubles(6, seed: 9)])
+    try store.recordProbe(1, values: [2.5, -1], diagonalSum: [randomDoubles(10, seed: 3)])
     try store.recordHessianTrace([
       Estimate(mean: 2, standardError: 0.5, samples: [1.5, 2.5], converged: false),
       Estimate(mean: -1.5, standardError: 0.5, samples: [-2, -1], converged: false),
