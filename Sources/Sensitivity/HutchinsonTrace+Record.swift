@@ -15,7 +15,8 @@ extension HutchinsonTrace {
     var values = [Double](repeating: 0, count: blocks.count)
     for i in blocks.indices {
       var sum = 0.0
-      let v = probe[i], hv = product[i]
+      let v = probe[i]
+      let hv = product[i]
       for j in v.indices { sum += Double(v[j]) * Double(hv[j]) }
       values[i] = sum
     }
@@ -24,7 +25,8 @@ extension HutchinsonTrace {
     }
     if diagonalSum != nil {
       for i in blocks.indices {
-        let v = probe[i], hv = product[i]
+        let v = probe[i]
+        let hv = product[i]
         diagonalSum![i].withUnsafeMutableBufferPointer { d in
           for j in v.indices { d[j] += Double(v[j]) * Double(hv[j]) }
         }

@@ -49,7 +49,8 @@ public struct LayerMeasurement: Sendable, Codable, Equatable {
     hessianDiagonal: [Double]?, bytes: Int, calibration: String
   ) throws(SensitivityError) -> CandidateResult {
     let n = rows * gram.dimension
-    if delta.count != n || (gradient.map { $0.count != n } ?? false) || (hessianDiagonal.map { $0.count != n } ?? false) {
+    if delta.count != n || (gradient.map { $0.count != n } ?? false) || (hessianDiagonal.map { $0.count != n } ?? false)
+    {
       throw SensitivityError(.invalidArgument, "ΔW, gradient or diagonal length differs from \(rows)×\(gram.dimension)")
     }
     let weightError = LossProxy.weightError(delta: delta)

@@ -40,7 +40,8 @@ extension MeasuredRun {
         let loss = grid[i][c]
         if !loss.isFinite {
           throw SensitivityError(
-            .nonFinite, "score '\(score)' of '\(layers[i].name)' in \(candidates[c].name) is \(loss); pick another --score")
+            .nonFinite,
+            "score '\(score)' of '\(layers[i].name)' in \(candidates[c].name) is \(loss); pick another --score")
         }
         column.formats.append(candidates[c].name)
         column.bytes.append(bytes[i][c])

@@ -13,7 +13,8 @@ extension MeasurementRun {
       let layer = layers[i]
       let w = try model.weights(of: i)
       if w.count != layer.parameterCount {
-        throw SensitivityError(.shapeMismatch, "'\(layer.name)': \(w.count) weights for shape \(layer.rows)×\(layer.columns)")
+        throw SensitivityError(
+          .shapeMismatch, "'\(layer.name)': \(w.count) weights for shape \(layer.rows)×\(layer.columns)")
       }
       let statistics = try WeightStatistics(weights: w)
       let (x, n) = try model.layerInputs(of: i)
@@ -25,7 +26,8 @@ extension MeasurementRun {
           continue
         }
         if q.weights.count != w.count {
-          throw SensitivityError(.shapeMismatch, "'\(layer.name)' quantized to \(model.candidates[c].name): \(q.weights.count) values")
+          throw SensitivityError(
+            .shapeMismatch, "'\(layer.name)' quantized to \(model.candidates[c].name): \(q.weights.count) values")
         }
         let delta = zip(q.weights, w).map { $0 - $1 }
         results.append(

@@ -116,7 +116,9 @@ extension RunFile {
   }
 
   private static func expect(_ ok: Bool, _ name: String, _ shape: [Int], _ path: String) throws(SensitivityError) {
-    if !ok { throw SensitivityError(.badRunFile, "'\(name)' has shape \(shape), inconsistent with /layers", path: path) }
+    if !ok {
+      throw SensitivityError(.badRunFile, "'\(name)' has shape \(shape), inconsistent with /layers", path: path)
+    }
   }
 
   private static func rows<T>(_ flat: [T], columns: Int) -> [[T]] {

@@ -125,7 +125,8 @@ extension RunStore {
 
   private func expectNext(_ index: Int, _ next: Int, _ what: String) throws(SensitivityError) {
     if index != next {
-      throw SensitivityError(.invalidArgument, "\(what) \(index) recorded out of order; the next is \(next)", path: path)
+      throw SensitivityError(
+        .invalidArgument, "\(what) \(index) recorded out of order; the next is \(next)", path: path)
     }
   }
 

@@ -82,7 +82,9 @@ enum VectorCheckpoint {
     for f in files where f.hasPrefix(prefix) {
       let suffix = f.dropFirst(prefix.count)
       if let g = Int(suffix), g == keep { continue }
-      if Int(suffix) != nil || suffix.hasSuffix(".tmp") { try? FileManager.default.removeItem(atPath: directory + "/" + f) }
+      if Int(suffix) != nil || suffix.hasSuffix(".tmp") {
+        try? FileManager.default.removeItem(atPath: directory + "/" + f)
+      }
     }
   }
 

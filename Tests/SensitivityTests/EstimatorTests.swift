@@ -112,9 +112,10 @@ import _TestSupport
     #expect(LossProxy.hawqTrace(hessianTrace: 8, parameterCount: 4, weightError: 5.3125) == 10.625)
     #expect(LossProxy.fisherDiagonal(gradient: [2, 0, -4, 1], delta: delta) == 4 * 0.25 + 16 * 0.0625 + 4)
     #expect(LossProxy.taylorDiagonal(hessianDiagonal: [2, 1, -4, 0.5], delta: delta) == 0.5 * (0.5 + 1 - 0.25 + 2))
-    #expect(LossProxy.allCases.map(\.rawValue) == [
-      "weight_error", "hawq_trace", "fisher_diag", "taylor_diag", "output_error",
-    ])
+    #expect(
+      LossProxy.allCases.map(\.rawValue) == [
+        "weight_error", "hawq_trace", "fisher_diag", "taylor_diag", "output_error",
+      ])
   }
 
   @Test func averageRanksWithTies() {

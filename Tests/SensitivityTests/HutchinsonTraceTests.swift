@@ -11,11 +11,14 @@ import _TestSupport
 
   /// Coverage: 40 seeds × 5 blocks, 32 probes each. The studentized error of a mean of 32 samples with a sample
   /// standard error is t-distributed with 31 degrees of freedom, P(|t| > 3) ≈ 0.5 %, so ≥ 95 % must lie within
-  /// 3 SE; a biased estimator or a wrong standard error (say √n too small) fails by a wide margin.
+  /// 3 SE; a biased estimator or a too small standard error fails by a wide margin. A too large standard error
+  /// would pass that, so the fraction within 1 SE must also be near P(|t₃₁| < 1) ≈ 0.675: within ±0.13, four
+  /// binomial standard deviations √(0.675·0.325/200) ≈ 0.033.
   @Test func coverageAcrossSeeds() throws {
     let form = QuadraticForm(sizes: sizes, seed: 7)
     let exact = form.exactTraces
     var inside = 0
+    var insideOne = 0
     var total = 0
     for seed in UInt64(1)...40 {
       var h = try HutchinsonTrace(blocks: form.blocks, settings: settings(maximum: 32), seed: seed)
@@ -23,9 +26,11 @@ import _TestSupport
       for (e, t) in zip(h.estimates, exact) {
         total += 1
         if abs(e.mean - t) <= 3 * e.standardError { inside += 1 }
+        if abs(e.mean - t) <= e.standardError { insideOne += 1 }
       }
     }
     #expect(Double(inside) >= 0.95 * Double(total), "\(inside) of \(total) within 3 SE")
+    #expect(abs(Double(insideOne) / Double(total) - 0.675) <= 0.13, "\(insideOne) of \(total) within 1 SE")
   }
 
   /// Convergence: with 2000 probes the mean is within 4 theoretical standard errors √(Var/K) of the exact trace
@@ -64,7 +69,8 @@ import _TestSupport
     #expect(h.probesDone >= 6 && h.probesDone < 500)
     #expect(h.estimates.allSatisfy { $0.converged && $0.relativeStandardError < 0.1 })
     // One probe fewer did not meet the rule: the run stopped at the first probe count that did.
-    var shorter = try HutchinsonTrace(blocks: form.blocks, settings: settings(tol: 0.1, minimum: 6, maximum: 500), seed: 1)
+    var shorter = try HutchinsonTrace(
+      blocks: form.blocks, settings: settings(tol: 0.1, minimum: 6, maximum: 500), seed: 1)
     for values in h.samples.dropLast() { try shorter.replay(values: values) }
     #expect(!shorter.isFinished || h.probesDone == 6)
   }

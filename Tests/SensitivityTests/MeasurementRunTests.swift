@@ -124,7 +124,9 @@ import _TestSupport
   @Test func sameSeedSameNumbersOtherSeedOtherProbes() throws {
     let (a, b, c) = (temporaryFolder("seedA"), temporaryFolder("seedB"), temporaryFolder("seedC"))
     defer { for f in [a, b, c] { try? FileManager.default.removeItem(atPath: f) } }
-    let ra = try measure(a), rb = try measure(b), rc = try measure(c, provenance: toyProvenance(seed: 99))
+    let ra = try measure(a)
+    let rb = try measure(b)
+    let rc = try measure(c, provenance: toyProvenance(seed: 99))
     #expect(try canonicalJSON(ra) == canonicalJSON(rb))
     #expect(ra.probeValues != rc.probeValues)
     #expect(bits(ra.weightError) == bits(rc.weightError), "quantization errors do not depend on the seed")

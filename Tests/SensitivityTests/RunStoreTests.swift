@@ -105,8 +105,9 @@ import _TestSupport
     #expect(try reopened.gradientSum() == randomDoubles(10, seed: 1))
     var others = layers
     others[1].columns = 5
-    #expect { try RunStore(path: folder + "/RUN.h5", provenance: provenance(), layers: others, candidates: candidates) }
-      throws: { ($0 as? SensitivityError)?.code == .provenanceMismatch }
+    #expect {
+      try RunStore(path: folder + "/RUN.h5", provenance: provenance(), layers: others, candidates: candidates)
+    } throws: { ($0 as? SensitivityError)?.code == .provenanceMismatch }
   }
 
   @Test func recordsOutOfOrderAreRefused() throws {
@@ -146,5 +147,35 @@ import _TestSupport
     bytes[40] ^= 1
     try bytes.write(to: URL(fileURLWithPath: side))
     #expect { try store.diagonalSum() } throws: { ($0 as? SensitivityError)?.code == .badRunFile }
+  }
+
+  /// A kill between writing a side vector's new generation and the checkpoint that names it (and one between the
+  /// checkpoint and deleting the old generation): the store resumes from the generation its partial file names.
+  @Test func killBetweenSideFileAndCheckpoint() throws {
+    let folder = temporaryFolder("sidefile")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let path = folder + "/RUN.h5"
+    let fm = FileManager.default
+    let open = { try RunStore(path: path, provenance: provenance(), layers: layers, candidates: candidates) }
+    let store = try open()
+    try store.recordProbe(0, values: [1, 2], diagonalSum: [randomDoubles(10, seed: 1)])
+    try fm.copyItem(atPath: store.partialPath, toPath: folder + "/saved-partial")
+    try fm.copyItem(atPath: store.partialPath + ".diagonal.1", toPath: folder + "/saved-1")
+    try store.recordProbe(1, values: [3, 4], diagonalSum: [randomDoubles(10, seed: 2)])
+    #expect(!fm.fileExists(atPath: store.partialPath + ".diagonal.1"))
+    // Checkpoint done, old generation not yet deleted: generation 2 is used.
+    try fm.copyItem(atPath: folder + "/saved-1", toPath: store.partialPath + ".diagonal.1")
+    #expect(try open().diagonalSum() == randomDoubles(10, seed: 2))
+    // New generation written, checkpoint not: back to probe 1 with generation 1.
+    try fm.removeItem(atPath: store.partialPath)
+    try fm.copyItem(atPath: folder + "/saved-partial", toPath: store.partialPath)
+    let resumed = try open()
+    #expect(resumed.run.probeValues == [[1, 2]])
+    #expect(try resumed.diagonalSum() == randomDoubles(10, seed: 1))
+    try resumed.recordProbe(1, values: [5, 6], diagonalSum: [randomDoubles(10, seed: 3)])
+    #expect(try open().diagonalSum() == randomDoubles(10, seed: 3))
+    try resumed.finish()
+    let left = try fm.contentsOfDirectory(atPath: folder).sorted()
+    #expect(left == ["RUN.h5", "saved-1", "saved-partial"])
   }
 }

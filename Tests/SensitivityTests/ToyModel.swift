@@ -126,6 +126,7 @@ func canonicalJSON(_ run: MeasuredRun) throws -> String {
   r.provenance.created = ""
   let encoder = JSONEncoder()
   encoder.outputFormatting = [.sortedKeys]
-  encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+  encoder.nonConformingFloatEncodingStrategy = .convertToString(
+    positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
   return String(decoding: try encoder.encode(r), as: UTF8.self)
 }
