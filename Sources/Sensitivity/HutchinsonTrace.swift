@@ -22,6 +22,7 @@ public struct HutchinsonTrace: Sendable {
     /// Number of parameters (`out · in`).
     public var count: Int
 
+    /// A block of `count` parameters named `name`.
     public init(name: String, count: Int) {
       self.name = name
       self.count = count
@@ -39,6 +40,7 @@ public struct HutchinsonTrace: Sendable {
     /// Whether to accumulate `Σ v ⊙ Hv` per parameter for the diagonal estimate (one `Double` per parameter).
     public var keepsDiagonal: Bool
 
+    /// A stopping rule; see the properties.
     public init(relativeTolerance: Double, minimumProbes: Int = 4, maximumProbes: Int, keepsDiagonal: Bool) {
       self.relativeTolerance = relativeTolerance
       self.minimumProbes = minimumProbes

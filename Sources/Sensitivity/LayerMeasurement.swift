@@ -14,6 +14,7 @@ public struct LayerMeasurement: Sendable, Codable, Equatable {
     /// Predicted loss increase by score name (`LossProxy` raw values).
     public var proxies: [String: Double]
 
+    /// A candidate's measurements; see the properties.
     public init(weightError: Double, outputError: Double, bytes: Int, calibration: String, proxies: [String: Double]) {
       self.weightError = weightError
       self.outputError = outputError
@@ -23,12 +24,14 @@ public struct LayerMeasurement: Sendable, Codable, Equatable {
     }
   }
 
+  /// Variance, absmax and excess kurtosis of `W`.
   public var statistics: WeightStatistics
   /// `tr(XᵀX)/n` of the layer's captured inputs.
   public var inputTrace: Double
   /// One entry per candidate, `nil` where the format does not fit the layer's shape.
   public var candidates: [CandidateResult?]
 
+  /// A layer's measurements; see the properties.
   public init(statistics: WeightStatistics, inputTrace: Double, candidates: [CandidateResult?]) {
     self.statistics = statistics
     self.inputTrace = inputTrace

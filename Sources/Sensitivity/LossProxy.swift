@@ -10,10 +10,15 @@
 ///   `diag(H) ≈ mean_k(v_k ⊙ Hv_k)` (Bekas et al. 2007; the first-order term vanishes near a minimum).
 /// - `output_error`: `tr(ΔW G ΔWᵀ)` with `G = XᵀX/n`, the layer-local output error (GPTQ's objective).
 public enum LossProxy: String, Sendable, Codable, CaseIterable {
+  /// `‖ΔW‖²_F`.
   case weightError = "weight_error"
+  /// `tr(H)/n · ‖ΔW‖²_F`.
   case hawqTrace = "hawq_trace"
+  /// `Σ g² ΔW²`.
   case fisherDiagonal = "fisher_diag"
+  /// `½ Σ diag(H) ΔW²`.
   case taylorDiagonal = "taylor_diag"
+  /// `tr(ΔW G ΔWᵀ)`.
   case outputError = "output_error"
 
   /// `‖ΔW‖²_F` in Double.

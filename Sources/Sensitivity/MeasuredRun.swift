@@ -8,12 +8,16 @@
 public struct MeasuredRun: Sendable, Codable, Equatable {
   /// One linear layer: its Hugging Face module path and weight shape `[rows, columns] = [out, in]`.
   public struct Layer: Sendable, Codable, Equatable {
+    /// Hugging Face module path, e.g. `model.layers.0.mlp.down_proj`.
     public var name: String
+    /// `out`, the number of output features.
     public var rows: Int
+    /// `in`, the number of input features.
     public var columns: Int
     /// `rows · columns`.
     public var parameterCount: Int { rows * columns }
 
+    /// A layer named `name` with a `[rows, columns]` weight.
     public init(name: String, rows: Int, columns: Int) {
       self.name = name
       self.rows = rows
@@ -23,9 +27,12 @@ public struct MeasuredRun: Sendable, Codable, Equatable {
 
   /// One candidate format: its name in the project grammar and bits per weight including scales and zeros.
   public struct Candidate: Sendable, Codable, Equatable {
+    /// Format name in the project grammar (`int4-g128`).
     public var name: String
+    /// Bits per weight including scales and zero points.
     public var bitsPerWeight: Double
 
+    /// A candidate format.
     public init(name: String, bitsPerWeight: Double) {
       self.name = name
       self.bitsPerWeight = bitsPerWeight
@@ -49,19 +56,27 @@ public struct MeasuredRun: Sendable, Codable, Equatable {
     /// Spearman ρ between each proxy and `deltaKLD`.
     public var spearmanKLD: [String: Double] = [:]
 
+    /// An audit with no entries and an unknown baseline.
     public init() {}
   }
 
+  /// Root attributes: checksums and settings.
   public var provenance: RunProvenance
+  /// `/layers/*`, in model order.
   public var layers: [Layer]
+  /// `/candidates/*`, in column order.
   public var candidates: [Candidate]
   /// `/weights/variance`, `/weights/absmax`, `/weights/kurtosis` (see `WeightStatistics`).
   public var weightVariance: [Double]
+  /// `/weights/absmax`.
   public var weightAbsmax: [Double]
+  /// `/weights/kurtosis` (excess).
   public var weightKurtosis: [Double]
   /// `/hessian/trace`: Hutchinson estimate of `tr(Hᵢᵢ)` of the mean NLL, and its standard error and probe count.
   public var hessianTrace: [Double]
+  /// `/hessian/trace_stderr`.
   public var hessianTraceStandardError: [Double]
+  /// `/hessian/probes_used`.
   public var probesUsed: [Int]
   /// `/hessian/probe_values`: `[probe][layer]` values `vᵢᵀ(Hv)ᵢ`.
   public var probeValues: [[Double]]
@@ -73,6 +88,7 @@ public struct MeasuredRun: Sendable, Codable, Equatable {
   public var fisherTrace: [Double]
   /// `/error/weight`: `‖Q(W) − W‖²_F`; `/error/output`: `tr(ΔW XᵀX ΔWᵀ)/n`.
   public var weightError: [[Double]]
+  /// `/error/output`.
   public var outputError: [[Double]]
   /// `/bytes`: exact bytes of the layer in each format; −1 where the format does not fit the layer's shape.
   public var bytes: [[Int]]

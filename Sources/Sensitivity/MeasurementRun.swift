@@ -20,6 +20,7 @@ public struct MeasurementRun<Model: SensitivityModel> {
   /// eigenvalue is a diagnostic, and 1e-4 is far below the run-to-run spread of the traces it sits beside.
   public static var eigenvalueTolerance: Double { 1e-4 }
 
+  /// A run of `model` with `provenance`, stored at `path`; `onProgress` sees each unit of work.
   public init(
     model: Model, provenance: RunProvenance, path: String,
     onProgress: @escaping (MeasurementStage, Int, Int) -> Void = { _, _, _ in }

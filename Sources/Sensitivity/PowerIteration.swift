@@ -16,6 +16,7 @@ public enum PowerIteration {
     /// Whether the relative change fell below the tolerance before the iteration limit.
     public var converged: Bool
 
+    /// A result; see the properties.
     public init(eigenvalue: Double, iterations: Int, converged: Bool) {
       self.eigenvalue = eigenvalue
       self.iterations = iterations

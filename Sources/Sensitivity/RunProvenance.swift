@@ -35,6 +35,7 @@ public struct RunProvenance: Sendable, Codable, Equatable {
   /// When the run was started, ISO 8601 UTC (`created`); kept when the run resumes, ignored when comparing.
   public var created: String
 
+  /// Provenance with every field given; see the properties.
   public init(
     toolVersion: String, modelSHA256: String, calibSHA256: String, tokens: Int, hvpTokens: Int, probes: Int,
     minimumProbes: Int, tolerance: Double, seed: UInt64, candidates: [String], keepsHessianDiagonal: Bool,

@@ -37,6 +37,7 @@ public struct QuantizedWeights: Sendable, Equatable {
   /// Which range calibration produced it (recorded in `/calibration/method`).
   public var calibration: String
 
+  /// A dequantized layer with its size and calibration.
   public init(weights: [Float], bytes: Int, calibration: String) {
     self.weights = weights
     self.bytes = bytes

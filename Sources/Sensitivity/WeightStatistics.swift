@@ -14,6 +14,7 @@ public struct WeightStatistics: Sendable, Codable, Equatable {
   /// Excess kurtosis `m₄/m₂² − 3`; NaN when the variance is 0 (a constant matrix has none).
   public var kurtosis: Double
 
+  /// Statistics given directly (e.g. read back from a file).
   public init(count: Int, variance: Double, absmax: Double, kurtosis: Double) {
     self.count = count
     self.variance = variance

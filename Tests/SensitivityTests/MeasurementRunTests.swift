@@ -102,6 +102,22 @@ import _TestSupport
     if budget["hvp"] == 30 { #expect(counting.calls["gradient", default: 0] == 0, "finished stages are not redone") }
   }
 
+  /// With a tolerance the run stops before `--probes`; a run interrupted mid-way stops at the same probe.
+  @Test func toleranceStopsEarlyAndResumesToTheSameProbe() throws {
+    let (a, b) = (temporaryFolder("tolA"), temporaryFolder("tolB"))
+    defer { for f in [a, b] { try? FileManager.default.removeItem(atPath: f) } }
+    var settings = toyProvenance(probes: 400, audit: 0, eigen: 0)
+    settings.tolerance = 0.03
+    let full = try measure(a, provenance: settings)
+    let k = full.probeValues.count
+    #expect(k >= 4 && k < 400)
+    #expect(zip(full.hessianTrace, full.hessianTraceStandardError).allSatisfy { $1 / abs($0) < 0.03 })
+    #expect(throws: ToyInterrupt.self) {
+      try measure(b, model: ToyModel(budget: CallBudget(["hvp": k - 2])), provenance: settings)
+    }
+    #expect(try canonicalJSON(measure(b, provenance: settings)) == canonicalJSON(full))
+  }
+
   @Test func otherSettingsRefuseToResume() throws {
     let folder = temporaryFolder("mismatch")
     defer { try? FileManager.default.removeItem(atPath: folder) }
