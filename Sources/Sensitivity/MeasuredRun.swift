@@ -3,7 +3,8 @@
 /// Per-layer arrays have one entry per `layers` element; per-(layer, candidate) arrays are `[layer][candidate]`
 /// in `candidates` order. Missing numbers are NaN: a candidate the layer's shape does not allow (its `bytes` is
 /// −1), a statistic that was not asked for (`topEigenvalue` without `--eigen`), or one not yet measured in a
-/// partial run. JSON encoding needs a `nonConformingFloatEncodingStrategy` for the NaNs.
+/// partial run. JSON encoding needs a `nonConformingFloatEncodingStrategy` for the NaNs; `==` compares numbers
+/// bitwise, so NaN equals NaN (`MeasuredRun+Equatable.swift`).
 /// The file layout is in `Documentation/RunFormat.md`.
 public struct MeasuredRun: Sendable, Codable, Equatable {
   /// One linear layer: its Hugging Face module path and weight shape `[rows, columns] = [out, in]`.

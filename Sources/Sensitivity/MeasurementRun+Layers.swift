@@ -4,11 +4,18 @@ extension MeasurementRun {
     let layers = model.linearLayers
     if store.progress.layersDone >= layers.count { return }
     // Per-parameter vectors from the side checkpoints, so a resumed run uses the very same bits.
+    var g = try store.gradientSum()
     let windows = Double(model.calibrationWindowCount)
-    let gradient = split(try store.gradientSum()).map { $0.map { $0 / windows } }
-    let probes = Double(store.run.probeValues.count)
-    let diagonal: [[Double]]? =
-      provenance.keepsHessianDiagonal ? split(try store.diagonalSum()).map { $0.map { $0 / probes } } : nil
+    for j in g.indices { g[j] /= windows }
+    let gradient = split(g)
+    g = []
+    var diagonal: [[Double]]?
+    if provenance.keepsHessianDiagonal {
+      var d = try store.diagonalSum()
+      let probes = Double(store.run.probeValues.count)
+      for j in d.indices { d[j] /= probes }
+      diagonal = split(d)
+    }
     for i in store.progress.layersDone..<layers.count {
       let layer = layers[i]
       let w = try model.weights(of: i)

@@ -20,6 +20,7 @@ import _TestSupport
     }.run()
     #expect(stages == [.fisher, .hessian, .eigenvalues, .layers, .audit])
     #expect(try canonicalJSON(RunStore.read(folder + "/RUN.h5")) == canonicalJSON(run))
+    #expect(try RunStore.read(folder + "/RUN.h5") == run, "bitwise ==, NaN included")
     #expect(try FileManager.default.contentsOfDirectory(atPath: folder) == ["RUN.h5"])
     // Traces: within 4 standard errors of the exact block traces (24 probes, t with 23 df: P(|t| > 4) ≈ 6e-4).
     for (i, exact) in model.form.exactTraces.enumerated() {
@@ -97,6 +98,7 @@ import _TestSupport
     let counting = CallBudget()
     let resumed = try measure(folder, model: ToyModel(budget: counting))
     #expect(try canonicalJSON(resumed) == canonicalJSON(uninterrupted))
+    #expect(resumed == uninterrupted)
     #expect(try canonicalJSON(RunStore.read(folder + "/RUN.h5")) == canonicalJSON(uninterrupted))
     #expect(try FileManager.default.contentsOfDirectory(atPath: folder) == ["RUN.h5"])
     if budget["hvp"] == 30 { #expect(counting.calls["gradient", default: 0] == 0, "finished stages are not redone") }
@@ -144,7 +146,7 @@ import _TestSupport
     let rb = try measure(b)
     let rc = try measure(c, provenance: toyProvenance(seed: 99))
     #expect(try canonicalJSON(ra) == canonicalJSON(rb))
-    #expect(ra.probeValues != rc.probeValues)
+    #expect(ra.probeValues != rc.probeValues && ra != rc)
     #expect(bits(ra.weightError) == bits(rc.weightError), "quantization errors do not depend on the seed")
   }
 
