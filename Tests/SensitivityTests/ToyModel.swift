@@ -5,12 +5,17 @@ import _TestSupport
 /// Thrown by `ToyModel` to simulate a kill after a set number of calls.
 struct ToyInterrupt: Error {}
 
+/// Microseconds every `ToyModel` call sleeps: 0, except in the child processes of `KillTests`, where it makes a
+/// run last long enough to be killed at many different points.
+let toyDelayMicroseconds = UInt32(ProcessInfo.processInfo.environment["BITPLAN_SENS_TOY_DELAY_US"] ?? "") ?? 0
+
 /// Counts calls and throws `ToyInterrupt` when a budget runs out (a reference, so the model can stay a struct).
 final class CallBudget {
   var remaining: [String: Int]
   var calls: [String: Int] = [:]
   init(_ remaining: [String: Int] = [:]) { self.remaining = remaining }
   func spend(_ kind: String) throws {
+    if toyDelayMicroseconds > 0 { usleep(toyDelayMicroseconds) }
     calls[kind, default: 0] += 1
     if let r = remaining[kind] {
       if r <= 0 { throw ToyInterrupt() }
