@@ -40,6 +40,18 @@ public struct HutchinsonTrace: Sendable {
     /// Whether to accumulate `Σ v ⊙ Hv` per parameter for the diagonal estimate (one `Double` per parameter).
     public var keepsDiagonal: Bool
 
+    /// Checks `1 ≤ minimumProbes ≤ maximumProbes` and `relativeTolerance ≥ 0`.
+    /// - Throws: `.invalidArgument` naming the bad setting.
+    public func validate() throws(SensitivityError) {
+      if maximumProbes < 1 || minimumProbes > maximumProbes || minimumProbes < 1 {
+        throw SensitivityError(
+          .invalidArgument, "probes: need 1 ≤ minimum (\(minimumProbes)) ≤ maximum (\(maximumProbes))")
+      }
+      if !(relativeTolerance >= 0) {
+        throw SensitivityError(.invalidArgument, "relative tolerance \(relativeTolerance) must be ≥ 0")
+      }
+    }
+
     /// A stopping rule; see the properties.
     public init(relativeTolerance: Double, minimumProbes: Int = 4, maximumProbes: Int, keepsDiagonal: Bool) {
       self.relativeTolerance = relativeTolerance
@@ -70,14 +82,7 @@ public struct HutchinsonTrace: Sendable {
     if let b = blocks.first(where: { $0.count < 0 }) {
       throw SensitivityError(.invalidArgument, "block '\(b.name)' has \(b.count) parameters")
     }
-    if settings.maximumProbes < 1 || settings.minimumProbes > settings.maximumProbes || settings.minimumProbes < 1 {
-      throw SensitivityError(
-        .invalidArgument,
-        "probes: need 1 ≤ minimum (\(settings.minimumProbes)) ≤ maximum (\(settings.maximumProbes))")
-    }
-    if !(settings.relativeTolerance >= 0) {
-      throw SensitivityError(.invalidArgument, "relative tolerance \(settings.relativeTolerance) must be ≥ 0")
-    }
+    try settings.validate()
     self.blocks = blocks
     self.settings = settings
     self.seed = seed

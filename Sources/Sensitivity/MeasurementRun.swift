@@ -37,8 +37,13 @@ public struct MeasurementRun<Model: SensitivityModel> {
   ///   model throws; the partial file then holds everything finished before the failure.
   public func run() throws -> MeasuredRun {
     let layers = model.linearLayers
+    // Bad settings must fail before a partial file records them.
     if model.calibrationWindowCount < 1 {
       throw SensitivityError(.invalidArgument, "no calibration windows for the Fisher gradient")
+    }
+    try provenance.hutchinsonSettings.validate()
+    if provenance.eigenIterations < 0 || provenance.auditCount < 0 {
+      throw SensitivityError(.invalidArgument, "eigenvalue iterations and audit count must be ≥ 0")
     }
     let store = try RunStore(path: path, provenance: provenance, layers: layers, candidates: model.candidates)
     try fisherStage(store)

@@ -139,6 +139,18 @@ import _TestSupport
     #expect(run.provenance.created == "2026-11-24T00:00:00Z", "a resumed run keeps its start time")
   }
 
+  @Test func badSettingsFailBeforeAnyFileIsWritten() throws {
+    let folder = temporaryFolder("badsettings")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    var bad = toyProvenance()
+    bad.minimumProbes = 30
+    #expect { try measure(folder, provenance: bad) } throws: { ($0 as? SensitivityError)?.code == .invalidArgument }
+    bad = toyProvenance()
+    bad.candidates = ["int8"]
+    #expect { try measure(folder, provenance: bad) } throws: { ($0 as? SensitivityError)?.code == .invalidArgument }
+    #expect(try FileManager.default.contentsOfDirectory(atPath: folder).isEmpty)
+  }
+
   @Test func sameSeedSameNumbersOtherSeedOtherProbes() throws {
     let (a, b, c) = (temporaryFolder("seedA"), temporaryFolder("seedB"), temporaryFolder("seedC"))
     defer { for f in [a, b, c] { try? FileManager.default.removeItem(atPath: f) } }
