@@ -1,3 +1,5 @@
+import Foundation
+
 /// Everything that determines a measurement's numbers: the inputs' checksums and every setting.
 ///
 /// Stored as root attributes of `RUN.h5`. A partial run resumes only when its provenance equals the new command's
@@ -55,6 +57,13 @@ public struct RunProvenance: Sendable, Codable, Equatable {
     self.eigenIterations = eigenIterations
     self.auditCount = auditCount
     self.created = created
+  }
+
+  /// `date` as ISO 8601 UTC with seconds (`2026-11-24T08:37:09Z`), the form of `created`.
+  public static func timestamp(_ date: Date = Date()) -> String {
+    let formatter = ISO8601DateFormatter()
+    formatter.timeZone = TimeZone(identifier: "UTC")
+    return formatter.string(from: date)
   }
 
   /// The Hutchinson stopping rule these settings describe.

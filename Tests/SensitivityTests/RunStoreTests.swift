@@ -178,4 +178,9 @@ import _TestSupport
     let left = try fm.contentsOfDirectory(atPath: folder).sorted()
     #expect(left == ["RUN.h5", "saved-1", "saved-partial"])
   }
+
+  @Test func timestampIsISO8601UTC() {
+    // Python: datetime.fromtimestamp(1795000000, timezone.utc) is 2026-11-18 11:06:40+00:00.
+    #expect(RunProvenance.timestamp(Date(timeIntervalSince1970: 1_795_000_000)) == "2026-11-18T11:06:40Z")
+  }
 }
