@@ -24,7 +24,7 @@ let package = Package(
     .target(name: "ModelIO", dependencies: ["TensorCore"]),
     .target(name: "Quantization", dependencies: ["TensorCore"], exclude: ["README.md"]),
     .target(name: "Engine", dependencies: ["TensorCore", "Quantization"]),
-    .target(name: "Sensitivity", dependencies: ["Engine", "Quantization", "HDF5", "TensorCore"]),
+    .target(name: "Sensitivity", dependencies: ["Engine", "Quantization", "HDF5", "TensorCore"], exclude: ["README.md"]),
     // MARK: - Command line
     .executableTarget(
       name: "bitplan",
