@@ -1,0 +1,54 @@
+/// Where the backward pass writes parameter gradients: G ← α·∂L/∂θ + β·G for each wanted tensor.
+///
+/// The (α, β) form lets one backward pass either produce a gradient (α = 1, β = 0) or fold a second gradient into a
+/// first one in place, as the central-difference HVP does: (g₊ − g₋)/(2ε) = α·g₋ + β·g₊ with α = −1/(2ε),
+/// β = 1/(2ε), with no third buffer. Tensors not in `wanted` cost nothing: their weight-gradient GEMMs are skipped
+/// (gradients with respect to activations are always formed; they are needed upstream).
+final class GradientSink<S: EngineScalar> {
+  /// A gradient array that can be mutated in place through the dictionary.
+  final class Box {
+    var values: [S]
+    init(_ values: [S]) { self.values = values }
+  }
+
+  let wanted: Set<String>
+  let alpha: S
+  let beta: S
+  private(set) var boxes: [String: Box]
+  private var touched: Set<String> = []
+
+  /// - Parameters:
+  ///   - existing: with β ≠ 0, the gradients to fold into (must hold every wanted tensor).
+  init(wanted: Set<String>, alpha: S = 1, beta: S = 0, existing: [String: [S]] = [:]) {
+    self.wanted = wanted
+    self.alpha = alpha
+    self.beta = beta
+    boxes = existing.mapValues(Box.init)
+    precondition(beta == 0 || wanted.allSatisfy { existing[$0] != nil }, "β ≠ 0 needs every wanted gradient")
+  }
+
+  /// Adds one contribution to tensor `name` of `count` values. `body(pointer, α, β′)` must perform
+  /// G ← α·contribution + β′·G, where β′ is β for the first contribution and 1 afterwards.
+  func contribute(_ name: String, count: Int, _ body: (UnsafeMutablePointer<S>, S, S) -> Void) {
+    guard wanted.contains(name) else { return }
+    let box: Box
+    if let b = boxes[name] { box = b } else {
+      box = Box([S](repeating: 0, count: count))
+      boxes[name] = box
+    }
+    precondition(box.values.count == count, "gradient '\(name)' has \(box.values.count) values, contribution \(count)")
+    let betaNow = touched.contains(name) ? 1 : beta
+    touched.insert(name)
+    box.values.withUnsafeMutableBufferPointer { body($0.baseAddress!, alpha, betaNow) }
+  }
+
+  /// Adds a dense vector contribution: G ← α·v + β′·G.
+  func contribute(_ name: String, vector v: UnsafePointer<S>, count: Int) {
+    contribute(name, count: count) { g, a, b in
+      for i in 0..<count { g[i] = a * v[i] + (b == 0 ? 0 : b * g[i]) }
+    }
+  }
+
+  /// The gradients, by tensor name.
+  var gradients: [String: [S]] { boxes.mapValues(\.values) }
+}
