@@ -7,12 +7,12 @@
 ///
 /// `forward`/`backward` run on BLAS in row blocks of `blockRows`, computing only columns j < end of block, so the
 /// masked upper triangle costs ~blockRows/(2T) extra instead of 2x. `forwardReference` is the plain triple loop.
-enum CausalAttention {
+package enum CausalAttention {
   /// Row-block height: a multiple of the GEMM kernels' tile, small enough that the masked waste is ~6% at T = 512.
-  static let blockRows = 64
+  package static let blockRows = 64
 
   /// o = attention(q, k, v); stores the probabilities P [H, T, T] (row i has entries 0...i, zeros after).
-  static func forward<S: EngineScalar>(
+  package static func forward<S: EngineScalar>(
     q: UnsafePointer<S>, k: UnsafePointer<S>, v: UnsafePointer<S>, tokens t: Int, heads: Int, kvHeads: Int,
     headDim d: Int, probabilities p: UnsafeMutablePointer<S>, output o: UnsafeMutablePointer<S>
   ) {
@@ -53,7 +53,7 @@ enum CausalAttention {
 
   /// dq (overwritten), dk, dv (overwritten) from the upstream gradient `dOutput` [T, H·D].
   /// - Parameter scratch: [T, T] workspace for dP/dS.
-  static func backward<S: EngineScalar>(
+  package static func backward<S: EngineScalar>(
     q: UnsafePointer<S>, k: UnsafePointer<S>, v: UnsafePointer<S>, probabilities p: UnsafePointer<S>,
     dOutput dO: UnsafePointer<S>, tokens t: Int, heads: Int, kvHeads: Int, headDim d: Int,
     dq: UnsafeMutablePointer<S>, dk: UnsafeMutablePointer<S>, dv: UnsafeMutablePointer<S>,
@@ -97,7 +97,7 @@ enum CausalAttention {
   }
 
   /// Reference forward: explicit loops, Double accumulation, full T×T with the mask. Returns o [T, H·D].
-  static func forwardReference<S: EngineScalar>(
+  package static func forwardReference<S: EngineScalar>(
     q: [S], k: [S], v: [S], tokens t: Int, heads: Int, kvHeads: Int, headDim d: Int
   ) -> [S] {
     let (qStride, kvStride, group) = (heads * d, kvHeads * d, heads / kvHeads)

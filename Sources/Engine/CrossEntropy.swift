@@ -2,9 +2,9 @@
 ///
 /// Backward of the mean over `rows` predictions: ∂/∂z_t = (softmax(z_t) − onehot(y_t)) / rows.
 /// Sums run in Double: a row has V = 49,152 terms, and the NLL is the quantity the PPL test compares.
-enum CrossEntropy {
+package enum CrossEntropy {
   /// Replaces logits [rows, V] by their softmax row by row and returns NLL per row.
-  static func forward<S: EngineScalar>(
+  package static func forward<S: EngineScalar>(
     logits z: UnsafeMutablePointer<S>, targets: ArraySlice<Int>, rows: Int, vocab: Int
   ) -> [Double] {
     precondition(targets.count == rows, "\(targets.count) targets for \(rows) rows")
@@ -28,7 +28,7 @@ enum CrossEntropy {
   }
 
   /// Turns probabilities [rows, V] (from `forward`) into ∂L/∂z for L = scale · Σ_t NLL_t, in place.
-  static func backward<S: EngineScalar>(
+  package static func backward<S: EngineScalar>(
     probabilities p: UnsafeMutablePointer<S>, targets: ArraySlice<Int>, rows: Int, vocab: Int, scale: S
   ) {
     for (t, target) in zip(0..<rows, targets) {

@@ -7,10 +7,10 @@
 ///   dx_tj = r_t a_j − (r_t³ / n) x_tj Σ_i a_i x_ti
 ///   dg_i  = Σ_t dy_ti x_ti r_t
 /// Checked against central differences in `RMSNormTests`.
-enum RMSNorm {
+package enum RMSNorm {
   /// y = g ⊙ x · r per row; also stores r (needed by the backward pass).
   /// - Parameters: x, y: [rows, n]; gamma: [n]; inverseRMS: [rows] (out).
-  static func forward<S: EngineScalar>(
+  package static func forward<S: EngineScalar>(
     x: UnsafePointer<S>, gamma: UnsafePointer<S>, rows: Int, n: Int, epsilon: Double,
     y: UnsafeMutablePointer<S>, inverseRMS: UnsafeMutablePointer<S>
   ) {
@@ -28,7 +28,7 @@ enum RMSNorm {
   /// dx += ∂L/∂x (accumulates: the residual stream's gradient is already in `dx`), and optionally
   /// dgamma = ∂L/∂g (overwritten).
   /// - Parameters: x, dy, dx: [rows, n]; gamma, dgamma: [n]; inverseRMS: [rows] from `forward`.
-  static func backward<S: EngineScalar>(
+  package static func backward<S: EngineScalar>(
     x: UnsafePointer<S>, gamma: UnsafePointer<S>, inverseRMS: UnsafePointer<S>, dy: UnsafePointer<S>,
     rows: Int, n: Int, dx: UnsafeMutablePointer<S>, dgamma: UnsafeMutablePointer<S>?
   ) {

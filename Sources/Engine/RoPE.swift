@@ -11,15 +11,15 @@
 /// The map is a rotation R_p, so its backward pass is Rᵀ = R(−angle): the same code with sin negated.
 /// GGUF stores Q/K rows permuted for interleaved pairs (2i, 2i+1); the loader undoes that before the engine sees
 /// them (`w.reshape(nh, D/2, 2, in).swapaxes(1, 2)`).
-struct RoPE<S: EngineScalar> {
+package struct RoPE<S: EngineScalar> {
   /// cos and sin of p·θ^(−2i/D), [positions, D/2] row-major.
-  let cos: [S]
-  let sin: [S]
-  let positions: Int
-  let headDim: Int
+  package let cos: [S]
+  package let sin: [S]
+  package let positions: Int
+  package let headDim: Int
 
   /// Tables for positions 0..<positions. Angles are formed in Double and rounded once.
-  init(positions: Int, headDim: Int, theta: Double) {
+  package init(positions: Int, headDim: Int, theta: Double) {
     let half = headDim / 2
     var c = [S](repeating: 0, count: positions * half), s = c
     for p in 0..<positions {
@@ -37,7 +37,7 @@ struct RoPE<S: EngineScalar> {
   }
 
   /// Rotates every head of x [rows, heads·D] in place (row t is position t); `inverse` applies Rᵀ (backward).
-  func apply(_ x: UnsafeMutablePointer<S>, rows: Int, heads: Int, inverse: Bool = false) {
+  package func apply(_ x: UnsafeMutablePointer<S>, rows: Int, heads: Int, inverse: Bool = false) {
     precondition(rows <= positions, "RoPE table has \(positions) positions, asked for \(rows)")
     let half = headDim / 2
     cos.withUnsafeBufferPointer { cosTable in

@@ -2,9 +2,9 @@
 ///
 /// Backward: with σ = σ(g), d silu/dg = σ (1 + g (1 − σ)), so dg = dh ⊙ u ⊙ σ(1 + g(1 − σ)) and
 /// du = dh ⊙ silu(g). Checked against central differences in `SwiGLUTests`.
-enum SwiGLU {
+package enum SwiGLU {
   /// h = silu(g) ⊙ u, element-wise over `count` values.
-  static func forward<S: EngineScalar>(
+  package static func forward<S: EngineScalar>(
     gate g: UnsafePointer<S>, up u: UnsafePointer<S>, count: Int, output h: UnsafeMutablePointer<S>
   ) {
     for i in 0..<count {
@@ -14,7 +14,7 @@ enum SwiGLU {
   }
 
   /// dg and du (both overwritten) from the upstream gradient dh. `dGate` may alias `dh`.
-  static func backward<S: EngineScalar>(
+  package static func backward<S: EngineScalar>(
     gate g: UnsafePointer<S>, up u: UnsafePointer<S>, dh: UnsafePointer<S>, count: Int,
     dGate: UnsafeMutablePointer<S>, dUp: UnsafeMutablePointer<S>
   ) {
