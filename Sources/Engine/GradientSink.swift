@@ -18,13 +18,14 @@ final class GradientSink<S: EngineScalar> {
   private var touched: Set<String> = []
 
   /// - Parameters:
-  ///   - existing: with β ≠ 0, the gradients to fold into (must hold every wanted tensor).
-  init(wanted: Set<String>, alpha: S = 1, beta: S = 0, existing: [String: [S]] = [:]) {
+  ///   - previous: with β ≠ 0, the sink whose gradients to fold into (it must hold every wanted tensor); its
+  ///     arrays are taken over, not copied.
+  init(wanted: Set<String>, alpha: S = 1, beta: S = 0, continuing previous: GradientSink? = nil) {
     self.wanted = wanted
     self.alpha = alpha
     self.beta = beta
-    boxes = existing.mapValues(Box.init)
-    precondition(beta == 0 || wanted.allSatisfy { existing[$0] != nil }, "β ≠ 0 needs every wanted gradient")
+    boxes = previous?.boxes ?? [:]
+    precondition(beta == 0 || wanted.allSatisfy { boxes[$0] != nil }, "β ≠ 0 needs every wanted gradient")
   }
 
   /// Adds one contribution to tensor `name` of `count` values. `body(pointer, α, β′)` must perform
