@@ -19,16 +19,17 @@ let package = Package(
     // MARK: - Leaves
     .target(name: "TensorCore", dependencies: ["CBLAS"]),
     .target(name: "Allocation"),
-    .target(name: "HDF5", dependencies: ["CHDF5"]),
+    .target(name: "HDF5", dependencies: ["CHDF5"], exclude: ["README.md"]),
     // MARK: - Layers
     .target(name: "ModelIO", dependencies: ["TensorCore"]),
     .target(name: "Quantization", dependencies: ["TensorCore"]),
     .target(name: "Engine", dependencies: ["TensorCore", "Quantization"]),
+    .target(name: "Sensitivity", dependencies: ["Engine", "Quantization", "HDF5", "TensorCore"]),
     // MARK: - Command line
     .executableTarget(
       name: "bitplan",
       dependencies: [
-        "TensorCore", "HDF5", "ModelIO", "Quantization", "Engine", "Allocation",
+        "TensorCore", "HDF5", "ModelIO", "Quantization", "Engine", "Sensitivity", "Allocation",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     // MARK: - Tests
@@ -38,6 +39,7 @@ let package = Package(
     .testTarget(name: "ModelIOTests", dependencies: ["ModelIO", "_TestSupport"], resources: [.copy("Fixtures")]),
     .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "_TestSupport"]),
     .testTarget(name: "EngineTests", dependencies: ["Engine", "ModelIO", "_TestSupport"]),
+    .testTarget(name: "SensitivityTests", dependencies: ["Sensitivity", "HDF5", "_TestSupport"]),
     .testTarget(name: "AllocationTests", dependencies: ["Allocation", "_TestSupport"]),
     .testTarget(name: "CLITests", dependencies: ["bitplan", "_TestSupport"]),
   ]

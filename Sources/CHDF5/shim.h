@@ -16,4 +16,5 @@ static inline hid_t bitplan_H5T_IEEE_F64LE(void) { return H5T_IEEE_F64LE; }
 static inline hid_t bitplan_H5P_DATASET_CREATE(void) { return H5P_DATASET_CREATE; }
 static inline hid_t bitplan_H5P_LINK_CREATE(void) { return H5P_LINK_CREATE; }
 static inline size_t bitplan_H5T_VARIABLE(void) { return H5T_VARIABLE; }
+static inline hid_t bitplan_H5E_DEFAULT(void) { return H5E_DEFAULT; }
 #endif

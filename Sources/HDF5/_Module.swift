@@ -1,1 +1,0 @@
-// Module HDF5: see README.md beside this file.

@@ -1,0 +1,1 @@
+// Module Sensitivity: estimators and the measurement run store.

@@ -1,0 +1,143 @@
+import Allocation
+import ArgumentParser
+import Foundation
+
+extension SolverKind: ExpressibleByArgument {}
+
+/// `bitplan allocate`: reads a problem, solves it for one budget, writes PLAN.json (and the frontier), prints a
+/// summary. Every plan is compared with the exact optimum, so the summary always shows the solver's gap.
+struct Allocate: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "allocate",
+    abstract: "Choose a format per layer under a memory budget; write PLAN.json.",
+    discussion: """
+      --pin REGEX=FORMAT fixes the format of every layer whose name matches (searched anywhere; the first matching \
+      pin wins). --tie REGEX makes matching layers share a format per block: the block is the regex's first capture \
+      group, or, without one, the name with the matched part removed. \
+      Example: --tie 'layers\\.(\\d+)\\.self_attn\\.[qkv]_proj'.
+      """)
+
+  @Argument(help: "PROBLEM.json (RUN.h5 input arrives with the measurement run store).") var input: String
+  @Option(help: "Byte budget: 123456, 80MiB, 80MB, 1.5GiB.") var budget: String?
+  @Option(help: "Budget in bits per weight over the quantizable weights.") var bpw: String?
+  @Option(help: "Which solver chooses the formats; every plan is compared with exact.") var solver: SolverKind = .exact
+  @Option(help: "Which score to minimise (error, or a name under a candidate's scores).") var score = "error"
+  @Option(name: .customLong("pin"), help: "REGEX=FORMAT; repeatable.") var pins: [String] = []
+  @Option(name: .customLong("tie"), help: "REGEX; repeatable.") var ties: [String] = []
+  @Option(name: .shortAndLong, help: "Where to write PLAN.json.") var output: String
+  @Option(help: "Also write the whole Pareto frontier as CSV.") var frontier: String?
+  @Flag(help: "Machine-readable summary on stdout.") var json = false
+
+  func validate() throws {
+    guard (budget == nil) != (bpw == nil) else { throw ValidationError("give exactly one of --budget and --bpw") }
+    for pin in pins where pin.lastIndex(of: "=") == nil {
+      throw ValidationError("--pin '\(pin)' is not REGEX=FORMAT")
+    }
+  }
+
+  func run() throws {
+    guard !input.lowercased().hasSuffix(".h5") else {
+      throw CommandError("reading RUN.h5 is not available yet; write the problem as PROBLEM.json (\(input))")
+    }
+    let data: Data
+    do { data = try Data(contentsOf: URL(fileURLWithPath: input)) } catch {
+      throw CommandError("cannot read '\(input)': \(error.localizedDescription)")
+    }
+    var problem = try ProblemFile.decode(data).problem(score: score)
+    problem.constraints += pins.map { pin in
+      let split = pin.lastIndex(of: "=")!
+      return .pin(pattern: String(pin[..<split]), format: String(pin[pin.index(after: split)...]))
+    }
+    problem.constraints += ties.map { .tie(pattern: $0) }
+    FormatHints.fill(&problem)
+    let requested = try budget.map(Budget.parse) ?? Budget.bitsPerWeight(bpw!)
+    let budgetBytes = try requested.bytes(parameterCount: problem.parameterCount)
+    try problem.checkFeasible(budget: budgetBytes)  // before any work: the achievable range, at once
+    let pareto = try ParetoFrontier(problem)
+    let plan = try problem.solve(budget: budgetBytes, using: solver, frontier: pareto)
+    try write(PlanDocument(plan: plan, problem: problem).jsonData(), to: output)
+    if let frontier { try write(Data(pareto.csv().utf8), to: frontier) }
+    print(json ? jsonSummary(plan, pareto) : textSummary(plan, pareto))
+  }
+
+  /// Writes through a temporary file and a rename, so a reader never sees half a file.
+  private func write(_ data: Data, to path: String) throws {
+    do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+      throw CommandError("cannot write '\(path)': \(error.localizedDescription)")
+    }
+  }
+
+  private func textSummary(_ plan: AllocationPlan, _ pareto: ParetoFrontier) -> String {
+    let range = pareto.points.first!.bytes...pareto.points.last!.bytes
+    let counts = plan.formatCounts.sorted { ($1.value, $0.key) < ($0.value, $1.key) }
+      .map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
+    let relative = plan.optimumLoss != 0 ? " (\(g(100 * plan.gapToOptimum / abs(plan.optimumLoss)))%)" : ""
+    return """
+      solver    \(plan.solver.rawValue), score \(plan.score)
+      budget    \(plan.budgetBytes) bytes (\(g(Double(plan.budgetBytes) / 1_048_576)) MiB)
+      total     \(plan.totalBytes) bytes (\(g(Double(plan.totalBytes) / 1_048_576)) MiB), \
+      \(g(plan.bitsPerWeight)) bits per weight
+      ΔLoss     \(g(plan.predictedLoss)) predicted; exact optimum \(g(plan.optimumLoss)), \
+      gap \(g(plan.gapToOptimum))\(relative); LP bound \(g(plan.lowerBound))
+      formats   \(counts)
+      price     \(g(plan.lossPerExtraMiB)) ΔLoss per extra MiB (shadow price of the budget)
+      frontier  \(pareto.points.count) Pareto points, achievable \(range.lowerBound)...\(range.upperBound) bytes
+      wrote     \(output)\(frontier.map { ", \($0)" } ?? "")
+      """
+  }
+
+  private func jsonSummary(_ plan: AllocationPlan, _ pareto: ParetoFrontier) -> String {
+    let object: [String: Any] = [
+      "solver": plan.solver.rawValue, "score": plan.score, "budget_bytes": plan.budgetBytes,
+      "total_bytes": plan.totalBytes, "bits_per_weight": plan.bitsPerWeight, "predicted_loss_delta": plan.predictedLoss,
+      "optimum_loss_delta": plan.optimumLoss, "gap_to_optimum": plan.gapToOptimum, "lp_lower_bound": plan.lowerBound,
+      "loss_per_extra_mib": plan.lossPerExtraMiB, "formats": plan.formatCounts,
+      "frontier_points": pareto.points.count, "min_bytes": pareto.points.first!.bytes,
+      "max_bytes": pareto.points.last!.bytes, "plan": output, "frontier": frontier as Any? ?? NSNull(),
+    ]
+    let data = try! JSONSerialization.data(
+      withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    return String(decoding: data, as: UTF8.self)
+  }
+
+  private func g(_ x: Double) -> String { String(format: "%.6g", x) }
+}
+
+/// A one-line error of the command line itself (files), shown by ArgumentParser with a non-zero exit.
+
+/// Fills `bits`, `group_size` and `symmetric` of options that PROBLEM.json left out, from the format name. A small
+/// local reading of the project's format grammar (the Quantization module owns the full one): `int4-g128`,
+/// `int3-g64-asym`, `nf4-g64`, `int8` (per channel), `q4_0`, `q4_1`, `q6_k`, `f16`, `bf16`, `f32`.
+enum FormatHints {
+  static func fill(_ problem: inout AllocationProblem) {
+    for l in problem.layers.indices {
+      for o in problem.layers[l].options.indices {
+        let hint = parse(problem.layers[l].options[o].format)
+        problem.layers[l].options[o].bits = problem.layers[l].options[o].bits ?? hint.bits
+        problem.layers[l].options[o].groupSize = problem.layers[l].options[o].groupSize ?? hint.groupSize
+        problem.layers[l].options[o].symmetric = problem.layers[l].options[o].symmetric ?? hint.symmetric
+      }
+    }
+  }
+
+  static func parse(_ name: String) -> (bits: Double?, groupSize: Int?, symmetric: Bool?) {
+    let name = name.lowercased()
+    switch name {
+    case "f16", "bf16": return (16, nil, nil)
+    case "f32": return (32, nil, nil)
+    default: break
+    }
+    if let m = name.wholeMatch(of: /q(\d)_(0|1|k)/) {  // GGML blocks: 32 values, K-quants 256
+      let bits = Double(m.output.1)
+      switch m.output.2 {
+      case "0": return (bits, 32, true)
+      case "1": return (bits, 32, false)
+      default: return (bits, 256, nil)
+      }
+    }
+    if let m = name.wholeMatch(of: /(?:int|nf)(\d+)(?:-g(\d+))?(-asym|-sym)?/) {
+      return (Double(m.output.1), m.output.2.flatMap { Int($0) }, m.output.3 != "-asym")
+    }
+    return (nil, nil, nil)
+  }
+}

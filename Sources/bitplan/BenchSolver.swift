@@ -1,0 +1,85 @@
+import Allocation
+import ArgumentParser
+import Foundation
+
+/// `bitplan bench`: groups the benchmarks (`solver` here; kernels and engine join it).
+struct Bench: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "bench", abstract: "Throughput on this machine, with the reference beside it.",
+    subcommands: [BenchSolver.self, BenchEngine.self])
+}
+
+/// `bitplan bench solver`: times the exact Pareto frontier of a seeded, SmolLM2-shaped problem (30 blocks × 7 linear
+/// layers × 10 formats) and one budget with each solver.
+struct BenchSolver: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "solver",
+    abstract: "Time the exact frontier of a seeded 210-layer × 10-format problem (target: < 1 s in release).")
+
+  @Option(help: "Seed of the synthetic problem.") var seed: UInt64 = 1
+  @Option(help: "Transformer blocks (7 layers each).") var blocks = 30
+  @Option(help: "Budget for the per-solver timings, in bits per weight.") var bpw = 4.5
+  @Option(help: "Also write the synthetic problem as PROBLEM.json (for scripts/ilp_compare.py).") var writeProblem:
+    String?
+  @Flag(help: "Machine-readable output on stdout.") var json = false
+
+  /// Target for the frontier of 210 × 10 (the issue's acceptance figure).
+  static let targetSeconds = 1.0
+
+  func validate() throws {
+    guard blocks > 0 else { throw ValidationError("--blocks must be positive") }
+    guard bpw > 0 else { throw ValidationError("--bpw must be positive") }
+  }
+
+  func run() throws {
+    let problem = SyntheticProblem.transformer(blocks: blocks, seed: seed)
+    if let path = writeProblem {
+      let encoder = JSONEncoder()
+      encoder.outputFormatting = [.sortedKeys]
+      do { try encoder.encode(ProblemFile(problem)).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+        throw CommandError("cannot write '\(path)': \(error.localizedDescription)")
+      }
+    }
+    let clock = ContinuousClock()
+    var frontier: ParetoFrontier?
+    let frontierTime = try clock.measure { frontier = try ParetoFrontier(problem) }
+    let budget = try Budget.bitsPerWeight(bpw).bytes(parameterCount: problem.parameterCount)
+    var rows = [(solver: String, seconds: Double, loss: Double, gap: Double)]()
+    for solver in SolverKind.allCases {
+      var plan: AllocationPlan?
+      let time = try clock.measure { plan = try problem.solve(budget: budget, using: solver, frontier: frontier) }
+      rows.append((solver.rawValue, time.seconds, plan!.predictedLoss, plan!.gapToOptimum))
+    }
+    let layers = problem.layers.count
+    let candidates = problem.layers[0].options.count
+    if json {
+      let object: [String: Any] = [
+        "layers": layers, "candidates": candidates, "seed": seed, "frontier_points": frontier!.points.count,
+        "stored_points": frontier!.storedPoints, "frontier_seconds": frontierTime.seconds,
+        "target_seconds": Self.targetSeconds, "budget_bytes": budget,
+        "solvers": rows.map { ["solver": $0.solver, "seconds": $0.seconds, "predicted_loss": $0.loss, "gap": $0.gap] },
+      ]
+      let data = try JSONSerialization.data(
+        withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+      print(String(decoding: data, as: UTF8.self))
+      return
+    }
+    print("problem    \(layers) layers × \(candidates) candidates, seed \(seed)")
+    print(
+      "frontier   \(frontier!.points.count) Pareto points (\(frontier!.storedPoints) stored) in "
+        + "\(format(frontierTime.seconds * 1000)) ms   (target < \(Int(Self.targetSeconds * 1000)) ms)")
+    print("budget     \(budget) bytes (\(bpw) bpw); solve time includes the shared frontier lookup")
+    for row in rows {
+      print(
+        "  \(row.solver.padding(toLength: 10, withPad: " ", startingAt: 0)) \(format(row.seconds * 1000)) ms   "
+          + "predicted ΔLoss \(format(row.loss))   gap \(format(row.gap))")
+    }
+  }
+
+  private func format(_ x: Double) -> String { String(format: "%.4g", x) }
+}
+
+extension Duration {
+  /// The duration in seconds as a Double.
+  var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
+}
