@@ -29,7 +29,7 @@ final class ForwardCache<S: EngineScalar> {
     }
   }
 
-  let tokens: [Int]
+  private(set) var tokens: [Int]
   let keepsActivations: Bool
   /// Residual stream: `residual[l]` is the input of block l, `residual[layers]` the final hidden state. In
   /// loss-only mode two buffers alternate (`residual(l)` resolves it).
@@ -56,6 +56,17 @@ final class ForwardCache<S: EngineScalar> {
   }
 
   var count: Int { tokens.count }
+
+  /// Whether this cache's buffers fit a window of `count` tokens with the same kind of pass.
+  func fits(count: Int, keepsActivations keep: Bool) -> Bool { tokens.count == count && keepsActivations == keep }
+
+  /// Reuses the buffers for another window of the same length. Every buffer the forward pass reads is written by
+  /// it first, except the never-visible upper triangle of P, which stays zero from allocation.
+  func reset(tokens: [Int]) {
+    precondition(tokens.count == self.tokens.count, "cache for \(self.tokens.count) tokens reused for \(tokens.count)")
+    self.tokens = tokens
+    nll = []
+  }
 
   /// Input of block `l` (l == layers: the final hidden state).
   func residual(_ l: Int) -> Buffer<S> { residuals[keepsActivations ? l : l % 2] }

@@ -16,7 +16,15 @@ extension LlamaModel {
     observer: InputObserver? = nil, logitsObserver: ((UnsafePointer<Scalar>) -> Void)? = nil
   ) -> ForwardCache<Scalar> {
     let c = configuration
-    let cache = ForwardCache<Scalar>(tokens: tokens, configuration: c, keepsActivations: keepActivations)
+    let cache: ForwardCache<Scalar>
+    if let i = workspace.firstIndex(where: { $0.fits(count: tokens.count, keepsActivations: keepActivations) }) {
+      cache = workspace.remove(at: i)
+      cache.reset(tokens: tokens)
+    } else {
+      workspace.removeAll { $0.keepsActivations == keepActivations }
+      cache = ForwardCache(tokens: tokens, configuration: c, keepsActivations: keepActivations)
+    }
+    defer { workspace.append(cache) }
     let (t, d, f) = (tokens.count, c.hidden, c.intermediate)
 
     // x₀[t] = E[token_t]
