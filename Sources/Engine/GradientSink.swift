@@ -28,6 +28,18 @@ final class GradientSink<S: EngineScalar> {
     precondition(beta == 0 || wanted.allSatisfy { boxes[$0] != nil }, "β ≠ 0 needs every wanted gradient")
   }
 
+  /// A sink that folds into copies of `existing` (the caller keeps its arrays; each is copied on first write).
+  convenience init(wanted: Set<String>, alpha: S, beta: S, existing: [String: [S]]) {
+    self.init(wanted: wanted, alpha: alpha, beta: beta, continuing: GradientSink(boxes: existing.mapValues(Box.init)))
+  }
+
+  private init(boxes: [String: Box]) {
+    wanted = []
+    alpha = 1
+    beta = 0
+    self.boxes = boxes
+  }
+
   /// Adds one contribution to tensor `name` of `count` values. `body(pointer, α, β′)` must perform
   /// G ← α·contribution + β′·G, where β′ is β for the first contribution and 1 afterwards.
   func contribute(_ name: String, count: Int, _ body: (UnsafeMutablePointer<S>, S, S) -> Void) {

@@ -30,6 +30,8 @@ public final class LlamaModel<Scalar: EngineScalar> {
   /// Activation buffers of the last window, reused by the next pass of the same length and kind so that repeated
   /// passes (Hutchinson probes, gradient steps) do not page-fault hundreds of MB of fresh memory each time.
   var workspace: [ForwardCache<Scalar>] = []
+  /// ‖W‖² per tensor for the HVP step, computed on first use and dropped by `replaceWeight`.
+  var squaredNorms: [String: Double] = [:]
 
   /// Validates and copies `weights`.
   /// - Parameters:
@@ -97,6 +99,17 @@ public final class LlamaModel<Scalar: EngineScalar> {
       throw EngineError(.shapeMismatch, "replacement for '\(name)' has \(values.count) values, tensor has \(b.count)")
     }
     b.copy(from: values)
+    squaredNorms[name] = nil
+  }
+
+  /// ‖W‖² of a tensor, summed in Double (cached).
+  func squaredNorm(of name: String) -> Double {
+    if let cached = squaredNorms[name] { return cached }
+    let w = tensors[name]!
+    var sum = 0.0
+    for i in 0..<w.count { sum += Double(w.pointer[i]) * Double(w.pointer[i]) }
+    squaredNorms[name] = sum
+    return sum
   }
 
   /// Frees the activation buffers kept between passes (~0.8 GB after a 512-token gradient on SmolLM2).

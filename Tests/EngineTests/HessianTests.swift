@@ -106,6 +106,27 @@ import Testing
     #expect(error <= Self.floatTolerance)
   }
 
+  /// One-sided variant against a base gradient: first-order truncation κ·C₂ plus rounding u·C/κ at κ = √u.
+  /// Double (κ = 1.5e-8): both ~1.5e-8·C with C ≈ 5 → bound 1e-6 (measured 5e-8). Float (κ = 2.4e-4):
+  /// ~2.4e-4·C → bound 1e-2 (measured 1e-3).
+  static let oneSidedTolerance = (double: 1e-6, float: 1e-2)
+
+  @Test func oneSidedHVPMatchesExactHessian() throws {
+    let v = randomDoubles(Self.exact.size, seed: 41).map { $0 < 0 ? -1.0 : 1.0 }
+    let want = Self.exact.times(v)
+    func error<S: EngineScalar>(_ model: LlamaModel<S>) throws -> Double {
+      let base = try model.gradients(tokens: TinyModel.tokens, of: Set(model.linearWeightNames)).gradients
+      let before = base
+      let hv = try model.hessianVectorProduct(tokens: TinyModel.tokens, vector: Self.split(v, as: S.self), baseGradient: base)
+      #expect(base == before, "the caller's base gradient must not change")
+      return Self.relativeError(Self.flatten(hv), want)
+    }
+    let (d, f) = (try error(try TinyModel.model(tied: true, as: Double.self)), try error(try TinyModel.model(tied: true, as: Float.self)))
+    print("one-sided HVP relative error: Double \(d), Float \(f)")
+    #expect(d <= Self.oneSidedTolerance.double)
+    #expect(f <= Self.oneSidedTolerance.float)
+  }
+
   /// uᵀ(Hv) = vᵀ(Hu): each side carries the HVP's relative error, so the bound is the same tolerance relative to
   /// ‖u‖‖Hv‖ (Cauchy–Schwarz).
   @Test func symmetry() throws {
