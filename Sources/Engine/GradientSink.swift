@@ -16,6 +16,11 @@ final class GradientSink<S: EngineScalar> {
   let beta: S
   private(set) var boxes: [String: Box]
   private var touched: Set<String> = []
+  /// Projection mode: instead of storing G, accumulate `projections[name] += coefficient · ⟨v_name, contribution⟩`
+  /// (Double), writing each contribution into `scratch`. Used for per-layer quadratic forms vᵀ(Hv) without
+  /// materialising any gradient.
+  private let projection: (vector: [String: [S]], coefficient: Double, scratch: Buffer<S>)?
+  private(set) var projections: [String: Double] = [:]
 
   /// - Parameters:
   ///   - previous: with β ≠ 0, the sink whose gradients to fold into (it must hold every wanted tensor); its
@@ -25,6 +30,7 @@ final class GradientSink<S: EngineScalar> {
     self.alpha = alpha
     self.beta = beta
     boxes = previous?.boxes ?? [:]
+    projection = nil
     precondition(beta == 0 || wanted.allSatisfy { boxes[$0] != nil }, "β ≠ 0 needs every wanted gradient")
   }
 
@@ -33,10 +39,22 @@ final class GradientSink<S: EngineScalar> {
     self.init(wanted: wanted, alpha: alpha, beta: beta, continuing: GradientSink(boxes: existing.mapValues(Box.init)))
   }
 
+  /// A projecting sink: accumulates coefficient·⟨v, ∂L/∂W⟩ per wanted tensor into `projections`, starting from
+  /// `previous`' projections (if any). `scratch` must hold the largest wanted tensor.
+  init(wanted: Set<String>, projectingOnto vector: [String: [S]], coefficient: Double, scratch: Buffer<S>, continuing previous: GradientSink? = nil) {
+    self.wanted = wanted
+    alpha = 1
+    beta = 0
+    boxes = [:]
+    projection = (vector, coefficient, scratch)
+    projections = previous?.projections ?? [:]
+  }
+
   private init(boxes: [String: Box]) {
     wanted = []
     alpha = 1
     beta = 0
+    projection = nil
     self.boxes = boxes
   }
 
@@ -44,6 +62,19 @@ final class GradientSink<S: EngineScalar> {
   /// G ← α·contribution + β′·G, where β′ is β for the first contribution and 1 afterwards.
   func contribute(_ name: String, count: Int, _ body: (UnsafeMutablePointer<S>, S, S) -> Void) {
     guard wanted.contains(name) else { return }
+    if let (vector, coefficient, scratch) = projection {
+      // each contribution in full (β = 0), then its inner product with v: linear, so contributions add up
+      precondition(scratch.count >= count, "projection scratch \(scratch.count) < \(count)")
+      body(scratch.pointer, 1, 0)
+      var dot = 0.0
+      if let v = vector[name] {
+        v.withUnsafeBufferPointer { v in
+          for i in 0..<count { dot += Double(v[i]) * Double(scratch.pointer[i]) }
+        }
+      }
+      projections[name, default: 0] += coefficient * dot
+      return
+    }
     let box: Box
     if let b = boxes[name] { box = b } else {
       box = Box([S](repeating: 0, count: count))

@@ -85,6 +85,35 @@ extension LlamaModel {
     return sink.gradients
   }
 
+  /// Per-layer quadratic forms vᵀ_W (Hv)_W of the central-difference HVP, for every linear weight W (zero where v has
+  /// no block): the Hutchinson summands, Σ_W of which is vᵀHv. Equal to dotting `hessianVectorProduct`'s blocks with
+  /// v, but no gradient is stored: each pass reduces ⟨v_W, ∇_W L(W ± εV)⟩ to one Double per layer as its GEMM
+  /// finishes, so a probe allocates one layer-sized scratch instead of 425 MB (SmolLM2).
+  /// - Throws: as `hessianVectorProduct(tokens:vector:of:relativeStep:)`.
+  /// - Complexity: two gradient passes, as the HVP.
+  @specialized(where Scalar == Float)
+  @specialized(where Scalar == Double)
+  public func hessianQuadraticForms(
+    tokens: [Int], vector: [String: [Scalar]], relativeStep: Double? = nil
+  ) throws(EngineError) -> [String: Double] {
+    let (_, step) = try prepareHVP(tokens: tokens, vector: vector, of: nil, relativeStep: relativeStep ?? Self.defaultRelativeStep)
+    var result = Dictionary(uniqueKeysWithValues: linearWeightNames.map { ($0, 0.0) })
+    guard let epsilon = step else { return result }
+    let wanted = Set(vector.keys)
+    let size = linearLayers.map(\.parameterCount).max() ?? 0
+    let (scratch, projectionScratch) = (Buffer<Scalar>(count: size), Buffer<Scalar>(count: size))
+    let half = 1 / (2 * Double(epsilon))
+    let plus = WeightPerturbation(direction: vector, epsilon: epsilon, scratch: scratch)
+    let first = GradientSink<Scalar>(wanted: wanted, projectingOnto: vector, coefficient: half, scratch: projectionScratch)
+    runBackward(cache: runForward(tokens: tokens, keepActivations: true, perturbation: plus), sink: first, perturbation: plus)
+    let minus = WeightPerturbation(direction: vector, epsilon: -epsilon, scratch: scratch)
+    let second = GradientSink<Scalar>(
+      wanted: wanted, projectingOnto: vector, coefficient: -half, scratch: projectionScratch, continuing: first)
+    runBackward(cache: runForward(tokens: tokens, keepActivations: true, perturbation: minus), sink: second, perturbation: minus)
+    for (name, value) in second.projections { result[name] = value }
+    return result
+  }
+
   /// Validates an HVP request; returns the output blocks and ε = κ‖W‖/‖V‖ (nil when V = 0).
   private func prepareHVP(
     tokens: [Int], vector: [String: [Scalar]], of names: Set<String>?, relativeStep kappa: Double

@@ -45,12 +45,14 @@ struct BenchEngine: ParsableCommand {
       let forward = try best { loss = try llama.meanNLL(tokens: ids) }
       let backward = try best { _ = try llama.gradients(tokens: ids, of: allTensors) }
       let hvp = try best { _ = try llama.hessianVectorProduct(tokens: ids, vector: probe) }
+      let forms = try best { _ = try llama.hessianQuadraticForms(tokens: ids, vector: probe) }
       let base = try llama.gradients(tokens: ids, of: Set(llama.linearWeightNames)).gradients
       let oneSided = try best { _ = try llama.hessianVectorProduct(tokens: ids, vector: probe, baseGradient: base) }
       rows.append([
         "tokens": t, "mean_nll": loss, "forward_s": forward, "forward_backward_s": backward, "hvp_s": hvp,
         "forward_tok_s": Double(t) / forward, "forward_backward_tok_s": Double(t) / backward,
         "hvp_tok_s": Double(t) / hvp, "hvp_one_sided_s": oneSided, "hvp_one_sided_tok_s": Double(t) / oneSided,
+        "quadratic_forms_s": forms, "quadratic_forms_tok_s": Double(t) / forms,
       ])
     }
     let peakRSS = Self.peakRSSBytes()
@@ -71,7 +73,8 @@ struct BenchEngine: ParsableCommand {
           + " (\(Self.fixed(r["forward_s"] as! Double, 3)) s)  fwd+bwd \(Self.fixed(r["forward_backward_tok_s"] as! Double, 1)) tok/s"
           + " (\(Self.fixed(r["forward_backward_s"] as! Double, 3)) s)  HVP \(Self.fixed(r["hvp_tok_s"] as! Double, 1)) tok/s"
           + " (\(Self.fixed(r["hvp_s"] as! Double, 3)) s)  one-sided HVP \(Self.fixed(r["hvp_one_sided_tok_s"] as! Double, 1)) tok/s"
-          + " (\(Self.fixed(r["hvp_one_sided_s"] as! Double, 3)) s)")
+          + " (\(Self.fixed(r["hvp_one_sided_s"] as! Double, 3)) s)  vᵀHv per layer \(Self.fixed(r["quadratic_forms_tok_s"] as! Double, 1)) tok/s"
+          + " (\(Self.fixed(r["quadratic_forms_s"] as! Double, 3)) s)")
     }
     print("peak RSS \(Self.fixed(Double(peakRSS) / 1_048_576, 1)) MiB (model weights included)")
   }

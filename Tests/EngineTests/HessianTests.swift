@@ -127,6 +127,25 @@ import Testing
     #expect(f <= Self.oneSidedTolerance.float)
   }
 
+  /// Per-layer quadratic forms vᵀ_W (Hv)_W against the exact Hessian's blocks; they sum to vᵀHv. Each block's error
+  /// is at most the HVP's relative error times ‖v_W‖‖(Hv)_W‖ (Cauchy–Schwarz), so the bound is the HVP tolerance
+  /// on that scale.
+  @Test func quadraticFormsMatchExactHessian() throws {
+    let v = randomDoubles(Self.exact.size, seed: 51).map { $0 < 0 ? -1.0 : 1.0 }
+    let hv = Self.split(Self.exact.times(v), as: Double.self), parts = Self.split(v, as: Double.self)
+    func check<S: EngineScalar>(_ model: LlamaModel<S>, tolerance: Double) throws {
+      let forms = try model.hessianQuadraticForms(tokens: TinyModel.tokens, vector: Self.split(v, as: S.self))
+      #expect(Set(forms.keys) == Set(Self.exact.names))
+      for name in Self.exact.names {
+        let want = Self.dot(parts[name]!, hv[name]!)
+        let scale = Self.dot(parts[name]!, parts[name]!).squareRoot() * Self.dot(hv[name]!, hv[name]!).squareRoot()
+        #expect(abs(forms[name]! - want) <= tolerance * scale, "\(S.self) \(name): \(forms[name]!) vs \(want)")
+      }
+    }
+    try check(try TinyModel.model(tied: true, as: Double.self), tolerance: Self.doubleTolerance)
+    try check(try TinyModel.model(tied: true, as: Float.self), tolerance: Self.floatTolerance)
+  }
+
   /// uᵀ(Hv) = vᵀ(Hu): each side carries the HVP's relative error, so the bound is the same tolerance relative to
   /// ‖u‖‖Hv‖ (Cauchy–Schwarz).
   @Test func symmetry() throws {
