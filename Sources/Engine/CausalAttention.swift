@@ -27,7 +27,9 @@ package enum CausalAttention {
         S.gemm(
           transposeA: false, transposeB: true, m: m, n: r1, k: d, alpha: scale, a: qh + r0 * qStride, lda: qStride,
           b: kg, ldb: kvStride, beta: 0, c: ph + r0 * t, ldc: t)
-        for i in r0..<r1 { softmaxCausalRow(ph + i * t, visible: i + 1, written: r1) }
+        Parallel.forEachChunk(m, costPerItem: r1) { rows in
+          for i in rows { softmaxCausalRow(ph + (r0 + i) * t, visible: r0 + i + 1, written: r1) }
+        }
         // o_h[r0..<r1] = P[r0..<r1, 0..<r1] v_g[0..<r1]
         S.gemm(
           transposeA: false, transposeB: false, m: m, n: d, k: r1, alpha: 1, a: ph + r0 * t, lda: t, b: vg,
@@ -77,12 +79,14 @@ package enum CausalAttention {
           transposeA: true, transposeB: false, m: r1, n: d, k: m, alpha: 1, a: ph + r0 * t, lda: t,
           b: doh + r0 * qStride, ldb: qStride, beta: 1, c: dv + g * d, ldc: kvStride)
         // dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale, zero above the diagonal
-        for i in r0..<r1 {
-          let (pi, di) = (ph + i * t, dP + i * t)
-          var s: S = 0
-          for j in 0...i { s += pi[j] * di[j] }
-          for j in 0...i { di[j] = pi[j] * (di[j] - s) * scale }
-          for j in (i + 1)..<r1 { di[j] = 0 }
+        Parallel.forEachChunk(m, costPerItem: r1) { rows in
+          for i in rows.lowerBound + r0..<rows.upperBound + r0 {
+            let (pi, di) = (ph + i * t, dP + i * t)
+            var s: S = 0
+            for j in 0...i { s += pi[j] * di[j] }
+            for j in 0...i { di[j] = pi[j] * (di[j] - s) * scale }
+            for j in (i + 1)..<r1 { di[j] = 0 }
+          }
         }
         // dq_h[r0..<r1] = dS k_g[0..<r1]
         S.gemm(

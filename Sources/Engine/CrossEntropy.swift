@@ -9,20 +9,25 @@ package enum CrossEntropy {
   ) -> [Double] {
     precondition(targets.count == rows, "\(targets.count) targets for \(rows) rows")
     var nll = [Double](repeating: 0, count: rows)
-    for (t, target) in zip(0..<rows, targets) {
-      let zt = z + t * vocab
-      var maximum = zt[0]
-      for j in 1..<vocab where zt[j] > maximum { maximum = zt[j] }
-      let targetLogit = Double(zt[target])
-      var sum = 0.0
-      for j in 0..<vocab {
-        let e = S.exp(zt[j] - maximum)
-        zt[j] = e
-        sum += Double(e)
+    let targetIDs = Array(targets)
+    nll.withUnsafeMutableBufferPointer { nll in
+      Parallel.forEachChunk(rows, costPerItem: vocab) { range in
+        for t in range {
+          let zt = z + t * vocab
+          var maximum = zt[0]
+          for j in 1..<vocab where zt[j] > maximum { maximum = zt[j] }
+          let targetLogit = Double(zt[targetIDs[t]])
+          var sum = 0.0
+          for j in 0..<vocab {
+            let e = S.exp(zt[j] - maximum)
+            zt[j] = e
+            sum += Double(e)
+          }
+          let inverse = S(1 / sum)
+          for j in 0..<vocab { zt[j] *= inverse }
+          nll[t] = Double(maximum) + Double.log(sum) - targetLogit
+        }
       }
-      let inverse = S(1 / sum)
-      for j in 0..<vocab { zt[j] *= inverse }
-      nll[t] = Double(maximum) + Double.log(sum) - targetLogit
     }
     return nll
   }
@@ -31,10 +36,13 @@ package enum CrossEntropy {
   package static func backward<S: EngineScalar>(
     probabilities p: UnsafeMutablePointer<S>, targets: ArraySlice<Int>, rows: Int, vocab: Int, scale: S
   ) {
-    for (t, target) in zip(0..<rows, targets) {
-      let pt = p + t * vocab
-      pt[target] -= 1
-      for j in 0..<vocab { pt[j] *= scale }
+    let targetIDs = Array(targets)
+    Parallel.forEachChunk(rows, costPerItem: vocab) { range in
+      for t in range {
+        let pt = p + t * vocab
+        pt[targetIDs[t]] -= 1
+        for j in 0..<vocab { pt[j] *= scale }
+      }
     }
   }
 }

@@ -7,9 +7,11 @@ package enum SwiGLU {
   package static func forward<S: EngineScalar>(
     gate g: UnsafePointer<S>, up u: UnsafePointer<S>, count: Int, output h: UnsafeMutablePointer<S>
   ) {
-    for i in 0..<count {
-      let sigma = 1 / (1 + S.exp(-g[i]))
-      h[i] = g[i] * sigma * u[i]
+    Parallel.forEachChunk(count) { range in
+      for i in range {
+        let sigma = 1 / (1 + S.exp(-g[i]))
+        h[i] = g[i] * sigma * u[i]
+      }
     }
   }
 
@@ -18,11 +20,13 @@ package enum SwiGLU {
     gate g: UnsafePointer<S>, up u: UnsafePointer<S>, dh: UnsafePointer<S>, count: Int,
     dGate: UnsafeMutablePointer<S>, dUp: UnsafeMutablePointer<S>
   ) {
-    for i in 0..<count {
-      let sigma = 1 / (1 + S.exp(-g[i]))
-      let upstream = dh[i]
-      dUp[i] = upstream * g[i] * sigma
-      dGate[i] = upstream * u[i] * sigma * (1 + g[i] * (1 - sigma))
+    Parallel.forEachChunk(count) { range in
+      for i in range {
+        let sigma = 1 / (1 + S.exp(-g[i]))
+        let upstream = dh[i]
+        dUp[i] = upstream * g[i] * sigma
+        dGate[i] = upstream * u[i] * sigma * (1 + g[i] * (1 - sigma))
+      }
     }
   }
 }
