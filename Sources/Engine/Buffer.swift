@@ -1,0 +1,65 @@
+/// Owned, zero-initialised storage with a stable base pointer: the engine's activations, caches and weights.
+///
+/// Swift arrays cannot hand out a pointer that outlives a closure; the forward and backward passes touch a dozen
+/// buffers per block, so they keep them here and pass raw pointers to the kernels (one `withUnsafe…` site per
+/// buffer instead of nested closures). Freed when the last reference goes.
+final class Buffer<Scalar: EngineScalar>: @unchecked Sendable {
+  /// Number of elements.
+  let count: Int
+  /// Base address of `count` initialised elements.
+  let pointer: UnsafeMutablePointer<Scalar>
+
+  /// `count` zeros.
+  init(count: Int) {
+    precondition(count >= 0, "negative buffer size \(count)")
+    self.count = count
+    pointer = .allocate(capacity: max(count, 1))
+    pointer.initialize(repeating: 0, count: count)
+  }
+
+  /// A copy of `values`.
+  convenience init(_ values: [Scalar]) {
+    self.init(count: values.count)
+    values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: values.count) }
+  }
+
+  deinit { pointer.deallocate() }
+
+  /// Read-only view of the base address.
+  var constant: UnsafePointer<Scalar> { UnsafePointer(pointer) }
+
+  /// The values as an array (a copy).
+  var array: [Scalar] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+
+  /// Sets every element to zero.
+  func zero() { pointer.update(repeating: 0, count: count) }
+
+  /// Overwrites the contents with `values`.
+  /// - Precondition: `values.count == count`.
+  func copy(from values: [Scalar]) {
+    precondition(values.count == count, "copying \(values.count) values into a buffer of \(count)")
+    values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: count) }
+  }
+}
+
+/// A dense row-major matrix of scalars: activations handed to callers (inputs of a linear layer, logits).
+public struct Matrix<Scalar: EngineScalar>: Sendable, Equatable {
+  /// Number of rows (tokens, for activations).
+  public var rows: Int
+  /// Number of columns (features).
+  public var columns: Int
+  /// `rows · columns` values, row-major.
+  public var storage: [Scalar]
+
+  /// Wraps `storage`.
+  /// - Precondition: `storage.count == rows · columns`.
+  public init(rows: Int, columns: Int, storage: [Scalar]) {
+    precondition(storage.count == rows * columns, "\(storage.count) values for a \(rows)x\(columns) matrix")
+    self.rows = rows
+    self.columns = columns
+    self.storage = storage
+  }
+
+  /// Element `(row, column)`.
+  public subscript(row: Int, column: Int) -> Scalar { storage[row * columns + column] }
+}

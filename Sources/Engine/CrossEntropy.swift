@@ -1,0 +1,48 @@
+/// Next-token cross-entropy over the vocabulary: NLL_t = logsumexp(z_t) − z_t[y_t].
+///
+/// Backward of the mean over `rows` predictions: ∂/∂z_t = (softmax(z_t) − onehot(y_t)) / rows.
+/// Sums run in Double: a row has V = 49,152 terms, and the NLL is the quantity the PPL test compares.
+package enum CrossEntropy {
+  /// Replaces logits [rows, V] by their softmax row by row and returns NLL per row.
+  package static func forward<S: EngineScalar>(
+    logits z: UnsafeMutablePointer<S>, targets: ArraySlice<Int>, rows: Int, vocab: Int
+  ) -> [Double] {
+    precondition(targets.count == rows, "\(targets.count) targets for \(rows) rows")
+    var nll = [Double](repeating: 0, count: rows)
+    let targetIDs = Array(targets)
+    nll.withUnsafeMutableBufferPointer { nll in
+      Parallel.forEachChunk(rows, costPerItem: vocab) { range in
+        for t in range {
+          let zt = z + t * vocab
+          var maximum = zt[0]
+          for j in 1..<vocab where zt[j] > maximum { maximum = zt[j] }
+          let targetLogit = Double(zt[targetIDs[t]])
+          var sum = 0.0
+          for j in 0..<vocab {
+            let e = S.exp(zt[j] - maximum)
+            zt[j] = e
+            sum += Double(e)
+          }
+          let inverse = S(1 / sum)
+          for j in 0..<vocab { zt[j] *= inverse }
+          nll[t] = Double(maximum) + Double.log(sum) - targetLogit
+        }
+      }
+    }
+    return nll
+  }
+
+  /// Turns probabilities [rows, V] (from `forward`) into ∂L/∂z for L = scale · Σ_t NLL_t, in place.
+  package static func backward<S: EngineScalar>(
+    probabilities p: UnsafeMutablePointer<S>, targets: ArraySlice<Int>, rows: Int, vocab: Int, scale: S
+  ) {
+    let targetIDs = Array(targets)
+    Parallel.forEachChunk(rows, costPerItem: vocab) { range in
+      for t in range {
+        let pt = p + t * vocab
+        pt[targetIDs[t]] -= 1
+        for j in 0..<vocab { pt[j] *= scale }
+      }
+    }
+  }
+}

@@ -1,0 +1,109 @@
+/// Public entry points: loss, logits, gradients and input capture for one window of tokens.
+///
+/// Each carries `@specialized(where Scalar == Float)` and `(… == Double)` so callers in other modules get the
+/// specialized code (generic dispatch in the element-wise loops would be ~150x slower).
+extension LlamaModel {
+  /// Mean next-token NLL of a window: (1/(T−1)) Σ_{t=1}^{T−1} −log p(tokens[t] | tokens[..<t]).
+  /// The window is scored as given; put BOS first if the protocol wants it. PPL = exp(meanNLL).
+  /// - Throws: `EngineError.badTokens` for fewer than 2 tokens or an id outside the vocabulary.
+  /// - Complexity: one forward pass, ~2·P·T flops (137 GFLOP for SmolLM2 at T = 512).
+  @specialized(where Scalar == Float)
+  @specialized(where Scalar == Double)
+  public func meanNLL(tokens: [Int]) throws(EngineError) -> Double {
+    try validate(tokens: tokens)
+    return runForward(tokens: tokens, keepActivations: false).meanNLL
+  }
+
+  /// Per-position NLL: element t − 1 is −log p(tokens[t] | tokens[..<t]), t = 1..<T.
+  /// - Throws: `EngineError.badTokens`.
+  @specialized(where Scalar == Float)
+  @specialized(where Scalar == Double)
+  public func tokenNLL(tokens: [Int]) throws(EngineError) -> [Double] {
+    try validate(tokens: tokens)
+    return runForward(tokens: tokens, keepActivations: false).nll
+  }
+
+  /// Logits [T−1, V] of the next-token predictions (row t − 1 predicts tokens[t]), before softmax; for KL divergence
+  /// between a reference and a quantized model.
+  /// - Throws: `EngineError.badTokens`.
+  @specialized(where Scalar == Float)
+  @specialized(where Scalar == Double)
+  public func logits(tokens: [Int]) throws(EngineError) -> Matrix<Scalar> {
+    try validate(tokens: tokens)
+    let (rows, vocab) = (tokens.count - 1, configuration.vocab)
+    var result: [Scalar] = []
+    _ = runForward(tokens: tokens, keepActivations: false, logitsObserver: { z in
+      result = Array(UnsafeBufferPointer(start: z, count: rows * vocab))
+    })
+    return Matrix(rows: rows, columns: vocab, storage: result)
+  }
+
+  /// The mean NLL and its gradient with respect to the named tensors.
+  /// - Parameters:
+  ///   - names: tensor names (`….q_proj.weight`, norms, `model.embed_tokens.weight`). Weight-gradient GEMMs of
+  ///     tensors not named are skipped; activation gradients always flow. For a tied model the embedding's
+  ///     gradient includes the LM head's.
+  /// - Returns: the loss and one array per name, same layout as the weight.
+  /// - Throws: `EngineError.badTokens`, or `.unknownTensor` for a name the model does not have.
+  /// - Complexity: forward + backward, ~6·P·T flops when every weight is named (~4·P·T + 2·V·d·T without the
+  ///   embedding).
+  @specialized(where Scalar == Float)
+  @specialized(where Scalar == Double)
+  public func gradients(tokens: [Int], of names: Set<String>) throws(EngineError) -> (loss: Double, gradients: [String: [Scalar]]) {
+    try validate(tokens: tokens)
+    try validate(names: names)
+    let cache = runForward(tokens: tokens, keepActivations: true)
+    let sink = GradientSink<Scalar>(wanted: names)
+    runBackward(cache: cache, sink: sink)
+    return (cache.meanNLL, sink.gradients)
+  }
+
+  /// ∂L/∂x₀ [T, d]: the gradient of the mean NLL with respect to the embedded tokens (the residual stream's input),
+  /// plus the loss. The activation gradient every parameter gradient flows through.
+  /// - Throws: `EngineError.badTokens`.
+  @specialized(where Scalar == Float)
+  @specialized(where Scalar == Double)
+  public func embeddedInputGradient(tokens: [Int]) throws(EngineError) -> (loss: Double, gradient: Matrix<Scalar>) {
+    try validate(tokens: tokens)
+    let cache = runForward(tokens: tokens, keepActivations: true)
+    let dx = runBackward(cache: cache, sink: GradientSink(wanted: []))
+    return (cache.meanNLL, Matrix(rows: tokens.count, columns: configuration.hidden, storage: dx.array))
+  }
+
+  /// Runs the window forward and hands each linear layer's input activations X [T, in] to `body` as the pass
+  /// reaches it (for XᵀX statistics and GPTQ). q/k/v share one input, as do gate/up; each is reported per layer.
+  /// - Parameters:
+  ///   - layers: module paths to capture (`model.layers.0.self_attn.q_proj`); nil captures all 7·layers.
+  ///   - body: receives the layer and a copy of its inputs.
+  /// - Returns: the mean NLL of the window.
+  /// - Throws: `EngineError.badTokens`, or `.unknownTensor` for an unknown layer name.
+  @specialized(where Scalar == Float)
+  @specialized(where Scalar == Double)
+  public func captureInputs(
+    tokens: [Int], layers: Set<String>? = nil, _ body: (LinearLayer, Matrix<Scalar>) -> Void
+  ) throws(EngineError) -> Double {
+    try validate(tokens: tokens)
+    if let layers, let bad = layers.first(where: { name in !linearLayers.contains { $0.name == name } }) {
+      throw EngineError(.unknownTensor, "no linear layer '\(bad)' (expected a module path like model.layers.0.mlp.up_proj)")
+    }
+    // the observer is stored as an optional (escaping) closure but only called during this forward pass
+    return withoutActuallyEscaping(body) { body in
+      runForward(tokens: tokens, keepActivations: false) { index, x, rows, columns in
+        let layer = self.linearLayers[index]
+        guard layers?.contains(layer.name) ?? true else { return }
+        let values = Array(UnsafeBufferPointer(start: x, count: rows * columns))
+        body(layer, Matrix(rows: rows, columns: columns, storage: values))
+      }.meanNLL
+    }
+  }
+
+  /// Checks that every name is a tensor of the model.
+  func validate(names: Set<String>) throws(EngineError) {
+    if let bad = names.first(where: { tensors[$0] == nil && !($0 == "lm_head.weight" && configuration.tied) }) {
+      throw EngineError(.unknownTensor, "no tensor '\(bad)' in this model")
+    }
+    if configuration.tied && names.contains("lm_head.weight") {
+      throw EngineError(.unknownTensor, "'lm_head.weight' is tied to 'model.embed_tokens.weight'; ask for that name")
+    }
+  }
+}

@@ -1,0 +1,125 @@
+/// The hand-written backward pass (internal; public entry points in `LlamaModel+API.swift`).
+///
+/// Reverse of `runForward`, op by op; each op's own backward lives beside its forward (`RMSNorm`, `RoPE`,
+/// `CausalAttention`, `SwiGLU`, `CrossEntropy`). For a linear layer y = x Wᵀ with upstream dy:
+/// dx = dy W and dW = dyᵀ x. The residual stream's gradient dx [T,d] is accumulated in one buffer, block by block.
+extension LlamaModel {
+  /// Scratch for one block's backward pass, reused by every block.
+  private struct Scratch {
+    let dHidden, dUp, dNormed, dAttention, dq, dk, dv, dScores, dGamma: Buffer<Scalar>
+    init(tokens t: Int, _ c: LlamaConfiguration) {
+      let (qw, kvw) = (c.heads * c.headDim, c.kvHeads * c.headDim)
+      dHidden = Buffer(count: t * c.intermediate)
+      dUp = Buffer(count: t * c.intermediate)
+      dNormed = Buffer(count: t * c.hidden)
+      dAttention = Buffer(count: t * qw)
+      dq = Buffer(count: t * qw)
+      dk = Buffer(count: t * kvw)
+      dv = Buffer(count: t * kvw)
+      dScores = Buffer(count: t * t)
+      dGamma = Buffer(count: c.hidden)
+    }
+  }
+
+  /// Back-propagates the mean NLL of `cache` (which must keep activations; its probabilities are consumed) and
+  /// writes the wanted parameter gradients into `sink`.
+  /// - Returns: ∂L/∂x₀ [T, d], the gradient with respect to the embedded tokens.
+  @discardableResult
+  func runBackward(
+    cache: ForwardCache<Scalar>, sink: GradientSink<Scalar>, perturbation: WeightPerturbation<Scalar>? = nil
+  ) -> Buffer<Scalar> {
+    precondition(cache.keepsActivations, "backward pass needs a cache that keeps activations")
+    let c = configuration
+    let (t, d, f, v) = (cache.count, c.hidden, c.intermediate, c.vocab)
+    let s = Scratch(tokens: t, c)
+    let dx = Buffer<Scalar>(count: t * d)
+
+    // loss: L = (1/(T−1)) Σ NLL → dz = (softmax − onehot)/(T−1), in place over the probabilities
+    let dLogits = cache.probabilities.pointer
+    CrossEntropy.backward(
+      probabilities: dLogits, targets: cache.tokens[1...], rows: t - 1, vocab: v, scale: 1 / Scalar(t - 1))
+    // LM head z = n_F Eᵀ: dn_F = dz E (row T−1 predicts nothing: stays 0), dE = dzᵀ n_F
+    let dFinal = s.dNormed
+    dFinal.zero()
+    Scalar.gemm(
+      transposeA: false, transposeB: false, m: t - 1, n: d, k: v, alpha: 1, a: dLogits, lda: v, b: lmHead.constant,
+      ldb: d, beta: 0, c: dFinal.pointer, ldc: d)
+    sink.contribute(c.tied ? "model.embed_tokens.weight" : "lm_head.weight", count: v * d) { g, alpha, beta in
+      Scalar.gemm(
+        transposeA: true, transposeB: false, m: v, n: d, k: t - 1, alpha: alpha, a: dLogits, lda: v,
+        b: cache.finalNormed.constant, ldb: d, beta: beta, c: g, ldc: d)
+    }
+    rmsNormBackward(
+      x: cache.residual(c.layers), gamma: finalNorm, inverseRMS: cache.finalInverseRMS, dy: dFinal, dx: dx,
+      rows: t, name: "model.norm.weight", sink: sink, scratch: s.dGamma)
+
+    for (l, block) in blocks.enumerated().reversed() {
+      let a = cache.block(l)
+      let weight = { (kind: LinearKind) -> UnsafePointer<Scalar> in
+        let w = block.linear[kind.rawValue]
+        return perturbation?.effective(w, name: block.linearNames[kind.rawValue]) ?? w.constant
+      }
+      // for y = x Wᵀ: dx (+)= dy W  [T,in] and dW = dyᵀ x  [out,in]
+      func linearBackward(_ kind: LinearKind, dy: UnsafePointer<Scalar>, x: Buffer<Scalar>, dx: Buffer<Scalar>, accumulate: Bool) {
+        let shape = c.linearShapes[kind.rawValue].1
+        let (out, inp) = (shape[0], shape[1])
+        Scalar.gemm(
+          transposeA: false, transposeB: false, m: t, n: inp, k: out, alpha: 1, a: dy, lda: out, b: weight(kind),
+          ldb: inp, beta: accumulate ? 1 : 0, c: dx.pointer, ldc: inp)
+        sink.contribute(block.linearNames[kind.rawValue], count: out * inp) { g, alpha, beta in
+          Scalar.gemm(
+            transposeA: true, transposeB: false, m: out, n: inp, k: t, alpha: alpha, a: dy, lda: out, b: x.constant,
+            ldb: inp, beta: beta, c: g, ldc: inp)
+        }
+      }
+
+      // MLP half: x_next = x_mid + down(silu(gate(n₂)) ⊙ up(n₂)), n₂ = RMSNorm(x_mid); dx holds ∂L/∂x_next
+      linearBackward(.down, dy: dx.constant, x: a.hidden, dx: s.dHidden, accumulate: false)
+      SwiGLU.backward(
+        gate: a.gate.constant, up: a.up.constant, dh: s.dHidden.constant, count: t * f, dGate: s.dHidden.pointer,
+        dUp: s.dUp.pointer)
+      linearBackward(.gate, dy: s.dHidden.constant, x: a.postNormed, dx: s.dNormed, accumulate: false)
+      linearBackward(.up, dy: s.dUp.constant, x: a.postNormed, dx: s.dNormed, accumulate: true)
+      rmsNormBackward(
+        x: a.middle, gamma: block.postNorm, inverseRMS: a.postInverseRMS, dy: s.dNormed, dx: dx, rows: t,
+        name: block.postNormName, sink: sink, scratch: s.dGamma)
+
+      // attention half: x_mid = x + o_proj(attention(rope(q(n₁)), rope(k(n₁)), v(n₁))), n₁ = RMSNorm(x)
+      linearBackward(.o, dy: dx.constant, x: a.attention, dx: s.dAttention, accumulate: false)
+      CausalAttention.backward(
+        q: a.q.constant, k: a.k.constant, v: a.v.constant, probabilities: a.probabilities.constant,
+        dOutput: s.dAttention.constant, tokens: t, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim,
+        dq: s.dq.pointer, dk: s.dk.pointer, dv: s.dv.pointer, scratch: s.dScores.pointer)
+      cache.rope.apply(s.dq.pointer, rows: t, heads: c.heads, inverse: true)
+      cache.rope.apply(s.dk.pointer, rows: t, heads: c.kvHeads, inverse: true)
+      linearBackward(.q, dy: s.dq.constant, x: a.inputNormed, dx: s.dNormed, accumulate: false)
+      linearBackward(.k, dy: s.dk.constant, x: a.inputNormed, dx: s.dNormed, accumulate: true)
+      linearBackward(.v, dy: s.dv.constant, x: a.inputNormed, dx: s.dNormed, accumulate: true)
+      rmsNormBackward(
+        x: cache.residual(l), gamma: block.inputNorm, inverseRMS: a.inputInverseRMS, dy: s.dNormed, dx: dx,
+        rows: t, name: block.inputNormName, sink: sink, scratch: s.dGamma)
+    }
+
+    // embedding x₀[t] = E[token_t]: dE[token_t] += dx₀[t]
+    sink.contribute("model.embed_tokens.weight", count: v * d) { g, alpha, beta in
+      if beta != 1 { for i in 0..<(v * d) { g[i] = beta == 0 ? 0 : beta * g[i] } }
+      for (i, token) in cache.tokens.enumerated() {
+        let (row, src) = (g + token * d, dx.constant + i * d)
+        for j in 0..<d { row[j] += alpha * src[j] }
+      }
+    }
+    return dx
+  }
+
+  /// RMSNorm backward into the residual gradient `dx` (accumulating) and, if wanted, its weight's gradient.
+  private func rmsNormBackward(
+    x: Buffer<Scalar>, gamma: Buffer<Scalar>, inverseRMS: Buffer<Scalar>, dy: Buffer<Scalar>, dx: Buffer<Scalar>,
+    rows: Int, name: String, sink: GradientSink<Scalar>, scratch: Buffer<Scalar>
+  ) {
+    let wanted = sink.wanted.contains(name)
+    RMSNorm.backward(
+      x: x.constant, gamma: gamma.constant, inverseRMS: inverseRMS.constant, dy: dy.constant, rows: rows,
+      n: gamma.count, dx: dx.pointer, dgamma: wanted ? scratch.pointer : nil)
+    if wanted { sink.contribute(name, vector: scratch.constant, count: gamma.count) }
+  }
+}

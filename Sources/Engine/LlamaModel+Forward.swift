@@ -1,0 +1,88 @@
+/// The forward pass (internal; the public entry points are in `LlamaModel+API.swift`).
+extension LlamaModel {
+  /// Called with each linear layer's input [T, in] as the forward pass reaches it: (index into `linearLayers`,
+  /// base address, rows, columns). The pointer is valid only during the call.
+  typealias InputObserver = (Int, UnsafePointer<Scalar>, Int, Int) -> Void
+
+  /// Runs the window through the model and fills a cache.
+  /// - Parameters:
+  ///   - keepActivations: keep every block's activations (for a backward pass) or reuse one block's buffers.
+  ///   - perturbation: use W + εV for the linear weights V names (HVP by central differences).
+  ///   - observer: sees every linear layer's input (capture hooks).
+  ///   - logitsObserver: sees the logits [T−1, V] before they are turned into probabilities in place.
+  /// - Complexity: O(T·P) for P parameters, plus O(T²·d) attention; every product is a GEMM.
+  func runForward(
+    tokens: [Int], keepActivations: Bool, perturbation: WeightPerturbation<Scalar>? = nil,
+    observer: InputObserver? = nil, logitsObserver: ((UnsafePointer<Scalar>) -> Void)? = nil
+  ) -> ForwardCache<Scalar> {
+    let c = configuration
+    let cache: ForwardCache<Scalar>
+    if let i = workspace.firstIndex(where: { $0.fits(count: tokens.count, keepsActivations: keepActivations) }) {
+      cache = workspace.remove(at: i)
+      cache.reset(tokens: tokens)
+    } else {
+      workspace.removeAll { $0.keepsActivations == keepActivations }
+      cache = ForwardCache(tokens: tokens, configuration: c, keepsActivations: keepActivations)
+    }
+    defer { workspace.append(cache) }
+    let (t, d, f) = (tokens.count, c.hidden, c.intermediate)
+
+    // x₀[t] = E[token_t]
+    let x0 = cache.residual(0).pointer
+    for (i, token) in tokens.enumerated() { (x0 + i * d).update(from: embedding.pointer + token * d, count: d) }
+
+    for (l, block) in blocks.enumerated() {
+      let a = cache.block(l)
+      let (x, next) = (cache.residual(l).constant, cache.residual(l + 1).pointer)
+      let weight = { (kind: LinearKind) -> UnsafePointer<Scalar> in
+        let w = block.linear[kind.rawValue]
+        return perturbation?.effective(w, name: block.linearNames[kind.rawValue]) ?? w.constant
+      }
+      // y[T,out] = x[T,in] · W[out,in]ᵀ
+      func linear(_ kind: LinearKind, _ input: UnsafePointer<Scalar>, _ output: UnsafeMutablePointer<Scalar>, accumulate: Bool = false) {
+        let shape = c.linearShapes[kind.rawValue].1
+        observer?(l * 7 + kind.rawValue, input, t, shape[1])
+        Scalar.gemm(
+          transposeA: false, transposeB: true, m: t, n: shape[0], k: shape[1], alpha: 1, a: input, lda: shape[1],
+          b: weight(kind), ldb: shape[1], beta: accumulate ? 1 : 0, c: output, ldc: shape[0])
+      }
+
+      // attention half: n₁ = RMSNorm(x), q,k,v projections, RoPE, causal GQA, o_proj into the residual
+      RMSNorm.forward(
+        x: x, gamma: block.inputNorm.constant, rows: t, n: d, epsilon: c.rmsEps, y: a.inputNormed.pointer,
+        inverseRMS: a.inputInverseRMS.pointer)
+      linear(.q, a.inputNormed.constant, a.q.pointer)
+      linear(.k, a.inputNormed.constant, a.k.pointer)
+      linear(.v, a.inputNormed.constant, a.v.pointer)
+      cache.rope.apply(a.q.pointer, rows: t, heads: c.heads)
+      cache.rope.apply(a.k.pointer, rows: t, heads: c.kvHeads)
+      CausalAttention.forward(
+        q: a.q.constant, k: a.k.constant, v: a.v.constant, tokens: t, heads: c.heads, kvHeads: c.kvHeads,
+        headDim: c.headDim, probabilities: a.probabilities.pointer, output: a.attention.pointer)
+      a.middle.pointer.update(from: x, count: t * d)
+      linear(.o, a.attention.constant, a.middle.pointer, accumulate: true)
+
+      // MLP half: n₂ = RMSNorm(x_mid), h = silu(n₂W_gᵀ) ⊙ n₂W_uᵀ, x_next = x_mid + h W_dᵀ
+      RMSNorm.forward(
+        x: a.middle.constant, gamma: block.postNorm.constant, rows: t, n: d, epsilon: c.rmsEps,
+        y: a.postNormed.pointer, inverseRMS: a.postInverseRMS.pointer)
+      linear(.gate, a.postNormed.constant, a.gate.pointer)
+      linear(.up, a.postNormed.constant, a.up.pointer)
+      SwiGLU.forward(gate: a.gate.constant, up: a.up.constant, count: t * f, output: a.hidden.pointer)
+      next.update(from: a.middle.constant, count: t * d)
+      linear(.down, a.hidden.constant, next, accumulate: true)
+    }
+
+    // final norm, LM head on the T − 1 positions that predict a token, softmax cross-entropy
+    RMSNorm.forward(
+      x: cache.residual(c.layers).constant, gamma: finalNorm.constant, rows: t, n: d, epsilon: c.rmsEps,
+      y: cache.finalNormed.pointer, inverseRMS: cache.finalInverseRMS.pointer)
+    Scalar.gemm(
+      transposeA: false, transposeB: true, m: t - 1, n: c.vocab, k: d, alpha: 1, a: cache.finalNormed.constant,
+      lda: d, b: lmHead.constant, ldb: d, beta: 0, c: cache.probabilities.pointer, ldc: c.vocab)
+    logitsObserver?(cache.probabilities.constant)
+    cache.nll = CrossEntropy.forward(
+      logits: cache.probabilities.pointer, targets: tokens[1...], rows: t - 1, vocab: c.vocab)
+    return cache
+  }
+}

@@ -1,0 +1,141 @@
+/// A llama-family decoder held in memory for measurement: forward pass, hand-written backward pass and
+/// Hessian-vector products of the mean next-token NLL, in `Float` (real models) or `Double` (checks).
+///
+/// Architecture (HF `LlamaForCausalLM`): token embedding → `layers` × [RMSNorm → GQA causal attention with
+/// rotate-half RoPE → residual → RMSNorm → SwiGLU MLP → residual] → RMSNorm → LM head (tied or untied).
+/// All matrix products go through OpenBLAS (`EngineScalar.gemm`).
+///
+/// Names: tensors by HF name (`model.layers.0.self_attn.q_proj.weight`), layers by module path
+/// (`model.layers.0.self_attn.q_proj`); see `LinearLayer`.
+///
+/// Not thread-safe: one pass at a time per instance (passes share the activation workspace).
+///
+/// Memory: the weights are copied once into the model (540 MB for SmolLM2 in Float); callers may drop their
+/// copy. No pass copies a weight; the forward pass keeps one set of activations per window (see `ForwardCache`).
+public final class LlamaModel<Scalar: EngineScalar> {
+  public typealias Configuration = LlamaConfiguration
+  public typealias Weights = [String: WeightTensor<Scalar>]
+
+  /// Hyper-parameters.
+  public let configuration: Configuration
+  /// The 7 · `layers` linear layers, block by block in forward order (q, k, v, o, gate, up, down).
+  public let linearLayers: [LinearLayer]
+
+  /// Every tensor by HF name (for a tied model the LM head is the embedding buffer).
+  let tensors: [String: Buffer<Scalar>]
+  let blocks: [Block<Scalar>]
+  let embedding: Buffer<Scalar>
+  let finalNorm: Buffer<Scalar>
+  let lmHead: Buffer<Scalar>
+  /// Activation buffers of the last window, reused by the next pass of the same length and kind so that repeated
+  /// passes (Hutchinson probes, gradient steps) do not page-fault hundreds of MB of fresh memory each time.
+  var workspace: [ForwardCache<Scalar>] = []
+  /// ‖W‖² per tensor for the HVP step, computed on first use and dropped by `replaceWeight`.
+  var squaredNorms: [String: Double] = [:]
+
+  /// Validates and copies `weights`.
+  /// - Parameters:
+  ///   - configuration: sizes; checked with `Configuration.validate()`.
+  ///   - weights: at least every tensor in `configuration.expectedTensors`, with exactly that shape. Other names
+  ///     (e.g. `rotary_emb.inv_freq`) are ignored.
+  /// - Throws: `EngineError` `.badConfiguration`, `.missingTensor` or `.shapeMismatch` naming the tensor and both
+  ///   shapes.
+  public init(configuration: Configuration, weights: Weights) throws(EngineError) {
+    try configuration.validate()
+    var tensors: [String: Buffer<Scalar>] = [:]
+    for (name, shape) in configuration.expectedTensors {
+      guard let w = weights[name] else {
+        throw EngineError(.missingTensor, "tensor '\(name)' (shape \(shape)) is missing")
+      }
+      guard w.shape == shape else {
+        throw EngineError(.shapeMismatch, "tensor '\(name)' has shape \(w.shape), expected \(shape)")
+      }
+      guard w.values.count == shape.reduce(1, *) else {
+        throw EngineError(.shapeMismatch, "tensor '\(name)' has \(w.values.count) values, shape \(shape) needs \(shape.reduce(1, *))")
+      }
+      tensors[name] = Buffer(w.values)
+    }
+    if configuration.tied { tensors["lm_head.weight"] = nil }
+    self.configuration = configuration
+    embedding = tensors["model.embed_tokens.weight"]!
+    finalNorm = tensors["model.norm.weight"]!
+    lmHead = configuration.tied ? embedding : tensors["lm_head.weight"]!
+    var blocks: [Block<Scalar>] = []
+    var linear: [LinearLayer] = []
+    for l in 0..<configuration.layers {
+      let p = "model.layers.\(l)."
+      var weights: [Buffer<Scalar>] = []
+      for (suffix, shape) in configuration.linearShapes {
+        weights.append(tensors[p + suffix + ".weight"]!)
+        linear.append(LinearLayer(name: p + suffix, block: l, outFeatures: shape[0], inFeatures: shape[1]))
+      }
+      blocks.append(
+        Block(
+          inputNorm: tensors[p + "input_layernorm.weight"]!, postNorm: tensors[p + "post_attention_layernorm.weight"]!,
+          linear: weights, linearNames: configuration.linearShapes.map { p + $0.0 + ".weight" },
+          inputNormName: p + "input_layernorm.weight", postNormName: p + "post_attention_layernorm.weight"))
+    }
+    self.tensors = tensors
+    self.blocks = blocks
+    self.linearLayers = linear
+  }
+
+  /// Tensor names of all linear weights (`linearLayers.map(\.weightName)`), the domain of the Hessian.
+  public var linearWeightNames: [String] { linearLayers.map(\.weightName) }
+
+  /// A copy of the tensor's current values.
+  /// - Throws: `EngineError.unknownTensor` if the model has no such tensor.
+  public func weight(named name: String) throws(EngineError) -> [Scalar] {
+    guard let b = tensors[name] else { throw EngineError(.unknownTensor, "no tensor '\(name)' in this model") }
+    return b.array
+  }
+
+  /// Swaps a tensor's values in place, e.g. for a quantized-then-dequantized weight. Later passes use the new
+  /// values; nothing else changes. For a tied model, replacing `model.embed_tokens.weight` changes the LM head too.
+  /// - Throws: `EngineError.unknownTensor` for an unknown name, `.shapeMismatch` if the count differs.
+  public func replaceWeight(name: String, with values: [Scalar]) throws(EngineError) {
+    guard let b = tensors[name] else { throw EngineError(.unknownTensor, "no tensor '\(name)' in this model") }
+    guard values.count == b.count else {
+      throw EngineError(.shapeMismatch, "replacement for '\(name)' has \(values.count) values, tensor has \(b.count)")
+    }
+    b.copy(from: values)
+    squaredNorms[name] = nil
+  }
+
+  /// ‖W‖² of a tensor, summed in Double (cached).
+  func squaredNorm(of name: String) -> Double {
+    if let cached = squaredNorms[name] { return cached }
+    let w = tensors[name]!
+    var sum = 0.0
+    for i in 0..<w.count { sum += Double(w.pointer[i]) * Double(w.pointer[i]) }
+    squaredNorms[name] = sum
+    return sum
+  }
+
+  /// Frees the activation buffers kept between passes (~0.8 GB after a 512-token gradient on SmolLM2).
+  public func releaseWorkspace() { workspace.removeAll() }
+
+  /// Checks a window: at least 2 tokens (one prediction), every id in `0..<vocab`.
+  func validate(tokens: [Int]) throws(EngineError) {
+    guard tokens.count >= 2 else { throw EngineError(.badTokens, "need at least 2 tokens, got \(tokens.count)") }
+    if let bad = tokens.firstIndex(where: { $0 < 0 || $0 >= configuration.vocab }) {
+      throw EngineError(.badTokens, "token \(tokens[bad]) at position \(bad) outside vocabulary 0..<\(configuration.vocab)")
+    }
+  }
+}
+
+/// The parameters of one decoder block, by reference into `LlamaModel.tensors`.
+struct Block<Scalar: EngineScalar> {
+  let inputNorm: Buffer<Scalar>
+  let postNorm: Buffer<Scalar>
+  /// q, k, v, o, gate, up, down (`LinearKind` order).
+  let linear: [Buffer<Scalar>]
+  let linearNames: [String]
+  let inputNormName: String
+  let postNormName: String
+}
+
+/// Index of a block's linear layer in `Block.linear` (forward order).
+enum LinearKind: Int, CaseIterable {
+  case q, k, v, o, gate, up, down
+}

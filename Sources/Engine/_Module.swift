@@ -1,1 +1,0 @@
-// Module Engine: see README.md beside this file.

@@ -1,0 +1,72 @@
+import CBLAS
+
+/// GEMMs with explicit leading dimensions, in single and double precision.
+///
+/// Same convention as `BLAS.sgemm`: row-major, `C[m,n] = alpha·op(A)[m,k]·op(B)[k,n] + beta·C[m,n]`, but each matrix
+/// may be a sub-block of a wider row-major array: row `i` of `A` starts at `a + i·lda` (for `A` as stored, i.e.
+/// `[m,k]`, or `[k,m]` when `transposeA`). This lets attention read one head's `[T, headDim]` slice of a
+/// `[T, heads·headDim]` activation in place, without copying it out.
+extension BLAS {
+  /// Single-precision GEMM on strided sub-blocks (OpenBLAS `cblas_sgemm`).
+  /// - Precondition: `lda`, `ldb`, `ldc` are at least the stored row lengths.
+  /// - Complexity: O(m·n·k).
+  public static func sgemm(
+    transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int,
+    alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+    beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+  ) {
+    if m == 0 || n == 0 { return }
+    checkLeadingDimensions(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc)
+    cblas_sgemm(
+      CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+      Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+  }
+
+  /// Double-precision GEMM on strided sub-blocks (OpenBLAS `cblas_dgemm`).
+  /// - Complexity: O(m·n·k).
+  public static func dgemm(
+    transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int,
+    alpha: Double = 1, a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
+    beta: Double = 0, c: UnsafeMutablePointer<Double>, ldc: Int
+  ) {
+    if m == 0 || n == 0 { return }
+    checkLeadingDimensions(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc)
+    cblas_dgemm(
+      CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+      Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+  }
+
+  /// Reference for both strided GEMMs: three loops, Double accumulation. Slow and obviously right.
+  /// `beta == 0` overwrites `C` without reading it (BLAS semantics: NaNs in `C` do not propagate).
+  public static func gemmReference<S: BinaryFloatingPoint>(
+    transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int,
+    alpha: S = 1, a: UnsafePointer<S>, lda: Int, b: UnsafePointer<S>, ldb: Int,
+    beta: S = 0, c: UnsafeMutablePointer<S>, ldc: Int
+  ) {
+    for i in 0..<m {
+      for j in 0..<n {
+        var sum = 0.0
+        for p in 0..<k {
+          // A: [m,k] with row stride lda, or [k,m] when transposed; B likewise with [k,n] / [n,k].
+          let av = transposeA ? a[p * lda + i] : a[i * lda + p]
+          let bv = transposeB ? b[j * ldb + p] : b[p * ldb + j]
+          sum += Double(av) * Double(bv)
+        }
+        let old = beta == 0 ? 0 : Double(beta) * Double(c[i * ldc + j])
+        c[i * ldc + j] = S(Double(alpha) * sum + old)
+      }
+    }
+  }
+
+  private static func checkLeadingDimensions(
+    transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, lda: Int, ldb: Int, ldc: Int
+  ) {
+    let (rowA, rowB) = (transposeA ? m : k, transposeB ? k : n)
+    precondition(
+      lda >= max(rowA, 1) && ldb >= max(rowB, 1) && ldc >= max(n, 1),
+      "leading dimensions lda=\(lda) ldb=\(ldb) ldc=\(ldc) too small for m=\(m) n=\(n) k=\(k)")
+    precondition(
+      m < Int(Int32.max) && n < Int(Int32.max) && k < Int(Int32.max) && lda < Int(Int32.max)
+        && ldb < Int(Int32.max) && ldc < Int(Int32.max), "GEMM dimension exceeds Int32 range")
+  }
+}

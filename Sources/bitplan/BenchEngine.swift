@@ -1,0 +1,157 @@
+import ArgumentParser
+import Engine
+import Foundation
+import ModelIO
+import TensorCore
+
+/// `bitplan bench engine`: tokens/s of the fp32 engine on SmolLM2 (forward; forward + backward; one HVP) at 512
+/// and 128 tokens, peak RSS, and this machine's fp32 GEMM GFLOP/s beside them. Compare with
+/// `scripts/bench_torch.py` (PyTorch CPU, same steps, same threads).
+struct BenchEngine: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "engine",
+    abstract: "Time forward, forward+backward and one Hessian-vector product on a real model.")
+
+  @Option(help: "Model: a .gguf file or a Hugging Face folder.")
+  var model: String = ProcessInfo.processInfo.environment["BITPLAN_MODEL"] ?? ""
+  @Option(help: "Token ids, one per line ('#' comments); default: the P&P window.")
+  var ids: String = "../shared/data/pp-window-ids.txt"
+  @Option(help: "Window lengths to time.") var tokens: [Int] = [512, 128]
+  @Option(help: "OpenBLAS threads.") var threads = 2
+  @Option(help: "Repetitions per step (best time is reported).") var repeats = 2
+  @Flag(help: "Machine-readable output on stdout.") var json = false
+
+  func validate() throws {
+    guard !model.isEmpty else { throw ValidationError("--model is required (or set BITPLAN_MODEL)") }
+    guard tokens.allSatisfy({ $0 >= 2 }), repeats >= 1, threads >= 1 else {
+      throw ValidationError("--tokens must be ≥ 2, --repeats and --threads ≥ 1")
+    }
+  }
+
+  func run() throws {
+    BLAS.setThreads(threads)
+    let gemm = Self.gemmGFLOPS(m: 512, n: 1536, k: 576, repeats: 5)
+    let llama = try LlamaModel<Float>.load(model)
+    let window = try Self.window(ids: ids, vocab: llama.configuration.vocab, count: tokens.max()!)
+    let allTensors = Set(llama.configuration.expectedTensors.map(\.name))
+    var rows: [[String: Any]] = []
+    for t in tokens {
+      let ids = Array(window.prefix(t))
+      var rng = SplitMix64(seed: 1)
+      let probe = Dictionary(uniqueKeysWithValues: llama.linearLayers.map { layer in
+        (layer.weightName, (0..<layer.parameterCount).map { _ in rng.next() & 1 == 0 ? Float(-1) : 1 })
+      })
+      var loss = 0.0
+      let forward = try best { loss = try llama.meanNLL(tokens: ids) }
+      let backward = try best { _ = try llama.gradients(tokens: ids, of: allTensors) }
+      let hvp = try best { _ = try llama.hessianVectorProduct(tokens: ids, vector: probe) }
+      let forms = try best { _ = try llama.hessianQuadraticForms(tokens: ids, vector: probe) }
+      let base = try llama.gradients(tokens: ids, of: Set(llama.linearWeightNames)).gradients
+      let oneSided = try best { _ = try llama.hessianVectorProduct(tokens: ids, vector: probe, baseGradient: base) }
+      rows.append([
+        "tokens": t, "mean_nll": loss, "forward_s": forward, "forward_backward_s": backward, "hvp_s": hvp,
+        "forward_tok_s": Double(t) / forward, "forward_backward_tok_s": Double(t) / backward,
+        "hvp_tok_s": Double(t) / hvp, "hvp_one_sided_s": oneSided, "hvp_one_sided_tok_s": Double(t) / oneSided,
+        "quadratic_forms_s": forms, "quadratic_forms_tok_s": Double(t) / forms,
+      ])
+    }
+    let peakRSS = Self.peakRSSBytes()
+    if json {
+      let object: [String: Any] = [
+        "model": model, "threads": threads, "gemm_512x1536x576_gflops": gemm, "peak_rss_bytes": peakRSS,
+        "windows": rows,
+      ]
+      let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+      print(String(decoding: data, as: UTF8.self))
+      return
+    }
+    print("sgemm 512x1536x576 (\(threads) threads): \(Self.fixed(gemm, 1)) GFLOP/s")
+    for r in rows {
+      let t = r["tokens"] as! Int
+      print(
+        "T=\(t): mean NLL \(Self.fixed(r["mean_nll"] as! Double, 5))  forward \(Self.fixed(r["forward_tok_s"] as! Double, 1)) tok/s"
+          + " (\(Self.fixed(r["forward_s"] as! Double, 3)) s)  fwd+bwd \(Self.fixed(r["forward_backward_tok_s"] as! Double, 1)) tok/s"
+          + " (\(Self.fixed(r["forward_backward_s"] as! Double, 3)) s)  HVP \(Self.fixed(r["hvp_tok_s"] as! Double, 1)) tok/s"
+          + " (\(Self.fixed(r["hvp_s"] as! Double, 3)) s)  one-sided HVP \(Self.fixed(r["hvp_one_sided_tok_s"] as! Double, 1)) tok/s"
+          + " (\(Self.fixed(r["hvp_one_sided_s"] as! Double, 3)) s)  vᵀHv per layer \(Self.fixed(r["quadratic_forms_tok_s"] as! Double, 1)) tok/s"
+          + " (\(Self.fixed(r["quadratic_forms_s"] as! Double, 3)) s)")
+    }
+    print("peak RSS \(Self.fixed(Double(peakRSS) / 1_048_576, 1)) MiB (model weights included)")
+  }
+
+  /// Best wall time of `repeats` runs, in seconds.
+  private func best(_ body: () throws -> Void) throws -> Double {
+    let clock = ContinuousClock()
+    var times: [Double] = []
+    for _ in 0..<repeats {
+      let d = try clock.measure(body)
+      times.append(Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18)
+    }
+    return times.min()!
+  }
+
+  /// 2mnk / best time of a row-major sgemm with seeded inputs.
+  static func gemmGFLOPS(m: Int, n: Int, k: Int, repeats: Int) -> Double {
+    var rng = SplitMix64(seed: 7)
+    let a = (0..<(m * k)).map { _ in Float(rng.next() % 1000) / 1000 }, b = (0..<(k * n)).map { _ in Float(rng.next() % 1000) / 1000 }
+    var c = [Float](repeating: 0, count: m * n)
+    let clock = ContinuousClock()
+    var bestSeconds = Double.infinity
+    for _ in 0..<(repeats + 1) {
+      let d = c.withUnsafeMutableBufferPointer { cp in
+        clock.measure { BLAS.sgemm(m: m, n: n, k: k, a: a, b: b, c: cp.baseAddress!) }
+      }
+      bestSeconds = min(bestSeconds, Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18)
+    }
+    return 2 * Double(m * n * k) / bestSeconds / 1e9
+  }
+
+  /// ru_maxrss (KiB on Linux) in bytes.
+  static func peakRSSBytes() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return usage.ru_maxrss * 1024
+  }
+
+  /// The ids file's first `count` tokens, or seeded ids when the file is absent.
+  static func window(ids path: String, vocab: Int, count: Int) throws -> [Int] {
+    if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+      let ids = text.split(separator: "\n").filter { !$0.hasPrefix("#") }.compactMap { Int($0) }
+      if ids.count >= count { return ids }
+    }
+    var rng = SplitMix64(seed: 3)
+    return [1] + (1..<count).map { _ in Int(rng.next() % UInt64(vocab)) }
+  }
+
+  static func fixed(_ x: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", x) }
+}
+
+/// Seeded generator for the HVP probe (same algorithm as Tests/_TestSupport's SplitMix64).
+private struct SplitMix64: RandomNumberGenerator {
+  var state: UInt64
+  init(seed: UInt64) { state = seed }
+  mutating func next() -> UInt64 {
+    state &+= 0x9E37_79B9_7F4A_7C15
+    var z = state
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+  }
+}
+
+extension LlamaModel where Scalar == Float {
+  /// The engine's Float model from a `.gguf` file or an HF folder: ModelIO reads and dequantizes each tensor under
+  /// its HF name (GGUF q/k rows un-permuted to rotate-half order), the engine validates the shapes.
+  /// - Throws: `ModelIOError` from reading, `EngineError` from validation.
+  static func load(_ path: String) throws -> LlamaModel<Float> {
+    let file = try ModelFile(path: path)
+    let c = try file.llamaConfig()
+    let configuration = LlamaConfiguration(
+      hidden: c.hiddenSize, intermediate: c.intermediateSize, layers: c.layerCount, heads: c.headCount,
+      kvHeads: c.kvHeadCount, headDim: c.headDim, vocab: c.vocabSize, rmsEps: Double(c.rmsNormEpsilon),
+      ropeTheta: Double(c.ropeTheta), tied: c.tieWordEmbeddings)
+    var weights: [String: WeightTensor<Float>] = [:]
+    for (name, _) in configuration.expectedTensors { weights[name] = WeightTensor(try file.tensor(named: name)) }
+    return try LlamaModel(configuration: configuration, weights: weights)
+  }
+}

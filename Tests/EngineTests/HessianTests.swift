@@ -1,0 +1,186 @@
+import Engine
+import _TestSupport
+import Testing
+
+/// Hessian-vector products against the exact Hessian of the tiny model over all 1,344 linear weights.
+///
+/// The exact Hessian is built column by column in Double from the analytic gradient (itself checked against
+/// finite differences in `ModelGradientTests`) with the five-point stencil
+///   H e_j = (−g(w + 2h e_j) + 8 g(w + h e_j) − 8 g(w − h e_j) + g(w − 2h e_j)) / 12h,
+/// whose truncation error is h⁴/30 · |g⁽⁵⁾| and rounding ≈ 1.5 u |g| / h. With h = 1e-3 both are below 1e-12
+/// for this O(1) model: "exact" to ~1e-11, four orders below the tightest tolerance used against it.
+@Suite(.serialized) struct HessianTests {
+  /// Linear weights in model order and the flat Hessian H[i·n + j].
+  struct Exact {
+    let names: [String]
+    let counts: [Int]
+    let matrix: [Double]
+    var size: Int { counts.reduce(0, +) }
+
+    func times(_ v: [Double]) -> [Double] {
+      (0..<size).map { i in (0..<size).reduce(0.0) { $0 + matrix[i * size + $1] * v[$1] } }
+    }
+  }
+
+  static let stencilStep = 1e-3
+
+  /// Built once: 4 gradients per column, ~5,400 tiny gradient passes.
+  static let exact: Exact = {
+    let model: LlamaModel<Double> = try! TinyModel.model(tied: true)
+    let names = model.linearWeightNames
+    let counts = model.linearLayers.map(\.parameterCount)
+    let n = counts.reduce(0, +)
+    var matrix = [Double](repeating: 0, count: n * n)
+    var column = 0
+    for name in names {
+      let w = try! model.weight(named: name)
+      for j in w.indices {
+        var g: [[Double]] = []
+        for k in [2.0, 1, -1, -2] {
+          var shifted = w
+          shifted[j] += k * stencilStep
+          try! model.replaceWeight(name: name, with: shifted)
+          let grads = try! model.gradients(tokens: TinyModel.tokens, of: Set(names)).gradients
+          g.append(names.flatMap { grads[$0]! })
+        }
+        for i in 0..<n { matrix[i * n + column] = (-g[0][i] + 8 * g[1][i] - 8 * g[2][i] + g[3][i]) / (12 * stencilStep) }
+        column += 1
+      }
+      try! model.replaceWeight(name: name, with: w)
+    }
+    return Exact(names: names, counts: counts, matrix: matrix)
+  }()
+
+  /// Splits a flat vector into per-weight arrays and back.
+  static func split<S: EngineScalar>(_ flat: [Double], as _: S.Type = S.self) -> [String: [S]] {
+    var result: [String: [S]] = [:], offset = 0
+    for (name, count) in zip(exact.names, exact.counts) {
+      result[name] = flat[offset..<offset + count].map { S($0) }
+      offset += count
+    }
+    return result
+  }
+  static func flatten<S: EngineScalar>(_ parts: [String: [S]]) -> [Double] {
+    exact.names.flatMap { parts[$0]!.map(Double.init) }
+  }
+  static func relativeError(_ a: [Double], _ b: [Double]) -> Double {
+    let diff = zip(a, b).reduce(0.0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }
+    return (diff / b.reduce(0.0) { $0 + $1 * $1 }).squareRoot()
+  }
+  static func dot(_ a: [Double], _ b: [Double]) -> Double { zip(a, b).reduce(0.0) { $0 + $1.0 * $1.1 } }
+
+  @Test func exactHessianIsSymmetric() {
+    let (h, n) = (Self.exact.matrix, Self.exact.size)
+    let scale = h.map(abs).max()!
+    var worst = 0.0
+    for i in 0..<n { for j in 0..<i { worst = max(worst, abs(h[i * n + j] - h[j * n + i])) } }
+    #expect(n == 1344 && scale > 0.1)
+    #expect(worst <= 1e-9 * scale, "asymmetry \(worst) vs scale \(scale)")
+  }
+
+  /// Double: with κ = u^(1/3)/4 = 1.2e-6 the truncation term is κ²·C₃ with C₃ ≈ 50 on this model (measured: the
+  /// error is 4.8e-5 at κ = 1e-3 and scales as κ²), ≈ 7e-11, and rounding u·C/κ ≈ 1e-10: bound 1e-7, measured ~1e-10.
+  static let doubleTolerance = 1e-7
+
+  /// Float: κ = u^(1/3)/4 = 9.7e-4 gives truncation ≈ 50·κ² ≈ 5e-5 and rounding ≈ C·u/κ with the gradient's
+  /// rounding constant C ≲ 500 (depth × cancellation), ≈ 3e-5: bound 1e-3, measured ~6e-5.
+  static let floatTolerance = 1e-3
+
+  @Test(arguments: [11, 12, 13] as [UInt64])
+  func doubleHVPMatchesExactHessian(seed: UInt64) throws {
+    let model: LlamaModel<Double> = try TinyModel.model(tied: true)
+    let v = randomDoubles(Self.exact.size, seed: seed)
+    let hv = Self.flatten(try model.hessianVectorProduct(tokens: TinyModel.tokens, vector: Self.split(v, as: Double.self)))
+    let error = Self.relativeError(hv, Self.exact.times(v))
+    print("Double HVP relative error (seed \(seed)): \(error)")
+    #expect(error <= Self.doubleTolerance)
+  }
+
+  @Test(arguments: [11, 12, 13] as [UInt64])
+  func floatHVPMatchesExactHessian(seed: UInt64) throws {
+    let model: LlamaModel<Float> = try TinyModel.model(tied: true)
+    let v = randomDoubles(Self.exact.size, seed: seed).map { $0 < 0 ? -1.0 : 1.0 }  // Rademacher, as Hutchinson uses
+    let hv = Self.flatten(try model.hessianVectorProduct(tokens: TinyModel.tokens, vector: Self.split(v, as: Float.self)))
+    let error = Self.relativeError(hv, Self.exact.times(v))
+    print("Float HVP relative error (seed \(seed)): \(error)")
+    #expect(error <= Self.floatTolerance)
+  }
+
+  /// One-sided variant against a base gradient: first-order truncation κ·C₂ plus rounding u·C/κ at κ = √u.
+  /// Double (κ = 1.5e-8): both ~1.5e-8·C with C ≈ 5 → bound 1e-6 (measured 5e-8). Float (κ = 2.4e-4):
+  /// ~2.4e-4·C → bound 1e-2 (measured 1e-3).
+  static let oneSidedTolerance = (double: 1e-6, float: 1e-2)
+
+  @Test func oneSidedHVPMatchesExactHessian() throws {
+    let v = randomDoubles(Self.exact.size, seed: 41).map { $0 < 0 ? -1.0 : 1.0 }
+    let want = Self.exact.times(v)
+    func error<S: EngineScalar>(_ model: LlamaModel<S>) throws -> Double {
+      let base = try model.gradients(tokens: TinyModel.tokens, of: Set(model.linearWeightNames)).gradients
+      let before = base
+      let hv = try model.hessianVectorProduct(tokens: TinyModel.tokens, vector: Self.split(v, as: S.self), baseGradient: base)
+      #expect(base == before, "the caller's base gradient must not change")
+      return Self.relativeError(Self.flatten(hv), want)
+    }
+    let (d, f) = (try error(try TinyModel.model(tied: true, as: Double.self)), try error(try TinyModel.model(tied: true, as: Float.self)))
+    print("one-sided HVP relative error: Double \(d), Float \(f)")
+    #expect(d <= Self.oneSidedTolerance.double)
+    #expect(f <= Self.oneSidedTolerance.float)
+  }
+
+  /// Per-layer quadratic forms vᵀ_W (Hv)_W against the exact Hessian's blocks; they sum to vᵀHv. Each block's error
+  /// is at most the HVP's relative error times ‖v_W‖‖(Hv)_W‖ (Cauchy–Schwarz), so the bound is the HVP tolerance
+  /// on that scale.
+  @Test func quadraticFormsMatchExactHessian() throws {
+    let v = randomDoubles(Self.exact.size, seed: 51).map { $0 < 0 ? -1.0 : 1.0 }
+    let hv = Self.split(Self.exact.times(v), as: Double.self), parts = Self.split(v, as: Double.self)
+    func check<S: EngineScalar>(_ model: LlamaModel<S>, tolerance: Double) throws {
+      let forms = try model.hessianQuadraticForms(tokens: TinyModel.tokens, vector: Self.split(v, as: S.self))
+      #expect(Set(forms.keys) == Set(Self.exact.names))
+      for name in Self.exact.names {
+        let want = Self.dot(parts[name]!, hv[name]!)
+        let scale = Self.dot(parts[name]!, parts[name]!).squareRoot() * Self.dot(hv[name]!, hv[name]!).squareRoot()
+        #expect(abs(forms[name]! - want) <= tolerance * scale, "\(S.self) \(name): \(forms[name]!) vs \(want)")
+      }
+    }
+    try check(try TinyModel.model(tied: true, as: Double.self), tolerance: Self.doubleTolerance)
+    try check(try TinyModel.model(tied: true, as: Float.self), tolerance: Self.floatTolerance)
+  }
+
+  /// uᵀ(Hv) = vᵀ(Hu): each side carries the HVP's relative error, so the bound is the same tolerance relative to
+  /// ‖u‖‖Hv‖ (Cauchy–Schwarz).
+  @Test func symmetry() throws {
+    let u = randomDoubles(Self.exact.size, seed: 21), v = randomDoubles(Self.exact.size, seed: 22)
+    let double: LlamaModel<Double> = try TinyModel.model(tied: true)
+    let float: LlamaModel<Float> = try TinyModel.model(tied: true)
+    func sides<S: EngineScalar>(_ model: LlamaModel<S>) throws -> (Double, Double, Double) {
+      let hv = Self.flatten(try model.hessianVectorProduct(tokens: TinyModel.tokens, vector: Self.split(v, as: S.self)))
+      let hu = Self.flatten(try model.hessianVectorProduct(tokens: TinyModel.tokens, vector: Self.split(u, as: S.self)))
+      let norm = { (x: [Double]) in Self.dot(x, x).squareRoot() }
+      return (Self.dot(u, hv), Self.dot(v, hu), norm(u) * norm(hv))
+    }
+    let (ud, vd, scaleD) = try sides(double)
+    let (uf, vf, scaleF) = try sides(float)
+    print("symmetry Double \(ud) vs \(vd); Float \(uf) vs \(vf)")
+    #expect(abs(ud - vd) <= Self.doubleTolerance * scaleD)
+    #expect(abs(uf - vf) <= Self.floatTolerance * scaleF)
+  }
+
+  /// A direction in one weight only, and a subset of outputs: the matching block of H, and nothing else returned.
+  @Test func partialDirectionAndOutputs() throws {
+    let model: LlamaModel<Double> = try TinyModel.model(tied: true)
+    let name = "model.layers.0.self_attn.k_proj.weight", out = "model.layers.1.mlp.down_proj.weight"
+    var flat = [Double](repeating: 0, count: Self.exact.size)
+    let offset = Self.exact.counts[..<Self.exact.names.firstIndex(of: name)!].reduce(0, +)
+    let local = randomDoubles(64, seed: 31)
+    flat.replaceSubrange(offset..<offset + 64, with: local)
+    let before = try model.weight(named: name)
+    let result = try model.hessianVectorProduct(tokens: TinyModel.tokens, vector: [name: local], of: [out])
+    #expect(Array(result.keys) == [out])
+    let want = Self.split(Self.exact.times(flat), as: Double.self)[out]!
+    #expect(Self.relativeError(result[out]!, want) <= Self.doubleTolerance)
+    #expect(try model.weight(named: name) == before, "HVP must leave the weights bit-for-bit unchanged")
+    #expect(throws: EngineError.self) {
+      try model.hessianVectorProduct(tokens: TinyModel.tokens, vector: ["model.norm.weight": [0]])
+    }
+  }
+}

