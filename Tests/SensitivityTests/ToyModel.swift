@@ -116,14 +116,6 @@ func toyProvenance(seed: UInt64 = 7, probes: Int = 24, audit: Int = 5, eigen: In
     created: "2026-11-24T00:00:00Z")
 }
 
-/// A fresh folder under the temporary directory for one test.
-func temporaryFolder(_ name: String) -> String {
-  let folder = FileManager.default.temporaryDirectory.appendingPathComponent("bitplan-sens-\(getpid())-\(name)").path
-  try? FileManager.default.removeItem(atPath: folder)
-  try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-  return folder
-}
-
 /// The run as sorted JSON, NaN spelled out, `created` cleared: equal JSON means bit-identical numbers (Double
 /// encodes as the shortest round-tripping decimal).
 func canonicalJSON(_ run: MeasuredRun) throws -> String {

@@ -56,19 +56,26 @@ public struct SHA256: Sendable {
   }
 
   /// Lower-case hex SHA-256 of the file at `path`, read in 1 MiB chunks.
-  /// - Throws: `.io` when the file cannot be opened or read.
-  public static func hexDigest(fileAt path: String) throws(SensitivityError) -> String {
+  /// - Throws: `FileError` naming the file when it cannot be opened or read.
+  public static func hexDigest(fileAt path: String) throws(FileError) -> String {
     guard let handle = FileHandle(forReadingAtPath: path) else {
-      throw SensitivityError(.io, "cannot open '\(path)' to compute its SHA-256", path: path)
+      throw FileError(path: path, message: "cannot open it to compute its SHA-256")
     }
     defer { try? handle.close() }
     var h = SHA256()
     do {
       while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { h.update(chunk) }
     } catch {
-      throw SensitivityError(.io, "reading '\(path)': \(error)", path: path)
+      throw FileError(path: path, message: "cannot read it: \(error)")
     }
     return h.hexDigest()
+  }
+
+  /// A file that could not be hashed.
+  public struct FileError: Error, CustomStringConvertible, Sendable {
+    public var path: String
+    public var message: String
+    public var description: String { "io: \(message) (\(path))" }
   }
 
   /// One 64-byte block at `offset` of `block` (FIPS 180-4 §6.2.2).

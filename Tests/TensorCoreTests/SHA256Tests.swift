@@ -1,5 +1,5 @@
 import Foundation
-import Sensitivity
+import TensorCore
 import Testing
 import _TestSupport
 
@@ -42,6 +42,6 @@ import _TestSupport
     defer { try? FileManager.default.removeItem(atPath: folder) }
     try Data(bytes).write(to: URL(fileURLWithPath: folder + "/calib.txt"))
     #expect(try SHA256.hexDigest(fileAt: folder + "/calib.txt") == want)
-    #expect { try SHA256.hexDigest(fileAt: folder + "/missing") } throws: { ($0 as? SensitivityError)?.code == .io }
+    #expect { try SHA256.hexDigest(fileAt: folder + "/missing") } throws: { ($0 as? SHA256.FileError)?.path == folder + "/missing" }
   }
 }
