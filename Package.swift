@@ -22,9 +22,9 @@ let package = Package(
     .target(name: "HDF5", dependencies: ["CHDF5"], exclude: ["README.md"]),
     // MARK: - Layers
     .target(name: "ModelIO", dependencies: ["TensorCore"]),
-    .target(name: "Quantization", dependencies: ["TensorCore"]),
+    .target(name: "Quantization", dependencies: ["TensorCore"], exclude: ["README.md"]),
     .target(name: "Engine", dependencies: ["TensorCore", "Quantization"]),
-    .target(name: "Sensitivity", dependencies: ["Engine", "Quantization", "HDF5", "TensorCore"]),
+    .target(name: "Sensitivity", dependencies: ["Engine", "Quantization", "HDF5", "TensorCore"], exclude: ["README.md"]),
     // MARK: - Command line
     .executableTarget(
       name: "bitplan",
@@ -37,7 +37,7 @@ let package = Package(
     .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "_TestSupport"]),
     .testTarget(name: "HDF5Tests", dependencies: ["HDF5", "_TestSupport"]),
     .testTarget(name: "ModelIOTests", dependencies: ["ModelIO", "_TestSupport"], resources: [.copy("Fixtures")]),
-    .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "_TestSupport"]),
+    .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "_TestSupport"], resources: [.copy("Fixtures")]),
     .testTarget(name: "EngineTests", dependencies: ["Engine", "ModelIO", "_TestSupport"]),
     .testTarget(name: "SensitivityTests", dependencies: ["Sensitivity", "HDF5", "_TestSupport"]),
     .testTarget(name: "AllocationTests", dependencies: ["Allocation", "_TestSupport"]),

@@ -6,7 +6,7 @@ import Foundation
 struct Bench: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "bench", abstract: "Throughput on this machine, with the reference beside it.",
-    subcommands: [BenchSolver.self, BenchEngine.self])
+    subcommands: [BenchKernels.self, BenchEngine.self, BenchSolver.self])
 }
 
 /// `bitplan bench solver`: times the exact Pareto frontier of a seeded, SmolLM2-shaped problem (30 blocks × 7 linear

@@ -1,0 +1,185 @@
+/// A candidate storage format for one weight matrix, named by the DESIGN.md grammar.
+///
+/// Grammar (case-insensitive on input, printed lower-case):
+/// ```
+/// format   := "f32" | "f16" | "bf16"
+///           | "int" BITS [ "-g" GROUP ] [ "-asym" | "-sym" ]     BITS in 2...8
+///           | "nf4" [ "-g" GROUP ] | "ternary" [ "-g" GROUP ]
+///           | "q4_0" | "q4_1" | "q5_0" | "q5_1" | "q8_0" | "q2_k" | "q3_k" | "q4_k" | "q5_k" | "q6_k"
+/// GROUP    := a multiple of 32 in 32...4096
+/// ```
+/// A name without `-gG` is **per-channel**: one group spans a whole row (the input dimension of an `[out, in]`
+/// weight), so `int8` is per-channel int8 as DESIGN.md says, and `int4` is per-channel int4. Symmetric is the
+/// default; `-asym` adds an 8-bit zero point per group. Groups and GGML blocks run along a row, so a format can take
+/// a `[rows, columns]` tensor only when its group or block size divides `columns` (`canQuantize(rows:columns:)`).
+///
+/// The byte layout of each scheme is documented on its codec: `IntegerCodec`, `NF4Codec`, `TernaryCodec`,
+/// `GGMLLegacyCodec`, `KQuantCodec`. Every row is stored independently, so a tensor is `rows` copies of one row layout.
+public struct QuantFormat: Hashable, Sendable, CustomStringConvertible, LosslessStringConvertible, Codable {
+  /// The family of a format.
+  public enum Scheme: Hashable, Sendable {
+    /// IEEE binary32, stored as is (the unquantized baseline).
+    case f32
+    /// IEEE binary16, round to nearest even.
+    case f16
+    /// bfloat16, round to nearest even.
+    case bf16
+    /// Uniform `bits`-bit integer codes with one f16 scale per group (and a zero point when asymmetric).
+    case integer(bits: Int)
+    /// 4-bit NormalFloat codebook (QLoRA) with one f16 absmax scale per group.
+    case nf4
+    /// Ternary codes {-1, 0, 1} with one f16 absmean scale per group (BitNet b1.58).
+    case ternary
+    /// A GGML block type, byte-identical to ggml.
+    case ggml(GGMLType)
+  }
+
+  /// The family.
+  public let scheme: Scheme
+  /// Weights per group along a row; `nil` means per-channel (one group per row). For GGML types, the block size.
+  public let groupSize: Int?
+  /// Symmetric (scale only) or asymmetric (scale + zero point / minimum).
+  public let symmetric: Bool
+
+  /// Group sizes accepted by the grammar.
+  public static let groupSizeRange = 32...4096
+
+  private init(scheme: Scheme, groupSize: Int?, symmetric: Bool) {
+    self.scheme = scheme
+    self.groupSize = groupSize
+    self.symmetric = symmetric
+  }
+
+  /// IEEE binary32.
+  public static let f32 = QuantFormat(scheme: .f32, groupSize: nil, symmetric: true)
+  /// IEEE binary16.
+  public static let f16 = QuantFormat(scheme: .f16, groupSize: nil, symmetric: true)
+  /// bfloat16.
+  public static let bf16 = QuantFormat(scheme: .bf16, groupSize: nil, symmetric: true)
+
+  /// Uniform integer format `int<bits>[-g<group>][-asym]`.
+  /// - Throws: `QuantizationError.badFormatName` when `bits` is outside 2...8 or `group` is not a multiple of 32 in
+  ///   `groupSizeRange`.
+  public static func integer(bits: Int, group: Int? = nil, symmetric: Bool = true) throws -> QuantFormat {
+    guard (2...8).contains(bits) else {
+      throw QuantizationError(.badFormatName, "int\(bits): integer formats take 2 to 8 bits")
+    }
+    try checkGroup(group, name: "int\(bits)")
+    return QuantFormat(scheme: .integer(bits: bits), groupSize: group, symmetric: symmetric)
+  }
+
+  /// NormalFloat-4 with one absmax scale per group (`nf4-g64`).
+  public static func nf4(group: Int? = nil) throws -> QuantFormat {
+    try checkGroup(group, name: "nf4")
+    return QuantFormat(scheme: .nf4, groupSize: group, symmetric: true)
+  }
+
+  /// Ternary with one absmean scale per group (`ternary-g64`).
+  public static func ternary(group: Int? = nil) throws -> QuantFormat {
+    try checkGroup(group, name: "ternary")
+    return QuantFormat(scheme: .ternary, groupSize: group, symmetric: true)
+  }
+
+  /// A GGML block type (`q4_0`, `q4_k`, ...).
+  public static func ggml(_ type: GGMLType) -> QuantFormat {
+    QuantFormat(scheme: .ggml(type), groupSize: type.blockSize, symmetric: !type.hasMinimum)
+  }
+
+  private static func checkGroup(_ group: Int?, name: String) throws {
+    guard let g = group else { return }
+    guard groupSizeRange.contains(g), g % 32 == 0 else {
+      throw QuantizationError(
+        .badFormatName, "\(name)-g\(g): group size must be a multiple of 32 in \(groupSizeRange), or omitted for per-channel")
+    }
+  }
+
+  /// Parses a name of the grammar above.
+  /// - Throws: `QuantizationError.badFormatName`, naming the part that did not parse.
+  public init(parsing name: String) throws {
+    let text = name.lowercased()
+    if let type = GGMLType.allCases.first(where: { $0.ggmlName.lowercased() == text }) {
+      self = .ggml(type)
+      return
+    }
+    switch text {
+    case "f32": self = .f32; return
+    case "f16": self = .f16; return
+    case "bf16": self = .bf16; return
+    default: break
+    }
+    var parts = text.split(separator: "-", omittingEmptySubsequences: false).map(String.init)
+    let head = parts.removeFirst()
+    var group: Int? = nil
+    var symmetric = true
+    var sawSymmetry = false
+    for part in parts {
+      if part.hasPrefix("g"), group == nil, !sawSymmetry, let g = Int(part.dropFirst()), String(g) == part.dropFirst() {
+        group = g
+      } else if (part == "asym" || part == "sym"), !sawSymmetry {
+        symmetric = part == "sym"
+        sawSymmetry = true
+      } else {
+        throw QuantizationError(.badFormatName, "'\(name)': unexpected '-\(part)'; expected -g<GROUP> then -asym")
+      }
+    }
+    if head.hasPrefix("int"), let bits = Int(head.dropFirst(3)), String(bits) == head.dropFirst(3) {
+      self = try .integer(bits: bits, group: group, symmetric: symmetric)
+    } else if head == "nf4", symmetric {
+      self = try .nf4(group: group)
+    } else if head == "ternary", symmetric {
+      self = try .ternary(group: group)
+    } else {
+      throw QuantizationError(
+        .badFormatName,
+        "'\(name)': unknown format; expected f16, bf16, int<2-8>[-g<G>][-asym], nf4[-g<G>], ternary[-g<G>], q4_0, q4_1, q5_0, q5_1, q8_0, q2_k...q6_k")
+    }
+  }
+
+  /// Parses a name, or returns `nil` (LosslessStringConvertible).
+  public init?(_ description: String) {
+    guard let format = try? QuantFormat(parsing: description) else { return nil }
+    self = format
+  }
+
+  /// The canonical name: `int4-g128`, `int3-g64-asym`, `int8`, `nf4-g64`, `q4_k`.
+  public var name: String {
+    let suffix = groupSize.map { "-g\($0)" } ?? ""
+    switch scheme {
+    case .f32: return "f32"
+    case .f16: return "f16"
+    case .bf16: return "bf16"
+    case .integer(let bits): return "int\(bits)\(suffix)\(symmetric ? "" : "-asym")"
+    case .nf4: return "nf4\(suffix)"
+    case .ternary: return "ternary\(suffix)"
+    case .ggml(let type): return type.ggmlName.lowercased()
+    }
+  }
+
+  /// Same as `name`.
+  public var description: String { name }
+
+  /// Nominal bits per code, before scales: 32, 16, N for intN, 4 for nf4, log2(3) ≈ 1.585 for ternary, the code
+  /// width for GGML types. `bitsPerWeight(rows:columns:)` gives the exact figure with metadata.
+  public var nominalBits: Double {
+    switch scheme {
+    case .f32: return 32
+    case .f16, .bf16: return 16
+    case .integer(let bits): return Double(bits)
+    case .nf4: return 4
+    case .ternary: return 1.584962500721156
+    case .ggml(let type): return Double(type.codeBits)
+    }
+  }
+
+  /// Encodes as the canonical name string.
+  public func encode(to encoder: any Encoder) throws {
+    var container = encoder.singleValueContainer()
+    try container.encode(name)
+  }
+
+  /// Decodes from a name string.
+  public init(from decoder: any Decoder) throws {
+    let container = try decoder.singleValueContainer()
+    self = try QuantFormat(parsing: try container.decode(String.self))
+  }
+}

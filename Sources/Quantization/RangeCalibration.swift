@@ -1,0 +1,124 @@
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+
+/// How the integer formats choose each group's range before quantizing. Applies to `intN` and `nf4`; GGML,
+/// ternary and float formats have fixed algorithms and ignore it.
+///
+/// - `minMax`: the full range of each group (no clipping).
+/// - `percentile(p)`: one threshold per tensor, the p-th percentile of |w|; each group is clipped to
+///   [−T, T] ∩ its own range.
+/// - `mse(steps:)`: per group, a search over the clip ratio r ∈ {1, 1 − 0.5/steps, …, 0.5 + 0.5/steps} of the
+///   group's range, keeping the r with the least Σ (w − ŵ)² (the "mse" grid of GPTQ/AWQ implementations).
+/// - `kl(bins:)`: one threshold per tensor by TensorRT's entropy calibration (Migacz 2017): a histogram of |w|
+///   over [0, amax] with `bins` bins; for each candidate threshold bin i ≥ Q (Q = 2^(bits−1) levels), fold the tail
+///   into bin i−1 (P), merge the first i bins into Q levels and spread back over the non-empty bins (Q̃), keep the i
+///   with the least KL(P‖Q̃); T = (i + 0.5)·width.
+public enum RangeCalibration: Hashable, Sendable, Codable, CustomStringConvertible {
+  case minMax
+  case percentile(Double)
+  case mse(steps: Int)
+  case kl(bins: Int)
+
+  /// The four methods with their usual settings.
+  public static let standard: [RangeCalibration] = [.minMax, .percentile(99.99), .mse(steps: 20), .kl(bins: 2048)]
+
+  /// `minmax`, `percentile-99.99`, `mse-20`, `kl-2048`.
+  public var description: String {
+    switch self {
+    case .minMax: return "minmax"
+    case .percentile(let p): return "percentile-\(p)"
+    case .mse(let steps): return "mse-\(steps)"
+    case .kl(let bins): return "kl-\(bins)"
+    }
+  }
+
+  /// The per-group clip rule this calibration gives for `weights` in `format`.
+  func clip(for weights: UnsafeBufferPointer<Float>, format: QuantFormat) throws -> IntegerCodec.Clip {
+    let levels: Int
+    switch format.scheme {
+    case .integer(let bits): levels = 1 << (bits - 1)
+    case .nf4: levels = 8
+    default: return .none
+    }
+    switch self {
+    case .minMax: return .none
+    case .percentile(let p):
+      guard p > 0, p <= 100 else { throw QuantizationError(.badCalibration, "percentile \(p) is outside (0, 100]") }
+      let magnitudes = weights.map { abs($0) }.sorted()
+      guard !magnitudes.isEmpty else { return .none }
+      let index = min(magnitudes.count - 1, Int((p / 100 * Double(magnitudes.count)).rounded(.up)) - 1)
+      return .threshold(magnitudes[max(0, index)])
+    case .mse(let steps):
+      guard steps >= 1 else { throw QuantizationError(.badCalibration, "mse search needs at least 1 step, got \(steps)") }
+      if case .nf4 = format.scheme { return .none }  // the nf4 codec takes a threshold only
+      return .mseSearch(steps: steps)
+    case .kl(let bins):
+      guard bins >= 2 * levels else { throw QuantizationError(.badCalibration, "kl needs at least \(2 * levels) bins, got \(bins)") }
+      return .threshold(Self.entropyThreshold(weights, bins: bins, levels: levels))
+    }
+  }
+
+  /// TensorRT's entropy calibration on the histogram of |w| (see the type's documentation).
+  static func entropyThreshold(_ weights: UnsafeBufferPointer<Float>, bins: Int, levels: Int) -> Float {
+    let amax = weights.reduce(Float(0)) { max($0, abs($1)) }
+    guard amax > 0 else { return 0 }
+    let width = amax / Float(bins)
+    var histogram = [Double](repeating: 0, count: bins)
+    for w in weights { histogram[min(bins - 1, Int(abs(w) / width))] += 1 }
+    var tail = [Double](repeating: 0, count: bins + 1)
+    for i in stride(from: bins - 1, through: 0, by: -1) { tail[i] = tail[i + 1] + histogram[i] }
+    var best = (divergence: Double.infinity, bin: bins)
+    var p = [Double](repeating: 0, count: bins), q = [Double](repeating: 0, count: bins)
+    for i in levels...bins {
+      // P: the first i bins with the tail folded into the last.
+      for j in 0..<i { p[j] = histogram[j] }
+      p[i - 1] += tail[i]
+      // Q̃: i bins merged into `levels` levels, each spread evenly over its non-empty source bins.
+      for level in 0..<levels {
+        let start = level * i / levels, stop = (level + 1) * i / levels
+        var mass = 0.0, nonEmpty = 0
+        for j in start..<stop {
+          mass += histogram[j]
+          if histogram[j] != 0 { nonEmpty += 1 }
+        }
+        if level == levels - 1 { mass += tail[i] }
+        for j in start..<stop { q[j] = histogram[j] != 0 || (j == i - 1 && p[j] != 0) ? mass / Double(max(nonEmpty, 1)) : 0 }
+      }
+      let pSum = p[0..<i].reduce(0, +), qSum = q[0..<i].reduce(0, +)
+      guard pSum > 0, qSum > 0 else { continue }
+      var divergence = 0.0
+      for j in 0..<i where p[j] > 0 {
+        let pj = p[j] / pSum, qj = max(q[j] / qSum, 1e-12)
+        divergence += pj * log(pj / qj)
+      }
+      if divergence < best.divergence { best = (divergence, i) }
+    }
+    return (Float(best.bin) + 0.5) * width
+  }
+}
+
+/// The squared error of one calibration method on one tensor.
+public struct CalibrationResult: Sendable, Codable, Equatable {
+  /// The method.
+  public var method: RangeCalibration
+  /// ‖Q(W) − W‖²_F with this method.
+  public var squaredError: Double
+}
+
+extension RangeCalibration {
+  /// Quantizes `weights` with each method and reports ‖Q(W) − W‖²_F, best (lowest) first.
+  /// - Throws: as `quantize`.
+  public static func compare(
+    _ weights: [Float], rows: Int, columns: Int, format: QuantFormat, methods: [RangeCalibration] = standard
+  ) throws -> [CalibrationResult] {
+    try methods.map { method in
+      let approx = try quantizeDequantize(weights, rows: rows, columns: columns, format: format, calibration: method)
+      var sum = 0.0
+      for i in weights.indices { sum += Double(weights[i] - approx[i]) * Double(weights[i] - approx[i]) }
+      return CalibrationResult(method: method, squaredError: sum)
+    }.sorted { $0.squaredError < $1.squaredError }
+  }
+}

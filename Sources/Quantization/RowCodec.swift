@@ -1,0 +1,68 @@
+/// Dispatch from a `QuantFormat` to its codec, one row at a time. Every format stores rows independently, so a
+/// tensor is quantized, dequantized and decoded row by row.
+enum RowCodec {
+  /// Quantizes one row of `x.count` weights into `out` (`format.rowSizeInBytes(columns:)` bytes).
+  static func quantizeRow(
+    _ format: QuantFormat, _ x: UnsafeBufferPointer<Float>, _ out: UnsafeMutableRawBufferPointer,
+    clip: IntegerCodec.Clip, variant: KernelVariant = .best
+  ) {
+    switch format.scheme {
+    case .f32, .f16, .bf16: FloatCodec.quantizeRow(format.scheme, x, out)
+    case .integer(let bits):
+      IntegerCodec.quantizeRow(x, out, bits: bits, group: format.groupSize, symmetric: format.symmetric, clip: clip)
+    case .nf4:
+      if case .threshold(let t) = clip {
+        NF4Codec.quantizeRow(x, out, group: format.groupSize, threshold: t)
+      } else {
+        NF4Codec.quantizeRow(x, out, group: format.groupSize, threshold: .infinity)
+      }
+    case .ternary: TernaryCodec.quantizeRow(x, out, group: format.groupSize)
+    case .ggml(let type):
+      switch (type.blockSize == 32, variant) {
+      case (true, .simd): GGMLLegacyCodec.quantizeRowFast(type, x, out)
+      case (true, .reference): GGMLLegacyCodec.quantizeRow(type, x, out)
+      case (false, _): KQuantCodec.quantizeRow(type, x, out)
+      }
+    }
+  }
+
+  /// Dequantizes one row.
+  static func dequantizeRow(
+    _ format: QuantFormat, _ src: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>, variant: KernelVariant
+  ) {
+    let fast = variant != .reference
+    switch format.scheme {
+    case .f32, .f16, .bf16:
+      if fast { FloatCodec.dequantizeRowFast(format.scheme, src, y) } else { FloatCodec.dequantizeRowReference(format.scheme, src, y) }
+    case .integer(let bits):
+      if fast {
+        IntegerCodec.dequantizeRowFast(src, y, bits: bits, group: format.groupSize, symmetric: format.symmetric)
+      } else {
+        IntegerCodec.dequantizeRowReference(src, y, bits: bits, group: format.groupSize, symmetric: format.symmetric)
+      }
+    case .nf4:
+      if fast { NF4Codec.dequantizeRowFast(src, y, group: format.groupSize) } else { NF4Codec.dequantizeRowReference(src, y, group: format.groupSize) }
+    case .ternary:
+      if fast { TernaryCodec.dequantizeRowFast(src, y, group: format.groupSize) } else { TernaryCodec.dequantizeRowReference(src, y, group: format.groupSize) }
+    case .ggml(let type):
+      switch (type.blockSize == 32, fast) {
+      case (true, true): GGMLLegacyCodec.dequantizeRowFast(type, src, y)
+      case (true, false): GGMLLegacyCodec.dequantizeRowReference(type, src, y)
+      case (false, true): KQuantCodec.dequantizeRowFast(type, src, y)
+      case (false, false): KQuantCodec.dequantizeRowReference(type, src, y)
+      }
+    }
+  }
+
+  /// Decodes one row to integer codes with per-16 scales and offsets.
+  /// - Precondition: `format.hasIntegerCodes`.
+  static func decodeIntRow(_ format: QuantFormat, _ src: UnsafeRawBufferPointer, columns: Int, into row: DecodedIntRow) {
+    switch format.scheme {
+    case .integer(let bits):
+      IntegerCodec.decodeInt(src, columns: columns, bits: bits, group: format.groupSize, symmetric: format.symmetric, into: row)
+    case .ternary: TernaryCodec.decodeInt(src, columns: columns, group: format.groupSize, into: row)
+    case .ggml(let type): GGMLIntDecode.decode(type, src, columns: columns, into: row)
+    case .f32, .f16, .bf16, .nf4: preconditionFailure("\(format.name) has no integer codes")
+    }
+  }
+}

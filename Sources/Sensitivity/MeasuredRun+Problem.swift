@@ -1,0 +1,54 @@
+/// The columns the allocator needs, per layer: the offered candidates with their bytes and chosen score.
+extension MeasuredRun {
+  /// One layer's options for the allocation problem under one score.
+  public struct ProblemColumn: Sendable, Codable, Equatable {
+    /// Hugging Face module path.
+    public var name: String
+    /// Number of weights.
+    public var parameterCount: Int
+    /// Offered candidates (bytes ≥ 0), in candidate order.
+    public var formats: [String]
+    /// Exact bytes per offered candidate.
+    public var bytes: [Int]
+    /// The score's predicted loss increase per offered candidate.
+    public var loss: [Double]
+    /// Bits per weight per offered candidate (from `/candidates/bits_per_weight`).
+    public var bitsPerWeight: [Double]
+    /// Hessian trace per weight `tr(Hᵢᵢ)/n`, the water-filling sensitivity.
+    public var hessianTracePerWeight: Double
+    /// Weight variance, the water-filling scale.
+    public var variance: Double
+  }
+
+  /// Score names available in this run (the `/proxies` datasets), sorted.
+  public var scoreNames: [String] { proxies.keys.sorted() }
+
+  /// Per layer, the offered candidates with bytes and the predicted loss under `score` (a `LossProxy` name).
+  /// - Throws: `.invalidArgument` for an unknown score; `.nonFinite` when an offered candidate's score is NaN or
+  ///   infinite (a stage that was skipped, e.g. `taylor_diag` without the diagonal).
+  public func problemColumns(score: String) throws(SensitivityError) -> [ProblemColumn] {
+    guard let grid = proxies[score] else {
+      throw SensitivityError(
+        .invalidArgument, "unknown score '\(score)'; this run has \(scoreNames.joined(separator: ", "))")
+    }
+    return try layers.indices.map { (i) throws(SensitivityError) -> ProblemColumn in
+      var column = ProblemColumn(
+        name: layers[i].name, parameterCount: layers[i].parameterCount, formats: [], bytes: [], loss: [],
+        bitsPerWeight: [], hessianTracePerWeight: hessianTrace[i] / Double(layers[i].parameterCount),
+        variance: weightVariance[i])
+      for c in candidates.indices where bytes[i][c] >= 0 {
+        let loss = grid[i][c]
+        if !loss.isFinite {
+          throw SensitivityError(
+            .nonFinite,
+            "score '\(score)' of '\(layers[i].name)' in \(candidates[c].name) is \(loss); pick another --score")
+        }
+        column.formats.append(candidates[c].name)
+        column.bytes.append(bytes[i][c])
+        column.loss.append(loss)
+        column.bitsPerWeight.append(candidates[c].bitsPerWeight)
+      }
+      return column
+    }
+  }
+}

@@ -1,0 +1,85 @@
+/// The per-layer stage and the audit.
+extension MeasurementRun {
+  func layerStage(_ store: RunStore) throws {
+    let layers = model.linearLayers
+    if store.progress.layersDone >= layers.count { return }
+    // Per-parameter vectors from the side checkpoints, so a resumed run uses the very same bits.
+    var g = try store.gradientSum()
+    let windows = Double(model.calibrationWindowCount)
+    for j in g.indices { g[j] /= windows }
+    let gradient = split(g)
+    g = []
+    var diagonal: [[Double]]?
+    if provenance.keepsHessianDiagonal {
+      var d = try store.diagonalSum()
+      let probes = Double(store.run.probeValues.count)
+      for j in d.indices { d[j] /= probes }
+      diagonal = split(d)
+    }
+    for i in store.progress.layersDone..<layers.count {
+      let layer = layers[i]
+      let w = try model.weights(of: i)
+      if w.count != layer.parameterCount {
+        throw SensitivityError(
+          .shapeMismatch, "'\(layer.name)': \(w.count) weights for shape \(layer.rows)×\(layer.columns)")
+      }
+      let statistics = try WeightStatistics(weights: w)
+      let (x, n) = try model.layerInputs(of: i)
+      let gram = try GramMatrix(inputs: x, rows: n, columns: layer.columns)
+      var results: [LayerMeasurement.CandidateResult?] = []
+      for c in model.candidates.indices {
+        guard let q = try model.quantize(layer: i, candidate: c) else {
+          results.append(nil)
+          continue
+        }
+        if q.weights.count != w.count {
+          throw SensitivityError(
+            .shapeMismatch, "'\(layer.name)' quantized to \(model.candidates[c].name): \(q.weights.count) values")
+        }
+        let delta = zip(q.weights, w).map { $0 - $1 }
+        results.append(
+          try LayerMeasurement.measure(
+            delta: delta, rows: layer.rows, gram: gram, hessianTrace: store.run.hessianTrace[i],
+            gradient: gradient[i], hessianDiagonal: diagonal?[i], bytes: q.bytes, calibration: q.calibration))
+      }
+      let m = LayerMeasurement(
+        statistics: statistics, inputTrace: GramMatrix.inputTrace(inputs: x, rows: n), candidates: results)
+      try store.recordLayer(i, m)
+      onProgress(.layers, i + 1, layers.count)
+    }
+  }
+
+  func auditStage(_ store: RunStore) throws {
+    if store.run.audit == nil {
+      try store.recordAuditBaseline(meanNLL: try model.evaluate(replacing: nil, with: nil).meanNLL)
+    }
+    let pairs = Self.auditPairs(bytes: store.run.bytes, count: provenance.auditCount, seed: provenance.seed)
+    let baseline = store.run.audit!.baselineNLL
+    for a in store.run.audit!.layer.count..<pairs.count {
+      let (layer, candidate) = pairs[a]
+      guard let q = try model.quantize(layer: layer, candidate: candidate) else {
+        throw SensitivityError(.shapeMismatch, "audited candidate \(candidate) no longer fits layer \(layer)")
+      }
+      let e = try model.evaluate(replacing: layer, with: q.weights)
+      try store.recordAudit(layer: layer, candidate: candidate, deltaNLL: e.meanNLL - baseline, deltaKLD: e.meanKLD)
+      onProgress(.audit, a + 1, pairs.count)
+    }
+  }
+
+  /// The (layer, candidate) pairs to audit: the first `count` of all offered pairs (bytes ≥ 0, in row-major order)
+  /// after a Fisher–Yates shuffle driven by `ProbeStream(seed, .audit, 0)` (index `j = next() mod (i+1)`; the modulo
+  /// bias below 2⁻⁴⁰ for realistic sizes is irrelevant to a sample). Written out rather than `shuffled(using:)`,
+  /// whose algorithm the standard library does not promise to keep.
+  static func auditPairs(bytes: [[Int]], count: Int, seed: UInt64) -> [(Int, Int)] {
+    var pairs: [(Int, Int)] = []
+    for (l, row) in bytes.enumerated() { for (c, b) in row.enumerated() where b >= 0 { pairs.append((l, c)) } }
+    var stream = ProbeStream(seed: seed, domain: .audit, index: 0)
+    if pairs.count > 1 {
+      for i in stride(from: pairs.count - 1, to: 0, by: -1) {
+        let j = Int(stream.next() % UInt64(i + 1))
+        pairs.swapAt(i, j)
+      }
+    }
+    return Array(pairs.prefix(count))
+  }
+}

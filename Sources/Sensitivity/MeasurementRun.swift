@@ -1,0 +1,141 @@
+/// Runs a whole measurement against a `SensitivityModel` and stores it with `RunStore`, resuming a partial run.
+///
+/// Stages, in order (`MeasurementStage`): the Fisher gradient over the calibration windows; Hutchinson probes until
+/// the stopping rule; optionally each layer's top eigenvalue; per layer the weight statistics, input trace and,
+/// for every candidate, `‖ΔW‖²`, the output error, bytes, calibration and all `LossProxy` scores; optionally the
+/// audit. Each unit of work (a window, a probe, a layer, an audited quantization) is checkpointed before the next
+/// begins, and every random number comes from `ProbeStream(seed, …)` keyed by the unit, so an interrupted run that
+/// is started again with the same settings ends with numbers identical to an uninterrupted one.
+public struct MeasurementRun<Model: SensitivityModel> {
+  /// The model, calibration data and quantizer.
+  public let model: Model
+  /// The settings and checksums, stored as provenance.
+  public let provenance: RunProvenance
+  /// The final file, `RUN.h5`.
+  public let path: String
+  /// Called after each unit of work with the stage, the units done and the stage's total.
+  public var onProgress: (MeasurementStage, Int, Int) -> Void
+
+  /// Power iteration stops when successive Rayleigh quotients differ by less than this relative amount: the
+  /// eigenvalue is a diagnostic, and 1e-4 is far below the run-to-run spread of the traces it sits beside.
+  public static var eigenvalueTolerance: Double { 1e-4 }
+
+  /// A run of `model` with `provenance`, stored at `path`; `onProgress` sees each unit of work.
+  public init(
+    model: Model, provenance: RunProvenance, path: String,
+    onProgress: @escaping (MeasurementStage, Int, Int) -> Void = { _, _, _ in }
+  ) {
+    self.model = model
+    self.provenance = provenance
+    self.path = path
+    self.onProgress = onProgress
+  }
+
+  /// Runs (or resumes) every stage and writes the final file.
+  /// - Returns: the finished run, as `RunStore.read(path)` would return it.
+  /// - Throws: `SensitivityError` (`.provenanceMismatch` for a partial run made with other settings), or what the
+  ///   model throws; the partial file then holds everything finished before the failure.
+  public func run() throws -> MeasuredRun {
+    let layers = model.linearLayers
+    // Bad settings must fail before a partial file records them.
+    if model.calibrationWindowCount < 1 {
+      throw SensitivityError(.invalidArgument, "no calibration windows for the Fisher gradient")
+    }
+    try provenance.hutchinsonSettings.validate()
+    if provenance.eigenIterations < 0 || provenance.auditCount < 0 {
+      throw SensitivityError(.invalidArgument, "eigenvalue iterations and audit count must be ≥ 0")
+    }
+    let store = try RunStore(path: path, provenance: provenance, layers: layers, candidates: model.candidates)
+    try fisherStage(store)
+    try hessianStage(store)
+    if provenance.eigenIterations > 0 { try eigenvalueStage(store) }
+    try layerStage(store)
+    if provenance.auditCount > 0 { try auditStage(store) }
+    store.recordAuditCorrelations()
+    return try store.finish()
+  }
+
+  /// Splits a concatenated all-layer vector into per-layer blocks.
+  func split<T>(_ flat: [T]) -> [[T]] {
+    var offset = 0
+    return model.linearLayers.map { l in
+      defer { offset += l.parameterCount }
+      return Array(flat[offset..<offset + l.parameterCount])
+    }
+  }
+
+  /// Checks that `blocks` has one block of the right size per layer.
+  func checkBlocks(_ blocks: [[Float]], _ what: String) throws(SensitivityError) {
+    let layers = model.linearLayers
+    guard blocks.count == layers.count, zip(blocks, layers).allSatisfy({ $0.count == $1.parameterCount }) else {
+      throw SensitivityError(.shapeMismatch, "\(what): blocks do not match the \(layers.count) layers' shapes")
+    }
+  }
+
+  private func fisherStage(_ store: RunStore) throws {
+    if store.progress.fisherDone { return }
+    let windows = model.calibrationWindowCount
+    var sum = try store.gradientSum()
+    for w in store.progress.fisherWindows..<windows {
+      let g = try model.gradient(window: w)
+      try checkBlocks(g, "gradient of window \(w)")
+      var j = 0
+      for block in g {
+        for x in block {
+          sum[j] += Double(x)
+          j += 1
+        }
+      }
+      if let bad = sum.first(where: { !$0.isFinite }) {
+        throw SensitivityError(.nonFinite, "gradient sum \(bad) after window \(w)")
+      }
+      try store.recordFisherWindow(w, gradientSum: [sum])
+      onProgress(.fisher, w + 1, windows)
+    }
+    // Fisher trace Σ g² of the mean gradient g = sum / windows, per layer.
+    let trace = split(sum).map { block in
+      block.reduce(0.0) { acc, s in
+        let g = s / Double(windows)
+        return acc + g * g
+      }
+    }
+    try store.recordFisherTrace(trace)
+  }
+
+  private func hessianStage(_ store: RunStore) throws {
+    if store.progress.hessianDone { return }
+    let blocks = model.linearLayers.map { HutchinsonTrace.Block(name: $0.name, count: $0.parameterCount) }
+    var h = try HutchinsonTrace(blocks: blocks, settings: provenance.hutchinsonSettings, seed: provenance.seed)
+    for values in store.run.probeValues { try h.replay(values: values) }
+    if provenance.keepsHessianDiagonal && h.probesDone > 0 { try h.restoreDiagonal(sum: split(store.diagonalSum())) }
+    while !h.isFinished {
+      let k = h.probesDone
+      let v = h.probe(k)
+      let hv = try model.hessianVectorProduct(v)
+      let values = try h.record(probe: v, product: hv)
+      try store.recordProbe(k, values: values, diagonalSum: h.diagonalSum)
+      onProgress(.hessian, k + 1, provenance.probes)
+    }
+    try store.recordHessianTrace(h.estimates)
+  }
+
+  private func eigenvalueStage(_ store: RunStore) throws {
+    let layers = model.linearLayers
+    for i in store.progress.eigenLayers..<layers.count {
+      var stream = ProbeStream(seed: provenance.seed, domain: .powerIteration, index: i)
+      let result = try PowerIteration.dominantEigenvalue(
+        dimension: layers[i].parameterCount, maximumIterations: provenance.eigenIterations,
+        relativeTolerance: Self.eigenvalueTolerance, using: &stream
+      ) { x in
+        // H restricted to layer i: probe zero outside the layer, keep the layer's block of Hv.
+        var v = layers.map { [Float](repeating: 0, count: $0.parameterCount) }
+        v[i] = x
+        let hv = try model.hessianVectorProduct(v)
+        try checkBlocks(hv, "Hessian-vector product")
+        return hv[i]
+      }
+      try store.recordTopEigenvalue(result.eigenvalue, layer: i)
+      onProgress(.eigenvalues, i + 1, layers.count)
+    }
+  }
+}

@@ -1,0 +1,57 @@
+/// A seeded random stream keyed by `(seed, domain, index)`: SplitMix64 (Steele, Lea, Flood 2014) started from a
+/// state derived from the three keys.
+///
+/// A measurement run draws each random object (Hutchinson probe `k`, the power-iteration start for layer `i`, the
+/// audit sample) from its own stream, so that any one of them can be regenerated alone: a resumed run that
+/// continues at probe `k` draws exactly the probe an uninterrupted run would have drawn.
+///
+/// The starting state is `mix(mix(seed) ^ domain.rawValue·φ) ^ index·φ'` with SplitMix64's output function `mix`
+/// and two odd constants; distinct keys give unrelated streams (SplitMix64 passes BigCrush from any start).
+public struct ProbeStream: RandomNumberGenerator, Sendable {
+  /// What the stream is used for; keeps the streams of different stages apart for the same index.
+  public enum Domain: UInt64, Sendable, CaseIterable {
+    /// Hutchinson probe vectors (index: probe number).
+    case hutchinson = 1
+    /// Power-iteration start vectors (index: layer number).
+    case powerIteration = 2
+    /// The choice of (layer, candidate) pairs to audit (index 0).
+    case audit = 3
+  }
+
+  /// SplitMix64's state.
+  public private(set) var state: UInt64
+
+  /// The stream for `(seed, domain, index)`.
+  public init(seed: UInt64, domain: Domain, index: Int) {
+    let a = ProbeStream.mix(seed) ^ (domain.rawValue &* 0x9E37_79B9_7F4A_7C15)
+    state = ProbeStream.mix(a) ^ (UInt64(truncatingIfNeeded: index) &* 0xD1B5_4A32_D192_ED03)
+  }
+
+  /// The next 64 random bits (SplitMix64).
+  public mutating func next() -> UInt64 {
+    state &+= 0x9E37_79B9_7F4A_7C15
+    return ProbeStream.mix(state)
+  }
+
+  /// Fills `values` with Rademacher signs ±1, one bit per value (bit set: −1), 64 values per draw, in order.
+  public mutating func fillRademacher(_ values: inout [Float]) {
+    var i = 0
+    while i < values.count {
+      var bits = next()
+      let end = min(i + 64, values.count)
+      while i < end {
+        values[i] = (bits & 1) == 0 ? 1 : -1
+        bits >>= 1
+        i += 1
+      }
+    }
+  }
+
+  /// SplitMix64's output function (a bijection on 64-bit words).
+  static func mix(_ x: UInt64) -> UInt64 {
+    var z = x
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+  }
+}

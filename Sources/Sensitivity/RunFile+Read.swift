@@ -1,0 +1,128 @@
+import HDF5
+
+/// Reading `RUN.h5`: every dataset's shape is checked against `/layers` and `/candidates` before use.
+extension RunFile {
+  static func read(_ path: String) throws(SensitivityError) -> (MeasuredRun, RunProgress?) {
+    do {
+      return try HDF5File.withFile(path, mode: .readOnly) { f in
+        let version = try f.attribute("format_version", as: Int64.self)
+        if version != Int64(RunProvenance.formatVersion) {
+          throw SensitivityError(
+            .badRunFile, "format_version \(version); this tool reads \(RunProvenance.formatVersion)", path: path)
+        }
+        let provenance = try readProvenance(f)
+        let names = try f.readStrings("/layers/name").values
+        let l = names.count
+        let shape = try f.read("/layers/shape", as: Int64.self)
+        try expect(shape.shape == [l, 2], "/layers/shape", shape.shape, path)
+        let layers = names.indices.map {
+          MeasuredRun.Layer(name: names[$0], rows: Int(shape.values[2 * $0]), columns: Int(shape.values[2 * $0 + 1]))
+        }
+        let candidateNames = try f.readStrings("/candidates/name").values
+        let bpw = try vector(f, "/candidates/bits_per_weight", candidateNames.count, path)
+        let candidates = zip(candidateNames, bpw).map { MeasuredRun.Candidate(name: $0, bitsPerWeight: $1) }
+        let c = candidates.count
+        var run = MeasuredRun(provenance: provenance, layers: layers, candidates: candidates)
+        run.weightVariance = try vector(f, "/weights/variance", l, path)
+        run.weightAbsmax = try vector(f, "/weights/absmax", l, path)
+        run.weightKurtosis = try vector(f, "/weights/kurtosis", l, path)
+        run.hessianTrace = try vector(f, "/hessian/trace", l, path)
+        run.hessianTraceStandardError = try vector(f, "/hessian/trace_stderr", l, path)
+        run.topEigenvalue = try vector(f, "/hessian/top_eigenvalue", l, path)
+        run.inputTrace = try vector(f, "/hessian/input_trace", l, path)
+        run.fisherTrace = try vector(f, "/fisher/trace", l, path)
+        run.probesUsed = try integers(f, "/hessian/probes_used", [l], path)
+        if try f.exists("/hessian/probe_values") {
+          let p = try f.read("/hessian/probe_values", as: Double.self)
+          try expect(p.shape.count == 2 && p.shape[1] == l, "/hessian/probe_values", p.shape, path)
+          run.probeValues = rows(p.values, columns: l)
+        }
+        run.weightError = rows(try grid(f, "/error/weight", l, c, path), columns: c)
+        run.outputError = rows(try grid(f, "/error/output", l, c, path), columns: c)
+        run.bytes = rows(try integers(f, "/bytes", [l, c], path), columns: c)
+        let methods = try f.readStrings("/calibration/method")
+        try expect(methods.shape == [l, c], "/calibration/method", methods.shape, path)
+        run.calibrationMethod = rows(methods.values, columns: c)
+        run.proxies = [:]
+        for name in try f.members(of: "/proxies") {
+          run.proxies[name] = rows(try grid(f, "/proxies/\(name)", l, c, path), columns: c)
+        }
+        if try f.exists("/audit") { run.audit = try readAudit(f, path) }
+        var progress: RunProgress?
+        if try f.exists("/progress") {
+          progress = RunProgress(
+            values: try RunProgress.attributes.map { Int(try f.attribute($0, on: "/progress", as: Int64.self)) })
+        }
+        return (run, progress)
+      }
+    } catch let error as SensitivityError {
+      throw error
+    } catch let error as HDF5Error {
+      throw SensitivityError.wrapping(error, path: path)
+    } catch {
+      throw SensitivityError(.io, "\(error)", path: path)
+    }
+  }
+
+  private static func readProvenance(_ f: HDF5File) throws -> RunProvenance {
+    func int(_ name: String) throws -> Int { Int(try f.attribute(name, as: Int64.self)) }
+    return RunProvenance(
+      toolVersion: try f.stringAttribute("tool_version"), modelSHA256: try f.stringAttribute("model_sha256"),
+      calibSHA256: try f.stringAttribute("calib_sha256"), tokens: try int("tokens"),
+      hvpTokens: try int("hvp_tokens"), probes: try int("probes"), minimumProbes: try int("min_probes"),
+      tolerance: try f.attribute("tol", as: Double.self),
+      seed: UInt64(bitPattern: try f.attribute("seed", as: Int64.self)),
+      candidates: try f.stringAttributeValues("candidates").values,
+      keepsHessianDiagonal: try int("hessian_diagonal") != 0, eigenIterations: try int("eigen_iterations"),
+      auditCount: try int("audit"), created: try f.stringAttribute("created"))
+  }
+
+  private static func readAudit(_ f: HDF5File, _ path: String) throws -> MeasuredRun.Audit {
+    var a = MeasuredRun.Audit()
+    a.baselineNLL = try f.attribute("baseline_nll", on: "/audit", as: Double.self)
+    if try f.exists("/audit/layer") {
+      a.layer = try f.read("/audit/layer", as: Int64.self).values.map { Int($0) }
+      let n = a.layer.count
+      a.candidate = try integers(f, "/audit/candidate", [n], path)
+      a.deltaNLL = try vector(f, "/audit/delta_nll", n, path)
+      a.deltaKLD = try vector(f, "/audit/delta_kld", n, path)
+    }
+    if try f.exists("/audit/score") {
+      let scores = try f.readStrings("/audit/score").values
+      let nll = try vector(f, "/audit/spearman_nll", scores.count, path)
+      let kld = try vector(f, "/audit/spearman_kld", scores.count, path)
+      a.spearmanNLL = Dictionary(uniqueKeysWithValues: zip(scores, nll))
+      a.spearmanKLD = Dictionary(uniqueKeysWithValues: zip(scores, kld))
+    }
+    return a
+  }
+
+  private static func vector(_ f: HDF5File, _ name: String, _ n: Int, _ path: String) throws -> [Double] {
+    let a = try f.read(name, as: Double.self)
+    try expect(a.shape == [n], name, a.shape, path)
+    return a.values
+  }
+
+  private static func grid(_ f: HDF5File, _ name: String, _ l: Int, _ c: Int, _ path: String) throws -> [Double] {
+    let a = try f.read(name, as: Double.self)
+    try expect(a.shape == [l, c], name, a.shape, path)
+    return a.values
+  }
+
+  private static func integers(_ f: HDF5File, _ name: String, _ shape: [Int], _ path: String) throws -> [Int] {
+    let a = try f.read(name, as: Int64.self)
+    try expect(a.shape == shape, name, a.shape, path)
+    return a.values.map { Int($0) }
+  }
+
+  private static func expect(_ ok: Bool, _ name: String, _ shape: [Int], _ path: String) throws(SensitivityError) {
+    if !ok {
+      throw SensitivityError(.badRunFile, "'\(name)' has shape \(shape), inconsistent with /layers", path: path)
+    }
+  }
+
+  private static func rows<T>(_ flat: [T], columns: Int) -> [[T]] {
+    if columns == 0 { return [] }
+    return stride(from: 0, to: flat.count, by: columns).map { Array(flat[$0..<$0 + columns]) }
+  }
+}

@@ -1,0 +1,94 @@
+import Foundation
+
+/// Everything that determines a measurement's numbers: the inputs' checksums and every setting.
+///
+/// Stored as root attributes of `RUN.h5`. A partial run resumes only when its provenance equals the new command's
+/// in every field but `created`; otherwise the numbers would mix two different measurements.
+public struct RunProvenance: Sendable, Codable, Equatable {
+  /// Version of the `RUN.h5` layout this code writes (`format_version`).
+  public static let formatVersion = 1
+
+  /// Version of the tool that made the run (`tool_version`).
+  public var toolVersion: String
+  /// SHA-256 of the model file(s), lower-case hex (`model_sha256`).
+  public var modelSHA256: String
+  /// SHA-256 of the calibration text file, lower-case hex (`calib_sha256`).
+  public var calibSHA256: String
+  /// Calibration tokens used for every statistic but the Hutchinson probes (`tokens`, `--tokens`).
+  public var tokens: Int
+  /// The first tokens used for Hessian-vector products (`hvp_tokens`, `--hvp-tokens`).
+  public var hvpTokens: Int
+  /// Maximum Hutchinson probes (`probes`, `--probes`).
+  public var probes: Int
+  /// Minimum Hutchinson probes before the tolerance may stop the estimate (`min_probes`).
+  public var minimumProbes: Int
+  /// Relative standard error at which the trace estimate stops (`tol`, `--tol`); 0 runs all probes.
+  public var tolerance: Double
+  /// Seed of every random stream (`seed`; stored as the int64 with the same bits).
+  public var seed: UInt64
+  /// Candidate format names, in column order (`candidates`).
+  public var candidates: [String]
+  /// Whether the Hutchinson diagonal (and so the `taylor_diag` proxy) is measured (`hessian_diagonal`).
+  public var keepsHessianDiagonal: Bool
+  /// Power-iteration steps per layer for `/hessian/top_eigenvalue`; 0 skips it (`eigen_iterations`).
+  public var eigenIterations: Int
+  /// Single-layer quantizations whose true ΔNLL/ΔKLD the audit measures; 0 skips it (`audit`).
+  public var auditCount: Int
+  /// When the run was started, ISO 8601 UTC (`created`); kept when the run resumes, ignored when comparing.
+  public var created: String
+
+  /// Provenance with every field given; see the properties.
+  public init(
+    toolVersion: String, modelSHA256: String, calibSHA256: String, tokens: Int, hvpTokens: Int, probes: Int,
+    minimumProbes: Int, tolerance: Double, seed: UInt64, candidates: [String], keepsHessianDiagonal: Bool,
+    eigenIterations: Int, auditCount: Int, created: String
+  ) {
+    self.toolVersion = toolVersion
+    self.modelSHA256 = modelSHA256
+    self.calibSHA256 = calibSHA256
+    self.tokens = tokens
+    self.hvpTokens = hvpTokens
+    self.probes = probes
+    self.minimumProbes = minimumProbes
+    self.tolerance = tolerance
+    self.seed = seed
+    self.candidates = candidates
+    self.keepsHessianDiagonal = keepsHessianDiagonal
+    self.eigenIterations = eigenIterations
+    self.auditCount = auditCount
+    self.created = created
+  }
+
+  /// `date` as ISO 8601 UTC with seconds (`2026-11-24T08:37:09Z`), the form of `created`.
+  public static func timestamp(_ date: Date = Date()) -> String {
+    let formatter = ISO8601DateFormatter()
+    formatter.timeZone = TimeZone(identifier: "UTC")
+    return formatter.string(from: date)
+  }
+
+  /// The Hutchinson stopping rule these settings describe.
+  public var hutchinsonSettings: HutchinsonTrace.Settings {
+    .init(
+      relativeTolerance: tolerance, minimumProbes: minimumProbes, maximumProbes: probes,
+      keepsDiagonal: keepsHessianDiagonal)
+  }
+
+  /// Names of the fields in which `self` and `other` differ, `created` excepted; empty when a run may resume.
+  public func differences(from other: RunProvenance) -> [String] {
+    var d: [String] = []
+    if toolVersion != other.toolVersion { d.append("tool_version \(other.toolVersion) → \(toolVersion)") }
+    if modelSHA256 != other.modelSHA256 { d.append("model_sha256") }
+    if calibSHA256 != other.calibSHA256 { d.append("calib_sha256") }
+    if tokens != other.tokens { d.append("tokens \(other.tokens) → \(tokens)") }
+    if hvpTokens != other.hvpTokens { d.append("hvp_tokens \(other.hvpTokens) → \(hvpTokens)") }
+    if probes != other.probes { d.append("probes \(other.probes) → \(probes)") }
+    if minimumProbes != other.minimumProbes { d.append("min_probes \(other.minimumProbes) → \(minimumProbes)") }
+    if tolerance.bitPattern != other.tolerance.bitPattern { d.append("tol \(other.tolerance) → \(tolerance)") }
+    if seed != other.seed { d.append("seed \(other.seed) → \(seed)") }
+    if candidates != other.candidates { d.append("candidates") }
+    if keepsHessianDiagonal != other.keepsHessianDiagonal { d.append("hessian_diagonal") }
+    if eigenIterations != other.eigenIterations { d.append("eigen_iterations") }
+    if auditCount != other.auditCount { d.append("audit \(other.auditCount) → \(auditCount)") }
+    return d
+  }
+}

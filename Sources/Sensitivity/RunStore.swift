@@ -1,0 +1,130 @@
+import Foundation
+
+/// The run store: builds `RUN.h5` progressively at `RUN.h5.partial`, resumes it, and renames it into place.
+///
+/// Every `record…` call updates the in-memory `run` and then checkpoints: the whole partial file is written to
+/// `RUN.h5.partial.tmp` and renamed over `RUN.h5.partial` (POSIX `rename` is atomic), so a process killed at any
+/// moment leaves the previous or the new checkpoint, never a half-written HDF5 file. The files are small (per-layer
+/// and per-(layer, candidate) numbers); per-parameter vectors go to `VectorCheckpoint` side files. `finish()`
+/// writes the final file the same way and removes the partial files. A rerun with the same provenance continues
+/// where the checkpoint left off; with other settings it stops with `.provenanceMismatch`.
+public final class RunStore {
+  /// The final file, `RUN.h5`.
+  public let path: String
+  /// Where the run is built: `path + ".partial"`.
+  public var partialPath: String { path + ".partial" }
+  /// Everything measured so far.
+  public private(set) var run: MeasuredRun
+  /// Whether an existing partial file was resumed.
+  public let resumed: Bool
+  /// How far the run got (what a resumed run will not recompute).
+  public private(set) var progress: RunProgress
+
+  /// Opens the partial run at `path + ".partial"` if there is one, or starts a new one.
+  /// - Parameters:
+  ///   - path: the final file, `RUN.h5`.
+  ///   - provenance: the settings of this command; must equal the partial run's (`created` aside).
+  ///   - layers: the model's linear layers, in order.
+  ///   - candidates: the candidate formats, in order; their names must equal `provenance.candidates`.
+  /// - Throws: `.provenanceMismatch` when the partial run was made with other settings, another model or other
+  ///   layers; `.invalidArgument` for no layers or candidates; `.badRunFile`/`.io` for an unreadable partial file.
+  public init(
+    path: String, provenance: RunProvenance, layers: [MeasuredRun.Layer], candidates: [MeasuredRun.Candidate]
+  ) throws(SensitivityError) {
+    if layers.isEmpty || candidates.isEmpty {
+      throw SensitivityError(.invalidArgument, "a run needs layers and candidates", path: path)
+    }
+    if candidates.map(\.name) != provenance.candidates {
+      throw SensitivityError(.invalidArgument, "candidate names disagree with the provenance", path: path)
+    }
+    if Set(layers.map(\.name)).count != layers.count {
+      throw SensitivityError(.invalidArgument, "duplicate layer names", path: path)
+    }
+    self.path = path
+    let partial = path + ".partial"
+    if FileManager.default.fileExists(atPath: partial) {
+      let (stored, progress) = try RunFile.read(partial)
+      guard let progress else {
+        throw SensitivityError(.badRunFile, "'\(partial)' has no /progress group; delete it", path: partial)
+      }
+      var differences = provenance.differences(from: stored.provenance)
+      if stored.layers != layers { differences.append("layers") }
+      if stored.candidates != candidates { differences.append("candidate bits per weight") }
+      if !differences.isEmpty {
+        throw SensitivityError(
+          .provenanceMismatch,
+          "the partial run was made with other settings (\(differences.joined(separator: ", "))); rerun with the "
+            + "same settings to resume it, or delete '\(partial)' to start again", path: partial)
+      }
+      run = stored
+      self.progress = progress
+      resumed = true
+    } else {
+      run = MeasuredRun(provenance: provenance, layers: layers, candidates: candidates)
+      progress = RunProgress()
+      resumed = false
+      try checkpoint()
+    }
+  }
+
+  /// Reads a finished `RUN.h5`.
+  /// - Throws: `.badRunFile` for a malformed file or a partial one (finish it by rerunning `measure`), `.io`.
+  public static func read(_ path: String) throws(SensitivityError) -> MeasuredRun {
+    let (run, progress) = try RunFile.read(path)
+    if progress != nil {
+      throw SensitivityError(.badRunFile, "a partial run; rerun the same `bitplan measure` to finish it", path: path)
+    }
+    return run
+  }
+
+  /// Writes the current state to the partial file atomically.
+  func checkpoint() throws(SensitivityError) {
+    try RunFile.write(run, progress: progress, to: partialPath + ".tmp")
+    try VectorCheckpoint.rename(partialPath + ".tmp", to: partialPath)
+  }
+
+  /// Applies `change` to the run and progress, then checkpoints.
+  func update(_ change: (inout MeasuredRun, inout RunProgress) -> Void) throws(SensitivityError) {
+    change(&run, &progress)
+    try checkpoint()
+  }
+
+  /// Saves generation `generation` of the side vector `name`, runs `update`, then deletes older generations.
+  func update(
+    saving vector: [[Double]]?, as name: String, generation: Int,
+    _ change: (inout MeasuredRun, inout RunProgress) -> Void
+  ) throws(SensitivityError) {
+    if let vector { try VectorCheckpoint.save(vector, base: partialPath, name: name, generation: generation) }
+    try update(change)
+    if vector != nil { VectorCheckpoint.removeGenerations(base: partialPath, name: name, except: generation) }
+  }
+
+  /// Replaces the audit without a checkpoint (its correlations are derived data, written by `finish()`).
+  func setAudit(_ audit: MeasuredRun.Audit) { run.audit = audit }
+
+  /// Loads generation `generation` of the side vector `name`.
+  func loadVector(_ name: String, generation: Int, count: Int) throws(SensitivityError) -> [Double] {
+    try VectorCheckpoint.load(base: partialPath, name: name, generation: generation, count: count)
+  }
+
+  /// Writes the final `RUN.h5` (no `/progress`) atomically and removes the partial file and its side files.
+  /// - Returns: the finished run.
+  @discardableResult
+  public func finish() throws(SensitivityError) -> MeasuredRun {
+    try RunFile.write(run, progress: nil, to: path + ".tmp")
+    try VectorCheckpoint.rename(path + ".tmp", to: path)
+    try? FileManager.default.removeItem(atPath: partialPath)
+    for name in SideVector.allCases {
+      VectorCheckpoint.removeGenerations(base: partialPath, name: name.rawValue, except: nil)
+    }
+    return run
+  }
+
+  /// Names of the side vectors.
+  enum SideVector: String, CaseIterable {
+    /// `Σ_w ∇NLL_w` over the calibration windows done, all layers concatenated.
+    case gradientSum = "gradient"
+    /// `Σ_k v_k ⊙ Hv_k` over the probes done, all layers concatenated.
+    case diagonalSum = "diagonal"
+  }
+}

@@ -1,0 +1,60 @@
+/// What a measurement run needs from a model, its calibration data and its quantizer.
+///
+/// The engine-backed implementation lives with the command line; tests use small quadratic models with exact
+/// Hessians. Layers and candidates are addressed by index into `linearLayers` and `candidates`; weights, gradients,
+/// probes and products are `[Float]` per layer, `[out, in]` row-major. Every method may throw (a cancellation, an
+/// engine failure); the run stops there and resumes from its last checkpoint.
+public protocol SensitivityModel {
+  /// The linear layers to measure, in a stable order, by Hugging Face module path with shape `[out, in]`.
+  var linearLayers: [MeasuredRun.Layer] { get }
+  /// The candidate formats, in column order.
+  var candidates: [MeasuredRun.Candidate] { get }
+  /// Number of calibration windows the Fisher gradient is averaged over (at least 1).
+  var calibrationWindowCount: Int { get }
+
+  /// The layer's weights `W`, `[out, in]`.
+  func weights(of layer: Int) throws -> [Float]
+  /// `∇_W` of the mean NLL of calibration window `window`, for every layer.
+  func gradient(window: Int) throws -> [[Float]]
+  /// `H v` for the Hessian `H` of the mean NLL over the first `--hvp-tokens` tokens, for every layer.
+  func hessianVectorProduct(_ v: [[Float]]) throws -> [[Float]]
+  /// The layer's captured inputs `X`, `[rows, in]` row-major (one row per calibration token).
+  func layerInputs(of layer: Int) throws -> (values: [Float], rows: Int)
+  /// `Q(W)` dequantized, with its exact byte size and the range calibration chosen (the best for this layer);
+  /// `nil` when the format does not fit the layer's shape.
+  func quantize(layer: Int, candidate: Int) throws -> QuantizedWeights?
+  /// Mean NLL over the calibration tokens, and the mean KL divergence of the next-token distributions from the
+  /// unmodified model's, with `layer`'s weights replaced by `weights` (both `nil`: the unmodified model, KLD 0).
+  func evaluate(replacing layer: Int?, with weights: [Float]?) throws -> (meanNLL: Double, meanKLD: Double)
+}
+
+/// One layer quantized to one candidate format and dequantized back.
+public struct QuantizedWeights: Sendable, Equatable {
+  /// `Q(W)` as `Float`, `[out, in]`.
+  public var weights: [Float]
+  /// Exact bytes of the layer in this format, scales and zero points included.
+  public var bytes: Int
+  /// Which range calibration produced it (recorded in `/calibration/method`).
+  public var calibration: String
+
+  /// A dequantized layer with its size and calibration.
+  public init(weights: [Float], bytes: Int, calibration: String) {
+    self.weights = weights
+    self.bytes = bytes
+    self.calibration = calibration
+  }
+}
+
+/// The stages of a measurement, in the order they run.
+public enum MeasurementStage: String, Sendable, CaseIterable, Codable {
+  /// Mean NLL gradient over the calibration windows (Fisher trace and `fisher_diag`).
+  case fisher
+  /// Hutchinson probes (trace, standard error, diagonal).
+  case hessian
+  /// Per-layer top eigenvalue by power iteration (only with `eigenIterations > 0`).
+  case eigenvalues
+  /// Weight statistics, input trace, errors, bytes and proxies per layer and candidate.
+  case layers
+  /// True ΔNLL and ΔKLD of single-layer quantizations (only with `auditCount > 0`).
+  case audit
+}

@@ -1,0 +1,108 @@
+import Foundation
+
+/// Large per-parameter vectors of a partial run (the gradient sum, the Hutchinson diagonal sum), saved beside
+/// `RUN.h5.partial` as raw files named `<partial>.<name>.<generation>`, where the generation counts the units of
+/// work the vector includes (windows or probes).
+///
+/// Layout, little-endian: magic `BPVECT01` (8 bytes), generation (u64), count (u64), `count` float64 values,
+/// checksum (u64): FNV-1a over the values' 64-bit words (`h = (h ^ word) · 0x100000001B3`, from the FNV-1a 64
+/// offset basis). A file is streamed under a temporary name and renamed into place, and the previous generation is
+/// deleted only after the partial HDF5 file that refers to the new one is in place, so a kill at any moment leaves
+/// the generation the partial file names.
+enum VectorCheckpoint {
+  static let magic: [UInt8] = Array("BPVECT01".utf8)
+  static let offsetBasis: UInt64 = 0xCBF2_9CE4_8422_2325
+  static let prime: UInt64 = 0x100_0000_01B3
+
+  static func path(base: String, name: String, generation: Int) -> String { "\(base).\(name).\(generation)" }
+
+  /// Writes the concatenation of `blocks` as generation `generation` of `name`.
+  static func save(_ blocks: [[Double]], base: String, name: String, generation: Int) throws(SensitivityError) {
+    let target = path(base: base, name: name, generation: generation)
+    let temporary = target + ".tmp"
+    let count = blocks.reduce(0) { $0 + $1.count }
+    var hash = offsetBasis
+    do {
+      if !FileManager.default.createFile(atPath: temporary, contents: nil) {
+        throw SensitivityError(.io, "cannot create '\(temporary)'")
+      }
+      let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temporary))
+      defer { try? handle.close() }
+      try handle.write(contentsOf: Data(magic) + words([UInt64(generation), UInt64(count)]))
+      for block in blocks {
+        for v in block { hash = (hash ^ v.bitPattern) &* prime }
+        try block.withUnsafeBytes { raw in try handle.write(contentsOf: Data(raw)) }  // little-endian host
+      }
+      try handle.write(contentsOf: words([hash]))
+    } catch let error as SensitivityError {
+      throw error
+    } catch {
+      throw SensitivityError(.io, "cannot write '\(temporary)': \(error)")
+    }
+    try rename(temporary, to: target)
+  }
+
+  /// Reads generation `generation` of `name`, which must hold `count` values.
+  /// - Throws: `.badRunFile` when it is missing, truncated, of another generation or count, or fails its checksum.
+  static func load(base: String, name: String, generation: Int, count: Int) throws(SensitivityError) -> [Double] {
+    let file = path(base: base, name: name, generation: generation)
+    guard let data = FileManager.default.contents(atPath: file) else {
+      throw SensitivityError(.badRunFile, "missing checkpoint '\(file)'; delete the partial run and start again")
+    }
+    let decoded = data.withUnsafeBytes { (raw) -> Result<[Double], SensitivityError> in
+      func word(_ offset: Int) -> UInt64 {
+        UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+      }
+      guard raw.count == 32 + 8 * count, Array(raw[0..<8]) == magic, word(8) == UInt64(generation),
+        word(16) == UInt64(count)
+      else { return .failure(SensitivityError(.badRunFile, "checkpoint '\(file)' is truncated or of another run")) }
+      var hash = offsetBasis
+      let values = [Double](unsafeUninitializedCapacity: count) { buffer, initialized in
+        for i in 0..<count {
+          let bits = word(24 + 8 * i)
+          hash = (hash ^ bits) &* prime
+          buffer[i] = Double(bitPattern: bits)
+        }
+        initialized = count
+      }
+      if hash != word(24 + 8 * count) {
+        return .failure(SensitivityError(.badRunFile, "checkpoint '\(file)' fails its checksum"))
+      }
+      return .success(values)
+    }
+    return try decoded.get()
+  }
+
+  /// Deletes every generation of `name` except `keep` (all when `keep` is nil), and leftover temporary files.
+  static func removeGenerations(base: String, name: String, except keep: Int?) {
+    let url = URL(fileURLWithPath: base)
+    let directory = url.deletingLastPathComponent().path
+    let prefix = url.lastPathComponent + "." + name + "."
+    let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+    for f in files where f.hasPrefix(prefix) {
+      let suffix = f.dropFirst(prefix.count)
+      if let g = Int(suffix), g == keep { continue }
+      if Int(suffix) != nil || suffix.hasSuffix(".tmp") {
+        try? FileManager.default.removeItem(atPath: directory + "/" + f)
+      }
+    }
+  }
+
+  /// POSIX `rename(from, to)`, replacing `to` atomically.
+  static func rename(_ from: String, to: String) throws(SensitivityError) {
+    if Foundation.rename(from, to) != 0 {
+      throw SensitivityError(.io, "cannot rename '\(from)' to '\(to)': errno \(errno)")
+    }
+  }
+
+  /// Little-endian bytes of `values`.
+  private static func words(_ values: [UInt64]) -> Data {
+    var data = Data()
+    for v in values { withUnsafeBytes(of: v.littleEndian) { data.append(contentsOf: $0) } }
+    return data
+  }
+}
+
+#if _endian(big)
+  #error("VectorCheckpoint writes the host's Double bytes and assumes a little-endian host")
+#endif

@@ -1,1 +1,0 @@
-// Module Sensitivity: estimators and the measurement run store.

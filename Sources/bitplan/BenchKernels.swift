@@ -1,0 +1,75 @@
+import ArgumentParser
+import Foundation
+import Quantization
+
+/// `bitplan bench kernels`: quantize / dequantize / GEMV throughput per format and cache level, with fp32 BLAS GEMV
+/// and the measured memory read bandwidth beside them. Build with
+/// `swift build -c release -Xswiftc -target-cpu -Xswiftc native` for meaningful numbers.
+struct BenchKernels: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "kernels",
+    abstract: "Throughput of the quantized kernels on this machine, with fp32 BLAS and memory bandwidth beside them.")
+
+  @Option(help: "Comma-separated formats (default: the ggml types, int8/int4/int3 and nf4, ternary, f16, bf16).")
+  var formats: String?
+
+  @Option(help: "Comma-separated sizes among L1, L2, L3, DRAM.")
+  var sizes: String = "L1,L2,L3,DRAM"
+
+  @Flag(help: "Print JSON rows instead of a table.")
+  var json = false
+
+  private var chosenSizes: [KernelBenchmark.Size] {
+    let names = sizes.split(separator: ",").map { String($0).uppercased() }
+    return KernelBenchmark.Size.standard.filter { names.contains($0.name.uppercased()) }
+  }
+
+  func validate() throws {
+    let names = sizes.split(separator: ",").map { String($0).uppercased() }
+    guard !names.isEmpty, names.allSatisfy({ ["L1", "L2", "L3", "DRAM"].contains($0) }) else {
+      throw ValidationError("--sizes: expected a comma list of L1, L2, L3, DRAM, got '\(sizes)'")
+    }
+    if let formats { _ = try QuantFormat.parseList(formats) }
+  }
+
+  func run() throws {
+    let chosenFormats = try formats.map { try QuantFormat.parseList($0) } ?? KernelBenchmark.defaultFormats
+    let chosenSizes = self.chosenSizes
+    var rows = [KernelBenchmark.memoryReadBandwidth(), KernelBenchmark.memoryReadBandwidth(threads: 2)]
+    rows += chosenSizes.map(KernelBenchmark.blasGEMV)
+    if !json { printHeader(); rows.forEach(printRow) }
+    for format in chosenFormats {
+      let formatRows = try KernelBenchmark.run(format: format, sizes: chosenSizes)
+      if !json { formatRows.forEach(printRow) }
+      rows += formatRows
+    }
+    if json {
+      struct Line: Encodable {
+        var kernel, format, size: String
+        var elements, bytes: Int
+        var seconds, nsPerElement, floatGBps, packedGBps, gflops: Double
+      }
+      let lines = rows.map { Line(kernel: $0.kernel, format: $0.format, size: $0.size, elements: $0.elements, bytes: $0.bytes,
+        seconds: $0.seconds, nsPerElement: $0.nsPerElement, floatGBps: $0.floatGBps, packedGBps: $0.packedGBps, gflops: $0.gflops) }
+      let encoder = JSONEncoder()
+      encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+      print(String(decoding: try encoder.encode(lines), as: UTF8.self))
+    } else if let bandwidth = rows.first?.packedGBps {
+      print("\nmemory read bandwidth \(format(bandwidth)) GB/s (1 thread), \(format(rows[1].packedGBps)) GB/s (2 threads);"
+        + " a DRAM GEMV reaches GB/s(packed) ÷ bandwidth of it.")
+    }
+  }
+
+  private func format(_ x: Double) -> String { String(format: "%.2f", x) }
+
+  private func printHeader() {
+    print("kernel          format          size   elements    ns/elem   GB/s(f32)  GB/s(packed)  GFLOP/s")
+  }
+
+  private func printRow(_ r: KernelBenchmark.Row) {
+    func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+    func num(_ x: Double, _ n: Int) -> String { let s = String(format: "%.3f", x); return String(repeating: " ", count: max(0, n - s.count)) + s }
+    print(pad(r.kernel, 16) + pad(r.format, 16) + pad(r.size, 6) + num(Double(r.elements), 10).replacingOccurrences(of: ".000", with: "    ")
+      + num(r.nsPerElement, 11) + num(r.floatGBps, 12) + num(r.packedGBps, 14) + num(r.gflops, 9))
+  }
+}

@@ -1,0 +1,132 @@
+import Sensitivity
+import Testing
+import _TestSupport
+
+@Suite struct HutchinsonTraceTests {
+  let sizes = [5, 12, 30, 7, 20]
+
+  func settings(tol: Double = 0, minimum: Int = 4, maximum: Int, diagonal: Bool = false) -> HutchinsonTrace.Settings {
+    .init(relativeTolerance: tol, minimumProbes: minimum, maximumProbes: maximum, keepsDiagonal: diagonal)
+  }
+
+  /// Coverage: 40 seeds × 5 blocks, 32 probes each. The studentized error of a mean of 32 samples with a sample
+  /// standard error is t-distributed with 31 degrees of freedom, P(|t| > 3) ≈ 0.5 %, so ≥ 95 % must lie within
+  /// 3 SE; a biased estimator or a too small standard error fails by a wide margin. A too large standard error
+  /// would pass that, so the fraction within 1 SE must also be near P(|t₃₁| < 1) ≈ 0.675: within ±0.13, four
+  /// binomial standard deviations √(0.675·0.325/200) ≈ 0.033.
+  @Test func coverageAcrossSeeds() throws {
+    let form = QuadraticForm(sizes: sizes, seed: 7)
+    let exact = form.exactTraces
+    var inside = 0
+    var insideOne = 0
+    var total = 0
+    for seed in UInt64(1)...40 {
+      var h = try HutchinsonTrace(blocks: form.blocks, settings: settings(maximum: 32), seed: seed)
+      try h.run(hessianVectorProduct: form.product)
+      for (e, t) in zip(h.estimates, exact) {
+        total += 1
+        if abs(e.mean - t) <= 3 * e.standardError { inside += 1 }
+        if abs(e.mean - t) <= e.standardError { insideOne += 1 }
+      }
+    }
+    #expect(Double(inside) >= 0.95 * Double(total), "\(inside) of \(total) within 3 SE")
+    #expect(abs(Double(insideOne) / Double(total) - 0.675) <= 0.13, "\(insideOne) of \(total) within 1 SE")
+  }
+
+  /// Convergence: with 2000 probes the mean is within 4 theoretical standard errors √(Var/K) of the exact trace
+  /// (a 4σ band fails by chance with probability 6e-5 per block), and the sample variance of the probe values is
+  /// within 15 % of the exact probe variance (its relative standard deviation at K = 2000 is about √(2/K)·√κ ≈ 5 %).
+  @Test func meanConvergesToExactTrace() throws {
+    let form = QuadraticForm(sizes: sizes, seed: 11)
+    let probes = 2000
+    var h = try HutchinsonTrace(blocks: form.blocks, settings: settings(maximum: probes), seed: 3)
+    try h.run(hessianVectorProduct: form.product)
+    for (i, (e, t)) in zip(h.estimates, form.exactTraces).enumerated() {
+      let sigma = (form.probeVariances[i] / Double(probes)).squareRoot()
+      #expect(abs(e.mean - t) <= 4 * sigma, "block \(i): \(e.mean) vs \(t), σ \(sigma)")
+      let sampleVariance = e.standardError * e.standardError * Double(probes)
+      #expect(abs(sampleVariance / form.probeVariances[i] - 1) < 0.15, "block \(i) variance")
+    }
+  }
+
+  /// Welford's running mean and standard error agree with the two-pass reference; reassociation costs a few ulps.
+  @Test func runningMomentsMatchReference() throws {
+    let form = QuadraticForm(sizes: sizes, seed: 5)
+    var h = try HutchinsonTrace(blocks: form.blocks, settings: settings(maximum: 50), seed: 9)
+    try h.run(hessianVectorProduct: form.product)
+    for e in h.estimates {
+      let (mean, se) = RunningMoments.reference(e.samples)
+      let scale = e.samples.map(abs).max()!
+      #expect(abs(mean - e.mean) <= 1e-12 * scale)
+      #expect(abs(se - e.standardError) <= 1e-12 * scale)
+    }
+  }
+
+  @Test func stopsAtToleranceAfterMinimumProbes() throws {
+    let form = QuadraticForm(sizes: sizes, seed: 7, diagonalShift: 3)
+    var h = try HutchinsonTrace(blocks: form.blocks, settings: settings(tol: 0.1, minimum: 6, maximum: 500), seed: 1)
+    try h.run(hessianVectorProduct: form.product)
+    #expect(h.probesDone >= 6 && h.probesDone < 500)
+    #expect(h.estimates.allSatisfy { $0.converged && $0.relativeStandardError < 0.1 })
+    // One probe fewer did not meet the rule: the run stopped at the first probe count that did.
+    var shorter = try HutchinsonTrace(
+      blocks: form.blocks, settings: settings(tol: 0.1, minimum: 6, maximum: 500), seed: 1)
+    for values in h.samples.dropLast() { try shorter.replay(values: values) }
+    #expect(!shorter.isFinished || h.probesDone == 6)
+  }
+
+  @Test func runsExactlyMaximumProbesWithZeroTolerance() throws {
+    let form = QuadraticForm(sizes: sizes, seed: 7)
+    var h = try HutchinsonTrace(blocks: form.blocks, settings: settings(maximum: 9), seed: 1)
+    try h.run(hessianVectorProduct: form.product)
+    #expect(h.probesDone == 9)
+    #expect(h.estimates.allSatisfy { !$0.converged })
+  }
+
+  /// Probe k depends only on (seed, k); replaying stored values reproduces the estimates bit for bit.
+  @Test func probesRegenerateAndReplayIsExact() throws {
+    let form = QuadraticForm(sizes: sizes, seed: 7)
+    var a = try HutchinsonTrace(blocks: form.blocks, settings: settings(maximum: 12), seed: 42)
+    try a.run(hessianVectorProduct: form.product)
+    let b = try HutchinsonTrace(blocks: form.blocks, settings: settings(maximum: 12), seed: 42)
+    #expect(a.probe(7) == b.probe(7))
+    #expect(a.probe(7) != a.probe(8))
+    #expect(a.probe(7).allSatisfy { $0.allSatisfy { $0 == 1 || $0 == -1 } })
+    var c = try HutchinsonTrace(blocks: form.blocks, settings: settings(maximum: 12), seed: 42)
+    for values in a.samples.prefix(5) { try c.replay(values: values) }
+    try c.run(hessianVectorProduct: form.product)
+    #expect(c.estimates == a.estimates)
+  }
+
+  /// The diagonal estimate mean(v ⊙ Av) converges to diag(A): each element's error has standard deviation
+  /// √(Σ_{k≠j} A_jk² / K); with K = 1500 all 74 elements lie within 4.5 of those (chance failure < 1e-3).
+  @Test func diagonalConverges() throws {
+    let form = QuadraticForm(sizes: sizes, seed: 13)
+    let probes = 1500
+    var h = try HutchinsonTrace(blocks: form.blocks, settings: settings(maximum: probes, diagonal: true), seed: 2)
+    try h.run(hessianVectorProduct: form.product)
+    let diagonal = h.diagonal!.flatMap { $0 }
+    for j in 0..<form.size {
+      var offSquares = 0.0
+      for k in 0..<form.size where k != j { offSquares += form.a[j * form.size + k] * form.a[j * form.size + k] }
+      let sigma = (offSquares / Double(probes)).squareRoot()
+      #expect(abs(diagonal[j] - form.a[j * form.size + j]) <= 4.5 * sigma, "element \(j)")
+    }
+  }
+
+  @Test func rejectsMalformedProducts() throws {
+    let form = QuadraticForm(sizes: sizes, seed: 7)
+    var h = try HutchinsonTrace(blocks: form.blocks, settings: settings(minimum: 1, maximum: 3), seed: 1)
+    let v = h.probe(0)
+    #expect(throws: SensitivityError(.shapeMismatch, "Hessian-vector product has 4 blocks, the layout 5")) {
+      try h.record(probe: v, product: Array(form.product(v).dropLast()))
+    }
+    var bad = form.product(v)
+    bad[2][3] = .nan
+    #expect { try h.record(probe: v, product: bad) } throws: { ($0 as? SensitivityError)?.code == .nonFinite }
+    #expect(h.probesDone == 0)
+    #expect { try HutchinsonTrace(blocks: [], settings: settings(minimum: 1, maximum: 3), seed: 1) } throws: {
+      ($0 as? SensitivityError)?.code == .invalidArgument
+    }
+  }
+}

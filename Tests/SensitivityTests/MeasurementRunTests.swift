@@ -1,0 +1,180 @@
+import Foundation
+import Sensitivity
+import Testing
+import _TestSupport
+
+@Suite struct MeasurementRunTests {
+  func measure(_ folder: String, model: ToyModel = ToyModel(), provenance: RunProvenance = toyProvenance()) throws
+    -> MeasuredRun
+  {
+    try MeasurementRun(model: model, provenance: provenance, path: folder + "/RUN.h5").run()
+  }
+
+  @Test func uninterruptedRunMeasuresTheToyModel() throws {
+    let folder = temporaryFolder("full")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    var stages: [MeasurementStage] = []
+    let model = ToyModel()
+    let run = try MeasurementRun(model: model, provenance: toyProvenance(), path: folder + "/RUN.h5") { s, _, _ in
+      if stages.last != s { stages.append(s) }
+    }.run()
+    #expect(stages == [.fisher, .hessian, .eigenvalues, .layers, .audit])
+    #expect(try canonicalJSON(RunStore.read(folder + "/RUN.h5")) == canonicalJSON(run))
+    #expect(try RunStore.read(folder + "/RUN.h5") == run, "bitwise ==, NaN included")
+    #expect(try FileManager.default.contentsOfDirectory(atPath: folder) == ["RUN.h5"])
+    // Traces: within 4 standard errors of the exact block traces (24 probes, t with 23 df: P(|t| > 4) ≈ 6e-4).
+    for (i, exact) in model.form.exactTraces.enumerated() {
+      #expect(abs(run.hessianTrace[i] - exact) <= 4 * run.hessianTraceStandardError[i], "layer \(i)")
+      #expect(run.probesUsed[i] == 24)
+    }
+    #expect(run.probeValues.count == 24)
+    // Fisher trace: Σ g² of the mean of the three window gradients, recomputed here.
+    let grads = try (0..<3).map { try model.gradient(window: $0) }
+    for i in 0..<3 {
+      let g = grads[0][i].indices.map { j in grads.reduce(0.0) { $0 + Double($1[i][j]) } / 3 }
+      let want = g.reduce(0) { $0 + $1 * $1 }
+      #expect(abs(run.fisherTrace[i] - want) <= 1e-12 * want)
+    }
+    // int2-g6 does not fit the 3-wide layer: bytes −1 and NaN errors; everything else is measured.
+    #expect(run.bytes[2][2] == -1 && run.weightError[2][2].isNaN && run.calibrationMethod[2][2] == "")
+    #expect(run.bytes[0] == [26, 14, 14])
+    for i in 0..<3 {
+      #expect(run.weightError[i][0] < run.weightError[i][1])
+      #expect(run.topEigenvalue[i] > 0 && run.weightVariance[i] > 0 && run.inputTrace[i] > 0)
+      for name in LossProxy.allCases.map(\.rawValue) { #expect(run.proxies[name]![i][0].isFinite, "\(name)") }
+    }
+    #expect(bits(run.proxies["weight_error"]!) == bits(run.weightError))
+    #expect(bits(run.proxies["output_error"]!) == bits(run.outputError))
+    let audit = try #require(run.audit)
+    #expect(audit.deltaNLL.count == 5 && Set(zip(audit.layer, audit.candidate).map { "\($0)-\($1)" }).count == 5)
+    #expect(audit.deltaKLD.allSatisfy { $0 > 0 })
+    #expect(Set(audit.spearmanNLL.keys) == Set(LossProxy.allCases.map(\.rawValue)))
+    #expect(audit.spearmanKLD.values.allSatisfy { $0.isNaN || abs($0) <= 1 })
+  }
+
+  /// Top eigenvalue of each layer's diagonal block: bit-identical to power iteration on that block alone from the
+  /// same stream and stopping rule (zero-padding the probe adds only zeros to each sum), and within 2 % of the
+  /// converged value. The run stops at a relative change of 1e-4 per step; with a convergence ratio r of the
+  /// Rayleigh quotient the remaining error is about change·r/(1−r), ≈ 1.6e-3 here for the slowest block.
+  @Test func topEigenvalueMatchesBlockPowerIteration() throws {
+    let folder = temporaryFolder("eigen")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let model = ToyModel()
+    let run = try measure(folder, provenance: toyProvenance(probes: 4, audit: 0, eigen: 500))
+    for (b, block) in model.form.blocks.enumerated() {
+      var rng = SplitMix64(seed: 1)
+      let exact = try PowerIteration.dominantEigenvalue(
+        dimension: block.count, maximumIterations: 5000, relativeTolerance: 1e-10, using: &rng
+      ) { model.form.blockProduct(b, $0) }
+      #expect(abs(run.topEigenvalue[b] - exact.eigenvalue) <= 0.02 * exact.eigenvalue, "layer \(b)")
+      var stream = ProbeStream(seed: 7, domain: .powerIteration, index: b)
+      let same = try PowerIteration.dominantEigenvalue(
+        dimension: block.count, maximumIterations: 500,
+        relativeTolerance: MeasurementRun<ToyModel>.eigenvalueTolerance, using: &stream
+      ) { model.form.blockProduct(b, $0) }
+      #expect(run.topEigenvalue[b].bitPattern == same.eigenvalue.bitPattern, "layer \(b)")
+    }
+  }
+
+  /// Interrupt at every stage (and twice in a row), rerun the same command, and get the uninterrupted numbers bit
+  /// for bit, with no partial or side file left behind.
+  @Test(arguments: [
+    ["gradient": 1], ["hvp": 0], ["hvp": 3], ["hvp": 30], ["quantize": 4], ["evaluate": 2], ["inputs": 1],
+  ])
+  func interruptedRunResumesToIdenticalNumbers(budget: [String: Int]) throws {
+    let reference = temporaryFolder("ref-\(budget.keys.first!)\(budget.values.first!)")
+    let folder = temporaryFolder("kill-\(budget.keys.first!)\(budget.values.first!)")
+    defer {
+      try? FileManager.default.removeItem(atPath: reference)
+      try? FileManager.default.removeItem(atPath: folder)
+    }
+    let uninterrupted = try measure(reference)
+    #expect(throws: ToyInterrupt.self) { try measure(folder, model: ToyModel(budget: CallBudget(budget))) }
+    #expect(FileManager.default.fileExists(atPath: folder + "/RUN.h5.partial"))
+    #expect(!FileManager.default.fileExists(atPath: folder + "/RUN.h5"))
+    // A second interruption a few calls later, then the rest.
+    let again = Dictionary(uniqueKeysWithValues: budget.map { ($0.key, $0.value + 2) })
+    _ = try? measure(folder, model: ToyModel(budget: CallBudget(again)))
+    let counting = CallBudget()
+    let resumed = try measure(folder, model: ToyModel(budget: counting))
+    #expect(try canonicalJSON(resumed) == canonicalJSON(uninterrupted))
+    #expect(resumed == uninterrupted)
+    #expect(try canonicalJSON(RunStore.read(folder + "/RUN.h5")) == canonicalJSON(uninterrupted))
+    #expect(try FileManager.default.contentsOfDirectory(atPath: folder) == ["RUN.h5"])
+    if budget["hvp"] == 30 { #expect(counting.calls["gradient", default: 0] == 0, "finished stages are not redone") }
+  }
+
+  /// With a tolerance the run stops before `--probes`; a run interrupted mid-way stops at the same probe.
+  @Test func toleranceStopsEarlyAndResumesToTheSameProbe() throws {
+    let (a, b) = (temporaryFolder("tolA"), temporaryFolder("tolB"))
+    defer { for f in [a, b] { try? FileManager.default.removeItem(atPath: f) } }
+    var settings = toyProvenance(probes: 400, audit: 0, eigen: 0)
+    settings.tolerance = 0.03
+    let full = try measure(a, provenance: settings)
+    let k = full.probeValues.count
+    #expect(k >= 4 && k < 400)
+    #expect(zip(full.hessianTrace, full.hessianTraceStandardError).allSatisfy { $1 / abs($0) < 0.03 })
+    #expect(throws: ToyInterrupt.self) {
+      try measure(b, model: ToyModel(budget: CallBudget(["hvp": k - 2])), provenance: settings)
+    }
+    #expect(try canonicalJSON(measure(b, provenance: settings)) == canonicalJSON(full))
+  }
+
+  @Test func otherSettingsRefuseToResume() throws {
+    let folder = temporaryFolder("mismatch")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    #expect(throws: ToyInterrupt.self) { try measure(folder, model: ToyModel(budget: CallBudget(["hvp": 2]))) }
+    #expect { try measure(folder, provenance: toyProvenance(seed: 8)) } throws: { error in
+      let e = error as? SensitivityError
+      return e?.code == .provenanceMismatch && e!.message.contains("seed 7 → 8") && e!.message.contains("delete")
+    }
+    var other = toyProvenance()
+    other.modelSHA256 = String(repeating: "c", count: 64)
+    #expect { try measure(folder, provenance: other) } throws: {
+      ($0 as? SensitivityError)?.code == .provenanceMismatch
+    }
+    var later = toyProvenance()
+    later.created = "2030-01-01T00:00:00Z"
+    let run = try measure(folder, provenance: later)
+    #expect(run.provenance.created == "2026-11-24T00:00:00Z", "a resumed run keeps its start time")
+  }
+
+  @Test func badSettingsFailBeforeAnyFileIsWritten() throws {
+    let folder = temporaryFolder("badsettings")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    var bad = toyProvenance()
+    bad.minimumProbes = 30
+    #expect { try measure(folder, provenance: bad) } throws: { ($0 as? SensitivityError)?.code == .invalidArgument }
+    bad = toyProvenance()
+    bad.candidates = ["int8"]
+    #expect { try measure(folder, provenance: bad) } throws: { ($0 as? SensitivityError)?.code == .invalidArgument }
+    #expect(try FileManager.default.contentsOfDirectory(atPath: folder).isEmpty)
+  }
+
+  @Test func sameSeedSameNumbersOtherSeedOtherProbes() throws {
+    let (a, b, c) = (temporaryFolder("seedA"), temporaryFolder("seedB"), temporaryFolder("seedC"))
+    defer { for f in [a, b, c] { try? FileManager.default.removeItem(atPath: f) } }
+    let ra = try measure(a)
+    let rb = try measure(b)
+    let rc = try measure(c, provenance: toyProvenance(seed: 99))
+    #expect(try canonicalJSON(ra) == canonicalJSON(rb))
+    #expect(ra.probeValues != rc.probeValues && ra != rc)
+    #expect(bits(ra.weightError) == bits(rc.weightError), "quantization errors do not depend on the seed")
+  }
+
+  @Test func problemColumnsSkipUnofferedCandidates() throws {
+    let folder = temporaryFolder("columns")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let run = try measure(folder, provenance: toyProvenance(probes: 6, audit: 0, eigen: 0))
+    let columns = try run.problemColumns(score: "hawq_trace")
+    #expect(columns.map(\.formats) == [["int8", "int4", "int2-g6"], ["int8", "int4", "int2-g6"], ["int8", "int4"]])
+    #expect(columns[2].bytes == [run.bytes[2][0], run.bytes[2][1]])
+    #expect(columns[1].loss == Array(run.proxies["hawq_trace"]![1]))
+    #expect(columns[0].hessianTracePerWeight == run.hessianTrace[0] / 24)
+    #expect(run.topEigenvalue.allSatisfy(\.isNaN) && run.audit == nil)
+    #expect { try run.problemColumns(score: "nope") } throws: { ($0 as? SensitivityError)?.code == .invalidArgument }
+  }
+}
+
+/// Bit patterns, so that NaN compares equal to the same NaN.
+func bits(_ grid: [[Double]]) -> [[UInt64]] { grid.map { $0.map(\.bitPattern) } }
