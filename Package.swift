@@ -23,7 +23,7 @@ let package = Package(
     // MARK: - Layers
     .target(name: "ModelIO", dependencies: ["TensorCore"]),
     .target(name: "Quantization", dependencies: ["TensorCore"], exclude: ["README.md"]),
-    .target(name: "Engine", dependencies: ["TensorCore", "Quantization"]),
+    .target(name: "Engine", dependencies: ["TensorCore", "Quantization"], exclude: ["README.md"]),
     .target(name: "Sensitivity", dependencies: ["Engine", "Quantization", "HDF5", "TensorCore"], exclude: ["README.md"]),
     // MARK: - Command line
     .executableTarget(
