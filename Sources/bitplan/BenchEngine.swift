@@ -42,8 +42,8 @@ struct BenchEngine: ParsableCommand {
       var loss = 0.0
       let forward = try best { loss = try llama.meanNLL(tokens: ids) }
       let backward = try best { _ = try llama.gradients(tokens: ids, of: allTensors) }
-      // ru_maxrss is monotonic: this is the peak of loading plus the largest forward + backward so far
-      peakAfterBackward[t] = Self.peakRSSBytes()
+      // ru_maxrss is monotonic: after the first window it is the peak of loading plus that forward + backward
+      if peakAfterBackward.isEmpty { peakAfterBackward[t] = Self.peakRSSBytes() }
       var rng = SplitMix64(seed: 1)
       let probe = Dictionary(uniqueKeysWithValues: llama.linearLayers.map { layer in
         (layer.weightName, (0..<layer.parameterCount).map { _ in rng.next() & 1 == 0 ? Float(-1) : 1 })
