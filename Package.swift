@@ -25,11 +25,12 @@ let package = Package(
     .target(name: "Quantization", dependencies: ["TensorCore"], exclude: ["README.md"]),
     .target(name: "Engine", dependencies: ["TensorCore", "Quantization"], exclude: ["README.md"]),
     .target(name: "Sensitivity", dependencies: ["Engine", "Quantization", "HDF5", "TensorCore"], exclude: ["README.md"]),
+    .target(name: "Pipeline", dependencies: ["ModelIO", "Engine", "Quantization", "Sensitivity", "Allocation", "TensorCore"]),
     // MARK: - Command line
     .executableTarget(
       name: "bitplan",
       dependencies: [
-        "TensorCore", "HDF5", "ModelIO", "Quantization", "Engine", "Sensitivity", "Allocation",
+        "TensorCore", "HDF5", "ModelIO", "Quantization", "Engine", "Sensitivity", "Allocation", "Pipeline",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     // MARK: - Tests
@@ -40,6 +41,7 @@ let package = Package(
     .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "_TestSupport"], resources: [.copy("Fixtures")]),
     .testTarget(name: "EngineTests", dependencies: ["Engine", "ModelIO", "_TestSupport"]),
     .testTarget(name: "SensitivityTests", dependencies: ["Sensitivity", "HDF5", "_TestSupport"]),
+    .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "_TestSupport"]),
     .testTarget(name: "AllocationTests", dependencies: ["Allocation", "_TestSupport"]),
     .testTarget(name: "CLITests", dependencies: ["bitplan", "_TestSupport"]),
   ]

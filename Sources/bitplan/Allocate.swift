@@ -1,6 +1,7 @@
 import Allocation
 import ArgumentParser
 import Foundation
+import Pipeline
 
 extension SolverKind: ExpressibleByArgument {}
 
@@ -17,11 +18,12 @@ struct Allocate: ParsableCommand {
       Example: --tie 'layers\\.(\\d+)\\.self_attn\\.[qkv]_proj'.
       """)
 
-  @Argument(help: "PROBLEM.json (RUN.h5 input arrives with the measurement run store).") var input: String
+  @Argument(help: "RUN.h5 from bitplan measure, or PROBLEM.json (Documentation/ProblemFormat.md).") var input: String
   @Option(help: "Byte budget: 123456, 80MiB, 80MB, 1.5GiB.") var budget: String?
   @Option(help: "Budget in bits per weight over the quantizable weights.") var bpw: String?
   @Option(help: "Which solver chooses the formats; every plan is compared with exact.") var solver: SolverKind = .exact
-  @Option(help: "Which score to minimise (error, or a name under a candidate's scores).") var score = "error"
+  @Option(help: "Which score to minimise: for RUN.h5 a proxy (fisher_diag by default, hawq_trace, taylor_diag, output_error, weight_error); for PROBLEM.json error (default) or a name under a candidate's scores.")
+  var score: String?
   @Option(name: .customLong("pin"), help: "REGEX=FORMAT; repeatable.") var pins: [String] = []
   @Option(name: .customLong("tie"), help: "REGEX; repeatable.") var ties: [String] = []
   @Option(name: .shortAndLong, help: "Where to write PLAN.json.") var output: String
@@ -36,20 +38,12 @@ struct Allocate: ParsableCommand {
   }
 
   func run() throws {
-    guard !input.lowercased().hasSuffix(".h5") else {
-      throw CommandError("reading RUN.h5 is not available yet; write the problem as PROBLEM.json (\(input))")
-    }
-    let data: Data
-    do { data = try Data(contentsOf: URL(fileURLWithPath: input)) } catch {
-      throw CommandError("cannot read '\(input)': \(error.localizedDescription)")
-    }
-    var problem = try ProblemFile.decode(data).problem(score: score)
+    var problem = try AllocationInput.problem(from: input, score: score)
     problem.constraints += pins.map { pin in
       let split = pin.lastIndex(of: "=")!
       return .pin(pattern: String(pin[..<split]), format: String(pin[pin.index(after: split)...]))
     }
     problem.constraints += ties.map { .tie(pattern: $0) }
-    FormatHints.fill(&problem)
     let requested = try budget.map(Budget.parse) ?? Budget.bitsPerWeight(bpw!)
     let budgetBytes = try requested.bytes(parameterCount: problem.parameterCount)
     try problem.checkFeasible(budget: budgetBytes)  // before any work: the achievable range, at once
@@ -104,40 +98,3 @@ struct Allocate: ParsableCommand {
 }
 
 /// A one-line error of the command line itself (files), shown by ArgumentParser with a non-zero exit.
-
-/// Fills `bits`, `group_size` and `symmetric` of options that PROBLEM.json left out, from the format name. A small
-/// local reading of the project's format grammar (the Quantization module owns the full one): `int4-g128`,
-/// `int3-g64-asym`, `nf4-g64`, `int8` (per channel), `q4_0`, `q4_1`, `q6_k`, `f16`, `bf16`, `f32`.
-enum FormatHints {
-  static func fill(_ problem: inout AllocationProblem) {
-    for l in problem.layers.indices {
-      for o in problem.layers[l].options.indices {
-        let hint = parse(problem.layers[l].options[o].format)
-        problem.layers[l].options[o].bits = problem.layers[l].options[o].bits ?? hint.bits
-        problem.layers[l].options[o].groupSize = problem.layers[l].options[o].groupSize ?? hint.groupSize
-        problem.layers[l].options[o].symmetric = problem.layers[l].options[o].symmetric ?? hint.symmetric
-      }
-    }
-  }
-
-  static func parse(_ name: String) -> (bits: Double?, groupSize: Int?, symmetric: Bool?) {
-    let name = name.lowercased()
-    switch name {
-    case "f16", "bf16": return (16, nil, nil)
-    case "f32": return (32, nil, nil)
-    default: break
-    }
-    if let m = name.wholeMatch(of: /q(\d)_(0|1|k)/) {  // GGML blocks: 32 values, K-quants 256
-      let bits = Double(m.output.1)
-      switch m.output.2 {
-      case "0": return (bits, 32, true)
-      case "1": return (bits, 32, false)
-      default: return (bits, 256, nil)
-      }
-    }
-    if let m = name.wholeMatch(of: /(?:int|nf)(\d+)(?:-g(\d+))?(-asym|-sym)?/) {
-      return (Double(m.output.1), m.output.2.flatMap { Int($0) }, m.output.3 != "-asym")
-    }
-    return (nil, nil, nil)
-  }
-}

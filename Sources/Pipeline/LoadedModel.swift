@@ -1,0 +1,43 @@
+import Engine
+import ModelIO
+import TensorCore
+
+/// A model read from disk and ready to run: the engine in Float, its tokenizer, and where it came from.
+public struct LoadedModel {
+  /// The file or folder it was read from.
+  public let file: ModelFile
+  /// The llama hyper-parameters as stored.
+  public let config: LlamaConfig
+  /// The Float engine holding the dequantized weights.
+  public let model: LlamaModel<Float>
+  /// The model's tokenizer.
+  public let tokenizer: BPETokenizer
+
+  /// Reads `path` (GGUF or HF folder), dequantizes every tensor the llama architecture needs to Float and builds
+  /// the engine. The weights are copied once into the engine; the dequantized tensors are dropped as they go.
+  /// - Throws: `ModelIOError` for a bad file, `EngineError` for a model the engine cannot run (missing tensor,
+  ///   wrong shape), each naming the file or tensor.
+  public static func load(path: String) throws -> LoadedModel {
+    let file = try ModelFile(path: path)
+    let config = try file.llamaConfig()
+    let configuration = engineConfiguration(config)
+    var weights: LlamaModel<Float>.Weights = [:]
+    let stored = Set(file.tensorInfos.map(\.name))
+    for (name, _) in configuration.expectedTensors {
+      guard stored.contains(name) else {
+        throw ModelIOError(.missingTensor, "the llama architecture needs '\(name)', which the model lacks", path: path)
+      }
+      weights[name] = WeightTensor(try file.tensor(named: name))
+    }
+    let model = try LlamaModel<Float>(configuration: configuration, weights: weights)
+    return LoadedModel(file: file, config: config, model: model, tokenizer: try file.tokenizer())
+  }
+
+  /// ModelIO's hyper-parameters in the engine's terms.
+  public static func engineConfiguration(_ c: LlamaConfig) -> LlamaConfiguration {
+    LlamaConfiguration(
+      hidden: c.hiddenSize, intermediate: c.intermediateSize, layers: c.layerCount, heads: c.headCount,
+      kvHeads: c.kvHeadCount, headDim: c.headDim, vocab: c.vocabSize, rmsEps: Double(c.rmsNormEpsilon),
+      ropeTheta: Double(c.ropeTheta), tied: c.tieWordEmbeddings)
+  }
+}
