@@ -1,7 +1,7 @@
 import ArgumentParser
 import Engine
 import Foundation
-import ModelIO
+import Pipeline
 import TensorCore
 
 /// `bitplan bench engine`: tokens/s of the fp32 engine on SmolLM2 (forward; forward + backward; one HVP) at 512
@@ -31,7 +31,7 @@ struct BenchEngine: ParsableCommand {
   func run() throws {
     BLAS.setThreads(threads)
     let gemm = Self.gemmGFLOPS(m: 512, n: 1536, k: 576, repeats: 5)
-    let llama = try LlamaModel<Float>.load(model)
+    let llama = try LoadedModel.load(path: model).model
     let peakAfterLoad = Self.peakRSSBytes()
     let window = try Self.window(ids: ids, vocab: llama.configuration.vocab, count: tokens.max()!)
     let allTensors = Set(llama.configuration.expectedTensors.map(\.name))
@@ -145,22 +145,5 @@ private struct SplitMix64: RandomNumberGenerator {
     z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
     z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
     return z ^ (z >> 31)
-  }
-}
-
-extension LlamaModel where Scalar == Float {
-  /// The engine's Float model from a `.gguf` file or an HF folder: ModelIO reads and dequantizes each tensor under
-  /// its HF name (GGUF q/k rows un-permuted to rotate-half order), the engine validates the shapes.
-  /// - Throws: `ModelIOError` from reading, `EngineError` from validation.
-  static func load(_ path: String) throws -> LlamaModel<Float> {
-    let file = try ModelFile(path: path)
-    let c = try file.llamaConfig()
-    let configuration = LlamaConfiguration(
-      hidden: c.hiddenSize, intermediate: c.intermediateSize, layers: c.layerCount, heads: c.headCount,
-      kvHeads: c.kvHeadCount, headDim: c.headDim, vocab: c.vocabSize, rmsEps: Double(c.rmsNormEpsilon),
-      ropeTheta: Double(c.ropeTheta), tied: c.tieWordEmbeddings)
-    var weights: [String: WeightTensor<Float>] = [:]
-    for (name, _) in configuration.expectedTensors { weights[name] = WeightTensor(try file.tensor(named: name)) }
-    return try LlamaModel(configuration: configuration, weights: weights)
   }
 }
