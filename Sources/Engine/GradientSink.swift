@@ -77,7 +77,9 @@ final class GradientSink<S: EngineScalar> {
     }
     let box: Box
     if let b = boxes[name] { box = b } else {
-      box = Box([S](repeating: 0, count: count))
+      // uninitialised: the first contribution runs with β = 0 and writes every element without reading it
+      // (GEMM with β = 0, the vector form, and the embedding scatter all overwrite)
+      box = Box([S](unsafeUninitializedCapacity: count) { _, initialized in initialized = count })
       boxes[name] = box
     }
     precondition(box.values.count == count, "gradient '\(name)' has \(box.values.count) values, contribution \(count)")

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Engine
 import Foundation
-import ModelIO
+import Pipeline
 import TensorCore
 
 /// `bitplan bench engine`: tokens/s of the fp32 engine on SmolLM2 (forward; forward + backward; one HVP) at 512
@@ -31,19 +31,23 @@ struct BenchEngine: ParsableCommand {
   func run() throws {
     BLAS.setThreads(threads)
     let gemm = Self.gemmGFLOPS(m: 512, n: 1536, k: 576, repeats: 5)
-    let llama = try LlamaModel<Float>.load(model)
+    let llama = try LoadedModel.load(path: model).model
+    let peakAfterLoad = Self.peakRSSBytes()
     let window = try Self.window(ids: ids, vocab: llama.configuration.vocab, count: tokens.max()!)
     let allTensors = Set(llama.configuration.expectedTensors.map(\.name))
     var rows: [[String: Any]] = []
+    var peakAfterBackward: [Int: Int] = [:]
     for t in tokens {
       let ids = Array(window.prefix(t))
+      var loss = 0.0
+      let forward = try best { loss = try llama.meanNLL(tokens: ids) }
+      let backward = try best { _ = try llama.gradients(tokens: ids, of: allTensors) }
+      // ru_maxrss is monotonic: after the first window it is the peak of loading plus that forward + backward
+      if peakAfterBackward.isEmpty { peakAfterBackward[t] = Self.peakRSSBytes() }
       var rng = SplitMix64(seed: 1)
       let probe = Dictionary(uniqueKeysWithValues: llama.linearLayers.map { layer in
         (layer.weightName, (0..<layer.parameterCount).map { _ in rng.next() & 1 == 0 ? Float(-1) : 1 })
       })
-      var loss = 0.0
-      let forward = try best { loss = try llama.meanNLL(tokens: ids) }
-      let backward = try best { _ = try llama.gradients(tokens: ids, of: allTensors) }
       let hvp = try best { _ = try llama.hessianVectorProduct(tokens: ids, vector: probe) }
       let forms = try best { _ = try llama.hessianQuadraticForms(tokens: ids, vector: probe) }
       let base = try llama.gradients(tokens: ids, of: Set(llama.linearWeightNames)).gradients
@@ -59,6 +63,8 @@ struct BenchEngine: ParsableCommand {
     if json {
       let object: [String: Any] = [
         "model": model, "threads": threads, "gemm_512x1536x576_gflops": gemm, "peak_rss_bytes": peakRSS,
+        "peak_rss_after_load_bytes": peakAfterLoad,
+        "peak_rss_after_forward_backward_bytes": Dictionary(uniqueKeysWithValues: peakAfterBackward.map { ("\($0.key)", $0.value) }),
         "windows": rows,
       ]
       let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
@@ -76,7 +82,10 @@ struct BenchEngine: ParsableCommand {
           + " (\(Self.fixed(r["hvp_one_sided_s"] as! Double, 3)) s)  vᵀHv per layer \(Self.fixed(r["quadratic_forms_tok_s"] as! Double, 1)) tok/s"
           + " (\(Self.fixed(r["quadratic_forms_s"] as! Double, 3)) s)")
     }
-    print("peak RSS \(Self.fixed(Double(peakRSS) / 1_048_576, 1)) MiB (model weights included)")
+    let mib = { (bytes: Int) in Self.fixed(Double(bytes) / 1_048_576, 1) + " MiB" }
+    print("peak RSS: after loading \(mib(peakAfterLoad)) (weights dictionary + model copy), after forward + backward "
+      + peakAfterBackward.sorted { $0.key > $1.key }.map { "T=\($0.key) \(mib($0.value))" }.joined(separator: ", ")
+      + ", whole run \(mib(peakRSS)) (HVP probes and base gradient included)")
   }
 
   /// Best wall time of `repeats` runs, in seconds.
@@ -136,22 +145,5 @@ private struct SplitMix64: RandomNumberGenerator {
     z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
     z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
     return z ^ (z >> 31)
-  }
-}
-
-extension LlamaModel where Scalar == Float {
-  /// The engine's Float model from a `.gguf` file or an HF folder: ModelIO reads and dequantizes each tensor under
-  /// its HF name (GGUF q/k rows un-permuted to rotate-half order), the engine validates the shapes.
-  /// - Throws: `ModelIOError` from reading, `EngineError` from validation.
-  static func load(_ path: String) throws -> LlamaModel<Float> {
-    let file = try ModelFile(path: path)
-    let c = try file.llamaConfig()
-    let configuration = LlamaConfiguration(
-      hidden: c.hiddenSize, intermediate: c.intermediateSize, layers: c.layerCount, heads: c.headCount,
-      kvHeads: c.kvHeadCount, headDim: c.headDim, vocab: c.vocabSize, rmsEps: Double(c.rmsNormEpsilon),
-      ropeTheta: Double(c.ropeTheta), tied: c.tieWordEmbeddings)
-    var weights: [String: WeightTensor<Float>] = [:]
-    for (name, _) in configuration.expectedTensors { weights[name] = WeightTensor(try file.tensor(named: name)) }
-    return try LlamaModel(configuration: configuration, weights: weights)
   }
 }
