@@ -43,6 +43,13 @@ enum IntDot {
     return sum
   }
 
+  /// Whether `integer` can use `nibblePlanes` for int4 groups of `length` in rows of `columns`: at least one whole
+  /// 128-value block per group, and every group starting on a block (one group per row, or a multiple of 128).
+  static func usesNibblePlanes(columns: Int, length: Int) -> Bool {
+    let chunks = (length + 31) / 32
+    return chunks >= 4 && (chunks % 4 == 0 || length == columns)
+  }
+
   /// Σ a over values `start..<start + count` (count a multiple of 16).
   @inline(__always) static func activationSum(_ act: Activations, from start: Int, count: Int) -> Int32 {
     var total: Int32 = 0
@@ -155,9 +162,11 @@ enum IntDot {
   /// reduction per 128 values); int8 flips the top bit (u − 128, signed) and multiplies Int8 by Int8 over the whole
   /// group, correcting by (z − 128)·Σ a.
   /// `groupSums[g]` = Σ a over group g (padded to whole chunks), computed once per activation vector.
+  /// With `planes` (int4, from `nibblePlanes`, when every group starts on a 128-value block: `usesNibblePlanes`),
+  /// whole 64-byte blocks go through `nibbleBlocks` and only the remaining chunks through `nibbleChunk`.
   static func integer(
     _ w: UnsafeRawPointer, columns: Int, length: Int, bits: Int, symmetric: Bool, _ act: Activations,
-    groupSums: UnsafePointer<Int32>
+    groupSums: UnsafePointer<Int32>, planes: UnsafePointer<Int16>? = nil
   ) -> Float {
     precondition(act.blockSize >= columns, "the fused integer kernel needs per-vector activations")
     let chunks = (length + 31) / 32
@@ -171,7 +180,11 @@ enum IntDot {
       var isum: Int32 = 0
       if bits == 4 {
         let a = act.codes16 + start
-        if chunks == 1 {
+        if let planes {
+          let blocks = chunks / 4
+          isum = nibbleBlocks(codes, planes + start, count: blocks)
+          for c in (4 * blocks)..<chunks { isum &+= nibbleChunk(codes + chunkBytes * c, a + 32 * c) }
+        } else if chunks == 1 {
           isum = nibbleChunk(codes, a)  // groups of 32: the q4_0 shape, no chunk loop
         } else {
           var c = 0

@@ -152,9 +152,14 @@ extension PackedTensor {
       withUnsafeTemporaryAllocation(of: Int32.self, capacity: columns / length) { groupSums in
         // Σ a per weight group, once per activation vector (the zero-point correction of every row).
         for g in 0..<(columns / length) { groupSums[g] = IntDot.activationSum(act, from: g * chunkValues, count: chunkValues) }
-        for r in 0..<y.count {
-          y[r] = IntDot.integer(base + r * size, columns: columns, length: length, bits: bits, symmetric: format.symmetric,
-            act, groupSums: groupSums.baseAddress!)
+        // int4: activations rearranged once per vector into the planes of `IntDot.nibbleBlocks`.
+        let blocks = bits == 4 && IntDot.usesNibblePlanes(columns: columns, length: length) ? columns / length * chunkValues / 128 : 0
+        withUnsafeTemporaryAllocation(of: Int16.self, capacity: max(1, 128 * blocks)) { planes in
+          if blocks > 0 { IntDot.nibblePlanes(act, blocks: blocks, into: planes.baseAddress!) }
+          for r in 0..<y.count {
+            y[r] = IntDot.integer(base + r * size, columns: columns, length: length, bits: bits, symmetric: format.symmetric,
+              act, groupSums: groupSums.baseAddress!, planes: blocks > 0 ? UnsafePointer(planes.baseAddress!) : nil)
+          }
         }
       }
     default: return false

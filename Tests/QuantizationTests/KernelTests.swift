@@ -5,7 +5,7 @@ import _TestSupport
 
 /// GEMV and GEMM variants against their references, over every SIMD tail.
 struct KernelTests {
-  static let formats: [QuantFormat] = ["q4_0", "q8_0", "q4_1", "q5_0", "q5_1", "int4", "int8", "int4-g32", "int8-g64",
+  static let formats: [QuantFormat] = ["q4_0", "q8_0", "q4_1", "q5_0", "q5_1", "int4", "int8", "int4-g32", "int4-g128", "int8-g64",
     "int3-g32-asym", "int4-g64-asym", "int8-asym", "int4-asym", "int5", "ternary", "nf4", "f16", "bf16", "q4_k", "q6_k", "q2_k", "q3_k", "q5_k"].map { try! QuantFormat(parsing: $0) }
 
   /// Float dot tolerance: the SIMD dot sums n/32 products per lane, then 8 lanes and a ≤31-term tail, so at most
@@ -131,6 +131,65 @@ struct KernelTests {
       let one = packed.gemv(x, activations: precision, threads: 1)
       for threads in [2, 3, 64] {
         #expect(packed.gemv(x, activations: precision, threads: threads) == one, "\(format) \(precision) threads=\(threads)")
+      }
+    }
+  }
+
+  /// `IntDot.nibbleBlocks` (16-bit lanes over rearranged activations) equals the plain Int sum of nibble × activation
+  /// over the q4_0 order, bit for bit, for block counts around its 4-block step, and at the lane-bound extremes
+  /// (every nibble 15, every activation +127 or −127: 4 blocks reach 30,480 per Int16 lane).
+  @Test(arguments: [0, 1, 2, 3, 4, 5, 7, 8, 9, 33])
+  func nibbleBlocksMatchScalarSum(blocks: Int) {
+    var rng = SplitMix64(seed: UInt64(100 + blocks))
+    let n = 128 * blocks
+    let cases: [(bytes: [UInt8], codes: [Int8])] = [
+      ((0..<(n / 2)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }, (0..<n).map { _ in Int8(Int(rng.next() % 255) - 127) }),
+      ([UInt8](repeating: 0xFF, count: n / 2), [Int8](repeating: 127, count: n)),
+      ([UInt8](repeating: 0xFF, count: n / 2), [Int8](repeating: -127, count: n)),
+    ]
+    for (bytes, codes) in cases {
+      // Plain reference: byte b of chunk c holds value 32c + b%16 (low nibble) and 32c + 16 + b%16 (high nibble).
+      var want = 0
+      for (i, byte) in bytes.enumerated() {
+        let c = i / 16, j = i % 16
+        want += Int(byte & 15) * Int(codes[32 * c + j]) + Int(byte >> 4) * Int(codes[32 * c + 16 + j])
+      }
+      let codes16 = codes.map { Int16($0) } + [0], sums = [Int32](repeating: 0, count: 1), scales: [Float] = [1]
+      let got = codes.withUnsafeBufferPointer { c8 in
+        codes16.withUnsafeBufferPointer { c16 in
+          sums.withUnsafeBufferPointer { s in
+            scales.withUnsafeBufferPointer { d in
+              let act = IntDot.Activations(codes: c8.baseAddress ?? UnsafePointer(bitPattern: 1)!, scales: d.baseAddress!,
+                sums16: s.baseAddress!, codes16: c16.baseAddress!, blockSize: max(n, 32))
+              var planes = [Int16](repeating: 0, count: max(n, 1))
+              return planes.withUnsafeMutableBufferPointer { p in
+                IntDot.nibblePlanes(act, blocks: blocks, into: p.baseAddress!)
+                return bytes.withUnsafeBytes { q in IntDot.nibbleBlocks(q.baseAddress ?? UnsafeRawPointer(p.baseAddress!), p.baseAddress!, count: blocks) }
+              }
+            }
+          }
+        }
+      }
+      #expect(Int(got) == want, "blocks=\(blocks)")
+    }
+  }
+
+  /// int4 groups that go through `nibbleBlocks` (multiples of 128, and one group per row) and those that cannot
+  /// (groups of 96 or 160 values: not every group starts on a block) agree with the reference, 1…9 groups per row.
+  @Test(arguments: ["int4-g128", "int4-g256", "int4-g128-asym", "int4-g512-asym", "int4-g96", "int4-g160-asym"].map { try! QuantFormat(parsing: $0) })
+  func int4GroupedGEMVMatchesReference(format: QuantFormat) throws {
+    let group = format.groupSize!
+    for groups in [1, 2, 3, 4, 5, 9] {
+      let (rows, n) = (3, groups * group)
+      #expect(IntDot.usesNibblePlanes(columns: n, length: group) == (group % 128 == 0 || (groups == 1 && group > 96)))
+      let w = randomFloats(rows * n, seed: 51, scale: 0.1), x = randomFloats(n, seed: 52)
+      let packed = try quantize(w, rows: rows, columns: n, format: format)
+      let want = packed.gemv(x, activations: .int8, variant: .reference)
+      let got = packed.gemv(x, activations: .int8, variant: .simd)
+      let wq = packed.dequantize(), a = Q8Activations(x, blockSize: packed.activationBlockSize)
+      for r in 0..<rows {
+        let absSum = (0..<n).reduce(Float(0)) { $0 + abs(wq[r * n + $1]) * abs(a.scales[0] * Float(a.codes[$1])) }
+        #expect(abs(want[r] - got[r]) <= Self.int8DotTolerance(n, absSum), "\(format) groups=\(groups) row \(r)")
       }
     }
   }
