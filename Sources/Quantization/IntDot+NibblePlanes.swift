@@ -4,38 +4,38 @@
 /// in half-width `vpmaddwd`, 16 values per instruction. Here the 64 bytes are read as 32 UInt16 words, and the four
 /// nibbles of each word are split with 64-bit shifts and masks in place (lane L of plane m is nibble m of word L),
 /// so every instruction works on 32 values: 1 load, 3 shifts, 4 masks, 4 `vpmullw`, 4 `vpaddw` per 128 codes.
-/// The activations are rearranged once per vector into the matching planes (`nibblePlanes`).
-/// Measured 0.019 ns/value in a microbenchmark (`-target-cpu native`, in L1), against 0.027 for `nibbleChunks4`.
+/// The activations are rearranged once per vector into the matching planes (`Q8Activations.nibblePlanes`).
 ///
-/// Bit-exact: every product and partial sum is an integer that fits its lane (bounds at `nibbleBlocks`).
+/// Bit-exact: every product and partial sum is an integer that fits its lane (bounds at `nibbleLanes`).
 /// Written with `SIMD8<UInt64>` masks and shifts and `SIMD32<Int16>` `&*`/`&+` because, in Swift 6.3, `&` and `&>>`
 /// on `SIMD32<Int16>` or `SIMD64<UInt8>` compile to a per-lane loop (0.4 GB/s), while 8- and 16-lane integer
 /// vectors and the concrete `&*`/`&+` become single instructions (checked in the assembly).
 extension IntDot {
-  /// Values per step: 64 bytes of q4_0-ordered nibbles, four 32-value chunks.
-  static let nibbleBlockValues = 128
+  /// Int16 values of `nibblePlanes` per 128 activations: four planes of 32 and their lane sums.
+  static let planeStride = 160
 
-  /// Activation codes for `nibbleBlocks`, `blocks` × 128 Int16, from `act.codes16` starting at value 0.
+  /// Activation codes rearranged for `nibbleLanes`: `blocks` × `planeStride` Int16 from `codes16[0 ..< 128·blocks]`.
   ///
   /// Block k covers values 128k ..< 128k + 128 (four 16-byte chunks of the q4_0 order, where byte b of chunk
   /// c = b / 16 holds value 32c + b % 16 in its low nibble and 32c + 16 + b % 16 in its high nibble).
-  /// `planes[128k + 32m + L]` is the activation that meets nibble m of little-endian word L of the block's 64 bytes:
+  /// `planes[160k + 32m + L]` is the activation that meets nibble m of little-endian word L of the block's 64 bytes:
   /// m = 0 low nibble of byte 2L, m = 1 high nibble of byte 2L, m = 2 low nibble of byte 2L + 1, m = 3 high
-  /// nibble of byte 2L + 1.
-  static func nibblePlanes(_ act: Activations, blocks: Int, into planes: UnsafeMutablePointer<Int16>) {
+  /// nibble of byte 2L + 1. With L = 8g + i, byte 2L + m/2 is byte 2i + m/2 of chunk g. `planes[160k + 128 + L]`
+  /// is the sum of the four (the zero-point term of lane L, |·| ≤ 4·127).
+  static func nibblePlanes(codes16: UnsafePointer<Int16>, blocks: Int, into planes: UnsafeMutablePointer<Int16>) {
     for k in 0..<blocks {
+      let a = codes16 + 128 * k, p = planes + planeStride * k
       for m in 0..<4 {
-        for L in 0..<32 {
-          let b = 2 * L + m / 2          // byte in the block
-          let c = b / 16, j = b % 16     // chunk, byte in the chunk
-          planes[128 * k + 32 * m + L] = act.codes16[128 * k + 32 * c + j + (m % 2 == 0 ? 0 : 16)]
+        for g in 0..<4 {
+          for i in 0..<8 { p[32 * m + 8 * g + i] = a[32 * g + 2 * i + m / 2 + 16 * (m % 2)] }
         }
       }
+      for L in 0..<32 { p[128 + L] = p[L] &+ p[32 + L] &+ p[64 + L] &+ p[96 + L] }
     }
   }
 
-  /// Σ nibble·a over one 64-byte block as 32 Int16 lanes (each lane sums 4 products).
-  @inline(__always) static func nibbleBlock(_ q: UnsafeRawPointer, _ planes: UnsafeRawPointer) -> SIMD32<Int16> {
+  /// Σ (u − zero)·a over one 64-byte block of nibbles u, as 32 Int16 lanes (each lane sums 4 products).
+  @inline(__always) static func nibbleBlock(_ q: UnsafeRawPointer, _ planes: UnsafeRawPointer, zero: SIMD32<Int16>) -> SIMD32<Int16> {
     let w = q.loadUnaligned(as: SIMD8<UInt64>.self)
     let mask = SIMD8<UInt64>(repeating: 0x000F_000F_000F_000F)
     let n0 = unsafeBitCast(w & mask, to: SIMD32<Int16>.self)
@@ -46,7 +46,8 @@ extension IntDot {
     let a1 = planes.loadUnaligned(fromByteOffset: 64, as: SIMD32<Int16>.self)
     let a2 = planes.loadUnaligned(fromByteOffset: 128, as: SIMD32<Int16>.self)
     let a3 = planes.loadUnaligned(fromByteOffset: 192, as: SIMD32<Int16>.self)
-    return (n0 &* a0 &+ n1 &* a1) &+ (n2 &* a2 &+ n3 &* a3)
+    let products = (n0 &* a0 &+ n1 &* a1) &+ (n2 &* a2 &+ n3 &* a3)
+    return products &- zero &* planes.loadUnaligned(fromByteOffset: 256, as: SIMD32<Int16>.self)
   }
 
   /// Adds the 32 Int16 lanes of `v` pairwise into 16 Int32 lanes (sign-extending both halves of each word pair).
@@ -55,24 +56,51 @@ extension IntDot {
     return ((x &<< 16) &>> 16) &+ (x &>> 16)
   }
 
-  /// Σ u·a over `count` 64-byte blocks of unsigned nibbles `q` (q4_0 order) and their `nibblePlanes`, exact.
+  /// Σ (u − zero)·a over `count` 64-byte blocks of nibbles `q` (q4_0 order) and their `nibblePlanes`, as 16 Int32
+  /// lanes whose sum is the exact dot product.
   ///
-  /// Lane bounds: |a| ≤ 127 (`Q8Activations` codes) and u ≤ 15, so a `nibbleBlock` lane is at most 4·15·127 = 7620
-  /// in magnitude and four blocks sum to at most 30,480 < 2¹⁵ before they are widened to Int32.
-  @inline(__always) static func nibbleBlocks(_ q: UnsafeRawPointer, _ planes: UnsafePointer<Int16>, count: Int) -> Int32 {
-    let p = UnsafeRawPointer(planes)
+  /// Lane bounds: |a| ≤ 127 (`Q8Activations` codes) and |u − zero| ≤ 15 for zero in 0…15, so a `nibbleBlock` lane
+  /// is at most 4·15·127 = 7620 in magnitude (intermediate wrap-around cancels: the arithmetic is mod 2¹⁶) and four
+  /// blocks sum to at most 30,480 < 2¹⁵ before they are widened to Int32.
+  @inline(__always) static func nibbleLanes(_ q: UnsafeRawPointer, _ planes: UnsafePointer<Int16>, count: Int, zero: Int16) -> SIMD16<Int32> {
+    let p = UnsafeRawPointer(planes), z = SIMD32<Int16>(repeating: zero)
+    let step = 2 * planeStride  // bytes of planes per block
     var acc = SIMD16<Int32>()
     var k = 0
     while k + 4 <= count {
-      let s01 = nibbleBlock(q + 64 * k, p + 256 * k) &+ nibbleBlock(q + 64 * k + 64, p + 256 * k + 256)
-      let s23 = nibbleBlock(q + 64 * k + 128, p + 256 * k + 512) &+ nibbleBlock(q + 64 * k + 192, p + 256 * k + 768)
+      let s01 = nibbleBlock(q + 64 * k, p + step * k, zero: z) &+ nibbleBlock(q + 64 * k + 64, p + step * (k + 1), zero: z)
+      let s23 = nibbleBlock(q + 64 * k + 128, p + step * (k + 2), zero: z) &+ nibbleBlock(q + 64 * k + 192, p + step * (k + 3), zero: z)
       acc &+= widenPairs(s01 &+ s23)
       k += 4
     }
     while k < count {
-      acc &+= widenPairs(nibbleBlock(q + 64 * k, p + 256 * k))
+      acc &+= widenPairs(nibbleBlock(q + 64 * k, p + step * k, zero: z))
       k += 1
     }
-    return acc.wrappedSum()
+    return acc
+  }
+
+  /// int4 rows whose groups are whole 128-value blocks (`length` a multiple of 128) · per-vector activations with
+  /// `planes`: `d_a·Σ_groups s_w·Σ_group (u − z)·a`.
+  ///
+  /// The zero point is subtracted inside the lanes (`nibbleLanes`), so a group needs no horizontal integer sum:
+  /// its 16 exact Int32 lanes (|·| < 2²⁴, so exact in Float) are converted, scaled by the group's f16 scale and added
+  /// into 16 Float lanes, reduced once per row. Against the Int32-per-group path this differs only in the order of
+  /// the Float additions (≤ groups + 5 roundings per lane sum, inside `int8DotTolerance`).
+  static func int4Groups(
+    _ w: UnsafeRawPointer, columns: Int, length: Int, symmetric: Bool, _ act: Activations, planes: UnsafePointer<Int16>
+  ) -> Float {
+    precondition(length % 128 == 0 && columns % length == 0 && act.blockSize >= columns, "int4 groups of \(length) in \(columns)")
+    let blocks = length / 128
+    let size = IntegerCodec.groupBytes(length: length, bits: 4, symmetric: symmetric)
+    let codeOffset = symmetric ? 2 : 3
+    var acc = SIMD16<Float>()
+    for g in 0..<(columns / length) {
+      let p = w + g * size
+      let zero: Int16 = symmetric ? 8 : Int16(p.load(fromByteOffset: 2, as: UInt8.self))
+      let lanes = nibbleLanes(p + codeOffset, planes + planeStride * blocks * g, count: blocks, zero: zero)
+      acc += SIMD16<Float>(lanes) * BlockBytes.f16(p, 0)
+    }
+    return acc.sum() * act.scales[0]
   }
 }

@@ -15,6 +15,8 @@ enum IntDot {
     var codes16: UnsafePointer<Int16>
     /// Values per activation scale (32, or the whole vector).
     var blockSize: Int
+    /// `Q8Activations.nibblePlanes` (per-vector activations only), else nil.
+    var planes: UnsafePointer<Int16>? = nil
     /// The scale of the activation block holding value i.
     @inline(__always) func scale(at i: Int) -> Float { scales[i / blockSize] }
   }
@@ -162,8 +164,8 @@ enum IntDot {
   /// reduction per 128 values); int8 flips the top bit (u − 128, signed) and multiplies Int8 by Int8 over the whole
   /// group, correcting by (z − 128)·Σ a.
   /// `groupSums[g]` = Σ a over group g (padded to whole chunks), computed once per activation vector.
-  /// With `planes` (int4, from `nibblePlanes`, when every group starts on a 128-value block: `usesNibblePlanes`),
-  /// whole 64-byte blocks go through `nibbleBlocks` and only the remaining chunks through `nibbleChunk`.
+  /// With `planes` (int4, when every group starts on a 128-value block: `usesNibblePlanes`), whole 64-byte blocks go
+  /// through `nibbleLanes` and only the remaining chunks through `nibbleChunk`.
   static func integer(
     _ w: UnsafeRawPointer, columns: Int, length: Int, bits: Int, symmetric: Bool, _ act: Activations,
     groupSums: UnsafePointer<Int32>, planes: UnsafePointer<Int16>? = nil
@@ -182,7 +184,7 @@ enum IntDot {
         let a = act.codes16 + start
         if let planes {
           let blocks = chunks / 4
-          isum = nibbleBlocks(codes, planes + start, count: blocks)
+          isum = nibbleLanes(codes, planes + start / 128 * planeStride, count: blocks, zero: 0).wrappedSum()
           for c in (4 * blocks)..<chunks { isum &+= nibbleChunk(codes + chunkBytes * c, a + 32 * c) }
         } else if chunks == 1 {
           isum = nibbleChunk(codes, a)  // groups of 32: the q4_0 shape, no chunk loop

@@ -116,12 +116,14 @@ extension PackedTensor {
       a.codes.withUnsafeBufferPointer { codes in
         a.scales.withUnsafeBufferPointer { scales in
           a.sums16.withUnsafeBufferPointer { sums in
-            let act = IntDot.Activations(
-              codes: codes.baseAddress!, scales: scales.baseAddress!, sums16: sums.baseAddress!,
-              codes16: codes16.baseAddress!, blockSize: a.blockSize)
-            splitRows(threads: threads, y) { range, out in
-              withRows(range) { src in
-                if variant == .reference || !fusedRows(src, act, out) { decodedRows(src, act, out, variant: variant) }
+            a.nibblePlanes.withUnsafeBufferPointer { planes in
+              let act = IntDot.Activations(
+                codes: codes.baseAddress!, scales: scales.baseAddress!, sums16: sums.baseAddress!,
+                codes16: codes16.baseAddress!, blockSize: a.blockSize, planes: planes.isEmpty ? nil : planes.baseAddress)
+              splitRows(threads: threads, y) { range, out in
+                withRows(range) { src in
+                  if variant == .reference || !fusedRows(src, act, out) { decodedRows(src, act, out, variant: variant) }
+                }
               }
             }
           }
@@ -152,14 +154,16 @@ extension PackedTensor {
       withUnsafeTemporaryAllocation(of: Int32.self, capacity: columns / length) { groupSums in
         // Σ a per weight group, once per activation vector (the zero-point correction of every row).
         for g in 0..<(columns / length) { groupSums[g] = IntDot.activationSum(act, from: g * chunkValues, count: chunkValues) }
-        // int4: activations rearranged once per vector into the planes of `IntDot.nibbleBlocks`.
-        let blocks = bits == 4 && IntDot.usesNibblePlanes(columns: columns, length: length) ? columns / length * chunkValues / 128 : 0
-        withUnsafeTemporaryAllocation(of: Int16.self, capacity: max(1, 128 * blocks)) { planes in
-          if blocks > 0 { IntDot.nibblePlanes(act, blocks: blocks, into: planes.baseAddress!) }
+        let planes = bits == 4 && IntDot.usesNibblePlanes(columns: columns, length: length) ? act.planes : nil
+        if let planes, length % 128 == 0, length < columns {
           for r in 0..<y.count {
-            y[r] = IntDot.integer(base + r * size, columns: columns, length: length, bits: bits, symmetric: format.symmetric,
-              act, groupSums: groupSums.baseAddress!, planes: blocks > 0 ? UnsafePointer(planes.baseAddress!) : nil)
+            y[r] = IntDot.int4Groups(base + r * size, columns: columns, length: length, symmetric: format.symmetric, act, planes: planes)
           }
+          return
+        }
+        for r in 0..<y.count {
+          y[r] = IntDot.integer(base + r * size, columns: columns, length: length, bits: bits, symmetric: format.symmetric,
+            act, groupSums: groupSums.baseAddress!, planes: planes)
         }
       }
     default: return false

@@ -135,42 +135,39 @@ struct KernelTests {
     }
   }
 
-  /// `IntDot.nibbleBlocks` (16-bit lanes over rearranged activations) equals the plain Int sum of nibble × activation
-  /// over the q4_0 order, bit for bit, for block counts around its 4-block step, and at the lane-bound extremes
-  /// (every nibble 15, every activation +127 or −127: 4 blocks reach 30,480 per Int16 lane).
+  /// `IntDot.nibbleLanes` (16-bit lanes over `nibblePlanes`) equals the plain Int sum of (nibble − zero) × activation
+  /// over the q4_0 order, bit for bit, for block counts around its 4-block step, zero points 0, 8 and 15, and at the
+  /// lane-bound extremes (every nibble 15 or 0, every activation +127 or −127: 4 blocks reach ±30,480 per Int16 lane).
   @Test(arguments: [0, 1, 2, 3, 4, 5, 7, 8, 9, 33])
-  func nibbleBlocksMatchScalarSum(blocks: Int) {
+  func nibbleLanesMatchScalarSum(blocks: Int) {
     var rng = SplitMix64(seed: UInt64(100 + blocks))
     let n = 128 * blocks
     let cases: [(bytes: [UInt8], codes: [Int8])] = [
       ((0..<(n / 2)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }, (0..<n).map { _ in Int8(Int(rng.next() % 255) - 127) }),
       ([UInt8](repeating: 0xFF, count: n / 2), [Int8](repeating: 127, count: n)),
       ([UInt8](repeating: 0xFF, count: n / 2), [Int8](repeating: -127, count: n)),
+      ([UInt8](repeating: 0x00, count: n / 2), [Int8](repeating: 127, count: n)),
     ]
     for (bytes, codes) in cases {
-      // Plain reference: byte b of chunk c holds value 32c + b%16 (low nibble) and 32c + 16 + b%16 (high nibble).
-      var want = 0
-      for (i, byte) in bytes.enumerated() {
-        let c = i / 16, j = i % 16
-        want += Int(byte & 15) * Int(codes[32 * c + j]) + Int(byte >> 4) * Int(codes[32 * c + 16 + j])
-      }
-      let codes16 = codes.map { Int16($0) } + [0], sums = [Int32](repeating: 0, count: 1), scales: [Float] = [1]
-      let got = codes.withUnsafeBufferPointer { c8 in
-        codes16.withUnsafeBufferPointer { c16 in
-          sums.withUnsafeBufferPointer { s in
-            scales.withUnsafeBufferPointer { d in
-              let act = IntDot.Activations(codes: c8.baseAddress ?? UnsafePointer(bitPattern: 1)!, scales: d.baseAddress!,
-                sums16: s.baseAddress!, codes16: c16.baseAddress!, blockSize: max(n, 32))
-              var planes = [Int16](repeating: 0, count: max(n, 1))
-              return planes.withUnsafeMutableBufferPointer { p in
-                IntDot.nibblePlanes(act, blocks: blocks, into: p.baseAddress!)
-                return bytes.withUnsafeBytes { q in IntDot.nibbleBlocks(q.baseAddress ?? UnsafeRawPointer(p.baseAddress!), p.baseAddress!, count: blocks) }
-              }
+      for zero in [0, 8, 15] {
+        // Plain reference: byte b of chunk c holds value 32c + b%16 (low nibble) and 32c + 16 + b%16 (high nibble).
+        var want = 0
+        for (i, byte) in bytes.enumerated() {
+          let c = i / 16, j = i % 16
+          want += (Int(byte & 15) - zero) * Int(codes[32 * c + j]) + (Int(byte >> 4) - zero) * Int(codes[32 * c + 16 + j])
+        }
+        let codes16 = codes.map { Int16($0) } + [0]
+        var planes = [Int16](repeating: 0, count: IntDot.planeStride * blocks + 1)
+        let got = codes16.withUnsafeBufferPointer { c16 in
+          planes.withUnsafeMutableBufferPointer { p in
+            IntDot.nibblePlanes(codes16: c16.baseAddress!, blocks: blocks, into: p.baseAddress!)
+            return (bytes + [0]).withUnsafeBytes { q in
+              IntDot.nibbleLanes(q.baseAddress!, p.baseAddress!, count: blocks, zero: Int16(zero))
             }
           }
         }
+        #expect(Int(got.wrappedSum()) == want, "blocks=\(blocks) zero=\(zero)")
       }
-      #expect(Int(got) == want, "blocks=\(blocks)")
     }
   }
 
