@@ -56,6 +56,15 @@ extension IntDot {
     return ((x &<< 16) &>> 16) &+ (x &>> 16)
   }
 
+  /// `widenPairs` for pair sums within ±2¹⁵ (one block: ≤ 2·7620), in three instructions instead of four.
+  ///
+  /// Read a pair as x = hi·2¹⁶ + lo_u (lo_u = lo mod 2¹⁶); then x + (x << 16) ≡ (hi + lo)·2¹⁶ + lo_u (mod 2³²), whose
+  /// top half, shifted down arithmetically, is hi + lo.
+  @inline(__always) static func widenSmallPairs(_ v: SIMD32<Int16>) -> SIMD16<Int32> {
+    let x = unsafeBitCast(v, to: SIMD16<Int32>.self)
+    return (x &+ (x &<< 16)) &>> 16
+  }
+
   /// Σ (u − zero)·a over `count` 64-byte blocks of nibbles `q` (q4_0 order) and their `nibblePlanes`, as 16 Int32
   /// lanes whose sum is the exact dot product.
   ///
@@ -74,32 +83,58 @@ extension IntDot {
       k += 4
     }
     while k < count {
-      acc &+= widenPairs(nibbleBlock(q + 64 * k, p + step * k, zero: z))
+      acc &+= widenSmallPairs(nibbleBlock(q + 64 * k, p + step * k, zero: z))
       k += 1
     }
     return acc
   }
 
+  /// `Float(x)` lane by lane for |x| < 2²²: x + 1.5·2²³ as a Float bit pattern has x in its low mantissa bits, so
+  /// subtracting 1.5·2²³ gives x exactly. (`SIMD16<Float>(_: SIMD16<Int32>)` is a call to a per-lane loop in
+  /// Swift 6.3; this is an integer add, a bit cast and a Float subtract.)
+  @inline(__always) static func exactFloat(_ x: SIMD16<Int32>) -> SIMD16<Float> {
+    let biased = x &+ SIMD16<Int32>(repeating: 0x4B40_0000)
+    return unsafeBitCast(biased, to: SIMD16<Float>.self) - SIMD16<Float>(repeating: 12_582_912)
+  }
+
+  /// Longest group `int4Groups` takes: 256 blocks keep every lane below 256·2·7620 < 2²² (`exactFloat`).
+  static let int4GroupsMaxLength = 32768
+
   /// int4 rows whose groups are whole 128-value blocks (`length` a multiple of 128) · per-vector activations with
   /// `planes`: `d_a·Σ_groups s_w·Σ_group (u − z)·a`.
   ///
   /// The zero point is subtracted inside the lanes (`nibbleLanes`), so a group needs no horizontal integer sum:
-  /// its 16 exact Int32 lanes (|·| < 2²⁴, so exact in Float) are converted, scaled by the group's f16 scale and added
+  /// its 16 exact Int32 lanes (|·| < 2²², `exactFloat`) are converted, scaled by the group's f16 scale and added
   /// into 16 Float lanes, reduced once per row. Against the Int32-per-group path this differs only in the order of
   /// the Float additions (≤ groups + 5 roundings per lane sum, inside `int8DotTolerance`).
   static func int4Groups(
-    _ w: UnsafeRawPointer, columns: Int, length: Int, symmetric: Bool, _ act: Activations, planes: UnsafePointer<Int16>
+    _ w: UnsafeRawPointer, columns: Int, length: Int, symmetric: Bool, _ act: Activations, planes: UnsafePointer<Int16>,
+    groupSums: UnsafePointer<Int32>
   ) -> Float {
-    precondition(length % 128 == 0 && columns % length == 0 && act.blockSize >= columns, "int4 groups of \(length) in \(columns)")
+    precondition(length % 128 == 0 && length <= int4GroupsMaxLength && columns % length == 0 && act.blockSize >= columns, "int4 groups of \(length) in \(columns)")
     let blocks = length / 128
     let size = IntegerCodec.groupBytes(length: length, bits: 4, symmetric: symmetric)
     let codeOffset = symmetric ? 2 : 3
     var acc = SIMD16<Float>()
+    if blocks == 1 && symmetric {
+      // Groups of 128, symmetric: one block each, straight-line (the general loop's bookkeeping cost as much as
+      // the block), and the zero point 8 subtracted per group in one scalar term, s·8·Σa, instead of in the lanes.
+      var p = w, a = UnsafeRawPointer(planes)
+      var offsets: Float = 0
+      for g in 0..<(columns / length) {
+        let scale = BlockBytes.f16(p, 0)
+        acc += exactFloat(widenSmallPairs(nibbleBlock(p + codeOffset, a, zero: SIMD32(repeating: 0)))) * scale
+        offsets += scale * Float(8 &* groupSums[g])
+        p += size
+        a += 2 * planeStride
+      }
+      return (acc.sum() - offsets) * act.scales[0]
+    }
     for g in 0..<(columns / length) {
       let p = w + g * size
       let zero: Int16 = symmetric ? 8 : Int16(p.load(fromByteOffset: 2, as: UInt8.self))
       let lanes = nibbleLanes(p + codeOffset, planes + planeStride * blocks * g, count: blocks, zero: zero)
-      acc += SIMD16<Float>(lanes) * BlockBytes.f16(p, 0)
+      acc += exactFloat(lanes) * BlockBytes.f16(p, 0)
     }
     return acc.sum() * act.scales[0]
   }

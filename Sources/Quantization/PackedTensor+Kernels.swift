@@ -155,9 +155,10 @@ extension PackedTensor {
         // Σ a per weight group, once per activation vector (the zero-point correction of every row).
         for g in 0..<(columns / length) { groupSums[g] = IntDot.activationSum(act, from: g * chunkValues, count: chunkValues) }
         let planes = bits == 4 && IntDot.usesNibblePlanes(columns: columns, length: length) ? act.planes : nil
-        if let planes, length % 128 == 0, length < columns {
+        if let planes, length % 128 == 0, length < columns, length <= IntDot.int4GroupsMaxLength {
           for r in 0..<y.count {
-            y[r] = IntDot.int4Groups(base + r * size, columns: columns, length: length, symmetric: format.symmetric, act, planes: planes)
+            y[r] = IntDot.int4Groups(base + r * size, columns: columns, length: length, symmetric: format.symmetric, act, planes: planes,
+              groupSums: groupSums.baseAddress!)
           }
           return
         }
