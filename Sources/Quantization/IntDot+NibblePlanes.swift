@@ -105,30 +105,30 @@ extension IntDot {
   ///
   /// The zero point is subtracted inside the lanes (`nibbleLanes`), so a group needs no horizontal integer sum:
   /// its 16 exact Int32 lanes (|·| < 2²², `exactFloat`) are converted, scaled by the group's f16 scale and added
-  /// into 16 Float lanes, reduced once per row. Against the Int32-per-group path this differs only in the order of
-  /// the Float additions (≤ groups + 5 roundings per lane sum, inside `int8DotTolerance`).
+  /// into 16 Float lanes, reduced once per row. Each Float term s·lane is bounded by s·Σ|u − z|·|a| over its values,
+  /// so the terms sum to at most Σ|ŵ|·|a|, and a result sees ≤ 1 (scale) + groups (lane sums) + 15 (lane reduction)
+  /// + 1 (d_a) roundings: within `KernelTests.int8DotTolerance`'s n/16 + 6 = 8·groups + 6 for groups ≥ 2, the only
+  /// case that comes here. (Subtracting the symmetric zero point outside the lanes was 5% faster but loses this
+  /// bound: the lanes would then carry Σ u·a, not Σ (u − z)·a.)
   static func int4Groups(
-    _ w: UnsafeRawPointer, columns: Int, length: Int, symmetric: Bool, _ act: Activations, planes: UnsafePointer<Int16>,
-    groupSums: UnsafePointer<Int32>
+    _ w: UnsafeRawPointer, columns: Int, length: Int, symmetric: Bool, _ act: Activations, planes: UnsafePointer<Int16>
   ) -> Float {
-    precondition(length % 128 == 0 && length <= int4GroupsMaxLength && columns % length == 0 && act.blockSize >= columns, "int4 groups of \(length) in \(columns)")
+    precondition(length % 128 == 0 && length <= int4GroupsMaxLength && columns % length == 0 && columns > length
+      && act.blockSize >= columns, "int4 groups of \(length) in \(columns)")
     let blocks = length / 128
     let size = IntegerCodec.groupBytes(length: length, bits: 4, symmetric: symmetric)
     let codeOffset = symmetric ? 2 : 3
     var acc = SIMD16<Float>()
-    if blocks == 1 && symmetric {
-      // Groups of 128, symmetric: one block each, straight-line (the general loop's bookkeeping cost as much as
-      // the block), and the zero point 8 subtracted per group in one scalar term, s·8·Σa, instead of in the lanes.
+    if blocks == 1 {
+      // Groups of 128: one block each, straight-line (the general loop's bookkeeping cost as much as the block).
       var p = w, a = UnsafeRawPointer(planes)
-      var offsets: Float = 0
-      for g in 0..<(columns / length) {
-        let scale = BlockBytes.f16(p, 0)
-        acc += exactFloat(widenSmallPairs(nibbleBlock(p + codeOffset, a, zero: SIMD32(repeating: 0)))) * scale
-        offsets += scale * Float(8 &* groupSums[g])
+      for _ in 0..<(columns / length) {
+        let zero: Int16 = symmetric ? 8 : Int16(p.load(fromByteOffset: 2, as: UInt8.self))
+        acc += exactFloat(widenSmallPairs(nibbleBlock(p + codeOffset, a, zero: SIMD32(repeating: zero)))) * BlockBytes.f16(p, 0)
         p += size
         a += 2 * planeStride
       }
-      return (acc.sum() - offsets) * act.scales[0]
+      return acc.sum() * act.scales[0]
     }
     for g in 0..<(columns / length) {
       let p = w + g * size

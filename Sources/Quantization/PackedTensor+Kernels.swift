@@ -157,8 +157,7 @@ extension PackedTensor {
         let planes = bits == 4 && IntDot.usesNibblePlanes(columns: columns, length: length) ? act.planes : nil
         if let planes, length % 128 == 0, length < columns, length <= IntDot.int4GroupsMaxLength {
           for r in 0..<y.count {
-            y[r] = IntDot.int4Groups(base + r * size, columns: columns, length: length, symmetric: format.symmetric, act, planes: planes,
-              groupSums: groupSums.baseAddress!)
+            y[r] = IntDot.int4Groups(base + r * size, columns: columns, length: length, symmetric: format.symmetric, act, planes: planes)
           }
           return
         }
