@@ -36,7 +36,11 @@ extension IntDot {
 
   /// Σ (u − zero)·a over one 64-byte block of nibbles u, as 32 Int16 lanes (each lane sums 4 products).
   @inline(__always) static func nibbleBlock(_ q: UnsafeRawPointer, _ planes: UnsafeRawPointer, zero: SIMD32<Int16>) -> SIMD32<Int16> {
-    let w = q.loadUnaligned(as: SIMD8<UInt64>.self)
+    nibbleBlock(q.loadUnaligned(as: SIMD8<UInt64>.self), planes, zero: zero)
+  }
+
+  /// `nibbleBlock` of 64 bytes already in a register.
+  @inline(__always) static func nibbleBlock(_ w: SIMD8<UInt64>, _ planes: UnsafeRawPointer, zero: SIMD32<Int16>) -> SIMD32<Int16> {
     let mask = SIMD8<UInt64>(repeating: 0x000F_000F_000F_000F)
     let n0 = unsafeBitCast(w & mask, to: SIMD32<Int16>.self)
     let n1 = unsafeBitCast((w &>> 4) & mask, to: SIMD32<Int16>.self)
@@ -137,5 +141,43 @@ extension IntDot {
       acc += exactFloat(lanes) * BlockBytes.f16(p, 0)
     }
     return acc.sum() * act.scales[0]
+  }
+
+  /// Sum of 16 Float lanes as a tree (8 + 8, 4 + 4, 2 + 2, 1 + 1): 4 roundings on any lane's path, against 15 for
+  /// the sequential `sum()`.
+  @inline(__always) static func treeSum(_ v: SIMD16<Float>) -> Float {
+    let v8 = v.lowHalf + v.highHalf
+    let v4 = v8.lowHalf + v8.highHalf
+    let v2 = v4.lowHalf + v4.highHalf
+    return v2[0] + v2[1]
+  }
+
+  /// q4_0 row · 32-blocked activations with `planes`, four blocks (128 values) per step; the block tail goes to
+  /// `q4_0Blocks`. The four 16-byte code areas (18-byte stride) are read into one 64-byte register, so Int32 lane l
+  /// after `widenSmallPairs` belongs to block l / 4: it is scaled by that block's d_w·d_a, with the −8·Σa term
+  /// inside the lanes (zero: 8).
+  ///
+  /// Each Float term d_w·d_a·lane is bounded by d_w·d_a·Σ|u − 8|·|a| over its 8 values, so the terms sum to at most
+  /// Σ|ŵ|·|d_a·a|; a result sees ≤ 2 (scales) + blocks/4 (lane sums) + 4 (`treeSum`) + the tail's and one final
+  /// addition: fewer than `KernelTests.int8DotTolerance`'s n/16 + 6 = 2·blocks + 6 roundings.
+  static func q4_0Planes(_ w: UnsafeRawPointer, blocks: Int, _ act: Activations, planes: UnsafePointer<Int16>) -> Float {
+    var acc = SIMD16<Float>()
+    let zero = SIMD32<Int16>(repeating: 8)
+    var b = 0
+    var a = UnsafeRawPointer(planes)
+    while b + 4 <= blocks {
+      let p = w + 18 * b
+      let codes = SIMD8<UInt64>(
+        lowHalf: SIMD4(lowHalf: (p + 2).loadUnaligned(as: SIMD2<UInt64>.self), highHalf: (p + 20).loadUnaligned(as: SIMD2<UInt64>.self)),
+        highHalf: SIMD4(lowHalf: (p + 38).loadUnaligned(as: SIMD2<UInt64>.self), highHalf: (p + 56).loadUnaligned(as: SIMD2<UInt64>.self)))
+      let s0 = BlockBytes.f16(p, 0) * act.scales[b], s1 = BlockBytes.f16(p, 18) * act.scales[b + 1]
+      let s2 = BlockBytes.f16(p, 36) * act.scales[b + 2], s3 = BlockBytes.f16(p, 54) * act.scales[b + 3]
+      let scale = SIMD16<Float>(s0, s0, s0, s0, s1, s1, s1, s1, s2, s2, s2, s2, s3, s3, s3, s3)
+      acc += exactFloat(widenSmallPairs(nibbleBlock(codes, a, zero: zero))) * scale
+      a += 2 * planeStride
+      b += 4
+    }
+    let tail = b < blocks ? q4_0Blocks(w + 18 * b, blocks: blocks - b, act, first: b) : 0
+    return treeSum(acc) + tail
   }
 }

@@ -15,7 +15,7 @@ enum IntDot {
     var codes16: UnsafePointer<Int16>
     /// Values per activation scale (32, or the whole vector).
     var blockSize: Int
-    /// `Q8Activations.nibblePlanes` (per-vector activations only), else nil.
+    /// `Q8Activations.nibblePlanes` (per-vector or 32-blocked activations), else nil.
     var planes: UnsafePointer<Int16>? = nil
     /// The scale of the activation block holding value i.
     @inline(__always) func scale(at i: Int) -> Float { scales[i / blockSize] }
@@ -110,9 +110,16 @@ enum IntDot {
   }
 
   /// q4_0 row (`blocks` blocks of 18 bytes) · 32-blocked activations: Σ_b d_w·d_a·(Σ q·a − 8·Σ a).
+  /// With `act.planes`, four blocks per step (`q4_0Planes`); else one block at a time (`q4_0Blocks`).
   static func q4_0(_ w: UnsafeRawPointer, blocks: Int, _ act: Activations) -> Float {
-    scaledSum(count: blocks) { b in
-      let p = w + 18 * b
+    if let planes = act.planes, blocks >= 4 { return q4_0Planes(w, blocks: blocks, act, planes: planes) }
+    return q4_0Blocks(w, blocks: blocks, act, first: 0)
+  }
+
+  /// `q4_0` one block at a time: blocks `first ..< first + blocks` of the activations, starting at `w`.
+  static func q4_0Blocks(_ w: UnsafeRawPointer, blocks: Int, _ act: Activations, first: Int) -> Float {
+    scaledSum(count: blocks) { k in
+      let p = w + 18 * k, b = first + k
       let isum = nibbleChunk((p + 2).assumingMemoryBound(to: UInt8.self), act.codes16 + 32 * b)
         &- 8 &* (act.sums16[2 * b] &+ act.sums16[2 * b + 1])
       return (isum, BlockBytes.f16(p, 0) * act.scales[b])

@@ -21,8 +21,8 @@ public struct Q8Activations: Sendable, Equatable {
   /// The codes widened to Int16 once per vector, so the fused kernels multiply 16-bit lanes without re-extending
   /// the activations for every weight row.
   public private(set) var codes16: [Int16]
-  /// Per-vector activations only (one block): the codes rearranged once for the int4 kernel, 160 Int16 per whole
-  /// 128 values (`IntDot.nibblePlanes`); empty for blocked activations.
+  /// For per-vector activations (one block) and blocks of 32: the codes rearranged once for the int4 and q4_0
+  /// kernels, 160 Int16 per whole 128 values (`IntDot.nibblePlanes`); empty for other block sizes.
   public private(set) var nibblePlanes: [Int16]
 
   /// Quantizes `x` in blocks of `blockSize` (a multiple of 32), or as one block when `blockSize` is nil.
@@ -66,7 +66,7 @@ public struct Q8Activations: Sendable, Equatable {
       }
       return (wide, sums)
     }
-    let planeBlocks = blocks == 1 ? total / 128 : 0
+    let planeBlocks = blocks == 1 || block == 32 ? total / 128 : 0
     nibblePlanes = codes16.withUnsafeBufferPointer { wide in
       [Int16](unsafeUninitializedCapacity: IntDot.planeStride * planeBlocks) { p, initialized in
         if planeBlocks > 0 { IntDot.nibblePlanes(codes16: wide.baseAddress!, blocks: planeBlocks, into: p.baseAddress!) }

@@ -191,6 +191,24 @@ struct KernelTests {
     }
   }
 
+  /// q4_0 through `IntDot.q4_0Planes` (four blocks per step, the rest one at a time) agrees with the reference for
+  /// 4…13 blocks, so every block tail (0…3) is hit.
+  @Test(arguments: [4, 5, 6, 7, 8, 9, 13])
+  func q4_0PlanesMatchReference(blocks: Int) throws {
+    let (rows, n) = (3, 32 * blocks)
+    let w = randomFloats(rows * n, seed: 61, scale: 0.1), x = randomFloats(n, seed: 62)
+    let packed = try quantize(w, rows: rows, columns: n, format: try QuantFormat(parsing: "q4_0"))
+    let a = Q8Activations(x, blockSize: packed.activationBlockSize)
+    #expect(a.nibblePlanes.count == IntDot.planeStride * (n / 128))
+    let want = packed.gemv(x, activations: .int8, variant: .reference)
+    let got = packed.gemv(x, activations: .int8, variant: .simd)
+    let wq = packed.dequantize()
+    for r in 0..<rows {
+      let absSum = (0..<n).reduce(Float(0)) { $0 + abs(wq[r * n + $1]) * abs(a.scales[$1 / 32] * Float(a.codes[$1])) }
+      #expect(abs(want[r] - got[r]) <= Self.int8DotTolerance(n, absSum), "blocks=\(blocks) row \(r)")
+    }
+  }
+
   /// `hasFusedInt8Kernel` names exactly the formats whose simd int8 GEMV differs from the decoded path's code.
   @Test func fusedKernelListIsAccurate() throws {
     let fused = ["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q4_k", "q6_k", "int4", "int8-g64", "int4-g32-asym"]
