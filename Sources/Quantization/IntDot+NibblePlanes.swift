@@ -33,14 +33,15 @@ extension IntDot {
         // Chunk g: values 32g … 32g + 15 meet the low nibbles of its bytes 0…15, 32g + 16 … 32g + 31 the high ones.
         let low = a.loadUnaligned(fromByteOffset: 64 * g, as: SIMD8<Int32>.self)
         let high = a.loadUnaligned(fromByteOffset: 64 * g + 32, as: SIMD8<Int32>.self)
-        p.storeBytes(of: SIMD8<Int16>(truncatingIfNeeded: low), toByteOffset: 16 * g, as: SIMD8<Int16>.self)            // m = 0: even bytes, low
-        p.storeBytes(of: SIMD8<Int16>(truncatingIfNeeded: high), toByteOffset: 64 + 16 * g, as: SIMD8<Int16>.self)      // m = 1: even bytes, high
-        p.storeBytes(of: SIMD8<Int16>(truncatingIfNeeded: low &>> 16), toByteOffset: 128 + 16 * g, as: SIMD8<Int16>.self)  // m = 2: odd, low
-        p.storeBytes(of: SIMD8<Int16>(truncatingIfNeeded: high &>> 16), toByteOffset: 192 + 16 * g, as: SIMD8<Int16>.self) // m = 3: odd, high
+        let m0 = SIMD8<Int16>(truncatingIfNeeded: low), m1 = SIMD8<Int16>(truncatingIfNeeded: high)  // even bytes
+        let m2 = SIMD8<Int16>(truncatingIfNeeded: low &>> 16), m3 = SIMD8<Int16>(truncatingIfNeeded: high &>> 16)  // odd bytes
+        p.storeBytes(of: m0, toByteOffset: 16 * g, as: SIMD8<Int16>.self)
+        p.storeBytes(of: m1, toByteOffset: 64 + 16 * g, as: SIMD8<Int16>.self)
+        p.storeBytes(of: m2, toByteOffset: 128 + 16 * g, as: SIMD8<Int16>.self)
+        p.storeBytes(of: m3, toByteOffset: 192 + 16 * g, as: SIMD8<Int16>.self)
+        // The lane sums from registers: reading the planes back would wait on store forwarding.
+        p.storeBytes(of: (m0 &+ m1) &+ (m2 &+ m3), toByteOffset: 256 + 16 * g, as: SIMD8<Int16>.self)
       }
-      let sum = p.loadUnaligned(fromByteOffset: 0, as: SIMD32<Int16>.self) &+ p.loadUnaligned(fromByteOffset: 64, as: SIMD32<Int16>.self)
-        &+ p.loadUnaligned(fromByteOffset: 128, as: SIMD32<Int16>.self) &+ p.loadUnaligned(fromByteOffset: 192, as: SIMD32<Int16>.self)
-      p.storeBytes(of: sum, toByteOffset: 256, as: SIMD32<Int16>.self)
     }
   }
 
