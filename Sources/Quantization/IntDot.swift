@@ -6,6 +6,8 @@
 /// - `decodedFast`: the same decode, Float accumulation.
 /// - `q4_0`, `q8_0`, `legacy` (q4_1, q5_0, q5_1), `integer` (int4 / int8, symmetric or not): fused loops over the packed bytes (no decode), Float accumulation, written as
 ///   plain integer loops that LLVM vectorizes with `-target-cpu native` (STYLE §6).
+/// - int4 and q4_0 with whole 128-value blocks: `IntDot+NibblePlanes.swift` (64 bytes per step in 16-bit lanes over
+///   activations rearranged once per vector; `int4Groups` for groups of 128k, `q4_0Planes`).
 enum IntDot {
   /// Raw view of `Q8Activations`.
   struct Activations {
