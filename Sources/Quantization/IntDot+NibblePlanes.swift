@@ -135,13 +135,22 @@ extension IntDot {
     let codeOffset = symmetric ? 2 : 3
     var acc = SIMD16<Float>()
     if blocks == 1 {
-      // Groups of 128: one block each, straight-line (the general loop's bookkeeping cost as much as the block).
+      // Groups of 128: one block each, straight-line (the general loop's bookkeeping cost as much as the block);
+      // the symmetric loop has the constant zero point 8 (a shift, no broadcast).
       var p = w, a = UnsafeRawPointer(planes)
-      for _ in 0..<(columns / length) {
-        let zero: Int16 = symmetric ? 8 : Int16(p.load(fromByteOffset: 2, as: UInt8.self))
-        acc += exactFloat(widenSmallPairs(nibbleBlock(p + codeOffset, a, zero: SIMD32(repeating: zero)))) * BlockBytes.f16(p, 0)
-        p += size
-        a += 2 * planeStride
+      if symmetric {
+        for _ in 0..<(columns / length) {
+          acc += exactFloat(widenSmallPairs(nibbleBlock(p + 2, a, zero: SIMD32(repeating: 8)))) * BlockBytes.f16(p, 0)
+          p += size
+          a += 2 * planeStride
+        }
+      } else {
+        for _ in 0..<(columns / length) {
+          let zero = Int16(p.load(fromByteOffset: 2, as: UInt8.self))
+          acc += exactFloat(widenSmallPairs(nibbleBlock(p + 3, a, zero: SIMD32(repeating: zero)))) * BlockBytes.f16(p, 0)
+          p += size
+          a += 2 * planeStride
+        }
       }
       return acc.sum() * act.scales[0]
     }
