@@ -13,7 +13,7 @@
 /// `SIMD16<Int32>(truncatingIfNeeded:)` from Int16 and `SIMD32<Int16>` from UInt8 are single instructions, but
 /// `SIMD16<Int16>` from Int8 and `SIMD16<Float>` from Int32 are calls to per-lane loops (hence `exactFloat`).
 ///
-/// Measured with `bitplan bench kernels` (L2, single thread, same session): int4 0.033 → 0.021–0.023 ns/value,
+/// Measured with `bitplan bench kernels` (L2, single thread, same session): int4 0.033 → 0.021–0.027 ns/value,
 /// int4-g128 0.052 → 0.035, q4_0 0.058 → 0.039.
 extension IntDot {
   /// Int16 values of `nibblePlanes` per 128 activations: four planes of 32 and their lane sums.
