@@ -19,6 +19,8 @@ enum IntDot {
     var blockSize: Int
     /// `Q8Activations.nibblePlanes` (per-vector or 32-blocked activations), else nil.
     var planes: UnsafePointer<Int16>? = nil
+    /// `Q8Activations.bytePlanes` (32-blocked activations), else nil.
+    var bytePlanes: UnsafePointer<Int16>? = nil
     /// The scale of the activation block holding value i.
     @inline(__always) func scale(at i: Int) -> Float { scales[i / blockSize] }
   }
@@ -129,13 +131,20 @@ enum IntDot {
   }
 
   /// q8_0 row (`blocks` blocks of 34 bytes) · 32-blocked activations: Σ_b d_w·d_a·Σ q·a.
-  /// Still half the speed of ggml's (0.078 against ~0.038 ns/value in cache): ggml uses `vpmaddubsw`/`vpdpbusd`, which
-  /// LLVM does not form from these loops (checked: a 32-value `Int32(UInt8) &* Int32(Int8)` reduction becomes
-  /// `vpmovzxbd`/`vpmovsxbd` + `vpmaddwd`), and a lane-wise variant like `q4_0Planes` was 11× slower because the
-  /// Int8 → Int16 SIMD conversion is a call.
+  /// With `act.bytePlanes`, two blocks per step (`q8_0Pairs`); else one block at a time (`q8_0Blocks`).
+  /// ggml uses `vpmaddubsw`/`vpdpbusd`, which LLVM does not form from plain loops (checked: a 32-value
+  /// `Int32(UInt8) &* Int32(Int8)` reduction becomes `vpmovzxbd`/`vpmovsxbd` + `vpmaddwd`), and a lane-wise variant
+  /// with `SIMD16<Int16>(truncatingIfNeeded:)` from Int8 was 11× slower because that conversion is a call.
   static func q8_0(_ w: UnsafeRawPointer, blocks: Int, _ act: Activations) -> Float {
-    scaledSum(count: blocks) { b in
-      let p = w + 34 * b
+    if let planes = act.bytePlanes, blocks >= 2 { return q8_0Pairs(w, blocks: blocks, act, planes: planes) }
+    return q8_0Blocks(w, blocks: blocks, act, first: 0)
+  }
+
+  /// `q8_0` one block at a time (the plain loop LLVM turns into `vpmaddwd`): blocks `first ..< first + blocks` of
+  /// the activations, starting at `w`.
+  static func q8_0Blocks(_ w: UnsafeRawPointer, blocks: Int, _ act: Activations, first: Int) -> Float {
+    scaledSum(count: blocks) { k in
+      let p = w + 34 * k, b = first + k
       let q = (p + 2).assumingMemoryBound(to: Int8.self), a = act.codes16 + 32 * b
       var isum: Int32 = 0
       for j in 0..<32 { isum &+= Int32(Int16(q[j]) &* a[j]) }

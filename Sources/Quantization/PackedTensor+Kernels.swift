@@ -117,12 +117,15 @@ extension PackedTensor {
         a.scales.withUnsafeBufferPointer { scales in
           a.sums16.withUnsafeBufferPointer { sums in
             a.nibblePlanes.withUnsafeBufferPointer { planes in
-              let act = IntDot.Activations(
-                codes: codes.baseAddress!, scales: scales.baseAddress!, sums16: sums.baseAddress!,
-                codes16: codes16.baseAddress!, blockSize: a.blockSize, planes: planes.isEmpty ? nil : planes.baseAddress)
-              splitRows(threads: threads, y) { range, out in
-                withRows(range) { src in
-                  if variant == .reference || !fusedRows(src, act, out) { decodedRows(src, act, out, variant: variant) }
+              a.bytePlanes.withUnsafeBufferPointer { bytePlanes in
+                let act = IntDot.Activations(
+                  codes: codes.baseAddress!, scales: scales.baseAddress!, sums16: sums.baseAddress!,
+                  codes16: codes16.baseAddress!, blockSize: a.blockSize, planes: planes.isEmpty ? nil : planes.baseAddress,
+                  bytePlanes: bytePlanes.isEmpty ? nil : bytePlanes.baseAddress)
+                splitRows(threads: threads, y) { range, out in
+                  withRows(range) { src in
+                    if variant == .reference || !fusedRows(src, act, out) { decodedRows(src, act, out, variant: variant) }
+                  }
                 }
               }
             }

@@ -191,21 +191,29 @@ struct KernelTests {
     }
   }
 
-  /// q4_0 through `IntDot.q4_0Planes` (four blocks per step, the rest one at a time) agrees with the reference for
-  /// 4…13 blocks, so every block tail (0…3) is hit.
-  @Test(arguments: [4, 5, 6, 7, 8, 9, 13])
-  func q4_0PlanesMatchReference(blocks: Int) throws {
+  /// q4_0 through `IntDot.q4_0Planes` (four blocks per step) and q8_0 through `IntDot.q8_0Pairs` (two per step),
+  /// the rest one block at a time, agree with the reference for 1…13 blocks, so every block tail is hit; also at
+  /// the lane-bound extremes (every weight and activation code ±127 or, for q4_0, the code range ends).
+  @Test(arguments: ["q4_0", "q8_0"], [1, 2, 3, 4, 5, 6, 7, 8, 9, 13])
+  func blockedGEMVStepsMatchReference(name: String, blocks: Int) throws {
+    let format = try QuantFormat(parsing: name)
     let (rows, n) = (3, 32 * blocks)
-    let w = randomFloats(rows * n, seed: 61, scale: 0.1), x = randomFloats(n, seed: 62)
-    let packed = try quantize(w, rows: rows, columns: n, format: try QuantFormat(parsing: "q4_0"))
-    let a = Q8Activations(x, blockSize: packed.activationBlockSize)
-    #expect(a.nibblePlanes.count == IntDot.planeStride * (n / 128))
-    let want = packed.gemv(x, activations: .int8, variant: .reference)
-    let got = packed.gemv(x, activations: .int8, variant: .simd)
-    let wq = packed.dequantize()
-    for r in 0..<rows {
-      let absSum = (0..<n).reduce(Float(0)) { $0 + abs(wq[r * n + $1]) * abs(a.scales[$1 / 32] * Float(a.codes[$1])) }
-      #expect(abs(want[r] - got[r]) <= Self.int8DotTolerance(n, absSum), "blocks=\(blocks) row \(r)")
+    let inputs: [(w: [Float], x: [Float])] = [
+      (randomFloats(rows * n, seed: 61, scale: 0.1), randomFloats(n, seed: 62)),
+      ([Float](repeating: 0.1, count: rows * n), [Float](repeating: 1, count: n)),
+      ((0..<(rows * n)).map { $0 % 2 == 0 ? 0.1 : -0.1 }, (0..<n).map { $0 % 2 == 0 ? -1 : 1 }),
+    ]
+    for (w, x) in inputs {
+      let packed = try quantize(w, rows: rows, columns: n, format: format)
+      let a = Q8Activations(x, blockSize: packed.activationBlockSize)
+      #expect(a.nibblePlanes.count == IntDot.planeStride * (n / 128) && a.bytePlanes.count == IntDot.bytePlaneStride * (n / 64))
+      let want = packed.gemv(x, activations: .int8, variant: .reference)
+      let got = packed.gemv(x, activations: .int8, variant: .simd)
+      let wq = packed.dequantize()
+      for r in 0..<rows {
+        let absSum = (0..<n).reduce(Float(0)) { $0 + abs(wq[r * n + $1]) * abs(a.scales[$1 / 32] * Float(a.codes[$1])) }
+        #expect(abs(want[r] - got[r]) <= Self.int8DotTolerance(n, absSum), "\(name) blocks=\(blocks) row \(r)")
+      }
     }
   }
 
