@@ -6,6 +6,8 @@
 /// - `decodedFast`: the same decode, Float accumulation.
 /// - `q4_0`, `q8_0`, `legacy` (q4_1, q5_0, q5_1), `integer` (int4 / int8, symmetric or not): fused loops over the packed bytes (no decode), Float accumulation, written as
 ///   plain integer loops that LLVM vectorizes with `-target-cpu native` (STYLE §6).
+/// - int4 and q4_0 with whole 128-value blocks: `IntDot+NibblePlanes.swift` (64 bytes per step in 16-bit lanes over
+///   activations rearranged once per vector; `int4Groups` for groups of 128k, `q4_0Planes`).
 enum IntDot {
   /// Raw view of `Q8Activations`.
   struct Activations {
@@ -15,6 +17,10 @@ enum IntDot {
     var codes16: UnsafePointer<Int16>
     /// Values per activation scale (32, or the whole vector).
     var blockSize: Int
+    /// `Q8Activations.nibblePlanes` (per-vector or 32-blocked activations), else nil.
+    var planes: UnsafePointer<Int16>? = nil
+    /// `Q8Activations.bytePlanes` (32-blocked activations), else nil.
+    var bytePlanes: UnsafePointer<Int16>? = nil
     /// The scale of the activation block holding value i.
     @inline(__always) func scale(at i: Int) -> Float { scales[i / blockSize] }
   }
@@ -41,6 +47,13 @@ enum IntDot {
       sum += row.scales[u] * d * Float(isum) + row.offsets[u] * d * Float(act.sums16[u])
     }
     return sum
+  }
+
+  /// Whether `integer` can use `nibblePlanes` for int4 groups of `length` in rows of `columns`: at least one whole
+  /// 128-value block per group, and every group starting on a block (one group per row, or a multiple of 128).
+  static func usesNibblePlanes(columns: Int, length: Int) -> Bool {
+    let chunks = (length + 31) / 32
+    return chunks >= 4 && (chunks % 4 == 0 || length == columns)
   }
 
   /// Σ a over values `start..<start + count` (count a multiple of 16).
@@ -101,9 +114,16 @@ enum IntDot {
   }
 
   /// q4_0 row (`blocks` blocks of 18 bytes) · 32-blocked activations: Σ_b d_w·d_a·(Σ q·a − 8·Σ a).
+  /// With `act.planes`, four blocks per step (`q4_0Planes`); else one block at a time (`q4_0Blocks`).
   static func q4_0(_ w: UnsafeRawPointer, blocks: Int, _ act: Activations) -> Float {
-    scaledSum(count: blocks) { b in
-      let p = w + 18 * b
+    if let planes = act.planes, blocks >= 4 { return q4_0Planes(w, blocks: blocks, act, planes: planes) }
+    return q4_0Blocks(w, blocks: blocks, act, first: 0)
+  }
+
+  /// `q4_0` one block at a time: blocks `first ..< first + blocks` of the activations, starting at `w`.
+  static func q4_0Blocks(_ w: UnsafeRawPointer, blocks: Int, _ act: Activations, first: Int) -> Float {
+    scaledSum(count: blocks) { k in
+      let p = w + 18 * k, b = first + k
       let isum = nibbleChunk((p + 2).assumingMemoryBound(to: UInt8.self), act.codes16 + 32 * b)
         &- 8 &* (act.sums16[2 * b] &+ act.sums16[2 * b + 1])
       return (isum, BlockBytes.f16(p, 0) * act.scales[b])
@@ -111,9 +131,20 @@ enum IntDot {
   }
 
   /// q8_0 row (`blocks` blocks of 34 bytes) · 32-blocked activations: Σ_b d_w·d_a·Σ q·a.
+  /// With `act.bytePlanes`, two blocks per step (`q8_0Pairs`); else one block at a time (`q8_0Blocks`).
+  /// ggml uses `vpmaddubsw`/`vpdpbusd`, which LLVM does not form from plain loops (checked: a 32-value
+  /// `Int32(UInt8) &* Int32(Int8)` reduction becomes `vpmovzxbd`/`vpmovsxbd` + `vpmaddwd`), and a lane-wise variant
+  /// with `SIMD16<Int16>(truncatingIfNeeded:)` from Int8 was 11× slower because that conversion is a call.
   static func q8_0(_ w: UnsafeRawPointer, blocks: Int, _ act: Activations) -> Float {
-    scaledSum(count: blocks) { b in
-      let p = w + 34 * b
+    if let planes = act.bytePlanes, blocks >= 2 { return q8_0Pairs(w, blocks: blocks, act, planes: planes) }
+    return q8_0Blocks(w, blocks: blocks, act, first: 0)
+  }
+
+  /// `q8_0` one block at a time (the plain loop LLVM turns into `vpmaddwd`): blocks `first ..< first + blocks` of
+  /// the activations, starting at `w`.
+  static func q8_0Blocks(_ w: UnsafeRawPointer, blocks: Int, _ act: Activations, first: Int) -> Float {
+    scaledSum(count: blocks) { k in
+      let p = w + 34 * k, b = first + k
       let q = (p + 2).assumingMemoryBound(to: Int8.self), a = act.codes16 + 32 * b
       var isum: Int32 = 0
       for j in 0..<32 { isum &+= Int32(Int16(q[j]) &* a[j]) }
@@ -155,9 +186,11 @@ enum IntDot {
   /// reduction per 128 values); int8 flips the top bit (u − 128, signed) and multiplies Int8 by Int8 over the whole
   /// group, correcting by (z − 128)·Σ a.
   /// `groupSums[g]` = Σ a over group g (padded to whole chunks), computed once per activation vector.
+  /// With `planes` (int4, when every group starts on a 128-value block: `usesNibblePlanes`), whole 64-byte blocks go
+  /// through `nibbleLanes` and only the remaining chunks through `nibbleChunk`.
   static func integer(
     _ w: UnsafeRawPointer, columns: Int, length: Int, bits: Int, symmetric: Bool, _ act: Activations,
-    groupSums: UnsafePointer<Int32>
+    groupSums: UnsafePointer<Int32>, planes: UnsafePointer<Int16>? = nil
   ) -> Float {
     precondition(act.blockSize >= columns, "the fused integer kernel needs per-vector activations")
     let chunks = (length + 31) / 32
@@ -171,7 +204,11 @@ enum IntDot {
       var isum: Int32 = 0
       if bits == 4 {
         let a = act.codes16 + start
-        if chunks == 1 {
+        if let planes {
+          let blocks = chunks / 4
+          isum = nibbleLanes(codes, planes + start / 128 * planeStride, count: blocks, zero: 0).wrappedSum()
+          for c in (4 * blocks)..<chunks { isum &+= nibbleChunk(codes + chunkBytes * c, a + 32 * c) }
+        } else if chunks == 1 {
           isum = nibbleChunk(codes, a)  // groups of 32: the q4_0 shape, no chunk loop
         } else {
           var c = 0

@@ -116,12 +116,17 @@ extension PackedTensor {
       a.codes.withUnsafeBufferPointer { codes in
         a.scales.withUnsafeBufferPointer { scales in
           a.sums16.withUnsafeBufferPointer { sums in
-            let act = IntDot.Activations(
-              codes: codes.baseAddress!, scales: scales.baseAddress!, sums16: sums.baseAddress!,
-              codes16: codes16.baseAddress!, blockSize: a.blockSize)
-            splitRows(threads: threads, y) { range, out in
-              withRows(range) { src in
-                if variant == .reference || !fusedRows(src, act, out) { decodedRows(src, act, out, variant: variant) }
+            a.nibblePlanes.withUnsafeBufferPointer { planes in
+              a.bytePlanes.withUnsafeBufferPointer { bytePlanes in
+                let act = IntDot.Activations(
+                  codes: codes.baseAddress!, scales: scales.baseAddress!, sums16: sums.baseAddress!,
+                  codes16: codes16.baseAddress!, blockSize: a.blockSize, planes: planes.isEmpty ? nil : planes.baseAddress,
+                  bytePlanes: bytePlanes.isEmpty ? nil : bytePlanes.baseAddress)
+                splitRows(threads: threads, y) { range, out in
+                  withRows(range) { src in
+                    if variant == .reference || !fusedRows(src, act, out) { decodedRows(src, act, out, variant: variant) }
+                  }
+                }
               }
             }
           }
@@ -152,9 +157,16 @@ extension PackedTensor {
       withUnsafeTemporaryAllocation(of: Int32.self, capacity: columns / length) { groupSums in
         // Σ a per weight group, once per activation vector (the zero-point correction of every row).
         for g in 0..<(columns / length) { groupSums[g] = IntDot.activationSum(act, from: g * chunkValues, count: chunkValues) }
+        let planes = bits == 4 && IntDot.usesNibblePlanes(columns: columns, length: length) ? act.planes : nil
+        if let planes, length % 128 == 0, length < columns, length <= IntDot.int4GroupsMaxLength {
+          for r in 0..<y.count {
+            y[r] = IntDot.int4Groups(base + r * size, columns: columns, length: length, symmetric: format.symmetric, act, planes: planes)
+          }
+          return
+        }
         for r in 0..<y.count {
           y[r] = IntDot.integer(base + r * size, columns: columns, length: length, bits: bits, symmetric: format.symmetric,
-            act, groupSums: groupSums.baseAddress!)
+            act, groupSums: groupSums.baseAddress!, planes: planes)
         }
       }
     default: return false

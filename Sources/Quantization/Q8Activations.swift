@@ -21,6 +21,12 @@ public struct Q8Activations: Sendable, Equatable {
   /// The codes widened to Int16 once per vector, so the fused kernels multiply 16-bit lanes without re-extending
   /// the activations for every weight row.
   public private(set) var codes16: [Int16]
+  /// For per-vector activations (one block) and blocks of 32: the codes rearranged once for the int4 and q4_0
+  /// kernels, 160 Int16 per whole 128 values (`IntDot.nibblePlanes`); empty for other block sizes.
+  public private(set) var nibblePlanes: [Int16]
+  /// For blocks of 32: the codes split into even and odd elements per 64 values for the q8_0 kernel
+  /// (`IntDot.bytePlanes`); empty otherwise.
+  public private(set) var bytePlanes: [Int16]
 
   /// Quantizes `x` in blocks of `blockSize` (a multiple of 32), or as one block when `blockSize` is nil.
   public init(_ x: UnsafeBufferPointer<Float>, blockSize: Int? = 32) {
@@ -62,6 +68,20 @@ public struct Q8Activations: Sendable, Equatable {
         initialized = total / 16
       }
       return (wide, sums)
+    }
+    let planeBlocks = blocks == 1 || block == 32 ? total / 128 : 0
+    nibblePlanes = codes16.withUnsafeBufferPointer { wide in
+      [Int16](unsafeUninitializedCapacity: IntDot.planeStride * planeBlocks) { p, initialized in
+        if planeBlocks > 0 { IntDot.nibblePlanes(codes16: wide.baseAddress!, blocks: planeBlocks, into: p.baseAddress!) }
+        initialized = IntDot.planeStride * planeBlocks
+      }
+    }
+    let pairs = block == 32 ? total / 64 : 0
+    bytePlanes = codes16.withUnsafeBufferPointer { wide in
+      [Int16](unsafeUninitializedCapacity: IntDot.bytePlaneStride * pairs) { p, initialized in
+        if pairs > 0 { IntDot.bytePlanes(codes16: wide.baseAddress!, pairs: pairs, into: p.baseAddress!) }
+        initialized = IntDot.bytePlaneStride * pairs
+      }
     }
   }
 
