@@ -39,7 +39,7 @@ let package = Package(
     .testTarget(name: "HDF5Tests", dependencies: ["HDF5", "_TestSupport"]),
     .testTarget(name: "ModelIOTests", dependencies: ["ModelIO", "_TestSupport"], resources: [.copy("Fixtures")]),
     .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "_TestSupport"], resources: [.copy("Fixtures")]),
-    .testTarget(name: "EngineTests", dependencies: ["Engine", "ModelIO", "_TestSupport"]),
+    .testTarget(name: "EngineTests", dependencies: ["Engine", "ModelIO", "Pipeline", "_TestSupport"]),
     .testTarget(name: "SensitivityTests", dependencies: ["Sensitivity", "HDF5", "_TestSupport"]),
     .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "_TestSupport"]),
     .testTarget(name: "AllocationTests", dependencies: ["Allocation", "_TestSupport"]),

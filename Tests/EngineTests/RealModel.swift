@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Pipeline
 import ModelIO
 
 /// SmolLM2-135M-Instruct for the real-model tests, read through ModelIO (`BITPLAN_MODEL`, as `make test` exports
@@ -37,16 +38,9 @@ enum RealModel {
       .filter { !$0.hasPrefix("#") && !$0.isEmpty }.map { Int($0)! }
   }
 
-  /// Loads the GGUF into a Float engine model (the conversion the CLI does too).
+  /// Loads the GGUF into a Float engine model, the way the command line does (`Pipeline.LoadedModel`).
   static func load() throws -> LlamaModel<Float> {
-    let file = try ModelFile(path: path)
-    let c = try file.llamaConfig()
-    let configuration = LlamaConfiguration(
-      hidden: c.hiddenSize, intermediate: c.intermediateSize, layers: c.layerCount, heads: c.headCount,
-      kvHeads: c.kvHeadCount, headDim: c.headDim, vocab: c.vocabSize, rmsEps: Double(c.rmsNormEpsilon),
-      ropeTheta: Double(c.ropeTheta), tied: c.tieWordEmbeddings)
-    var weights: [String: WeightTensor<Float>] = [:]
-    for (name, _) in configuration.expectedTensors { weights[name] = WeightTensor(try file.tensor(named: name)) }
-    return try LlamaModel(configuration: configuration, weights: weights)
+    try LoadedModel.load(path: path).model
   }
+
 }
