@@ -114,6 +114,7 @@ public final class RunStore {
     try RunFile.write(run, progress: nil, to: path + ".tmp")
     try VectorCheckpoint.rename(path + ".tmp", to: path)
     try? FileManager.default.removeItem(atPath: partialPath)
+    try? FileManager.default.removeItem(atPath: partialPath + ".tmp")  // a checkpoint write cut short by a kill
     for name in SideVector.allCases {
       VectorCheckpoint.removeGenerations(base: partialPath, name: name.rawValue, except: nil)
     }

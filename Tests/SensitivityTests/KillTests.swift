@@ -67,7 +67,8 @@ import _TestSupport
     let resumed = try MeasurementRun(model: ToyModel(), provenance: settings, path: path).run()
     #expect(resumed == uninterrupted)
     #expect(try RunStore.read(path) == uninterrupted)
-    #expect(try FileManager.default.contentsOfDirectory(atPath: folder) == ["RUN.h5"])
+    let left = try FileManager.default.contentsOfDirectory(atPath: folder)
+    #expect(left == ["RUN.h5"], "files left beside the run: \(left)")
   }
 
   /// The inode number of `path`, or nil when it does not exist.
