@@ -2,6 +2,7 @@
 # Everything below installs only what is missing, and caches downloads outside the repository.
 
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 CACHE ?= $(HOME)/.cache/bitplan
 SWIFT ?= swift
 RELEASE := -c release -Xswiftc -target-cpu -Xswiftc native
@@ -21,8 +22,19 @@ export BITPLAN_GEMMA := $(GEMMA)
 
 .PHONY: demo test deps model gemma build release fuzz clean
 
+REPORTS := reports
+AUDIT ?= 16
+BPW ?= 4.5
+
+# The whole pipeline as far as it exists: inspect, perplexity, measurement run, allocation; outputs in reports/.
 demo: deps model release
-	$(BIN) inspect $(MODEL)
+	mkdir -p $(REPORTS)
+	$(BIN) inspect $(MODEL) > $(REPORTS)/smollm2-inspect.txt && head -n 4 $(REPORTS)/smollm2-inspect.txt
+	$(BIN) ppl $(MODEL) --text $(CALIB) --tokens 512 | tee $(REPORTS)/smollm2-ppl.txt
+	$(BIN) ppl $(MODEL) --text $(EVAL) --tokens 512 | tee -a $(REPORTS)/smollm2-ppl.txt
+	$(BIN) measure $(MODEL) --calib $(CALIB) --audit $(AUDIT) --audit-text $(EVAL) -o $(REPORTS)/smollm2-run.h5
+	$(BIN) allocate $(REPORTS)/smollm2-run.h5 --bpw $(BPW) -o $(REPORTS)/smollm2-plan.json \
+	  --frontier $(REPORTS)/smollm2-frontier.csv | tee $(REPORTS)/smollm2-allocate.txt
 
 test: deps model gemma
 	$(SWIFT) test $(RELEASE)
