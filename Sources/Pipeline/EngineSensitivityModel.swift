@@ -50,6 +50,8 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
   var capturedInputs: [[Float]]?
   /// The unmodified model's mean NLL and log-probabilities `[T−1, V]` on `evaluationTokens`, once computed.
   var baseline: Reference?
+  /// Every candidate of the layer quantized last by `quantize(layer:candidate:)` for candidate 0.
+  var quantizedLayer: (layer: Int, results: [Result<QuantizedWeights?, any Error>])?
 
   /// Wraps `model` for a measurement.
   /// - Parameters:

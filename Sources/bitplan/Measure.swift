@@ -22,7 +22,7 @@ struct Measure: ParsableCommand {
   var hvpTokens = 128
   @Option(help: "Maximum Hutchinson probes.") var probes = 64
   @Option(help: "Seed of every random stream.") var seed: UInt64 = 0
-  @Option(help: "Comma-separated candidate formats (default: f16, int8, int6…int2 at groups 64/32, int4-g128).")
+  @Option(help: "Comma-separated candidate formats (default: f16,int8,int6-g64,int4-g64,int4-g32,int3-g64,int2-g64).")
   var candidates: String?
   @Option(help: "Stop the probes once every layer's relative standard error is below this (0: all probes).")
   var tol = 0.0
@@ -36,6 +36,8 @@ struct Measure: ParsableCommand {
   var auditText: String?
   @Option(name: [.customShort("o"), .customLong("output")], help: "The run file to write.") var output: String
   @Flag(help: "Machine-readable summary on stdout.") var json = false
+  @Option(help: ArgumentHelp("Least seconds between checkpoints that rewrite the large gradient/diagonal side files.", visibility: .hidden))
+  var checkpointInterval = 30.0
 
   func validate() throws {
     guard tokens >= 2 else { throw ValidationError("--tokens must be at least 2") }
@@ -45,6 +47,7 @@ struct Measure: ParsableCommand {
     guard eigenIterations >= 1 else { throw ValidationError("--eigen-iterations must be at least 1") }
     guard audit >= 0 else { throw ValidationError("--audit must be ≥ 0") }
     guard auditText == nil || audit > 0 else { throw ValidationError("--audit-text needs --audit N") }
+    guard checkpointInterval >= 0 else { throw ValidationError("--checkpoint-interval must be ≥ 0") }
   }
 
   func run() throws {
@@ -68,9 +71,10 @@ struct Measure: ParsableCommand {
     if audit > 0 { stages.append(.audit) }
     let progress = ProgressLine(stages: stages.map(\.rawValue))
     progress.status("measure: reading \(model), tokenizing, checksums…")
-    let measurement = Measurement(
+    var measurement = Measurement(
       modelPath: model, calibrationPath: calib, auditTextPath: auditText, outputPath: output, settings: settings,
       toolVersion: BitPlanCommand.configuration.version)
+    measurement.checkpointInterval = checkpointInterval
     let summary: MeasurementSummary
     do {
       summary = try measurement.run { stage, done, total in progress.update(stage: stage.rawValue, done: done, total: total) }
