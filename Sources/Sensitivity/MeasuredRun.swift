@@ -50,7 +50,7 @@ public struct MeasuredRun: Sendable, Codable, Equatable {
     public var deltaNLL: [Double] = []
     /// Mean KL divergence of the next-token distributions, unquantized ‖ quantized (nats per token).
     public var deltaKLD: [Double] = []
-    /// Mean NLL of the unquantized model on the calibration tokens.
+    /// Mean NLL of the unquantized model on the evaluation tokens (`SensitivityModel.evaluate`).
     public var baselineNLL: Double = .nan
     /// Spearman ρ between each proxy (by score name) and `deltaNLL` over the audited pairs; NaN if undefined.
     public var spearmanNLL: [String: Double] = [:]

@@ -15,6 +15,12 @@ public struct MeasurementRun<Model: SensitivityModel> {
   public let path: String
   /// Called after each unit of work with the stage, the units done and the stage's total.
   public var onProgress: (MeasurementStage, Int, Int) -> Void
+  /// Least seconds between checkpoints that rewrite a per-parameter side file (calibration windows; probes when
+  /// the Hessian diagonal is kept); 0 checkpoints after every unit. Such a checkpoint writes 8 bytes per weight
+  /// (850 MB for SmolLM2), which would cost about as much as the probe itself; with an interval, a kill loses at
+  /// most that much work, and the resumed run recomputes the lost units bit for bit (each is seeded by its index).
+  /// The last unit of a stage is always checkpointed.
+  public var checkpointInterval: Double = 0
 
   /// Power iteration stops when successive Rayleigh quotients differ by less than this relative amount: the
   /// eigenvalue is a diagnostic, and 1e-4 is far below the run-to-run spread of the traces it sits beside.
@@ -55,6 +61,12 @@ public struct MeasurementRun<Model: SensitivityModel> {
     return try store.finish()
   }
 
+  /// Whether `checkpointInterval` has passed since `instant`.
+  func isDue(since instant: ContinuousClock.Instant) -> Bool {
+    let d = ContinuousClock.now - instant
+    return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 >= checkpointInterval
+  }
+
   /// Splits a concatenated all-layer vector into per-layer blocks.
   func split<T>(_ flat: [T]) -> [[T]] {
     var offset = 0
@@ -76,6 +88,7 @@ public struct MeasurementRun<Model: SensitivityModel> {
     if store.progress.fisherDone { return }
     let windows = model.calibrationWindowCount
     var sum = try store.gradientSum()
+    var saved = ContinuousClock.now
     for w in store.progress.fisherWindows..<windows {
       let g = try model.gradient(window: w)
       try checkBlocks(g, "gradient of window \(w)")
@@ -89,7 +102,10 @@ public struct MeasurementRun<Model: SensitivityModel> {
       if let bad = sum.first(where: { !$0.isFinite }) {
         throw SensitivityError(.nonFinite, "gradient sum \(bad) after window \(w)")
       }
-      try store.recordFisherWindow(w, gradientSum: [sum])
+      if w == windows - 1 || isDue(since: saved) {
+        try store.recordFisherWindows(through: w, gradientSum: [sum])
+        saved = .now
+      }
       onProgress(.fisher, w + 1, windows)
     }
     // Fisher trace Σ g² of the mean gradient g = sum / windows, per layer.
@@ -108,12 +124,19 @@ public struct MeasurementRun<Model: SensitivityModel> {
     var h = try HutchinsonTrace(blocks: blocks, settings: provenance.hutchinsonSettings, seed: provenance.seed)
     for values in store.run.probeValues { try h.replay(values: values) }
     if provenance.keepsHessianDiagonal && h.probesDone > 0 { try h.restoreDiagonal(sum: split(store.diagonalSum())) }
+    var pending: [[Double]] = []
+    var saved = ContinuousClock.now
     while !h.isFinished {
       let k = h.probesDone
       let v = h.probe(k)
       let hv = try model.hessianVectorProduct(v)
-      let values = try h.record(probe: v, product: hv)
-      try store.recordProbe(k, values: values, diagonalSum: h.diagonalSum)
+      pending.append(try h.record(probe: v, product: hv))
+      // Without the diagonal a checkpoint is a small file, so every probe is saved.
+      if h.isFinished || !provenance.keepsHessianDiagonal || isDue(since: saved) {
+        try store.recordProbes(from: k + 1 - pending.count, values: pending, diagonalSum: h.diagonalSum)
+        pending = []
+        saved = .now
+      }
       onProgress(.hessian, k + 1, provenance.probes)
     }
     try store.recordHessianTrace(h.estimates)

@@ -74,7 +74,10 @@ extension RunFile {
       seed: UInt64(bitPattern: try f.attribute("seed", as: Int64.self)),
       candidates: try f.stringAttributeValues("candidates").values,
       keepsHessianDiagonal: try int("hessian_diagonal") != 0, eigenIterations: try int("eigen_iterations"),
-      auditCount: try int("audit"), created: try f.stringAttribute("created"))
+      auditCount: try int("audit"), created: try f.stringAttribute("created"),
+      // Added after the first files of format 1 were written; absent means "no audit text recorded".
+      auditSHA256: try f.hasAttribute("audit_sha256") ? f.stringAttribute("audit_sha256") : "",
+      auditTokens: try f.hasAttribute("audit_tokens") ? int("audit_tokens") : 0)
   }
 
   private static func readAudit(_ f: HDF5File, _ path: String) throws -> MeasuredRun.Audit {

@@ -93,6 +93,8 @@ enum RunFile {
     try f.setAttribute("eigen_iterations", Int64(p.eigenIterations))
     try f.setAttribute("audit", Int64(p.auditCount))
     try f.setAttribute("created", p.created)
+    try f.setAttribute("audit_sha256", p.auditSHA256)
+    try f.setAttribute("audit_tokens", Int64(p.auditTokens))
   }
 
   private static func writeAudit(_ a: MeasuredRun.Audit, _ f: HDF5File) throws {

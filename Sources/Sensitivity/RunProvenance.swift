@@ -36,12 +36,16 @@ public struct RunProvenance: Sendable, Codable, Equatable {
   public var auditCount: Int
   /// When the run was started, ISO 8601 UTC (`created`); kept when the run resumes, ignored when comparing.
   public var created: String
+  /// SHA-256 of the held-out text the audit evaluates on, lower-case hex (`audit_sha256`); "" without an audit.
+  public var auditSHA256: String
+  /// Held-out tokens the audit evaluates on, BOS included (`audit_tokens`); 0 without an audit.
+  public var auditTokens: Int
 
   /// Provenance with every field given; see the properties.
   public init(
     toolVersion: String, modelSHA256: String, calibSHA256: String, tokens: Int, hvpTokens: Int, probes: Int,
     minimumProbes: Int, tolerance: Double, seed: UInt64, candidates: [String], keepsHessianDiagonal: Bool,
-    eigenIterations: Int, auditCount: Int, created: String
+    eigenIterations: Int, auditCount: Int, created: String, auditSHA256: String = "", auditTokens: Int = 0
   ) {
     self.toolVersion = toolVersion
     self.modelSHA256 = modelSHA256
@@ -57,6 +61,8 @@ public struct RunProvenance: Sendable, Codable, Equatable {
     self.eigenIterations = eigenIterations
     self.auditCount = auditCount
     self.created = created
+    self.auditSHA256 = auditSHA256
+    self.auditTokens = auditTokens
   }
 
   /// `date` as ISO 8601 UTC with seconds (`2026-11-24T08:37:09Z`), the form of `created`.
@@ -89,6 +95,8 @@ public struct RunProvenance: Sendable, Codable, Equatable {
     if keepsHessianDiagonal != other.keepsHessianDiagonal { d.append("hessian_diagonal") }
     if eigenIterations != other.eigenIterations { d.append("eigen_iterations") }
     if auditCount != other.auditCount { d.append("audit \(other.auditCount) → \(auditCount)") }
+    if auditSHA256 != other.auditSHA256 { d.append("audit_sha256") }
+    if auditTokens != other.auditTokens { d.append("audit_tokens \(other.auditTokens) → \(auditTokens)") }
     return d
   }
 }

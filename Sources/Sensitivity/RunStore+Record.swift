@@ -5,6 +5,17 @@ extension RunStore {
   /// - Parameter gradientSum: `Σ_{w ≤ window} ∇NLL_w`, all layers concatenated (in one or several blocks).
   public func recordFisherWindow(_ window: Int, gradientSum: [[Double]]) throws(SensitivityError) {
     try expectNext(window, progress.fisherWindows, "calibration window")
+    try recordFisherWindows(through: window, gradientSum: gradientSum)
+  }
+
+  /// Stores the gradient sum after several calibration windows at once: every window from the next one through
+  /// `window` (one checkpoint for many units, when checkpoints are rationed by `MeasurementRun.checkpointInterval`).
+  /// - Parameter gradientSum: `Σ_{w ≤ window} ∇NLL_w`, all layers concatenated (in one or several blocks).
+  public func recordFisherWindows(through window: Int, gradientSum: [[Double]]) throws(SensitivityError) {
+    if window < progress.fisherWindows {
+      throw SensitivityError(
+        .invalidArgument, "calibration window \(window) is already stored (next: \(progress.fisherWindows))", path: path)
+    }
     try expectParameters(gradientSum, "gradient sum")
     try update(saving: gradientSum, as: SideVector.gradientSum.rawValue, generation: window + 1) { _, p in
       p.fisherWindows = window + 1
@@ -30,11 +41,17 @@ extension RunStore {
   /// Stores probe `index`'s per-layer values `vᵢᵀ(Hv)ᵢ` (the next probe) and, when the diagonal is kept, the
   /// diagonal sum including this probe (per layer, or concatenated: the blocks are written one after another).
   public func recordProbe(_ index: Int, values: [Double], diagonalSum: [[Double]]?) throws(SensitivityError) {
-    try expectNext(index, run.probeValues.count, "probe")
-    try expectCount(values.count, "probe values")
+    try recordProbes(from: index, values: [values], diagonalSum: diagonalSum)
+  }
+
+  /// Stores consecutive probes `first, first + 1, …` (`first` the next probe) in one checkpoint, with the
+  /// diagonal sum including the last of them.
+  public func recordProbes(from first: Int, values: [[Double]], diagonalSum: [[Double]]?) throws(SensitivityError) {
+    try expectNext(first, run.probeValues.count, "probe")
+    for v in values { try expectCount(v.count, "probe values") }
     if let diagonalSum { try expectParameters(diagonalSum, "Hessian diagonal sum") }
-    try update(saving: diagonalSum, as: SideVector.diagonalSum.rawValue, generation: index + 1) { r, _ in
-      r.probeValues.append(values)
+    try update(saving: diagonalSum, as: SideVector.diagonalSum.rawValue, generation: first + values.count) { r, _ in
+      r.probeValues.append(contentsOf: values)
     }
   }
 

@@ -23,8 +23,9 @@ public protocol SensitivityModel {
   /// `Q(W)` dequantized, with its exact byte size and the range calibration chosen (the best for this layer);
   /// `nil` when the format does not fit the layer's shape.
   func quantize(layer: Int, candidate: Int) throws -> QuantizedWeights?
-  /// Mean NLL over the calibration tokens, and the mean KL divergence of the next-token distributions from the
-  /// unmodified model's, with `layer`'s weights replaced by `weights` (both `nil`: the unmodified model, KLD 0).
+  /// Mean NLL over the model's evaluation tokens (held-out text for the audit; the engine-backed model documents
+  /// which), and the mean KL divergence of the next-token distributions from the unmodified model's, with
+  /// `layer`'s weights replaced by `weights` (both `nil`: the unmodified model, KLD 0).
   func evaluate(replacing layer: Int?, with weights: [Float]?) throws -> (meanNLL: Double, meanKLD: Double)
 }
 

@@ -6,5 +6,5 @@ struct BitPlanCommand: AsyncParsableCommand {
     commandName: "bitplan",
     abstract: "Per-layer sensitivity, exact bit allocation and validation for quantizing LLMs.",
     version: "0.1.0",
-    subcommands: [Inspect.self, Ppl.self, Allocate.self, Bench.self, TinyModel.self])
+    subcommands: [Inspect.self, Ppl.self, Measure.self, Allocate.self, Bench.self, TinyModel.self])
 }

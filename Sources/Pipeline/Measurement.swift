@@ -1,0 +1,113 @@
+import Foundation
+import ModelIO
+import Quantization
+import Sensitivity
+
+/// `bitplan measure` as a library call: reads the model and texts, checksums them, cuts the token windows, and
+/// runs (or resumes) a `MeasurementRun` of the engine-backed model into `RUN.h5`, timing each stage.
+///
+/// Tokens: calibration = `[BOS]` + the first `tokens − 1` ids of the calibration text (`TokenWindow`). Held-out
+/// tokens for `--audit N`: `[BOS]` + the first `tokens − 1` ids of `auditTextPath` when given, otherwise
+/// `[BOS]` + the `tokens − 1` ids of the calibration text that follow the calibration tokens (text the measurement
+/// never saw). The audit text's SHA-256 and token count are part of the provenance (`audit_sha256`,
+/// `audit_tokens`), so a run does not resume onto other held-out data.
+public struct Measurement {
+  /// A `.gguf` file or a Hugging Face folder.
+  public var modelPath: String
+  /// UTF-8 calibration text (`--calib`).
+  public var calibrationPath: String
+  /// UTF-8 held-out text for the audit (`--audit-text`); `nil`: the calibration text after the calibration tokens.
+  public var auditTextPath: String?
+  /// The final run file (`-o`).
+  public var outputPath: String
+  /// Every numeric setting.
+  public var settings: MeasureSettings
+  /// `tool_version` in the provenance.
+  public var toolVersion: String
+  /// Least seconds between checkpoints that rewrite per-parameter side files (`MeasurementRun.checkpointInterval`):
+  /// on SmolLM2 each such checkpoint writes 850 MB, so by default a kill loses at most half a minute of work.
+  public var checkpointInterval = 30.0
+
+  /// A measurement of `modelPath` on `calibrationPath` into `outputPath`.
+  public init(
+    modelPath: String, calibrationPath: String, auditTextPath: String? = nil, outputPath: String,
+    settings: MeasureSettings = MeasureSettings(), toolVersion: String
+  ) {
+    self.modelPath = modelPath
+    self.calibrationPath = calibrationPath
+    self.auditTextPath = auditTextPath
+    self.outputPath = outputPath
+    self.settings = settings
+    self.toolVersion = toolVersion
+  }
+
+  /// Runs or resumes the measurement.
+  /// - Parameter onProgress: called after each unit of work with the stage, units done and the stage's total
+  ///   (units a resumed run had already done are reported first, in one call per stage).
+  /// - Returns: the finished run and the time each stage took in this process.
+  /// - Throws: `MeasureError` for bad settings or texts, `WindowError` for an unreadable text, `ModelIOError` /
+  ///   `EngineError` for a bad model, `SensitivityError` from the run store (e.g. `.provenanceMismatch` for a
+  ///   partial run made with other settings). No final file is written unless the whole run succeeds.
+  public func run(
+    onProgress: @escaping (MeasurementStage, Int, Int) -> Void = { _, _, _ in }
+  ) throws -> MeasurementSummary {
+    let clock = StageClock()
+    try settings.validate()
+    let output = URL(fileURLWithPath: outputPath)
+    var isDirectory: ObjCBool = false
+    let folder = output.deletingLastPathComponent().path
+    guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+      throw MeasureError(.io, "the output folder does not exist", path: folder)
+    }
+    let calibration = try TokenWindow.readText(calibrationPath)
+    let auditText = try auditTextPath.map(TokenWindow.readText)
+    let loaded = try LoadedModel.load(path: modelPath)
+    let tokens = try TokenWindow.make(text: calibration, tokenizer: loaded.tokenizer, count: settings.tokens)
+    var evaluation: [Int] = []
+    if settings.auditCount > 0 {
+      if let auditText {
+        evaluation = try TokenWindow.make(text: auditText, tokenizer: loaded.tokenizer, count: settings.tokens)
+      } else {
+        evaluation = try Self.heldOutTokens(text: calibration, tokenizer: loaded.tokenizer, count: settings.tokens)
+      }
+    }
+    let formats = settings.candidates ?? MeasureSettings.defaultCandidates.filter { f in
+      loaded.model.linearLayers.contains { f.canQuantize(rows: $0.outFeatures, columns: $0.inFeatures) }
+    }
+    let model = try EngineSensitivityModel(
+      model: loaded.model, calibrationTokens: tokens, hvpTokenCount: settings.hvpTokens,
+      evaluationTokens: evaluation, formats: formats)
+    let calibSHA256 = try SHA256.hexDigest(fileAt: calibrationPath)
+    let auditSHA256 = settings.auditCount == 0 ? "" : try auditTextPath.map { try SHA256.hexDigest(fileAt: $0) } ?? calibSHA256
+    let provenance = settings.provenance(
+      toolVersion: toolVersion, modelSHA256: try Self.modelSHA256(path: modelPath), calibSHA256: calibSHA256,
+      candidates: model.candidates.map(\.name), auditSHA256: auditSHA256, auditTokens: evaluation.count,
+      created: RunProvenance.timestamp())
+    clock.lap("setup")
+    var measurement = MeasurementRun(model: model, provenance: provenance, path: outputPath) { stage, done, total in
+      clock.lap(stage.rawValue)
+      onProgress(stage, done, total)
+    }
+    measurement.checkpointInterval = checkpointInterval
+    let run = try measurement.run()
+    clock.lap("finish")
+    return MeasurementSummary(run: run, output: outputPath, windows: model.calibrationWindowCount, seconds: clock.seconds)
+  }
+
+  /// The held-out window: `[BOS]` + the `count − 1` ids that follow the calibration window's `count − 1` ids in
+  /// `text` (without a BOS token: the `count` ids after the first `count`).
+  /// - Throws: `.textTooShort` when the text has too few ids for both windows.
+  public static func heldOutTokens(text: String, tokenizer: BPETokenizer, count: Int) throws(MeasureError) -> [Int] {
+    let bos = tokenizer.bosTokenId
+    let k = bos == nil ? count : count - 1
+    let scalars = text.unicodeScalars
+    let prefix = String(String.UnicodeScalarView(scalars.prefix(max(40_000, 2 * k * TokenWindow.charactersPerToken))))
+    let ids = tokenizer.encode(prefix)
+    guard ids.count >= 2 * k else {
+      throw MeasureError(
+        .textTooShort, "the calibration text gives \(ids.count) tokens; --audit evaluates on the \(k) after the "
+          + "\(k) calibration ids (\(2 * k) in all): use a longer text or --audit-text FILE")
+    }
+    return (bos.map { [$0] } ?? []) + ids[k..<(2 * k)]
+  }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import Sensitivity
+import Testing
+import _TestSupport
+
+/// `bitplan measure` end to end on the committed tiny model: SIGKILL at random moments and resume to the numbers of
+/// an uninterrupted run, `--json`, and one-line typed errors that leave no run file behind.
+@Suite struct MeasureCLITests {
+  static var calib: String { TestModels.sharedData + "/prideprejudice.txt" }
+
+  /// A small but complete run: 4 calibration windows, 24 probes, 2 candidates, an audit of 4 (held-out text = the
+  /// calibration text after the calibration tokens). Checkpoints after every unit, so kills land in every stage.
+  static func arguments(_ output: String) -> [String] {
+    [
+      "measure", BitplanProcess.fixture("tiny-llama"), "--calib", calib, "--tokens", "128", "--hvp-tokens", "32",
+      "--probes", "24", "--candidates", "int8,int4-g32", "--audit", "4", "--seed", "11", "--checkpoint-interval", "0",
+      "-o", output,
+    ]
+  }
+
+  /// The run with `created` cleared (the only field a resumed run may differ in: it keeps the first start time).
+  static func normalized(_ path: String) throws -> MeasuredRun {
+    var run = try RunStore.read(path)
+    run.provenance.created = ""
+    return run
+  }
+
+  @Test func killedMeasureResumesToTheUninterruptedNumbers() throws {
+    let reference = try BitplanProcess.temporaryDirectory(), folder = try BitplanProcess.temporaryDirectory()
+    defer { for f in [reference, folder] { try? FileManager.default.removeItem(at: f) } }
+    let uninterrupted = try BitplanProcess.run(Self.arguments(reference.path + "/RUN.h5"))
+    #expect(uninterrupted.status == 0, "\(uninterrupted.stderr)")
+    let path = folder.path + "/RUN.h5"
+    var rng = SplitMix64(seed: 7)
+    var kills = 0
+    // Kill up to 6 runs, each at a random moment 0-300 ms after it wrote its first checkpoint.
+    for _ in 0..<6 where !FileManager.default.fileExists(atPath: path) {
+      let process = Process()
+      process.executableURL = BitplanProcess.executable
+      process.arguments = Self.arguments(path)
+      process.standardOutput = FileHandle.nullDevice
+      process.standardError = FileHandle.nullDevice
+      let before = Self.fileNumber(path + ".partial")
+      try process.run()
+      let deadline = Date().addingTimeInterval(60)
+      while Self.fileNumber(path + ".partial") == before && process.isRunning && Date() < deadline { usleep(2000) }
+      usleep(UInt32.random(in: 0..<300_000, using: &rng))
+      kill(process.processIdentifier, SIGKILL)
+      process.waitUntilExit()
+      if process.terminationReason == .uncaughtSignal { kills += 1 }
+    }
+    #expect(kills >= 1, "at least one run was killed while running")
+    let resumed = try BitplanProcess.run(Self.arguments(path))
+    #expect(resumed.status == 0, "\(resumed.stderr)")
+    #expect(try Self.normalized(path) == Self.normalized(reference.path + "/RUN.h5"))
+    #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == ["RUN.h5"], "no partial files left")
+  }
+
+  @Test func jsonSummaryAndSameSeedSameNumbers() throws {
+    let folder = try BitplanProcess.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let a = try BitplanProcess.run(Self.arguments(folder.path + "/A.h5") + ["--json"])
+    #expect(a.status == 0, "\(a.stderr)")
+    #expect(a.stderr.isEmpty, "no progress output when stderr is not a terminal: \(a.stderr)")
+    let json = try JSONSerialization.jsonObject(with: Data(a.stdout.utf8)) as! [String: Any]
+    #expect(json["layers"] as? Int == 14)
+    #expect(json["probes_used"] as? Int == 24)
+    #expect(json["calibration_windows"] as? Int == 4)
+    #expect(json["audited"] as? Int == 4)
+    #expect((json["stage_seconds"] as? [String: Double])?.keys.contains("hessian") == true)
+    let b = try BitplanProcess.run(Self.arguments(folder.path + "/B.h5"))
+    #expect(b.status == 0, "\(b.stderr)")
+    #expect(try Self.normalized(folder.path + "/A.h5") == Self.normalized(folder.path + "/B.h5"))
+    let run = try RunStore.read(folder.path + "/A.h5")
+    #expect(run.provenance.auditTokens == 128 && run.provenance.auditSHA256 == run.provenance.calibSHA256)
+    #expect(run.calibrationMethod.allSatisfy { $0.allSatisfy { !$0.isEmpty } })
+    #expect(run.audit?.spearmanNLL.count == 5)
+  }
+
+  /// Bad input: exit status 1, one line on stderr, no final run file.
+  @Test(arguments: [
+    (["--calib", "/nonexistent/calib.txt"], "cannot read text file"),
+    (["--calib", MeasureCLITests.calib, "--candidates", "int4-g48"], "--candidates"),
+    (["--calib", MeasureCLITests.calib, "--candidates", "int4-g4096"], "badCandidate"),
+    (["--calib", MeasureCLITests.calib, "--hvp-tokens", "600"], "--hvp-tokens"),
+  ])
+  func badInputIsOneLineTypedError(extra: [String], expected: String) throws {
+    let folder = try BitplanProcess.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let r = try BitplanProcess.run(
+      ["measure", BitplanProcess.fixture("tiny-llama"), "-o", folder.path + "/RUN.h5"] + extra)
+    #expect(r.status != 0)
+    let lines = r.stderr.split(separator: "\n").filter { !$0.hasPrefix("Usage") && !$0.hasPrefix("  See") && !$0.isEmpty }
+    #expect(lines.count == 1 && lines[0].contains(expected), "\(r.stderr)")
+    #expect(!FileManager.default.fileExists(atPath: folder.path + "/RUN.h5"))
+  }
+
+  static func fileNumber(_ path: String) -> UInt64? {
+    (try? FileManager.default.attributesOfItem(atPath: path))?[.systemFileNumber] as? UInt64
+  }
+}
