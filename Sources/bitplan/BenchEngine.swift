@@ -29,6 +29,7 @@ struct BenchEngine: ParsableCommand {
   }
 
   func run() throws {
+    HeapPolicy.keepLargeArraysInHeap()
     BLAS.setThreads(threads)
     let gemm = Self.gemmGFLOPS(m: 512, n: 1536, k: 576, repeats: 5)
     let llama = try LoadedModel.load(path: model).model

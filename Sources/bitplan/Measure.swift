@@ -1,11 +1,5 @@
 import ArgumentParser
 import Foundation
-#if canImport(Glibc)
-  import Glibc
-
-  /// glibc's `int mallopt(int param, int value)` (declared in malloc.h).
-  @_silgen_name("mallopt") private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
-#endif
 import Pipeline
 import Quantization
 import Sensitivity
@@ -57,13 +51,7 @@ struct Measure: ParsableCommand {
   }
 
   func run() throws {
-    #if canImport(Glibc)
-      // Every probe allocates and frees several 425 MB arrays (SmolLM2); glibc serves those with mmap/munmap, so each
-      // one is zero-filled page by page again (17 M minor faults, 91 s of system time in a default run). Keeping
-      // them in the heap measured 1.81 → 1.64 s per probe and 8.5 → 6.6 s for the Fisher stage.
-      _ = glibcMallopt(-4, 0)  // M_MMAP_MAX (malloc.h, which no Swift module exports)
-      _ = glibcMallopt(-1, Int32.max)  // M_TRIM_THRESHOLD
-    #endif
+    HeapPolicy.keepLargeArraysInHeap()
     var settings = MeasureSettings()
     settings.tokens = tokens
     settings.hvpTokens = hvpTokens

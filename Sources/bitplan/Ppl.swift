@@ -17,6 +17,7 @@ struct Ppl: ParsableCommand {
   }
 
   func run() throws {
+    HeapPolicy.keepLargeArraysInHeap()
     let start = Date()
     let text = try TokenWindow.readText(self.text)
     let loaded = try LoadedModel.load(path: model)
