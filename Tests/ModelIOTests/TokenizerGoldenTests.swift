@@ -55,12 +55,7 @@ struct TokenizerGolden: Decodable {
 
 /// The shared text data (`shared/data` beside the repository, as in DESIGN.md).
 enum TokenizerData {
-  static let directory: String = {
-    let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-      .deletingLastPathComponent()
-    let beside = repo.deletingLastPathComponent().appendingPathComponent("shared/data").path
-    return FileManager.default.fileExists(atPath: beside) ? beside : "/work/shared/data"
-  }()
+  static let directory = TestModels.sharedData
 
   static var available: Bool { FileManager.default.fileExists(atPath: directory + "/prideprejudice.txt") }
 
