@@ -1,3 +1,7 @@
+#if canImport(TensorCore)
+  import TensorCore
+#endif
+
 /// Small, seeded llama models for tests and fixtures: the same tensor names, shapes and metadata as a real
 /// checkpoint, so every reader, the engine and the CLI can be exercised in milliseconds.
 ///
@@ -27,7 +31,7 @@ public enum TinyLlama {
   /// Linear weights are uniform in ±√(3/in) · 0.5 (variance 1/(4·in), so activations neither vanish nor explode
   /// through a few layers); norm weights are 1 ± 0.1; embeddings are uniform in ±0.5.
   public static func tensors(config c: LlamaConfig, seed: UInt64) -> [NamedTensor] {
-    var rng = Mix(state: seed)
+    var rng = SplitMix64(seed: seed)
     func uniform(_ n: Int, _ scale: Float, around center: Float = 0) -> [Float] {
       (0..<n).map { _ in center + scale * (Float(rng.next() >> 40) / Float(1 << 24) * 2 - 1) }
     }
@@ -56,17 +60,5 @@ public enum TinyLlama {
   /// The byte-level vocabulary: GPT-2's 256 byte symbols in byte order, then `<|bos|>`, `<|eos|>`.
   public static func vocabulary() -> [String] {
     ByteLevel.scalarForByte.map { String(Character($0)) } + ["<|bos|>", "<|eos|>"]
-  }
-
-  /// SplitMix64, local so that ModelIO needs no test support.
-  struct Mix {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-      state &+= 0x9E37_79B9_7F4A_7C15
-      var z = state
-      z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-      z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-      return z ^ (z >> 31)
-    }
   }
 }
