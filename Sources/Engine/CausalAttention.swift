@@ -1,3 +1,5 @@
+import TensorCore
+
 /// Grouped-query causal self-attention (Ainslie et al. 2023; HF `LlamaAttention` with `repeat_kv`).
 ///
 /// Shapes: q, o [T, H·D]; k, v [T, G·D] with G kv heads; query head h reads kv head h / (H/G).
@@ -6,7 +8,10 @@
 /// dq_h = dS k_g, dk_g += dSᵀ q_h. The softmax Jacobian is diag(p) − p pᵀ per row, which gives the dS line.
 ///
 /// `forward`/`backward` run on BLAS in row blocks of `blockRows`, computing only columns j < end of block, so the
-/// masked upper triangle costs ~blockRows/(2T) extra instead of 2x. `forwardReference` is the plain triple loop.
+/// masked upper triangle costs ~blockRows/(2T) extra instead of 2x. Heads run concurrently (`Parallel.forEach`), each
+/// with single-threaded GEMMs: one head's blocks are too small to split well, and 9 heads keep 2 cores busy. In the
+/// backward pass each head accumulates its own dk_h, dv_h; a kv head's gradient is then the sum over its query
+/// heads in a fixed order, so results do not depend on scheduling. `forwardReference` is the plain triple loop.
 package enum CausalAttention {
   /// Row-block height: a multiple of the GEMM kernels' tile, small enough that the masked waste is ~6% at T = 512.
   package static let blockRows = 64
@@ -18,7 +23,7 @@ package enum CausalAttention {
   ) {
     let (qStride, kvStride, group) = (heads * d, kvHeads * d, heads / kvHeads)
     let scale = 1 / S(d).squareRoot()
-    for h in 0..<heads {
+    Parallel.forEach(heads) { h in
       let g = h / group
       let (qh, kg, vg, ph) = (q + h * d, k + g * d, v + g * d, p + h * t * t)
       for r0 in stride(from: 0, to: t, by: blockRows) {
@@ -27,9 +32,7 @@ package enum CausalAttention {
         S.gemm(
           transposeA: false, transposeB: true, m: m, n: r1, k: d, alpha: scale, a: qh + r0 * qStride, lda: qStride,
           b: kg, ldb: kvStride, beta: 0, c: ph + r0 * t, ldc: t)
-        Parallel.forEachChunk(m, costPerItem: r1) { rows in
-          for i in rows { softmaxCausalRow(ph + (r0 + i) * t, visible: r0 + i + 1, written: r1) }
-        }
+        for i in r0..<r1 { softmaxCausalRow(ph + i * t, visible: i + 1, written: r1) }
         // o_h[r0..<r1] = P[r0..<r1, 0..<r1] v_g[0..<r1]
         S.gemm(
           transposeA: false, transposeB: false, m: m, n: d, k: r1, alpha: 1, a: ph + r0 * t, lda: t, b: vg,
@@ -53,49 +56,71 @@ package enum CausalAttention {
     for j in visible..<written { row[j] = 0 }
   }
 
+  /// Elements of the `scratch` that `backward` needs: dP/dS [H, T, T] plus dk_h and dv_h [H, T, D] per query head.
+  package static func backwardScratchCount(tokens t: Int, heads: Int, headDim d: Int) -> Int {
+    heads * t * t + 2 * heads * t * d
+  }
+
   /// dq (overwritten), dk, dv (overwritten) from the upstream gradient `dOutput` [T, H·D].
-  /// - Parameter scratch: [T, T] workspace for dP/dS.
+  /// - Parameter scratch: `backwardScratchCount(tokens:heads:headDim:)` elements of workspace.
   package static func backward<S: EngineScalar>(
     q: UnsafePointer<S>, k: UnsafePointer<S>, v: UnsafePointer<S>, probabilities p: UnsafePointer<S>,
     dOutput dO: UnsafePointer<S>, tokens t: Int, heads: Int, kvHeads: Int, headDim d: Int,
     dq: UnsafeMutablePointer<S>, dk: UnsafeMutablePointer<S>, dv: UnsafeMutablePointer<S>,
-    scratch dP: UnsafeMutablePointer<S>
+    scratch: UnsafeMutablePointer<S>
   ) {
     let (qStride, kvStride, group) = (heads * d, kvHeads * d, heads / kvHeads)
     let scale = 1 / S(d).squareRoot()
-    dk.update(repeating: 0, count: t * kvStride)
-    dv.update(repeating: 0, count: t * kvStride)
-    for h in 0..<heads {
+    // per head: dP/dS [T, T], then dk_h [T, D] and dv_h [T, D] (rows 0..<T, contiguous)
+    let (dPAll, dkHeads) = (scratch, scratch + heads * t * t)
+    let dvHeads = dkHeads + heads * t * d
+    Parallel.forEach(heads) { h in
       let g = h / group
       let (qh, kg, vg, ph, doh) = (q + h * d, k + g * d, v + g * d, p + h * t * t, dO + h * d)
+      let (dP, dkh, dvh) = (dPAll + h * t * t, dkHeads + h * t * d, dvHeads + h * t * d)
+      dkh.update(repeating: 0, count: t * d)
+      dvh.update(repeating: 0, count: t * d)
       for r0 in stride(from: 0, to: t, by: blockRows) {
         let r1 = min(r0 + blockRows, t), m = r1 - r0
         // dP[r0..<r1, 0..<r1] = do_h[r0..<r1] v_g[0..<r1]ᵀ
         S.gemm(
           transposeA: false, transposeB: true, m: m, n: r1, k: d, alpha: 1, a: doh + r0 * qStride, lda: qStride,
           b: vg, ldb: kvStride, beta: 0, c: dP + r0 * t, ldc: t)
-        // dv_g[0..<r1] += P[r0..<r1, 0..<r1]ᵀ do_h[r0..<r1]
+        // dv_h[0..<r1] += P[r0..<r1, 0..<r1]ᵀ do_h[r0..<r1]
         S.gemm(
           transposeA: true, transposeB: false, m: r1, n: d, k: m, alpha: 1, a: ph + r0 * t, lda: t,
-          b: doh + r0 * qStride, ldb: qStride, beta: 1, c: dv + g * d, ldc: kvStride)
+          b: doh + r0 * qStride, ldb: qStride, beta: 1, c: dvh, ldc: d)
         // dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale, zero above the diagonal
-        Parallel.forEachChunk(m, costPerItem: r1) { rows in
-          for i in rows.lowerBound + r0..<rows.upperBound + r0 {
-            let (pi, di) = (ph + i * t, dP + i * t)
-            var s: S = 0
-            for j in 0...i { s += pi[j] * di[j] }
-            for j in 0...i { di[j] = pi[j] * (di[j] - s) * scale }
-            for j in (i + 1)..<r1 { di[j] = 0 }
-          }
+        for i in r0..<r1 {
+          let (pi, di) = (ph + i * t, dP + i * t)
+          var s: S = 0
+          for j in 0...i { s += pi[j] * di[j] }
+          for j in 0...i { di[j] = pi[j] * (di[j] - s) * scale }
+          for j in (i + 1)..<r1 { di[j] = 0 }
         }
         // dq_h[r0..<r1] = dS k_g[0..<r1]
         S.gemm(
           transposeA: false, transposeB: false, m: m, n: d, k: r1, alpha: 1, a: dP + r0 * t, lda: t, b: kg,
           ldb: kvStride, beta: 0, c: dq + h * d + r0 * qStride, ldc: qStride)
-        // dk_g[0..<r1] += dSᵀ q_h[r0..<r1]
+        // dk_h[0..<r1] += dSᵀ q_h[r0..<r1]
         S.gemm(
           transposeA: true, transposeB: false, m: r1, n: d, k: m, alpha: 1, a: dP + r0 * t, lda: t,
-          b: qh + r0 * qStride, ldb: qStride, beta: 1, c: dk + g * d, ldc: kvStride)
+          b: qh + r0 * qStride, ldb: qStride, beta: 1, c: dkh, ldc: d)
+      }
+    }
+    // dk_g = Σ_{h in group g} dk_h, dv_g likewise, heads in increasing order
+    for row in 0..<t {
+      for g in 0..<kvHeads {
+        let (dkRow, dvRow) = (dk + row * kvStride + g * d, dv + row * kvStride + g * d)
+        for c in 0..<d {
+          var (sk, sv) = (dkHeads[(g * group) * t * d + row * d + c], dvHeads[(g * group) * t * d + row * d + c])
+          for h in g * group + 1..<(g + 1) * group {
+            sk += dkHeads[h * t * d + row * d + c]
+            sv += dvHeads[h * t * d + row * d + c]
+          }
+          dkRow[c] = sk
+          dvRow[c] = sv
+        }
       }
     }
   }

@@ -1,3 +1,5 @@
+import TensorCore
+
 /// Next-token cross-entropy over the vocabulary: NLL_t = logsumexp(z_t) − z_t[y_t].
 ///
 /// Backward of the mean over `rows` predictions: ∂/∂z_t = (softmax(z_t) − onehot(y_t)) / rows.

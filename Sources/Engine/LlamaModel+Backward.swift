@@ -16,7 +16,7 @@ extension LlamaModel {
       dq = Buffer(count: t * qw)
       dk = Buffer(count: t * kvw)
       dv = Buffer(count: t * kvw)
-      dScores = Buffer(count: t * t)
+      dScores = Buffer(count: CausalAttention.backwardScratchCount(tokens: t, heads: c.heads, headDim: c.headDim))
       dGamma = Buffer(count: c.hidden)
     }
   }

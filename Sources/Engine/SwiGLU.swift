@@ -1,3 +1,5 @@
+import TensorCore
+
 /// The gated activation of the llama MLP (Shazeer 2020): h = silu(g) ⊙ u with silu(g) = g·σ(g).
 ///
 /// Backward: with σ = σ(g), d silu/dg = σ (1 + g (1 − σ)), so dg = dh ⊙ u ⊙ σ(1 + g(1 − σ)) and

@@ -111,7 +111,6 @@ public enum KernelBenchmark {
 
   /// fp32 GEMV through OpenBLAS (`BLAS.sgemv`, single thread) at one size.
   public static func blasGEMV(_ size: Size) -> Row {
-    BLAS.setThreads(1)
     let rows = size.elements / size.columns
     let a = [Float](repeating: 0.01, count: size.elements), x = [Float](repeating: 1, count: size.columns)
     var y = [Float](repeating: 0, count: rows)

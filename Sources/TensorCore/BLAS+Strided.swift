@@ -1,6 +1,6 @@
 import CBLAS
 
-/// GEMMs with explicit leading dimensions, in single and double precision.
+/// GEMMs with explicit leading dimensions, in single and double precision, split over `Parallel.workers`.
 ///
 /// Same convention as `BLAS.sgemm`: row-major, `C[m,n] = alpha·op(A)[m,k]·op(B)[k,n] + beta·C[m,n]`, but each matrix
 /// may be a sub-block of a wider row-major array: row `i` of `A` starts at `a + i·lda` (for `A` as stored, i.e.
@@ -17,9 +17,14 @@ extension BLAS {
   ) {
     if m == 0 || n == 0 { return }
     checkLeadingDimensions(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc)
-    cblas_sgemm(
-      CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-      Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    let (ta, tb) = (transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans)
+    inPanels(m: m, n: n, k: k) { rows, columns in
+      let (i, j) = (rows.lowerBound, columns.lowerBound)
+      cblas_sgemm(
+        CblasRowMajor, ta, tb, Int32(rows.count), Int32(columns.count), Int32(k), alpha,
+        transposeA ? a + i : a + i * lda, Int32(lda), transposeB ? b + j * ldb : b + j, Int32(ldb), beta,
+        c + i * ldc + j, Int32(ldc))
+    }
   }
 
   /// Double-precision GEMM on strided sub-blocks (OpenBLAS `cblas_dgemm`).
@@ -31,9 +36,14 @@ extension BLAS {
   ) {
     if m == 0 || n == 0 { return }
     checkLeadingDimensions(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc)
-    cblas_dgemm(
-      CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-      Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    let (ta, tb) = (transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans)
+    inPanels(m: m, n: n, k: k) { rows, columns in
+      let (i, j) = (rows.lowerBound, columns.lowerBound)
+      cblas_dgemm(
+        CblasRowMajor, ta, tb, Int32(rows.count), Int32(columns.count), Int32(k), alpha,
+        transposeA ? a + i : a + i * lda, Int32(lda), transposeB ? b + j * ldb : b + j, Int32(ldb), beta,
+        c + i * ldc + j, Int32(ldc))
+    }
   }
 
   /// Reference for both strided GEMMs: three loops, Double accumulation. Slow and obviously right.
@@ -57,6 +67,31 @@ extension BLAS {
       }
     }
   }
+
+  /// GEMMs of at least this many flops (2·m·n·k) are split over the workers: ~80 µs of one core, against ~10 µs
+  /// to hand work to another thread.
+  public static var minimumParallelFlops: Int { 1 << 23 }
+
+  /// Runs `part(rows, columns)` over panels that tile C[m, n]: one panel on the calling thread for a small product
+  /// or a single worker; otherwise the longer of m and n cut into `Parallel.workers` pieces at multiples of 16 (the
+  /// OpenBLAS kernels' register tile), one concurrent single-threaded OpenBLAS call each.
+  static func inPanels(m: Int, n: Int, k: Int, _ part: (Range<Int>, Range<Int>) -> Void) {
+    _ = openBLASSingleThreaded
+    let long = max(m, n)
+    let pieces = min(Parallel.workers, long / 16)
+    guard pieces > 1, 2 * m * n * k >= minimumParallelFlops else {
+      part(0..<m, 0..<n)
+      return
+    }
+    let bounds = (0...pieces).map { $0 == pieces ? long : ($0 * long / pieces) / 16 * 16 }
+    Parallel.forEach(pieces) { p in
+      let cut = bounds[p]..<bounds[p + 1]
+      if n >= m { part(0..<m, cut) } else { part(cut, 0..<n) }
+    }
+  }
+
+  /// OpenBLAS is told once, before the first product, to use one thread per call (see `Parallel`).
+  static let openBLASSingleThreaded: Void = openblas_set_num_threads(1)
 
   private static func checkLeadingDimensions(
     transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, lda: Int, ldb: Int, ldc: Int

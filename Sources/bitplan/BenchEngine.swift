@@ -17,7 +17,7 @@ struct BenchEngine: ParsableCommand {
   @Option(help: "Token ids, one per line ('#' comments); default: the P&P window.")
   var ids: String = "../shared/data/pp-window-ids.txt"
   @Option(help: "Window lengths to time.") var tokens: [Int] = [512, 128]
-  @Option(help: "OpenBLAS threads.") var threads = 2
+  @Option(help: "Worker threads (GEMMs are split over them; OpenBLAS runs one thread per part).") var threads = 2
   @Option(help: "Repetitions per step (best time is reported).") var repeats = 2
   @Flag(help: "Machine-readable output on stdout.") var json = false
 
@@ -30,7 +30,7 @@ struct BenchEngine: ParsableCommand {
 
   func run() throws {
     HeapPolicy.keepLargeArraysInHeap()
-    BLAS.setThreads(threads)
+    Parallel.setWorkers(threads)
     let gemm = Self.gemmGFLOPS(m: 512, n: 1536, k: 576, repeats: 5)
     let llama = try LoadedModel.load(path: model).model
     let peakAfterLoad = Self.peakRSSBytes()

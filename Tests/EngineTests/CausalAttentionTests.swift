@@ -39,7 +39,7 @@ import Testing
     let v = randomDoubles(t * kvHeads * d, seed: 9), w = randomDoubles(t * heads * d, seed: 10)
     let p = forward(q, k, v, heads: heads, kvHeads: kvHeads, headDim: d).p
     var dq = [Double](repeating: 0, count: q.count), dk = [Double](repeating: 0, count: k.count), dv = dk
-    var scratch = [Double](repeating: 0, count: t * t)
+    var scratch = [Double](repeating: 0, count: CausalAttention.backwardScratchCount(tokens: t, heads: heads, headDim: d))
     CausalAttention.backward(
       q: q, k: k, v: v, probabilities: p, dOutput: w, tokens: t, heads: heads, kvHeads: kvHeads, headDim: d,
       dq: &dq, dk: &dk, dv: &dv, scratch: &scratch)

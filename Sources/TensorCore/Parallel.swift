@@ -1,0 +1,78 @@
+import Dispatch
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// The process's worker threads: element-wise loops and GEMMs are split over them here, and OpenBLAS itself runs
+/// single-threaded inside each part.
+///
+/// Why not OpenBLAS' own threads: its workers busy-wait (`sched_yield`) for ~0.1 s after every call, so on a 2-core
+/// machine they take a core away from the element-wise work between GEMMs (softmax, SwiGLU, attention rows) and from
+/// the many small per-head GEMMs of attention, which OpenBLAS would also split with a thread handshake each time. A
+/// profile of a SmolLM2 forward + backward spent 13% of its time in `sched_yield`. With one pool, a large GEMM is cut
+/// into `workers` column (or row) panels, each a single-threaded OpenBLAS call on its own core, and small ones run
+/// whole on the calling thread.
+///
+/// Results do not depend on timing: each output element is computed by exactly one call over the full inner
+/// dimension, and the split depends only on the shape and `workers`.
+public enum Parallel {
+  /// Number of workers: the online cores (at most 8) unless `setWorkers` changed it.
+  public static var workers: Int { state.workers }
+
+  /// Sets the number of workers (≥ 1). Call before starting work (command-line start-up, a benchmark's setup); not
+  /// while parallel work is running.
+  public static func setWorkers(_ count: Int) {
+    precondition(count >= 1, "need at least one worker, got \(count)")
+    state.workers = count
+  }
+
+  /// Calls `body` on disjoint ranges covering `0..<count`, concurrently when `count · costPerItem` is large enough
+  /// to pay for the dispatch (~10 µs): `minimumWork` is in units of `costPerItem`.
+  /// The ranges are contiguous, so each worker writes its own slice of the output (no sharing).
+  public static func forEachChunk(
+    _ count: Int, costPerItem: Int = 1, minimumWork: Int = 1 << 16, _ body: (Range<Int>) -> Void
+  ) {
+    let chunks = min(workers, count)
+    guard chunks > 1, count * costPerItem >= minimumWork else {
+      body(0..<count)
+      return
+    }
+    withoutActuallyEscaping(body) { body in
+      let box = UncheckedBox(body)
+      DispatchQueue.concurrentPerform(iterations: chunks) { c in
+        box.value(c * count / chunks..<(c + 1) * count / chunks)
+      }
+    }
+  }
+
+  /// Calls `body(i)` for every i in `0..<count`, spread dynamically over the workers (for independent tasks of
+  /// similar size, such as attention heads). Runs on the calling thread when there is one worker or one task.
+  public static func forEach(_ count: Int, _ body: (Int) -> Void) {
+    guard workers > 1, count > 1 else {
+      for i in 0..<count { body(i) }
+      return
+    }
+    withoutActuallyEscaping(body) { body in
+      let box = UncheckedBox(body)
+      DispatchQueue.concurrentPerform(iterations: count) { box.value($0) }
+    }
+  }
+
+  /// Mutable configuration, written only at start-up.
+  private final class State: @unchecked Sendable {
+    var workers: Int = {
+      #if canImport(Glibc)
+        return max(1, min(8, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+      #else
+        return 2
+      #endif
+    }()
+  }
+  private static let state = State()
+}
+
+/// Carries a non-Sendable closure into `concurrentPerform`; safe because each call gets disjoint work.
+struct UncheckedBox<T>: @unchecked Sendable {
+  let value: T
+  init(_ value: T) { self.value = value }
+}

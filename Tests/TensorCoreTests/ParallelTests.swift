@@ -1,0 +1,62 @@
+import Testing
+import TensorCore
+import _TestSupport
+
+@Suite struct ParallelTests {
+  @Test func forEachChunkCoversEveryIndexOnce() {
+    for count in [0, 1, 7, 1 << 17] {
+      var hits = [Int](repeating: 0, count: count)
+      hits.withUnsafeMutableBufferPointer { h in
+        Parallel.forEachChunk(count, minimumWork: 1) { range in for i in range { h[i] += 1 } }
+      }
+      #expect(hits.allSatisfy { $0 == 1 }, "count \(count)")
+    }
+  }
+
+  @Test func forEachRunsEveryTaskOnce() {
+    var hits = [Int](repeating: 0, count: 37)
+    hits.withUnsafeMutableBufferPointer { h in Parallel.forEach(37) { h[$0] += 1 } }
+    #expect(hits.allSatisfy { $0 == 1 })
+  }
+
+  /// Products above `BLAS.minimumParallelFlops` are cut into panels (columns when n ≥ m, rows otherwise, at
+  /// multiples of 16); each panel must see the right sub-blocks of A, B and C for every transpose, with leading
+  /// dimensions wider than the matrices and sizes that are not multiples of 16. In Double against the three-loop
+  /// reference: the only difference is summation order, ~k·2⁻⁵³ relative.
+  @Test(arguments: [false, true], [false, true])
+  func splitGEMMMatchesReference(transposeA: Bool, transposeB: Bool) {
+    for (m, n, k) in [(40, 203, 600), (301, 35, 450), (97, 97, 1001)] {
+      #expect(2 * m * n * k >= BLAS.minimumParallelFlops)
+      let pad = 3
+      let (rowsA, colsA) = transposeA ? (k, m) : (m, k)
+      let (rowsB, colsB) = transposeB ? (n, k) : (k, n)
+      let (lda, ldb, ldc) = (colsA + pad, colsB + pad, n + pad)
+      let a = randomFloats(rowsA * lda, seed: 4).map(Double.init), b = randomFloats(rowsB * ldb, seed: 5).map(Double.init)
+      var want = randomFloats(m * ldc, seed: 6).map(Double.init), got = want
+      want.withUnsafeMutableBufferPointer { w in
+        BLAS.gemmReference(
+          transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b,
+          ldb: ldb, beta: 2, c: w.baseAddress!, ldc: ldc)
+      }
+      got.withUnsafeMutableBufferPointer { g in
+        BLAS.dgemm(
+          transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b,
+          ldb: ldb, beta: 2, c: g.baseAddress!, ldc: ldc)
+      }
+      let worst = zip(want, got).map { abs($0 - $1) }.max() ?? 0
+      #expect(worst <= 1e-13 * Double(k), "m=\(m) n=\(n) k=\(k): \(worst)")
+    }
+  }
+
+  /// Same shapes in Float: the split path against the reference within the Float bound of `BLASTests`.
+  @Test func splitSGEMMMatchesReference() {
+    let (m, n, k) = (33, 250, 700)
+    let a = randomFloats(m * k, seed: 7), b = randomFloats(n * k, seed: 8)
+    var want = [Float](repeating: 0, count: m * n), got = want
+    want.withUnsafeMutableBufferPointer { w in
+      BLAS.sgemmReference(transposeB: true, m: m, n: n, k: k, a: a, b: b, c: w.baseAddress!)
+    }
+    got.withUnsafeMutableBufferPointer { g in BLAS.sgemm(transposeB: true, m: m, n: n, k: k, a: a, b: b, c: g.baseAddress!) }
+    for i in want.indices { #expect(abs(want[i] - got[i]) <= 1e-5 * Float(k), "i=\(i)") }
+  }
+}
