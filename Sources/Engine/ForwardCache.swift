@@ -1,3 +1,5 @@
+import TensorCore
+
 /// The activations of one window that the backward pass reads, kept once (no per-op copies).
 ///
 /// Per block (T tokens, d hidden, F intermediate, H heads): x [T,d] (residual input), r₁ [T], n₁ [T,d],
@@ -82,21 +84,49 @@ final class ForwardCache<S: EngineScalar> {
 }
 
 /// A direction `v` in linear-weight space and a step ε: the forward and backward passes then use W + ε·V for every
-/// linear weight that `v` names, formed one weight at a time into a scratch buffer (the model's weights are never
-/// modified, so they are restored exactly, and no copy of the model is made).
-struct WeightPerturbation<S: EngineScalar> {
+/// linear weight that `v` names. W + εV is formed once per weight and pass pair, on first use, into a buffer of the
+/// model's `PerturbedWeights` pool, so the backward pass reads what the forward pass formed (one sweep over the
+/// weights per perturbation instead of two) and the model's weights are never modified: they are restored exactly,
+/// and no second perturbation may be in use at the same time.
+final class WeightPerturbation<S: EngineScalar> {
   let direction: [String: [S]]
   let epsilon: S
-  /// Largest linear weight's size.
-  let scratch: Buffer<S>
+  private let pool: PerturbedWeights<S>
+  private var formed: Set<String> = []
 
-  /// Pointer to W + ε·V for `name`, or to W itself if `direction` has no entry for it. Valid until the next call.
+  init(direction: [String: [S]], epsilon: S, pool: PerturbedWeights<S>) {
+    self.direction = direction
+    self.epsilon = epsilon
+    self.pool = pool
+  }
+
+  /// Pointer to W + ε·V for `name`, or to W itself if `direction` has no entry for it. Valid until another
+  /// perturbation of the same model is used.
   func effective(_ w: Buffer<S>, name: String) -> UnsafePointer<S> {
     guard let v = direction[name] else { return w.constant }
-    let (out, base, step) = (scratch.pointer, w.pointer, epsilon)
-    v.withUnsafeBufferPointer { vp in
-      for i in 0..<w.count { out[i] = base[i] + step * vp[i] }
+    let out = pool.buffer(name, count: w.count)
+    if formed.insert(name).inserted {
+      let (target, base, step) = (out.pointer, w.pointer, epsilon)
+      v.withUnsafeBufferPointer { vp in
+        Parallel.forEachChunk(w.count) { range in
+          for i in range { target[i] = base[i] + step * vp[i] }
+        }
+      }
     }
-    return scratch.constant
+    return out.constant
+  }
+}
+
+/// Buffers for perturbed weights, one per linear weight an HVP has moved, kept by the model between products so
+/// that probes do not page-fault fresh memory (425 MB for every linear weight of SmolLM2; freed by
+/// `LlamaModel.releaseWorkspace()`).
+final class PerturbedWeights<S: EngineScalar> {
+  private var buffers: [String: Buffer<S>] = [:]
+
+  func buffer(_ name: String, count: Int) -> Buffer<S> {
+    if let b = buffers[name], b.count == count { return b }
+    let b = Buffer<S>(count: count)
+    buffers[name] = b
+    return b
   }
 }

@@ -21,6 +21,10 @@ final class GradientSink<S: EngineScalar> {
   /// materialising any gradient.
   private let projection: (vector: [String: [S]], coefficient: Double, scratch: Buffer<S>)?
   private(set) var projections: [String: Double] = [:]
+  /// Streaming mode: each wanted tensor's single contribution is formed in `scratch` as α·contribution + β·G₀
+  /// (G₀ = `initial[name]`, or nothing when it has none) and handed to `handler` at once; nothing is stored. Used
+  /// for Hessian-vector products consumed layer by layer, so no model-sized gradient is ever materialised.
+  private let stream: (initial: [String: [S]], scratch: Buffer<S>, handler: (String, UnsafeBufferPointer<S>) -> Void)?
 
   /// - Parameters:
   ///   - previous: with β ≠ 0, the sink whose gradients to fold into (it must hold every wanted tensor); its
@@ -31,6 +35,7 @@ final class GradientSink<S: EngineScalar> {
     self.beta = beta
     boxes = previous?.boxes ?? [:]
     projection = nil
+    stream = nil
     precondition(beta == 0 || wanted.allSatisfy { boxes[$0] != nil }, "β ≠ 0 needs every wanted gradient")
   }
 
@@ -47,7 +52,22 @@ final class GradientSink<S: EngineScalar> {
     beta = 0
     boxes = [:]
     projection = (vector, coefficient, scratch)
+    stream = nil
     projections = previous?.projections ?? [:]
+  }
+
+  /// A streaming sink (see `stream`): `scratch` must hold the largest wanted tensor, and each wanted tensor must
+  /// receive exactly one contribution (true of linear weights, whose gradient is one GEMM).
+  init(
+    wanted: Set<String>, alpha: S, beta: S, initial: [String: [S]], scratch: Buffer<S>,
+    handler: @escaping (String, UnsafeBufferPointer<S>) -> Void
+  ) {
+    self.wanted = wanted
+    self.alpha = alpha
+    self.beta = beta
+    boxes = [:]
+    projection = nil
+    stream = (initial, scratch, handler)
   }
 
   private init(boxes: [String: Box]) {
@@ -55,6 +75,7 @@ final class GradientSink<S: EngineScalar> {
     alpha = 1
     beta = 0
     projection = nil
+    stream = nil
     self.boxes = boxes
   }
 
@@ -62,6 +83,19 @@ final class GradientSink<S: EngineScalar> {
   /// G ← α·contribution + β′·G, where β′ is β for the first contribution and 1 afterwards.
   func contribute(_ name: String, count: Int, _ body: (UnsafeMutablePointer<S>, S, S) -> Void) {
     guard wanted.contains(name) else { return }
+    if let (initial, scratch, handler) = stream {
+      precondition(touched.insert(name).inserted, "streamed gradient '\(name)' received a second contribution")
+      precondition(scratch.count >= count, "stream scratch \(scratch.count) < \(count)")
+      if let g0 = initial[name] {
+        precondition(g0.count == count, "initial gradient '\(name)' has \(g0.count) values, contribution \(count)")
+        g0.withUnsafeBufferPointer { scratch.pointer.update(from: $0.baseAddress!, count: count) }
+        body(scratch.pointer, alpha, beta)
+      } else {
+        body(scratch.pointer, alpha, 0)
+      }
+      handler(name, UnsafeBufferPointer(start: scratch.pointer, count: count))
+      return
+    }
     if let (vector, coefficient, scratch) = projection {
       // each contribution in full (β = 0), then its inner product with v: linear, so contributions add up
       precondition(scratch.count >= count, "projection scratch \(scratch.count) < \(count)")

@@ -30,6 +30,8 @@ public final class LlamaModel<Scalar: EngineScalar> {
   /// Activation buffers of the last window, reused by the next pass of the same length and kind so that repeated
   /// passes (Hutchinson probes, gradient steps) do not page-fault hundreds of MB of fresh memory each time.
   var workspace: [ForwardCache<Scalar>] = []
+  /// W + εV for the weights HVPs perturb, reused from product to product.
+  var perturbedWeights = PerturbedWeights<Scalar>()
   /// ‖W‖² per tensor for the HVP step, computed on first use and dropped by `replaceWeight`.
   var squaredNorms: [String: Double] = [:]
 
@@ -112,8 +114,12 @@ public final class LlamaModel<Scalar: EngineScalar> {
     return sum
   }
 
-  /// Frees the activation buffers kept between passes (~0.8 GB after a 512-token gradient on SmolLM2).
-  public func releaseWorkspace() { workspace.removeAll() }
+  /// Frees the activation buffers kept between passes (~0.8 GB after a 512-token gradient on SmolLM2) and the
+  /// perturbed weights kept between Hessian-vector products (up to one copy of the linear weights).
+  public func releaseWorkspace() {
+    workspace.removeAll()
+    perturbedWeights = PerturbedWeights()
+  }
 
   /// Checks a window: at least 2 tokens (one prediction), every id in `0..<vocab`.
   func validate(tokens: [Int]) throws(EngineError) {

@@ -44,6 +44,8 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
 
   /// Weight tensor names (`….weight`) in layer order.
   let weightNames: [String]
+  /// Layer index by weight tensor name.
+  let layerIndex: [String: Int]
   /// ∇L over the Hessian window at the current weights, once computed.
   var baseGradient: [String: [Scalar]]?
   /// Captured inputs per layer, once the capture pass has run.
@@ -80,6 +82,7 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
     let layers = model.linearLayers
     linearLayers = layers.map { MeasuredRun.Layer(name: $0.name, rows: $0.outFeatures, columns: $0.inFeatures) }
     weightNames = layers.map(\.weightName)
+    layerIndex = Dictionary(uniqueKeysWithValues: weightNames.enumerated().map { ($0.element, $0.offset) })
     windows = MeasureSettings.calibrationWindows(tokens: calibrationTokens.count, windowLength: hvpTokenCount)
     var candidates: [MeasuredRun.Candidate] = []
     for format in formats {
@@ -132,6 +135,35 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
     }
     let hv = try model.hessianVectorProduct(tokens: hvpTokens, vector: vector, baseGradient: base)
     return weightNames.map { Self.floats(hv[$0]!) }
+  }
+
+  /// `H v` as `hessianVectorProduct(_:)`, streamed from the engine's backward pass one layer at a time (no
+  /// model-sized product is stored). After `consume` throws, the remaining blocks are skipped and the error is
+  /// rethrown once the pass ends.
+  public func hessianVectorProduct(_ v: [[Float]], consume: (Int, UnsafeBufferPointer<Float>) throws -> Void) throws {
+    if v.count != weightNames.count {
+      throw SensitivityError(.shapeMismatch, "\(v.count) probe blocks for \(weightNames.count) layers")
+    }
+    let base = try hessianBaseGradient()
+    var vector: [String: [Scalar]] = [:]
+    for (name, block) in zip(weightNames, v) where block.contains(where: { $0 != 0 }) {
+      vector[name] = Self.scalars(block)
+    }
+    var failure: (any Error)?
+    try model.hessianVectorProduct(tokens: hvpTokens, vector: vector, baseGradient: base) { name, block in
+      guard failure == nil else { return }
+      do {
+        if Scalar.self == Float.self {
+          // Scalar is Float: the same memory, viewed with its own type
+          try consume(layerIndex[name]!, UnsafeRawBufferPointer(block).assumingMemoryBound(to: Float.self))
+        } else {
+          try block.map { Float($0) }.withUnsafeBufferPointer { try consume(layerIndex[name]!, $0) }
+        }
+      } catch {
+        failure = error
+      }
+    }
+    if let failure { throw failure }
   }
 
   /// The layer's captured calibration inputs `X` `[tokens, in]`.

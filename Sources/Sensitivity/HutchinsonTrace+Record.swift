@@ -1,3 +1,5 @@
+import TensorCore
+
 /// Recording probes: from a Hessian-vector product, or replayed from stored values when a run resumes.
 extension HutchinsonTrace {
   /// Records probe number `probesDone`: computes `vᵢᵀ(Hv)ᵢ` per block in `Double` (a sum of `±(Hv)_j` in order)
@@ -7,33 +9,96 @@ extension HutchinsonTrace {
   ///   - product: `H · probe`, blocked like `probe`.
   /// - Returns: the per-block values just recorded.
   /// - Throws: `.shapeMismatch` when `product` is not blocked like the layout, `.nonFinite` for a NaN or infinite
-  ///   block value (nothing is recorded then).
+  ///   block value (as `record(probe:streaming:)`: only the diagonal sums of earlier blocks have changed then).
   @discardableResult
   public mutating func record(probe: [[Float]], product: [[Float]]) throws(SensitivityError) -> [Double] {
-    try checkBlocks(probe, "probe")
     try checkBlocks(product, "Hessian-vector product")
-    var values = [Double](repeating: 0, count: blocks.count)
-    for i in blocks.indices {
-      var sum = 0.0
-      let v = probe[i]
-      let hv = product[i]
-      for j in v.indices { sum += Double(v[j]) * Double(hv[j]) }
-      values[i] = sum
+    do {
+      return try record(probe: probe) { consume in
+        for i in product.indices { try product[i].withUnsafeBufferPointer { try consume(i, $0) } }
+      }
+    } catch let error as SensitivityError {
+      throw error
+    } catch {
+      fatalError("unreachable: the product closure throws only SensitivityError")
     }
-    if let i = values.firstIndex(where: { !$0.isFinite }) {
-      throw SensitivityError(.nonFinite, "probe \(probesDone): vᵀHv of block '\(blocks[i].name)' is \(values[i])")
+  }
+
+  /// Records probe number `probesDone` from a product handed over block by block: `product` is called once with a
+  /// `consume` function and must call `consume(i, (Hv)ᵢ)` exactly once for every block i, in any order (the engine
+  /// hands blocks over as its backward pass finishes them, so no model-sized product is ever stored). Same numbers
+  /// as `record(probe:product:)`.
+  /// - Throws: what `product` throws; `.shapeMismatch` for a wrong block size, a block given twice or one missing;
+  ///   `.nonFinite` for a NaN or infinite block value. Nothing is recorded then, except that the diagonal sums of
+  ///   blocks handed over before the failure have been updated (a measurement run stops there and resumes from its
+  ///   checkpoint).
+  @discardableResult
+  public mutating func record(
+    probe: [[Float]], streaming product: ((Int, UnsafeBufferPointer<Float>) throws -> Void) throws -> Void
+  ) throws -> [Double] {
+    try checkBlocks(probe, "probe")
+    var values = [Double?](repeating: nil, count: blocks.count)
+    var diagonal = diagonalSum
+    diagonalSum = nil  // moved out so the closure can update it without a copy
+    defer { diagonalSum = diagonal }
+    let blocks = self.blocks, k = probesDone
+    try product { i, hv in
+      guard blocks.indices.contains(i), values[i] == nil, hv.count == blocks[i].count else {
+        throw SensitivityError(.shapeMismatch, "Hessian-vector product: block \(i) of \(hv.count) values is out of place")
+      }
+      let value = probe[i].withUnsafeBufferPointer { v in
+        if diagonal == nil { return Self.accumulate(v, hv, into: nil) }
+        return diagonal![i].withUnsafeMutableBufferPointer { Self.accumulate(v, hv, into: $0) }
+      }
+      if !value.isFinite {
+        throw SensitivityError(.nonFinite, "probe \(k): vᵀHv of block '\(blocks[i].name)' is \(value)")
+      }
+      values[i] = value
     }
-    if diagonalSum != nil {
-      for i in blocks.indices {
-        let v = probe[i]
-        let hv = product[i]
-        diagonalSum![i].withUnsafeMutableBufferPointer { d in
-          for j in v.indices { d[j] += Double(v[j]) * Double(hv[j]) }
+    if let i = values.firstIndex(where: { $0 == nil }) {
+      throw SensitivityError(.shapeMismatch, "Hessian-vector product: block '\(blocks[i].name)' was not handed over")
+    }
+    let recorded = values.map { $0! }
+    append(recorded)
+    return recorded
+  }
+
+  /// Elements per chunk of `accumulate`: a fixed size, so the sum's order does not depend on the worker count.
+  static var chunkSize: Int { 1 << 16 }
+
+  /// vᵀh in Double (Σ over chunks of `chunkSize`, in chunk order, each chunk with 8 interleaved partial sums), and
+  /// `diagonal += v ⊙ h` in the same pass; chunks run in parallel.
+  static func accumulate(
+    _ v: UnsafeBufferPointer<Float>, _ h: UnsafeBufferPointer<Float>, into diagonal: UnsafeMutableBufferPointer<Double>?
+  ) -> Double {
+    let n = v.count, size = chunkSize
+    let chunks = (n + size - 1) / size
+    var partials = [Double](repeating: 0, count: chunks)
+    partials.withUnsafeMutableBufferPointer { partials in
+      Parallel.forEachChunk(chunks, costPerItem: size) { range in
+        for c in range {
+          let (start, end) = (c * size, min(c * size + size, n))
+          var lanes = SIMD8<Double>()
+          var i = start
+          while i + 8 <= end {
+            var p = SIMD8<Double>()
+            for j in 0..<8 { p[j] = Double(v[i + j]) * Double(h[i + j]) }
+            lanes += p
+            if let d = diagonal { for j in 0..<8 { d[i + j] += p[j] } }
+            i += 8
+          }
+          var sum = lanes.sum()
+          while i < end {
+            let p = Double(v[i]) * Double(h[i])
+            sum += p
+            if let d = diagonal { d[i] += p }
+            i += 1
+          }
+          partials[c] = sum
         }
       }
     }
-    append(values)
-    return values
+    return partials.reduce(0, +)
   }
 
   /// Replays one stored probe's per-block values (a resumed run); the diagonal sums are restored separately.

@@ -126,11 +126,11 @@ public struct MeasurementRun<Model: SensitivityModel> {
     if provenance.keepsHessianDiagonal && h.probesDone > 0 { try h.restoreDiagonal(sum: split(store.diagonalSum())) }
     var pending: [[Double]] = []
     var saved = ContinuousClock.now
+    var v: [[Float]] = []
     while !h.isFinished {
       let k = h.probesDone
-      let v = h.probe(k)
-      let hv = try model.hessianVectorProduct(v)
-      pending.append(try h.record(probe: v, product: hv))
+      h.probe(k, into: &v)
+      pending.append(try h.record(probe: v) { consume in try model.hessianVectorProduct(v, consume: consume) })
       // Without the diagonal a checkpoint is a small file, so every probe is saved.
       if h.isFinished || !provenance.keepsHessianDiagonal || isDue(since: saved) {
         try store.recordProbes(from: k + 1 - pending.count, values: pending, diagonalSum: h.diagonalSum)

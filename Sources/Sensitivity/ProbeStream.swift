@@ -1,3 +1,5 @@
+import TensorCore
+
 /// A seeded random stream keyed by `(seed, domain, index)`: SplitMix64 (Steele, Lea, Flood 2014) started from a
 /// state derived from the three keys.
 ///
@@ -43,6 +45,24 @@ public struct ProbeStream: RandomNumberGenerator, Sendable {
         values[i] = (bits & 1) == 0 ? 1 : -1
         bits >>= 1
         i += 1
+      }
+    }
+  }
+
+  /// The same signs as `fillRademacher(_:)` called after `firstWord` draws, without advancing the stream: SplitMix64
+  /// is counter-based (draw w is `mix(state + (w+1)·γ)`), so the words are formed independently, 64 values each,
+  /// in parallel chunks, and the bit pattern of ±1 is written directly (sign bit = the drawn bit).
+  public func fillRademacher(_ values: UnsafeMutableBufferPointer<Float>, firstWord: Int) {
+    let words = (values.count + 63) / 64
+    let (base, n) = (state, values.count)
+    guard let out = values.baseAddress else { return }
+    Parallel.forEachChunk(words, costPerItem: 64) { range in
+      for w in range {
+        var bits = ProbeStream.mix(base &+ UInt64(truncatingIfNeeded: firstWord + w + 1) &* 0x9E37_79B9_7F4A_7C15)
+        for i in 64 * w..<min(64 * w + 64, n) {
+          out[i] = Float(bitPattern: 0x3F80_0000 | UInt32(truncatingIfNeeded: bits & 1) << 31)
+          bits >>= 1
+        }
       }
     }
   }

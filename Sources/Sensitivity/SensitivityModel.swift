@@ -18,6 +18,10 @@ public protocol SensitivityModel {
   func gradient(window: Int) throws -> [[Float]]
   /// `H v` for the Hessian `H` of the mean NLL over the first `--hvp-tokens` tokens, for every layer.
   func hessianVectorProduct(_ v: [[Float]]) throws -> [[Float]]
+  /// The same `H v` handed to `consume(layer, (Hv)_layer)` once per layer, in any order, each block valid only
+  /// during the call (so a model can stream it without storing a model-sized product). The default calls
+  /// `hessianVectorProduct(_:)`.
+  func hessianVectorProduct(_ v: [[Float]], consume: (Int, UnsafeBufferPointer<Float>) throws -> Void) throws
   /// The layer's captured inputs `X`, `[rows, in]` row-major (one row per calibration token).
   func layerInputs(of layer: Int) throws -> (values: [Float], rows: Int)
   /// `Q(W)` dequantized, with its exact byte size and the range calibration chosen (the best for this layer);
@@ -27,6 +31,13 @@ public protocol SensitivityModel {
   /// which), and the mean KL divergence of the next-token distributions from the unmodified model's, with
   /// `layer`'s weights replaced by `weights` (both `nil`: the unmodified model, KLD 0).
   func evaluate(replacing layer: Int?, with weights: [Float]?) throws -> (meanNLL: Double, meanKLD: Double)
+}
+
+extension SensitivityModel {
+  public func hessianVectorProduct(_ v: [[Float]], consume: (Int, UnsafeBufferPointer<Float>) throws -> Void) throws {
+    let hv = try hessianVectorProduct(v)
+    for i in hv.indices { try hv[i].withUnsafeBufferPointer { try consume(i, $0) } }
+  }
 }
 
 /// One layer quantized to one candidate format and dequantized back.

@@ -127,6 +127,26 @@ import Testing
     #expect(f <= Self.oneSidedTolerance.float)
   }
 
+  /// The streamed one-sided HVP hands over every linear weight exactly once, with the very values the returned
+  /// product has (same GEMM, same base, same step), for a full probe and for one that moves a single layer.
+  @Test func streamedHVPEqualsReturnedHVP() throws {
+    let model: LlamaModel<Float> = try TinyModel.model(tied: true, as: Float.self)
+    let names = Set(model.linearWeightNames)
+    let base = try model.gradients(tokens: TinyModel.tokens, of: names).gradients
+    let full = Self.split(randomDoubles(Self.exact.size, seed: 43).map { $0 < 0 ? -1.0 : 1.0 }, as: Float.self)
+    let one = [model.linearWeightNames[3]: full[model.linearWeightNames[3]]!]
+    for vector in [full, one] {
+      let want = try model.hessianVectorProduct(tokens: TinyModel.tokens, vector: vector, baseGradient: base)
+      var got: [String: [Float]] = [:]
+      try model.hessianVectorProduct(tokens: TinyModel.tokens, vector: vector, baseGradient: base) { name, block in
+        #expect(got[name] == nil, "\(name) handed over twice")
+        got[name] = Array(block)
+      }
+      #expect(Set(got.keys) == names)
+      for name in names { #expect(got[name] == want[name], "\(name)") }
+    }
+  }
+
   /// Per-layer quadratic forms vᵀ_W (Hv)_W against the exact Hessian's blocks; they sum to vᵀHv. Each block's error
   /// is at most the HVP's relative error times ‖v_W‖‖(Hv)_W‖ (Cauchy–Schwarz), so the bound is the HVP tolerance
   /// on that scale.

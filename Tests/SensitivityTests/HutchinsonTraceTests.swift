@@ -114,6 +114,52 @@ import _TestSupport
     }
   }
 
+  /// `probe(k)` fills words in parallel from SplitMix64's counter; it must equal drawing the stream in order, one
+  /// fresh word per block (`ProbeStream.fillRademacher(_:)`, the reference), for blocks that are not multiples of
+  /// 64 and large enough to be split over the workers.
+  @Test func probeEqualsSequentialStream() throws {
+    let blocks = [5, 70_000, 130, 200_001].enumerated().map { HutchinsonTrace.Block(name: "b\($0.offset)", count: $0.element) }
+    let h = try HutchinsonTrace(blocks: blocks, settings: settings(minimum: 1, maximum: 3), seed: 9)
+    var stream = ProbeStream(seed: 9, domain: .hutchinson, index: 2)
+    let want = blocks.map { b in
+      var v = [Float](repeating: 0, count: b.count)
+      stream.fillRademacher(&v)
+      return v
+    }
+    #expect(h.probe(2) == want)
+    var reused = h.probe(1)
+    h.probe(2, into: &reused)
+    #expect(reused == want)
+  }
+
+  /// A product handed over block by block, in reverse order, records what a plain Double loop gives: the block
+  /// sums to rounding (they are summed in a different order) and the diagonal sums exactly (the same additions).
+  @Test func streamedRecordMatchesReference() throws {
+    let blocks = [3, 100_003, 64].enumerated().map { HutchinsonTrace.Block(name: "b\($0.offset)", count: $0.element) }
+    var h = try HutchinsonTrace(blocks: blocks, settings: settings(minimum: 1, maximum: 3, diagonal: true), seed: 5)
+    let v = h.probe(0)
+    let hv = blocks.indices.map { randomFloats(blocks[$0].count, seed: UInt64(20 + $0)) }
+    let values = try h.record(probe: v) { consume in
+      for i in hv.indices.reversed() { try hv[i].withUnsafeBufferPointer { try consume(i, $0) } }
+    }
+    for i in blocks.indices {
+      var sum = 0.0
+      for j in v[i].indices { sum += Double(v[i][j]) * Double(hv[i][j]) }
+      #expect(abs(values[i] - sum) <= 1e-12 * Double(blocks[i].count), "block \(i)")
+      #expect(h.diagonalSum![i] == zip(v[i], hv[i]).map { Double($0) * Double($1) }, "block \(i)")
+    }
+    let v1 = h.probe(1)
+    #expect { try h.record(probe: v1) { consume in try hv[0].withUnsafeBufferPointer { try consume(0, $0) } } } throws: {
+      ($0 as? SensitivityError)?.code == .shapeMismatch
+    }
+    #expect {
+      try h.record(probe: v1) { consume in
+        for i in [0, 1, 2, 1] { try hv[i].withUnsafeBufferPointer { try consume(i, $0) } }
+      }
+    } throws: { ($0 as? SensitivityError)?.code == .shapeMismatch }
+    #expect(h.probesDone == 1)
+  }
+
   @Test func rejectsMalformedProducts() throws {
     let form = QuadraticForm(sizes: sizes, seed: 7)
     var h = try HutchinsonTrace(blocks: form.blocks, settings: settings(minimum: 1, maximum: 3), seed: 1)
