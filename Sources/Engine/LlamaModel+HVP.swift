@@ -158,9 +158,11 @@ extension LlamaModel {
     if let bad = wanted.first(where: { linear[$0] == nil }) {
       throw EngineError(.unknownTensor, "'\(bad)' is not a linear weight")
     }
-    // ε = κ‖W‖/‖V‖ over the weights V touches (sums of squares in Double)
+    // ε = κ‖W‖/‖V‖ over the weights V touches (sums of squares in Double, in layer order: a dictionary's order
+    // changes from process to process, and so would the last bits of ε)
     var (weightSquares, vectorSquares) = (0.0, 0.0)
-    for (name, v) in vector {
+    for name in linearWeightNames {
+      guard let v = vector[name] else { continue }
       weightSquares += squaredNorm(of: name)
       vectorSquares += v.withUnsafeBufferPointer(Self.squaredSum)
     }
