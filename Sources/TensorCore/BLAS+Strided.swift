@@ -72,14 +72,14 @@ extension BLAS {
   /// to hand work to another thread.
   public static var minimumParallelFlops: Int { 1 << 23 }
 
-  /// Runs `part(rows, columns)` over panels that tile C[m, n]: one panel on the calling thread for a small product
-  /// or a single worker; otherwise the longer of m and n cut into `Parallel.workers` pieces at multiples of 16 (the
+  /// Runs `part(rows, columns)` over panels that tile C[m, n]: one panel on the calling thread for a small product,
+  /// a single worker or a call from inside a worker task (`Parallel.isInsideWorker`); otherwise the longer of m and n cut into `Parallel.workers` pieces at multiples of 16 (the
   /// OpenBLAS kernels' register tile), one concurrent single-threaded OpenBLAS call each.
   static func inPanels(m: Int, n: Int, k: Int, _ part: (Range<Int>, Range<Int>) -> Void) {
     _ = openBLASSingleThreaded
     let long = max(m, n)
     let pieces = min(Parallel.workers, long / 16)
-    guard pieces > 1, 2 * m * n * k >= minimumParallelFlops else {
+    guard pieces > 1, 2 * m * n * k >= minimumParallelFlops, !Parallel.isInsideWorker else {
       part(0..<m, 0..<n)
       return
     }

@@ -14,7 +14,8 @@ import Dispatch
 /// whole on the calling thread.
 ///
 /// Results do not depend on timing: each output element is computed by exactly one call over the full inner
-/// dimension, and the split depends only on the shape and `workers`.
+/// dimension, and the split depends only on the shape and `workers`. Parallel work started inside a task runs
+/// serially (`isInsideWorker`).
 public enum Parallel {
   /// Number of workers: the online cores (at most 8) unless `setWorkers` changed it.
   public static var workers: Int { state.workers }
@@ -33,14 +34,14 @@ public enum Parallel {
     _ count: Int, costPerItem: Int = 1, minimumWork: Int = 1 << 16, _ body: (Range<Int>) -> Void
   ) {
     let chunks = min(workers, count)
-    guard chunks > 1, count * costPerItem >= minimumWork else {
+    guard chunks > 1, count * costPerItem >= minimumWork, !isInsideWorker else {
       body(0..<count)
       return
     }
     withoutActuallyEscaping(body) { body in
       let box = UncheckedBox(body)
       DispatchQueue.concurrentPerform(iterations: chunks) { c in
-        box.value(c * count / chunks..<(c + 1) * count / chunks)
+        asWorker { box.value(c * count / chunks..<(c + 1) * count / chunks) }
       }
     }
   }
@@ -48,15 +49,35 @@ public enum Parallel {
   /// Calls `body(i)` for every i in `0..<count`, spread dynamically over the workers (for independent tasks of
   /// similar size, such as attention heads). Runs on the calling thread when there is one worker or one task.
   public static func forEach(_ count: Int, _ body: (Int) -> Void) {
-    guard workers > 1, count > 1 else {
+    guard workers > 1, count > 1, !isInsideWorker else {
       for i in 0..<count { body(i) }
       return
     }
     withoutActuallyEscaping(body) { body in
       let box = UncheckedBox(body)
-      DispatchQueue.concurrentPerform(iterations: count) { box.value($0) }
+      DispatchQueue.concurrentPerform(iterations: count) { i in asWorker { box.value(i) } }
     }
   }
+
+  /// Whether the calling thread is running a task of `forEach`/`forEachChunk` (or `asWorker`). Parallel work
+  /// started there runs serially on that thread: the outer split already occupies every core (candidates of a layer
+  /// measured side by side each run their GEMMs whole, for example), and nesting would only add hand-offs.
+  public static var isInsideWorker: Bool { pthread_getspecific(insideWorkerKey) != nil }
+
+  /// Runs `body` marked as a worker task (see `isInsideWorker`), for callers that split work themselves.
+  public static func asWorker<T>(_ body: () throws -> T) rethrows -> T {
+    let outer = pthread_getspecific(insideWorkerKey)
+    pthread_setspecific(insideWorkerKey, UnsafeRawPointer(bitPattern: 1))
+    defer { pthread_setspecific(insideWorkerKey, outer) }
+    return try body()
+  }
+
+  /// Thread-specific flag behind `isInsideWorker` (non-nil inside a task).
+  private static let insideWorkerKey: pthread_key_t = {
+    var key = pthread_key_t()
+    precondition(pthread_key_create(&key, nil) == 0, "pthread_key_create failed")
+    return key
+  }()
 
   /// Mutable configuration, written only at start-up.
   private final class State: @unchecked Sendable {

@@ -19,6 +19,24 @@ import _TestSupport
     #expect(hits.allSatisfy { $0 == 1 })
   }
 
+  /// Only meaningful with more than one worker (with one, nothing is ever split).
+  @Test(.enabled(if: Parallel.workers > 1)) func nestedWorkRunsSeriallyInsideATask() {
+    #expect(!Parallel.isInsideWorker)
+    var inner = [Bool](repeating: false, count: 8)
+    inner.withUnsafeMutableBufferPointer { inner in
+      Parallel.forEach(8) { i in
+        // a nested split runs on this task's own thread, as one chunk
+        var chunks = 0
+        Parallel.forEachChunk(1 << 20, minimumWork: 1) { _ in chunks += 1 }
+        inner[i] = Parallel.isInsideWorker && chunks == 1
+      }
+    }
+    #expect(inner.allSatisfy { $0 })
+    #expect(!Parallel.isInsideWorker)
+    #expect(Parallel.asWorker { Parallel.isInsideWorker })
+    #expect(!Parallel.isInsideWorker)
+  }
+
   /// Products above `BLAS.minimumParallelFlops` are cut into panels (columns when n ≥ m, rows otherwise, at
   /// multiples of 16); each panel must see the right sub-blocks of A, B and C for every transpose, with leading
   /// dimensions wider than the matrices and sizes that are not multiples of 16. In Double against the three-loop
