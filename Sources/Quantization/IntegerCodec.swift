@@ -79,13 +79,9 @@ enum IntegerCodec {
       case .none: _ = quantizeGroup(v, length, y, bits: bits, symmetric: symmetric, ratio: 1, threshold: .infinity)
       case .threshold(let t): _ = quantizeGroup(v, length, y, bits: bits, symmetric: symmetric, ratio: 1, threshold: t)
       case .mseSearch(let steps):
-        var best = (error: Float.infinity, ratio: Float(1))
-        for k in 0..<max(1, steps) {
-          let ratio = 1 - 0.5 * Float(k) / Float(max(1, steps))
-          let e = quantizeGroup(v, length, y, bits: bits, symmetric: symmetric, ratio: ratio, threshold: .infinity)
-          if e < best.error { best = (e, ratio) }
-        }
-        _ = quantizeGroup(v, length, y, bits: bits, symmetric: symmetric, ratio: best.ratio, threshold: .infinity)
+        // The error-only search, then one quantization at the ratio it chose (`IntegerCodec+Search.swift`).
+        let ratio = searchRatio(v, length, bits: bits, symmetric: symmetric, steps: steps)
+        _ = quantizeGroup(v, length, y, bits: bits, symmetric: symmetric, ratio: ratio, threshold: .infinity)
       }
     }
   }
