@@ -36,9 +36,10 @@ extension IntegerCodec {
     1 - 0.5 * Float(k) / Float(max(1, steps))
   }
 
-  /// `E_k` for every ratio k of the search (see the extension's documentation), 32 ratios per pass over `x`.
+  /// `E_k` for every ratio k of the search (see the extension's documentation), 20 ratios per pass over `x`: lanes
+  /// 0-15 in a `SIMD16` and 16-19 in a `SIMD4`, so the default 20 steps take one pass with no idle 512-bit half
+  /// (a second `SIMD16` cost 40% more for the same pass).
   static func searchErrors(_ x: UnsafePointer<Float>, _ n: Int, bits: Int, symmetric: Bool, steps: Int) -> [Float] {
-    typealias V = SIMD16<Float>
     let count = max(1, steps)
     var errors = [Float](repeating: 0, count: count)
     // The ratio-independent part of the group: the largest |x| and its value (symmetric), or min and max.
@@ -54,55 +55,61 @@ extension IntegerCodec {
         hi = max(hi, x[j])
       }
     }
-    /// Per lane, for ratios `first ..< first + 16`: step d (or s), its inverse and the clamp bounds of the code;
-    /// lanes past the last ratio repeat it.
-    func lanes(_ first: Int) -> (d: V, id: V, low: V, high: V) {
-      var d = V(), id = V(), low = V(), high = V()
-      for lane in 0..<V.scalarCount {
-        let ratio = searchRatio(min(first + lane, count - 1), steps: steps)
-        if symmetric {
-          let Q = 1 << (bits - 1)
-          let c = amax * ratio
-          d[lane] = BlockBytes.roundToF16((m < 0 ? c : -c) / Float(Q))
-          id[lane] = d[lane] != 0 ? 1 / d[lane] : 0
-          (low[lane], high[lane]) = (Float(-Q), Float(Q - 1))
-        } else {
-          let top = (1 << bits) - 1
-          let s = BlockBytes.roundToF16((hi * ratio - lo * ratio) / Float(top))
-          let z = s > 0 ? max(0, min(top, Int((-(lo * ratio) / s).rounded()))) : 0
-          (d[lane], id[lane]) = (s, s > 0 ? 1 / s : 0)
-          (low[lane], high[lane]) = (Float(-z), Float(top - z))  // u − z, with u clamped to [0, top]
-        }
-      }
-      return (d, id, low, high)
-    }
-    // Two vectors of 16 ratios per pass over `x`: the default 20 steps take one pass, and the two sums are
-    // independent chains, so each hides the other's add latency.
-    for first in stride(from: 0, to: count, by: 2 * V.scalarCount) {
-      let a = lanes(first), b = lanes(first + V.scalarCount)
-      var (sumA, sumB) = (V(), V())
+    for first in stride(from: 0, to: count, by: 20) {
+      let a = SearchLanes<SIMD16<Float>>(first: first, count: count, steps: steps, bits: bits, amax: amax, m: m, lo: lo, hi: hi, symmetric: symmetric)
+      let b = SearchLanes<SIMD4<Float>>(first: first + 16, count: count, steps: steps, bits: bits, amax: amax, m: m, lo: lo, hi: hi, symmetric: symmetric)
+      var (sumA, sumB) = (SIMD16<Float>(), SIMD4<Float>())
       for j in 0..<n {
-        let v = V(repeating: x[j])
-        sumA += squaredError(v, a.d, a.id, a.low, a.high)
-        sumB += squaredError(v, b.d, b.id, b.low, b.high)
+        sumA += a.squaredError(x[j])
+        sumB += b.squaredError(x[j])
       }
-      for lane in 0..<V.scalarCount {
-        if first + lane < count { errors[first + lane] = sumA[lane] }
-        if first + V.scalarCount + lane < count { errors[first + V.scalarCount + lane] = sumB[lane] }
-      }
+      for lane in 0..<16 where first + lane < count { errors[first + lane] = sumA[lane] }
+      for lane in 0..<4 where first + 16 + lane < count { errors[first + 16 + lane] = sumB[lane] }
     }
     return errors
   }
+}
+
+/// Per lane, for ratios `first ..< first + V.scalarCount` of the search: step d (or s), its inverse and the clamp
+/// bounds of the code; lanes past the last ratio repeat it.
+struct SearchLanes<V: SIMD> where V.Scalar == Float {
+  var d = V(), id = V(), low = V(), high = V()
+
+  @inline(__always) init(
+    first: Int, count: Int, steps: Int, bits: Int, amax: Float, m: Float, lo: Float, hi: Float, symmetric: Bool
+  ) {
+    var ratio = V()
+    for lane in 0..<V.scalarCount { ratio[lane] = IntegerCodec.searchRatio(min(first + lane, count - 1), steps: steps) }
+    if symmetric {
+      // The scalar steps of `quantizeGroup`, lane-wise: c = amax·r, d = f16(∓c/Q) (the sign makes m map to −Q).
+      let Q = 1 << (bits - 1)
+      let c = amax * ratio
+      let signed = (m < 0 ? c : -c) / Float(Q)
+      for lane in 0..<V.scalarCount {
+        d[lane] = BlockBytes.roundToF16(signed[lane])
+        id[lane] = d[lane] != 0 ? 1 / d[lane] : 0
+      }
+      low = V(repeating: Float(-Q))
+      high = V(repeating: Float(Q - 1))
+    } else {
+      let top = (1 << bits) - 1
+      for lane in 0..<V.scalarCount {
+        let s = BlockBytes.roundToF16((hi * ratio[lane] - lo * ratio[lane]) / Float(top))
+        let z = s > 0 ? max(0, min(top, Int((-(lo * ratio[lane]) / s).rounded()))) : 0
+        (d[lane], id[lane]) = (s, s > 0 ? 1 / s : 0)
+        (low[lane], high[lane]) = (Float(-z), Float(top - z))  // u − z, with u clamped to [0, top]
+      }
+    }
+  }
 
   /// `(x − q·d)²` per lane with `q = clamp(round(x·id), low, high)`. Symmetric: q = clamp(round(x/d), −Q, Q−1).
-  /// Asymmetric: u − z = clamp(round(x/s) + z, 0, top) − z, and round(x/s) + z − z is exact, so clamping round(x/s)
-  /// to [−z, top − z] gives the same number. The clamp is a lane loop of comparisons: `pointwiseMin`/`Max` and
-  /// `replacing(with:where:)` compiled to per-lane code through memory (25× slower here), this to vector blends.
-  @inline(__always) static func squaredError(
-    _ v: SIMD16<Float>, _ d: SIMD16<Float>, _ id: SIMD16<Float>, _ low: SIMD16<Float>, _ high: SIMD16<Float>
-  ) -> SIMD16<Float> {
+  /// Asymmetric: u − z = clamp(round(x/s) + z, 0, top) − z, and round(x/s) + z − z is exact, so clamping
+  /// round(x/s) to [−z, top − z] gives the same number. The clamp is a lane loop of comparisons: `pointwiseMin`/`Max`
+  /// and `replacing(with:where:)` compiled to per-lane code through memory (25× slower here), this to vector blends.
+  @inline(__always) func squaredError(_ x: Float) -> V {
+    let v = V(repeating: x)
     var q = (v * id).rounded(.toNearestOrAwayFromZero)
-    for l in 0..<16 {
+    for l in 0..<V.scalarCount {
       q[l] = q[l] < low[l] ? low[l] : q[l]
       q[l] = q[l] > high[l] ? high[l] : q[l]
     }

@@ -15,7 +15,11 @@ import Darwin
 /// Q̃ constant (q_L) over the non-empty bins of a level and P = h there, a level contributes
 /// `Σ (h/N)·log((h/N)/q_L) = (Σ h·log h − Σh·(log N + log q_L)) / N`, and bin i − 1 (where the tail lands) is added
 /// on its own. That is O(bins · Q) with Q logs per threshold. The two differ only by rounding (~1e-15 of the
-/// divergence); thresholds whose P and Q̃ agree on every non-empty bin tie exactly in both, and the first wins.
+/// divergence). Ties matter: at i = Q every level is one bin, so Q̃ = P and the reference's divergence is exactly
+/// 0, its minimum, whatever the weights (so this calibration always clips at (Q + 0.5)·amax/bins, far inside the
+/// range: it never wins `RangeCalibration.compare`). The fast form reproduces exact zeros: a level with one
+/// non-empty bin uses the reference's term, and the prefix-sum term of a level below the last, ≥ 0 in exact
+/// arithmetic, is clamped at 0.
 extension RangeCalibration {
   /// TensorRT's entropy threshold for `weights` (see the extension's documentation): `(i + 0.5)·amax/bins` for the
   /// chosen bin i, or 0 when every weight is 0.
@@ -116,8 +120,18 @@ extension RangeCalibration {
       for level in 0..<levels {
         let start = level * i / levels, stop = min((level + 1) * i / levels, i - 1)
         guard stop > start, nonEmpty[stop] > nonEmpty[start] else { continue }
-        let logQ = log(max(spread[level] / qSum, 1e-12))
-        divergence += (hLogH[stop] - hLogH[start] - (count[stop] - count[start]) * (logTotal + logQ)) / total
+        let q = max(spread[level] / qSum, 1e-12)
+        if nonEmpty[stop] - nonEmpty[start] == 1 {
+          // One non-empty bin: the reference's own term, so that P = Q̃ there gives exactly 0 as it does.
+          let pj = (count[stop] - count[start]) / total
+          divergence += pj * log(pj / q)
+        } else {
+          // Below the last level the terms of a level sum to ≥ 0 (log-sum inequality, as Q̃'s total ≥ P's); the
+          // clamp keeps rounding from turning a tie with the reference's exact zeros into a spurious minimum. (The
+          // last level's share of the tail sits in bin i − 1, so its other bins alone may sum below 0.)
+          let term = (hLogH[stop] - hLogH[start] - (count[stop] - count[start]) * (logTotal + log(q))) / total
+          divergence += level < levels - 1 ? max(0, term) : term
+        }
       }
       if last > 0 {
         let pj = last / total, qj = max(spread[levels - 1] / qSum, 1e-12)

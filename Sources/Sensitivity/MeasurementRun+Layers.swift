@@ -1,3 +1,6 @@
+import Foundation
+import TensorCore
+
 /// The per-layer stage and the audit.
 extension MeasurementRun {
   /// Per layer: weight statistics, input trace and every candidate's errors and proxy scores.
@@ -26,28 +29,57 @@ extension MeasurementRun {
       let statistics = try WeightStatistics(weights: w)
       let (x, n) = try model.layerInputs(of: i)
       let gram = try GramMatrix(inputs: x, rows: n, columns: layer.columns)
-      var results: [LayerMeasurement.CandidateResult?] = []
+      var quantized: [QuantizedWeights?] = []
       for c in model.candidates.indices {
-        guard let q = try model.quantize(layer: i, candidate: c) else {
-          results.append(nil)
-          continue
-        }
-        if q.weights.count != w.count {
+        let q = try model.quantize(layer: i, candidate: c)
+        if let q, q.weights.count != w.count {
           throw SensitivityError(
             .shapeMismatch, "'\(layer.name)' quantized to \(model.candidates[c].name): \(q.weights.count) values")
         }
-        let delta = zip(q.weights, w).map { $0 - $1 }
-        results.append(
-          try LayerMeasurement.measure(
-            delta: delta, rows: layer.rows, gram: gram, hessianTrace: store.run.hessianTrace[i],
-            gradient: gradient, hessianDiagonal: diagonal, bytes: q.bytes, calibration: q.calibration))
+        quantized.append(q)
       }
+      let results = try Self.measure(
+        quantized, weights: w, rows: layer.rows, gram: gram, hessianTrace: store.run.hessianTrace[i],
+        gradient: gradient, hessianDiagonal: diagonal)
       let m = LayerMeasurement(
         statistics: statistics, inputTrace: GramMatrix.inputTrace(inputs: x, rows: n), candidates: results)
       try store.recordLayer(i, m)
       onProgress(.layers, i + 1, layers.count)
     }
     store.releaseSideVectors()
+  }
+
+  /// `LayerMeasurement.measure` of every quantized candidate of one layer (`nil` stays `nil`). The candidates run in
+  /// parallel over the cores with OpenBLAS on one thread: with its own threads, OpenBLAS left them spinning in
+  /// `sched_yield` between the small GEMMs, taking a core from the quantization workers (12% of the stage's
+  /// samples), and two callers would have oversubscribed them. Each candidate's numbers are computed exactly as in
+  /// order; the first failing candidate's error is thrown.
+  static func measure(
+    _ quantized: [QuantizedWeights?], weights w: [Float], rows: Int, gram: GramMatrix, hessianTrace: Double,
+    gradient: [Double], hessianDiagonal: [Double]?
+  ) throws(SensitivityError) -> [LayerMeasurement.CandidateResult?] {
+    typealias Slot = Result<LayerMeasurement.CandidateResult?, SensitivityError>
+    let slots = UnsafeMutableBufferPointer<Slot>.allocate(capacity: quantized.count)
+    defer {
+      slots.deinitialize()
+      slots.deallocate()
+    }
+    let threads = BLAS.threads
+    BLAS.setThreads(1)
+    defer { BLAS.setThreads(threads) }
+    // Each worker reads only immutable arrays and writes its own slot.
+    nonisolated(unsafe) let out = slots
+    DispatchQueue.concurrentPerform(iterations: quantized.count) { c in
+      let result = Slot { () throws(SensitivityError) -> LayerMeasurement.CandidateResult? in
+        guard let q = quantized[c] else { return nil }
+        let delta = zip(q.weights, w).map { $0 - $1 }
+        return try LayerMeasurement.measure(
+          delta: delta, rows: rows, gram: gram, hessianTrace: hessianTrace, gradient: gradient,
+          hessianDiagonal: hessianDiagonal, bytes: q.bytes, calibration: q.calibration)
+      }
+      (out.baseAddress! + c).initialize(to: result)
+    }
+    return try slots.map { slot throws(SensitivityError) in try slot.get() }
   }
 
   /// Values `range` of the vector whose consecutive blocks are `blocks`, each divided by `divisor`.

@@ -56,4 +56,7 @@ public enum BLAS {
   public static func setThreads(_ count: Int) {
     if count > 0 { openblas_set_num_threads(Int32(count)) }
   }
+
+  /// The number of threads OpenBLAS uses for one call.
+  public static var threads: Int { Int(openblas_get_num_threads()) }
 }

@@ -112,6 +112,21 @@ import _TestSupport
     }
   }
 
+  /// The one-pass proxies equal the `LossProxy` functions bit for bit (same terms, same order), NaN where a vector
+  /// is missing.
+  @Test(arguments: tailLengths)
+  func diagonalProxiesEqualLossProxies(n: Int) {
+    let delta = randomFloats(n, seed: 31, scale: 0.01)
+    let g = randomDoubles(n, seed: 32), h = randomDoubles(n, seed: 33)
+    let both = LayerMeasurement.diagonalProxies(delta: delta, gradient: g, hessianDiagonal: h)
+    #expect(both.weightError.bitPattern == LossProxy.weightError(delta: delta).bitPattern)
+    #expect(both.fisherDiagonal.bitPattern == LossProxy.fisherDiagonal(gradient: g, delta: delta).bitPattern)
+    #expect(both.taylorDiagonal.bitPattern == LossProxy.taylorDiagonal(hessianDiagonal: h, delta: delta).bitPattern)
+    let neither = LayerMeasurement.diagonalProxies(delta: delta, gradient: nil, hessianDiagonal: nil)
+    #expect(neither.weightError.bitPattern == both.weightError.bitPattern)
+    #expect(neither.fisherDiagonal.isNaN && neither.taylorDiagonal.isNaN)
+  }
+
   @Test func proxiesHandExample() {
     let delta: [Float] = [0.5, -1, 0.25, 2]
     #expect(LossProxy.weightError(delta: delta) == 0.25 + 1 + 0.0625 + 4)
