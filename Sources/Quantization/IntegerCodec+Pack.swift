@@ -18,11 +18,7 @@ extension IntegerCodec {
     let id: Float, offset: Float, top: Float
     if symmetric {
       let Q = 1 << (bits - 1)
-      var amax: Float = 0, m: Float = 0
-      for j in 0..<n where abs(x[j]) > amax {
-        amax = abs(x[j])
-        m = x[j]
-      }
+      let (amax, m) = extreme(x, n)
       let c = min(amax * ratio, threshold)
       let d = BlockBytes.roundToF16((m < 0 ? c : -c) / Float(Q))
       BlockBytes.storeF16(d, y, 0)
@@ -51,12 +47,40 @@ extension IntegerCodec {
           var q = t < k ? (x[j + t] * id).rounded(.toNearestOrAwayFromZero) + offset : 0
           q = q < 0 ? 0 : q
           q = q > top ? top : q
-          u[t] = UInt8(q)
+          // q is a whole number in [0, 255] (or −0): 2²³ + q holds it in its low mantissa bits. `UInt8(q)` would
+          // check the range per value and keep the loop scalar.
+          u[t] = UInt8(truncatingIfNeeded: (q + 8_388_608).bitPattern)
         }
         pack(u.baseAddress!, into: codes + (j / 32) * 4 * bits, bits: bits)
         j += 32
       }
     }
+  }
+
+  /// The largest |x| of a group and the first value that has it (0 and 0 for an empty or all-zero group): the
+  /// reference's `for j where |x_j| > amax` scan, as a 16-lane maximum (exact: max does not round) followed by a
+  /// search for its first occurrence.
+  @inline(__always) static func extreme(_ x: UnsafePointer<Float>, _ n: Int) -> (amax: Float, m: Float) {
+    var lanes = SIMD16<Float>()
+    var j = 0
+    while j + 16 <= n {
+      let v = UnsafeRawPointer(x + j).loadUnaligned(as: SIMD16<Float>.self)
+      for l in 0..<16 {
+        let a = abs(v[l])
+        lanes[l] = a > lanes[l] ? a : lanes[l]
+      }
+      j += 16
+    }
+    var amax: Float = 0
+    for l in 0..<16 where lanes[l] > amax { amax = lanes[l] }
+    while j < n {
+      if abs(x[j]) > amax { amax = abs(x[j]) }
+      j += 1
+    }
+    if amax == 0 { return (0, 0) }
+    var k = 0
+    while abs(x[k]) != amax { k += 1 }
+    return (amax, x[k])
   }
 
   /// Packs 32 codes into one chunk of `4·bits` bytes.

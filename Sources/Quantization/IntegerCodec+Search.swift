@@ -45,10 +45,7 @@ extension IntegerCodec {
     // The ratio-independent part of the group: the largest |x| and its value (symmetric), or min and max.
     var amax: Float = 0, m: Float = 0, lo: Float = 0, hi: Float = 0
     if symmetric {
-      for j in 0..<n where abs(x[j]) > amax {
-        amax = abs(x[j])
-        m = x[j]
-      }
+      (amax, m) = extreme(x, n)
     } else {
       for j in 0..<n {
         lo = min(lo, x[j])

@@ -75,13 +75,14 @@ enum IntegerCodec {
     precondition(x.count % length == 0 && out.count == x.count / length * size, "int\(bits): \(x.count) values into \(out.count) bytes")
     for g in 0..<(x.count / length) {
       let v = xs + g * length, y = o + g * size
+      // `quantizeGroupFast` writes `quantizeGroup`'s bytes (`IntegerCodec+Pack.swift`).
       switch clip {
-      case .none: _ = quantizeGroup(v, length, y, bits: bits, symmetric: symmetric, ratio: 1, threshold: .infinity)
-      case .threshold(let t): _ = quantizeGroup(v, length, y, bits: bits, symmetric: symmetric, ratio: 1, threshold: t)
+      case .none: quantizeGroupFast(v, length, y, bits: bits, symmetric: symmetric, ratio: 1, threshold: .infinity)
+      case .threshold(let t): quantizeGroupFast(v, length, y, bits: bits, symmetric: symmetric, ratio: 1, threshold: t)
       case .mseSearch(let steps):
         // The error-only search, then one quantization at the ratio it chose (`IntegerCodec+Search.swift`).
         let ratio = searchRatio(v, length, bits: bits, symmetric: symmetric, steps: steps)
-        _ = quantizeGroup(v, length, y, bits: bits, symmetric: symmetric, ratio: ratio, threshold: .infinity)
+        quantizeGroupFast(v, length, y, bits: bits, symmetric: symmetric, ratio: ratio, threshold: .infinity)
       }
     }
   }

@@ -43,6 +43,31 @@ struct RangeCalibrationSearchTests {
     }
   }
 
+  /// `quantizeGroupFast` writes the reference's bytes: every width, both signs of zero point, partial chunks,
+  /// clipping by ratio and by threshold.
+  @Test(arguments: [2, 3, 4, 5, 6, 7, 8], [true, false])
+  func quantizeGroupFastEqualsReference(bits: Int, symmetric: Bool) {
+    for n in [1, 7, 31, 32, 33, 64, 65, 576] {
+      for (g, x) in Self.groups(length: n, seed: UInt64(n) + 50).enumerated() {
+        let size = IntegerCodec.groupBytes(length: n, bits: bits, symmetric: symmetric)
+        for (ratio, threshold) in [(Float(1), Float.infinity), (0.8, .infinity), (0.55, .infinity), (1, 0.01)] {
+          var want = [UInt8](repeating: 0xAA, count: size), got = [UInt8](repeating: 0x55, count: size)
+          x.withUnsafeBufferPointer { xs in
+            want.withUnsafeMutableBytes { w in
+              _ = IntegerCodec.quantizeGroup(
+                xs.baseAddress!, n, w.baseAddress!, bits: bits, symmetric: symmetric, ratio: ratio, threshold: threshold)
+            }
+            got.withUnsafeMutableBytes { o in
+              IntegerCodec.quantizeGroupFast(
+                xs.baseAddress!, n, o.baseAddress!, bits: bits, symmetric: symmetric, ratio: ratio, threshold: threshold)
+            }
+          }
+          #expect(got == want, "int\(bits) sym=\(symmetric) n=\(n) group \(g) ratio \(ratio) threshold \(threshold)")
+        }
+      }
+    }
+  }
+
   /// Histograms like the calibration's: heavy tails and Gaussians of a few thousand weights (sparse high bins),
   /// a few weights only, and one bin.
   static func histograms(bins: Int) -> [[Double]] {
