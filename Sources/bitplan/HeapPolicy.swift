@@ -12,14 +12,11 @@ enum HeapPolicy {
   /// A forward + backward pass or an HVP probe on SmolLM2 allocates and frees arrays of hundreds of MB; glibc serves
   /// each with mmap/munmap, so every one is zero-filled page by page again (17 M minor faults, 91 s of system time
   /// in a default `measure` run). Keeping them in the heap measured 1.81 → 1.64 s per probe and 8.5 → 6.6 s for the
-  /// Fisher stage. One arena for all threads: the per-thread arenas of the quantization workers are mmapped heaps
-  /// that glibc unmaps when they empty, whatever the trim threshold, so each layer's arrays were zero-filled again.
-  /// Call once, before the model is loaded.
+  /// Fisher stage. Call once, before the model is loaded.
   static func keepLargeArraysInHeap() {
     #if canImport(Glibc)
       _ = glibcMallopt(-4, 0)  // M_MMAP_MAX
       _ = glibcMallopt(-1, Int32.max)  // M_TRIM_THRESHOLD
-      _ = glibcMallopt(-8, 1)  // M_ARENA_MAX
     #endif
   }
 }
