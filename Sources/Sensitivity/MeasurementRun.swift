@@ -114,30 +114,12 @@ public struct MeasurementRun<Model: SensitivityModel> {
   /// every run.
   func gradientSum(_ store: RunStore, checkpointing: Bool) throws -> [Double] {
     let windows = model.calibrationWindowCount
-    var sum = try store.gradientSum()
+    var sum = store.progress.fisherWindows == 0 ? [] : try store.gradientSum()
     var saved = ContinuousClock.now
     for w in store.progress.fisherWindows..<windows {
       let g = try model.gradient(window: w)
       try checkBlocks(g, "gradient of window \(w)")
-      // A non-finite Double has every exponent bit set, so the least of the cleared exponent bits is 0 exactly
-      // when some sum is NaN or infinite: checked in the same (vectorized) pass over the 850 MB as the additions.
-      let exponent: UInt64 = 0x7FF0_0000_0000_0000
-      var check = exponent
-      sum.withUnsafeMutableBufferPointer { s in
-        var j = 0
-        for block in g {
-          block.withUnsafeBufferPointer { b in
-            for k in b.indices {
-              s[j + k] += Double(b[k])
-              check = min(check, ~s[j + k].bitPattern & exponent)
-            }
-          }
-          j += block.count
-        }
-      }
-      if check == 0, let bad = sum.first(where: { !$0.isFinite }) {
-        throw SensitivityError(.nonFinite, "gradient sum \(bad) after window \(w)")
-      }
+      try add(g, to: &sum, window: w)
       if checkpointing {
         if isDue(since: saved) {
           try store.recordFisherWindows(through: w, gradientSum: [sum])
@@ -147,6 +129,56 @@ public struct MeasurementRun<Model: SensitivityModel> {
       }
     }
     return sum
+  }
+
+  /// Adds one window's gradient blocks to the concatenated sum (an empty `sum` is the first window's: it becomes
+  /// `0 + g`, bit for bit what adding to zeros gives, without first writing 850 MB of zeros), checking for
+  /// non-finite sums in the same pass.
+  private func add(_ g: [[Float]], to sum: inout [Double], window w: Int) throws(SensitivityError) {
+    var check = UInt64.max
+    func accumulate(_ s: UnsafeMutableBufferPointer<Double>, fresh: Bool) {
+      var j = 0
+      for block in g {
+        block.withUnsafeBufferPointer { b in
+          check = min(check, Self.accumulate(s.baseAddress! + j, b.baseAddress!, b.count, fresh: fresh))
+        }
+        j += block.count
+      }
+    }
+    if sum.isEmpty {
+      let count = g.reduce(0) { $0 + $1.count }
+      sum = [Double](unsafeUninitializedCapacity: count) { s, initialized in
+        accumulate(s, fresh: true)
+        initialized = count
+      }
+    } else {
+      sum.withUnsafeMutableBufferPointer { accumulate($0, fresh: false) }
+    }
+    if check == 0, let bad = sum.first(where: { !$0.isFinite }) {
+      throw SensitivityError(.nonFinite, "gradient sum \(bad) after window \(w)")
+    }
+  }
+
+  /// `s[k] = (fresh ? 0 : s[k]) + Double(b[k])` for `k < n`. Returns 0 when some new `s[k]` is NaN or infinite: a
+  /// non-finite Double has every exponent bit set, so the least of the cleared exponent bits is 0 exactly then,
+  /// checked in the same (vectorized) pass as the additions.
+  static func accumulate(_ s: UnsafeMutablePointer<Double>, _ b: UnsafePointer<Float>, _ n: Int, fresh: Bool) -> UInt64 {
+    let exponent: UInt64 = 0x7FF0_0000_0000_0000
+    var check = exponent
+    if fresh {
+      for k in 0..<n {
+        let v = 0 + Double(b[k])
+        s[k] = v
+        check = min(check, ~v.bitPattern & exponent)
+      }
+    } else {
+      for k in 0..<n {
+        let v = s[k] + Double(b[k])
+        s[k] = v
+        check = min(check, ~v.bitPattern & exponent)
+      }
+    }
+    return check
   }
 
   private func hessianStage(_ store: RunStore) throws {

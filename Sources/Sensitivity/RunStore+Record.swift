@@ -50,7 +50,11 @@ extension RunStore {
     try expectNext(first, run.probeValues.count, "probe")
     for v in values { try expectCount(v.count, "probe values") }
     if let diagonalSum { try expectParameters(diagonalSum, "Hessian diagonal sum") }
-    try update(saving: diagonalSum, as: SideVector.diagonalSum.rawValue, generation: first + values.count) { r, _ in
+    // Kept in memory when it is the last probe `--probes` allows (a tolerance may stop earlier: the per-layer stage
+    // then reads the file).
+    let generation = first + values.count
+    let isLast = generation >= run.provenance.probes
+    try update(saving: diagonalSum, as: SideVector.diagonalSum.rawValue, generation: generation, isLast: isLast) { r, _ in
       r.probeValues.append(contentsOf: values)
     }
   }

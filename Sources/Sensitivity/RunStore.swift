@@ -19,10 +19,10 @@ public final class RunStore {
   public let resumed: Bool
   /// How far the run got (what a resumed run will not recompute).
   public private(set) var progress: RunProgress
-  /// The side vectors this process saved last, by name, with their generation: the very values the files hold,
-  /// kept so that a later stage of an uninterrupted run does not read back the 850 MB it has just written
-  /// (`sideVector`). A stage that keeps adding to a vector after an intermediate save pays one copy-on-write copy
-  /// of it per save; `releaseSideVectors()` frees them.
+  /// Side vectors this process saved as a stage's last, by name, with their generation: the very values the file
+  /// holds, kept so that the next stage of an uninterrupted run does not read back the 850 MB just written
+  /// (`sideVector`). Only a last save is kept: a stage that went on adding to a kept vector would copy it
+  /// (copy-on-write). `releaseSideVectors()` frees them.
   private var savedVectors: [String: (generation: Int, blocks: [[Double]])] = [:]
 
   /// Opens the partial run at `path + ".partial"` if there is one, or starts a new one.
@@ -95,14 +95,15 @@ public final class RunStore {
   }
 
   /// Saves generation `generation` of the side vector `name`, runs `update`, then deletes older generations.
+  /// - Parameter isLast: whether this is the stage's last save of the vector, which is then kept in memory.
   func update(
-    saving vector: [[Double]]?, as name: String, generation: Int,
+    saving vector: [[Double]]?, as name: String, generation: Int, isLast: Bool = false,
     _ change: (inout MeasuredRun, inout RunProgress) -> Void
   ) throws(SensitivityError) {
     if let vector { try VectorCheckpoint.save(vector, base: partialPath, name: name, generation: generation) }
     try update(change)
     if let vector {
-      savedVectors[name] = (generation, vector)
+      savedVectors[name] = isLast ? (generation, vector) : nil
       VectorCheckpoint.removeGenerations(base: partialPath, name: name, except: generation)
     }
   }
