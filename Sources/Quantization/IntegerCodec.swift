@@ -75,17 +75,14 @@ enum IntegerCodec {
     precondition(x.count % length == 0 && out.count == x.count / length * size, "int\(bits): \(x.count) values into \(out.count) bytes")
     for g in 0..<(x.count / length) {
       let v = xs + g * length, y = o + g * size
+      // `quantizeGroupFast` writes `quantizeGroup`'s bytes (`IntegerCodec+Pack.swift`).
       switch clip {
-      case .none: _ = quantizeGroup(v, length, y, bits: bits, symmetric: symmetric, ratio: 1, threshold: .infinity)
-      case .threshold(let t): _ = quantizeGroup(v, length, y, bits: bits, symmetric: symmetric, ratio: 1, threshold: t)
+      case .none: quantizeGroupFast(v, length, y, bits: bits, symmetric: symmetric, ratio: 1, threshold: .infinity)
+      case .threshold(let t): quantizeGroupFast(v, length, y, bits: bits, symmetric: symmetric, ratio: 1, threshold: t)
       case .mseSearch(let steps):
-        var best = (error: Float.infinity, ratio: Float(1))
-        for k in 0..<max(1, steps) {
-          let ratio = 1 - 0.5 * Float(k) / Float(max(1, steps))
-          let e = quantizeGroup(v, length, y, bits: bits, symmetric: symmetric, ratio: ratio, threshold: .infinity)
-          if e < best.error { best = (e, ratio) }
-        }
-        _ = quantizeGroup(v, length, y, bits: bits, symmetric: symmetric, ratio: best.ratio, threshold: .infinity)
+        // The error-only search, then one quantization at the ratio it chose (`IntegerCodec+Search.swift`).
+        let ratio = searchRatio(v, length, bits: bits, symmetric: symmetric, steps: steps)
+        quantizeGroupFast(v, length, y, bits: bits, symmetric: symmetric, ratio: ratio, threshold: .infinity)
       }
     }
   }

@@ -60,44 +60,6 @@ public enum RangeCalibration: Hashable, Sendable, Codable, CustomStringConvertib
       return .threshold(Self.entropyThreshold(weights, bins: bins, levels: levels))
     }
   }
-
-  /// TensorRT's entropy calibration on the histogram of |w| (see the type's documentation).
-  static func entropyThreshold(_ weights: UnsafeBufferPointer<Float>, bins: Int, levels: Int) -> Float {
-    let amax = weights.reduce(Float(0)) { max($0, abs($1)) }
-    guard amax > 0 else { return 0 }
-    let width = amax / Float(bins)
-    var histogram = [Double](repeating: 0, count: bins)
-    for w in weights { histogram[min(bins - 1, Int(abs(w) / width))] += 1 }
-    var tail = [Double](repeating: 0, count: bins + 1)
-    for i in stride(from: bins - 1, through: 0, by: -1) { tail[i] = tail[i + 1] + histogram[i] }
-    var best = (divergence: Double.infinity, bin: bins)
-    var p = [Double](repeating: 0, count: bins), q = [Double](repeating: 0, count: bins)
-    for i in levels...bins {
-      // P: the first i bins with the tail folded into the last.
-      for j in 0..<i { p[j] = histogram[j] }
-      p[i - 1] += tail[i]
-      // Q̃: i bins merged into `levels` levels, each spread evenly over its non-empty source bins.
-      for level in 0..<levels {
-        let start = level * i / levels, stop = (level + 1) * i / levels
-        var mass = 0.0, nonEmpty = 0
-        for j in start..<stop {
-          mass += histogram[j]
-          if histogram[j] != 0 { nonEmpty += 1 }
-        }
-        if level == levels - 1 { mass += tail[i] }
-        for j in start..<stop { q[j] = histogram[j] != 0 || (j == i - 1 && p[j] != 0) ? mass / Double(max(nonEmpty, 1)) : 0 }
-      }
-      let pSum = p[0..<i].reduce(0, +), qSum = q[0..<i].reduce(0, +)
-      guard pSum > 0, qSum > 0 else { continue }
-      var divergence = 0.0
-      for j in 0..<i where p[j] > 0 {
-        let pj = p[j] / pSum, qj = max(q[j] / qSum, 1e-12)
-        divergence += pj * log(pj / qj)
-      }
-      if divergence < best.divergence { best = (divergence, i) }
-    }
-    return (Float(best.bin) + 0.5) * width
-  }
 }
 
 /// The squared error of one calibration method on one tensor.

@@ -56,17 +56,47 @@ public struct LayerMeasurement: Sendable, Codable, Equatable {
     {
       throw SensitivityError(.invalidArgument, "ΔW, gradient or diagonal length differs from \(rows)×\(gram.dimension)")
     }
-    let weightError = LossProxy.weightError(delta: delta)
+    let (weightError, fisherDiagonal, taylorDiagonal) = diagonalProxies(
+      delta: delta, gradient: gradient, hessianDiagonal: hessianDiagonal)
     let outputError = try gram.outputError(delta: delta, rows: rows)
     let proxies: [LossProxy: Double] = [
       .weightError: weightError,
       .hawqTrace: LossProxy.hawqTrace(hessianTrace: hessianTrace, parameterCount: n, weightError: weightError),
-      .fisherDiagonal: gradient.map { LossProxy.fisherDiagonal(gradient: $0, delta: delta) } ?? .nan,
-      .taylorDiagonal: hessianDiagonal.map { LossProxy.taylorDiagonal(hessianDiagonal: $0, delta: delta) } ?? .nan,
+      .fisherDiagonal: fisherDiagonal,
+      .taylorDiagonal: taylorDiagonal,
       .outputError: outputError,
     ]
     return CandidateResult(
       weightError: weightError, outputError: outputError, bytes: bytes, calibration: calibration,
       proxies: Dictionary(uniqueKeysWithValues: proxies.map { ($0.key.rawValue, $0.value) }))
+  }
+
+  /// `LossProxy.weightError`, `.fisherDiagonal` and `.taylorDiagonal` (NaN for a missing vector) in one pass over
+  /// `ΔW`. Each sum adds the same Double terms in the same order as its `LossProxy` function, so the results are
+  /// bit-identical; the three running sums are independent, so one pass costs about what one sum did (each is a
+  /// chain of dependent adds).
+  package static func diagonalProxies(delta: [Float], gradient: [Double]?, hessianDiagonal: [Double]?)
+    -> (weightError: Double, fisherDiagonal: Double, taylorDiagonal: Double)
+  {
+    precondition(
+      (gradient?.count ?? delta.count) == delta.count && (hessianDiagonal?.count ?? delta.count) == delta.count,
+      "ΔW has \(delta.count) values, the gradient \(gradient?.count ?? -1), the diagonal \(hessianDiagonal?.count ?? -1)")
+    let zeros = [Double](repeating: 0, count: gradient == nil || hessianDiagonal == nil ? delta.count : 0)
+    let (g, h) = (gradient ?? zeros, hessianDiagonal ?? zeros)
+    var (weight, fisher, taylor) = (0.0, 0.0, 0.0)
+    delta.withUnsafeBufferPointer { delta in
+      g.withUnsafeBufferPointer { g in
+        h.withUnsafeBufferPointer { h in
+          for j in delta.indices {
+            let d = Double(delta[j])
+            weight += d * d
+            let gd = g[j] * d
+            fisher += gd * gd
+            taylor += h[j] * d * d
+          }
+        }
+      }
+    }
+    return (weight, gradient == nil ? .nan : fisher, hessianDiagonal == nil ? .nan : 0.5 * taylor)
   }
 }

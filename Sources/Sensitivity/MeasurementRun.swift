@@ -19,7 +19,7 @@ public struct MeasurementRun<Model: SensitivityModel> {
   /// the Hessian diagonal is kept); 0 checkpoints after every unit. Such a checkpoint writes 8 bytes per weight
   /// (850 MB for SmolLM2), which would cost about as much as the probe itself; with an interval, a kill loses at
   /// most that much work, and the resumed run recomputes the lost units bit for bit (each is seeded by its index).
-  /// The last unit of a stage is always checkpointed.
+  /// The last probe is always checkpointed; the last window is not (see `gradientSum(_:checkpointing:)`).
   public var checkpointInterval: Double = 0
 
   /// Power iteration stops when successive Rayleigh quotients differ by less than this relative amount: the
@@ -52,10 +52,10 @@ public struct MeasurementRun<Model: SensitivityModel> {
       throw SensitivityError(.invalidArgument, "eigenvalue iterations and audit count must be ≥ 0")
     }
     let store = try RunStore(path: path, provenance: provenance, layers: layers, candidates: model.candidates)
-    try fisherStage(store)
+    let gradientSum = try fisherStage(store)
     try hessianStage(store)
     if provenance.eigenIterations > 0 { try eigenvalueStage(store) }
-    try layerStage(store)
+    try layerStage(store, gradientSum: gradientSum)
     if provenance.auditCount > 0 { try auditStage(store) }
     store.recordAuditCorrelations()
     return try store.finish()
@@ -84,38 +84,101 @@ public struct MeasurementRun<Model: SensitivityModel> {
     }
   }
 
-  private func fisherStage(_ store: RunStore) throws {
-    if store.progress.fisherDone { return }
-    let windows = model.calibrationWindowCount
-    var sum = try store.gradientSum()
-    var saved = ContinuousClock.now
-    for w in store.progress.fisherWindows..<windows {
-      let g = try model.gradient(window: w)
-      try checkBlocks(g, "gradient of window \(w)")
-      var j = 0
-      for block in g {
-        for x in block {
-          sum[j] += Double(x)
-          j += 1
-        }
-      }
-      if let bad = sum.first(where: { !$0.isFinite }) {
-        throw SensitivityError(.nonFinite, "gradient sum \(bad) after window \(w)")
-      }
-      if w == windows - 1 || isDue(since: saved) {
-        try store.recordFisherWindows(through: w, gradientSum: [sum])
-        saved = .now
-      }
-      onProgress(.fisher, w + 1, windows)
-    }
+  /// Σ_w ∇NLL_w over the calibration windows (`gradientSum`), then the Fisher trace. Returns the sum for the
+  /// per-layer stage, or nil when the stage was done before.
+  private func fisherStage(_ store: RunStore) throws -> [Double]? {
+    if store.progress.fisherDone { return nil }
+    let sum = try gradientSum(store, checkpointing: true)
     // Fisher trace Σ g² of the mean gradient g = sum / windows, per layer.
-    let trace = split(sum).map { block in
-      block.reduce(0.0) { acc, s in
-        let g = s / Double(windows)
+    let windows = Double(model.calibrationWindowCount)
+    var offset = 0
+    let trace = model.linearLayers.map { layer in
+      defer { offset += layer.parameterCount }
+      return sum[offset..<offset + layer.parameterCount].reduce(0.0) { acc, s in
+        let g = s / windows
         return acc + g * g
       }
     }
     try store.recordFisherTrace(trace)
+    return sum
+  }
+
+  /// Σ_w ∇NLL_w over all calibration windows, all layers concatenated: the saved sum of the first
+  /// `store.progress.fisherWindows` windows (zeros before any) plus the later windows, computed here. Each window's
+  /// gradient is the same bits every time, so the sum is too, however the run was interrupted.
+  ///
+  /// With `checkpointing` (the Fisher stage) the sum is saved whenever `checkpointInterval` has passed, but not
+  /// forced after the last window: the stage ends by recording the Fisher trace, and hands the sum to the per-layer
+  /// stage in memory. A run resumed after the stage calls this again without checkpointing and recomputes the
+  /// windows after the last saved one: a few forward/backward passes on resume, against writing 850 MB (SmolLM2) in
+  /// every run.
+  func gradientSum(_ store: RunStore, checkpointing: Bool) throws -> [Double] {
+    let windows = model.calibrationWindowCount
+    var sum = store.progress.fisherWindows == 0 ? [] : try store.gradientSum()
+    var saved = ContinuousClock.now
+    for w in store.progress.fisherWindows..<windows {
+      let g = try model.gradient(window: w)
+      try checkBlocks(g, "gradient of window \(w)")
+      try add(g, to: &sum, window: w)
+      if checkpointing {
+        if isDue(since: saved) {
+          try store.recordFisherWindows(through: w, gradientSum: [sum])
+          saved = .now
+        }
+        onProgress(.fisher, w + 1, windows)
+      }
+    }
+    return sum
+  }
+
+  /// Adds one window's gradient blocks to the concatenated sum (an empty `sum` is the first window's: it becomes
+  /// `0 + g`, bit for bit what adding to zeros gives, without first writing 850 MB of zeros), checking for
+  /// non-finite sums in the same pass.
+  private func add(_ g: [[Float]], to sum: inout [Double], window w: Int) throws(SensitivityError) {
+    var check = UInt64.max
+    func accumulate(_ s: UnsafeMutableBufferPointer<Double>, fresh: Bool) {
+      var j = 0
+      for block in g {
+        block.withUnsafeBufferPointer { b in
+          check = min(check, Self.accumulate(s.baseAddress! + j, b.baseAddress!, b.count, fresh: fresh))
+        }
+        j += block.count
+      }
+    }
+    if sum.isEmpty {
+      let count = g.reduce(0) { $0 + $1.count }
+      sum = [Double](unsafeUninitializedCapacity: count) { s, initialized in
+        accumulate(s, fresh: true)
+        initialized = count
+      }
+    } else {
+      sum.withUnsafeMutableBufferPointer { accumulate($0, fresh: false) }
+    }
+    if check == 0, let bad = sum.first(where: { !$0.isFinite }) {
+      throw SensitivityError(.nonFinite, "gradient sum \(bad) after window \(w)")
+    }
+  }
+
+  /// `s[k] = (fresh ? 0 : s[k]) + Double(b[k])` for `k < n`. Returns 0 when some new `s[k]` is NaN or infinite: a
+  /// non-finite Double has every exponent bit set, so the least of the cleared exponent bits is 0 exactly then,
+  /// checked in the same (vectorized) pass as the additions.
+  static func accumulate(_ s: UnsafeMutablePointer<Double>, _ b: UnsafePointer<Float>, _ n: Int, fresh: Bool) -> UInt64 {
+    let exponent: UInt64 = 0x7FF0_0000_0000_0000
+    var check = exponent
+    if fresh {
+      for k in 0..<n {
+        let v = 0 + Double(b[k])
+        s[k] = v
+        check = min(check, ~v.bitPattern & exponent)
+      }
+    } else {
+      for k in 0..<n {
+        let v = s[k] + Double(b[k])
+        s[k] = v
+        check = min(check, ~v.bitPattern & exponent)
+      }
+    }
+    return check
   }
 
   private func hessianStage(_ store: RunStore) throws {

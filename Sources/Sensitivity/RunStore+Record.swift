@@ -26,7 +26,7 @@ extension RunStore {
   public func gradientSum() throws(SensitivityError) -> [Double] {
     let n = run.layers.reduce(0) { $0 + $1.parameterCount }
     if progress.fisherWindows == 0 { return [Double](repeating: 0, count: n) }
-    return try loadVector(SideVector.gradientSum.rawValue, generation: progress.fisherWindows, count: n)
+    return Self.concatenated(try sideVector(SideVector.gradientSum.rawValue, generation: progress.fisherWindows, count: n))
   }
 
   /// Stores the final Fisher trace per layer and marks the Fisher stage done.
@@ -50,16 +50,28 @@ extension RunStore {
     try expectNext(first, run.probeValues.count, "probe")
     for v in values { try expectCount(v.count, "probe values") }
     if let diagonalSum { try expectParameters(diagonalSum, "Hessian diagonal sum") }
-    try update(saving: diagonalSum, as: SideVector.diagonalSum.rawValue, generation: first + values.count) { r, _ in
+    // Kept in memory when it is the last probe `--probes` allows (a tolerance may stop earlier: the per-layer stage
+    // then reads the file).
+    let generation = first + values.count
+    let isLast = generation >= run.provenance.probes
+    try update(saving: diagonalSum, as: SideVector.diagonalSum.rawValue, generation: generation, isLast: isLast) { r, _ in
       r.probeValues.append(contentsOf: values)
     }
   }
 
   /// The Hutchinson diagonal sum over the probes recorded so far, all layers concatenated.
-  public func diagonalSum() throws(SensitivityError) -> [Double] {
+  public func diagonalSum() throws(SensitivityError) -> [Double] { Self.concatenated(try diagonalSumBlocks()) }
+
+  /// `diagonalSum()` as consecutive blocks, without concatenating what was saved in blocks.
+  func diagonalSumBlocks() throws(SensitivityError) -> [[Double]] {
     let n = run.layers.reduce(0) { $0 + $1.parameterCount }
-    if run.probeValues.isEmpty { return [Double](repeating: 0, count: n) }
-    return try loadVector(SideVector.diagonalSum.rawValue, generation: run.probeValues.count, count: n)
+    if run.probeValues.isEmpty { return [[Double](repeating: 0, count: n)] }
+    return try sideVector(SideVector.diagonalSum.rawValue, generation: run.probeValues.count, count: n)
+  }
+
+  /// The concatenation of `blocks` (the block itself when there is one).
+  static func concatenated(_ blocks: [[Double]]) -> [Double] {
+    blocks.count == 1 ? blocks[0] : Array(blocks.joined())
   }
 
   /// Stores the final trace estimates and marks the Hessian stage done.

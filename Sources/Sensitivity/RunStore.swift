@@ -19,6 +19,11 @@ public final class RunStore {
   public let resumed: Bool
   /// How far the run got (what a resumed run will not recompute).
   public private(set) var progress: RunProgress
+  /// Side vectors this process saved as a stage's last, by name, with their generation: the very values the file
+  /// holds, kept so that the next stage of an uninterrupted run does not read back the 850 MB just written
+  /// (`sideVector`). Only a last save is kept: a stage that went on adding to a kept vector would copy it
+  /// (copy-on-write). `releaseSideVectors()` frees them.
+  private var savedVectors: [String: (generation: Int, blocks: [[Double]])] = [:]
 
   /// Opens the partial run at `path + ".partial"` if there is one, or starts a new one.
   /// - Parameters:
@@ -90,22 +95,31 @@ public final class RunStore {
   }
 
   /// Saves generation `generation` of the side vector `name`, runs `update`, then deletes older generations.
+  /// - Parameter isLast: whether this is the stage's last save of the vector, which is then kept in memory.
   func update(
-    saving vector: [[Double]]?, as name: String, generation: Int,
+    saving vector: [[Double]]?, as name: String, generation: Int, isLast: Bool = false,
     _ change: (inout MeasuredRun, inout RunProgress) -> Void
   ) throws(SensitivityError) {
     if let vector { try VectorCheckpoint.save(vector, base: partialPath, name: name, generation: generation) }
     try update(change)
-    if vector != nil { VectorCheckpoint.removeGenerations(base: partialPath, name: name, except: generation) }
+    if let vector {
+      savedVectors[name] = isLast ? (generation, vector) : nil
+      VectorCheckpoint.removeGenerations(base: partialPath, name: name, except: generation)
+    }
   }
 
   /// Replaces the audit without a checkpoint (its correlations are derived data, written by `finish()`).
   func setAudit(_ audit: MeasuredRun.Audit) { run.audit = audit }
 
-  /// Loads generation `generation` of the side vector `name`.
-  func loadVector(_ name: String, generation: Int, count: Int) throws(SensitivityError) -> [Double] {
-    try VectorCheckpoint.load(base: partialPath, name: name, generation: generation, count: count)
+  /// Generation `generation` of the side vector `name` as consecutive blocks: the blocks this process saved, or
+  /// one block read from the side file (a resumed run).
+  func sideVector(_ name: String, generation: Int, count: Int) throws(SensitivityError) -> [[Double]] {
+    if let saved = savedVectors[name], saved.generation == generation { return saved.blocks }
+    return [try VectorCheckpoint.load(base: partialPath, name: name, generation: generation, count: count)]
   }
+
+  /// Frees the side vectors kept in memory (`sideVector` then reads the files).
+  func releaseSideVectors() { savedVectors = [:] }
 
   /// Writes the final `RUN.h5` (no `/progress`) atomically and removes the partial file and its side files.
   /// - Returns: the finished run.

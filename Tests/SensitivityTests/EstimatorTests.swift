@@ -68,23 +68,29 @@ import _TestSupport
     #expect(abs(s.variance - 1.0 / 3) < 0.01)
   }
 
-  /// sgemm accumulates n = 64 products in Float: relative error ≤ n·ε_f ≈ 8e-6 of Σ|x_a x_b|/n ≤ max‖x‖²/n;
+  /// Shapes of captured inputs `(n, in)`: more rows than columns (`G` is formed) and fewer (the inputs are kept).
+  static let gramShapes = [(64, 24), (16, 40)]
+
+  /// sgemm accumulates n ≤ 64 products in Float: relative error ≤ n·ε_f ≈ 8e-6 of Σ|x_a x_b|/n ≤ max‖x‖²/n;
   /// 1e-5 of the largest |G| entry bounds it.
-  @Test func gramMatrixMatchesReference() throws {
-    let (n, d) = (64, 24)
+  @Test(arguments: gramShapes)
+  func gramMatrixMatchesReference(n: Int, d: Int) throws {
     let x = randomFloats(n * d, seed: 3)
     let g = try GramMatrix(inputs: x, rows: n, columns: d)
     let ref = GramMatrix.reference(inputs: x, rows: n, columns: d)
     let scale = ref.map(abs).max()!
-    for j in ref.indices { #expect(abs(Double(g.values[j]) - ref[j]) <= 1e-5 * scale) }
+    let values = g.values
+    for j in ref.indices { #expect(abs(Double(values[j]) - ref[j]) <= 1e-5 * scale) }
     let trace = GramMatrix.inputTrace(inputs: x, rows: n)
     #expect(abs(trace - (0..<d).reduce(0.0) { $0 + ref[$1 * d + $1] }) <= 1e-12 * trace)
   }
 
-  /// tr(ΔW G ΔWᵀ) by sgemm vs the Double reference and vs ‖XΔWᵀ‖²/n computed directly; two Float GEMMs of
-  /// length ≤ 64 give ≤ 2·64·ε_f ≈ 1.5e-5 relative error on a positive sum.
-  @Test func outputErrorMatchesReference() throws {
-    let (n, d, out) = (64, 24, 10)
+  /// tr(ΔW G ΔWᵀ) by sgemm vs the Double reference and vs ‖XΔWᵀ‖²/n computed directly. With `G` formed, two Float
+  /// GEMMs of length ≤ 64 give ≤ 2·64·ε_f ≈ 1.5e-5 relative error on a positive sum; with the inputs kept, one GEMM
+  /// of length in ≤ 40 whose results are squared gives ≤ 2·40·ε_f ≈ 5e-6.
+  @Test(arguments: gramShapes)
+  func outputErrorMatchesReference(n: Int, d: Int) throws {
+    let out = 10
     let x = randomFloats(n * d, seed: 3)
     let delta = randomFloats(out * d, seed: 4, scale: 0.01)
     let g = try GramMatrix(inputs: x, rows: n, columns: d)
@@ -104,6 +110,21 @@ import _TestSupport
     #expect { try g.outputError(delta: delta, rows: out + 1) } throws: {
       ($0 as? SensitivityError)?.code == .invalidArgument
     }
+  }
+
+  /// The one-pass proxies equal the `LossProxy` functions bit for bit (same terms, same order), NaN where a vector
+  /// is missing.
+  @Test(arguments: tailLengths)
+  func diagonalProxiesEqualLossProxies(n: Int) {
+    let delta = randomFloats(n, seed: 31, scale: 0.01)
+    let g = randomDoubles(n, seed: 32), h = randomDoubles(n, seed: 33)
+    let both = LayerMeasurement.diagonalProxies(delta: delta, gradient: g, hessianDiagonal: h)
+    #expect(both.weightError.bitPattern == LossProxy.weightError(delta: delta).bitPattern)
+    #expect(both.fisherDiagonal.bitPattern == LossProxy.fisherDiagonal(gradient: g, delta: delta).bitPattern)
+    #expect(both.taylorDiagonal.bitPattern == LossProxy.taylorDiagonal(hessianDiagonal: h, delta: delta).bitPattern)
+    let neither = LayerMeasurement.diagonalProxies(delta: delta, gradient: nil, hessianDiagonal: nil)
+    #expect(neither.weightError.bitPattern == both.weightError.bitPattern)
+    #expect(neither.fisherDiagonal.isNaN && neither.taylorDiagonal.isNaN)
   }
 
   @Test func proxiesHandExample() {

@@ -104,6 +104,33 @@ import _TestSupport
     if budget["hvp"] == 30 { #expect(counting.calls["gradient", default: 0] == 0, "finished stages are not redone") }
   }
 
+  /// With a checkpoint interval the last window's gradient sum is not saved: the per-layer stage of the same process
+  /// gets it in memory, and a run interrupted after the Fisher stage recomputes the unsaved windows (3) when the
+  /// per-layer stage has work left, to the same bits.
+  @Test(arguments: zip([["hvp": 3], ["quantize": 4], ["quantize": 12]], [3, 3, 0]))
+  func unsavedGradientSumIsRecomputedOnResume(budget: [String: Int], recomputed: Int) throws {
+    let name = "\(budget.keys.first!)\(budget.values.first!)"
+    let (reference, again, folder) = (
+      temporaryFolder("interval-ref-\(name)"), temporaryFolder("interval-again-\(name)"), temporaryFolder("interval-\(name)")
+    )
+    defer { for f in [reference, again, folder] { try? FileManager.default.removeItem(atPath: f) } }
+    func run(_ folder: String, _ model: ToyModel) throws -> MeasuredRun {
+      var run = MeasurementRun(model: model, provenance: toyProvenance(), path: folder + "/RUN.h5")
+      run.checkpointInterval = 1e9
+      return try run.run()
+    }
+    let uninterrupted = try measure(reference)
+    let counting = CallBudget()
+    #expect(try run(again, ToyModel(budget: counting)) == uninterrupted)
+    let windows = ToyModel().calibrationWindowCount
+    #expect(counting.calls["gradient", default: 0] == windows, "each window once in an uninterrupted run")
+    #expect(throws: ToyInterrupt.self) { try run(folder, ToyModel(budget: CallBudget(budget))) }
+    let resumed = CallBudget()
+    #expect(try run(folder, ToyModel(budget: resumed)) == uninterrupted)
+    #expect(resumed.calls["gradient", default: 0] == recomputed, "the unsaved windows are recomputed once")
+    #expect(try FileManager.default.contentsOfDirectory(atPath: folder) == ["RUN.h5"])
+  }
+
   /// With a tolerance the run stops before `--probes`; a run interrupted mid-way stops at the same probe.
   @Test func toleranceStopsEarlyAndResumesToTheSameProbe() throws {
     let (a, b) = (temporaryFolder("tolA"), temporaryFolder("tolB"))

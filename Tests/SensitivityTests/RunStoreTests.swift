@@ -149,6 +149,25 @@ import _TestSupport
     #expect { try store.diagonalSum() } throws: { ($0 as? SensitivityError)?.code == .badRunFile }
   }
 
+  /// The diagonal saved with the last probe `--probes` allows stays in memory for the per-layer stage: the store
+  /// that saved it answers without reading the file (here damaged), a resumed store reads the file.
+  @Test func lastSideVectorIsKeptInMemory() throws {
+    let folder = temporaryFolder("kept")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    var settings = provenance()
+    settings.probes = 2
+    let store = try RunStore(path: folder + "/RUN.h5", provenance: settings, layers: layers, candidates: candidates)
+    try store.recordProbe(0, values: [1.5, -2], diagonalSum: [randomDoubles(10, seed: 2)])
+    try store.recordProbe(1, values: [2.5, -1], diagonalSum: [randomDoubles(4, seed: 3), randomDoubles(6, seed: 4)])
+    let side = store.partialPath + ".diagonal.2"
+    var bytes = try Data(contentsOf: URL(fileURLWithPath: side))
+    bytes[40] ^= 1
+    try bytes.write(to: URL(fileURLWithPath: side))
+    #expect(try store.diagonalSum() == randomDoubles(4, seed: 3) + randomDoubles(6, seed: 4))
+    let reopened = try RunStore(path: folder + "/RUN.h5", provenance: settings, layers: layers, candidates: candidates)
+    #expect { try reopened.diagonalSum() } throws: { ($0 as? SensitivityError)?.code == .badRunFile }
+  }
+
   /// A kill between writing a side vector's new generation and the checkpoint that names it (and one between the
   /// checkpoint and deleting the old generation): the store resumes from the generation its partial file names.
   @Test func killBetweenSideFileAndCheckpoint() throws {
