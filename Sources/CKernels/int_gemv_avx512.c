@@ -9,7 +9,7 @@
 //   (values 32c + j) in bytes 16c + j and its high nibbles (values 32c + 16 + j) in the same bytes after a shift,
 //   so `lo` = [a 0..15, a 32..47, a 64..79, a 96..111] and `hi` = [a 16..31, a 48..63, a 80..95, a 112..127]
 //   (two 128-bit-lane shuffles of the codes, done once per call instead of once per row).
-// - int8: the codes themselves, per 64 values.
+// - int8: nothing; the kernel reads the codes in place (the planes were a copy, and the copy cost as much as a row).
 // - then 16 Int32 lane sums: lane l = Σ of the activations that meet lane l of the accumulator over the group
 //   (times z = 2^(bits−1) for symmetric layouts), so the zero point comes off inside the lanes:
 //   isum_l − z·lanesum_l = Σ (u − z)·a over lane l's values, exactly.
@@ -35,26 +35,29 @@
 #define BP_INLINE static inline __attribute__((always_inline))
 
 /// Whole 64-byte steps per group: 128 values (4 chunks) for int4, 64 values (2 chunks) for int8.
+/// Whole 64-byte steps per group: 128 values (4 chunks) for int4, 64 values (2 chunks) for int8.
 static inline size_t steps_per_group(const bp_int_layout *layout) {
   return layout->bits == 4 ? (layout->chunks + 3) / 4 : (layout->chunks + 1) / 2;
 }
 
-/// Bytes of prepared activations per group: the planes, then 64 bytes of lane sums.
+/// Bytes of prepared activations per group: int4 planes, then 64 bytes of lane sums (int8: the lane sums only,
+/// the kernel reads the codes in place).
 static inline size_t group_stride(const bp_int_layout *layout) {
-  return steps_per_group(layout) * (layout->bits == 4 ? 128 : 64) + 64;
+  return layout->bits == 4 ? steps_per_group(layout) * 128 + 64 : 64;
 }
-
 
 /// Mask of the first n ≤ 64 bytes.
 BP_AVX512 BP_INLINE __mmask64 first_bytes(size_t n) { return n >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << n) - 1); }
 
-BP_AVX512 static void avx512_prepare(const bp_int_layout *layout, const int8_t *codes, void *scratch) {
+/// Fills `scratch` (`groups · group_stride` bytes). Two lane-sum accumulators, so the vpdpbusd chain is half as
+/// long (this runs once per call, the cost of about a third of a row).
+BP_AVX512 static void avx512_prepare(const bp_int_layout *layout, const int8_t *codes, int8_t *scratch) {
   const size_t steps = steps_per_group(layout), stride = group_stride(layout), values = 32 * layout->chunks;
   const __m512i ones = _mm512_set1_epi8(1);
   for (size_t g = 0; g < layout->groups; g++) {
     const int8_t *a = codes + g * values;
-    int8_t *out = (int8_t *)scratch + g * stride;
-    __m512i sums = _mm512_setzero_si512();
+    int8_t *out = scratch + g * stride;
+    __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
     for (size_t s = 0; s < steps; s++) {
       if (layout->bits == 4) {
         // Block s: values 128s ..< 128s + 128, of which `left` are real.
@@ -64,13 +67,15 @@ BP_AVX512 static void avx512_prepare(const bp_int_layout *layout, const int8_t *
         const __m512i lo = _mm512_shuffle_i64x2(a0, a1, 0x88), hi = _mm512_shuffle_i64x2(a0, a1, 0xDD);
         _mm512_store_si512((void *)(out + 128 * s), lo);
         _mm512_store_si512((void *)(out + 128 * s + 64), hi);
-        sums = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(sums, ones, lo), ones, hi);
+        s0 = _mm512_dpbusd_epi32(s0, ones, lo);
+        s1 = _mm512_dpbusd_epi32(s1, ones, hi);
+      } else if (s % 2 == 0) {
+        s0 = _mm512_dpbusd_epi32(s0, ones, _mm512_maskz_loadu_epi8(first_bytes(values - 64 * s), a + 64 * s));
       } else {
-        const __m512i x = _mm512_maskz_loadu_epi8(first_bytes(values - 64 * s), a + 64 * s);
-        _mm512_store_si512((void *)(out + 64 * s), x);
-        sums = _mm512_dpbusd_epi32(sums, ones, x);
+        s1 = _mm512_dpbusd_epi32(s1, ones, _mm512_maskz_loadu_epi8(first_bytes(values - 64 * s), a + 64 * s));
       }
     }
+    __m512i sums = _mm512_add_epi32(s0, s1);
     if (layout->symmetric) sums = _mm512_slli_epi32(sums, layout->bits - 1);  // z·Σa, z = 2^(bits−1)
     _mm512_store_si512((void *)(out + stride - 64), sums);
   }
@@ -100,61 +105,69 @@ BP_AVX512 BP_INLINE __m512i int4_group(const uint8_t *q, const int8_t *p, size_t
   return _mm512_add_epi32(_mm512_add_epi32(s0, s1), _mm512_add_epi32(s2, s3));
 }
 
-/// Σ u·a lanes of one int8 group (`chunks` 32-byte chunks of codes at `q`) against the codes `p`, four
+/// Σ u·a lanes of one int8 group (`chunks` 32-byte chunks of codes at `q`) against the activation codes `a`, four
 /// accumulators.
-BP_AVX512 BP_INLINE __m512i int8_group(const uint8_t *q, const int8_t *p, size_t chunks) {
+BP_AVX512 BP_INLINE __m512i int8_group(const uint8_t *q, const int8_t *a, size_t chunks) {
   __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512(), s2 = _mm512_setzero_si512(), s3 = _mm512_setzero_si512();
   const size_t steps = chunks / 2;
   size_t s = 0;
   for (; s + 4 <= steps; s += 4) {
-    s0 = _mm512_dpbusd_epi32(s0, _mm512_loadu_si512((const void *)(q + 64 * s)), _mm512_load_si512((const void *)(p + 64 * s)));
-    s1 = _mm512_dpbusd_epi32(s1, _mm512_loadu_si512((const void *)(q + 64 * s + 64)), _mm512_load_si512((const void *)(p + 64 * s + 64)));
-    s2 = _mm512_dpbusd_epi32(s2, _mm512_loadu_si512((const void *)(q + 64 * s + 128)), _mm512_load_si512((const void *)(p + 64 * s + 128)));
-    s3 = _mm512_dpbusd_epi32(s3, _mm512_loadu_si512((const void *)(q + 64 * s + 192)), _mm512_load_si512((const void *)(p + 64 * s + 192)));
+    s0 = _mm512_dpbusd_epi32(s0, _mm512_loadu_si512((const void *)(q + 64 * s)), _mm512_loadu_si512((const void *)(a + 64 * s)));
+    s1 = _mm512_dpbusd_epi32(s1, _mm512_loadu_si512((const void *)(q + 64 * s + 64)), _mm512_loadu_si512((const void *)(a + 64 * s + 64)));
+    s2 = _mm512_dpbusd_epi32(s2, _mm512_loadu_si512((const void *)(q + 64 * s + 128)), _mm512_loadu_si512((const void *)(a + 64 * s + 128)));
+    s3 = _mm512_dpbusd_epi32(s3, _mm512_loadu_si512((const void *)(q + 64 * s + 192)), _mm512_loadu_si512((const void *)(a + 64 * s + 192)));
   }
   for (; s < steps; s++) {
-    s0 = _mm512_dpbusd_epi32(s0, _mm512_loadu_si512((const void *)(q + 64 * s)), _mm512_load_si512((const void *)(p + 64 * s)));
+    s0 = _mm512_dpbusd_epi32(s0, _mm512_loadu_si512((const void *)(q + 64 * s)), _mm512_loadu_si512((const void *)(a + 64 * s)));
   }
   if (chunks % 2) {
-    s1 = _mm512_dpbusd_epi32(s1, _mm512_maskz_loadu_epi8(first_bytes(32), q + 64 * s), _mm512_load_si512((const void *)(p + 64 * s)));
+    // The last 32 codes; the activations end there too (padded to whole chunks only).
+    const __mmask64 m = first_bytes(32);
+    s1 = _mm512_dpbusd_epi32(s1, _mm512_maskz_loadu_epi8(m, q + 64 * s), _mm512_maskz_loadu_epi8(m, a + 64 * s));
   }
   return _mm512_add_epi32(_mm512_add_epi32(s0, s1), _mm512_add_epi32(s2, s3));
 }
 
-/// s·(Σ (u − z)·a) lanes of the group at `p` (header and codes) with prepared activations `planes`, added to `acc`.
-BP_AVX512 BP_INLINE __m512 add_group(__m512 acc, int bits, int symmetric, size_t chunks, const uint8_t *p, const int8_t *planes,
-                                     size_t stride) {
-  const __m512i sums = _mm512_load_si512((const void *)(planes + stride - 64));
-  __m512i isum;
-  if (symmetric) {
-    // `prepare` stored z·Σa for symmetric layouts (z = 2^(bits−1) is the same for every group).
-    isum = bits == 4 ? int4_group(p + 2, planes, chunks) : int8_group(p + 2, planes, chunks);
-    isum = _mm512_sub_epi32(isum, sums);
-  } else {
-    isum = bits == 4 ? int4_group(p + 3, planes, chunks) : int8_group(p + 3, planes, chunks);
-    isum = _mm512_sub_epi32(isum, _mm512_mullo_epi32(sums, _mm512_set1_epi32(p[2])));
-  }
+/// s·(Σ (u − z)·a) lanes from the Σ u·a lanes `isum` of the group at `p`, added to `acc`.
+BP_AVX512 BP_INLINE __m512 add_terms(__m512 acc, __m512i isum, int symmetric, const uint8_t *p, const int8_t *sums) {
+  const __m512i lanes = _mm512_load_si512((const void *)sums);
+  // `prepare` stored z·Σa for symmetric layouts (z = 2^(bits−1) is the same for every group).
+  isum = _mm512_sub_epi32(isum, symmetric ? lanes : _mm512_mullo_epi32(lanes, _mm512_set1_epi32(p[2])));
   const __m512 scale = _mm512_set1_ps(_cvtsh_ss((unsigned short)(p[0] | p[1] << 8)));
   return _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, acc);
 }
 
+/// s·(Σ (u − z)·a) lanes of the group at `p` (header and codes), added to `acc`. `a`: the group's int4 planes or
+/// int8 activation codes; `sums`: its prepared lane sums.
+BP_AVX512 BP_INLINE __m512 add_group(__m512 acc, int bits, int symmetric, size_t chunks, const uint8_t *p, const int8_t *a,
+                                     const int8_t *sums) {
+  const uint8_t *q = p + (symmetric ? 2 : 3);
+  return add_terms(acc, bits == 4 ? int4_group(q, a, chunks) : int8_group(q, a, chunks), symmetric, p, sums);
+}
+
 /// The row loop for one (bits, symmetric) pair; `avx512_gemv` calls it with constants.
 BP_AVX512 BP_INLINE void gemv_rows(int bits, int symmetric, const bp_int_layout *layout, const uint8_t *weights,
-                                   size_t rows, const int8_t *planes, float scale, float *y) {
+                                   size_t rows, const int8_t *codes, const int8_t *scratch, float scale, float *y) {
   const size_t stride = group_stride(layout), groups = layout->groups, chunks = layout->chunks;
   const size_t group_bytes = (symmetric ? 2 : 3) + chunks * 4 * (size_t)bits;
-  // One row at a time: interleaving the loads of two rows halved the DRAM throughput (the hardware prefetcher
-  // then fell behind; measured 11 against 27 GB/s), while sharing the activation loads gained only at L2/L3.
+  // Group g's activations: int4 planes at the start of its scratch, int8 codes in place.
+  const int8_t *acts = bits == 4 ? scratch : codes;
+  const size_t act_stride = bits == 4 ? stride : 32 * chunks;
+  // One row at a time, so the weights are one sequential stream. Two rows per pass (each activation load serving
+  // both) ran 25% faster on warm L1/L2 data but 2–5× slower on cold data, adjacent rows or the two halves of the
+  // matrix alike (the hardware prefetcher falls behind; measured 10–23 against 25–50 GB/s), and weights in a
+  // forward pass are cold. Software prefetch (256 … 2048 bytes ahead) was slower at every distance.
   for (size_t r = 0; r < rows; r++) {
     const uint8_t *row = weights + r * layout->row_bytes;
     // Two Float accumulators, even and odd groups, so small groups do not wait on one add chain.
     __m512 f0 = _mm512_setzero_ps(), f1 = _mm512_setzero_ps();
     size_t g = 0;
     for (; g + 2 <= groups; g += 2) {
-      f0 = add_group(f0, bits, symmetric, chunks, row + g * group_bytes, planes + g * stride, stride);
-      f1 = add_group(f1, bits, symmetric, chunks, row + (g + 1) * group_bytes, planes + (g + 1) * stride, stride);
+      f0 = add_group(f0, bits, symmetric, chunks, row + g * group_bytes, acts + g * act_stride, scratch + g * stride + stride - 64);
+      f1 = add_group(f1, bits, symmetric, chunks, row + (g + 1) * group_bytes, acts + (g + 1) * act_stride,
+                     scratch + (g + 1) * stride + stride - 64);
     }
-    if (g < groups) f0 = add_group(f0, bits, symmetric, chunks, row + g * group_bytes, planes + g * stride, stride);
+    if (g < groups) f0 = add_group(f0, bits, symmetric, chunks, row + g * group_bytes, acts + g * act_stride, scratch + g * stride + stride - 64);
     y[r] = _mm512_reduce_add_ps(_mm512_add_ps(f0, f1)) * scale;
   }
 }
@@ -171,11 +184,11 @@ BP_AVX512 static void avx512_gemv(bp_int_layout layout, const uint8_t *weights, 
   if (planes == NULL) abort();  // out of memory: stop, as Swift does when an allocation fails
   avx512_prepare(&layout, codes, planes);
   if (layout.bits == 4) {
-    if (layout.symmetric) gemv_rows(4, 1, &layout, weights, rows, planes, scale, y);
-    else gemv_rows(4, 0, &layout, weights, rows, planes, scale, y);
+    if (layout.symmetric) gemv_rows(4, 1, &layout, weights, rows, codes, planes, scale, y);
+    else gemv_rows(4, 0, &layout, weights, rows, codes, planes, scale, y);
   } else {
-    if (layout.symmetric) gemv_rows(8, 1, &layout, weights, rows, planes, scale, y);
-    else gemv_rows(8, 0, &layout, weights, rows, planes, scale, y);
+    if (layout.symmetric) gemv_rows(8, 1, &layout, weights, rows, codes, planes, scale, y);
+    else gemv_rows(8, 0, &layout, weights, rows, codes, planes, scale, y);
   }
   if (planes != stack) free(planes);
 }
