@@ -43,6 +43,9 @@ extension PackedTensor {
     _ a: Q8Activations, _ layout: bp_int_layout, _ kernels: UnsafePointer<bp_int_gemv_kernels>,
     into y: UnsafeMutableBufferPointer<Float>, threads: Int
   ) {
+    // The C side reads 32·chunks codes per group without bounds checks.
+    precondition(a.codes.count >= layout.groups * 32 * layout.chunks && a.blockSize >= columns,
+      "activations: \(a.codes.count) codes in blocks of \(a.blockSize) for \(layout.groups) groups of \(layout.chunks) chunks")
     let gemv = kernels.pointee.gemv!, scale = a.scales[0]
     a.codes.withUnsafeBufferPointer { codes in
       splitRows(threads: threads, y) { range, out in

@@ -132,7 +132,7 @@ struct KernelTests {
   }
 
   /// Splitting rows over threads computes every row exactly as one thread does.
-  @Test(arguments: ["q4_0", "int4-g64", "int4-g128", "int4", "q6_k", "nf4", "q4_1"].map { try! QuantFormat(parsing: $0) })
+  @Test(arguments: ["q4_0", "int4-g64", "int4-g128", "int4", "int8", "int8-g64-asym", "q6_k", "nf4", "q4_1"].map { try! QuantFormat(parsing: $0) })
   func threadedGEMVIsIdentical(format: QuantFormat) throws {
     let (rows, n) = (37, 256)
     let w = randomFloats(rows * n, seed: 41, scale: 0.1), x = randomFloats(n, seed: 42)
