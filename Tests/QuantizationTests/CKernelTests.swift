@@ -10,8 +10,9 @@ import _TestSupport
 /// long as all partial sums stay below 2²⁴, so every variant must return exactly the reference's value: this checks
 /// the integer paths (nibble order, zero points, chunk and block tails, group strides) without a tolerance.
 struct CKernelTests {
-  static let formats: [QuantFormat] = ["int4", "int8", "int4-asym", "int8-asym", "int4-g32", "int4-g64-asym", "int4-g128",
-    "int4-g256", "int8-g32", "int8-g64", "int8-g128-asym", "int4-g160"].map { try! QuantFormat(parsing: $0) }
+  static let formats: [QuantFormat] = ["int4", "int8", "int4-asym", "int8-asym", "int4-g32", "int4-g32-asym", "int4-g64",
+    "int4-g64-asym", "int4-g128", "int4-g256", "int8-g32", "int8-g32-asym", "int8-g64", "int8-g128-asym", "int4-g160"]
+    .map { try! QuantFormat(parsing: $0) }
 
   /// A `[rows, n]` tensor in the IntegerCodec layout with scale 1.0 per group: codes u = z + δ (δ from `delta`),
   /// zero point z = 2^(bits−1) or, asymmetric, `zero(g)`.
@@ -43,7 +44,8 @@ struct CKernelTests {
   func integerSumsAreExact(format: QuantFormat) throws {
     guard case .integer(let bits) = format.scheme else { return }
     let rows = 5
-    for n in tailLengths + [2304] where n > 0 && format.canQuantize(rows: rows, columns: n) {
+    // tailLengths, plus group counts that leave 1…3 groups after the packed steps of int4-g32/-g64 and int8-g32.
+    for n in tailLengths + [96, 160, 192, 224, 320, 2304] where n > 0 && format.canQuantize(rows: rows, columns: n) {
       var rng = SplitMix64(seed: UInt64(n))
       // Small random codes and activations (|partial sums| ≤ n·2·8 + 2·127 < 2²⁴), then the extremes: every code
       // at an end of its range against ±127 (int8 only while n·252·127 < 2²⁴, i.e. n ≤ 512).
