@@ -10,9 +10,10 @@
 //   so `lo` = [a 0..15, a 32..47, a 64..79, a 96..111] and `hi` = [a 16..31, a 48..63, a 80..95, a 112..127]
 //   (two 128-bit-lane shuffles of the codes, done once per call instead of once per row).
 // - int8: nothing; the kernel reads the codes in place (the planes were a copy, and the copy cost as much as a row).
-// - then 16 Int32 lane sums: lane l = Σ of the activations that meet lane l of the accumulator over the group
-//   (times z = 2^(bits−1) for symmetric layouts), so the zero point comes off inside the lanes:
-//   isum_l − z·lanesum_l = Σ (u − z)·a over lane l's values, exactly.
+// - then 16 Int32 lane sums, negated: lane l = −Σ of the activations that meet lane l of the accumulator over the
+//   group (times z = 2^(bits−1) for symmetric layouts; asymmetric groups multiply by their z). A group's
+//   accumulator starts there, so the zero point comes off inside the lanes, with no extra instruction:
+//   −z·Σa + Σ u·a = Σ (u − z)·a over lane l's values, exactly.
 //   Partial blocks are zero-filled, and masked loads zero the matching weight bytes.
 // - Groups of 16 or 32 code bytes (int4-g32, int4-g64, int8-g32) are prepared k = 4 or 2 at a time as one group,
 //   and the kernel loads k groups' codes into one 64-byte step (`add_packed`): 3.5× the throughput of a masked
@@ -33,7 +34,7 @@
 #include <immintrin.h>
 #include <stdlib.h>
 
-#define BP_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma")))
+#define BP_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,gfni,f16c,fma")))
 /// Helpers are inlined into the per-format loops, so `bits` and `symmetric` are constants there.
 #define BP_INLINE static inline __attribute__((always_inline))
 
@@ -78,23 +79,31 @@ BP_AVX512 static void avx512_prepare(const bp_int_layout *layout, const int8_t *
         s1 = _mm512_dpbusd_epi32(s1, ones, _mm512_maskz_loadu_epi8(first_bytes(values - 64 * s), a + 64 * s));
       }
     }
-    __m512i sums = _mm512_add_epi32(s0, s1);
-    if (layout->symmetric) sums = _mm512_slli_epi32(sums, layout->bits - 1);  // z·Σa, z = 2^(bits−1)
+    // −Σa, or −z·Σa when z = 2^(bits−1) for every group: the starting value of a group's accumulator.
+    __m512i sums = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_add_epi32(s0, s1));
+    if (layout->symmetric) sums = _mm512_slli_epi32(sums, layout->bits - 1);
     _mm512_store_si512((void *)(out + stride - 64), sums);
   }
 }
 
-/// One 128-value int4 block: its 64 code bytes `q` against planes `p`, low nibbles into `lo`, high into `hi`.
+/// One 128-value int4 block: its 64 code bytes `w` against planes `p`, low nibbles into `lo`, high into `hi` (which
+/// may be the same accumulator). The high nibbles come down in one GF(2) affine step (bit i of each byte ← bit
+/// i + 4), one instruction instead of a shift and a mask.
 BP_AVX512 BP_INLINE void int4_block(__m512i w, const int8_t *p, __m512i *lo, __m512i *hi) {
-  const __m512i nibble = _mm512_set1_epi8(0x0F);
-  *lo = _mm512_dpbusd_epi32(*lo, _mm512_and_si512(w, nibble), _mm512_load_si512((const void *)p));
-  *hi = _mm512_dpbusd_epi32(*hi, _mm512_and_si512(_mm512_srli_epi16(w, 4), nibble), _mm512_load_si512((const void *)(p + 64)));
+  const __m512i high_nibble = _mm512_set1_epi64(0x1020408000000000);
+  *lo = _mm512_dpbusd_epi32(*lo, _mm512_and_si512(w, _mm512_set1_epi8(0x0F)), _mm512_load_si512((const void *)p));
+  *hi = _mm512_dpbusd_epi32(*hi, _mm512_gf2p8affine_epi64_epi8(w, high_nibble, 0), _mm512_load_si512((const void *)(p + 64)));
 }
 
-/// Σ u·a lanes of one int4 group (`chunks` 16-byte chunks of codes at `q`) against its planes `p`. Four
-/// accumulators, two blocks per step: one accumulator chain would wait on vpdpbusd's latency every block.
-BP_AVX512 BP_INLINE __m512i int4_group(const uint8_t *q, const int8_t *p, size_t chunks) {
-  __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512(), s2 = _mm512_setzero_si512(), s3 = _mm512_setzero_si512();
+/// `init` + Σ u·a lanes of one int4 group (`chunks` 16-byte chunks of codes at `q`) against its planes `p`. One
+/// block (groups of up to 128) is one chain; longer groups use four accumulators, two blocks per step, so the
+/// loop does not wait on vpdpbusd's latency every block.
+BP_AVX512 BP_INLINE __m512i int4_group(const uint8_t *q, const int8_t *p, size_t chunks, __m512i init) {
+  if (chunks == 4) {
+    int4_block(_mm512_loadu_si512((const void *)q), p, &init, &init);
+    return init;
+  }
+  __m512i s0 = init, s1 = _mm512_setzero_si512(), s2 = _mm512_setzero_si512(), s3 = _mm512_setzero_si512();
   size_t b = 0;
   for (; 4 * b + 8 <= chunks; b += 2) {
     int4_block(_mm512_loadu_si512((const void *)(q + 64 * b)), p + 128 * b, &s0, &s1);
@@ -108,10 +117,10 @@ BP_AVX512 BP_INLINE __m512i int4_group(const uint8_t *q, const int8_t *p, size_t
   return _mm512_add_epi32(_mm512_add_epi32(s0, s1), _mm512_add_epi32(s2, s3));
 }
 
-/// Σ u·a lanes of one int8 group (`chunks` 32-byte chunks of codes at `q`) against the activation codes `a`, four
-/// accumulators.
-BP_AVX512 BP_INLINE __m512i int8_group(const uint8_t *q, const int8_t *a, size_t chunks) {
-  __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512(), s2 = _mm512_setzero_si512(), s3 = _mm512_setzero_si512();
+/// `init` + Σ u·a lanes of one int8 group (`chunks` 32-byte chunks of codes at `q`) against the activation codes
+/// `a`, four accumulators.
+BP_AVX512 BP_INLINE __m512i int8_group(const uint8_t *q, const int8_t *a, size_t chunks, __m512i init) {
+  __m512i s0 = init, s1 = _mm512_setzero_si512(), s2 = _mm512_setzero_si512(), s3 = _mm512_setzero_si512();
   const size_t steps = chunks / 2;
   size_t s = 0;
   for (; s + 4 <= steps; s += 4) {
@@ -131,21 +140,17 @@ BP_AVX512 BP_INLINE __m512i int8_group(const uint8_t *q, const int8_t *a, size_t
   return _mm512_add_epi32(_mm512_add_epi32(s0, s1), _mm512_add_epi32(s2, s3));
 }
 
-/// s·(Σ (u − z)·a) lanes from the Σ u·a lanes `isum` of the group at `p`, added to `acc`.
-BP_AVX512 BP_INLINE __m512 add_terms(__m512 acc, __m512i isum, int symmetric, const uint8_t *p, const int8_t *sums) {
-  const __m512i lanes = _mm512_load_si512((const void *)sums);
-  // `prepare` stored z·Σa for symmetric layouts (z = 2^(bits−1) is the same for every group).
-  isum = _mm512_sub_epi32(isum, symmetric ? lanes : _mm512_mullo_epi32(lanes, _mm512_set1_epi32(p[2])));
-  const __m512 scale = _mm512_set1_ps(_cvtsh_ss((unsigned short)(p[0] | p[1] << 8)));
-  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, acc);
-}
-
 /// s·(Σ (u − z)·a) lanes of the group at `p` (header and codes), added to `acc`. `a`: the group's int4 planes or
-/// int8 activation codes; `sums`: its prepared lane sums.
+/// int8 activation codes; `sums`: its prepared lane sums, −z·Σa (symmetric) or −Σa, so the accumulator starts at
+/// −z·Σa and ends at Σ (u − z)·a exactly.
 BP_AVX512 BP_INLINE __m512 add_group(__m512 acc, int bits, int symmetric, size_t chunks, const uint8_t *p, const int8_t *a,
                                      const int8_t *sums) {
   const uint8_t *q = p + (symmetric ? 2 : 3);
-  return add_terms(acc, bits == 4 ? int4_group(q, a, chunks) : int8_group(q, a, chunks), symmetric, p, sums);
+  const __m512i lanes = _mm512_load_si512((const void *)sums);
+  const __m512i init = symmetric ? lanes : _mm512_mullo_epi32(lanes, _mm512_set1_epi32(p[2]));
+  const __m512i isum = bits == 4 ? int4_group(q, a, chunks, init) : int8_group(q, a, chunks, init);
+  const __m512 scale = _mm512_set1_ps(_cvtsh_ss((unsigned short)(p[0] | p[1] << 8)));
+  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, acc);
 }
 
 /// Groups that share one 64-byte step when a group's codes are 16 or 32 bytes (int4-g32: 4; int4-g64 and int8-g32:
@@ -184,22 +189,17 @@ BP_AVX512 BP_INLINE __m512 add_packed(__m512 acc, int bits, int symmetric, size_
     w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const void *)(p + at))),
                            _mm256_loadu_si256((const void *)(p1 + at)), 1);
   }
-  __m512i isum = _mm512_setzero_si512();
-  if (bits == 4) {
-    __m512i high = _mm512_setzero_si512();
-    int4_block(w, a, &isum, &high);
-    isum = _mm512_add_epi32(isum, high);
-  } else {
-    isum = _mm512_dpbusd_epi32(isum, w, _mm512_loadu_si512((const void *)a));
-  }
   const __m512i spread = k == 4 ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)
                                 : _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-  const __m512i lanes = _mm512_load_si512((const void *)sums);
-  if (symmetric) {
-    isum = _mm512_sub_epi32(isum, lanes);  // z·Σa from `prepare`
-  } else {
+  __m512i isum = _mm512_load_si512((const void *)sums);  // −z·Σa or −Σa, as in `add_group`
+  if (!symmetric) {
     const __m128i z = _mm_setr_epi32(p[2], p1[2], k == 4 ? p2[2] : 0, k == 4 ? p3[2] : 0);
-    isum = _mm512_sub_epi32(isum, _mm512_mullo_epi32(lanes, _mm512_permutexvar_epi32(spread, _mm512_castsi128_si512(z))));
+    isum = _mm512_mullo_epi32(isum, _mm512_permutexvar_epi32(spread, _mm512_castsi128_si512(z)));
+  }
+  if (bits == 4) {
+    int4_block(w, a, &isum, &isum);
+  } else {
+    isum = _mm512_dpbusd_epi32(isum, w, _mm512_loadu_si512((const void *)a));
   }
   const __m128i h = _mm_setr_epi16((short)f16_at(p), (short)f16_at(p1), k == 4 ? (short)f16_at(p2) : 0,
                                    k == 4 ? (short)f16_at(p3) : 0, 0, 0, 0, 0);

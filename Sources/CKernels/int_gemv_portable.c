@@ -71,7 +71,8 @@ extern const bp_int_gemv_kernels bp_int_gemv_avx512_vnni;
 const bp_int_gemv_kernels *bp_int_gemv_best(void) {
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")
-      && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma")) {
+      && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("gfni") && __builtin_cpu_supports("f16c")
+      && __builtin_cpu_supports("fma")) {
     return &bp_int_gemv_avx512_vnni;
   }
   return &portable_kernels;
