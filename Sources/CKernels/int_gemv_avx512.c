@@ -161,7 +161,7 @@ static inline size_t groups_per_step(const bp_int_layout *layout) {
   return code_bytes == 16 ? 4 : code_bytes == 32 ? 2 : 1;
 }
 
-/// How `prepare` sees the first k·⌊groups / k⌋ groups when k > 1: k consecutive groups as one group of k·chunks
+/// How `prepare_int4` sees the first k·⌊groups / k⌋ groups when k > 1: k consecutive groups as one group of k·chunks
 /// chunks (their activations are consecutive too), so the lanes of one step hold the k groups side by side.
 static inline bp_int_layout packed_layout(const bp_int_layout *layout, size_t k) {
   bp_int_layout packed = *layout;
@@ -213,8 +213,8 @@ BP_AVX512 BP_INLINE __m512 add_packed(__m512 acc, int bits, int symmetric, size_
   return _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scales, acc);
 }
 
-/// The row loop for one (bits, symmetric) pair; the `BP_ROWS` functions below call it with constants. int4 `scratch` holds the
-/// prepared packed steps (k > 1), then the remaining groups one by one.
+/// The row loop for one (bits, symmetric) pair, called with constants by the `BP_ROWS` functions below. int4
+/// `scratch` holds the prepared packed steps (k > 1), then the remaining groups one by one.
 BP_AVX512 BP_INLINE void gemv_rows(int bits, int symmetric, const bp_int_layout *layout, const uint8_t *weights,
                                    size_t rows, const int8_t *codes, const int8_t *scratch, float scale, float *y) {
   const size_t groups = layout->groups, chunks = layout->chunks;

@@ -12,8 +12,8 @@ extension IntDot {
   /// The portable C table.
   nonisolated(unsafe) static let portableKernels: UnsafePointer<bp_int_gemv_kernels> = bp_int_gemv_portable()
 
-  /// Longest row the C kernels take: with ≤ 2²⁰ values per row, every Int32 lane stays below 2³¹ (int8:
-  /// 2¹⁴ steps × 4·255·127 per lane).
+  /// Longest row the C kernels take: with ≤ 2²⁰ values per row, every Int32 lane's final Σ (u − z)·a stays below
+  /// 2³¹ (int8: 2¹⁴ steps × 4·255·127), so the lane arithmetic, exact mod 2³², gives it exactly.
   static let cKernelMaxColumns = 1 << 20
 
   /// The `CKernels` table of `variant`, or nil for the Swift variants.

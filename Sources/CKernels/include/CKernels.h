@@ -47,7 +47,7 @@ typedef struct bp_int_gemv_kernels {
   const char *name;
   /// y[r] for rows r in 0 ..< rows, the first row at `weights`; `codes` as above, `scale` the activation scale d.
   /// Any rearranging of the activations happens inside, once per call, in a stack buffer when it is at most
-  /// 32 KiB (avx512-vnni: int4 1 byte per value plus 64 per group, int8 64 bytes per group), else on the heap.
+  /// 32 KiB (avx512-vnni: int4 1 byte per value plus 64 per group; int8 none), else on the heap.
   void (*gemv)(bp_int_layout layout, const uint8_t *weights, size_t rows, const int8_t *codes, float scale, float *y);
 } bp_int_gemv_kernels;
 
