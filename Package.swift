@@ -18,11 +18,12 @@ let package = Package(
     .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
     // MARK: - Leaves
     .target(name: "TensorCore", dependencies: ["CBLAS"]),
+    .target(name: "CKernels"),
     .target(name: "Allocation"),
     .target(name: "HDF5", dependencies: ["CHDF5"], exclude: ["README.md"]),
     // MARK: - Layers
     .target(name: "ModelIO", dependencies: ["TensorCore"]),
-    .target(name: "Quantization", dependencies: ["TensorCore"], exclude: ["README.md"]),
+    .target(name: "Quantization", dependencies: ["TensorCore", "CKernels"], exclude: ["README.md"]),
     .target(name: "Engine", dependencies: ["TensorCore", "Quantization"], exclude: ["README.md"]),
     .target(name: "Sensitivity", dependencies: ["Engine", "Quantization", "HDF5", "TensorCore"], exclude: ["README.md"]),
     .target(name: "Pipeline", dependencies: ["ModelIO", "Engine", "Quantization", "Sensitivity", "Allocation", "TensorCore"]),

@@ -1,13 +1,30 @@
+import CKernels
+
 /// Which implementation of a kernel to run. `reference` defines the answer; the others are tested against it
 /// over `tailLengths` (STYLE §6).
 public enum KernelVariant: String, CaseIterable, Sendable, Codable {
   /// Slow and obviously right: one value at a time, Double accumulators.
   case reference
-  /// Block loops, multiple SIMD accumulators, fused integer dots: the production path.
+  /// Block loops, multiple SIMD accumulators, fused integer dots, all in Swift.
   case simd
+  /// `simd`, except the int4 / int8 GEMV with int8 activations, which runs the C kernels (`CKernels`) with the
+  /// instruction set chosen at startup (AVX-512 VNNI where the CPU has it, else their portable C table).
+  case intrinsics
+  /// `intrinsics` with the portable C table forced: the C fallback on any CPU, kept tested. `best` never picks it.
+  case portableC
 
-  /// The variant used when the caller does not choose; fixed at startup (`--kernel` may override it).
-  public static let best: KernelVariant = .simd
+  /// The variant used when the caller does not choose; fixed at startup: `intrinsics` when the CPU has a vector
+  /// table in `CKernels`, else `simd` (the Swift kernels beat plain C).
+  public static let best: KernelVariant = IntDot.nativeKernels == IntDot.portableKernels ? .simd : .intrinsics
+
+  /// The instruction set the int4 / int8 GEMV uses under this variant: `avx512-vnni`, `portable`, or `swift`.
+  public var integerGEMVTable: String {
+    switch self {
+    case .reference, .simd: return "swift"
+    case .intrinsics: return String(cString: IntDot.nativeKernels.pointee.name)
+    case .portableC: return String(cString: IntDot.portableKernels.pointee.name)
+    }
+  }
 }
 
 /// The precision activations are multiplied in by `PackedTensor.gemv`.

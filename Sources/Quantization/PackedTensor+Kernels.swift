@@ -30,7 +30,7 @@ extension PackedTensor {
   ///   a Double dot; simd: block dequantizer and a 4 × SIMD8 dot).
   /// - `.int8`: x is quantized once to `Q8Activations`; each row's codes meet it in Int32 block sums (reference:
   ///   generic decode + Double; simd: fused kernels for q4_0, q4_1, q5_0, q5_1, q8_0, q4_K, q6_K, int4 and int8, else decode +
-  ///   Float).
+  ///   Float; intrinsics and portableC: int4 and int8 through `CKernels`, other formats as simd).
   ///   Formats without integer codes use `.float`.
   /// `threads` > 1 splits the rows over that many workers (`DispatchQueue.concurrentPerform`); results are identical.
   public func gemv(
@@ -112,6 +112,10 @@ extension PackedTensor {
   ) {
     precondition(format.hasIntegerCodes, "\(format.name) has no integer codes")
     precondition(a.count == columns && y.count == rows, "gemv: W [\(rows), \(columns)], a \(a.count), y \(y.count)")
+    if let kernels = IntDot.cKernels(variant), a.blockSize >= columns,
+      let layout = IntDot.cLayout(format, columns: columns, rowBytes: rowSizeInBytes) {
+      return gemvInt8C(a, layout, kernels, into: y, threads: threads)
+    }
     a.codes16.withUnsafeBufferPointer { codes16 in
       a.codes.withUnsafeBufferPointer { codes in
         a.scales.withUnsafeBufferPointer { scales in

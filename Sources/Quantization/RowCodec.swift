@@ -19,8 +19,8 @@ enum RowCodec {
     case .ternary: TernaryCodec.quantizeRow(x, out, group: format.groupSize)
     case .ggml(let type):
       switch (type.blockSize == 32, variant) {
-      case (true, .simd): GGMLLegacyCodec.quantizeRowFast(type, x, out)
       case (true, .reference): GGMLLegacyCodec.quantizeRow(type, x, out)
+      case (true, _): GGMLLegacyCodec.quantizeRowFast(type, x, out)
       case (false, _): KQuantCodec.quantizeRow(type, x, out)
       }
     }

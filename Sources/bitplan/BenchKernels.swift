@@ -63,13 +63,13 @@ struct BenchKernels: ParsableCommand {
   private func format(_ x: Double) -> String { String(format: "%.2f", x) }
 
   private func printHeader() {
-    print("kernel          format          size   elements    ns/elem   GB/s(f32)  GB/s(packed)  GFLOP/s")
+    print("kernel            format          size   elements    ns/elem   GB/s(f32)  GB/s(packed)  GFLOP/s")
   }
 
   private func printRow(_ r: KernelBenchmark.Row) {
     func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
     func num(_ x: Double, _ n: Int) -> String { let s = String(format: "%.3f", x); return String(repeating: " ", count: max(0, n - s.count)) + s }
-    print(pad(r.kernel, 16) + pad(r.format, 16) + pad(r.size, 6) + num(Double(r.elements), 10).replacingOccurrences(of: ".000", with: "    ")
+    print(pad(r.kernel, 18) + pad(r.format, 16) + pad(r.size, 6) + num(Double(r.elements), 10).replacingOccurrences(of: ".000", with: "    ")
       + num(r.nsPerElement, 11) + num(r.floatGBps, 12) + num(r.packedGBps, 14) + num(r.gflops, 9))
   }
 }

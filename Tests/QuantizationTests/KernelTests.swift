@@ -8,6 +8,9 @@ struct KernelTests {
   static let formats: [QuantFormat] = ["q4_0", "q8_0", "q4_1", "q5_0", "q5_1", "int4", "int8", "int4-g32", "int4-g128", "int8-g64",
     "int3-g32-asym", "int4-g64-asym", "int8-asym", "int4-asym", "int5", "ternary", "nf4", "f16", "bf16", "q4_k", "q6_k", "q2_k", "q3_k", "q5_k"].map { try! QuantFormat(parsing: $0) }
 
+  /// Every variant but the reference; each is compared with `.reference`.
+  static let fastVariants = KernelVariant.allCases.filter { $0 != .reference }
+
   /// Float dot tolerance: the SIMD dot sums n/32 products per lane, then 8 lanes and a ≤31-term tail, so at most
   /// n/32 + 40 rounded additions in Float; the reference is exact to 2⁻⁵³ and rounded once:
   /// |Δ| ≤ (n/32 + 41)·2⁻²⁴·Σ|wᵢxᵢ|.
@@ -23,11 +26,14 @@ struct KernelTests {
     for n in tailLengths + [2304] where format.canQuantize(rows: rows, columns: n) {
       let w = randomFloats(rows * n, seed: 1, scale: 0.1), x = randomFloats(n, seed: 2)
       let packed = try quantize(w, rows: rows, columns: n, format: format)
-      let want = packed.gemv(x, variant: .reference), got = packed.gemv(x, variant: .simd)
+      let want = packed.gemv(x, variant: .reference)
       let wq = packed.dequantize()
-      for r in 0..<rows {
-        let absSum = (0..<n).reduce(Float(0)) { $0 + abs(wq[r * n + $1] * x[$1]) }
-        #expect(abs(want[r] - got[r]) <= Self.floatDotTolerance(n, absSum), "\(format) n=\(n) row \(r)")
+      for variant in Self.fastVariants {
+        let got = packed.gemv(x, variant: variant)
+        for r in 0..<rows {
+          let absSum = (0..<n).reduce(Float(0)) { $0 + abs(wq[r * n + $1] * x[$1]) }
+          #expect(abs(want[r] - got[r]) <= Self.floatDotTolerance(n, absSum), "\(format) \(variant) n=\(n) row \(r)")
+        }
       }
     }
   }
@@ -39,7 +45,7 @@ struct KernelTests {
       let w = randomFloats(rows * n, seed: 3, scale: 0.1), x = randomFloats(n, seed: 4)
       let packed = try quantize(w, rows: rows, columns: n, format: format)
       let want = packed.gemv(x, activations: .int8, variant: .reference)
-      let got = packed.gemv(x, activations: .int8, variant: .simd)
+      let got = Self.fastVariants.map { packed.gemv(x, activations: .int8, variant: $0) }
       let floatPath = packed.gemv(x, activations: .float, variant: .reference)
       let wq = packed.dequantize(), a = Q8Activations(x, blockSize: packed.activationBlockSize)
       for r in 0..<rows {
@@ -50,7 +56,9 @@ struct KernelTests {
           // Activation rounding: |xᵢ − d·aᵢ| ≤ d/2 (+ the rounding of 1/d and of the product, < d·2⁻²⁰).
           activationError += abs(wq[r * n + i]) * d * (0.5 + 0x1p-20)
         }
-        #expect(abs(want[r] - got[r]) <= Self.int8DotTolerance(n, absSum), "\(format) n=\(n) row \(r)")
+        for (variant, y) in zip(Self.fastVariants, got) {
+          #expect(abs(want[r] - y[r]) <= Self.int8DotTolerance(n, absSum), "\(format) \(variant) n=\(n) row \(r)")
+        }
         // The int8 path differs from the Float path only by activation rounding.
         #expect(abs(want[r] - floatPath[r]) <= activationError + Self.floatDotTolerance(n, absSum) * 2, "\(format) n=\(n) row \(r)")
       }
@@ -112,17 +120,19 @@ struct KernelTests {
       let a = Q8Activations(x, blockSize: 32)
       var want = [Float](repeating: 0, count: rows), got = want
       want.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: .reference) }
-      got.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: .simd) }
       let wq = packed.dequantize()
-      for r in 0..<rows {
-        let absSum = (0..<n).reduce(Float(0)) { $0 + abs(wq[r * n + $1]) * abs(a.scales[$1 / 32] * Float(a.codes[$1])) }
-        #expect(abs(want[r] - got[r]) <= Self.int8DotTolerance(n, absSum), "\(name) row \(r)")
+      for variant in Self.fastVariants {
+        got.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: variant) }
+        for r in 0..<rows {
+          let absSum = (0..<n).reduce(Float(0)) { $0 + abs(wq[r * n + $1]) * abs(a.scales[$1 / 32] * Float(a.codes[$1])) }
+          #expect(abs(want[r] - got[r]) <= Self.int8DotTolerance(n, absSum), "\(name) \(variant) row \(r)")
+        }
       }
     }
   }
 
   /// Splitting rows over threads computes every row exactly as one thread does.
-  @Test(arguments: ["q4_0", "int4-g64", "int4-g128", "int4", "q6_k", "nf4", "q4_1"].map { try! QuantFormat(parsing: $0) })
+  @Test(arguments: ["q4_0", "int4-g64", "int4-g128", "int4", "int8", "int8-g64-asym", "q6_k", "nf4", "q4_1"].map { try! QuantFormat(parsing: $0) })
   func threadedGEMVIsIdentical(format: QuantFormat) throws {
     let (rows, n) = (37, 256)
     let w = randomFloats(rows * n, seed: 41, scale: 0.1), x = randomFloats(n, seed: 42)
@@ -182,11 +192,13 @@ struct KernelTests {
       let w = randomFloats(rows * n, seed: 51, scale: 0.1), x = randomFloats(n, seed: 52)
       let packed = try quantize(w, rows: rows, columns: n, format: format)
       let want = packed.gemv(x, activations: .int8, variant: .reference)
-      let got = packed.gemv(x, activations: .int8, variant: .simd)
       let wq = packed.dequantize(), a = Q8Activations(x, blockSize: packed.activationBlockSize)
-      for r in 0..<rows {
-        let absSum = (0..<n).reduce(Float(0)) { $0 + abs(wq[r * n + $1]) * abs(a.scales[0] * Float(a.codes[$1])) }
-        #expect(abs(want[r] - got[r]) <= Self.int8DotTolerance(n, absSum), "\(format) groups=\(groups) row \(r)")
+      for variant in Self.fastVariants {
+        let got = packed.gemv(x, activations: .int8, variant: variant)
+        for r in 0..<rows {
+          let absSum = (0..<n).reduce(Float(0)) { $0 + abs(wq[r * n + $1]) * abs(a.scales[0] * Float(a.codes[$1])) }
+          #expect(abs(want[r] - got[r]) <= Self.int8DotTolerance(n, absSum), "\(format) \(variant) groups=\(groups) row \(r)")
+        }
       }
     }
   }

@@ -1,0 +1,64 @@
+// CKernels: the int4 / int8 GEMV against int8 activations, in C with x86 intrinsics.
+//
+// Swift 6.3 does not form vpdpbusd (AVX-512 VNNI) or vpmaddubsw from plain loops (IntDot+NibblePlanes.swift), so
+// the integer GEMV of BitPlan's own `intN[-gG][-asym]` formats (N = 4, 8) lives here. Each instruction set is one
+// table of functions; `bp_int_gemv_best()` picks the table once, on the first call, from
+// `__builtin_cpu_supports`, and `bp_int_gemv_portable()` is the plain C fallback (also what non-x86 builds get).
+// Functions carry their own `__attribute__((target(...)))`, so the package needs no compiler flags.
+//
+// Weight layout (IntegerCodec, byte-identical to what Quantization writes): a row is `groups` groups back to back;
+// a group is [scale f16][zero u8, asymmetric only][chunks × 4·bits bytes of codes]. int8: one unsigned code u per
+// byte. int4: a 16-byte chunk holds 32 codes, byte j has value j in its low nibble and value j + 16 in its high
+// nibble (ggml's q4_0 order). The value is x̂ = s·(u − z), z = 2^(bits−1) when symmetric.
+//
+// Activations: int8 codes a with one scale d for the whole vector (Q8Activations with one block), zero-padded to
+// whole chunks; group g reads codes[32·chunks·g ..< 32·chunks·(g + 1)].
+//
+// Result: y[r] = d · Σ_g s_g · Σ_{i in g} (u_i − z_g)·a_i. The inner sums are exact integers in every table; tables
+// differ only in how the Float terms s_g·isum are added.
+
+#ifndef BITPLAN_CKERNELS_H
+#define BITPLAN_CKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Shape of one packed matrix in the IntegerCodec layout.
+typedef struct bp_int_layout {
+  /// Bytes of one stored row (groups · group bytes).
+  size_t row_bytes;
+  /// Groups per row (1 for per-channel).
+  size_t groups;
+  /// 32-value chunks per group, ⌈group length / 32⌉.
+  size_t chunks;
+  /// 4 or 8.
+  int bits;
+  /// 1: no zero-point byte, z = 2^(bits−1); 0: a u8 zero point follows the scale.
+  int symmetric;
+} bp_int_layout;
+
+/// One instruction set's integer GEMV.
+typedef struct bp_int_gemv_kernels {
+  /// "avx512-vnni" or "portable".
+  const char *name;
+  /// y[r] for rows r in 0 ..< rows, the first row at `weights`; `codes` as above, `scale` the activation scale d.
+  /// Any rearranging of the activations happens inside, once per call, in a stack buffer when it is at most
+  /// 32 KiB (avx512-vnni: int4 1 byte per value plus 64 per group; int8 none), else on the heap.
+  void (*gemv)(bp_int_layout layout, const uint8_t *weights, size_t rows, const int8_t *codes, float scale, float *y);
+} bp_int_gemv_kernels;
+
+/// The fastest table this CPU runs (AVX-512 F/BW/VL + VNNI + F16C, else portable), chosen once.
+const bp_int_gemv_kernels *bp_int_gemv_best(void);
+
+/// The plain C table: one group at a time, Int64 group sums, Float accumulation in row order.
+const bp_int_gemv_kernels *bp_int_gemv_portable(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,84 @@
+import Testing
+import _TestSupport
+
+@testable import Quantization
+
+/// The `CKernels` int4 / int8 GEMV (variants `intrinsics` and `portableC`) against the Swift reference, bit for bit.
+///
+/// With every group scale 1.0 (f16 0x3C00) and activations that quantize to themselves (integers with |x| ≤ 127
+/// and one x = 127, so d = 1), the result is the integer Σ (u − z)·a. Every Float operation on the way is exact as
+/// long as all partial sums stay below 2²⁴, so every variant must return exactly the reference's value: this checks
+/// the integer paths (nibble order, zero points, chunk and block tails, group strides) without a tolerance.
+struct CKernelTests {
+  static let formats: [QuantFormat] = ["int4", "int8", "int4-asym", "int8-asym", "int4-g32", "int4-g32-asym", "int4-g64",
+    "int4-g64-asym", "int4-g128", "int4-g256", "int8-g32", "int8-g32-asym", "int8-g64", "int8-g128-asym", "int4-g160"]
+    .map { try! QuantFormat(parsing: $0) }
+
+  /// A `[rows, n]` tensor in the IntegerCodec layout with scale 1.0 per group: codes u = z + δ (δ from `delta`),
+  /// zero point z = 2^(bits−1) or, asymmetric, `zero(g)`.
+  static func unitScaleTensor(
+    _ format: QuantFormat, rows: Int, n: Int, zero: (Int) -> Int, delta: (Int) -> Int
+  ) throws -> PackedTensor {
+    guard case .integer(let bits) = format.scheme else { fatalError("\(format) is not an integer format") }
+    let length = format.groupSize ?? n
+    let groupBytes = IntegerCodec.groupBytes(length: length, bits: bits, symmetric: format.symmetric)
+    var bytes = [UInt8](repeating: 0, count: format.sizeInBytes(rows: rows, columns: n))
+    bytes.withUnsafeMutableBytes { out in
+      for r in 0..<rows {
+        for g in 0..<(n / length) {
+          let p = out.baseAddress! + r * format.rowSizeInBytes(columns: n) + g * groupBytes
+          p.storeBytes(of: UInt16(0x3C00).littleEndian, as: UInt16.self)
+          let z = format.symmetric ? 1 << (bits - 1) : zero(r * 7 + g)
+          if !format.symmetric { p.storeBytes(of: UInt8(z), toByteOffset: 2, as: UInt8.self) }
+          for j in 0..<length {
+            let u = min(max(z + delta(r * n + g * length + j), 0), (1 << bits) - 1)
+            IntegerCodec.storeCode(p + (format.symmetric ? 2 : 3), j, u, bits: bits)
+          }
+        }
+      }
+    }
+    return try PackedTensor(format: format, rows: rows, columns: n, bytes: bytes)
+  }
+
+  @Test(arguments: formats)
+  func integerSumsAreExact(format: QuantFormat) throws {
+    guard case .integer(let bits) = format.scheme else { return }
+    let rows = 5
+    // tailLengths, plus group counts that leave 1…3 groups after the packed steps of int4-g32/-g64 and int8-g32.
+    for n in tailLengths + [96, 160, 192, 224, 320, 2304] where n > 0 && format.canQuantize(rows: rows, columns: n) {
+      var rng = SplitMix64(seed: UInt64(n))
+      // Small random codes and activations (|partial sums| ≤ n·2·8 + 2·127 < 2²⁴), then the extremes: every code
+      // at an end of its range against ±127 (int8 only while n·252·127 < 2²⁴, i.e. n ≤ 512).
+      let small = (0..<(rows * n)).map { _ in Int(rng.next() % 5) - 2 }
+      var cases: [(delta: (Int) -> Int, x: [Float])] = [
+        ({ small[$0] }, (0..<n).map { $0 == n / 2 ? 127 : Float(Int(rng.next() % 17) - 8) })
+      ]
+      if bits == 4 || n <= 512 {
+        cases.append(({ _ in 1 << bits }, [Float](repeating: 127, count: n)))
+        cases.append(({ _ in -(1 << bits) }, (0..<n).map { $0 % 3 == 0 ? 127 : -127 }))
+      }
+      for (delta, x) in cases {
+        let packed = try Self.unitScaleTensor(format, rows: rows, n: n, zero: { 3 + $0 % 9 }, delta: delta)
+        let a = Q8Activations(x, blockSize: nil)
+        #expect(a.scales == [1] && a.codes.prefix(n).map { Float($0) } == x)
+        var want = [Float](repeating: .nan, count: rows), got = want
+        want.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: .reference) }
+        for variant in KernelVariant.allCases where variant != .reference {
+          got.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: variant) }
+          #expect(got == want, "\(format) \(variant) n=\(n)")
+        }
+      }
+    }
+  }
+
+  /// The C path is taken exactly for int4 / int8 with per-vector activations, and reports its table.
+  @Test func variantsNameTheirTables() throws {
+    #expect(KernelVariant.portableC.integerGEMVTable == "portable")
+    #expect(["avx512-vnni", "portable"].contains(KernelVariant.intrinsics.integerGEMVTable))
+    #expect(KernelVariant.best == (KernelVariant.intrinsics.integerGEMVTable == "portable" ? .simd : .intrinsics))
+    let int4 = try QuantFormat(parsing: "int4-g64"), int3 = try QuantFormat(parsing: "int3-g64")
+    #expect(IntDot.cLayout(int4, columns: 128, rowBytes: int4.rowSizeInBytes(columns: 128)) != nil)
+    #expect(IntDot.cLayout(int3, columns: 128, rowBytes: int3.rowSizeInBytes(columns: 128)) == nil)
+    #expect(IntDot.cLayout(try QuantFormat(parsing: "q4_0"), columns: 128, rowBytes: 72) == nil)
+  }
+}
