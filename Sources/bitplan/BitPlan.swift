@@ -1,7 +1,7 @@
 import ArgumentParser
 
 @main
-struct BitPlanCommand: AsyncParsableCommand {
+struct BitPlanCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "bitplan",
     abstract: "Per-layer sensitivity, exact bit allocation and validation for quantizing LLMs.",
