@@ -92,7 +92,7 @@ public enum KernelBenchmark {
     return best
   }
 
-  nonisolated(unsafe) static let evictionBuffer = [Float](repeating: 1, count: 32 << 20)
+  static let evictionBuffer = [Float](repeating: 1, count: 32 << 20)
 
   /// Reads `evictionBuffer` (128 MiB) so that earlier data leaves the caches.
   static func evictCaches() {
