@@ -15,15 +15,12 @@ extension BLAS {
     alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
     beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
   ) {
-    if m == 0 || n == 0 { return }
-    checkLeadingDimensions(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc)
     let (ta, tb) = (transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans)
-    inPanels(m: m, n: n, k: k) { rows, columns in
-      let (i, j) = (rows.lowerBound, columns.lowerBound)
+    forEachPanel(
+      transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc
+    ) { rows, columns, a, b, c in
       cblas_sgemm(
-        CblasRowMajor, ta, tb, Int32(rows.count), Int32(columns.count), Int32(k), alpha,
-        transposeA ? a + i : a + i * lda, Int32(lda), transposeB ? b + j * ldb : b + j, Int32(ldb), beta,
-        c + i * ldc + j, Int32(ldc))
+        CblasRowMajor, ta, tb, rows, columns, Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
   }
 
@@ -34,15 +31,12 @@ extension BLAS {
     alpha: Double = 1, a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
     beta: Double = 0, c: UnsafeMutablePointer<Double>, ldc: Int
   ) {
-    if m == 0 || n == 0 { return }
-    checkLeadingDimensions(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc)
     let (ta, tb) = (transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans)
-    inPanels(m: m, n: n, k: k) { rows, columns in
-      let (i, j) = (rows.lowerBound, columns.lowerBound)
+    forEachPanel(
+      transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc
+    ) { rows, columns, a, b, c in
       cblas_dgemm(
-        CblasRowMajor, ta, tb, Int32(rows.count), Int32(columns.count), Int32(k), alpha,
-        transposeA ? a + i : a + i * lda, Int32(lda), transposeB ? b + j * ldb : b + j, Int32(ldb), beta,
-        c + i * ldc + j, Int32(ldc))
+        CblasRowMajor, ta, tb, rows, columns, Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
   }
 
@@ -71,6 +65,23 @@ extension BLAS {
   /// GEMMs of at least this many flops (2·m·n·k) are split over the workers: ~80 µs of one core, against ~10 µs
   /// to hand work to another thread.
   public static var minimumParallelFlops: Int { 1 << 23 }
+
+  /// Checks the leading dimensions, then calls `gemm(rows, columns, A, B, C)` once per panel of C (`inPanels`) with
+  /// the panel's sub-blocks of A, B and C (nothing for an empty C). The one place both precisions cut a product.
+  static func forEachPanel<S>(
+    transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<S>, lda: Int,
+    b: UnsafePointer<S>, ldb: Int, c: UnsafeMutablePointer<S>, ldc: Int,
+    _ gemm: (Int32, Int32, UnsafePointer<S>, UnsafePointer<S>, UnsafeMutablePointer<S>) -> Void
+  ) {
+    if m == 0 || n == 0 { return }
+    checkLeadingDimensions(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc)
+    inPanels(m: m, n: n, k: k) { rows, columns in
+      let (i, j) = (rows.lowerBound, columns.lowerBound)
+      gemm(
+        Int32(rows.count), Int32(columns.count), transposeA ? a + i : a + i * lda, transposeB ? b + j * ldb : b + j,
+        c + i * ldc + j)
+    }
+  }
 
   /// Runs `part(rows, columns)` over panels that tile C[m, n]: one panel on the calling thread for a small product,
   /// a single worker or a call from inside a worker task (`Parallel.isInsideWorker`); otherwise the longer of m and n cut into `Parallel.workers` pieces at multiples of 16 (the

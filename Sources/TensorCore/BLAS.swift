@@ -18,24 +18,15 @@ public enum BLAS {
       lda: max(transposeA ? m : k, 1), b: b, ldb: max(transposeB ? k : n, 1), beta: beta, c: c, ldc: max(n, 1))
   }
 
-  /// Reference GEMM: Double accumulation, three loops. Slow and obviously right.
+  /// Reference GEMM: Double accumulation, three loops (`gemmReference` with packed leading dimensions).
   public static func sgemmReference(
     transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int,
     alpha: Float = 1, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
     beta: Float = 0, c: UnsafeMutablePointer<Float>
   ) {
-    for i in 0..<m {
-      for j in 0..<n {
-        var sum = 0.0
-        for p in 0..<k {
-          let av = transposeA ? a[p * m + i] : a[i * k + p]
-          let bv = transposeB ? b[j * k + p] : b[p * n + j]
-          sum += Double(av) * Double(bv)
-        }
-        let old = beta == 0 ? 0 : Double(beta) * Double(c[i * n + j])
-        c[i * n + j] = Float(Double(alpha) * sum + old)
-      }
-    }
+    gemmReference(
+      transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a,
+      lda: transposeA ? m : k, b: b, ldb: transposeB ? k : n, beta: beta, c: c, ldc: n)
   }
 
   /// Single-precision matrix-vector product `y = alpha * op(A) x + beta * y` (OpenBLAS `cblas_sgemv`, one thread).
