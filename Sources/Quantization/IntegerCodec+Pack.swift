@@ -1,7 +1,7 @@
 /// The integer quantizer used for whole tensors: the bytes of `quantizeGroup`, which stays the reference (and the
 /// error sum of the MSE search's reference), without its error sum and its code-by-code read-modify-write stores.
 ///
-/// The scale (and zero point) come from the same scalar expressions; then each chunk of 32 codes is computed into
+/// The scale (and zero point) come from the same helpers (`storeSymmetricScale`, `storeAsymmetricHeader`); then each chunk of 32 codes is computed into
 /// a small buffer (`x·(1/d)` rounded half away from zero, clamped in Float, which equals the reference's Int clamp
 /// for these whole numbers far below 2²⁴) and packed at once in the layout of the type's documentation: bytes for
 /// N = 8, two nibbles per byte (j, j+16) for N = 4, otherwise eight codes per N-byte little-endian word.
@@ -19,24 +19,11 @@ extension IntegerCodec {
     if symmetric {
       let Q = 1 << (bits - 1)
       let (amax, m) = extreme(x, n)
-      let c = min(amax * ratio, threshold)
-      let d = BlockBytes.roundToF16((m < 0 ? c : -c) / Float(Q))
-      BlockBytes.storeF16(d, y, 0)
+      let d = storeSymmetricScale(amax: amax, extreme: m, y, bits: bits, ratio: ratio, threshold: threshold)
       (id, offset, top) = (d != 0 ? 1 / d : 0, Float(Q), Float(2 * Q - 1))
     } else {
-      let t = (1 << bits) - 1
-      var lo: Float = 0, hi: Float = 0
-      for j in 0..<n {
-        lo = min(lo, x[j])
-        hi = max(hi, x[j])
-      }
-      lo = max(lo * ratio, -threshold)
-      hi = min(hi * ratio, threshold)
-      let s = BlockBytes.roundToF16((hi - lo) / Float(t))
-      BlockBytes.storeF16(s, y, 0)
-      let z = s > 0 ? max(0, min(t, Int((-lo / s).rounded()))) : 0
-      y.storeBytes(of: UInt8(z), toByteOffset: 2, as: UInt8.self)
-      (id, offset, top) = (s > 0 ? 1 / s : 0, Float(z), Float(t))
+      let (s, z) = storeAsymmetricHeader(x, n, y, bits: bits, ratio: ratio, threshold: threshold)
+      (id, offset, top) = (s > 0 ? 1 / s : 0, Float(z), Float((1 << bits) - 1))
     }
     withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { u in
       var j = 0

@@ -103,9 +103,7 @@ enum IntegerCodec {
         amax = abs(x[j])
         m = x[j]
       }
-      let c = min(amax * ratio, threshold)
-      let d = BlockBytes.roundToF16((m < 0 ? c : -c) / Float(Q))
-      BlockBytes.storeF16(d, y, 0)
+      let d = storeSymmetricScale(amax: amax, extreme: m, y, bits: bits, ratio: ratio, threshold: threshold)
       let id: Float = d != 0 ? 1 / d : 0
       for j in 0..<n {
         let q = max(-Q, min(Q - 1, Int((x[j] * id).rounded())))
@@ -115,17 +113,7 @@ enum IntegerCodec {
       }
     } else {
       let top = (1 << bits) - 1
-      var lo: Float = 0, hi: Float = 0
-      for j in 0..<n {
-        lo = min(lo, x[j])
-        hi = max(hi, x[j])
-      }
-      lo = max(lo * ratio, -threshold)
-      hi = min(hi * ratio, threshold)
-      let s = BlockBytes.roundToF16((hi - lo) / Float(top))
-      BlockBytes.storeF16(s, y, 0)
-      let z = s > 0 ? max(0, min(top, Int((-lo / s).rounded()))) : 0
-      y.storeBytes(of: UInt8(z), toByteOffset: 2, as: UInt8.self)
+      let (s, z) = storeAsymmetricHeader(x, n, y, bits: bits, ratio: ratio, threshold: threshold)
       let id: Float = s > 0 ? 1 / s : 0
       for j in 0..<n {
         let u = max(0, min(top, Int((x[j] * id).rounded()) + z))
@@ -135,5 +123,36 @@ enum IntegerCodec {
       }
     }
     return error
+  }
+
+  /// The symmetric scale d = f16(∓min(amax·ratio, threshold)/Q) of a group whose largest |x| is `amax`, first
+  /// reached at the value `extreme` (the sign maps it to −Q), stored at `y`; returns d.
+  static func storeSymmetricScale(
+    amax: Float, extreme m: Float, _ y: UnsafeMutableRawPointer, bits: Int, ratio: Float, threshold: Float
+  ) -> Float {
+    let c = min(amax * ratio, threshold)
+    let d = BlockBytes.roundToF16((m < 0 ? c : -c) / Float(1 << (bits - 1)))
+    BlockBytes.storeF16(d, y, 0)
+    return d
+  }
+
+  /// The asymmetric header of a group: the range [min(lo, 0), max(hi, 0)] scaled by `ratio` and clipped at
+  /// ±`threshold`, scale s = f16((hi − lo)/(2^bits − 1)) and zero point z = clamp(round(−lo/s)), stored at `y`.
+  static func storeAsymmetricHeader(
+    _ x: UnsafePointer<Float>, _ n: Int, _ y: UnsafeMutableRawPointer, bits: Int, ratio: Float, threshold: Float
+  ) -> (scale: Float, zero: Int) {
+    let top = (1 << bits) - 1
+    var lo: Float = 0, hi: Float = 0
+    for j in 0..<n {
+      lo = min(lo, x[j])
+      hi = max(hi, x[j])
+    }
+    lo = max(lo * ratio, -threshold)
+    hi = min(hi * ratio, threshold)
+    let s = BlockBytes.roundToF16((hi - lo) / Float(top))
+    BlockBytes.storeF16(s, y, 0)
+    let z = s > 0 ? max(0, min(top, Int((-lo / s).rounded()))) : 0
+    y.storeBytes(of: UInt8(z), toByteOffset: 2, as: UInt8.self)
+    return (s, z)
   }
 }

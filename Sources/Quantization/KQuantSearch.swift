@@ -17,12 +17,7 @@ enum KQuantSearch {
 
   /// `make_qx_quants(n, nmax, x, L, rmse_type: 1, qw: NULL)`. Writes `L[i]` in 0..<2·nmax; returns the scale.
   static func symmetricScale(_ x: UnsafePointer<Float>, count n: Int, nmax: Int, levels L: UnsafeMutablePointer<Int8>) -> Float {
-    var max: Float = 0
-    var amax: Float = 0
-    for i in 0..<n where abs(x[i]) > amax {
-      amax = abs(x[i])
-      max = x[i]
-    }
+    let (amax, max) = IntegerCodec.extreme(x, n)
     if amax < groupMaxEpsilon {
       for i in 0..<n { L[i] = 0 }
       return 0
@@ -64,12 +59,7 @@ enum KQuantSearch {
 
   /// `make_q3_quants(n, nmax, x, L, do_rmse: true)`. Writes `L[i]` in 0..<2·nmax; returns the scale.
   static func symmetricScaleQ3(_ x: UnsafePointer<Float>, count n: Int, nmax: Int, levels L: UnsafeMutablePointer<Int8>) -> Float {
-    var max: Float = 0
-    var amax: Float = 0
-    for i in 0..<n where abs(x[i]) > amax {
-      amax = abs(x[i])
-      max = x[i]
-    }
+    let (amax, max) = IntegerCodec.extreme(x, n)
     if amax < groupMaxEpsilon {
       for i in 0..<n { L[i] = 0 }
       return 0
