@@ -125,16 +125,9 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
   /// of `v` that are entirely zero are left out of the perturbation, so the step is relative to the weights `v`
   /// actually moves (power iteration probes one layer at a time).
   public func hessianVectorProduct(_ v: [[Float]]) throws -> [[Float]] {
-    if v.count != weightNames.count {
-      throw SensitivityError(.shapeMismatch, "\(v.count) probe blocks for \(weightNames.count) layers")
-    }
-    let base = try hessianBaseGradient()
-    var vector: [String: [Scalar]] = [:]
-    for (name, block) in zip(weightNames, v) where block.contains(where: { $0 != 0 }) {
-      vector[name] = Self.scalars(block)
-    }
-    let hv = try model.hessianVectorProduct(tokens: hvpTokens, vector: vector, baseGradient: base)
-    return weightNames.map { Self.floats(hv[$0]!) }
+    var hv = [[Float]](repeating: [], count: weightNames.count)
+    try hessianVectorProduct(v) { layer, block in hv[layer] = Array(block) }
+    return hv
   }
 
   /// `H v` as `hessianVectorProduct(_:)`, streamed from the engine's backward pass one layer at a time (no
