@@ -23,10 +23,11 @@ enum VectorCheckpoint {
     let count = blocks.reduce(0) { $0 + $1.count }
     var hash = offsetBasis
     do {
-      if !FileManager.default.createFile(atPath: temporary, contents: nil) {
-        throw SensitivityError(.io, "cannot create '\(temporary)'")
-      }
-      let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temporary))
+      // POSIX `open`, not `FileManager.createFile`: on Linux that writes the empty file atomically through a
+      // hidden `.dat.nosync…` file of its own, which a kill at that moment leaves beside the run.
+      let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+      if descriptor < 0 { throw SensitivityError(.io, "cannot create '\(temporary)': errno \(errno)") }
+      let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
       defer { try? handle.close() }
       try handle.write(contentsOf: Data(magic) + words([UInt64(generation), UInt64(count)]))
       for block in blocks {
