@@ -34,7 +34,8 @@ public enum KernelBenchmark {
   public struct Row: Sendable, Codable, Equatable {
     /// `quantize`, `dequantize`, `gemv-f32act`, `quantize-act`, `gemv-q8act` (`KernelVariant.best`),
     /// `gemv-q8act-swift` (the Swift `simd` kernel, where `best` runs `CKernels` instead), `gemv-q8act-2t` (DRAM, two threads),
-    /// `blas-sgemv`, `memory-read`, `memory-read-2t`.
+    /// `read-packed` and `read-packed-2t` (DRAM: the same packed bytes read plainly, timed alternately with the GEMV
+    /// of that thread count), `blas-sgemv`, `memory-read`, `memory-read-2t`.
     public var kernel: String
     /// Format name (`f32` for BLAS and memory rows).
     public var format: String
@@ -90,6 +91,57 @@ public enum KernelBenchmark {
       if samples >= 1000 || (flush && samples >= 5) { break }
     }
     return best
+  }
+
+  /// Best times of `first` and `second` at DRAM sizes, timed alternately, each sample one call after a cache flush,
+  /// `samples` of each. This host's memory bandwidth drifts by a quarter from one second to the next (a shared
+  /// machine: one GEMV's samples spread 12.6–26.4 GB/s in one C harness run), so a kernel is set against a read
+  /// of the same bytes taken at the same moments rather than against a bandwidth measured earlier.
+  static func bestInterleaved(samples: Int = 10, _ first: () -> Void, _ second: () -> Void) -> (Double, Double) {
+    first()
+    second()  // warm pages
+    var best = (Double.infinity, Double.infinity)
+    for _ in 0..<samples {
+      evictCaches()
+      var start = now()
+      first()
+      best.0 = min(best.0, now() - start)
+      evictCaches()
+      start = now()
+      second()
+      best.1 = min(best.1, now() - start)
+    }
+    return best
+  }
+
+  /// Reads `count` bytes at `base` (wrapping 64-bit sums in four 512-bit accumulators; a trailing partial vector is
+  /// not read), the memory side of `bestInterleaved`. Integer sums, so arbitrary packed bytes cost the same as any.
+  static func readBytes(_ base: UnsafeRawPointer, count: Int) -> UInt64 {
+    typealias V = SIMD8<UInt64>
+    var s = (V(), V(), V(), V())
+    var i = 0
+    while i + 256 <= count {
+      s.0 &+= base.loadUnaligned(fromByteOffset: i, as: V.self)
+      s.1 &+= base.loadUnaligned(fromByteOffset: i + 64, as: V.self)
+      s.2 &+= base.loadUnaligned(fromByteOffset: i + 128, as: V.self)
+      s.3 &+= base.loadUnaligned(fromByteOffset: i + 192, as: V.self)
+      i += 256
+    }
+    while i + 64 <= count {
+      s.0 &+= base.loadUnaligned(fromByteOffset: i, as: V.self)
+      i += 64
+    }
+    return ((s.0 &+ s.1) &+ (s.2 &+ s.3)).wrappedSum()
+  }
+
+  /// `readBytes` over `bytes`, split into `threads` contiguous parts run concurrently.
+  static func readBytes(_ bytes: UnsafeRawBufferPointer, threads: Int) {
+    nonisolated(unsafe) let base = bytes.baseAddress!
+    let count = bytes.count, part = count / threads / 64 * 64
+    DispatchQueue.concurrentPerform(iterations: threads) { k in
+      let s = readBytes(base + k * part, count: k == threads - 1 ? count - k * part : part)
+      if s == 1 { sink += 1 }  // almost never true; keeps the sum live
+    }
   }
 
   static let evictionBuffer = [Float](repeating: 1, count: 32 << 20)
@@ -178,20 +230,30 @@ public enum KernelBenchmark {
         let ta = best { sink += Q8Activations(x, blockSize: packed.activationBlockSize).scales[0] }
         rows.append(Row(kernel: "quantize-act", format: format.name, size: size.name, elements: size.columns,
           bytes: 4 * size.columns, seconds: ta))
-        let tq = y.withUnsafeMutableBufferPointer { py in best(flush: flush) { packed.gemvInt8(activations, into: py, variant: .best); sink += py[0] } }
-        rows.append(Row(kernel: "gemv-q8act", format: format.name, size: size.name, elements: size.elements,
-          bytes: packed.bytes.count, seconds: tq))
+        let gemv = { (threads: Int) in
+          y.withUnsafeMutableBufferPointer { py in packed.gemvInt8(activations, into: py, variant: .best, threads: threads); sink += py[0] }
+        }
+        if size.name == "DRAM" {
+          // Each thread count against a read of the same packed bytes by as many threads, sample by sample.
+          for threads in [1, 2] {
+            let suffix = threads == 1 ? "" : "-\(threads)t"
+            let (tq, tr) = packed.bytes.withUnsafeBytes { raw in
+              bestInterleaved({ gemv(threads) }, { readBytes(raw, threads: threads) })
+            }
+            rows.append(Row(kernel: "gemv-q8act" + suffix, format: format.name, size: size.name, elements: size.elements,
+              bytes: packed.bytes.count, seconds: tq))
+            rows.append(Row(kernel: "read-packed" + suffix, format: format.name, size: size.name, elements: size.elements,
+              bytes: packed.bytes.count, seconds: tr))
+          }
+        } else {
+          rows.append(Row(kernel: "gemv-q8act", format: format.name, size: size.name, elements: size.elements,
+            bytes: packed.bytes.count, seconds: best { gemv(1) }))
+        }
         if KernelVariant.best != .simd && IntDot.cLayout(format, columns: size.columns, rowBytes: packed.rowSizeInBytes) != nil {
           // The Swift kernel the C one replaces, in the same run.
           let ts = y.withUnsafeMutableBufferPointer { py in best(flush: flush) { packed.gemvInt8(activations, into: py, variant: .simd); sink += py[0] } }
           rows.append(Row(kernel: "gemv-q8act-swift", format: format.name, size: size.name, elements: size.elements,
             bytes: packed.bytes.count, seconds: ts))
-        }
-        if size.name == "DRAM" {
-          // Both cores: rows split in two, against `memory-read-2t`.
-          let t2 = y.withUnsafeMutableBufferPointer { py in best(flush: flush) { packed.gemvInt8(activations, into: py, variant: .best, threads: 2); sink += py[0] } }
-          rows.append(Row(kernel: "gemv-q8act-2t", format: format.name, size: size.name, elements: size.elements,
-            bytes: packed.bytes.count, seconds: t2))
         }
       }
     }

@@ -57,10 +57,32 @@ struct BenchKernels: ParsableCommand {
     } else if let bandwidth = rows.first?.packedGBps {
       print("\nmemory read bandwidth \(format(bandwidth)) GB/s (1 thread), \(format(rows[1].packedGBps)) GB/s (2 threads);"
         + " a DRAM GEMV reaches GB/s(packed) ÷ bandwidth of it.")
+      let shares = dramShares(rows)
+      if !shares.isEmpty {
+        print("DRAM int8-activation GEMV as a share of a plain read of the same packed bytes, timed alternately with it"
+          + " (1 thread, 2 threads):")
+        for line in shares { print("  " + line) }
+      }
     }
   }
 
   private func format(_ x: Double) -> String { String(format: "%.2f", x) }
+
+  /// One line per format with DRAM GEMV rows: `gemv-q8act` ÷ `read-packed` for each thread count.
+  private func dramShares(_ rows: [KernelBenchmark.Row]) -> [String] {
+    var formats = [String]()
+    for r in rows where r.size == "DRAM" && r.kernel == "read-packed" && !formats.contains(r.format) { formats.append(r.format) }
+    return formats.map { name in
+      let shares = ["", "-2t"].compactMap { suffix -> String? in
+        func speed(_ kernel: String) -> Double? {
+          rows.first { $0.size == "DRAM" && $0.format == name && $0.kernel == kernel }?.packedGBps
+        }
+        guard let gemv = speed("gemv-q8act" + suffix), let read = speed("read-packed" + suffix) else { return nil }
+        return String(format: "%.0f%% (%.1f of %.1f GB/s)", 100 * gemv / read, gemv, read)
+      }
+      return name + ": " + shares.joined(separator: ", ")
+    }
+  }
 
   private func printHeader() {
     print("kernel            format          size   elements    ns/elem   GB/s(f32)  GB/s(packed)  GFLOP/s")

@@ -43,9 +43,10 @@ struct CKernelTests {
   @Test(arguments: formats)
   func integerSumsAreExact(format: QuantFormat) throws {
     guard case .integer(let bits) = format.scheme else { return }
-    let rows = 5
+    // Row counts: the vector kernel pairs row i with row ⌊rows/2⌋ + i and runs an odd last row alone.
     // tailLengths, plus group counts that leave 1…3 groups after the packed steps of int4-g32/-g64 and int8-g32.
-    for n in tailLengths + [96, 160, 192, 224, 320, 2304] where n > 0 && format.canQuantize(rows: rows, columns: n) {
+    let shapes = [1, 4, 5].flatMap { rows in (tailLengths + [96, 160, 192, 224, 320, 2304]).map { (rows, $0) } }
+    for (rows, n) in shapes where n > 0 && format.canQuantize(rows: rows, columns: n) {
       var rng = SplitMix64(seed: UInt64(n))
       // Small random codes and activations (|partial sums| ≤ n·2·8 + 2·127 < 2²⁴), then the extremes: every code
       // at an end of its range against ±127 (int8 only while n·252·127 < 2²⁴, i.e. n ≤ 512).
@@ -65,7 +66,7 @@ struct CKernelTests {
         want.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: .reference) }
         for variant in KernelVariant.allCases where variant != .reference {
           got.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: variant) }
-          #expect(got == want, "\(format) \(variant) n=\(n)")
+          #expect(got == want, "\(format) \(variant) rows=\(rows) n=\(n)")
         }
       }
     }
