@@ -97,7 +97,7 @@ public enum KernelBenchmark {
   /// `samples` of each. This host's memory bandwidth drifts by a quarter from one second to the next (a shared
   /// machine: one GEMV's samples spread 12.6–26.4 GB/s in one C harness run), so a kernel is set against a read
   /// of the same bytes taken at the same moments rather than against a bandwidth measured earlier.
-  static func bestInterleaved(samples: Int = 10, _ first: () -> Void, _ second: () -> Void) -> (Double, Double) {
+  static func bestInterleaved(samples: Int = 20, _ first: () -> Void, _ second: () -> Void) -> (Double, Double) {
     first()
     second()  // warm pages
     var best = (Double.infinity, Double.infinity)
