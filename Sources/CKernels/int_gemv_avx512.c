@@ -16,9 +16,14 @@
 //   sums, negated (lane l = −Σ of the activations that meet lane l, times z = 8 when symmetric; asymmetric groups
 //   multiply by their z). A group's accumulator starts there: −z·Σa + Σ u·a, with no extra instruction per block.
 //   Partial blocks are zero-filled, and masked loads zero the matching weight bytes.
-// - Groups of 16 or 32 code bytes (int4-g32, int4-g64, int8-g32) go k = 4 or 2 at a time through one 64-byte
-//   step (`add_packed`; int4 prepared as one group of k·chunks chunks): 3.5× the throughput of a masked step per
-//   group (int4-g32, L2, measured).
+// - Groups of 16 or 32 code bytes (int4-g32, int4-g64, int8-g32, and ggml's q4_0 and q8_0, which are symmetric
+//   groups of 32 in this layout) go k = 4 or 2 at a time through one 64-byte step (`add_packed`; int4 prepared as
+//   one group of k·chunks chunks): 3.5× the throughput of a masked step per group (int4-g32, L2, measured). The four
+//   code areas of a k = 4 step come from two loads and one `vpermt2b` (AVX-512 VBMI), the scales of symmetric
+//   groups from one load and one `vpermw`: q4_0 at the L3 size 189 → 226 float-GB/s over scalar loads and inserts.
+// - q4_0 / q8_0 pair with ggml's q8_0 activations (blocks of 32): each group's scale is multiplied by its block's
+//   activation scale before the Float multiply-add, and q8_0's signed codes get their top bit flipped (u = q + 128,
+//   z = 128).
 //
 // Per group the 16 exact Int32 lanes are converted (exact below 2²⁴: |lane| ≤ 8·15·127 per int4 block and
 // 4·255·127 per 64 int8 values, so up to 2²⁴ / 15,240 = 1,100 int4 blocks or 130 int8 steps, i.e. groups up to
@@ -36,7 +41,7 @@
 #include <immintrin.h>
 #include <stdlib.h>
 
-#define BP_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,gfni,f16c,fma")))
+#define BP_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi,avx512vnni,gfni,f16c,fma")))
 /// Helpers are inlined into the per-format loops, so `bits` and `symmetric` are constants there.
 #define BP_INLINE static inline __attribute__((always_inline))
 
@@ -132,10 +137,12 @@ BP_AVX512 BP_INLINE void int4_groups(int n, const uint8_t *const *q, const int8_
 /// out[j] = Σ (u − z_j)·a lanes of one int8 group (`chunks` 32-byte chunks of codes at q[j]) for each of `n` rows
 /// against the activation codes `a` (each loaded once for all rows), with z[j] row j's zero point in every byte:
 /// Σ u·a and Σ z·a in two accumulators each, subtracted at the end. `shared_z`: every z[j] is the same (symmetric),
-/// so Σ z·a is computed once.
-BP_AVX512 BP_INLINE void int8_groups(int n, int shared_z, const uint8_t *const *q, const int8_t *a, size_t chunks,
-                                     const __m512i *z, __m512i *out) {
+/// so Σ z·a is computed once. `signed_codes`: the bytes are signed q, read as u = q + 128 (top bit flipped).
+BP_AVX512 BP_INLINE void int8_groups(int n, int shared_z, int signed_codes, const uint8_t *const *q, const int8_t *a,
+                                     size_t chunks, const __m512i *z, __m512i *out) {
   const int nz = shared_z ? 1 : n;
+  const __m512i flip = _mm512_set1_epi8(signed_codes ? (char)0x80 : 0);
+#define BP_CODES(v) (signed_codes ? _mm512_xor_si512((v), flip) : (v))
   __m512i s[BP_MAX_ROWS][2], c[BP_MAX_ROWS][2];
   for (int j = 0; j < n; j++) s[j][0] = s[j][1] = c[j][0] = c[j][1] = _mm512_setzero_si512();
   const size_t steps = chunks / 2;
@@ -143,8 +150,8 @@ BP_AVX512 BP_INLINE void int8_groups(int n, int shared_z, const uint8_t *const *
   for (; t + 2 <= steps; t += 2) {
     const __m512i a0 = _mm512_loadu_si512((const void *)(a + 64 * t)), a1 = _mm512_loadu_si512((const void *)(a + 64 * t + 64));
     for (int j = 0; j < n; j++) {
-      s[j][0] = _mm512_dpbusd_epi32(s[j][0], _mm512_loadu_si512((const void *)(q[j] + 64 * t)), a0);
-      s[j][1] = _mm512_dpbusd_epi32(s[j][1], _mm512_loadu_si512((const void *)(q[j] + 64 * t + 64)), a1);
+      s[j][0] = _mm512_dpbusd_epi32(s[j][0], BP_CODES(_mm512_loadu_si512((const void *)(q[j] + 64 * t))), a0);
+      s[j][1] = _mm512_dpbusd_epi32(s[j][1], BP_CODES(_mm512_loadu_si512((const void *)(q[j] + 64 * t + 64))), a1);
     }
     for (int j = 0; j < nz; j++) {
       c[j][0] = _mm512_dpbusd_epi32(c[j][0], z[j], a0);
@@ -153,30 +160,33 @@ BP_AVX512 BP_INLINE void int8_groups(int n, int shared_z, const uint8_t *const *
   }
   if (t < steps) {
     const __m512i a0 = _mm512_loadu_si512((const void *)(a + 64 * t));
-    for (int j = 0; j < n; j++) s[j][0] = _mm512_dpbusd_epi32(s[j][0], _mm512_loadu_si512((const void *)(q[j] + 64 * t)), a0);
+    for (int j = 0; j < n; j++) s[j][0] = _mm512_dpbusd_epi32(s[j][0], BP_CODES(_mm512_loadu_si512((const void *)(q[j] + 64 * t))), a0);
     for (int j = 0; j < nz; j++) c[j][0] = _mm512_dpbusd_epi32(c[j][0], z[j], a0);
     t++;
   }
   if (chunks % 2) {
-    // The last 32 codes; the activations end there too (padded to whole chunks only).
+    // The last 32 codes; the activations end there too (padded to whole chunks only), so the bytes past them
+    // (zero, or 0x80 once flipped) meet zero activations.
     const __mmask64 m = first_bytes(32);
     const __m512i a0 = _mm512_maskz_loadu_epi8(m, a + 64 * t);
-    for (int j = 0; j < n; j++) s[j][1] = _mm512_dpbusd_epi32(s[j][1], _mm512_maskz_loadu_epi8(m, q[j] + 64 * t), a0);
+    for (int j = 0; j < n; j++) s[j][1] = _mm512_dpbusd_epi32(s[j][1], BP_CODES(_mm512_maskz_loadu_epi8(m, q[j] + 64 * t)), a0);
     for (int j = 0; j < nz; j++) c[j][1] = _mm512_dpbusd_epi32(c[j][1], z[j], a0);
   }
   for (int j = 0; j < n; j++) {
     const int k = shared_z ? 0 : j;
     out[j] = _mm512_sub_epi32(_mm512_add_epi32(s[j][0], s[j][1]), _mm512_add_epi32(c[k][0], c[k][1]));
   }
+#undef BP_CODES
 }
 
 /// f16 bits at p.
 static inline unsigned short f16_at(const uint8_t *p) { return (unsigned short)(p[0] | p[1] << 8); }
 
 /// acc[j] += s·(Σ (u − z)·a) lanes of the group at p[j] (header and codes) for each of `n` rows. `a`: the group's
-/// int4 planes or int8 activation codes; `sums` (int4): its prepared lane sums, −8·Σa (symmetric) or −Σa.
-BP_AVX512 BP_INLINE void add_groups(int n, __m512 *acc, int bits, int symmetric, size_t chunks, const uint8_t *const *p,
-                                    const int8_t *a, const int8_t *sums) {
+/// int4 planes or int8 activation codes; `sums` (int4): its prepared lane sums, −8·Σa (symmetric) or −Σa;
+/// `ascale`: the group's activation scale (s becomes s·d_g), or NULL for a per-vector one.
+BP_AVX512 BP_INLINE void add_groups(int n, __m512 *acc, int bits, int symmetric, int signed_codes, size_t chunks,
+                                    const uint8_t *const *p, const int8_t *a, const int8_t *sums, const float *ascale) {
   const uint8_t *q[BP_MAX_ROWS];
   __m512i isum[BP_MAX_ROWS];
   for (int j = 0; j < n; j++) q[j] = p[j] + (symmetric ? 2 : 3);
@@ -187,9 +197,12 @@ BP_AVX512 BP_INLINE void add_groups(int n, __m512 *acc, int bits, int symmetric,
   } else {
     __m512i z[BP_MAX_ROWS];
     for (int j = 0; j < n; j++) z[j] = _mm512_set1_epi8((char)(symmetric ? 128 : p[j][2]));
-    int8_groups(n, symmetric, q, a, chunks, z, isum);
+    int8_groups(n, symmetric, signed_codes, q, a, chunks, z, isum);
   }
-  for (int j = 0; j < n; j++) acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[j]), _mm512_set1_ps(_cvtsh_ss(f16_at(p[j]))), acc[j]);
+  for (int j = 0; j < n; j++) {
+    const float s = ascale ? _cvtsh_ss(f16_at(p[j])) * *ascale : _cvtsh_ss(f16_at(p[j]));
+    acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[j]), _mm512_set1_ps(s), acc[j]);
+  }
 }
 
 /// Groups that share one 64-byte step when a group's codes are 16 or 32 bytes (int4-g32: 4; int4-g64 and int8-g32:
@@ -211,9 +224,11 @@ static inline bp_int_layout packed_layout(const bp_int_layout *layout, size_t k)
 /// For each of `n` rows, k small groups at p[j] (`group_bytes` apart) in one 64-byte step against their activations
 /// `a` (int4: packed planes, with lane sums `sums`; both loaded once for all rows): lane l belongs to group l·k / 16,
 /// so the zero points and scales are spread to lanes by one permute each, and each lane gets its own group's
-/// s·Σ (u − z)·a, added to acc[j].
-BP_AVX512 BP_INLINE void add_packed(int n, __m512 *acc, int bits, int symmetric, size_t k, size_t group_bytes,
-                                    const uint8_t *const *p, const int8_t *a, const int8_t *sums) {
+/// s·Σ (u − z)·a, added to acc[j]. `ascale`: the k groups' activation scales (each s becomes s·d_g), or NULL.
+/// `code_index` (k = 4): `k4_code_index`.
+BP_AVX512 BP_INLINE void add_packed(int n, __m512 *acc, int bits, int symmetric, int signed_codes, size_t k,
+                                    size_t group_bytes, const uint8_t *const *p, const int8_t *a, const int8_t *sums,
+                                    const float *ascale, __m512i code_index) {
   const size_t at = symmetric ? 2 : 3;
   const __m512i spread = k == 4 ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)
                                 : _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
@@ -223,18 +238,22 @@ BP_AVX512 BP_INLINE void add_packed(int n, __m512 *acc, int bits, int symmetric,
   // int8, symmetric: Σ z·a is the same for every row (z = 128 in every byte).
   const __m512i shared_za = bits == 8 && symmetric ? _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)128), pl)
                                                    : _mm512_setzero_si512();
+  // The k activation scales, lanes 0 … k − 1 (k = 2: 8 bytes loaded, no more).
+  const __m128 dk = ascale == NULL ? _mm_set1_ps(1)
+                    : k == 4       ? _mm_loadu_ps(ascale)
+                                   : _mm_castpd_ps(_mm_load_sd((const double *)ascale));
   for (int j = 0; j < n; j++) {
     const uint8_t *p0 = p[j], *p1 = p0 + group_bytes, *p2 = p1 + group_bytes, *p3 = p2 + group_bytes;  // p2, p3 read only when k = 4
     __m512i w;
     if (k == 4) {
-      w = _mm512_castsi128_si512(_mm_loadu_si128((const void *)(p0 + at)));
-      w = _mm512_inserti32x4(w, _mm_loadu_si128((const void *)(p1 + at)), 1);
-      w = _mm512_inserti32x4(w, _mm_loadu_si128((const void *)(p2 + at)), 2);
-      w = _mm512_inserti32x4(w, _mm_loadu_si128((const void *)(p3 + at)), 3);
+      // The four 16-byte code areas lie within the step's first and last 64 bytes: two loads, one byte permute.
+      const size_t last = at + 3 * group_bytes + 16 - 64;
+      w = _mm512_permutex2var_epi8(_mm512_loadu_si512((const void *)p0), code_index, _mm512_loadu_si512((const void *)(p0 + last)));
     } else {
       w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const void *)(p0 + at))),
                              _mm256_loadu_si256((const void *)(p1 + at)), 1);
     }
+    if (signed_codes) w = _mm512_xor_si512(w, _mm512_set1_epi8((char)0x80));  // u = q + 128
     __m512i isum;
     if (bits == 4) {
       isum = lanes;
@@ -251,17 +270,29 @@ BP_AVX512 BP_INLINE void add_packed(int n, __m512 *acc, int bits, int symmetric,
                                                                                 _mm512_set1_epi8((char)p1[2])), pl);
       isum = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), w, pl), za);
     }
-    const __m128i h = _mm_setr_epi16((short)f16_at(p0), (short)f16_at(p1), k == 4 ? (short)f16_at(p2) : 0,
-                                     k == 4 ? (short)f16_at(p3) : 0, 0, 0, 0, 0);
-    const __m512 scales = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_cvtph_ps(h)));
+    // The k f16 scales. Symmetric groups are an even number of bytes long, so the scales are 16-bit words
+    // 0, g/2, g, 3g/2 of the step (g = group_bytes), which spans at least 64 bytes: one load and one vpermw instead
+    // of k scalar loads and inserts (q8_0 at the L3 size 106 → 137 float-GB/s). Asymmetric groups are odd-sized.
+    __m128i h;
+    if (symmetric) {
+      const short g = (short)(group_bytes / 2);
+      const __m512i words = _mm512_castsi128_si512(_mm_setr_epi16(0, g, (short)(2 * g), (short)(3 * g), 0, 0, 0, 0));
+      h = _mm512_castsi512_si128(_mm512_permutexvar_epi16(words, _mm512_loadu_si512((const void *)p0)));
+    } else {
+      h = _mm_setr_epi16((short)f16_at(p0), (short)f16_at(p1), k == 4 ? (short)f16_at(p2) : 0, k == 4 ? (short)f16_at(p3) : 0,
+                         0, 0, 0, 0);
+    }
+    const __m128 sk = ascale ? _mm_mul_ps(_mm_cvtph_ps(h), dk) : _mm_cvtph_ps(h);
+    const __m512 scales = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(sk));
     acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scales, acc[j]);
   }
 }
 
 /// y[j] for the `n` rows starting at row[j]: the row pass of `gemv_rows`. Two Float accumulators per row, even
 /// and odd steps or groups, so small ones do not wait on one add chain.
-BP_AVX512 BP_INLINE void row_pass(int n, int bits, int symmetric, const bp_int_layout *layout, const uint8_t *const *row,
-                                  const int8_t *codes, const int8_t *scratch, float scale, float *const *y) {
+BP_AVX512 BP_INLINE void row_pass(int n, int bits, int symmetric, int signed_codes, int group_scales,
+                                  const bp_int_layout *layout, const uint8_t *const *row, const int8_t *codes,
+                                  const int8_t *scratch, const float *scales, __m512i code_index, float *const *y) {
   const size_t groups = layout->groups, chunks = layout->chunks;
   const size_t group_bytes = (symmetric ? 2 : 3) + chunks * 4 * (size_t)bits;
   const size_t k = groups_per_step(layout), steps = k > 1 ? groups / k : 0, first = steps * k;
@@ -276,11 +307,14 @@ BP_AVX512 BP_INLINE void row_pass(int n, int bits, int symmetric, const bp_int_l
   for (int j = 0; j < n; j++) f0[j] = f1[j] = _mm512_setzero_ps();
 #define PACKED(f, s)                                                                                               \
   for (int j = 0; j < n; j++) p[j] = row[j] + (s) * k * group_bytes;                                              \
-  add_packed(n, f, bits, symmetric, k, group_bytes, p, bits == 4 ? scratch + (s) * packed_stride : codes + (s) * 64, \
-             bits == 4 ? scratch + ((s) + 1) * packed_stride - 64 : NULL)
+  add_packed(n, f, bits, symmetric, signed_codes, k, group_bytes, p,                                              \
+             bits == 4 ? scratch + (s) * packed_stride : codes + (s) * 64,                                         \
+             bits == 4 ? scratch + ((s) + 1) * packed_stride - 64 : NULL, group_scales ? scales + (s) * k : NULL,     \
+             code_index)
 #define GROUP(f, g)                                                                                                \
   for (int j = 0; j < n; j++) p[j] = row[j] + (first + (g)) * group_bytes;                                        \
-  add_groups(n, f, bits, symmetric, chunks, p, acts + (g) * act_stride, bits == 4 ? rest + ((g) + 1) * stride - 64 : NULL)
+  add_groups(n, f, bits, symmetric, signed_codes, chunks, p, acts + (g) * act_stride,                             \
+             bits == 4 ? rest + ((g) + 1) * stride - 64 : NULL, group_scales ? scales + first + (g) : NULL)
   size_t s = 0;
   for (; s + 2 <= steps; s += 2) { PACKED(f0, s); PACKED(f1, s + 1); }
   if (s < steps) { PACKED(f0, s); }
@@ -289,7 +323,26 @@ BP_AVX512 BP_INLINE void row_pass(int n, int bits, int symmetric, const bp_int_l
   if (first + g < groups) { GROUP(f0, g); }
 #undef PACKED
 #undef GROUP
-  for (int j = 0; j < n; j++) *y[j] = _mm512_reduce_add_ps(_mm512_add_ps(f0[j], f1[j])) * scale;
+  for (int j = 0; j < n; j++) {
+    const float sum = _mm512_reduce_add_ps(_mm512_add_ps(f0[j], f1[j]));
+    *y[j] = group_scales ? sum : sum * scales[0];
+  }
+}
+
+/// For steps of four groups (16 code bytes each, `group_bytes` g apart after a header of h bytes): byte 16i + j of
+/// the codes register comes from byte h + i·g + j of the step, which is byte o of its first 64 bytes (index o) or
+/// byte o − last of its last 64 (index 64 + o − last, last = h + 3g + 16 − 64). Zero when steps are not of four.
+BP_AVX512 static __m512i k4_code_index(const bp_int_layout *layout, int symmetric, int bits) {
+  if (groups_per_step(layout) != 4) return _mm512_setzero_si512();
+  const size_t h = symmetric ? 2 : 3, g = h + layout->chunks * 4 * (size_t)bits, last = h + 3 * g + 16 - 64;
+  _Alignas(64) uint8_t index[64];
+  for (size_t i = 0; i < 4; i++) {
+    for (size_t j = 0; j < 16; j++) {
+      const size_t o = h + i * g + j;
+      index[16 * i + j] = (uint8_t)(o < 64 ? o : 64 + o - last);
+    }
+  }
+  return _mm512_load_si512((const void *)index);
 }
 
 /// The row loop for one (bits, symmetric) pair, called with constants by the `BP_ROWS` functions below. int4
@@ -302,37 +355,63 @@ BP_AVX512 BP_INLINE void row_pass(int n, int bits, int symmetric, const bp_int_l
 /// one row per pass 26.4 / 25.7 GB/s, rows half apart 31.0 / 31.9, a plain read of the same bytes 32.1 / 32.9; warm
 /// (L2) 51.0 against 72.7 GB/s. Adjacent rows as the pair ran at 12.0 / 12.7 GB/s cold (interleaved loads 2 KB
 /// apart defeat the hardware prefetcher), and software prefetch (256 … 2048 bytes ahead) was slower at every distance.
-BP_AVX512 BP_INLINE void gemv_rows(int bits, int symmetric, const bp_int_layout *layout, const uint8_t *weights,
-                                   size_t rows, const int8_t *codes, const int8_t *scratch, float scale, float *y) {
+BP_AVX512 BP_INLINE void gemv_rows(int bits, int symmetric, int signed_codes, int group_scales, const bp_int_layout *layout,
+                                   const uint8_t *weights, size_t rows, const int8_t *codes, const int8_t *scratch,
+                                   const float *scales, float *y) {
+  const __m512i code_index = k4_code_index(layout, symmetric, bits);
   const size_t half = rows / 2;
   for (size_t i = 0; i < half; i++) {
     const uint8_t *row[BP_MAX_ROWS] = {weights + i * layout->row_bytes, weights + (half + i) * layout->row_bytes};
     float *out[BP_MAX_ROWS] = {y + i, y + half + i};
-    row_pass(2, bits, symmetric, layout, row, codes, scratch, scale, out);
+    row_pass(2, bits, symmetric, signed_codes, group_scales, layout, row, codes, scratch, scales, code_index, out);
   }
   if (rows % 2) {
     const uint8_t *row[BP_MAX_ROWS] = {weights + (rows - 1) * layout->row_bytes, NULL};
     float *out[BP_MAX_ROWS] = {y + rows - 1, NULL};
-    row_pass(1, bits, symmetric, layout, row, codes, scratch, scale, out);
+    row_pass(1, bits, symmetric, signed_codes, group_scales, layout, row, codes, scratch, scales, code_index, out);
   }
 }
-/// The four specializations, each its own function: inlined into one, the row loops shared a register allocation
-/// and reloaded strides from the stack inside the hot loop (int4-g128 10% slower, measured).
-#define BP_ROWS(name, bits, symmetric)                                                                              \
+/// The specializations, each its own function: inlined into one, the row loops shared a register allocation
+/// and reloaded strides from the stack inside the hot loop (int4-g128 10% slower, measured). BitPlan's int4 and
+/// int8 with one activation scale, and ggml's q4_0 and q8_0 against 32-value activation blocks.
+#define BP_ROWS(name, bits, symmetric, signed_codes, group_scales)                                                  \
   BP_AVX512 __attribute__((noinline)) static void name(const bp_int_layout *layout, const uint8_t *weights,       \
                                                        size_t rows, const int8_t *codes, const int8_t *scratch,     \
-                                                       float scale, float *y) {                                     \
-    gemv_rows(bits, symmetric, layout, weights, rows, codes, scratch, scale, y);                                    \
+                                                       const float *scales, float *y) {                             \
+    gemv_rows(bits, symmetric, signed_codes, group_scales, layout, weights, rows, codes, scratch, scales, y);       \
   }
-BP_ROWS(int4_symmetric_rows, 4, 1)
-BP_ROWS(int4_asymmetric_rows, 4, 0)
-BP_ROWS(int8_symmetric_rows, 8, 1)
-BP_ROWS(int8_asymmetric_rows, 8, 0)
+BP_ROWS(int4_symmetric_rows, 4, 1, 0, 0)
+BP_ROWS(int4_asymmetric_rows, 4, 0, 0, 0)
+BP_ROWS(int8_symmetric_rows, 8, 1, 0, 0)
+BP_ROWS(int8_asymmetric_rows, 8, 0, 0, 0)
+BP_ROWS(q4_0_rows, 4, 1, 0, 1)
+BP_ROWS(q8_0_rows, 8, 1, 1, 1)
 #undef BP_ROWS
 
+typedef void (*bp_rows_fn)(const bp_int_layout *, const uint8_t *, size_t, const int8_t *, const int8_t *, const float *,
+                           float *);
+
+/// The specialization for `layout`, or NULL for a combination without one.
+static bp_rows_fn rows_function(const bp_int_layout *layout) {
+  if (!layout->signed_codes && !layout->group_scales) {
+    if (layout->bits == 4) return layout->symmetric ? int4_symmetric_rows : int4_asymmetric_rows;
+    return layout->symmetric ? int8_symmetric_rows : int8_asymmetric_rows;
+  }
+  if (layout->symmetric && layout->group_scales && layout->chunks == 1) {
+    if (layout->bits == 4 && !layout->signed_codes) return q4_0_rows;
+    if (layout->bits == 8 && layout->signed_codes) return q8_0_rows;
+  }
+  return NULL;
+}
+
 BP_AVX512 static void avx512_gemv(bp_int_layout layout, const uint8_t *weights, size_t rows, const int8_t *codes,
-                                  float scale, float *y) {
+                                  const float *scales, float *y) {
   if (rows == 0) return;
+  const bp_rows_fn run = rows_function(&layout);
+  if (run == NULL) {
+    bp_int_gemv_portable()->gemv(layout, weights, rows, codes, scales, y);  // no specialization: the plain loop
+    return;
+  }
   const size_t k = groups_per_step(&layout), first = k > 1 ? layout.groups / k * k : 0;
   bp_int_layout packed = packed_layout(&layout, k), rest = layout;
   if (k == 1) packed.groups = 0;
@@ -347,10 +426,8 @@ BP_AVX512 static void avx512_gemv(bp_int_layout layout, const uint8_t *weights, 
   if (layout.bits == 4) {
     prepare_int4(&packed, codes, planes);
     prepare_int4(&rest, codes + first * 32 * layout.chunks, planes + packed_bytes);
-    (layout.symmetric ? int4_symmetric_rows : int4_asymmetric_rows)(&layout, weights, rows, codes, planes, scale, y);
-  } else {
-    (layout.symmetric ? int8_symmetric_rows : int8_asymmetric_rows)(&layout, weights, rows, codes, planes, scale, y);
   }
+  run(&layout, weights, rows, codes, planes, scales, y);
   if (planes != stack) free(planes);
 }
 

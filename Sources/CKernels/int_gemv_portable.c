@@ -29,7 +29,7 @@ static float half_to_float(uint16_t h) {
 }
 
 static void portable_gemv(bp_int_layout layout_value, const uint8_t *weights, size_t rows, const int8_t *codes,
-                          float scale, float *y) {
+                          const float *scales, float *y) {
   const bp_int_layout *layout = &layout_value;
   const size_t values = 32 * layout->chunks;  // activation codes per group
   const size_t code_offset = layout->symmetric ? 2 : 3;
@@ -42,7 +42,9 @@ static void portable_gemv(bp_int_layout layout_value, const uint8_t *weights, si
       const int8_t *a = codes + g * values;
       const int64_t zero = layout->symmetric ? (1 << (layout->bits - 1)) : p[2];
       int64_t isum = 0;
-      if (layout->bits == 8) {
+      if (layout->bits == 8 && layout->signed_codes) {
+        for (size_t i = 0; i < values; i++) isum += (int64_t)(int8_t)q[i] * a[i];  // u − 128 = q
+      } else if (layout->bits == 8) {
         for (size_t i = 0; i < values; i++) isum += ((int64_t)q[i] - zero) * a[i];
       } else {
         // Chunk c: byte j holds value 32c + j (low nibble) and 32c + 16 + j (high nibble).
@@ -53,9 +55,10 @@ static void portable_gemv(bp_int_layout layout_value, const uint8_t *weights, si
           }
         }
       }
-      sum += half_to_float((uint16_t)(p[0] | p[1] << 8)) * (float)isum;
+      const float s = half_to_float((uint16_t)(p[0] | p[1] << 8));
+      sum += (layout->group_scales ? s * scales[g] : s) * (float)isum;
     }
-    y[r] = sum * scale;
+    y[r] = layout->group_scales ? sum : sum * scales[0];
   }
 }
 
@@ -71,6 +74,7 @@ extern const bp_int_gemv_kernels bp_int_gemv_avx512_vnni;
 const bp_int_gemv_kernels *bp_int_gemv_best(void) {
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")
+      && __builtin_cpu_supports("avx512vbmi")
       && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("gfni") && __builtin_cpu_supports("f16c")
       && __builtin_cpu_supports("fma")) {
     return &bp_int_gemv_avx512_vnni;

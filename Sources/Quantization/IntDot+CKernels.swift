@@ -25,32 +25,47 @@ extension IntDot {
     }
   }
 
-  /// The C layout of a `[_, columns]` int4 or int8 matrix, or nil when the C kernels do not take the format.
-  static func cLayout(_ format: QuantFormat, columns: Int, rowBytes: Int) -> bp_int_layout? {
-    guard case .integer(let bits) = format.scheme, bits == 4 || bits == 8, columns > 0, columns <= cKernelMaxColumns
-    else { return nil }
-    let length = format.groupSize ?? columns
-    return bp_int_layout(
-      row_bytes: rowBytes, groups: columns / length, chunks: (length + 31) / 32, bits: Int32(bits),
-      symmetric: format.symmetric ? 1 : 0)
+  /// The C layout of a `[_, columns]` matrix against activations in blocks of `activationBlock` values, or nil when
+  /// the C kernels do not take the pair: int4 / int8 (`IntegerCodec`) with one activation scale for the vector
+  /// (`activationBlock >= columns`), and ggml's q4_0 / q8_0 with blocks of 32 (their blocks are symmetric groups of
+  /// 32 in the same layout; q8_0's codes are signed).
+  static func cLayout(_ format: QuantFormat, columns: Int, rowBytes: Int, activationBlock: Int) -> bp_int_layout? {
+    guard columns > 0, columns <= cKernelMaxColumns else { return nil }
+    switch format.scheme {
+    case .integer(let bits) where (bits == 4 || bits == 8) && activationBlock >= columns:
+      let length = format.groupSize ?? columns
+      return bp_int_layout(
+        row_bytes: rowBytes, groups: columns / length, chunks: (length + 31) / 32, bits: Int32(bits),
+        symmetric: format.symmetric ? 1 : 0, signed_codes: 0, group_scales: 0)
+    case .ggml(let type) where (type == .q4_0 || type == .q8_0) && activationBlock == 32 && columns % 32 == 0:
+      return bp_int_layout(
+        row_bytes: rowBytes, groups: columns / 32, chunks: 1, bits: type == .q4_0 ? 4 : 8, symmetric: 1,
+        signed_codes: type == .q8_0 ? 1 : 0, group_scales: 1)
+    default:
+      return nil
+    }
   }
 }
 
 extension PackedTensor {
   /// `gemvInt8` through `kernels`, each thread's rows in one C call (which prepares its own copy of the
-  /// activations: O(columns), the cost of about one row). `a` must be per-vector (`a.blockSize >= columns`).
+  /// activations: O(columns), the cost of about one row). `layout` comes from `IntDot.cLayout` for `a.blockSize`.
   func gemvInt8C(
     _ a: Q8Activations, _ layout: bp_int_layout, _ kernels: UnsafePointer<bp_int_gemv_kernels>,
     into y: UnsafeMutableBufferPointer<Float>, threads: Int
   ) {
     // The C side reads 32·chunks codes per group without bounds checks.
-    precondition(a.codes.count >= layout.groups * 32 * layout.chunks && a.blockSize >= columns,
+    precondition(a.codes.count >= layout.groups * 32 * layout.chunks
+      && (layout.group_scales == 0 ? a.blockSize >= columns : a.scales.count >= layout.groups),
       "activations: \(a.codes.count) codes in blocks of \(a.blockSize) for \(layout.groups) groups of \(layout.chunks) chunks")
-    let gemv = kernels.pointee.gemv!, scale = a.scales[0]
+    let gemv = kernels.pointee.gemv!
     a.codes.withUnsafeBufferPointer { codes in
-      splitRows(threads: threads, y) { range, out in
-        withRows(range) { src in
-          gemv(layout, src.baseAddress?.assumingMemoryBound(to: UInt8.self), range.count, codes.baseAddress, scale, out.baseAddress)
+      a.scales.withUnsafeBufferPointer { scales in
+        splitRows(threads: threads, y) { range, out in
+          withRows(range) { src in
+            gemv(layout, src.baseAddress?.assumingMemoryBound(to: UInt8.self), range.count, codes.baseAddress,
+              scales.baseAddress, out.baseAddress)
+          }
         }
       }
     }

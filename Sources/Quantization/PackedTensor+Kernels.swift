@@ -112,8 +112,8 @@ extension PackedTensor {
   ) {
     precondition(format.hasIntegerCodes, "\(format.name) has no integer codes")
     precondition(a.count == columns && y.count == rows, "gemv: W [\(rows), \(columns)], a \(a.count), y \(y.count)")
-    if let kernels = IntDot.cKernels(variant), a.blockSize >= columns,
-      let layout = IntDot.cLayout(format, columns: columns, rowBytes: rowSizeInBytes) {
+    if let kernels = IntDot.cKernels(variant),
+      let layout = IntDot.cLayout(format, columns: columns, rowBytes: rowSizeInBytes, activationBlock: a.blockSize) {
       return gemvInt8C(a, layout, kernels, into: y, threads: threads)
     }
     a.codes16.withUnsafeBufferPointer { codes16 in

@@ -72,14 +72,60 @@ struct CKernelTests {
     }
   }
 
-  /// The C path is taken exactly for int4 / int8 with per-vector activations, and reports its table.
+  /// ggml's q4_0 and q8_0 against 32-value activation blocks (the C kernel's per-group activation scales, and
+  /// q8_0's signed codes), bit for bit on integer-valued inputs: every block scale is 1.0 and every activation
+  /// block holds a 127, so each d_b = 1 and y is the integer Σ q·a (q = nibble − 8 or the signed byte).
+  @Test(arguments: ["q4_0", "q8_0"])
+  func ggmlBlockSumsAreExact(name: String) throws {
+    let format = try QuantFormat(parsing: name)
+    let isQ4 = name == "q4_0", blockBytes = isQ4 ? 18 : 34
+    for rows in [1, 4, 5] {
+      for n in [32, 64, 96, 128, 160, 224, 256, 288, 1024, 2304] {
+        var rng = SplitMix64(seed: UInt64(n * 10 + rows))
+        // Random codes, then every code at an end of its range (q8_0 only while n·128·127 < 2²⁴, n ≤ 1024).
+        var codeCases: [(Int) -> Int] = [{ _ in Int(rng.next() % (isQ4 ? 16 : 256)) }]
+        if isQ4 || n <= 1024 { codeCases += [{ _ in 0 }, { _ in isQ4 ? 15 : 255 }] }
+        for code in codeCases {
+          var bytes = [UInt8](repeating: 0, count: format.sizeInBytes(rows: rows, columns: n))
+          for r in 0..<rows {
+            for b in 0..<(n / 32) {
+              let at = r * format.rowSizeInBytes(columns: n) + b * blockBytes
+              (bytes[at], bytes[at + 1]) = (0x00, 0x3C)  // f16 1.0
+              for j in 0..<(isQ4 ? 16 : 32) {
+                // q4_0: byte j holds values j (low nibble) and j + 16 (high); q8_0: u = q + 128 stored as q.
+                bytes[at + 2 + j] = isQ4 ? UInt8(code(r) | code(r) << 4) : UInt8(code(r)) ^ 0x80
+              }
+            }
+          }
+          let packed = try PackedTensor(format: format, rows: rows, columns: n, bytes: bytes)
+          let x = (0..<n).map { $0 % 32 == 7 ? Float(127) : Float(Int(rng.next() % 255) - 127) }
+          let a = Q8Activations(x, blockSize: 32)
+          #expect(a.scales.allSatisfy { $0 == 1 } && a.codes.prefix(n).map { Float($0) } == x)
+          #expect(IntDot.cLayout(format, columns: n, rowBytes: packed.rowSizeInBytes, activationBlock: 32) != nil)
+          var want = [Float](repeating: .nan, count: rows), got = want
+          want.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: .reference) }
+          for variant in KernelVariant.allCases where variant != .reference {
+            got.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: variant) }
+            #expect(got == want, "\(name) \(variant) rows=\(rows) n=\(n)")
+          }
+        }
+      }
+    }
+  }
+
+  /// The C path is taken for int4 / int8 with per-vector activations and for q4_0 / q8_0 with 32-value blocks, and
+  /// reports its table.
   @Test func variantsNameTheirTables() throws {
     #expect(KernelVariant.portableC.integerGEMVTable == "portable")
     #expect(["avx512-vnni", "portable"].contains(KernelVariant.intrinsics.integerGEMVTable))
     #expect(KernelVariant.best == (KernelVariant.intrinsics.integerGEMVTable == "portable" ? .simd : .intrinsics))
     let int4 = try QuantFormat(parsing: "int4-g64"), int3 = try QuantFormat(parsing: "int3-g64")
-    #expect(IntDot.cLayout(int4, columns: 128, rowBytes: int4.rowSizeInBytes(columns: 128)) != nil)
-    #expect(IntDot.cLayout(int3, columns: 128, rowBytes: int3.rowSizeInBytes(columns: 128)) == nil)
-    #expect(IntDot.cLayout(try QuantFormat(parsing: "q4_0"), columns: 128, rowBytes: 72) == nil)
+    #expect(IntDot.cLayout(int4, columns: 128, rowBytes: int4.rowSizeInBytes(columns: 128), activationBlock: 128) != nil)
+    #expect(IntDot.cLayout(int4, columns: 128, rowBytes: int4.rowSizeInBytes(columns: 128), activationBlock: 32) == nil)
+    #expect(IntDot.cLayout(int3, columns: 128, rowBytes: int3.rowSizeInBytes(columns: 128), activationBlock: 128) == nil)
+    let q4_0 = try QuantFormat(parsing: "q4_0"), q4_1 = try QuantFormat(parsing: "q4_1")
+    #expect(IntDot.cLayout(q4_0, columns: 128, rowBytes: 72, activationBlock: 32) != nil)
+    #expect(IntDot.cLayout(q4_0, columns: 128, rowBytes: 72, activationBlock: 128) == nil)
+    #expect(IntDot.cLayout(q4_1, columns: 128, rowBytes: 80, activationBlock: 32) == nil)
   }
 }

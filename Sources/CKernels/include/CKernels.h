@@ -1,7 +1,7 @@
 // CKernels: the int4 / int8 GEMV against int8 activations, in C with x86 intrinsics.
 //
 // Swift 6.3 does not form vpdpbusd (AVX-512 VNNI) or vpmaddubsw from plain loops (IntDot+NibblePlanes.swift), so
-// the integer GEMV of BitPlan's own `intN[-gG][-asym]` formats (N = 4, 8) lives here. Each instruction set is one
+// the integer GEMV of BitPlan's own `intN[-gG][-asym]` formats (N = 4, 8) and of ggml's q4_0 and q8_0 lives here. Each instruction set is one
 // table of functions; `bp_int_gemv_best()` picks the table once, on the first call, from
 // `__builtin_cpu_supports`, and `bp_int_gemv_portable()` is the plain C fallback (also what non-x86 builds get).
 // Functions carry their own `__attribute__((target(...)))`, so the package needs no compiler flags.
@@ -11,11 +11,17 @@
 // byte. int4: a 16-byte chunk holds 32 codes, byte j has value j in its low nibble and value j + 16 in its high
 // nibble (ggml's q4_0 order). The value is x̂ = s·(u − z), z = 2^(bits−1) when symmetric.
 //
-// Activations: int8 codes a with one scale d for the whole vector (Q8Activations with one block), zero-padded to
-// whole chunks; group g reads codes[32·chunks·g ..< 32·chunks·(g + 1)].
+// ggml's q4_0 block ([d f16][16 bytes]) is exactly a symmetric int4 group of 32, and its q8_0 block
+// ([d f16][32 signed bytes q]) a symmetric int8 group of 32 whose codes are stored signed: with `signed_codes` the
+// kernels read u = q + 128 (the byte with its top bit flipped) against z = 128, the same Σ q·a.
 //
-// Result: y[r] = d · Σ_g s_g · Σ_{i in g} (u_i − z_g)·a_i. The inner sums are exact integers in every table; tables
-// differ only in how the Float terms s_g·isum are added.
+// Activations: int8 codes a, zero-padded to whole chunks; group g reads codes[32·chunks·g ..< 32·chunks·(g + 1)].
+// Either one scale d for the whole vector (Q8Activations with one block; `group_scales` 0), or, with
+// `group_scales` 1, one scale d_g per weight group (Q8Activations in blocks of the group length: q4_0 and q8_0
+// against ggml's q8_0 activations).
+//
+// Result: y[r] = d · Σ_g s_g · Σ_{i in g} (u_i − z_g)·a_i, or Σ_g (s_g·d_g) · Σ_{i in g} (u_i − z_g)·a_i. The inner
+// sums are exact integers in every table; tables differ only in how the Float terms are added.
 
 #ifndef BITPLAN_CKERNELS_H
 #define BITPLAN_CKERNELS_H
@@ -39,19 +45,25 @@ typedef struct bp_int_layout {
   int bits;
   /// 1: no zero-point byte, z = 2^(bits−1); 0: a u8 zero point follows the scale.
   int symmetric;
+  /// 1: int8 codes stored as signed q (ggml's q8_0), read as u = q + 128; symmetric int8 only. 0: unsigned u.
+  int signed_codes;
+  /// 1: the activations carry one scale per weight group (`scales[g]`); 0: one scale for the vector (`scales[0]`).
+  int group_scales;
 } bp_int_layout;
 
 /// One instruction set's integer GEMV.
 typedef struct bp_int_gemv_kernels {
   /// "avx512-vnni" or "portable".
   const char *name;
-  /// y[r] for rows r in 0 ..< rows, the first row at `weights`; `codes` as above, `scale` the activation scale d.
-  /// Any rearranging of the activations happens inside, once per call, in a stack buffer when it is at most
-  /// 32 KiB (avx512-vnni: int4 1 byte per value plus 64 per group; int8 none), else on the heap.
-  void (*gemv)(bp_int_layout layout, const uint8_t *weights, size_t rows, const int8_t *codes, float scale, float *y);
+  /// y[r] for rows r in 0 ..< rows, the first row at `weights`; `codes` as above, `scales` the activation scale d
+  /// (one Float) or, with `group_scales`, the `groups` scales d_g. Any rearranging of the activations happens
+  /// inside, once per call, in a stack buffer when it is at most 32 KiB (avx512-vnni: int4 1 byte per value plus
+  /// 64 per group; int8 none), else on the heap.
+  void (*gemv)(bp_int_layout layout, const uint8_t *weights, size_t rows, const int8_t *codes, const float *scales,
+               float *y);
 } bp_int_gemv_kernels;
 
-/// The fastest table this CPU runs (AVX-512 F/BW/VL + VNNI + F16C, else portable), chosen once.
+/// The fastest table this CPU runs (AVX-512 F/BW/VL/VBMI + VNNI + GFNI + F16C + FMA, else portable), chosen once.
 const bp_int_gemv_kernels *bp_int_gemv_best(void);
 
 /// The plain C table: one group at a time, Int64 group sums, Float accumulation in row order.
