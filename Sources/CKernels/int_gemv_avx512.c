@@ -40,6 +40,7 @@
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define BP_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi,avx512vnni,gfni,f16c,fma")))
 /// Helpers are inlined into the per-format loops, so `bits` and `symmetric` are constants there.
@@ -431,8 +432,137 @@ BP_AVX512 static void avx512_gemv(bp_int_layout layout, const uint8_t *weights, 
   if (planes != stack) free(planes);
 }
 
+// ggml's q4_K against 32-value activation blocks. Per call, each super-block s gets 576 prepared bytes: four
+// 64-byte planes (for 64 code bytes h = 0, 1: the activations that meet its low nibbles, values 128h + 0…31 and
+// 128h + 64…95, and its high nibbles, 128h + 32…63 and 128h + 96…127), the matching activation scales per Int32
+// lane (4 × 16 floats), and d_b·Σa over each of its 8 blocks (the min term). Per row and super-block: four
+// vpdpbusd give the 8 sub-block sums Σ q·a, 8 lanes each; the lanes are multiplied by their 6-bit scale as
+// integers (exact: |Σ q·a|·63 < 2²²), converted, multiplied by d_b, and added under d; the mins take one 8-lane
+// multiply-add under dmin. Rows are paired as in `gemv_rows`.
+enum { q4_k_prepared = 576 };
+
+BP_AVX512 static void prepare_q4_k(size_t super_blocks, const int8_t *codes, const float *scales, int8_t *out) {
+  for (size_t s = 0; s < super_blocks; s++) {
+    const int8_t *a = codes + 256 * s;
+    const float *d = scales + 8 * s;
+    int8_t *o = out + q4_k_prepared * s;
+    for (int h = 0; h < 2; h++) {
+      const __m256i a0 = _mm256_loadu_si256((const void *)(a + 128 * h)), a1 = _mm256_loadu_si256((const void *)(a + 128 * h + 32));
+      const __m256i a2 = _mm256_loadu_si256((const void *)(a + 128 * h + 64)), a3 = _mm256_loadu_si256((const void *)(a + 128 * h + 96));
+      _mm512_store_si512((void *)(o + 128 * h), _mm512_inserti64x4(_mm512_castsi256_si512(a0), a2, 1));
+      _mm512_store_si512((void *)(o + 128 * h + 64), _mm512_inserti64x4(_mm512_castsi256_si512(a1), a3, 1));
+      const int b = 4 * h;  // blocks b … b + 3 of this super-block
+      _mm256_store_ps((void *)(o + 256 + 128 * h), _mm256_set1_ps(d[b]));
+      _mm256_store_ps((void *)(o + 256 + 128 * h + 32), _mm256_set1_ps(d[b + 2]));
+      _mm256_store_ps((void *)(o + 256 + 128 * h + 64), _mm256_set1_ps(d[b + 1]));
+      _mm256_store_ps((void *)(o + 256 + 128 * h + 96), _mm256_set1_ps(d[b + 3]));
+    }
+    // Σa per block: vpdpbusd with ones gives 16 lanes of 4-value sums; lanes 8k … 8k + 7 are block k's two halves.
+    float sums[8];
+    for (int b = 0; b < 8; b++) {
+      const __m256i x = _mm256_loadu_si256((const void *)(a + 32 * b));
+      const __m256i lanes = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), x);
+      const __m128i q = _mm_add_epi32(_mm256_castsi256_si128(lanes), _mm256_extracti128_si256(lanes, 1));
+      const __m128i p2 = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0x4E));
+      sums[b] = d[b] * (float)_mm_cvtsi128_si32(_mm_add_epi32(p2, _mm_shuffle_epi32(p2, 0xB1)));
+    }
+    _mm512_store_ps((void *)(o + 512), _mm512_castps256_ps512(_mm256_loadu_ps(sums)));
+  }
+}
+
+/// The 8 scales (low 32 bits: 0–3, high: 4–7) and 8 mins of a q4_K super-block's 12 packed bytes, one byte each:
+/// j < 4 from the low six bits of bytes j and j + 4; j ≥ 4 from a nibble of byte j + 4 (scale low, min high) with
+/// the top two bits of byte j − 4 (scale) or j (min) above it.
+static inline void q4_k_scales(const uint8_t *q, uint64_t *sc, uint64_t *m) {
+  uint32_t a, b, c;
+  memcpy(&a, q, 4);
+  memcpy(&b, q + 4, 4);
+  memcpy(&c, q + 8, 4);
+  const uint32_t sc_hi = (c & 0x0F0F0F0Fu) | ((a >> 2) & 0x30303030u), m_hi = ((c >> 4) & 0x0F0F0F0Fu) | ((b >> 2) & 0x30303030u);
+  *sc = (uint64_t)(a & 0x3F3F3F3Fu) | (uint64_t)sc_hi << 32;
+  *m = (uint64_t)(b & 0x3F3F3F3Fu) | (uint64_t)m_hi << 32;
+}
+
+/// y[j] for the `n` rows at row[j] (as `row_pass`).
+BP_AVX512 BP_INLINE void q4_k_pass(int n, const uint8_t *const *row, size_t super_blocks, const int8_t *prep,
+                                   float *const *y) {
+  const __m512i low = _mm512_set1_epi8(0x0F), high_nibble = _mm512_set1_epi64(0x1020408000000000);
+  const __m512i pick[4] = {_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2),
+                           _mm512_setr_epi32(1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3),
+                           _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 6, 6, 6, 6, 6, 6, 6, 6),
+                           _mm512_setr_epi32(5, 5, 5, 5, 5, 5, 5, 5, 7, 7, 7, 7, 7, 7, 7, 7)};
+  __m512 acc[BP_MAX_ROWS];
+  __m256 mins[BP_MAX_ROWS];
+  for (int j = 0; j < n; j++) {
+    acc[j] = _mm512_setzero_ps();
+    mins[j] = _mm256_setzero_ps();
+  }
+  for (size_t s = 0; s < super_blocks; s++) {
+    const int8_t *o = prep + q4_k_prepared * s;
+    const __m512i planes[4] = {_mm512_load_si512((const void *)o), _mm512_load_si512((const void *)(o + 64)),
+                               _mm512_load_si512((const void *)(o + 128)), _mm512_load_si512((const void *)(o + 192))};
+    const __m512 da[4] = {_mm512_load_ps((const void *)(o + 256)), _mm512_load_ps((const void *)(o + 320)),
+                          _mm512_load_ps((const void *)(o + 384)), _mm512_load_ps((const void *)(o + 448))};
+    const __m256 dsum = _mm256_load_ps((const void *)(o + 512));
+    for (int j = 0; j < n; j++) {
+      const uint8_t *p = row[j] + 144 * s;
+      uint64_t sc, m;
+      q4_k_scales(p + 4, &sc, &m);
+      const __m512i sc32 = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc));
+      const __m512i q0 = _mm512_loadu_si512((const void *)(p + 16)), q1 = _mm512_loadu_si512((const void *)(p + 80));
+      const __m512i sums[4] = {
+        _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(q0, low), planes[0]),
+        _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_gf2p8affine_epi64_epi8(q0, high_nibble, 0), planes[1]),
+        _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(q1, low), planes[2]),
+        _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_gf2p8affine_epi64_epi8(q1, high_nibble, 0), planes[3])};
+      __m512 f = _mm512_setzero_ps();
+      for (int k = 0; k < 4; k++) {
+        const __m512i scaled = _mm512_mullo_epi32(sums[k], _mm512_permutexvar_epi32(pick[k], sc32));
+        f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(scaled), da[k], f);
+      }
+      const float d = _cvtsh_ss(f16_at(p)), dmin = _cvtsh_ss(f16_at(p + 2));
+      acc[j] = _mm512_fmadd_ps(f, _mm512_set1_ps(d), acc[j]);
+      const __m256 mf = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)m)));
+      mins[j] = _mm256_fmadd_ps(_mm256_mul_ps(mf, dsum), _mm256_set1_ps(dmin), mins[j]);
+    }
+  }
+  for (int j = 0; j < n; j++) {
+    const __m128 m4 = _mm_add_ps(_mm256_castps256_ps128(mins[j]), _mm256_extractf128_ps(mins[j], 1));
+    const __m128 m2 = _mm_add_ps(m4, _mm_movehl_ps(m4, m4));
+    *y[j] = _mm512_reduce_add_ps(acc[j]) - _mm_cvtss_f32(_mm_add_ss(m2, _mm_movehdup_ps(m2)));
+  }
+}
+
+BP_AVX512 __attribute__((noinline)) static void q4_k_rows(const uint8_t *weights, size_t row_bytes, size_t rows,
+                                                          size_t super_blocks, const int8_t *prep, float *y) {
+  const size_t half = rows / 2;
+  for (size_t i = 0; i < half; i++) {
+    const uint8_t *row[BP_MAX_ROWS] = {weights + i * row_bytes, weights + (half + i) * row_bytes};
+    float *out[BP_MAX_ROWS] = {y + i, y + half + i};
+    q4_k_pass(2, row, super_blocks, prep, out);
+  }
+  if (rows % 2) {
+    const uint8_t *row[BP_MAX_ROWS] = {weights + (rows - 1) * row_bytes, NULL};
+    float *out[BP_MAX_ROWS] = {y + rows - 1, NULL};
+    q4_k_pass(1, row, super_blocks, prep, out);
+  }
+}
+
+BP_AVX512 static void avx512_q4_k(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks,
+                                  const int8_t *codes, const float *scales, float *y) {
+  if (rows == 0) return;
+  enum { stack_bytes = 32 << 10 };
+  _Alignas(64) int8_t stack[stack_bytes];
+  const size_t bytes = q4_k_prepared * super_blocks;
+  int8_t *prep = bytes <= stack_bytes ? stack : aligned_alloc(64, bytes);
+  if (prep == NULL) abort();  // out of memory: stop, as Swift does when an allocation fails
+  prepare_q4_k(super_blocks, codes, scales, prep);
+  q4_k_rows(weights, row_bytes, rows, super_blocks, prep, y);
+  if (prep != stack) free(prep);
+}
+
 const bp_int_gemv_kernels bp_int_gemv_avx512_vnni = {
-  "avx512-vnni", avx512_gemv,
+  "avx512-vnni", avx512_gemv, avx512_q4_k,
 };
 
 #endif

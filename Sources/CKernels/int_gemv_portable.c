@@ -62,8 +62,48 @@ static void portable_gemv(bp_int_layout layout_value, const uint8_t *weights, si
   }
 }
 
+/// Scale and min of sub-block j of a q4_K super-block, from its 12 packed bytes `q`: j < 4 in the low six bits of
+/// q[j] and q[j + 4]; j ≥ 4 low four bits from q[j + 4] (scale: low nibble, min: high nibble) and high two bits
+/// from the top of q[j − 4] and q[j].
+static void q4_k_scale_min(const uint8_t *q, int j, int *sc, int *m) {
+  if (j < 4) {
+    *sc = q[j] & 63;
+    *m = q[j + 4] & 63;
+  } else {
+    *sc = (q[j + 4] & 15) | (q[j - 4] >> 6) << 4;
+    *m = (q[j + 4] >> 4) | (q[j] >> 6) << 4;
+  }
+}
+
+static void portable_q4_k(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks,
+                          const int8_t *codes, const float *scales, float *y) {
+  for (size_t r = 0; r < rows; r++) {
+    float sum = 0;
+    for (size_t s = 0; s < super_blocks; s++) {
+      const uint8_t *p = weights + r * row_bytes + 144 * s, *qs = p + 16;
+      float main = 0, mins = 0;
+      for (int j = 0; j < 8; j++) {
+        const size_t b = 8 * s + (size_t)j;
+        const int8_t *a = codes + 32 * b;
+        const uint8_t *q = qs + 32 * (j / 2);
+        int64_t isum = 0, asum = 0;
+        for (int l = 0; l < 32; l++) {
+          isum += (int64_t)(j % 2 ? q[l] >> 4 : q[l] & 15) * a[l];
+          asum += a[l];
+        }
+        int sc, m;
+        q4_k_scale_min(p + 4, j, &sc, &m);
+        main += scales[b] * (float)(sc * isum);
+        mins += scales[b] * (float)(m * asum);
+      }
+      sum += half_to_float((uint16_t)(p[0] | p[1] << 8)) * main - half_to_float((uint16_t)(p[2] | p[3] << 8)) * mins;
+    }
+    y[r] = sum;
+  }
+}
+
 static const bp_int_gemv_kernels portable_kernels = {
-  "portable", portable_gemv,
+  "portable", portable_gemv, portable_q4_k,
 };
 
 const bp_int_gemv_kernels *bp_int_gemv_portable(void) { return &portable_kernels; }

@@ -25,6 +25,13 @@ extension IntDot {
     }
   }
 
+  /// Whether `gemvInt8` of a `[_, columns]` matrix in `format` against `activationBlock`-value blocks runs in C
+  /// under the `CKernels` variants: a `cLayout` exists, or q4_K with blocks of 32.
+  static func hasCKernel(_ format: QuantFormat, columns: Int, rowBytes: Int, activationBlock: Int) -> Bool {
+    if case .ggml(.q4_K) = format.scheme, activationBlock == 32, columns > 0 { return true }
+    return cLayout(format, columns: columns, rowBytes: rowBytes, activationBlock: activationBlock) != nil
+  }
+
   /// The C layout of a `[_, columns]` matrix against activations in blocks of `activationBlock` values, or nil when
   /// the C kernels do not take the pair: int4 / int8 (`IntegerCodec`) with one activation scale for the vector
   /// (`activationBlock >= columns`), and ggml's q4_0 / q8_0 with blocks of 32 (their blocks are symmetric groups of
@@ -65,6 +72,28 @@ extension PackedTensor {
           withRows(range) { src in
             gemv(layout, src.baseAddress?.assumingMemoryBound(to: UInt8.self), range.count, codes.baseAddress,
               scales.baseAddress, out.baseAddress)
+          }
+        }
+      }
+    }
+  }
+
+  /// The q4_K GEMV against 32-value activation blocks through `kernels` (`q4_k_gemv`), each thread's rows in one
+  /// C call (which prepares its own copy of the activations).
+  func gemvQ4KC(
+    _ a: Q8Activations, _ kernels: UnsafePointer<bp_int_gemv_kernels>, into y: UnsafeMutableBufferPointer<Float>,
+    threads: Int
+  ) {
+    let superBlocks = columns / 256
+    precondition(a.blockSize == 32 && a.codes.count >= 256 * superBlocks && a.scales.count >= 8 * superBlocks,
+      "activations: \(a.codes.count) codes in blocks of \(a.blockSize) for \(superBlocks) q4_K super-blocks")
+    let gemv = kernels.pointee.q4_k_gemv!, rowBytes = rowSizeInBytes
+    a.codes.withUnsafeBufferPointer { codes in
+      a.scales.withUnsafeBufferPointer { scales in
+        splitRows(threads: threads, y) { range, out in
+          withRows(range) { src in
+            gemv(src.baseAddress?.assumingMemoryBound(to: UInt8.self), rowBytes, range.count, superBlocks,
+              codes.baseAddress, scales.baseAddress, out.baseAddress)
           }
         }
       }

@@ -113,6 +113,50 @@ struct CKernelTests {
     }
   }
 
+  /// ggml's q4_K against 32-value activation blocks, bit for bit on integer-valued inputs: d = dmin = 1.0, every
+  /// activation block holds a 127 (d_b = 1), so y is the integer Σ_j (sc_j·Σ q·a − m_j·Σ a). Scales and mins span
+  /// all six bits (the packed high bits included) while every partial sum stays below 2²⁴: up to 1024 columns
+  /// 63·32·(15·(31·8 + 127)) per sub-block, 32 sub-blocks < 2²⁴; 2304 columns with scales and mins ≤ 3.
+  @Test func q4_KSumsAreExact() throws {
+    let format = try QuantFormat(parsing: "q4_k")
+    for rows in [1, 4, 5] {
+      for n in [256, 512, 1024, 2304] {
+        var rng = SplitMix64(seed: UInt64(n + rows))
+        let top = n <= 1024 ? 64 : 4
+        var bytes = [UInt8](repeating: 0, count: format.sizeInBytes(rows: rows, columns: n))
+        for r in 0..<rows {
+          for s in 0..<(n / 256) {
+            let at = r * format.rowSizeInBytes(columns: n) + 144 * s
+            (bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]) = (0x00, 0x3C, 0x00, 0x3C)  // d = dmin = 1.0
+            let sc = (0..<8).map { _ in Int(rng.next() % UInt64(top)) }, m = (0..<8).map { _ in Int(rng.next() % UInt64(top)) }
+            for j in 0..<4 {
+              bytes[at + 4 + j] = UInt8(sc[j] | (sc[j + 4] >> 4) << 6)
+              bytes[at + 8 + j] = UInt8(m[j] | (m[j + 4] >> 4) << 6)
+              bytes[at + 12 + j] = UInt8((sc[j + 4] & 15) | (m[j + 4] & 15) << 4)
+            }
+            bytes.withUnsafeBytes { raw in  // the codec reads back what was packed
+              for j in 0..<8 {
+                let (scale, min) = KQuantCodec.scaleMinK4(raw.baseAddress! + at + 4, j)
+                #expect(Int(scale) == sc[j] && Int(min) == m[j], "sub-block \(j)")
+              }
+            }
+            for l in 0..<128 { bytes[at + 16 + l] = UInt8(truncatingIfNeeded: rng.next()) }
+          }
+        }
+        let packed = try PackedTensor(format: format, rows: rows, columns: n, bytes: bytes)
+        let x = (0..<n).map { $0 % 32 == 5 ? Float(127) : Float(Int(rng.next() % 17) - 8) }
+        let a = Q8Activations(x, blockSize: 32)
+        #expect(a.scales.allSatisfy { $0 == 1 })
+        var want = [Float](repeating: .nan, count: rows), got = want
+        want.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: .reference) }
+        for variant in KernelVariant.allCases where variant != .reference {
+          got.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: variant) }
+          #expect(got == want, "q4_k \(variant) rows=\(rows) n=\(n)")
+        }
+      }
+    }
+  }
+
   /// The C path is taken for int4 / int8 with per-vector activations and for q4_0 / q8_0 with 32-value blocks, and
   /// reports its table.
   @Test func variantsNameTheirTables() throws {

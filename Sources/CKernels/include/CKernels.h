@@ -1,7 +1,8 @@
 // CKernels: the int4 / int8 GEMV against int8 activations, in C with x86 intrinsics.
 //
 // Swift 6.3 does not form vpdpbusd (AVX-512 VNNI) or vpmaddubsw from plain loops (IntDot+NibblePlanes.swift), so
-// the integer GEMV of BitPlan's own `intN[-gG][-asym]` formats (N = 4, 8) and of ggml's q4_0 and q8_0 lives here. Each instruction set is one
+// the integer GEMV of BitPlan's own `intN[-gG][-asym]` formats (N = 4, 8) and of ggml's q4_0, q8_0 and q4_K lives
+// here. Each instruction set is one
 // table of functions; `bp_int_gemv_best()` picks the table once, on the first call, from
 // `__builtin_cpu_supports`, and `bp_int_gemv_portable()` is the plain C fallback (also what non-x86 builds get).
 // Functions carry their own `__attribute__((target(...)))`, so the package needs no compiler flags.
@@ -61,6 +62,13 @@ typedef struct bp_int_gemv_kernels {
   /// 64 per group; int8 none), else on the heap.
   void (*gemv)(bp_int_layout layout, const uint8_t *weights, size_t rows, const int8_t *codes, const float *scales,
                float *y);
+  /// ggml's q4_K against activations in blocks of 32: y[r] for rows of `super_blocks` 144-byte super-blocks,
+  /// `row_bytes` apart. A super-block is [d f16][dmin f16][12 bytes: eight 6-bit scales sc_j and mins m_j][128
+  /// bytes qs]; value 64c + l (c < 4, l < 32) is the low nibble of qs[32c + l] and value 64c + 32 + l its high
+  /// nibble; sub-block j (32 values) is x̂ = d·sc_j·q − dmin·m_j, so against activation block b = 8s + j (codes a,
+  /// scale d_b): y = Σ_s (d·Σ_j d_b·sc_j·Σ q·a − dmin·Σ_j d_b·m_j·Σ a).
+  void (*q4_k_gemv)(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks, const int8_t *codes,
+                    const float *scales, float *y);
 } bp_int_gemv_kernels;
 
 /// The fastest table this CPU runs (AVX-512 F/BW/VL/VBMI + VNNI + GFNI + F16C + FMA, else portable), chosen once.
