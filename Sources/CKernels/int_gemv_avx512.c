@@ -561,8 +561,101 @@ BP_AVX512 static void avx512_q4_k(const uint8_t *weights, size_t row_bytes, size
   if (prep != stack) free(prep);
 }
 
+// ggml's q6_K against 32-value activation blocks. A half super-block's 64 ql bytes hold, in their low nibbles, the
+// low bits of values 128h + 0…63 and, in their high nibbles, of 128h + 64…127, so each register of codes meets 64
+// consecutive activations (no planes); the two top bits come from the 32 qh bytes, copied to both 256-bit halves
+// and moved to bits 4–5 by one variable 16-bit shift and a mask. Lane l of a register covers 4 values of sub-block
+// 8h + 4·(high) + l/4. Per call and super-block, 512 prepared bytes: −32·Σa per lane (the zero point) and the
+// block scale per lane for each of the four registers.
+enum { q6_k_prepared = 512 };
+
+BP_AVX512 static void prepare_q6_k(size_t super_blocks, const int8_t *codes, const float *scales, int8_t *out) {
+  for (size_t s = 0; s < super_blocks; s++) {
+    int8_t *o = out + q6_k_prepared * s;
+    for (int k = 0; k < 4; k++) {  // register k: values 64k … 64k + 63 of the super-block, blocks 2k and 2k + 1
+      const __m512i a = _mm512_loadu_si512((const void *)(codes + 256 * s + 64 * k));
+      const __m512i sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(1), a);
+      _mm512_store_si512((void *)(o + 64 * k), _mm512_mullo_epi32(sums, _mm512_set1_epi32(-32)));
+      const float *d = scales + 8 * s + 2 * k;
+      _mm256_store_ps((void *)(o + 256 + 64 * k), _mm256_set1_ps(d[0]));
+      _mm256_store_ps((void *)(o + 256 + 64 * k + 32), _mm256_set1_ps(d[1]));
+    }
+  }
+}
+
+/// y[j] for the `n` rows at row[j] (as `row_pass`).
+BP_AVX512 BP_INLINE void q6_k_pass(int n, const uint8_t *const *row, size_t super_blocks, const int8_t *codes,
+                                   const int8_t *prep, float *const *y) {
+  const __m512i low = _mm512_set1_epi8(0x0F), top = _mm512_set1_epi8(0x30), high_nibble = _mm512_set1_epi64(0x1020408000000000);
+  // Bits 2g, 2g + 1 of qh to bits 4, 5: g = 0 | 1 in the low register (shift left 4 | 2), g = 2 | 3 in the high
+  // one (0 | right 2); 16-bit shifts, the bits crossing bytes are masked off.
+  const __m512i left = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+  const __m512i right = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+  const __m512i pick[4] = {_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+                           _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7),
+                           _mm512_setr_epi32(8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11),
+                           _mm512_setr_epi32(12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15)};
+  __m512 acc[BP_MAX_ROWS];
+  for (int j = 0; j < n; j++) acc[j] = _mm512_setzero_ps();
+  for (size_t s = 0; s < super_blocks; s++) {
+    const int8_t *o = prep + q6_k_prepared * s, *a = codes + 256 * s;
+    const __m512i x[4] = {_mm512_loadu_si512((const void *)a), _mm512_loadu_si512((const void *)(a + 64)),
+                          _mm512_loadu_si512((const void *)(a + 128)), _mm512_loadu_si512((const void *)(a + 192))};
+    for (int j = 0; j < n; j++) {
+      const uint8_t *p = row[j] + 210 * s;
+      const __m512i sc32 = _mm512_cvtepi8_epi32(_mm_loadu_si128((const void *)(p + 192)));
+      __m512 f = _mm512_setzero_ps();
+      for (int h = 0; h < 2; h++) {
+        const __m512i ql = _mm512_loadu_si512((const void *)(p + 64 * h));
+        const __m256i qh256 = _mm256_loadu_si256((const void *)(p + 128 + 32 * h));
+        const __m512i qh = _mm512_inserti64x4(_mm512_castsi256_si512(qh256), qh256, 1);
+        const __m512i u[2] = {
+          _mm512_or_si512(_mm512_and_si512(ql, low), _mm512_and_si512(_mm512_sllv_epi16(qh, left), top)),
+          _mm512_or_si512(_mm512_gf2p8affine_epi64_epi8(ql, high_nibble, 0), _mm512_and_si512(_mm512_srlv_epi16(qh, right), top))};
+        for (int k = 0; k < 2; k++) {
+          const int r = 2 * h + k;  // register: values 64r … 64r + 63
+          const __m512i isum = _mm512_dpbusd_epi32(_mm512_load_si512((const void *)(o + 64 * r)), u[k], x[r]);
+          const __m512i scaled = _mm512_mullo_epi32(isum, _mm512_permutexvar_epi32(pick[r], sc32));
+          f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(scaled), _mm512_load_ps((const void *)(o + 256 + 64 * r)), f);
+        }
+      }
+      acc[j] = _mm512_fmadd_ps(f, _mm512_set1_ps(_cvtsh_ss(f16_at(p + 208))), acc[j]);
+    }
+  }
+  for (int j = 0; j < n; j++) *y[j] = _mm512_reduce_add_ps(acc[j]);
+}
+
+BP_AVX512 __attribute__((noinline)) static void q6_k_rows(const uint8_t *weights, size_t row_bytes, size_t rows,
+                                                          size_t super_blocks, const int8_t *codes, const int8_t *prep,
+                                                          float *y) {
+  const size_t half = rows / 2;
+  for (size_t i = 0; i < half; i++) {
+    const uint8_t *row[BP_MAX_ROWS] = {weights + i * row_bytes, weights + (half + i) * row_bytes};
+    float *out[BP_MAX_ROWS] = {y + i, y + half + i};
+    q6_k_pass(2, row, super_blocks, codes, prep, out);
+  }
+  if (rows % 2) {
+    const uint8_t *row[BP_MAX_ROWS] = {weights + (rows - 1) * row_bytes, NULL};
+    float *out[BP_MAX_ROWS] = {y + rows - 1, NULL};
+    q6_k_pass(1, row, super_blocks, codes, prep, out);
+  }
+}
+
+BP_AVX512 static void avx512_q6_k(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks,
+                                  const int8_t *codes, const float *scales, float *y) {
+  if (rows == 0) return;
+  enum { stack_bytes = 32 << 10 };
+  _Alignas(64) int8_t stack[stack_bytes];
+  const size_t bytes = q6_k_prepared * super_blocks;
+  int8_t *prep = bytes <= stack_bytes ? stack : aligned_alloc(64, bytes);
+  if (prep == NULL) abort();  // out of memory: stop, as Swift does when an allocation fails
+  prepare_q6_k(super_blocks, codes, scales, prep);
+  q6_k_rows(weights, row_bytes, rows, super_blocks, codes, prep, y);
+  if (prep != stack) free(prep);
+}
+
 const bp_int_gemv_kernels bp_int_gemv_avx512_vnni = {
-  "avx512-vnni", avx512_gemv, avx512_q4_k,
+  "avx512-vnni", avx512_gemv, avx512_q4_k, avx512_q6_k,
 };
 
 #endif

@@ -102,8 +102,34 @@ static void portable_q4_k(const uint8_t *weights, size_t row_bytes, size_t rows,
   }
 }
 
+static void portable_q6_k(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks,
+                          const int8_t *codes, const float *scales, float *y) {
+  for (size_t r = 0; r < rows; r++) {
+    float sum = 0;
+    for (size_t s = 0; s < super_blocks; s++) {
+      const uint8_t *p = weights + r * row_bytes + 210 * s;
+      float main = 0;
+      for (int h = 0; h < 2; h++) {
+        for (int g = 0; g < 4; g++) {
+          const size_t b = 8 * s + 4 * (size_t)h + (size_t)g;  // the activation block of these 32 values
+          const int8_t *a = codes + 32 * b;
+          int64_t isum = 0;
+          for (int l = 0; l < 32; l++) {
+            const uint8_t low = p[64 * h + 32 * (g % 2) + l], high = p[128 + 32 * h + l];
+            const int q = ((g < 2 ? low : low >> 4) & 15) | ((high >> (2 * g)) & 3) << 4;
+            isum += (int64_t)(int8_t)p[192 + 8 * h + 2 * g + l / 16] * (q - 32) * a[l];
+          }
+          main += scales[b] * (float)isum;
+        }
+      }
+      sum += half_to_float((uint16_t)(p[208] | p[209] << 8)) * main;
+    }
+    y[r] = sum;
+  }
+}
+
 static const bp_int_gemv_kernels portable_kernels = {
-  "portable", portable_gemv, portable_q4_k,
+  "portable", portable_gemv, portable_q4_k, portable_q6_k,
 };
 
 const bp_int_gemv_kernels *bp_int_gemv_portable(void) { return &portable_kernels; }

@@ -116,8 +116,9 @@ extension PackedTensor {
       let layout = IntDot.cLayout(format, columns: columns, rowBytes: rowSizeInBytes, activationBlock: a.blockSize) {
       return gemvInt8C(a, layout, kernels, into: y, threads: threads)
     }
-    if let kernels = IntDot.cKernels(variant), case .ggml(.q4_K) = format.scheme, a.blockSize == 32, columns > 0 {
-      return gemvQ4KC(a, kernels, into: y, threads: threads)
+    if let kernels = IntDot.cKernels(variant), case .ggml(let type) = format.scheme, type == .q4_K || type == .q6_K,
+      a.blockSize == 32, columns > 0 {
+      return gemvKQuantC(type, a, kernels, into: y, threads: threads)
     }
     a.codes16.withUnsafeBufferPointer { codes16 in
       a.codes.withUnsafeBufferPointer { codes in

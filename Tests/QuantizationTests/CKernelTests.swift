@@ -157,6 +157,41 @@ struct CKernelTests {
     }
   }
 
+  /// ggml's q6_K against 32-value activation blocks, bit for bit on integer-valued inputs: d = 1.0, every activation
+  /// block holds a 127 (d_b = 1), so y is the integer Σ_k sc_k·Σ (q − 32)·a. Per super-block |Σ (q − 32)·a| over
+  /// its 16 sub-blocks is at most 8·32·(15·8 + 127) + 8·32·16·8 < 2¹⁷, so scales span all of int8 at 256 columns
+  /// and −8…7 beyond (9 super-blocks), every partial sum below 2²⁴.
+  @Test func q6_KSumsAreExact() throws {
+    let format = try QuantFormat(parsing: "q6_k")
+    for rows in [1, 4, 5] {
+      for n in [256, 512, 2304] {
+        var rng = SplitMix64(seed: UInt64(7 * n + rows))
+        var bytes = [UInt8](repeating: 0, count: format.sizeInBytes(rows: rows, columns: n))
+        for r in 0..<rows {
+          for s in 0..<(n / 256) {
+            let at = r * format.rowSizeInBytes(columns: n) + 210 * s
+            for i in 0..<192 { bytes[at + i] = UInt8(truncatingIfNeeded: rng.next()) }  // ql, qh: any bits
+            for k in 0..<16 {
+              let scale = n == 256 ? Int(rng.next() % 256) - 128 : Int(rng.next() % 16) - 8
+              bytes[at + 192 + k] = UInt8(bitPattern: Int8(scale))
+            }
+            (bytes[at + 208], bytes[at + 209]) = (0x00, 0x3C)  // d = 1.0
+          }
+        }
+        let packed = try PackedTensor(format: format, rows: rows, columns: n, bytes: bytes)
+        let x = (0..<n).map { $0 % 32 == 20 ? Float(127) : Float(Int(rng.next() % 17) - 8) }
+        let a = Q8Activations(x, blockSize: 32)
+        #expect(a.scales.allSatisfy { $0 == 1 })
+        var want = [Float](repeating: .nan, count: rows), got = want
+        want.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: .reference) }
+        for variant in KernelVariant.allCases where variant != .reference {
+          got.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: variant) }
+          #expect(got == want, "q6_k \(variant) rows=\(rows) n=\(n)")
+        }
+      }
+    }
+  }
+
   /// The C path is taken for int4 / int8 with per-vector activations and for q4_0 / q8_0 with 32-value blocks, and
   /// reports its table.
   @Test func variantsNameTheirTables() throws {

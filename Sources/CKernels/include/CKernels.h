@@ -1,7 +1,7 @@
 // CKernels: the int4 / int8 GEMV against int8 activations, in C with x86 intrinsics.
 //
 // Swift 6.3 does not form vpdpbusd (AVX-512 VNNI) or vpmaddubsw from plain loops (IntDot+NibblePlanes.swift), so
-// the integer GEMV of BitPlan's own `intN[-gG][-asym]` formats (N = 4, 8) and of ggml's q4_0, q8_0 and q4_K lives
+// the integer GEMV of BitPlan's own `intN[-gG][-asym]` formats (N = 4, 8) and of ggml's q4_0, q8_0, q4_K and q6_K lives
 // here. Each instruction set is one
 // table of functions; `bp_int_gemv_best()` picks the table once, on the first call, from
 // `__builtin_cpu_supports`, and `bp_int_gemv_portable()` is the plain C fallback (also what non-x86 builds get).
@@ -68,6 +68,12 @@ typedef struct bp_int_gemv_kernels {
   /// nibble; sub-block j (32 values) is x̂ = d·sc_j·q − dmin·m_j, so against activation block b = 8s + j (codes a,
   /// scale d_b): y = Σ_s (d·Σ_j d_b·sc_j·Σ q·a − dmin·Σ_j d_b·m_j·Σ a).
   void (*q4_k_gemv)(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks, const int8_t *codes,
+                    const float *scales, float *y);
+  /// ggml's q6_K against activations in blocks of 32, as `q4_k_gemv` with 210-byte super-blocks: [ql 128][qh 64]
+  /// [16 int8 scales][d f16]; in half h (128 values), value 128h + 32g + l (g < 4, l < 32) has its low four bits in
+  /// ql[64h + 32·(g mod 2) + l] (low nibble for g < 2, high for g ≥ 2) and its top two in bits 2g, 2g + 1 of
+  /// qh[32h + l]; it is x̂ = d·sc_k·(q − 32) with k = 8h + 2g + l/16 (sub-blocks of 16).
+  void (*q6_k_gemv)(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks, const int8_t *codes,
                     const float *scales, float *y);
 } bp_int_gemv_kernels;
 
