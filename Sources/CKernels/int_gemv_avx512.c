@@ -432,7 +432,7 @@ BP_AVX512 static void avx512_gemv(bp_int_layout layout, const uint8_t *weights, 
   if (planes != stack) free(planes);
 }
 
-// ggml's q4_K against 32-value activation blocks. Per call, each super-block s gets 576 prepared bytes: four
+// ggml's q4_K and q5_K against 32-value activation blocks. Per call, each super-block s gets 576 prepared bytes: four
 // 64-byte planes (for 64 code bytes h = 0, 1: the activations that meet its low nibbles, values 128h + 0…31 and
 // 128h + 64…95, and its high nibbles, 128h + 32…63 and 128h + 96…127), the matching activation scales per Int32
 // lane (4 × 16 floats), and d_b·Σa over each of its 8 blocks (the min term). Per row and super-block: four
@@ -483,10 +483,20 @@ static inline void q4_k_scales(const uint8_t *q, uint64_t *sc, uint64_t *m) {
   *m = (uint64_t)(b & 0x3F3F3F3Fu) | (uint64_t)m_hi << 32;
 }
 
-/// y[j] for the `n` rows at row[j] (as `row_pass`).
-BP_AVX512 BP_INLINE void q4_k_pass(int n, const uint8_t *const *row, size_t super_blocks, const int8_t *prep,
+/// y[j] for the `n` rows at row[j] (as `row_pass`). `fifth`: q5_K (176-byte super-blocks, qh[32] at 16, qs at 48;
+/// the fifth bit of value 64c + 32t + l is bit 2c + t of qh[l]) instead of q4_K (144 bytes, qs at 16).
+BP_AVX512 BP_INLINE void q4_k_pass(int n, int fifth, const uint8_t *const *row, size_t super_blocks, const int8_t *prep,
                                    float *const *y) {
+  const size_t block = fifth ? 176 : 144, qs = fifth ? 48 : 16;
   const __m512i low = _mm512_set1_epi8(0x0F), high_nibble = _mm512_set1_epi64(0x1020408000000000);
+  // q5_K: the fifth bits of the four registers (h = 0, 1; low, high nibbles) are bits 4h + 2·half + high of qh,
+  // moved to bit 4 by 16-bit shifts per 256-bit half (left for h = 0, right for h = 1) and masked; bits crossing
+  // bytes land outside bit 4.
+  const __m512i shift[4] = {_mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1),
+                            _mm512_inserti64x4(_mm512_set1_epi16(3), _mm256_set1_epi16(1), 1),
+                            _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1),
+                            _mm512_inserti64x4(_mm512_set1_epi16(1), _mm256_set1_epi16(3), 1)};
+  const __m512i bit4 = _mm512_set1_epi8(0x10);
   const __m512i pick[4] = {_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2),
                            _mm512_setr_epi32(1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3),
                            _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 6, 6, 6, 6, 6, 6, 6, 6),
@@ -505,16 +515,23 @@ BP_AVX512 BP_INLINE void q4_k_pass(int n, const uint8_t *const *row, size_t supe
                           _mm512_load_ps((const void *)(o + 384)), _mm512_load_ps((const void *)(o + 448))};
     const __m256 dsum = _mm256_load_ps((const void *)(o + 512));
     for (int j = 0; j < n; j++) {
-      const uint8_t *p = row[j] + 144 * s;
+      const uint8_t *p = row[j] + block * s;
       uint64_t sc, m;
       q4_k_scales(p + 4, &sc, &m);
       const __m512i sc32 = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc));
-      const __m512i q0 = _mm512_loadu_si512((const void *)(p + 16)), q1 = _mm512_loadu_si512((const void *)(p + 80));
-      const __m512i sums[4] = {
-        _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(q0, low), planes[0]),
-        _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_gf2p8affine_epi64_epi8(q0, high_nibble, 0), planes[1]),
-        _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(q1, low), planes[2]),
-        _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_gf2p8affine_epi64_epi8(q1, high_nibble, 0), planes[3])};
+      const __m512i q0 = _mm512_loadu_si512((const void *)(p + qs)), q1 = _mm512_loadu_si512((const void *)(p + qs + 64));
+      __m512i u[4] = {_mm512_and_si512(q0, low), _mm512_gf2p8affine_epi64_epi8(q0, high_nibble, 0), _mm512_and_si512(q1, low),
+                      _mm512_gf2p8affine_epi64_epi8(q1, high_nibble, 0)};
+      if (fifth) {
+        const __m256i h256 = _mm256_loadu_si256((const void *)(p + 16));
+        const __m512i qh = _mm512_inserti64x4(_mm512_castsi256_si512(h256), h256, 1);
+        u[0] = _mm512_or_si512(u[0], _mm512_and_si512(_mm512_sllv_epi16(qh, shift[0]), bit4));
+        u[1] = _mm512_or_si512(u[1], _mm512_and_si512(_mm512_sllv_epi16(qh, shift[1]), bit4));
+        u[2] = _mm512_or_si512(u[2], _mm512_and_si512(_mm512_srlv_epi16(qh, shift[2]), bit4));
+        u[3] = _mm512_or_si512(u[3], _mm512_and_si512(_mm512_srlv_epi16(qh, shift[3]), bit4));
+      }
+      __m512i sums[4];
+      for (int k = 0; k < 4; k++) sums[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[k], planes[k]);
       __m512 f = _mm512_setzero_ps();
       for (int k = 0; k < 4; k++) {
         const __m512i scaled = _mm512_mullo_epi32(sums[k], _mm512_permutexvar_epi32(pick[k], sc32));
@@ -533,23 +550,34 @@ BP_AVX512 BP_INLINE void q4_k_pass(int n, const uint8_t *const *row, size_t supe
   }
 }
 
-BP_AVX512 __attribute__((noinline)) static void q4_k_rows(const uint8_t *weights, size_t row_bytes, size_t rows,
-                                                          size_t super_blocks, const int8_t *prep, float *y) {
+BP_AVX512 BP_INLINE void q45_k_rows(int fifth, const uint8_t *weights, size_t row_bytes, size_t rows,
+                                    size_t super_blocks, const int8_t *prep, float *y) {
   const size_t half = rows / 2;
   for (size_t i = 0; i < half; i++) {
     const uint8_t *row[BP_MAX_ROWS] = {weights + i * row_bytes, weights + (half + i) * row_bytes};
     float *out[BP_MAX_ROWS] = {y + i, y + half + i};
-    q4_k_pass(2, row, super_blocks, prep, out);
+    q4_k_pass(2, fifth, row, super_blocks, prep, out);
   }
   if (rows % 2) {
     const uint8_t *row[BP_MAX_ROWS] = {weights + (rows - 1) * row_bytes, NULL};
     float *out[BP_MAX_ROWS] = {y + rows - 1, NULL};
-    q4_k_pass(1, row, super_blocks, prep, out);
+    q4_k_pass(1, fifth, row, super_blocks, prep, out);
   }
 }
 
-BP_AVX512 static void avx512_q4_k(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks,
-                                  const int8_t *codes, const float *scales, float *y) {
+BP_AVX512 __attribute__((noinline)) static void q4_k_rows(const uint8_t *weights, size_t row_bytes, size_t rows,
+                                                          size_t super_blocks, const int8_t *prep, float *y) {
+  q45_k_rows(0, weights, row_bytes, rows, super_blocks, prep, y);
+}
+
+BP_AVX512 __attribute__((noinline)) static void q5_k_rows(const uint8_t *weights, size_t row_bytes, size_t rows,
+                                                          size_t super_blocks, const int8_t *prep, float *y) {
+  q45_k_rows(1, weights, row_bytes, rows, super_blocks, prep, y);
+}
+
+/// q4_K (`fifth` 0) or q5_K: both prepare the same activations (their nibbles lie alike).
+BP_AVX512 static void q45_k(int fifth, const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks,
+                            const int8_t *codes, const float *scales, float *y) {
   if (rows == 0) return;
   enum { stack_bytes = 32 << 10 };
   _Alignas(64) int8_t stack[stack_bytes];
@@ -557,8 +585,18 @@ BP_AVX512 static void avx512_q4_k(const uint8_t *weights, size_t row_bytes, size
   int8_t *prep = bytes <= stack_bytes ? stack : aligned_alloc(64, bytes);
   if (prep == NULL) abort();  // out of memory: stop, as Swift does when an allocation fails
   prepare_q4_k(super_blocks, codes, scales, prep);
-  q4_k_rows(weights, row_bytes, rows, super_blocks, prep, y);
+  (fifth ? q5_k_rows : q4_k_rows)(weights, row_bytes, rows, super_blocks, prep, y);
   if (prep != stack) free(prep);
+}
+
+BP_AVX512 static void avx512_q4_k(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks,
+                                  const int8_t *codes, const float *scales, float *y) {
+  q45_k(0, weights, row_bytes, rows, super_blocks, codes, scales, y);
+}
+
+BP_AVX512 static void avx512_q5_k(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks,
+                                  const int8_t *codes, const float *scales, float *y) {
+  q45_k(1, weights, row_bytes, rows, super_blocks, codes, scales, y);
 }
 
 // ggml's q6_K against 32-value activation blocks. A half super-block's 64 ql bytes hold, in their low nibbles, the
@@ -655,7 +693,7 @@ BP_AVX512 static void avx512_q6_k(const uint8_t *weights, size_t row_bytes, size
 }
 
 const bp_int_gemv_kernels bp_int_gemv_avx512_vnni = {
-  "avx512-vnni", avx512_gemv, avx512_q4_k, avx512_q6_k,
+  "avx512-vnni", avx512_gemv, avx512_q4_k, avx512_q6_k, avx512_q5_k,
 };
 
 #endif

@@ -75,12 +75,13 @@ static void q4_k_scale_min(const uint8_t *q, int j, int *sc, int *m) {
   }
 }
 
-static void portable_q4_k(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks,
-                          const int8_t *codes, const float *scales, float *y) {
+/// q4_K (`fifth` 0) or q5_K (176-byte super-blocks: qh[32] at 16, qs at 48, bit 2c + t of qh[l] adds 16).
+static void portable_q45_k(int fifth, const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks,
+                           const int8_t *codes, const float *scales, float *y) {
   for (size_t r = 0; r < rows; r++) {
     float sum = 0;
     for (size_t s = 0; s < super_blocks; s++) {
-      const uint8_t *p = weights + r * row_bytes + 144 * s, *qs = p + 16;
+      const uint8_t *p = weights + r * row_bytes + (fifth ? 176 : 144) * s, *qs = p + (fifth ? 48 : 16);
       float main = 0, mins = 0;
       for (int j = 0; j < 8; j++) {
         const size_t b = 8 * s + (size_t)j;
@@ -88,7 +89,8 @@ static void portable_q4_k(const uint8_t *weights, size_t row_bytes, size_t rows,
         const uint8_t *q = qs + 32 * (j / 2);
         int64_t isum = 0, asum = 0;
         for (int l = 0; l < 32; l++) {
-          isum += (int64_t)(j % 2 ? q[l] >> 4 : q[l] & 15) * a[l];
+          const int high = fifth ? (p[16 + l] >> j & 1) << 4 : 0;
+          isum += (int64_t)((j % 2 ? q[l] >> 4 : q[l] & 15) | high) * a[l];
           asum += a[l];
         }
         int sc, m;
@@ -100,6 +102,16 @@ static void portable_q4_k(const uint8_t *weights, size_t row_bytes, size_t rows,
     }
     y[r] = sum;
   }
+}
+
+static void portable_q4_k(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks,
+                          const int8_t *codes, const float *scales, float *y) {
+  portable_q45_k(0, weights, row_bytes, rows, super_blocks, codes, scales, y);
+}
+
+static void portable_q5_k(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks,
+                          const int8_t *codes, const float *scales, float *y) {
+  portable_q45_k(1, weights, row_bytes, rows, super_blocks, codes, scales, y);
 }
 
 static void portable_q6_k(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks,
@@ -129,7 +141,7 @@ static void portable_q6_k(const uint8_t *weights, size_t row_bytes, size_t rows,
 }
 
 static const bp_int_gemv_kernels portable_kernels = {
-  "portable", portable_gemv, portable_q4_k, portable_q6_k,
+  "portable", portable_gemv, portable_q4_k, portable_q6_k, portable_q5_k,
 };
 
 const bp_int_gemv_kernels *bp_int_gemv_portable(void) { return &portable_kernels; }

@@ -25,10 +25,13 @@ extension IntDot {
     }
   }
 
+  /// The K-quants with a `CKernels` GEMV against 32-value activation blocks.
+  static let cKQuants: Set<GGMLType> = [.q4_K, .q5_K, .q6_K]
+
   /// Whether `gemvInt8` of a `[_, columns]` matrix in `format` against `activationBlock`-value blocks runs in C
-  /// under the `CKernels` variants: a `cLayout` exists, or q4_K / q6_K with blocks of 32.
+  /// under the `CKernels` variants: a `cLayout` exists, or a K-quant in `cKQuants` with blocks of 32.
   static func hasCKernel(_ format: QuantFormat, columns: Int, rowBytes: Int, activationBlock: Int) -> Bool {
-    if case .ggml(let type) = format.scheme, type == .q4_K || type == .q6_K, activationBlock == 32, columns > 0 { return true }
+    if case .ggml(let type) = format.scheme, cKQuants.contains(type), activationBlock == 32, columns > 0 { return true }
     return cLayout(format, columns: columns, rowBytes: rowBytes, activationBlock: activationBlock) != nil
   }
 
@@ -78,17 +81,19 @@ extension PackedTensor {
     }
   }
 
-  /// The q4_K or q6_K GEMV against 32-value activation blocks through `kernels` (`q4_k_gemv`, `q6_k_gemv`), each
+  /// A K-quant GEMV (`IntDot.cKQuants`) against 32-value activation blocks through `kernels`, each
   /// thread's rows in one C call (which prepares its own copy of the activations).
   func gemvKQuantC(
     _ type: GGMLType, _ a: Q8Activations, _ kernels: UnsafePointer<bp_int_gemv_kernels>,
     into y: UnsafeMutableBufferPointer<Float>, threads: Int
   ) {
     let superBlocks = columns / 256
-    precondition((type == .q4_K || type == .q6_K) && a.blockSize == 32 && a.codes.count >= 256 * superBlocks
+    precondition(IntDot.cKQuants.contains(type) && a.blockSize == 32 && a.codes.count >= 256 * superBlocks
       && a.scales.count >= 8 * superBlocks,
       "\(type): activations \(a.codes.count) codes in blocks of \(a.blockSize) for \(superBlocks) super-blocks")
-    let gemv = (type == .q4_K ? kernels.pointee.q4_k_gemv : kernels.pointee.q6_k_gemv)!, rowBytes = rowSizeInBytes
+    let table = kernels.pointee
+    let gemv = (type == .q4_K ? table.q4_k_gemv : type == .q5_K ? table.q5_k_gemv : table.q6_k_gemv)!
+    let rowBytes = rowSizeInBytes
     a.codes.withUnsafeBufferPointer { codes in
       a.scales.withUnsafeBufferPointer { scales in
         splitRows(threads: threads, y) { range, out in

@@ -116,7 +116,7 @@ extension PackedTensor {
       let layout = IntDot.cLayout(format, columns: columns, rowBytes: rowSizeInBytes, activationBlock: a.blockSize) {
       return gemvInt8C(a, layout, kernels, into: y, threads: threads)
     }
-    if let kernels = IntDot.cKernels(variant), case .ggml(let type) = format.scheme, type == .q4_K || type == .q6_K,
+    if let kernels = IntDot.cKernels(variant), case .ggml(let type) = format.scheme, IntDot.cKQuants.contains(type),
       a.blockSize == 32, columns > 0 {
       return gemvKQuantC(type, a, kernels, into: y, threads: threads)
     }

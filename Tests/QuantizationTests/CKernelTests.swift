@@ -113,20 +113,23 @@ struct CKernelTests {
     }
   }
 
-  /// ggml's q4_K against 32-value activation blocks, bit for bit on integer-valued inputs: d = dmin = 1.0, every
-  /// activation block holds a 127 (d_b = 1), so y is the integer Σ_j (sc_j·Σ q·a − m_j·Σ a). Scales and mins span
-  /// all six bits (the packed high bits included) while every partial sum stays below 2²⁴: up to 1024 columns
-  /// 63·32·(15·(31·8 + 127)) per sub-block, 32 sub-blocks < 2²⁴; 2304 columns with scales and mins ≤ 3.
-  @Test func q4_KSumsAreExact() throws {
-    let format = try QuantFormat(parsing: "q4_k")
+  /// ggml's q4_K and q5_K against 32-value activation blocks, bit for bit on integer-valued inputs: d = dmin = 1.0,
+  /// every activation block holds a 127 (d_b = 1), so y is the integer Σ_j (sc_j·Σ q·a − m_j·Σ a). Scales and mins
+  /// span all six bits (the packed high bits included) while every partial sum stays below 2²⁴: per sub-block
+  /// |sc·Σ q·a| ≤ 63·q_max·(31·8 + 127), i.e. 32 sub-blocks (1024 columns) for q4_K and 16 (512) for q5_K; beyond
+  /// that, scales and mins ≤ 3.
+  @Test(arguments: ["q4_k", "q5_k"])
+  func q4_KAndQ5_KSumsAreExact(name: String) throws {
+    let format = try QuantFormat(parsing: name)
+    let isQ5 = name == "q5_k", blockBytes = isQ5 ? 176 : 144
     for rows in [1, 4, 5] {
       for n in [256, 512, 1024, 2304] {
         var rng = SplitMix64(seed: UInt64(n + rows))
-        let top = n <= 1024 ? 64 : 4
+        let top = n <= (isQ5 ? 512 : 1024) ? 64 : 4
         var bytes = [UInt8](repeating: 0, count: format.sizeInBytes(rows: rows, columns: n))
         for r in 0..<rows {
           for s in 0..<(n / 256) {
-            let at = r * format.rowSizeInBytes(columns: n) + 144 * s
+            let at = r * format.rowSizeInBytes(columns: n) + blockBytes * s
             (bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]) = (0x00, 0x3C, 0x00, 0x3C)  // d = dmin = 1.0
             let sc = (0..<8).map { _ in Int(rng.next() % UInt64(top)) }, m = (0..<8).map { _ in Int(rng.next() % UInt64(top)) }
             for j in 0..<4 {
@@ -140,7 +143,7 @@ struct CKernelTests {
                 #expect(Int(scale) == sc[j] && Int(min) == m[j], "sub-block \(j)")
               }
             }
-            for l in 0..<128 { bytes[at + 16 + l] = UInt8(truncatingIfNeeded: rng.next()) }
+            for l in 0..<(blockBytes - 16) { bytes[at + 16 + l] = UInt8(truncatingIfNeeded: rng.next()) }  // qh, qs
           }
         }
         let packed = try PackedTensor(format: format, rows: rows, columns: n, bytes: bytes)
@@ -151,7 +154,7 @@ struct CKernelTests {
         want.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: .reference) }
         for variant in KernelVariant.allCases where variant != .reference {
           got.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: variant) }
-          #expect(got == want, "q4_k \(variant) rows=\(rows) n=\(n)")
+          #expect(got == want, "\(name) \(variant) rows=\(rows) n=\(n)")
         }
       }
     }

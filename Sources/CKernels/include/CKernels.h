@@ -1,7 +1,7 @@
 // CKernels: the int4 / int8 GEMV against int8 activations, in C with x86 intrinsics.
 //
 // Swift 6.3 does not form vpdpbusd (AVX-512 VNNI) or vpmaddubsw from plain loops (IntDot+NibblePlanes.swift), so
-// the integer GEMV of BitPlan's own `intN[-gG][-asym]` formats (N = 4, 8) and of ggml's q4_0, q8_0, q4_K and q6_K lives
+// the integer GEMV of BitPlan's own `intN[-gG][-asym]` formats (N = 4, 8) and of ggml's q4_0, q8_0, q4_K, q5_K and q6_K lives
 // here. Each instruction set is one
 // table of functions; `bp_int_gemv_best()` picks the table once, on the first call, from
 // `__builtin_cpu_supports`, and `bp_int_gemv_portable()` is the plain C fallback (also what non-x86 builds get).
@@ -74,6 +74,10 @@ typedef struct bp_int_gemv_kernels {
   /// ql[64h + 32·(g mod 2) + l] (low nibble for g < 2, high for g ≥ 2) and its top two in bits 2g, 2g + 1 of
   /// qh[32h + l]; it is x̂ = d·sc_k·(q − 32) with k = 8h + 2g + l/16 (sub-blocks of 16).
   void (*q6_k_gemv)(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks, const int8_t *codes,
+                    const float *scales, float *y);
+  /// ggml's q5_K, as `q4_k_gemv` with 176-byte super-blocks [d][dmin][12 bytes scales and mins][qh 32][qs 128]: q
+  /// gains 16 from bit 2c + t of qh[l] for value 64c + 32t + l.
+  void (*q5_k_gemv)(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks, const int8_t *codes,
                     const float *scales, float *y);
 } bp_int_gemv_kernels;
 
