@@ -135,12 +135,34 @@ BP_AVX512 BP_INLINE void int4_groups(int n, const uint8_t *const *q, const int8_
   for (int j = 0; j < n; j++) acc[j] = _mm512_add_epi32(_mm512_add_epi32(s[j][0], s[j][1]), _mm512_add_epi32(s[j][2], s[j][3]));
 }
 
+/// 64 codes of an N-bit little-endian bit stream (N = 2, 3, 5, 6, 7; code j in bits N·j …) at `q` as 64 bytes:
+/// byte lane k of the result takes the 8 stream bytes from N·k (vpermb), then code 8k + i is the 8 bits from bit
+/// N·i of that qword (vpmultishiftqb), masked to N bits. `m`: which of the 8N stream bytes to load (the rest read
+/// as zero).
+BP_AVX512 BP_INLINE __m512i unpack_codes(int bits, const uint8_t *q, __mmask64 m) {
+  const __m512i stream = _mm512_maskz_loadu_epi8(m, q);
+  const long long n = bits, every = 0x0101010101010101LL;  // N·k + i ≤ 7·7 + 7 < 64
+  const __m512i lanes = _mm512_add_epi8(_mm512_set1_epi64(0x0706050403020100),
+                                        _mm512_set_epi64(7 * n * every, 6 * n * every, 5 * n * every, 4 * n * every,
+                                                         3 * n * every, 2 * n * every, n * every, 0));
+  const __m512i shifts = _mm512_set1_epi64(n * 7 << 56 | n * 6 << 48 | n * 5 << 40 | n * 4 << 32 | n * 3 << 24 | n * 2 << 16 | n << 8);
+  const __m512i codes = _mm512_multishift_epi64_epi8(shifts, _mm512_permutexvar_epi8(lanes, stream));
+  return _mm512_and_si512(codes, _mm512_set1_epi8((char)((1 << bits) - 1)));
+}
+
+/// 64 codes at `q` as bytes: a plain load for int8 (masked by `m`), `unpack_codes` for other widths.
+BP_AVX512 BP_INLINE __m512i load_codes(int bits, const uint8_t *q, __mmask64 m) {
+  return bits == 8 ? _mm512_maskz_loadu_epi8(m, q) : unpack_codes(bits, q, m);
+}
+
 /// out[j] = Σ (u − z_j)·a lanes of one int8 group (`chunks` 32-byte chunks of codes at q[j]) for each of `n` rows
 /// against the activation codes `a` (each loaded once for all rows), with z[j] row j's zero point in every byte:
 /// Σ u·a and Σ z·a in two accumulators each, subtracted at the end. `shared_z`: every z[j] is the same (symmetric),
 /// so Σ z·a is computed once. `signed_codes`: the bytes are signed q, read as u = q + 128 (top bit flipped).
-BP_AVX512 BP_INLINE void int8_groups(int n, int shared_z, int signed_codes, const uint8_t *const *q, const int8_t *a,
-                                     size_t chunks, const __m512i *z, __m512i *out) {
+BP_AVX512 BP_INLINE void int8_groups(int n, int bits, int shared_z, int signed_codes, const uint8_t *const *q,
+                                     const int8_t *a, size_t chunks, const __m512i *z, __m512i *out) {
+  const size_t step = 8 * (size_t)bits;  // code bytes per 64 codes
+  const __mmask64 all = first_bytes(step);
   const int nz = shared_z ? 1 : n;
   const __m512i flip = _mm512_set1_epi8(signed_codes ? (char)0x80 : 0);
 #define BP_CODES(v) (signed_codes ? _mm512_xor_si512((v), flip) : (v))
@@ -151,8 +173,8 @@ BP_AVX512 BP_INLINE void int8_groups(int n, int shared_z, int signed_codes, cons
   for (; t + 2 <= steps; t += 2) {
     const __m512i a0 = _mm512_loadu_si512((const void *)(a + 64 * t)), a1 = _mm512_loadu_si512((const void *)(a + 64 * t + 64));
     for (int j = 0; j < n; j++) {
-      s[j][0] = _mm512_dpbusd_epi32(s[j][0], BP_CODES(_mm512_loadu_si512((const void *)(q[j] + 64 * t))), a0);
-      s[j][1] = _mm512_dpbusd_epi32(s[j][1], BP_CODES(_mm512_loadu_si512((const void *)(q[j] + 64 * t + 64))), a1);
+      s[j][0] = _mm512_dpbusd_epi32(s[j][0], BP_CODES(load_codes(bits, q[j] + step * t, all)), a0);
+      s[j][1] = _mm512_dpbusd_epi32(s[j][1], BP_CODES(load_codes(bits, q[j] + step * t + step, all)), a1);
     }
     for (int j = 0; j < nz; j++) {
       c[j][0] = _mm512_dpbusd_epi32(c[j][0], z[j], a0);
@@ -161,7 +183,7 @@ BP_AVX512 BP_INLINE void int8_groups(int n, int shared_z, int signed_codes, cons
   }
   if (t < steps) {
     const __m512i a0 = _mm512_loadu_si512((const void *)(a + 64 * t));
-    for (int j = 0; j < n; j++) s[j][0] = _mm512_dpbusd_epi32(s[j][0], BP_CODES(_mm512_loadu_si512((const void *)(q[j] + 64 * t))), a0);
+    for (int j = 0; j < n; j++) s[j][0] = _mm512_dpbusd_epi32(s[j][0], BP_CODES(load_codes(bits, q[j] + step * t, all)), a0);
     for (int j = 0; j < nz; j++) c[j][0] = _mm512_dpbusd_epi32(c[j][0], z[j], a0);
     t++;
   }
@@ -170,7 +192,8 @@ BP_AVX512 BP_INLINE void int8_groups(int n, int shared_z, int signed_codes, cons
     // (zero, or 0x80 once flipped) meet zero activations.
     const __mmask64 m = first_bytes(32);
     const __m512i a0 = _mm512_maskz_loadu_epi8(m, a + 64 * t);
-    for (int j = 0; j < n; j++) s[j][1] = _mm512_dpbusd_epi32(s[j][1], BP_CODES(_mm512_maskz_loadu_epi8(m, q[j] + 64 * t)), a0);
+    const __mmask64 half = first_bytes(step / 2);
+    for (int j = 0; j < n; j++) s[j][1] = _mm512_dpbusd_epi32(s[j][1], BP_CODES(load_codes(bits, q[j] + step * t, half)), a0);
     for (int j = 0; j < nz; j++) c[j][1] = _mm512_dpbusd_epi32(c[j][1], z[j], a0);
   }
   for (int j = 0; j < n; j++) {
@@ -197,8 +220,8 @@ BP_AVX512 BP_INLINE void add_groups(int n, __m512 *acc, int bits, int symmetric,
     int4_groups(n, q, a, chunks, isum);
   } else {
     __m512i z[BP_MAX_ROWS];
-    for (int j = 0; j < n; j++) z[j] = _mm512_set1_epi8((char)(symmetric ? 128 : p[j][2]));
-    int8_groups(n, symmetric, signed_codes, q, a, chunks, z, isum);
+    for (int j = 0; j < n; j++) z[j] = _mm512_set1_epi8((char)(symmetric ? 1 << (bits - 1) : p[j][2]));
+    int8_groups(n, bits, symmetric, signed_codes, q, a, chunks, z, isum);
   }
   for (int j = 0; j < n; j++) {
     const float s = ascale ? _cvtsh_ss(f16_at(p[j])) * *ascale : _cvtsh_ss(f16_at(p[j]));
@@ -209,6 +232,7 @@ BP_AVX512 BP_INLINE void add_groups(int n, __m512 *acc, int bits, int symmetric,
 /// Groups that share one 64-byte step when a group's codes are 16 or 32 bytes (int4-g32: 4; int4-g64 and int8-g32:
 /// 2), else 1. Such groups would otherwise take a whole step each, mostly masked off.
 static inline size_t groups_per_step(const bp_int_layout *layout) {
+  if (layout->bits != 4 && layout->bits != 8) return 1;
   const size_t code_bytes = layout->chunks * 4 * (size_t)layout->bits;
   return code_bytes == 16 ? 4 : code_bytes == 32 ? 2 : 1;
 }
@@ -386,6 +410,16 @@ BP_ROWS(int4_asymmetric_rows, 4, 0, 0, 0)
 BP_ROWS(int8_symmetric_rows, 8, 1, 0, 0)
 BP_ROWS(int8_asymmetric_rows, 8, 0, 0, 0)
 BP_ROWS(q4_0_rows, 4, 1, 0, 1)
+BP_ROWS(int2_symmetric_rows, 2, 1, 0, 0)
+BP_ROWS(int2_asymmetric_rows, 2, 0, 0, 0)
+BP_ROWS(int3_symmetric_rows, 3, 1, 0, 0)
+BP_ROWS(int3_asymmetric_rows, 3, 0, 0, 0)
+BP_ROWS(int5_symmetric_rows, 5, 1, 0, 0)
+BP_ROWS(int5_asymmetric_rows, 5, 0, 0, 0)
+BP_ROWS(int6_symmetric_rows, 6, 1, 0, 0)
+BP_ROWS(int6_asymmetric_rows, 6, 0, 0, 0)
+BP_ROWS(int7_symmetric_rows, 7, 1, 0, 0)
+BP_ROWS(int7_asymmetric_rows, 7, 0, 0, 0)
 BP_ROWS(q8_0_rows, 8, 1, 1, 1)
 #undef BP_ROWS
 
@@ -395,8 +429,17 @@ typedef void (*bp_rows_fn)(const bp_int_layout *, const uint8_t *, size_t, const
 /// The specialization for `layout`, or NULL for a combination without one.
 static bp_rows_fn rows_function(const bp_int_layout *layout) {
   if (!layout->signed_codes && !layout->group_scales) {
-    if (layout->bits == 4) return layout->symmetric ? int4_symmetric_rows : int4_asymmetric_rows;
-    return layout->symmetric ? int8_symmetric_rows : int8_asymmetric_rows;
+    const int sym = layout->symmetric;
+    switch (layout->bits) {
+    case 2: return sym ? int2_symmetric_rows : int2_asymmetric_rows;
+    case 3: return sym ? int3_symmetric_rows : int3_asymmetric_rows;
+    case 4: return sym ? int4_symmetric_rows : int4_asymmetric_rows;
+    case 5: return sym ? int5_symmetric_rows : int5_asymmetric_rows;
+    case 6: return sym ? int6_symmetric_rows : int6_asymmetric_rows;
+    case 7: return sym ? int7_symmetric_rows : int7_asymmetric_rows;
+    case 8: return sym ? int8_symmetric_rows : int8_asymmetric_rows;
+    default: return NULL;
+    }
   }
   if (layout->symmetric && layout->group_scales && layout->chunks == 1) {
     if (layout->bits == 4 && !layout->signed_codes) return q4_0_rows;

@@ -46,6 +46,15 @@ static void portable_gemv(bp_int_layout layout_value, const uint8_t *weights, si
         for (size_t i = 0; i < values; i++) isum += (int64_t)(int8_t)q[i] * a[i];  // u − 128 = q
       } else if (layout->bits == 8) {
         for (size_t i = 0; i < values; i++) isum += ((int64_t)q[i] - zero) * a[i];
+      } else if (layout->bits != 4) {
+        // A little-endian bit stream per chunk of 32 codes (4·bits bytes): code k at bits bits·k ….
+        const int bits = layout->bits;
+        for (size_t i = 0; i < values; i++) {
+          const uint8_t *chunk = q + (i / 32) * 4 * (size_t)bits;
+          const size_t bit = (size_t)bits * (i % 32);
+          const unsigned word = chunk[bit / 8] | (bit / 8 + 1 < 4 * (size_t)bits ? (unsigned)chunk[bit / 8 + 1] << 8 : 0u);
+          isum += ((int64_t)((word >> (bit % 8)) & ((1u << bits) - 1)) - zero) * a[i];
+        }
       } else {
         // Chunk c: byte j holds value 32c + j (low nibble) and 32c + 16 + j (high nibble).
         for (size_t c = 0; c < layout->chunks; c++) {

@@ -36,13 +36,13 @@ extension IntDot {
   }
 
   /// The C layout of a `[_, columns]` matrix against activations in blocks of `activationBlock` values, or nil when
-  /// the C kernels do not take the pair: int4 / int8 (`IntegerCodec`) with one activation scale for the vector
+  /// the C kernels do not take the pair: int2 … int8 (`IntegerCodec`) with one activation scale for the vector
   /// (`activationBlock >= columns`), and ggml's q4_0 / q8_0 with blocks of 32 (their blocks are symmetric groups of
   /// 32 in the same layout; q8_0's codes are signed).
   static func cLayout(_ format: QuantFormat, columns: Int, rowBytes: Int, activationBlock: Int) -> bp_int_layout? {
     guard columns > 0, columns <= cKernelMaxColumns else { return nil }
     switch format.scheme {
-    case .integer(let bits) where (bits == 4 || bits == 8) && activationBlock >= columns:
+    case .integer(let bits) where (2...8).contains(bits) && activationBlock >= columns:
       let length = format.groupSize ?? columns
       return bp_int_layout(
         row_bytes: rowBytes, groups: columns / length, chunks: (length + 31) / 32, bits: Int32(bits),

@@ -11,7 +11,8 @@ import _TestSupport
 /// the integer paths (nibble order, zero points, chunk and block tails, group strides) without a tolerance.
 struct CKernelTests {
   static let formats: [QuantFormat] = ["int4", "int8", "int4-asym", "int8-asym", "int4-g32", "int4-g32-asym", "int4-g64",
-    "int4-g64-asym", "int4-g128", "int4-g256", "int8-g32", "int8-g32-asym", "int8-g64", "int8-g128-asym", "int4-g160"]
+    "int4-g64-asym", "int4-g128", "int4-g256", "int8-g32", "int8-g32-asym", "int8-g64", "int8-g128-asym", "int4-g160", "int2-g64", "int2-asym", "int3", "int3-g32-asym", "int3-g64",
+    "int5-asym", "int5-g128", "int6-g64", "int6-g160-asym", "int7", "int7-g64-asym"]
     .map { try! QuantFormat(parsing: $0) }
 
   /// A `[rows, n]` tensor in the IntegerCodec layout with scale 1.0 per group: codes u = z + δ (δ from `delta`),
@@ -49,12 +50,13 @@ struct CKernelTests {
     for (rows, n) in shapes where n > 0 && format.canQuantize(rows: rows, columns: n) {
       var rng = SplitMix64(seed: UInt64(n))
       // Small random codes and activations (|partial sums| ≤ n·2·8 + 2·127 < 2²⁴), then the extremes: every code
-      // at an end of its range against ±127 (int8 only while n·252·127 < 2²⁴, i.e. n ≤ 512).
+      // at an end of its range against ±127 (widths above 5 bits only while n·252·127 < 2²⁴, i.e. n ≤ 512; int5:
+      // 4099·31·127 < 2²⁴).
       let small = (0..<(rows * n)).map { _ in Int(rng.next() % 5) - 2 }
       var cases: [(delta: (Int) -> Int, x: [Float])] = [
         ({ small[$0] }, (0..<n).map { $0 == n / 2 ? 127 : Float(Int(rng.next() % 17) - 8) })
       ]
-      if bits == 4 || n <= 512 {
+      if bits <= 5 || n <= 512 {
         cases.append(({ _ in 1 << bits }, [Float](repeating: 127, count: n)))
         cases.append(({ _ in -(1 << bits) }, (0..<n).map { $0 % 3 == 0 ? 127 : -127 }))
       }
@@ -201,10 +203,10 @@ struct CKernelTests {
     #expect(KernelVariant.portableC.integerGEMVTable == "portable")
     #expect(["avx512-vnni", "portable"].contains(KernelVariant.intrinsics.integerGEMVTable))
     #expect(KernelVariant.best == (KernelVariant.intrinsics.integerGEMVTable == "portable" ? .simd : .intrinsics))
-    let int4 = try QuantFormat(parsing: "int4-g64"), int3 = try QuantFormat(parsing: "int3-g64")
+    let int4 = try QuantFormat(parsing: "int4-g64"), nf4 = try QuantFormat(parsing: "nf4-g64")
     #expect(IntDot.cLayout(int4, columns: 128, rowBytes: int4.rowSizeInBytes(columns: 128), activationBlock: 128) != nil)
     #expect(IntDot.cLayout(int4, columns: 128, rowBytes: int4.rowSizeInBytes(columns: 128), activationBlock: 32) == nil)
-    #expect(IntDot.cLayout(int3, columns: 128, rowBytes: int3.rowSizeInBytes(columns: 128), activationBlock: 128) == nil)
+    #expect(IntDot.cLayout(nf4, columns: 128, rowBytes: nf4.rowSizeInBytes(columns: 128), activationBlock: 128) == nil)
     let q4_0 = try QuantFormat(parsing: "q4_0"), q4_1 = try QuantFormat(parsing: "q4_1")
     #expect(IntDot.cLayout(q4_0, columns: 128, rowBytes: 72, activationBlock: 32) != nil)
     #expect(IntDot.cLayout(q4_0, columns: 128, rowBytes: 72, activationBlock: 128) == nil)

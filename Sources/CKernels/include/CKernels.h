@@ -1,7 +1,7 @@
 // CKernels: the int4 / int8 GEMV against int8 activations, in C with x86 intrinsics.
 //
 // Swift 6.3 does not form vpdpbusd (AVX-512 VNNI) or vpmaddubsw from plain loops (IntDot+NibblePlanes.swift), so
-// the integer GEMV of BitPlan's own `intN[-gG][-asym]` formats (N = 4, 8) and of ggml's q4_0, q8_0, q4_K, q5_K and q6_K lives
+// the integer GEMV of BitPlan's own `intN[-gG][-asym]` formats (N = 2 … 8) and of ggml's q4_0, q8_0, q4_K, q5_K and q6_K lives
 // here. Each instruction set is one
 // table of functions; `bp_int_gemv_best()` picks the table once, on the first call, from
 // `__builtin_cpu_supports`, and `bp_int_gemv_portable()` is the plain C fallback (also what non-x86 builds get).
@@ -10,7 +10,8 @@
 // Weight layout (IntegerCodec, byte-identical to what Quantization writes): a row is `groups` groups back to back;
 // a group is [scale f16][zero u8, asymmetric only][chunks × 4·bits bytes of codes]. int8: one unsigned code u per
 // byte. int4: a 16-byte chunk holds 32 codes, byte j has value j in its low nibble and value j + 16 in its high
-// nibble (ggml's q4_0 order). The value is x̂ = s·(u − z), z = 2^(bits−1) when symmetric.
+// nibble (ggml's q4_0 order). bits 2, 3, 5, 6, 7: a chunk of 4·bits bytes is a little-endian bit stream, code j
+// in bits [bits·j, bits·j + bits). The value is x̂ = s·(u − z), z = 2^(bits−1) when symmetric.
 //
 // ggml's q4_0 block ([d f16][16 bytes]) is exactly a symmetric int4 group of 32, and its q8_0 block
 // ([d f16][32 signed bytes q]) a symmetric int8 group of 32 whose codes are stored signed: with `signed_codes` the
@@ -42,7 +43,7 @@ typedef struct bp_int_layout {
   size_t groups;
   /// 32-value chunks per group, ⌈group length / 32⌉.
   size_t chunks;
-  /// 4 or 8.
+  /// 2 … 8.
   int bits;
   /// 1: no zero-point byte, z = 2^(bits−1); 0: a u8 zero point follows the scale.
   int symmetric;
