@@ -21,6 +21,10 @@
 //   one group of k·chunks chunks): 3.5× the throughput of a masked step per group (int4-g32, L2, measured). The four
 //   code areas of a k = 4 step come from two loads and one `vpermt2b` (AVX-512 VBMI), the scales of symmetric
 //   groups from one load and one `vpermw`: q4_0 at the L3 size 189 → 226 float-GB/s over scalar loads and inserts.
+// - Other widths (int2, int3, int5, int6, int7: bit streams of 4·N bytes per 32 codes) go through the int8 loop
+//   with each 64 codes unpacked to bytes by one vpermb (lane k gets stream bytes N·k …) and one vpmultishiftqb
+//   (code 8k + i from bit N·i of lane k), then masked: int3-g64 at the L3 size 1.0 → 131.9 float-GB/s against the
+//   Swift path, which decoded each group.
 // - q4_0 / q8_0 pair with ggml's q8_0 activations (blocks of 32): each group's scale is multiplied by its block's
 //   activation scale before the Float multiply-add, and q8_0's signed codes get their top bit flipped (u = q + 128,
 //   z = 128).
