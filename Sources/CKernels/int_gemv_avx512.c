@@ -361,9 +361,17 @@ BP_AVX512 BP_INLINE void row_pass(int n, int bits, int symmetric, int signed_cod
 /// For steps of four groups (16 code bytes each, `group_bytes` g apart after a header of h bytes): byte 16i + j of
 /// the codes register comes from byte h + i·g + j of the step, which is byte o of its first 64 bytes (index o) or
 /// byte o − last of its last 64 (index 64 + o − last, last = h + 3g + 16 − 64). Zero when steps are not of four.
+BP_AVX512 static __m512i step_code_index(size_t h, size_t g);
+
 BP_AVX512 static __m512i k4_code_index(const bp_int_layout *layout, int symmetric, int bits) {
   if (groups_per_step(layout) != 4) return _mm512_setzero_si512();
-  const size_t h = symmetric ? 2 : 3, g = h + layout->chunks * 4 * (size_t)bits, last = h + 3 * g + 16 - 64;
+  const size_t h = symmetric ? 2 : 3;
+  return step_code_index(h, h + layout->chunks * 4 * (size_t)bits);
+}
+
+/// `k4_code_index` for groups of `g` bytes whose 16 code bytes start at byte h.
+BP_AVX512 static __m512i step_code_index(size_t h, size_t g) {
+  const size_t last = h + 3 * g + 16 - 64;
   _Alignas(64) uint8_t index[64];
   for (size_t i = 0; i < 4; i++) {
     for (size_t j = 0; j < 16; j++) {
@@ -739,8 +747,134 @@ BP_AVX512 static void avx512_q6_k(const uint8_t *weights, size_t row_bytes, size
   if (prep != stack) free(prep);
 }
 
+// ggml's q4_1, q5_0 and q5_1 against 32-value activation blocks, in steps of four blocks as int4-g32: per call
+// each step's activations become the two planes of `prepare_int4` (the first and last 16 values of each block)
+// and −Σa per lane (4 lanes per block); per step and row, the four 16-byte code areas come from two loads and one
+// vpermt2b, q5's fifth bits from the four qh words as two 64-bit byte masks, and the scales d (and mins m) from one
+// vpermw each. A last partial step reads only its blocks (masked loads).
+enum { legacy_prepared = 192 };
+
+BP_AVX512 static void prepare_legacy(size_t blocks, const int8_t *codes, int8_t *out) {
+  const __m512i ones = _mm512_set1_epi8(1);
+  for (size_t s = 0; 4 * s < blocks; s++) {
+    const size_t v = 32 * (blocks - 4 * s < 4 ? blocks - 4 * s : 4);  // real values in this step
+    const int8_t *a = codes + 128 * s;
+    const __m512i a0 = _mm512_maskz_loadu_epi8(first_bytes(v), a);
+    const __m512i a1 = v > 64 ? _mm512_maskz_loadu_epi8(first_bytes(v - 64), a + 64) : _mm512_setzero_si512();
+    const __m512i lo = _mm512_shuffle_i64x2(a0, a1, 0x88), hi = _mm512_shuffle_i64x2(a0, a1, 0xDD);
+    int8_t *o = out + legacy_prepared * s;
+    _mm512_store_si512((void *)o, lo);
+    _mm512_store_si512((void *)(o + 64), hi);
+    const __m512i sums = _mm512_add_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, lo),
+                                          _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, hi));
+    _mm512_store_si512((void *)(o + 128), _mm512_sub_epi32(_mm512_setzero_si512(), sums));
+  }
+}
+
+/// One step of `nb` ≤ 4 blocks at p[j] for each of `n` rows, added to acc[j] (`kind` as `legacy_gemv`; `o` the
+/// step's prepared activations, `dk` its activation scales, lanes 0 … nb − 1).
+BP_AVX512 BP_INLINE void legacy_step(int n, int kind, size_t nb, const uint8_t *const *p, const int8_t *o, __m128 dk,
+                                     __m512i code_index, __m512 *acc) {
+  const size_t g = kind == 1 ? 20 : kind == 0 ? 22 : 24, h = kind == 1 ? 4 : kind == 0 ? 6 : 8, last = h + 3 * g + 16 - 64;
+  // Word indices of the scales (byte i·g) and mins (i·g + 2) in [first 64 bytes | 64 bytes from `last`].
+#define BP_WORD(o) ((short)((o) < 64 ? (o) / 2 : 32 + ((o) - last) / 2))
+  const __m512i d_words = _mm512_castsi128_si512(_mm_setr_epi16(BP_WORD(0), BP_WORD(g), BP_WORD(2 * g), BP_WORD(3 * g), 0, 0, 0, 0));
+  const __m512i m_words = _mm512_castsi128_si512(
+    _mm_setr_epi16(BP_WORD(2), BP_WORD(g + 2), BP_WORD(2 * g + 2), BP_WORD(3 * g + 2), 0, 0, 0, 0));
+#undef BP_WORD
+  const __m512i spread = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+  const size_t bytes = nb * g;
+  const __mmask64 first = first_bytes(bytes), second = bytes > last ? first_bytes(bytes - last) : 0;
+  const __m512i pl = _mm512_load_si512((const void *)o), ph = _mm512_load_si512((const void *)(o + 64));
+  const __m512i lanes = _mm512_load_si512((const void *)(o + 128));  // −Σa
+  const __m512 asum = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_setzero_si512(), lanes));
+  for (int j = 0; j < n; j++) {
+    const __m512i head = _mm512_maskz_loadu_epi8(first, p[j]), tail = _mm512_maskz_loadu_epi8(second, p[j] + last);
+    const __m512i w16 = _mm512_permutex2var_epi8(head, code_index, tail);
+    __m512i lo = _mm512_and_si512(w16, _mm512_set1_epi8(0x0F));
+    __m512i hi = _mm512_gf2p8affine_epi64_epi8(w16, _mm512_set1_epi64(0x1020408000000000), 0);
+    if (kind != 1) {
+      uint64_t low_bits = 0, high_bits = 0;
+      for (size_t i = 0; i < nb; i++) {
+        uint32_t qh;
+        memcpy(&qh, p[j] + i * g + h - 4, 4);
+        low_bits |= (uint64_t)(qh & 0xFFFF) << (16 * i);
+        high_bits |= (uint64_t)(qh >> 16) << (16 * i);
+      }
+      lo = _mm512_or_si512(lo, _mm512_maskz_mov_epi8(low_bits, _mm512_set1_epi8(0x10)));
+      hi = _mm512_or_si512(hi, _mm512_maskz_mov_epi8(high_bits, _mm512_set1_epi8(0x10)));
+    }
+    __m512i isum = kind == 0 ? _mm512_slli_epi32(lanes, 4) : _mm512_setzero_si512();  // q5_0: −16·Σa
+    isum = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(isum, lo, pl), hi, ph);
+    const __m128 d4 = _mm_mul_ps(_mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi16(head, d_words, tail))), dk);
+    acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(d4)), acc[j]);
+    if (kind != 0) {
+      const __m128 m4 = _mm_mul_ps(_mm_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi16(head, m_words, tail))), dk);
+      acc[j] = _mm512_fmadd_ps(asum, _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(m4)), acc[j]);
+    }
+  }
+}
+
+BP_AVX512 BP_INLINE void legacy_pass(int n, int kind, const uint8_t *const *row, size_t blocks, const int8_t *prep,
+                                     const float *scales, __m512i code_index, float *const *y) {
+  const size_t g = kind == 1 ? 20 : kind == 0 ? 22 : 24;
+  __m512 acc[BP_MAX_ROWS];
+  const uint8_t *p[BP_MAX_ROWS];
+  for (int j = 0; j < n; j++) acc[j] = _mm512_setzero_ps();
+  size_t s = 0;
+  for (; 4 * s + 4 <= blocks; s++) {
+    for (int j = 0; j < n; j++) p[j] = row[j] + 4 * g * s;
+    legacy_step(n, kind, 4, p, prep + legacy_prepared * s, _mm_loadu_ps(scales + 4 * s), code_index, acc);
+  }
+  if (4 * s < blocks) {
+    const size_t nb = blocks - 4 * s;
+    for (int j = 0; j < n; j++) p[j] = row[j] + 4 * g * s;
+    legacy_step(n, kind, nb, p, prep + legacy_prepared * s, _mm_maskz_loadu_ps((__mmask8)((1u << nb) - 1), scales + 4 * s),
+                code_index, acc);
+  }
+  for (int j = 0; j < n; j++) *y[j] = _mm512_reduce_add_ps(acc[j]);
+}
+
+#define BP_LEGACY_ROWS(name, kind)                                                                                 \
+  BP_AVX512 __attribute__((noinline)) static void name(const uint8_t *weights, size_t row_bytes, size_t rows,     \
+                                                       size_t blocks, const int8_t *prep, const float *scales,      \
+                                                       float *y) {                                                  \
+    const __m512i code_index = step_code_index(kind == 1 ? 4 : kind == 0 ? 6 : 8, kind == 1 ? 20 : kind == 0 ? 22 : 24); \
+    const size_t half = rows / 2;                                                                                   \
+    for (size_t i = 0; i < half; i++) {                                                                             \
+      const uint8_t *row[BP_MAX_ROWS] = {weights + i * row_bytes, weights + (half + i) * row_bytes};               \
+      float *out[BP_MAX_ROWS] = {y + i, y + half + i};                                                              \
+      legacy_pass(2, kind, row, blocks, prep, scales, code_index, out);                                             \
+    }                                                                                                               \
+    if (rows % 2) {                                                                                                 \
+      const uint8_t *row[BP_MAX_ROWS] = {weights + (rows - 1) * row_bytes, NULL};                                   \
+      float *out[BP_MAX_ROWS] = {y + rows - 1, NULL};                                                               \
+      legacy_pass(1, kind, row, blocks, prep, scales, code_index, out);                                             \
+    }                                                                                                               \
+  }
+BP_LEGACY_ROWS(q5_0_rows, 0)
+BP_LEGACY_ROWS(q4_1_rows, 1)
+BP_LEGACY_ROWS(q5_1_rows, 2)
+#undef BP_LEGACY_ROWS
+
+BP_AVX512 static void avx512_legacy(int kind, const uint8_t *weights, size_t row_bytes, size_t rows, size_t blocks,
+                                    const int8_t *codes, const float *scales, float *y) {
+  if (rows == 0 || blocks == 0) {
+    for (size_t r = 0; r < rows; r++) y[r] = 0;
+    return;
+  }
+  enum { stack_bytes = 32 << 10 };
+  _Alignas(64) int8_t stack[stack_bytes];
+  const size_t bytes = legacy_prepared * ((blocks + 3) / 4);
+  int8_t *prep = bytes <= stack_bytes ? stack : aligned_alloc(64, bytes);
+  if (prep == NULL) abort();  // out of memory: stop, as Swift does when an allocation fails
+  prepare_legacy(blocks, codes, prep);
+  (kind == 0 ? q5_0_rows : kind == 1 ? q4_1_rows : q5_1_rows)(weights, row_bytes, rows, blocks, prep, scales, y);
+  if (prep != stack) free(prep);
+}
+
 const bp_int_gemv_kernels bp_int_gemv_avx512_vnni = {
-  "avx512-vnni", avx512_gemv, avx512_q4_k, avx512_q6_k, avx512_q5_k,
+  "avx512-vnni", avx512_gemv, avx512_q4_k, avx512_q6_k, avx512_q5_k, avx512_legacy,
 };
 
 #endif

@@ -149,8 +149,31 @@ static void portable_q6_k(const uint8_t *weights, size_t row_bytes, size_t rows,
   }
 }
 
+static void portable_legacy(int kind, const uint8_t *weights, size_t row_bytes, size_t rows, size_t blocks,
+                            const int8_t *codes, const float *scales, float *y) {
+  const size_t size = kind == 1 ? 20 : kind == 0 ? 22 : 24, qs = kind == 1 ? 4 : kind == 0 ? 6 : 8;
+  for (size_t r = 0; r < rows; r++) {
+    float sum = 0, offsets = 0;
+    for (size_t b = 0; b < blocks; b++) {
+      const uint8_t *p = weights + r * row_bytes + size * b;
+      const int8_t *a = codes + 32 * b;
+      const uint32_t qh = kind == 1 ? 0 : (uint32_t)p[qs - 4] | (uint32_t)p[qs - 3] << 8 | (uint32_t)p[qs - 2] << 16
+                                              | (uint32_t)p[qs - 1] << 24;
+      int64_t isum = 0, asum = 0;
+      for (int j = 0; j < 32; j++) {
+        const int q = (j < 16 ? p[qs + j] & 15 : p[qs + j - 16] >> 4) | (int)(qh >> j & 1) << 4;
+        isum += (int64_t)(kind == 0 ? q - 16 : q) * a[j];
+        asum += a[j];
+      }
+      sum += half_to_float((uint16_t)(p[0] | p[1] << 8)) * scales[b] * (float)isum;
+      if (kind != 0) offsets += half_to_float((uint16_t)(p[2] | p[3] << 8)) * scales[b] * (float)asum;
+    }
+    y[r] = sum + offsets;
+  }
+}
+
 static const bp_int_gemv_kernels portable_kernels = {
-  "portable", portable_gemv, portable_q4_k, portable_q6_k, portable_q5_k,
+  "portable", portable_gemv, portable_q4_k, portable_q6_k, portable_q5_k, portable_legacy,
 };
 
 const bp_int_gemv_kernels *bp_int_gemv_portable(void) { return &portable_kernels; }

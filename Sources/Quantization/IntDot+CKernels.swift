@@ -28,10 +28,15 @@ extension IntDot {
   /// The K-quants with a `CKernels` GEMV against 32-value activation blocks.
   static let cKQuants: Set<GGMLType> = [.q4_K, .q5_K, .q6_K]
 
+  /// The legacy block types with a `CKernels` GEMV (`legacy_gemv`) against 32-value activation blocks, and the
+  /// `kind` that names each there.
+  static let cLegacyKinds: [GGMLType: Int32] = [.q5_0: 0, .q4_1: 1, .q5_1: 2]
+
   /// Whether `gemvInt8` of a `[_, columns]` matrix in `format` against `activationBlock`-value blocks runs in C
-  /// under the `CKernels` variants: a `cLayout` exists, or a K-quant in `cKQuants` with blocks of 32.
+  /// under the `CKernels` variants: a `cLayout` exists, or a type in `cKQuants` or `cLegacyKinds` with blocks of 32.
   static func hasCKernel(_ format: QuantFormat, columns: Int, rowBytes: Int, activationBlock: Int) -> Bool {
-    if case .ggml(let type) = format.scheme, cKQuants.contains(type), activationBlock == 32, columns > 0 { return true }
+    if case .ggml(let type) = format.scheme, cKQuants.contains(type) || cLegacyKinds[type] != nil, activationBlock == 32,
+      columns > 0 { return true }
     return cLayout(format, columns: columns, rowBytes: rowBytes, activationBlock: activationBlock) != nil
   }
 
@@ -99,6 +104,28 @@ extension PackedTensor {
         splitRows(threads: threads, y) { range, out in
           withRows(range) { src in
             gemv(src.baseAddress?.assumingMemoryBound(to: UInt8.self), rowBytes, range.count, superBlocks,
+              codes.baseAddress, scales.baseAddress, out.baseAddress)
+          }
+        }
+      }
+    }
+  }
+
+  /// q4_1, q5_0 or q5_1 (`IntDot.cLegacyKinds`) against 32-value activation blocks through `kernels`, each thread's
+  /// rows in one C call (which prepares its own copy of the activations).
+  func gemvLegacyC(
+    _ kind: Int32, _ a: Q8Activations, _ kernels: UnsafePointer<bp_int_gemv_kernels>,
+    into y: UnsafeMutableBufferPointer<Float>, threads: Int
+  ) {
+    let blocks = columns / 32
+    precondition(a.blockSize == 32 && a.codes.count >= 32 * blocks && a.scales.count >= blocks,
+      "\(format.name): activations \(a.codes.count) codes in blocks of \(a.blockSize) for \(blocks) blocks")
+    let gemv = kernels.pointee.legacy_gemv!, rowBytes = rowSizeInBytes
+    a.codes.withUnsafeBufferPointer { codes in
+      a.scales.withUnsafeBufferPointer { scales in
+        splitRows(threads: threads, y) { range, out in
+          withRows(range) { src in
+            gemv(kind, src.baseAddress?.assumingMemoryBound(to: UInt8.self), rowBytes, range.count, blocks,
               codes.baseAddress, scales.baseAddress, out.baseAddress)
           }
         }

@@ -120,6 +120,10 @@ extension PackedTensor {
       a.blockSize == 32, columns > 0 {
       return gemvKQuantC(type, a, kernels, into: y, threads: threads)
     }
+    if let kernels = IntDot.cKernels(variant), case .ggml(let type) = format.scheme, let kind = IntDot.cLegacyKinds[type],
+      a.blockSize == 32 {
+      return gemvLegacyC(kind, a, kernels, into: y, threads: threads)
+    }
     a.codes16.withUnsafeBufferPointer { codes16 in
       a.codes.withUnsafeBufferPointer { codes in
         a.scales.withUnsafeBufferPointer { scales in

@@ -115,6 +115,40 @@ struct CKernelTests {
     }
   }
 
+  /// ggml's q4_1, q5_0 and q5_1 against 32-value activation blocks, bit for bit on integer-valued inputs: d = 1.0,
+  /// m = −3.0 (exact in f16), every activation block holds a 127 (d_b = 1), so y is the integer Σ_b (Σ q·a + m·Σ a)
+  /// or Σ_b Σ (q − 16)·a, below 2²⁴ for 2304 columns (72 blocks × 31·(31·8 + 127)). Lengths that leave 1, 2 and 3
+  /// blocks after the 4-block steps check the masked last step.
+  @Test(arguments: ["q4_1", "q5_0", "q5_1"])
+  func legacyBlockSumsAreExact(name: String) throws {
+    let format = try QuantFormat(parsing: name)
+    let (size, qs) = name == "q4_1" ? (20, 4) : name == "q5_0" ? (22, 6) : (24, 8)
+    for rows in [1, 4, 5] {
+      for n in [32, 64, 96, 128, 160, 224, 256, 288, 1024, 2304] {
+        var rng = SplitMix64(seed: UInt64(n * 3 + rows))
+        var bytes = [UInt8](repeating: 0, count: format.sizeInBytes(rows: rows, columns: n))
+        for r in 0..<rows {
+          for b in 0..<(n / 32) {
+            let at = r * format.rowSizeInBytes(columns: n) + size * b
+            (bytes[at], bytes[at + 1]) = (0x00, 0x3C)  // d = 1.0
+            if name != "q5_0" { (bytes[at + 2], bytes[at + 3]) = (0x00, 0xC2) }  // m = −3.0
+            for i in (name == "q4_1" ? 4 : qs - 4)..<size { bytes[at + i] = UInt8(truncatingIfNeeded: rng.next()) }  // qh, qs
+          }
+        }
+        let packed = try PackedTensor(format: format, rows: rows, columns: n, bytes: bytes)
+        let x = (0..<n).map { $0 % 32 == 11 ? Float(127) : Float(Int(rng.next() % 17) - 8) }
+        let a = Q8Activations(x, blockSize: 32)
+        #expect(a.scales.allSatisfy { $0 == 1 })
+        var want = [Float](repeating: .nan, count: rows), got = want
+        want.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: .reference) }
+        for variant in KernelVariant.allCases where variant != .reference {
+          got.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: variant) }
+          #expect(got == want, "\(name) \(variant) rows=\(rows) n=\(n)")
+        }
+      }
+    }
+  }
+
   /// ggml's q4_K and q5_K against 32-value activation blocks, bit for bit on integer-valued inputs: d = dmin = 1.0,
   /// every activation block holds a 127 (d_b = 1), so y is the integer Σ_j (sc_j·Σ q·a − m_j·Σ a). Scales and mins
   /// span all six bits (the packed high bits included) while every partial sum stays below 2²⁴: per sub-block

@@ -1,7 +1,8 @@
 // CKernels: the int4 / int8 GEMV against int8 activations, in C with x86 intrinsics.
 //
 // Swift 6.3 does not form vpdpbusd (AVX-512 VNNI) or vpmaddubsw from plain loops (IntDot+NibblePlanes.swift), so
-// the integer GEMV of BitPlan's own `intN[-gG][-asym]` formats (N = 2 … 8) and of ggml's q4_0, q8_0, q4_K, q5_K and q6_K lives
+// the integer GEMV of BitPlan's own `intN[-gG][-asym]` formats (N = 2 … 8) and of ggml's q4_0, q4_1, q5_0, q5_1, q8_0, q4_K, q5_K and
+// q6_K lives
 // here. Each instruction set is one
 // table of functions; `bp_int_gemv_best()` picks the table once, on the first call, from
 // `__builtin_cpu_supports`, and `bp_int_gemv_portable()` is the plain C fallback (also what non-x86 builds get).
@@ -80,6 +81,12 @@ typedef struct bp_int_gemv_kernels {
   /// gains 16 from bit 2c + t of qh[l] for value 64c + 32t + l.
   void (*q5_k_gemv)(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks, const int8_t *codes,
                     const float *scales, float *y);
+  /// ggml's q4_1 (`kind` 1: [d f16][m f16][qs 16], 20 bytes, x̂ = d·q + m), q5_0 (0: [d][qh u32][qs 16], 22 bytes,
+  /// x̂ = d·(q − 16)) or q5_1 (2: [d][m][qh u32][qs 16], 24 bytes, x̂ = d·q + m) against activations in blocks of
+  /// 32: rows of `blocks` blocks, `row_bytes` apart. Value j < 16 of a block is the low nibble of qs[j], value 16 + j
+  /// its high nibble; q5 adds 16·bit j of qh for value j.
+  void (*legacy_gemv)(int kind, const uint8_t *weights, size_t row_bytes, size_t rows, size_t blocks,
+                      const int8_t *codes, const float *scales, float *y);
 } bp_int_gemv_kernels;
 
 /// The fastest table this CPU runs (AVX-512 F/BW/VL/VBMI + VNNI + GFNI + F16C + FMA, else portable), chosen once.
