@@ -92,6 +92,24 @@ BP_AVX512 static void prepare_int4(const bp_int_layout *layout, const int8_t *co
 /// are sized by it and indexed by a constant after inlining, so they live in registers.
 #define BP_MAX_ROWS 2
 
+/// Runs `PASS(n, row, out)` (a function-like macro: n rows starting at row[j], results to *out[j]) over rows i and
+/// ⌊rows/2⌋ + i for every i, then over an odd last row alone: the row order every kernel here uses (`gemv_rows`
+/// says why).
+#define BP_PAIRED_ROWS(weights, row_bytes, rows, y, PASS)                                                         \
+  do {                                                                                                            \
+    const size_t bp_half = (rows) / 2;                                                                            \
+    for (size_t bp_i = 0; bp_i < bp_half; bp_i++) {                                                               \
+      const uint8_t *bp_row[BP_MAX_ROWS] = {(weights) + bp_i * (row_bytes), (weights) + (bp_half + bp_i) * (row_bytes)}; \
+      float *bp_out[BP_MAX_ROWS] = {(y) + bp_i, (y) + bp_half + bp_i};                                            \
+      PASS(2, bp_row, bp_out);                                                                                    \
+    }                                                                                                             \
+    if ((rows) % 2) {                                                                                             \
+      const uint8_t *bp_row[BP_MAX_ROWS] = {(weights) + ((rows) - 1) * (row_bytes), NULL};                        \
+      float *bp_out[BP_MAX_ROWS] = {(y) + (rows) - 1, NULL};                                                      \
+      PASS(1, bp_row, bp_out);                                                                                    \
+    }                                                                                                             \
+  } while (0)
+
 /// One 128-value int4 block: its 64 code bytes `w` against planes `pl` (low nibbles) and `ph` (high), into `lo` and
 /// `hi` (which may be the same accumulator). The high nibbles come down in one GF(2) affine step (bit i of each
 /// byte ← bit i + 4), one instruction instead of a shift and a mask.
@@ -396,17 +414,9 @@ BP_AVX512 BP_INLINE void gemv_rows(int bits, int symmetric, int signed_codes, in
                                    const uint8_t *weights, size_t rows, const int8_t *codes, const int8_t *scratch,
                                    const float *scales, float *y) {
   const __m512i code_index = k4_code_index(layout, symmetric, bits);
-  const size_t half = rows / 2;
-  for (size_t i = 0; i < half; i++) {
-    const uint8_t *row[BP_MAX_ROWS] = {weights + i * layout->row_bytes, weights + (half + i) * layout->row_bytes};
-    float *out[BP_MAX_ROWS] = {y + i, y + half + i};
-    row_pass(2, bits, symmetric, signed_codes, group_scales, layout, row, codes, scratch, scales, code_index, out);
-  }
-  if (rows % 2) {
-    const uint8_t *row[BP_MAX_ROWS] = {weights + (rows - 1) * layout->row_bytes, NULL};
-    float *out[BP_MAX_ROWS] = {y + rows - 1, NULL};
-    row_pass(1, bits, symmetric, signed_codes, group_scales, layout, row, codes, scratch, scales, code_index, out);
-  }
+#define PASS(n, row, out) row_pass(n, bits, symmetric, signed_codes, group_scales, layout, row, codes, scratch, scales, code_index, out)
+  BP_PAIRED_ROWS(weights, layout->row_bytes, rows, y, PASS);
+#undef PASS
 }
 /// The specializations, each its own function: inlined into one, the row loops shared a register allocation
 /// and reloaded strides from the stack inside the hot loop (int4-g128 10% slower, measured). BitPlan's int4 and
@@ -607,17 +617,9 @@ BP_AVX512 BP_INLINE void q4_k_pass(int n, int fifth, const uint8_t *const *row, 
 
 BP_AVX512 BP_INLINE void q45_k_rows(int fifth, const uint8_t *weights, size_t row_bytes, size_t rows,
                                     size_t super_blocks, const int8_t *prep, float *y) {
-  const size_t half = rows / 2;
-  for (size_t i = 0; i < half; i++) {
-    const uint8_t *row[BP_MAX_ROWS] = {weights + i * row_bytes, weights + (half + i) * row_bytes};
-    float *out[BP_MAX_ROWS] = {y + i, y + half + i};
-    q4_k_pass(2, fifth, row, super_blocks, prep, out);
-  }
-  if (rows % 2) {
-    const uint8_t *row[BP_MAX_ROWS] = {weights + (rows - 1) * row_bytes, NULL};
-    float *out[BP_MAX_ROWS] = {y + rows - 1, NULL};
-    q4_k_pass(1, fifth, row, super_blocks, prep, out);
-  }
+#define PASS(n, row, out) q4_k_pass(n, fifth, row, super_blocks, prep, out)
+  BP_PAIRED_ROWS(weights, row_bytes, rows, y, PASS);
+#undef PASS
 }
 
 BP_AVX512 __attribute__((noinline)) static void q4_k_rows(const uint8_t *weights, size_t row_bytes, size_t rows,
@@ -721,17 +723,9 @@ BP_AVX512 BP_INLINE void q6_k_pass(int n, const uint8_t *const *row, size_t supe
 BP_AVX512 __attribute__((noinline)) static void q6_k_rows(const uint8_t *weights, size_t row_bytes, size_t rows,
                                                           size_t super_blocks, const int8_t *codes, const int8_t *prep,
                                                           float *y) {
-  const size_t half = rows / 2;
-  for (size_t i = 0; i < half; i++) {
-    const uint8_t *row[BP_MAX_ROWS] = {weights + i * row_bytes, weights + (half + i) * row_bytes};
-    float *out[BP_MAX_ROWS] = {y + i, y + half + i};
-    q6_k_pass(2, row, super_blocks, codes, prep, out);
-  }
-  if (rows % 2) {
-    const uint8_t *row[BP_MAX_ROWS] = {weights + (rows - 1) * row_bytes, NULL};
-    float *out[BP_MAX_ROWS] = {y + rows - 1, NULL};
-    q6_k_pass(1, row, super_blocks, codes, prep, out);
-  }
+#define PASS(n, row, out) q6_k_pass(n, row, super_blocks, codes, prep, out)
+  BP_PAIRED_ROWS(weights, row_bytes, rows, y, PASS);
+#undef PASS
 }
 
 BP_AVX512 static void avx512_q6_k(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks,
@@ -839,23 +833,16 @@ BP_AVX512 BP_INLINE void legacy_pass(int n, int kind, const uint8_t *const *row,
   BP_AVX512 __attribute__((noinline)) static void name(const uint8_t *weights, size_t row_bytes, size_t rows,     \
                                                        size_t blocks, const int8_t *prep, const float *scales,      \
                                                        float *y) {                                                  \
+    const int legacy_kind = kind;                                                                                   \
     const __m512i code_index = step_code_index(kind == 1 ? 4 : kind == 0 ? 6 : 8, kind == 1 ? 20 : kind == 0 ? 22 : 24); \
-    const size_t half = rows / 2;                                                                                   \
-    for (size_t i = 0; i < half; i++) {                                                                             \
-      const uint8_t *row[BP_MAX_ROWS] = {weights + i * row_bytes, weights + (half + i) * row_bytes};               \
-      float *out[BP_MAX_ROWS] = {y + i, y + half + i};                                                              \
-      legacy_pass(2, kind, row, blocks, prep, scales, code_index, out);                                             \
-    }                                                                                                               \
-    if (rows % 2) {                                                                                                 \
-      const uint8_t *row[BP_MAX_ROWS] = {weights + (rows - 1) * row_bytes, NULL};                                   \
-      float *out[BP_MAX_ROWS] = {y + rows - 1, NULL};                                                               \
-      legacy_pass(1, kind, row, blocks, prep, scales, code_index, out);                                             \
-    }                                                                                                               \
+    BP_PAIRED_ROWS(weights, row_bytes, rows, y, LEGACY_PASS);                                                      \
   }
+#define LEGACY_PASS(n, row, out) legacy_pass(n, legacy_kind, row, blocks, prep, scales, code_index, out)
 BP_LEGACY_ROWS(q5_0_rows, 0)
 BP_LEGACY_ROWS(q4_1_rows, 1)
 BP_LEGACY_ROWS(q5_1_rows, 2)
 #undef BP_LEGACY_ROWS
+#undef LEGACY_PASS
 
 BP_AVX512 static void avx512_legacy(int kind, const uint8_t *weights, size_t row_bytes, size_t rows, size_t blocks,
                                     const int8_t *codes, const float *scales, float *y) {
