@@ -172,8 +172,32 @@ static void portable_legacy(int kind, const uint8_t *weights, size_t row_bytes, 
   }
 }
 
+static void portable_q2_k(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks,
+                          const int8_t *codes, const float *scales, float *y) {
+  for (size_t r = 0; r < rows; r++) {
+    float sum = 0;
+    for (size_t s = 0; s < super_blocks; s++) {
+      const uint8_t *p = weights + r * row_bytes + 84 * s;
+      float main = 0, mins = 0;
+      for (int k = 0; k < 16; k++) {  // sub-blocks of 16 values; activation block k / 2
+        const size_t b = 8 * s + (size_t)k / 2;
+        int64_t isum = 0, asum = 0;
+        for (int i = 16 * k; i < 16 * k + 16; i++) {
+          const int q = (p[16 + 32 * (i / 128) + i % 32] >> (2 * (i % 128 / 32))) & 3;
+          isum += (int64_t)q * codes[256 * s + (size_t)i];
+          asum += codes[256 * s + (size_t)i];
+        }
+        main += scales[b] * (float)((p[k] & 15) * isum);
+        mins += scales[b] * (float)((p[k] >> 4) * asum);
+      }
+      sum += half_to_float((uint16_t)(p[80] | p[81] << 8)) * main - half_to_float((uint16_t)(p[82] | p[83] << 8)) * mins;
+    }
+    y[r] = sum;
+  }
+}
+
 static const bp_int_gemv_kernels portable_kernels = {
-  "portable", portable_gemv, portable_q4_k, portable_q6_k, portable_q5_k, portable_legacy,
+  "portable", portable_gemv, portable_q4_k, portable_q6_k, portable_q5_k, portable_legacy, portable_q2_k,
 };
 
 const bp_int_gemv_kernels *bp_int_gemv_portable(void) { return &portable_kernels; }

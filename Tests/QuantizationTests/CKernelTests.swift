@@ -231,6 +231,37 @@ struct CKernelTests {
     }
   }
 
+  /// ggml's q2_K against 32-value activation blocks, bit for bit on integer-valued inputs: d = dmin = 1.0, every
+  /// activation block holds a 127 (d_b = 1), so y is the integer Σ_k (sc_k·Σ q·a − m_k·Σ a) over sub-blocks of 16,
+  /// with all 4-bit scales and mins; per super-block at most 15·3·8·(31·8 + 127) + 15·8·(31·8 + 127) < 2¹⁸, so 9
+  /// super-blocks stay below 2²⁴.
+  @Test func q2_KSumsAreExact() throws {
+    let format = try QuantFormat(parsing: "q2_k")
+    for rows in [1, 4, 5] {
+      for n in [256, 512, 2304] {
+        var rng = SplitMix64(seed: UInt64(5 * n + rows))
+        var bytes = [UInt8](repeating: 0, count: format.sizeInBytes(rows: rows, columns: n))
+        for r in 0..<rows {
+          for s in 0..<(n / 256) {
+            let at = r * format.rowSizeInBytes(columns: n) + 84 * s
+            for i in 0..<80 { bytes[at + i] = UInt8(truncatingIfNeeded: rng.next()) }  // scales and mins, qs
+            (bytes[at + 80], bytes[at + 81], bytes[at + 82], bytes[at + 83]) = (0x00, 0x3C, 0x00, 0x3C)  // d = dmin = 1
+          }
+        }
+        let packed = try PackedTensor(format: format, rows: rows, columns: n, bytes: bytes)
+        let x = (0..<n).map { $0 % 32 == 3 ? Float(127) : Float(Int(rng.next() % 17) - 8) }
+        let a = Q8Activations(x, blockSize: 32)
+        #expect(a.scales.allSatisfy { $0 == 1 })
+        var want = [Float](repeating: .nan, count: rows), got = want
+        want.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: .reference) }
+        for variant in KernelVariant.allCases where variant != .reference {
+          got.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: variant) }
+          #expect(got == want, "q2_k \(variant) rows=\(rows) n=\(n)")
+        }
+      }
+    }
+  }
+
   /// The C path is taken for int4 / int8 with per-vector activations and for q4_0 / q8_0 with 32-value blocks, and
   /// reports its table.
   @Test func variantsNameTheirTables() throws {

@@ -1,8 +1,8 @@
 // CKernels: the int4 / int8 GEMV against int8 activations, in C with x86 intrinsics.
 //
 // Swift 6.3 does not form vpdpbusd (AVX-512 VNNI) or vpmaddubsw from plain loops (IntDot+NibblePlanes.swift), so
-// the integer GEMV of BitPlan's own `intN[-gG][-asym]` formats (N = 2 … 8) and of ggml's q4_0, q4_1, q5_0, q5_1, q8_0, q4_K, q5_K and
-// q6_K lives
+// the integer GEMV of BitPlan's own `intN[-gG][-asym]` formats (N = 2 … 8) and of ggml's q4_0, q4_1, q5_0, q5_1, q8_0, q2_K, q4_K,
+// q5_K and q6_K lives
 // here. Each instruction set is one
 // table of functions; `bp_int_gemv_best()` picks the table once, on the first call, from
 // `__builtin_cpu_supports`, and `bp_int_gemv_portable()` is the plain C fallback (also what non-x86 builds get).
@@ -87,6 +87,11 @@ typedef struct bp_int_gemv_kernels {
   /// its high nibble; q5 adds 16·bit j of qh for value j.
   void (*legacy_gemv)(int kind, const uint8_t *weights, size_t row_bytes, size_t rows, size_t blocks,
                       const int8_t *codes, const float *scales, float *y);
+  /// ggml's q2_K, as `q4_k_gemv` with 84-byte super-blocks [16 bytes: scale sc_k (low nibble) and min m_k (high)
+  /// per 16 values][qs 64][d f16][dmin f16]: value 128h + 32g + l is bits 2g, 2g + 1 of qs[32h + l], in sub-block
+  /// k = (128h + 32g + l)/16, x̂ = d·sc_k·q − dmin·m_k.
+  void (*q2_k_gemv)(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks, const int8_t *codes,
+                    const float *scales, float *y);
 } bp_int_gemv_kernels;
 
 /// The fastest table this CPU runs (AVX-512 F/BW/VL/VBMI + VNNI + GFNI + F16C + FMA, else portable), chosen once.
