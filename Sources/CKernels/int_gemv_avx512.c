@@ -930,8 +930,86 @@ BP_AVX512 static void avx512_q2_k(const uint8_t *weights, size_t row_bytes, size
   if (prep != stack) free(prep);
 }
 
+// ggml's q3_K, also on q6_K's prepared activations: the low two bits lie like q2_K's, the third bit (set: +4) comes
+// from hmask[l] bit 4h + g by one variable 16-bit shift per register, and z = 4 takes −4·Σa per lane from the
+// prepared −32·Σa (one arithmetic shift, exact). The sixteen 6-bit scales are unpacked with 32-bit word operations.
+BP_AVX512 BP_INLINE void q3_k_pass(int n, const uint8_t *const *row, size_t super_blocks, const int8_t *codes,
+                                   const int8_t *prep, float *const *y) {
+  const __m512i three = _mm512_set1_epi8(3), one = _mm512_set1_epi8(1);
+  const __m512i shift[2] = {_mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1),
+                            _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1)};
+  // hmask bit of register r = 2h + k: 2r in its first 256 bits, 2r + 1 in its second.
+  const __m512i hbit[4] = {_mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(1), 1),
+                           _mm512_inserti64x4(_mm512_set1_epi16(2), _mm256_set1_epi16(3), 1),
+                           _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(5), 1),
+                           _mm512_inserti64x4(_mm512_set1_epi16(6), _mm256_set1_epi16(7), 1)};
+  const __m512i pick[4] = {_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+                           _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7),
+                           _mm512_setr_epi32(8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11),
+                           _mm512_setr_epi32(12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15)};
+  __m512 acc[BP_MAX_ROWS];
+  for (int j = 0; j < n; j++) acc[j] = _mm512_setzero_ps();
+  for (size_t s = 0; s < super_blocks; s++) {
+    const int8_t *o = prep + q6_k_prepared * s, *a = codes + 256 * s;
+    __m512i x[4], zsum[4];
+    __m512 da[4];
+    for (int r = 0; r < 4; r++) {
+      x[r] = _mm512_loadu_si512((const void *)(a + 64 * r));
+      zsum[r] = _mm512_srai_epi32(_mm512_load_si512((const void *)(o + 64 * r)), 3);  // −4·Σa
+      da[r] = _mm512_load_ps((const void *)(o + 256 + 64 * r));
+    }
+    for (int j = 0; j < n; j++) {
+      const uint8_t *p = row[j] + 110 * s;
+      uint32_t w[3];
+      memcpy(w, p + 96, 12);
+      const uint32_t nib = 0x0F0F0F0Fu, two = 0x03030303u;
+      const __m128i sc8 = _mm_setr_epi32((int)((w[0] & nib) | (w[2] & two) << 4), (int)((w[1] & nib) | ((w[2] >> 2) & two) << 4),
+                                         (int)(((w[0] >> 4) & nib) | ((w[2] >> 4) & two) << 4),
+                                         (int)(((w[1] >> 4) & nib) | ((w[2] >> 6) & two) << 4));
+      const __m512i sc32 = _mm512_sub_epi32(_mm512_cvtepu8_epi32(sc8), _mm512_set1_epi32(32));
+      const __m256i hm256 = _mm256_loadu_si256((const void *)p);
+      const __m512i hm = _mm512_inserti64x4(_mm512_castsi256_si512(hm256), hm256, 1);
+      __m512 f = _mm512_setzero_ps();
+      for (int h = 0; h < 2; h++) {
+        const __m256i q256 = _mm256_loadu_si256((const void *)(p + 32 + 32 * h));
+        const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(q256), q256, 1);
+        for (int k = 0; k < 2; k++) {
+          const int r = 2 * h + k;  // register: values 64r … 64r + 63
+          const __m512i third = _mm512_and_si512(_mm512_srlv_epi16(hm, hbit[r]), one);
+          const __m512i u = _mm512_or_si512(_mm512_and_si512(_mm512_srlv_epi16(q, shift[k]), three), _mm512_slli_epi16(third, 2));
+          const __m512i isum = _mm512_dpbusd_epi32(zsum[r], u, x[r]);  // Σ (u − 4)·a, u = q + 4
+          f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_mullo_epi32(isum, _mm512_permutexvar_epi32(pick[r], sc32))), da[r], f);
+        }
+      }
+      acc[j] = _mm512_fmadd_ps(f, _mm512_set1_ps(_cvtsh_ss(f16_at(p + 108))), acc[j]);
+    }
+  }
+  for (int j = 0; j < n; j++) *y[j] = _mm512_reduce_add_ps(acc[j]);
+}
+
+BP_AVX512 __attribute__((noinline)) static void q3_k_rows(const uint8_t *weights, size_t row_bytes, size_t rows,
+                                                          size_t super_blocks, const int8_t *codes, const int8_t *prep,
+                                                          float *y) {
+#define PASS(n, row, out) q3_k_pass(n, row, super_blocks, codes, prep, out)
+  BP_PAIRED_ROWS(weights, row_bytes, rows, y, PASS);
+#undef PASS
+}
+
+BP_AVX512 static void avx512_q3_k(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks,
+                                  const int8_t *codes, const float *scales, float *y) {
+  if (rows == 0) return;
+  enum { stack_bytes = 32 << 10 };
+  _Alignas(64) int8_t stack[stack_bytes];
+  const size_t bytes = q6_k_prepared * super_blocks;
+  int8_t *prep = bytes <= stack_bytes ? stack : aligned_alloc(64, bytes);
+  if (prep == NULL) abort();  // out of memory: stop, as Swift does when an allocation fails
+  prepare_q6_k(super_blocks, codes, scales, prep);
+  q3_k_rows(weights, row_bytes, rows, super_blocks, codes, prep, y);
+  if (prep != stack) free(prep);
+}
+
 const bp_int_gemv_kernels bp_int_gemv_avx512_vnni = {
-  "avx512-vnni", avx512_gemv, avx512_q4_k, avx512_q6_k, avx512_q5_k, avx512_legacy, avx512_q2_k,
+  "avx512-vnni", avx512_gemv, avx512_q4_k, avx512_q6_k, avx512_q5_k, avx512_legacy, avx512_q2_k, avx512_q3_k,
 };
 
 #endif

@@ -196,8 +196,30 @@ static void portable_q2_k(const uint8_t *weights, size_t row_bytes, size_t rows,
   }
 }
 
+static void portable_q3_k(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks,
+                          const int8_t *codes, const float *scales, float *y) {
+  for (size_t r = 0; r < rows; r++) {
+    float sum = 0;
+    for (size_t s = 0; s < super_blocks; s++) {
+      const uint8_t *p = weights + r * row_bytes + 110 * s, *sc = p + 96;
+      float main = 0;
+      for (int k = 0; k < 16; k++) {  // sub-blocks of 16 values; activation block k / 2
+        const int low = k < 8 ? sc[k] & 15 : sc[k - 8] >> 4, high = (sc[8 + k % 4] >> (2 * (k / 4))) & 3;
+        int64_t isum = 0;
+        for (int i = 16 * k; i < 16 * k + 16; i++) {
+          const int q = ((p[32 + 32 * (i / 128) + i % 32] >> (2 * (i % 128 / 32))) & 3) - ((p[i % 32] >> (i / 32) & 1) ? 0 : 4);
+          isum += (int64_t)q * codes[256 * s + (size_t)i];
+        }
+        main += scales[8 * s + (size_t)k / 2] * (float)((low | high << 4) - 32) * (float)isum;
+      }
+      sum += half_to_float((uint16_t)(p[108] | p[109] << 8)) * main;
+    }
+    y[r] = sum;
+  }
+}
+
 static const bp_int_gemv_kernels portable_kernels = {
-  "portable", portable_gemv, portable_q4_k, portable_q6_k, portable_q5_k, portable_legacy, portable_q2_k,
+  "portable", portable_gemv, portable_q4_k, portable_q6_k, portable_q5_k, portable_legacy, portable_q2_k, portable_q3_k,
 };
 
 const bp_int_gemv_kernels *bp_int_gemv_portable(void) { return &portable_kernels; }

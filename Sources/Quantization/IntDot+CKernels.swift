@@ -26,7 +26,7 @@ extension IntDot {
   }
 
   /// The K-quants with a `CKernels` GEMV against 32-value activation blocks.
-  static let cKQuants: Set<GGMLType> = [.q2_K, .q4_K, .q5_K, .q6_K]
+  static let cKQuants: Set<GGMLType> = [.q2_K, .q3_K, .q4_K, .q5_K, .q6_K]
 
   /// The legacy block types with a `CKernels` GEMV (`legacy_gemv`) against 32-value activation blocks, and the
   /// `kind` that names each there.
@@ -97,14 +97,21 @@ extension PackedTensor {
       && a.scales.count >= 8 * superBlocks,
       "\(type): activations \(a.codes.count) codes in blocks of \(a.blockSize) for \(superBlocks) super-blocks")
     let table = kernels.pointee
-    let gemv = (type == .q2_K ? table.q2_k_gemv : type == .q4_K ? table.q4_k_gemv : type == .q5_K ? table.q5_k_gemv
-      : table.q6_k_gemv)!
+    let gemv: ((UnsafePointer<UInt8>?, Int, Int, Int, UnsafePointer<Int8>?, UnsafePointer<Float>?,
+      UnsafeMutablePointer<Float>?) -> Void)?
+    switch type {
+    case .q2_K: gemv = table.q2_k_gemv
+    case .q3_K: gemv = table.q3_k_gemv
+    case .q4_K: gemv = table.q4_k_gemv
+    case .q5_K: gemv = table.q5_k_gemv
+    default: gemv = table.q6_k_gemv
+    }
     let rowBytes = rowSizeInBytes
     a.codes.withUnsafeBufferPointer { codes in
       a.scales.withUnsafeBufferPointer { scales in
         splitRows(threads: threads, y) { range, out in
           withRows(range) { src in
-            gemv(src.baseAddress?.assumingMemoryBound(to: UInt8.self), rowBytes, range.count, superBlocks,
+            gemv!(src.baseAddress?.assumingMemoryBound(to: UInt8.self), rowBytes, range.count, superBlocks,
               codes.baseAddress, scales.baseAddress, out.baseAddress)
           }
         }

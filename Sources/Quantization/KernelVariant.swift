@@ -8,7 +8,7 @@ public enum KernelVariant: String, CaseIterable, Sendable, Codable {
   /// Block loops, multiple SIMD accumulators, fused integer dots, all in Swift.
   case simd
   /// `simd`, except the int2 … int8 GEMV with per-vector int8 activations and the GEMV of ggml's legacy block
-  /// types and q2_K / q4_K / q5_K / q6_K with 32-value activation blocks, which run the C kernels (`CKernels`) with the
+  /// types and K-quants with 32-value activation blocks, which run the C kernels (`CKernels`) with the
   /// instruction set chosen at startup (AVX-512 VNNI where the CPU has it, else their portable C table).
   case intrinsics
   /// `intrinsics` with the portable C table forced: the C fallback on any CPU, kept tested. `best` never picks it.

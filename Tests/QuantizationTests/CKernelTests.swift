@@ -235,17 +235,23 @@ struct CKernelTests {
   /// activation block holds a 127 (d_b = 1), so y is the integer Σ_k (sc_k·Σ q·a − m_k·Σ a) over sub-blocks of 16,
   /// with all 4-bit scales and mins; per super-block at most 15·3·8·(31·8 + 127) + 15·8·(31·8 + 127) < 2¹⁸, so 9
   /// super-blocks stay below 2²⁴.
-  @Test func q2_KSumsAreExact() throws {
-    let format = try QuantFormat(parsing: "q2_k")
+  /// q3_K likewise with d = 1.0 (any hmask, qs and 6-bit scales): |sc − 32|·|q| ≤ 32·4, so a super-block sums to at
+  /// most 128·8·(31·8 + 127) < 2¹⁹.
+  @Test(arguments: ["q2_k", "q3_k"])
+  func q2_KAndQ3_KSumsAreExact(name: String) throws {
+    let format = try QuantFormat(parsing: name)
+    let isQ2 = name == "q2_k", blockBytes = isQ2 ? 84 : 110
     for rows in [1, 4, 5] {
       for n in [256, 512, 2304] {
         var rng = SplitMix64(seed: UInt64(5 * n + rows))
         var bytes = [UInt8](repeating: 0, count: format.sizeInBytes(rows: rows, columns: n))
         for r in 0..<rows {
           for s in 0..<(n / 256) {
-            let at = r * format.rowSizeInBytes(columns: n) + 84 * s
-            for i in 0..<80 { bytes[at + i] = UInt8(truncatingIfNeeded: rng.next()) }  // scales and mins, qs
-            (bytes[at + 80], bytes[at + 81], bytes[at + 82], bytes[at + 83]) = (0x00, 0x3C, 0x00, 0x3C)  // d = dmin = 1
+            let at = r * format.rowSizeInBytes(columns: n) + blockBytes * s
+            // q2_K: scales and mins, qs; q3_K: hmask, qs, scales. Then d (and q2_K's dmin) = 1.0.
+            for i in 0..<(isQ2 ? 80 : 108) { bytes[at + i] = UInt8(truncatingIfNeeded: rng.next()) }
+            (bytes[at + blockBytes - (isQ2 ? 4 : 2)], bytes[at + blockBytes - (isQ2 ? 3 : 1)]) = (0x00, 0x3C)
+            if isQ2 { (bytes[at + 82], bytes[at + 83]) = (0x00, 0x3C) }
           }
         }
         let packed = try PackedTensor(format: format, rows: rows, columns: n, bytes: bytes)
@@ -256,7 +262,7 @@ struct CKernelTests {
         want.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: .reference) }
         for variant in KernelVariant.allCases where variant != .reference {
           got.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: variant) }
-          #expect(got == want, "q2_k \(variant) rows=\(rows) n=\(n)")
+          #expect(got == want, "\(name) \(variant) rows=\(rows) n=\(n)")
         }
       }
     }

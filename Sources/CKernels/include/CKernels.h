@@ -1,8 +1,8 @@
 // CKernels: the int4 / int8 GEMV against int8 activations, in C with x86 intrinsics.
 //
 // Swift 6.3 does not form vpdpbusd (AVX-512 VNNI) or vpmaddubsw from plain loops (IntDot+NibblePlanes.swift), so
-// the integer GEMV of BitPlan's own `intN[-gG][-asym]` formats (N = 2 … 8) and of ggml's q4_0, q4_1, q5_0, q5_1, q8_0, q2_K, q4_K,
-// q5_K and q6_K lives
+// the integer GEMV of BitPlan's own `intN[-gG][-asym]` formats (N = 2 … 8) and of ggml's q4_0, q4_1, q5_0, q5_1, q8_0, q2_K, q3_K,
+// q4_K, q5_K and q6_K lives
 // here. Each instruction set is one
 // table of functions; `bp_int_gemv_best()` picks the table once, on the first call, from
 // `__builtin_cpu_supports`, and `bp_int_gemv_portable()` is the plain C fallback (also what non-x86 builds get).
@@ -91,6 +91,12 @@ typedef struct bp_int_gemv_kernels {
   /// per 16 values][qs 64][d f16][dmin f16]: value 128h + 32g + l is bits 2g, 2g + 1 of qs[32h + l], in sub-block
   /// k = (128h + 32g + l)/16, x̂ = d·sc_k·q − dmin·m_k.
   void (*q2_k_gemv)(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks, const int8_t *codes,
+                    const float *scales, float *y);
+  /// ggml's q3_K, as `q4_k_gemv` with 110-byte super-blocks [hmask 32][qs 64][12 bytes: sixteen 6-bit scales][d
+  /// f16]: value 128h + 32g + l is bits 2g, 2g + 1 of qs[32h + l], minus 4 unless bit 4h + g of hmask[l] is set, in
+  /// sub-block k = (128h + 32g + l)/16 with scale sc_k − 32 (low 4 bits: byte k, or the high nibble of byte k − 8
+  /// for k ≥ 8; high 2 bits: bits 2·(k/4) of byte 8 + k mod 4); x̂ = d·(sc_k − 32)·q.
+  void (*q3_k_gemv)(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks, const int8_t *codes,
                     const float *scales, float *y);
 } bp_int_gemv_kernels;
 
