@@ -92,23 +92,46 @@ BP_AVX512 static void prepare_int4(const bp_int_layout *layout, const int8_t *co
 /// are sized by it and indexed by a constant after inlining, so they live in registers.
 #define BP_MAX_ROWS 2
 
-/// Runs `PASS(n, row, out)` (a function-like macro: n rows starting at row[j], results to *out[j]) over rows i and
-/// ⌊rows/2⌋ + i for every i, then over an odd last row alone: the row order every kernel here uses (`gemv_rows`
-/// says why).
-#define BP_PAIRED_ROWS(weights, row_bytes, rows, y, PASS)                                                         \
+/// Runs `pass(n, row, out, ...)` (n rows starting at row[j], results to *out[j], then the pass's own arguments) over
+/// rows i and ⌊rows/2⌋ + i for every i, then over an odd last row alone: the row order every kernel here uses
+/// (`gemv_rows` says why).
+#define BP_PAIRED_ROWS(weights, row_bytes, rows, y, pass, ...)                                                    \
   do {                                                                                                            \
     const size_t bp_half = (rows) / 2;                                                                            \
     for (size_t bp_i = 0; bp_i < bp_half; bp_i++) {                                                               \
       const uint8_t *bp_row[BP_MAX_ROWS] = {(weights) + bp_i * (row_bytes), (weights) + (bp_half + bp_i) * (row_bytes)}; \
       float *bp_out[BP_MAX_ROWS] = {(y) + bp_i, (y) + bp_half + bp_i};                                            \
-      PASS(2, bp_row, bp_out);                                                                                    \
+      pass(2, bp_row, bp_out, __VA_ARGS__);                                                                       \
     }                                                                                                             \
     if ((rows) % 2) {                                                                                             \
       const uint8_t *bp_row[BP_MAX_ROWS] = {(weights) + ((rows) - 1) * (row_bytes), NULL};                        \
       float *bp_out[BP_MAX_ROWS] = {(y) + (rows) - 1, NULL};                                                      \
-      PASS(1, bp_row, bp_out);                                                                                    \
+      pass(1, bp_row, bp_out, __VA_ARGS__);                                                                       \
     }                                                                                                             \
   } while (0)
+
+/// Prepared activations live on the stack up to this size, else on the heap (a call that needs more costs far
+/// more than the allocation).
+enum { bp_stack_scratch = 32 << 10 };
+
+/// `stack` (`bp_stack_scratch` bytes) when `bytes` fit in it, else 64-byte-aligned heap memory; out of memory stops
+/// the process, as Swift does when an allocation fails. Give it back with `release_scratch`.
+static int8_t *scratch_for(size_t bytes, int8_t *stack) {
+  if (bytes <= bp_stack_scratch) return stack;
+  int8_t *heap = aligned_alloc(64, (bytes + 63) / 64 * 64);
+  if (heap == NULL) abort();
+  return heap;
+}
+
+static void release_scratch(int8_t *scratch, const int8_t *stack) {
+  if (scratch != stack) free(scratch);
+}
+
+/// Lane l of the register of values 64r … 64r + 63 covers 16-value sub-block 4r + l/4 (q2_K, q3_K, q6_K): the
+/// permute that spreads per-sub-block scales to lanes.
+BP_AVX512 BP_INLINE __m512i sub_block_lanes(int r) {
+  return _mm512_add_epi32(_mm512_set1_epi32(4 * r), _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
+}
 
 /// One 128-value int4 block: its 64 code bytes `w` against planes `pl` (low nibbles) and `ph` (high), into `lo` and
 /// `hi` (which may be the same accumulator). The high nibbles come down in one GF(2) affine step (bit i of each
@@ -337,9 +360,9 @@ BP_AVX512 BP_INLINE void add_packed(int n, __m512 *acc, int bits, int symmetric,
 
 /// y[j] for the `n` rows starting at row[j]: the row pass of `gemv_rows`. Two Float accumulators per row, even
 /// and odd steps or groups, so small ones do not wait on one add chain.
-BP_AVX512 BP_INLINE void row_pass(int n, int bits, int symmetric, int signed_codes, int group_scales,
-                                  const bp_int_layout *layout, const uint8_t *const *row, const int8_t *codes,
-                                  const int8_t *scratch, const float *scales, __m512i code_index, float *const *y) {
+BP_AVX512 BP_INLINE void row_pass(int n, const uint8_t *const *row, float *const *y, int bits, int symmetric,
+                                  int signed_codes, int group_scales, const bp_int_layout *layout, const int8_t *codes,
+                                  const int8_t *scratch, const float *scales, __m512i code_index) {
   const size_t groups = layout->groups, chunks = layout->chunks;
   const size_t group_bytes = (symmetric ? 2 : 3) + chunks * 4 * (size_t)bits;
   const size_t k = groups_per_step(layout), steps = k > 1 ? groups / k : 0, first = steps * k;
@@ -414,9 +437,8 @@ BP_AVX512 BP_INLINE void gemv_rows(int bits, int symmetric, int signed_codes, in
                                    const uint8_t *weights, size_t rows, const int8_t *codes, const int8_t *scratch,
                                    const float *scales, float *y) {
   const __m512i code_index = k4_code_index(layout, symmetric, bits);
-#define PASS(n, row, out) row_pass(n, bits, symmetric, signed_codes, group_scales, layout, row, codes, scratch, scales, code_index, out)
-  BP_PAIRED_ROWS(weights, layout->row_bytes, rows, y, PASS);
-#undef PASS
+  BP_PAIRED_ROWS(weights, layout->row_bytes, rows, y, row_pass, bits, symmetric, signed_codes, group_scales, layout, codes,
+                 scratch, scales, code_index);
 }
 /// The specializations, each its own function: inlined into one, the row loops shared a register allocation
 /// and reloaded strides from the stack inside the hot loop (int4-g128 10% slower, measured). BitPlan's int4 and
@@ -482,19 +504,16 @@ BP_AVX512 static void avx512_gemv(bp_int_layout layout, const uint8_t *weights, 
   bp_int_layout packed = packed_layout(&layout, k), rest = layout;
   if (k == 1) packed.groups = 0;
   rest.groups = layout.groups - first;
-  // The prepared int4 activations: on the stack up to 32 KiB, else on the heap (a row that long costs far more
-  // than the allocation). int8 needs none.
-  enum { stack_bytes = 32 << 10 };
-  _Alignas(64) int8_t stack[stack_bytes];
+  // The prepared int4 activations (int8 and the bit streams need none).
+  _Alignas(64) int8_t stack[bp_stack_scratch];
   const size_t packed_bytes = packed.groups * group_stride(&packed), bytes = packed_bytes + rest.groups * group_stride(&rest);
-  int8_t *planes = bytes <= stack_bytes ? stack : aligned_alloc(64, (bytes + 63) / 64 * 64);
-  if (planes == NULL) abort();  // out of memory: stop, as Swift does when an allocation fails
+  int8_t *planes = scratch_for(bytes, stack);
   if (layout.bits == 4) {
     prepare_int4(&packed, codes, planes);
     prepare_int4(&rest, codes + first * 32 * layout.chunks, planes + packed_bytes);
   }
   run(&layout, weights, rows, codes, planes, scales, y);
-  if (planes != stack) free(planes);
+  release_scratch(planes, stack);
 }
 
 // ggml's q4_K and q5_K against 32-value activation blocks. Per call, each super-block s gets 576 prepared bytes: four
@@ -550,8 +569,8 @@ static inline void q4_k_scales(const uint8_t *q, uint64_t *sc, uint64_t *m) {
 
 /// y[j] for the `n` rows at row[j] (as `row_pass`). `fifth`: q5_K (176-byte super-blocks, qh[32] at 16, qs at 48;
 /// the fifth bit of value 64c + 32t + l is bit 2c + t of qh[l]) instead of q4_K (144 bytes, qs at 16).
-BP_AVX512 BP_INLINE void q4_k_pass(int n, int fifth, const uint8_t *const *row, size_t super_blocks, const int8_t *prep,
-                                   float *const *y) {
+BP_AVX512 BP_INLINE void q4_k_pass(int n, const uint8_t *const *row, float *const *y, int fifth, size_t super_blocks,
+                                   const int8_t *prep) {
   const size_t block = fifth ? 176 : 144, qs = fifth ? 48 : 16;
   const __m512i low = _mm512_set1_epi8(0x0F), high_nibble = _mm512_set1_epi64(0x1020408000000000);
   // q5_K: the fifth bits of the four registers (h = 0, 1; low, high nibbles) are bits 4h + 2·half + high of qh,
@@ -617,9 +636,7 @@ BP_AVX512 BP_INLINE void q4_k_pass(int n, int fifth, const uint8_t *const *row, 
 
 BP_AVX512 BP_INLINE void q45_k_rows(int fifth, const uint8_t *weights, size_t row_bytes, size_t rows,
                                     size_t super_blocks, const int8_t *prep, float *y) {
-#define PASS(n, row, out) q4_k_pass(n, fifth, row, super_blocks, prep, out)
-  BP_PAIRED_ROWS(weights, row_bytes, rows, y, PASS);
-#undef PASS
+  BP_PAIRED_ROWS(weights, row_bytes, rows, y, q4_k_pass, fifth, super_blocks, prep);
 }
 
 BP_AVX512 __attribute__((noinline)) static void q4_k_rows(const uint8_t *weights, size_t row_bytes, size_t rows,
@@ -636,14 +653,11 @@ BP_AVX512 __attribute__((noinline)) static void q5_k_rows(const uint8_t *weights
 BP_AVX512 static void q45_k(int fifth, const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks,
                             const int8_t *codes, const float *scales, float *y) {
   if (rows == 0) return;
-  enum { stack_bytes = 32 << 10 };
-  _Alignas(64) int8_t stack[stack_bytes];
-  const size_t bytes = q4_k_prepared * super_blocks;
-  int8_t *prep = bytes <= stack_bytes ? stack : aligned_alloc(64, bytes);
-  if (prep == NULL) abort();  // out of memory: stop, as Swift does when an allocation fails
+  _Alignas(64) int8_t stack[bp_stack_scratch];
+  int8_t *prep = scratch_for(q4_k_prepared * super_blocks, stack);
   prepare_q4_k(super_blocks, codes, scales, prep);
   (fifth ? q5_k_rows : q4_k_rows)(weights, row_bytes, rows, super_blocks, prep, y);
-  if (prep != stack) free(prep);
+  release_scratch(prep, stack);
 }
 
 BP_AVX512 static void avx512_q4_k(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks,
@@ -679,17 +693,14 @@ BP_AVX512 static void prepare_q6_k(size_t super_blocks, const int8_t *codes, con
 }
 
 /// y[j] for the `n` rows at row[j] (as `row_pass`).
-BP_AVX512 BP_INLINE void q6_k_pass(int n, const uint8_t *const *row, size_t super_blocks, const int8_t *codes,
-                                   const int8_t *prep, float *const *y) {
+BP_AVX512 BP_INLINE void q6_k_pass(int n, const uint8_t *const *row, float *const *y, size_t super_blocks,
+                                   const int8_t *codes, const int8_t *prep) {
   const __m512i low = _mm512_set1_epi8(0x0F), top = _mm512_set1_epi8(0x30), high_nibble = _mm512_set1_epi64(0x1020408000000000);
   // Bits 2g, 2g + 1 of qh to bits 4, 5: g = 0 | 1 in the low register (shift left 4 | 2), g = 2 | 3 in the high
   // one (0 | right 2); 16-bit shifts, the bits crossing bytes are masked off.
   const __m512i left = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
   const __m512i right = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
-  const __m512i pick[4] = {_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
-                           _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7),
-                           _mm512_setr_epi32(8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11),
-                           _mm512_setr_epi32(12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15)};
+  const __m512i pick[4] = {sub_block_lanes(0), sub_block_lanes(1), sub_block_lanes(2), sub_block_lanes(3)};
   __m512 acc[BP_MAX_ROWS];
   for (int j = 0; j < n; j++) acc[j] = _mm512_setzero_ps();
   for (size_t s = 0; s < super_blocks; s++) {
@@ -720,26 +731,24 @@ BP_AVX512 BP_INLINE void q6_k_pass(int n, const uint8_t *const *row, size_t supe
   for (int j = 0; j < n; j++) *y[j] = _mm512_reduce_add_ps(acc[j]);
 }
 
-BP_AVX512 __attribute__((noinline)) static void q6_k_rows(const uint8_t *weights, size_t row_bytes, size_t rows,
-                                                          size_t super_blocks, const int8_t *codes, const int8_t *prep,
-                                                          float *y) {
-#define PASS(n, row, out) q6_k_pass(n, row, super_blocks, codes, prep, out)
-  BP_PAIRED_ROWS(weights, row_bytes, rows, y, PASS);
-#undef PASS
-}
-
-BP_AVX512 static void avx512_q6_k(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks,
-                                  const int8_t *codes, const float *scales, float *y) {
-  if (rows == 0) return;
-  enum { stack_bytes = 32 << 10 };
-  _Alignas(64) int8_t stack[stack_bytes];
-  const size_t bytes = q6_k_prepared * super_blocks;
-  int8_t *prep = bytes <= stack_bytes ? stack : aligned_alloc(64, bytes);
-  if (prep == NULL) abort();  // out of memory: stop, as Swift does when an allocation fails
-  prepare_q6_k(super_blocks, codes, scales, prep);
-  q6_k_rows(weights, row_bytes, rows, super_blocks, codes, prep, y);
-  if (prep != stack) free(prep);
-}
+/// The rows of `pass` (q2_K, q3_K, q6_K: `pass(n, row, out, super_blocks, codes, prep)`) and its table entry
+/// `avx512_<type>`, which prepares the activations as `prepare_q6_k` does.
+#define BP_ON_Q6_K_PREP(type)                                                                                     \
+  BP_AVX512 __attribute__((noinline)) static void type##_rows(const uint8_t *weights, size_t row_bytes, size_t rows, \
+                                                              size_t super_blocks, const int8_t *codes,            \
+                                                              const int8_t *prep, float *y) {                      \
+    BP_PAIRED_ROWS(weights, row_bytes, rows, y, type##_pass, super_blocks, codes, prep);                          \
+  }                                                                                                               \
+  BP_AVX512 static void avx512_##type(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks, \
+                                      const int8_t *codes, const float *scales, float *y) {                       \
+    if (rows == 0) return;                                                                                        \
+    _Alignas(64) int8_t stack[bp_stack_scratch];                                                                  \
+    int8_t *prep = scratch_for(q6_k_prepared * super_blocks, stack);                                              \
+    prepare_q6_k(super_blocks, codes, scales, prep);                                                              \
+    type##_rows(weights, row_bytes, rows, super_blocks, codes, prep, y);                                          \
+    release_scratch(prep, stack);                                                                                 \
+  }
+BP_ON_Q6_K_PREP(q6_k)
 
 // ggml's q4_1, q5_0 and q5_1 against 32-value activation blocks, in steps of four blocks as int4-g32: per call
 // each step's activations become the two planes of `prepare_int4` (the first and last 16 values of each block)
@@ -809,8 +818,8 @@ BP_AVX512 BP_INLINE void legacy_step(int n, int kind, size_t nb, const uint8_t *
   }
 }
 
-BP_AVX512 BP_INLINE void legacy_pass(int n, int kind, const uint8_t *const *row, size_t blocks, const int8_t *prep,
-                                     const float *scales, __m512i code_index, float *const *y) {
+BP_AVX512 BP_INLINE void legacy_pass(int n, const uint8_t *const *row, float *const *y, int kind, size_t blocks,
+                                     const int8_t *prep, const float *scales, __m512i code_index) {
   const size_t g = kind == 1 ? 20 : kind == 0 ? 22 : 24;
   __m512 acc[BP_MAX_ROWS];
   const uint8_t *p[BP_MAX_ROWS];
@@ -833,16 +842,13 @@ BP_AVX512 BP_INLINE void legacy_pass(int n, int kind, const uint8_t *const *row,
   BP_AVX512 __attribute__((noinline)) static void name(const uint8_t *weights, size_t row_bytes, size_t rows,     \
                                                        size_t blocks, const int8_t *prep, const float *scales,      \
                                                        float *y) {                                                  \
-    const int legacy_kind = kind;                                                                                   \
     const __m512i code_index = step_code_index(kind == 1 ? 4 : kind == 0 ? 6 : 8, kind == 1 ? 20 : kind == 0 ? 22 : 24); \
-    BP_PAIRED_ROWS(weights, row_bytes, rows, y, LEGACY_PASS);                                                      \
+    BP_PAIRED_ROWS(weights, row_bytes, rows, y, legacy_pass, kind, blocks, prep, scales, code_index);            \
   }
-#define LEGACY_PASS(n, row, out) legacy_pass(n, legacy_kind, row, blocks, prep, scales, code_index, out)
 BP_LEGACY_ROWS(q5_0_rows, 0)
 BP_LEGACY_ROWS(q4_1_rows, 1)
 BP_LEGACY_ROWS(q5_1_rows, 2)
 #undef BP_LEGACY_ROWS
-#undef LEGACY_PASS
 
 BP_AVX512 static void avx512_legacy(int kind, const uint8_t *weights, size_t row_bytes, size_t rows, size_t blocks,
                                     const int8_t *codes, const float *scales, float *y) {
@@ -850,30 +856,24 @@ BP_AVX512 static void avx512_legacy(int kind, const uint8_t *weights, size_t row
     for (size_t r = 0; r < rows; r++) y[r] = 0;
     return;
   }
-  enum { stack_bytes = 32 << 10 };
-  _Alignas(64) int8_t stack[stack_bytes];
-  const size_t bytes = legacy_prepared * ((blocks + 3) / 4);
-  int8_t *prep = bytes <= stack_bytes ? stack : aligned_alloc(64, bytes);
-  if (prep == NULL) abort();  // out of memory: stop, as Swift does when an allocation fails
+  _Alignas(64) int8_t stack[bp_stack_scratch];
+  int8_t *prep = scratch_for(legacy_prepared * ((blocks + 3) / 4), stack);
   prepare_legacy(blocks, codes, prep);
   (kind == 0 ? q5_0_rows : kind == 1 ? q4_1_rows : q5_1_rows)(weights, row_bytes, rows, blocks, prep, scales, y);
-  if (prep != stack) free(prep);
+  release_scratch(prep, stack);
 }
 
 // ggml's q2_K against 32-value activation blocks, with q6_K's prepared activations: its codes lie like q6_K's
 // (the 32 qs bytes of a half hold values 128h + 0…127 at bit pairs 0, 2, 4, 6), so each register of 64 codes meets 64
 // consecutive activations and lane l covers 4 values of sub-block 8h + 4·(high) + l/4. The min term is the same
 // sum with Σa per lane (−(−32·Σa)/32, exact) in place of Σ q·a and the 4-bit mins in place of the scales.
-BP_AVX512 BP_INLINE void q2_k_pass(int n, const uint8_t *const *row, size_t super_blocks, const int8_t *codes,
-                                   const int8_t *prep, float *const *y) {
+BP_AVX512 BP_INLINE void q2_k_pass(int n, const uint8_t *const *row, float *const *y, size_t super_blocks,
+                                   const int8_t *codes, const int8_t *prep) {
   const __m512i three = _mm512_set1_epi8(3), nibble = _mm512_set1_epi8(0x0F);
   // Bit pairs 2g: g = 0 | 1 in the first register (shift 0 | 2), g = 2 | 3 in the second (4 | 6).
   const __m512i shift[2] = {_mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1),
                             _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1)};
-  const __m512i pick[4] = {_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
-                           _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7),
-                           _mm512_setr_epi32(8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11),
-                           _mm512_setr_epi32(12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15)};
+  const __m512i pick[4] = {sub_block_lanes(0), sub_block_lanes(1), sub_block_lanes(2), sub_block_lanes(3)};
   __m512 acc[BP_MAX_ROWS];
   for (int j = 0; j < n; j++) acc[j] = _mm512_setzero_ps();
   for (size_t s = 0; s < super_blocks; s++) {
@@ -909,32 +909,13 @@ BP_AVX512 BP_INLINE void q2_k_pass(int n, const uint8_t *const *row, size_t supe
   for (int j = 0; j < n; j++) *y[j] = _mm512_reduce_add_ps(acc[j]);
 }
 
-BP_AVX512 __attribute__((noinline)) static void q2_k_rows(const uint8_t *weights, size_t row_bytes, size_t rows,
-                                                          size_t super_blocks, const int8_t *codes, const int8_t *prep,
-                                                          float *y) {
-#define PASS(n, row, out) q2_k_pass(n, row, super_blocks, codes, prep, out)
-  BP_PAIRED_ROWS(weights, row_bytes, rows, y, PASS);
-#undef PASS
-}
-
-BP_AVX512 static void avx512_q2_k(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks,
-                                  const int8_t *codes, const float *scales, float *y) {
-  if (rows == 0) return;
-  enum { stack_bytes = 32 << 10 };
-  _Alignas(64) int8_t stack[stack_bytes];
-  const size_t bytes = q6_k_prepared * super_blocks;
-  int8_t *prep = bytes <= stack_bytes ? stack : aligned_alloc(64, bytes);
-  if (prep == NULL) abort();  // out of memory: stop, as Swift does when an allocation fails
-  prepare_q6_k(super_blocks, codes, scales, prep);
-  q2_k_rows(weights, row_bytes, rows, super_blocks, codes, prep, y);
-  if (prep != stack) free(prep);
-}
+BP_ON_Q6_K_PREP(q2_k)
 
 // ggml's q3_K, also on q6_K's prepared activations: the low two bits lie like q2_K's, the third bit (set: +4) comes
 // from hmask[l] bit 4h + g by one variable 16-bit shift per register, and z = 4 takes −4·Σa per lane from the
 // prepared −32·Σa (one arithmetic shift, exact). The sixteen 6-bit scales are unpacked with 32-bit word operations.
-BP_AVX512 BP_INLINE void q3_k_pass(int n, const uint8_t *const *row, size_t super_blocks, const int8_t *codes,
-                                   const int8_t *prep, float *const *y) {
+BP_AVX512 BP_INLINE void q3_k_pass(int n, const uint8_t *const *row, float *const *y, size_t super_blocks,
+                                   const int8_t *codes, const int8_t *prep) {
   const __m512i three = _mm512_set1_epi8(3), one = _mm512_set1_epi8(1);
   const __m512i shift[2] = {_mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1),
                             _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1)};
@@ -943,10 +924,7 @@ BP_AVX512 BP_INLINE void q3_k_pass(int n, const uint8_t *const *row, size_t supe
                            _mm512_inserti64x4(_mm512_set1_epi16(2), _mm256_set1_epi16(3), 1),
                            _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(5), 1),
                            _mm512_inserti64x4(_mm512_set1_epi16(6), _mm256_set1_epi16(7), 1)};
-  const __m512i pick[4] = {_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
-                           _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7),
-                           _mm512_setr_epi32(8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11),
-                           _mm512_setr_epi32(12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15)};
+  const __m512i pick[4] = {sub_block_lanes(0), sub_block_lanes(1), sub_block_lanes(2), sub_block_lanes(3)};
   __m512 acc[BP_MAX_ROWS];
   for (int j = 0; j < n; j++) acc[j] = _mm512_setzero_ps();
   for (size_t s = 0; s < super_blocks; s++) {
@@ -987,26 +965,7 @@ BP_AVX512 BP_INLINE void q3_k_pass(int n, const uint8_t *const *row, size_t supe
   for (int j = 0; j < n; j++) *y[j] = _mm512_reduce_add_ps(acc[j]);
 }
 
-BP_AVX512 __attribute__((noinline)) static void q3_k_rows(const uint8_t *weights, size_t row_bytes, size_t rows,
-                                                          size_t super_blocks, const int8_t *codes, const int8_t *prep,
-                                                          float *y) {
-#define PASS(n, row, out) q3_k_pass(n, row, super_blocks, codes, prep, out)
-  BP_PAIRED_ROWS(weights, row_bytes, rows, y, PASS);
-#undef PASS
-}
-
-BP_AVX512 static void avx512_q3_k(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks,
-                                  const int8_t *codes, const float *scales, float *y) {
-  if (rows == 0) return;
-  enum { stack_bytes = 32 << 10 };
-  _Alignas(64) int8_t stack[stack_bytes];
-  const size_t bytes = q6_k_prepared * super_blocks;
-  int8_t *prep = bytes <= stack_bytes ? stack : aligned_alloc(64, bytes);
-  if (prep == NULL) abort();  // out of memory: stop, as Swift does when an allocation fails
-  prepare_q6_k(super_blocks, codes, scales, prep);
-  q3_k_rows(weights, row_bytes, rows, super_blocks, codes, prep, y);
-  if (prep != stack) free(prep);
-}
+BP_ON_Q6_K_PREP(q3_k)
 
 const bp_int_gemv_kernels bp_int_gemv_avx512_vnni = {
   "avx512-vnni", avx512_gemv, avx512_q4_k, avx512_q6_k, avx512_q5_k, avx512_legacy, avx512_q2_k, avx512_q3_k,
