@@ -41,6 +41,20 @@ struct CKernelTests {
     return try PackedTensor(format: format, rows: rows, columns: n, bytes: bytes)
   }
 
+  /// Quantizes the integer-valued `x` (|x| ≤ 127, a 127 in every activation block) in blocks of `blockSize`,
+  /// expects it to quantize to itself (every scale 1, codes = x), then every variant's `gemvInt8` to equal the
+  /// reference's bit for bit.
+  static func expectVariantsExact(_ packed: PackedTensor, _ x: [Float], blockSize: Int?, _ label: String) {
+    let a = Q8Activations(x, blockSize: blockSize)
+    #expect(a.scales.allSatisfy { $0 == 1 } && a.codes.prefix(x.count).map { Float($0) } == x, "\(label): activations")
+    var want = [Float](repeating: .nan, count: packed.rows), got = want
+    want.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: .reference) }
+    for variant in KernelVariant.allCases where variant != .reference {
+      got.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: variant) }
+      #expect(got == want, "\(label) \(variant)")
+    }
+  }
+
   @Test(arguments: formats)
   func integerSumsAreExact(format: QuantFormat) throws {
     guard case .integer(let bits) = format.scheme else { return }
@@ -62,14 +76,7 @@ struct CKernelTests {
       }
       for (delta, x) in cases {
         let packed = try Self.unitScaleTensor(format, rows: rows, n: n, zero: { 3 + $0 % 9 }, delta: delta)
-        let a = Q8Activations(x, blockSize: nil)
-        #expect(a.scales == [1] && a.codes.prefix(n).map { Float($0) } == x)
-        var want = [Float](repeating: .nan, count: rows), got = want
-        want.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: .reference) }
-        for variant in KernelVariant.allCases where variant != .reference {
-          got.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: variant) }
-          #expect(got == want, "\(format) \(variant) rows=\(rows) n=\(n)")
-        }
+        Self.expectVariantsExact(packed, x, blockSize: nil, "\(format) rows=\(rows) n=\(n)")
       }
     }
   }
@@ -101,15 +108,8 @@ struct CKernelTests {
           }
           let packed = try PackedTensor(format: format, rows: rows, columns: n, bytes: bytes)
           let x = (0..<n).map { $0 % 32 == 7 ? Float(127) : Float(Int(rng.next() % 255) - 127) }
-          let a = Q8Activations(x, blockSize: 32)
-          #expect(a.scales.allSatisfy { $0 == 1 } && a.codes.prefix(n).map { Float($0) } == x)
           #expect(IntDot.cLayout(format, columns: n, rowBytes: packed.rowSizeInBytes, activationBlock: 32) != nil)
-          var want = [Float](repeating: .nan, count: rows), got = want
-          want.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: .reference) }
-          for variant in KernelVariant.allCases where variant != .reference {
-            got.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: variant) }
-            #expect(got == want, "\(name) \(variant) rows=\(rows) n=\(n)")
-          }
+          Self.expectVariantsExact(packed, x, blockSize: 32, "\(name) rows=\(rows) n=\(n)")
         }
       }
     }
@@ -137,14 +137,7 @@ struct CKernelTests {
         }
         let packed = try PackedTensor(format: format, rows: rows, columns: n, bytes: bytes)
         let x = (0..<n).map { $0 % 32 == 11 ? Float(127) : Float(Int(rng.next() % 17) - 8) }
-        let a = Q8Activations(x, blockSize: 32)
-        #expect(a.scales.allSatisfy { $0 == 1 })
-        var want = [Float](repeating: .nan, count: rows), got = want
-        want.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: .reference) }
-        for variant in KernelVariant.allCases where variant != .reference {
-          got.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: variant) }
-          #expect(got == want, "\(name) \(variant) rows=\(rows) n=\(n)")
-        }
+        Self.expectVariantsExact(packed, x, blockSize: 32, "\(name) rows=\(rows) n=\(n)")
       }
     }
   }
@@ -184,14 +177,7 @@ struct CKernelTests {
         }
         let packed = try PackedTensor(format: format, rows: rows, columns: n, bytes: bytes)
         let x = (0..<n).map { $0 % 32 == 5 ? Float(127) : Float(Int(rng.next() % 17) - 8) }
-        let a = Q8Activations(x, blockSize: 32)
-        #expect(a.scales.allSatisfy { $0 == 1 })
-        var want = [Float](repeating: .nan, count: rows), got = want
-        want.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: .reference) }
-        for variant in KernelVariant.allCases where variant != .reference {
-          got.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: variant) }
-          #expect(got == want, "\(name) \(variant) rows=\(rows) n=\(n)")
-        }
+        Self.expectVariantsExact(packed, x, blockSize: 32, "\(name) rows=\(rows) n=\(n)")
       }
     }
   }
@@ -219,14 +205,7 @@ struct CKernelTests {
         }
         let packed = try PackedTensor(format: format, rows: rows, columns: n, bytes: bytes)
         let x = (0..<n).map { $0 % 32 == 20 ? Float(127) : Float(Int(rng.next() % 17) - 8) }
-        let a = Q8Activations(x, blockSize: 32)
-        #expect(a.scales.allSatisfy { $0 == 1 })
-        var want = [Float](repeating: .nan, count: rows), got = want
-        want.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: .reference) }
-        for variant in KernelVariant.allCases where variant != .reference {
-          got.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: variant) }
-          #expect(got == want, "q6_k \(variant) rows=\(rows) n=\(n)")
-        }
+        Self.expectVariantsExact(packed, x, blockSize: 32, "q6_k rows=\(rows) n=\(n)")
       }
     }
   }
@@ -256,14 +235,7 @@ struct CKernelTests {
         }
         let packed = try PackedTensor(format: format, rows: rows, columns: n, bytes: bytes)
         let x = (0..<n).map { $0 % 32 == 3 ? Float(127) : Float(Int(rng.next() % 17) - 8) }
-        let a = Q8Activations(x, blockSize: 32)
-        #expect(a.scales.allSatisfy { $0 == 1 })
-        var want = [Float](repeating: .nan, count: rows), got = want
-        want.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: .reference) }
-        for variant in KernelVariant.allCases where variant != .reference {
-          got.withUnsafeMutableBufferPointer { packed.gemvInt8(a, into: $0, variant: variant) }
-          #expect(got == want, "\(name) \(variant) rows=\(rows) n=\(n)")
-        }
+        Self.expectVariantsExact(packed, x, blockSize: 32, "\(name) rows=\(rows) n=\(n)")
       }
     }
   }
