@@ -28,6 +28,9 @@ static float half_to_float(uint16_t h) {
   return x;
 }
 
+/// The little-endian binary16 at p, as Float.
+static float f16_at(const uint8_t *p) { return half_to_float((uint16_t)(p[0] | p[1] << 8)); }
+
 static void portable_gemv(bp_int_layout layout_value, const uint8_t *weights, size_t rows, const int8_t *codes,
                           const float *scales, float *y) {
   const bp_int_layout *layout = &layout_value;
@@ -64,7 +67,7 @@ static void portable_gemv(bp_int_layout layout_value, const uint8_t *weights, si
           }
         }
       }
-      const float s = half_to_float((uint16_t)(p[0] | p[1] << 8));
+      const float s = f16_at(p);
       sum += (layout->group_scales ? s * scales[g] : s) * (float)isum;
     }
     y[r] = layout->group_scales ? sum : sum * scales[0];
@@ -107,7 +110,7 @@ static void portable_q45_k(int fifth, const uint8_t *weights, size_t row_bytes, 
         main += scales[b] * (float)(sc * isum);
         mins += scales[b] * (float)(m * asum);
       }
-      sum += half_to_float((uint16_t)(p[0] | p[1] << 8)) * main - half_to_float((uint16_t)(p[2] | p[3] << 8)) * mins;
+      sum += f16_at(p) * main - f16_at(p + 2) * mins;
     }
     y[r] = sum;
   }
@@ -143,7 +146,7 @@ static void portable_q6_k(const uint8_t *weights, size_t row_bytes, size_t rows,
           main += scales[b] * (float)isum;
         }
       }
-      sum += half_to_float((uint16_t)(p[208] | p[209] << 8)) * main;
+      sum += f16_at(p + 208) * main;
     }
     y[r] = sum;
   }
@@ -165,8 +168,8 @@ static void portable_legacy(int kind, const uint8_t *weights, size_t row_bytes, 
         isum += (int64_t)(kind == 0 ? q - 16 : q) * a[j];
         asum += a[j];
       }
-      sum += half_to_float((uint16_t)(p[0] | p[1] << 8)) * scales[b] * (float)isum;
-      if (kind != 0) offsets += half_to_float((uint16_t)(p[2] | p[3] << 8)) * scales[b] * (float)asum;
+      sum += f16_at(p) * scales[b] * (float)isum;
+      if (kind != 0) offsets += f16_at(p + 2) * scales[b] * (float)asum;
     }
     y[r] = sum + offsets;
   }
@@ -190,7 +193,7 @@ static void portable_q2_k(const uint8_t *weights, size_t row_bytes, size_t rows,
         main += scales[b] * (float)((p[k] & 15) * isum);
         mins += scales[b] * (float)((p[k] >> 4) * asum);
       }
-      sum += half_to_float((uint16_t)(p[80] | p[81] << 8)) * main - half_to_float((uint16_t)(p[82] | p[83] << 8)) * mins;
+      sum += f16_at(p + 80) * main - f16_at(p + 82) * mins;
     }
     y[r] = sum;
   }
@@ -212,7 +215,7 @@ static void portable_q3_k(const uint8_t *weights, size_t row_bytes, size_t rows,
         }
         main += scales[8 * s + (size_t)k / 2] * (float)((low | high << 4) - 32) * (float)isum;
       }
-      sum += half_to_float((uint16_t)(p[108] | p[109] << 8)) * main;
+      sum += f16_at(p + 108) * main;
     }
     y[r] = sum;
   }
