@@ -1,6 +1,7 @@
 import CKernels
 
-/// The int4 / int8 GEMV of the `IntegerCodec` formats through `CKernels` (variants `intrinsics` and `portableC`).
+/// The int8-activation GEMV of the `IntegerCodec` int2 … int8 formats and of ggml's integer block types through
+/// `CKernels` (variants `intrinsics` and `portableC`).
 ///
 /// Swift 6.3 does not emit `vpdpbusd` from plain loops (`IntDot+NibblePlanes.swift`), which multiplies 64 unsigned
 /// codes by 64 signed activations per instruction, the exact shape of these formats against `Q8Activations`, so
@@ -32,18 +33,32 @@ extension IntDot {
   /// `kind` that names each there.
   static let cLegacyKinds: [GGMLType: Int32] = [.q5_0: 0, .q4_1: 1, .q5_1: 2]
 
-  /// Whether `gemvInt8` of a `[_, columns]` matrix in `format` against `activationBlock`-value blocks runs in C
-  /// under the `CKernels` variants: a `cLayout` exists, or a type in `cKQuants` or `cLegacyKinds` with blocks of 32.
-  static func hasCKernel(_ format: QuantFormat, columns: Int, rowBytes: Int, activationBlock: Int) -> Bool {
-    if case .ggml(let type) = format.scheme, cKQuants.contains(type) || cLegacyKinds[type] != nil, activationBlock == 32,
-      columns > 0 { return true }
-    return cLayout(format, columns: columns, rowBytes: rowBytes, activationBlock: activationBlock) != nil
+  /// Which `CKernels` function runs a `gemvInt8`.
+  enum CCall {
+    /// `gemv` with this layout (`cLayout`).
+    case integer(bp_int_layout)
+    /// `q2_k_gemv` … `q6_k_gemv`.
+    case kQuant(GGMLType)
+    /// `legacy_gemv` with this kind.
+    case legacy(kind: Int32)
+  }
+
+  /// The C function for `gemvInt8` of a `[_, columns]` matrix in `format` against activations in blocks of
+  /// `activationBlock` values, or nil when the C kernels do not take the pair: a `cLayout`, or a type in `cKQuants`
+  /// or `cLegacyKinds` with blocks of 32.
+  static func cCall(_ format: QuantFormat, columns: Int, rowBytes: Int, activationBlock: Int) -> CCall? {
+    if let layout = cLayout(format, columns: columns, rowBytes: rowBytes, activationBlock: activationBlock) {
+      return .integer(layout)
+    }
+    guard case .ggml(let type) = format.scheme, activationBlock == 32, columns > 0 else { return nil }
+    if cKQuants.contains(type) { return .kQuant(type) }
+    return cLegacyKinds[type].map { .legacy(kind: $0) }
   }
 
   /// The C layout of a `[_, columns]` matrix against activations in blocks of `activationBlock` values, or nil when
-  /// the C kernels do not take the pair: int2 … int8 (`IntegerCodec`) with one activation scale for the vector
-  /// (`activationBlock >= columns`), and ggml's q4_0 / q8_0 with blocks of 32 (their blocks are symmetric groups of
-  /// 32 in the same layout; q8_0's codes are signed).
+  /// the shared integer kernel does not take the pair: int2 … int8 (`IntegerCodec`) with one activation scale for
+  /// the vector (`activationBlock >= columns`), and ggml's q4_0 / q8_0 with blocks of 32 (their blocks are
+  /// symmetric groups of 32 in the same layout; q8_0's codes are signed).
   static func cLayout(_ format: QuantFormat, columns: Int, rowBytes: Int, activationBlock: Int) -> bp_int_layout? {
     guard columns > 0, columns <= cKernelMaxColumns else { return nil }
     switch format.scheme {
@@ -63,78 +78,40 @@ extension IntDot {
 }
 
 extension PackedTensor {
-  /// `gemvInt8` through `kernels`, each thread's rows in one C call (which prepares its own copy of the
-  /// activations: O(columns), the cost of about one row). `layout` comes from `IntDot.cLayout` for `a.blockSize`.
+  /// `gemvInt8` through `kernels` as `call` says (from `IntDot.cCall` for `a.blockSize`), each thread's rows in one
+  /// C call (which prepares its own copy of the activations: O(columns), the cost of about one row).
   func gemvInt8C(
-    _ a: Q8Activations, _ layout: bp_int_layout, _ kernels: UnsafePointer<bp_int_gemv_kernels>,
+    _ call: IntDot.CCall, _ a: Q8Activations, _ kernels: UnsafePointer<bp_int_gemv_kernels>,
     into y: UnsafeMutableBufferPointer<Float>, threads: Int
   ) {
-    // The C side reads 32·chunks codes per group without bounds checks.
-    precondition(a.codes.count >= layout.groups * 32 * layout.chunks
-      && (layout.group_scales == 0 ? a.blockSize >= columns : a.scales.count >= layout.groups),
-      "activations: \(a.codes.count) codes in blocks of \(a.blockSize) for \(layout.groups) groups of \(layout.chunks) chunks")
-    let gemv = kernels.pointee.gemv!
+    // The C side reads the activations without bounds checks.
+    let table = kernels.pointee, rowBytes = rowSizeInBytes
+    switch call {
+    case .integer(let layout):
+      precondition(a.codes.count >= layout.groups * 32 * layout.chunks
+        && (layout.group_scales == 0 ? a.blockSize >= columns : a.scales.count >= layout.groups),
+        "activations: \(a.codes.count) codes in blocks of \(a.blockSize) for \(layout.groups) groups of \(layout.chunks) chunks")
+    case .kQuant, .legacy:
+      precondition(a.blockSize == 32 && a.codes.count >= columns && a.scales.count >= columns / 32,
+        "\(format.name): activations \(a.codes.count) codes in blocks of \(a.blockSize) for \(columns) columns")
+    }
     a.codes.withUnsafeBufferPointer { codes in
       a.scales.withUnsafeBufferPointer { scales in
         splitRows(threads: threads, y) { range, out in
           withRows(range) { src in
-            gemv(layout, src.baseAddress?.assumingMemoryBound(to: UInt8.self), range.count, codes.baseAddress,
-              scales.baseAddress, out.baseAddress)
-          }
-        }
-      }
-    }
-  }
-
-  /// A K-quant GEMV (`IntDot.cKQuants`) against 32-value activation blocks through `kernels`, each
-  /// thread's rows in one C call (which prepares its own copy of the activations).
-  func gemvKQuantC(
-    _ type: GGMLType, _ a: Q8Activations, _ kernels: UnsafePointer<bp_int_gemv_kernels>,
-    into y: UnsafeMutableBufferPointer<Float>, threads: Int
-  ) {
-    let superBlocks = columns / 256
-    precondition(IntDot.cKQuants.contains(type) && a.blockSize == 32 && a.codes.count >= 256 * superBlocks
-      && a.scales.count >= 8 * superBlocks,
-      "\(type): activations \(a.codes.count) codes in blocks of \(a.blockSize) for \(superBlocks) super-blocks")
-    let table = kernels.pointee
-    let gemv: ((UnsafePointer<UInt8>?, Int, Int, Int, UnsafePointer<Int8>?, UnsafePointer<Float>?,
-      UnsafeMutablePointer<Float>?) -> Void)?
-    switch type {
-    case .q2_K: gemv = table.q2_k_gemv
-    case .q3_K: gemv = table.q3_k_gemv
-    case .q4_K: gemv = table.q4_k_gemv
-    case .q5_K: gemv = table.q5_k_gemv
-    default: gemv = table.q6_k_gemv
-    }
-    let rowBytes = rowSizeInBytes
-    a.codes.withUnsafeBufferPointer { codes in
-      a.scales.withUnsafeBufferPointer { scales in
-        splitRows(threads: threads, y) { range, out in
-          withRows(range) { src in
-            gemv!(src.baseAddress?.assumingMemoryBound(to: UInt8.self), rowBytes, range.count, superBlocks,
-              codes.baseAddress, scales.baseAddress, out.baseAddress)
-          }
-        }
-      }
-    }
-  }
-
-  /// q4_1, q5_0 or q5_1 (`IntDot.cLegacyKinds`) against 32-value activation blocks through `kernels`, each thread's
-  /// rows in one C call (which prepares its own copy of the activations).
-  func gemvLegacyC(
-    _ kind: Int32, _ a: Q8Activations, _ kernels: UnsafePointer<bp_int_gemv_kernels>,
-    into y: UnsafeMutableBufferPointer<Float>, threads: Int
-  ) {
-    let blocks = columns / 32
-    precondition(a.blockSize == 32 && a.codes.count >= 32 * blocks && a.scales.count >= blocks,
-      "\(format.name): activations \(a.codes.count) codes in blocks of \(a.blockSize) for \(blocks) blocks")
-    let gemv = kernels.pointee.legacy_gemv!, rowBytes = rowSizeInBytes
-    a.codes.withUnsafeBufferPointer { codes in
-      a.scales.withUnsafeBufferPointer { scales in
-        splitRows(threads: threads, y) { range, out in
-          withRows(range) { src in
-            gemv(kind, src.baseAddress?.assumingMemoryBound(to: UInt8.self), rowBytes, range.count, blocks,
-              codes.baseAddress, scales.baseAddress, out.baseAddress)
+            let w = src.baseAddress?.assumingMemoryBound(to: UInt8.self), n = range.count
+            let (c, d, o) = (codes.baseAddress, scales.baseAddress, out.baseAddress)
+            switch call {
+            case .integer(let layout): table.gemv!(layout, w, n, c, d, o)
+            case .legacy(let kind): table.legacy_gemv!(kind, w, rowBytes, n, columns / 32, c, d, o)
+            case .kQuant(.q2_K): table.q2_k_gemv!(w, rowBytes, n, columns / 256, c, d, o)
+            case .kQuant(.q3_K): table.q3_k_gemv!(w, rowBytes, n, columns / 256, c, d, o)
+            case .kQuant(.q4_K): table.q4_k_gemv!(w, rowBytes, n, columns / 256, c, d, o)
+            case .kQuant(.q5_K): table.q5_k_gemv!(w, rowBytes, n, columns / 256, c, d, o)
+            case .kQuant(let type):
+              precondition(type == .q6_K, "\(type) has no C kernel")
+              table.q6_k_gemv!(w, rowBytes, n, columns / 256, c, d, o)
+            }
           }
         }
       }

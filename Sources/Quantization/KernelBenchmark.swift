@@ -249,8 +249,8 @@ public enum KernelBenchmark {
           rows.append(Row(kernel: "gemv-q8act", format: format.name, size: size.name, elements: size.elements,
             bytes: packed.bytes.count, seconds: best { gemv(1) }))
         }
-        if KernelVariant.best != .simd && IntDot.hasCKernel(format, columns: size.columns, rowBytes: packed.rowSizeInBytes,
-          activationBlock: activations.blockSize) {
+        if KernelVariant.best != .simd && IntDot.cCall(format, columns: size.columns, rowBytes: packed.rowSizeInBytes,
+          activationBlock: activations.blockSize) != nil {
           // The Swift kernel the C one replaces, in the same run.
           let ts = y.withUnsafeMutableBufferPointer { py in best(flush: flush) { packed.gemvInt8(activations, into: py, variant: .simd); sink += py[0] } }
           rows.append(Row(kernel: "gemv-q8act-swift", format: format.name, size: size.name, elements: size.elements,

@@ -113,16 +113,8 @@ extension PackedTensor {
     precondition(format.hasIntegerCodes, "\(format.name) has no integer codes")
     precondition(a.count == columns && y.count == rows, "gemv: W [\(rows), \(columns)], a \(a.count), y \(y.count)")
     if let kernels = IntDot.cKernels(variant),
-      let layout = IntDot.cLayout(format, columns: columns, rowBytes: rowSizeInBytes, activationBlock: a.blockSize) {
-      return gemvInt8C(a, layout, kernels, into: y, threads: threads)
-    }
-    if let kernels = IntDot.cKernels(variant), case .ggml(let type) = format.scheme, IntDot.cKQuants.contains(type),
-      a.blockSize == 32, columns > 0 {
-      return gemvKQuantC(type, a, kernels, into: y, threads: threads)
-    }
-    if let kernels = IntDot.cKernels(variant), case .ggml(let type) = format.scheme, let kind = IntDot.cLegacyKinds[type],
-      a.blockSize == 32 {
-      return gemvLegacyC(kind, a, kernels, into: y, threads: threads)
+      let call = IntDot.cCall(format, columns: columns, rowBytes: rowSizeInBytes, activationBlock: a.blockSize) {
+      return gemvInt8C(call, a, kernels, into: y, threads: threads)
     }
     a.codes16.withUnsafeBufferPointer { codes16 in
       a.codes.withUnsafeBufferPointer { codes in
