@@ -19,6 +19,7 @@ struct BenchEngine: ParsableCommand {
   @Option(help: "Window lengths to time.") var tokens: [Int] = [512, 128]
   @Option(help: "Worker threads (GEMMs are split over them; OpenBLAS runs one thread per part).") var threads = 2
   @Option(help: "Repetitions per step (best time is reported).") var repeats = 2
+  @Flag(help: "Time only the forward and forward + backward steps (no HVPs).") var noHvp = false
   @Flag(help: "Machine-readable output on stdout.") var json = false
 
   func validate() throws {
@@ -45,25 +46,36 @@ struct BenchEngine: ParsableCommand {
       let backward = try best { _ = try llama.gradients(tokens: ids, of: allTensors) }
       // ru_maxrss is monotonic: after the first window it is the peak of loading plus that forward + backward
       if peakAfterBackward.isEmpty { peakAfterBackward[t] = Self.peakRSSBytes() }
-      var rng = SplitMix64(seed: 1)
-      let probe = Dictionary(uniqueKeysWithValues: llama.linearLayers.map { layer in
-        (layer.weightName, (0..<layer.parameterCount).map { _ in rng.next() & 1 == 0 ? Float(-1) : 1 })
-      })
-      let hvp = try best { _ = try llama.hessianVectorProduct(tokens: ids, vector: probe) }
-      let forms = try best { _ = try llama.hessianQuadraticForms(tokens: ids, vector: probe) }
-      let base = try llama.gradients(tokens: ids, of: Set(llama.linearWeightNames)).gradients
-      let oneSided = try best { _ = try llama.hessianVectorProduct(tokens: ids, vector: probe, baseGradient: base) }
-      rows.append([
-        "tokens": t, "mean_nll": loss, "forward_s": forward, "forward_backward_s": backward, "hvp_s": hvp,
+      var (hvp, forms, oneSided) = (Double.nan, Double.nan, Double.nan)
+      if !noHvp {
+        var rng = SplitMix64(seed: 1)
+        let probe = Dictionary(uniqueKeysWithValues: llama.linearLayers.map { layer in
+          (layer.weightName, (0..<layer.parameterCount).map { _ in rng.next() & 1 == 0 ? Float(-1) : 1 })
+        })
+        hvp = try best { _ = try llama.hessianVectorProduct(tokens: ids, vector: probe) }
+        forms = try best { _ = try llama.hessianQuadraticForms(tokens: ids, vector: probe) }
+        let base = try llama.gradients(tokens: ids, of: Set(llama.linearWeightNames)).gradients
+        oneSided = try best { _ = try llama.hessianVectorProduct(tokens: ids, vector: probe, baseGradient: base) }
+      }
+      var row: [String: Any] = [
+        "tokens": t, "mean_nll": loss, "forward_s": forward, "forward_backward_s": backward,
         "forward_tok_s": Double(t) / forward, "forward_backward_tok_s": Double(t) / backward,
-        "hvp_tok_s": Double(t) / hvp, "hvp_one_sided_s": oneSided, "hvp_one_sided_tok_s": Double(t) / oneSided,
-        "quadratic_forms_s": forms, "quadratic_forms_tok_s": Double(t) / forms,
-      ])
+      ]
+      if !noHvp {
+        row.merge([
+          "hvp_s": hvp, "hvp_tok_s": Double(t) / hvp, "hvp_one_sided_s": oneSided,
+          "hvp_one_sided_tok_s": Double(t) / oneSided, "quadratic_forms_s": forms,
+          "quadratic_forms_tok_s": Double(t) / forms,
+        ]) { a, _ in a }
+      }
+      rows.append(row)
     }
     let peakRSS = Self.peakRSSBytes()
     if json {
       let object: [String: Any] = [
-        "model": model, "threads": threads, "gemm_512x1536x576_gflops": gemm, "peak_rss_bytes": peakRSS,
+        "model": model, "threads": threads, "cpu": cpuModelName, "cpu_features": CPUFeatures.current.description,
+        "blas_library": BLASKernels.libraryConfiguration, "blas_kernels": BLASKernels.activeCore,
+        "blas_best_kernels_for_cpu": BLASKernels.bestCore(for: .current)?.name ?? "", "blas_summary": BLASKernels.summary, "gemm_512x1536x576_gflops": gemm, "peak_rss_bytes": peakRSS,
         "peak_rss_after_load_bytes": peakAfterLoad,
         "peak_rss_after_forward_backward_bytes": Dictionary(uniqueKeysWithValues: peakAfterBackward.map { ("\($0.key)", $0.value) }),
         "windows": rows,
@@ -72,16 +84,20 @@ struct BenchEngine: ParsableCommand {
       print(String(decoding: data, as: UTF8.self))
       return
     }
+    print(machineSummary)
     print("sgemm 512x1536x576 (\(threads) threads): \(Self.fixed(gemm, 1)) GFLOP/s")
     for r in rows {
       let t = r["tokens"] as! Int
-      print(
-        "T=\(t): mean NLL \(Self.fixed(r["mean_nll"] as! Double, 5))  forward \(Self.fixed(r["forward_tok_s"] as! Double, 1)) tok/s"
-          + " (\(Self.fixed(r["forward_s"] as! Double, 3)) s)  fwd+bwd \(Self.fixed(r["forward_backward_tok_s"] as! Double, 1)) tok/s"
-          + " (\(Self.fixed(r["forward_backward_s"] as! Double, 3)) s)  HVP \(Self.fixed(r["hvp_tok_s"] as! Double, 1)) tok/s"
+      var line = "T=\(t): mean NLL \(Self.fixed(r["mean_nll"] as! Double, 5))  forward \(Self.fixed(r["forward_tok_s"] as! Double, 1)) tok/s"
+        + " (\(Self.fixed(r["forward_s"] as! Double, 3)) s)  fwd+bwd \(Self.fixed(r["forward_backward_tok_s"] as! Double, 1)) tok/s"
+        + " (\(Self.fixed(r["forward_backward_s"] as! Double, 3)) s)"
+      if !noHvp {
+        line += "  HVP \(Self.fixed(r["hvp_tok_s"] as! Double, 1)) tok/s"
           + " (\(Self.fixed(r["hvp_s"] as! Double, 3)) s)  one-sided HVP \(Self.fixed(r["hvp_one_sided_tok_s"] as! Double, 1)) tok/s"
           + " (\(Self.fixed(r["hvp_one_sided_s"] as! Double, 3)) s)  vᵀHv per layer \(Self.fixed(r["quadratic_forms_tok_s"] as! Double, 1)) tok/s"
-          + " (\(Self.fixed(r["quadratic_forms_s"] as! Double, 3)) s)")
+          + " (\(Self.fixed(r["quadratic_forms_s"] as! Double, 3)) s)"
+      }
+      print(line)
     }
     let mib = { (bytes: Int) in Self.fixed(Double(bytes) / 1_048_576, 1) + " MiB" }
     print("peak RSS: after loading \(mib(peakAfterLoad)) (weights dictionary + model copy), after forward + backward "

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Quantization
+import TensorCore
 
 /// `bitplan bench kernels`: quantize / dequantize / GEMV throughput per format and cache level, with fp32 BLAS GEMV
 /// and the measured memory read bandwidth beside them. Build with
@@ -37,6 +38,7 @@ struct BenchKernels: ParsableCommand {
     let chosenSizes = self.chosenSizes
     var rows = [KernelBenchmark.memoryReadBandwidth(), KernelBenchmark.memoryReadBandwidth(threads: 2)]
     rows += chosenSizes.map(KernelBenchmark.blasGEMV)
+    if json { printToStandardError(machineSummary) } else { print(machineSummary) }
     if !json { printHeader(); rows.forEach(printRow) }
     for format in chosenFormats {
       let formatRows = try KernelBenchmark.run(format: format, sizes: chosenSizes)

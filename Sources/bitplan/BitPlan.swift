@@ -1,4 +1,5 @@
 import ArgumentParser
+import TensorCore
 
 @main
 struct BitPlanCommand: ParsableCommand {
@@ -7,4 +8,11 @@ struct BitPlanCommand: ParsableCommand {
     abstract: "Per-layer sensitivity, exact bit allocation and validation for quantizing LLMs.",
     version: "0.1.0",
     subcommands: [Inspect.self, Ppl.self, Measure.self, Allocate.self, Bench.self, TinyModel.self])
+
+  /// Before any command: OpenBLAS must run the kernels this CPU allows (a relaunch with `OPENBLAS_CORETYPE` set
+  /// when the library did not recognise the CPU; see `BLASKernels.relaunchWithBestKernelsIfNeeded`).
+  static func main() {
+    BLASKernels.relaunchWithBestKernelsIfNeeded()
+    main(nil)
+  }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TensorCore
 
 /// A bad-input error as the CLI shows it: one line on stderr (ArgumentParser prints `Error: …`), exit status 1.
 struct CommandError: Error, CustomStringConvertible {
@@ -32,4 +33,25 @@ func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s : s + Strin
 
 extension String {
   func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+}
+
+/// The CPU's model name (`/proc/cpuinfo`), or "unknown CPU".
+var cpuModelName: String {
+  guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+    let line = text.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+    let colon = line.firstIndex(of: ":")
+  else { return "unknown CPU" }
+  return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+}
+
+/// Two lines for benchmarks: the CPU with its features, and the BLAS library with the kernels it runs (a warning
+/// when they are weaker than the CPU allows).
+var machineSummary: String {
+  "CPU: \(cpuModelName), \(ProcessInfo.processInfo.activeProcessorCount) cores; \(CPUFeatures.current)\n"
+    + BLASKernels.summary
+}
+
+/// One line on standard error.
+func printToStandardError(_ line: String) {
+  FileHandle.standardError.write(Data((line + "\n").utf8))
 }
