@@ -43,15 +43,8 @@ package enum CausalAttention {
 
   /// In place: row[0..<visible] ← softmax, row[visible..<written] ← 0.
   @inline(__always) static func softmaxCausalRow<S: EngineScalar>(_ row: UnsafeMutablePointer<S>, visible: Int, written: Int) {
-    var maximum = row[0]
-    for j in 1..<visible where row[j] > maximum { maximum = row[j] }
-    var sum: S = 0
-    for j in 0..<visible {
-      let e = S.exp(row[j] - maximum)
-      row[j] = e
-      sum += e
-    }
-    let inverse = 1 / sum
+    let sum = S.expShifted(row, count: visible, shift: S.maximum(row, count: visible))
+    let inverse = 1 / S(sum)
     for j in 0..<visible { row[j] *= inverse }
     for j in visible..<written { row[j] = 0 }
   }

@@ -16,15 +16,9 @@ package enum CrossEntropy {
       Parallel.forEachChunk(rows, costPerItem: vocab) { range in
         for t in range {
           let zt = z + t * vocab
-          var maximum = zt[0]
-          for j in 1..<vocab where zt[j] > maximum { maximum = zt[j] }
+          let maximum = S.maximum(zt, count: vocab)
           let targetLogit = Double(zt[targetIDs[t]])
-          var sum = 0.0
-          for j in 0..<vocab {
-            let e = S.exp(zt[j] - maximum)
-            zt[j] = e
-            sum += Double(e)
-          }
+          let sum = S.expShifted(zt, count: vocab, shift: maximum)
           let inverse = S(1 / sum)
           for j in 0..<vocab { zt[j] *= inverse }
           nll[t] = Double(maximum) + Double.log(sum) - targetLogit

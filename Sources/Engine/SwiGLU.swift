@@ -10,10 +10,7 @@ package enum SwiGLU {
     gate g: UnsafePointer<S>, up u: UnsafePointer<S>, count: Int, output h: UnsafeMutablePointer<S>
   ) {
     Parallel.forEachChunk(count) { range in
-      for i in range {
-        let sigma = 1 / (1 + S.exp(-g[i]))
-        h[i] = g[i] * sigma * u[i]
-      }
+      S.swigluForward(gate: g + range.lowerBound, up: u + range.lowerBound, count: range.count, output: h + range.lowerBound)
     }
   }
 
@@ -23,12 +20,8 @@ package enum SwiGLU {
     dGate: UnsafeMutablePointer<S>, dUp: UnsafeMutablePointer<S>
   ) {
     Parallel.forEachChunk(count) { range in
-      for i in range {
-        let sigma = 1 / (1 + S.exp(-g[i]))
-        let upstream = dh[i]
-        dUp[i] = upstream * g[i] * sigma
-        dGate[i] = upstream * u[i] * sigma * (1 + g[i] * (1 - sigma))
-      }
+      let i = range.lowerBound
+      S.swigluBackward(gate: g + i, up: u + i, dh: dh + i, count: range.count, dGate: dGate + i, dUp: dUp + i)
     }
   }
 }

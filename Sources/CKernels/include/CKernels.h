@@ -1,4 +1,5 @@
-// CKernels: the int4 / int8 GEMV against int8 activations, in C with x86 intrinsics.
+// CKernels: the int4 / int8 GEMV against int8 activations, in C with x86 intrinsics, and the CPU feature bits
+// (`bp_cpu_features`, cpu_features.c) that TensorCore uses to check which BLAS kernels are active.
 //
 // Swift 6.3 does not form vpdpbusd (AVX-512 VNNI) or vpmaddubsw from plain loops (IntDot+NibblePlanes.swift), so
 // the integer GEMV of BitPlan's own `intN[-gG][-asym]` formats (N = 2 … 8) and of ggml's q4_0, q4_1, q5_0, q5_1, q8_0, q2_K, q3_K,
@@ -105,6 +106,32 @@ const bp_int_gemv_kernels *bp_int_gemv_best(void);
 
 /// The plain C table: one group at a time, Int64 group sums, Float accumulation in row order.
 const bp_int_gemv_kernels *bp_int_gemv_portable(void);
+
+/// Instruction-set features of this CPU that the OS also enables (cpuid + xgetbv), one bit each; 0 off x86-64.
+/// TensorCore's `CPUFeatures` mirrors these bits.
+enum {
+  BP_CPU_X86_64 = 1 << 0, BP_CPU_SSE2 = 1 << 1, BP_CPU_SSE3 = 1 << 2, BP_CPU_SSSE3 = 1 << 3, BP_CPU_SSE41 = 1 << 4,
+  BP_CPU_SSE42 = 1 << 5, BP_CPU_AVX = 1 << 6, BP_CPU_FMA = 1 << 7, BP_CPU_F16C = 1 << 8, BP_CPU_AVX2 = 1 << 9,
+  BP_CPU_AVX512F = 1 << 10, BP_CPU_AVX512DQ = 1 << 11, BP_CPU_AVX512CD = 1 << 12, BP_CPU_AVX512BW = 1 << 13,
+  BP_CPU_AVX512VL = 1 << 14, BP_CPU_AVX512VBMI = 1 << 15, BP_CPU_AVX512VNNI = 1 << 16, BP_CPU_AVX512BF16 = 1 << 17,
+  BP_CPU_AVX512FP16 = 1 << 18, BP_CPU_AMX_TILE = 1 << 19,
+};
+uint64_t bp_cpu_features(void);
+
+/// Element-wise float maths (vector_math.c): AVX-512 F where available, libm otherwise. n ≥ 1 for bp_max.
+/// Largest element of x[0..<n].
+float bp_max(const float *x, size_t n);
+/// x[i] ← e^(x[i] − shift) in place; returns Σ x[i] (new values) accumulated in double.
+double bp_exp_shifted(float *x, size_t n, float shift);
+/// h = silu(g) ⊙ u.
+void bp_swiglu_forward(const float *g, const float *u, size_t n, float *h);
+/// du = dh ⊙ silu(g), dg = dh ⊙ u ⊙ σ(g)(1 + g(1 − σ(g))); dg may alias dh.
+void bp_swiglu_backward(const float *g, const float *u, const float *dh, size_t n, float *dg, float *du);
+/// The plain C twins (libm expf), what non-AVX-512 CPUs run; tests compare the fast functions with them.
+float bp_max_portable(const float *x, size_t n);
+double bp_exp_shifted_portable(float *x, size_t n, float shift);
+void bp_swiglu_forward_portable(const float *g, const float *u, size_t n, float *h);
+void bp_swiglu_backward_portable(const float *g, const float *u, const float *dh, size_t n, float *dg, float *du);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,60 @@
+import Foundation
+import Testing
+import TensorCore
+import _TestSupport
+
+/// The vectorized element-wise maths against its plain C twin (libm expf) and against Double.
+@Suite struct VectorMathTests {
+  /// exp over its whole normal range, every tail length: within 2 ulp of expf and of the Double exp.
+  @Test func expMatchesLibmWithinTwoUlp() {
+    let count = 200_003
+    let xs = (0..<count).map { -87.0 + 175.0 * Float($0) / Float(count - 1) }
+    for shift: Float in [0, 3.5] {
+      var fast = xs, plain = xs
+      let fastSum = fast.withUnsafeMutableBufferPointer { VectorMath.expShifted($0.baseAddress!, count: count, shift: shift) }
+      let plainSum = plain.withUnsafeMutableBufferPointer {
+        VectorMath.expShifted($0.baseAddress!, count: count, shift: shift, portable: true)
+      }
+      for i in stride(from: 0, to: count, by: 1) {
+        let exact = Foundation.exp(Double(xs[i] - shift))
+        #expect(abs(Double(fast[i]) - exact) <= 2 * Double(plain[i].ulp) + 1e-300, "x = \(xs[i])")
+      }
+      #expect(abs(fastSum - plainSum) <= 1e-6 * plainSum)
+    }
+    // every tail length 1...40 (masked last step), values that underflow and overflow the clamp
+    for n in 1...40 {
+      var fast = (0..<n).map { Float($0) - 20 }, plain = fast
+      _ = fast.withUnsafeMutableBufferPointer { VectorMath.expShifted($0.baseAddress!, count: n, shift: 0) }
+      _ = plain.withUnsafeMutableBufferPointer { VectorMath.expShifted($0.baseAddress!, count: n, shift: 0, portable: true) }
+      for i in 0..<n { #expect(abs(fast[i] - plain[i]) <= 2 * plain[i].ulp) }
+    }
+    var extremes: [Float] = [-200, -104, 88, 100]
+    _ = extremes.withUnsafeMutableBufferPointer { VectorMath.expShifted($0.baseAddress!, count: 4, shift: 0) }
+    #expect(extremes[0] == 0 && extremes[1] < 1e-40 && extremes[2] > 1e38 && extremes[3] == .infinity)
+  }
+
+  @Test func maximumAndSwiGLUMatchTheirTwins() {
+    for n in [1, 7, 16, 17, 33, 1000] {
+      let g = randomFloats(n, seed: UInt64(n)).map { $0 * 12 }, u = randomFloats(n, seed: UInt64(n) + 1)
+      let dh = randomFloats(n, seed: UInt64(n) + 2)
+      #expect(VectorMath.maximum(g, count: n) == VectorMath.maximum(g, count: n, portable: true))
+      #expect(VectorMath.maximum(g, count: n) == g.max()!)
+      var (h1, h2) = ([Float](repeating: 0, count: n), [Float](repeating: 0, count: n))
+      VectorMath.swigluForward(gate: g, up: u, count: n, output: &h1)
+      VectorMath.swigluForward(gate: g, up: u, count: n, output: &h2, portable: true)
+      var (dg1, du1, dg2, du2) = (dh, h1, dh, h2)
+      // dGate aliases dh, as the engine calls it
+      dg1.withUnsafeMutableBufferPointer { d in
+        VectorMath.swigluBackward(gate: g, up: u, dh: d.baseAddress!, count: n, dGate: d.baseAddress!, dUp: &du1)
+      }
+      dg2.withUnsafeMutableBufferPointer { d in
+        VectorMath.swigluBackward(gate: g, up: u, dh: d.baseAddress!, count: n, dGate: d.baseAddress!, dUp: &du2, portable: true)
+      }
+      for i in 0..<n {
+        for (a, b) in [(h1[i], h2[i]), (dg1[i], dg2[i]), (du1[i], du2[i])] {
+          #expect(abs(a - b) <= 4e-6 * max(1, abs(b)), "n=\(n) i=\(i) g=\(g[i])")
+        }
+      }
+    }
+  }
+}
