@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
 /// Owned, zero-initialised storage with a stable base pointer: the engine's activations, caches and weights.
 ///
 /// Swift arrays cannot hand out a pointer that outlives a closure; the forward and backward passes touch a dozen
@@ -9,18 +15,20 @@ final class Buffer<Scalar: EngineScalar>: @unchecked Sendable {
   /// Base address of `count` initialised elements.
   let pointer: UnsafeMutablePointer<Scalar>
 
-  /// `count` zeros.
+  /// `count` zeros. All-zero bytes are +0 in both scalar types, so this is one memset even where the generic code
+  /// is not specialized (model loading: element-by-element initialisation took ~1% of a `bench engine` run).
   init(count: Int) {
     precondition(count >= 0, "negative buffer size \(count)")
     self.count = count
     pointer = .allocate(capacity: max(count, 1))
-    pointer.initialize(repeating: 0, count: count)
+    memset(pointer, 0, count * MemoryLayout<Scalar>.stride)
   }
 
-  /// A copy of `values`.
-  convenience init(_ values: [Scalar]) {
-    self.init(count: values.count)
-    values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: values.count) }
+  /// A copy of `values` (one memcpy, no zeroing first).
+  init(_ values: [Scalar]) {
+    count = values.count
+    pointer = .allocate(capacity: max(count, 1))
+    values.withUnsafeBufferPointer { if let base = $0.baseAddress { pointer.initialize(from: base, count: count) } }
   }
 
   deinit { pointer.deallocate() }
