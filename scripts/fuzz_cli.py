@@ -493,6 +493,8 @@ def write_problem_variant(rng, corpus, path, clean):
     elif r < 0.7:
         # Lie about one (or a few) numbers or values, by JSON path.
         for _ in range(rng.choice([1, 1, 2])):
+            if not isinstance(doc["layers"], list):
+                break  # an earlier lie replaced the whole list
             layer = pick(rng, doc["layers"])
             target = pick(rng, ["bytes", "bytes", "params", "params", "error", "score", "sensitivity", "variance",
                                 "format_version", "name", "format", "bits", "group_size", "symmetric",
@@ -1216,8 +1218,9 @@ def run_case(case, bitplan, timeout, memory_limit, file_limit, out_dir):
             tag = " (fsize: output past the file-size limit)"
         elif "memory" in low or "alloc" in low or "mmap" in low:
             tag = " (oom: memory limit)"
-        last = [l for l in stderr.strip().splitlines() if l.strip()]
-        failures.append(("signal", f"{name}{tag}" + (f": {last[-1][:200]}" if last else "")))
+        lines = [l.strip() for l in stderr.splitlines() if l.strip()]
+        said = [l for l in lines if re.search(r"Fatal error|Program crashed|Crash|error:", l)] or lines[-1:]
+        failures.append(("signal", f"{name}{tag}" + (f": {said[0][:200]}" if said else "")))
         outcome = "signal"
     elif rc == 0:
         outcome = "ok"
@@ -1289,7 +1292,13 @@ def worker(args):
     caseroot = os.path.join(WORKER["root"], f"case-{index}")
     workdir = os.path.join(caseroot, "w")
     os.makedirs(workdir)
-    case = make_case(index, opts["seed"], corpus, workdir, opts["is_root"])
+    try:
+        case = make_case(index, opts["seed"], corpus, workdir, opts["is_root"])
+    except Exception as e:  # a bug of the fuzzer: counted as a failure, and the session goes on
+        remove_tree(caseroot)
+        return {"index": index, "command": "fuzzer", "argv": [], "notes": [], "outcome": "other", "stderr": "",
+                "failures": [("fuzzer", f"generating the case raised {type(e).__name__}: {e}")], "warnings": [],
+                "seconds": 0.0, "kept": None}
     case.root = caseroot
     if opts["command"] and case.command != opts["command"]:
         remove_tree(caseroot)
@@ -1409,7 +1418,7 @@ def main():
 
 
 def report(results, opts, elapsed):
-    commands = [c for c, _, _ in COMMANDS]
+    commands = [c for c, _, _ in COMMANDS] + ["fuzzer"]
     columns = ["ok", "error", "usage", "signal", "hang", "other"]
     table = {c: {k: 0 for k in columns + ["runs", "failing"]} for c in commands}
     rules, warn_rules = {}, {}
@@ -1429,6 +1438,8 @@ def report(results, opts, elapsed):
     print(f"{'command':14} {'runs':>6} " + " ".join(f"{c:>6}" for c in columns) + f" {'failing':>8}")
     for c in commands:
         row = table[c]
+        if c == "fuzzer" and not row["runs"]:
+            continue
         print(f"{c:14} {row['runs']:>6} " + " ".join(f"{row[k]:>6}" for k in columns) + f" {row['failing']:>8}")
     print("failures by rule: " + (", ".join(f"{k} {v}" for k, v in sorted(rules.items())) or "none"))
     print("warnings by rule: " + (", ".join(f"{k} {v}" for k, v in sorted(warn_rules.items())) or "none"))
