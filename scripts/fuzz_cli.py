@@ -1153,10 +1153,11 @@ def allowed_changes(case, before):
         while parent and parent not in before:  # the folder and any missing parents may be created
             exact.add(parent)
             parent = os.path.dirname(parent)
-        for sub in ("tiny-llama", "tiny-llama.gguf"):
+        for sub, kind in (("tiny-llama", stat.S_IFDIR), ("tiny-llama.gguf", stat.S_IFREG)):
             path = os.path.join(rel, sub)
-            if protected(path):
-                continue
+            entry = before.get(path)
+            if path in inputs or (entry is not None and entry[0] != kind):
+                continue  # only a folder may be rewritten as the HF folder, only a file as the GGUF
             exact.add(path)
             prefixes += [path + "/", path + ".tmp"]
 
@@ -1213,14 +1214,16 @@ def run_case(case, bitplan, timeout, memory_limit, file_limit, out_dir):
         except ValueError:
             name = f"signal {sig}"
         tag = ""
-        low = stderr.lower()
         if sig == signal.SIGXFSZ:
             tag = " (fsize: output past the file-size limit)"
-        elif "memory" in low or "alloc" in low or "mmap" in low:
+        elif re.search(r"failed to allocate|out of memory|Cannot allocate memory|std::bad_alloc", stderr):
             tag = " (oom: memory limit)"
         lines = [l.strip() for l in stderr.splitlines() if l.strip()]
-        said = [l for l in lines if re.search(r"Fatal error|Program crashed|Crash|error:", l)] or lines[-1:]
-        failures.append(("signal", f"{name}{tag}" + (f": {said[0][:200]}" if said else "")))
+        said = [l for l in lines if re.search(r"runtime failure|Fatal error|Program crashed|precondition", l)]
+        said = said or [l for l in lines if not l.startswith("***")][:1] or lines[:1]
+        where = re.search(r" (\S+) \+ \d+ in bitplan at \S*?(Sources/\S+)", stderr)  # the first frame of ours
+        failures.append(("signal", f"{name}{tag}" + (f": {said[0][:200]}" if said else "")
+                         + (f" in {where.group(1)[:80]} at {where.group(2)}" if where else "")))
         outcome = "signal"
     elif rc == 0:
         outcome = "ok"
