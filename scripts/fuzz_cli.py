@@ -798,7 +798,7 @@ def structural(rng, case, argv, known):
 def gen_inspect(case):
     rng = case.rng
     argv = ["inspect"]
-    if rng.random() > 0.03:
+    if case.ok() or rng.random() < 0.8:  # (a fault: left out)
         argv.append(case.model())
     if rng.random() < 0.4:
         argv.append("--json")
@@ -809,9 +809,9 @@ def gen_ppl(case):
     rng = case.rng
     argv = ["ppl"]
     opts = []
-    if rng.random() > 0.03:
+    if case.ok() or rng.random() < 0.8:  # (a fault: left out)
         argv.append(case.model())
-    if rng.random() > 0.05:
+    if case.ok() or rng.random() < 0.8:  # (a fault: left out)
         opts.append(["--text", case.text()])
     if rng.random() < 0.8:
         opts.append(["--tokens", case.int(lambda: rng.choice([2, 3, 8, 16, 32, 64]))])
@@ -827,9 +827,9 @@ def gen_measure(case):
     rng = case.rng
     argv = ["measure"]
     opts = []
-    if rng.random() > 0.03:
+    if case.ok() or rng.random() < 0.8:  # (a fault: left out)
         argv.append(case.model())
-    if rng.random() > 0.05:
+    if case.ok() or rng.random() < 0.8:  # (a fault: left out)
         opts.append(["--calib", case.text()])
     tokens = rng.choice([8, 16, 24, 32, 48])
     opts.append(["--tokens", case.int(lambda: tokens)])
@@ -864,7 +864,7 @@ def gen_measure(case):
         opts.append(["--checkpoint-interval", case.float(lambda: rng.choice([0, 0.001, 30]))])
     if rng.random() < 0.2:
         opts.append(["--json"])
-    if rng.random() > 0.03:
+    if case.ok() or rng.random() < 0.8:  # (a fault: left out)
         out = case.output("RUN", pick(rng, [".h5"] * 6 + [".json", ""]))
         case.measure_outputs.append(out)
         if rng.random() < 0.1 and not out.startswith("/") and out:
@@ -886,7 +886,7 @@ def gen_allocate(case):
     rng = case.rng
     argv = ["allocate"]
     opts = []
-    inp = case.run_or_problem() if rng.random() > 0.03 else None
+    inp = case.run_or_problem() if case.ok() or rng.random() < 0.8 else None
     if inp is not None:
         argv.append(inp)
     r = rng.random()
@@ -908,7 +908,7 @@ def gen_allocate(case):
     for _ in range(rng.choice([0, 0, 0, 1, 2])):
         opts.append(["--tie", case.choose(["layers\\.(\\d+)\\.self_attn\\.[qkv]_proj", "\\.\\d+\\.", "mlp", ".*"],
                                           ["(", "", "(((a)))", "nomatch", "(?<n>x)"])])
-    if rng.random() > 0.03:
+    if case.ok() or rng.random() < 0.8:  # (a fault: left out)
         opts.append([pick(rng, ["-o", "--output"]), case.output("plan", pick(rng, [".json"] * 5 + [".csv", ""]))])
     if rng.random() < 0.35:
         opts.append(["--frontier", case.output("frontier", pick(rng, [".csv"] * 5 + [".json", ""]))])
@@ -940,7 +940,7 @@ def gen_bench_engine(case):
     rng = case.rng
     argv = ["bench", "engine"]
     opts = []
-    if rng.random() > 0.05:
+    if case.ok() or rng.random() < 0.8:  # (a fault: left out)
         opts.append(["--model", case.model()])
     if rng.random() < 0.6:
         if case.ok() or rng.random() < 0.6:
