@@ -1187,16 +1187,12 @@ def run_case(case, bitplan, timeout, memory_limit, file_limit, out_dir):
             rc = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
-            try:
+            try:  # the leader is not reaped yet, so its group id is still ours
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
             rc = proc.wait()
     seconds = time.monotonic() - start
-    try:  # stragglers of the group (none expected)
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     with open(err_path, "rb") as f:
         f.seek(0, 2)
         size = f.tell()
