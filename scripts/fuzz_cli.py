@@ -488,8 +488,20 @@ def write_run_variant(rng, corpus, path, clean):
 def write_problem_variant(rng, corpus, path, clean):
     doc = problem_document(rng)
     r = rng.random()
+    sentinel = "\u0000LIE\u0000"
     if clean:
         text = json.dumps(doc)
+    elif r < 0.25:
+        # One lie in every layer: sums of bytes or params near or past 2^63, all fractional, all negative...
+        field = pick(rng, ["bytes", "bytes", "params", "error"])
+        for layer in doc["layers"]:
+            if field == "params":
+                layer["params"] = sentinel
+            else:
+                for c in layer["candidates"]:
+                    c[field] = sentinel
+        lie = pick(rng, JSON_LIES[:16] + ["2305843009213693952", "3074457345618258602"])
+        text = json.dumps(doc).replace('"\\u0000LIE\\u0000"', lie)
     elif r < 0.7:
         # Lie about one (or a few) numbers or values, by JSON path.
         for _ in range(rng.choice([1, 1, 2])):
@@ -499,7 +511,6 @@ def write_problem_variant(rng, corpus, path, clean):
             target = pick(rng, ["bytes", "bytes", "params", "params", "error", "score", "sensitivity", "variance",
                                 "format_version", "name", "format", "bits", "group_size", "symmetric",
                                 "candidates", "layers", "ties"])
-            sentinel = "\u0000LIE\u0000"
             if target in ("bytes", "error", "format", "bits", "group_size", "symmetric"):
                 pick(rng, layer["candidates"])[target] = sentinel
             elif target == "score":
