@@ -1270,12 +1270,18 @@ def run_case(case, bitplan, timeout, memory_limit, file_limit, out_dir):
         leftovers = [rel for rel in leftovers if ".partial" not in rel or rel.endswith(".tmp")]
     if leftovers:
         failures.append(("leftover-temp", ", ".join(sorted(leftovers)[:6])))
-    # One path given for two outputs, and the command went ahead.
+    # One path given for two outputs, and the command went ahead and wrote it (not just --help or --version).
     if rc == 0 and not timed_out:
-        resolved = [os.path.realpath(os.path.join(case.dir, p)) for p in case.outputs if p]
-        resolved = [p for p in resolved if not (os.path.exists(p) and stat.S_ISCHR(os.stat(p).st_mode))]
-        if len(resolved) != len(set(resolved)):  # (two outputs to a null device is a way to discard both)
-            failures.append(("same-output", "exit 0 with the same path for two outputs"))
+        seen, twice = set(), set()
+        for p in case.outputs:
+            rel = rel_in(case, p)
+            if rel is None:
+                continue
+            real = os.path.realpath(os.path.join(case.dir, p))
+            (twice if real in seen else seen).add(real)
+            if real in twice and before.get(rel) != after.get(rel) and after.get(rel, (0,))[0] != stat.S_IFCHR:
+                failures.append(("same-output", f"exit 0 after writing {rel}, given for two outputs"))
+                break
     if null_before and not dev_null_ok():
         failures.append(("dev-null", "/dev/null is no longer the char device 1:3"))
         restore_dev_null()
