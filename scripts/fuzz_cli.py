@@ -26,7 +26,8 @@ What it does (Python 3 standard library only):
 3. Oracle. Before and after each run: a snapshot of every path in the run folder (file type, device number, size,
    mtime, sha256) and the type of /dev/null. The child runs in its own session (process group), with
    RLIMIT_AS = --memory-limit (default 4 GiB), RLIMIT_FSIZE = --file-limit (default 1 GiB), no core files, cwd = the
-   run folder, BITPLAN_* unset. A case FAILS when
+   run folder, BITPLAN_* unset, OPENBLAS_NUM_THREADS=1 (bitplan sets one OpenBLAS thread itself; this only keeps
+   OpenBLAS from reserving per-core buffers at load on big machines). A case FAILS when
      signal        the process was killed by a signal (returncode < 0 or >= 128): a crash, a trap, or runaway memory
                    or file size under the limits (tagged oom/fsize when the signal or stderr says so);
      hang          it ran past --timeout (the whole process group is then killed);
@@ -1182,6 +1183,9 @@ def run_case(case, bitplan, timeout, memory_limit, file_limit, out_dir):
     before = snapshot(case.root)
     null_before = dev_null_ok()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BITPLAN_")}
+    # bitplan runs OpenBLAS single-threaded anyway (TensorCore); without this, OpenBLAS would still reserve buffers for
+    # one thread per core at load, which on a many-core machine alone approaches the address-space limit.
+    env["OPENBLAS_NUM_THREADS"] = "1"
 
     def limits():
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
