@@ -847,8 +847,8 @@ def gen_measure(case):
     opts.append(["--tokens", case.int(lambda: tokens)])
     if rng.random() < 0.8:
         opts.append(["--hvp-tokens", case.int(lambda: rng.choice([2, 4, 8, tokens]))])
-    if rng.random() < 0.9:
-        opts.append(["--probes", case.int(lambda: rng.choice([1, 2, 3]), huge=False)])
+    # Always given: the default, 64 probes, is valid work that can take ~20 s on a busy machine.
+    opts.append(["--probes", case.int(lambda: rng.choice([1, 2, 3]), huge=False)])
     if rng.random() < 0.3:
         opts.append(["--seed", case.u64()])
     if rng.random() < 0.7:
@@ -1437,6 +1437,11 @@ def main():
     return report(results, opts, elapsed)
 
 
+def script_digest():
+    with open(os.path.abspath(__file__), "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
 def report(results, opts, elapsed):
     commands = [c for c, _, _ in COMMANDS] + ["fuzzer"]
     columns = ["ok", "error", "usage", "signal", "hang", "other"]
@@ -1468,6 +1473,7 @@ def report(results, opts, elapsed):
         with open(opts.reproducers, "w") as f:
             f.write(f"# bitplan CLI fuzzer: {len(failing)} failing runs of {n}, seed {opts.seed}\n")
             f.write("# replay one: scripts/fuzz_cli.py --seed SEED --case INDEX --show --keep-failures DIR\n")
+            f.write(f"# with this version of the script (cases depend on it): sha256 {script_digest()[:16]}\n")
             for r in failing:
                 f.write(f"\ncase {r['index']} [{r['command']}] {r['outcome']}: bitplan {shlex.join(r['argv'])}\n")
                 f.write(f"  files: {', '.join(r['notes']) or '-'}\n")
