@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """CLI fuzzer for `bitplan`: every command, generated arguments, small generated files.
 
-    scripts/fuzz_cli.py [--runs N] [--seed S] [--bitplan PATH] [--timeout T] [--jobs J] [--case I]
+    scripts/fuzz_cli.py [--runs N] [--seed S] [--bitplan PATH] [--timeout T] [--jobs J] [--memory-limit BYTES]
+                        [--file-limit BYTES] [--case I]... [--first I] [--command NAME] [--show] [--jsonl FILE]
                         [--reproducers FILE] [--keep-failures DIR] [--workdir DIR]
 
 What it does (Python 3 standard library only):
@@ -14,7 +15,9 @@ What it does (Python 3 standard library only):
    deterministic given the seed and any case can be replayed with `--case I`. A case picks a command (inspect, ppl,
    measure, allocate, bench kernels|engine|solver, tiny-model, or the root/help forms), generates its arguments
    (valid values, boundaries 0/-1/2^63-1/2^64/fractions/NaN/empty/garbage, wrong file kinds, unknown or repeated
-   options, missing required ones) and materializes only the files the arguments name: copies of the corpus or
+   options, missing required ones) and materializes only the files the arguments name. Each case draws a fault rate
+   (0, 5, 15 or 40 % per choice point), so most cases are valid but for a fault or two and reach deep into the
+   command, and some are chaos. The files are copies of the corpus or
    mutations of it (truncated, byte-flipped, GGUF/safetensors/config.json header fields lied about, e.g. 10^7-10^12
    blocks or tensors, PROBLEM.json numbers near 2^62, fractional, negative or NaN, HDF5 datasets overwritten with
    such numbers), empty/binary/invalid-UTF-8 texts, directories, FIFOs, a private null device node (`dev-null`,
@@ -23,8 +26,9 @@ What it does (Python 3 standard library only):
    Bench commands get only small size and repetition values (their sizes are the work asked for); `--probes`,
    `--audit`, `--eigen-iterations` likewise. Sizes that a command must check against its inputs (`--tokens`,
    `tiny-model --hidden`, ...) also get huge values.
-3. Oracle. Before and after each run: a snapshot of every path in the run folder (file type, device number, size,
-   mtime, sha256) and the type of /dev/null. The child runs in its own session (process group), with
+3. Oracle. Before and after each run: a snapshot of every path in the case folder (the run folder, which is the
+   child's cwd, and its parent, so that `..` is covered: file type, device number, size, mtime, sha256) and the type
+   of /dev/null. The child runs in its own session (process group), with
    RLIMIT_AS = --memory-limit (default 4 GiB), RLIMIT_FSIZE = --file-limit (default 1 GiB), no core files, cwd = the
    run folder, BITPLAN_* unset, OPENBLAS_NUM_THREADS=1 (bitplan sets one OpenBLAS thread itself; this only keeps
    OpenBLAS from reserving per-core buffers at load on big machines). A case FAILS when
@@ -34,10 +38,11 @@ What it does (Python 3 standard library only):
      changed       a path that is not a declared output of the case was created, removed or changed (type, size,
                    mtime or content); an input is never an output, even when -o names it, and a directory, device
                    node or FIFO named as an output must be left as it was;
-     same-output   the command exited 0 after being given one path for two outputs (-o X --frontier X);
+     same-output   the command exited 0 and wrote a path it was given for two outputs (-o X --frontier X);
      leftover-temp a `*.tmp*` or `*.partial*` path was left behind that was not there before (after a timeout the
                    measure checkpoint is exempt: it is what resumes);
-     dev-null      /dev/null is no longer the char device 1:3 (restored at once when running as root).
+     dev-null      /dev/null is no longer the char device 1:3 (restored at once when running as root);
+     fuzzer        generating the case raised (a bug of this script; the session goes on).
    WARNINGS (counted, listed, not failures): exit status 1 whose stderr is not exactly one line starting `Error:`;
    an exit status other than 0, 1 (typed error) or 64 (usage error).
 4. Report: counts per command and per outcome (ok, error exit, usage exit, and each failure kind), runs per minute,
@@ -50,7 +55,6 @@ Tests/CLITests/CLIFuzzTests.swift runs a fixed seed and a small budget in `swift
 """
 
 import argparse
-import errno
 import hashlib
 import json
 import multiprocessing
