@@ -39,8 +39,8 @@ What it does (Python 3 standard library only):
                    mtime or content); an input is never an output, even when -o names it, and a directory, device
                    node or FIFO named as an output must be left as it was;
      same-output   the command exited 0 and wrote a path it was given for two outputs (-o X --frontier X);
-     leftover-temp a `*.tmp*` or `*.partial*` path was left behind that was not there before (after a timeout the
-                   measure checkpoint is exempt: it is what resumes);
+     leftover-temp a `*.tmp*` or `*.partial*` path was left behind that was not there before, by a process that
+                   exited by itself (after a hang or a signal they are expected; the kill is the failure);
      dev-null      /dev/null is no longer the char device 1:3 (restored at once when running as root);
      fuzzer        generating the case raised (a bug of this script; the session goes on).
    WARNINGS (counted, listed, not failures): exit status 1 whose stderr is not exactly one line starting `Error:`;
@@ -1183,7 +1183,8 @@ def allowed_changes(case, before):
 
 
 def run_case(case, bitplan, timeout, memory_limit, file_limit, out_dir):
-    """Runs one case; returns (outcome, failures [(rule, detail)], warnings [(rule, detail)], seconds)."""
+    """Runs one case; returns (outcome, failures [(rule, detail)], warnings [(rule, detail)], seconds, the first line
+    of stderr)."""
     before = snapshot(case.root)
     null_before = dev_null_ok()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BITPLAN_")}
@@ -1272,11 +1273,10 @@ def run_case(case, bitplan, timeout, memory_limit, file_limit, out_dir):
     if changed:
         failures.append(("changed", "; ".join(changed[:6]) + (f"; … {len(changed)} in all" if len(changed) > 6
                                                              else "")))
-    # Temporaries left behind.
+    # Temporaries left behind by a process that exited by itself (after a kill they are expected, and the kill is
+    # already the failure).
     leftovers = [rel for rel in after if rel not in before and re.search(r"\.(tmp|partial)", os.path.basename(rel))]
-    if timed_out:
-        leftovers = [rel for rel in leftovers if ".partial" not in rel or rel.endswith(".tmp")]
-    if leftovers:
+    if leftovers and outcome not in ("hang", "signal"):
         failures.append(("leftover-temp", ", ".join(sorted(leftovers)[:6])))
     # One path given for two outputs, and the command went ahead and wrote it (not just --help or --version).
     if rc == 0 and not timed_out:
