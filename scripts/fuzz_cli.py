@@ -1023,7 +1023,9 @@ def gen_tiny_model(case):
                     shutil.copyfile(case.corpus.models[0][0], case.at(rel + "/tiny-llama.gguf"))
                 case.notes.append(f"dir-holds-{what}")
     elif r < 0.6:
-        rel = case.text()  # a file where the folder should be
+        rel = case.name("text") + ".txt"  # a file where the folder should be
+        case.notes.append(write_text_variant(rng, case.corpus, case.at(rel), True))
+        case.inputs.append(rel)
     else:
         rel = case.special("dir", for_output=True)
     case.tiny_dirs.append(rel)
@@ -1134,9 +1136,9 @@ def rel_in(case, path):
         return None
     full = os.path.normpath(os.path.join(case.dir, path))
     rel = os.path.relpath(full, case.root)
-    if rel == "." or rel.startswith(".."):
+    if rel.startswith(".."):
         return None
-    return rel
+    return rel  # "." is the case folder itself (`..` from the run folder)
 
 
 def allowed_changes(case, before):
@@ -1170,7 +1172,7 @@ def allowed_changes(case, before):
             exact.add(parent)
             parent = os.path.dirname(parent)
         for sub, kind in (("tiny-llama", stat.S_IFDIR), ("tiny-llama.gguf", stat.S_IFREG)):
-            path = os.path.join(rel, sub)
+            path = os.path.normpath(os.path.join(rel, sub))
             entry = before.get(path)
             if path in inputs or (entry is not None and entry[0] != kind):
                 continue  # only a folder may be rewritten as the HF folder, only a file as the GGUF
