@@ -23,14 +23,17 @@ What it does (Python 3 standard library only):
    such numbers), empty/binary/invalid-UTF-8 texts, directories, FIFOs, a private null device node (`dev-null`,
    char 1:3, made with mknod; the real /dev/null is named only when not running as root, because a tool that
    renames over it would replace the machine's /dev/null), nonexistent folders, symlinks to inputs, overlong names.
+   A FIFO always has a peer while the command runs (a thread that writes a valid file of the expected kind to every
+   reader, or drains every writer), so a command that streams through it does not wait forever; one that blocks on
+   it anyway, or replaces it by a regular file, fails.
    Bench commands get only small size and repetition values (their sizes are the work asked for); `--probes`,
    `--audit`, `--eigen-iterations` likewise. Sizes that a command must check against its inputs (`--tokens`,
    `tiny-model --hidden`, ...) also get huge values.
 3. Oracle. Before and after each run: a snapshot of every path in the case folder (the run folder, which is the
    child's cwd, and its parent, so that `..` is covered: file type, device number, size, mtime, sha256) and the type
    of /dev/null. The child runs in its own session (process group), with
-   RLIMIT_AS = --memory-limit (default 4 GiB), RLIMIT_FSIZE = --file-limit (default 1 GiB), no core files, cwd = the
-   run folder, BITPLAN_* unset, OPENBLAS_NUM_THREADS=1 (bitplan sets one OpenBLAS thread itself; this only keeps
+   RLIMIT_AS = --memory-limit (default 4 GiB), RLIMIT_FSIZE = --file-limit (default 1 GiB), no core files (set by
+   `sh -c 'ulimit …; exec bitplan …'`), cwd = the run folder, BITPLAN_* unset, OPENBLAS_NUM_THREADS=1 (bitplan sets one OpenBLAS thread itself; this only keeps
    OpenBLAS from reserving per-core buffers at load on big machines). A case FAILS when
      signal        the process was killed by a signal (returncode < 0 or >= 128): a crash, a trap, or runaway memory
                    or file size under the limits (tagged oom/fsize when the signal or stderr says so);
@@ -61,7 +64,6 @@ import multiprocessing
 import os
 import random
 import re
-import resource
 import shlex
 import shutil
 import signal
@@ -70,6 +72,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -611,6 +614,7 @@ class Case:
         self.outputs = []       # paths (as given) the command may write
         self.measure_outputs = []  # -o of measure: RUN.h5.partial and its side files are outputs too
         self.tiny_dirs = []     # tiny-model DIR: DIR/tiny-llama/ and DIR/tiny-llama.gguf are outputs
+        self.fifos = []         # (path, bytes to serve to each reader, or None: drain each writer)
         self.notes = []
         self.bad = pick(rng, [0.0, 0.05, 0.05, 0.15, 0.15, 0.4])
         self.command = ""
@@ -664,6 +668,7 @@ class Case:
         elif kind == "fifo":
             rel = self.name("fifo") + pick(rng, ["", ".h5", ".json", ".txt", ".gguf"])
             os.mkfifo(self.at(rel))
+            self.fifos.append((rel, None if for_output else self.fifo_payload(stem, rel)))
         elif kind == "devnull":
             rel = "dev-null"
             if not os.path.exists(self.at(rel)):
@@ -686,6 +691,16 @@ class Case:
             rel = pick(rng, ["/proc/self/status", "/proc/self/mem", "/sys/kernel/mm"])
         self.notes.append(f"{stem}:{kind}")
         return rel
+
+    def fifo_payload(self, stem, rel):
+        """What the fuzzer writes into a FIFO that the command reads: a valid file of the role's kind."""
+        if stem == "model":
+            return self.corpus.blob(self.corpus.models[0][0])
+        if stem == "input":
+            return self.corpus.blob(self.corpus.run if rel.endswith(".h5") else self.corpus.problem)
+        if stem == "ids":
+            return b"1\n2\n3\n" * 40
+        return self.corpus.blob(self.corpus.text)
 
     def model(self):
         rng = self.rng
@@ -1082,6 +1097,55 @@ def make_case(index, seed, corpus, workdir, is_root):
 # ---------------------------------------------------------------------------------------------------------------
 # Snapshots and the oracle.
 
+class FifoPeer:
+    """The other end of a FIFO that a case names, so that a command may use it as a stream (`--text <(…)`) without
+    waiting forever for a peer: it serves `payload` to every opener for reading, or drains every opener for writing,
+    until the run is over. It holds the FIFO by an O_PATH descriptor and reopens it through /proc/self/fd, so a
+    command that renames a file over the FIFO's name neither blocks it nor gets written by it."""
+
+    def __init__(self, path, payload):
+        self.handle = os.open(path, os.O_PATH)
+        self.path = f"/proc/self/fd/{self.handle}"
+        self.payload = payload
+        self.stop = False
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+
+    def serve(self):
+        while not self.stop:
+            try:
+                fd = os.open(self.path, os.O_WRONLY if self.payload is not None else os.O_RDONLY)
+            except OSError:
+                return
+            try:
+                if self.stop:
+                    break
+                if self.payload is not None:
+                    view = memoryview(self.payload)
+                    while view and not self.stop:
+                        view = view[os.write(fd, view[:65536]):]
+                else:
+                    while os.read(fd, 65536):
+                        pass
+            except OSError:
+                pass  # the command closed its end early
+            finally:
+                os.close(fd)
+
+    def finish(self):
+        """After the run: wake the server if it waits in open (with the opposite end), and let it end."""
+        self.stop = True
+        wake = (os.O_RDONLY if self.payload is not None else os.O_WRONLY) | os.O_NONBLOCK
+        for _ in range(100):
+            if not self.thread.is_alive():
+                break
+            try:
+                os.close(os.open(self.path, wake))
+            except OSError:
+                pass  # no waiting opener at this instant: try again
+            self.thread.join(0.02)
+        os.close(self.handle)
+
+
 def snapshot(root):
     """{relative path: (type, rdev, size, mtime_ns, sha256 or None)} for everything under root (no symlink follow)."""
     out = {}
@@ -1103,9 +1167,10 @@ def snapshot(root):
                 digest = h.hexdigest()
             elif stat.S_ISLNK(st.st_mode):
                 digest = os.readlink(full)
-            out[rel] = (kind, st.st_rdev, st.st_size if not stat.S_ISDIR(st.st_mode) else 0,
-                        st.st_mtime_ns if not stat.S_ISDIR(st.st_mode) else 0, digest)
-        # Directory mtimes change whenever an output is created in them: compare their entries, not their mtime.
+            # Times of folders change with their entries, and of FIFOs and device nodes with the data that passes
+            # through them: for these only the kind (and device number) counts.
+            timeless = stat.S_ISDIR(st.st_mode) or stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode)
+            out[rel] = (kind, st.st_rdev, 0 if timeless else st.st_size, 0 if timeless else st.st_mtime_ns, digest)
     return out
 
 
@@ -1194,16 +1259,18 @@ def run_case(case, bitplan, timeout, memory_limit, file_limit, out_dir):
     # one thread per core at load, which on a many-core machine alone approaches the address-space limit.
     env["OPENBLAS_NUM_THREADS"] = "1"
 
-    def limits():
-        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (file_limit, file_limit))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
+    # The limits are set by sh's ulimit (KiB, 512-byte blocks), which then execs the binary: no preexec_fn, which
+    # is unsafe while FIFO peer threads run.
+    limits = (f"ulimit -v {memory_limit // 1024} && ulimit -f {file_limit // 512} && ulimit -c 0 && "
+              'exec "$0" "$@"')
+    peers = [FifoPeer(os.path.join(case.dir, rel), payload) for rel, payload in case.fifos]
     out_path, err_path = os.path.join(out_dir, "stdout"), os.path.join(out_dir, "stderr")
     start = time.monotonic()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.Popen([bitplan] + case.argv, cwd=case.dir, env=env, stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=err, preexec_fn=limits, start_new_session=True)
+        proc = subprocess.Popen(["/bin/sh", "-c", limits, bitplan] + case.argv, cwd=case.dir, env=env,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
+        for peer in peers:
+            peer.thread.start()
         timed_out = False
         try:
             rc = proc.wait(timeout=timeout)
@@ -1215,6 +1282,8 @@ def run_case(case, bitplan, timeout, memory_limit, file_limit, out_dir):
                 pass
             rc = proc.wait()
     seconds = time.monotonic() - start
+    for peer in peers:
+        peer.finish()
     with open(err_path, "rb") as f:
         f.seek(0, 2)
         size = f.tell()
