@@ -51,7 +51,8 @@ What it does (Python 3 standard library only):
 4. Report: counts per command and per outcome (ok, error exit, usage exit, and each failure kind), runs per minute,
    and each failing case (command line, rule, detail, replay command) on stdout and in --reproducers (default
    fuzz-cli-reproducers.txt in the current folder; written only when something failed). Exit status 1 on any
-   failure, 0 otherwise, 2 when the fuzzer itself could not start.
+   failure, 0 otherwise, 2 when the fuzzer itself could not start, 130 when stopped (SIGINT or SIGTERM: the running
+   cases' process groups are killed and the counts so far are printed).
 
 `make fuzz-cli` runs it with FUZZ_CLI_RUNS (default 100,000); `make fuzz` runs it after the libFuzzer targets;
 Tests/CLITests/CLIFuzzTests.swift runs a fixed seed and a small budget in `swift test`.
@@ -1274,13 +1275,17 @@ def run_case(case, bitplan, timeout, memory_limit, file_limit, out_dir):
         timed_out = False
         try:
             rc = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        except (subprocess.TimeoutExpired, KeyboardInterrupt) as e:
             timed_out = True
             try:  # the leader is not reaped yet, so its group id is still ours
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
             rc = proc.wait()
+            if isinstance(e, KeyboardInterrupt):  # the session is being stopped: leave no run behind
+                for peer in peers:
+                    peer.finish()
+                raise
     seconds = time.monotonic() - start
     for peer in peers:
         peer.finish()
@@ -1398,8 +1403,17 @@ def worker(args):
     if opts["command"] and case.command != opts["command"]:
         remove_tree(caseroot)
         return None
-    outcome, failures, warnings, seconds, stderr = run_case(case, opts["bitplan"], opts["timeout"], opts["memory_limit"],
-                                                    opts["file_limit"], WORKER["io"])
+    WORKER["busy"] = True
+    try:
+        outcome, failures, warnings, seconds, stderr = run_case(
+            case, opts["bitplan"], opts["timeout"], opts["memory_limit"], opts["file_limit"], WORKER["io"])
+    except KeyboardInterrupt:
+        WORKER["busy"] = False
+        remove_tree(caseroot)
+        if WORKER["pooled"]:
+            os._exit(1)  # Pool.terminate(): the case's process group is already killed
+        raise
+    WORKER["busy"] = False
     kept = None
     if failures and opts["keep"]:
         kept = os.path.join(opts["keep"], f"case-{index}")
@@ -1417,11 +1431,34 @@ def worker(args):
 WORKER = {}
 
 
-def init_worker(root, corpus):
+def polled(iterator):
+    """Pool.imap's results, waited for in short slices so that a signal to the main process is seen at once."""
+    while True:
+        try:
+            yield iterator.next(timeout=0.5)
+        except multiprocessing.TimeoutError:
+            continue
+        except StopIteration:
+            return
+
+
+def interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def worker_interrupt(signum, frame):
+    if WORKER.get("busy"):
+        raise KeyboardInterrupt  # run_case kills the case's process group, then the worker exits
+    os._exit(1)
+
+
+def init_worker(root, corpus, pooled=True):
+    WORKER["pooled"] = pooled
     WORKER["root"] = root
     WORKER["corpus"] = corpus
     WORKER["io"] = tempfile.mkdtemp(prefix="io-", dir=root)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C goes to the main process only
+    signal.signal(signal.SIGTERM, worker_interrupt)  # Pool.terminate(): kill the running case's group, then exit
 
 
 def main():
@@ -1468,18 +1505,19 @@ def main():
         print(f"fuzz_cli: {bitplan}, seed {opts.seed}, {len(indices)} runs, timeout {opts.timeout:g} s, "
               f"{opts.jobs} job(s); corpus made in {setup:.1f} s"
               + ("" if corpus.run_datasets else " (no h5dump: run files mutated by bytes only)"), flush=True)
-        results = []
+        results, interrupted = [], False
         jsonl = open(opts.jsonl, "w") if opts.jsonl else None
         t1 = time.monotonic()
         work = [(i, settings) for i in indices]
         if opts.jobs > 1:
             pool = multiprocessing.get_context("fork").Pool(opts.jobs, init_worker, (runs_dir, corpus))
-            stream = pool.imap(worker, work, chunksize=4)
+            stream = polled(pool.imap(worker, work))  # (chunksize 1: imap then returns an iterator with a timeout)
         else:
-            init_worker(runs_dir, corpus)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            init_worker(runs_dir, corpus, pooled=False)
             stream = map(worker, work)
             pool = None
+        signal.signal(signal.SIGINT, interrupt)  # Ctrl-C or kill: stop, and report the counts so far
+        signal.signal(signal.SIGTERM, interrupt)
         last = time.monotonic()
         try:
             for r in stream:
@@ -1499,6 +1537,7 @@ def main():
                     print(f"  … {len(results)}/{len(indices)} runs, {len([x for x in results if x['failures']])}"
                           f" failing, {60 * len(results) / (last - t1):.0f} runs/min", flush=True)
         except KeyboardInterrupt:
+            interrupted = True
             print("fuzz_cli: interrupted; counts so far:", flush=True)
         finally:
             if pool:
@@ -1509,7 +1548,8 @@ def main():
         elapsed = time.monotonic() - t1
     finally:
         remove_tree(session)
-    return report(results, opts, elapsed)
+    status = report(results, opts, elapsed)
+    return 130 if interrupted and status == 0 else status
 
 
 def script_digest():
