@@ -44,6 +44,8 @@ What it does (Python 3 standard library only):
      same-output   the command exited 0 and wrote a path it was given for two outputs (-o X --frontier X);
      leftover-temp a `*.tmp*` or `*.partial*` path was left behind that was not there before, by a process that
                    exited by itself (after a hang or a signal they are expected; the kill is the failure);
+     outside       tiny-model wrote DIR/tiny-llama(.gguf) outside the run folder (DIR = "" means /tiny-llama); the
+                   paths are watched only when they did not exist before, and removed after the run;
      dev-null      /dev/null is no longer the char device 1:3 (restored at once when running as root);
      fuzzer        generating the case raised (a bug of this script; the session goes on).
    WARNINGS (counted, listed, not failures): exit status 1 whose stderr is not exactly one line starting `Error:`;
@@ -1265,6 +1267,14 @@ def run_case(case, bitplan, timeout, memory_limit, file_limit, out_dir):
     limits = (f"ulimit -v {memory_limit // 1024} && ulimit -f {file_limit // 512} && ulimit -c 0 && "
               'exec "$0" "$@"')
     peers = [FifoPeer(os.path.join(case.dir, rel), payload) for rel, payload in case.fifos]
+    # tiny-model writes DIR + "/tiny-llama": with DIR = "" that is /tiny-llama, outside the sandbox. Such paths are
+    # watched: one that this run created is a failure, and is removed.
+    outside = []
+    for d in case.tiny_dirs:
+        for sub in ("/tiny-llama", "/tiny-llama.gguf"):
+            full = os.path.normpath(os.path.join(case.dir, d + sub))
+            if os.path.relpath(full, case.root).startswith("..") and not os.path.lexists(full):
+                outside.append(full)
     out_path, err_path = os.path.join(out_dir, "stdout"), os.path.join(out_dir, "stderr")
     start = time.monotonic()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
@@ -1366,6 +1376,13 @@ def run_case(case, bitplan, timeout, memory_limit, file_limit, out_dir):
             if real in twice and before.get(rel) != after.get(rel) and after.get(rel, (0,))[0] != stat.S_IFCHR:
                 failures.append(("same-output", f"exit 0 after writing {rel}, given for two outputs"))
                 break
+    for full in outside:
+        if os.path.lexists(full):
+            failures.append(("outside", f"wrote {full}, outside the run folder (removed)"))
+            if os.path.isdir(full) and not os.path.islink(full):
+                shutil.rmtree(full, ignore_errors=True)
+            else:
+                os.unlink(full)
     if null_before and not dev_null_ok():
         failures.append(("dev-null", "/dev/null is no longer the char device 1:3"))
         restore_dev_null()
