@@ -5,8 +5,9 @@ import Testing
 /// with generated arguments and small generated files; a run fails on a signal, a hang, a changed file that was not one
 /// of its outputs, or a leftover temporary. `make fuzz-cli` runs the same script at 100,000 runs.
 @Suite struct CLIFuzzTests {
-  /// Measured on this shared 2-core machine (load average 5-6 from other builds): 600 runs in 80-94 s wall, 41 s of
-  /// CPU (against a binary with open bugs: one run is a 4 GiB out-of-memory abort); beside the other suites, ~2-3 min.
+  /// Measured on this 2-core machine: 600 runs in 50 s idle (727 runs/min), 80-94 s at load average 5-6 from other
+  /// builds, ~41 s of CPU (against a binary with open bugs: one run is a 4 GiB out-of-memory abort); ~2-3 min beside
+  /// the other suites.
   static let runs = 600
   static let seed = 20_260_312
   /// Seconds per run before it counts as a hang. In 12,000 runs here the slowest run that exited by itself took 3.4 s
