@@ -42,11 +42,13 @@ public struct SensitivityError: Error, CustomStringConvertible, Sendable, Equata
 
   /// Wraps an HDF5 failure as `.io` (or `.badRunFile` when the file's content is at fault).
   static func wrapping(_ error: HDF5Error, path: String) -> SensitivityError {
+    // The HDF5 error's own path is this one: name it once.
+    let text = error.path == nil || error.path == path ? "\(error.code.rawValue): \(error.message)" : error.description
     switch error.code {
     case .notHDF5, .notFound, .typeMismatch, .shapeMismatch:
-      SensitivityError(.badRunFile, error.description, path: path)
+      return SensitivityError(.badRunFile, text, path: path)
     default:
-      SensitivityError(.io, error.description, path: path)
+      return SensitivityError(.io, text, path: path)
     }
   }
 }
