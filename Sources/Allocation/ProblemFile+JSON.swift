@@ -3,8 +3,9 @@ import Foundation
 /// Reading `PROBLEM.json` with errors a person can act on: every error gives the line and column in the file,
 /// the JSON path of the value (`layers[3].candidates[1].bytes`) and what is wrong with it.
 ///
-/// The file is parsed by `JSONSerialization` and then read value by value (not by `JSONDecoder`, whose message for
-/// a fractional or oversized integer is "The given data was not valid JSON" with no path). Byte and parameter
+/// The file is parsed by `JSONSerialization` and checked value by value (`JSONDecoder`'s message for a fractional or
+/// oversized integer is "The given data was not valid JSON" with no path); the values themselves then come from
+/// `JSONDecoder`, whose doubles round-trip exactly. Byte and parameter
 /// counts are whole numbers in `0...maximumCount`, so no sum over a problem can overflow.
 extension ProblemFile {
   /// The largest `bytes` or `params` value read (2⁵⁰, a pebibyte); sums over layers are held below
@@ -37,7 +38,10 @@ extension ProblemFile {
       throw AllocationError(.badProblemFile, "\(location(offset, bytes)): not valid JSON (\(text))")
     }
     var reader = Reader(bytes: bytes)
-    return try reader.file(root)
+    let checked = try reader.file(root)
+    // JSONSerialization's doubles can differ from the text in the last digit; JSONDecoder's are exact. The reader
+    // above has checked every type and range, so the decoder only supplies the exact numbers.
+    return (try? JSONDecoder().decode(ProblemFile.self, from: data)) ?? checked
   }
 
   /// `N` of JSONSerialization's "… around character N." (a 0-based byte offset).
@@ -84,7 +88,7 @@ extension ProblemFile {
       let version = try field(object, "format_version", required: true) { (r, v) throws(AllocationError) in try r.integer(v, in: 0...Int.max) }!
       guard version == ProblemFile.formatVersion else {
         path = [.key("format_version")]
-        throw fail("version \(version) is not supported (this tool reads \(ProblemFile.formatVersion))")
+        throw fail("format_version \(version) is not supported (this tool reads \(ProblemFile.formatVersion))")
       }
       let model = try field(object, "model") { (r, v) throws(AllocationError) in try r.string(v) }
       let sha = try field(object, "model_sha256") { (r, v) throws(AllocationError) in try r.string(v) }

@@ -81,13 +81,13 @@ public enum Preflight {
   }
 
   /// Refuses `bytes` above the memory this process may use.
-  /// - Throws: `.notEnoughMemory` with both figures in GiB.
+  /// - Throws: `.notEnoughMemory` with both figures.
   public static func checkMemory(_ bytes: Double) throws(ResourceError) {
     let available = availableMemoryBytes()
     if bytes > Double(available) {
       throw ResourceError(
         .notEnoughMemory,
-        "this needs about \(gib(bytes)) GiB of memory, the machine has \(gib(Double(available))) GiB; "
+        "this needs about \(size(bytes)) of memory, the machine has \(size(Double(available))); "
           + "use fewer tokens or a smaller model")
     }
   }
@@ -134,8 +134,10 @@ public enum Preflight {
     return bytes
   }
 
-  static func gib(_ bytes: Double) -> String {
-    let value = bytes / 1_073_741_824
-    return value < 1e6 ? String(format: "%.1f", value) : String(format: "%.2g", value)
+  /// `512.0 MiB`, `23.5 GiB`, `3.6e+08 GiB`.
+  static func size(_ bytes: Double) -> String {
+    let gib = bytes / 1_073_741_824
+    if gib < 1 { return String(format: "%.1f MiB", bytes / 1_048_576) }
+    return gib < 1e6 ? String(format: "%.1f GiB", gib) : String(format: "%.2g GiB", gib)
   }
 }

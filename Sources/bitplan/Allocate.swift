@@ -21,8 +21,8 @@ struct Allocate: ParsableCommand {
       """)
 
   @Argument(help: "RUN.h5 from bitplan measure, or PROBLEM.json (Documentation/ProblemFormat.md).") var input: String
-  @Option(help: "Byte budget: 123456, 80MiB, 80MB, 1.5GiB.") var budget: String?
-  @Option(help: "Budget in bits per weight over the quantizable weights.") var bpw: String?
+  @Option(parsing: .unconditional, help: "Byte budget: 123456, 80MiB, 80MB, 1.5GiB.") var budget: String?
+  @Option(parsing: .unconditional, help: "Budget in bits per weight over the quantizable weights.") var bpw: String?
   @Option(help: "Which solver chooses the formats; every plan is compared with exact.") var solver: SolverKind = .exact
   @Option(help: "Which score to minimise: for RUN.h5 a proxy (fisher_diag by default, hawq_trace, taylor_diag, output_error, weight_error); for PROBLEM.json error (default) or a name under a candidate's scores.")
   var score: String?
@@ -48,7 +48,6 @@ struct Allocate: ParsableCommand {
       outputs: [OutputPath(option: "-o", path: output)] + (frontier.map { [OutputPath(option: "--frontier", path: $0)] } ?? []))
     let loaded = try AllocationInput.load(
       from: input, score: score, allowNoisyScores: allowNoisyScores, usesTraceSensitivity: solver == .waterfill)
-    warn(loaded)
     var problem = loaded.problem
     problem.constraints += pins.map { pin in
       let split = pin.lastIndex(of: "=")!
@@ -62,6 +61,7 @@ struct Allocate: ParsableCommand {
     let plan = try problem.solve(budget: budgetBytes, using: solver, frontier: pareto)
     try FileChecks.write(PlanDocument(plan: plan, problem: problem).jsonData(), to: output, option: "-o")
     if let frontier { try FileChecks.write(Data(pareto.csv().utf8), to: frontier, option: "--frontier") }
+    warn(loaded)  // after success, so that an error stays the only line on stderr
     print(json ? jsonSummary(plan, pareto) : textSummary(plan, pareto))
   }
 

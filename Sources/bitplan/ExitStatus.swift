@@ -107,7 +107,13 @@ extension BitPlanCommand {
         FileHandle.standardError.write(Data("Error: \(text)\n".utf8))
         Foundation.exit(status.rawValue)
       }
-      exit(withError: error)
+      // ArgumentParser's own errors: help and --version print as usual; a usage error is one line too (the
+      // usage screen is one `--help` away), with ArgumentParser's status (64 for every parse or validation error).
+      let code = exitCode(for: error)
+      if code == .success { exit(withError: error) }
+      let text = message(for: error).replacingOccurrences(of: "\n", with: " ")
+      FileHandle.standardError.write(Data("Error: \(text)\n".utf8))
+      Foundation.exit(code.rawValue)
     }
   }
 }

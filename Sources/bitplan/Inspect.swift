@@ -20,7 +20,7 @@ struct Inspect: ParsableCommand {
     let bytes = infos.reduce(0) { $0 + $1.sizeInBytes }
     if json {
       let report = InspectReport(
-        path: model, format: file.formatName, architecture: file.architecture, tensorCount: infos.count,
+        path: model, format: file.formatName, architecture: file.architecture ?? "unknown", tensorCount: infos.count,
         parameterCount: params, tensorBytes: bytes, tensors: infos)
       try printJSON(report)
       return
