@@ -25,7 +25,7 @@ public enum TokenWindow {
     window += ids.prefix(count - window.count)
     guard window.count == count else {
       throw WindowError(
-        message: "\(source.map { $0 + ": " } ?? "")the text gives only \(window.count) tokens (BOS included), "
+        message: "\(source ?? "text"): the text gives only \(window.count) tokens (BOS included), "
           + "--tokens asks for \(count); use a longer text or fewer tokens")
     }
     return window
@@ -49,5 +49,5 @@ public enum TokenWindow {
 /// A text that cannot give the window asked for.
 public struct WindowError: Error, CustomStringConvertible, Sendable {
   public var message: String
-  public var description: String { "text: \(message)" }
+  public var description: String { message }
 }

@@ -45,10 +45,17 @@ struct BenchEngine: ParsableCommand {
     let gemm = Self.gemmGFLOPS(m: 512, n: 1536, k: 576, repeats: 5)
     let llama = try LoadedModel.load(path: model).model
     let peakAfterLoad = Self.peakRSSBytes()
-    let idsPath = ids ?? (FileManager.default.isReadableFile(atPath: Self.defaultIDs) ? Self.defaultIDs : nil)
-    let window = try Self.window(ids: idsPath, vocab: llama.configuration.vocab, count: tokens.max()!)
-    if idsPath == nil {
-      FileHandle.standardError.write(Data("note: \(Self.defaultIDs) not found; timing seeded random token ids\n".utf8))
+    let count = tokens.max()!, vocab = llama.configuration.vocab
+    let window: [Int]
+    if let ids {
+      window = try Self.window(ids: ids, vocab: vocab, count: count)
+    } else if let fromDefault = try? Self.window(ids: Self.defaultIDs, vocab: vocab, count: count) {
+      window = fromDefault
+    } else {
+      // The default file is SmolLM2's P&P window: absent here, or not ids of this model's vocabulary.
+      FileHandle.standardError.write(
+        Data("note: \(Self.defaultIDs) is missing or not for this model; timing seeded random token ids\n".utf8))
+      window = try Self.window(ids: nil, vocab: vocab, count: count)
     }
     let allTensors = Set(llama.configuration.expectedTensors.map(\.name))
     var rows: [[String: Any]] = []

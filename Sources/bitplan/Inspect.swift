@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ModelIO
+import TensorCore
 
 /// `bitplan inspect MODEL [--json]`: tensors, shapes, dtypes, parameter count, bytes.
 struct Inspect: ParsableCommand {
@@ -14,6 +15,7 @@ struct Inspect: ParsableCommand {
   var json = false
 
   func run() throws {
+    try FileChecks.check(inputs: [InputPath(option: "MODEL", path: model, allowsFolder: true)], outputs: [])
     let file = try ModelFile(path: model)
     let infos = file.tensorInfos
     let params = infos.reduce(0) { $0 + $1.parameterCount }

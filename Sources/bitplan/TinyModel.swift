@@ -58,6 +58,7 @@ struct TinyModel: ParsableCommand {
 
   /// Creates `path` as a folder unless it is one; anything else there is refused.
   static func makeFolder(_ path: String) throws {
+    guard !path.isEmpty else { throw FileCheckError(.cannotCreate, option: "DIR", path: path, "is empty") }
     var isFolder: ObjCBool = false
     if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) {
       guard isFolder.boolValue else {
@@ -65,8 +66,15 @@ struct TinyModel: ParsableCommand {
       }
       return
     }
-    do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
-      throw FileCheckError(.cannotCreate, option: "DIR", path: path, "cannot create the folder: \(error.localizedDescription)")
+    // mkdir -p with POSIX calls, so the reason is strerror's, not a Foundation error domain.
+    var partial = path.hasPrefix("/") ? "" : "."
+    for component in path.split(separator: "/") {
+      partial += "/" + component
+      if mkdir(partial, 0o755) != 0 && errno != EEXIST {
+        throw FileCheckError(
+          .cannotCreate, option: "DIR", path: path,
+          "cannot create the folder '\(partial)': \(String(cString: strerror(errno)))")
+      }
     }
   }
 }

@@ -74,7 +74,7 @@ import _TestSupport
   /// bytes), its architecture unknown.
   @Test func missingPathAndBareSafetensors() throws {
     let missing = try BitplanProcess.run(["inspect", "/nonexistent/model.gguf"])
-    #expect(missing.status == 66 && missing.stderr.contains("io:"))
+    #expect(missing.status == 66 && missing.stderr.contains("MODEL '/nonexistent/model.gguf': cannot be read"))
     let bare = try BitplanProcess.run(["inspect", BitplanProcess.fixture("tiny-llama/model.safetensors")])
     #expect(bare.status == 0, "\(bare.stderr)")
     #expect(bare.stdout.contains("architecture: unknown") && bare.stdout.contains("tensors: 20   parameters: 90,560"))
