@@ -109,8 +109,11 @@ extension BitPlanCommand {
       }
       // ArgumentParser's own errors: help and --version print as usual; a usage error is one line too (the
       // usage screen is one `--help` away), with ArgumentParser's status (64 for every parse or validation error).
-      let code = exitCode(for: error)
+      var code = exitCode(for: error)
       if code == .success { exit(withError: error) }
+      // ArgumentParser gives 1 to every error it does not know; ours are all mapped above, so one that reaches here
+      // is unexpected: an internal error.
+      if code == .failure && !(error is ExitCode) { code = ExitCode(ExitStatus.software.rawValue) }
       let text = message(for: error).replacingOccurrences(of: "\n", with: " ")
       FileHandle.standardError.write(Data("Error: \(text)\n".utf8))
       Foundation.exit(code.rawValue)
