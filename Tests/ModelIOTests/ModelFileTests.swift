@@ -30,9 +30,9 @@ import _TestSupport
       #expect(code { _ = try file.llamaConfig() } == .unsupported)
       #expect(code { _ = try file.tokenizer() } == .unsupported)
     }
-    FileManager.default.createFile(atPath: folder + "/junk.safetensors", contents: Data("hello world".utf8))
+    _ = FileManager.default.createFile(atPath: folder + "/junk.safetensors", contents: Data("hello world".utf8))
     #expect(code { _ = try ModelFile(path: folder + "/junk.safetensors") } != nil)
-    FileManager.default.createFile(atPath: folder + "/junk.txt", contents: Data("hello world".utf8))
+    _ = FileManager.default.createFile(atPath: folder + "/junk.txt", contents: Data("hello world".utf8))
     #expect(code { _ = try ModelFile(path: folder + "/junk.txt") } == .badMagic)
   }
 

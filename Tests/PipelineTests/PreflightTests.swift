@@ -82,9 +82,9 @@ import _TestSupport
     #expect(loaded.problem.layers.count == 14 && loaded.noisyTraceLayers == 0)
     var hdf5 = Data([0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A])
     hdf5.append(Data(count: 64))
-    FileManager.default.createFile(atPath: folder + "/run.json", contents: hdf5)
+    _ = FileManager.default.createFile(atPath: folder + "/run.json", contents: hdf5)
     #expect(try AllocationInput.kind(of: folder + "/run.json") == .hdf5)
-    FileManager.default.createFile(atPath: folder + "/junk.h5", contents: Data("hello".utf8))
+    _ = FileManager.default.createFile(atPath: folder + "/junk.h5", contents: Data("hello".utf8))
     #expect(throws: InputError.self) { _ = try AllocationInput.kind(of: folder + "/junk.h5") }
     #expect(throws: FileCheckError.self) { _ = try AllocationInput.kind(of: folder) }
   }

@@ -18,7 +18,7 @@ import _TestSupport
   private func makeFolder() -> (String, [UInt8]) {
     let folder = temporaryFolder("filechecks")
     let bytes: [UInt8] = Array("input bytes".utf8)
-    FileManager.default.createFile(atPath: folder + "/in.txt", contents: Data(bytes))
+    _ = FileManager.default.createFile(atPath: folder + "/in.txt", contents: Data(bytes))
     return (folder, bytes)
   }
 
