@@ -70,7 +70,8 @@ public struct Measurement {
           text: auditText, tokenizer: loaded.tokenizer, count: settings.tokens,
           source: "--audit-text '\(auditTextPath ?? "")'")
       } else {
-        evaluation = try Self.heldOutTokens(text: calibration, tokenizer: loaded.tokenizer, count: settings.tokens)
+        evaluation = try Self.heldOutTokens(
+          text: calibration, tokenizer: loaded.tokenizer, count: settings.tokens, path: calibrationPath)
       }
     }
     let formats = settings.candidates ?? MeasureSettings.defaultCandidates.filter { f in
@@ -113,7 +114,10 @@ public struct Measurement {
   /// The held-out window: `[BOS]` + the `count − 1` ids that follow the calibration window's `count − 1` ids in
   /// `text` (without a BOS token: the `count` ids after the first `count`).
   /// - Throws: `.textTooShort` when the text has too few ids for both windows.
-  public static func heldOutTokens(text: String, tokenizer: BPETokenizer, count: Int) throws(MeasureError) -> [Int] {
+  /// - Parameter path: the calibration file, named in the error.
+  public static func heldOutTokens(text: String, tokenizer: BPETokenizer, count: Int, path: String? = nil)
+    throws(MeasureError) -> [Int]
+  {
     let bos = tokenizer.bosTokenId
     let k = bos == nil ? count : count - 1
     let scalars = text.unicodeScalars
@@ -122,7 +126,7 @@ public struct Measurement {
     guard ids.count >= 2 * k else {
       throw MeasureError(
         .textTooShort, "the calibration text gives \(ids.count) tokens; --audit evaluates on the \(k) after the "
-          + "\(k) calibration ids (\(2 * k) in all): use a longer text or --audit-text FILE")
+          + "\(k) calibration ids (\(2 * k) in all): use a longer text or --audit-text FILE", path: path)
     }
     return (bos.map { [$0] } ?? []) + ids[k..<(2 * k)]
   }

@@ -136,6 +136,33 @@ import _TestSupport
     }
   }
 
+  /// File kinds by content; JSON errors with the file, line and column; a damaged run file names its path once.
+  @Test func inputErrorsNameTheFileAndWhere() throws {
+    let w = try Workspace()
+    let problem = try String(contentsOfFile: w.root + "/problem.json", encoding: .utf8)
+    try problem.replacingOccurrences(of: "\"bytes\": 145152", with: "\"bytes\": 145152.5")
+      .write(toFile: w.root + "/fraction.json", atomically: false, encoding: .utf8)
+    try expectRefused(
+      w, ["allocate", "{}/fraction.json", "--bpw", "4", "-o", "{}/p.json"], status: 65,
+      mention: "{}/fraction.json: line 6, column 44: layers[0].candidates[0].bytes: 145152.5 is not a whole number")
+    try problem.replacingOccurrences(of: "\"bytes\": 145152", with: "\"bytes\": 4611686018427387904")
+      .write(toFile: w.root + "/huge.json", atomically: false, encoding: .utf8)
+    try expectRefused(w, ["allocate", "{}/huge.json", "--bpw", "4", "-o", "{}/p.json"], status: 65, mention: "out of range")
+    try "{\"format_version\": 1,\n \"layers\": [ x ]}".write(toFile: w.root + "/syntax.h5", atomically: false, encoding: .utf8)
+    try expectRefused(
+      w, ["allocate", "{}/syntax.h5", "--bpw", "4", "-o", "{}/p.json"], status: 65,
+      mention: "{}/syntax.h5: line 2, column 14: not valid JSON")
+    // A damaged HDF5 file: bad data (65), its path said once.
+    var damaged = Data([0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A])
+    damaged.append(Data(repeating: 0x55, count: 200))
+    _ = FileManager.default.createFile(atPath: w.root + "/damaged.h5", contents: damaged)
+    let before = try w.snapshot()
+    let r = try BitplanProcess.run(["allocate", w.root + "/damaged.h5", "--bpw", "4", "-o", w.root + "/p.json"])
+    #expect(r.status == 65 && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+    #expect(r.stderr.components(separatedBy: w.root + "/damaged.h5").count == 2, "path once: \(r.stderr)")
+    #expect(try w.snapshot() == before)
+  }
+
   /// Two probes leave most Hessian traces within two standard errors of zero: allocate warns with the count,
   /// refuses the scores built on them (and waterfill) unless asked, and never uses a negative predicted ΔLoss.
   /// The run is recognised by content, whatever its name.
