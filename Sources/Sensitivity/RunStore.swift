@@ -130,8 +130,9 @@ public final class RunStore {
     try VectorCheckpoint.clearTemporary(path + ".tmp")
     try RunFile.write(run, progress: nil, to: path + ".tmp")
     try VectorCheckpoint.rename(path + ".tmp", to: path)
-    try? FileManager.default.removeItem(atPath: partialPath)
-    try? FileManager.default.removeItem(atPath: partialPath + ".tmp")  // a checkpoint write cut short by a kill
+    // unlink, not removeItem: only files go (a folder put there is never deleted recursively).
+    unlink(partialPath)
+    unlink(partialPath + ".tmp")  // a checkpoint write cut short by a kill
     for name in SideVector.allCases {
       VectorCheckpoint.removeGenerations(base: partialPath, name: name.rawValue, except: nil)
     }

@@ -87,7 +87,7 @@ enum VectorCheckpoint {
       let suffix = f.dropFirst(prefix.count)
       if let g = Int(suffix), g == keep { continue }
       if Int(suffix) != nil || suffix.hasSuffix(".tmp") {
-        try? FileManager.default.removeItem(atPath: directory + "/" + f)
+        unlink(directory + "/" + f)  // unlink, not removeItem: a folder of that name is never deleted
       }
     }
   }

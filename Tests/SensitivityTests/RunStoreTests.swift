@@ -93,6 +93,18 @@ import _TestSupport
     #expect(FileManager.default.fileExists(atPath: folder + "/RUN.h5.partial"), "the partial run is kept")
   }
 
+  /// Cleaning up side files deletes files only: a folder that happens to carry a side file's name is left alone.
+  @Test func cleanupNeverDeletesAFolder() throws {
+    let folder = temporaryFolder("cleanup")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let lookalike = folder + "/RUN.h5.partial.gradient.7"
+    try FileManager.default.createDirectory(atPath: lookalike, withIntermediateDirectories: false)
+    _ = FileManager.default.createFile(atPath: lookalike + "/keep.txt", contents: Data("keep".utf8))
+    try filledStore(folder + "/RUN.h5").finish()
+    #expect(FileManager.default.fileExists(atPath: lookalike + "/keep.txt"))
+    #expect(!FileManager.default.fileExists(atPath: folder + "/RUN.h5.partial"))
+  }
+
   @Test func fileHasTheDesignLayout() throws {
     let folder = temporaryFolder("layout")
     defer { try? FileManager.default.removeItem(atPath: folder) }
