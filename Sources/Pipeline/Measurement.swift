@@ -57,7 +57,9 @@ public struct Measurement {
     let clock = StageClock()
     try settings.validate()
     try checkPaths()
-    try Preflight.check(model: modelPath, tokens: settings.tokens, workload: .sensitivity(hvpTokens: settings.hvpTokens))
+    try Preflight.check(
+      model: modelPath, tokens: settings.tokens, workload: .sensitivity(hvpTokens: settings.hvpTokens),
+      texts: [calibrationPath] + (auditTextPath.map { [$0] } ?? []))
     let calibration = try TokenWindow.readText(calibrationPath, option: "--calib")
     let auditText = try auditTextPath.map { try TokenWindow.readText($0, option: "--audit-text") }
     let loaded = try LoadedModel.load(path: modelPath)

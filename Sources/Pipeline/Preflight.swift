@@ -52,17 +52,24 @@ public enum Preflight {
   /// - Parameters:
   ///   - tokens: the largest window the command will run, BOS included.
   ///   - option: the option that set `tokens`, for messages.
+  ///   - texts: text files the command reads whole; each costs about three times its size while it is decoded
+  ///     (the bytes, the `String`, the tokenized prefix), added to the estimate.
   /// - Returns: the checked config.
   /// - Throws: `ModelIOError` for a bad model, `ResourceError` for too many tokens or too little memory.
   @discardableResult
-  public static func check(model path: String, tokens: Int, workload: Workload, option: String = "--tokens") throws
-    -> LlamaConfig
-  {
+  public static func check(
+    model path: String, tokens: Int, workload: Workload, option: String = "--tokens", texts: [String] = []
+  ) throws -> LlamaConfig {
     let file = try ModelFile(path: path)
     let config = try file.llamaConfig()
     try checkTokens(tokens, config: config, option: option, path: path)
     let parameters = file.tensorInfos.reduce(0.0) { $0 + Double($1.parameterCount) }
-    try checkMemory(estimatedBytes(config: config, parameters: parameters, tokens: tokens, workload: workload))
+    let textBytes = texts.reduce(0.0) { total, text in
+      let size = (try? FileManager.default.attributesOfItem(atPath: text)[.size] as? NSNumber)?.doubleValue ?? 0
+      return total + 3 * size
+    }
+    try checkMemory(
+      estimatedBytes(config: config, parameters: parameters, tokens: tokens, workload: workload) + textBytes)
     return config
   }
 
@@ -88,7 +95,7 @@ public enum Preflight {
       throw ResourceError(
         .notEnoughMemory,
         "this needs about \(size(bytes)) of memory, the machine has \(size(Double(available))); "
-          + "use fewer tokens or a smaller model")
+          + "use fewer tokens, a smaller model or a shorter text")
     }
   }
 

@@ -24,7 +24,7 @@ struct Ppl: ParsableCommand {
     try FileChecks.check(
       inputs: [InputPath(option: "MODEL", path: model, allowsFolder: true), InputPath(option: "--text", path: self.text)],
       outputs: [])
-    try Preflight.check(model: model, tokens: tokens, workload: .perplexity)
+    try Preflight.check(model: model, tokens: tokens, workload: .perplexity, texts: [self.text])
     let text = try TokenWindow.readText(self.text, option: "--text")
     let loaded = try LoadedModel.load(path: model)
     let window = try TokenWindow.make(

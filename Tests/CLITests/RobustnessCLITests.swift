@@ -113,6 +113,14 @@ import _TestSupport
     try expectRefused(
       w, ["ppl", "{}/tiny-llama", "--text", "{}/calib.txt", "--tokens", "512"], status: 71, mention: "of memory, the machine has",
       environment: ["BITPLAN_MEMORY_LIMIT": "1000000"])
+    // A text is read whole: its size counts in the estimate (a sparse 2 GiB file, outside the snapshot).
+    let big = try BitplanProcess.temporaryDirectory().path
+    defer { try? FileManager.default.removeItem(atPath: big) }
+    _ = FileManager.default.createFile(atPath: big + "/big.txt", contents: nil)
+    try FileHandle(forWritingAtPath: big + "/big.txt")!.truncate(atOffset: 2 << 30)
+    try expectRefused(
+      w, ["ppl", "{}/tiny-llama", "--text", big + "/big.txt", "--tokens", "16"], status: 71, mention: "shorter text",
+      environment: ["BITPLAN_MEMORY_LIMIT": "5000000000"])
     try expectRefused(w, ["bench", "engine", "--model", "{}/tiny-llama", "--ids", "{}/missing.txt"], status: 66, mention: "--ids '{}/missing.txt'")
     try expectRefused(w, ["bench", "engine", "--model", "{}/tiny-llama", "--tokens", "600"], status: 64, mention: "context length")
     try expectRefused(w, ["bench", "solver", "--write-problem", "/dev/null"], status: 73, mention: "--write-problem '/dev/null'")
