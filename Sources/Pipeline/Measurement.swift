@@ -89,7 +89,9 @@ public struct Measurement {
       candidates: model.candidates.map(\.name), auditSHA256: auditSHA256, auditTokens: evaluation.count,
       created: RunProvenance.timestamp())
     clock.lap("setup")
-    var measurement = MeasurementRun(model: model, provenance: provenance, path: outputPath) { stage, done, total in
+    // A symbolic link at -o is kept: the run (and its partial and temporary files) goes beside the file it names.
+    let target = FileChecks.resolvedTarget(outputPath)
+    var measurement = MeasurementRun(model: model, provenance: provenance, path: target) { stage, done, total in
       clock.lap(stage.rawValue)
       onProgress(stage, done, total)
     }
@@ -107,7 +109,9 @@ public struct Measurement {
       InputPath(option: "MODEL", path: modelPath, allowsFolder: true), InputPath(option: "--calib", path: calibrationPath),
     ]
     if let auditTextPath { inputs.append(InputPath(option: "--audit-text", path: auditTextPath)) }
-    let outputs = [outputPath, outputPath + ".partial", outputPath + ".tmp", outputPath + ".partial.tmp"].map {
+    // The partial and temporary files go beside the file -o names (a symbolic link resolved).
+    let target = FileChecks.resolvedTarget(outputPath)
+    let outputs = [outputPath, target + ".partial", target + ".tmp", target + ".partial.tmp"].map {
       OutputPath(option: "-o", path: $0)
     }
     try FileChecks.check(inputs: inputs, outputs: outputs)

@@ -130,6 +130,22 @@ import _TestSupport
     try expectRefused(w, ["tiny-model", "{}/fifo"], status: 73, mention: "not a folder")
   }
 
+  /// `-o` through a symbolic link to a regular file: the file it names is replaced, the link kept (as allocate does).
+  @Test func anOutputLinkIsKeptAndItsFileReplaced() throws {
+    let w = try Workspace()
+    _ = FileManager.default.createFile(atPath: w.root + "/sub/old.h5", contents: Data("old".utf8))
+    try FileManager.default.createSymbolicLink(atPath: w.root + "/run.h5", withDestinationPath: w.root + "/sub/old.h5")
+    let r = try BitplanProcess.run([
+      "measure", w.root + "/tiny-llama.gguf", "--calib", w.root + "/calib.txt", "--tokens", "32", "--hvp-tokens", "16",
+      "--probes", "2", "--candidates", "int8", "-o", w.root + "/run.h5",
+    ])
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(try FileManager.default.destinationOfSymbolicLink(atPath: w.root + "/run.h5") == w.root + "/sub/old.h5")
+    let head = try Data(contentsOf: URL(fileURLWithPath: w.root + "/sub/old.h5")).prefix(4)
+    #expect(Array(head) == [0x89, 0x48, 0x44, 0x46], "the linked file is now the run")
+    #expect(try FileManager.default.contentsOfDirectory(atPath: w.root + "/sub") == ["old.h5"], "no partial or temporary left")
+  }
+
   /// A config that declares more or fewer blocks than the file holds: one line, exit 65, before any weight is read.
   @Test func configCountsMustMatchTheTensors() throws {
     let w = try Workspace()
