@@ -17,7 +17,7 @@ let package = Package(
     .systemLibrary(name: "CHDF5", pkgConfig: "hdf5-serial", providers: [.apt(["libhdf5-dev"])]),
     .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
     // MARK: - Leaves
-    .target(name: "TensorCore", dependencies: ["CBLAS", "CKernels"]),
+    .target(name: "TensorCore", dependencies: ["CBLAS", "CKernels"], exclude: ["README.md"]),
     .target(name: "CKernels"),
     .target(name: "Allocation"),
     .target(name: "HDF5", dependencies: ["CHDF5"], exclude: ["README.md"]),

@@ -34,6 +34,8 @@ public struct AllocationError: Error, CustomStringConvertible, Sendable, Equatab
     case frontierTooLarge
     /// A PROBLEM.json that is malformed or of another version.
     case badProblemFile
+    /// A score built on statistics too noisy to rank layers (Hessian traces within two standard errors of zero).
+    case noisyScore
   }
 
   /// What went wrong; switch on this.

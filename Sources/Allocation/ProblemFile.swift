@@ -61,24 +61,6 @@ public struct ProblemFile: Sendable, Equatable, Codable {
     case modelSHA256 = "model_sha256"
   }
 
-  /// Parses and checks the version.
-  /// - Throws: `.badProblemFile` naming the JSON path of the first bad value.
-  public static func decode(_ data: Data) throws(AllocationError) -> ProblemFile {
-    let file: ProblemFile
-    do {
-      file = try JSONDecoder().decode(ProblemFile.self, from: data)
-    } catch let error as DecodingError {
-      throw AllocationError(.badProblemFile, describe(error))
-    } catch {
-      throw AllocationError(.badProblemFile, "\(error)")
-    }
-    guard file.formatVersion == formatVersion else {
-      throw AllocationError(
-        .badProblemFile, "format_version \(file.formatVersion) is not supported (this tool reads \(formatVersion))")
-    }
-    return file
-  }
-
   /// Every score name some candidate carries, `error` first when present.
   public var scoreNames: [String] {
     var names = Set<String>()
@@ -139,21 +121,5 @@ public struct ProblemFile: Sendable, Equatable, Codable {
     }
     let tieLists = problem.constraints.compactMap { if case .tieNames(let names) = $0 { names } else { nil } }
     ties = tieLists.isEmpty ? nil : tieLists
-  }
-
-  /// "layers[3].candidates[1].bytes: expected Int" from a DecodingError.
-  static func describe(_ error: DecodingError) -> String {
-    func path(_ keys: [any CodingKey]) -> String {
-      keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().drop { $0 == "." }.description
-    }
-    switch error {
-    case .typeMismatch(let type, let context): return "\(path(context.codingPath)): expected \(type)"
-    case .valueNotFound(let type, let context): return "\(path(context.codingPath)): missing \(type)"
-    case .keyNotFound(let key, let context):
-      return "\(path(context.codingPath + [key])): required key '\(key.stringValue)' is missing"
-    case .dataCorrupted(let context):
-      return "\(path(context.codingPath)): \(context.debugDescription)"
-    @unknown default: return "\(error)"
-    }
   }
 }

@@ -128,9 +128,11 @@ public struct GGUFWriter: Sendable {
   /// Writes the file to `path + ".tmp-<pid>"`, flushes it, and renames it over `path`, so readers never see a
   /// partial file. - Throws: `.io`, with the temporary file removed.
   public func write(to path: String) throws(ModelIOError) {
-    let tmp = "\(path).tmp-\(getpid())"
-    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    guard fd >= 0 else { throw ModelIOError(.io, "cannot create: \(String(cString: strerror(errno)))", path: tmp) }
+    let target = FileChecks.resolvedTarget(path)
+    let tmp: String, fd: Int32
+    do { (tmp, fd) = try FileChecks.createTemporary(beside: target, option: "-o", path: path) } catch {
+      throw ModelIOError(.io, error.message, path: path)
+    }
     func fail(_ what: String) -> ModelIOError {
       let e = ModelIOError(.io, "\(what): \(String(cString: strerror(errno)))", path: path)
       close(fd)
@@ -146,10 +148,8 @@ public struct GGUFWriter: Sendable {
     }
     guard fsync(fd) == 0 else { throw fail("fsync failed") }
     guard close(fd) == 0 else { unlink(tmp); throw ModelIOError(.io, "close failed", path: path) }
-    guard rename(tmp, path) == 0 else {
-      let e = ModelIOError(.io, "cannot rename \(tmp): \(String(cString: strerror(errno)))", path: path)
-      unlink(tmp)
-      throw e
+    do { try FileChecks.replace(target, with: tmp, option: "-o", path: path) } catch {
+      throw ModelIOError(.io, error.message, path: path)
     }
   }
 

@@ -22,7 +22,8 @@ extension LlamaConfig {
   ///   do not run.
   public init(hfConfig bytes: [UInt8], path: String? = nil) throws(ModelIOError) {
     guard let json = bytes.withUnsafeBytes({ SafetensorsJSON.object($0) }) else {
-      throw ModelIOError(.badConfig, "config.json is not one UTF-8 JSON object", path: path)
+      let why = bytes.withUnsafeBytes { SafetensorsJSON.syntaxError($0) }
+      throw ModelIOError(.badConfig, "config.json is not one UTF-8 JSON object: \(why)", path: path)
     }
     let keys = HFKeys(json: json, path: path)
     let modelType = try keys.string("model_type")

@@ -5,13 +5,17 @@
   import Glibc
 #endif
 
-/// A model as the command line names it: a `.gguf` file, or a Hugging Face folder (`config.json` +
-/// `*.safetensors`, single or sharded, with `tokenizer.json` if present). One interface over both, in HF names.
+/// A model as the command line names it: a `.gguf` file, a Hugging Face folder (`config.json` +
+/// `*.safetensors`, single or sharded, with `tokenizer.json` if present), or a bare `.safetensors` file (tensors
+/// only: `inspect` lists it, nothing can run it). One interface over all three, in HF names.
 public enum ModelFile: Sendable {
   case gguf(GGUFFile)
   case safetensors(SafetensorsModel)
+  /// One safetensors file without its folder's `config.json`: tensors, dtypes, shapes, bytes; architecture unknown.
+  case safetensorsFile(SafetensorsFile)
 
-  /// Opens `path`: a directory is read as an HF folder, a file must start with the GGUF magic.
+  /// Opens `path`: a directory is read as an HF folder; a file is recognised by its content (the GGUF magic, or a
+  /// safetensors header: a little-endian u64 length followed by `{`), whatever its name.
   /// - Throws: `ModelIOError` with the file's path; `.io` when it does not exist, `.badMagic` for another format.
   public init(path: String) throws(ModelIOError) {
     var st = stat()
@@ -20,32 +24,44 @@ public enum ModelFile: Sendable {
       self = .safetensors(try SafetensorsModel(folder: path))
       return
     }
+    guard (st.st_mode & S_IFMT) == S_IFREG else {
+      throw ModelIOError(.io, "not a regular file (a device, FIFO or socket)", path: path)
+    }
     let source = try ByteSource(path: path)
     if source.count >= 4, try source.load(UInt32.self, at: 0, "magic") == 0x4655_4747 {  // "GGUF"
       self = .gguf(try GGUFFile(source: source))
       return
     }
-    if path.hasSuffix(".safetensors") {
-      throw ModelIOError(
-        .unsupported, "a bare .safetensors file has no config: pass the folder that holds it and config.json",
-        path: path)
+    if Self.looksLikeSafetensors(source) || path.hasSuffix(".safetensors") {
+      self = .safetensorsFile(try SafetensorsFile(source: source))
+      return
     }
-    throw ModelIOError(.badMagic, "not a GGUF file (no 'GGUF' magic) and not a folder", path: path)
+    throw ModelIOError(.badMagic, "neither a GGUF file (no 'GGUF' magic) nor a safetensors file, nor a folder", path: path)
   }
 
-  /// `gguf` or `safetensors`.
+  /// Whether the bytes start as a safetensors file does: a u64 header length that fits the file, then `{`.
+  static func looksLikeSafetensors(_ source: ByteSource) -> Bool {
+    guard source.count >= 9, let length = try? source.load(UInt64.self, at: 0, "header length") else { return false }
+    guard length >= 2, length <= UInt64(source.count - 8) else { return false }
+    return (try? source.load(UInt8.self, at: 8, "header")) == UInt8(ascii: "{")
+  }
+
+  /// `gguf v3`, `safetensors (2 files)`, or `safetensors (1 file, no config.json)`.
   public var formatName: String {
     switch self {
     case .gguf(let f): "gguf v\(f.version)"
     case .safetensors(let m): "safetensors (\(m.shards.count) file\(m.shards.count == 1 ? "" : "s"))"
+    case .safetensorsFile: "safetensors (1 file, no config.json)"
     }
   }
 
-  /// `general.architecture` of a GGUF, or `llama` for an HF folder whose config.json read as one.
+  /// `general.architecture` of a GGUF, `llama` for an HF folder whose config.json read as one, nil (unknown)
+  /// for a bare safetensors file.
   public var architecture: String? {
     switch self {
     case .gguf(let f): try? f.architecture()
     case .safetensors(let m): (try? m.config()) != nil ? "llama" : nil
+    case .safetensorsFile: nil
     }
   }
 
@@ -54,15 +70,30 @@ public enum ModelFile: Sendable {
     switch self {
     case .gguf(let f): f.tensorInfos
     case .safetensors(let m): m.tensors
+    case .safetensorsFile(let f): f.tensors
     }
   }
 
-  /// The llama hyper-parameters (GGUF `llama.*` metadata or `config.json`).
+  /// The llama hyper-parameters (GGUF `llama.*` metadata or `config.json`), checked against the tensors the
+  /// file holds (`LlamaConfig.check(against:path:)`): block, head and vocabulary counts that disagree with the
+  /// stored shapes are refused before anything is sized by them.
+  /// - Throws: `.badConfig` for a count that disagrees with the tensors; `.unsupported` for a bare safetensors
+  ///   file (no config); the reader's errors.
   public func llamaConfig() throws(ModelIOError) -> LlamaConfig {
+    let config: LlamaConfig
     switch self {
-    case .gguf(let f): try f.llamaConfig()
-    case .safetensors(let m): try m.config()
+    case .gguf(let f): config = try f.llamaConfig()
+    case .safetensors(let m): config = try m.config()
+    case .safetensorsFile: throw Self.noConfig(path)
     }
+    try config.check(against: tensorInfos, path: path)
+    return config
+  }
+
+  static func noConfig(_ path: String) -> ModelIOError {
+    ModelIOError(
+      .unsupported, "a bare .safetensors file has no config.json: pass the folder that holds it and config.json",
+      path: path)
   }
 
   /// One tensor as Float, by HF name, in HF row order (GGUF q/k rows un-permuted).
@@ -70,6 +101,7 @@ public enum ModelFile: Sendable {
     switch self {
     case .gguf(let f): try f.hfTensor(named: name)
     case .safetensors(let m): try m.tensor(named: name)
+    case .safetensorsFile(let f): try f.tensor(named: name)
     }
   }
 
@@ -87,6 +119,8 @@ public enum ModelFile: Sendable {
       let bytes = [UInt8](UnsafeRawBufferPointer(start: source.base, count: source.count))
       let config = try? m.config()
       return try BPETokenizer(tokenizerJSON: bytes, path: path, bosTokenId: config?.bosTokenId, eosTokenId: config?.eosTokenId)
+    case .safetensorsFile:
+      throw Self.noConfig(path)
     }
   }
 
@@ -95,6 +129,7 @@ public enum ModelFile: Sendable {
     switch self {
     case .gguf(let f): f.path ?? ""
     case .safetensors(let m): m.folder
+    case .safetensorsFile(let f): f.path ?? ""
     }
   }
 }

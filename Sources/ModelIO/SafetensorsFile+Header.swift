@@ -54,8 +54,11 @@ extension SafetensorsFile {
     }
     let dataStart = 8 + headerCount
     let dataSize = bytes.count - dataStart
-    guard let json = SafetensorsJSON.object(try bytes.slice(8, headerCount, "safetensors header")) else {
-      throw ModelIOError(.badHeader, "header is not one UTF-8 JSON object", path: path)
+    let headerBytes = try bytes.slice(8, headerCount, "safetensors header")
+    guard let json = SafetensorsJSON.object(headerBytes) else {
+      throw ModelIOError(
+        .badHeader, "header is not one UTF-8 JSON object: \(SafetensorsJSON.syntaxError(headerBytes)) (in the header "
+          + "that starts at byte 8)", path: path)
     }
     var metadata: [String: String] = [:]
     var entries: [Entry] = []

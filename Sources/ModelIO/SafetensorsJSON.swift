@@ -18,6 +18,38 @@ enum SafetensorsJSON {
     return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
   }
 
+  /// Why `bytes` are not one UTF-8 JSON object, as "line L, column C: what" (JSONSerialization's byte offset
+  /// turned into a position a person can find).
+  static func syntaxError(_ bytes: UnsafeRawBufferPointer) -> String {
+    guard String(validating: bytes, as: UTF8.self) != nil else { return "not UTF-8 text" }
+    let data = Data(bytes)
+    do {
+      _ = try JSONSerialization.jsonObject(with: data)
+      return "line 1, column 1: the top level is not a JSON object"
+    } catch {
+      let text = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error)"
+      var offset = bytes.count
+      if let range = text.range(of: "character "), let n = Int(text[range.upperBound...].prefix { $0.isNumber }) {
+        offset = n
+      }
+      return "\(location(offset, in: Array(bytes))): not valid JSON (\(text))"
+    }
+  }
+
+  /// "line L, column C" (1-based; columns count characters) of byte `offset` in `bytes`.
+  static func location(_ offset: Int, in bytes: [UInt8]) -> String {
+    var (line, column) = (1, 1)
+    for b in bytes.prefix(max(0, offset)) {
+      if b == UInt8(ascii: "\n") {
+        line += 1
+        column = 1
+      } else if b & 0xC0 != 0x80 {
+        column += 1
+      }
+    }
+    return "line \(line), column \(column)"
+  }
+
   /// True for a JSON `true`/`false`.
   static func isBool(_ value: Any) -> Bool {
     guard let n = value as? NSNumber else { return false }

@@ -89,8 +89,9 @@ public final class SafetensorsModel: Sendable {
   /// The validated `weight_map` of an index file.
   private static func weightMap(_ path: String) throws(ModelIOError) -> [String: String] {
     let source = try ByteSource(path: path)
-    guard let json = SafetensorsJSON.object(UnsafeRawBufferPointer(start: source.base, count: source.count)) else {
-      throw ModelIOError(.badHeader, "not one UTF-8 JSON object", path: path)
+    let raw = UnsafeRawBufferPointer(start: source.base, count: source.count)
+    guard let json = SafetensorsJSON.object(raw) else {
+      throw ModelIOError(.badHeader, "not one UTF-8 JSON object: \(SafetensorsJSON.syntaxError(raw))", path: path)
     }
     guard let raw = json["weight_map"] as? [String: Any] else {
       throw ModelIOError(.badHeader, "weight_map missing or not an object", path: path)

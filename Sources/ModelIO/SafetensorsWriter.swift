@@ -1,3 +1,6 @@
+#if canImport(TensorCore)
+  import TensorCore
+#endif
 import Foundation
 
 #if canImport(Glibc)
@@ -77,23 +80,11 @@ public enum SafetensorsWriter {
     try writeAtomically(try encode(tensors, dtype: dtype, metadata: metadata), to: path)
   }
 
-  /// Writes `bytes` to a temporary file beside `path`, then renames it to `path`, so that readers see either
-  /// the old file or the whole new one.
+  /// Writes `bytes` to a temporary file beside `path`, then renames it to `path` (only over a regular file or
+  /// nothing: `FileChecks.write`), so that readers see either the old file or the whole new one.
   static func writeAtomically(_ bytes: [UInt8], to path: String) throws(ModelIOError) {
-    let temporary = "\(path).tmp-\(getpid())"
-    guard let handle = fopen(temporary, "wb") else {
-      throw ModelIOError(.io, "cannot create \(temporary): \(String(cString: strerror(errno)))", path: path)
-    }
-    let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, handle) }
-    let closed = fclose(handle)
-    if written != bytes.count || closed != 0 {
-      unlink(temporary)
-      throw ModelIOError(.io, "wrote \(written) of \(bytes.count) bytes to \(temporary)", path: path)
-    }
-    if rename(temporary, path) != 0 {
-      let reason = String(cString: strerror(errno))
-      unlink(temporary)
-      throw ModelIOError(.io, "cannot rename \(temporary): \(reason)", path: path)
+    do { try FileChecks.write(bytes, to: path) } catch {
+      throw ModelIOError(.io, error.message, path: path)
     }
   }
 }

@@ -19,6 +19,15 @@ public enum TinyLlama {
       maxPositionEmbeddings: 512, bosTokenId: 256, eosTokenId: 257)
   }
 
+  /// The number of weights `tensors(config:seed:)` makes for `config`, saturating at `Int.max`.
+  public static func parameterCount(_ c: LlamaConfig) -> Int {
+    let (d, f) = (Double(c.hiddenSize), Double(c.intermediateSize))
+    let (q, kv) = (Double(c.headCount) * Double(c.headDim), Double(c.kvHeadCount) * Double(c.headDim))
+    let perBlock = 2 * d + d * q * 2 + d * kv * 2 + 3 * d * f
+    let total = Double(c.vocabSize) * d * (c.tieWordEmbeddings ? 1 : 2) + Double(c.layerCount) * perBlock + d
+    return total < 9e18 ? Int(total) : Int.max
+  }
+
   /// One named tensor in HF order (`[out, in]` for linear weights; q/k rows in HF rotate-half order).
   public struct NamedTensor: Sendable {
     public var name: String

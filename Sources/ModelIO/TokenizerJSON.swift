@@ -48,7 +48,7 @@ enum TokenizerJSON: Equatable, Sendable {
     var at = 0
 
     func fail(_ what: String) -> ModelIOError {
-      ModelIOError(.badTokenizer, "tokenizer.json: \(what) at byte \(at)")
+      ModelIOError(.badTokenizer, "tokenizer.json: \(SafetensorsJSON.location(at, in: bytes)): \(what)")
     }
 
     mutating func skipSpace() {

@@ -2,22 +2,88 @@ import Allocation
 import Foundation
 import Quantization
 import Sensitivity
+import TensorCore
 
-/// Reads what `bitplan allocate` solves: a measurement run (`RUN.h5`) or a hand-written `PROBLEM.json`.
+/// Reads what `bitplan allocate` solves: a measurement run (`RUN.h5`) or a hand-written `PROBLEM.json`, told apart
+/// by content (the HDF5 signature, or JSON), never by the file name.
 public enum AllocationInput {
   /// The score a run is allocated by when `--score` is not given: the element-wise Fisher-weighted error, the best
   /// single proxy in an independent 210-layer check (Spearman ρ ≈ 0.7 with measured ΔKLD; issue 7).
   public static let defaultRunScore = LossProxy.fisherDiagonal.rawValue
 
+  /// The 8-byte HDF5 signature `\x89HDF\r\n\x1a\n`, at offset 0 (or 512, 1024, 2048 … with a user block).
+  static let hdf5Signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
+
+  /// A problem read from a file, with what the reader noticed about its statistics.
+  public struct Loaded {
+    /// The problem, scored as asked, negative losses raised to zero.
+    public var problem: AllocationProblem
+    /// For a run: the layers whose Hessian trace is negative or within two standard errors of zero.
+    public var noisyTraceLayers: Int
+    /// The layers in the run.
+    public var layerCount: Int
+    /// Options whose predicted loss was negative and was raised to zero.
+    public var negativeLossesClamped: Int
+    /// Whether the chosen score (or solver) is built on the Hessian estimate.
+    public var scoreUsesHessian: Bool
+  }
+
+  /// The kind of an input file, from its first bytes.
+  public enum Kind: Equatable {
+    case hdf5
+    case json
+  }
+
+  /// Recognises `path` by content.
+  /// - Throws: `FileCheckError` when it is missing or not a file; `InputError` when it is neither HDF5 nor JSON.
+  public static func kind(of path: String, option: String = "INPUT") throws -> Kind {
+    try FileChecks.checkInput(option: option, path: path)
+    guard let handle = FileHandle(forReadingAtPath: path) else {
+      throw FileCheckError(.missingInput, option: option, path: path, "cannot be read")
+    }
+    defer { try? handle.close() }
+    let head = [UInt8]((try? handle.read(upToCount: 2056)) ?? Data())
+    for offset in [0, 512, 1024, 2048] where head.count >= offset + 8 {
+      if Array(head[offset..<(offset + 8)]) == hdf5Signature { return .hdf5 }
+    }
+    let text = head.drop { [0x20, 0x09, 0x0A, 0x0D, 0xEF, 0xBB, 0xBF].contains($0) }
+    if let first = text.first, first == UInt8(ascii: "{") || first == UInt8(ascii: "[") { return .json }
+    throw InputError(
+      message: "\(option) '\(path)': neither an HDF5 run file (from bitplan measure) nor a JSON problem file "
+        + "(Documentation/ProblemFormat.md)")
+  }
+
   /// The problem in `path`, scored by `score` (nil: `fisher_diag` for a run, `error` for PROBLEM.json).
-  /// Format details (nominal bits, group size, symmetry) are filled from the format grammar when absent.
-  /// - Throws: `SensitivityError` for a bad run file, `AllocationError` for a bad problem file, `InputError` for
-  ///   an unreadable file.
-  public static func problem(from path: String, score: String?) throws -> AllocationProblem {
+  /// Format details (nominal bits, group size, symmetry) are filled from the format grammar when absent; negative
+  /// predicted losses are raised to zero (a loss increase cannot be negative; a negative value is noise).
+  /// - Parameters:
+  ///   - allowNoisyScores: accept a score (or `waterfill`) built on Hessian traces that are too noisy to rank layers.
+  ///   - usesTraceSensitivity: the solver ranks layers by the trace (`waterfill`).
+  /// - Throws: `SensitivityError` for a bad run file, `AllocationError` for a bad problem file (with line and column)
+  ///   or a refused noisy score (`.noisyScore`), `InputError` for a file of another kind, `FileCheckError` for a
+  ///   missing one.
+  public static func load(
+    from path: String, score: String?, allowNoisyScores: Bool = false, usesTraceSensitivity: Bool = false
+  ) throws -> Loaded {
     var problem: AllocationProblem
-    if path.lowercased().hasSuffix(".h5") {
+    var noisy = 0
+    var layerCount = 0
+    var usesHessian = false
+    switch try kind(of: path) {
+    case .hdf5:
       let run = try RunStore.read(path)
       let chosen = score ?? defaultRunScore
+      layerCount = run.layers.count
+      noisy = run.noisyTraceLayers.count
+      usesHessian = usesTraceSensitivity || (LossProxy(rawValue: chosen)?.usesHessianEstimate ?? false)
+      if noisy > 0 && usesHessian && !allowNoisyScores {
+        let what = usesTraceSensitivity ? "the waterfill solver ranks layers by" : "score '\(chosen)' is built on"
+        throw AllocationError(
+          .noisyScore,
+          "\(what) Hessian traces, and \(noisy) of \(layerCount) layers have a trace that is negative or within two "
+            + "standard errors of zero; measure with more --probes, choose another --score (fisher_diag, "
+            + "output_error), or pass --allow-noisy-scores")
+      }
       let layers = try run.problemColumns(score: chosen).map { column in
         AllocationProblem.Layer(
           name: column.name, parameterCount: column.parameterCount,
@@ -28,15 +94,40 @@ public enum AllocationInput {
       }
       problem = AllocationProblem(
         layers: layers, score: chosen, model: nil, modelSHA256: run.provenance.modelSHA256)
-    } else {
+    case .json:
       let data: Data
       do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
         throw InputError(message: "cannot read '\(path)': \(error.localizedDescription)")
       }
-      problem = try ProblemFile.decode(data).problem(score: score ?? "error")
+      problem = try decodeProblem(data, path: path, score: score ?? "error")
+    }
+    var clamped = 0
+    for l in problem.layers.indices {
+      for o in problem.layers[l].options.indices where problem.layers[l].options[o].loss < 0 {
+        problem.layers[l].options[o].loss = 0
+        clamped += 1
+      }
     }
     fillFormatDetails(&problem)
-    return problem
+    return Loaded(
+      problem: problem, noisyTraceLayers: noisy, layerCount: layerCount, negativeLossesClamped: clamped,
+      scoreUsesHessian: usesHessian)
+  }
+
+  /// The problem file's bytes decoded and scored; a malformed file's error names the file first.
+  static func decodeProblem(_ data: Data, path: String, score: String) throws(AllocationError) -> AllocationProblem {
+    let file: ProblemFile
+    do throws(AllocationError) {
+      file = try ProblemFile.decode(data)
+    } catch {
+      throw AllocationError(error.code, "\(path): \(error.message)")
+    }
+    return try file.problem(score: score)
+  }
+
+  /// The problem in `path`, scored by `score`; see `load(from:score:allowNoisyScores:usesTraceSensitivity:)`.
+  public static func problem(from path: String, score: String?) throws -> AllocationProblem {
+    try load(from: path, score: score, allowNoisyScores: true).problem
   }
 
   /// Fills `bits`, `groupSize` and `symmetric` of options that left them out, from `QuantFormat`'s grammar.
@@ -53,8 +144,8 @@ public enum AllocationInput {
   }
 }
 
-/// A file that cannot be read at all.
+/// A file that cannot be read at all, or is of no kind this command reads.
 public struct InputError: Error, CustomStringConvertible, Sendable {
   public var message: String
-  public var description: String { "io: \(message)" }
+  public var description: String { message }
 }

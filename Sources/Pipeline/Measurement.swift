@@ -46,7 +46,9 @@ public struct Measurement {
   /// - Parameter onProgress: called after each unit of work with the stage, units done and the stage's total
   ///   (units a resumed run had already done are reported first, in one call per stage).
   /// - Returns: the finished run and the time each stage took in this process.
-  /// - Throws: `MeasureError` for bad settings or texts, `WindowError` for an unreadable text, `ModelIOError` /
+  /// - Throws: `FileCheckError` for an output that names an input, a folder or a device, or a missing input (all
+  ///   before any work); `ResourceError` for more tokens than the model's context or memory than the machine's;
+  ///   `MeasureError` for bad settings or texts, `WindowError` for a text that is not UTF-8, `ModelIOError` /
   ///   `EngineError` for a bad model, `SensitivityError` from the run store (e.g. `.provenanceMismatch` for a
   ///   partial run made with other settings). No final file is written unless the whole run succeeds.
   public func run(
@@ -54,22 +56,24 @@ public struct Measurement {
   ) throws -> MeasurementSummary {
     let clock = StageClock()
     try settings.validate()
-    let output = URL(fileURLWithPath: outputPath)
-    var isDirectory: ObjCBool = false
-    let folder = output.deletingLastPathComponent().path
-    guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
-      throw MeasureError(.io, "the output folder does not exist", path: folder)
-    }
-    let calibration = try TokenWindow.readText(calibrationPath)
-    let auditText = try auditTextPath.map(TokenWindow.readText)
+    try checkPaths()
+    try Preflight.check(
+      model: modelPath, tokens: settings.tokens, workload: .sensitivity(hvpTokens: settings.hvpTokens),
+      texts: [calibrationPath] + (auditTextPath.map { [$0] } ?? []))
+    let calibration = try TokenWindow.readText(calibrationPath, option: "--calib")
+    let auditText = try auditTextPath.map { try TokenWindow.readText($0, option: "--audit-text") }
     let loaded = try LoadedModel.load(path: modelPath)
-    let tokens = try TokenWindow.make(text: calibration, tokenizer: loaded.tokenizer, count: settings.tokens)
+    let tokens = try TokenWindow.make(
+      text: calibration, tokenizer: loaded.tokenizer, count: settings.tokens, source: "--calib '\(calibrationPath)'")
     var evaluation: [Int] = []
     if settings.auditCount > 0 {
       if let auditText {
-        evaluation = try TokenWindow.make(text: auditText, tokenizer: loaded.tokenizer, count: settings.tokens)
+        evaluation = try TokenWindow.make(
+          text: auditText, tokenizer: loaded.tokenizer, count: settings.tokens,
+          source: "--audit-text '\(auditTextPath ?? "")'")
       } else {
-        evaluation = try Self.heldOutTokens(text: calibration, tokenizer: loaded.tokenizer, count: settings.tokens)
+        evaluation = try Self.heldOutTokens(
+          text: calibration, tokenizer: loaded.tokenizer, count: settings.tokens, path: calibrationPath)
       }
     }
     let formats = settings.candidates ?? MeasureSettings.defaultCandidates.filter { f in
@@ -85,7 +89,9 @@ public struct Measurement {
       candidates: model.candidates.map(\.name), auditSHA256: auditSHA256, auditTokens: evaluation.count,
       created: RunProvenance.timestamp())
     clock.lap("setup")
-    var measurement = MeasurementRun(model: model, provenance: provenance, path: outputPath) { stage, done, total in
+    // A symbolic link at -o is kept: the run (and its partial and temporary files) goes beside the file it names.
+    let target = FileChecks.resolvedTarget(outputPath)
+    var measurement = MeasurementRun(model: model, provenance: provenance, path: target) { stage, done, total in
       clock.lap(stage.rawValue)
       onProgress(stage, done, total)
     }
@@ -95,10 +101,29 @@ public struct Measurement {
     return MeasurementSummary(run: run, output: outputPath, windows: model.calibrationWindowCount, seconds: clock.seconds)
   }
 
+  /// The files this measurement reads and writes, checked before any work (`FileChecks`): the run file and the
+  /// files built beside it (`RUN.h5.partial` and the temporary files of both) must each be a regular file or
+  /// absent, in a writable folder, and none may be the model (or a file in its folder) or a text.
+  public func checkPaths() throws(FileCheckError) {
+    var inputs = [
+      InputPath(option: "MODEL", path: modelPath, allowsFolder: true), InputPath(option: "--calib", path: calibrationPath),
+    ]
+    if let auditTextPath { inputs.append(InputPath(option: "--audit-text", path: auditTextPath)) }
+    // The partial and temporary files go beside the file -o names (a symbolic link resolved).
+    let target = FileChecks.resolvedTarget(outputPath)
+    let outputs = [outputPath, target + ".partial", target + ".tmp", target + ".partial.tmp"].map {
+      OutputPath(option: "-o", path: $0)
+    }
+    try FileChecks.check(inputs: inputs, outputs: outputs)
+  }
+
   /// The held-out window: `[BOS]` + the `count − 1` ids that follow the calibration window's `count − 1` ids in
   /// `text` (without a BOS token: the `count` ids after the first `count`).
   /// - Throws: `.textTooShort` when the text has too few ids for both windows.
-  public static func heldOutTokens(text: String, tokenizer: BPETokenizer, count: Int) throws(MeasureError) -> [Int] {
+  /// - Parameter path: the calibration file, named in the error.
+  public static func heldOutTokens(text: String, tokenizer: BPETokenizer, count: Int, path: String? = nil)
+    throws(MeasureError) -> [Int]
+  {
     let bos = tokenizer.bosTokenId
     let k = bos == nil ? count : count - 1
     let scalars = text.unicodeScalars
@@ -107,7 +132,7 @@ public struct Measurement {
     guard ids.count >= 2 * k else {
       throw MeasureError(
         .textTooShort, "the calibration text gives \(ids.count) tokens; --audit evaluates on the \(k) after the "
-          + "\(k) calibration ids (\(2 * k) in all): use a longer text or --audit-text FILE")
+          + "\(k) calibration ids (\(2 * k) in all): use a longer text or --audit-text FILE", path: path)
     }
     return (bos.map { [$0] } ?? []) + ids[k..<(2 * k)]
   }

@@ -52,3 +52,17 @@ extension MeasuredRun {
     }
   }
 }
+
+extension MeasuredRun {
+  /// Indices of the layers whose Hutchinson trace is too noisy to rank them: negative, within two standard errors
+  /// of zero, or not measured (NaN). With few probes many layers are (64 probes leave about 125 of SmolLM2's 210).
+  public var noisyTraceLayers: [Int] {
+    layers.indices.filter { i in !(hessianTrace[i] > 2 * hessianTraceStandardError[i]) }
+  }
+}
+
+extension LossProxy {
+  /// Whether the proxy is built on the Hutchinson estimate of the Hessian (its trace or its diagonal), and so is
+  /// as noisy as that estimate: `hawq_trace` and `taylor_diag`.
+  public var usesHessianEstimate: Bool { self == .hawqTrace || self == .taylorDiagonal }
+}

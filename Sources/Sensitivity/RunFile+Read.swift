@@ -58,7 +58,7 @@ extension RunFile {
     } catch let error as SensitivityError {
       throw error
     } catch let error as HDF5Error {
-      throw SensitivityError.wrapping(error, path: path)
+      throw SensitivityError.wrapping(error, path: path, reading: true)
     } catch {
       throw SensitivityError(.io, "\(error)", path: path)
     }

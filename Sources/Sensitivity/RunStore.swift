@@ -1,4 +1,5 @@
 import Foundation
+import TensorCore
 
 /// The run store: builds `RUN.h5` progressively at `RUN.h5.partial`, resumes it, and renames it into place.
 ///
@@ -84,6 +85,7 @@ public final class RunStore {
 
   /// Writes the current state to the partial file atomically.
   func checkpoint() throws(SensitivityError) {
+    try VectorCheckpoint.clearTemporary(partialPath + ".tmp")
     try RunFile.write(run, progress: progress, to: partialPath + ".tmp")
     try VectorCheckpoint.rename(partialPath + ".tmp", to: partialPath)
   }
@@ -125,10 +127,12 @@ public final class RunStore {
   /// - Returns: the finished run.
   @discardableResult
   public func finish() throws(SensitivityError) -> MeasuredRun {
+    try VectorCheckpoint.clearTemporary(path + ".tmp")
     try RunFile.write(run, progress: nil, to: path + ".tmp")
     try VectorCheckpoint.rename(path + ".tmp", to: path)
-    try? FileManager.default.removeItem(atPath: partialPath)
-    try? FileManager.default.removeItem(atPath: partialPath + ".tmp")  // a checkpoint write cut short by a kill
+    // unlink, not removeItem: only files go (a folder put there is never deleted recursively).
+    unlink(partialPath)
+    unlink(partialPath + ".tmp")  // a checkpoint write cut short by a kill
     for name in SideVector.allCases {
       VectorCheckpoint.removeGenerations(base: partialPath, name: name.rawValue, except: nil)
     }

@@ -1,3 +1,4 @@
+import Foundation
 import HDF5
 
 /// The one error type of `Sensitivity`: a code to switch on and a message that names the layer, dataset or setting
@@ -40,13 +41,18 @@ public struct SensitivityError: Error, CustomStringConvertible, Sendable, Equata
   /// `code: message (path)`.
   public var description: String { "\(code.rawValue): \(message)" + (path.map { " (\($0))" } ?? "") }
 
-  /// Wraps an HDF5 failure as `.io` (or `.badRunFile` when the file's content is at fault).
-  static func wrapping(_ error: HDF5Error, path: String) -> SensitivityError {
+  /// Wraps an HDF5 failure as `.io` (or `.badRunFile` when the file's content is at fault: always when
+  /// `reading` an existing file, whose open fails only when it is damaged or truncated).
+  static func wrapping(_ error: HDF5Error, path: String, reading: Bool = false) -> SensitivityError {
+    // The HDF5 error's own path is this one: name it once.
+    let text = error.path == nil || error.path == path ? error.message : error.description
     switch error.code {
     case .notHDF5, .notFound, .typeMismatch, .shapeMismatch:
-      SensitivityError(.badRunFile, error.description, path: path)
+      return SensitivityError(.badRunFile, text, path: path)
+    case _ where reading && FileManager.default.fileExists(atPath: path):
+      return SensitivityError(.badRunFile, "damaged or truncated HDF5 file: \(text)", path: path)
     default:
-      SensitivityError(.io, error.description, path: path)
+      return SensitivityError(.io, text, path: path)
     }
   }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TensorCore
 
 /// Large per-parameter vectors of a partial run (the gradient sum, the Hutchinson diagonal sum), saved beside
 /// `RUN.h5.partial` as raw files named `<partial>.<name>.<generation>`, where the generation counts the units of
@@ -22,6 +23,7 @@ enum VectorCheckpoint {
     let temporary = target + ".tmp"
     let count = blocks.reduce(0) { $0 + $1.count }
     var hash = offsetBasis
+    try clearTemporary(temporary)
     do {
       // POSIX `open`, not `FileManager.createFile`: on Linux that writes the empty file atomically through a
       // hidden `.dat.nosync…` file of its own, which a kill at that moment leaves beside the run.
@@ -85,16 +87,23 @@ enum VectorCheckpoint {
       let suffix = f.dropFirst(prefix.count)
       if let g = Int(suffix), g == keep { continue }
       if Int(suffix) != nil || suffix.hasSuffix(".tmp") {
-        try? FileManager.default.removeItem(atPath: directory + "/" + f)
+        unlink(directory + "/" + f)  // unlink, not removeItem: a folder of that name is never deleted
       }
     }
   }
 
-  /// POSIX `rename(from, to)`, replacing `to` atomically.
+  /// POSIX `rename(from, to)`, replacing `to` atomically, but only when `to` is a regular file or absent
+  /// (`FileChecks.replace`): a folder, device or FIFO put there while the run went on is never replaced.
   static func rename(_ from: String, to: String) throws(SensitivityError) {
-    if Foundation.rename(from, to) != 0 {
-      throw SensitivityError(.io, "cannot rename '\(from)' to '\(to)': errno \(errno)")
+    do { try FileChecks.replace(to, with: from, option: "-o") } catch {
+      throw SensitivityError(.io, error.message, path: to)
     }
+  }
+
+  /// Removes a stale temporary file (or a link put in its place) before it is created afresh, so a write never
+  /// goes through a link into another file; refuses a folder, device or FIFO there.
+  static func clearTemporary(_ path: String) throws(SensitivityError) {
+    do { try FileChecks.clearStaleTemporary(path) } catch { throw SensitivityError(.io, error.message, path: path) }
   }
 
   /// Little-endian bytes of `values`.

@@ -2,6 +2,7 @@ import Allocation
 import ArgumentParser
 import Foundation
 import Pipeline
+import TensorCore
 
 extension SolverKind: ExpressibleByArgument {}
 
@@ -15,12 +16,13 @@ struct Allocate: ParsableCommand {
       --pin REGEX=FORMAT fixes the format of every layer whose name matches (searched anywhere; the first matching \
       pin wins). --tie REGEX makes matching layers share a format per block: the block is the regex's first capture \
       group, or, without one, the name with the matched part removed. \
-      Example: --tie 'layers\\.(\\d+)\\.self_attn\\.[qkv]_proj'.
+      Example: --tie 'layers\\.(\\d+)\\.self_attn\\.[qkv]_proj'. The input is recognised by its content (HDF5 or JSON), \
+      not its name. -o and --frontier must differ from the input and from each other.
       """)
 
   @Argument(help: "RUN.h5 from bitplan measure, or PROBLEM.json (Documentation/ProblemFormat.md).") var input: String
-  @Option(help: "Byte budget: 123456, 80MiB, 80MB, 1.5GiB.") var budget: String?
-  @Option(help: "Budget in bits per weight over the quantizable weights.") var bpw: String?
+  @Option(parsing: .unconditional, help: "Byte budget: 123456, 80MiB, 80MB, 1.5GiB.") var budget: String?
+  @Option(parsing: .unconditional, help: "Budget in bits per weight over the quantizable weights.") var bpw: String?
   @Option(help: "Which solver chooses the formats; every plan is compared with exact.") var solver: SolverKind = .exact
   @Option(help: "Which score to minimise: for RUN.h5 a proxy (fisher_diag by default, hawq_trace, taylor_diag, output_error, weight_error); for PROBLEM.json error (default) or a name under a candidate's scores.")
   var score: String?
@@ -28,6 +30,8 @@ struct Allocate: ParsableCommand {
   @Option(name: .customLong("tie"), help: "REGEX; repeatable.") var ties: [String] = []
   @Option(name: .shortAndLong, help: "Where to write PLAN.json.") var output: String
   @Option(help: "Also write the whole Pareto frontier as CSV.") var frontier: String?
+  @Flag(help: "Allocate by a score built on Hessian traces (hawq_trace, taylor_diag; the waterfill solver) even when many traces are too noisy to rank layers.")
+  var allowNoisyScores = false
   @Flag(help: "Machine-readable summary on stdout.") var json = false
 
   func validate() throws {
@@ -38,7 +42,13 @@ struct Allocate: ParsableCommand {
   }
 
   func run() throws {
-    var problem = try AllocationInput.problem(from: input, score: score)
+    // Before any work: the outputs must differ from the input, from each other, and be regular files or absent.
+    try FileChecks.check(
+      inputs: [InputPath(option: "INPUT", path: input)],
+      outputs: [OutputPath(option: "-o", path: output)] + (frontier.map { [OutputPath(option: "--frontier", path: $0)] } ?? []))
+    let loaded = try AllocationInput.load(
+      from: input, score: score, allowNoisyScores: allowNoisyScores, usesTraceSensitivity: solver == .waterfill)
+    var problem = loaded.problem
     problem.constraints += pins.map { pin in
       let split = pin.lastIndex(of: "=")!
       return .pin(pattern: String(pin[..<split]), format: String(pin[pin.index(after: split)...]))
@@ -49,16 +59,30 @@ struct Allocate: ParsableCommand {
     try problem.checkFeasible(budget: budgetBytes)  // before any work: the achievable range, at once
     let pareto = try ParetoFrontier(problem)
     let plan = try problem.solve(budget: budgetBytes, using: solver, frontier: pareto)
-    try write(PlanDocument(plan: plan, problem: problem).jsonData(), to: output)
-    if let frontier { try write(Data(pareto.csv().utf8), to: frontier) }
+    try FileChecks.write(PlanDocument(plan: plan, problem: problem).jsonData(), to: output, option: "-o")
+    if let frontier { try FileChecks.write(Data(pareto.csv().utf8), to: frontier, option: "--frontier") }
+    warn(loaded)  // after success, so that an error stays the only line on stderr
     print(json ? jsonSummary(plan, pareto) : textSummary(plan, pareto))
   }
 
-  /// Writes through a temporary file and a rename, so a reader never sees half a file.
-  private func write(_ data: Data, to path: String) throws {
-    do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-      throw CommandError("cannot write '\(path)': \(error.localizedDescription)")
+  /// One line on stderr per thing the user should know about the statistics: noisy Hessian traces, negative
+  /// predicted losses raised to zero.
+  private func warn(_ loaded: AllocationInput.Loaded) {
+    var lines: [String] = []
+    if loaded.noisyTraceLayers > 0 {
+      let use =
+        loaded.scoreUsesHessian
+        ? "this plan uses them (--allow-noisy-scores)"
+        : "hawq_trace, taylor_diag and the waterfill solver are refused on this run unless --allow-noisy-scores"
+      lines.append(
+        "warning: \(loaded.noisyTraceLayers) of \(loaded.layerCount) layers have a Hessian trace that is negative or "
+          + "within two standard errors of zero (too noisy to rank them); \(use)")
     }
+    if loaded.negativeLossesClamped > 0 {
+      lines.append(
+        "warning: \(loaded.negativeLossesClamped) negative predicted ΔLoss values (noise) were raised to 0")
+    }
+    for line in lines { FileHandle.standardError.write(Data((line + "\n").utf8)) }
   }
 
   private func textSummary(_ plan: AllocationPlan, _ pareto: ParetoFrontier) -> String {

@@ -14,28 +14,50 @@ struct BenchEngine: ParsableCommand {
 
   @Option(help: "Model: a .gguf file or a Hugging Face folder.")
   var model: String = ProcessInfo.processInfo.environment["BITPLAN_MODEL"] ?? ""
-  @Option(help: "Token ids, one per line ('#' comments); default: the P&P window.")
-  var ids: String = "../shared/data/pp-window-ids.txt"
-  @Option(help: "Window lengths to time.") var tokens: [Int] = [512, 128]
-  @Option(help: "Worker threads (GEMMs are split over them; OpenBLAS runs one thread per part).") var threads = 2
-  @Option(help: "Repetitions per step (best time is reported).") var repeats = 2
+  @Option(help: "Token ids, one per line ('#' comments); default: ../shared/data/pp-window-ids.txt when it exists, else seeded random ids (said in the output).")
+  var ids: String?
+  @Option(parsing: .unconditionalSingleValue, help: "Window lengths to time (at most the model's context length).")
+  var tokens: [Int] = [512, 128]
+  @Option(parsing: .unconditional, help: "Worker threads (GEMMs are split over them; OpenBLAS runs one thread per part).")
+  var threads = 2
+  @Option(parsing: .unconditional, help: "Repetitions per step (best time is reported).") var repeats = 2
   @Flag(help: "Time only the forward and forward + backward steps (no HVPs).") var noHvp = false
   @Flag(help: "Machine-readable output on stdout.") var json = false
 
+  /// The ids file used when `--ids` is not given.
+  static let defaultIDs = "../shared/data/pp-window-ids.txt"
+
   func validate() throws {
     guard !model.isEmpty else { throw ValidationError("--model is required (or set BITPLAN_MODEL)") }
-    guard tokens.allSatisfy({ $0 >= 2 }), repeats >= 1, threads >= 1 else {
-      throw ValidationError("--tokens must be ≥ 2, --repeats and --threads ≥ 1")
+    guard !tokens.isEmpty, tokens.allSatisfy({ $0 >= 2 }) else {
+      throw ValidationError("--tokens must be at least 2, got \(tokens.map(String.init).joined(separator: ", "))")
     }
+    guard (1...1000).contains(repeats) else { throw ValidationError("--repeats must be in 1...1000, got \(repeats)") }
+    guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256, got \(threads)") }
   }
 
   func run() throws {
     HeapPolicy.keepLargeArraysInHeap()
+    var inputs = [InputPath(option: "--model", path: model, allowsFolder: true)]
+    if let ids { inputs.append(InputPath(option: "--ids", path: ids)) }
+    try FileChecks.check(inputs: inputs, outputs: [])
+    try Preflight.check(model: model, tokens: tokens.max()!, workload: .sensitivity(hvpTokens: tokens.max()!))
     Parallel.setWorkers(threads)
     let gemm = Self.gemmGFLOPS(m: 512, n: 1536, k: 576, repeats: 5)
     let llama = try LoadedModel.load(path: model).model
     let peakAfterLoad = Self.peakRSSBytes()
-    let window = try Self.window(ids: ids, vocab: llama.configuration.vocab, count: tokens.max()!)
+    let count = tokens.max()!, vocab = llama.configuration.vocab
+    let window: [Int]
+    if let ids {
+      window = try Self.window(ids: ids, vocab: vocab, count: count)
+    } else if let fromDefault = try? Self.window(ids: Self.defaultIDs, vocab: vocab, count: count) {
+      window = fromDefault
+    } else {
+      // The default file is SmolLM2's P&P window: absent here, or not ids of this model's vocabulary.
+      FileHandle.standardError.write(
+        Data("note: \(Self.defaultIDs) is missing or not for this model; timing seeded random token ids\n".utf8))
+      window = try Self.window(ids: nil, vocab: vocab, count: count)
+    }
     let allTensors = Set(llama.configuration.expectedTensors.map(\.name))
     var rows: [[String: Any]] = []
     var peakAfterBackward: [Int: Int] = [:]
@@ -139,11 +161,24 @@ struct BenchEngine: ParsableCommand {
     return usage.ru_maxrss * 1024
   }
 
-  /// The ids file's first `count` tokens, or seeded ids when the file is absent.
-  static func window(ids path: String, vocab: Int, count: Int) throws -> [Int] {
-    if let text = try? String(contentsOfFile: path, encoding: .utf8) {
-      let ids = text.split(separator: "\n").filter { !$0.hasPrefix("#") }.compactMap { Int($0) }
-      if ids.count >= count { return ids }
+  /// The ids file's first `count` tokens, or seeded ids when no file is given.
+  /// - Throws: `CommandError` when the file has a line that is not an id in `0..<vocab`, or fewer than `count` ids.
+  static func window(ids path: String?, vocab: Int, count: Int) throws -> [Int] {
+    if let path {
+      let text = try TokenWindow.readText(path, option: "--ids")
+      var ids: [Int] = []
+      for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        let trimmed = line.trimmingCharacters(in: .whitespaces)
+        if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
+        guard let id = Int(trimmed), (0..<vocab).contains(id) else {
+          throw CommandError("--ids '\(path)': line \(n + 1): '\(trimmed.prefix(40))' is not a token id in 0..<\(vocab)", status: .dataError)
+        }
+        ids.append(id)
+      }
+      guard ids.count >= count else {
+        throw CommandError("--ids '\(path)': holds \(ids.count) ids, --tokens asks for \(count)", status: .dataError)
+      }
+      return Array(ids.prefix(count))
     }
     var rng = SplitMix64(seed: 3)
     return [1] + (1..<count).map { _ in Int(rng.next() % UInt64(vocab)) }

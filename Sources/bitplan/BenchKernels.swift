@@ -30,7 +30,9 @@ struct BenchKernels: ParsableCommand {
     guard !names.isEmpty, names.allSatisfy({ ["L1", "L2", "L3", "DRAM"].contains($0) }) else {
       throw ValidationError("--sizes: expected a comma list of L1, L2, L3, DRAM, got '\(sizes)'")
     }
-    if let formats { _ = try QuantFormat.parseList(formats) }
+    if let formats {
+      do { _ = try QuantFormat.parseList(formats) } catch { throw ValidationError("--formats '\(formats)': \(error)") }
+    }
   }
 
   func run() throws {

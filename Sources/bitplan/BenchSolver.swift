@@ -1,6 +1,7 @@
 import Allocation
 import ArgumentParser
 import Foundation
+import TensorCore
 
 /// `bitplan bench`: groups the benchmarks (`solver` here; kernels and engine join it).
 struct Bench: ParsableCommand {
@@ -17,8 +18,8 @@ struct BenchSolver: ParsableCommand {
     abstract: "Time the exact frontier of a seeded 210-layer × 10-format problem (target: < 1 s in release).")
 
   @Option(help: "Seed of the synthetic problem.") var seed: UInt64 = 1
-  @Option(help: "Transformer blocks (7 layers each).") var blocks = 30
-  @Option(help: "Budget for the per-solver timings, in bits per weight.") var bpw = 4.5
+  @Option(parsing: .unconditional, help: "Transformer blocks (7 layers each, at most 1000).") var blocks = 30
+  @Option(parsing: .unconditional, help: "Budget for the per-solver timings, in bits per weight.") var bpw = 4.5
   @Option(help: "Also write the synthetic problem as PROBLEM.json (for scripts/ilp_compare.py).") var writeProblem:
     String?
   @Flag(help: "Machine-readable output on stdout.") var json = false
@@ -27,18 +28,17 @@ struct BenchSolver: ParsableCommand {
   static let targetSeconds = 1.0
 
   func validate() throws {
-    guard blocks > 0 else { throw ValidationError("--blocks must be positive") }
-    guard bpw > 0 else { throw ValidationError("--bpw must be positive") }
+    guard (1...1000).contains(blocks) else { throw ValidationError("--blocks must be in 1...1000, got \(blocks)") }
+    guard bpw > 0 && bpw <= 64 else { throw ValidationError("--bpw must be in (0, 64], got \(bpw)") }
   }
 
   func run() throws {
+    if let path = writeProblem { try FileChecks.check(inputs: [], outputs: [OutputPath(option: "--write-problem", path: path)]) }
     let problem = SyntheticProblem.transformer(blocks: blocks, seed: seed)
     if let path = writeProblem {
       let encoder = JSONEncoder()
       encoder.outputFormatting = [.sortedKeys]
-      do { try encoder.encode(ProblemFile(problem)).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-        throw CommandError("cannot write '\(path)': \(error.localizedDescription)")
-      }
+      try FileChecks.write(try encoder.encode(ProblemFile(problem)), to: path, option: "--write-problem")
     }
     let clock = ContinuousClock()
     var frontier: ParetoFrontier?

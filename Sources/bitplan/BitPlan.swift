@@ -6,6 +6,10 @@ struct BitPlanCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "bitplan",
     abstract: "Per-layer sensitivity, exact bit allocation and validation for quantizing LLMs.",
+    discussion: """
+      Errors are one line on stderr naming the file or option. No command writes over one of its inputs, a \
+      folder, or anything but a regular file: outputs are written beside their target and renamed into place.
+      """ + " " + ExitStatus.table,
     version: "0.1.0",
     subcommands: [Inspect.self, Ppl.self, Measure.self, Allocate.self, Bench.self, TinyModel.self])
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ModelIO
+import TensorCore
 
 /// `bitplan inspect MODEL [--json]`: tensors, shapes, dtypes, parameter count, bytes.
 struct Inspect: ParsableCommand {
@@ -14,13 +15,14 @@ struct Inspect: ParsableCommand {
   var json = false
 
   func run() throws {
+    try FileChecks.check(inputs: [InputPath(option: "MODEL", path: model, allowsFolder: true)], outputs: [])
     let file = try ModelFile(path: model)
     let infos = file.tensorInfos
     let params = infos.reduce(0) { $0 + $1.parameterCount }
     let bytes = infos.reduce(0) { $0 + $1.sizeInBytes }
     if json {
       let report = InspectReport(
-        path: model, format: file.formatName, architecture: file.architecture, tensorCount: infos.count,
+        path: model, format: file.formatName, architecture: file.architecture ?? "unknown", tensorCount: infos.count,
         parameterCount: params, tensorBytes: bytes, tensors: infos)
       try printJSON(report)
       return

@@ -17,21 +17,21 @@ struct Measure: ParsableCommand {
 
   @Argument(help: "A .gguf file, or a Hugging Face folder.") var model: String
   @Option(help: "UTF-8 calibration text.") var calib: String
-  @Option(help: "Calibration tokens, BOS included.") var tokens = 512
-  @Option(help: "Leading calibration tokens for Hessian-vector products (and the Fisher window length).")
+  @Option(parsing: .unconditional, help: "Calibration tokens, BOS included.") var tokens = 512
+  @Option(parsing: .unconditional, help: "Leading calibration tokens for Hessian-vector products (and the Fisher window length).")
   var hvpTokens = 128
-  @Option(help: "Maximum Hutchinson probes.") var probes = 64
-  @Option(help: "Seed of every random stream.") var seed: UInt64 = 0
+  @Option(parsing: .unconditional, help: "Maximum Hutchinson probes.") var probes = 64
+  @Option(parsing: .unconditional, help: "Seed of every random stream.") var seed: UInt64 = 0
   @Option(help: "Comma-separated candidate formats (default: f16,int8,int6-g64,int4-g64,int4-g32,int3-g64,int2-g64).")
   var candidates: String?
-  @Option(help: "Stop the probes once every layer's relative standard error is below this (0: all probes).")
+  @Option(parsing: .unconditional, help: "Stop the probes once every layer's relative standard error is below this (0: all probes).")
   var tol = 0.0
   @Flag(help: "Also measure each layer's top Hessian eigenvalue by power iteration (slow: layers × iterations HVPs).")
   var eigen = false
-  @Option(help: "Power-iteration steps per layer with --eigen.") var eigenIterations = MeasureSettings.defaultEigenIterations
+  @Option(parsing: .unconditional, help: "Power-iteration steps per layer with --eigen.") var eigenIterations = MeasureSettings.defaultEigenIterations
   @Flag(inversion: .prefixedNo, help: "Keep the Hutchinson diagonal (the taylor_diag proxy).")
   var hessianDiagonal = true
-  @Option(help: "Audit N random single-layer quantizations: true ΔNLL and ΔKLD on held-out text.") var audit = 0
+  @Option(parsing: .unconditional, help: "Audit N random single-layer quantizations: true ΔNLL and ΔKLD on held-out text.") var audit = 0
   @Option(help: "Held-out text for --audit (default: the calibration text after the calibration tokens).")
   var auditText: String?
   @Option(name: [.customShort("o"), .customLong("output")], help: "The run file to write.") var output: String
@@ -40,14 +40,18 @@ struct Measure: ParsableCommand {
   var checkpointInterval = 30.0
 
   func validate() throws {
-    guard tokens >= 2 else { throw ValidationError("--tokens must be at least 2") }
-    guard hvpTokens >= 2 && hvpTokens <= tokens else { throw ValidationError("--hvp-tokens must be in 2...--tokens") }
-    guard probes >= 1 else { throw ValidationError("--probes must be at least 1") }
+    guard tokens >= 2 else { throw ValidationError("--tokens must be at least 2, got \(tokens)") }
+    guard hvpTokens >= 2 && hvpTokens <= tokens else {
+      throw ValidationError("--hvp-tokens must be in 2...--tokens (\(tokens)), got \(hvpTokens)")
+    }
+    guard probes >= 1 && probes <= 1_000_000 else { throw ValidationError("--probes must be in 1...1000000, got \(probes)") }
     guard tol >= 0 && tol.isFinite else { throw ValidationError("--tol must be a finite number ≥ 0") }
-    guard eigenIterations >= 1 else { throw ValidationError("--eigen-iterations must be at least 1") }
-    guard audit >= 0 else { throw ValidationError("--audit must be ≥ 0") }
+    guard eigenIterations >= 1 && eigenIterations <= 1_000_000 else {
+      throw ValidationError("--eigen-iterations must be in 1...1000000, got \(eigenIterations)")
+    }
+    guard audit >= 0 && audit <= 1_000_000 else { throw ValidationError("--audit must be in 0...1000000, got \(audit)") }
     guard auditText == nil || audit > 0 else { throw ValidationError("--audit-text needs --audit N") }
-    guard checkpointInterval >= 0 else { throw ValidationError("--checkpoint-interval must be ≥ 0") }
+    guard checkpointInterval >= 0 && checkpointInterval.isFinite else { throw ValidationError("--checkpoint-interval must be ≥ 0") }
   }
 
   func run() throws {
@@ -63,7 +67,7 @@ struct Measure: ParsableCommand {
     settings.auditCount = audit
     if let candidates {
       do { settings.candidates = try QuantFormat.parseList(candidates) } catch {
-        throw CommandError("--candidates: \(error)")
+        throw CommandError("--candidates '\(candidates)': \(error)")
       }
     }
     var stages: [MeasurementStage] = [.fisher, .hessian]

@@ -2,12 +2,6 @@ import ArgumentParser
 import Foundation
 import TensorCore
 
-/// A bad-input error as the CLI shows it: one line on stderr (ArgumentParser prints `Error: …`), exit status 1.
-struct CommandError: Error, CustomStringConvertible {
-  var description: String
-  init(_ description: String) { self.description = description }
-}
-
 /// Encodes `value` as pretty JSON with snake_case keys on stdout.
 func printJSON<T: Encodable>(_ value: T) throws {
   let encoder = JSONEncoder()

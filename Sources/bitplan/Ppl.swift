@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Pipeline
+import TensorCore
 
 /// `bitplan ppl MODEL --text FILE [--tokens N]`: mean NLL and perplexity of one window.
 struct Ppl: ParsableCommand {
@@ -9,19 +10,25 @@ struct Ppl: ParsableCommand {
 
   @Argument(help: "A .gguf file, or a Hugging Face folder.") var model: String
   @Option(help: "UTF-8 text file.") var text: String
-  @Option(help: "Window length in tokens, BOS included.") var tokens = 512
+  @Option(parsing: .unconditional, help: "Window length in tokens, BOS included (at most the model's context length).")
+  var tokens = 512
   @Flag(help: "Machine-readable output on stdout.") var json = false
 
   func validate() throws {
-    guard tokens >= 2 else { throw ValidationError("--tokens must be at least 2") }
+    guard tokens >= 2 else { throw ValidationError("--tokens must be at least 2, got \(tokens)") }
   }
 
   func run() throws {
     HeapPolicy.keepLargeArraysInHeap()
     let start = Date()
-    let text = try TokenWindow.readText(self.text)
+    try FileChecks.check(
+      inputs: [InputPath(option: "MODEL", path: model, allowsFolder: true), InputPath(option: "--text", path: self.text)],
+      outputs: [])
+    try Preflight.check(model: model, tokens: tokens, workload: .perplexity, texts: [self.text])
+    let text = try TokenWindow.readText(self.text, option: "--text")
     let loaded = try LoadedModel.load(path: model)
-    let window = try TokenWindow.make(text: text, tokenizer: loaded.tokenizer, count: tokens)
+    let window = try TokenWindow.make(
+      text: text, tokenizer: loaded.tokenizer, count: tokens, source: "--text '\(self.text)'")
     let nll = try loaded.model.meanNLL(tokens: window)
     let seconds = Date().timeIntervalSince(start)
     if json {

@@ -46,20 +46,41 @@ private func code(of body: () throws -> Void) -> AllocationError.Code? {
     #expect(again == problem)
   }
 
-  @Test func malformedFilesNameThePath() {
+  /// Every error gives the line and column, the JSON path and what is wrong.
+  @Test func malformedFilesNameTheLineColumnAndPath() {
     func message(_ json: String) -> String? {
       do { _ = try ProblemFile.decode(Data(json.utf8)) } catch { return error.message }
       return nil
     }
-    #expect(message(#"{"format_version": 2, "layers": []}"#)?.contains("format_version 2") == true)
+    #expect(message(#"{"format_version": 2, "layers": []}"#) == "line 1, column 20: format_version: format_version 2 is not supported (this tool reads 1)")
     #expect(
       message(#"{"format_version": 1, "layers": [{"name": "a", "params": 1, "candidates": [{"format": "x"}]}]}"#)
-        == "layers[0].candidates[0].bytes: required key 'bytes' is missing")
+        == "line 1, column 76: layers[0].candidates[0]: required key 'bytes' is missing")
     #expect(
-      message(#"{"format_version": 1, "layers": [{"name": "a", "params": "many", "candidates": []}]}"#)?
-        .hasPrefix("layers[0].params: expected") == true)
-    #expect(message("not json") != nil)
+      message(#"{"format_version": 1, "layers": [{"name": "a", "params": "many", "candidates": []}]}"#)
+        == "line 1, column 58: layers[0].params: expected a whole number, found a string")
+    #expect(message("not json")?.contains("not valid JSON") == true, "\(message("not json") ?? "")")
+    #expect(message("{\"format_version\": 1,\n  \"layers\": [ x ]}")?.hasPrefix("line 2, column 15: not valid JSON") == true)
     #expect(code { _ = try ProblemFile.decode(Data("[]".utf8)) } == .badProblemFile)
+  }
+
+  /// Byte counts are whole numbers within 2⁵⁰ (JSONDecoder called 1.5 "not valid JSON"), and their sum over layers
+  /// stays below 2⁶⁰, so no total can overflow.
+  @Test func byteCountsAreWholeAndBounded() {
+    func message(bytes: String, layers: Int = 1) -> String? {
+      let layer = #"{"name": "L", "params": 10, "candidates": [{"format": "int8", "bytes": "# + bytes + #", "error": 1}]}"#
+      let list = (0..<layers).map { layer.replacingOccurrences(of: "\"L\"", with: "\"l\($0)\"") }.joined(separator: ",\n")
+      do { _ = try ProblemFile.decode(Data((#"{"format_version": 1, "layers": ["# + list + "]}").utf8)) } catch { return error.message }
+      return nil
+    }
+    #expect(message(bytes: "12") == nil)
+    #expect(message(bytes: "1.5") == "line 1, column 106: layers[0].candidates[0].bytes: 1.5 is not a whole number")
+    #expect(message(bytes: "4611686018427387904")?.contains("out of range 0...1125899906842624") == true)
+    #expect(message(bytes: "99999999999999999999")?.contains("bytes:") == true)
+    #expect(message(bytes: "-1")?.contains("out of range") == true)
+    #expect(message(bytes: "true")?.contains("expected a whole number, found a boolean") == true)
+    #expect(message(bytes: "1125899906842624", layers: 1100)?.contains("sum past 2⁶⁰") == true)
+    #expect(message(bytes: "1125899906842624", layers: 1000) == nil)
   }
 
   @Test func scoresMustExist() throws {

@@ -28,11 +28,14 @@ struct BitplanProcess {
 
   static func fixture(_ name: String) -> String { repositoryRoot.appendingPathComponent("fixtures/\(name)").path }
 
-  /// Runs `bitplan args…` to completion.
-  static func run(_ args: [String]) throws -> Result {
+  /// Runs `bitplan args…` to completion, with `environment` added to this process's.
+  static func run(_ args: [String], environment: [String: String] = [:]) throws -> Result {
     let process = Process()
     process.executableURL = executable
     process.arguments = args
+    if !environment.isEmpty {
+      process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+    }
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
     process.standardError = err

@@ -29,7 +29,8 @@ import _TestSupport
     #expect(json["parameter_count"] as? Int == 90_560)
   }
 
-  /// Every corrupted fixture: exit status 1, one line on stderr naming the code and the file, nothing on stdout.
+  /// Every corrupted fixture: exit status 65 (bad input data), one line on stderr naming the code and the file,
+  /// nothing on stdout.
   @Test func corruptedFilesGiveOneLineTypedErrors() throws {
     let root = TestModels.repositoryRoot + "/Tests/ModelIOTests/Fixtures"
     var cases: [(String, String)] = []
@@ -41,7 +42,7 @@ import _TestSupport
     #expect(cases.count >= 9)
     for (file, code) in cases {
       let r = try BitplanProcess.run(["inspect", root + "/" + file])
-      #expect(r.status == 1, "\(file)")
+      #expect(r.status == 65, "\(file)")
       #expect(r.stdout.isEmpty, "\(file)")
       let lines = r.stderr.split(separator: "\n")
       #expect(lines.count == 1 && lines[0].contains("\(code):") && lines[0].contains(file), "\(file): \(r.stderr)")
@@ -64,15 +65,23 @@ import _TestSupport
       let code = file.split(separator: "-")[0]
       let r = try BitplanProcess.run(["inspect", folder.path])
       let lines = r.stderr.split(separator: "\n")
-      #expect(r.status == 1 && r.stdout.isEmpty, "\(file)")
+      #expect(r.status == (code == "io" ? 66 : 65) && r.stdout.isEmpty, "\(file)")
       #expect(lines.count == 1 && lines[0].contains("\(code):") && lines[0].contains("model.safetensors"), "\(file): \(r.stderr)")
     }
   }
 
+  /// A missing path is exit status 66; a bare safetensors file is listed like a GGUF (tensors, dtypes, shapes,
+  /// bytes), its architecture unknown.
   @Test func missingPathAndBareSafetensors() throws {
     let missing = try BitplanProcess.run(["inspect", "/nonexistent/model.gguf"])
-    #expect(missing.status == 1 && missing.stderr.contains("io:"))
+    #expect(missing.status == 66 && missing.stderr.contains("MODEL '/nonexistent/model.gguf': cannot be read"))
     let bare = try BitplanProcess.run(["inspect", BitplanProcess.fixture("tiny-llama/model.safetensors")])
-    #expect(bare.status == 1 && bare.stderr.contains("config"))
+    #expect(bare.status == 0, "\(bare.stderr)")
+    #expect(bare.stdout.contains("architecture: unknown") && bare.stdout.contains("tensors: 20   parameters: 90,560"))
+    #expect(bare.stdout.contains("model.layers.1.mlp.down_proj.weight") && bare.stdout.contains("64 x 128"))
+    let json = try BitplanProcess.run(["inspect", BitplanProcess.fixture("tiny-llama/model.safetensors"), "--json"])
+    let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]
+    #expect(object["architecture"] as? String == "unknown" && object["tensor_bytes"] as? Int == 362_240)
+    #expect((object["tensors"] as! [[String: Any]]).allSatisfy { $0["dtype"] as? String == "F32" })
   }
 }

@@ -77,9 +77,9 @@ import _TestSupport
     #expect(run.audit?.spearmanNLL.count == 5)
   }
 
-  /// Bad input: exit status 1, one line on stderr, no final run file.
+  /// Bad input: a non-zero exit status, one line on stderr, no final run file.
   @Test(arguments: [
-    (["--calib", "/nonexistent/calib.txt"], "cannot read text file"),
+    (["--calib", "/nonexistent/calib.txt"], "--calib '/nonexistent/calib.txt': cannot be read"),
     (["--calib", MeasureCLITests.calib, "--candidates", "int4-g48"], "--candidates"),
     (["--calib", MeasureCLITests.calib, "--candidates", "int4-g4096"], "badCandidate"),
     (["--calib", MeasureCLITests.calib, "--hvp-tokens", "600"], "--hvp-tokens"),

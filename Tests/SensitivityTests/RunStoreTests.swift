@@ -65,6 +65,46 @@ import _TestSupport
   }
 
   /// The DESIGN.md core, by path, type and shape, as other tools will read it.
+  /// A trace within two standard errors of zero, or negative, is too noisy to rank its layer; the proxies built on
+  /// the Hessian estimate are the ones allocate refuses on such a run.
+  @Test func noisyTracesAreCounted() throws {
+    let folder = temporaryFolder("noisy")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    var run = try filledStore(folder + "/RUN.h5").finish()
+    #expect(run.noisyTraceLayers == [1], "2 ± 0.5 ranks; −1.5 ± 0.5 does not")
+    run.hessianTrace = [0.9, 3]
+    run.hessianTraceStandardError = [0.5, 1]
+    #expect(run.noisyTraceLayers == [0], "0.9 < 2 · 0.5")
+    run.hessianTrace = [.nan, 3]
+    #expect(run.noisyTraceLayers == [0], "not measured")
+    #expect(LossProxy.allCases.filter(\.usesHessianEstimate) == [.hawqTrace, .taylorDiagonal])
+  }
+
+  /// The final rename re-checks its target: a folder put at RUN.h5 while the run went on is left alone.
+  @Test func finishNeverRenamesOverAFolder() throws {
+    let folder = temporaryFolder("finish-folder")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let store = try filledStore(folder + "/RUN.h5")
+    try FileManager.default.createDirectory(atPath: folder + "/RUN.h5", withIntermediateDirectories: false)
+    let error = try #require(throws: SensitivityError.self) { try store.finish() }
+    #expect(error.code == .io && error.message.contains("folder"), "\(error)")
+    var isFolder: ObjCBool = false
+    #expect(FileManager.default.fileExists(atPath: folder + "/RUN.h5", isDirectory: &isFolder) && isFolder.boolValue)
+    #expect(FileManager.default.fileExists(atPath: folder + "/RUN.h5.partial"), "the partial run is kept")
+  }
+
+  /// Cleaning up side files deletes files only: a folder that happens to carry a side file's name is left alone.
+  @Test func cleanupNeverDeletesAFolder() throws {
+    let folder = temporaryFolder("cleanup")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let lookalike = folder + "/RUN.h5.partial.gradient.7"
+    try FileManager.default.createDirectory(atPath: lookalike, withIntermediateDirectories: false)
+    _ = FileManager.default.createFile(atPath: lookalike + "/keep.txt", contents: Data("keep".utf8))
+    try filledStore(folder + "/RUN.h5").finish()
+    #expect(FileManager.default.fileExists(atPath: lookalike + "/keep.txt"))
+    #expect(!FileManager.default.fileExists(atPath: folder + "/RUN.h5.partial"))
+  }
+
   @Test func fileHasTheDesignLayout() throws {
     let folder = temporaryFolder("layout")
     defer { try? FileManager.default.removeItem(atPath: folder) }

@@ -1,0 +1,150 @@
+import Foundation
+import ModelIO
+import TensorCore
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// What a command will do with a model, for the memory estimate.
+public enum Workload: Sendable, Equatable {
+  /// One loss-only forward pass over the window (`ppl`).
+  case perplexity
+  /// Forward + backward with every activation kept, then Hessian-vector products on windows of `hvpTokens`, and
+  /// loss-only passes over `tokens` (`measure`; `bench engine` times the same steps).
+  case sensitivity(hvpTokens: Int)
+}
+
+/// A request the machine or the model cannot serve: more tokens than the model has positions, or more memory than
+/// this machine has.
+public struct ResourceError: Error, CustomStringConvertible, Sendable, Equatable {
+  /// What went wrong.
+  public enum Code: String, Sendable, CaseIterable {
+    /// `--tokens` beyond the model's context length.
+    case tooManyTokens
+    /// The command's estimated memory exceeds the machine's.
+    case notEnoughMemory
+  }
+
+  /// What went wrong.
+  public var code: Code
+  /// One line with the figures and the remedy.
+  public var message: String
+  /// The model, when there is one.
+  public var path: String?
+
+  /// Creates an error.
+  public init(_ code: Code, _ message: String, path: String? = nil) {
+    self.code = code
+    self.message = message
+    self.path = path
+  }
+
+  /// `code: message (path)`.
+  public var description: String { "\(code.rawValue): \(message)" + (path.map { " (\($0))" } ?? "") }
+}
+
+/// Checks made on a model's header before any weight is read: its config against its tensors, the token count
+/// against its context length, and the memory the command will need against the machine's.
+public enum Preflight {
+  /// Opens `path` (headers only), checks its config against its tensors and `tokens` against its context length,
+  /// and refuses a workload whose estimated memory exceeds `availableMemoryBytes()`.
+  /// - Parameters:
+  ///   - tokens: the largest window the command will run, BOS included.
+  ///   - option: the option that set `tokens`, for messages.
+  ///   - texts: text files the command reads whole; each costs about three times its size while it is decoded
+  ///     (the bytes, the `String`, the tokenized prefix), added to the estimate.
+  /// - Returns: the checked config.
+  /// - Throws: `ModelIOError` for a bad model, `ResourceError` for too many tokens or too little memory.
+  @discardableResult
+  public static func check(
+    model path: String, tokens: Int, workload: Workload, option: String = "--tokens", texts: [String] = []
+  ) throws -> LlamaConfig {
+    let file = try ModelFile(path: path)
+    let config = try file.llamaConfig()
+    try checkTokens(tokens, config: config, option: option, path: path)
+    let parameters = file.tensorInfos.reduce(0.0) { $0 + Double($1.parameterCount) }
+    let textBytes = texts.reduce(0.0) { total, text in
+      let size = (try? FileManager.default.attributesOfItem(atPath: text)[.size] as? NSNumber)?.doubleValue ?? 0
+      return total + 3 * size
+    }
+    try checkMemory(
+      estimatedBytes(config: config, parameters: parameters, tokens: tokens, workload: workload) + textBytes)
+    return config
+  }
+
+  /// `tokens` must not exceed the model's context length (when the file states one).
+  /// - Throws: `.tooManyTokens` naming both figures.
+  public static func checkTokens(_ tokens: Int, config: LlamaConfig, option: String, path: String? = nil)
+    throws(ResourceError)
+  {
+    let context = config.maxPositionEmbeddings
+    if context > 0 && tokens > context {
+      throw ResourceError(
+        .tooManyTokens,
+        "\(option) \(tokens) exceeds the model's context length of \(context) positions; use at most \(context)",
+        path: path)
+    }
+  }
+
+  /// Refuses `bytes` above the memory this process may use.
+  /// - Throws: `.notEnoughMemory` with both figures.
+  public static func checkMemory(_ bytes: Double) throws(ResourceError) {
+    let available = availableMemoryBytes()
+    if bytes > Double(available) {
+      throw ResourceError(
+        .notEnoughMemory,
+        "this needs about \(size(bytes)) of memory, the machine has \(size(Double(available))); "
+          + "use fewer tokens, a smaller model or a shorter text")
+    }
+  }
+
+  /// Estimated peak bytes of `workload` on a model with `config` and `parameters` weights, in Double so that
+  /// absurd inputs give a large number, not an overflow.
+  ///
+  /// Float weights `W = 4P`; loading holds the dequantized tensors and the engine's copy (2W). A pass that keeps
+  /// activations stores per block `T·(2 + 3d + 2q + 2kv + 3F) + H·T²` floats (`ForwardCache`), plus `(L+1)·T·d`
+  /// residuals and `T·V` probabilities; a loss-only pass keeps one block and two residuals. `sensitivity` adds
+  /// gradients and an HVP's second gradient (2W), the run's per-weight Double vectors (gradient and Hutchinson
+  /// sums and their working copies, 24P) and three kept-activation windows of `hvpTokens`. Checked against
+  /// `bench engine`'s peak RSS on SmolLM2 (2.0 GiB after a 512-token forward + backward; this gives 2.3 GiB).
+  public static func estimatedBytes(config c: LlamaConfig, parameters: Double, tokens: Int, workload: Workload)
+    -> Double
+  {
+    let (d, f, h, v, l) = (Double(c.hiddenSize), Double(c.intermediateSize), Double(c.headCount),
+      Double(c.vocabSize), Double(c.layerCount))
+    let (q, kv) = (Double(c.headCount * c.headDim), Double(c.kvHeadCount * c.headDim))
+    func block(_ t: Double) -> Double { t * (2 + 3 * d + 2 * q + 2 * kv + 3 * f) + h * t * t }
+    func kept(_ t: Double) -> Double { 4 * (l * block(t) + (l + 1) * t * d + t * v) }
+    func lossOnly(_ t: Double) -> Double { 4 * (block(t) + 2 * t * d + t * v) }
+    let weights = 4 * parameters
+    switch workload {
+    case .perplexity:
+      return 2 * weights + lossOnly(Double(tokens))
+    case .sensitivity(let hvpTokens):
+      return 4 * weights + 24 * parameters + 3 * kept(Double(hvpTokens)) + lossOnly(Double(tokens))
+    }
+  }
+
+  /// The memory this process may use: physical memory, or less under a cgroup limit (`memory.max`), or
+  /// `BITPLAN_MEMORY_LIMIT` bytes when set (to share a machine, and for tests).
+  public static func availableMemoryBytes() -> Int {
+    if let text = ProcessInfo.processInfo.environment["BITPLAN_MEMORY_LIMIT"], let limit = Int(text), limit > 0 {
+      return limit
+    }
+    var bytes = Int(sysconf(Int32(_SC_PHYS_PAGES))) &* Int(sysconf(Int32(_SC_PAGESIZE)))
+    if let text = try? String(contentsOfFile: "/sys/fs/cgroup/memory.max", encoding: .utf8),
+      let limit = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), limit > 0
+    {
+      bytes = min(bytes, limit)
+    }
+    return bytes
+  }
+
+  /// `512.0 MiB`, `23.5 GiB`, `3.6e+08 GiB`.
+  static func size(_ bytes: Double) -> String {
+    let gib = bytes / 1_073_741_824
+    if gib < 1 { return String(format: "%.1f MiB", bytes / 1_048_576) }
+    return gib < 1e6 ? String(format: "%.1f GiB", gib) : String(format: "%.2g GiB", gib)
+  }
+}
