@@ -48,8 +48,8 @@ What it does (Python 3 standard library only):
                    paths are watched only when they did not exist before, and removed after the run;
      dev-null      /dev/null is no longer the char device 1:3 (restored at once when running as root);
      fuzzer        generating the case raised (a bug of this script; the session goes on).
-   WARNINGS (counted, listed, not failures): exit status 1 whose stderr is not exactly one line starting `Error:`;
-   an exit status other than 0, 1 (typed error) or 64 (usage error).
+   WARNINGS (counted, listed, not failures): a non-zero exit status whose stderr is not exactly one line starting
+   `Error:`; an exit status other than the documented ones (0, 64 usage, 65, 66, 71, 73, 74; 70 is an internal error).
 4. Report: counts per command and per outcome (ok, error exit, usage exit, and each failure kind), runs per minute,
    and each failing case (command line, rule, detail, replay command) on stdout and in --reproducers (default
    fuzz-cli-reproducers.txt in the current folder; written only when something failed). Exit status 1 on any
@@ -111,8 +111,11 @@ BPW_OK = ["4.5", "2", "3", "8", "16", "5.25", "32", "4"]
 BPW_BAD = ["0", "-1", "-4.5", "", "nan", "inf", "-inf", "1e308", "1e309", "1e-308", "0.0001", "abc", "4,5",
            "9223372036854775807", "1e19", "64", "1000"]
 
-# Exit statuses: 0 success, 1 a typed error (CommandError, thrown), 64 ArgumentParser's usage error (EX_USAGE).
-EXPECTED_STATUSES = {0, 1, 64}
+# Exit statuses as `bitplan --help` and README.md document them (sysexits): 0 success, 64 usage, 65 bad input data,
+# 66 input missing or not a file, 71 not enough memory, 73 output cannot be created, 74 write failed. 70 (internal
+# error) and anything else is a warning: an error no module maps, or ArgumentParser's generic 1.
+EXPECTED_STATUSES = {0, 64, 65, 66, 71, 73, 74}
+ERROR_STATUSES = {65, 66, 71, 73, 74}
 
 
 def pick(rng, items):
@@ -1329,7 +1332,7 @@ def run_case(case, bitplan, timeout, memory_limit, file_limit, out_dir):
         outcome = "signal"
     elif rc == 0:
         outcome = "ok"
-    elif rc == 1:
+    elif rc in ERROR_STATUSES:
         outcome = "error"
     elif rc == 64:
         outcome = "usage"
@@ -1337,10 +1340,10 @@ def run_case(case, bitplan, timeout, memory_limit, file_limit, out_dir):
         outcome = f"exit {rc}"
     if not timed_out and rc not in EXPECTED_STATUSES and not (rc < 0 or rc >= 128):
         warnings.append(("exit-status", f"exit status {rc}"))
-    if rc == 1 and not timed_out:
+    if rc != 0 and 0 < rc < 128 and not timed_out:
         lines = [l for l in stderr.splitlines() if l.strip()]
         if len(lines) != 1 or not lines[0].startswith("Error: "):
-            warnings.append(("stderr", f"exit 1 with {len(lines)} stderr lines: " + " | ".join(lines[:3])[:300]))
+            warnings.append(("stderr", f"exit {rc} with {len(lines)} stderr lines: " + " | ".join(lines[:3])[:300]))
 
     after = snapshot(case.root)
     allowed = allowed_changes(case, before)

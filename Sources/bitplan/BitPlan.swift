@@ -14,9 +14,10 @@ struct BitPlanCommand: ParsableCommand {
     subcommands: [Inspect.self, Ppl.self, Measure.self, Allocate.self, Bench.self, TinyModel.self])
 
   /// Before any command: OpenBLAS must run the kernels this CPU allows (a relaunch with `OPENBLAS_CORETYPE` set
-  /// when the library did not recognise the CPU; see `BLASKernels.relaunchWithBestKernelsIfNeeded`).
+  /// when the library did not recognise the CPU; see `BLASKernels.relaunchWithBestKernelsIfNeeded`). Then the
+  /// command, with every error mapped to its exit status (`ExitStatus.swift`).
   static func main() {
     BLASKernels.relaunchWithBestKernelsIfNeeded()
-    main(nil)
+    runMappingErrors()
   }
 }

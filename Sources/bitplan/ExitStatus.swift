@@ -97,7 +97,7 @@ struct CommandError: Error, CustomStringConvertible {
 
 extension BitPlanCommand {
   /// Parses, runs, and maps every typed error to its exit status with a one-line message on stderr.
-  static func main() {
+  static func runMappingErrors() {
     do {
       var command = try parseAsRoot()
       try command.run()
