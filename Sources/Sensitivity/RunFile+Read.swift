@@ -1,8 +1,10 @@
 import HDF5
 
-/// Reading `RUN.h5`: every dataset's shape is checked against `/layers` and `/candidates` before use.
+/// Reading `RUN.h5`: the checksum (or, for an old file without one, a read in a child process) first, then every
+/// dataset's shape is checked against `/layers` and `/candidates` before use.
 extension RunFile {
   static func read(_ path: String) throws(SensitivityError) -> (MeasuredRun, RunProgress?) {
+    try verify(path)  // before any HDF5 call: libhdf5 may crash or hang on a damaged file
     do {
       return try HDF5File.withFile(path, mode: .readOnly) { f in
         let version = try f.attribute("format_version", as: Int64.self)

@@ -48,7 +48,12 @@ public final class RunStore {
     self.path = path
     let partial = path + ".partial"
     if FileManager.default.fileExists(atPath: partial) {
-      let (stored, progress) = try RunFile.read(partial)
+      let stored: MeasuredRun, progress: RunProgress?
+      do throws(SensitivityError) { (stored, progress) = try RunFile.read(partial) } catch {
+        if error.code != .badRunFile { throw error }
+        throw SensitivityError(
+          .badRunFile, "\(error.message); delete it or move it aside to start the run again", path: partial)
+      }
       guard let progress else {
         throw SensitivityError(.badRunFile, "'\(partial)' has no /progress group; delete it", path: partial)
       }
