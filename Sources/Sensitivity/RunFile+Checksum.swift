@@ -82,14 +82,17 @@ extension RunFile {
       throw SensitivityError(.badRunFile, "not a BitPlan run file (no checksum header, no HDF5 signature)", path: path)
     }
     let sealedLength = head[8..<16].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-    let (length, digest): (Int, [UInt8])
-    do { (length, digest) = try hashBody(handle, path) } catch let error as SensitivityError { throw error } catch {
+    let digest: [UInt8]
+    do {
+      let length = try handle.seekToEnd()  // refuse a truncated or extended file before hashing it
+      if length != sealedLength {
+        throw SensitivityError(
+          .badRunFile, "damaged (length \(length) bytes, \(sealedLength) when written: truncated or extended)",
+          path: path)
+      }
+      digest = try hashBody(handle, path).1
+    } catch let error as SensitivityError { throw error } catch {
       throw SensitivityError(.io, "cannot read the file: \(error)", path: path)
-    }
-    if UInt64(length) != sealedLength {
-      throw SensitivityError(
-        .badRunFile, "damaged (length \(length) bytes, \(sealedLength) when written: truncated or extended)",
-        path: path)
     }
     if Array(head[16..<48]) != digest || head[48...].contains(where: { $0 != 0 }) {
       throw SensitivityError(.badRunFile, "damaged (checksum mismatch)", path: path)

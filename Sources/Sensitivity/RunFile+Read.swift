@@ -17,6 +17,7 @@ extension RunFile {
         let l = names.count
         let shape = try f.read("/layers/shape", as: Int64.self)
         try expect(shape.shape == [l, 2], "/layers/shape", shape.shape, path)
+        try inRange(shape.values, 0...maximumDimension, "/layers/shape", path)
         let layers = names.indices.map {
           MeasuredRun.Layer(name: names[$0], rows: Int(shape.values[2 * $0]), columns: Int(shape.values[2 * $0 + 1]))
         }
@@ -41,7 +42,9 @@ extension RunFile {
         }
         run.weightError = rows(try grid(f, "/error/weight", l, c, path), columns: c)
         run.outputError = rows(try grid(f, "/error/output", l, c, path), columns: c)
-        run.bytes = rows(try integers(f, "/bytes", [l, c], path), columns: c)
+        let bytes = try integers(f, "/bytes", [l, c], path)
+        try inRange(bytes.map { Int64($0) }, -1...maximumLayerBytes, "/bytes", path)
+        run.bytes = rows(bytes, columns: c)
         let methods = try f.readStrings("/calibration/method")
         try expect(methods.shape == [l, c], "/calibration/method", methods.shape, path)
         run.calibrationMethod = rows(methods.values, columns: c)
@@ -118,6 +121,22 @@ extension RunFile {
     let a = try f.read(name, as: Int64.self)
     try expect(a.shape == shape, name, a.shape, path)
     return a.values.map { Int($0) }
+  }
+
+  /// The largest weight-matrix dimension we accept (16 Mi; a damaged file can hold anything): a layer then has at
+  /// most 2⁴⁸ weights, so parameter counts and bit budgets summed over layers cannot overflow.
+  static let maximumDimension: Int64 = 1 << 24
+  /// The largest layer size in bytes we accept (256 TiB): sums over many thousand layers cannot overflow.
+  static let maximumLayerBytes: Int64 = 1 << 48
+
+  private static func inRange(
+    _ values: [Int64], _ range: ClosedRange<Int64>, _ name: String, _ path: String
+  ) throws(SensitivityError) {
+    if let i = values.firstIndex(where: { !range.contains($0) }) {
+      throw SensitivityError(
+        .badRunFile, "'\(name)' element \(i) is \(values[i]), outside \(range.lowerBound)...\(range.upperBound)",
+        path: path)
+    }
   }
 
   private static func expect(_ ok: Bool, _ name: String, _ shape: [Int], _ path: String) throws(SensitivityError) {
