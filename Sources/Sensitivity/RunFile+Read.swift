@@ -52,11 +52,16 @@ extension RunFile {
         for name in try f.members(of: "/proxies") {
           run.proxies[name] = rows(try grid(f, "/proxies/\(name)", l, c, path), columns: c)
         }
-        if try f.exists("/audit") { run.audit = try readAudit(f, path) }
+        if try f.exists("/audit") { run.audit = try readAudit(f, l, c, path) }
         var progress: RunProgress?
         if try f.exists("/progress") {
-          progress = RunProgress(
-            values: try RunProgress.attributes.map { Int(try f.attribute($0, on: "/progress", as: Int64.self)) })
+          let values = try RunProgress.attributes.map { try f.attribute($0, on: "/progress", as: Int64.self) }
+          // fisher_windows, the two flags, eigen_layers, layers_done: a resumed run starts from these.
+          let ranges: [ClosedRange<Int64>] = [0...Int64.max >> 1, 0...1, 0...1, 0...Int64(l), 0...Int64(l)]
+          for (name, (value, range)) in zip(RunProgress.attributes, zip(values, ranges)) {
+            try inRange([value], range, "/progress \(name)", path)
+          }
+          progress = RunProgress(values: values.map { Int($0) })
         }
         return (run, progress)
       }
@@ -85,13 +90,16 @@ extension RunFile {
       auditTokens: try f.hasAttribute("audit_tokens") ? int("audit_tokens") : 0)
   }
 
-  private static func readAudit(_ f: HDF5File, _ path: String) throws -> MeasuredRun.Audit {
+  private static func readAudit(_ f: HDF5File, _ l: Int, _ c: Int, _ path: String) throws -> MeasuredRun.Audit {
     var a = MeasuredRun.Audit()
     a.baselineNLL = try f.attribute("baseline_nll", on: "/audit", as: Double.self)
     if try f.exists("/audit/layer") {
-      a.layer = try f.read("/audit/layer", as: Int64.self).values.map { Int($0) }
+      let layers = try f.read("/audit/layer", as: Int64.self).values
+      try inRange(layers, 0...Int64(max(l - 1, 0)), "/audit/layer", path)
+      a.layer = layers.map { Int($0) }
       let n = a.layer.count
       a.candidate = try integers(f, "/audit/candidate", [n], path)
+      try inRange(a.candidate.map { Int64($0) }, 0...Int64(max(c - 1, 0)), "/audit/candidate", path)
       a.deltaNLL = try vector(f, "/audit/delta_nll", n, path)
       a.deltaKLD = try vector(f, "/audit/delta_kld", n, path)
     }
@@ -99,6 +107,9 @@ extension RunFile {
       let scores = try f.readStrings("/audit/score").values
       let nll = try vector(f, "/audit/spearman_nll", scores.count, path)
       let kld = try vector(f, "/audit/spearman_kld", scores.count, path)
+      if Set(scores).count != scores.count {
+        throw SensitivityError(.badRunFile, "'/audit/score' names a score twice", path: path)
+      }
       a.spearmanNLL = Dictionary(uniqueKeysWithValues: zip(scores, nll))
       a.spearmanKLD = Dictionary(uniqueKeysWithValues: zip(scores, kld))
     }

@@ -57,6 +57,13 @@ public final class RunStore {
       guard let progress else {
         throw SensitivityError(.badRunFile, "'\(partial)' has no /progress group; delete it", path: partial)
       }
+      // A resumed run continues from these counts; more than its own settings allow is damage, not progress.
+      let settings = stored.provenance
+      if stored.probeValues.count > settings.probes || (stored.audit?.layer.count ?? 0) > settings.auditCount {
+        throw SensitivityError(
+          .badRunFile, "more probes or audit entries than its settings allow; delete it or move it aside to start "
+            + "the run again", path: partial)
+      }
       var differences = provenance.differences(from: stored.provenance)
       if stored.layers != layers { differences.append("layers") }
       if stored.candidates != candidates { differences.append("candidate bits per weight") }
