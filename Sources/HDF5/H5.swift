@@ -34,6 +34,14 @@ enum H5 {
     body()
   }
 
+  /// `lockedQuietly` returning a value.
+  static func lockedQuietly<R>(returning body: () -> R) -> R {
+    lock.lock()
+    defer { lock.unlock() }
+    _ = H5Eset_auto2(bitplan_H5E_DEFAULT(), nil, nil)
+    return body()
+  }
+
   // MARK: - Errors
 
   /// HDF5's descriptions on the current error stack, innermost first (at most three), then clears the stack.
@@ -67,9 +75,21 @@ enum H5 {
 
   // MARK: - Files
 
-  static func fileCreate(_ path: String, _ site: H5Site) throws(HDF5Error) -> hid_t {
-    try check(
-      path.withCString { H5Fcreate($0, bitplan_H5F_ACC_TRUNC(), bitplan_H5P_DEFAULT(), bitplan_H5P_DEFAULT()) },
+  /// `H5Fcreate`, truncating; `userBlockSize` bytes at the start of the file are left to the caller (0, or a
+  /// power of two ≥ 512; `H5Pset_userblock`).
+  static func fileCreate(_ path: String, userBlockSize: Int = 0, _ site: H5Site) throws(HDF5Error) -> hid_t {
+    var creation = bitplan_H5P_DEFAULT()
+    if userBlockSize > 0 {
+      creation = try check(H5Pcreate(bitplan_H5P_FILE_CREATE()), "H5Pcreate", site)
+      if H5Pset_userblock(creation, hsize_t(userBlockSize)) < 0 {
+        let error = failure(.invalidArgument, "H5Pset_userblock", site)
+        propertyListClose(creation)
+        throw error
+      }
+    }
+    defer { if creation != bitplan_H5P_DEFAULT() { propertyListClose(creation) } }
+    return try check(
+      path.withCString { H5Fcreate($0, bitplan_H5F_ACC_TRUNC(), creation, bitplan_H5P_DEFAULT()) },
       "H5Fcreate", site, .io)
   }
 

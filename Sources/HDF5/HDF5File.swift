@@ -39,13 +39,15 @@ public final class HDF5File: @unchecked Sendable {
   private var id: hid_t
 
   /// Creates or opens `path`.
+  /// - Parameter userBlockSize: for `.create`, bytes reserved at the start of the file for the caller (0, or a
+  ///   power of two ≥ 512); HDF5 puts its superblock after them and never touches them. Ignored when opening.
   /// - Throws: `.notHDF5` when an existing file has no HDF5 signature, `.io` when it cannot be created or opened.
-  public init(path: String, mode: Mode) throws(HDF5Error) {
+  public init(path: String, mode: Mode, userBlockSize: Int = 0) throws(HDF5Error) {
     self.path = path
     self.mode = mode
     let site = H5Site(file: path, object: "/")
     id = try H5.locked { () throws(HDF5Error) -> hid_t in
-      if mode == .create { return try H5.fileCreate(path, site) }
+      if mode == .create { return try H5.fileCreate(path, userBlockSize: userBlockSize, site) }
       if !(try H5.fileIsHDF5(path, site)) {
         throw HDF5Error(.notHDF5, "no HDF5 signature; this is not an HDF5 file", path: path)
       }
@@ -60,8 +62,10 @@ public final class HDF5File: @unchecked Sendable {
 
   /// Opens `path`, runs `body`, and closes the file whether `body` returns or throws.
   /// - Throws: what opening, `body` or closing throws.
-  public static func withFile<R>(_ path: String, mode: Mode, _ body: (HDF5File) throws -> R) throws -> R {
-    let file = try HDF5File(path: path, mode: mode)
+  public static func withFile<R>(
+    _ path: String, mode: Mode, userBlockSize: Int = 0, _ body: (HDF5File) throws -> R
+  ) throws -> R {
+    let file = try HDF5File(path: path, mode: mode, userBlockSize: userBlockSize)
     let result: R
     do { result = try body(file) } catch {
       try? file.close()

@@ -1,8 +1,10 @@
 import HDF5
 
-/// Reading `RUN.h5`: every dataset's shape is checked against `/layers` and `/candidates` before use.
+/// Reading `RUN.h5`: the checksum (or, for an old file without one, a read in a child process) first, then every
+/// dataset's shape is checked against `/layers` and `/candidates` before use.
 extension RunFile {
   static func read(_ path: String) throws(SensitivityError) -> (MeasuredRun, RunProgress?) {
+    try verify(path)  // before any HDF5 call: libhdf5 may crash or hang on a damaged file
     do {
       return try HDF5File.withFile(path, mode: .readOnly) { f in
         let version = try f.attribute("format_version", as: Int64.self)
@@ -15,6 +17,7 @@ extension RunFile {
         let l = names.count
         let shape = try f.read("/layers/shape", as: Int64.self)
         try expect(shape.shape == [l, 2], "/layers/shape", shape.shape, path)
+        try inRange(shape.values, 0...maximumDimension, "/layers/shape", path)
         let layers = names.indices.map {
           MeasuredRun.Layer(name: names[$0], rows: Int(shape.values[2 * $0]), columns: Int(shape.values[2 * $0 + 1]))
         }
@@ -39,7 +42,9 @@ extension RunFile {
         }
         run.weightError = rows(try grid(f, "/error/weight", l, c, path), columns: c)
         run.outputError = rows(try grid(f, "/error/output", l, c, path), columns: c)
-        run.bytes = rows(try integers(f, "/bytes", [l, c], path), columns: c)
+        let bytes = try integers(f, "/bytes", [l, c], path)
+        try inRange(bytes.map { Int64($0) }, -1...maximumLayerBytes, "/bytes", path)
+        run.bytes = rows(bytes, columns: c)
         let methods = try f.readStrings("/calibration/method")
         try expect(methods.shape == [l, c], "/calibration/method", methods.shape, path)
         run.calibrationMethod = rows(methods.values, columns: c)
@@ -47,11 +52,16 @@ extension RunFile {
         for name in try f.members(of: "/proxies") {
           run.proxies[name] = rows(try grid(f, "/proxies/\(name)", l, c, path), columns: c)
         }
-        if try f.exists("/audit") { run.audit = try readAudit(f, path) }
+        if try f.exists("/audit") { run.audit = try readAudit(f, l, c, path) }
         var progress: RunProgress?
         if try f.exists("/progress") {
-          progress = RunProgress(
-            values: try RunProgress.attributes.map { Int(try f.attribute($0, on: "/progress", as: Int64.self)) })
+          let values = try RunProgress.attributes.map { try f.attribute($0, on: "/progress", as: Int64.self) }
+          // fisher_windows, the two flags, eigen_layers, layers_done: a resumed run starts from these.
+          let ranges: [ClosedRange<Int64>] = [0...Int64.max >> 1, 0...1, 0...1, 0...Int64(l), 0...Int64(l)]
+          for (name, (value, range)) in zip(RunProgress.attributes, zip(values, ranges)) {
+            try inRange([value], range, "/progress \(name)", path)
+          }
+          progress = RunProgress(values: values.map { Int($0) })
         }
         return (run, progress)
       }
@@ -80,13 +90,16 @@ extension RunFile {
       auditTokens: try f.hasAttribute("audit_tokens") ? int("audit_tokens") : 0)
   }
 
-  private static func readAudit(_ f: HDF5File, _ path: String) throws -> MeasuredRun.Audit {
+  private static func readAudit(_ f: HDF5File, _ l: Int, _ c: Int, _ path: String) throws -> MeasuredRun.Audit {
     var a = MeasuredRun.Audit()
     a.baselineNLL = try f.attribute("baseline_nll", on: "/audit", as: Double.self)
     if try f.exists("/audit/layer") {
-      a.layer = try f.read("/audit/layer", as: Int64.self).values.map { Int($0) }
+      let layers = try f.read("/audit/layer", as: Int64.self).values
+      try inRange(layers, 0...Int64(max(l - 1, 0)), "/audit/layer", path)
+      a.layer = layers.map { Int($0) }
       let n = a.layer.count
       a.candidate = try integers(f, "/audit/candidate", [n], path)
+      try inRange(a.candidate.map { Int64($0) }, 0...Int64(max(c - 1, 0)), "/audit/candidate", path)
       a.deltaNLL = try vector(f, "/audit/delta_nll", n, path)
       a.deltaKLD = try vector(f, "/audit/delta_kld", n, path)
     }
@@ -94,6 +107,9 @@ extension RunFile {
       let scores = try f.readStrings("/audit/score").values
       let nll = try vector(f, "/audit/spearman_nll", scores.count, path)
       let kld = try vector(f, "/audit/spearman_kld", scores.count, path)
+      if Set(scores).count != scores.count {
+        throw SensitivityError(.badRunFile, "'/audit/score' names a score twice", path: path)
+      }
       a.spearmanNLL = Dictionary(uniqueKeysWithValues: zip(scores, nll))
       a.spearmanKLD = Dictionary(uniqueKeysWithValues: zip(scores, kld))
     }
@@ -116,6 +132,22 @@ extension RunFile {
     let a = try f.read(name, as: Int64.self)
     try expect(a.shape == shape, name, a.shape, path)
     return a.values.map { Int($0) }
+  }
+
+  /// The largest weight-matrix dimension we accept (16 Mi; a damaged file can hold anything): a layer then has at
+  /// most 2⁴⁸ weights, so parameter counts and bit budgets summed over layers cannot overflow.
+  static let maximumDimension: Int64 = 1 << 24
+  /// The largest layer size in bytes we accept (256 TiB): sums over many thousand layers cannot overflow.
+  static let maximumLayerBytes: Int64 = 1 << 48
+
+  private static func inRange(
+    _ values: [Int64], _ range: ClosedRange<Int64>, _ name: String, _ path: String
+  ) throws(SensitivityError) {
+    if let i = values.firstIndex(where: { !range.contains($0) }) {
+      throw SensitivityError(
+        .badRunFile, "'\(name)' element \(i) is \(values[i]), outside \(range.lowerBound)...\(range.upperBound)",
+        path: path)
+    }
   }
 
   private static func expect(_ ok: Bool, _ name: String, _ shape: [Int], _ path: String) throws(SensitivityError) {

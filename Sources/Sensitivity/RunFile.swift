@@ -28,11 +28,12 @@ public struct RunProgress: Sendable, Equatable {
 }
 
 /// Writes a `MeasuredRun` (and, for a partial run, its progress) as `RUN.h5`, and reads it back, in the layout of
-/// `Documentation/RunFormat.md`. Each call writes a whole file; `RunStore` makes that atomic by renaming.
+/// `Documentation/RunFormat.md`. Each call writes a whole file, then seals it with a checksum that `read` checks
+/// before libhdf5 sees the file (`RunFile+Checksum.swift`); `RunStore` makes that atomic by renaming.
 enum RunFile {
   static func write(_ run: MeasuredRun, progress: RunProgress?, to path: String) throws(SensitivityError) {
     do {
-      try HDF5File.withFile(path, mode: .create) { f in
+      try HDF5File.withFile(path, mode: .create, userBlockSize: userBlockSize) { f in
         try writeProvenance(run.provenance, f)
         let (l, c) = (run.layers.count, run.candidates.count)
         try f.write(run.layers.map(\.name), to: "/layers/name")
@@ -65,6 +66,7 @@ enum RunFile {
     } catch {
       throw SensitivityError(.io, "\(error)", path: path)
     }
+    try seal(path)
   }
 
   /// The datasets with one `Double` per layer, by path.

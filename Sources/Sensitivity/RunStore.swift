@@ -49,9 +49,21 @@ public final class RunStore {
     self.path = path
     let partial = path + ".partial"
     if FileManager.default.fileExists(atPath: partial) {
-      let (stored, progress) = try RunFile.read(partial)
+      let stored: MeasuredRun, progress: RunProgress?
+      do throws(SensitivityError) { (stored, progress) = try RunFile.read(partial) } catch {
+        if error.code != .badRunFile { throw error }
+        throw SensitivityError(
+          .badRunFile, "\(error.message); delete it or move it aside to start the run again", path: partial)
+      }
       guard let progress else {
         throw SensitivityError(.badRunFile, "'\(partial)' has no /progress group; delete it", path: partial)
+      }
+      // A resumed run continues from these counts; more than its own settings allow is damage, not progress.
+      let settings = stored.provenance
+      if stored.probeValues.count > settings.probes || (stored.audit?.layer.count ?? 0) > settings.auditCount {
+        throw SensitivityError(
+          .badRunFile, "more probes or audit entries than its settings allow; delete it or move it aside to start "
+            + "the run again", path: partial)
       }
       var differences = provenance.differences(from: stored.provenance)
       if stored.layers != layers { differences.append("layers") }
@@ -82,6 +94,12 @@ public final class RunStore {
     }
     return run
   }
+
+  /// Writes a fresh checksum header into the run file at `path`, accepting its bytes as they are now. For tests
+  /// that edit a run file with HDF5 to reach the reader's other rules; an edited file is otherwise refused as
+  /// "damaged (checksum mismatch)".
+  /// - Throws: `.io` when the file cannot be read or written.
+  package static func resealAfterEditing(_ path: String) throws(SensitivityError) { try RunFile.seal(path) }
 
   /// Writes the current state to the partial file atomically.
   func checkpoint() throws(SensitivityError) {
