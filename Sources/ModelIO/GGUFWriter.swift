@@ -187,18 +187,3 @@ public struct GGUFWriter: Sendable {
     }
   }
 }
-
-/// Writes all of `bytes` to `fd`, retrying short writes and EINTR; false on any other error (errno set).
-private func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
-  guard let base = bytes.baseAddress else { return true }
-  var done = 0
-  while done < bytes.count {
-    let n = write(fd, base + done, bytes.count - done)
-    if n < 0 {
-      if errno == EINTR { continue }
-      return false
-    }
-    done += n
-  }
-  return true
-}

@@ -314,8 +314,8 @@ public struct FileIdentity: Hashable, Sendable {
   }
 }
 
-/// `write(2)` until every byte is written (retrying on EINTR).
-private func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+/// `write(2)` until every byte is written, retrying short writes and EINTR; false on any other error (errno set).
+public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
   guard let base = bytes.baseAddress else { return true }
   var done = 0
   while done < bytes.count {
