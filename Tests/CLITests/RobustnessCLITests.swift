@@ -141,8 +141,10 @@ import _TestSupport
     ])
     #expect(r.status == 0, "\(r.stderr)")
     #expect(try FileManager.default.destinationOfSymbolicLink(atPath: w.root + "/run.h5") == w.root + "/sub/old.h5")
-    let head = try Data(contentsOf: URL(fileURLWithPath: w.root + "/sub/old.h5")).prefix(4)
-    #expect(Array(head) == [0x89, 0x48, 0x44, 0x46], "the linked file is now the run")
+    // a run file: the checksum header ("BPRUNSHA", Documentation/RunFormat.md), then HDF5 at the user block's end
+    let bytes = try Data(contentsOf: URL(fileURLWithPath: w.root + "/sub/old.h5"))
+    #expect(Array(bytes.prefix(8)) == Array("BPRUNSHA".utf8), "the linked file is now the run")
+    #expect(Array(bytes.dropFirst(512).prefix(4)) == [0x89, 0x48, 0x44, 0x46], "the linked file is now the run")
     #expect(try FileManager.default.contentsOfDirectory(atPath: w.root + "/sub") == ["old.h5"], "no partial or temporary left")
   }
 
