@@ -813,6 +813,14 @@ class Case:
 
 # Option helpers: each returns the argv words for one option.
 
+def shuffled(case, argv, opts, known):
+    """argv + the option groups in a seeded random order, then `structural` faults (`known`: the groups it may repeat)."""
+    case.rng.shuffle(opts)
+    for o in opts:
+        argv += o
+    return structural(case.rng, case, argv, known)
+
+
 def structural(rng, case, argv, known):
     """Unknown options, repeated options, a stray positional, `--`, help flags (at the case's fault rate)."""
     if case.ok():
@@ -854,10 +862,7 @@ def gen_ppl(case):
         opts.append(["--tokens", case.int(lambda: rng.choice([2, 3, 8, 16, 32, 64]))])
     if rng.random() < 0.3:
         opts.append(["--json"])
-    rng.shuffle(opts)
-    for o in opts:
-        argv += o
-    return structural(rng, case, argv, opts)
+    return shuffled(case, argv, opts, known=opts)
 
 
 def gen_measure(case):
@@ -913,10 +918,7 @@ def gen_measure(case):
             except OSError:
                 pass
         opts.append([pick(rng, ["-o", "--output", "-o"]), out])
-    rng.shuffle(opts)
-    for o in opts:
-        argv += o
-    return structural(rng, case, argv, opts)
+    return shuffled(case, argv, opts, known=opts)
 
 
 def gen_allocate(case):
@@ -951,10 +953,7 @@ def gen_allocate(case):
         opts.append(["--frontier", case.output("frontier", pick(rng, [".csv"] * 5 + [".json", ""]))])
     if rng.random() < 0.3:
         opts.append(["--json"])
-    rng.shuffle(opts)
-    for o in opts:
-        argv += o
-    return structural(rng, case, argv, opts)
+    return shuffled(case, argv, opts, known=opts)
 
 
 def gen_bench_kernels(case):
@@ -967,10 +966,7 @@ def gen_bench_kernels(case):
     opts.append(["--formats", case.choose(FORMATS, BAD_FORMATS)])
     if rng.random() < 0.3:
         opts.append(["--json"])
-    rng.shuffle(opts)
-    for o in opts:
-        argv += o
-    return structural(rng, case, argv, [])
+    return shuffled(case, argv, opts, known=[])
 
 
 def gen_bench_engine(case):
@@ -996,10 +992,7 @@ def gen_bench_engine(case):
     opts.append(["--repeats", case.choose(["1"], ["0", "-1", "", "x", "2"])])
     if rng.random() < 0.3:
         opts.append(["--json"])
-    rng.shuffle(opts)
-    for o in opts:
-        argv += o
-    return structural(rng, case, argv, [])
+    return shuffled(case, argv, opts, known=[])
 
 
 def gen_bench_solver(case):
@@ -1016,10 +1009,7 @@ def gen_bench_solver(case):
         opts.append(["--write-problem", case.output("problem", pick(rng, [".json"] * 4 + [""]))])
     if rng.random() < 0.3:
         opts.append(["--json"])
-    rng.shuffle(opts)
-    for o in opts:
-        argv += o
-    return structural(rng, case, argv, [])
+    return shuffled(case, argv, opts, known=[])
 
 
 def gen_tiny_model(case):
@@ -1060,10 +1050,7 @@ def gen_tiny_model(case):
         opts.append(["--seed", case.u64()])
     if rng.random() < 0.2:
         opts.append([pick(rng, ["--tied", "--no-tied"])])
-    rng.shuffle(opts)
-    for o in opts:
-        argv += o
-    return structural(rng, case, argv, [])
+    return shuffled(case, argv, opts, known=[])
 
 
 def gen_root(case):
