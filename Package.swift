@@ -26,12 +26,13 @@ let package = Package(
     .target(name: "Quantization", dependencies: ["TensorCore", "CKernels"], exclude: ["README.md"]),
     .target(name: "Engine", dependencies: ["TensorCore", "Quantization"], exclude: ["README.md"]),
     .target(name: "Sensitivity", dependencies: ["Engine", "Quantization", "HDF5", "TensorCore"], exclude: ["README.md"]),
-    .target(name: "Pipeline", dependencies: ["ModelIO", "Engine", "Quantization", "Sensitivity", "Allocation", "TensorCore"]),
+    .target(name: "Validation", dependencies: ["Engine", "Quantization", "Allocation", "TensorCore"], exclude: ["README.md"]),
+    .target(name: "Pipeline", dependencies: ["ModelIO", "Engine", "Quantization", "Sensitivity", "Allocation", "Validation", "TensorCore"]),
     // MARK: - Command line
     .executableTarget(
       name: "bitplan",
       dependencies: [
-        "TensorCore", "HDF5", "ModelIO", "Quantization", "Engine", "Sensitivity", "Allocation", "Pipeline",
+        "TensorCore", "HDF5", "ModelIO", "Quantization", "Engine", "Sensitivity", "Allocation", "Validation", "Pipeline",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     // MARK: - Tests
@@ -44,6 +45,7 @@ let package = Package(
     .testTarget(name: "SensitivityTests", dependencies: ["Sensitivity", "HDF5", "_TestSupport"]),
     .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "_TestSupport"]),
     .testTarget(name: "AllocationTests", dependencies: ["Allocation", "_TestSupport"]),
+    .testTarget(name: "ValidationTests", dependencies: ["Validation", "_TestSupport"]),
     .testTarget(name: "CLITests", dependencies: ["bitplan", "_TestSupport"]),
   ]
 )

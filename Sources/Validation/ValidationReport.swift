@@ -1,0 +1,191 @@
+import Foundation
+
+/// One window's scores of one model against the base (means over the window's scored predictions).
+public struct WindowScore: Sendable, Equatable, Codable {
+  /// Where the window starts in the tokenized text.
+  public var start: Int
+  /// Mean NLL of the scored targets under this model.
+  public var nll: Double
+  /// Mean KL(base ‖ model) in nats.
+  public var kld: Double
+  /// 99th percentile of the per-position KLD.
+  public var kldP99: Double
+  /// Largest per-position KLD.
+  public var kldMax: Double
+  /// Fraction of positions whose argmax equals the base's.
+  public var top1: Double
+
+  enum CodingKeys: String, CodingKey {
+    case start, nll, kld, top1
+    case kldP99 = "kld_p99"
+    case kldMax = "kld_max"
+  }
+}
+
+/// Per-position values of one window, before they are summarized.
+public struct PositionScores: Sendable {
+  public var nll: [Double]
+  public var kld: [Double]
+  public var top1Agrees: [Bool]
+
+  public init(nll: [Double], kld: [Double], top1Agrees: [Bool]) {
+    precondition(nll.count == kld.count && kld.count == top1Agrees.count, "position scores of unequal length")
+    self.nll = nll
+    self.kld = kld
+    self.top1Agrees = top1Agrees
+  }
+
+  /// The window's means, p99 and max.
+  public func summary(start: Int) -> WindowScore {
+    let n = Double(max(nll.count, 1))
+    let sorted = kld.sorted()
+    return WindowScore(
+      start: start, nll: nll.reduce(0, +) / n, kld: kld.reduce(0, +) / n,
+      kldP99: WindowBootstrap.percentile(sorted, 0.99), kldMax: sorted.last ?? 0,
+      top1: Double(top1Agrees.filter { $0 }.count) / n)
+  }
+}
+
+/// One scored model (the plan or a baseline): size, metrics with intervals, per-window values.
+public struct ScoredModel: Sendable, Equatable, Codable {
+  /// `plan`, `uniform`, `q4km`, `edges`, or `base`.
+  public var name: String
+  /// What it is: `plan (exact)`, `uniform int4-g128`, `q4km (q4_0/q8_0, filled)`.
+  public var label: String
+  /// Σ bytes of the planned layers in their formats.
+  public var bytes: Int
+  /// `bytes · 8 / parameters` of the planned layers.
+  public var bitsPerWeight: Double
+  /// How many planned layers use each format.
+  public var formatCounts: [String: Int]
+  /// Perplexity `exp(mean NLL)` with the interval of `exp` of the mean NLL's.
+  public var perplexity: Interval
+  /// Mean NLL − the base's mean NLL over the same positions.
+  public var deltaNLL: Interval
+  /// Mean KL(base ‖ model), nats.
+  public var kld: Interval
+  /// 99th percentile of per-position KLD over all scored positions.
+  public var kldP99: Double
+  /// Largest per-position KLD.
+  public var kldMax: Double
+  /// Top-1 agreement with the base.
+  public var top1: Interval
+  /// For a baseline: its mean KLD minus the plan's (positive: the plan is better), paired over the same windows.
+  public var kldMinusPlan: Interval?
+  public var windows: [WindowScore]
+
+  enum CodingKeys: String, CodingKey {
+    case name, label, bytes, perplexity, kld, top1, windows
+    case bitsPerWeight = "bits_per_weight"
+    case formatCounts = "format_counts"
+    case deltaNLL = "delta_nll"
+    case kldP99 = "kld_p99"
+    case kldMax = "kld_max"
+    case kldMinusPlan = "kld_minus_plan"
+  }
+}
+
+/// VALIDATION.json: the plan and its baselines scored on the same windows (Documentation/RunFormat.md).
+public struct ValidationReport: Sendable, Equatable, Codable {
+  public var formatVersion = 1
+  public var model: String
+  public var modelSHA256: String
+  public var plan: String
+  public var evalText: String
+  public var evalSHA256: String
+  /// `bitplan` or `llama-perplexity`.
+  public var scoringProtocol: String
+  /// `int8` or `f32`.
+  public var activations: String
+  /// Tokens per window.
+  public var tokens: Int
+  /// Window starts in the tokenized text.
+  public var windowStarts: [Int]
+  /// Scored predictions per window.
+  public var scoredPerWindow: Int
+  public var bootstrapReplicates: Int
+  public var bootstrapSeed: UInt64
+  /// The reference model's perplexity (with interval) on the scored positions.
+  public var basePerplexity: Interval
+  /// What the reference is: `f32 (dequantized weights)` or `file types, packed`.
+  public var baseDescription: String
+  /// The plan first, then each baseline.
+  public var models: [ScoredModel]
+  /// Wall-clock seconds of the whole validation.
+  public var elapsedSeconds: Double
+
+  enum CodingKeys: String, CodingKey {
+    case model, plan, activations, tokens, models
+    case formatVersion = "format_version"
+    case modelSHA256 = "model_sha256"
+    case evalText = "eval_text"
+    case evalSHA256 = "eval_sha256"
+    case scoringProtocol = "protocol"
+    case windowStarts = "window_starts"
+    case scoredPerWindow = "scored_per_window"
+    case bootstrapReplicates = "bootstrap_replicates"
+    case bootstrapSeed = "bootstrap_seed"
+    case basePerplexity = "base_perplexity"
+    case baseDescription = "base"
+    case elapsedSeconds = "elapsed_seconds"
+  }
+
+  /// Pretty, sorted-key JSON with a final newline.
+  public func jsonData() throws -> Data {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    var data = try encoder.encode(self)
+    data.append(0x0A)
+    return data
+  }
+
+  /// The plan-vs-baselines table as fixed-width text lines.
+  public var table: [String] {
+    var lines = ["model                                   bytes      bpw   KLD (nats) [95%]              PPL [95%]                   top-1 [95%]"]
+    for m in models {
+      let label = m.label.count > 36 ? String(m.label.prefix(35)) + "…" : m.label
+      lines.append(
+        label.padding(toLength: 38, withPad: " ", startingAt: 0) + "  " + String(m.bytes).leftPadded(9) + "  "
+          + fixed(m.bitsPerWeight, 3).leftPadded(5) + "   " + m.kld.formatted(4).padding(toLength: 28, withPad: " ", startingAt: 0)
+          + "  " + m.perplexity.formatted(3).padding(toLength: 26, withPad: " ", startingAt: 0) + "  " + m.top1.formatted(3))
+    }
+    lines.append("base: \(baseDescription), PPL \(basePerplexity.formatted(3))")
+    return lines
+  }
+}
+
+/// Builds a `ScoredModel` from per-window position scores.
+public enum ScoreSummary {
+  /// - Parameters:
+  ///   - positions: per window, the model's per-position scores.
+  ///   - baseNLL: per window, the base's per-position NLL of the same targets.
+  ///   - plan: the plan's per-window mean KLD, for a baseline's paired difference.
+  public static func summarize(
+    name: String, label: String, bytes: Int, parameters: Int, formatCounts: [String: Int], positions: [PositionScores],
+    baseNLL: [[Double]], starts: [Int], bootstrap: WindowBootstrap, planKLD: [Double]?
+  ) -> ScoredModel {
+    let windows = zip(positions, starts).map { $0.summary(start: $1) }
+    let baseMeans = baseNLL.map { $0.reduce(0, +) / Double(max($0.count, 1)) }
+    let nll = bootstrap.interval(windows.map(\.nll))
+    let allKLD = positions.flatMap(\.kld).sorted()
+    let kld = windows.map(\.kld)
+    return ScoredModel(
+      name: name, label: label, bytes: bytes, bitsPerWeight: Double(bytes) * 8 / Double(max(parameters, 1)),
+      formatCounts: formatCounts,
+      perplexity: Interval(value: exp(nll.value), low: exp(nll.low), high: exp(nll.high)),
+      deltaNLL: bootstrap.difference(windows.map(\.nll), baseMeans), kld: bootstrap.interval(kld),
+      kldP99: WindowBootstrap.percentile(allKLD, 0.99), kldMax: allKLD.last ?? 0,
+      top1: bootstrap.interval(windows.map(\.top1)), kldMinusPlan: planKLD.map { bootstrap.difference(kld, $0) },
+      windows: windows)
+  }
+
+  /// The base's perplexity interval from its per-window NLLs.
+  public static func basePerplexity(_ baseNLL: [[Double]], bootstrap: WindowBootstrap) -> Interval {
+    let nll = bootstrap.interval(baseNLL.map { $0.reduce(0, +) / Double(max($0.count, 1)) })
+    return Interval(value: exp(nll.value), low: exp(nll.low), high: exp(nll.high))
+  }
+}
+
+extension String {
+  func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+}
