@@ -77,10 +77,10 @@ public enum Baselines {
   public static func make(
     _ kind: Kind, layers: [LayerShape], candidates: [QuantFormat], budgetBytes: Int,
     predictedLoss: ((Int, QuantFormat) -> Double?)? = nil
-  ) -> Result<Baseline, ValidationError> {
+  ) -> Result<Baseline, PlanValidationError> {
     let ladders = layers.enumerated().map { i, l in ladder(l, index: i, candidates: candidates, predictedLoss: predictedLoss) }
     if let empty = ladders.firstIndex(where: \.isEmpty) {
-      return .failure(ValidationError(.unknownFormat, "no candidate format can take \(layers[empty].name) [\(layers[empty].rows), \(layers[empty].columns)]"))
+      return .failure(PlanValidationError(.unknownFormat, "no candidate format can take \(layers[empty].name) [\(layers[empty].rows), \(layers[empty].columns)]"))
     }
     switch kind {
     case .uniform:
@@ -149,7 +149,7 @@ public enum Baselines {
 
   static func uniform(
     layers: [LayerShape], candidates: [QuantFormat], budgetBytes: Int, predictedLoss: ((Int, QuantFormat) -> Double?)?
-  ) -> Result<Baseline, ValidationError> {
+  ) -> Result<Baseline, PlanValidationError> {
     var best: (format: QuantFormat, bytes: Int, loss: Double?)?
     for f in candidates where layers.allSatisfy({ f.canQuantize(rows: $0.rows, columns: $0.columns) }) {
       let bytes = layers.reduce(0) { $0 + f.sizeInBytes(rows: $1.rows, columns: $1.columns) }
@@ -165,7 +165,7 @@ public enum Baselines {
       if better { best = (f, bytes, loss) }
     }
     guard let best else {
-      return .failure(ValidationError(.badSettings, "no single candidate format fits every layer within \(budgetBytes) bytes"))
+      return .failure(PlanValidationError(.badSettings, "no single candidate format fits every layer within \(budgetBytes) bytes"))
     }
     let formats = Dictionary(uniqueKeysWithValues: layers.map { ($0.name, best.format) })
     return .success(Baseline(kind: .uniform, label: "uniform \(best.format.name)", assignment: Assignment(formats: formats, layers: layers)))
@@ -174,7 +174,7 @@ public enum Baselines {
   static func fill(
     _ kind: Kind, _ name: String, layers: [LayerShape], ladders: [[QuantFormat]], start: [Int], order: [Int],
     budgetBytes: Int
-  ) -> Result<Baseline, ValidationError> {
+  ) -> Result<Baseline, PlanValidationError> {
     var rung = start
     let bytes = { (i: Int, r: Int) in ladders[i][r].sizeInBytes(rows: layers[i].rows, columns: layers[i].columns) }
     var total = layers.indices.reduce(0) { $0 + bytes($1, rung[$1]) }
@@ -188,7 +188,7 @@ public enum Baselines {
       }
       lowered = true
       if !moved {
-        return .failure(ValidationError(.badSettings, "\(name): even the smallest candidates exceed \(budgetBytes) bytes"))
+        return .failure(PlanValidationError(.badSettings, "\(name): even the smallest candidates exceed \(budgetBytes) bytes"))
       }
     }
     var raised = false

@@ -41,20 +41,20 @@ public struct EvaluationWindows: Sendable, Equatable {
   ///   - length: tokens per window, BOS included (≥ 4).
   ///   - count: windows wanted (≥ 1). For `llamaPerplexity`, at most this many chunks from the start.
   ///   - source: the option and file the text came from, for messages.
-  /// - Throws: `ValidationError.badSettings` for a length or count out of range, `.textTooShort` when the text
+  /// - Throws: `PlanValidationError.badSettings` for a length or count out of range, `.textTooShort` when the text
   ///   cannot give `count` windows of `length` tokens.
   public init(
     ids: [Int], bos: Int?, length: Int, count: Int, protocol scoringProtocol: ScoringProtocol, source: String = "text"
-  ) throws(ValidationError) {
-    guard length >= 4 else { throw ValidationError(.badSettings, "--tokens must be at least 4, got \(length)") }
-    guard count >= 1 else { throw ValidationError(.badSettings, "--windows must be at least 1, got \(count)") }
+  ) throws(PlanValidationError) {
+    guard length >= 4 else { throw PlanValidationError(.badSettings, "--tokens must be at least 4, got \(length)") }
+    guard count >= 1 else { throw PlanValidationError(.badSettings, "--windows must be at least 1, got \(count)") }
     self.scoringProtocol = scoringProtocol
     switch scoringProtocol {
     case .bitplan:
       let body = bos == nil ? length : length - 1
       let (needed, overflow) = body.multipliedReportingOverflow(by: count)
       guard !overflow, ids.count >= needed else {
-        throw ValidationError(
+        throw PlanValidationError(
           .textTooShort,
           "\(source) gives \(ids.count) tokens; \(count) windows of \(length) tokens need at least \(overflow ? Int.max : needed)"
             + " (use a longer text, fewer --windows or fewer --tokens)")
@@ -68,7 +68,7 @@ public struct EvaluationWindows: Sendable, Equatable {
       let all = (bos.map { [$0] } ?? []) + ids
       let chunks = min(count, all.count / length)
       guard chunks >= 1, chunks == count || count == Int.max else {
-        throw ValidationError(
+        throw PlanValidationError(
           .textTooShort,
           "\(source) gives \(all.count) tokens (BOS included): \(all.count / length) chunks of \(length), \(count) asked for"
             + " (use a longer text, fewer --windows or fewer --tokens)")

@@ -1,5 +1,6 @@
 import Allocation
 import ArgumentParser
+import Validation
 import Engine
 import Foundation
 import HDF5
@@ -79,6 +80,11 @@ enum ExitStatus: Int32, CaseIterable {
     case let e as QuantizationError:
       return e.code == .badFormatName || e.code == .unsupportedShape ? .usage : .dataError
     case is EngineError: return .dataError
+    case let e as PlanValidationError:
+      switch e.code {
+      case .modelMismatch, .unknownLayer, .unknownFormat, .noPackedKernel, .badSettings: return .usage
+      case .textTooShort, .badCache: return .dataError
+      }
     case let e as CommandError: return e.status
     default: return nil
     }

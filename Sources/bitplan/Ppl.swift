@@ -2,31 +2,41 @@ import ArgumentParser
 import Foundation
 import Pipeline
 import TensorCore
+import Validation
 
 /// `bitplan ppl MODEL --text FILE [--tokens N]`: mean NLL and perplexity of one window.
 struct Ppl: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Perplexity of the model on [BOS] + the first N−1 tokens of a text (one forward pass).")
+    abstract: "Perplexity of the model (or of a plan run packed) on [BOS] + the first N−1 tokens of a text (one forward pass).")
 
   @Argument(help: "A .gguf file, or a Hugging Face folder.") var model: String
   @Option(help: "UTF-8 text file.") var text: String
   @Option(parsing: .unconditional, help: "Window length in tokens, BOS included (at most the model's context length).")
   var tokens = 512
+  @Option(help: "Run this plan's layers packed (quantized from the model file, as validate does).") var plan: String?
+  @Option(help: "With --plan: int8 (per-token int8 activations) or f32.") var activations = "int8"
   @Flag(help: "Machine-readable output on stdout.") var json = false
 
   func validate() throws {
     guard tokens >= 2 else { throw ValidationError("--tokens must be at least 2, got \(tokens)") }
+    guard ActivationMode(rawValue: activations) != nil else { throw ValidationError("--activations must be int8 or f32, got '\(activations)'") }
   }
 
   func run() throws {
     HeapPolicy.keepLargeArraysInHeap()
     let start = Date()
-    try FileChecks.check(
-      inputs: [InputPath(option: "MODEL", path: model, allowsFolder: true), InputPath(option: "--text", path: self.text)],
-      outputs: [])
+    var inputs = [InputPath(option: "MODEL", path: model, allowsFolder: true), InputPath(option: "--text", path: self.text)]
+    if let plan { inputs.append(InputPath(option: "--plan", path: plan)) }
+    try FileChecks.check(inputs: inputs, outputs: [])
     try Preflight.check(model: model, tokens: tokens, workload: .perplexity, texts: [self.text])
     let text = try TokenWindow.readText(self.text, option: "--text")
     let loaded = try LoadedModel.load(path: model)
+    if let plan {
+      let document = try PlanFile.read(plan, option: "--plan")
+      let formats = try PlanFile.formats(
+        of: document, path: plan, modelSHA256: try Measurement.modelSHA256(path: model), layers: loaded.model.linearLayers)
+      try PackedModel(loaded, activations: ActivationMode(rawValue: activations)!).install(formats)
+    }
     let window = try TokenWindow.make(
       text: text, tokenizer: loaded.tokenizer, count: tokens, source: "--text '\(self.text)'")
     let nll = try loaded.model.meanNLL(tokens: window)

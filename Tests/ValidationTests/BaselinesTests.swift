@@ -30,7 +30,7 @@ import Testing
     // q4_k/q6_k cannot take 576-wide rows, so they are not uniform candidates; q5_0 is the largest that fits.
     #expect(b.label == "uniform q5_0")
     #expect(b.assignment.totalBytes == bytes("q5_0"))
-    #expect(throws: ValidationError.self) { try Baselines.make(.uniform, layers: layers, candidates: candidates, budgetBytes: 100).get() }
+    #expect(throws: PlanValidationError.self) { try Baselines.make(.uniform, layers: layers, candidates: candidates, budgetBytes: 100).get() }
   }
 
   @Test func uniformPrefersTheLeastPredictedLossWhenScored() throws {

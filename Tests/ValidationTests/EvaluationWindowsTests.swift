@@ -20,16 +20,16 @@ import Testing
   }
 
   @Test func tooShortTextIsATypedError() {
-    #expect(throws: ValidationError.self) { try EvaluationWindows(ids: ids, bos: 1, length: 512, count: 8, protocol: .bitplan) }
+    #expect(throws: PlanValidationError.self) { try EvaluationWindows(ids: ids, bos: 1, length: 512, count: 8, protocol: .bitplan) }
     do {
       _ = try EvaluationWindows(ids: ids, bos: 1, length: 512, count: 8, protocol: .bitplan, source: "--eval 'e.txt'")
     } catch {
       #expect(error.code == .textTooShort)
       #expect(error.message.contains("--eval 'e.txt'") && error.message.contains("1000 tokens"))
     }
-    #expect(throws: ValidationError.self) { try EvaluationWindows(ids: ids, bos: 1, length: 3, count: 1, protocol: .bitplan) }
-    #expect(throws: ValidationError.self) { try EvaluationWindows(ids: ids, bos: 1, length: 8, count: 0, protocol: .bitplan) }
-    #expect(throws: ValidationError.self) { try EvaluationWindows(ids: ids, bos: 1, length: 8, count: Int.max, protocol: .bitplan) }
+    #expect(throws: PlanValidationError.self) { try EvaluationWindows(ids: ids, bos: 1, length: 3, count: 1, protocol: .bitplan) }
+    #expect(throws: PlanValidationError.self) { try EvaluationWindows(ids: ids, bos: 1, length: 8, count: 0, protocol: .bitplan) }
+    #expect(throws: PlanValidationError.self) { try EvaluationWindows(ids: ids, bos: 1, length: 8, count: Int.max, protocol: .bitplan) }
   }
 
   @Test func llamaPerplexityChunksConsecutivelyAndScoresTheSecondHalf() throws {
@@ -40,6 +40,6 @@ import Testing
     #expect(w.windows[1] == [1] + Array(400..<699))
     #expect(w.firstScored == 150 && w.scoredPerWindow == 149)
     #expect(w.targets(window: 0) == Array(250..<399))
-    #expect(throws: ValidationError.self) { try EvaluationWindows(ids: ids, bos: 1, length: 300, count: 4, protocol: .llamaPerplexity) }
+    #expect(throws: PlanValidationError.self) { try EvaluationWindows(ids: ids, bos: 1, length: 300, count: 4, protocol: .llamaPerplexity) }
   }
 }

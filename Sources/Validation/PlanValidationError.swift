@@ -3,7 +3,7 @@
 ///
 /// Messages are one line and name the layer, format, file or option, e.g.
 /// `unknownLayer: the plan names 'model.layers.40.mlp.down_proj', which the model lacks (30 blocks)`.
-public struct ValidationError: Error, CustomStringConvertible, Sendable, Equatable {
+public struct PlanValidationError: Error, CustomStringConvertible, Sendable, Equatable {
   /// What went wrong.
   public enum Code: String, Sendable {
     /// The plan was made for another model (its `model_sha256` differs from the model's).

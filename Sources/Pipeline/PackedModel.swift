@@ -1,0 +1,128 @@
+import Engine
+import Foundation
+import ModelIO
+import Quantization
+import TensorCore
+import Validation
+
+/// Installing packed layers in a loaded model: a plan's formats, or a GGUF's own stored types.
+///
+/// Quantized layers are built from the model file's own values (`ModelFile.tensor(named:)`, HF row order), never
+/// from the engine's buffers, so a layer whose dense copy was released can be requantized for the next plan or
+/// baseline. Every installed layer releases its dense Float copy: the engine then holds the packed bytes only.
+public struct PackedModel {
+  /// The model whose engine receives the operators.
+  public let loaded: LoadedModel
+  /// Int8 or Float activations for every packed layer.
+  public let activations: ActivationMode
+
+  public init(_ loaded: LoadedModel, activations: ActivationMode) {
+    self.loaded = loaded
+    self.activations = activations
+  }
+
+  /// Quantizes each layer of `formats` (module path → format) from the file's values and installs it packed.
+  /// - Parameters:
+  ///   - calibration: the range calibration of (layer, format) recorded by `measure`, or nil for the default
+  ///     (the method `measure` would choose: least squared error on sampled rows; GGML and float formats have
+  ///     their own fixed algorithm).
+  ///   - progress: called after each layer with (done, total).
+  /// - Throws: `ModelIOError` reading the file, `QuantizationError`, `PlanValidationError.noPackedKernel`, `EngineError`.
+  public func install(
+    _ formats: [String: QuantFormat], calibration: (String, QuantFormat) -> RangeCalibration? = { _, _ in nil },
+    progress: (Int, Int) -> Void = { _, _ in }
+  ) throws {
+    let layers = loaded.model.linearLayers.filter { formats[$0.name] != nil }
+    for (i, layer) in layers.enumerated() {
+      let format = formats[layer.name]!
+      let values = try loaded.file.tensor(named: layer.weightName).storage
+      let method: RangeCalibration?
+      if let recorded = calibration(layer.name, format) {
+        method = recorded
+      } else {
+        method = try EngineSensitivityModel<Float>.chooseCalibration(
+          values, rows: layer.outFeatures, columns: layer.inFeatures, format: format)
+      }
+      let packed = try quantize(
+        values, rows: layer.outFeatures, columns: layer.inFeatures, format: format, calibration: method ?? .minMax)
+      try loaded.model.installOperator(
+        try PackedLinear(packed, activations: activations), forLayer: layer.name, releaseDenseWeight: true)
+      progress(i + 1, layers.count)
+    }
+  }
+
+  /// Installs every linear layer, the LM head and the token embedding in the GGUF's own stored type (f32 tensors
+  /// stay dense): what llama.cpp runs when given the file. Q/K rows are moved back to HF order block row by block
+  /// row (a row of a GGML tensor is whole blocks, so no value is re-encoded).
+  /// - Throws: `PlanValidationError.badSettings` for a model that is not a GGUF, `ModelIOError`, `QuantizationError`.
+  public func installFileTypes() throws {
+    guard case .gguf(let gguf) = loaded.file else {
+      throw PlanValidationError(.badSettings, "the llama-perplexity protocol runs a GGUF's stored types; '\(loaded.file.path)' is not a GGUF file")
+    }
+    for layer in loaded.model.linearLayers {
+      if let packed = try storedTensor(gguf, hfName: layer.weightName) {
+        try loaded.model.installOperator(try PackedLinear(packed, activations: activations), forLayer: layer.name, releaseDenseWeight: true)
+      }
+    }
+    let headName = loaded.config.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight"
+    let head = try storedTensor(gguf, hfName: headName)
+    if let head {
+      try loaded.model.installOperator(
+        try PackedLinear(head, activations: activations), forLayer: LlamaModel<Float>.lmHeadSlot, releaseDenseWeight: !loaded.config.tieWordEmbeddings)
+    }
+    if let table = try storedTensor(gguf, hfName: "model.embed_tokens.weight") {
+      try loaded.model.installEmbedding(PackedEmbedding(table), releaseDenseWeight: head != nil || !loaded.config.tieWordEmbeddings)
+    }
+  }
+
+  /// The GGUF tensor in its stored type with rows in HF order, or nil when it is stored as f32.
+  func storedTensor(_ gguf: GGUFFile, hfName: String) throws -> PackedTensor? {
+    let ggufName = NameMapping.ggufName(forHF: hfName) ?? hfName
+    guard let info = gguf.info(named: ggufName) else {
+      throw ModelIOError(.missingTensor, "no tensor '\(hfName)' (GGUF '\(ggufName)')", path: loaded.file.path)
+    }
+    let format = try QuantFormat(parsing: info.type.name.lowercased())
+    if format == .f32 { return nil }
+    let shape = info.shape
+    guard shape.count == 2 else { throw ModelIOError(.badShape, "'\(ggufName)' has shape \(shape), a matrix expected", path: loaded.file.path) }
+    let (rows, columns) = (shape[0], shape[1])
+    var bytes = Array(try gguf.rawBytes(of: info))
+    if let projection = NameMapping.ropeProjection(hfName: hfName) {
+      let heads = projection == .query ? loaded.config.headCount : loaded.config.kvHeadCount
+      bytes = Self.unpermuteRows(bytes, rows: rows, heads: heads)
+    }
+    return try PackedTensor(format: format, rows: rows, columns: columns, bytes: bytes)
+  }
+
+  /// GGUF's interleaved-RoPE row order back to HF's (`NameMapping.unpermuteRoPE`), moving whole stored rows.
+  static func unpermuteRows(_ bytes: [UInt8], rows: Int, heads: Int) -> [UInt8] {
+    let rowBytes = bytes.count / rows
+    let half = rows / heads / 2
+    var out = bytes
+    for h in 0..<heads {
+      for i in 0..<half {
+        for j in 0..<2 {
+          let gguf = h * 2 * half + 2 * i + j
+          let hf = h * 2 * half + j * half + i
+          out.replaceSubrange(hf * rowBytes..<(hf + 1) * rowBytes, with: bytes[gguf * rowBytes..<(gguf + 1) * rowBytes])
+        }
+      }
+    }
+    return out
+  }
+}
+
+extension RangeCalibration {
+  /// Parses `description` (`minmax`, `percentile-99.99`, `mse-20`, `kl-2048`); nil for `fixed`, "" or anything else.
+  public init?(recorded text: String) {
+    if text == "minmax" { self = .minMax; return }
+    let parts = text.split(separator: "-", maxSplits: 1).map(String.init)
+    guard parts.count == 2 else { return nil }
+    switch parts[0] {
+    case "percentile": guard let p = Double(parts[1]) else { return nil }; self = .percentile(p)
+    case "mse": guard let s = Int(parts[1]) else { return nil }; self = .mse(steps: s)
+    case "kl": guard let b = Int(parts[1]) else { return nil }; self = .kl(bins: b)
+    default: return nil
+    }
+  }
+}

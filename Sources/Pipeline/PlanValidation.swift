@@ -1,0 +1,184 @@
+import Allocation
+import Engine
+import Foundation
+import ModelIO
+import Quantization
+import Sensitivity
+import TensorCore
+import Validation
+
+/// What `bitplan validate` is asked to do.
+public struct ValidateSettings: Sendable {
+  public var model: String
+  public var plan: String
+  public var evalText: String
+  public var run: String?
+  /// Tokens per window, BOS included.
+  public var tokens = 512
+  public var windows = 8
+  public var scoringProtocol = EvaluationWindows.ScoringProtocol.bitplan
+  public var activations = ActivationMode.int8
+  public var baselines: [Baselines.Kind] = Baselines.Kind.allCases
+  public var bootstrapReplicates = 2000
+  public var seed: UInt64 = 0
+  /// Where the base model's scores are cached; nil: no cache.
+  public var cacheDirectory: String?
+
+  public init(model: String, plan: String, evalText: String) {
+    self.model = model
+    self.plan = plan
+    self.evalText = evalText
+  }
+}
+
+/// The stages of a validation, for progress.
+public enum ValidationStage: String, CaseIterable, Sendable {
+  case base, quantize, score
+}
+
+/// `bitplan validate`: the plan and its same-size baselines run packed on evaluation windows and scored against
+/// the base model, with bootstrap intervals over windows.
+///
+/// Base: under the `bitplan` protocol, the model's Float weights (dequantized from the file); under
+/// `llama-perplexity`, the file's own stored types run packed with the same activations (what llama.cpp's
+/// `--kl-divergence-base` run computes). Its per-position NLL and log-probabilities (`ReferenceDistribution`,
+/// log-softmax in 16 bits per entry) are computed once per (model, text, protocol, windows) and cached
+/// (`ReferenceCache`); every KLD is computed from the stored form, so cached and fresh runs agree exactly.
+public enum PlanValidation {
+  /// Runs the validation. `progress(stage, done, total)`; `status(text)` for steps without a count.
+  public static func run(
+    _ s: ValidateSettings, status: (String) -> Void = { _ in },
+    progress: (ValidationStage, Int, Int) -> Void = { _, _, _ in }
+  ) throws -> ValidationReport {
+    let start = Date()
+    status("validate: reading \(s.model), checksums, tokenizing…")
+    let plan = try PlanFile.read(s.plan)
+    let loaded = try LoadedModel.load(path: s.model)
+    let modelSHA = try Measurement.modelSHA256(path: s.model)
+    let formats = try PlanFile.formats(of: plan, path: s.plan, modelSHA256: modelSHA, layers: loaded.model.linearLayers)
+    let run = try s.run.map { try RunStore.read($0) }
+    let text = try TokenWindow.readText(s.evalText, option: "--eval")
+    let textSHA = SHA256.hexDigest(Array(text.utf8))
+    let windows = try EvaluationWindows(
+      ids: loaded.tokenizer.encode(text), bos: loaded.tokenizer.bosTokenId, length: s.tokens, count: s.windows,
+      protocol: s.scoringProtocol, source: "--eval '\(s.evalText)'")
+    if s.tokens > loaded.config.maxPositionEmbeddings {
+      throw PlanValidationError(.badSettings, "--tokens \(s.tokens) exceeds the model's context length \(loaded.config.maxPositionEmbeddings)")
+    }
+
+    // Layers, calibration and scores of the plan's layers.
+    let planned = loaded.model.linearLayers.filter { formats[$0.name] != nil }
+    let shapes = planned.map { LayerShape(name: $0.name, rows: $0.outFeatures, columns: $0.inFeatures) }
+    let parameters = planned.reduce(0) { $0 + $1.parameterCount }
+    let calibration = calibrationLookup(run)
+    let predicted = try predictedLossLookup(run, score: plan.score, layers: planned)
+    var candidates = run?.candidates.compactMap { QuantFormat($0.name) } ?? QuantFormat.defaultCandidates
+    for f in Set(formats.values) where !candidates.contains(f) { candidates.append(f) }
+
+    // The base.
+    let packed = PackedModel(loaded, activations: s.activations)
+    let baseKey = [
+      "model \(modelSHA)", "text \(textSHA)", "protocol \(s.scoringProtocol.rawValue)", "tokens \(s.tokens)",
+      "starts \(windows.starts.map(String.init).joined(separator: ","))", "first \(windows.firstScored)",
+      s.scoringProtocol == .llamaPerplexity ? "activations \(s.activations.rawValue)" : "f32",
+    ].joined(separator: "; ")
+    let cache = s.cacheDirectory.map { ReferenceCache(directory: $0) }
+    if s.scoringProtocol == .llamaPerplexity { try packed.installFileTypes() }
+    let base: [ReferenceCache.Window]
+    if let cached = cache?.load(key: baseKey), cached.count == windows.windows.count {
+      base = cached
+      progress(.base, windows.windows.count, windows.windows.count)
+    } else {
+      var computed: [ReferenceCache.Window] = []
+      for (w, tokens) in windows.windows.enumerated() {
+        let logits = try scoredLogits(loaded.model, tokens: tokens, firstScored: windows.firstScored)
+        let nll = TokenScoring.nll(
+          logits: logits, rows: windows.scoredPerWindow, vocabulary: loaded.config.vocabSize, targets: windows.targets(window: w))
+        computed.append(
+          ReferenceCache.Window(
+            nll: nll, reference: ReferenceDistribution(logits: logits, rows: windows.scoredPerWindow, vocabulary: loaded.config.vocabSize)))
+        progress(.base, w + 1, windows.windows.count)
+      }
+      base = computed
+      cache?.store(base, key: baseKey)
+    }
+
+    // The plan and the baselines.
+    var variants: [(name: String, label: String, formats: [String: QuantFormat])] = [
+      ("plan", "plan (\(plan.solver), \(plan.score))", formats)
+    ]
+    for kind in s.baselines {
+      switch Baselines.make(kind, layers: shapes, candidates: candidates, budgetBytes: Assignment(formats: formats, layers: shapes).totalBytes, predictedLoss: predicted) {
+      case .success(let b): variants.append((kind.rawValue, b.label, b.assignment.formats))
+      case .failure(let e): status("validate: no \(kind.rawValue) baseline: \(e.message)\n")
+      }
+    }
+    let bootstrap = WindowBootstrap(windows: windows.windows.count, replicates: s.bootstrapReplicates, seed: s.seed)
+    var scored: [ScoredModel] = []
+    let totalLayers = variants.count * planned.count
+    let totalWindows = variants.count * windows.windows.count
+    for (v, variant) in variants.enumerated() {
+      try packed.install(variant.formats, calibration: calibration) { done, _ in
+        progress(.quantize, v * planned.count + done, totalLayers)
+      }
+      var positions: [WindowScores] = []
+      for (w, tokens) in windows.windows.enumerated() {
+        let logits = try scoredLogits(loaded.model, tokens: tokens, firstScored: windows.firstScored)
+        positions.append(
+          try TokenScoring.score(
+            logits: logits, rows: windows.scoredPerWindow, vocabulary: loaded.config.vocabSize,
+            targets: windows.targets(window: w), reference: base[w].reference))
+        progress(.score, v * windows.windows.count + w + 1, totalWindows)
+      }
+      let assignment = Assignment(formats: variant.formats, layers: shapes)
+      var counts: [String: Int] = [:]
+      for f in variant.formats.values { counts[f.name, default: 0] += 1 }
+      scored.append(
+        ScoreSummary.summarize(
+          name: variant.name, label: variant.label, bytes: assignment.totalBytes, parameters: parameters,
+          formatCounts: counts,
+          positions: positions.map { PositionScores(nll: $0.nll, kld: $0.kld, top1Agrees: $0.top1Agrees) },
+          baseNLL: base.map(\.nll), starts: windows.starts, bootstrap: bootstrap,
+          planKLD: v == 0 ? nil : scored[0].windows.map(\.kld)))
+    }
+    return ValidationReport(
+      model: s.model, modelSHA256: modelSHA, plan: s.plan, evalText: s.evalText, evalSHA256: textSHA,
+      scoringProtocol: s.scoringProtocol.rawValue, activations: s.activations.rawValue, tokens: s.tokens,
+      windowStarts: windows.starts, scoredPerWindow: windows.scoredPerWindow, bootstrapReplicates: s.bootstrapReplicates,
+      bootstrapSeed: s.seed, basePerplexity: ScoreSummary.basePerplexity(base.map(\.nll), bootstrap: bootstrap),
+      baseDescription: s.scoringProtocol == .llamaPerplexity
+        ? "the file's stored types, packed, \(s.activations.rawValue) activations" : "f32 (weights dequantized from the file)",
+      models: scored, elapsedSeconds: Date().timeIntervalSince(start))
+  }
+
+  /// The logits of the scored predictions of one window: rows `firstScored ..< T − 1`, `[rows, V]`.
+  static func scoredLogits(_ model: LlamaModel<Float>, tokens: [Int], firstScored: Int) throws -> [Float] {
+    let logits = try model.logits(tokens: tokens)
+    if firstScored == 0 { return logits.storage }
+    return Array(logits.storage[(firstScored * logits.columns)...])
+  }
+
+  /// (layer, format) → the calibration `measure` recorded, from the run file.
+  static func calibrationLookup(_ run: MeasuredRun?) -> (String, QuantFormat) -> RangeCalibration? {
+    guard let run else { return { _, _ in nil } }
+    let layerIndex = Dictionary(uniqueKeysWithValues: run.layers.enumerated().map { ($1.name, $0) })
+    let candidateIndex = Dictionary(uniqueKeysWithValues: run.candidates.enumerated().map { ($1.name, $0) })
+    return { layer, format in
+      guard let l = layerIndex[layer], let c = candidateIndex[format.name] else { return nil }
+      return RangeCalibration(recorded: run.calibrationMethod[l][c])
+    }
+  }
+
+  /// (index into `layers`, format) → the run's predicted loss under `score`, for ranking baselines.
+  static func predictedLossLookup(
+    _ run: MeasuredRun?, score: String, layers: [LinearLayer]
+  ) throws -> ((Int, QuantFormat) -> Double?)? {
+    guard let run, let columns = try? run.problemColumns(score: score) else { return nil }
+    let byName = Dictionary(uniqueKeysWithValues: columns.map { ($0.name, $0) })
+    let table: [[String: Double]] = layers.map { l in
+      guard let c = byName[l.name] else { return [:] }
+      return Dictionary(zip(c.formats, c.loss), uniquingKeysWith: { a, _ in a })
+    }
+    return { i, f in table[i][f.name] }
+  }
+}

@@ -1,0 +1,104 @@
+import ArgumentParser
+import Foundation
+import Pipeline
+import TensorCore
+import Validation
+
+/// `bitplan validate MODEL PLAN.json --eval FILE -o VALIDATION.json`: the plan and same-size baselines, run packed,
+/// scored against the base model with bootstrap intervals over windows.
+struct Validate: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Run a plan packed on evaluation windows and compare it with same-size baselines (KLD, PPL, top-1, 95% intervals).",
+    discussion: """
+      Every planned layer is quantized from the model file in its format (with the calibration measure recorded \
+      when --run is given) and run from its packed bytes: int8 activations through the C kernels by default, \
+      Float activations with --activations f32. Baselines have at most the plan's bytes: uniform (the best single \
+      candidate format), q4km (llama.cpp's Q4_K_M rule mapped onto the candidates, filled to the budget), edges \
+      (first and last blocks high). --protocol llama-perplexity cuts and scores windows as llama.cpp's \
+      llama-perplexity --kl-divergence does (consecutive chunks, second half scored) against the file's own types \
+      run packed. The base model's scores are cached under ~/.cache/bitplan/validation (--no-cache to skip).
+      """)
+
+  @Argument(help: "A .gguf file, or a Hugging Face folder.") var model: String
+  @Argument(help: "The plan (bitplan allocate -o PLAN.json).") var plan: String
+  @Option(help: "UTF-8 evaluation text (not the calibration text).") var eval: String
+  @Option(parsing: .unconditional, help: "Tokens per window, BOS included.") var tokens = 512
+  @Option(parsing: .unconditional, help: "Windows (bitplan: spread over the text; llama-perplexity: the first K chunks).")
+  var windows = 8
+  @Option(name: .customLong("protocol"), help: "bitplan or llama-perplexity.") var scoringProtocol = "bitplan"
+  @Option(help: "int8 (per-token int8 activations, as llama.cpp) or f32.") var activations = "int8"
+  @Option(help: "Quantizer of every layer (rtn; gptq and awq come with issue 15).") var quantizer = "rtn"
+  @Option(help: "Comma-separated baselines: uniform,q4km,edges, or none.") var baselines = "uniform,q4km,edges"
+  @Option(help: "The run file the plan came from: its recorded calibrations and scores; the table is not written into it.")
+  var run: String?
+  @Option(parsing: .unconditional, help: "Bootstrap resamples of the windows.") var bootstrap = 2000
+  @Option(parsing: .unconditional, help: "Seed of the bootstrap.") var seed: UInt64 = 0
+  @Flag(help: "Neither read nor write the cache of base scores.") var noCache = false
+  @Option(name: [.customShort("o"), .customLong("output")], help: "VALIDATION.json to write.") var output: String
+  @Flag(help: "Print VALIDATION.json on stdout instead of the table.") var json = false
+
+  func validate() throws {
+    guard tokens >= 4 else { throw ValidationError("--tokens must be at least 4, got \(tokens)") }
+    guard windows >= 1 && windows <= 100_000 else { throw ValidationError("--windows must be in 1...100000, got \(windows)") }
+    guard bootstrap >= 1 && bootstrap <= 1_000_000 else { throw ValidationError("--bootstrap must be in 1...1000000, got \(bootstrap)") }
+    guard EvaluationWindows.ScoringProtocol(rawValue: scoringProtocol) != nil else {
+      throw ValidationError("--protocol must be bitplan or llama-perplexity, got '\(scoringProtocol)'")
+    }
+    guard ActivationMode(rawValue: activations) != nil else { throw ValidationError("--activations must be int8 or f32, got '\(activations)'") }
+    guard quantizer == "rtn" else {
+      throw ValidationError("--quantizer '\(quantizer)': only rtn (round to nearest with the recorded calibration) is available")
+    }
+    _ = try baselineKinds()
+  }
+
+  func baselineKinds() throws -> [Baselines.Kind] {
+    if baselines == "none" || baselines.isEmpty { return [] }
+    return try baselines.split(separator: ",").map { name in
+      guard let kind = Baselines.Kind(rawValue: String(name)) else {
+        throw ValidationError("--baselines: unknown '\(name)'; expected uniform, q4km, edges or none")
+      }
+      return kind
+    }
+  }
+
+  func run() throws {
+    HeapPolicy.keepLargeArraysInHeap()
+    var inputs = [
+      InputPath(option: "MODEL", path: model, allowsFolder: true), InputPath(option: "PLAN.json", path: plan),
+      InputPath(option: "--eval", path: eval),
+    ]
+    if let run { inputs.append(InputPath(option: "--run", path: run)) }
+    try FileChecks.check(inputs: inputs, outputs: [OutputPath(option: "-o", path: output)])
+    try Preflight.check(model: model, tokens: tokens, workload: .perplexity, texts: [eval])
+    var settings = ValidateSettings(model: model, plan: plan, evalText: eval)
+    settings.run = run
+    settings.tokens = tokens
+    settings.windows = windows
+    settings.scoringProtocol = EvaluationWindows.ScoringProtocol(rawValue: scoringProtocol)!
+    settings.activations = ActivationMode(rawValue: activations)!
+    settings.baselines = try baselineKinds()
+    settings.bootstrapReplicates = bootstrap
+    settings.seed = seed
+    settings.cacheDirectory = noCache ? nil : ReferenceCache().directory
+    let progress = ProgressLine(stages: ValidationStage.allCases.map(\.rawValue))
+    let report: ValidationReport
+    do {
+      report = try PlanValidation.run(settings, status: { progress.status($0) }) { stage, done, total in
+        progress.update(stage: stage.rawValue, done: done, total: total)
+      }
+    } catch {
+      progress.finish()
+      throw error
+    }
+    progress.finish()
+    let data = try report.jsonData()
+    try FileChecks.write(data, to: output, option: "-o")
+    if json {
+      FileHandle.standardOutput.write(data)
+    } else {
+      for line in report.table { print(line) }
+      print("\(report.models.first.map { "\($0.windows.count)" } ?? "0") windows × \(report.scoredPerWindow) scored tokens (\(report.scoringProtocol)), "
+        + "\(report.activations) activations, \(String(format: "%.1f", report.elapsedSeconds)) s → \(output)")
+    }
+  }
+}
