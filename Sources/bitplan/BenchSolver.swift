@@ -7,7 +7,7 @@ import TensorCore
 struct Bench: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "bench", abstract: "Throughput on this machine, with the reference beside it.",
-    subcommands: [BenchKernels.self, BenchEngine.self, BenchSolver.self])
+    subcommands: [BenchKernels.self, BenchEngine.self, BenchPacked.self, BenchSolver.self])
 }
 
 /// `bitplan bench solver`: times the exact Pareto frontier of a seeded, SmolLM2-shaped problem (30 blocks × 7 linear

@@ -1,0 +1,100 @@
+import ArgumentParser
+import Engine
+import Foundation
+import ModelIO
+import Pipeline
+import TensorCore
+import Validation
+
+/// `bitplan bench packed A.gguf [B.gguf …]`: prompt-evaluation speed of each GGUF run from its stored types
+/// (packed, int8 activations as llama.cpp runs them), beside the fp32 engine on the first file, with resident memory
+/// against the packed bytes. `scripts/bench_packed_vs_llamacpp.sh` runs llama.cpp's `llama-perplexity` on the same
+/// files in the same session.
+struct BenchPacked: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "packed",
+    abstract: "Tokens/s of GGUF models run packed (their stored types) beside the fp32 forward; resident memory.")
+
+  @Argument(help: "GGUF files (e.g. pure q4_0, q4_1 and q8_0 requantizations of one model).") var models: [String]
+  @Option(parsing: .unconditional, help: "Tokens per window (prompt length).") var tokens = 512
+  @Option(parsing: .unconditional, help: "Worker threads.") var threads = 2
+  @Option(parsing: .unconditional, help: "Timed forward passes per model (best is reported).") var repeats = 3
+  @Option(help: "int8 or f32 activations.") var activations = "int8"
+  @Flag(help: "Skip the fp32 reference row.") var noF32 = false
+  @Flag(help: "Machine-readable output on stdout.") var json = false
+
+  func validate() throws {
+    guard !models.isEmpty else { throw ValidationError("name at least one GGUF file") }
+    guard tokens >= 2 else { throw ValidationError("--tokens must be at least 2, got \(tokens)") }
+    guard (1...256).contains(threads) else { throw ValidationError("--threads must be in 1...256, got \(threads)") }
+    guard (1...1000).contains(repeats) else { throw ValidationError("--repeats must be in 1...1000, got \(repeats)") }
+    guard ActivationMode(rawValue: activations) != nil else { throw ValidationError("--activations must be int8 or f32") }
+  }
+
+  func run() throws {
+    HeapPolicy.keepLargeArraysInHeap()
+    try FileChecks.check(inputs: models.map { InputPath(option: "MODEL", path: $0) }, outputs: [])
+    for m in models { try Preflight.check(model: m, tokens: tokens, workload: .perplexity) }
+    Parallel.setWorkers(threads)
+    var rows: [[String: Any]] = []
+    for (i, path) in models.enumerated() {
+      let loaded = try LoadedModel.load(path: path)
+      var rng = SplitMix64(seed: 3)
+      let window = [loaded.tokenizer.bosTokenId ?? 1] + (1..<tokens).map { _ in Int(rng.next() % UInt64(loaded.config.vocabSize)) }
+      if i == 0 && !noF32 {
+        var nll = 0.0
+        let seconds = try best { nll = try loaded.model.meanNLL(tokens: window) }
+        rows.append(["model": path, "weights": "f32 (dequantized)", "tokens_per_s": Double(tokens) / seconds, "seconds": seconds, "mean_nll": nll])
+      }
+      try PackedModel(loaded, activations: ActivationMode(rawValue: activations)!).installFileTypes()
+      loaded.model.releaseWorkspace()
+      let packedBytes = try Self.storedBytes(path)
+      var nll = 0.0
+      let seconds = try best { nll = try loaded.model.meanNLL(tokens: window) }
+      rows.append([
+        "model": path, "weights": "stored types, packed, \(activations) activations", "tokens_per_s": Double(tokens) / seconds,
+        "seconds": seconds, "mean_nll": nll, "resident_bytes": Self.residentBytes(), "packed_bytes": packedBytes,
+      ])
+    }
+    if json {
+      let object: [String: Any] = ["cpu": cpuModelName, "threads": threads, "tokens": tokens, "rows": rows]
+      print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
+      return
+    }
+    print(machineSummary)
+    print("prompt evaluation, \(tokens) tokens, \(threads) threads (best of \(repeats)); seeded random ids, so NLL is not a quality figure")
+    for r in rows {
+      var line = "\((r["model"] as! String as NSString).lastPathComponent)  \(r["weights"] as! String): "
+        + "\(BenchEngine.fixed(r["tokens_per_s"] as! Double, 1)) tok/s (\(BenchEngine.fixed(r["seconds"] as! Double, 3)) s)"
+      if let resident = r["resident_bytes"] as? Int, let packed = r["packed_bytes"] as? Int {
+        line += "  resident \(BenchEngine.fixed(Double(resident) / 1_048_576, 1)) MiB for \(BenchEngine.fixed(Double(packed) / 1_048_576, 1)) MiB of tensors"
+      }
+      print(line)
+    }
+  }
+
+  /// Sum of the GGUF's tensor bytes.
+  static func storedBytes(_ path: String) throws -> Int {
+    try ModelFile(path: path).tensorInfos.reduce(0) { $0 + $1.sizeInBytes }
+  }
+
+  /// VmRSS of this process now, from /proc/self/status (0 where unavailable).
+  static func residentBytes() -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in text.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+      return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
+    }
+    return 0
+  }
+
+  private func best(_ body: () throws -> Void) throws -> Double {
+    let clock = ContinuousClock()
+    try body()  // warm-up: first-touch of activation buffers
+    var times: [Double] = []
+    for _ in 0..<repeats {
+      let d = try clock.measure(body)
+      times.append(Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18)
+    }
+    return times.min()!
+  }
+}
