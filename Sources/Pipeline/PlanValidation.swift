@@ -151,6 +151,29 @@ public enum PlanValidation {
       models: scored, elapsedSeconds: Date().timeIntervalSince(start))
   }
 
+  /// The report's table in the run file's terms (`/validation`).
+  public static func runTable(_ r: ValidationReport) -> MeasuredRun.ValidationTable {
+    var t = MeasuredRun.ValidationTable()
+    t.name = r.models.map(\.name)
+    t.label = r.models.map(\.label)
+    t.bytes = r.models.map(\.bytes)
+    t.bitsPerWeight = r.models.map(\.bitsPerWeight)
+    t.kld = r.models.map(\.kld.value)
+    t.kldLow = r.models.map(\.kld.low)
+    t.kldHigh = r.models.map(\.kld.high)
+    t.perplexity = r.models.map(\.perplexity.value)
+    t.perplexityLow = r.models.map(\.perplexity.low)
+    t.perplexityHigh = r.models.map(\.perplexity.high)
+    t.top1 = r.models.map(\.top1.value)
+    t.scoringProtocol = r.scoringProtocol
+    t.activations = r.activations
+    t.evalSHA256 = r.evalSHA256
+    t.plan = r.plan
+    t.tokens = r.tokens
+    t.windows = r.windowStarts.count
+    return t
+  }
+
   /// The logits of the scored predictions of one window: rows `firstScored ..< T − 1`, `[rows, V]`.
   static func scoredLogits(_ model: LlamaModel<Float>, tokens: [Int], firstScored: Int) throws -> [Float] {
     let logits = try model.logits(tokens: tokens)

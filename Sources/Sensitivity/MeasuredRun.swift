@@ -99,6 +99,36 @@ public struct MeasuredRun: Sendable, Codable, Equatable {
   public var proxies: [String: [[Double]]]
   /// `/audit`, when `--audit N` was given.
   public var audit: Audit?
+  /// `/validation`: the plan-vs-baselines table of the last `bitplan validate --run` on this run.
+  public var validation: ValidationTable?
+
+  /// The plan and its baselines as measured by `bitplan validate` (one row each, the plan first), with the
+  /// settings that produced them. Intervals are 95% bootstrap intervals over windows.
+  public struct ValidationTable: Sendable, Codable, Equatable {
+    /// `plan`, `uniform`, `q4km`, `edges`.
+    public var name: [String] = []
+    /// What each row is (`uniform int4-g64`).
+    public var label: [String] = []
+    public var bytes: [Int] = []
+    public var bitsPerWeight: [Double] = []
+    /// Mean KL(base‖model) in nats, and its interval.
+    public var kld: [Double] = []
+    public var kldLow: [Double] = []
+    public var kldHigh: [Double] = []
+    public var perplexity: [Double] = []
+    public var perplexityLow: [Double] = []
+    public var perplexityHigh: [Double] = []
+    public var top1: [Double] = []
+    /// Attributes: `protocol`, `activations`, `eval_sha256`, `plan`, `tokens`, `windows`.
+    public var scoringProtocol = ""
+    public var activations = ""
+    public var evalSHA256 = ""
+    public var plan = ""
+    public var tokens = 0
+    public var windows = 0
+
+    public init() {}
+  }
 
   /// An empty run for `layers` × `candidates`: every number NaN, bytes −1, no probes.
   public init(provenance: RunProvenance, layers: [Layer], candidates: [Candidate]) {
@@ -118,5 +148,6 @@ public struct MeasuredRun: Sendable, Codable, Equatable {
     calibrationMethod = [[String]](repeating: [String](repeating: "", count: c), count: l)
     proxies = Dictionary(uniqueKeysWithValues: LossProxy.allCases.map { ($0.rawValue, grid) })
     audit = nil
+    validation = nil
   }
 }

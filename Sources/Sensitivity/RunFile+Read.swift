@@ -53,6 +53,7 @@ extension RunFile {
           run.proxies[name] = rows(try grid(f, "/proxies/\(name)", l, c, path), columns: c)
         }
         if try f.exists("/audit") { run.audit = try readAudit(f, l, c, path) }
+        if try f.exists("/validation") { run.validation = try readValidation(f, path) }
         var progress: RunProgress?
         if try f.exists("/progress") {
           let values = try RunProgress.attributes.map { try f.attribute($0, on: "/progress", as: Int64.self) }
@@ -88,6 +89,31 @@ extension RunFile {
       // Added after the first files of format 1 were written; absent means "no audit text recorded".
       auditSHA256: try f.hasAttribute("audit_sha256") ? f.stringAttribute("audit_sha256") : "",
       auditTokens: try f.hasAttribute("audit_tokens") ? int("audit_tokens") : 0)
+  }
+
+  private static func readValidation(_ f: HDF5File, _ path: String) throws -> MeasuredRun.ValidationTable {
+    var v = MeasuredRun.ValidationTable()
+    v.scoringProtocol = try f.stringAttribute("protocol", on: "/validation")
+    v.activations = try f.stringAttribute("activations", on: "/validation")
+    v.evalSHA256 = try f.stringAttribute("eval_sha256", on: "/validation")
+    v.plan = try f.stringAttribute("plan", on: "/validation")
+    v.tokens = Int(try f.attribute("tokens", on: "/validation", as: Int64.self))
+    v.windows = Int(try f.attribute("windows", on: "/validation", as: Int64.self))
+    v.name = try f.readStrings("/validation/name").values
+    let n = v.name.count
+    v.label = try f.readStrings("/validation/label").values
+    let bytes = try f.read("/validation/bytes", as: Int64.self).values
+    try inRange(bytes, 0...maximumLayerBytes, "/validation/bytes", path)
+    v.bytes = bytes.map { Int($0) }
+    let columns = try ["bits_per_weight", "kld", "kld_low", "kld_high", "perplexity", "perplexity_low", "perplexity_high", "top1"]
+      .map { try f.read("/validation/\($0)", as: Double.self).values }
+    let names = ["label", "bytes", "bits_per_weight", "kld", "kld_low", "kld_high", "perplexity", "perplexity_low", "perplexity_high", "top1"]
+    for (name, count) in zip(names, [v.label.count, v.bytes.count] + columns.map(\.count)) where count != n {
+      throw SensitivityError(.badRunFile, "'/validation/\(name)' has \(count) rows, /validation/name \(n)", path: path)
+    }
+    (v.bitsPerWeight, v.kld, v.kldLow, v.kldHigh) = (columns[0], columns[1], columns[2], columns[3])
+    (v.perplexity, v.perplexityLow, v.perplexityHigh, v.top1) = (columns[4], columns[5], columns[6], columns[7])
+    return v
   }
 
   private static func readAudit(_ f: HDF5File, _ l: Int, _ c: Int, _ path: String) throws -> MeasuredRun.Audit {

@@ -54,6 +54,7 @@ enum RunFile {
           try f.write(run.proxies[name]!.flatMap { $0 }, shape: [l, c], to: "/proxies/\(name)")
         }
         if let audit = run.audit { try writeAudit(audit, f) }
+        if let validation = run.validation { try writeValidation(validation, f) }
         if let progress {
           try f.createGroup("/progress")
           for (name, value) in zip(RunProgress.attributes, progress.values) {
@@ -97,6 +98,25 @@ enum RunFile {
     try f.setAttribute("created", p.created)
     try f.setAttribute("audit_sha256", p.auditSHA256)
     try f.setAttribute("audit_tokens", Int64(p.auditTokens))
+  }
+
+  private static func writeValidation(_ v: MeasuredRun.ValidationTable, _ f: HDF5File) throws {
+    try f.createGroup("/validation")
+    for (name, value) in [("protocol", v.scoringProtocol), ("activations", v.activations), ("eval_sha256", v.evalSHA256), ("plan", v.plan)] {
+      try f.setAttribute(name, value, on: "/validation")
+    }
+    try f.setAttribute("tokens", Int64(v.tokens), on: "/validation")
+    try f.setAttribute("windows", Int64(v.windows), on: "/validation")
+    try f.write(v.name, to: "/validation/name")
+    try f.write(v.label, to: "/validation/label")
+    try f.write(v.bytes.map { Int64($0) }, to: "/validation/bytes")
+    for (name, values) in [
+      ("bits_per_weight", v.bitsPerWeight), ("kld", v.kld), ("kld_low", v.kldLow), ("kld_high", v.kldHigh),
+      ("perplexity", v.perplexity), ("perplexity_low", v.perplexityLow), ("perplexity_high", v.perplexityHigh),
+      ("top1", v.top1),
+    ] {
+      try f.write(values, to: "/validation/\(name)")
+    }
   }
 
   private static func writeAudit(_ a: MeasuredRun.Audit, _ f: HDF5File) throws {

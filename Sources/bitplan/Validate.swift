@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Pipeline
+import Sensitivity
 import TensorCore
 import Validation
 
@@ -29,7 +30,7 @@ struct Validate: ParsableCommand {
   @Option(help: "int8 (per-token int8 activations, as llama.cpp) or f32.") var activations = "int8"
   @Option(help: "Quantizer of every layer (rtn; gptq and awq come with issue 15).") var quantizer = "rtn"
   @Option(help: "Comma-separated baselines: uniform,q4km,edges, or none.") var baselines = "uniform,q4km,edges"
-  @Option(help: "The run file the plan came from: its recorded calibrations and scores; the table is not written into it.")
+  @Option(help: "The run file the plan came from: its recorded calibrations and scores; the table is stored in it as /validation.")
   var run: String?
   @Option(parsing: .unconditional, help: "Bootstrap resamples of the windows.") var bootstrap = 2000
   @Option(parsing: .unconditional, help: "Seed of the bootstrap.") var seed: UInt64 = 0
@@ -93,6 +94,7 @@ struct Validate: ParsableCommand {
     progress.finish()
     let data = try report.jsonData()
     try FileChecks.write(data, to: output, option: "-o")
+    if let run { try RunStore.attachValidation(PlanValidation.runTable(report), to: run) }
     if json {
       FileHandle.standardOutput.write(data)
     } else {
