@@ -10,10 +10,11 @@
 /// buffers per block, so they keep them here and pass raw pointers to the kernels (one `withUnsafe…` site per
 /// buffer instead of nested closures). Freed when the last reference goes.
 final class Buffer<Scalar: EngineScalar>: @unchecked Sendable {
-  /// Number of elements.
-  let count: Int
-  /// Base address of `count` initialised elements.
-  let pointer: UnsafeMutablePointer<Scalar>
+  /// Number of elements (0 after `release()`).
+  @exclusivity(unchecked) private(set) var count: Int
+  /// Base address of `count` initialised elements. Replaced by `release()`: callers must not keep it across a
+  /// release (the model releases only weights, and only between passes).
+  @exclusivity(unchecked) private(set) var pointer: UnsafeMutablePointer<Scalar>
 
   /// `count` zeros. All-zero bytes are +0 in both scalar types, so this is one memset even where the generic code
   /// is not specialized (model loading: element-by-element initialisation took ~1% of a `bench engine` run).
@@ -32,6 +33,21 @@ final class Buffer<Scalar: EngineScalar>: @unchecked Sendable {
   }
 
   deinit { pointer.deallocate() }
+
+  /// Whether `release()` has freed the storage.
+  private(set) var isReleased = false
+
+  /// Frees the storage (a weight replaced by a forward-only operator), leaving an empty buffer whose `pointer` is a
+  /// one-element placeholder. Idempotent. Every `Block` and the model's tensor table share this object, so one call
+  /// frees the tensor everywhere.
+  func release() {
+    guard !isReleased else { return }
+    pointer.deallocate()
+    pointer = .allocate(capacity: 1)
+    pointer.initialize(to: 0)
+    count = 0
+    isReleased = true
+  }
 
   /// Read-only view of the base address.
   var constant: UnsafePointer<Scalar> { UnsafePointer(pointer) }

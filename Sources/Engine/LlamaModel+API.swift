@@ -1,5 +1,9 @@
 /// Public entry points: loss, logits, gradients and input capture for one window of tokens.
 ///
+/// The forward entry points (`meanNLL`, `tokenNLL`, `logits`, `captureInputs`) run through any installed operators
+/// (`LlamaModel+Operators.swift`); the ones that need the backward pass throw `.forwardOnly` while any is installed.
+/// Every entry point throws `.weightReleased` if a released weight has no operator in its place.
+///
 /// Each carries `@specialized(where Scalar == Float)` and `(… == Double)` so callers in other modules get the
 /// specialized code (generic dispatch in the element-wise loops would be ~150x slower).
 extension LlamaModel {
@@ -44,12 +48,14 @@ extension LlamaModel {
   ///     tensors not named are skipped; activation gradients always flow. For a tied model the embedding's
   ///     gradient includes the LM head's.
   /// - Returns: the loss and one array per name, same layout as the weight.
-  /// - Throws: `EngineError.badTokens`, or `.unknownTensor` for a name the model does not have.
+  /// - Throws: `EngineError.badTokens`, or `.unknownTensor` for a name the model does not have; `.forwardOnly`
+  ///   while operators are installed; `.weightReleased` if a released weight has no operator in its place.
   /// - Complexity: forward + backward, ~6·P·T flops when every weight is named (~4·P·T + 2·V·d·T without the
   ///   embedding).
   @specialized(where Scalar == Float)
   @specialized(where Scalar == Double)
   public func gradients(tokens: [Int], of names: Set<String>) throws(EngineError) -> (loss: Double, gradients: [String: [Scalar]]) {
+    try requireBackward("gradients(tokens:of:)")
     try validate(tokens: tokens)
     try validate(names: names)
     let cache = runForward(tokens: tokens, keepActivations: true)
@@ -60,10 +66,11 @@ extension LlamaModel {
 
   /// ∂L/∂x₀ [T, d]: the gradient of the mean NLL with respect to the embedded tokens (the residual stream's input),
   /// plus the loss. The activation gradient every parameter gradient flows through.
-  /// - Throws: `EngineError.badTokens`.
+  /// - Throws: `EngineError.badTokens`; `.forwardOnly` while operators are installed.
   @specialized(where Scalar == Float)
   @specialized(where Scalar == Double)
   public func embeddedInputGradient(tokens: [Int]) throws(EngineError) -> (loss: Double, gradient: Matrix<Scalar>) {
+    try requireBackward("embeddedInputGradient(tokens:)")
     try validate(tokens: tokens)
     let cache = runForward(tokens: tokens, keepActivations: true)
     let dx = runBackward(cache: cache, sink: GradientSink(wanted: []))

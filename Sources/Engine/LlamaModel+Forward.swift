@@ -26,10 +26,16 @@ extension LlamaModel {
     }
     defer { workspace.append(cache) }
     let (t, d, f) = (tokens.count, c.hidden, c.intermediate)
+    // the seam (`LlamaModel+Operators.swift`): one array read per linear layer; all nil unless Scalar == Float
+    let operators = linearOperators
 
     // x₀[t] = E[token_t]
     let x0 = cache.residual(0).pointer
-    for (i, token) in tokens.enumerated() { (x0 + i * d).update(from: embedding.pointer + token * d, count: d) }
+    if let source = embeddingSource {
+      source.rows(tokens, into: Self.floats(x0))
+    } else {
+      for (i, token) in tokens.enumerated() { (x0 + i * d).update(from: embedding.pointer + token * d, count: d) }
+    }
 
     for (l, block) in blocks.enumerated() {
       let a = cache.block(l)
@@ -42,6 +48,10 @@ extension LlamaModel {
       func linear(_ kind: LinearKind, _ input: UnsafePointer<Scalar>, _ output: UnsafeMutablePointer<Scalar>, accumulate: Bool = false) {
         let shape = c.linearShapes[kind.rawValue].1
         observer?(l * 7 + kind.rawValue, input, t, shape[1])
+        if let op = operators[l * 7 + kind.rawValue] {
+          op.apply(Self.floats(input), tokens: t, into: Self.floats(output), accumulate: accumulate)
+          return
+        }
         Scalar.gemm(
           transposeA: false, transposeB: true, m: t, n: shape[0], k: shape[1], alpha: 1, a: input, lda: shape[1],
           b: weight(kind), ldb: shape[1], beta: accumulate ? 1 : 0, c: output, ldc: shape[0])
@@ -77,9 +87,13 @@ extension LlamaModel {
     RMSNorm.forward(
       x: cache.residual(c.layers).constant, gamma: finalNorm.constant, rows: t, n: d, epsilon: c.rmsEps,
       y: cache.finalNormed.pointer, inverseRMS: cache.finalInverseRMS.pointer)
-    Scalar.gemm(
-      transposeA: false, transposeB: true, m: t - 1, n: c.vocab, k: d, alpha: 1, a: cache.finalNormed.constant,
-      lda: d, b: lmHead.constant, ldb: d, beta: 0, c: cache.probabilities.pointer, ldc: c.vocab)
+    if let op = lmHeadOperator {
+      op.apply(Self.floats(cache.finalNormed.constant), tokens: t - 1, into: Self.floats(cache.probabilities.pointer), accumulate: false)
+    } else {
+      Scalar.gemm(
+        transposeA: false, transposeB: true, m: t - 1, n: c.vocab, k: d, alpha: 1, a: cache.finalNormed.constant,
+        lda: d, b: lmHead.constant, ldb: d, beta: 0, c: cache.probabilities.pointer, ldc: c.vocab)
+    }
     logitsObserver?(cache.probabilities.constant)
     cache.nll = CrossEntropy.forward(
       logits: cache.probabilities.pointer, targets: tokens[1...], rows: t - 1, vocab: c.vocab)

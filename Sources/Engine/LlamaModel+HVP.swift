@@ -31,7 +31,7 @@ extension LlamaModel {
   ///   - relativeStep: κ, the perturbation's norm relative to the weights' (default `defaultRelativeStep`).
   /// - Returns: (Hv)_W for each name, same layout as W.
   /// - Throws: `EngineError.badTokens`, `.unknownTensor` for a name that is not a linear weight, `.shapeMismatch`
-  ///   for a block of v with the wrong size.
+  ///   for a block of v with the wrong size, `.forwardOnly` while operators are installed (every HVP form).
   /// - Complexity: two gradient passes without the embedding gradient, ~8·P·T flops.
   @specialized(where Scalar == Float)
   @specialized(where Scalar == Double)
@@ -146,6 +146,7 @@ extension LlamaModel {
   private func prepareHVP(
     tokens: [Int], vector: [String: [Scalar]], of names: Set<String>?, relativeStep kappa: Double
   ) throws(EngineError) -> (wanted: Set<String>, epsilon: Scalar?) {
+    try requireBackward("a Hessian-vector product")
     try validate(tokens: tokens)
     let linear = Dictionary(uniqueKeysWithValues: linearLayers.map { ($0.weightName, $0) })
     for (name, v) in vector {

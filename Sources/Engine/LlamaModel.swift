@@ -34,6 +34,18 @@ public final class LlamaModel<Scalar: EngineScalar> {
   var perturbedWeights = PerturbedWeights<Scalar>()
   /// ‖W‖² per tensor for the HVP step, computed on first use and dropped by `replaceWeight`.
   var squaredNorms: [String: Double] = [:]
+  /// Forward-only operators by index into `linearLayers` (nil: the dense weight); see `LlamaModel+Operators.swift`.
+  /// Only ever non-nil when `Scalar == Float`.
+  var linearOperators: [(any LinearOperator)?]
+  /// The LM head's operator (for a tied model it replaces only the output projection).
+  var lmHeadOperator: (any LinearOperator)?
+  /// Where the forward pass reads token-embedding rows, instead of `embedding`.
+  var embeddingSource: (any EmbeddingSource)?
+  /// Tensors whose dense values were released, in release order.
+  var releasedTensors: [String] = []
+  /// The released tensors that no installed operator or source covers: a pass that reaches them throws
+  /// `.weightReleased`. Recomputed when the seam changes, so the entry points check one array.
+  var uncoveredTensors: [String] = []
 
   /// Validates and copies `weights`.
   /// - Parameters:
@@ -80,23 +92,29 @@ public final class LlamaModel<Scalar: EngineScalar> {
     self.tensors = tensors
     self.blocks = blocks
     self.linearLayers = linear
+    linearOperators = Array(repeating: nil, count: linear.count)
   }
 
   /// Tensor names of all linear weights (`linearLayers.map(\.weightName)`), the domain of the Hessian.
   public var linearWeightNames: [String] { linearLayers.map(\.weightName) }
 
   /// A copy of the tensor's current values.
-  /// - Throws: `EngineError.unknownTensor` if the model has no such tensor.
+  /// - Throws: `EngineError.unknownTensor` if the model has no such tensor, `.weightReleased` if its dense values
+  ///   were released for an operator.
   public func weight(named name: String) throws(EngineError) -> [Scalar] {
     guard let b = tensors[name] else { throw EngineError(.unknownTensor, "no tensor '\(name)' in this model") }
+    try requireDense(b, name)
     return b.array
   }
 
   /// Swaps a tensor's values in place, e.g. for a quantized-then-dequantized weight. Later passes use the new
   /// values; nothing else changes. For a tied model, replacing `model.embed_tokens.weight` changes the LM head too.
-  /// - Throws: `EngineError.unknownTensor` for an unknown name, `.shapeMismatch` if the count differs.
+  /// A layer with an installed operator keeps running the operator; the new dense values count once it is removed.
+  /// - Throws: `EngineError.unknownTensor` for an unknown name, `.shapeMismatch` if the count differs,
+  ///   `.weightReleased` if the tensor's dense values were released for an operator.
   public func replaceWeight(name: String, with values: [Scalar]) throws(EngineError) {
     guard let b = tensors[name] else { throw EngineError(.unknownTensor, "no tensor '\(name)' in this model") }
+    try requireDense(b, name)
     guard values.count == b.count else {
       throw EngineError(.shapeMismatch, "replacement for '\(name)' has \(values.count) values, tensor has \(b.count)")
     }
@@ -121,8 +139,10 @@ public final class LlamaModel<Scalar: EngineScalar> {
     perturbedWeights = PerturbedWeights()
   }
 
-  /// Checks a window: at least 2 tokens (one prediction), every id in `0..<vocab`.
+  /// Checks a window: at least 2 tokens (one prediction), every id in `0..<vocab`; and that every tensor the pass
+  /// reads is there (none released without an operator in its place).
   func validate(tokens: [Int]) throws(EngineError) {
+    if !uncoveredTensors.isEmpty { throw uncoveredError() }
     guard tokens.count >= 2 else { throw EngineError(.badTokens, "need at least 2 tokens, got \(tokens.count)") }
     if let bad = tokens.firstIndex(where: { $0 < 0 || $0 >= configuration.vocab }) {
       throw EngineError(.badTokens, "token \(tokens[bad]) at position \(bad) outside vocabulary 0..<\(configuration.vocab)")
