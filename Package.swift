@@ -45,7 +45,7 @@ let package = Package(
     .testTarget(name: "SensitivityTests", dependencies: ["Sensitivity", "HDF5", "_TestSupport"]),
     .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "_TestSupport"]),
     .testTarget(name: "AllocationTests", dependencies: ["Allocation", "_TestSupport"]),
-    .testTarget(name: "ValidationTests", dependencies: ["Validation", "_TestSupport"]),
+    .testTarget(name: "ValidationTests", dependencies: ["Validation", "Engine", "_TestSupport"]),
     .testTarget(name: "CLITests", dependencies: ["bitplan", "_TestSupport"]),
   ]
 )

@@ -137,7 +137,7 @@ public enum PlanValidation {
         ScoreSummary.summarize(
           name: variant.name, label: variant.label, bytes: assignment.totalBytes, parameters: parameters,
           formatCounts: counts,
-          positions: positions.map { PositionScores(nll: $0.nll, kld: $0.kld, top1Agrees: $0.top1Agrees) },
+          positions: positions,
           baseNLL: base.map(\.nll), starts: windows.starts, bootstrap: bootstrap,
           planKLD: v == 0 ? nil : scored[0].windows.map(\.kld)))
     }

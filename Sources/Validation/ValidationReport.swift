@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 
 /// One window's scores of one model against the base (means over the window's scored predictions).
@@ -22,20 +23,8 @@ public struct WindowScore: Sendable, Equatable, Codable {
   }
 }
 
-/// Per-position values of one window, before they are summarized.
-public struct PositionScores: Sendable {
-  public var nll: [Double]
-  public var kld: [Double]
-  public var top1Agrees: [Bool]
-
-  public init(nll: [Double], kld: [Double], top1Agrees: [Bool]) {
-    precondition(nll.count == kld.count && kld.count == top1Agrees.count, "position scores of unequal length")
-    self.nll = nll
-    self.kld = kld
-    self.top1Agrees = top1Agrees
-  }
-
-  /// The window's means, p99 and max.
+extension WindowScores {
+  /// The window's means, KLD p99 and max, and top-1 agreement.
   public func summary(start: Int) -> WindowScore {
     let n = Double(max(nll.count, 1))
     let sorted = kld.sorted()
@@ -161,7 +150,7 @@ public enum ScoreSummary {
   ///   - baseNLL: per window, the base's per-position NLL of the same targets.
   ///   - plan: the plan's per-window mean KLD, for a baseline's paired difference.
   public static func summarize(
-    name: String, label: String, bytes: Int, parameters: Int, formatCounts: [String: Int], positions: [PositionScores],
+    name: String, label: String, bytes: Int, parameters: Int, formatCounts: [String: Int], positions: [WindowScores],
     baseNLL: [[Double]], starts: [Int], bootstrap: WindowBootstrap, planKLD: [Double]?
   ) -> ScoredModel {
     let windows = zip(positions, starts).map { $0.summary(start: $1) }

@@ -1,3 +1,4 @@
+import Engine
 import Testing
 import TensorCore
 @testable import Validation
@@ -37,7 +38,7 @@ import TensorCore
   }
 
   @Test func positionSummary() {
-    let s = PositionScores(nll: [1, 2, 3, 4], kld: [0, 0.1, 0.2, 0.5], top1Agrees: [true, true, false, true])
+    let s = WindowScores(nll: [1, 2, 3, 4], kld: [0, 0.1, 0.2, 0.5], top1Agrees: [true, true, false, true])
       .summary(start: 7)
     #expect(s.start == 7 && s.nll == 2.5 && abs(s.kld - 0.2) < 1e-15 && s.kldMax == 0.5 && s.top1 == 0.75)
     #expect(abs(s.kldP99 - (0.2 + 0.97 * 0.3)) < 1e-12)
