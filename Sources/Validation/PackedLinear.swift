@@ -11,38 +11,35 @@ public enum ActivationMode: String, Sendable, CaseIterable, Codable {
 
 /// A linear layer run from its packed bytes: the `LinearOperator` a plan installs in the engine.
 ///
+/// A thin adapter over Quantization's `PackedGEMM` (which keeps its scratch between calls):
 /// - `.int8`: the tokens are quantized once per call to int8 with the format's activation block (32 for GGML
-///   types, one scale per token for the integer formats) and meet the packed codes in the C GEMM
-///   (`PackedTensor.gemmInt8`), several tokens per weight load.
-/// - `.f32`: tiles of rows are decoded to Float and multiplied by BLAS (`PackedTensor.gemmFloat`); the weights
-///   stay packed in memory.
-/// Formats without integer codes (f16, bf16, f32) always take the Float path: no runtime quantizes activations
-/// for them either. A format that has integer codes but no int8 GEMM kernel is refused by name at construction.
+///   types, one scale per token for the integer formats) and meet the packed codes in the C GEMM, several tokens
+///   per weight load.
+/// - `.f32`: tiles of rows are decoded to Float and multiplied by BLAS; the weights stay packed in memory.
+/// Formats without integer codes (f16, bf16) always take the Float path (`PackedTensor.executionPath`'s rule); nf4
+/// and ternary have no int8 kernel and are refused by name with `.int8`. The rows are split over TensorCore's
+/// `Parallel` workers.
 public final class PackedLinear: LinearOperator, @unchecked Sendable {
   /// The packed weight.
-  public let tensor: PackedTensor
+  public var tensor: PackedTensor { gemm.weights }
   /// The path `apply` takes.
-  public let activations: ActivationMode
+  public var path: PackedExecutionPath { gemm.path }
+  let gemm: PackedGEMM
 
-  /// - Throws: `PlanValidationError.noPackedKernel` naming the format when `activations` is `.int8` and the format has
-  ///   integer codes but no int8 GEMM.
+  /// - Throws: `PlanValidationError.noPackedKernel` naming the format when it has no kernel for `activations`.
   public init(_ tensor: PackedTensor, activations: ActivationMode) throws(PlanValidationError) {
-    self.tensor = tensor
-    if activations == .int8 && tensor.format.hasIntegerCodes && !tensor.supportsInt8GEMM {
-      throw PlanValidationError(
-        .noPackedKernel, "\(tensor.format.name) has no int8-activation kernel; use --activations f32 or another format")
+    do {
+      gemm = try PackedGEMM(tensor, activations: activations == .int8 ? .int8 : .float)
+    } catch {
+      throw PlanValidationError(.noPackedKernel, "\(error)")
     }
-    self.activations = tensor.format.hasIntegerCodes ? activations : .f32
   }
 
-  public var outFeatures: Int { tensor.rows }
-  public var inFeatures: Int { tensor.columns }
+  public var outFeatures: Int { gemm.weights.rows }
+  public var inFeatures: Int { gemm.weights.columns }
 
   public func apply(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
-    switch activations {
-    case .int8: tensor.gemmInt8(x, tokens: tokens, into: y, accumulate: accumulate)
-    case .f32: tensor.gemmFloat(x, tokens: tokens, into: y, accumulate: accumulate)
-    }
+    gemm.apply(x, tokens: tokens, into: y, accumulate: accumulate, threads: Parallel.workers)
   }
 }
 
