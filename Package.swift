@@ -43,7 +43,7 @@ let package = Package(
     .testTarget(name: "QuantizationTests", dependencies: ["Quantization", "_TestSupport"], resources: [.copy("Fixtures")]),
     .testTarget(name: "EngineTests", dependencies: ["Engine", "ModelIO", "Pipeline", "_TestSupport"]),
     .testTarget(name: "SensitivityTests", dependencies: ["Sensitivity", "HDF5", "_TestSupport"]),
-    .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "_TestSupport"]),
+    .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Validation", "_TestSupport"]),
     .testTarget(name: "AllocationTests", dependencies: ["Allocation", "_TestSupport"]),
     .testTarget(name: "ValidationTests", dependencies: ["Validation", "Engine", "_TestSupport"]),
     .testTarget(name: "CLITests", dependencies: ["bitplan", "_TestSupport"]),
