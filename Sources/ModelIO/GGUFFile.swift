@@ -1,3 +1,5 @@
+import GGML
+
 #if canImport(TensorCore)
   import TensorCore
 #endif
@@ -169,7 +171,7 @@ public struct GGUFFile: Sendable {
   /// - Throws: `.missingTensor`; `.unsupported` for types `GGMLDequantize` cannot decode (i-quants, Q8_1, ...).
   public func tensor(named name: String) throws(ModelIOError) -> Tensor {
     let info = try requireInfo(name)
-    let values = try GGMLDequantize.reference(info.type, try rawBytes(of: info), count: info.elementCount)
+    let values = try GGMLDequantize.dequantize(info.type, try rawBytes(of: info), count: info.elementCount)
     return Tensor(shape: info.shape, storage: values)
   }
 

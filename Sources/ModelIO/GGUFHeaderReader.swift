@@ -1,3 +1,5 @@
+import GGML
+
 /// A cursor over the header of a GGUF file. Every count and length is checked against the bytes left before it is
 /// used, so a hostile header can neither trap nor make us allocate more than the file could describe
 /// (the rules of ggml's `gguf_init_from_file_impl`).

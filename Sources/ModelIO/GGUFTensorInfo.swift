@@ -1,3 +1,5 @@
+import GGML
+
 /// One tensor described in a GGUF header, validated against the file.
 ///
 /// GGUF lists dimensions fastest-first (`ne[0]` is the length of a row), the reverse of PyTorch: a weight stored

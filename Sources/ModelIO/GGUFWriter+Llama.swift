@@ -1,3 +1,5 @@
+import GGML
+
 #if canImport(TensorCore)
   import TensorCore
 #endif

@@ -1,3 +1,5 @@
+import GGML
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Darwin)

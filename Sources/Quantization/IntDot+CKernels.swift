@@ -1,4 +1,5 @@
 import CKernels
+import GGML
 
 /// The int8-activation GEMV of the `IntegerCodec` int2 … int8 formats and of ggml's integer block types through
 /// `CKernels` (variants `intrinsics` and `portableC`).

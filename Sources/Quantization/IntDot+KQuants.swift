@@ -1,3 +1,5 @@
+import GGML
+
 /// Fused q4_K and q6_K rows · 32-blocked activations (the counterpart of ggml's q4_K × q8_K and q6_K × q8_K dots,
 /// with our 32-value activation blocks). Integer sums per sub-block are exact; the scaling is reassociated relative
 /// to `decodedReference`, within `KernelTests.int8DotTolerance`.
@@ -19,8 +21,8 @@ extension IntDot {
           i0 &+= Int32(q[l] & 15) &* Int32(a0[l])
           i1 &+= Int32(q[l] >> 4) &* Int32(a1[l])
         }
-        let (sc0, m0) = KQuantCodec.scaleMinK4(p + 4, 2 * pair)
-        let (sc1, m1) = KQuantCodec.scaleMinK4(p + 4, 2 * pair + 1)
+        let (sc0, m0) = GGMLLayout.scaleMinK4(p + 4, 2 * pair)
+        let (sc1, m1) = GGMLLayout.scaleMinK4(p + 4, 2 * pair + 1)
         let s0 = act.sums16[2 * b0] &+ act.sums16[2 * b0 + 1], s1 = act.sums16[2 * b0 + 2] &+ act.sums16[2 * b0 + 3]
         main += act.scales[b0] * Float(Int32(sc0) &* i0) + act.scales[b0 + 1] * Float(Int32(sc1) &* i1)
         mins += act.scales[b0] * Float(Int32(m0) &* s0) + act.scales[b0 + 1] * Float(Int32(m1) &* s1)

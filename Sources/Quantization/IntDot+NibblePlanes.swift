@@ -1,3 +1,5 @@
+import GGML
+
 /// The int4 inner loop in 16-bit lanes: 64 packed weight bytes (128 codes) per step, no byte-to-word extension.
 ///
 /// The plain loop (`nibbleChunks4`) ran at 0.027 ns/value: LLVM widens each nibble with `vpmovzxbw` and multiplies

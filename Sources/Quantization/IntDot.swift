@@ -1,3 +1,5 @@
+import GGML
+
 /// Integer dot products of one packed weight row with `Q8Activations`.
 ///
 /// Every path forms exact Int32 sums of code products per block (bit-identical across variants) and differs only in

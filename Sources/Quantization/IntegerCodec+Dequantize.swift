@@ -1,3 +1,5 @@
+import GGML
+
 /// Integer-format dequantizers and the integer decode used by the int8-activation GEMV.
 extension IntegerCodec {
   /// Reference: value j of each group decoded on its own through `loadCode`.

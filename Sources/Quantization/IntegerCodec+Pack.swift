@@ -1,3 +1,5 @@
+import GGML
+
 /// The integer quantizer used for whole tensors: the bytes of `quantizeGroup`, which stays the reference (and the
 /// error sum of the MSE search's reference), without its error sum and its code-by-code read-modify-write stores.
 ///
@@ -18,7 +20,7 @@ extension IntegerCodec {
     let id: Float, offset: Float, top: Float
     if symmetric {
       let Q = 1 << (bits - 1)
-      let (amax, m) = extreme(x, n)
+      let (amax, m) = BlockBytes.extreme(x, n)
       let d = storeSymmetricScale(amax: amax, extreme: m, y, bits: bits, ratio: ratio, threshold: threshold)
       (id, offset, top) = (d != 0 ? 1 / d : 0, Float(Q), Float(2 * Q - 1))
     } else {
@@ -42,32 +44,6 @@ extension IntegerCodec {
         j += 32
       }
     }
-  }
-
-  /// The largest |x| of a group and the first value that has it (0 and 0 for an empty or all-zero group): the
-  /// reference's `for j where |x_j| > amax` scan, as a 16-lane maximum (exact: max does not round) followed by a
-  /// search for its first occurrence.
-  @inline(__always) static func extreme(_ x: UnsafePointer<Float>, _ n: Int) -> (amax: Float, m: Float) {
-    var lanes = SIMD16<Float>()
-    var j = 0
-    while j + 16 <= n {
-      let v = UnsafeRawPointer(x + j).loadUnaligned(as: SIMD16<Float>.self)
-      for l in 0..<16 {
-        let a = abs(v[l])
-        lanes[l] = a > lanes[l] ? a : lanes[l]
-      }
-      j += 16
-    }
-    var amax: Float = 0
-    for l in 0..<16 where lanes[l] > amax { amax = lanes[l] }
-    while j < n {
-      if abs(x[j]) > amax { amax = abs(x[j]) }
-      j += 1
-    }
-    if amax == 0 { return (0, 0) }
-    var k = 0
-    while abs(x[k]) != amax { k += 1 }
-    return (amax, x[k])
   }
 
   /// Packs 32 codes into one chunk of `4·bits` bytes.

@@ -1,3 +1,5 @@
+import GGML
+
 /// The MSE clip search of `IntegerCodec.Clip.mseSearch`: which range ratio to quantize a group with.
 ///
 /// For ratios r_k = 1 − 0.5·k/steps, k = 0 ..< steps, the error of the group quantized at r_k is
@@ -45,7 +47,7 @@ extension IntegerCodec {
     // The ratio-independent part of the group: the largest |x| and its value (symmetric), or min and max.
     var amax: Float = 0, m: Float = 0, lo: Float = 0, hi: Float = 0
     if symmetric {
-      (amax, m) = extreme(x, n)
+      (amax, m) = BlockBytes.extreme(x, n)
     } else {
       for j in 0..<n {
         lo = min(lo, x[j])

@@ -1,3 +1,5 @@
+import GGML
+
 /// Uniform integer formats `intN[-gG][-asym]`, N in 2…8: one f16 scale (plus a u8 zero point when asymmetric) per
 /// group of L weights along a row (L = G, or the whole row when per-channel).
 ///

@@ -1,3 +1,5 @@
+import GGML
+
 /// NormalFloat-4 (`nf4[-gG]`, Dettmers et al. 2023, QLoRA): codes index a fixed 16-entry codebook of normal
 /// quantiles on [−1, 1], scaled per group by the f16 absmax.
 ///

@@ -1,3 +1,5 @@
+import GGML
+
 /// Activations quantized to int8, the partner of packed weights in the integer GEMV (ggml pairs q4_0 and q8_0
 /// weights with q8_0 activations the same way).
 ///

@@ -1,3 +1,5 @@
+import GGML
+
 /// Shapes, exact byte counts and default candidate sets.
 extension QuantFormat {
   /// Whether a row-major `[rows, columns]` weight can be stored in this format.

@@ -1,3 +1,5 @@
+import GGML
+
 /// A candidate storage format for one weight matrix, named by the DESIGN.md grammar.
 ///
 /// Grammar (case-insensitive on input, printed lower-case):
@@ -13,8 +15,8 @@
 /// default; `-asym` adds an 8-bit zero point per group. Groups and GGML blocks run along a row, so a format can take
 /// a `[rows, columns]` tensor only when its group or block size divides `columns` (`canQuantize(rows:columns:)`).
 ///
-/// The byte layout of each scheme is documented on its codec: `IntegerCodec`, `NF4Codec`, `TernaryCodec`,
-/// `GGMLLegacyCodec`, `KQuantCodec`. Every row is stored independently, so a tensor is `rows` copies of one row layout.
+/// The byte layout of each scheme is documented on its codec: `IntegerCodec`, `NF4Codec`, `TernaryCodec`, and for
+/// GGML types the GGML module (`GGMLType`, `GGMLLayout`, `GGMLEncode`, `GGMLDecode`). Every row is stored independently, so a tensor is `rows` copies of one row layout.
 public struct QuantFormat: Hashable, Sendable, CustomStringConvertible, LosslessStringConvertible, Codable {
   /// The family of a format.
   public enum Scheme: Hashable, Sendable {
@@ -81,8 +83,10 @@ public struct QuantFormat: Hashable, Sendable, CustomStringConvertible, Lossless
   }
 
   /// A GGML block type (`q4_0`, `q4_k`, ...).
+  /// - Precondition: `type.canQuantize` (q4_0 … q8_0, q2_K … q6_K).
   public static func ggml(_ type: GGMLType) -> QuantFormat {
-    QuantFormat(scheme: .ggml(type), groupSize: type.blockSize, symmetric: !type.hasMinimum)
+    precondition(type.canQuantize, "\(type.name) is not a weight format BitPlan can quantize to")
+    return QuantFormat(scheme: .ggml(type), groupSize: type.blockSize, symmetric: !type.hasMinimum)
   }
 
   private static func checkGroup(_ group: Int?, name: String) throws {
@@ -97,7 +101,7 @@ public struct QuantFormat: Hashable, Sendable, CustomStringConvertible, Lossless
   /// - Throws: `QuantizationError.badFormatName`, naming the part that did not parse.
   public init(parsing name: String) throws {
     let text = name.lowercased()
-    if let type = GGMLType.allCases.first(where: { $0.ggmlName.lowercased() == text }) {
+    if let type = GGMLType(name: text), type.canQuantize {
       self = .ggml(type)
       return
     }
@@ -167,7 +171,7 @@ public struct QuantFormat: Hashable, Sendable, CustomStringConvertible, Lossless
     case .integer(let bits): return Double(bits)
     case .nf4: return 4
     case .ternary: return 1.584962500721156
-    case .ggml(let type): return Double(type.codeBits)
+    case .ggml(let type): return type.codeBits.map(Double.init) ?? type.bitsPerWeight
     }
   }
 

@@ -1,3 +1,5 @@
+import GGML
+
 /// Dispatch from a `QuantFormat` to its codec, one row at a time. Every format stores rows independently, so a
 /// tensor is quantized, dequantized and decoded row by row.
 enum RowCodec {
@@ -18,11 +20,7 @@ enum RowCodec {
       }
     case .ternary: TernaryCodec.quantizeRow(x, out, group: format.groupSize)
     case .ggml(let type):
-      switch (type.blockSize == 32, variant) {
-      case (true, .reference): GGMLLegacyCodec.quantizeRow(type, x, out)
-      case (true, _): GGMLLegacyCodec.quantizeRowFast(type, x, out)
-      case (false, _): KQuantCodec.quantizeRow(type, x, out)
-      }
+      if variant == .reference { GGMLEncode.reference(type, x, into: out) } else { GGMLEncode.fast(type, x, into: out) }
     }
   }
 
@@ -45,12 +43,7 @@ enum RowCodec {
     case .ternary:
       if fast { TernaryCodec.dequantizeRowFast(src, y, group: format.groupSize) } else { TernaryCodec.dequantizeRowReference(src, y, group: format.groupSize) }
     case .ggml(let type):
-      switch (type.blockSize == 32, fast) {
-      case (true, true): GGMLLegacyCodec.dequantizeRowFast(type, src, y)
-      case (true, false): GGMLLegacyCodec.dequantizeRowReference(type, src, y)
-      case (false, true): KQuantCodec.dequantizeRowFast(type, src, y)
-      case (false, false): KQuantCodec.dequantizeRowReference(type, src, y)
-      }
+      if fast { GGMLDecode.fast(type, src, into: y) } else { GGMLDecode.reference(type, src, into: y) }
     }
   }
 

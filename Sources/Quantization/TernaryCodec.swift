@@ -1,3 +1,5 @@
+import GGML
+
 /// Ternary weights (`ternary[-gG]`, BitNet b1.58 absmean quantization, Ma et al. 2024): codes in {−1, 0, 1} with
 /// one f16 scale per group, γ = mean |x|.
 ///

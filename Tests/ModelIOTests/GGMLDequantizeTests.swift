@@ -1,3 +1,4 @@
+import GGML
 import ModelIO
 import Testing
 import _TestSupport
@@ -20,6 +21,9 @@ import _TestSupport
     #expect(want.count == count)
     let got = try GGMLDequantize.reference(type, raw, count: count)
     #expect(got.count == count)
+    // The fast decoder, which `GGUFFile.tensor(named:)` uses, gives the same bits.
+    let fast = try raw.withUnsafeBytes { src in try GGMLDequantize.dequantize(type, src, count: count) }
+    #expect(fast.map(\.bitPattern) == got.map(\.bitPattern))
     var mismatches = 0
     for i in 0..<min(got.count, want.count) where got[i].bitPattern != want[i] {
       if mismatches < 5 {
@@ -80,7 +84,7 @@ import _TestSupport
 
   @Test(arguments: GGMLType.allCases.filter { !$0.canDequantize })
   func typesWithoutDecoderAreUnsupported(type: GGMLType) {
-    let bytes = [UInt8](repeating: 0, count: type.typeSize)
+    let bytes = [UInt8](repeating: 0, count: type.bytesPerBlock)
     do {
       _ = try GGMLDequantize.reference(type, bytes, count: type.blockSize)
       Issue.record("\(type.name) should not decode")

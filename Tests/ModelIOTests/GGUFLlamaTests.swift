@@ -1,3 +1,4 @@
+import GGML
 import ModelIO
 import TensorCore
 import Testing

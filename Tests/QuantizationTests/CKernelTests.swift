@@ -1,3 +1,4 @@
+import GGML
 import Testing
 import _TestSupport
 
@@ -168,7 +169,7 @@ struct CKernelTests {
             }
             bytes.withUnsafeBytes { raw in  // the codec reads back what was packed
               for j in 0..<8 {
-                let (scale, min) = KQuantCodec.scaleMinK4(raw.baseAddress! + at + 4, j)
+                let (scale, min) = GGMLLayout.scaleMinK4(raw.baseAddress! + at + 4, j)
                 #expect(Int(scale) == sc[j] && Int(min) == m[j], "sub-block \(j)")
               }
             }

@@ -1,3 +1,4 @@
+import GGML
 import Testing
 import _TestSupport
 

@@ -1,4 +1,5 @@
 import Foundation
+import GGML
 import Testing
 
 @testable import Quantization

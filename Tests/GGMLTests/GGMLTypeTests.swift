@@ -1,4 +1,4 @@
-import ModelIO
+import GGML
 import Testing
 
 @Suite struct GGMLTypeTests {
@@ -21,7 +21,7 @@ import Testing
       let t = try #require(GGMLType(rawValue: id), "id \(id)")
       #expect(t.name == name)
       #expect(t.blockSize == block, "\(name)")
-      #expect(t.typeSize == size, "\(name)")
+      #expect(t.bytesPerBlock == size, "\(name)")
       #expect(GGMLType(name: name.lowercased()) == t)
     }
   }
@@ -45,5 +45,23 @@ import Testing
     #expect(GGMLType.q6_K.rowSizeInBytes(1536) == 6 * 210)
     #expect(GGMLType.f32.rowSizeInBytes(Int.max) == nil)  // overflow
     #expect(GGMLType.f32.rowSizeInBytes(-1) == nil)
+  }
+
+  /// `ggml_type_name` spells K-quants with a capital K and everything else in lower case.
+  @Test func ggmlNames() {
+    #expect(GGMLType.q4_K.ggmlName == "q4_K")
+    #expect(GGMLType.q4_0.ggmlName == "q4_0")
+    #expect(GGMLType.iq2_XXS.ggmlName == "iq2_xxs")
+    #expect(GGMLType.bf16.ggmlName == "bf16")
+    for t in GGMLType.allCases { #expect(GGMLType(name: t.ggmlName) == t, "\(t.name)") }
+  }
+
+  /// The weight formats Quantization offers: the legacy types and the K-quants, with their code widths.
+  @Test func quantizableTypes() {
+    let quantizable = GGMLType.allCases.filter(\.canQuantize)
+    #expect(quantizable == [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K])
+    #expect(quantizable.map { $0.codeBits } == [4, 4, 5, 5, 8, 2, 3, 4, 5, 6])
+    #expect(quantizable.filter { $0.hasMinimum } == [.q4_1, .q5_1, .q2_K, .q4_K, .q5_K])
+    #expect(quantizable.allSatisfy { $0.canDequantize })
   }
 }

@@ -1,5 +1,5 @@
 /// GGML's legacy 32-value block types q4_0, q4_1, q5_0, q5_1, q8_0: quantizers byte-identical to ggml's
-/// `quantize_row_*_ref` (and gguf-py's numpy port), and dequantizers equal to `dequantize_row_*`.
+/// `quantize_row_*_ref` (and gguf-py's numpy port). Decoding is `GGMLDecode`'s; the layout is `GGMLLayout`'s.
 ///
 /// Formulas (per block of 32 values x, `d` and `m` stored as f16):
 /// - q4_0: `max` = the value of largest |x| (first on ties), `d = max / −8`, `q = min(15, trunc(x/d + 8.5))`,
@@ -89,84 +89,6 @@ enum GGMLLegacyCodec {
     BlockBytes.storeF16(d, y, 0)
     for j in 0..<32 {
       y.storeBytes(of: Int8(BlockBytes.roundAway(x[j] * id)), toByteOffset: 2 + j, as: Int8.self)
-    }
-  }
-
-  /// Reference dequantizer: decodes value `i` of a block on its own, straight from the layout table.
-  static func dequantizeRowReference(
-    _ type: GGMLType, _ src: UnsafeRawBufferPointer, _ y: UnsafeMutableBufferPointer<Float>
-  ) {
-    precondition(y.count % 32 == 0 && src.count == y.count / 32 * type.bytesPerBlock,
-      "\(type.ggmlName): \(src.count) bytes for \(y.count) values")
-    guard let s = src.baseAddress else { return }
-    for i in 0..<y.count {
-      let block = s + (i / 32) * type.bytesPerBlock
-      let j = i % 32
-      let d = BlockBytes.f16(block, 0)
-      // qs starts after d (2), m (2 if affine) and qh (4 if 5-bit).
-      func nibble(at qs: Int) -> Int {
-        let byte = Int(block.load(fromByteOffset: qs + j % 16, as: UInt8.self))
-        return j < 16 ? byte & 15 : byte >> 4
-      }
-      func fifthBit(at qh: Int) -> Int { Int((BlockBytes.u32(block, qh) >> UInt32(j)) & 1) << 4 }
-      switch type {
-      case .q4_0: y[i] = Float(nibble(at: 2) - 8) * d
-      case .q4_1: y[i] = Float(nibble(at: 4)) * d + BlockBytes.f16(block, 2)
-      case .q5_0: y[i] = Float((nibble(at: 6) | fifthBit(at: 2)) - 16) * d
-      case .q5_1: y[i] = Float(nibble(at: 8) | fifthBit(at: 4)) * d + BlockBytes.f16(block, 2)
-      case .q8_0: y[i] = Float(block.load(fromByteOffset: 2 + j, as: Int8.self)) * d
-      default: preconditionFailure("\(type.ggmlName) is not a legacy type")
-      }
-    }
-  }
-
-  /// Block loops in ggml's order (`dequantize_row_*`): scale loaded once per block, 16 bytes give 32 values.
-  /// Same products as the reference, so bit-identical.
-  static func dequantizeRowFast(_ type: GGMLType, _ src: UnsafeRawBufferPointer, _ out: UnsafeMutableBufferPointer<Float>) {
-    precondition(out.count % 32 == 0 && src.count == out.count / 32 * type.bytesPerBlock,
-      "\(type.ggmlName): \(src.count) bytes for \(out.count) values")
-    guard let s = src.baseAddress, let o = out.baseAddress else { return }
-    let size = type.bytesPerBlock
-    for b in 0..<(out.count / 32) {
-      let p = s + b * size
-      let y = o + 32 * b
-      let d = BlockBytes.f16(p, 0)
-      switch type {
-      case .q4_0:
-        let qs = (p + 2).assumingMemoryBound(to: UInt8.self)
-        for j in 0..<16 {
-          y[j] = Float(Int32(qs[j] & 15) - 8) * d
-          y[j + 16] = Float(Int32(qs[j] >> 4) - 8) * d
-        }
-      case .q4_1:
-        let m = BlockBytes.f16(p, 2)
-        let qs = (p + 4).assumingMemoryBound(to: UInt8.self)
-        for j in 0..<16 {
-          y[j] = Float(qs[j] & 15) * d + m
-          y[j + 16] = Float(qs[j] >> 4) * d + m
-        }
-      case .q5_0:
-        let qh = BlockBytes.u32(p, 2)
-        let qs = (p + 6).assumingMemoryBound(to: UInt8.self)
-        for j in 0..<16 {
-          let h0 = Int32((qh >> UInt32(j)) & 1) << 4, h1 = Int32((qh >> UInt32(j + 16)) & 1) << 4
-          y[j] = Float((Int32(qs[j] & 15) | h0) - 16) * d
-          y[j + 16] = Float((Int32(qs[j] >> 4) | h1) - 16) * d
-        }
-      case .q5_1:
-        let m = BlockBytes.f16(p, 2)
-        let qh = BlockBytes.u32(p, 4)
-        let qs = (p + 8).assumingMemoryBound(to: UInt8.self)
-        for j in 0..<16 {
-          let h0 = UInt32((qh >> UInt32(j)) & 1) << 4, h1 = UInt32((qh >> UInt32(j + 16)) & 1) << 4
-          y[j] = Float(UInt32(qs[j] & 15) | h0) * d + m
-          y[j + 16] = Float(UInt32(qs[j] >> 4) | h1) * d + m
-        }
-      case .q8_0:
-        let qs = (p + 2).assumingMemoryBound(to: Int8.self)
-        for j in 0..<32 { y[j] = Float(qs[j]) * d }
-      default: preconditionFailure("\(type.ggmlName) is not a legacy type")
-      }
     }
   }
 }

@@ -17,7 +17,7 @@ enum KQuantSearch {
 
   /// `make_qx_quants(n, nmax, x, L, rmse_type: 1, qw: NULL)`. Writes `L[i]` in 0..<2·nmax; returns the scale.
   static func symmetricScale(_ x: UnsafePointer<Float>, count n: Int, nmax: Int, levels L: UnsafeMutablePointer<Int8>) -> Float {
-    let (amax, max) = IntegerCodec.extreme(x, n)
+    let (amax, max) = BlockBytes.extreme(x, n)
     if amax < groupMaxEpsilon {
       for i in 0..<n { L[i] = 0 }
       return 0
@@ -59,7 +59,7 @@ enum KQuantSearch {
 
   /// `make_q3_quants(n, nmax, x, L, do_rmse: true)`. Writes `L[i]` in 0..<2·nmax; returns the scale.
   static func symmetricScaleQ3(_ x: UnsafePointer<Float>, count n: Int, nmax: Int, levels L: UnsafeMutablePointer<Int8>) -> Float {
-    let (amax, max) = IntegerCodec.extreme(x, n)
+    let (amax, max) = BlockBytes.extreme(x, n)
     if amax < groupMaxEpsilon {
       for i in 0..<n { L[i] = 0 }
       return 0

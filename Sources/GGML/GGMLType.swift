@@ -1,11 +1,25 @@
 /// The element type of a GGUF tensor, with ggml's ids (`enum ggml_type` in ggml.h) and spec spelling.
 ///
-/// Every id ggml defines is listed, so that byte sizes are right even for types this package cannot dequantize.
-/// Ids ggml has removed (4, 5: Q4_2/Q4_3; 31...33: Q4_0_4_4/_4_8/_8_8; 36...38: IQ4_NL_4_4/_4_8/_8_8) are not cases:
-/// a file that uses them gets `ModelIOError(.unknownDType)`, as ggml's own loader rejects them.
+/// The one home of this spec in BitPlan: ModelIO (GGUF reading and writing) and Quantization (candidate formats,
+/// kernels) both use this enum. Every id ggml defines is listed, so that byte sizes are right even for types this
+/// package cannot decode. Ids ggml has removed (4, 5: Q4_2/Q4_3; 31...33: Q4_0_4_4/_4_8/_8_8; 36...38:
+/// IQ4_NL_4_4/_4_8/_8_8) are not cases: `init(rawValue:)` returns nil for them, as ggml's own loader rejects them.
 ///
-/// A tensor row of `n` values is `n / blockSize` blocks of `typeSize` bytes each; `n` must be a multiple of
-/// `blockSize` (ggml's `ggml_row_size`).
+/// A tensor row of `n` values is `n / blockSize` blocks of `bytesPerBlock` bytes each; `n` must be a multiple of
+/// `blockSize` (ggml's `ggml_row_size`). Block layouts are in `GGMLLayout` and on the decoders (`GGMLDecode`):
+///
+/// | type | block | bytes | layout |
+/// | --- | --- | --- | --- |
+/// | q4_0 | 32 | 18 | d f16, qs[16] (low nibble = value j, high nibble = value j+16) |
+/// | q4_1 | 32 | 20 | d f16, m f16, qs[16] |
+/// | q5_0 | 32 | 22 | d f16, qh u32 (5th bits), qs[16] |
+/// | q5_1 | 32 | 24 | d f16, m f16, qh u32, qs[16] |
+/// | q8_0 | 32 | 34 | d f16, qs[32] int8 |
+/// | q2_K | 256 | 84 | scales[16] (4-bit scale, 4-bit min), qs[64], d f16, dmin f16 |
+/// | q3_K | 256 | 110 | hmask[32], qs[64], scales[12] (6-bit), d f16 |
+/// | q4_K | 256 | 144 | d f16, dmin f16, scales[12] (6-bit scale + min), qs[128] |
+/// | q5_K | 256 | 176 | d f16, dmin f16, scales[12], qh[32], qs[128] |
+/// | q6_K | 256 | 210 | ql[128], qh[64], scales[16] int8, d f16 |
 public enum GGMLType: UInt32, Sendable, CaseIterable, Codable {
   /// IEEE binary32 and binary16.
   case f32 = 0, f16 = 1
@@ -48,8 +62,8 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, Codable {
     }
   }
 
-  /// Bytes per block (`ggml_type_size`), from the block structs in ggml-common.h (QK_K = 256).
-  public var typeSize: Int {
+  /// Bytes per block (`ggml_type_size`, `sizeof(block_qX)`), from the block structs in ggml-common.h (QK_K = 256).
+  public var bytesPerBlock: Int {
     let k = Self.superBlockSize
     switch self {
     case .f32, .i32: return 4
@@ -125,6 +139,13 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, Codable {
     }
   }
 
+  /// The spelling of ggml's `ggml_type_name` and llama.cpp's logs: lower case except the `_K` of the K-quants
+  /// (`q4_0`, `q4_K`, `iq2_xxs`, `bf16`).
+  public var ggmlName: String {
+    let upper = name
+    return upper.hasSuffix("_K") ? upper.dropLast(2).lowercased() + "_K" : upper.lowercased()
+  }
+
   /// The type spelled `name`, case-insensitively (`q6_k`, `Q6_K`); nil for names ggml does not define.
   public init?(name: String) {
     let upper = name.uppercased()
@@ -132,7 +153,7 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, Codable {
     self = match
   }
 
-  /// Whether `GGMLDequantize` can turn this type into `Float`.
+  /// Whether `GGMLDecode` can turn this type into `Float`.
   public var canDequantize: Bool {
     switch self {
     case .f32, .f16, .bf16, .f64, .i8, .i16, .i32, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K,
@@ -145,10 +166,46 @@ public enum GGMLType: UInt32, Sendable, CaseIterable, Codable {
   /// Bytes of one row of `count` values, or nil when `count` is not a whole number of blocks or overflows.
   public func rowSizeInBytes(_ count: Int) -> Int? {
     guard count >= 0, count % blockSize == 0 else { return nil }
-    let (bytes, overflow) = (count / blockSize).multipliedReportingOverflow(by: typeSize)
+    let (bytes, overflow) = (count / blockSize).multipliedReportingOverflow(by: bytesPerBlock)
     return overflow ? nil : bytes
   }
 
-  /// Bits per weight including block overhead: `8 · typeSize / blockSize` (Q4_0 → 4.5, Q8_0 → 8.5, Q4_K → 4.5).
-  public var bitsPerWeight: Double { Double(8 * typeSize) / Double(blockSize) }
+  /// Bits per weight including block overhead: `8 · bytesPerBlock / blockSize` (Q4_0 → 4.5, Q8_0 → 8.5,
+  /// Q4_K → 4.5, Q6_K → 6.5625).
+  public var bitsPerWeight: Double { Double(8 * bytesPerBlock) / Double(blockSize) }
+
+  /// Whether `GGMLEncode` can quantize `Float` to this type: the legacy types q4_0 … q8_0 and the K-quants
+  /// q2_K … q6_K (the types a weight is stored in; q8_1 and q8_K are activation formats).
+  public var canQuantize: Bool {
+    switch self {
+    case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K: true
+    default: false
+    }
+  }
+
+  /// Nominal width of one stored code in bits (4 for q4_0 and q4_K, 6 for q6_K, 16 for f16), before block scales;
+  /// nil where a code is not a fixed-width integer (lattice i-quants, base-3 packed tq1_0).
+  public var codeBits: Int? {
+    switch self {
+    case .q1_0: 1
+    case .q2_K, .tq2_0: 2
+    case .q3_K: 3
+    case .q4_0, .q4_1, .q4_K, .iq4_NL, .iq4_XS, .mxfp4, .nvfp4: 4
+    case .q5_0, .q5_1, .q5_K: 5
+    case .q6_K: 6
+    case .q8_0, .q8_1, .q8_K, .i8: 8
+    case .f16, .bf16, .i16: 16
+    case .f32, .i32: 32
+    case .f64, .i64: 64
+    case .iq2_XXS, .iq2_XS, .iq3_XXS, .iq1_S, .iq3_S, .iq2_S, .iq1_M, .tq1_0: nil
+    }
+  }
+
+  /// Whether a block stores a minimum (affine, `x̂ = d·q + m` or `d·sc·q − dmin·m`) rather than a scale only.
+  public var hasMinimum: Bool {
+    switch self {
+    case .q4_1, .q5_1, .q2_K, .q4_K, .q5_K: true
+    default: false
+    }
+  }
 }

@@ -1,6 +1,7 @@
 /// GGML's K-quants (q2_K … q6_K): super-blocks of `QK_K` = 256 values with quantized sub-block scales, laid out
 /// byte for byte as ggml-common.h's `block_qN_K`, quantized by the algorithm of ggml's `quantize_row_qN_K_ref`
 /// (no importance matrix). GGMLGoldenTests checks every byte against ggml itself (scripts/ggml_quant_golden.sh).
+/// Decoding is `GGMLDecode`'s; the byte offsets and bit positions are `GGMLLayout`'s.
 ///
 /// Formulas (d, dmin: f16 super-block scales; sc, m: per-sub-block integer scale and min):
 /// - q2_K: 16 sub-blocks of 16, `x̂ = d·sc·q − dmin·m`, q in 0…3, sc and m 4-bit (one byte: sc | m << 4).
@@ -116,7 +117,7 @@ enum KQuantCodec {
     }
     let d = BlockBytes.f16(y, 108)
     for j in 0..<16 {
-      let dj = d * Float(q3Scale(UnsafeRawPointer(sc), j))
+      let dj = d * Float(GGMLLayout.q3Scale(UnsafeRawPointer(sc), j))
       if dj == 0 { continue }
       for i in 0..<16 { L[16 * j + i] = Int8(max(-4, min(3, BlockBytes.nearestInt(x[16 * j + i] / dj))) + 4) }
     }
@@ -132,12 +133,5 @@ enum KQuantCodec {
       U[i] = l
     }
     pack2Bit(U, y + 32)
-  }
-
-  /// The signed 6-bit scale of q3_K sub-block `j` (0..<16) from the 12 packed bytes at `sc`.
-  @inline(__always) static func q3Scale(_ sc: UnsafeRawPointer, _ j: Int) -> Int {
-    let low = j < 8 ? sc.load(fromByteOffset: j, as: UInt8.self) & 15 : sc.load(fromByteOffset: j - 8, as: UInt8.self) >> 4
-    let high = (sc.load(fromByteOffset: 8 + j % 4, as: UInt8.self) >> UInt8(2 * (j / 4))) & 3
-    return Int(low | (high << 4)) - 32
   }
 }

@@ -1,14 +1,5 @@
 /// q4_K, q5_K and q6_K quantizers (ggml `quantize_row_q4_K_ref`, `_q5_K_ref`, `_q6_K_ref`).
 extension KQuantCodec {
-  /// The 6-bit (scale, min) of q4_K/q5_K sub-block `j` (0..<8) from the 12 bytes at `q` (ggml `get_scale_min_k4`):
-  /// bytes 0-3 hold scales 0-3 (low 6 bits) and the top 2 bits of scales 4-7, bytes 4-7 the same for mins, bytes
-  /// 8-11 the low nibbles of scale 4-7 (low) and min 4-7 (high).
-  @inline(__always) static func scaleMinK4(_ q: UnsafeRawPointer, _ j: Int) -> (scale: UInt8, min: UInt8) {
-    @inline(__always) func b(_ i: Int) -> UInt8 { q.load(fromByteOffset: i, as: UInt8.self) }
-    if j < 4 { return (b(j) & 63, b(j + 4) & 63) }
-    return ((b(j + 4) & 0xF) | ((b(j - 4) >> 6) << 4), (b(j + 4) >> 4) | ((b(j) >> 6) << 4))
-  }
-
   /// q4_K (nmax 15; layout d @0, dmin @2, scales[12] @4, qs[128] @16) and q5_K (nmax 31; d @0, dmin @2,
   /// scales[12] @4, qh[32] @16, qs[128] @48). Sub-blocks of 32, weights `rms(x) + |x|`.
   static func quantizeQ45K(
@@ -52,7 +43,7 @@ extension KQuantCodec {
     BlockBytes.storeF16(maxMin / 63, y, 2)
     let d = BlockBytes.f16(y, 0), dmin = BlockBytes.f16(y, 2)
     for j in 0..<8 {
-      let (s, m) = scaleMinK4(UnsafeRawPointer(sc), j)
+      let (s, m) = GGMLLayout.scaleMinK4(UnsafeRawPointer(sc), j)
       let dj = d * Float(s)
       if dj == 0 { continue }
       let dm = dmin * Float(m)
