@@ -46,9 +46,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BP_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi,avx512vnni,gfni,f16c,fma")))
-/// Helpers are inlined into the per-format loops, so `bits` and `symmetric` are constants there.
-#define BP_INLINE static inline __attribute__((always_inline))
+#include "avx512_common.h"
+#include "gemm_internal.h"
 
 /// 128-value blocks per int4 group.
 static inline size_t blocks_per_group(const bp_int_layout *layout) { return (layout->chunks + 3) / 4; }
@@ -58,8 +57,6 @@ static inline size_t group_stride(const bp_int_layout *layout) {
   return layout->bits == 4 ? blocks_per_group(layout) * 128 + 64 : 0;
 }
 
-/// Mask of the first n ≤ 64 bytes.
-BP_AVX512 BP_INLINE __mmask64 first_bytes(size_t n) { return n >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << n) - 1); }
 
 /// Fills `scratch` (`groups · group_stride` bytes) for an int4 layout. Two lane-sum accumulators, so the
 /// vpdpbusd chain is half as long (this runs once per call, the cost of about a third of a row).
@@ -248,8 +245,6 @@ BP_AVX512 BP_INLINE void int8_groups(int n, int bits, int shared_z, int signed_c
 #undef BP_CODES
 }
 
-/// f16 bits at p.
-static inline unsigned short f16_at(const uint8_t *p) { return (unsigned short)(p[0] | p[1] << 8); }
 
 /// acc[j] += s·(Σ (u − z)·a) lanes of the group at p[j] (header and codes) for each of `n` rows. `a`: the group's
 /// int4 planes or int8 activation codes; `sums` (int4): its prepared lane sums, −8·Σa (symmetric) or −Σa;
@@ -399,28 +394,11 @@ BP_AVX512 BP_INLINE void row_pass(int n, const uint8_t *const *row, float *const
   }
 }
 
-/// For steps of four groups (16 code bytes each, `group_bytes` g apart after a header of h bytes): byte 16i + j of
-/// the codes register comes from byte h + i·g + j of the step, which is byte o of its first 64 bytes (index o) or
-/// byte o − last of its last 64 (index 64 + o − last, last = h + 3g + 16 − 64). Zero when steps are not of four.
-BP_AVX512 static __m512i step_code_index(size_t h, size_t g);
-
+/// `step_code_index` (avx512_common.h) for a layout whose steps are of four groups; zero otherwise.
 BP_AVX512 static __m512i k4_code_index(const bp_int_layout *layout, int symmetric, int bits) {
   if (groups_per_step(layout) != 4) return _mm512_setzero_si512();
   const size_t h = symmetric ? 2 : 3;
   return step_code_index(h, h + layout->chunks * 4 * (size_t)bits);
-}
-
-/// `k4_code_index` for groups of `g` bytes whose 16 code bytes start at byte h.
-BP_AVX512 static __m512i step_code_index(size_t h, size_t g) {
-  const size_t last = h + 3 * g + 16 - 64;
-  _Alignas(64) uint8_t index[64];
-  for (size_t i = 0; i < 4; i++) {
-    for (size_t j = 0; j < 16; j++) {
-      const size_t o = h + i * g + j;
-      index[16 * i + j] = (uint8_t)(o < 64 ? o : 64 + o - last);
-    }
-  }
-  return _mm512_load_si512((const void *)index);
 }
 
 /// The row loop for one (bits, symmetric) pair, called with constants by the `BP_ROWS` functions below. int4
@@ -969,6 +947,7 @@ BP_ON_Q6_K_PREP(q3_k)
 
 const bp_int_gemv_kernels bp_int_gemv_avx512_vnni = {
   "avx512-vnni", avx512_gemv, avx512_q4_k, avx512_q6_k, avx512_q5_k, avx512_legacy, avx512_q2_k, avx512_q3_k,
+  bp_avx512_gemm_prepared_bytes, bp_avx512_gemm_prepare, bp_avx512_gemm,
 };
 
 #endif

@@ -5,6 +5,7 @@
 // bit for bit in their integer part.
 
 #include "CKernels.h"
+#include "gemm_internal.h"
 
 #include <string.h>
 
@@ -221,9 +222,19 @@ static void portable_q3_k(const uint8_t *weights, size_t row_bytes, size_t rows,
   }
 }
 
+static void portable_gemm(const bp_gemm_format *format, const uint8_t *weights, size_t rows, const bp_gemm_activations *x,
+                          float *y, size_t y_stride, int accumulate);
+
 static const bp_int_gemv_kernels portable_kernels = {
   "portable", portable_gemv, portable_q4_k, portable_q6_k, portable_q5_k, portable_legacy, portable_q2_k, portable_q3_k,
+  bp_gemm_no_prepared_bytes, bp_gemm_no_prepare, portable_gemm,
 };
+
+/// The GEMM is the per-token GEMV over tiles of rows (`bp_gemm_tiled`), so it is the reference by construction.
+static void portable_gemm(const bp_gemm_format *format, const uint8_t *weights, size_t rows, const bp_gemm_activations *x,
+                          float *y, size_t y_stride, int accumulate) {
+  bp_gemm_tiled(&portable_kernels, format, weights, rows, x, y, y_stride, accumulate);
+}
 
 const bp_int_gemv_kernels *bp_int_gemv_portable(void) { return &portable_kernels; }
 

@@ -78,6 +78,37 @@ extension IntDot {
   }
 }
 
+extension IntDot {
+  /// The `CKernels` GEMM format of a `[_, columns]` matrix against the activation block of `activationBlockSize`
+  /// (32 for GGML types, one per token otherwise), or nil when no C GEMV takes it (`cCall`).
+  static func gemmCall(_ format: QuantFormat, columns: Int, rowBytes: Int) -> bp_gemm_format? {
+    let block: Int
+    if case .ggml = format.scheme { block = 32 } else { block = max((columns + 31) / 32 * 32, 32) }
+    guard let call = cCall(format, columns: columns, rowBytes: rowBytes, activationBlock: block) else { return nil }
+    var f = bp_gemm_format()
+    f.row_bytes = rowBytes
+    switch call {
+    case .integer(let layout):
+      f.family = BP_GEMM_INTEGER
+      f.layout = layout
+    case .legacy(let kind):
+      f.family = BP_GEMM_LEGACY
+      f.legacy_kind = kind
+      f.blocks = columns / 32
+    case .kQuant(let type):
+      f.blocks = columns / 256
+      switch type {
+      case .q2_K: f.family = BP_GEMM_Q2_K
+      case .q3_K: f.family = BP_GEMM_Q3_K
+      case .q4_K: f.family = BP_GEMM_Q4_K
+      case .q5_K: f.family = BP_GEMM_Q5_K
+      default: f.family = BP_GEMM_Q6_K
+      }
+    }
+    return f
+  }
+}
+
 extension PackedTensor {
   /// `gemvInt8` through `kernels` as `call` says (from `IntDot.cCall` for `a.blockSize`), each thread's rows in one
   /// C call (which prepares its own copy of the activations: O(columns), the cost of about one row).

@@ -199,7 +199,7 @@ extension PackedTensor {
 
   /// `Y = X Wᵀ` for a batch of tokens: X `[tokens, columns]`, Y `[tokens, rows]`, row-major.
   ///
-  /// simd: tiles of up to 256 rows are dequantized (block dequantizer) and multiplied with `BLAS.sgemm`;
+  /// simd (and the C variants): `gemmFloat` (tiles of rows dequantized by the block decoders, `BLAS.sgemm`);
   /// reference: `gemv(.float, .reference)` per token.
   public func gemm(_ X: [Float], tokens: Int, variant: KernelVariant = .best) -> [Float] {
     precondition(X.count == tokens * columns, "gemm: X has \(X.count) values, [\(tokens), \(columns)] expected")
@@ -212,22 +212,7 @@ extension PackedTensor {
       }
       return Y
     }
-    let tile = min(rows, 256)
-    var weights = [Float](repeating: 0, count: tile * columns)
-    var partial = [Float](repeating: 0, count: tokens * tile)
-    for start in stride(from: 0, to: rows, by: tile) {
-      let n = min(tile, rows - start)
-      weights.withUnsafeMutableBufferPointer { dequantizeRows(start..<(start + n), into: UnsafeMutableBufferPointer(rebasing: $0[0..<(n * columns)]), variant: .simd) }
-      // partial[tokens, n] = X[tokens, columns] · W_tile[n, columns]ᵀ
-      X.withUnsafeBufferPointer { x in
-        weights.withUnsafeBufferPointer { w in
-          partial.withUnsafeMutableBufferPointer { p in
-            BLAS.sgemm(transposeB: true, m: tokens, n: n, k: columns, a: x.baseAddress!, b: w.baseAddress!, c: p.baseAddress!)
-          }
-        }
-      }
-      for t in 0..<tokens { for r in 0..<n { Y[t * rows + start + r] = partial[t * n + r] } }
-    }
+    X.withUnsafeBufferPointer { x in Y.withUnsafeMutableBufferPointer { gemmFloat(x.baseAddress!, tokens: tokens, into: $0.baseAddress!) } }
     return Y
   }
 }

@@ -15,6 +15,8 @@ public struct QuantizationError: Error, CustomStringConvertible, Sendable, Equat
     case badCalibration
     /// A fixture or serialized tensor is malformed.
     case badData
+    /// The format has no packed kernel for the requested activation precision (`PackedTensor.executionPath`).
+    case noPackedKernel
   }
 
   /// What went wrong, for `switch`.

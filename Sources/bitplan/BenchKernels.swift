@@ -20,6 +20,18 @@ struct BenchKernels: ParsableCommand {
   @Flag(help: "Print JSON rows instead of a table.")
   var json = false
 
+  @Option(help: "Comma-separated formats of the T-token GEMM rows (gemm-q8act beside the per-token GEMV loop, the float path and fp32 BLAS sgemm at [576→1536], [1536→576], [576→49152]); empty for none.")
+  var gemmFormats: String = "q4_0,q4_1,q8_0"
+
+  @Option(help: "Tokens per GEMM (the prompt window).")
+  var tokens: Int = 512
+
+  @Option(help: "Threads of the GEMM rows.")
+  var gemmThreads: Int = 2
+
+  @Flag(help: "Only the GEMM rows (skip the per-format GEMV table).")
+  var gemmOnly = false
+
   private var chosenSizes: [KernelBenchmark.Size] {
     let names = sizes.split(separator: ",").map { String($0).uppercased() }
     return KernelBenchmark.Size.standard.filter { names.contains($0.name.uppercased()) }
@@ -33,17 +45,31 @@ struct BenchKernels: ParsableCommand {
     if let formats {
       do { _ = try QuantFormat.parseList(formats) } catch { throw ValidationError("--formats '\(formats)': \(error)") }
     }
+    if !gemmFormats.isEmpty {
+      do { _ = try QuantFormat.parseList(gemmFormats) } catch { throw ValidationError("--gemm-formats '\(gemmFormats)': \(error)") }
+    }
+    guard tokens >= 1, gemmThreads >= 1 else { throw ValidationError("--tokens and --gemm-threads must be at least 1") }
   }
 
   func run() throws {
-    let chosenFormats = try formats.map { try QuantFormat.parseList($0) } ?? KernelBenchmark.defaultFormats
-    let chosenSizes = self.chosenSizes
-    var rows = [KernelBenchmark.memoryReadBandwidth(), KernelBenchmark.memoryReadBandwidth(threads: 2)]
+    let chosenFormats = gemmOnly ? [] : try formats.map { try QuantFormat.parseList($0) } ?? KernelBenchmark.defaultFormats
+    let chosenSizes = gemmOnly ? [] : self.chosenSizes
+    var rows = gemmOnly ? [] : [KernelBenchmark.memoryReadBandwidth(), KernelBenchmark.memoryReadBandwidth(threads: 2)]
     rows += chosenSizes.map(KernelBenchmark.blasGEMV)
     if json { printToStandardError(machineSummary) } else { print(machineSummary) }
     if !json { printHeader(); rows.forEach(printRow) }
     for format in chosenFormats {
       let formatRows = try KernelBenchmark.run(format: format, sizes: chosenSizes)
+      if !json { formatRows.forEach(printRow) }
+      rows += formatRows
+    }
+    let gemmFormatList = gemmFormats.isEmpty ? [] : try QuantFormat.parseList(gemmFormats)
+    if !json && !gemmFormatList.isEmpty {
+      print("\nT = \(tokens) tokens, \(gemmThreads) threads; elements = multiply-adds, size = [columns→rows]")
+      if gemmOnly { printHeader() }
+    }
+    for format in gemmFormatList {
+      let formatRows = try KernelBenchmark.gemm(format: format, tokens: tokens, threads: gemmThreads)
       if !json { formatRows.forEach(printRow) }
       rows += formatRows
     }
@@ -58,7 +84,7 @@ struct BenchKernels: ParsableCommand {
       let encoder = JSONEncoder()
       encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
       print(String(decoding: try encoder.encode(lines), as: UTF8.self))
-    } else if let bandwidth = rows.first?.packedGBps {
+    } else if !gemmOnly, let bandwidth = rows.first?.packedGBps {
       print("\nmemory read bandwidth \(format(bandwidth)) GB/s (1 thread), \(format(rows[1].packedGBps)) GB/s (2 threads);"
         + " a DRAM GEMV reaches GB/s(packed) ÷ bandwidth of it.")
       let shares = dramShares(rows)
@@ -95,7 +121,7 @@ struct BenchKernels: ParsableCommand {
   private func printRow(_ r: KernelBenchmark.Row) {
     func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
     func num(_ x: Double, _ n: Int) -> String { let s = String(format: "%.3f", x); return String(repeating: " ", count: max(0, n - s.count)) + s }
-    print(pad(r.kernel, 18) + pad(r.format, 16) + pad(r.size, 6) + num(Double(r.elements), 10).replacingOccurrences(of: ".000", with: "    ")
+    print(pad(r.kernel, 18) + pad(r.format, 16) + pad(r.size, r.size.count > 6 ? 11 : 6) + num(Double(r.elements), 10).replacingOccurrences(of: ".000", with: "    ")
       + num(r.nsPerElement, 11) + num(r.floatGBps, 12) + num(r.packedGBps, 14) + num(r.gflops, 9))
   }
 }

@@ -55,6 +55,43 @@ typedef struct bp_int_layout {
   int group_scales;
 } bp_int_layout;
 
+/// Which GEMV of a table (`bp_int_gemv_kernels`) a GEMM repeats per token, and the arguments it gets.
+typedef enum bp_gemm_family {
+  /// `gemv` with `layout` (int2 … int8, q4_0, q8_0).
+  BP_GEMM_INTEGER = 0,
+  /// `legacy_gemv` with `legacy_kind` (q5_0 0, q4_1 1, q5_1 2) and `blocks` = columns / 32.
+  BP_GEMM_LEGACY = 1,
+  /// `q2_k_gemv` … `q6_k_gemv` with `blocks` = columns / 256 super-blocks.
+  BP_GEMM_Q2_K = 2, BP_GEMM_Q3_K = 3, BP_GEMM_Q4_K = 4, BP_GEMM_Q5_K = 5, BP_GEMM_Q6_K = 6,
+} bp_gemm_family;
+
+/// The packed weight format of a GEMM: the GEMV it must match bit for bit, with that GEMV's arguments.
+typedef struct bp_gemm_format {
+  bp_gemm_family family;
+  /// BP_GEMM_INTEGER only.
+  bp_int_layout layout;
+  /// BP_GEMM_LEGACY only.
+  int legacy_kind;
+  /// Bytes of one stored row.
+  size_t row_bytes;
+  /// BP_GEMM_LEGACY: 32-value blocks per row; K-quants: 256-value super-blocks per row; else unused.
+  size_t blocks;
+} bp_gemm_format;
+
+/// T tokens of int8 activations, each laid out as one GEMV's `codes` and `scales`.
+typedef struct bp_gemm_activations {
+  /// Token t's codes at codes + t·code_stride (zero-padded as the GEMV wants them).
+  const int8_t *codes;
+  size_t code_stride;
+  /// Token t's scales at scales + t·scale_stride.
+  const float *scales;
+  size_t scale_stride;
+  /// T.
+  size_t tokens;
+  /// What `gemm_prepare` wrote (64-byte aligned, `gemm_prepared_bytes` long), or NULL when that is 0.
+  const void *prepared;
+} bp_gemm_activations;
+
 /// One instruction set's integer GEMV.
 typedef struct bp_int_gemv_kernels {
   /// "avx512-vnni" or "portable".
@@ -99,6 +136,17 @@ typedef struct bp_int_gemv_kernels {
   /// for k ≥ 8; high 2 bits: bits 2·(k/4) of byte 8 + k mod 4); x̂ = d·(sc_k − 32)·q.
   void (*q3_k_gemv)(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks, const int8_t *codes,
                     const float *scales, float *y);
+  /// Bytes `gemm_prepare` writes for `tokens` tokens of `format` (0: the format needs no preparation).
+  size_t (*gemm_prepared_bytes)(const bp_gemm_format *format, size_t tokens);
+  /// Rearranges the activations once for every row (`x->prepared` is ignored; `prepared` is 64-byte aligned), so
+  /// threads that split the rows of one GEMM share it.
+  void (*gemm_prepare)(const bp_gemm_format *format, const bp_gemm_activations *x, void *prepared);
+  /// The int8-activation GEMM: Y[t, r] = (Y[t, r] +) this table's GEMV of row r against token t, for r < rows
+  /// (first row at `weights`) and t < x->tokens, Y[t, r] at y[t·y_stride + r]. Bit for bit the GEMV of every
+  /// token (the same Int32 block sums, the same Float operations per output), then one Float add when
+  /// `accumulate`; weights are read once per tile of rows for several tokens.
+  void (*gemm)(const bp_gemm_format *format, const uint8_t *weights, size_t rows, const bp_gemm_activations *x,
+               float *y, size_t y_stride, int accumulate);
 } bp_int_gemv_kernels;
 
 /// The fastest table this CPU runs (AVX-512 F/BW/VL/VBMI + VNNI + GFNI + F16C + FMA, else portable), chosen once.
