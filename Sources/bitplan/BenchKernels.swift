@@ -20,8 +20,8 @@ struct BenchKernels: ParsableCommand {
   @Flag(help: "Print JSON rows instead of a table.")
   var json = false
 
-  @Option(help: "Comma-separated formats of the T-token GEMM rows (gemm-q8act beside the per-token GEMV loop, the float path and fp32 BLAS sgemm at [576→1536], [1536→576], [576→49152]); empty for none.")
-  var gemmFormats: String = "q4_0,q4_1,q8_0"
+  @Option(help: "Comma-separated formats of the T-token GEMM rows (gemm-q8act beside the per-token GEMV loop, the float path and fp32 BLAS sgemm at [576→1536], [1536→576], [576→49152]; about 8 s per format). Default: none, or q4_0,q4_1,q8_0 with --gemm-only.")
+  var gemmFormats: String?
 
   @Option(help: "Tokens per GEMM (the prompt window).")
   var tokens: Int = 512
@@ -45,7 +45,7 @@ struct BenchKernels: ParsableCommand {
     if let formats {
       do { _ = try QuantFormat.parseList(formats) } catch { throw ValidationError("--formats '\(formats)': \(error)") }
     }
-    if !gemmFormats.isEmpty {
+    if let gemmFormats {
       do { _ = try QuantFormat.parseList(gemmFormats) } catch { throw ValidationError("--gemm-formats '\(gemmFormats)': \(error)") }
     }
     guard tokens >= 1, gemmThreads >= 1 else { throw ValidationError("--tokens and --gemm-threads must be at least 1") }
@@ -63,10 +63,9 @@ struct BenchKernels: ParsableCommand {
       if !json { formatRows.forEach(printRow) }
       rows += formatRows
     }
-    let gemmFormatList = gemmFormats.isEmpty ? [] : try QuantFormat.parseList(gemmFormats)
+    let gemmFormatList = try QuantFormat.parseList(gemmFormats ?? (gemmOnly ? "q4_0,q4_1,q8_0" : ""))
     if !json && !gemmFormatList.isEmpty {
       print("\nT = \(tokens) tokens, \(gemmThreads) threads; elements = multiply-adds, size = [columns→rows]")
-      if gemmOnly { printHeader() }
     }
     for format in gemmFormatList {
       let formatRows = try KernelBenchmark.gemm(format: format, tokens: tokens, threads: gemmThreads)
