@@ -94,7 +94,8 @@ summ_kld() {
         | sed -E 's/^[0-9.]+ [IWE] //; s/^llama_perf_context_print: +//'
 }
 
-PPL_ARGS=(-c "$CTX" -b "$BATCH" -t "$THREADS" --chunks "$CHUNKS")
+# -lv 4: show libllama INFO messages (model info, llama_perf_context_print timings)
+PPL_ARGS=(-c "$CTX" -b "$BATCH" -t "$THREADS" --chunks "$CHUNKS" -lv 4)
 
 # 2. base: PPL + log-prob file
 if [ "$FORCE" = 1 ] || [ ! -s "$KLD_FILE" ]; then
@@ -109,7 +110,7 @@ echo "== base $stem  (log-prob file $KLD_FILE, $(du -h "$KLD_FILE" | cut -f1))"
 for t in $KLD_TYPES; do
     m="$(model_of "$t")"
     # the tokens come from the log-prob file; -f is not needed
-    run "$PERPLEXITY" -m "$m" -c "$CTX" -b "$BATCH" -t "$THREADS" \
+    run "$PERPLEXITY" -m "$m" -c "$CTX" -b "$BATCH" -t "$THREADS" -lv 4 \
         --kl-divergence-base "$KLD_FILE" --kl-divergence > "$LOGS/kld-$t-$tag.log" 2>&1
     echo
     echo "== KLD pure-$t vs base"

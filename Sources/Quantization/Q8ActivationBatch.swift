@@ -1,3 +1,4 @@
+import GGML
 import TensorCore
 
 /// T tokens of activations quantized to int8, token by token: the input of the int8-activation GEMM

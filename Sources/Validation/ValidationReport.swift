@@ -119,6 +119,30 @@ public struct ValidationReport: Sendable, Equatable, Codable {
     case elapsedSeconds = "elapsed_seconds"
   }
 
+  public init(
+    model: String, modelSHA256: String, plan: String, evalText: String, evalSHA256: String, scoringProtocol: String,
+    activations: String, tokens: Int, windowStarts: [Int], scoredPerWindow: Int, bootstrapReplicates: Int,
+    bootstrapSeed: UInt64, basePerplexity: Interval, baseDescription: String, models: [ScoredModel],
+    elapsedSeconds: Double
+  ) {
+    self.model = model
+    self.modelSHA256 = modelSHA256
+    self.plan = plan
+    self.evalText = evalText
+    self.evalSHA256 = evalSHA256
+    self.scoringProtocol = scoringProtocol
+    self.activations = activations
+    self.tokens = tokens
+    self.windowStarts = windowStarts
+    self.scoredPerWindow = scoredPerWindow
+    self.bootstrapReplicates = bootstrapReplicates
+    self.bootstrapSeed = bootstrapSeed
+    self.basePerplexity = basePerplexity
+    self.baseDescription = baseDescription
+    self.models = models
+    self.elapsedSeconds = elapsedSeconds
+  }
+
   /// Pretty, sorted-key JSON with a final newline.
   public func jsonData() throws -> Data {
     let encoder = JSONEncoder()

@@ -30,8 +30,8 @@ struct Validate: ParsableCommand {
   @Option(help: "int8 (per-token int8 activations, as llama.cpp) or f32.") var activations = "int8"
   @Option(help: "Quantizer of every layer (rtn; gptq and awq come with issue 15).") var quantizer = "rtn"
   @Option(help: "Comma-separated baselines: uniform,q4km,edges, or none.") var baselines = "uniform,q4km,edges"
-  @Option(help: "The run file the plan came from: its recorded calibrations and scores; the table is stored in it as /validation.")
-  var run: String?
+  @Option(name: .customLong("run"), help: "The run file the plan came from: its recorded calibrations and scores; the table is stored in it as /validation.")
+  var runFile: String?
   @Option(parsing: .unconditional, help: "Bootstrap resamples of the windows.") var bootstrap = 2000
   @Option(parsing: .unconditional, help: "Seed of the bootstrap.") var seed: UInt64 = 0
   @Flag(help: "Neither read nor write the cache of base scores.") var noCache = false
@@ -68,11 +68,11 @@ struct Validate: ParsableCommand {
       InputPath(option: "MODEL", path: model, allowsFolder: true), InputPath(option: "PLAN.json", path: plan),
       InputPath(option: "--eval", path: eval),
     ]
-    if let run { inputs.append(InputPath(option: "--run", path: run)) }
+    if let runFile { inputs.append(InputPath(option: "--run", path: runFile)) }
     try FileChecks.check(inputs: inputs, outputs: [OutputPath(option: "-o", path: output)])
     try Preflight.check(model: model, tokens: tokens, workload: .perplexity, texts: [eval])
     var settings = ValidateSettings(model: model, plan: plan, evalText: eval)
-    settings.run = run
+    settings.run = runFile
     settings.tokens = tokens
     settings.windows = windows
     settings.scoringProtocol = EvaluationWindows.ScoringProtocol(rawValue: scoringProtocol)!
@@ -94,7 +94,7 @@ struct Validate: ParsableCommand {
     progress.finish()
     let data = try report.jsonData()
     try FileChecks.write(data, to: output, option: "-o")
-    if let run { try RunStore.attachValidation(PlanValidation.runTable(report), to: run) }
+    if let runFile { try RunStore.attachValidation(PlanValidation.runTable(report), to: runFile) }
     if json {
       FileHandle.standardOutput.write(data)
     } else {
