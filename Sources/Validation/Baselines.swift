@@ -52,10 +52,11 @@ public struct Assignment: Sendable, Equatable {
 /// - `edges`: the first and last blocks high (the candidate nearest 8.5 bits per weight, q8_0's), every other
 ///   layer the largest uniform format that still fits; then filled up to the budget.
 ///
-/// Filling: in passes over the layers in priority order (for q4km: the high layers, then the other v/down
-/// layers, then the rest in block order; for edges: the edge blocks, then the rest), each layer moves one step up
-/// its ladder (its candidates by bytes) when the total still fits; passes repeat until none moves. A start over
-/// the budget is lowered in reverse order, one rung at a time, until it fits, and then filled.
+/// Filling keeps the rule's shape: the layers the rule leaves at the base level rise first. In passes over the
+/// layers (for q4km: the base layers in block order, then the other v/down layers, then the high ones; for edges:
+/// the inner blocks, then the edge blocks), each layer moves one step up its ladder (its candidates by bytes) when
+/// the total still fits; passes repeat until none moves. A start over the budget is lowered first, one rung at a
+/// time in the same order (base layers first), until it fits, and then filled.
 public enum Baselines {
   /// The three kinds.
   public enum Kind: String, Sendable, CaseIterable, Codable {
@@ -94,7 +95,8 @@ public enum Baselines {
       }
       let start = layers.indices.map { nearest(ladders[$0], layers[$0], bitsPerWeight: high.contains($0) ? 6.5625 : 4.5) }
       return fill(
-        .q4km, "q4km", layers: layers, ladders: ladders, start: start, order: high + vd + rest, budgetBytes: budgetBytes)
+        .q4km, "q4km", layers: layers, ladders: ladders, start: start, raise: rest + vd + high, lower: rest + vd + high,
+        budgetBytes: budgetBytes)
     case .edges:
       let blocks = layers.compactMap(\.block)
       let (first, last) = (blocks.min() ?? 0, blocks.max() ?? 0)
@@ -109,7 +111,9 @@ public enum Baselines {
       if let base = common.filter({ edgeBytes + innerBytes($0) <= budgetBytes }).max(by: { innerBytes($0) < innerBytes($1) }) {
         for i in inner { start[i] = ladders[i].firstIndex(of: base) ?? 0 }
       }
-      return fill(.edges, "edges", layers: layers, ladders: ladders, start: start, order: edge + inner, budgetBytes: budgetBytes)
+      return fill(
+        .edges, "edges", layers: layers, ladders: ladders, start: start, raise: inner + edge, lower: inner + edge,
+        budgetBytes: budgetBytes)
     }
   }
 
@@ -172,8 +176,8 @@ public enum Baselines {
   }
 
   static func fill(
-    _ kind: Kind, _ name: String, layers: [LayerShape], ladders: [[QuantFormat]], start: [Int], order: [Int],
-    budgetBytes: Int
+    _ kind: Kind, _ name: String, layers: [LayerShape], ladders: [[QuantFormat]], start: [Int], raise: [Int],
+    lower: [Int], budgetBytes: Int
   ) -> Result<Baseline, PlanValidationError> {
     var rung = start
     let bytes = { (i: Int, r: Int) in ladders[i][r].sizeInBytes(rows: layers[i].rows, columns: layers[i].columns) }
@@ -181,7 +185,7 @@ public enum Baselines {
     var lowered = false
     while total > budgetBytes {
       var moved = false
-      for i in order.reversed() where rung[i] > 0 && total > budgetBytes {
+      for i in lower where rung[i] > 0 && total > budgetBytes {
         total += bytes(i, rung[i] - 1) - bytes(i, rung[i])
         rung[i] -= 1
         moved = true
@@ -194,7 +198,7 @@ public enum Baselines {
     var raised = false
     while true {
       var moved = false
-      for i in order where rung[i] + 1 < ladders[i].count {
+      for i in raise where rung[i] + 1 < ladders[i].count {
         let delta = bytes(i, rung[i] + 1) - bytes(i, rung[i])
         if total + delta <= budgetBytes {
           total += delta
