@@ -17,7 +17,10 @@
 #              beware: the base log-prob file is ~25 MB per chunk at n_ctx=512)
 # Env: LLAMACPP_DIR (~/.cache/bitplan/llamacpp), BASE_MODEL, THREADS (2),
 #      CTX (512), BATCH (512), NICE (10), TYPES ("q4_0 q5_0 q8_0"),
-#      KLD_TYPES ("q4_0 q5_0 q8_0"), FORCE=1 to redo existing models/log-prob file.
+#      KLD_TYPES ("q4_0 q5_0 q8_0"), PLAIN_TYPES ("base $TYPES"; "" skips step 4),
+#      ADD_BOS=1 to force a BOS token (--override-kv tokenizer.ggml.add_bos_token=bool:true;
+#      SmolLM2's GGUF has add_bos_token=false, so by default llama.cpp adds no BOS),
+#      FORCE=1 to redo existing models/log-prob file.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -30,6 +33,7 @@ NICE="${NICE:-10}"
 TYPES="${TYPES:-q4_0 q5_0 q8_0}"
 KLD_TYPES="${KLD_TYPES:-q4_0 q5_0 q8_0}"
 FORCE="${FORCE:-0}"
+ADD_BOS="${ADD_BOS:-0}"
 
 default_text() {
     for c in "$SCRIPT_DIR/../shared/data/emma.txt" "$SCRIPT_DIR/../../shared/data/emma.txt" /work/shared/data/emma.txt; do
@@ -56,8 +60,10 @@ LOGS="$LLAMACPP_DIR/logs"
 mkdir -p "$MODELS" "$LOGS"
 stem="$(basename "$BASE_MODEL" .gguf)"
 tstem="$(basename "$TEXT" .txt)"
-tag="${tstem}-c${CTX}-n${CHUNKS}"
-KLD_FILE="$LLAMACPP_DIR/${tstem}-${stem}-c${CTX}-n${CHUNKS}.kld"
+bos_sfx=""; BOS_ARGS=()
+if [ "$ADD_BOS" = 1 ]; then bos_sfx="-bos"; BOS_ARGS=(--override-kv tokenizer.ggml.add_bos_token=bool:true); fi
+tag="${tstem}-c${CTX}-n${CHUNKS}${bos_sfx}"
+KLD_FILE="$LLAMACPP_DIR/${tstem}-${stem}-c${CTX}-n${CHUNKS}${bos_sfx}.kld"
 run() { nice -n "$NICE" "$@"; }
 # requantized models: <base stem without a trailing .Q4_1-like suffix>.pure-<type>.gguf
 model_of() { echo "$MODELS/$(echo "$stem" | sed -E 's/\.(Q|q)[0-9A-Za-z_]+$//').pure-$1.gguf"; }
@@ -95,22 +101,24 @@ summ_kld() {
 }
 
 # -lv 4: show libllama INFO messages (model info, llama_perf_context_print timings)
-PPL_ARGS=(-c "$CTX" -b "$BATCH" -t "$THREADS" --chunks "$CHUNKS" -lv 4)
+PPL_ARGS=(-c "$CTX" -b "$BATCH" -t "$THREADS" --chunks "$CHUNKS" -lv 4 "${BOS_ARGS[@]}")
 
 # 2. base: PPL + log-prob file
+cached=" (cached)"
 if [ "$FORCE" = 1 ] || [ ! -s "$KLD_FILE" ]; then
+    cached=""
     run "$PERPLEXITY" -m "$BASE_MODEL" -f "$TEXT" "${PPL_ARGS[@]}" --kl-divergence-base "$KLD_FILE" \
         > "$LOGS/base-$tag.log" 2>&1
 fi
 echo
-echo "== base $stem  (log-prob file $KLD_FILE, $(du -h "$KLD_FILE" | cut -f1))"
+echo "== base $stem$cached  (log-prob file $KLD_FILE, $(du -h "$KLD_FILE" | cut -f1))"
 [ -f "$LOGS/base-$tag.log" ] && summ_ppl "$LOGS/base-$tag.log"
 
 # 3. KL divergence of each requantized model against the base
 for t in $KLD_TYPES; do
     m="$(model_of "$t")"
     # the tokens come from the log-prob file; -f is not needed
-    run "$PERPLEXITY" -m "$m" -c "$CTX" -b "$BATCH" -t "$THREADS" -lv 4 \
+    run "$PERPLEXITY" -m "$m" -c "$CTX" -b "$BATCH" -t "$THREADS" -lv 4 "${BOS_ARGS[@]}" \
         --kl-divergence-base "$KLD_FILE" --kl-divergence > "$LOGS/kld-$t-$tag.log" 2>&1
     echo
     echo "== KLD pure-$t vs base"
@@ -118,7 +126,8 @@ for t in $KLD_TYPES; do
 done
 
 # 4. plain perplexity + timings
-for name in base $TYPES; do
+PLAIN_TYPES="${PLAIN_TYPES-base $TYPES}"
+for name in $PLAIN_TYPES; do
     if [ "$name" = base ]; then m="$BASE_MODEL"; else m="$(model_of "$name")"; fi
     run "$PERPLEXITY" -m "$m" -f "$TEXT" "${PPL_ARGS[@]}" > "$LOGS/ppl-$name-$tag.log" 2>&1
     echo

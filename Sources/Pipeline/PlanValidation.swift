@@ -60,7 +60,7 @@ public enum PlanValidation {
     let text = try TokenWindow.readText(s.evalText, option: "--eval")
     let textSHA = SHA256.hexDigest(Array(text.utf8))
     let windows = try EvaluationWindows(
-      ids: loaded.tokenizer.encode(text), bos: loaded.tokenizer.bosTokenId, length: s.tokens, count: s.windows,
+      ids: loaded.tokenizer.encode(text), bos: bos(loaded.tokenizer, s.scoringProtocol), length: s.tokens, count: s.windows,
       protocol: s.scoringProtocol, source: "--eval '\(s.evalText)'")
     if s.tokens > loaded.config.maxPositionEmbeddings {
       throw PlanValidationError(.badSettings, "--tokens \(s.tokens) exceeds the model's context length \(loaded.config.maxPositionEmbeddings)")
@@ -172,6 +172,13 @@ public enum PlanValidation {
     t.tokens = r.tokens
     t.windows = r.windowStarts.count
     return t
+  }
+
+  /// The BOS the windows start with: always under `bitplan` (DESIGN.md's window protocol), and under
+  /// `llama-perplexity` only when the model asks for one (`tokenizer.ggml.add_bos_token`), as llama.cpp's
+  /// tokenizer does: SmolLM2's GGUF says false, so llama-perplexity's chunks are plain slices of the text.
+  static func bos(_ tokenizer: BPETokenizer, _ scoringProtocol: EvaluationWindows.ScoringProtocol) -> Int? {
+    scoringProtocol == .llamaPerplexity && !tokenizer.addBOS ? nil : tokenizer.bosTokenId
   }
 
   /// The logits of the scored predictions of one window: rows `firstScored ..< T − 1`, `[rows, V]`.

@@ -7,9 +7,10 @@
 ///   scored (positions 0…length−2 predict tokens 1…length−1). The windows may not overlap: the text must give
 ///   at least `count · (length − 1)` ids.
 /// - `llamaPerplexity`: the chunking of llama.cpp's `llama-perplexity` (tools/perplexity/perplexity.cpp,
-///   `perplexity()` and `kl_divergence()`): the whole text is tokenized with BOS first, cut into consecutive chunks
-///   of `length` tokens from the start (`n_chunk = ⌊n / length⌋`, the first `count` of them are used), the first
-///   token of every chunk is replaced by BOS, and only the second half of each chunk is scored: the predictions made
+///   `perplexity()` and `kl_divergence()`): the whole text is tokenized (with BOS first when the model's tokenizer
+///   adds one; pass `bos: nil` otherwise), cut into consecutive chunks of `length` tokens from the start
+///   (`n_chunk = ⌊n / length⌋`, the first `count` of them are used), the first token of every chunk is replaced by
+///   BOS (when there is one), and only the second half of each chunk is scored: the predictions made
 ///   at positions `length/2 … length − 2` (of tokens `length/2 + 1 … length − 1`), so every scored token has at
 ///   least half a window of context.
 public struct EvaluationWindows: Sendable, Equatable {

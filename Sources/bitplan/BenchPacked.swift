@@ -32,7 +32,8 @@ struct BenchPacked: ParsableCommand {
   }
 
   func run() throws {
-    HeapPolicy.keepLargeArraysInHeap()
+    // No `HeapPolicy.keepLargeArraysInHeap()`: the dense weights that the packed layers replace must go back to
+    // the system, or the resident figure would count them.
     try FileChecks.check(inputs: models.map { InputPath(option: "MODEL", path: $0) }, outputs: [])
     for m in models { try Preflight.check(model: m, tokens: tokens, workload: .perplexity) }
     Parallel.setWorkers(threads)

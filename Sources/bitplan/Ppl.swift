@@ -23,7 +23,7 @@ struct Ppl: ParsableCommand {
   }
 
   func run() throws {
-    HeapPolicy.keepLargeArraysInHeap()
+    if plan == nil { HeapPolicy.keepLargeArraysInHeap() }  // a plan's packed layers free their dense weights
     let start = Date()
     var inputs = [InputPath(option: "MODEL", path: model, allowsFolder: true), InputPath(option: "--text", path: self.text)]
     if let plan { inputs.append(InputPath(option: "--plan", path: plan)) }

@@ -63,7 +63,7 @@ struct Validate: ParsableCommand {
   }
 
   func run() throws {
-    HeapPolicy.keepLargeArraysInHeap()
+    // No `HeapPolicy.keepLargeArraysInHeap()`: the dense weights replaced by packed layers go back to the system.
     var inputs = [
       InputPath(option: "MODEL", path: model, allowsFolder: true), InputPath(option: "PLAN.json", path: plan),
       InputPath(option: "--eval", path: eval),
