@@ -80,6 +80,7 @@ public enum PlanValidation {
     let baseKey = [
       "model \(modelSHA)", "text \(textSHA)", "protocol \(s.scoringProtocol.rawValue)", "tokens \(s.tokens)",
       "starts \(windows.starts.map(String.init).joined(separator: ","))", "first \(windows.firstScored)",
+      "ids \(SHA256.hexDigest(windows.windows.flatMap { $0 }.flatMap { withUnsafeBytes(of: Int64($0).littleEndian, Array.init) }))",
       s.scoringProtocol == .llamaPerplexity ? "activations \(s.activations.rawValue)" : "f32",
     ].joined(separator: "; ")
     let cache = s.cacheDirectory.map { ReferenceCache(directory: $0) }
