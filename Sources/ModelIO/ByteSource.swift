@@ -53,6 +53,14 @@ public final class ByteSource: @unchecked Sendable {
 
   deinit { unmap?() }
 
+  /// Drops the pages of a memory-mapped file from this process's resident set (`madvise(MADV_DONTNEED)`): after a
+  /// caller has copied what it needs (packed tensors), the file's pages no longer count twice. Reads afterwards
+  /// fault the pages back in from the file; bytes given by `init(bytes:)` are left alone.
+  public func dropResidentPages() {
+    guard unmap != nil, count > 0 else { return }
+    _ = madvise(UnsafeMutableRawPointer(mutating: base), count, MADV_DONTNEED)
+  }
+
   /// Throws `.truncated` unless `[offset, offset + length)` lies inside the bytes. Overflow-safe.
   @inline(__always)
   public func check(_ offset: Int, _ length: Int, _ what: @autoclosure () -> String) throws(ModelIOError) {

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+  import Glibc
+
+  /// glibc's `int malloc_trim(size_t pad)` (declared in malloc.h, which no Swift module exports).
+  @_silgen_name("malloc_trim") private func glibcMallocTrim(_ pad: Int) -> Int32
+#endif
 import Engine
 import Foundation
 import ModelIO
@@ -15,6 +21,8 @@ public struct PackedModel {
   public let loaded: LoadedModel
   /// Int8 or Float activations for every packed layer.
   public let activations: ActivationMode
+  /// The working memory all the layers share (the engine runs them one at a time).
+  let scratch = PackedGEMM.Scratch()
 
   public init(_ loaded: LoadedModel, activations: ActivationMode) {
     self.loaded = loaded
@@ -46,9 +54,18 @@ public struct PackedModel {
       let packed = try quantize(
         values, rows: layer.outFeatures, columns: layer.inFeatures, format: format, calibration: method ?? .minMax)
       try loaded.model.installOperator(
-        try PackedLinear(packed, activations: activations), forLayer: layer.name, releaseDenseWeight: true)
+        try PackedLinear(packed, activations: activations, scratch: scratch), forLayer: layer.name, releaseDenseWeight: true)
       progress(i + 1, layers.count)
     }
+    returnFreedMemory()
+  }
+
+  /// Hands the pages of the released dense weights back to the system (glibc keeps freed heap memory otherwise,
+  /// and the resident size would still count the Float model).
+  func returnFreedMemory() {
+    #if canImport(Glibc)
+      _ = glibcMallocTrim(0)
+    #endif
   }
 
   /// Installs every linear layer, the LM head and the token embedding in the GGUF's own stored type (f32 tensors
@@ -61,18 +78,20 @@ public struct PackedModel {
     }
     for layer in loaded.model.linearLayers {
       if let packed = try storedTensor(gguf, hfName: layer.weightName) {
-        try loaded.model.installOperator(try PackedLinear(packed, activations: activations), forLayer: layer.name, releaseDenseWeight: true)
+        try loaded.model.installOperator(try PackedLinear(packed, activations: activations, scratch: scratch), forLayer: layer.name, releaseDenseWeight: true)
       }
     }
     let headName = loaded.config.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight"
     let head = try storedTensor(gguf, hfName: headName)
     if let head {
       try loaded.model.installOperator(
-        try PackedLinear(head, activations: activations), forLayer: LlamaModel<Float>.lmHeadSlot, releaseDenseWeight: !loaded.config.tieWordEmbeddings)
+        try PackedLinear(head, activations: activations, scratch: scratch), forLayer: LlamaModel<Float>.lmHeadSlot, releaseDenseWeight: !loaded.config.tieWordEmbeddings)
     }
     if let table = try storedTensor(gguf, hfName: "model.embed_tokens.weight") {
       try loaded.model.installEmbedding(PackedEmbedding(table), releaseDenseWeight: head != nil || !loaded.config.tieWordEmbeddings)
     }
+    gguf.source.dropResidentPages()  // the packed copies hold what is needed; the file's pages need not stay resident
+    returnFreedMemory()
   }
 
   /// The GGUF tensor in its stored type with rows in HF order, or nil when it is stored as f32.

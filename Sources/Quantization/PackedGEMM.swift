@@ -95,28 +95,45 @@ public final class PackedGEMM: @unchecked Sendable {
 
   private let kernels: UnsafePointer<bp_int_gemv_kernels>
   private var format = bp_gemm_format()
-  private var batch: Q8ActivationBatch
-  private var prepared: UnsafeMutableRawPointer?
-  private var preparedCapacity = 0
-  private var tiles: UnsafeMutablePointer<Float>?
-  private var tilesCapacity = 0
+  /// Quantized activations, prepared activations and dequantized tiles; shared with the other layers of a model.
+  public let scratch: Scratch
 
-  /// Prepares a layer for `activations` (see `PackedTensor.executionPath(activations:)`).
-  /// - Throws: `QuantizationError.Code.noPackedKernel` for nf4 and ternary with `.int8`.
-  public init(_ weights: PackedTensor, activations: ActivationPrecision, variant: KernelVariant = .best) throws {
-    self.weights = weights
-    self.variant = variant
-    path = try weights.executionPath(activations: activations)
-    kernels = variant == .intrinsics || (variant == .best && KernelVariant.best == .intrinsics) ? IntDot.nativeKernels : IntDot.portableKernels
-    batch = Q8ActivationBatch(columns: weights.columns, blockSize: weights.activationBlockSize)
-    if path == .int8GEMM {
-      format = IntDot.gemmCall(weights.format, columns: weights.columns, rowBytes: weights.rowSizeInBytes)!
+  /// The working memory of `apply`, which several `PackedGEMM`s may share when they never run at the same time
+  /// (the layers of one model: the engine runs them one after another). A model's 211 layers each with its own
+  /// scratch held ~380 MiB at 512 tokens on SmolLM2; one shared scratch holds one layer's worth.
+  public final class Scratch: @unchecked Sendable {
+    struct BatchKey: Hashable {
+      var columns: Int
+      var blockSize: Int?
+    }
+    var batches: [BatchKey: Q8ActivationBatch] = [:]
+    var prepared: UnsafeMutableRawPointer?
+    var preparedCapacity = 0
+    var tiles: UnsafeMutablePointer<Float>?
+    var tilesCapacity = 0
+
+    public init() {}
+
+    deinit {
+      prepared?.deallocate()
+      tiles?.deallocate()
     }
   }
 
-  deinit {
-    prepared?.deallocate()
-    tiles?.deallocate()
+  /// Prepares a layer for `activations` (see `PackedTensor.executionPath(activations:)`).
+  /// - Parameter scratch: working memory, shared with other layers that never run concurrently with this one.
+  /// - Throws: `QuantizationError.Code.noPackedKernel` for nf4 and ternary with `.int8`.
+  public init(
+    _ weights: PackedTensor, activations: ActivationPrecision, variant: KernelVariant = .best, scratch: Scratch = Scratch()
+  ) throws {
+    self.weights = weights
+    self.variant = variant
+    self.scratch = scratch
+    path = try weights.executionPath(activations: activations)
+    kernels = variant == .intrinsics || (variant == .best && KernelVariant.best == .intrinsics) ? IntDot.nativeKernels : IntDot.portableKernels
+    if path == .int8GEMM {
+      format = IntDot.gemmCall(weights.format, columns: weights.columns, rowBytes: weights.rowSizeInBytes)!
+    }
   }
 
   /// `y[t·rows + r] (+)= Σ_c x[t·columns + c]·W[r, c]` for t < tokens (`x`: `tokens · columns` values, `y`:
@@ -149,14 +166,17 @@ public final class PackedGEMM: @unchecked Sendable {
   }
 
   private func applyInt8(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool, threads: Int) {
-    batch.quantize(x, tokens: tokens)
+    let key = Scratch.BatchKey(columns: weights.columns, blockSize: weights.activationBlockSize)
+    scratch.batches[key, default: Q8ActivationBatch(columns: key.columns, blockSize: key.blockSize)].quantize(x, tokens: tokens)
+    let batch = scratch.batches[key]!
     let table = kernels.pointee, rows = weights.rows, rowBytes = weights.rowSizeInBytes
     let needed = withUnsafePointer(to: format) { table.gemm_prepared_bytes!($0, tokens) }
-    if needed > preparedCapacity {
-      prepared?.deallocate()
-      prepared = UnsafeMutableRawPointer.allocate(byteCount: needed, alignment: 64)
-      preparedCapacity = needed
+    if needed > scratch.preparedCapacity {
+      scratch.prepared?.deallocate()
+      scratch.prepared = UnsafeMutableRawPointer.allocate(byteCount: needed, alignment: 64)
+      scratch.preparedCapacity = needed
     }
+    let prepared = scratch.prepared
     batch.codes.withUnsafeBufferPointer { codes in
       batch.scales.withUnsafeBufferPointer { scales in
         var acts = bp_gemm_activations(
@@ -186,14 +206,14 @@ public final class PackedGEMM: @unchecked Sendable {
   private func applyFloat(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool, threads: Int) {
     let (rows, columns, tile) = (weights.rows, weights.columns, tileRows)
     let parts = max(1, min(threads, (rows + 15) / 16))
-    if parts * tile * columns > tilesCapacity {
-      tiles?.deallocate()
-      tilesCapacity = parts * tile * columns
-      tiles = UnsafeMutablePointer<Float>.allocate(capacity: tilesCapacity)
+    if parts * tile * columns > scratch.tilesCapacity {
+      scratch.tiles?.deallocate()
+      scratch.tilesCapacity = parts * tile * columns
+      scratch.tiles = UnsafeMutablePointer<Float>.allocate(capacity: scratch.tilesCapacity)
     }
-    let scratch = tiles!
+    let tiles = scratch.tiles!
     forEachRowPart(threads: parts) { part, range in
-      let w = scratch + part * tile * columns
+      let w = tiles + part * tile * columns
       var start = range.lowerBound
       while start < range.upperBound {
         let n = min(tile, range.upperBound - start)

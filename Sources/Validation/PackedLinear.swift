@@ -27,9 +27,12 @@ public final class PackedLinear: LinearOperator, @unchecked Sendable {
   let gemm: PackedGEMM
 
   /// - Throws: `PlanValidationError.noPackedKernel` naming the format when it has no kernel for `activations`.
-  public init(_ tensor: PackedTensor, activations: ActivationMode) throws(PlanValidationError) {
+  /// - Parameter scratch: working memory shared by the layers of one model (they run one after another).
+  public init(
+    _ tensor: PackedTensor, activations: ActivationMode, scratch: PackedGEMM.Scratch = PackedGEMM.Scratch()
+  ) throws(PlanValidationError) {
     do {
-      gemm = try PackedGEMM(tensor, activations: activations == .int8 ? .int8 : .float)
+      gemm = try PackedGEMM(tensor, activations: activations == .int8 ? .int8 : .float, scratch: scratch)
     } catch {
       throw PlanValidationError(.noPackedKernel, "\(error)")
     }

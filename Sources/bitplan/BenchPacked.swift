@@ -37,6 +37,7 @@ struct BenchPacked: ParsableCommand {
     try FileChecks.check(inputs: models.map { InputPath(option: "MODEL", path: $0) }, outputs: [])
     for m in models { try Preflight.check(model: m, tokens: tokens, workload: .perplexity) }
     Parallel.setWorkers(threads)
+    let baseline = Self.residentBytes()
     var rows: [[String: Any]] = []
     for (i, path) in models.enumerated() {
       let loaded = try LoadedModel.load(path: path)
@@ -49,26 +50,32 @@ struct BenchPacked: ParsableCommand {
       }
       try PackedModel(loaded, activations: ActivationMode(rawValue: activations)!).installFileTypes()
       loaded.model.releaseWorkspace()
+      let residentModel = Self.residentBytes()
       let packedBytes = try Self.storedBytes(path)
       var nll = 0.0
       let seconds = try best { nll = try loaded.model.meanNLL(tokens: window) }
       rows.append([
         "model": path, "weights": "stored types, packed, \(activations) activations", "tokens_per_s": Double(tokens) / seconds,
-        "seconds": seconds, "mean_nll": nll, "resident_bytes": Self.residentBytes(), "packed_bytes": packedBytes,
+        "seconds": seconds, "mean_nll": nll, "resident_bytes": Self.residentBytes(), "resident_before_forward_bytes": residentModel,
+        "packed_bytes": packedBytes,
       ])
     }
     if json {
-      let object: [String: Any] = ["cpu": cpuModelName, "threads": threads, "tokens": tokens, "rows": rows]
+      let object: [String: Any] = ["cpu": cpuModelName, "threads": threads, "tokens": tokens, "baseline_resident_bytes": baseline, "rows": rows]
       print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
       return
     }
     print(machineSummary)
+    print("base resident size of this process before loading: \(BenchEngine.fixed(Double(baseline) / 1_048_576, 1)) MiB")
     print("prompt evaluation, \(tokens) tokens, \(threads) threads (best of \(repeats)); seeded random ids, so NLL is not a quality figure")
     for r in rows {
       var line = "\((r["model"] as! String as NSString).lastPathComponent)  \(r["weights"] as! String): "
         + "\(BenchEngine.fixed(r["tokens_per_s"] as! Double, 1)) tok/s (\(BenchEngine.fixed(r["seconds"] as! Double, 3)) s)"
-      if let resident = r["resident_bytes"] as? Int, let packed = r["packed_bytes"] as? Int {
-        line += "  resident \(BenchEngine.fixed(Double(resident) / 1_048_576, 1)) MiB for \(BenchEngine.fixed(Double(packed) / 1_048_576, 1)) MiB of tensors"
+      if let resident = r["resident_bytes"] as? Int, let before = r["resident_before_forward_bytes"] as? Int,
+        let packed = r["packed_bytes"] as? Int
+      {
+        let mib = { (b: Int) in BenchEngine.fixed(Double(b) / 1_048_576, 1) + " MiB" }
+        line += "  resident \(mib(before)) before the first pass, \(mib(resident)) after, for \(mib(packed)) of tensors"
       }
       print(line)
     }
