@@ -1,6 +1,13 @@
 // swift-tools-version: 6.1
 // BitPlan: per-layer sensitivity, exact bit allocation and validation for quantizing LLMs.
-// Modules import only downward; see ../shared/DESIGN.md and Documentation/Internals.md.
+// Modules import only downward (each target lists exactly the modules its files import; see its README.md):
+//   TensorCore (BLAS, threads, file rules) ← GGML (block types) ← ModelIO (GGUF, safetensors, tokenizers)
+//   TensorCore, GGML, CKernels ← Quantization (formats, calibration, packed GEMV/GEMM)
+//   TensorCore ← Engine (forward, backward, HVP, operator seam, NLL/KLD scoring)
+//   TensorCore, HDF5 ← Sensitivity (estimators, the run file);  Allocation (solvers; numbers only)
+//   Engine, Quantization ← Validation (packed plans, windows, intervals, baselines)
+//   all of them ← Pipeline (loading, measure, validate) ← bitplan (the command line)
+// See ../shared/DESIGN.md and Documentation/Internals.md.
 import PackageDescription
 
 let package = Package(
@@ -25,9 +32,9 @@ let package = Package(
     .target(name: "GGML", dependencies: ["TensorCore"], exclude: ["README.md"]),
     .target(name: "ModelIO", dependencies: ["TensorCore", "GGML"], exclude: ["README.md"]),
     .target(name: "Quantization", dependencies: ["TensorCore", "GGML", "CKernels"], exclude: ["README.md"]),
-    .target(name: "Engine", dependencies: ["TensorCore", "Quantization"], exclude: ["README.md"]),
-    .target(name: "Sensitivity", dependencies: ["Engine", "Quantization", "HDF5", "TensorCore"], exclude: ["README.md"]),
-    .target(name: "Validation", dependencies: ["Engine", "Quantization", "Allocation", "TensorCore"], exclude: ["README.md"]),
+    .target(name: "Engine", dependencies: ["TensorCore"], exclude: ["README.md"]),
+    .target(name: "Sensitivity", dependencies: ["HDF5", "TensorCore"], exclude: ["README.md"]),
+    .target(name: "Validation", dependencies: ["Engine", "Quantization", "TensorCore"], exclude: ["README.md"]),
     .target(name: "Pipeline", dependencies: ["ModelIO", "Engine", "Quantization", "Sensitivity", "Allocation", "Validation", "TensorCore"]),
     // MARK: - Command line
     .executableTarget(
@@ -48,7 +55,7 @@ let package = Package(
     .testTarget(name: "SensitivityTests", dependencies: ["Sensitivity", "HDF5", "_TestSupport"]),
     .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Validation", "_TestSupport"]),
     .testTarget(name: "AllocationTests", dependencies: ["Allocation", "_TestSupport"]),
-    .testTarget(name: "ValidationTests", dependencies: ["Validation", "Engine", "_TestSupport"]),
+    .testTarget(name: "ValidationTests", dependencies: ["Validation", "Engine", "Quantization", "_TestSupport"]),
     .testTarget(name: "CLITests", dependencies: ["bitplan", "_TestSupport"]),
   ]
 )
