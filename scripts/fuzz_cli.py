@@ -499,6 +499,48 @@ def write_run_variant(rng, corpus, path, clean):
     return "run-" + kind
 
 
+PLAN_KINDS = [("self_attn", "q_proj"), ("self_attn", "k_proj"), ("self_attn", "v_proj"), ("self_attn", "o_proj"),
+              ("mlp", "gate_proj"), ("mlp", "up_proj"), ("mlp", "down_proj")]
+
+
+def write_plan_variant(rng, path, clean):
+    """A PLAN.json for the corpus' tiny models (blocks 0..1): valid formats for 32-wide rows, or one lie."""
+    layers = {}
+    for b in range(rng.choice([1, 2])):
+        for module, kind in rng.sample(PLAN_KINDS, rng.randint(1, len(PLAN_KINDS))):
+            layers[f"model.layers.{b}.{module}.{kind}"] = {
+                "format": pick(rng, FORMATS_W32), "bytes": 0, "predicted_loss_delta": 0}
+    doc = {"format_version": 1, "model": "tiny", "model_sha256": None, "budget_bytes": 0, "total_bytes": 0,
+           "bits_per_weight": 0, "solver": "exact", "score": "output_error", "predicted_loss_delta": 0,
+           "layers": layers}
+    note = "plan:clean"
+    if not clean:
+        lie = pick(rng, ["sha", "layer", "format", "type", "empty", "truncated", "array", "huge"])
+        note = f"plan:{lie}"
+        name = next(iter(layers))
+        if lie == "sha":
+            doc["model_sha256"] = pick(rng, ["00", "", "x" * 64])
+        elif lie == "layer":
+            layers[pick(rng, ["model.layers.99.mlp.down_proj", "lm_head", "", "model.layers.-1.mlp.up_proj"])] = {
+                "format": "int8", "bytes": 0, "predicted_loss_delta": 0}
+        elif lie == "format":
+            layers[name]["format"] = pick(rng, BAD_FORMATS + ["q4_k", "int4-g128", "nf4-g64"])
+        elif lie == "type":
+            layers[name]["format"] = pick(rng, [3, None, [], {}])
+        elif lie == "empty":
+            doc["layers"] = {}
+        elif lie == "array":
+            doc["layers"] = list(layers.values())
+        elif lie == "huge":
+            layers[name]["bytes"] = pick(rng, [2**63, -1, 1e300, "1"])
+    text = json.dumps(doc)
+    if not clean and note == "plan:truncated":
+        text = text[: rng.randrange(len(text))]
+    with open(path, "w") as f:
+        f.write(text)
+    return note
+
+
 def write_problem_variant(rng, corpus, path, clean):
     doc = problem_document(rng)
     r = rng.random()
@@ -744,6 +786,18 @@ class Case:
         self.inputs.append(rel)
         return rel
 
+    def plan(self):
+        rng = self.rng
+        if self.ok() or rng.random() < 0.6:
+            rel = self.name("plan") + pick(rng, [".json"] * 6 + [""])
+            self.notes.append(write_plan_variant(rng, self.at(rel), self.ok()))
+        elif rng.random() < 0.4:
+            return self.other_file("input")
+        else:
+            rel = self.special("input")
+        self.inputs.append(rel)
+        return rel
+
     def run_or_problem(self):
         rng = self.rng
         clean = self.ok()
@@ -862,6 +916,41 @@ def gen_ppl(case):
         opts.append(["--tokens", case.int(lambda: rng.choice([2, 3, 8, 16, 32, 64]))])
     if rng.random() < 0.3:
         opts.append(["--json"])
+    return shuffled(case, argv, opts, known=opts)
+
+
+def gen_validate(case):
+    rng = case.rng
+    argv = ["validate"]
+    opts = []
+    if case.ok() or rng.random() < 0.8:  # (a fault: left out)
+        argv.append(case.model())
+    if case.ok() or rng.random() < 0.8:  # (a fault: left out)
+        argv.append(case.plan())
+    if case.ok() or rng.random() < 0.8:  # (a fault: left out)
+        opts.append(["--eval", case.text()])
+    opts.append(["--tokens", case.int(lambda: rng.choice([4, 8, 16, 32]))])
+    opts.append(["--windows", case.int(lambda: rng.choice([1, 2, 3]), huge=False)])
+    if rng.random() < 0.3:
+        opts.append(["--protocol", case.choose(["bitplan", "llama-perplexity"], ["", "llama", "BITPLAN", "-"])])
+    if rng.random() < 0.3:
+        opts.append(["--activations", case.choose(["int8", "f32"], ["", "int4", "F32", "fp32"])])
+    if rng.random() < 0.3:
+        opts.append(["--baselines", case.choose(["none", "uniform", "uniform,q4km,edges", "edges,q4km"],
+                                                ["", "q5km", "uniform,,edges", "all"])])
+    if rng.random() < 0.2:
+        opts.append(["--quantizer", case.choose(["rtn"], ["gptq", "", "RTN"])])
+    # Always bounded: the default 2,000 resamples are valid but slow the many small cases down.
+    opts.append(["--bootstrap", case.int(lambda: rng.choice([1, 10, 50]), huge=False)])
+    if rng.random() < 0.2:
+        opts.append(["--seed", case.u64()])
+    # Mostly without the cache of base scores (it lives in the user's cache folder, outside the case's).
+    if rng.random() < 0.8:
+        opts.append(["--no-cache"])
+    if rng.random() < 0.2:
+        opts.append(["--json"])
+    if case.ok() or rng.random() < 0.8:  # (a fault: left out)
+        opts.append([pick(rng, ["-o", "--output"]), case.output("VALIDATION", pick(rng, [".json"] * 6 + [".h5", ""]))])
     return shuffled(case, argv, opts, known=opts)
 
 
@@ -1065,6 +1154,7 @@ COMMANDS = [  # (name, weight, generator)
     ("ppl", 12, gen_ppl),
     ("measure", 14, gen_measure),
     ("allocate", 30, gen_allocate),
+    ("validate", 10, gen_validate),
     ("bench kernels", 1, gen_bench_kernels),
     ("bench engine", 3, gen_bench_engine),
     ("bench solver", 6, gen_bench_solver),
