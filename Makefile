@@ -26,7 +26,8 @@ REPORTS := reports
 AUDIT ?= 16
 BPW ?= 4.5
 
-# The whole pipeline as far as it exists: inspect, perplexity, measurement run, allocation; outputs in reports/.
+# The whole pipeline as far as it exists: inspect, perplexity, measurement run, allocation, validation of the plan
+# against same-size baselines on the evaluation text; outputs in reports/.
 demo: deps model release
 	mkdir -p $(REPORTS)
 	$(BIN) inspect $(MODEL) > $(REPORTS)/smollm2-inspect.txt && head -n 4 $(REPORTS)/smollm2-inspect.txt
@@ -35,6 +36,8 @@ demo: deps model release
 	$(BIN) measure $(MODEL) --calib $(CALIB) --audit $(AUDIT) --audit-text $(EVAL) -o $(REPORTS)/smollm2-run.h5
 	$(BIN) allocate $(REPORTS)/smollm2-run.h5 --bpw $(BPW) -o $(REPORTS)/smollm2-plan.json \
 	  --frontier $(REPORTS)/smollm2-frontier.csv | tee $(REPORTS)/smollm2-allocate.txt
+	$(BIN) validate $(MODEL) $(REPORTS)/smollm2-plan.json --eval $(EVAL) --run $(REPORTS)/smollm2-run.h5 \
+	  -o $(REPORTS)/smollm2-validation.json | tee $(REPORTS)/smollm2-validate.txt
 
 test: deps model gemma
 	$(SWIFT) test $(RELEASE)
