@@ -57,6 +57,11 @@ public enum PlanValidation {
     let modelSHA = try Measurement.modelSHA256(path: s.model)
     let formats = try PlanFile.formats(of: plan, path: s.plan, modelSHA256: modelSHA, layers: loaded.model.linearLayers)
     let run = try s.run.map { try RunStore.read($0) }
+    if let run, let path = s.run, !run.provenance.modelSHA256.isEmpty, run.provenance.modelSHA256 != modelSHA {
+      throw PlanValidationError(
+        .modelMismatch,
+        "--run '\(path)' was measured on the model with sha256 \(run.provenance.modelSHA256.prefix(12))…, this model's is \(modelSHA.prefix(12))…")
+    }
     let text = try TokenWindow.readText(s.evalText, option: "--eval")
     let textSHA = SHA256.hexDigest(Array(text.utf8))
     let windows = try EvaluationWindows(

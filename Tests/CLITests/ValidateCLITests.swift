@@ -126,6 +126,17 @@ import _TestSupport
     #expect(!FileManager.default.fileExists(atPath: folder.path + "/V.json"))
   }
 
+  @Test func aRunOfAnotherModelIsRefused() throws {
+    let folder = try BitplanProcess.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let plan = folder.path + "/PLAN.json"
+    try Self.writePlan(plan, format: "int8")
+    let run = BitplanProcess.repositoryRoot.appendingPathComponent("reports/smollm2-run.h5").path
+    let r = try Self.validate(folder, plan: plan, ["--run", run])
+    #expect(r.status == 64 && r.stderr.contains("was measured on the model with sha256"), "\(r.stderr)")
+    #expect(!FileManager.default.fileExists(atPath: folder.path + "/V.json"))
+  }
+
   @Test func outputThatIsAFolderOrAnInputIsRefused() throws {
     let folder = try BitplanProcess.temporaryDirectory()
     defer { try? FileManager.default.removeItem(at: folder) }
