@@ -131,7 +131,8 @@ import _TestSupport
     defer { try? FileManager.default.removeItem(at: folder) }
     let plan = folder.path + "/PLAN.json"
     try Self.writePlan(plan, format: "int8")
-    let run = BitplanProcess.repositoryRoot.appendingPathComponent("reports/smollm2-run.h5").path
+    let run = folder.path + "/RUN.h5"  // SmolLM2's committed run, copied: validate would write its table into it
+    try FileManager.default.copyItem(atPath: BitplanProcess.repositoryRoot.appendingPathComponent("reports/smollm2-run.h5").path, toPath: run)
     let r = try Self.validate(folder, plan: plan, ["--run", run])
     #expect(r.status == 64 && r.stderr.contains("was measured on the model with sha256"), "\(r.stderr)")
     #expect(!FileManager.default.fileExists(atPath: folder.path + "/V.json"))
