@@ -75,6 +75,23 @@ public struct Q8ActivationBatch: Sendable {
       let id: Float = d != 0 ? 1 / d : 0
       scales[b] = d
       i = start
+      // 16 lanes at a time, the same arithmetic as `BlockBytes.roundAwayToInt8` (truncate, then step away from zero
+      // when the dropped part is at least ½): bit for bit the scalar loop, which finishes the tail.
+      let scale = SIMD16<Float>(repeating: id)
+      while i + 16 <= end {
+        let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self) * scale
+        let t = v.rounded(.towardZero)
+        let dropped = v - t
+        var step = SIMD16<Float>(repeating: 1)
+        step.replace(with: -1, where: v .< 0)
+        var r = t
+        r.replace(with: t + step, where: dropped .>= 0.5 .| dropped .<= -0.5)
+        // r is a whole number in −127…127: adding 1.5·2²³ puts it in the low mantissa bits (the scalar helper's
+        // trick; Swift's Float→Int SIMD conversion runs lane by lane).
+        let bits = unsafeBitCast(r + 12_582_912, to: SIMD16<UInt32>.self) & 0x7F_FFFF &- 0x40_0000
+        UnsafeMutableRawPointer(q + i).storeBytes(of: SIMD16<Int8>(truncatingIfNeeded: bits), as: SIMD16<Int8>.self)
+        i += 16
+      }
       while i < end { q[i] = BlockBytes.roundAwayToInt8(x[i] * id); i += 1 }
       while i < start + block { q[i] = 0; i += 1 }  // padding
       b += 1
