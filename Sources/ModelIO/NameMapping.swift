@@ -81,26 +81,38 @@ public enum NameMapping {
     try permute(t, heads: heads, toHF: false)
   }
 
-  private static func permute(_ t: Tensor, heads: Int, toHF: Bool) throws(ModelIOError) -> Tensor {
-    let rows = t.shape.first ?? 0
+  /// Where each HF-order row of a `rows`-row Q or K projection is stored in a GGUF: `ggufRows[hfRow]`. Head h's rows
+  /// are split in halves in HF order (rotate-half) and interleaved in GGUF order: HF row `h·2·half + j·half + i` is
+  /// GGUF row `h·2·half + 2i + j`. Shared by the Float permutation and by callers that move stored (packed) rows.
+  /// - Throws: `.badShape` when the rows do not split into `heads` heads of even size.
+  public static func ggufRows(rows: Int, heads: Int) throws(ModelIOError) -> [Int] {
     // `rows % (2 * heads)` could overflow for a hostile head count; divide instead.
     guard heads > 0, rows > 0, rows % heads == 0, (rows / heads) % 2 == 0 else {
-      throw ModelIOError(.badShape, "cannot split \(rows) rows of \(t.shape) into \(heads) RoPE heads of even size")
+      throw ModelIOError(.badShape, "cannot split \(rows) rows into \(heads) RoPE heads of even size")
     }
     let half = rows / heads / 2
+    var order = [Int](repeating: 0, count: rows)
+    for h in 0..<heads {
+      for i in 0..<half {
+        for j in 0..<2 { order[h * 2 * half + j * half + i] = h * 2 * half + 2 * i + j }
+      }
+    }
+    return order
+  }
+
+  private static func permute(_ t: Tensor, heads: Int, toHF: Bool) throws(ModelIOError) -> Tensor {
+    let rows = t.shape.first ?? 0
+    let order: [Int]
+    do { order = try ggufRows(rows: rows, heads: heads) } catch {
+      throw ModelIOError(.badShape, "cannot split \(rows) rows of \(t.shape) into \(heads) RoPE heads of even size")
+    }
     let rowLength = t.count / rows
     var out = t.storage
     t.storage.withUnsafeBufferPointer { src in
       out.withUnsafeMutableBufferPointer { dst in
-        for h in 0..<heads {
-          for i in 0..<half {
-            for j in 0..<2 {
-              let ggufRow = h * 2 * half + 2 * i + j
-              let hfRow = h * 2 * half + j * half + i
-              let (from, to) = toHF ? (ggufRow, hfRow) : (hfRow, ggufRow)
-              for c in 0..<rowLength { dst[to * rowLength + c] = src[from * rowLength + c] }
-            }
-          }
+        for (hfRow, ggufRow) in order.enumerated() {
+          let (from, to) = toHF ? (ggufRow, hfRow) : (hfRow, ggufRow)
+          for c in 0..<rowLength { dst[to * rowLength + c] = src[from * rowLength + c] }
         }
       }
     }

@@ -108,40 +108,18 @@ public struct PackedModel {
     var bytes = Array(try gguf.rawBytes(of: info))
     if let projection = NameMapping.ropeProjection(hfName: hfName) {
       let heads = projection == .query ? loaded.config.headCount : loaded.config.kvHeadCount
-      bytes = Self.unpermuteRows(bytes, rows: rows, heads: heads)
+      bytes = try Self.unpermuteRows(bytes, rows: rows, heads: heads)
     }
     return try PackedTensor(format: format, rows: rows, columns: columns, bytes: bytes)
   }
 
-  /// GGUF's interleaved-RoPE row order back to HF's (`NameMapping.unpermuteRoPE`), moving whole stored rows.
-  static func unpermuteRows(_ bytes: [UInt8], rows: Int, heads: Int) -> [UInt8] {
+  /// GGUF's interleaved-RoPE row order back to HF's (`NameMapping.ggufRows`), moving whole stored rows.
+  static func unpermuteRows(_ bytes: [UInt8], rows: Int, heads: Int) throws -> [UInt8] {
     let rowBytes = bytes.count / rows
-    let half = rows / heads / 2
     var out = bytes
-    for h in 0..<heads {
-      for i in 0..<half {
-        for j in 0..<2 {
-          let gguf = h * 2 * half + 2 * i + j
-          let hf = h * 2 * half + j * half + i
-          out.replaceSubrange(hf * rowBytes..<(hf + 1) * rowBytes, with: bytes[gguf * rowBytes..<(gguf + 1) * rowBytes])
-        }
-      }
+    for (hf, gguf) in try NameMapping.ggufRows(rows: rows, heads: heads).enumerated() {
+      out.replaceSubrange(hf * rowBytes..<(hf + 1) * rowBytes, with: bytes[gguf * rowBytes..<(gguf + 1) * rowBytes])
     }
     return out
-  }
-}
-
-extension RangeCalibration {
-  /// Parses `description` (`minmax`, `percentile-99.99`, `mse-20`, `kl-2048`); nil for `fixed`, "" or anything else.
-  public init?(recorded text: String) {
-    if text == "minmax" { self = .minMax; return }
-    let parts = text.split(separator: "-", maxSplits: 1).map(String.init)
-    guard parts.count == 2 else { return nil }
-    switch parts[0] {
-    case "percentile": guard let p = Double(parts[1]) else { return nil }; self = .percentile(p)
-    case "mse": guard let s = Int(parts[1]) else { return nil }; self = .mse(steps: s)
-    case "kl": guard let b = Int(parts[1]) else { return nil }; self = .kl(bins: b)
-    default: return nil
-    }
   }
 }

@@ -61,18 +61,10 @@ public enum PlanFile {
       }
       guard format.canQuantize(rows: l.outFeatures, columns: l.inFeatures) else {
         throw PlanValidationError(
-          .unknownFormat, "'\(path)': \(name) [\(l.outFeatures), \(l.inFeatures)] cannot be stored as \(format.name): \(format.shapeRuleText)")
+          .unknownFormat, "'\(path)': \(name) [\(l.outFeatures), \(l.inFeatures)] cannot be stored as \(format.name): \(format.shapeRule)")
       }
       formats[name] = format
     }
     return formats
-  }
-}
-
-extension QuantFormat {
-  /// Which row lengths the format takes, for messages.
-  var shapeRuleText: String {
-    guard let g = groupSize else { return "any shape" }
-    return "rows must be a multiple of \(g) values"
   }
 }

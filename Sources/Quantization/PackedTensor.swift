@@ -45,7 +45,7 @@ public struct PackedTensor: Sendable, Codable, Equatable {
 
 extension QuantFormat {
   /// One line saying which row lengths the format takes, for error messages.
-  var shapeRule: String {
+  public var shapeRule: String {
     guard let g = groupSize else { return "any shape" }
     return "columns (the input dimension) must be a multiple of \(g)"
   }

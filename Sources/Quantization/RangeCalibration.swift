@@ -35,6 +35,20 @@ public enum RangeCalibration: Hashable, Sendable, Codable, CustomStringConvertib
     }
   }
 
+  /// Parses `description` back (`minmax`, `percentile-99.99`, `mse-20`, `kl-2048`); nil for anything else, such as
+  /// the run file's `fixed` or "" (formats without a calibration).
+  public init?(recorded text: String) {
+    if text == "minmax" { self = .minMax; return }
+    let parts = text.split(separator: "-", maxSplits: 1).map(String.init)
+    guard parts.count == 2 else { return nil }
+    switch parts[0] {
+    case "percentile": guard let p = Double(parts[1]) else { return nil }; self = .percentile(p)
+    case "mse": guard let s = Int(parts[1]) else { return nil }; self = .mse(steps: s)
+    case "kl": guard let b = Int(parts[1]) else { return nil }; self = .kl(bins: b)
+    default: return nil
+    }
+  }
+
   /// The per-group clip rule this calibration gives for `weights` in `format`.
   func clip(for weights: UnsafeBufferPointer<Float>, format: QuantFormat) throws -> IntegerCodec.Clip {
     let levels: Int
