@@ -15,7 +15,7 @@ import Sensitivity
 /// - Fisher: `gradient(window:)` is `∇_W` of the mean NLL of calibration window `window`
 ///   (`MeasureSettings.calibrationWindows`).
 /// - Hessian: `H` is the Hessian of the mean NLL over the first `hvpTokenCount` calibration tokens with respect to
-///   all linear weights. `hessianVectorProduct` uses the engine's one-sided difference against the gradient at the
+///   all linear weights (and the embedding table when it is measured). `hessianVectorProduct` uses the engine's one-sided difference against the gradient at the
 ///   unperturbed weights, `(∇L(W + εV) − ∇L(W))/ε` with `ε = √u · ‖W‖/‖V‖` over the blocks `V` touches: one
 ///   gradient pass per product instead of two (on SmolLM2 at 128 tokens, 1.6 s against 2.9 s for the central
 ///   difference, measured with `bitplan bench engine`), with a relative error of ~1e-3 in Float (engine

@@ -26,7 +26,7 @@ public struct LayerMeasurement: Sendable, Codable, Equatable {
 
   /// Variance, absmax and excess kurtosis of `W`.
   public var statistics: WeightStatistics
-  /// `tr(XᵀX)/n` of the layer's captured inputs.
+  /// `tr(XᵀX)/n` of the layer's captured inputs (an embedding table: summed over its uses, `TableLookup`).
   public var inputTrace: Double
   /// One entry per candidate, `nil` where the format does not fit the layer's shape.
   public var candidates: [CandidateResult?]
