@@ -80,8 +80,11 @@ extension LlamaModel {
   /// Runs the window forward and hands each linear layer's input activations X [T, in] to `body` as the pass
   /// reaches it (for XᵀX statistics and GPTQ). q/k/v share one input, as do gate/up; each is reported per layer.
   /// - Parameters:
-  ///   - layers: module paths to capture (`model.layers.0.self_attn.q_proj`); nil captures all 7·layers.
-  ///   - body: receives the layer and a copy of its inputs.
+  ///   - layers: module paths to capture (`model.layers.0.self_attn.q_proj`, or `lm_head`); nil captures all
+  ///     7·layers (not the LM head).
+  ///   - body: receives the layer and a copy of its inputs. The LM head (`lmHeadLayer`) receives the final-norm
+  ///     hidden states of all T positions, [T, hidden] (the last one predicts nothing, but it is the input the
+  ///     head would see there; linear layers are captured at all T positions too).
   /// - Returns: the mean NLL of the window.
   /// - Throws: `EngineError.badTokens`, or `.unknownTensor` for an unknown layer name.
   @specialized(where Scalar == Float)
@@ -90,18 +93,40 @@ extension LlamaModel {
     tokens: [Int], layers: Set<String>? = nil, _ body: (LinearLayer, Matrix<Scalar>) -> Void
   ) throws(EngineError) -> Double {
     try validate(tokens: tokens)
-    if let layers, let bad = layers.first(where: { name in !linearLayers.contains { $0.name == name } }) {
-      throw EngineError(.unknownTensor, "no linear layer '\(bad)' (expected a module path like model.layers.0.mlp.up_proj)")
+    let head = lmHeadLayer
+    if let layers, let bad = layers.first(where: { name in name != head.name && !linearLayers.contains { $0.name == name } }) {
+      throw EngineError(.unknownTensor, "no linear layer '\(bad)' (expected a module path like model.layers.0.mlp.up_proj, or lm_head)")
     }
     // the observer is stored as an optional (escaping) closure but only called during this forward pass
     return withoutActuallyEscaping(body) { body in
       runForward(tokens: tokens, keepActivations: false) { index, x, rows, columns in
-        let layer = self.linearLayers[index]
-        guard layers?.contains(layer.name) ?? true else { return }
+        let layer = index == self.linearLayers.count ? head : self.linearLayers[index]
+        guard layers?.contains(layer.name) ?? (index < self.linearLayers.count) else { return }
         let values = Array(UnsafeBufferPointer(start: x, count: rows * columns))
         body(layer, Matrix(rows: rows, columns: columns, storage: values))
       }.meanNLL
     }
+  }
+
+  /// The LM head as a layer: `lm_head` (`lmHeadSlot`), `[vocab, hidden]`, block index `layers` (after the last
+  /// block). Its `weightName` is `lm_head.weight`; for a tied model the table is `model.embed_tokens.weight`.
+  public var lmHeadLayer: LinearLayer {
+    LinearLayer(
+      name: Self.lmHeadSlot, block: configuration.layers, outFeatures: configuration.vocab,
+      inFeatures: configuration.hidden)
+  }
+
+  /// The token embedding as a layer: `model.embed_tokens`, `[vocab, hidden]` (one row per token), block index −1
+  /// (before the first block); its `weightName` is `model.embed_tokens.weight`. For a tied model the same table is
+  /// the LM head.
+  public var embeddingLayer: LinearLayer {
+    LinearLayer(name: "model.embed_tokens", block: -1, outFeatures: configuration.vocab, inFeatures: configuration.hidden)
+  }
+
+  /// Every weight matrix a plan may quantize, in forward order: the token embedding, the linear layers, and for an
+  /// untied model the LM head (`lm_head`; a tied model's head is the embedding).
+  public var plannableLayers: [LinearLayer] {
+    [embeddingLayer] + linearLayers + (configuration.tied ? [] : [lmHeadLayer])
   }
 
   /// Checks that every name is a tensor of the model.

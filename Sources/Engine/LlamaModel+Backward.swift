@@ -42,13 +42,16 @@ extension LlamaModel {
     let dFinal = s.dNormed
     dFinal.zero()
     Scalar.gemm(
-      transposeA: false, transposeB: false, m: t - 1, n: d, k: v, alpha: 1, a: dLogits, lda: v, b: lmHead.constant,
-      ldb: d, beta: 0, c: dFinal.pointer, ldc: d)
-    sink.contribute(c.tied ? "model.embed_tokens.weight" : "lm_head.weight", count: v * d) { g, alpha, beta in
+      transposeA: false, transposeB: false, m: t - 1, n: d, k: v, alpha: 1, a: dLogits, lda: v,
+      b: effectiveLMHead(perturbation), ldb: d, beta: 0, c: dFinal.pointer, ldc: d)
+    // G (α,β)= dzᵀ n_F. For a tied model this is formed at the end, with the lookup's rows, as one contribution
+    // (a streaming sink takes exactly one per tensor); dz is not overwritten before then.
+    let headGradient = { (g: UnsafeMutablePointer<Scalar>, alpha: Scalar, beta: Scalar) in
       Scalar.gemm(
         transposeA: true, transposeB: false, m: v, n: d, k: t - 1, alpha: alpha, a: dLogits, lda: v,
         b: cache.finalNormed.constant, ldb: d, beta: beta, c: g, ldc: d)
     }
+    if !c.tied { sink.contribute("lm_head.weight", count: v * d, headGradient) }
     rmsNormBackward(
       x: cache.residual(c.layers), gamma: finalNorm, inverseRMS: cache.finalInverseRMS, dy: dFinal, dx: dx,
       rows: t, name: "model.norm.weight", sink: sink, scratch: s.dGamma)
@@ -100,9 +103,13 @@ extension LlamaModel {
         rows: t, name: block.inputNormName, sink: sink, scratch: s.dGamma)
     }
 
-    // embedding x₀[t] = E[token_t]: dE[token_t] += dx₀[t]
-    sink.contribute("model.embed_tokens.weight", count: v * d) { g, alpha, beta in
-      if beta != 1 { for i in 0..<(v * d) { g[i] = beta == 0 ? 0 : beta * g[i] } }
+    // embedding x₀[t] = E[token_t]: dE[token_t] += dx₀[t] (tied: after the head's dzᵀ n_F, which applies β)
+    sink.contribute(Self.embeddingWeightName, count: v * d) { g, alpha, beta in
+      if c.tied {
+        headGradient(g, alpha, beta)
+      } else if beta != 1 {
+        for i in 0..<(v * d) { g[i] = beta == 0 ? 0 : beta * g[i] }
+      }
       for (i, token) in cache.tokens.enumerated() {
         let (row, src) = (g + token * d, dx.constant + i * d)
         for j in 0..<d { row[j] += alpha * src[j] }

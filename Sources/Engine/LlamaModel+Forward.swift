@@ -1,7 +1,8 @@
 /// The forward pass (internal; the public entry points are in `LlamaModel+API.swift`).
 extension LlamaModel {
   /// Called with each linear layer's input [T, in] as the forward pass reaches it: (index into `linearLayers`,
-  /// base address, rows, columns). The pointer is valid only during the call.
+  /// base address, rows, columns), and last with the LM head's input, the final-norm hidden states [T, d], under
+  /// index `linearLayers.count`. The pointer is valid only during the call.
   typealias InputObserver = (Int, UnsafePointer<Scalar>, Int, Int) -> Void
 
   /// Runs the window through the model and fills a cache.
@@ -29,12 +30,13 @@ extension LlamaModel {
     // the seam (`LlamaModel+Operators.swift`): one array read per linear layer; all nil unless Scalar == Float
     let operators = linearOperators
 
-    // x₀[t] = E[token_t]
+    // x₀[t] = E[token_t] (E + εV when an HVP perturbs the embedding)
     let x0 = cache.residual(0).pointer
     if let source = embeddingSource {
       source.rows(tokens, into: Self.floats(x0))
     } else {
-      for (i, token) in tokens.enumerated() { (x0 + i * d).update(from: embedding.pointer + token * d, count: d) }
+      let table = perturbation?.effective(embedding, name: Self.embeddingWeightName) ?? embedding.constant
+      for (i, token) in tokens.enumerated() { (x0 + i * d).update(from: table + token * d, count: d) }
     }
 
     for (l, block) in blocks.enumerated() {
@@ -87,16 +89,28 @@ extension LlamaModel {
     RMSNorm.forward(
       x: cache.residual(c.layers).constant, gamma: finalNorm.constant, rows: t, n: d, epsilon: c.rmsEps,
       y: cache.finalNormed.pointer, inverseRMS: cache.finalInverseRMS.pointer)
+    observer?(linearLayers.count, cache.finalNormed.constant, t, d)
     if let op = lmHeadOperator {
       op.apply(Self.floats(cache.finalNormed.constant), tokens: t - 1, into: Self.floats(cache.probabilities.pointer), accumulate: false)
     } else {
       Scalar.gemm(
         transposeA: false, transposeB: true, m: t - 1, n: c.vocab, k: d, alpha: 1, a: cache.finalNormed.constant,
-        lda: d, b: lmHead.constant, ldb: d, beta: 0, c: cache.probabilities.pointer, ldc: c.vocab)
+        lda: d, b: effectiveLMHead(perturbation), ldb: d, beta: 0, c: cache.probabilities.pointer, ldc: c.vocab)
     }
     logitsObserver?(cache.probabilities.constant)
     cache.nll = CrossEntropy.forward(
       logits: cache.probabilities.pointer, targets: tokens[1...], rows: t - 1, vocab: c.vocab)
     return cache
+  }
+
+  /// Tensor name of the token embedding (for a tied model also the LM head's table).
+  public static var embeddingWeightName: String { "model.embed_tokens.weight" }
+
+  /// Tensor name of the LM head's table: `lm_head.weight`, or the embedding for a tied model.
+  var lmHeadWeightName: String { configuration.tied ? Self.embeddingWeightName : "lm_head.weight" }
+
+  /// The LM head's table as the pass reads it: W + εV when `perturbation` moves it, else the weights.
+  func effectiveLMHead(_ perturbation: WeightPerturbation<Scalar>?) -> UnsafePointer<Scalar> {
+    perturbation?.effective(lmHead, name: lmHeadWeightName) ?? lmHead.constant
   }
 }

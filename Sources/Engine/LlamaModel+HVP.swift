@@ -1,4 +1,5 @@
-/// Hessian-vector products of the mean NLL with respect to all linear weights jointly.
+/// Hessian-vector products of the mean NLL with respect to all linear weights jointly, and optionally the token
+/// embedding (`model.embed_tokens.weight`: for a tied model both of its uses, the lookup and the LM head).
 ///
 /// Method: central differences of the exact (hand-written) gradient along v,
 ///   Hv ≈ (∇L(W + εV) − ∇L(W − εV)) / 2ε,
@@ -11,7 +12,7 @@
 /// Step: error(ε) ≈ ε²/6 · |∇³L[v,v]| (truncation) + δ_g/ε (rounding, δ_g = absolute rounding error of a computed
 /// gradient ≈ c·u·|∇L|). Minimising gives ε ∝ (δ_g/|∇³L|)^(1/3), i.e. a *relative* perturbation of order u^(1/3):
 ///   ε = κ · ‖W‖ / ‖V‖,   κ = u^(1/3) / 4   (Float: 9.7e-4, Double: 1.2e-6),
-/// norms over the linear weights V touches, so ε‖V‖ = κ‖W‖ whatever the scale of the probe. The factor 1/4 is
+/// norms over the weights V touches, so ε‖V‖ = κ‖W‖ whatever the scale of the probe. The factor 1/4 is
 /// measured: on SmolLM2 (T = 128, one Rademacher probe, release build) truncation dominates at κ = u^(1/3):
 ///   κ        2.5e-4   1e-3     3.9e-3   1.6e-2
 ///   vᵀHv     4407.9   4405.4   4385.9   4342.7
@@ -25,12 +26,13 @@ extension LlamaModel {
   /// H·v for the Hessian H of the mean NLL over the linear weights.
   /// - Parameters:
   ///   - tokens: the window (BOS first if the protocol wants it).
-  ///   - vector: v by linear weight name (`model.layers.N.….weight`), each in the weight's `[out, in]` layout;
-  ///     linear weights not named are zero in v. Norms and embeddings are not variables.
-  ///   - names: which blocks of Hv to return (default: every linear weight).
+  ///   - vector: v by linear weight name (`model.layers.N.….weight`) or `model.embed_tokens.weight`, each in the
+  ///     weight's `[out, in]` layout (the embedding `[vocab, hidden]`); weights not named are zero in v. Norms
+  ///     (and an untied model's `lm_head.weight`) are not variables.
+  ///   - names: which blocks of Hv to return (default: every linear weight; add the embedding's name for its block).
   ///   - relativeStep: κ, the perturbation's norm relative to the weights' (default `defaultRelativeStep`).
   /// - Returns: (Hv)_W for each name, same layout as W.
-  /// - Throws: `EngineError.badTokens`, `.unknownTensor` for a name that is not a linear weight, `.shapeMismatch`
+  /// - Throws: `EngineError.badTokens`, `.unknownTensor` for a name that is not a variable, `.shapeMismatch`
   ///   for a block of v with the wrong size, `.forwardOnly` while operators are installed (every HVP form).
   /// - Complexity: two gradient passes without the embedding gradient, ~8·P·T flops.
   @specialized(where Scalar == Float)
@@ -86,16 +88,20 @@ extension LlamaModel {
   /// one linear weight at a time as the backward pass finishes it (in backward order: last block's down_proj first),
   /// instead of returned: each block is formed in one layer-sized scratch buffer, valid only during the call, so a
   /// product allocates nothing model-sized (Hutchinson needs only vᵀ(Hv) and v ⊙ Hv per block). Every linear weight
-  /// is handed over exactly once, zero blocks of v included.
+  /// is handed over exactly once, zero blocks of v included, and with `includingEmbedding` the embedding too (last:
+  /// its gradient is complete only at the end of the backward pass).
+  /// - Parameter includingEmbedding: hand over (Hv) for `model.embed_tokens.weight` as well; `baseGradient` must
+  ///   then have its block.
   /// - Throws: as `hessianVectorProduct(tokens:vector:baseGradient:of:relativeStep:)`.
   @specialized(where Scalar == Float)
   @specialized(where Scalar == Double)
   public func hessianVectorProduct(
-    tokens: [Int], vector: [String: [Scalar]], baseGradient: [String: [Scalar]], relativeStep: Double? = nil,
-    consume: (String, UnsafeBufferPointer<Scalar>) -> Void
+    tokens: [Int], vector: [String: [Scalar]], baseGradient: [String: [Scalar]], includingEmbedding: Bool = false,
+    relativeStep: Double? = nil, consume: (String, UnsafeBufferPointer<Scalar>) -> Void
   ) throws(EngineError) {
     let kappa = relativeStep ?? Scalar.unitRoundoff.squareRoot()
-    let (wanted, step) = try prepareHVP(tokens: tokens, vector: vector, of: nil, relativeStep: kappa)
+    let names = includingEmbedding ? Set(linearWeightNames + [Self.embeddingWeightName]) : nil
+    let (wanted, step) = try prepareHVP(tokens: tokens, vector: vector, of: names, relativeStep: kappa)
     if let missing = wanted.first(where: { baseGradient[$0] == nil }) {
       throw EngineError(.missingTensor, "baseGradient has no block '\(missing)'")
     }
@@ -103,7 +109,7 @@ extension LlamaModel {
       for (name, block) in zeroBlocks(wanted) { block.withUnsafeBufferPointer { consume(name, $0) } }
       return
     }
-    let scratch = Buffer<Scalar>(count: linearLayers.map(\.parameterCount).max() ?? 0)
+    let scratch = Buffer<Scalar>(count: largestBlock(wanted))
     let plus = WeightPerturbation(direction: vector, epsilon: epsilon, pool: perturbedWeights)
     withoutActuallyEscaping(consume) { consume in
       let sink = GradientSink<Scalar>(
@@ -115,7 +121,7 @@ extension LlamaModel {
   }
 
   /// Per-layer quadratic forms vᵀ_W (Hv)_W of the central-difference HVP, for every linear weight W (zero where v has
-  /// no block): the Hutchinson summands, Σ_W of which is vᵀHv. Equal to dotting `hessianVectorProduct`'s blocks with
+  /// no block) and the embedding when v has a block for it: the Hutchinson summands, Σ_W of which is vᵀHv. Equal to dotting `hessianVectorProduct`'s blocks with
   /// v, but no gradient is stored: each pass reduces ⟨v_W, ∇_W L(W ± εV)⟩ to one Double per layer as its GEMM
   /// finishes, so a probe allocates one layer-sized scratch instead of 425 MB (SmolLM2).
   /// - Throws: as `hessianVectorProduct(tokens:vector:of:relativeStep:)`.
@@ -129,7 +135,7 @@ extension LlamaModel {
     var result = Dictionary(uniqueKeysWithValues: linearWeightNames.map { ($0, 0.0) })
     guard let epsilon = step else { return result }
     let wanted = Set(vector.keys)
-    let projectionScratch = Buffer<Scalar>(count: linearLayers.map(\.parameterCount).max() ?? 0)
+    let projectionScratch = Buffer<Scalar>(count: largestBlock(wanted))
     let half = 1 / (2 * Double(epsilon))
     let plus = WeightPerturbation(direction: vector, epsilon: epsilon, pool: perturbedWeights)
     let first = GradientSink<Scalar>(wanted: wanted, projectingOnto: vector, coefficient: half, scratch: projectionScratch)
@@ -148,21 +154,23 @@ extension LlamaModel {
   ) throws(EngineError) -> (wanted: Set<String>, epsilon: Scalar?) {
     try requireBackward("a Hessian-vector product")
     try validate(tokens: tokens)
-    let linear = Dictionary(uniqueKeysWithValues: linearLayers.map { ($0.weightName, $0) })
+    let variables = Dictionary(uniqueKeysWithValues: hessianVariables.map { ($0.weightName, $0) })
     for (name, v) in vector {
-      guard let layer = linear[name] else { throw EngineError(.unknownTensor, "'\(name)' is not a linear weight") }
+      guard let layer = variables[name] else {
+        throw EngineError(.unknownTensor, "'\(name)' is not a linear weight or the token embedding")
+      }
       guard v.count == layer.parameterCount else {
         throw EngineError(.shapeMismatch, "vector for '\(name)' has \(v.count) values, weight [\(layer.outFeatures), \(layer.inFeatures)] has \(layer.parameterCount)")
       }
     }
-    let wanted = names ?? Set(linear.keys)
-    if let bad = wanted.first(where: { linear[$0] == nil }) {
-      throw EngineError(.unknownTensor, "'\(bad)' is not a linear weight")
+    let wanted = names ?? Set(linearWeightNames)
+    if let bad = wanted.first(where: { variables[$0] == nil }) {
+      throw EngineError(.unknownTensor, "'\(bad)' is not a linear weight or the token embedding")
     }
     // ε = κ‖W‖/‖V‖ over the weights V touches (sums of squares in Double, in layer order: a dictionary's order
     // changes from process to process, and so would the last bits of ε)
     var (weightSquares, vectorSquares) = (0.0, 0.0)
-    for name in linearWeightNames {
+    for name in hessianVariables.map(\.weightName) {
       guard let v = vector[name] else { continue }
       weightSquares += squaredNorm(of: name)
       vectorSquares += v.withUnsafeBufferPointer(Self.squaredSum)
@@ -191,8 +199,17 @@ extension LlamaModel {
     return sum
   }
 
+  /// The variables of the HVPs, in order: every linear layer, then the token embedding as a layer named
+  /// `model.embed_tokens` (`[vocab, hidden]`, weight `model.embed_tokens.weight`).
+  var hessianVariables: [LinearLayer] { linearLayers + [embeddingLayer] }
+
+  /// The largest block among `names` (scratch size for the streaming and projecting sinks).
+  private func largestBlock(_ names: Set<String>) -> Int {
+    hessianVariables.filter { names.contains($0.weightName) }.map(\.parameterCount).max() ?? 0
+  }
+
   private func zeroBlocks(_ names: Set<String>) -> [String: [Scalar]] {
-    let sizes = Dictionary(uniqueKeysWithValues: linearLayers.map { ($0.weightName, $0.parameterCount) })
+    let sizes = Dictionary(uniqueKeysWithValues: hessianVariables.map { ($0.weightName, $0.parameterCount) })
     return Dictionary(uniqueKeysWithValues: names.map { ($0, [Scalar](repeating: 0, count: sizes[$0]!)) })
   }
 }

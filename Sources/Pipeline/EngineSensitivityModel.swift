@@ -6,11 +6,16 @@ import Sensitivity
 /// inputs on calibration tokens, the quantizer's formats with the best range calibration per layer, and the
 /// engine's logits on held-out tokens for the audit.
 ///
-/// - Layers: every linear weight (`LlamaModel.linearLayers`), in the engine's order, by HF module path.
+/// - Layers: every linear weight (`LlamaModel.linearLayers`), in the engine's order, by HF module path; with
+///   `includesTokenEmbedding`, then the token embedding as one more layer, `model.embed_tokens` `[vocab, hidden]`
+///   (GGUF `token_embd.weight`; for a tied model also the LM head). Its gradient, Hessian block and audit cover
+///   every use of the table (the engine's gradient of `model.embed_tokens.weight` includes the LM head's when
+///   tied); its output error is the lookup's `Σ_t ‖ΔE[token_t]‖²/n` plus, when tied, the LM head's
+///   `tr(ΔE G ΔEᵀ)` over the final-norm hidden states (`TableLookup`).
 /// - Fisher: `gradient(window:)` is `∇_W` of the mean NLL of calibration window `window`
 ///   (`MeasureSettings.calibrationWindows`).
 /// - Hessian: `H` is the Hessian of the mean NLL over the first `hvpTokenCount` calibration tokens with respect to
-///   all linear weights. `hessianVectorProduct` uses the engine's one-sided difference against the gradient at the
+///   all linear weights (and the embedding table when it is measured). `hessianVectorProduct` uses the engine's one-sided difference against the gradient at the
 ///   unperturbed weights, `(∇L(W + εV) − ∇L(W))/ε` with `ε = √u · ‖W‖/‖V‖` over the blocks `V` touches: one
 ///   gradient pass per product instead of two (on SmolLM2 at 128 tokens, 1.6 s against 2.9 s for the central
 ///   difference, measured with `bitplan bench engine`), with a relative error of ~1e-3 in Float (engine
@@ -35,8 +40,10 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
   public let evaluationTokens: [Int]
   /// The candidate formats, in column order.
   public let formats: [QuantFormat]
-  /// The linear layers, in the engine's order.
+  /// The linear layers, in the engine's order, then `model.embed_tokens` when the embedding is measured.
   public let linearLayers: [MeasuredRun.Layer]
+  /// Whether the token embedding is measured as the last layer.
+  public let includesTokenEmbedding: Bool
   /// The candidates with their bits per weight over the layers they fit.
   public let candidates: [MeasuredRun.Candidate]
   /// Calibration windows of the Fisher gradient, as ranges of `calibrationTokens`.
@@ -61,12 +68,13 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
   ///   - hvpTokenCount: the Hessian window length, in `2...calibrationTokens.count`; also the calibration window
   ///     length of the Fisher gradient.
   ///   - evaluationTokens: held-out tokens for the audit; empty when there is none.
-  ///   - formats: candidate formats; each must fit at least one linear layer.
+  ///   - formats: candidate formats; each must fit at least one layer.
+  ///   - includesTokenEmbedding: measure the token embedding too, as the last layer `model.embed_tokens`.
   /// - Throws: `MeasureError.badSettings` for token counts out of range, `.badCandidate` for a format that fits no
   ///   layer.
   public init(
     model: LlamaModel<Scalar>, calibrationTokens: [Int], hvpTokenCount: Int, evaluationTokens: [Int] = [],
-    formats: [QuantFormat]
+    formats: [QuantFormat], includesTokenEmbedding: Bool = false
   ) throws(MeasureError) {
     if calibrationTokens.count < 2 || hvpTokenCount < 2 || hvpTokenCount > calibrationTokens.count {
       throw MeasureError(
@@ -79,7 +87,8 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
     self.hvpTokenCount = hvpTokenCount
     self.evaluationTokens = evaluationTokens
     self.formats = formats
-    let layers = model.linearLayers
+    let layers = model.linearLayers + (includesTokenEmbedding ? [model.embeddingLayer] : [])
+    self.includesTokenEmbedding = includesTokenEmbedding
     linearLayers = layers.map { MeasuredRun.Layer(name: $0.name, rows: $0.outFeatures, columns: $0.inFeatures) }
     weightNames = layers.map(\.weightName)
     layerIndex = Dictionary(uniqueKeysWithValues: weightNames.enumerated().map { ($0.element, $0.offset) })
@@ -143,7 +152,9 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
       vector[name] = Self.scalars(block)
     }
     var failure: (any Error)?
-    try model.hessianVectorProduct(tokens: hvpTokens, vector: vector, baseGradient: base) { name, block in
+    try model.hessianVectorProduct(
+      tokens: hvpTokens, vector: vector, baseGradient: base, includingEmbedding: includesTokenEmbedding
+    ) { name, block in
       guard failure == nil else { return }
       do {
         if Scalar.self == Float.self {
@@ -159,17 +170,37 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
     if let failure { throw failure }
   }
 
-  /// The layer's captured calibration inputs `X` `[tokens, in]`.
+  /// The layer's captured calibration inputs `X` `[tokens, in]`; for the embedding of a tied model the LM head's
+  /// inputs, the final-norm hidden states `[tokens, hidden]`.
+  /// - Throws: `MeasureError.badSettings` for the embedding of an untied model (a lookup only: it has no inputs).
   public func layerInputs(of layer: Int) throws -> (values: [Float], rows: Int) {
+    let head = includesTokenEmbedding && model.configuration.tied
+    if includesTokenEmbedding && layer == linearLayers.count - 1 && !head {
+      throw MeasureError(.badSettings, "the untied token embedding is a lookup only; it has no captured inputs")
+    }
     if capturedInputs == nil {
       var captured = [[Float]](repeating: [], count: linearLayers.count)
-      let index = Dictionary(uniqueKeysWithValues: linearLayers.enumerated().map { ($0.element.name, $0.offset) })
-      _ = try model.captureInputs(tokens: calibrationTokens) { layer, x in
+      var index = Dictionary(uniqueKeysWithValues: linearLayers.enumerated().map { ($0.element.name, $0.offset) })
+      var names = Set(model.linearLayers.map(\.name))
+      if head {
+        // the tied table's projection use: the LM head's inputs, filed under the embedding layer
+        index[LlamaModel<Scalar>.lmHeadSlot] = linearLayers.count - 1
+        names.insert(LlamaModel<Scalar>.lmHeadSlot)
+      }
+      _ = try model.captureInputs(tokens: calibrationTokens, layers: names) { layer, x in
         captured[index[layer.name]!] = Self.floats(x.storage)
       }
       capturedInputs = captured
     }
     return (capturedInputs![layer], calibrationTokens.count)
+  }
+
+  /// The calibration tokens' lookups of the embedding layer (also a projection when the model is tied); `nil`
+  /// for a linear layer.
+  public func tableLookup(of layer: Int) throws -> TableLookup? {
+    guard includesTokenEmbedding && layer == linearLayers.count - 1 else { return nil }
+    return try TableLookup(
+      tokens: calibrationTokens, rows: model.configuration.vocab, isAlsoProjection: model.configuration.tied)
   }
 
   /// The gradient at the unperturbed weights over the Hessian window (computed once).

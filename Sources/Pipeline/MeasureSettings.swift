@@ -35,6 +35,9 @@ public struct MeasureSettings: Sendable, Equatable {
   public var eigenIterations = 0
   /// Single-layer quantizations whose true ΔNLL and ΔKLD are measured (`--audit N`); 0 skips the audit.
   public var auditCount = 0
+  /// Measure the token embedding as one more layer, `model.embed_tokens` (set by `--target llama-cpp`, whose
+  /// GGUF stores `token_embd.weight` in any type); see `EngineSensitivityModel`.
+  public var includesTokenEmbedding = false
 
   /// Power-iteration steps per layer when `--eigen` is given without a count. Each step is one Hessian-vector
   /// product (a gradient pass over `hvpTokens` tokens) per layer, so this costs `layers × 20` passes.

@@ -81,7 +81,7 @@ public struct Measurement {
     }
     let model = try EngineSensitivityModel(
       model: loaded.model, calibrationTokens: tokens, hvpTokenCount: settings.hvpTokens,
-      evaluationTokens: evaluation, formats: formats)
+      evaluationTokens: evaluation, formats: formats, includesTokenEmbedding: settings.includesTokenEmbedding)
     let calibSHA256 = try SHA256.hexDigest(fileAt: calibrationPath)
     let auditSHA256 = settings.auditCount == 0 ? "" : try auditTextPath.map { try SHA256.hexDigest(fileAt: $0) } ?? calibSHA256
     let provenance = settings.provenance(

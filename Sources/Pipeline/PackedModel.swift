@@ -30,6 +30,11 @@ public struct PackedModel {
   }
 
   /// Quantizes each layer of `formats` (module path → format) from the file's values and installs it packed.
+  ///
+  /// Layers: those of `LlamaModel.plannableLayers`. A linear layer or an untied `lm_head` becomes a `PackedLinear`
+  /// operator. `model.embed_tokens` becomes a `PackedEmbedding` (the lookup), and for a tied model the same packed
+  /// tensor is also installed as the `lm_head` operator; the dense table is released once both uses read the
+  /// packed one.
   /// - Parameters:
   ///   - calibration: the range calibration of (layer, format) recorded by `measure`, or nil for the default
   ///     (the method `measure` would choose: least squared error on sampled rows; GGML and float formats have
@@ -40,7 +45,8 @@ public struct PackedModel {
     _ formats: [String: QuantFormat], calibration: (String, QuantFormat) -> RangeCalibration? = { _, _ in nil },
     progress: (Int, Int) -> Void = { _, _ in }
   ) throws {
-    let layers = loaded.model.linearLayers.filter { formats[$0.name] != nil }
+    let model = loaded.model
+    let layers = model.plannableLayers.filter { formats[$0.name] != nil }
     for (i, layer) in layers.enumerated() {
       let format = formats[layer.name]!
       let values = try loaded.file.tensor(named: layer.weightName).storage
@@ -53,8 +59,18 @@ public struct PackedModel {
       }
       let packed = try quantize(
         values, rows: layer.outFeatures, columns: layer.inFeatures, format: format, calibration: method ?? .minMax)
-      try loaded.model.installOperator(
-        try PackedLinear(packed, activations: activations, scratch: scratch), forLayer: layer.name, releaseDenseWeight: true)
+      if layer.name == model.embeddingLayer.name {
+        let tied = model.configuration.tied
+        try model.installEmbedding(PackedEmbedding(packed), releaseDenseWeight: !tied)
+        if tied {
+          try model.installOperator(
+            try PackedLinear(packed, activations: activations, scratch: scratch), forLayer: LlamaModel<Float>.lmHeadSlot,
+            releaseDenseWeight: true)
+        }
+      } else {
+        try model.installOperator(
+          try PackedLinear(packed, activations: activations, scratch: scratch), forLayer: layer.name, releaseDenseWeight: true)
+      }
       progress(i + 1, layers.count)
     }
     returnFreedMemory()

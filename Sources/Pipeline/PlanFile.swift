@@ -36,7 +36,8 @@ public enum PlanFile {
   /// The plan's layers as formats, checked against the model.
   /// - Parameters:
   ///   - modelSHA256: the model's checksum; a plan that records another is refused.
-  ///   - layers: the model's linear layers.
+  ///   - layers: the layers a plan may name (`LlamaModel.plannableLayers`: the token embedding `model.embed_tokens`,
+  ///     the linear layers, and an untied model's `lm_head`).
   /// - Throws: `PlanValidationError` `.modelMismatch`, `.unknownLayer` (naming the layer and how many blocks the model
   ///   has), `.unknownFormat` (an unparsable name, or a format the layer's shape cannot take).
   public static func formats(
@@ -49,11 +50,11 @@ public enum PlanFile {
     }
     guard !plan.layers.isEmpty else { throw PlanValidationError(.badSettings, "'\(path)' plans no layers") }
     let byName = Dictionary(uniqueKeysWithValues: layers.map { ($0.name, $0) })
-    let blocks = (layers.map(\.block).max() ?? -1) + 1
+    let blocks = (layers.filter { $0.name.hasPrefix("model.layers.") }.map(\.block).max() ?? -1) + 1
     var formats: [String: QuantFormat] = [:]
     for (name, layer) in plan.layers.sorted(by: { $0.key < $1.key }) {
       guard let l = byName[name] else {
-        throw PlanValidationError(.unknownLayer, "'\(path)' names '\(name)', which the model lacks (\(blocks) blocks, \(layers.count) linear layers)")
+        throw PlanValidationError(.unknownLayer, "'\(path)' names '\(name)', which the model lacks (\(blocks) blocks, \(layers.count) plannable layers)")
       }
       let format: QuantFormat
       do { format = try QuantFormat(parsing: layer.format) } catch {

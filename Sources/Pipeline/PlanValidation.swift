@@ -55,7 +55,7 @@ public enum PlanValidation {
     let plan = try PlanFile.read(s.plan)
     let loaded = try LoadedModel.load(path: s.model)
     let modelSHA = try Measurement.modelSHA256(path: s.model)
-    let formats = try PlanFile.formats(of: plan, path: s.plan, modelSHA256: modelSHA, layers: loaded.model.linearLayers)
+    let formats = try PlanFile.formats(of: plan, path: s.plan, modelSHA256: modelSHA, layers: loaded.model.plannableLayers)
     let run = try s.run.map { try RunStore.read($0) }
     if let run, let path = s.run, !run.provenance.modelSHA256.isEmpty, run.provenance.modelSHA256 != modelSHA {
       throw PlanValidationError(
@@ -72,7 +72,7 @@ public enum PlanValidation {
     }
 
     // Layers, calibration and scores of the plan's layers.
-    let planned = loaded.model.linearLayers.filter { formats[$0.name] != nil }
+    let planned = loaded.model.plannableLayers.filter { formats[$0.name] != nil }
     let shapes = planned.map { LayerShape(name: $0.name, rows: $0.outFeatures, columns: $0.inFeatures) }
     let parameters = planned.reduce(0) { $0 + $1.parameterCount }
     let calibration = calibrationLookup(run)
@@ -114,7 +114,8 @@ public enum PlanValidation {
       ("plan", "plan (\(plan.solver), \(plan.score))", formats)
     ]
     for kind in s.baselines {
-      switch Baselines.make(kind, layers: shapes, candidates: candidates, budgetBytes: Assignment(formats: formats, layers: shapes).totalBytes, predictedLoss: predicted) {
+      switch Baselines.make(kind, layers: shapes, candidates: candidates, budgetBytes: Assignment(formats: formats, layers: shapes).totalBytes, predictedLoss: predicted,
+        tiedEmbedding: loaded.config.tieWordEmbeddings) {
       case .success(let b): variants.append((kind.rawValue, b.label, b.assignment.formats))
       case .failure(let e): status("validate: no \(kind.rawValue) baseline: \(e.message)\n")
       }

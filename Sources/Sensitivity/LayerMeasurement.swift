@@ -26,7 +26,7 @@ public struct LayerMeasurement: Sendable, Codable, Equatable {
 
   /// Variance, absmax and excess kurtosis of `W`.
   public var statistics: WeightStatistics
-  /// `tr(XᵀX)/n` of the layer's captured inputs.
+  /// `tr(XᵀX)/n` of the layer's captured inputs (an embedding table: summed over its uses, `TableLookup`).
   public var inputTrace: Double
   /// One entry per candidate, `nil` where the format does not fit the layer's shape.
   public var candidates: [CandidateResult?]
@@ -51,14 +51,32 @@ public struct LayerMeasurement: Sendable, Codable, Equatable {
     delta: [Float], rows: Int, gram: GramMatrix, hessianTrace: Double, gradient: [Double]?,
     hessianDiagonal: [Double]?, bytes: Int, calibration: String
   ) throws(SensitivityError) -> CandidateResult {
-    let n = rows * gram.dimension
+    try measure(
+      delta: delta, rows: rows, columns: gram.dimension, gram: gram, lookup: nil, hessianTrace: hessianTrace,
+      gradient: gradient, hessianDiagonal: hessianDiagonal, bytes: bytes, calibration: calibration)
+  }
+
+  /// Measures one candidate of a layer that may be an embedding table: as `measure(delta:rows:gram:…)`, with the
+  /// output error the sum over the layer's uses, `tr(ΔW G ΔWᵀ)` of the projection (when `gram` is given) plus
+  /// `lookup.outputError` of the table lookup (when `lookup` is given).
+  /// - Throws: `.invalidArgument` when a length disagrees with `rows · columns`, or neither use is given.
+  public static func measure(
+    delta: [Float], rows: Int, columns: Int, gram: GramMatrix?, lookup: TableLookup?, hessianTrace: Double,
+    gradient: [Double]?, hessianDiagonal: [Double]?, bytes: Int, calibration: String
+  ) throws(SensitivityError) -> CandidateResult {
+    let n = rows * columns
     if delta.count != n || (gradient.map { $0.count != n } ?? false) || (hessianDiagonal.map { $0.count != n } ?? false)
+      || (gram.map { $0.dimension != columns } ?? false)
     {
-      throw SensitivityError(.invalidArgument, "ΔW, gradient or diagonal length differs from \(rows)×\(gram.dimension)")
+      throw SensitivityError(.invalidArgument, "ΔW, gradient, diagonal or inputs differ from \(rows)×\(columns)")
+    }
+    if gram == nil && lookup == nil {
+      throw SensitivityError(.invalidArgument, "a layer's output error needs its inputs or its table lookup")
     }
     let (weightError, fisherDiagonal, taylorDiagonal) = diagonalProxies(
       delta: delta, gradient: gradient, hessianDiagonal: hessianDiagonal)
-    let outputError = try gram.outputError(delta: delta, rows: rows)
+    let outputError = try (gram?.outputError(delta: delta, rows: rows) ?? 0)
+      + (lookup?.outputError(delta: delta, columns: columns) ?? 0)
     let proxies: [LossProxy: Double] = [
       .weightError: weightError,
       .hawqTrace: LossProxy.hawqTrace(hessianTrace: hessianTrace, parameterCount: n, weightError: weightError),

@@ -27,8 +27,18 @@ extension MeasurementRun {
       let gradient = Self.slice(gradientSum, range, dividedBy: windows)
       let diagonal = diagonalSum.map { Self.slice($0, range, dividedBy: probes) }
       let statistics = try WeightStatistics(weights: w)
-      let (x, n) = try model.layerInputs(of: i)
-      let gram = try GramMatrix(inputs: x, rows: n, columns: layer.columns)
+      // An embedding table: its lookup, plus the LM head's inputs when it is tied (both uses add).
+      let lookup = try model.tableLookup(of: i)
+      if let lookup, lookup.rowCounts.count != layer.rows {
+        throw SensitivityError(.shapeMismatch, "'\(layer.name)': lookup of \(lookup.rowCounts.count) rows, table has \(layer.rows)")
+      }
+      var gram: GramMatrix?
+      var inputTrace = lookup?.inputTrace ?? 0
+      if lookup?.isAlsoProjection ?? true {
+        let (x, n) = try model.layerInputs(of: i)
+        gram = try GramMatrix(inputs: x, rows: n, columns: layer.columns)
+        inputTrace += GramMatrix.inputTrace(inputs: x, rows: n)
+      }
       var quantized: [QuantizedWeights?] = []
       for c in model.candidates.indices {
         let q = try model.quantize(layer: i, candidate: c)
@@ -39,10 +49,9 @@ extension MeasurementRun {
         quantized.append(q)
       }
       let results = try Self.measure(
-        quantized, weights: w, rows: layer.rows, gram: gram, hessianTrace: store.run.hessianTrace[i],
-        gradient: gradient, hessianDiagonal: diagonal)
-      let m = LayerMeasurement(
-        statistics: statistics, inputTrace: GramMatrix.inputTrace(inputs: x, rows: n), candidates: results)
+        quantized, weights: w, rows: layer.rows, columns: layer.columns, gram: gram, lookup: lookup,
+        hessianTrace: store.run.hessianTrace[i], gradient: gradient, hessianDiagonal: diagonal)
+      let m = LayerMeasurement(statistics: statistics, inputTrace: inputTrace, candidates: results)
       try store.recordLayer(i, m)
       onProgress(.layers, i + 1, layers.count)
     }
@@ -54,8 +63,8 @@ extension MeasurementRun {
   /// had left the workers spinning in `sched_yield` between the small GEMMs: 12% of the stage's samples). Each candidate's numbers are computed exactly as in
   /// order; the first failing candidate's error is thrown.
   static func measure(
-    _ quantized: [QuantizedWeights?], weights w: [Float], rows: Int, gram: GramMatrix, hessianTrace: Double,
-    gradient: [Double], hessianDiagonal: [Double]?
+    _ quantized: [QuantizedWeights?], weights w: [Float], rows: Int, columns: Int, gram: GramMatrix?,
+    lookup: TableLookup? = nil, hessianTrace: Double, gradient: [Double], hessianDiagonal: [Double]?
   ) throws(SensitivityError) -> [LayerMeasurement.CandidateResult?] {
     typealias Slot = Result<LayerMeasurement.CandidateResult?, SensitivityError>
     let slots = UnsafeMutableBufferPointer<Slot>.allocate(capacity: quantized.count)
@@ -70,8 +79,8 @@ extension MeasurementRun {
         guard let q = quantized[c] else { return nil }
         let delta = Self.difference(q.weights, w)
         return try LayerMeasurement.measure(
-          delta: delta, rows: rows, gram: gram, hessianTrace: hessianTrace, gradient: gradient,
-          hessianDiagonal: hessianDiagonal, bytes: q.bytes, calibration: q.calibration)
+          delta: delta, rows: rows, columns: columns, gram: gram, lookup: lookup, hessianTrace: hessianTrace,
+          gradient: gradient, hessianDiagonal: hessianDiagonal, bytes: q.bytes, calibration: q.calibration)
       }
       (out.baseAddress! + c).initialize(to: result)
     }

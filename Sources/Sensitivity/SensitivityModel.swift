@@ -22,8 +22,13 @@ public protocol SensitivityModel {
   /// during the call (so a model can stream it without storing a model-sized product). The default calls
   /// `hessianVectorProduct(_:)`.
   func hessianVectorProduct(_ v: [[Float]], consume: (Int, UnsafeBufferPointer<Float>) throws -> Void) throws
-  /// The layer's captured inputs `X`, `[rows, in]` row-major (one row per calibration token).
+  /// The layer's captured inputs `X`, `[rows, in]` row-major (one row per calibration token). For an embedding
+  /// table (`tableLookup(of:)` non-nil) only called when it is also a projection (a tied LM head): its inputs.
   func layerInputs(of layer: Int) throws -> (values: [Float], rows: Int)
+  /// For a layer that is a token-embedding table `[vocab, hidden]`: how the calibration tokens read its rows (its
+  /// output error and input trace then count the lookup, plus the projection when it is also the LM head). `nil`
+  /// for a linear layer; the default.
+  func tableLookup(of layer: Int) throws -> TableLookup?
   /// `Q(W)` dequantized, with its exact byte size and the range calibration chosen (the best for this layer);
   /// `nil` when the format does not fit the layer's shape.
   func quantize(layer: Int, candidate: Int) throws -> QuantizedWeights?
@@ -34,6 +39,8 @@ public protocol SensitivityModel {
 }
 
 extension SensitivityModel {
+  public func tableLookup(of layer: Int) throws -> TableLookup? { nil }
+
   public func hessianVectorProduct(_ v: [[Float]], consume: (Int, UnsafeBufferPointer<Float>) throws -> Void) throws {
     let hv = try hessianVectorProduct(v)
     for i in hv.indices { try hv[i].withUnsafeBufferPointer { try consume(i, $0) } }

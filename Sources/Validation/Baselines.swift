@@ -48,7 +48,10 @@ public struct Assignment: Sendable, Equatable {
 /// - `q4km`: llama.cpp's Q4_K_M rule (`llama_tensor_get_type` in src/llama-quant.cpp): `attn_v` (`v_proj`) and
 ///   `ffn_down` (`down_proj`) get q6_K in the blocks where `use_more_bits(i, n)` holds (`i < n/8 ∨ i ≥ 7n/8 ∨
 ///   (i − n/8) mod 3 = 2`), every other layer q4_K. Mapped onto the candidates: per layer, the candidate it can
-///   take whose bits per weight are nearest 6.5625 ("high") or 4.5 ("base"); then filled up to the budget.
+///   take whose bits per weight are nearest 6.5625 ("high") or 4.5 ("base"); then filled up to the budget. The
+///   output matrix (`lm_head`, and a tied `model.embed_tokens`, which llama.cpp quantizes as the output) is high:
+///   q6_K, or q8_0 (nearest 8.5) when its row is not a multiple of 256 values (`nx % qk_k != 0`); an untied
+///   `model.embed_tokens` keeps the base type (q4_K, its shape fallback included in the nearest-rung mapping).
 /// - `edges`: the first and last blocks high (the candidate nearest 8.5 bits per weight, q8_0's), every other
 ///   layer the largest uniform format that still fits; then filled up to the budget.
 ///
@@ -72,12 +75,14 @@ public enum Baselines {
   }
 
   /// Builds `kind` for `layers` from `candidates` under `budgetBytes`.
-  /// - Parameter predictedLoss: the measured score of (layer index, format), when a run is given; used to rank
-  ///   uniform formats and to order equal-size rungs of a ladder.
+  /// - Parameters:
+  ///   - predictedLoss: the measured score of (layer index, format), when a run is given; used to rank uniform
+  ///     formats and to order equal-size rungs of a ladder.
+  ///   - tiedEmbedding: whether `model.embed_tokens` is also the LM head (q4km quantizes it as the output then).
   /// - Returns: nil with the reason when no assignment of this kind fits.
   public static func make(
     _ kind: Kind, layers: [LayerShape], candidates: [QuantFormat], budgetBytes: Int,
-    predictedLoss: ((Int, QuantFormat) -> Double?)? = nil
+    predictedLoss: ((Int, QuantFormat) -> Double?)? = nil, tiedEmbedding: Bool = false
   ) -> Result<Baseline, PlanValidationError> {
     let ladders = layers.enumerated().map { i, l in ladder(l, index: i, candidates: candidates, predictedLoss: predictedLoss) }
     if let empty = ladders.firstIndex(where: \.isEmpty) {
@@ -89,11 +94,18 @@ public enum Baselines {
     case .q4km:
       let blocks = (layers.compactMap(\.block).max() ?? -1) + 1
       var high: [Int] = [], vd: [Int] = [], rest: [Int] = []
+      var target = [Double](repeating: 4.5, count: layers.count)
       for (i, l) in layers.enumerated() {
         let moreBits = l.kind == "v_proj" || l.kind == "down_proj"
-        if moreBits, let b = l.block, useMoreBits(b, blocks) { high.append(i) } else if moreBits { vd.append(i) } else { rest.append(i) }
+        if isOutput(l, tiedEmbedding: tiedEmbedding) {
+          high.append(i)
+          target[i] = l.columns % 256 == 0 ? 6.5625 : 8.5
+        } else if moreBits, let b = l.block, useMoreBits(b, blocks) {
+          high.append(i)
+          target[i] = 6.5625
+        } else if moreBits { vd.append(i) } else { rest.append(i) }
       }
-      let start = layers.indices.map { nearest(ladders[$0], layers[$0], bitsPerWeight: high.contains($0) ? 6.5625 : 4.5) }
+      let start = layers.indices.map { nearest(ladders[$0], layers[$0], bitsPerWeight: target[$0]) }
       return fill(
         .q4km, "q4km", layers: layers, ladders: ladders, start: start, raise: rest + vd + high, lower: rest + vd + high,
         budgetBytes: budgetBytes)
@@ -115,6 +127,13 @@ public enum Baselines {
         .edges, "edges", layers: layers, ladders: ladders, start: start, raise: inner + edge, lower: inner + edge,
         budgetBytes: budgetBytes)
     }
+  }
+
+  /// Whether llama.cpp quantizes `layer` as the output tensor: `lm_head` (`output.weight`), or the token
+  /// embedding of a tied model (`llama_tensor_get_type`: `category == OUTPUT || (has_tied_embeddings &&
+  /// category == TOKEN_EMBD)`).
+  static func isOutput(_ layer: LayerShape, tiedEmbedding: Bool) -> Bool {
+    layer.name == "lm_head" || (tiedEmbedding && layer.name == "model.embed_tokens")
   }
 
   /// llama.cpp's `use_more_bits(i_layer, n_layers)`, in C integer arithmetic.

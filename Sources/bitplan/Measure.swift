@@ -38,6 +38,8 @@ struct Measure: ParsableCommand {
   @Flag(help: "Machine-readable summary on stdout.") var json = false
   @Option(help: ArgumentHelp("Least seconds between checkpoints that rewrite the large gradient/diagonal side files.", visibility: .hidden))
   var checkpointInterval = 30.0
+  // Hidden, for checks of the embedding layer until --target llama-cpp sets MeasureSettings.includesTokenEmbedding.
+  @Flag(help: .hidden) var measureEmbedding = false
 
   func validate() throws {
     guard tokens >= 2 else { throw ValidationError("--tokens must be at least 2, got \(tokens)") }
@@ -58,6 +60,7 @@ struct Measure: ParsableCommand {
     HeapPolicy.keepLargeArraysInHeap()
     var settings = MeasureSettings()
     settings.tokens = tokens
+    settings.includesTokenEmbedding = measureEmbedding
     settings.hvpTokens = hvpTokens
     settings.probes = probes
     settings.seed = seed

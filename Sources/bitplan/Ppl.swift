@@ -34,7 +34,7 @@ struct Ppl: ParsableCommand {
     if let plan {
       let document = try PlanFile.read(plan, option: "--plan")
       let formats = try PlanFile.formats(
-        of: document, path: plan, modelSHA256: try Measurement.modelSHA256(path: model), layers: loaded.model.linearLayers)
+        of: document, path: plan, modelSHA256: try Measurement.modelSHA256(path: model), layers: loaded.model.plannableLayers)
       try PackedModel(loaded, activations: ActivationMode(rawValue: activations)!).install(formats)
     }
     let window = try TokenWindow.make(

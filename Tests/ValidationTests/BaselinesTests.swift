@@ -59,6 +59,34 @@ import Testing
     #expect(v3 == "q5_0" || v3 == "q8_0")
   }
 
+  /// llama.cpp's Q4_K_M for the output matrices (`llama_tensor_get_type`, src/llama-quant.cpp): `output.weight`, and
+  /// `token_embd.weight` when tied, become q6_K, or q8_0 when the row is not a multiple of 256 (`nx % qk_k != 0`);
+  /// an untied `token_embd.weight` keeps the ftype's q4_K. At a budget of exactly the rule's bytes nothing moves.
+  @Test(arguments: [true, false])
+  func q4kmQuantizesTheOutputMatricesAsLlamaCpp(tied: Bool) throws {
+    let embedding = LayerShape(name: "model.embed_tokens", rows: 49152, columns: 576)
+    let head = LayerShape(name: "lm_head", rows: 49152, columns: 768)
+    let all = [embedding] + layers + (tied ? [] : [head])
+    let rule = try Baselines.make(.q4km, layers: all, candidates: candidates, budgetBytes: .max, tiedEmbedding: tied).get()
+    var expected: [String: QuantFormat] = [:]
+    for l in all {
+      // the rule's start, rebuilt: the high v/down layers as the test above, the rest nearest 4.5 bits
+      let high = (l.kind == "v_proj" || l.kind == "down_proj") && Baselines.useMoreBits(l.block!, 4)
+      let f: String
+      switch l.name {
+      case "model.embed_tokens": f = tied ? "q8_0" : "q4_0"
+      case "lm_head": f = "q6_k"
+      // (q4_k and q4_0 have equal bytes on a 1536-wide row; the ladder keeps the one listed first, q4_0)
+      default: f = high ? (l.columns % 256 == 0 ? "q6_k" : "q5_0") : "q4_0"
+      }
+      expected[l.name] = try QuantFormat(parsing: f)
+    }
+    let budget = Assignment(formats: expected, layers: all).totalBytes
+    let b = try Baselines.make(.q4km, layers: all, candidates: candidates, budgetBytes: budget, tiedEmbedding: tied).get()
+    #expect(b.assignment.formats == expected)
+    #expect(rule.assignment.formats.count == all.count)
+  }
+
   @Test func fillingUsesTheBudgetAndLoweringRespectsIt() throws {
     for kind in [Baselines.Kind.q4km, .edges] {
       for budget in [bytes("q4_0"), bytes("q4_0") * 11 / 10, bytes("q5_0"), bytes("q8_0")] {
