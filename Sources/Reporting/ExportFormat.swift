@@ -47,11 +47,31 @@ public enum ExportFormat: String, Sendable, CaseIterable {
       return (try MLXQuantizationConfig(plan: plan, shapes: shapes).jsonData(), [])
     case .gptqmodel:
       let config = try GPTQModelConfig(plan: plan)
+      try Self.checkGroups(plan, tensors: tensors)
       return (config.jsonData(), config.warnings)
     case .llmCompressor:
-      return (Data(try LLMCompressorRecipe(plan: plan).yaml.utf8), [])
+      let recipe = try LLMCompressorRecipe(plan: plan)
+      try Self.checkGroups(plan, tensors: tensors)
+      return (Data(recipe.yaml.utf8), [])
     case .json:
       return (try PlanTensorNames.jsonData(plan: plan, tensors: tensors), [])
+    }
+  }
+
+  /// With the model's tensors: every planned layer exists and its int format's group divides its rows (GPTQ and
+  /// compressed-tensors group along the input dimension).
+  /// - Throws: `.unknownLayer`, `.unsupportedShape`.
+  static func checkGroups(_ plan: PlanDocument, tensors: [TensorInfo]) throws(ExportError) {
+    guard !tensors.isEmpty else { return }
+    let shapes = Dictionary(tensors.map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
+    for layer in try PlannedLayer.all(in: plan) {
+      guard let shape = shapes[layer.name + ".weight"] else {
+        throw ExportError(.unknownLayer, "\(layer.name): the model has no tensor \(layer.name).weight")
+      }
+      if case .integer(_, let group?, _) = layer.format, let columns = shape.last, columns % group != 0 {
+        throw ExportError(
+          .unsupportedShape, "\(layer.name) \(shape): \(layer.formatName) needs rows of a multiple of \(group) values")
+      }
     }
   }
 }

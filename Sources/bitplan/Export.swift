@@ -21,7 +21,7 @@ struct Export: ParsableCommand {
       "quantization_config" blocks. gptqmodel: a QuantizeConfig JSON with "dynamic" rules (a warning on stderr for \
       each block whose q/k/v or gate/up differ, which vLLM loads fused). llm-compressor: a recipe YAML (siblings \
       that vLLM fuses must share a format). json: PLAN.json with each layer's HF and GGUF tensor names. With \
-      --model, mlx and json also check the layers against the model. Without -o the export goes to stdout; -o must \
+      --model, the others also check the layers against the model (existence, groups that divide the rows). Without -o the export goes to stdout; -o must \
       not name the plan or the model.
       """)
 

@@ -48,3 +48,21 @@ import Testing
     }
   }
 }
+
+/// `ExportFormat.render` with the model's tensor table checks what the plan alone cannot: layers the model lacks
+/// and groups that do not divide a row.
+@Suite struct ExportFormatTests {
+  @Test func withTheModelGroupsMustDivideTheRows() throws {
+    let tensors = ExportFixtures.smolTensors(blocks: 2)
+    let plan = ExportFixtures.plan(["model.layers.0.self_attn.o_proj": "int4-g128"])  // 576 % 128 = 64
+    for format in [ExportFormat.gptqmodel, .llmCompressor] {
+      #expect(throws: Never.self) { try format.render(plan, tensors: []) }
+      #expect { try format.render(plan, tensors: tensors) } throws: { ($0 as! ExportError).code == .unsupportedShape }
+      let missing = ExportFixtures.plan(["model.layers.5.mlp.up_proj": "int4-g64"])
+      #expect { try format.render(missing, tensors: tensors) } throws: { ($0 as! ExportError).code == .unknownLayer }
+    }
+    #expect(throws: Never.self) {
+      try ExportFormat.gptqmodel.render(ExportFixtures.plan(["model.layers.0.mlp.down_proj": "int4-g128"]), tensors: tensors)
+    }
+  }
+}
