@@ -6,6 +6,7 @@
 //   TensorCore ← Engine (forward, backward, HVP, operator seam, NLL/KLD scoring)
 //   TensorCore, HDF5 ← Sensitivity (estimators, the run file);  Allocation (solvers; numbers only)
 //   Engine, Quantization ← Validation (packed plans, windows, intervals, baselines)
+//   Allocation, Quantization, GGML, ModelIO ← Reporting (exports for llama.cpp, MLX, GPTQModel, llm-compressor)
 //   all of them ← Pipeline (loading, measure, validate) ← bitplan (the command line)
 // See ../shared/DESIGN.md and Documentation/Internals.md.
 import PackageDescription
@@ -35,12 +36,13 @@ let package = Package(
     .target(name: "Engine", dependencies: ["TensorCore"], exclude: ["README.md"]),
     .target(name: "Sensitivity", dependencies: ["HDF5", "TensorCore"], exclude: ["README.md"]),
     .target(name: "Validation", dependencies: ["Engine", "Quantization", "TensorCore"], exclude: ["README.md"]),
+    .target(name: "Reporting", dependencies: ["Allocation", "Quantization", "GGML", "ModelIO"], exclude: ["README.md"]),
     .target(name: "Pipeline", dependencies: ["ModelIO", "Engine", "Quantization", "Sensitivity", "Allocation", "Validation", "TensorCore"]),
     // MARK: - Command line
     .executableTarget(
       name: "bitplan",
       dependencies: [
-        "TensorCore", "HDF5", "ModelIO", "Quantization", "Engine", "Sensitivity", "Allocation", "Validation", "Pipeline",
+        "TensorCore", "HDF5", "ModelIO", "Quantization", "Engine", "Sensitivity", "Allocation", "Validation", "Pipeline", "Reporting",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     // MARK: - Tests
@@ -56,6 +58,7 @@ let package = Package(
     .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Validation", "_TestSupport"]),
     .testTarget(name: "AllocationTests", dependencies: ["Allocation", "_TestSupport"]),
     .testTarget(name: "ValidationTests", dependencies: ["Validation", "Engine", "Quantization", "_TestSupport"]),
+    .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Allocation", "GGML", "ModelIO", "TensorCore", "_TestSupport"]),
     .testTarget(name: "CLITests", dependencies: ["bitplan", "_TestSupport"]),
   ]
 )

@@ -1,0 +1,192 @@
+import Foundation
+import Allocation
+import GGML
+import ModelIO
+
+/// A `llama-quantize --tensor-type-file` recipe for a plan: one anchored rule per quantizable tensor of the model,
+/// `^blk\.12\.ffn_down\.weight$=q6_K`, and the ftype to pass beside it.
+///
+/// How llama.cpp reads it (llama-cpp-python 0.3.36's vendored llama.cpp, `tools/quantize/quantize.cpp`
+/// `parse_tensor_type_file` / `parse_tensor_type`, `src/llama-quant.cpp` `llama_tensor_get_type`):
+/// - the file is whitespace-separated tokens, split at the first `=`; there is no comment syntax;
+/// - the pattern is lower-cased (`tolower`), so an upper-case letter in a tensor name is written `\x41`, and `=`,
+///   whitespace and control characters as `\xHH` too; non-ASCII names are refused;
+/// - the type is matched case-insensitively against `ggml_type_name` (`q6_K`, `f16`);
+/// - patterns are ECMAScript `std::regex`, searched anywhere in the name (`regex_search`): hence `^…$`;
+/// - the first matching rule wins (`break`), and manual types are used with or without `--pure`; with exactly one
+///   rule per tensor, neither matters;
+/// - patterns apply only when the ftype's default type is quantized (`ggml_is_quantized(default_type)`): `fileType`
+///   is always a quantized ftype;
+/// - a tensor whose manual type does not divide its rows silently falls back (`tensor_type_fallback`: q4_K → q5_0,
+///   q6_K → q8_0, …), so such a plan is refused here;
+/// - a tensor without a manual rule goes through the ftype's heuristic, which counts tensors (`i_attention_wv`,
+///   `i_ffn_down`) only when it runs: a partial recipe would shift those counters, so every quantizable tensor gets
+///   a rule, the ones the plan leaves out with the type they already have (llama-quantize then copies them).
+public struct LlamaCppRecipe: Sendable, Equatable {
+  /// One `PATTERN=TYPE` token.
+  public struct Rule: Sendable, Equatable {
+    /// The tensor's GGUF name (`blk.0.attn_q.weight`).
+    public var tensor: String
+    /// `^blk\.0\.attn_q\.weight$`, safe to lower-case.
+    public var pattern: String
+    /// The type the tensor gets.
+    public var type: GGMLType
+    /// Whether the type comes from the plan (otherwise it is the type the model file already has).
+    public var planned: Bool
+
+    /// `PATTERN=type`, with the type as `ggml_type_name` spells it.
+    public var token: String { "\(pattern)=\(type.ggmlName)" }
+  }
+
+  /// One rule per quantizable tensor, in file order.
+  public var rules: [Rule]
+  /// The ftype argument of `llama-quantize` (`Q4_0`, `Q6_K`): the quantized type holding most planned weights.
+  /// It only names the file's `general.file_type`, since every quantizable tensor has a rule.
+  public var fileType: String
+
+  /// The file: one token per line.
+  public var text: String { rules.map(\.token).joined(separator: "\n") + "\n" }
+
+  /// The GGML types a plan may name for llama.cpp: what `llama-quantize` writes from BitPlan's grammar.
+  static let storableTypes: [GGMLType] = [.f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K]
+
+  /// The recipe for `plan` on the GGUF model whose tensors are `tensors` (`ModelFile.tensorInfos`: `fileName` is
+  /// the GGUF name, `name` the HF name, `shape` PyTorch order, `dtype` the GGML type's name).
+  /// - Throws: `ExportError`: `.unsupportedFormat` for a format llama.cpp cannot store, `.unknownLayer` for a plan
+  ///   layer the model lacks or llama-quantize never changes, `.unsupportedShape` for a block size that does not
+  ///   divide the layer's rows, `.unsupportedModel` for a tensor name no rule can spell.
+  public init(plan: PlanDocument, tensors: [TensorInfo]) throws(ExportError) {
+    let planned = try Self.checkFormats(plan)
+    var byHFName: [String: TensorInfo] = [:]
+    for t in tensors { byHFName[t.name] = t }
+    var plannedType: [String: GGMLType] = [:]  // GGUF name → type
+    for (layer, type) in planned {
+      guard let tensor = byHFName[layer + ".weight"] else {
+        throw ExportError(
+          .unknownLayer, "\(layer): the model has no tensor \(layer).weight"
+            + (layer == "lm_head" ? " (tied embeddings: plan model.embed_tokens instead)" : ""))
+      }
+      guard Self.allowsQuantization(tensor) else {
+        throw ExportError(.unknownLayer, "\(layer): llama-quantize never changes the type of \(tensor.fileName)")
+      }
+      let columns = tensor.shape.last ?? 1
+      if columns % type.blockSize != 0 {
+        throw ExportError(
+          .unsupportedShape,
+          "\(layer) \(tensor.shape): \(type.ggmlName) needs rows of a multiple of \(type.blockSize) values, this one has "
+            + "\(columns); llama-quantize would store \(Self.fallback(type, columns: columns).ggmlName) instead")
+      }
+      plannedType[tensor.fileName] = type
+    }
+    var rules: [Rule] = []
+    for tensor in tensors where Self.allowsQuantization(tensor) {
+      let pattern = try Self.pattern(forTensor: tensor.fileName)
+      if let type = plannedType[tensor.fileName] {
+        rules.append(Rule(tensor: tensor.fileName, pattern: pattern, type: type, planned: true))
+      } else {
+        guard let current = GGMLType(name: tensor.dtype) else {
+          throw ExportError(.unsupportedModel, "\(tensor.fileName): stored as '\(tensor.dtype)', not a GGML type")
+        }
+        rules.append(Rule(tensor: tensor.fileName, pattern: pattern, type: current, planned: false))
+      }
+    }
+    self.rules = rules
+    // The ftype: the quantized planned type with the most weights (ties: the smaller type id), Q8_0 when the plan
+    // quantizes nothing.
+    var weights: [GGMLType: Int] = [:]
+    for tensor in tensors { if let t = plannedType[tensor.fileName] { weights[t, default: 0] += tensor.parameterCount } }
+    let main = weights.filter { Self.fileTypes[$0.key] != nil }.max { ($0.value, $1.key.rawValue) < ($1.value, $0.key.rawValue) }?.key
+    fileType = main.flatMap { Self.fileTypes[$0] } ?? "Q8_0"
+  }
+
+  /// Parses every planned format and keeps only what llama.cpp can store; needs no model, so a plan in another
+  /// runtime's formats is refused before the model is read.
+  /// - Returns: the plan's layers with their GGML types, sorted by name.
+  /// - Throws: `.unsupportedFormat` naming the first layer (by name) whose format is not a llama.cpp type.
+  public static func checkFormats(_ plan: PlanDocument) throws(ExportError) -> [(layer: String, type: GGMLType)] {
+    try PlannedLayer.all(in: plan).map { (layer) throws(ExportError) in
+      switch layer.format {
+      case .ggml(let type) where storableTypes.contains(type): return (layer.name, type)
+      case .float(let type) where storableTypes.contains(type): return (layer.name, type)
+      default:
+        throw ExportError(
+          .unsupportedFormat,
+          "\(layer.name): \(layer.formatName) is not a llama.cpp tensor type; llama-quantize stores q2_k…q6_k, q4_0, "
+            + "q4_1, q5_0, q5_1, q8_0, f16, bf16, f32 (make the plan with --target llama-cpp)")
+      }
+    }
+  }
+
+  /// The `llama-quantize` ftype named for each GGML type (tools/quantize/quantize.cpp `QUANT_OPTIONS`; the `_S`
+  /// K-quant mixes have that type as their default, `llama_ftype_get_default_type`).
+  static let fileTypes: [GGMLType: String] = [
+    .q4_0: "Q4_0", .q4_1: "Q4_1", .q5_0: "Q5_0", .q5_1: "Q5_1", .q8_0: "Q8_0", .q2_K: "Q2_K", .q3_K: "Q3_K_S",
+    .q4_K: "Q4_K_S", .q5_K: "Q5_K_S", .q6_K: "Q6_K",
+  ]
+
+  /// Whether llama-quantize may change this tensor's type (`tensor_allows_quantization` in src/llama-quant.cpp, the
+  /// rules that apply to decoder-only text models): at least 2-D, a name ending in `weight`, not a norm, not an
+  /// expert router, not a position embedding.
+  public static func allowsQuantization(_ tensor: TensorInfo) -> Bool {
+    let name = tensor.fileName
+    guard tensor.shape.count >= 2, name.hasSuffix("weight") else { return false }
+    let never = [
+      "_norm.weight", "ffn_gate_inp.weight", "ffn_gate_tid2eid.weight", "altup", "laurel", "per_layer_model_proj",
+      "ssm_conv1d", "shortconv.conv.weight", "attn_rel_b.weight", ".position_embd", ".rel_pos", ".patch_embd",
+    ]
+    return !never.contains { name.contains($0) } && name != "position_embd.weight" && name != "token_types.weight"
+  }
+
+  /// `^` + the name with every regex metacharacter escaped + `$`, unchanged by lower-casing: `A`–`Z`, `=`, spaces
+  /// and control characters become `\xHH` (lower-case hex).
+  /// - Throws: `.unsupportedModel` for a non-ASCII name (std::regex on bytes cannot be trusted with it).
+  public static func pattern(forTensor name: String) throws(ExportError) -> String {
+    var out = "^"
+    for byte in name.utf8 {
+      guard byte < 0x80 else {
+        throw ExportError(.unsupportedModel, "tensor '\(name)': a non-ASCII name cannot be written as a llama-quantize rule")
+      }
+      let c = Character(Unicode.Scalar(byte))
+      switch byte {
+      case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"),
+        UInt8(ascii: "-"), UInt8(ascii: "/"), UInt8(ascii: ":"), UInt8(ascii: ","), UInt8(ascii: "@"):
+        out.append(c)
+      case _ where "\\^$.|?*+()[]{}".utf8.contains(byte):
+        out += "\\" + String(c)
+      default:
+        let hex = String(byte, radix: 16)
+        out += "\\x" + (hex.count == 1 ? "0" : "") + hex
+      }
+    }
+    return out + "$"
+  }
+
+  /// The type `tensor_type_fallback` substitutes when `type`'s block does not divide `columns`.
+  static func fallback(_ type: GGMLType, columns: Int) -> GGMLType {
+    let substitute: GGMLType
+    switch type {
+    case .q2_K, .q3_K: substitute = .q4_0
+    case .q4_K: substitute = .q5_0
+    case .q5_K: substitute = .q5_1
+    case .q6_K: substitute = .q8_0
+    default: substitute = type
+    }
+    return columns % substitute.blockSize == 0 ? substitute : .f16
+  }
+
+  /// `llama-quantize --allow-requantize --tensor-type-file RECIPE MODEL OUT TYPE`, each path shell-quoted.
+  /// `--allow-requantize` because the source GGUF is usually quantized already; tensors whose rule keeps their
+  /// type are copied, not requantized (`quantize = cur_type != new_type`).
+  public func command(recipePath: String, modelPath: String, outputPath: String) -> String {
+    ["llama-quantize", "--allow-requantize", "--tensor-type-file", Self.shellQuoted(recipePath),
+      Self.shellQuoted(modelPath), Self.shellQuoted(outputPath), fileType].joined(separator: " ")
+  }
+
+  /// `path` as is when it holds only safe characters, else in single quotes.
+  static func shellQuoted(_ path: String) -> String {
+    let safe = path.unicodeScalars.allSatisfy {
+      ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "/._-+,:@%".unicodeScalars.contains($0)
+    }
+    return safe && !path.isEmpty ? path : "'" + path.replacingOccurrences(of: "'", with: "'\\''") + "'"
+  }
+}
