@@ -6,7 +6,7 @@
 //   TensorCore ← Engine (forward, backward, HVP, operator seam, NLL/KLD scoring)
 //   TensorCore, HDF5 ← Sensitivity (estimators, the run file);  Allocation (solvers; numbers only)
 //   Engine, Quantization ← Validation (packed plans, windows, intervals, baselines)
-//   all of them ← Pipeline (loading, measure, validate) ← bitplan (the command line)
+//   all of them ← Pipeline (loading, measure, validate, quantize) ← bitplan (the command line)
 // See ../shared/DESIGN.md and Documentation/Internals.md.
 import PackageDescription
 
@@ -35,7 +35,7 @@ let package = Package(
     .target(name: "Engine", dependencies: ["TensorCore"], exclude: ["README.md"]),
     .target(name: "Sensitivity", dependencies: ["HDF5", "TensorCore"], exclude: ["README.md"]),
     .target(name: "Validation", dependencies: ["Engine", "Quantization", "TensorCore"], exclude: ["README.md"]),
-    .target(name: "Pipeline", dependencies: ["ModelIO", "Engine", "Quantization", "Sensitivity", "Allocation", "Validation", "TensorCore"]),
+    .target(name: "Pipeline", dependencies: ["ModelIO", "GGML", "Engine", "Quantization", "Sensitivity", "Allocation", "Validation", "TensorCore"]),
     // MARK: - Command line
     .executableTarget(
       name: "bitplan",
