@@ -5,7 +5,7 @@
 #   scripts/quantize_vs_llamacpp.sh [MODEL.gguf]
 #
 # 1. writes PLAN.json for MODEL: a llama.cpp mix across layers (q4_0 q4_1 q5_0 q5_1 q8_0 f16 bf16 f32 on 576-column
-#    rows, q6_K/q3_K/q2_K on ffn_down's 1536-column rows, the token embedding q5_0, a few layers left out, a few
+#    rows, q2_K…q6_K on ffn_down's 1536-column rows, the token embedding q5_0, a few layers left out, a few
 #    planned in their stored type), with the model's sha256;
 # 2. writes RECIPE.txt for llama-quantize --tensor-type-file: one `^name$=type` rule per tensor llama-quantize
 #    quantizes, covering all of them (unplanned ones keep their stored type);
@@ -52,7 +52,7 @@ hf = {"attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "sel
       "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
       "ffn_down": "mlp.down_proj"}
 small = ["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "f16", "bf16", "f32"]   # any row of 32k values
-wide = ["q6_K", "q3_K", "q2_K", "q4_0", "q5_1", "q8_0"]                  # ffn_down: 1536 = 6 x 256 columns
+wide = ["q6_K", "q3_K", "q2_K", "q4_K", "q5_K", "q4_0", "q5_1", "q8_0"]  # ffn_down: 1536 = 6 x 256 columns
 layers, recipe = {}, []
 for t in reader.tensors:
     if not quantizable(t):
