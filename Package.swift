@@ -7,7 +7,7 @@
 //   TensorCore, HDF5 ← Sensitivity (estimators, the run file);  Allocation (solvers; numbers only)
 //   Engine, Quantization ← Validation (packed plans, windows, intervals, baselines)
 //   Allocation, Quantization, GGML, ModelIO ← Reporting (exports for llama.cpp, MLX, GPTQModel, llm-compressor)
-//   all of them ← Pipeline (loading, measure, validate) ← bitplan (the command line)
+//   all of them ← Pipeline (loading, measure, validate, quantize) ← bitplan (the command line)
 // See ../shared/DESIGN.md and Documentation/Internals.md.
 import PackageDescription
 
@@ -37,7 +37,7 @@ let package = Package(
     .target(name: "Sensitivity", dependencies: ["HDF5", "TensorCore"], exclude: ["README.md"]),
     .target(name: "Validation", dependencies: ["Engine", "Quantization", "TensorCore"], exclude: ["README.md"]),
     .target(name: "Reporting", dependencies: ["Allocation", "Quantization", "GGML", "ModelIO"], exclude: ["README.md"]),
-    .target(name: "Pipeline", dependencies: ["ModelIO", "Engine", "Quantization", "Sensitivity", "Allocation", "Validation", "TensorCore"]),
+    .target(name: "Pipeline", dependencies: ["ModelIO", "GGML", "Engine", "Quantization", "Sensitivity", "Allocation", "Validation", "TensorCore"]),
     // MARK: - Command line
     .executableTarget(
       name: "bitplan",

@@ -11,7 +11,10 @@ struct BitPlanCommand: ParsableCommand {
       folder, or anything but a regular file: outputs are written beside their target and renamed into place.
       """ + " " + ExitStatus.table,
     version: "0.1.0",
-    subcommands: [Inspect.self, Ppl.self, Measure.self, Allocate.self, Validate.self, Export.self, Bench.self, TinyModel.self])
+    subcommands: [
+      Inspect.self, Ppl.self, Measure.self, Allocate.self, Validate.self, Quantize.self, Export.self, Bench.self,
+      TinyModel.self,
+    ])
 
   /// Before any command: OpenBLAS must run the kernels this CPU allows (a relaunch with `OPENBLAS_CORETYPE` set
   /// when the library did not recognise the CPU; see `BLASKernels.relaunchWithBestKernelsIfNeeded`). Then the

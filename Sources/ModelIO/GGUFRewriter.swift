@@ -1,0 +1,179 @@
+import GGML
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+#if canImport(TensorCore)
+  import TensorCore
+#endif
+
+/// A copy of a GGUF file with some tensors stored as other types, written one tensor at a time.
+///
+/// The output keeps the source's tensors in their order, with their names and shapes, and its metadata in order;
+/// `setValue(_:forKey:)` changes a key the way ggml's `gguf_set_val_*` does (the old entry removed, the new one
+/// appended). A tensor whose output type is its stored type is copied byte for byte from the mapped source; any
+/// other is re-encoded by `GGMLRequantize.fast` (decoded to `Float` in the file's row order, then encoded without
+/// an importance matrix), so at most one tensor's new bytes are in memory at a time. Data is laid out as
+/// `GGUFWriter` lays it out: each tensor at the next multiple of the source's alignment, zero padding between.
+///
+/// `write(to:)` writes beside the target and renames into place (`FileChecks`), so a failure leaves no output.
+public struct GGUFRewriter: Sendable {
+  /// The file being rewritten.
+  public let source: GGUFFile
+  /// The output's metadata, in order.
+  public private(set) var metadata: [(key: String, value: GGUFValue)]
+  /// The output type of each source tensor, in file order.
+  public private(set) var types: [GGMLType]
+
+  /// A rewriter that, unchanged, writes a copy of `source` (same metadata, same tensors, same alignment).
+  public init(source: GGUFFile) {
+    self.source = source
+    metadata = source.metadataKeys.map { ($0, source.metadata[$0]!) }
+    types = source.tensors.map(\.type)
+  }
+
+  /// Sets `key` as ggml's `gguf_set_val_*` does: removes any entry with that key and appends the new one.
+  /// - Throws: `.badHeader` for `general.alignment` (the output keeps the source's alignment) and for an array
+  ///   whose elements are not all of its type.
+  public mutating func setValue(_ value: GGUFValue, forKey key: String) throws(ModelIOError) {
+    guard key != "general.alignment" else {
+      throw ModelIOError(.badHeader, "general.alignment is the source's (\(source.alignment)); it cannot be set")
+    }
+    try GGUFWriterChecks.checkTypes(value, key)
+    metadata.removeAll { $0.key == key }
+    metadata.append((key, value))
+  }
+
+  /// Stores the tensor named `name` as `type` in the output.
+  /// - Throws: `.missingTensor`; `.unsupported` when the stored type cannot be decoded or `type` cannot be encoded
+  ///   (`GGMLRequantize.canEncode`); `.sizeMismatch` when the tensor's rows are not whole blocks of `type`.
+  public mutating func setType(_ type: GGMLType, ofTensor name: String) throws(ModelIOError) {
+    guard let index = source.tensors.firstIndex(where: { $0.name == name }) else {
+      throw ModelIOError(.missingTensor, "no tensor named '\(name)'", path: source.path)
+    }
+    let info = source.tensors[index]
+    if type != info.type {
+      guard info.type.canDequantize else {
+        throw ModelIOError(.unsupported, "tensor '\(name)': its stored type \(info.type.name) cannot be decoded", path: source.path)
+      }
+      guard GGMLRequantize.canEncode(type) else {
+        throw ModelIOError(.unsupported, "tensor '\(name)': \(type.name) cannot be written (GGML quants q2_K…q6_K, q4_0…q8_0, F32, F16, BF16)")
+      }
+      guard type.rowSizeInBytes(info.rowLength) != nil else {
+        throw ModelIOError(
+          .sizeMismatch, "tensor '\(name)': rows of \(info.rowLength) values are not whole \(type.name) blocks of \(type.blockSize)")
+      }
+    }
+    types[index] = type
+  }
+
+  /// The output's tensor infos, in the source's order, offsets laid out for the output.
+  public func outputTensors() throws(ModelIOError) -> [GGUFTensorInfo] {
+    var offset = 0
+    var out: [GGUFTensorInfo] = []
+    out.reserveCapacity(types.count)
+    for (info, type) in zip(source.tensors, types) {
+      let next = try GGUFTensorInfo(
+        name: info.name, dimensions: info.dimensions, type: type, offset: offset, alignment: source.alignment)
+      out.append(next)
+      offset = GGUFWriter.pad(offset + next.sizeInBytes, source.alignment)
+    }
+    return out
+  }
+
+  /// The output's header: magic, version 3, counts, metadata, tensor infos, padding to the alignment.
+  public func header() throws(ModelIOError) -> [UInt8] {
+    var out: [UInt8] = Array("GGUF".utf8)
+    GGUFWriter.append(UInt32(3), to: &out)
+    GGUFWriter.append(UInt64(types.count), to: &out)
+    GGUFWriter.append(UInt64(metadata.count), to: &out)
+    for (key, value) in metadata {
+      GGUFWriter.appendString(key, to: &out)
+      GGUFWriter.append(value.type.rawValue, to: &out)
+      GGUFWriter.appendValue(value, to: &out)
+    }
+    for info in try outputTensors() {
+      GGUFWriter.appendString(info.name, to: &out)
+      GGUFWriter.append(UInt32(info.dimensions.count), to: &out)
+      for d in info.dimensions { GGUFWriter.append(Int64(d), to: &out) }
+      GGUFWriter.append(info.type.rawValue, to: &out)
+      GGUFWriter.append(UInt64(info.offset), to: &out)
+    }
+    out += [UInt8](repeating: 0, count: GGUFWriter.pad(out.count, source.alignment) - out.count)
+    return out
+  }
+
+  /// Writes the output to a temporary file beside `path`, then renames it over `path`.
+  /// - Parameters:
+  ///   - option: the option that named `path`, for messages.
+  ///   - progress: called after each tensor with (tensors done, tensor count, the tensor's name).
+  /// - Throws: `.io` (the temporary file removed, `path` untouched); the errors of `GGMLRequantize`.
+  public func write(
+    to path: String, option: String = "-o", progress: (Int, Int, String) -> Void = { _, _, _ in }
+  ) throws(ModelIOError) {
+    let head = try header()
+    let outputs = try outputTensors()
+    let target = FileChecks.resolvedTarget(path)
+    let tmp: String, fd: Int32
+    do { (tmp, fd) = try FileChecks.createTemporary(beside: target, option: option, path: path) } catch {
+      throw ModelIOError(.io, error.message, path: path)
+    }
+    var closed = false
+    func abandon() {
+      if !closed { close(fd) }
+      unlink(tmp)
+    }
+    func put(_ bytes: UnsafeRawBufferPointer, _ what: String) throws(ModelIOError) {
+      guard writeAll(fd, bytes) else {
+        throw ModelIOError(.io, "writing \(what): \(String(cString: strerror(errno)))", path: path)
+      }
+    }
+    func put(_ bytes: [UInt8], _ what: String) throws(ModelIOError) {
+      guard bytes.withUnsafeBytes({ writeAll(fd, $0) }) else {
+        throw ModelIOError(.io, "writing \(what): \(String(cString: strerror(errno)))", path: path)
+      }
+    }
+    do throws(ModelIOError) {
+      try put(head, "the header")
+      for (index, (info, out)) in zip(source.tensors, outputs).enumerated() {
+        let stored = try source.rawBytes(of: info)
+        if out.type == info.type {
+          try put(stored, "tensor '\(info.name)'")
+        } else {
+          let bytes = try GGMLRequantize.fast(
+            stored, from: info.type, to: out.type, count: info.elementCount, rowLength: info.rowLength)
+          try put(bytes, "tensor '\(info.name)'")
+        }
+        let padding = GGUFWriter.pad(out.sizeInBytes, source.alignment) - out.sizeInBytes
+        try put([UInt8](repeating: 0, count: padding), "padding")
+        progress(index + 1, outputs.count, info.name)
+      }
+    } catch {
+      abandon()
+      throw error.at(path)
+    }
+    guard fsync(fd) == 0 else {
+      let e = ModelIOError(.io, "fsync failed: \(String(cString: strerror(errno)))", path: path)
+      abandon()
+      throw e
+    }
+    closed = true
+    guard close(fd) == 0 else { unlink(tmp); throw ModelIOError(.io, "close failed", path: path) }
+    do { try FileChecks.replace(target, with: tmp, option: option, path: path) } catch {
+      throw ModelIOError(.io, error.message, path: path)
+    }
+  }
+}
+
+/// `GGUFWriter`'s array check, shared with `GGUFRewriter`.
+enum GGUFWriterChecks {
+  static func checkTypes(_ value: GGUFValue, _ key: String) throws(ModelIOError) {
+    guard case .array(let t, let elements) = value else { return }
+    for e in elements {
+      guard e.type == t else { throw ModelIOError(.badHeader, "'\(key)': a \(e.type) element in an array of \(t)") }
+      try checkTypes(e, key)
+    }
+  }
+}

@@ -1,0 +1,177 @@
+import Allocation
+import Foundation
+import GGML
+import ModelIO
+import Quantization
+import TensorCore
+import Validation
+
+/// What `bitplan quantize` wrote.
+public struct QuantizeSummary: Sendable, Codable {
+  /// One planned tensor.
+  public struct Tensor: Sendable, Codable, Equatable {
+    /// The plan's layer name (`model.layers.3.mlp.down_proj`).
+    public var layer: String
+    /// The GGUF tensor (`blk.3.ffn_down.weight`).
+    public var tensor: String
+    /// Its stored type in the source, ggml spelling (`q4_1`).
+    public var from: String
+    /// Its type in the output (`q6_K`).
+    public var to: String
+    /// Whether its bytes were copied (`from == to`) rather than re-encoded.
+    public var copied: Bool
+    /// Bytes in the output.
+    public var bytes: Int
+  }
+
+  public var model: String
+  public var plan: String
+  public var output: String
+  /// Tensors in the file (all of them written, in the source's order).
+  public var tensorCount: Int
+  /// The planned tensors, in file order.
+  public var planned: [Tensor]
+  /// Bytes of tensor data in the source and in the output.
+  public var sourceTensorBytes: Int
+  public var outputTensorBytes: Int
+  /// The output's `general.file_type` (`llama_ftype`) and the type it names.
+  public var fileType: Int
+  public var fileTypeName: String
+  public var elapsedSeconds: Double
+}
+
+/// `bitplan quantize MODEL PLAN.json -o OUT.gguf`: the model's GGUF with every planned tensor stored in its planned
+/// GGML type, byte-identical (tensor by tensor, and in its metadata) to what `llama-quantize --allow-requantize
+/// --tensor-type-file RECIPE SRC OUT TYPE` writes for the same plan (`scripts/quantize_vs_llamacpp.sh`).
+///
+/// What llama.cpp does, and so what this does (llama.cpp b0.3.36, `src/llama-quant.cpp`):
+/// - a tensor whose planned type is its stored type is copied byte for byte (`quantize = cur_type != new_type`);
+/// - any other is dequantized to f32 (`llama_tensor_dequantize_impl`) and re-encoded by `ggml_quantize_chunk`
+///   without an importance matrix (`quantize_row_*_ref`; `GGMLRequantize`), rows in the file's own order;
+/// - unplanned tensors keep their bytes; the metadata is copied in order, then `general.quantization_version` (2)
+///   and `general.file_type` are set as `gguf_set_val_u32` sets them: removed and appended at the end.
+///
+/// Differences, on purpose: the tensors stay in the source's order (llama-quantize sorts them by block number,
+/// then name); the source's `general.alignment` is kept; a plan format a row cannot hold is refused, where
+/// llama-quantize silently falls back (q6_K on 576 columns becomes q8_0).
+public enum GGUFQuantize {
+  /// `GGML_QNT_VERSION`, written as `general.quantization_version`.
+  public static let quantizationVersion: UInt32 = 2
+
+  /// Quantizes `model` by `plan` into `output`.
+  /// - Parameter progress: called after each tensor with (done, total, tensor name).
+  /// - Throws: `FileCheckError` (a missing input; `-o` naming the model or the plan); `ModelIOError` (a malformed
+  ///   GGUF; `.unsupported` for a Hugging Face folder, which must be converted to GGUF first; a write failure);
+  ///   `PlanValidationError` (`.modelMismatch`, `.unknownLayer`, `.unknownFormat` for a format that is not a
+  ///   llama.cpp type or that the layer's rows cannot hold, `.badSettings` for an empty or malformed plan).
+  ///   Nothing is written when it throws.
+  public static func run(
+    model: String, plan planPath: String, output: String, progress: (Int, Int, String) -> Void = { _, _, _ in }
+  ) throws -> QuantizeSummary {
+    let start = Date()
+    try FileChecks.check(
+      inputs: [InputPath(option: "MODEL", path: model, allowsFolder: true), InputPath(option: "PLAN.json", path: planPath)],
+      outputs: [OutputPath(option: "-o", path: output)])
+    var isFolder: ObjCBool = false
+    if FileManager.default.fileExists(atPath: model, isDirectory: &isFolder), isFolder.boolValue {
+      throw ModelIOError(
+        .unsupported,
+        "MODEL is a Hugging Face folder; bitplan quantize rewrites a GGUF file: convert it first with llama.cpp's "
+          + "convert_hf_to_gguf.py (which writes the tokenizer metadata llama.cpp needs)", path: model)
+    }
+    let plan = try PlanFile.read(planPath)
+    let file = try GGUFFile(path: model)
+    let sha = try Measurement.modelSHA256(path: model)
+    let types = try plannedTypes(plan, path: planPath, modelSHA256: sha, file: file)
+
+    var rewriter = GGUFRewriter(source: file)
+    for (_, entry) in types { try rewriter.setType(entry.type, ofTensor: entry.tensor) }
+    let outputs = try rewriter.outputTensors()
+    let fileType = LlamaFileType.of(outputs)
+    try rewriter.setValue(.uint32(quantizationVersion), forKey: "general.quantization_version")
+    try rewriter.setValue(.uint32(fileType.rawValue), forKey: "general.file_type")
+    try rewriter.write(to: output, option: "-o", progress: progress)
+
+    let byTensor = Dictionary(uniqueKeysWithValues: types.map { ($0.value.tensor, $0.key) })
+    var planned: [QuantizeSummary.Tensor] = []
+    for (info, out) in zip(file.tensors, outputs) {
+      guard let layer = byTensor[info.name] else { continue }
+      planned.append(
+        QuantizeSummary.Tensor(
+          layer: layer, tensor: info.name, from: info.type.ggmlName, to: out.type.ggmlName,
+          copied: info.type == out.type, bytes: out.sizeInBytes))
+    }
+    return QuantizeSummary(
+      model: model, plan: planPath, output: output, tensorCount: outputs.count, planned: planned,
+      sourceTensorBytes: file.tensors.reduce(0) { $0 + $1.sizeInBytes },
+      outputTensorBytes: outputs.reduce(0) { $0 + $1.sizeInBytes }, fileType: Int(fileType.rawValue),
+      fileTypeName: fileType.name, elapsedSeconds: Date().timeIntervalSince(start))
+  }
+
+  /// The GGML type of each planned layer, keyed by layer name, with its GGUF tensor name.
+  ///
+  /// A layer is a 2-D `….weight` tensor that llama-quantize would quantize (not a norm), named by its HF module
+  /// path through `NameMapping` (`model.layers.12.mlp.down_proj` → `blk.12.ffn_down.weight`, `model.embed_tokens`
+  /// → `token_embd.weight`, `lm_head` → `output.weight`).
+  /// - Throws: `PlanValidationError` `.modelMismatch`, `.badSettings` (no layers), `.unknownLayer`,
+  ///   `.unknownFormat` (unparsable; not a llama.cpp type; rows not whole blocks; a stored type that cannot be
+  ///   decoded).
+  public static func plannedTypes(
+    _ plan: PlanDocument, path: String, modelSHA256: String, file: GGUFFile
+  ) throws(PlanValidationError) -> [String: (tensor: String, type: GGMLType)] {
+    if let sha = plan.modelSHA256, !sha.isEmpty, sha.lowercased() != modelSHA256 {
+      throw PlanValidationError(
+        .modelMismatch,
+        "'\(path)' was made for the model with sha256 \(sha.prefix(12))…, this model's is \(modelSHA256.prefix(12))…")
+    }
+    guard !plan.layers.isEmpty else { throw PlanValidationError(.badSettings, "'\(path)' plans no layers") }
+    let plannable = file.tensors.filter(isPlannable).count
+    var out: [String: (tensor: String, type: GGMLType)] = [:]
+    for (name, layer) in plan.layers.sorted(by: { $0.key < $1.key }) {
+      guard let gguf = NameMapping.ggufName(forHF: name + ".weight"), let info = file.info(named: gguf), isPlannable(info)
+      else {
+        throw PlanValidationError(
+          .unknownLayer, "'\(path)' names '\(name)', which the model lacks (it has \(plannable) weight matrices)")
+      }
+      let format: QuantFormat
+      do { format = try QuantFormat(parsing: layer.format) } catch {
+        throw PlanValidationError(.unknownFormat, "'\(path)': \(name): \(error)")
+      }
+      guard let type = ggmlType(format) else {
+        throw PlanValidationError(
+          .unknownFormat,
+          "'\(path)': \(name): \(format.name) is not a llama.cpp type; a GGUF stores q2_k, q3_k, q4_k, q5_k, q6_k, "
+            + "q4_0, q4_1, q5_0, q5_1, q8_0, f16, bf16 or f32 (allocate with --target llama-cpp)")
+      }
+      guard type.rowSizeInBytes(info.rowLength) != nil else {
+        throw PlanValidationError(
+          .unknownFormat,
+          "'\(path)': \(name) \(info.shape) cannot be stored as \(format.name): rows of \(info.rowLength) values are "
+            + "not whole blocks of \(type.blockSize) (llama-quantize would silently fall back to another type)")
+      }
+      guard type == info.type || info.type.canDequantize else {
+        throw PlanValidationError(
+          .unknownFormat, "'\(path)': \(name) is stored as \(info.type.name), which cannot be decoded to re-encode it as \(format.name)")
+      }
+      out[name] = (gguf, type)
+    }
+    return out
+  }
+
+  /// The GGML type a plan format is written as, or nil for formats a GGUF cannot hold.
+  public static func ggmlType(_ format: QuantFormat) -> GGMLType? {
+    switch format.scheme {
+    case .ggml(let t) where GGMLRequantize.canEncode(t): t
+    case .f16: .f16
+    case .bf16: .bf16
+    case .f32: .f32
+    default: nil
+    }
+  }
+
+  /// Whether llama-quantize would quantize this tensor (`tensor_allows_quantization`: at least 2 dimensions, a
+  /// name ending in `weight`, not a `_norm.weight`) and it has a plan name.
+  static func isPlannable(_ info: GGUFTensorInfo) -> Bool {
+    LlamaFileType.isQuantizable(info) && NameMapping.hfName(forGGUF: info.name) != nil
+  }
+}

@@ -1,0 +1,52 @@
+import ArgumentParser
+import Foundation
+import Pipeline
+import TensorCore
+
+/// `bitplan quantize MODEL PLAN.json -o OUT.gguf`: a mixed-precision GGUF that llama.cpp runs.
+struct Quantize: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Write the model as a mixed-precision GGUF: every planned layer in its planned llama.cpp type.",
+    discussion: """
+      MODEL is a .gguf file (a Hugging Face folder must be converted with llama.cpp's convert_hf_to_gguf.py \
+      first). PLAN.json comes from bitplan allocate --target llama-cpp: every format must be a GGML type (q2_k … \
+      q6_k, q4_0, q4_1, q5_0, q5_1, q8_0) or f16, bf16, f32 that the layer's rows can hold. Planned tensors are \
+      decoded to f32 and re-encoded with ggml's reference quantizers (no importance matrix), as llama-quantize \
+      --allow-requantize does; a tensor already in its planned type, and every unplanned one, is copied byte for \
+      byte. Tensors keep the source's order, names and shapes; the metadata is copied in order, with \
+      general.quantization_version and general.file_type set as llama-quantize sets them.
+      """)
+
+  @Argument(help: "The model: a .gguf file.") var model: String
+  @Argument(help: "The plan (bitplan allocate -o PLAN.json).") var plan: String
+  @Option(name: [.customShort("o"), .customLong("output")], help: "The GGUF to write.") var output: String
+  @Flag(help: "Print the summary as JSON on stdout.") var json = false
+
+  func run() throws {
+    let progress = ProgressLine(stages: ["quantize"])
+    let started = Date()
+    let summary: QuantizeSummary
+    do {
+      summary = try GGUFQuantize.run(model: model, plan: plan, output: output) { done, total, _ in
+        // Small models finish in well under a second: draw only once the work has taken one.
+        if Date().timeIntervalSince(started) > 1 { progress.update(stage: "quantize", done: done, total: total) }
+      }
+    } catch {
+      progress.finish()
+      throw error
+    }
+    progress.finish()
+    if json {
+      try printJSON(summary)
+      return
+    }
+    let requantized = summary.planned.filter { !$0.copied }
+    var byChange: [String: Int] = [:]
+    for t in requantized { byChange["\(t.from) → \(t.to)", default: 0] += 1 }
+    print("\(output): \(summary.tensorCount) tensors, \(summary.planned.count) planned (\(requantized.count) re-encoded, "
+      + "\(summary.planned.count - requantized.count) already in their type), file type \(summary.fileTypeName) (\(summary.fileType))")
+    for (change, count) in byChange.sorted(by: { $0.key < $1.key }) { print("  \(change) ×\(count)") }
+    print("tensor bytes \(grouped(summary.sourceTensorBytes)) → \(grouped(summary.outputTensorBytes)), "
+      + String(format: "%.1f s", summary.elapsedSeconds))
+  }
+}

@@ -1,0 +1,180 @@
+import Foundation
+import GGML
+import ModelIO
+@testable import Pipeline
+import TensorCore
+import Testing
+import Validation
+import _TestSupport
+
+/// `bitplan quantize`'s library side on tiny synthetic GGUFs: planned tensors get their planned type and the bytes
+/// ggml's reference encoders make of the dequantized values, everything else is kept, and every refusal leaves no
+/// file.
+@Suite struct GGUFQuantizeTests {
+  /// A tiny llama GGUF whose rows K-quants can hold (hidden 256, ffn 512), matrices stored as Q8_0 (so planned
+  /// tensors are requantized, as from a downloaded GGUF), norms F32; its path.
+  static func quantizedSource(_ folder: String, hidden: Int = 256) throws -> String {
+    let config = TinyLlama.configuration(hidden: hidden, intermediate: 2 * hidden)
+    try TinyLlama.writeGGUF(folder + "/f32.gguf", config: config, seed: 7)
+    let f32 = try GGUFFile(path: folder + "/f32.gguf")
+    var r = GGUFRewriter(source: f32)
+    for t in f32.tensors where LlamaFileType.isQuantizable(t) { try r.setType(.q8_0, ofTensor: t.name) }
+    try r.write(to: folder + "/model.gguf")
+    return folder + "/model.gguf"
+  }
+
+  /// A PLAN.json for `layers` (name → format), recording `sha` as the model's checksum.
+  static func writePlan(_ path: String, _ layers: [String: String], sha: String?) throws {
+    var entries: [String: Any] = [:]
+    for (name, format) in layers {
+      entries[name] = ["format": format, "bits": NSNull(), "group_size": NSNull(), "symmetric": NSNull(), "bytes": 0, "predicted_loss_delta": 0.0]
+    }
+    let doc: [String: Any] = [
+      "format_version": 1, "model": NSNull(), "model_sha256": sha.map { $0 as Any } ?? NSNull(), "budget_bytes": 0,
+      "total_bytes": 0, "bits_per_weight": 0.0, "solver": "test", "score": "none", "predicted_loss_delta": 0.0,
+      "layers": entries,
+    ]
+    try JSONSerialization.data(withJSONObject: doc).write(to: URL(fileURLWithPath: path))
+  }
+
+  static let mixedPlan = [
+    "model.embed_tokens": "q5_0", "model.layers.0.self_attn.q_proj": "q4_k", "model.layers.0.self_attn.k_proj": "q3_k",
+    "model.layers.0.mlp.down_proj": "q6_k", "model.layers.1.mlp.up_proj": "q4_1", "model.layers.1.self_attn.v_proj": "f16",
+    "model.layers.1.self_attn.o_proj": "q8_0",  // its stored type: copied
+    "model.layers.1.mlp.gate_proj": "q2_k",
+  ]
+
+  @Test func plannedTensorsGetTheirTypeAndGGMLBytes() throws {
+    let folder = temporaryFolder("quantize-mixed")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let model = try Self.quantizedSource(folder)
+    let sha = try Measurement.modelSHA256(path: model)
+    try Self.writePlan(folder + "/plan.json", Self.mixedPlan, sha: sha)
+    let summary = try GGUFQuantize.run(model: model, plan: folder + "/plan.json", output: folder + "/out.gguf")
+    let source = try GGUFFile(path: model), out = try GGUFFile(path: folder + "/out.gguf")
+
+    #expect(out.tensors.map(\.name) == source.tensors.map(\.name))
+    #expect(out.tensors.map(\.shape) == source.tensors.map(\.shape))
+    var planned: [String: GGMLType] = [:]
+    for (layer, format) in Self.mixedPlan {
+      planned[NameMapping.ggufName(forHF: layer + ".weight")!] = GGMLType(name: format)!
+    }
+    for (s, o) in zip(source.tensors, out.tensors) {
+      guard let type = planned[s.name] else {
+        let kept = try out.rawData(named: s.name) == source.rawData(named: s.name)
+        #expect(o.type == s.type && kept, "\(s.name) kept")
+        continue
+      }
+      #expect(o.type == type, "\(s.name)")
+      // The bytes of ggml's reference encoder, row by row, applied to the reference decoder's values.
+      let values = try GGMLDequantize.reference(s.type, try source.rawData(named: s.name), count: s.elementCount)
+      let rowBytes = type.rowSizeInBytes(s.rowLength)!
+      var expected = [UInt8](repeating: 0, count: rowBytes * s.elementCount / s.rowLength)
+      if type == .f16 {
+        expected = values.flatMap { v in withUnsafeBytes(of: Half.f16Bits(v).littleEndian) { Array($0) } }
+      } else {
+        values.withUnsafeBufferPointer { x in
+          expected.withUnsafeMutableBytes { e in
+            for r in 0..<s.elementCount / s.rowLength {
+              GGMLEncode.reference(
+                type, UnsafeBufferPointer(rebasing: x[r * s.rowLength..<(r + 1) * s.rowLength]),
+                into: UnsafeMutableRawBufferPointer(rebasing: e[r * rowBytes..<(r + 1) * rowBytes]))
+            }
+          }
+        }
+      }
+      if type == s.type { expected = try source.rawData(named: s.name) }  // copied, not re-encoded
+      #expect(try out.rawData(named: s.name) == expected, "\(s.name) as \(type.name)")
+    }
+
+    // Metadata: the source's in order, then quantization_version and file_type moved to the end (gguf_set_val_u32).
+    let moved = ["general.quantization_version", "general.file_type"]
+    #expect(out.metadataKeys == source.metadataKeys.filter { !moved.contains($0) } + moved)
+    for key in source.metadataKeys where !moved.contains(key) { #expect(out.metadata[key] == source.metadata[key], "\(key)") }
+    #expect(out.metadata["general.quantization_version"] == .uint32(2))
+    // Q8_0 still holds the most weights among the quantized matrices (embedding re-encoded as Q5_0 is 258·256).
+    #expect(out.metadata["general.file_type"] == .uint32(LlamaFileType.of(out.tensors).rawValue))
+    #expect(summary.fileType == Int(LlamaFileType.of(out.tensors).rawValue))
+    #expect(summary.planned.count == Self.mixedPlan.count)
+    #expect(summary.planned.filter(\.copied).map(\.layer) == ["model.layers.1.self_attn.o_proj"])
+    #expect(try FileManager.default.contentsOfDirectory(atPath: folder).sorted() == ["f32.gguf", "model.gguf", "out.gguf", "plan.json"])
+  }
+
+  /// Each refusal: a one-line typed error naming what is wrong, and no output (no temporary file either).
+  @Test func refusalsLeaveNoFile() throws {
+    let folder = temporaryFolder("quantize-refuse")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let model = try Self.quantizedSource(folder)
+    let narrow = try Self.quantizedSource(temporaryFolder("quantize-narrow"), hidden: 64)
+    defer { try? FileManager.default.removeItem(atPath: (narrow as NSString).deletingLastPathComponent) }
+    let sha = try Measurement.modelSHA256(path: model)
+    let before = try FileManager.default.contentsOfDirectory(atPath: folder).sorted()
+
+    func refused(_ layers: [String: String], sha: String?, model m: String? = nil, output: String? = nil) -> String {
+      do {
+        try Self.writePlan(folder + "/plan.json", layers, sha: sha)
+        _ = try GGUFQuantize.run(model: m ?? model, plan: folder + "/plan.json", output: output ?? folder + "/out.gguf")
+        return "written"
+      } catch { return "\(error)" }
+    }
+    let q = "model.layers.0.self_attn.q_proj"
+    let nonGGML = refused([q: "int4-g128"], sha: sha)
+    #expect(nonGGML.contains(q) && nonGGML.contains("int4-g128") && nonGGML.contains("not a llama.cpp type"), "\(nonGGML)")
+    let kQuant = refused([q: "q4_k"], sha: nil, model: narrow)
+    #expect(kQuant.contains(q) && kQuant.contains("q4_k") && kQuant.contains("rows of 64"), "\(kQuant)")
+    let otherModel = refused([q: "q4_0"], sha: String(repeating: "ab", count: 32))
+    #expect(otherModel.contains("was made for the model with sha256 abababababab"), "\(otherModel)")
+    let unknown = refused(["model.layers.9.mlp.up_proj": "q4_0"], sha: sha)
+    #expect(unknown.contains("model.layers.9.mlp.up_proj") && unknown.contains("lacks"), "\(unknown)")
+    let norm = refused(["model.layers.0.input_layernorm": "q8_0"], sha: sha)
+    #expect(norm.contains("lacks"), "\(norm)")
+    let empty = refused([:], sha: sha)
+    #expect(empty.contains("plans no layers"), "\(empty)")
+    let sameAsModel = refused([q: "q4_0"], sha: sha, output: model)
+    #expect(sameAsModel.contains("is also the input MODEL"), "\(sameAsModel)")
+    let sameAsPlan = refused([q: "q4_0"], sha: sha, output: folder + "/plan.json")
+    #expect(sameAsPlan.contains("is also the input PLAN.json"), "\(sameAsPlan)")
+    try TinyLlama.writeHFFolder(folder + "/hf", config: TinyLlama.configuration(), seed: 1)
+    let hf = refused([q: "q4_0"], sha: nil, model: folder + "/hf")
+    #expect(hf.hasPrefix("unsupported:") && hf.contains("convert_hf_to_gguf.py"), "\(hf)")
+    try FileManager.default.removeItem(atPath: folder + "/hf")
+    try FileManager.default.removeItem(atPath: folder + "/plan.json")
+    #expect(try FileManager.default.contentsOfDirectory(atPath: folder).sorted() == before)
+    // The typed errors behind the messages.
+    try Self.writePlan(folder + "/plan.json", [q: "nf4-g64"], sha: sha)
+    #expect(throws: PlanValidationError.self) {
+      try GGUFQuantize.run(model: model, plan: folder + "/plan.json", output: folder + "/out.gguf")
+    }
+    #expect(!FileManager.default.fileExists(atPath: folder + "/out.gguf"))
+  }
+
+  /// The real SmolLM2 (skipped without it): a small mixed plan over the 576- and 1536-column rows, re-read.
+  @Test(.enabled(if: TestModels.exists(TestModels.smolLM2Path), "needs SmolLM2 (BITPLAN_MODEL)"))
+  func realSmolLM2MixedPlan() throws {
+    let folder = temporaryFolder("quantize-smollm2")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let model = TestModels.smolLM2Path
+    let plan = [
+      "model.embed_tokens": "q8_0",  // stored as Q8_0: copied
+      "model.layers.0.self_attn.q_proj": "q5_0", "model.layers.0.mlp.down_proj": "q6_k",
+      "model.layers.29.mlp.down_proj": "q2_k", "model.layers.3.mlp.up_proj": "f16", "model.layers.5.self_attn.k_proj": "q8_0",
+    ]
+    try Self.writePlan(folder + "/plan.json", plan, sha: try Measurement.modelSHA256(path: model))
+    let summary = try GGUFQuantize.run(model: model, plan: folder + "/plan.json", output: folder + "/out.gguf")
+    let source = try GGUFFile(path: model), out = try GGUFFile(path: folder + "/out.gguf")
+    #expect(out.tensors.count == 272 && out.tensors.map(\.name) == source.tensors.map(\.name))
+    #expect(out.info(named: "blk.0.ffn_down.weight")?.type == .q6_K)
+    #expect(out.info(named: "blk.29.ffn_down.weight")?.type == .q2_K)
+    #expect(out.info(named: "blk.3.ffn_up.weight")?.type == .f16)
+    #expect(out.info(named: "blk.1.ffn_down.weight")?.type == .q4_1)
+    #expect(try out.rawData(named: "token_embd.weight") == source.rawData(named: "token_embd.weight"))
+    let down = source.info(named: "blk.0.ffn_down.weight")!
+    let expected = try GGMLRequantize.reference(
+      try source.rawBytes(of: down), from: .q4_1, to: .q6_K, count: down.elementCount, rowLength: down.rowLength)
+    #expect(try out.rawData(named: "blk.0.ffn_down.weight") == expected)
+    #expect(summary.fileTypeName == "Q4_1")  // most weights are still Q4_1
+    #expect(try out.llamaConfig().layerCount == 30)
+    let text = try out.tensor(named: "blk.0.attn_q.weight")
+    #expect(text.shape == [576, 576])
+  }
+}
