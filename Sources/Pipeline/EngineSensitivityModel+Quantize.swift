@@ -44,12 +44,12 @@ extension EngineSensitivityModel {
   func quantizeOne(layer: Int, candidate: Int, weights given: [Float]? = nil) throws -> QuantizedWeights? {
     let l = linearLayers[layer]
     let format = formats[candidate]
-    guard format.canQuantize(rows: l.rows, columns: l.columns) else { return nil }
+    guard target.canStore(format, rows: l.rows, columns: l.columns) else { return nil }
     let w = try given ?? weights(of: layer)
     let method = try Self.chooseCalibration(w, rows: l.rows, columns: l.columns, format: format)
     let q = try quantizeDequantize(w, rows: l.rows, columns: l.columns, format: format, calibration: method ?? .minMax)
     return QuantizedWeights(
-      weights: q, bytes: format.sizeInBytes(rows: l.rows, columns: l.columns),
+      weights: q, bytes: target.storedBytes(format, rows: l.rows, columns: l.columns),
       calibration: method?.description ?? Self.fixedCalibrationName)
   }
 

@@ -76,12 +76,11 @@ public struct Measurement {
           text: calibration, tokenizer: loaded.tokenizer, count: settings.tokens, path: calibrationPath)
       }
     }
-    let formats = settings.candidates ?? MeasureSettings.defaultCandidates.filter { f in
-      loaded.model.linearLayers.contains { f.canQuantize(rows: $0.outFeatures, columns: $0.inFeatures) }
-    }
+    let formats = try settings.candidateFormats(
+      shapes: loaded.model.linearLayers.map { (rows: $0.outFeatures, columns: $0.inFeatures) })
     let model = try EngineSensitivityModel(
       model: loaded.model, calibrationTokens: tokens, hvpTokenCount: settings.hvpTokens,
-      evaluationTokens: evaluation, formats: formats)
+      evaluationTokens: evaluation, formats: formats, target: settings.target)
     let calibSHA256 = try SHA256.hexDigest(fileAt: calibrationPath)
     let auditSHA256 = settings.auditCount == 0 ? "" : try auditTextPath.map { try SHA256.hexDigest(fileAt: $0) } ?? calibSHA256
     let provenance = settings.provenance(

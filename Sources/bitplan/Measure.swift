@@ -24,6 +24,8 @@ struct Measure: ParsableCommand {
   @Option(parsing: .unconditional, help: "Seed of every random stream.") var seed: UInt64 = 0
   @Option(help: "Comma-separated candidate formats (default: f16,int8,int6-g64,int4-g64,int4-g32,int3-g64,int2-g64).")
   var candidates: String?
+  @Option(help: "Runtime to measure for (llama-cpp, mlx, gptqmodel, llm-compressor, any): per layer, only the formats it stores for that shape, at its byte counts (default any: the format grammar).")
+  var target: Target = .any
   @Option(parsing: .unconditional, help: "Stop the probes once every layer's relative standard error is below this (0: all probes).")
   var tol = 0.0
   @Flag(help: "Also measure each layer's top Hessian eigenvalue by power iteration (slow: layers × iterations HVPs).")
@@ -65,6 +67,7 @@ struct Measure: ParsableCommand {
     settings.keepsHessianDiagonal = hessianDiagonal
     settings.eigenIterations = eigen ? eigenIterations : 0
     settings.auditCount = audit
+    settings.target = target
     if let candidates {
       do { settings.candidates = try QuantFormat.parseList(candidates) } catch {
         throw CommandError("--candidates '\(candidates)': \(error)")
