@@ -143,13 +143,16 @@ public enum AllocationInput {
   ) throws(AllocationError) -> [MeasuredRun.ProblemColumn] {
     try zip(columns, run.layers).map { (pair) throws(AllocationError) -> MeasuredRun.ProblemColumn in
       let (column, layer) = pair
+      // The token embedding's plan layer (DESIGN decision: `model.embed_tokens`) is offered the target's embedding
+      // set: gptqmodel and llm-compressor keep it f16.
+      let isEmbedding = layer.name == "model.embed_tokens"
       var kept = column
       kept.formats = []; kept.bytes = []; kept.loss = []; kept.bitsPerWeight = []
       for j in column.formats.indices {
         guard let format = QuantFormat(column.formats[j]),
-          target.canStore(format, rows: layer.rows, columns: layer.columns)
+          target.canStore(format, rows: layer.rows, columns: layer.columns, isEmbedding: isEmbedding)
         else { continue }
-        let bytes = target.storedBytes(format, rows: layer.rows, columns: layer.columns)
+        let bytes = target.storedBytes(format, rows: layer.rows, columns: layer.columns, isEmbedding: isEmbedding)
         kept.formats.append(column.formats[j])
         kept.bytes.append(bytes)
         kept.loss.append(column.loss[j])

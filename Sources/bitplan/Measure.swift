@@ -98,7 +98,8 @@ struct Measure: ParsableCommand {
   /// The human summary on stdout.
   private func report(_ s: MeasurementSummary) {
     func fixed(_ x: Double?, _ digits: Int) -> String { x.map { String(format: "%.\(digits)f", $0) } ?? "n/a" }
-    print("wrote \(s.output): \(s.layers) layers (\(grouped(s.parameters)) weights) × \(s.candidates.count) candidates")
+    let forTarget = target == .any ? "" : " stored as \(target.rawValue) stores them"
+    print("wrote \(s.output): \(s.layers) layers (\(grouped(s.parameters)) weights) × \(s.candidates.count) candidates\(forTarget)")
     print("  Hessian trace (all linear weights) \(fixed(s.hessianTraceTotal, 1)) ± \(fixed(s.hessianTraceTotalStandardError, 1))"
       + " from \(s.probesUsed) probes;  Fisher trace \(String(format: "%.4g", s.fisherTraceTotal ?? .nan))"
       + " over \(s.calibrationWindows) window\(s.calibrationWindows == 1 ? "" : "s")")

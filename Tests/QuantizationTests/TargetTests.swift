@@ -9,7 +9,7 @@ import Testing
 
   static func names(_ formats: [QuantFormat]) -> [String] { formats.map(\.name) }
 
-  @Test func llamaCppOffersKQuantsOnlyOnRowsOf256() {
+  @Test func llamaCppOffersKQuantsOnlyOnRowsOf256() throws {
     let legacy = ["f16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0"]
     for shape in Self.smolShapes where shape.columns == 576 {
       #expect(Self.names(Target.llamaCpp.candidates(rows: shape.rows, columns: shape.columns)) == legacy, "\(shape)")
@@ -28,7 +28,7 @@ import Testing
     #expect(!Target.llamaCpp.canStore(try QuantFormat(parsing: "int4-g32"), rows: 576, columns: 1536))
   }
 
-  @Test func mlxOffersAffineGroupsThatDivideTheRow() {
+  @Test func mlxOffersAffineGroupsThatDivideTheRow() throws {
     // 576 = 4.5 · 128: groups 32 and 64 only; 1536: 32, 64 and 128.
     for shape in Self.smolShapes {
       let offered = Target.mlx.candidates(rows: shape.rows, columns: shape.columns)
