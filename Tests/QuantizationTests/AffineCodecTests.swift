@@ -20,7 +20,7 @@ import _TestSupport
     #expect(packed.bytes == codes + [0xCD, 0x30, 0x00, 0xBE])
     let s: Float = 1229.0 / 8192.0
     let y = packed.dequantize(variant: .reference)
-    let expected: [Float] = [0, 15 * s - 1.5, 10 * s - 1.5, 11 * s - 1.5, 8 * s - 1.5, 11 * s - 1.5] + [Float](repeating: 10 * s - 1.5, count: 26)
+    let expected: [Float] = [0 * s - 1.5, 15 * s - 1.5, 10 * s - 1.5, 11 * s - 1.5, 8 * s - 1.5, 11 * s - 1.5] + [Float](repeating: 10 * s - 1.5, count: 26)
     #expect(y == expected)
     #expect(y[1] == 0.7503662109375 && y[2] == 0.000244140625)
   }

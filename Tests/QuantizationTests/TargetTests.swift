@@ -69,7 +69,7 @@ import Testing
     }
     // Any grammar format that fits, not only the default list.
     #expect(Target.any.canStore(try QuantFormat(parsing: "int7-g96"), rows: 4, columns: 192))
-    #expect(!Target.any.canStore(try QuantFormat(parsing: "int7-g96"), rows: 4, columns: 576))
+    #expect(!Target.any.canStore(try QuantFormat(parsing: "int7-g96"), rows: 4, columns: 640))
   }
 
   @Test func everyOfferedFormatIsStorableAndHasBytes() {
