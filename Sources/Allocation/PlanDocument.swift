@@ -55,9 +55,12 @@ public struct PlanDocument: Sendable, Equatable, Codable {
   public var predictedLossDelta: Double
   /// One entry per planned layer, keyed by name.
   public var layers: [String: Layer]
+  /// The runtime the formats and bytes are for (`--target`: `any`, `llama-cpp`, `mlx`, `gptqmodel`,
+  /// `llm-compressor`); null in plans written before targets existed, which read as `any`.
+  public var target: String?
 
   enum CodingKeys: String, CodingKey {
-    case model, solver, score, layers
+    case model, solver, score, layers, target
     case formatVersion = "format_version"
     case modelSHA256 = "model_sha256"
     case budgetBytes = "budget_bytes"
@@ -67,7 +70,8 @@ public struct PlanDocument: Sendable, Equatable, Codable {
   }
 
   /// The document for `plan`, taking bits, group size and symmetry from the chosen options of `problem`.
-  public init(plan: AllocationPlan, problem: AllocationProblem) {
+  /// - Parameter target: the runtime the problem's formats and bytes are for (`"any"` when unknown).
+  public init(plan: AllocationPlan, problem: AllocationProblem, target: String = "any") {
     precondition(
       plan.choices.count == problem.layers.count,
       "plan of \(plan.choices.count) layers for a problem of \(problem.layers.count)")
@@ -87,6 +91,7 @@ public struct PlanDocument: Sendable, Equatable, Codable {
         bytes: option.bytes, predictedLossDelta: option.loss)
     }
     self.layers = layers
+    self.target = target
   }
 
   public func encode(to encoder: any Encoder) throws {
@@ -99,6 +104,7 @@ public struct PlanDocument: Sendable, Equatable, Codable {
     try container.encode(bitsPerWeight, forKey: .bitsPerWeight)
     try container.encode(solver, forKey: .solver)
     try container.encode(score, forKey: .score)
+    try container.encode(target, forKey: .target)
     try container.encode(predictedLossDelta, forKey: .predictedLossDelta)
     try container.encode(layers, forKey: .layers)
   }

@@ -26,6 +26,9 @@ public enum AllocationInput {
     public var negativeLossesClamped: Int
     /// Whether the chosen score (or solver) is built on the Hessian estimate.
     public var scoreUsesHessian: Bool
+    /// The runtime the problem's formats and bytes are for (PLAN.json's `target`): `--target` when given, else
+    /// the run's recorded target; `any` for PROBLEM.json.
+    public var target: String
   }
 
   /// The kind of an input file, from its first bytes.
@@ -59,16 +62,22 @@ public enum AllocationInput {
   /// - Parameters:
   ///   - allowNoisyScores: accept a score (or `waterfill`) built on Hessian traces that are too noisy to rank layers.
   ///   - usesTraceSensitivity: the solver ranks layers by the trace (`waterfill`).
-  /// - Throws: `SensitivityError` for a bad run file, `AllocationError` for a bad problem file (with line and column)
-  ///   or a refused noisy score (`.noisyScore`), `InputError` for a file of another kind, `FileCheckError` for a
-  ///   missing one.
+  ///   - target: keep, per layer of a run, only the candidates this runtime stores for the layer's shape, with
+  ///     bytes recomputed by its byte model (`Target.canStore`, `Target.storedBytes`); `nil` keeps the run's own
+  ///     candidates and bytes (those of the target it was measured for).
+  /// - Throws: `SensitivityError` for a bad run file, `AllocationError` for a bad problem file (with line and column),
+  ///   a refused noisy score (`.noisyScore`) or a layer the target can store none of the run's candidates for
+  ///   (`.noCandidates`), `InputError` for a file of another kind or `--target` with a PROBLEM.json (it has no
+  ///   shapes), `FileCheckError` for a missing one.
   public static func load(
-    from path: String, score: String?, allowNoisyScores: Bool = false, usesTraceSensitivity: Bool = false
+    from path: String, score: String?, allowNoisyScores: Bool = false, usesTraceSensitivity: Bool = false,
+    target: Target? = nil
   ) throws -> Loaded {
     var problem: AllocationProblem
     var noisy = 0
     var layerCount = 0
     var usesHessian = false
+    var planTarget = target?.rawValue ?? Target.any.rawValue
     switch try kind(of: path) {
     case .hdf5:
       let run = try RunStore.read(path)
@@ -84,7 +93,13 @@ public enum AllocationInput {
             + "standard errors of zero; measure with more --probes, choose another --score (fisher_diag, "
             + "output_error), or pass --allow-noisy-scores")
       }
-      let layers = try run.problemColumns(score: chosen).map { column in
+      var columns = try run.problemColumns(score: chosen)
+      if let target {
+        columns = try restrict(columns, of: run, to: target, path: path)
+      } else {
+        planTarget = run.provenance.target
+      }
+      let layers = columns.map { column in
         AllocationProblem.Layer(
           name: column.name, parameterCount: column.parameterCount,
           options: column.formats.indices.map {
@@ -95,6 +110,11 @@ public enum AllocationInput {
       problem = AllocationProblem(
         layers: layers, score: chosen, model: nil, modelSHA256: run.provenance.modelSHA256)
     case .json:
+      if let target {
+        throw InputError(
+          message: "--target \(target.rawValue) needs a run file (RUN.h5, which records each layer's shape): '\(path)' "
+            + "is a PROBLEM.json, which has none; choose its candidates and bytes for the runtime when writing it")
+      }
       let data: Data
       do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
         throw InputError(message: "cannot read '\(path)': \(error.localizedDescription)")
@@ -111,7 +131,42 @@ public enum AllocationInput {
     fillFormatDetails(&problem)
     return Loaded(
       problem: problem, noisyTraceLayers: noisy, layerCount: layerCount, negativeLossesClamped: clamped,
-      scoreUsesHessian: usesHessian)
+      scoreUsesHessian: usesHessian, target: planTarget)
+  }
+
+  /// `columns` (one per layer of `run`, in order) less the candidates `target` cannot store for the layer's shape,
+  /// with bytes and bits per weight from `target.storedBytes`.
+  /// - Throws: `AllocationError.noCandidates` naming the first layer left with none, the run's target and what
+  ///   `target` stores.
+  static func restrict(
+    _ columns: [MeasuredRun.ProblemColumn], of run: MeasuredRun, to target: Target, path: String
+  ) throws(AllocationError) -> [MeasuredRun.ProblemColumn] {
+    try zip(columns, run.layers).map { (pair) throws(AllocationError) -> MeasuredRun.ProblemColumn in
+      let (column, layer) = pair
+      // The token embedding's plan layer (DESIGN decision: `model.embed_tokens`) is offered the target's embedding
+      // set: gptqmodel and llm-compressor keep it f16.
+      let isEmbedding = layer.name == "model.embed_tokens"
+      var kept = column
+      kept.formats = []; kept.bytes = []; kept.loss = []; kept.bitsPerWeight = []
+      for j in column.formats.indices {
+        guard let format = QuantFormat(column.formats[j]),
+          target.canStore(format, rows: layer.rows, columns: layer.columns, isEmbedding: isEmbedding)
+        else { continue }
+        let bytes = target.storedBytes(format, rows: layer.rows, columns: layer.columns, isEmbedding: isEmbedding)
+        kept.formats.append(column.formats[j])
+        kept.bytes.append(bytes)
+        kept.loss.append(column.loss[j])
+        kept.bitsPerWeight.append(8 * Double(bytes) / Double(max(layer.parameterCount, 1)))
+      }
+      guard !kept.formats.isEmpty else {
+        throw AllocationError(
+          .noCandidates,
+          "'\(path)' was measured with --target \(run.provenance.target); --target \(target.rawValue) can store none of "
+            + "its candidates (\(column.formats.joined(separator: ", "))) for '\(layer.name)' [\(layer.rows), "
+            + "\(layer.columns)]: \(target.rawValue) stores \(target.summary). Measure again with --target \(target.rawValue)")
+      }
+      return kept
+    }
   }
 
   /// The problem file's bytes decoded and scored; a malformed file's error names the file first.

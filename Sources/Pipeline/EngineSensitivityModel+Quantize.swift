@@ -40,16 +40,19 @@ extension EngineSensitivityModel {
     return try results[candidate].get()
   }
 
+  /// Whether `layer` is the token embedding (`model.embed_tokens`), which a target may offer other formats.
+  static func isEmbedding(_ layer: MeasuredRun.Layer) -> Bool { layer.name == "model.embed_tokens" }
+
   /// One candidate of one layer (see `quantize(layer:candidate:)`).
   func quantizeOne(layer: Int, candidate: Int, weights given: [Float]? = nil) throws -> QuantizedWeights? {
     let l = linearLayers[layer]
     let format = formats[candidate]
-    guard format.canQuantize(rows: l.rows, columns: l.columns) else { return nil }
+    guard target.canStore(format, rows: l.rows, columns: l.columns, isEmbedding: Self.isEmbedding(l)) else { return nil }
     let w = try given ?? weights(of: layer)
     let method = try Self.chooseCalibration(w, rows: l.rows, columns: l.columns, format: format)
     let q = try quantizeDequantize(w, rows: l.rows, columns: l.columns, format: format, calibration: method ?? .minMax)
     return QuantizedWeights(
-      weights: q, bytes: format.sizeInBytes(rows: l.rows, columns: l.columns),
+      weights: q, bytes: target.storedBytes(format, rows: l.rows, columns: l.columns, isEmbedding: Self.isEmbedding(l)),
       calibration: method?.description ?? Self.fixedCalibrationName)
   }
 

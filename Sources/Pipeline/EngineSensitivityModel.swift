@@ -40,6 +40,9 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
   public let evaluationTokens: [Int]
   /// The candidate formats, in column order.
   public let formats: [QuantFormat]
+  /// The runtime whose formats are offered per layer and whose bytes are recorded (`Target.canStore`,
+  /// `Target.storedBytes`; the embedding gets the target's embedding set).
+  public let target: Target
   /// The linear layers, in the engine's order, then `model.embed_tokens` when the embedding is measured.
   public let linearLayers: [MeasuredRun.Layer]
   /// Whether the token embedding is measured as the last layer.
@@ -69,12 +72,13 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
   ///     length of the Fisher gradient.
   ///   - evaluationTokens: held-out tokens for the audit; empty when there is none.
   ///   - formats: candidate formats; each must fit at least one layer.
+  ///   - target: offers a format to a layer only where `target.canStore` it, at `target.storedBytes`.
   ///   - includesTokenEmbedding: measure the token embedding too, as the last layer `model.embed_tokens`.
   /// - Throws: `MeasureError.badSettings` for token counts out of range, `.badCandidate` for a format that fits no
   ///   layer.
   public init(
     model: LlamaModel<Scalar>, calibrationTokens: [Int], hvpTokenCount: Int, evaluationTokens: [Int] = [],
-    formats: [QuantFormat], includesTokenEmbedding: Bool = false
+    formats: [QuantFormat], target: Target = .any, includesTokenEmbedding: Bool = false
   ) throws(MeasureError) {
     if calibrationTokens.count < 2 || hvpTokenCount < 2 || hvpTokenCount > calibrationTokens.count {
       throw MeasureError(
@@ -87,6 +91,7 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
     self.hvpTokenCount = hvpTokenCount
     self.evaluationTokens = evaluationTokens
     self.formats = formats
+    self.target = target
     let layers = model.linearLayers + (includesTokenEmbedding ? [model.embeddingLayer] : [])
     self.includesTokenEmbedding = includesTokenEmbedding
     linearLayers = layers.map { MeasuredRun.Layer(name: $0.name, rows: $0.outFeatures, columns: $0.inFeatures) }
@@ -95,7 +100,9 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
     windows = MeasureSettings.calibrationWindows(tokens: calibrationTokens.count, windowLength: hvpTokenCount)
     var candidates: [MeasuredRun.Candidate] = []
     for format in formats {
-      let fitting = linearLayers.filter { format.canQuantize(rows: $0.rows, columns: $0.columns) }
+      let fitting = linearLayers.filter {
+        target.canStore(format, rows: $0.rows, columns: $0.columns, isEmbedding: Self.isEmbedding($0))
+      }
       if fitting.isEmpty {
         let widths = Set(linearLayers.map(\.columns)).sorted().map(String.init).joined(separator: ", ")
         throw MeasureError(
@@ -103,7 +110,9 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
             + "\(format.name) needs its group size to divide the width")
       }
       // Bits per weight over the layers it fits, metadata included: 8 · Σ bytes / Σ weights.
-      let bytes = fitting.reduce(0) { $0 + format.sizeInBytes(rows: $1.rows, columns: $1.columns) }
+      let bytes = fitting.reduce(0) {
+        $0 + target.storedBytes(format, rows: $1.rows, columns: $1.columns, isEmbedding: Self.isEmbedding($1))
+      }
       let weights = fitting.reduce(0) { $0 + $1.parameterCount }
       candidates.append(.init(name: format.name, bitsPerWeight: 8 * Double(bytes) / Double(weights)))
     }

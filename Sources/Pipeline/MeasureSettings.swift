@@ -27,8 +27,12 @@ public struct MeasureSettings: Sendable, Equatable {
   /// Seed of every random stream (`--seed`).
   public var seed: UInt64 = 0
   /// Candidate formats in column order (`--candidates`); `nil` means `defaultCandidates`, less those that fit
-  /// no layer of the model.
+  /// no layer of the model (with a `target` other than `any`: every format the target stores for some layer).
   public var candidates: [QuantFormat]? = nil
+  /// The runtime the candidates and bytes are chosen for (`--target`): per layer only the formats it stores for the
+  /// layer's shape are offered, at its byte count (`Target.canStore`, `Target.storedBytes`). `any` is the grammar
+  /// with its own sizes, as before targets existed.
+  public var target: Target = .any
   /// Whether to keep the Hutchinson diagonal (for the `taylor_diag` proxy); costs one Double per weight.
   public var keepsHessianDiagonal = true
   /// Power-iteration steps per layer for the top eigenvalue (`--eigen` sets `defaultEigenIterations`); 0 skips.
@@ -77,6 +81,40 @@ public struct MeasureSettings: Sendable, Equatable {
     }
   }
 
+  /// The candidate formats (the run's columns) for a model whose linear layers have these `[rows, columns]`
+  /// shapes.
+  ///
+  /// - `--candidates` given: the list as is; with a `target` other than `any`, each must be stored by the target
+  ///   for at least one layer.
+  /// - otherwise, `target` `any`: `defaultCandidates` less those that fit no layer; another target: every format
+  ///   it stores for some layer (`Target.candidates(rows:columns:)`), f16 first, then by decreasing bits.
+  /// - Throws: `.badCandidate` naming the first listed format the target cannot store for any layer.
+  public func candidateFormats(shapes: [(rows: Int, columns: Int)]) throws(MeasureError) -> [QuantFormat] {
+    if let candidates {
+      guard target != .any else { return candidates }
+      for format in candidates where !shapes.contains(where: { target.canStore(format, rows: $0.rows, columns: $0.columns) }) {
+        let widths = Set(shapes.map(\.columns)).sorted().map(String.init).joined(separator: ", ")
+        throw MeasureError(
+          .badCandidate, "--candidates lists \(format.name), which --target \(target.rawValue) cannot store for any layer "
+            + "of this model (input widths \(widths)); \(target.rawValue) stores \(target.summary)")
+      }
+      return candidates
+    }
+    guard target != .any else {
+      return Self.defaultCandidates.filter { f in shapes.contains { f.canQuantize(rows: $0.rows, columns: $0.columns) } }
+    }
+    var union: [QuantFormat] = []
+    for shape in shapes {
+      for format in target.candidates(rows: shape.rows, columns: shape.columns) where !union.contains(format) {
+        union.append(format)
+      }
+    }
+    // Stable: among equal nominal bits the first-seen order (the target's own order) stays.
+    return union.enumerated().sorted { a, b in
+      a.element.nominalBits != b.element.nominalBits ? a.element.nominalBits > b.element.nominalBits : a.offset < b.offset
+    }.map(\.element)
+  }
+
   /// The calibration windows of `tokens` tokens with windows of `windowLength` (see the type's documentation):
   /// `max(1, tokens / windowLength)` consecutive ranges covering `0..<tokens`, the last one taking the remainder.
   public static func calibrationWindows(tokens: Int, windowLength: Int) -> [Range<Int>] {
@@ -98,7 +136,8 @@ public struct MeasureSettings: Sendable, Equatable {
       toolVersion: toolVersion, modelSHA256: modelSHA256, calibSHA256: calibSHA256, tokens: tokens,
       hvpTokens: hvpTokens, probes: probes, minimumProbes: minimumProbes, tolerance: tolerance, seed: seed,
       candidates: candidates, keepsHessianDiagonal: keepsHessianDiagonal, eigenIterations: eigenIterations,
-      auditCount: auditCount, created: created, auditSHA256: auditSHA256, auditTokens: auditTokens)
+      auditCount: auditCount, created: created, auditSHA256: auditSHA256, auditTokens: auditTokens,
+      target: target.rawValue)
   }
 
   private static func firstDuplicate(_ names: [String]) -> String? {

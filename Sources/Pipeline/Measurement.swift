@@ -76,12 +76,14 @@ public struct Measurement {
           text: calibration, tokenizer: loaded.tokenizer, count: settings.tokens, path: calibrationPath)
       }
     }
-    let formats = settings.candidates ?? MeasureSettings.defaultCandidates.filter { f in
-      loaded.model.linearLayers.contains { f.canQuantize(rows: $0.outFeatures, columns: $0.inFeatures) }
-    }
+    // The embedding (when measured) is offered the same set as a linear layer of its width by the targets that
+    // measure it (`Target.storesTokenEmbedding`), so its shape joins the others.
+    let measured = loaded.model.linearLayers + (settings.includesTokenEmbedding ? [loaded.model.embeddingLayer] : [])
+    let formats = try settings.candidateFormats(shapes: measured.map { (rows: $0.outFeatures, columns: $0.inFeatures) })
     let model = try EngineSensitivityModel(
       model: loaded.model, calibrationTokens: tokens, hvpTokenCount: settings.hvpTokens,
-      evaluationTokens: evaluation, formats: formats, includesTokenEmbedding: settings.includesTokenEmbedding)
+      evaluationTokens: evaluation, formats: formats, target: settings.target,
+      includesTokenEmbedding: settings.includesTokenEmbedding)
     let calibSHA256 = try SHA256.hexDigest(fileAt: calibrationPath)
     let auditSHA256 = settings.auditCount == 0 ? "" : try auditTextPath.map { try SHA256.hexDigest(fileAt: $0) } ?? calibSHA256
     let provenance = settings.provenance(

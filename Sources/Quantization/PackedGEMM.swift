@@ -23,14 +23,16 @@ extension PackedTensor {
   /// - `.int8` with f32, f16 or bf16 weights: `floatGEMM`, by rule. These formats have no integer codes, and
   ///   quantizing the activations would only add error; llama.cpp likewise runs f16 weights against f32
   ///   activations.
-  /// - `.int8` with nf4 (a non-uniform codebook) or ternary: no packed int8 kernel; throws `.noPackedKernel`
+  /// - `.int8` with nf4 (a non-uniform codebook), ternary or affine (MLX's format: a Float bias per group, which the
+  ///   int8 kernels' integer zero points cannot express; MLX itself runs it on float activations): no packed int8
+  ///   kernel; throws `.noPackedKernel`
   ///   (choose `.float` for them). Rows longer than 2²⁰ values (`IntDot.cKernelMaxColumns`) also throw.
   /// - Throws: `QuantizationError` with code `.noPackedKernel`.
   public func executionPath(activations: ActivationPrecision) throws -> PackedExecutionPath {
     if activations == .float { return .floatGEMM }
     switch format.scheme {
     case .f32, .f16, .bf16: return .floatGEMM
-    case .nf4, .ternary:
+    case .nf4, .ternary, .affine:
       throw QuantizationError(.noPackedKernel,
         "\(format.name) has no packed kernel for int8 activations; run it with float activations (--activations f32)")
     case .integer, .ggml:
@@ -43,7 +45,7 @@ extension PackedTensor {
   }
 
   /// Whether `executionPath(activations:)` succeeds: true for every format with `.float`; with `.int8` false only
-  /// for nf4 and ternary (and rows past 2²⁰ values).
+  /// for nf4, ternary and affine (and rows past 2²⁰ values).
   public func supports(activations: ActivationPrecision) -> Bool {
     (try? executionPath(activations: activations)) != nil
   }

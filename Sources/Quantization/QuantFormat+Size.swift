@@ -20,6 +20,7 @@ extension QuantFormat {
   /// - `f32` 4c, `f16`/`bf16` 2c.
   /// - `intN[-gG][-asym]`: per group of L weights (L = G, or c per-channel): 2 (f16 scale) + 1 if asymmetric
   ///   (u8 zero point) + ⌈L/32⌉·4N bytes of codes (32-value chunks, the last zero-padded).
+  /// - `affine<B>-g<G>`: B·c/8 bytes of codes (MLX's uint32 words) + 4·c/G (f16 scale and f16 bias per group).
   /// - `nf4[-gG]`: per group 2 + ⌈L/32⌉·16. `ternary[-gG]`: per group 2 + ⌈L/5⌉ (five trits per byte).
   /// - GGML: `c / blockSize · bytesPerBlock`.
   /// - Precondition: `canQuantize(rows: 1, columns: columns)`.
@@ -36,6 +37,7 @@ extension QuantFormat {
     case .nf4: return groups * (2 + (groupLength + 31) / 32 * 16)
     case .ternary: return groups * (2 + (groupLength + 4) / 5)
     case .ggml(let type): return columns / type.blockSize * type.bytesPerBlock
+    case .affine(let bits): return AffineCodec.rowBytes(columns: columns, bits: bits, group: groupLength)
     }
   }
 
@@ -54,10 +56,11 @@ extension QuantFormat {
   }
 
   /// Whether the format has integer codes that the int8-activation GEMV path (`PackedTensor.gemv(_:activations:)`)
-  /// can use; `f32`, `f16`, `bf16` and `nf4` (a non-uniform codebook) run on Float activations only.
+  /// can use; `f32`, `f16`, `bf16`, `nf4` (a non-uniform codebook) and `affine` (a Float bias per group, which the
+  /// int8 kernels' integer zero points cannot express) run on Float activations only.
   public var hasIntegerCodes: Bool {
     switch scheme {
-    case .f32, .f16, .bf16, .nf4: return false
+    case .f32, .f16, .bf16, .nf4, .affine: return false
     case .integer, .ternary, .ggml: return true
     }
   }

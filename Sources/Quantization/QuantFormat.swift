@@ -7,15 +7,18 @@ import GGML
 /// format   := "f32" | "f16" | "bf16"
 ///           | "int" BITS [ "-g" GROUP ] [ "-asym" | "-sym" ]     BITS in 2...8
 ///           | "nf4" [ "-g" GROUP ] | "ternary" [ "-g" GROUP ]
+///           | "affine" BITS "-g" GROUP                               BITS in 2...8 (MLX's affine format)
 ///           | "q4_0" | "q4_1" | "q5_0" | "q5_1" | "q8_0" | "q2_k" | "q3_k" | "q4_k" | "q5_k" | "q6_k"
 /// GROUP    := a multiple of 32 in 32...4096
 /// ```
 /// A name without `-gG` is **per-channel**: one group spans a whole row (the input dimension of an `[out, in]`
 /// weight), so `int8` is per-channel int8 as DESIGN.md says, and `int4` is per-channel int4. Symmetric is the
-/// default; `-asym` adds an 8-bit zero point per group. Groups and GGML blocks run along a row, so a format can take
+/// default; `-asym` adds an 8-bit zero point per group. `affine<B>-g<G>` is MLX's affine format (`mx.quantize`,
+/// mode "affine"): B-bit codes with an f16 scale and an f16 bias per group of G, always asymmetric, the group size
+/// mandatory (`AffineCodec`). Groups and GGML blocks run along a row, so a format can take
 /// a `[rows, columns]` tensor only when its group or block size divides `columns` (`canQuantize(rows:columns:)`).
 ///
-/// The byte layout of each scheme is documented on its codec: `IntegerCodec`, `NF4Codec`, `TernaryCodec`, and for
+/// The byte layout of each scheme is documented on its codec: `IntegerCodec`, `NF4Codec`, `TernaryCodec`, `AffineCodec`, and for
 /// GGML types the GGML module (`GGMLType`, `GGMLLayout`, `GGMLEncode`, `GGMLDecode`). Every row is stored independently, so a tensor is `rows` copies of one row layout.
 public struct QuantFormat: Hashable, Sendable, CustomStringConvertible, LosslessStringConvertible, Codable {
   /// The family of a format.
@@ -34,6 +37,9 @@ public struct QuantFormat: Hashable, Sendable, CustomStringConvertible, Lossless
     case ternary
     /// A GGML block type, byte-identical to ggml.
     case ggml(GGMLType)
+    /// MLX's affine format: `bits`-bit codes with one scale and one bias per group, quantized as mlx's
+    /// `affine_quantize` does (`AffineCodec`).
+    case affine(bits: Int)
   }
 
   /// The family.
@@ -82,6 +88,17 @@ public struct QuantFormat: Hashable, Sendable, CustomStringConvertible, Lossless
     return QuantFormat(scheme: .ternary, groupSize: group, symmetric: true)
   }
 
+  /// MLX's affine format `affine<bits>-g<group>` (`AffineCodec`).
+  /// - Throws: `QuantizationError.badFormatName` when `bits` is outside 2...8 or `group` is not a multiple of 32 in
+  ///   `groupSizeRange`.
+  public static func affine(bits: Int, group: Int) throws -> QuantFormat {
+    guard (2...8).contains(bits) else {
+      throw QuantizationError(.badFormatName, "affine\(bits)-g\(group): affine formats take 2 to 8 bits")
+    }
+    try checkGroup(group, name: "affine\(bits)")
+    return QuantFormat(scheme: .affine(bits: bits), groupSize: group, symmetric: false)
+  }
+
   /// A GGML block type (`q4_0`, `q4_k`, ...).
   /// - Precondition: `type.canQuantize` (q4_0 … q8_0, q2_K … q6_K).
   public static func ggml(_ type: GGMLType) -> QuantFormat {
@@ -128,6 +145,11 @@ public struct QuantFormat: Hashable, Sendable, CustomStringConvertible, Lossless
     }
     if head.hasPrefix("int"), let bits = Int(head.dropFirst(3)), String(bits) == head.dropFirst(3) {
       self = try .integer(bits: bits, group: group, symmetric: symmetric)
+    } else if head.hasPrefix("affine"), let bits = Int(head.dropFirst(6)), String(bits) == head.dropFirst(6) {
+      guard let group, !sawSymmetry else {
+        throw QuantizationError(.badFormatName, "'\(name)': affine formats are written affine<BITS>-g<GROUP> (e.g. affine4-g64)")
+      }
+      self = try .affine(bits: bits, group: group)
     } else if head == "nf4", symmetric {
       self = try .nf4(group: group)
     } else if head == "ternary", symmetric {
@@ -135,7 +157,7 @@ public struct QuantFormat: Hashable, Sendable, CustomStringConvertible, Lossless
     } else {
       throw QuantizationError(
         .badFormatName,
-        "'\(name)': unknown format; expected f16, bf16, int<2-8>[-g<G>][-asym], nf4[-g<G>], ternary[-g<G>], q4_0, q4_1, q5_0, q5_1, q8_0, q2_k...q6_k")
+        "'\(name)': unknown format; expected f16, bf16, int<2-8>[-g<G>][-asym], affine<2-8>-g<G>, nf4[-g<G>], ternary[-g<G>], q4_0, q4_1, q5_0, q5_1, q8_0, q2_k...q6_k")
     }
   }
 
@@ -156,13 +178,14 @@ public struct QuantFormat: Hashable, Sendable, CustomStringConvertible, Lossless
     case .nf4: return "nf4\(suffix)"
     case .ternary: return "ternary\(suffix)"
     case .ggml(let type): return type.ggmlName.lowercased()
+    case .affine(let bits): return "affine\(bits)\(suffix)"
     }
   }
 
   /// Same as `name`.
   public var description: String { name }
 
-  /// Nominal bits per code, before scales: 32, 16, N for intN, 4 for nf4, log2(3) ≈ 1.585 for ternary, the code
+  /// Nominal bits per code, before scales: 32, 16, N for intN and affineN, 4 for nf4, log2(3) ≈ 1.585 for ternary, the code
   /// width for GGML types. `bitsPerWeight(rows:columns:)` gives the exact figure with metadata.
   public var nominalBits: Double {
     switch scheme {
@@ -172,6 +195,7 @@ public struct QuantFormat: Hashable, Sendable, CustomStringConvertible, Lossless
     case .nf4: return 4
     case .ternary: return 1.584962500721156
     case .ggml(let type): return type.codeBits.map(Double.init) ?? type.bitsPerWeight
+    case .affine(let bits): return Double(bits)
     }
   }
 

@@ -19,6 +19,7 @@ enum RowCodec {
         NF4Codec.quantizeRow(x, out, group: format.groupSize, threshold: .infinity)
       }
     case .ternary: TernaryCodec.quantizeRow(x, out, group: format.groupSize)
+    case .affine(let bits): AffineCodec.quantizeRow(x, out, bits: bits, group: format.groupSize!)
     case .ggml(let type):
       if variant == .reference { GGMLEncode.reference(type, x, into: out) } else { GGMLEncode.fast(type, x, into: out) }
     }
@@ -42,6 +43,12 @@ enum RowCodec {
       if fast { NF4Codec.dequantizeRowFast(src, y, group: format.groupSize) } else { NF4Codec.dequantizeRowReference(src, y, group: format.groupSize) }
     case .ternary:
       if fast { TernaryCodec.dequantizeRowFast(src, y, group: format.groupSize) } else { TernaryCodec.dequantizeRowReference(src, y, group: format.groupSize) }
+    case .affine(let bits):
+      if fast {
+        AffineCodec.dequantizeRowFast(src, y, bits: bits, group: format.groupSize!)
+      } else {
+        AffineCodec.dequantizeRowReference(src, y, bits: bits, group: format.groupSize!)
+      }
     case .ggml(let type):
       if fast { GGMLDecode.fast(type, src, into: y) } else { GGMLDecode.reference(type, src, into: y) }
     }
@@ -55,7 +62,7 @@ enum RowCodec {
       IntegerCodec.decodeInt(src, columns: columns, bits: bits, group: format.groupSize, symmetric: format.symmetric, into: row)
     case .ternary: TernaryCodec.decodeInt(src, columns: columns, group: format.groupSize, into: row)
     case .ggml(let type): GGMLIntDecode.decode(type, src, columns: columns, into: row)
-    case .f32, .f16, .bf16, .nf4: preconditionFailure("\(format.name) has no integer codes")
+    case .f32, .f16, .bf16, .nf4, .affine: preconditionFailure("\(format.name) has no integer codes")
     }
   }
 }

@@ -88,7 +88,9 @@ extension RunFile {
       auditCount: try int("audit"), created: try f.stringAttribute("created"),
       // Added after the first files of format 1 were written; absent means "no audit text recorded".
       auditSHA256: try f.hasAttribute("audit_sha256") ? f.stringAttribute("audit_sha256") : "",
-      auditTokens: try f.hasAttribute("audit_tokens") ? int("audit_tokens") : 0)
+      auditTokens: try f.hasAttribute("audit_tokens") ? int("audit_tokens") : 0,
+      // Added with --target; absent means the grammar's own sizes ("any").
+      target: try f.hasAttribute("target") ? f.stringAttribute("target") : "any")
   }
 
   private static func readValidation(_ f: HDF5File, _ path: String) throws -> MeasuredRun.ValidationTable {

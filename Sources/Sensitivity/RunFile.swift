@@ -98,6 +98,7 @@ enum RunFile {
     try f.setAttribute("created", p.created)
     try f.setAttribute("audit_sha256", p.auditSHA256)
     try f.setAttribute("audit_tokens", Int64(p.auditTokens))
+    try f.setAttribute("target", p.target)
   }
 
   private static func writeValidation(_ v: MeasuredRun.ValidationTable, _ f: HDF5File) throws {

@@ -40,12 +40,17 @@ public struct RunProvenance: Sendable, Codable, Equatable {
   public var auditSHA256: String
   /// Held-out tokens the audit evaluates on, BOS included (`audit_tokens`); 0 without an audit.
   public var auditTokens: Int
+  /// The runtime the candidates and bytes were chosen for (`target`, `--target`): `any`, `llama-cpp`, `mlx`,
+  /// `gptqmodel` or `llm-compressor` (Quantization's `Target` raw values; kept as a string because this module does
+  /// not import Quantization). Files written before targets existed read as `any`.
+  public var target: String
 
   /// Provenance with every field given; see the properties.
   public init(
     toolVersion: String, modelSHA256: String, calibSHA256: String, tokens: Int, hvpTokens: Int, probes: Int,
     minimumProbes: Int, tolerance: Double, seed: UInt64, candidates: [String], keepsHessianDiagonal: Bool,
-    eigenIterations: Int, auditCount: Int, created: String, auditSHA256: String = "", auditTokens: Int = 0
+    eigenIterations: Int, auditCount: Int, created: String, auditSHA256: String = "", auditTokens: Int = 0,
+    target: String = "any"
   ) {
     self.toolVersion = toolVersion
     self.modelSHA256 = modelSHA256
@@ -63,6 +68,7 @@ public struct RunProvenance: Sendable, Codable, Equatable {
     self.created = created
     self.auditSHA256 = auditSHA256
     self.auditTokens = auditTokens
+    self.target = target
   }
 
   /// `date` as ISO 8601 UTC with seconds (`2026-11-24T08:37:09Z`), the form of `created`.
@@ -97,6 +103,7 @@ public struct RunProvenance: Sendable, Codable, Equatable {
     if auditCount != other.auditCount { d.append("audit \(other.auditCount) → \(auditCount)") }
     if auditSHA256 != other.auditSHA256 { d.append("audit_sha256") }
     if auditTokens != other.auditTokens { d.append("audit_tokens \(other.auditTokens) → \(auditTokens)") }
+    if target != other.target { d.append("target \(other.target) → \(target)") }
     return d
   }
 }

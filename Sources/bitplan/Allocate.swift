@@ -2,6 +2,7 @@ import Allocation
 import ArgumentParser
 import Foundation
 import Pipeline
+import Quantization
 import TensorCore
 
 extension SolverKind: ExpressibleByArgument {}
@@ -28,6 +29,8 @@ struct Allocate: ParsableCommand {
   var score: String?
   @Option(name: .customLong("pin"), help: "REGEX=FORMAT; repeatable.") var pins: [String] = []
   @Option(name: .customLong("tie"), help: "REGEX; repeatable.") var ties: [String] = []
+  @Option(help: "Runtime to plan for (llama-cpp, mlx, gptqmodel, llm-compressor, any): keep only the run's candidates it stores for each layer's shape, with its byte counts. Default: the run's own candidates and bytes.")
+  var target: Target?
   @Option(name: .shortAndLong, help: "Where to write PLAN.json.") var output: String
   @Option(help: "Also write the whole Pareto frontier as CSV.") var frontier: String?
   @Flag(help: "Allocate by a score built on Hessian traces (hawq_trace, taylor_diag; the waterfill solver) even when many traces are too noisy to rank layers.")
@@ -47,7 +50,8 @@ struct Allocate: ParsableCommand {
       inputs: [InputPath(option: "INPUT", path: input)],
       outputs: [OutputPath(option: "-o", path: output)] + (frontier.map { [OutputPath(option: "--frontier", path: $0)] } ?? []))
     let loaded = try AllocationInput.load(
-      from: input, score: score, allowNoisyScores: allowNoisyScores, usesTraceSensitivity: solver == .waterfill)
+      from: input, score: score, allowNoisyScores: allowNoisyScores, usesTraceSensitivity: solver == .waterfill,
+      target: target)
     var problem = loaded.problem
     problem.constraints += pins.map { pin in
       let split = pin.lastIndex(of: "=")!
@@ -59,7 +63,7 @@ struct Allocate: ParsableCommand {
     try problem.checkFeasible(budget: budgetBytes)  // before any work: the achievable range, at once
     let pareto = try ParetoFrontier(problem)
     let plan = try problem.solve(budget: budgetBytes, using: solver, frontier: pareto)
-    try FileChecks.write(PlanDocument(plan: plan, problem: problem).jsonData(), to: output, option: "-o")
+    try FileChecks.write(PlanDocument(plan: plan, problem: problem, target: loaded.target).jsonData(), to: output, option: "-o")
     if let frontier { try FileChecks.write(Data(pareto.csv().utf8), to: frontier, option: "--frontier") }
     warn(loaded)  // after success, so that an error stays the only line on stderr
     print(json ? jsonSummary(plan, pareto) : textSummary(plan, pareto))

@@ -24,6 +24,8 @@ struct Measure: ParsableCommand {
   @Option(parsing: .unconditional, help: "Seed of every random stream.") var seed: UInt64 = 0
   @Option(help: "Comma-separated candidate formats (default: f16,int8,int6-g64,int4-g64,int4-g32,int3-g64,int2-g64).")
   var candidates: String?
+  @Option(help: "Runtime to measure for (llama-cpp, mlx, gptqmodel, llm-compressor, any): per layer, only the formats it stores for that shape, at its byte counts (default any: the format grammar).")
+  var target: Target = .any
   @Option(parsing: .unconditional, help: "Stop the probes once every layer's relative standard error is below this (0: all probes).")
   var tol = 0.0
   @Flag(help: "Also measure each layer's top Hessian eigenvalue by power iteration (slow: layers × iterations HVPs).")
@@ -38,8 +40,6 @@ struct Measure: ParsableCommand {
   @Flag(help: "Machine-readable summary on stdout.") var json = false
   @Option(help: ArgumentHelp("Least seconds between checkpoints that rewrite the large gradient/diagonal side files.", visibility: .hidden))
   var checkpointInterval = 30.0
-  // Hidden, for checks of the embedding layer until --target llama-cpp sets MeasureSettings.includesTokenEmbedding.
-  @Flag(help: .hidden) var measureEmbedding = false
 
   func validate() throws {
     guard tokens >= 2 else { throw ValidationError("--tokens must be at least 2, got \(tokens)") }
@@ -60,7 +60,7 @@ struct Measure: ParsableCommand {
     HeapPolicy.keepLargeArraysInHeap()
     var settings = MeasureSettings()
     settings.tokens = tokens
-    settings.includesTokenEmbedding = measureEmbedding
+    settings.includesTokenEmbedding = target.storesTokenEmbedding
     settings.hvpTokens = hvpTokens
     settings.probes = probes
     settings.seed = seed
@@ -68,6 +68,7 @@ struct Measure: ParsableCommand {
     settings.keepsHessianDiagonal = hessianDiagonal
     settings.eigenIterations = eigen ? eigenIterations : 0
     settings.auditCount = audit
+    settings.target = target
     if let candidates {
       do { settings.candidates = try QuantFormat.parseList(candidates) } catch {
         throw CommandError("--candidates '\(candidates)': \(error)")
@@ -98,7 +99,8 @@ struct Measure: ParsableCommand {
   /// The human summary on stdout.
   private func report(_ s: MeasurementSummary) {
     func fixed(_ x: Double?, _ digits: Int) -> String { x.map { String(format: "%.\(digits)f", $0) } ?? "n/a" }
-    print("wrote \(s.output): \(s.layers) layers (\(grouped(s.parameters)) weights) × \(s.candidates.count) candidates")
+    let forTarget = target == .any ? "" : " stored as \(target.rawValue) stores them"
+    print("wrote \(s.output): \(s.layers) layers (\(grouped(s.parameters)) weights) × \(s.candidates.count) candidates\(forTarget)")
     print("  Hessian trace (all linear weights) \(fixed(s.hessianTraceTotal, 1)) ± \(fixed(s.hessianTraceTotalStandardError, 1))"
       + " from \(s.probesUsed) probes;  Fisher trace \(String(format: "%.4g", s.fisherTraceTotal ?? .nan))"
       + " over \(s.calibrationWindows) window\(s.calibrationWindows == 1 ? "" : "s")")

@@ -171,7 +171,11 @@ import _TestSupport
     let path = folder + "/RUN.h5"
     try filledStore(path).finish()
     try HDF5File.withFile(path, mode: .readWrite) { try $0.setAttribute("format_version", Int64(99)) }
-    #expect { try RunStore.read(path) } throws: { "\($0)".contains("damaged (checksum mismatch)") }
+    // Rewriting an attribute may grow the file (HDF5 reallocates the root's dense attribute storage; with the
+    // `target` attribute it does), which the integrity header reports as a length change before the checksum.
+    #expect { try RunStore.read(path) } throws: {
+      "\($0)".contains("damaged (checksum mismatch)") || "\($0)".contains("truncated or extended")
+    }
     try RunStore.resealAfterEditing(path)  // past the checksum, to the reader's own rules
     #expect { try RunStore.read(path) } throws: {
       let e = $0 as? SensitivityError
