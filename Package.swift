@@ -58,7 +58,7 @@ let package = Package(
     .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Validation", "_TestSupport"]),
     .testTarget(name: "AllocationTests", dependencies: ["Allocation", "_TestSupport"]),
     .testTarget(name: "ValidationTests", dependencies: ["Validation", "Engine", "Quantization", "_TestSupport"]),
-    .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Allocation", "GGML", "ModelIO", "TensorCore", "_TestSupport"]),
+    .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Allocation", "Quantization", "GGML", "ModelIO", "TensorCore", "_TestSupport"]),
     .testTarget(name: "CLITests", dependencies: ["bitplan", "_TestSupport"]),
   ]
 )

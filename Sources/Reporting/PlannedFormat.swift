@@ -4,8 +4,7 @@ import Quantization
 
 /// A plan layer's format as the exporters see it: which family, and the numbers a runtime's config needs.
 ///
-/// Parsed from the plan's format name by `QuantFormat(parsing:)`, except MLX's affine names (`affine4-g64`), which
-/// `parseAffineName(_:)` reads until the QuantFormat grammar knows them.
+/// Parsed from the plan's format name by `QuantFormat(parsing:)` (MLX's affine names included: `affine4-g64`).
 enum PlannedFormat: Equatable, Sendable {
   /// Not quantized: f32, f16 or bf16 (the GGML type with that spelling).
   case float(GGMLType)
@@ -22,10 +21,6 @@ enum PlannedFormat: Equatable, Sendable {
   /// The format named `name` in the plan's entry for `layer`.
   /// - Throws: `.unsupportedFormat` naming the layer when `name` is no format of the grammar.
   init(name: String, layer: String) throws(ExportError) {
-    if let (bits, group) = parseAffineName(name) {
-      self = .affine(bits: bits, group: group)
-      return
-    }
     let format: QuantFormat
     do { format = try QuantFormat(parsing: name) } catch {
       throw ExportError(.unsupportedFormat, "\(layer): '\(name)' is not a format name (\(error))")
@@ -36,6 +31,7 @@ enum PlannedFormat: Equatable, Sendable {
     case .bf16: self = .float(.bf16)
     case .integer(let bits): self = .integer(bits: bits, group: format.groupSize, symmetric: format.symmetric)
     case .ggml(let type): self = .ggml(type)
+    case .affine(let bits): self = .affine(bits: bits, group: format.groupSize ?? 0)
     default: self = .other
     }
   }
@@ -45,22 +41,6 @@ enum PlannedFormat: Equatable, Sendable {
     if case .float = self { return true }
     return false
   }
-}
-
-/// COORDINATOR: replace with `QuantFormat(parsing:)` once the affine helper's `affine<B>-g<G>` grammar is merged
-/// (then map its scheme to `.affine` in `PlannedFormat.init` and delete this function).
-///
-/// `affine<B>-g<G>` (case-insensitive), B in 2...8, G a multiple of 32 in 32...4096 — the grammar the brief fixes
-/// for MLX's affine format; nil for any other name.
-func parseAffineName(_ name: String) -> (bits: Int, group: Int)? {
-  let text = name.lowercased()
-  guard text.hasPrefix("affine") else { return nil }
-  let parts = text.dropFirst("affine".count).split(separator: "-", omittingEmptySubsequences: false)
-  guard parts.count == 2, let bits = Int(parts[0]), String(bits) == parts[0], (2...8).contains(bits),
-    parts[1].hasPrefix("g"), let group = Int(parts[1].dropFirst()), String(group) == parts[1].dropFirst(),
-    (32...4096).contains(group), group % 32 == 0
-  else { return nil }
-  return (bits, group)
 }
 
 /// One plan layer: its name, the format name as the plan spells it, and the parsed format.

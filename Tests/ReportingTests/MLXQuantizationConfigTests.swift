@@ -1,4 +1,5 @@
 import Foundation
+import Quantization
 import Testing
 
 @testable import Reporting
@@ -67,8 +68,9 @@ import Testing
       if format == "f16" {
         #expect(entry == nil, "\(name)")
       } else {
-        let (bits, group) = try #require(parseAffineName(format))
-        #expect(entry?.groupSize == group && entry?.bits == bits && entry?.mode == "affine", "\(name)")
+        let parsed = try QuantFormat(parsing: format)
+        guard case .affine(let bits) = parsed.scheme else { Issue.record("\(format) is not affine"); continue }
+        #expect(entry?.groupSize == parsed.groupSize && entry?.bits == bits && entry?.mode == "affine", "\(name)")
       }
     }
   }
@@ -93,11 +95,11 @@ import Testing
     } throws: { ($0 as! ExportError).code == .unsupportedShape }
   }
 
-  @Test func affineNamesFollowTheAgreedGrammar() {
-    #expect(parseAffineName("affine4-g64")! == (4, 64))
-    #expect(parseAffineName("AFFINE8-G32")! == (8, 32))
-    for bad in ["affine1-g64", "affine9-g64", "affine4-g48", "affine4", "affine4-g64-asym", "affine04-g64", "int4-g64"] {
-      #expect(parseAffineName(bad) == nil, "\(bad)")
+  @Test func affineNamesReachTheExporterAsAffine() throws {
+    #expect(try PlannedFormat(name: "affine4-g64", layer: "x") == .affine(bits: 4, group: 64))
+    #expect(try PlannedFormat(name: "AFFINE8-G32", layer: "x") == .affine(bits: 8, group: 32))
+    for bad in ["affine1-g64", "affine9-g64", "affine4-g48"] {
+      #expect(throws: ExportError.self, "\(bad)") { try PlannedFormat(name: bad, layer: "x") }
     }
   }
 }
