@@ -8,10 +8,12 @@
 #    rows, q2_K…q6_K on ffn_down's 1536-column rows, the token embedding q5_0, a few layers left out, a few
 #    planned in their stored type), with the model's sha256;
 # 2. writes RECIPE.txt for llama-quantize --tensor-type-file: one `^name$=type` rule per tensor llama-quantize
-#    quantizes, covering all of them (unplanned ones keep their stored type);
-# 3. runs bitplan quantize, then llama-quantize --allow-requantize --tensor-type-file RECIPE.txt MODEL OUT TYPE with
-#    TYPE = the general.file_type bitplan chose (a quantized ftype, so that the overrides apply: llama-quantize
-#    reads the rules only when the base type is quantized);
+#    quantizes, covering all of them (unplanned ones keep their stored type); `bitplan export --format llama-cpp`
+#    must write the same rules (checked), and its recipe is the one llama-quantize gets;
+# 3. runs bitplan quantize, then the llama-quantize command `bitplan export` prints:
+#    llama-quantize --allow-requantize --tensor-type-file RECIPE MODEL OUT TYPE, TYPE being the general.file_type
+#    bitplan quantize wrote (checked; a quantized ftype, so that the overrides apply: llama-quantize reads the
+#    rules only when the base type is quantized);
 # 4. compares the two files with gguf-py (vendored in llama.cpp's source tree).
 #
 # Environment: BITPLAN (default .build/release/bitplan), LLAMA_BIN (llama.cpp's bin folder), GGUF_PY (gguf-py
@@ -89,7 +91,24 @@ PY
 "$BITPLAN" quantize "$MODEL" "$WORK/PLAN.json" -o "$WORK/bitplan.gguf" --json > "$WORK/bitplan.json"
 TYPE=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["file_type_name"])' "$WORK/bitplan.json")
 echo "bitplan quantize: $WORK/bitplan.gguf (file type $TYPE)"
-"$LLAMA_BIN/llama-quantize" --allow-requantize --tensor-type-file "$WORK/RECIPE.txt" \
+"$BITPLAN" export "$WORK/PLAN.json" --format llama-cpp --model "$MODEL" -o "$WORK/RECIPE-export.txt" 2> "$WORK/export.log"
+EXPORT_TYPE=$(grep -o 'llama-quantize .*' "$WORK/export.log" | awk '{print $NF}' | head -1)
+[ "$EXPORT_TYPE" = "$TYPE" ] || { echo "bitplan export names TYPE $EXPORT_TYPE, bitplan quantize wrote $TYPE" >&2; exit 1; }
+python3 - "$WORK/RECIPE.txt" "$WORK/RECIPE-export.txt" <<'PY'
+import re, sys
+def rules(path):   # tensor name -> type, the pattern's escapes removed
+    out = {}
+    for token in open(path).read().split():
+        pattern, _, typ = token.partition("=")
+        out[re.sub(r"\\(.)", r"\1", pattern.strip("^$"))] = typ.lower()
+    return out
+mine, export = rules(sys.argv[1]), rules(sys.argv[2])
+if mine != export:
+    diff = sorted(set(mine.items()) ^ set(export.items()))[:6]
+    sys.exit(f"bitplan export's recipe differs from the script's: {diff}")
+print(f"bitplan export: the same {len(export)} rules as the script's recipe")
+PY
+"$LLAMA_BIN/llama-quantize" --allow-requantize --tensor-type-file "$WORK/RECIPE-export.txt" \
   "$MODEL" "$WORK/llamacpp.gguf" "$TYPE" > "$WORK/llama-quantize.log" 2>&1 \
   || { tail -20 "$WORK/llama-quantize.log" >&2; exit 1; }
 echo "llama-quantize:   $WORK/llamacpp.gguf (log $WORK/llama-quantize.log)"

@@ -45,8 +45,16 @@ public struct LlamaFileType: Sendable, Equatable, CustomStringConvertible {
   /// most weights (ties: the lower ggml id); with none quantized, the float type with the most weights; `F32`
   /// when there is no quantizable tensor.
   public static func of(_ tensors: [GGUFTensorInfo]) -> LlamaFileType {
+    of(weights: tensors.filter(isQuantizable).map { ($0.type, $0.elementCount) })
+  }
+
+  /// The file type of quantizable tensors given as (stored type, weight count): the quantized type with the most
+  /// weights (ties: the lower ggml id); with none quantized, the float type with the most weights; `F32` when
+  /// there is none. `bitplan quantize` writes it as `general.file_type`, and `bitplan export --format llama-cpp`
+  /// names it as llama-quantize's TYPE, so that both files carry the same key.
+  public static func of(weights typed: [(GGMLType, Int)]) -> LlamaFileType {
     var weights: [GGMLType: Int] = [:]
-    for t in tensors where isQuantizable(t) && mostly(t.type) != nil { weights[t.type, default: 0] += t.elementCount }
+    for (type, count) in typed where mostly(type) != nil { weights[type, default: 0] += count }
     func best(_ candidates: [(key: GGMLType, value: Int)]) -> GGMLType? {
       candidates.max { ($0.value, -Int($0.key.rawValue)) < ($1.value, -Int($1.key.rawValue)) }?.key
     }

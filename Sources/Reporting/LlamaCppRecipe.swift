@@ -91,12 +91,12 @@ public struct LlamaCppRecipe: Sendable, Equatable {
       }
     }
     self.rules = rules
-    // The ftype: the quantized planned type with the most weights (ties: the smaller type id), Q8_0 when the plan
-    // quantizes nothing.
-    var weights: [GGMLType: Int] = [:]
-    for tensor in tensors { if let t = plannedType[tensor.fileName] { weights[t, default: 0] += tensor.parameterCount } }
-    let main = weights.filter { Self.fileTypes[$0.key] != nil }.max { ($0.value, $1.key.rawValue) < ($1.value, $0.key.rawValue) }?.key
-    fileType = main.flatMap { Self.fileTypes[$0] } ?? "Q8_0"
+    // The ftype: what `bitplan quantize` writes as general.file_type for the same result (LlamaFileType: the
+    // quantized type holding the most weights of the quantizable tensors), so that both files carry the same key.
+    let counts = Dictionary(tensors.map { ($0.fileName, $0.parameterCount) }, uniquingKeysWith: { a, _ in a })
+    let quantizedFileType = LlamaFileType.of(weights: rules.map { ($0.type, counts[$0.tensor] ?? 0) })
+    // Overrides apply only under a quantized TYPE: a file of floats alone is still written under Q8_0.
+    fileType = quantizedFileType.rawValue <= 1 || quantizedFileType.name == "BF16" ? "Q8_0" : quantizedFileType.name
   }
 
   /// Parses every planned format and keeps only what llama.cpp can store; needs no model, so a plan in another
@@ -116,13 +116,6 @@ public struct LlamaCppRecipe: Sendable, Equatable {
       }
     }
   }
-
-  /// The `llama-quantize` ftype named for each GGML type (tools/quantize/quantize.cpp `QUANT_OPTIONS`; the `_S`
-  /// K-quant mixes have that type as their default, `llama_ftype_get_default_type`).
-  static let fileTypes: [GGMLType: String] = [
-    .q4_0: "Q4_0", .q4_1: "Q4_1", .q5_0: "Q5_0", .q5_1: "Q5_1", .q8_0: "Q8_0", .q2_K: "Q2_K", .q3_K: "Q3_K_S",
-    .q4_K: "Q4_K_S", .q5_K: "Q5_K_S", .q6_K: "Q6_K",
-  ]
 
   /// Whether llama-quantize may change this tensor's type (`tensor_allows_quantization` in src/llama-quant.cpp, the
   /// rules that apply to decoder-only text models): at least 2-D, a name ending in `weight`, not a norm, not an

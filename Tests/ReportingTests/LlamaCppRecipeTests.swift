@@ -128,13 +128,20 @@ import Testing
     #expect(throws: ExportError.self) { try LlamaCppRecipe.pattern(forTensor: "blk.0.wéight") }
   }
 
-  @Test func fileTypeIsAQuantizedFtypeOfTheMostPlannedWeights() throws {
+  /// TYPE is the file type `bitplan quantize` writes for the same result (`LlamaFileType.of`): the quantized type
+  /// holding the most weights among all quantizable tensors, planned or kept.
+  @Test func fileTypeIsAQuantizedFtypeOfTheMostWeights() throws {
     let tensors = ExportFixtures.smolTensors(blocks: 2)
     var formats: [String: String] = [:]
     for b in 0..<2 { formats["model.layers.\(b).mlp.down_proj"] = "q6_k"; formats["model.layers.\(b).mlp.up_proj"] = "q5_0" }
     formats["model.layers.0.mlp.gate_proj"] = "q5_0"
+    // The kept q8_0 embedding (49152·576 weights) outweighs every planned type.
+    #expect(try LlamaCppRecipe(plan: ExportFixtures.plan(formats), tensors: tensors).fileType == "Q8_0")
+    formats["model.embed_tokens"] = "q5_0"
     let recipe = try LlamaCppRecipe(plan: ExportFixtures.plan(formats), tensors: tensors)
-    #expect(recipe.fileType == "Q5_0")  // 3 × 1536·576 weights against 2
+    #expect(recipe.fileType == "Q5_0")
+    formats["model.embed_tokens"] = "q4_k"  // 576 columns: refused, never a file type
+    #expect(throws: ExportError.self) { try LlamaCppRecipe(plan: ExportFixtures.plan(formats), tensors: tensors) }
     let floats = try LlamaCppRecipe(plan: ExportFixtures.plan(["model.layers.0.mlp.down_proj": "f16"]), tensors: tensors)
     #expect(floats.fileType == "Q8_0", "patterns are ignored unless the ftype's default type is quantized")
     let command = recipe.command(recipePath: "my recipe.txt", modelPath: "m.gguf", outputPath: "out.gguf")
