@@ -107,9 +107,10 @@ private func code(of body: () throws -> Void) -> AllocationError.Code? {
     #expect(
       Set(object.keys) == [
         "format_version", "model", "model_sha256", "budget_bytes", "total_bytes", "bits_per_weight", "solver", "score",
-        "predicted_loss_delta", "layers",
+        "predicted_loss_delta", "layers", "target",
       ])
     #expect(object["format_version"] as? Int == 1 && object["total_bytes"] as? Int == 236)
+    #expect(object["target"] as? String == "any", "a problem without a target is planned for any runtime")
     #expect(object["model_sha256"] is NSNull && object["solver"] as? String == "exact")
     #expect(abs((object["bits_per_weight"] as! Double) - 8 * 236 / 512) < 1e-12)
     let layers = object["layers"] as! [String: [String: Any]]
