@@ -35,10 +35,21 @@ public struct LlamaFileType: Sendable, Equatable, CustomStringConvertible {
     }
   }
 
-  /// Whether llama-quantize quantizes this tensor (`tensor_allows_quantization` in src/llama-quant.cpp): at least
-  /// two dimensions, a name ending in `weight`, and not a `_norm.weight`.
+  /// Whether llama-quantize quantizes this tensor (`tensor_allows_quantization` in src/llama-quant.cpp).
   public static func isQuantizable(_ info: GGUFTensorInfo) -> Bool {
-    info.dimensions.count >= 2 && info.name.hasSuffix("weight") && !info.name.contains("_norm.weight")
+    isQuantizable(name: info.name, dimensions: info.dimensions.count)
+  }
+
+  /// Whether llama-quantize may change the type of the tensor `name` with `dimensions` dimensions
+  /// (`tensor_allows_quantization` in src/llama-quant.cpp, the rules that apply to decoder-only text models): at
+  /// least 2-D, a name ending in `weight`, not a norm, not an expert router, not a position embedding.
+  public static func isQuantizable(name: String, dimensions: Int) -> Bool {
+    guard dimensions >= 2, name.hasSuffix("weight") else { return false }
+    let never = [
+      "_norm.weight", "ffn_gate_inp.weight", "ffn_gate_tid2eid.weight", "altup", "laurel", "per_layer_model_proj",
+      "ssm_conv1d", "shortconv.conv.weight", "attn_rel_b.weight", ".position_embd", ".rel_pos", ".patch_embd",
+    ]
+    return !never.contains { name.contains($0) } && name != "position_embd.weight" && name != "token_types.weight"
   }
 
   /// The file type of a set of tensors: among the quantizable ones (`isQuantizable`), the quantized type with the

@@ -117,17 +117,10 @@ public struct LlamaCppRecipe: Sendable, Equatable {
     }
   }
 
-  /// Whether llama-quantize may change this tensor's type (`tensor_allows_quantization` in src/llama-quant.cpp, the
-  /// rules that apply to decoder-only text models): at least 2-D, a name ending in `weight`, not a norm, not an
-  /// expert router, not a position embedding.
+  /// Whether llama-quantize may change this tensor's type: `LlamaFileType.isQuantizable`, the one rule `bitplan
+  /// quantize` also uses.
   public static func allowsQuantization(_ tensor: TensorInfo) -> Bool {
-    let name = tensor.fileName
-    guard tensor.shape.count >= 2, name.hasSuffix("weight") else { return false }
-    let never = [
-      "_norm.weight", "ffn_gate_inp.weight", "ffn_gate_tid2eid.weight", "altup", "laurel", "per_layer_model_proj",
-      "ssm_conv1d", "shortconv.conv.weight", "attn_rel_b.weight", ".position_embd", ".rel_pos", ".patch_embd",
-    ]
-    return !never.contains { name.contains($0) } && name != "position_embd.weight" && name != "token_types.weight"
+    LlamaFileType.isQuantizable(name: tensor.fileName, dimensions: tensor.shape.count)
   }
 
   /// `^` + the name with every regex metacharacter escaped + `$`, unchanged by lower-casing: `A`–`Z`, `=`, spaces
