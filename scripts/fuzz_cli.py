@@ -98,6 +98,11 @@ BAD_FORMATS = ["", "int0", "int9", "int4-g0", "int4-g-1", "int4-g3", "int4-g9223
                "int4-g18446744073709551616", "int4-g128-sym", "int4-asym-g128", "INT4", "q4_K", "q9_0", "f8",
                "nf4", "int1-g64", "int4-g", "int-g64", "ternary", "f16,", ",", ",,", "f16,,int8", "int8,int8",
                "int4-g1", "int4-g2", "int4-g1024", "int4-g65536"]
+GGML_W32 = ["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "f16"]  # llama-cpp on 32-wide rows
+AFFINE_W32 = ["affine2-g32", "affine4-g32", "affine8-g32", "affine3-g32", "f16"]  # mlx on 32-wide rows
+TARGETS = ["any", "llama-cpp", "mlx", "gptqmodel", "llm-compressor"]
+BAD_TARGETS = ["", "llama.cpp", "MLX", "gguf", "any,mlx"]
+EXPORT_FORMATS = ["llama-cpp", "mlx", "gptqmodel", "llm-compressor", "json"]
 FORMATS_W32 = ["f16", "bf16", "int8", "int8-g32", "int6-g32", "int4-g32", "int4-g32-asym", "int3-g32", "int2-g32",
               "int4", "nf4-g32", "ternary-g32", "q8_0", "q4_0"]
 SOLVERS = ["exact", "waterfill", "lagrange", "greedy"]
@@ -504,12 +509,14 @@ PLAN_KINDS = [("self_attn", "q_proj"), ("self_attn", "k_proj"), ("self_attn", "v
 
 
 def write_plan_variant(rng, path, clean):
-    """A PLAN.json for the corpus' tiny models (blocks 0..1): valid formats for 32-wide rows, or one lie."""
+    """A PLAN.json for the corpus' tiny models (blocks 0..1): valid formats for 32-wide rows (one runtime's family
+    or the grammar's), or one lie."""
+    family = pick(rng, [FORMATS_W32, FORMATS_W32, GGML_W32, AFFINE_W32])
     layers = {}
     for b in range(rng.choice([1, 2])):
         for module, kind in rng.sample(PLAN_KINDS, rng.randint(1, len(PLAN_KINDS))):
             layers[f"model.layers.{b}.{module}.{kind}"] = {
-                "format": pick(rng, FORMATS_W32), "bytes": 0, "predicted_loss_delta": 0}
+                "format": pick(rng, family), "bytes": 0, "predicted_loss_delta": 0}
     doc = {"format_version": 1, "model": "tiny", "model_sha256": None, "budget_bytes": 0, "total_bytes": 0,
            "bits_per_weight": 0, "solver": "exact", "score": "output_error", "predicted_loss_delta": 0,
            "layers": layers}
@@ -976,6 +983,8 @@ def gen_measure(case):
         else:
             value = pick(rng, BAD_FORMATS + FORMATS)
         opts.append(["--candidates", value])
+    if rng.random() < 0.25:
+        opts.append(["--target", case.choose(TARGETS, BAD_TARGETS)])
     if rng.random() < 0.2:
         opts.append(["--tol", case.float(lambda: rng.choice([0, 0.1, 0.5, 1e-9]))])
     if rng.random() < 0.1:
@@ -1024,6 +1033,8 @@ def gen_allocate(case):
         opts.append(["--bpw", case.choose(BPW_OK, BPW_BAD)])
     if rng.random() < 0.3:
         opts.append(["--solver", case.choose(SOLVERS, ["", "Exact", "ilp"])])
+    if rng.random() < 0.25:
+        opts.append(["--target", case.choose(TARGETS, BAD_TARGETS)])
     if rng.random() < 0.3:
         is_run = any(n.startswith("run") for n in case.notes)
         opts.append(["--score", case.choose(RUN_SCORES if is_run else ["error", "hessian"],
@@ -1042,6 +1053,36 @@ def gen_allocate(case):
         opts.append(["--frontier", case.output("frontier", pick(rng, [".csv"] * 5 + [".json", ""]))])
     if rng.random() < 0.3:
         opts.append(["--json"])
+    return shuffled(case, argv, opts, known=opts)
+
+
+def gen_export(case):
+    rng = case.rng
+    argv = ["export"]
+    opts = []
+    if case.ok() or rng.random() < 0.8:  # (a fault: left out)
+        argv.append(case.plan())
+    if case.ok() or rng.random() < 0.9:  # (a fault: left out)
+        opts.append(["--format", case.choose(EXPORT_FORMATS, ["", "gguf", "LLAMA-CPP", "mlx,json"])])
+    if rng.random() < 0.6:
+        opts.append(["--model", case.model()])
+    if rng.random() < 0.7:
+        opts.append([pick(rng, ["-o", "--output"]), case.output("export", pick(rng, [".txt", ".json", ".yaml", ""]))])
+    return shuffled(case, argv, opts, known=opts)
+
+
+def gen_quantize(case):
+    rng = case.rng
+    argv = ["quantize"]
+    opts = []
+    if case.ok() or rng.random() < 0.8:  # (a fault: left out)
+        argv.append(case.model())
+    if case.ok() or rng.random() < 0.8:  # (a fault: left out)
+        argv.append(case.plan())
+    if rng.random() < 0.2:
+        opts.append(["--json"])
+    if case.ok() or rng.random() < 0.8:  # (a fault: left out)
+        opts.append([pick(rng, ["-o", "--output"]), case.output("OUT", pick(rng, [".gguf"] * 5 + [".json", ""]))])
     return shuffled(case, argv, opts, known=opts)
 
 
@@ -1155,6 +1196,8 @@ COMMANDS = [  # (name, weight, generator)
     ("measure", 14, gen_measure),
     ("allocate", 30, gen_allocate),
     ("validate", 10, gen_validate),
+    ("export", 8, gen_export),
+    ("quantize", 8, gen_quantize),
     ("bench kernels", 1, gen_bench_kernels),
     ("bench engine", 3, gen_bench_engine),
     ("bench solver", 6, gen_bench_solver),
