@@ -85,24 +85,7 @@ public struct GGUFRewriter: Sendable {
 
   /// The output's header: magic, version 3, counts, metadata, tensor infos, padding to the alignment.
   public func header() throws(ModelIOError) -> [UInt8] {
-    var out: [UInt8] = Array("GGUF".utf8)
-    GGUFWriter.append(UInt32(3), to: &out)
-    GGUFWriter.append(UInt64(types.count), to: &out)
-    GGUFWriter.append(UInt64(metadata.count), to: &out)
-    for (key, value) in metadata {
-      GGUFWriter.appendString(key, to: &out)
-      GGUFWriter.append(value.type.rawValue, to: &out)
-      GGUFWriter.appendValue(value, to: &out)
-    }
-    for info in try outputTensors() {
-      GGUFWriter.appendString(info.name, to: &out)
-      GGUFWriter.append(UInt32(info.dimensions.count), to: &out)
-      for d in info.dimensions { GGUFWriter.append(Int64(d), to: &out) }
-      GGUFWriter.append(info.type.rawValue, to: &out)
-      GGUFWriter.append(UInt64(info.offset), to: &out)
-    }
-    out += [UInt8](repeating: 0, count: GGUFWriter.pad(out.count, source.alignment) - out.count)
-    return out
+    GGUFWriter.header(metadata: metadata, tensors: try outputTensors(), alignment: source.alignment)
   }
 
   /// Writes the output to a temporary file beside `path`, then renames it over `path`.

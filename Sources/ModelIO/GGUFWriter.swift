@@ -96,23 +96,31 @@ public struct GGUFWriter: Sendable {
 
   /// The header: magic, version 3, counts, metadata, tensor infos, padding to `alignment`.
   public func header() -> [UInt8] {
+    Self.header(metadata: entries, tensors: tensors.map(\.info), alignment: alignment)
+  }
+
+  /// A GGUF v3 header: magic, version, counts, the metadata in order, the tensor infos (with their offsets) in order,
+  /// zero padding to `alignment`. `GGUFRewriter` writes its header with it too.
+  static func header(
+    metadata: [(key: String, value: GGUFValue)], tensors: [GGUFTensorInfo], alignment: Int
+  ) -> [UInt8] {
     var out: [UInt8] = Array("GGUF".utf8)
-    Self.append(UInt32(3), to: &out)
-    Self.append(UInt64(tensors.count), to: &out)
-    Self.append(UInt64(entries.count), to: &out)
-    for (key, value) in entries {
-      Self.appendString(key, to: &out)
-      Self.append(value.type.rawValue, to: &out)
-      Self.appendValue(value, to: &out)
+    append(UInt32(3), to: &out)
+    append(UInt64(tensors.count), to: &out)
+    append(UInt64(metadata.count), to: &out)
+    for (key, value) in metadata {
+      appendString(key, to: &out)
+      append(value.type.rawValue, to: &out)
+      appendValue(value, to: &out)
     }
-    for (info, _) in tensors {
-      Self.appendString(info.name, to: &out)
-      Self.append(UInt32(info.dimensions.count), to: &out)
-      for d in info.dimensions { Self.append(Int64(d), to: &out) }
-      Self.append(info.type.rawValue, to: &out)
-      Self.append(UInt64(info.offset), to: &out)
+    for info in tensors {
+      appendString(info.name, to: &out)
+      append(UInt32(info.dimensions.count), to: &out)
+      for d in info.dimensions { append(Int64(d), to: &out) }
+      append(info.type.rawValue, to: &out)
+      append(UInt64(info.offset), to: &out)
     }
-    out += [UInt8](repeating: 0, count: Self.pad(out.count, alignment) - out.count)
+    out += [UInt8](repeating: 0, count: pad(out.count, alignment) - out.count)
     return out
   }
 

@@ -169,8 +169,7 @@ public enum GGUFQuantize {
     }
   }
 
-  /// Whether llama-quantize would quantize this tensor (`tensor_allows_quantization`: at least 2 dimensions, a
-  /// name ending in `weight`, not a `_norm.weight`) and it has a plan name.
+  /// Whether llama-quantize would quantize this tensor (`LlamaFileType.isQuantizable`) and it has a plan name.
   static func isPlannable(_ info: GGUFTensorInfo) -> Bool {
     LlamaFileType.isQuantizable(info) && NameMapping.hfName(forGGUF: info.name) != nil
   }

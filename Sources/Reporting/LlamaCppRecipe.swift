@@ -47,8 +47,9 @@ public struct LlamaCppRecipe: Sendable, Equatable {
   /// The file: one token per line.
   public var text: String { rules.map(\.token).joined(separator: "\n") + "\n" }
 
-  /// The GGML types a plan may name for llama.cpp: what `llama-quantize` writes from BitPlan's grammar.
-  static let storableTypes: [GGMLType] = [.f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K]
+  /// The GGML types a plan may name for llama.cpp: what `llama-quantize` writes from BitPlan's grammar, the types
+  /// `bitplan quantize` writes too (`GGMLRequantize.canEncode`).
+  static func isStorable(_ type: GGMLType) -> Bool { GGMLRequantize.canEncode(type) }
 
   /// The recipe for `plan` on the GGUF model whose tensors are `tensors` (`ModelFile.tensorInfos`: `fileName` is
   /// the GGUF name, `name` the HF name, `shape` PyTorch order, `dtype` the GGML type's name).
@@ -106,8 +107,8 @@ public struct LlamaCppRecipe: Sendable, Equatable {
   public static func checkFormats(_ plan: PlanDocument) throws(ExportError) -> [(layer: String, type: GGMLType)] {
     try PlannedLayer.all(in: plan).map { (layer) throws(ExportError) in
       switch layer.format {
-      case .ggml(let type) where storableTypes.contains(type): return (layer.name, type)
-      case .float(let type) where storableTypes.contains(type): return (layer.name, type)
+      case .ggml(let type) where isStorable(type): return (layer.name, type)
+      case .float(let type) where isStorable(type): return (layer.name, type)
       default:
         throw ExportError(
           .unsupportedFormat,
