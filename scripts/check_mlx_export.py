@@ -44,13 +44,6 @@ EMMA = Path("/work/shared/data/emma.txt")
 if not EMMA.exists():
     EMMA = REPO.parent / "shared/data/emma.txt"
 
-GGUF_TO_HF = {
-    "attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
-    "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
-    "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
-    "ffn_down": "mlp.down_proj",
-}
-
 FAILURES = []
 
 
@@ -64,27 +57,12 @@ def check(ok, what):
 # ----------------------------------------------------------------------------------------------------------- hf
 
 
-def hf_name(name):
-    if name == "token_embd.weight":
-        return "model.embed_tokens.weight"
-    if name == "output_norm.weight":
-        return "model.norm.weight"
-    if name == "output.weight":
-        return "lm_head.weight"
-    blk, n, kind, suffix = name.split(".")
-    assert blk == "blk" and suffix == "weight", name
-    return f"model.layers.{n}.{GGUF_TO_HF[kind]}.weight"
-
-
-def unpermute(w, nh):
-    rows, cols = w.shape
-    return w.reshape(nh, rows // nh // 2, 2, cols).swapaxes(1, 2).reshape(rows, cols)
-
-
 def gguf_f32_weights(path):
     """HF name -> float32 array (the file's weights dequantized), and the GGUF reader."""
     from gguf import GGUFReader
     from gguf.quants import dequantize
+
+    from dump_f32_weights import hf_name, unpermute  # the GGUF → HF names and Q/K row order, written once
 
     r = GGUFReader(str(path))
     f = lambda k: r.fields[k].contents()
