@@ -120,7 +120,7 @@ extension LlamaModel {
   /// (before the first block); its `weightName` is `model.embed_tokens.weight`. For a tied model the same table is
   /// the LM head.
   public var embeddingLayer: LinearLayer {
-    LinearLayer(name: "model.embed_tokens", block: -1, outFeatures: configuration.vocab, inFeatures: configuration.hidden)
+    LinearLayer(name: Self.embeddingSlot, block: -1, outFeatures: configuration.vocab, inFeatures: configuration.hidden)
   }
 
   /// Every weight matrix a plan may quantize, in forward order: the token embedding, the linear layers, and for an

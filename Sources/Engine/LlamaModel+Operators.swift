@@ -41,6 +41,9 @@ extension LlamaModel {
   /// The name of the LM head's slot in `installOperator(_:forLayer:releaseDenseWeight:)`.
   public static var lmHeadSlot: String { "lm_head" }
 
+  /// The plan name of the token embedding (`embeddingLayer`; GGUF `token_embd.weight`).
+  public static var embeddingSlot: String { "model.embed_tokens" }
+
   /// Throws `.forwardOnly` when anything is installed: the caller needs the backward pass.
   func requireBackward(_ what: String) throws(EngineError) {
     guard installedOperatorCount > 0 || embeddingSource != nil else { return }

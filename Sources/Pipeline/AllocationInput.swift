@@ -1,4 +1,5 @@
 import Allocation
+import Engine
 import Foundation
 import Quantization
 import Sensitivity
@@ -145,7 +146,7 @@ public enum AllocationInput {
       let (column, layer) = pair
       // The token embedding's plan layer (DESIGN decision: `model.embed_tokens`) is offered the target's embedding
       // set: gptqmodel and llm-compressor keep it f16.
-      let isEmbedding = layer.name == "model.embed_tokens"
+      let isEmbedding = layer.name == LlamaModel<Float>.embeddingSlot
       var kept = column
       kept.formats = []; kept.bytes = []; kept.loss = []; kept.bitsPerWeight = []
       for j in column.formats.indices {

@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import Quantization
 import Sensitivity
@@ -41,7 +42,7 @@ extension EngineSensitivityModel {
   }
 
   /// Whether `layer` is the token embedding (`model.embed_tokens`), which a target may offer other formats.
-  static func isEmbedding(_ layer: MeasuredRun.Layer) -> Bool { layer.name == "model.embed_tokens" }
+  static func isEmbedding(_ layer: MeasuredRun.Layer) -> Bool { layer.name == LlamaModel<Scalar>.embeddingSlot }
 
   /// One candidate of one layer (see `quantize(layer:candidate:)`).
   func quantizeOne(layer: Int, candidate: Int, weights given: [Float]? = nil) throws -> QuantizedWeights? {
