@@ -6,7 +6,8 @@
 //   TensorCore ← Engine (forward, backward, HVP, operator seam, NLL/KLD scoring)
 //   TensorCore, HDF5 ← Sensitivity (estimators, the run file);  Allocation (solvers; numbers only)
 //   Engine, Quantization ← Validation (packed plans, windows, intervals, baselines)
-//   Allocation, Quantization, GGML, ModelIO ← Reporting (exports for llama.cpp, MLX, GPTQModel, llm-compressor)
+//   Allocation, Quantization, GGML, ModelIO, Sensitivity, Validation ← Reporting (exports for llama.cpp, MLX,
+//     GPTQModel, llm-compressor; the Markdown/HTML report of a run, plan and validation)
 //   all of them ← Pipeline (loading, measure, validate, quantize) ← bitplan (the command line)
 // See ../shared/DESIGN.md and Documentation/Internals.md.
 import PackageDescription
@@ -36,7 +37,9 @@ let package = Package(
     .target(name: "Engine", dependencies: ["TensorCore"], exclude: ["README.md"]),
     .target(name: "Sensitivity", dependencies: ["HDF5", "TensorCore"], exclude: ["README.md"]),
     .target(name: "Validation", dependencies: ["Engine", "Quantization", "TensorCore"], exclude: ["README.md"]),
-    .target(name: "Reporting", dependencies: ["Allocation", "Quantization", "GGML", "ModelIO"], exclude: ["README.md"]),
+    .target(
+      name: "Reporting", dependencies: ["Allocation", "Quantization", "GGML", "ModelIO", "Sensitivity", "Validation"],
+      exclude: ["README.md"]),
     .target(name: "Pipeline", dependencies: ["ModelIO", "GGML", "Engine", "Quantization", "Sensitivity", "Allocation", "Validation", "TensorCore"]),
     // MARK: - Command line
     .executableTarget(
@@ -58,7 +61,10 @@ let package = Package(
     .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Validation", "_TestSupport"]),
     .testTarget(name: "AllocationTests", dependencies: ["Allocation", "_TestSupport"]),
     .testTarget(name: "ValidationTests", dependencies: ["Validation", "Engine", "Quantization", "_TestSupport"]),
-    .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Allocation", "Quantization", "GGML", "ModelIO", "TensorCore", "_TestSupport"]),
+    .testTarget(name: "ReportingTests",
+      dependencies: [
+        "Reporting", "Allocation", "Quantization", "GGML", "ModelIO", "Sensitivity", "Validation", "TensorCore", "_TestSupport",
+      ]),
     .testTarget(name: "CLITests", dependencies: ["bitplan", "_TestSupport"]),
   ]
 )
