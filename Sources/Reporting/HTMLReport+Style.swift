@@ -14,7 +14,7 @@ extension HTMLReport {
     nav a { color: #0b57a4; text-decoration: none; }
     table { border-collapse: collapse; margin: 8px 0; font-size: 0.9em; }
     th, td { padding: 3px 8px; border-bottom: 1px solid var(--rule); text-align: left; vertical-align: top; }
-    th { background: #fafafa; } td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
+    th { background: #fafafa; } td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; } td.n { white-space: nowrap; }
     table.facts th { width: 11em; font-weight: 600; }
     table.sortable th { cursor: pointer; user-select: none; position: sticky; top: 0; }
     table.sortable th[aria-sort="ascending"]::after { content: " ▲"; } table.sortable th[aria-sort="descending"]::after { content: " ▼"; }
@@ -59,7 +59,7 @@ extension HTMLReport {
             Array.prototype.forEach.call(heads, function (h) { h.removeAttribute("aria-sort"); });
             th.setAttribute("aria-sort", down ? "descending" : "ascending");
             var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
-            var numeric = rows.some(function (r) { return r.cells[col] && r.cells[col].hasAttribute("data-v"); });
+            var numeric = rows.some(function (r) { var c = r.cells[col]; return c ? c.hasAttribute("data-v") : false; });
             function key(r) {
               var c = r.cells[col]; if (!c) return numeric ? NaN : "";
               if (numeric) { var v = c.getAttribute("data-v"); return v === null || v === "" ? NaN : parseFloat(v); }

@@ -3,7 +3,8 @@ import Foundation
 /// `report.html`: one self-contained page (inline CSS, inline SVG charts rendered here, a little inline JavaScript
 /// for sorting tables and highlighting a layer across charts). Nothing is fetched: no external scripts, styles,
 /// fonts or images, and no URL at all; the charts need no JavaScript. Print CSS gives black text on white and
-/// scales wide charts to the page.
+/// scales wide charts to the page. The page is also well-formed XML (void elements closed, no `&` or `<` in the
+/// script), so tests and tools can parse it with an XML parser.
 ///
 /// Stable hooks for tests and tools (keep them):
 /// - `#sensitivity` holds the sensitivity chart with exactly one `[data-layer]` element per measured layer;
@@ -13,8 +14,8 @@ import Foundation
 public enum HTMLReport {
   public static func render(_ data: ReportData, directory: String) -> String {
     let commands = data.commands(directory: directory)
-    var h = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-    h += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+    var h = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n"
+    h += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\n"
     h += "<title>\(ReportText.html("BitPlan report: \(data.modelName)"))</title>\n<style>\n\(css)</style>\n</head>\n<body>\n"
     h += "<header><h1>Quantization report: \(ReportText.html(data.modelName))</h1>"
     h += "<p class=\"lead\">BitPlan \(ReportText.html(data.run.provenance.toolVersion)), run <code>\(ReportText.html(data.runPath))</code>. "
@@ -84,7 +85,7 @@ public enum HTMLReport {
       h += validationTable(v)
       var about = "KLD: mean KL(base ‖ model) over \(v.windows) windows of \(v.tokens) tokens; ΔKLD vs plan: the baseline's KLD minus the plan's, paired over the same windows (positive: the plan is better)."
       if let base = v.basePerplexity {
-        about += " Base (\(ReportText.html(v.baseDescription ?? "unquantized"))): perplexity \(ReportText.interval(base.value, base.low, base.high, 2))."
+        about += " Base model, \(ReportText.html(v.baseDescription ?? "unquantized")): perplexity \(ReportText.interval(base.value, base.low, base.high, 2))."
       }
       if v.source == .runFile && v.models.first?.formatCounts == nil {
         about += " From the run file's <code>/validation</code> table, which keeps no per-window scores (no paired ΔKLD, no top-1 interval)."
@@ -94,7 +95,11 @@ public enum HTMLReport {
       h += "<p class=\"missing\">No validation in this report. This command runs the plan and same-size baselines packed, stores the table in the run file and fills this table and the marks on the chart below:</p>\n" + command(commands.validate)
     }
     let caption = "Exact Pareto frontier of the run under the score <code>\(ReportText.html(data.frontierScore))</code>: for every size, the least sum of per-layer predicted Δloss any assignment of the run's candidates reaches (pins and ties not applied). Marks: the plan and each baseline at its size and predicted Δloss, labelled with its measured KLD."
-    h += figure(id: "frontier", caption: caption, svg: SVGChart.frontier(data))
+    let hasMarks = data.plan != nil || !(data.validation?.models.isEmpty ?? true)
+    let charts = hasMarks && !data.frontier.isEmpty
+      ? "<div class=\"pair\">" + SVGChart.frontier(data, width: 580) + SVGChart.frontier(data, zoom: true, width: 580) + "</div>"
+      : SVGChart.frontier(data)
+    h += figure(id: "frontier", caption: caption + (hasMarks && !data.frontier.isEmpty ? " Right: the same near the plan's size." : ""), svg: charts)
     return h
   }
 

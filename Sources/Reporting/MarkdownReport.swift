@@ -109,7 +109,7 @@ public enum MarkdownReport {
     lines.append("")
     var about = "KLD: mean KL(base ‖ model) over \(v.windows) windows of \(v.tokens) tokens; ΔKLD vs plan: the baseline's KLD minus the plan's, paired over the same windows (positive: the plan is better)."
     if let base = v.basePerplexity {
-      about += " Base (\(ReportText.markdown(v.baseDescription ?? "unquantized"))): perplexity \(ReportText.interval(base.value, base.low, base.high, 2))."
+      about += " Base model, \(ReportText.markdown(v.baseDescription ?? "unquantized")): perplexity \(ReportText.interval(base.value, base.low, base.high, 2))."
     }
     if v.source == .runFile && v.models.first?.formatCounts == nil {
       about += " From the run file's `/validation` table, which keeps no per-window scores (no paired ΔKLD, no top-1 interval)."

@@ -7,7 +7,7 @@ extension SVGChart {
   static func auditScatter(_ audit: ReportData.AuditSummary) -> String {
     let drawn = audit.pairs.filter { $0.predicted > 0 && $0.deltaKLD > 0 }
     let left = 78.0, right = 20.0, top = 14.0, size = 340.0
-    let width = left + size + right
+    let width = left + size + right + 200  // room for the legend's ρ
     let both = drawn.map(\.predicted) + drawn.map(\.deltaKLD)
     let x = LogScale(values: both, from: left, to: left + size)
     let y = LogScale(values: both, from: top + size, to: top)

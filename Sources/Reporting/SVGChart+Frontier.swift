@@ -22,8 +22,10 @@ extension SVGChart {
     return kept
   }
 
-  static func frontier(_ data: ReportData) -> String {
-    let points = thinned(data.frontier.filter { $0.loss > 0 })
+  /// The whole frontier, or with `zoom` the stretch within ±10% of the marked sizes, where the plan and baselines
+  /// of (nearly) one size are told apart by their predicted loss.
+  static func frontier(_ data: ReportData, zoom: Bool = false, width: Double = 900) -> String {
+    var all = data.frontier.filter { $0.loss > 0 }
     let models = data.validation?.models ?? []
     var marks: [(label: String, bytes: Int, loss: Double?)] = []
     if let plan = data.plan, !models.contains(where: { $0.name == "plan" }) {
@@ -34,14 +36,19 @@ extension SVGChart {
       let loss = m.name == "plan" ? (data.plan?.predictedLossDelta ?? m.predictedLoss) : m.predictedLoss
       marks.append(("\(m.label): \(kld)\(loss == nil ? " (predicted loss not rebuilt)" : "")", m.bytes, loss))
     }
+    if zoom, let low = marks.map(\.bytes).min(), let high = marks.map(\.bytes).max() {
+      let window = Int(Double(low) * 0.9)...Int(Double(high) * 1.1)
+      all = all.filter { window.contains($0.bytes) }
+    }
+    let points = thinned(all)
     let mib = 1_048_576.0
     let allBytes = points.map { Double($0.bytes) / mib } + marks.map { Double($0.bytes) / mib }
-    let left = 78.0, right = 20.0, plotTop = 20.0, plotHeight = 300.0, width = 900.0
+    let left = 78.0, right = 20.0, plotTop = 20.0, plotHeight = 300.0
     let x = LinearScale(low: allBytes.min() ?? 0, high: allBytes.max() ?? 1, from: left, to: width - right)
     let y = LogScale(values: points.map(\.loss) + marks.compactMap(\.loss), from: plotTop + plotHeight, to: plotTop)
     let items: [(marker: (Double, Double) -> String, label: String)] =
       [({ x, y in "<line x1=\"\(n(x - 2))\" x2=\"\(n(x + 10))\" y1=\"\(n(y))\" y2=\"\(n(y))\" stroke=\"#555\" stroke-width=\"2\"/>" },
-        "exact frontier (\(ReportText.grouped(data.frontier.count)) plans), score \(data.frontierScore)")]
+        zoom ? "exact frontier near the plan (±10% in size)" : "exact frontier (\(ReportText.grouped(data.frontier.count)) plans), score \(data.frontierScore)")]
       + marks.enumerated().map { i, m in
         ({ x, y in
           m.loss == nil
@@ -52,7 +59,7 @@ extension SVGChart {
     let (legendSVG, legendHeight) = legend(x: left, y: 0, width: width - left - right, items: items)
     let legendTop = plotTop + plotHeight + 50
     let height = legendTop + legendHeight + 6
-    var out = open(width: width, height: height, label: "Pareto frontier: bytes against predicted loss")
+    var out = open(width: width, height: height, label: zoom ? "Pareto frontier near the plan" : "Pareto frontier: bytes against predicted loss")
     out += logAxisY(y, x: left, gridTo: width - right, title: "predicted Δloss (nats/token)")
     out += linearAxisX(x, y: plotTop + plotHeight, gridTo: plotTop, title: "size of the planned layers (MiB)") { ReportText.sig($0, 4) }
     if !points.isEmpty {

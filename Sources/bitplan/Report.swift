@@ -25,14 +25,14 @@ struct ReportCommand: ParsableCommand {
       file or one of the inputs. report.html fetches nothing: inline CSS, SVG charts and a little script.
       """)
 
-  @Argument(help: "RUN.h5 from bitplan measure.") var run: String
+  @Argument(help: ArgumentHelp("The run file from bitplan measure.", valueName: "RUN.h5")) var runFile: String
   @Option(help: "PLAN.json (default: the plan recorded in RUN.h5 by allocate --record).") var plan: String?
   @Option(help: "VALIDATION.json (default: the validation recorded in RUN.h5 by validate --run).") var validation: String?
   @Option(name: [.customShort("o"), .customLong("output")], help: "Folder for report.md and report.html.") var output: String
   @Flag(help: "Machine-readable summary on stdout.") var json = false
 
   func run() throws {
-    let written = try Report.write(run: run, plan: plan, validation: validation, directory: output)
+    let written = try Report.write(run: runFile, plan: plan, validation: validation, directory: output)
     if json {
       try printJSON(["written": written])
     } else {
