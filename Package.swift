@@ -59,6 +59,9 @@ let package = Package(
     .testTarget(name: "AllocationTests", dependencies: ["Allocation", "_TestSupport"]),
     .testTarget(name: "ValidationTests", dependencies: ["Validation", "Engine", "Quantization", "_TestSupport"]),
     .testTarget(name: "ReportingTests", dependencies: ["Reporting", "Allocation", "Quantization", "GGML", "ModelIO", "TensorCore", "_TestSupport"]),
-    .testTarget(name: "CLITests", dependencies: ["bitplan", "_TestSupport"]),
+    .testTarget(
+      name: "CLITests",
+      dependencies: ["bitplan", "_TestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+      exclude: ["HelpSnapshots"]),
   ]
 )
