@@ -15,7 +15,9 @@ GEMMA := $(CACHE)/gemma-3-270m-q4_k_m.gguf
 GEMMA_SHA256 := a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
 CALIB := ../shared/data/prideprejudice.txt
 EVAL := ../shared/data/emma.txt
-DEB_PACKAGES := libhdf5-dev libopenblas-dev hdf5-tools pkg-config
+# chromium: the headless browser that checks report.html (Tests/_TestSupport/HeadlessChromium.swift); its fonts come
+# only as a Recommends, so one small font package is named too (no tofu boxes in the screenshots).
+DEB_PACKAGES := libhdf5-dev libopenblas-dev hdf5-tools pkg-config chromium fonts-dejavu-core
 
 export BITPLAN_MODEL := $(MODEL)
 export BITPLAN_GEMMA := $(GEMMA)

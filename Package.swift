@@ -65,6 +65,9 @@ let package = Package(
       dependencies: [
         "Reporting", "Allocation", "Quantization", "GGML", "ModelIO", "Sensitivity", "Validation", "TensorCore", "_TestSupport",
       ]),
-    .testTarget(name: "CLITests", dependencies: ["bitplan", "_TestSupport"]),
+    .testTarget(
+      name: "CLITests",
+      dependencies: ["bitplan", "_TestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+      exclude: ["HelpSnapshots"]),
   ]
 )

@@ -22,20 +22,22 @@ struct Allocate: ParsableCommand {
       """)
 
   @Argument(help: "RUN.h5 from bitplan measure, or PROBLEM.json (Documentation/ProblemFormat.md).") var input: String
-  @Option(parsing: .unconditional, help: "Byte budget: 123456, 80MiB, 80MB, 1.5GiB.") var budget: String?
+  @Option(parsing: .unconditional, help: ArgumentHelp("Byte budget: 123456, 80MiB, 80MB, 1.5GiB.", valueName: "bytes")) var budget: String?
   @Option(parsing: .unconditional, help: "Budget in bits per weight over the quantizable weights.") var bpw: String?
   @Option(help: "Which solver chooses the formats; every plan is compared with exact.") var solver: SolverKind = .exact
   @Option(help: "Which score to minimise: for RUN.h5 a proxy (fisher_diag by default, hawq_trace, taylor_diag, output_error, weight_error); for PROBLEM.json error (default) or a name under a candidate's scores.")
   var score: String?
-  @Option(name: .customLong("pin"), help: "REGEX=FORMAT; repeatable.") var pins: [String] = []
-  @Option(name: .customLong("tie"), help: "REGEX; repeatable.") var ties: [String] = []
-  @Option(help: "Runtime to plan for (llama-cpp, mlx, gptqmodel, llm-compressor, any): keep only the run's candidates it stores for each layer's shape, with its byte counts. Default: the run's own candidates and bytes.")
+  @Option(name: .customLong("pin"), help: ArgumentHelp("Fix the format of the matching layers (see above); repeatable.", valueName: "REGEX=FORMAT")) var pins: [String] = []
+  @Option(name: .customLong("tie"), help: ArgumentHelp("Give the matching layers of a block one format (see above); repeatable.", valueName: "REGEX")) var ties: [String] = []
+  @Option(help: "Runtime to plan for: keep only the run's candidates it stores for each layer's shape, with its byte counts (default: the run's own candidates and bytes).")
   var target: Target?
-  @Option(name: .shortAndLong, help: "Where to write PLAN.json.") var output: String
+  @OptionGroup var outputFile: OutputFile<PlanOutput>
+  var output: String { outputFile.output }
   @Option(help: "Also write the whole Pareto frontier as CSV.") var frontier: String?
   @Flag(help: "Allocate by a score built on Hessian traces (hawq_trace, taylor_diag; the waterfill solver) even when many traces are too noisy to rank layers.")
   var allowNoisyScores = false
-  @Flag(help: "Machine-readable summary on stdout.") var json = false
+  @OptionGroup var jsonFlag: JSONFlag
+  var json: Bool { jsonFlag.json }
 
   func validate() throws {
     guard (budget == nil) != (bpw == nil) else { throw ValidationError("give exactly one of --budget and --bpw") }

@@ -12,17 +12,21 @@ struct BenchEngine: ParsableCommand {
     commandName: "engine",
     abstract: "Time forward, forward+backward and one Hessian-vector product on a real model.")
 
-  @Option(help: "Model: a .gguf file or a Hugging Face folder.")
-  var model: String = ProcessInfo.processInfo.environment["BITPLAN_MODEL"] ?? ""
-  @Option(help: "Token ids, one per line ('#' comments); default: ../shared/data/pp-window-ids.txt when it exists, else seeded random ids (said in the output).")
+  // Not ModelArgument: an option with an environment default here. The default is applied after parsing, so that
+  // the help screen does not depend on the environment.
+  @Option(name: .customLong("model"), help: "A .gguf file, or a Hugging Face folder (default: $BITPLAN_MODEL).")
+  var modelPath: String?
+  var model: String { modelPath ?? ProcessInfo.processInfo.environment["BITPLAN_MODEL"] ?? "" }
+  @Option(help: ArgumentHelp("Token ids, one per line ('#' comments); default: ../shared/data/pp-window-ids.txt when it exists, else seeded random ids (said in the output).", valueName: "file"))
   var ids: String?
   @Option(parsing: .unconditionalSingleValue, help: "Window lengths to time (at most the model's context length).")
   var tokens: [Int] = [512, 128]
-  @Option(parsing: .unconditional, help: "Worker threads (GEMMs are split over them; OpenBLAS runs one thread per part).")
-  var threads = 2
+  @OptionGroup var threadsOption: ThreadsOption
+  var threads: Int { threadsOption.threads }
   @Option(parsing: .unconditional, help: "Repetitions per step (best time is reported).") var repeats = 2
   @Flag(help: "Time only the forward and forward + backward steps (no HVPs).") var noHvp = false
-  @Flag(help: "Machine-readable output on stdout.") var json = false
+  @OptionGroup var jsonFlag: JSONFlag
+  var json: Bool { jsonFlag.json }
 
   /// The ids file used when `--ids` is not given.
   static let defaultIDs = "../shared/data/pp-window-ids.txt"

@@ -14,11 +14,11 @@ struct BenchKernels: ParsableCommand {
   @Option(help: "Comma-separated formats (default: the ggml types, int8/int4/int3 and nf4, ternary, f16, bf16).")
   var formats: String?
 
-  @Option(help: "Comma-separated sizes among L1, L2, L3, DRAM.")
+  @Option(help: "Comma-separated working-set sizes: L1, L2, L3 (each fits that cache), DRAM (fits none).")
   var sizes: String = "L1,L2,L3,DRAM"
 
-  @Flag(help: "Print JSON rows instead of a table.")
-  var json = false
+  @OptionGroup var jsonFlag: JSONFlag
+  var json: Bool { jsonFlag.json }
 
   @Option(help: "Comma-separated formats of the T-token GEMM rows (gemm-q8act beside the per-token GEMV loop, the float path and fp32 BLAS sgemm at [576→1536], [1536→576], [576→49152]; about 8 s per format). Default: none, or q4_0,q4_1,q8_0 with --gemm-only.")
   var gemmFormats: String?

@@ -17,11 +17,14 @@ struct BenchPacked: ParsableCommand {
 
   @Argument(help: "GGUF files (e.g. pure q4_0, q4_1 and q8_0 requantizations of one model).") var models: [String]
   @Option(parsing: .unconditional, help: "Tokens per window (prompt length).") var tokens = 512
-  @Option(parsing: .unconditional, help: "Worker threads.") var threads = 2
+  @OptionGroup var threadsOption: ThreadsOption
+  var threads: Int { threadsOption.threads }
   @Option(parsing: .unconditional, help: "Timed forward passes per model (best is reported).") var repeats = 3
-  @Option(help: "int8 or f32 activations.") var activations = "int8"
+  @OptionGroup var activationsOption: ActivationsOption
+  var activations: String { activationsOption.activations }
   @Flag(help: "Skip the fp32 reference row.") var noF32 = false
-  @Flag(help: "Machine-readable output on stdout.") var json = false
+  @OptionGroup var jsonFlag: JSONFlag
+  var json: Bool { jsonFlag.json }
 
   func validate() throws {
     guard !models.isEmpty else { throw ValidationError("name at least one GGUF file") }

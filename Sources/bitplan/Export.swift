@@ -25,9 +25,12 @@ struct Export: ParsableCommand {
       not name the plan or the model.
       """)
 
-  @Argument(help: "PLAN.json from bitplan allocate.") var plan: String
-  @Option(help: "llama-cpp, mlx, gptqmodel, llm-compressor or json.") var format: ExportFormat
-  @Option(name: .shortAndLong, help: "Where to write the export (default: stdout).") var output: String?
+  @OptionGroup var planArgument: PlanArgument
+  var plan: String { planArgument.plan }
+  @Option(help: "What to write (each is described above).") var format: ExportFormat
+  // Not OutputFile: -o is optional here (the export goes to stdout without it).
+  @Option(name: .shortAndLong, help: ArgumentHelp("Where to write the export (default: stdout).", valueName: "file")) var output: String?
+  // Not ModelArgument: an optional option here, only to check the plan against (and to read for llama-cpp).
   @Option(help: "The model the plan was made for (default for llama-cpp: the plan's \"model\").") var model: String?
 
   func run() throws {

@@ -8,11 +8,11 @@ struct Inspect: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "List a model's tensors: HF name, shape, stored type and bytes, with totals.")
 
-  @Argument(help: "A .gguf file, or a Hugging Face folder (config.json + *.safetensors).")
-  var model: String
+  @OptionGroup var modelArgument: ModelArgument
+  var model: String { modelArgument.model }
 
-  @Flag(help: "Machine-readable output on stdout.")
-  var json = false
+  @OptionGroup var jsonFlag: JSONFlag
+  var json: Bool { jsonFlag.json }
 
   func run() throws {
     try FileChecks.check(inputs: [InputPath(option: "MODEL", path: model, allowsFolder: true)], outputs: [])

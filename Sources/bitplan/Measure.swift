@@ -15,29 +15,34 @@ struct Measure: ParsableCommand {
       (RUN.h5.partial); the final file appears only when every stage is done. Layout: Documentation/RunFormat.md.
       """)
 
-  @Argument(help: "A .gguf file, or a Hugging Face folder.") var model: String
-  @Option(help: "UTF-8 calibration text.") var calib: String
+  @OptionGroup var modelArgument: ModelArgument
+  var model: String { modelArgument.model }
+  @OptionGroup var calibrationText: CalibrationText
+  var calib: String { calibrationText.calib }
   @Option(parsing: .unconditional, help: "Calibration tokens, BOS included.") var tokens = 512
   @Option(parsing: .unconditional, help: "Leading calibration tokens for Hessian-vector products (and the Fisher window length).")
   var hvpTokens = 128
   @Option(parsing: .unconditional, help: "Maximum Hutchinson probes.") var probes = 64
-  @Option(parsing: .unconditional, help: "Seed of every random stream.") var seed: UInt64 = 0
+  @OptionGroup var seedOption: SeedOption
+  var seed: UInt64 { seedOption.seed }
   @Option(help: "Comma-separated candidate formats (default: f16,int8,int6-g64,int4-g64,int4-g32,int3-g64,int2-g64).")
   var candidates: String?
-  @Option(help: "Runtime to measure for (llama-cpp, mlx, gptqmodel, llm-compressor, any): per layer, only the formats it stores for that shape, at its byte counts (default any: the format grammar).")
+  @Option(help: "Runtime to measure for: per layer, only the formats it stores for that shape, at its byte counts (any: every candidate, at the format grammar's byte counts).")
   var target: Target = .any
-  @Option(parsing: .unconditional, help: "Stop the probes once every layer's relative standard error is below this (0: all probes).")
+  @Option(parsing: .unconditional, help: "Stop the probes once every layer's relative standard error is below this fraction (e.g. 0.05; 0: all probes).")
   var tol = 0.0
   @Flag(help: "Also measure each layer's top Hessian eigenvalue by power iteration (slow: layers × iterations HVPs).")
   var eigen = false
   @Option(parsing: .unconditional, help: "Power-iteration steps per layer with --eigen.") var eigenIterations = MeasureSettings.defaultEigenIterations
   @Flag(inversion: .prefixedNo, help: "Keep the Hutchinson diagonal (the taylor_diag proxy).")
   var hessianDiagonal = true
-  @Option(parsing: .unconditional, help: "Audit N random single-layer quantizations: true ΔNLL and ΔKLD on held-out text.") var audit = 0
-  @Option(help: "Held-out text for --audit (default: the calibration text after the calibration tokens).")
+  @Option(parsing: .unconditional, help: ArgumentHelp("Audit N random single-layer quantizations: true ΔNLL and ΔKLD on held-out text.", valueName: "N")) var audit = 0
+  @Option(help: ArgumentHelp("Held-out text for --audit (default: the calibration text after the calibration tokens).", valueName: "file"))
   var auditText: String?
-  @Option(name: [.customShort("o"), .customLong("output")], help: "The run file to write.") var output: String
-  @Flag(help: "Machine-readable summary on stdout.") var json = false
+  @OptionGroup var outputFile: OutputFile<RunFileOutput>
+  var output: String { outputFile.output }
+  @OptionGroup var jsonFlag: JSONFlag
+  var json: Bool { jsonFlag.json }
   @Option(help: ArgumentHelp("Least seconds between checkpoints that rewrite the large gradient/diagonal side files.", visibility: .hidden))
   var checkpointInterval = 30.0
 

@@ -9,13 +9,16 @@ struct Ppl: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Perplexity of the model (or of a plan run packed) on [BOS] + the first N−1 tokens of a text (one forward pass).")
 
-  @Argument(help: "A .gguf file, or a Hugging Face folder.") var model: String
-  @Option(help: "UTF-8 text file.") var text: String
+  @OptionGroup var modelArgument: ModelArgument
+  var model: String { modelArgument.model }
+  @Option(help: ArgumentHelp("UTF-8 text to score.", valueName: "file")) var text: String
   @Option(parsing: .unconditional, help: "Window length in tokens, BOS included (at most the model's context length).")
   var tokens = 512
-  @Option(help: "Run this plan's layers packed (quantized from the model file, as validate does).") var plan: String?
-  @Option(help: "With --plan: int8 (per-token int8 activations) or f32.") var activations = "int8"
-  @Flag(help: "Machine-readable output on stdout.") var json = false
+  @Option(help: ArgumentHelp("Run this plan's layers packed (quantized from the model file, as validate does).", valueName: "PLAN.json")) var plan: String?
+  @OptionGroup var activationsOption: ActivationsOption
+  var activations: String { activationsOption.activations }
+  @OptionGroup var jsonFlag: JSONFlag
+  var json: Bool { jsonFlag.json }
 
   func validate() throws {
     guard tokens >= 2 else { throw ValidationError("--tokens must be at least 2, got \(tokens)") }

@@ -17,10 +17,14 @@ struct Quantize: ParsableCommand {
       general.quantization_version and general.file_type set as llama-quantize sets them.
       """)
 
+  // Not ModelArgument: quantize reads only GGUF (a Hugging Face folder is refused, as the discussion says).
   @Argument(help: "The model: a .gguf file.") var model: String
-  @Argument(help: "The plan (bitplan allocate -o PLAN.json).") var plan: String
-  @Option(name: [.customShort("o"), .customLong("output")], help: "The GGUF to write.") var output: String
-  @Flag(help: "Print the summary as JSON on stdout.") var json = false
+  @OptionGroup var planArgument: PlanArgument
+  var plan: String { planArgument.plan }
+  @OptionGroup var outputFile: OutputFile<GGUFOutput>
+  var output: String { outputFile.output }
+  @OptionGroup var jsonFlag: JSONFlag
+  var json: Bool { jsonFlag.json }
 
   func run() throws {
     let progress = ProgressLine(stages: ["quantize"])

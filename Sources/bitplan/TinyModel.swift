@@ -11,6 +11,7 @@ struct TinyModel: ParsableCommand {
     shouldDisplay: false)
 
   @Argument(help: "Output folder (created if absent).") var directory: String
+  // Not SeedOption: its default is 1 (the tiny models tests and scripts already use).
   @Option(help: "Seed of the weights.") var seed: UInt64 = 1
   @Option(parsing: .unconditional, help: "Transformer blocks (1...16).") var layers = 2
   @Option(parsing: .unconditional, help: "Hidden size (1...1024, a multiple of --heads).") var hidden = 64

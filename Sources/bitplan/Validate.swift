@@ -20,22 +20,29 @@ struct Validate: ParsableCommand {
       run packed. The base model's scores are cached under ~/.cache/bitplan/validation (--no-cache to skip).
       """)
 
-  @Argument(help: "A .gguf file, or a Hugging Face folder.") var model: String
-  @Argument(help: "The plan (bitplan allocate -o PLAN.json).") var plan: String
-  @Option(help: "UTF-8 evaluation text (not the calibration text).") var eval: String
+  @OptionGroup var modelArgument: ModelArgument
+  var model: String { modelArgument.model }
+  @OptionGroup var planArgument: PlanArgument
+  var plan: String { planArgument.plan }
+  @OptionGroup var evaluationText: EvaluationText
+  var eval: String { evaluationText.eval }
   @Option(parsing: .unconditional, help: "Tokens per window, BOS included.") var tokens = 512
-  @Option(parsing: .unconditional, help: "Windows (bitplan: spread over the text; llama-perplexity: the first K chunks).")
+  @Option(parsing: .unconditional, help: "Evaluation windows (bitplan: spread over the text; llama-perplexity: the first K chunks).")
   var windows = 8
   @Option(name: .customLong("protocol"), help: "bitplan or llama-perplexity.") var scoringProtocol = "bitplan"
-  @Option(help: "int8 (per-token int8 activations, as llama.cpp) or f32.") var activations = "int8"
-  @Option(help: "Quantizer of every layer (rtn; gptq and awq come with issue 15).") var quantizer = "rtn"
+  @OptionGroup var activationsOption: ActivationsOption
+  var activations: String { activationsOption.activations }
+  @Option(help: "Quantizer of every layer (only rtn for now: round to nearest with the recorded calibration).") var quantizer = "rtn"
   @Option(help: "Comma-separated baselines: uniform,q4km,edges, or none.") var baselines = "uniform,q4km,edges"
-  @Option(name: .customLong("run"), help: "The run file the plan came from: its recorded calibrations and scores; the table is stored in it as /validation.")
+  @Option(name: .customLong("run"), help: ArgumentHelp("The run file the plan came from: its recorded calibrations and scores; the table is stored in it as /validation.", valueName: "RUN.h5"))
   var runFile: String?
   @Option(parsing: .unconditional, help: "Bootstrap resamples of the windows.") var bootstrap = 2000
-  @Option(parsing: .unconditional, help: "Seed of the bootstrap.") var seed: UInt64 = 0
+  @OptionGroup var seedOption: SeedOption
+  var seed: UInt64 { seedOption.seed }
   @Flag(help: "Neither read nor write the cache of base scores.") var noCache = false
-  @Option(name: [.customShort("o"), .customLong("output")], help: "VALIDATION.json to write.") var output: String
+  @OptionGroup var outputFile: OutputFile<ValidationOutput>
+  var output: String { outputFile.output }
+  // Not JSONFlag: this prints the whole VALIDATION.json document (the file -o writes), which the help says.
   @Flag(help: "Print VALIDATION.json on stdout instead of the table.") var json = false
 
   func validate() throws {
