@@ -26,10 +26,12 @@ struct ReportCommand: ParsableCommand {
       """)
 
   @Argument(help: ArgumentHelp("The run file from bitplan measure.", valueName: "RUN.h5")) var runFile: String
-  @Option(help: "PLAN.json (default: the plan recorded in RUN.h5 by allocate --record).") var plan: String?
-  @Option(help: "VALIDATION.json (default: the validation recorded in RUN.h5 by validate --run).") var validation: String?
-  @Option(name: [.customShort("o"), .customLong("output")], help: "Folder for report.md and report.html.") var output: String
-  @Flag(help: "Machine-readable summary on stdout.") var json = false
+  @Option(help: ArgumentHelp("The plan (default: the one recorded in RUN.h5 by allocate --record).", valueName: "PLAN.json")) var plan: String?
+  @Option(help: ArgumentHelp("The validation (default: the one recorded in RUN.h5 by validate --run).", valueName: "VALIDATION.json")) var validation: String?
+  @OptionGroup var outputFolder: OutputFile<ReportFolderOutput>
+  @OptionGroup var jsonFlag: JSONFlag
+  var output: String { outputFolder.output }
+  var json: Bool { jsonFlag.json }
 
   func run() throws {
     let written = try Report.write(run: runFile, plan: plan, validation: validation, directory: output)

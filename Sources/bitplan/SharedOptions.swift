@@ -83,3 +83,8 @@ enum GGUFOutput: OutputKind {
   static let help = "The GGUF to write."
   static let valueName = "MODEL.gguf"
 }
+
+enum ReportFolderOutput: OutputKind {
+  static let help = "Folder for report.md and report.html (created if absent)."
+  static let valueName = "DIR"
+}
