@@ -12,7 +12,7 @@ struct BitPlanCommand: ParsableCommand {
       """ + " " + ExitStatus.table,
     version: "0.1.0",
     subcommands: [
-      Inspect.self, Ppl.self, Measure.self, Allocate.self, Validate.self, Quantize.self, Export.self, Bench.self,
+      Inspect.self, Ppl.self, Measure.self, Allocate.self, Validate.self, Run.self, Quantize.self, Export.self, Bench.self,
       TinyModel.self,
     ])
 

@@ -30,7 +30,7 @@ struct Validate: ParsableCommand {
   @Option(help: "int8 (per-token int8 activations, as llama.cpp) or f32.") var activations = "int8"
   @Option(help: "Quantizer of every layer (rtn; gptq and awq come with issue 15).") var quantizer = "rtn"
   @Option(help: "Comma-separated baselines: uniform,q4km,edges, or none.") var baselines = "uniform,q4km,edges"
-  @Option(name: .customLong("run"), help: "The run file the plan came from: its recorded calibrations and scores; the table is stored in it as /validation.")
+  @Option(name: .customLong("run"), help: "The run file the plan came from: its recorded calibrations and scores; the table and VALIDATION.json are stored in it as /validation.")
   var runFile: String?
   @Option(parsing: .unconditional, help: "Bootstrap resamples of the windows.") var bootstrap = 2000
   @Option(parsing: .unconditional, help: "Seed of the bootstrap.") var seed: UInt64 = 0
@@ -94,7 +94,7 @@ struct Validate: ParsableCommand {
     progress.finish()
     let data = try report.jsonData()
     try FileChecks.write(data, to: output, option: "-o")
-    if let runFile { try RunStore.attachValidation(PlanValidation.runTable(report), to: runFile) }
+    if let runFile { try PlanValidation.store(report, document: data, planPath: plan, in: runFile) }
     if json {
       FileHandle.standardOutput.write(data)
     } else {
