@@ -270,7 +270,7 @@ struct Run: ParsableCommand {
   /// Deletes what an earlier run wrote in `directory` (the files its state names, the run file and its partial
   /// files, the state): files only, never a folder's contents wholesale.
   private func clear(_ directory: String) throws {
-    var names = ["run.h5", "run.h5.tmp", RunPipeline.State.fileName]
+    var names = ["run.h5", "run.h5.tmp", RunPipeline.State.fileName, Self.summaryFile]
     if let old = try? RunPipeline.State.load(directory: directory) { names += old.stages.flatMap(\.outputs) }
     names += ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasPrefix("run.h5.partial") }
     for name in Set(names) { unlink(directory + "/" + name) }
@@ -352,11 +352,17 @@ struct Run: ParsableCommand {
           + baselineNames.map { n in s.baselines.first { $0.name == n }.map(kld) ?? "—" })
     }
     let widths = rows[0].indices.map { c in rows.map { $0[c].count }.max() ?? 0 }
-    for row in rows { print(zip(row, widths).map { pad($0, $1) }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)) }
-    for s in summaries { print("\(s.target): \(s.files.joined(separator: ", "))") }
+    var lines = rows.map { zip($0, widths).map { pad($0, $1) }.joined(separator: "  ").trimmingCharacters(in: .whitespaces) }
+    for s in summaries { lines.append("\(s.target): \(s.files.joined(separator: ", "))") }
     let times = state.stages.map { "\($0.name) \(String(format: "%.1f", $0.seconds)) s" }.joined(separator: ", ")
-    print("\(directory): run.h5, \(RunPipeline.State.fileName); stages: \(times)")
+    lines.append("\(directory): run.h5, \(RunPipeline.State.fileName), \(Self.summaryFile); stages: \(times)")
+    let text = lines.joined(separator: "\n") + "\n"
+    try FileChecks.write(Data(text.utf8), to: directory + "/" + Self.summaryFile, option: "-o")
+    print(text, terminator: "")
   }
+
+  /// The closing summary table, also kept in the run directory.
+  static let summaryFile = "summary.txt"
 }
 
 /// The progress of `bitplan run`: one line `[k/n] stage  percent  ETA` on a terminal (`ProgressLine`), plain lines
