@@ -56,6 +56,14 @@ public struct RunDocuments: Sendable, Equatable {
   /// `/validation` attribute `plan_sha256`: the plan that validation ran.
   public var validationPlanSHA256: String?
 
+  /// No documents.
+  public init(plan: Data? = nil, planSHA256: String? = nil, validation: Data? = nil, validationPlanSHA256: String? = nil) {
+    self.plan = plan
+    self.planSHA256 = planSHA256
+    self.validation = validation
+    self.validationPlanSHA256 = validationPlanSHA256
+  }
+
   /// Whether the stored validation ran the stored plan.
   public var validationMatchesPlan: Bool {
     planSHA256 != nil && validationPlanSHA256 == planSHA256
