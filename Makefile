@@ -28,18 +28,17 @@ REPORTS := reports
 AUDIT ?= 16
 BPW ?= 4.5
 
-# The whole pipeline as far as it exists: inspect, perplexity, measurement run, allocation, validation of the plan
-# against same-size baselines on the evaluation text; outputs in reports/.
+# The whole pipeline in one resumable command (bitplan run: measure → allocate → validate → report → export) for
+# llama.cpp and GPTQModel from one measurement, into reports/smollm2-135m/ (llama-cpp/ and gptqmodel/ hold each
+# target's plan, validation, report and export); plus the model's summary and perplexity on both texts. Running it
+# again skips the finished stages.
+DEMO := $(REPORTS)/smollm2-135m
 demo: deps model release
-	mkdir -p $(REPORTS)
-	$(BIN) inspect $(MODEL) > $(REPORTS)/smollm2-inspect.txt && head -n 4 $(REPORTS)/smollm2-inspect.txt
-	$(BIN) ppl $(MODEL) --text $(CALIB) --tokens 512 | tee $(REPORTS)/smollm2-ppl.txt
-	$(BIN) ppl $(MODEL) --text $(EVAL) --tokens 512 | tee -a $(REPORTS)/smollm2-ppl.txt
-	$(BIN) measure $(MODEL) --calib $(CALIB) --audit $(AUDIT) --audit-text $(EVAL) -o $(REPORTS)/smollm2-run.h5
-	$(BIN) allocate $(REPORTS)/smollm2-run.h5 --bpw $(BPW) -o $(REPORTS)/smollm2-plan.json \
-	  --frontier $(REPORTS)/smollm2-frontier.csv | tee $(REPORTS)/smollm2-allocate.txt
-	$(BIN) validate $(MODEL) $(REPORTS)/smollm2-plan.json --eval $(EVAL) --run $(REPORTS)/smollm2-run.h5 \
-	  -o $(REPORTS)/smollm2-validation.json | tee $(REPORTS)/smollm2-validate.txt
+	$(BIN) run $(MODEL) --calib $(CALIB) --eval $(EVAL) --bpw $(BPW) --target llama-cpp,gptqmodel --audit $(AUDIT) \
+	  -o $(DEMO)
+	$(BIN) inspect $(MODEL) > $(DEMO)/inspect.txt && head -n 4 $(DEMO)/inspect.txt
+	$(BIN) ppl $(MODEL) --text $(CALIB) --tokens 512 | tee $(DEMO)/ppl.txt
+	$(BIN) ppl $(MODEL) --text $(EVAL) --tokens 512 | tee -a $(DEMO)/ppl.txt
 
 test: deps model gemma
 	$(SWIFT) test $(RELEASE)

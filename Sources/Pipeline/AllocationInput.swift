@@ -136,17 +136,20 @@ public enum AllocationInput {
   }
 
   /// `columns` (one per layer of `run`, in order) less the candidates `target` cannot store for the layer's shape,
-  /// with bytes and bits per weight from `target.storedBytes`.
+  /// with bytes and bits per weight from `target.storedBytes`, and less the token embedding when `target` does not
+  /// quantize it (`Target.storesTokenEmbedding`).
   /// - Throws: `AllocationError.noCandidates` naming the first layer left with none, the run's target and what
   ///   `target` stores.
   static func restrict(
     _ columns: [MeasuredRun.ProblemColumn], of run: MeasuredRun, to target: Target, path: String
   ) throws(AllocationError) -> [MeasuredRun.ProblemColumn] {
-    try zip(columns, run.layers).map { (pair) throws(AllocationError) -> MeasuredRun.ProblemColumn in
-      let (column, layer) = pair
-      // The token embedding's plan layer (DESIGN decision: `model.embed_tokens`) is offered the target's embedding
-      // set: gptqmodel and llm-compressor keep it f16.
+    var restricted: [MeasuredRun.ProblemColumn] = []
+    for (column, layer) in zip(columns, run.layers) {
+      // The token embedding's plan layer (DESIGN decision: `model.embed_tokens`) is planned only for a target that
+      // quantizes it; gptqmodel and llm-compressor keep it f16 outside the plan (and outside its bits per weight),
+      // as `measure --target` for them leaves it out.
       let isEmbedding = layer.name == LlamaModel<Float>.embeddingSlot
+      if isEmbedding && !target.storesTokenEmbedding { continue }
       var kept = column
       kept.formats = []; kept.bytes = []; kept.loss = []; kept.bitsPerWeight = []
       for j in column.formats.indices {
@@ -166,8 +169,9 @@ public enum AllocationInput {
             + "its candidates (\(column.formats.joined(separator: ", "))) for '\(layer.name)' [\(layer.rows), "
             + "\(layer.columns)]: \(target.rawValue) stores \(target.summary). Measure again with --target \(target.rawValue)")
       }
-      return kept
+      restricted.append(kept)
     }
+    return restricted
   }
 
   /// The problem file's bytes decoded and scored; a malformed file's error names the file first.

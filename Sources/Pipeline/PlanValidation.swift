@@ -158,6 +158,18 @@ public enum PlanValidation {
       models: scored, elapsedSeconds: Date().timeIntervalSince(start))
   }
 
+  /// Stores the validation in the run file at `runPath`: the table as `/validation`, `document` (the
+  /// VALIDATION.json bytes written) as `/validation/document`, and the SHA-256 of the plan file validated as its
+  /// `plan_sha256`, so that a report can tell whether it ran the plan the run file holds (`/plan`).
+  /// - Throws: `FileCheckError` when the plan cannot be read, `SensitivityError` for the run file.
+  public static func store(_ report: ValidationReport, document: Data, planPath: String, in runPath: String) throws {
+    guard let plan = FileManager.default.contents(atPath: planPath) else {
+      throw FileCheckError(.missingInput, option: "PLAN.json", path: planPath, "cannot be read")
+    }
+    try RunStore.attachValidation(
+      runTable(report), document: document, planSHA256: SHA256.hexDigest([UInt8](plan)), to: runPath)
+  }
+
   /// The report's table in the run file's terms (`/validation`).
   public static func runTable(_ r: ValidationReport) -> MeasuredRun.ValidationTable {
     var t = MeasuredRun.ValidationTable()

@@ -85,16 +85,6 @@ public final class RunStore {
     }
   }
 
-  /// Stores `table` as `/validation` of the finished run at `path` (replacing an earlier one): the whole file is
-  /// rewritten beside it and renamed over it, so a failure leaves the old file as it was.
-  /// - Throws: `.badRunFile` for a partial or malformed run, `.io`.
-  public static func attachValidation(_ table: MeasuredRun.ValidationTable, to path: String) throws(SensitivityError) {
-    var run = try read(path)
-    run.validation = table
-    try RunFile.write(run, progress: nil, to: path + ".tmp")
-    try VectorCheckpoint.rename(path + ".tmp", to: path)
-  }
-
   /// Reads a finished `RUN.h5`.
   /// - Throws: `.badRunFile` for a malformed file or a partial one (finish it by rerunning `measure`), `.io`.
   public static func read(_ path: String) throws(SensitivityError) -> MeasuredRun {

@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import Pipeline
 import Quantization
+import Sensitivity
 import TensorCore
 
 extension SolverKind: ExpressibleByArgument {}
@@ -36,6 +37,8 @@ struct Allocate: ParsableCommand {
   @Option(help: "Also write the whole Pareto frontier as CSV.") var frontier: String?
   @Flag(help: "Allocate by a score built on Hessian traces (hawq_trace, taylor_diag; the waterfill solver) even when many traces are too noisy to rank layers.")
   var allowNoisyScores = false
+  @Flag(help: "Also store the plan in the run file (RUN.h5 only) as /plan, replacing an older one and dropping a /validation of another plan.")
+  var record = false
   @OptionGroup var jsonFlag: JSONFlag
   var json: Bool { jsonFlag.json }
 
@@ -51,6 +54,9 @@ struct Allocate: ParsableCommand {
     try FileChecks.check(
       inputs: [InputPath(option: "INPUT", path: input)],
       outputs: [OutputPath(option: "-o", path: output)] + (frontier.map { [OutputPath(option: "--frontier", path: $0)] } ?? []))
+    if record, try AllocationInput.kind(of: input) != .hdf5 {
+      throw CommandError("--record stores the plan in a run file: '\(input)' is a PROBLEM.json; leave --record out")
+    }
     let loaded = try AllocationInput.load(
       from: input, score: score, allowNoisyScores: allowNoisyScores, usesTraceSensitivity: solver == .waterfill,
       target: target)
@@ -65,7 +71,9 @@ struct Allocate: ParsableCommand {
     try problem.checkFeasible(budget: budgetBytes)  // before any work: the achievable range, at once
     let pareto = try ParetoFrontier(problem)
     let plan = try problem.solve(budget: budgetBytes, using: solver, frontier: pareto)
-    try FileChecks.write(PlanDocument(plan: plan, problem: problem, target: loaded.target).jsonData(), to: output, option: "-o")
+    let document = PlanDocument(plan: plan, problem: problem, target: loaded.target).jsonData()
+    try FileChecks.write(document, to: output, option: "-o")
+    if record { try RunStore.recordPlan(RunPlanRecord(plan: plan, document: document, target: loaded.target), to: input) }
     if let frontier { try FileChecks.write(Data(pareto.csv().utf8), to: frontier, option: "--frontier") }
     warn(loaded)  // after success, so that an error stays the only line on stderr
     print(json ? jsonSummary(plan, pareto) : textSummary(plan, pareto))
@@ -106,7 +114,7 @@ struct Allocate: ParsableCommand {
       formats   \(counts)
       price     \(g(plan.lossPerExtraMiB)) ΔLoss per extra MiB (shadow price of the budget)
       frontier  \(pareto.points.count) Pareto points, achievable \(range.lowerBound)...\(range.upperBound) bytes
-      wrote     \(output)\(frontier.map { ", \($0)" } ?? "")
+      wrote     \(output)\(frontier.map { ", \($0)" } ?? "")\(record ? "; /plan in \(input)" : "")
       """
   }
 

@@ -12,8 +12,8 @@ struct BitPlanCommand: ParsableCommand {
       """ + " " + ExitStatus.table,
     version: "0.1.0",
     subcommands: [
-      Inspect.self, Ppl.self, Measure.self, Allocate.self, Validate.self, Quantize.self, ReportCommand.self, Export.self,
-      Bench.self,
+      Inspect.self, Ppl.self, Measure.self, Allocate.self, Validate.self, ReportCommand.self, Run.self, Quantize.self,
+      Export.self, Bench.self,
       TinyModel.self,
     ])
 

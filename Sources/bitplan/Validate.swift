@@ -34,7 +34,7 @@ struct Validate: ParsableCommand {
   var activations: String { activationsOption.activations }
   @Option(help: "Quantizer of every layer (only rtn for now: round to nearest with the recorded calibration).") var quantizer = "rtn"
   @Option(help: "Comma-separated baselines: uniform,q4km,edges, or none.") var baselines = "uniform,q4km,edges"
-  @Option(name: .customLong("run"), help: ArgumentHelp("The run file the plan came from: its recorded calibrations and scores; the table is stored in it as /validation.", valueName: "RUN.h5"))
+  @Option(name: .customLong("run"), help: ArgumentHelp("The run file the plan came from: its recorded calibrations and scores; the table and VALIDATION.json are stored in it as /validation.", valueName: "RUN.h5"))
   var runFile: String?
   @Option(parsing: .unconditional, help: "Bootstrap resamples of the windows.") var bootstrap = 2000
   @OptionGroup var seedOption: SeedOption
@@ -101,7 +101,7 @@ struct Validate: ParsableCommand {
     progress.finish()
     let data = try report.jsonData()
     try FileChecks.write(data, to: output, option: "-o")
-    if let runFile { try RunStore.attachValidation(PlanValidation.runTable(report), to: runFile) }
+    if let runFile { try PlanValidation.store(report, document: data, planPath: plan, in: runFile) }
     if json {
       FileHandle.standardOutput.write(data)
     } else {

@@ -1,0 +1,140 @@
+import Allocation
+import Foundation
+import Quantization
+import Sensitivity
+import TensorCore
+
+/// The library side of `bitplan run` (measure → allocate → validate → report → export): the state file that makes
+/// it resumable, the candidates of a measurement shared by several targets, and the allocation of one target.
+public enum RunPipeline {
+  /// `DIR/run-state.json`: the arguments a run directory was made with and the stages finished so far, each with
+  /// the files it wrote (relative to the directory) and its time. Written atomically after every stage, so a
+  /// killed run resumes after the last stage recorded here; a stage is done again when one of its files is gone.
+  public struct State: Codable, Equatable, Sendable {
+    /// One finished stage.
+    public struct Stage: Codable, Equatable, Sendable {
+      /// `measure`, `allocate llama-cpp`, `validate llama-cpp`, …
+      public var name: String
+      /// The files it wrote, relative to the run directory.
+      public var outputs: [String]
+      /// Seconds it took (in the process that finished it).
+      public var seconds: Double
+
+      public init(name: String, outputs: [String], seconds: Double) {
+        self.name = name
+        self.outputs = outputs
+        self.seconds = seconds
+      }
+    }
+
+    /// `1`.
+    public var formatVersion = 1
+    /// Every argument that changes what is written, as `--option` → value (paths absolute).
+    public var arguments: [String: String]
+    /// Stages finished, in order.
+    public var stages: [Stage] = []
+
+    enum CodingKeys: String, CodingKey {
+      case formatVersion = "format_version"
+      case arguments, stages
+    }
+
+    public init(arguments: [String: String]) { self.arguments = arguments }
+
+    /// The state file's name inside the run directory.
+    public static let fileName = "run-state.json"
+
+    /// The state in `directory`, or nil when it has none.
+    /// - Throws: `InputError` for a state file that is not one.
+    public static func load(directory: String) throws -> State? {
+      let path = directory + "/" + fileName
+      guard let data = FileManager.default.contents(atPath: path) else { return nil }
+      do { return try JSONDecoder().decode(State.self, from: data) } catch {
+        throw InputError(message: "'\(path)' is not a bitplan run state (\(error.localizedDescription)); use a new -o DIR or --restart")
+      }
+    }
+
+    /// Writes the state atomically into `directory`.
+    public func write(directory: String) throws {
+      let encoder = JSONEncoder()
+      encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+      var data = try encoder.encode(self)
+      data.append(0x0A)
+      try FileChecks.write(data, to: directory + "/" + Self.fileName, option: "-o")
+    }
+
+    /// The arguments that differ from `other`'s, as `--option old → new`.
+    public func differences(from other: [String: String]) -> [String] {
+      Set(arguments.keys).union(other.keys).sorted().compactMap { key in
+        let (a, b) = (arguments[key], other[key])
+        return a == b ? nil : "\(key) \(a ?? "(none)") → \(b ?? "(none)")"
+      }
+    }
+
+    /// The finished stage `name` whose files all exist in `directory`, or nil.
+    public func finished(_ name: String, in directory: String) -> Stage? {
+      guard let stage = stages.first(where: { $0.name == name }) else { return nil }
+      let exist = stage.outputs.allSatisfy { FileManager.default.fileExists(atPath: directory + "/" + $0) }
+      return exist ? stage : nil
+    }
+
+    /// Records `stage` as finished, dropping the stages recorded after an earlier copy of it (they used its old
+    /// outputs and are done again).
+    public mutating func finish(_ stage: Stage) {
+      if let i = stages.firstIndex(where: { $0.name == stage.name }) { stages.removeSubrange(i...) }
+      stages.append(stage)
+    }
+  }
+
+  /// The candidates of one measurement shared by `targets`: per layer shape, every format some target stores for
+  /// it (`Target.candidates`), f16 first, then by decreasing nominal bits (the first-seen order among equals). The
+  /// measurement runs with target `any` and these candidates; `allocate --target T` then keeps T's own formats per
+  /// layer with T's byte counts.
+  /// - Parameters:
+  ///   - shapes: the measured layers' `[rows, columns]`, with `isEmbedding` for the token embedding.
+  public static func candidates(
+    for targets: [Target], shapes: [(rows: Int, columns: Int, isEmbedding: Bool)]
+  ) -> [QuantFormat] {
+    var union: [QuantFormat] = []
+    for target in targets {
+      for shape in shapes {
+        let formats =
+          target == .any
+          ? QuantFormat.defaultCandidates.filter { $0.canQuantize(rows: shape.rows, columns: shape.columns) }
+          : target.candidates(rows: shape.rows, columns: shape.columns, isEmbedding: shape.isEmbedding)
+        for format in formats where !union.contains(format) { union.append(format) }
+      }
+    }
+    let order = union.enumerated().sorted { a, b in
+      let (x, y) = (a.element.nominalBits, b.element.nominalBits)
+      return x != y ? x > y : a.offset < b.offset
+    }
+    return order.map(\.element)
+  }
+
+  /// One target's plan, solved exactly for `budget` (`Budget.parse`) or `bpw`, in PLAN.json form.
+  public struct TargetPlan {
+    public var plan: AllocationPlan
+    /// PLAN.json's bytes.
+    public var document: Data
+    /// The target the formats and bytes are for.
+    public var target: String
+  }
+
+  /// Allocates the run at `runPath` for `target` under `budget` or `bpw` (exactly one), with the default score and
+  /// the exact solver, as `bitplan allocate RUN.h5 --target T` does.
+  /// - Throws: what `AllocationInput.load`, `Budget` and the solver throw (an infeasible budget names the range).
+  public static func allocate(runPath: String, budget: String?, bpw: String?, target: Target) throws -> TargetPlan {
+    let loaded = try AllocationInput.load(from: runPath, score: nil, target: target)
+    let problem = loaded.problem
+    let requested = try budget.map { (text) throws(AllocationError) in try Budget.parse(text) }
+      ?? Budget.bitsPerWeight(bpw ?? "")
+    let bytes = try requested.bytes(parameterCount: problem.parameterCount)
+    try problem.checkFeasible(budget: bytes)
+    let pareto = try ParetoFrontier(problem)
+    let plan = try problem.solve(budget: bytes, using: .exact, frontier: pareto)
+    return TargetPlan(
+      plan: plan, document: PlanDocument(plan: plan, problem: problem, target: loaded.target).jsonData(),
+      target: loaded.target)
+  }
+}
