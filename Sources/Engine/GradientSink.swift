@@ -1,3 +1,5 @@
+import TensorCore
+
 /// Where the backward pass writes parameter gradients: G ← α·∂L/∂θ + β·G for each wanted tensor.
 ///
 /// The (α, β) form lets one backward pass either produce a gradient (α = 1, β = 0) or fold a second gradient into a
@@ -16,6 +18,9 @@ final class GradientSink<S: EngineScalar> {
   let beta: S
   private(set) var boxes: [String: Box]
   private var touched: Set<String> = []
+  /// Whether the boxes are the caller's arrays (`init(wanted:alpha:beta:existing:)`): the first contribution to
+  /// each then writes β·G₀ into a fresh array and adds with β′ = 1 instead of copying and scaling in two passes.
+  private var scalesOnCopy = false
   /// Projection mode: instead of storing G, accumulate `projections[name] += coefficient · ⟨v_name, contribution⟩`
   /// (Double), writing each contribution into `scratch`. Used for per-layer quadratic forms vᵀ(Hv) without
   /// materialising any gradient.
@@ -39,9 +44,11 @@ final class GradientSink<S: EngineScalar> {
     precondition(beta == 0 || wanted.allSatisfy { boxes[$0] != nil }, "β ≠ 0 needs every wanted gradient")
   }
 
-  /// A sink that folds into copies of `existing` (the caller keeps its arrays; each is copied on first write).
+  /// A sink that folds into copies of `existing` (the caller keeps its arrays; each is copied on first write, as
+  /// β·G₀ in one pass, like the streaming sink's).
   convenience init(wanted: Set<String>, alpha: S, beta: S, existing: [String: [S]]) {
     self.init(wanted: wanted, alpha: alpha, beta: beta, continuing: GradientSink(boxes: existing.mapValues(Box.init)))
+    scalesOnCopy = true
   }
 
   /// A projecting sink: accumulates coefficient·⟨v, ∂L/∂W⟩ per wanted tensor into `projections`, starting from
@@ -86,10 +93,18 @@ final class GradientSink<S: EngineScalar> {
     if let (initial, scratch, handler) = stream {
       precondition(touched.insert(name).inserted, "streamed gradient '\(name)' received a second contribution")
       precondition(scratch.count >= count, "stream scratch \(scratch.count) < \(count)")
-      if let g0 = initial[name] {
+      if let g0 = initial[name], beta != 0 {
         precondition(g0.count == count, "initial gradient '\(name)' has \(g0.count) values, contribution \(count)")
-        g0.withUnsafeBufferPointer { scratch.pointer.update(from: $0.baseAddress!, count: count) }
-        body(scratch.pointer, alpha, beta)
+        // β·G₀ formed here in the copy, then the contribution added with β′ = 1: OpenBLAS would otherwise copy G₀
+        // and scale it in a second pass over the block (its β operation `c = β·c`, the same single rounding: bit
+        // for bit the same result where OpenBLAS takes its level-3 path, as every dW GEMM of SmolLM2 at the default
+        // 128 tokens; its small-matrix kernel, under 100³ multiply-adds, fuses β·C and the product in one FMA, so
+        // there the last bit of some values of such tiny products can differ).
+        g0.withUnsafeBufferPointer { Self.scaledCopy($0.baseAddress!, by: beta, into: scratch.pointer, count: count) }
+        body(scratch.pointer, alpha, 1)
+      } else if let g0 = initial[name] {
+        precondition(g0.count == count, "initial gradient '\(name)' has \(g0.count) values, contribution \(count)")
+        body(scratch.pointer, alpha, 0)
       } else {
         body(scratch.pointer, alpha, 0)
       }
@@ -117,7 +132,15 @@ final class GradientSink<S: EngineScalar> {
       boxes[name] = box
     }
     precondition(box.values.count == count, "gradient '\(name)' has \(box.values.count) values, contribution \(count)")
-    let betaNow = touched.contains(name) ? 1 : beta
+    var betaNow = touched.contains(name) ? 1 : beta
+    if scalesOnCopy && betaNow != 0 && betaNow != 1 {
+      let g0 = box.values
+      box.values = [S](unsafeUninitializedCapacity: count) { out, initialized in
+        g0.withUnsafeBufferPointer { Self.scaledCopy($0.baseAddress!, by: betaNow, into: out.baseAddress!, count: count) }
+        initialized = count
+      }
+      betaNow = 1
+    }
     touched.insert(name)
     box.values.withUnsafeMutableBufferPointer { body($0.baseAddress!, alpha, betaNow) }
   }
@@ -126,6 +149,14 @@ final class GradientSink<S: EngineScalar> {
   func contribute(_ name: String, vector v: UnsafePointer<S>, count: Int) {
     contribute(name, count: count) { g, a, b in
       for i in 0..<count { g[i] = a * v[i] + (b == 0 ? 0 : b * g[i]) }
+    }
+  }
+
+  /// `target[i] = β · source[i]` for `i < count`, in parallel chunks (one rounding per element, as BLAS's β
+  /// operation).
+  static func scaledCopy(_ source: UnsafePointer<S>, by beta: S, into target: UnsafeMutablePointer<S>, count: Int) {
+    Parallel.forEachChunk(count) { range in
+      for i in range { target[i] = beta * source[i] }
     }
   }
 

@@ -1,3 +1,5 @@
+import TensorCore
+
 /// Hessian-vector products of the mean NLL with respect to all linear weights jointly, and optionally the token
 /// embedding (`model.embed_tokens.weight`: for a tied model both of its uses, the lookup and the LM head).
 ///
@@ -169,14 +171,27 @@ extension LlamaModel {
     }
     // ε = κ‖W‖/‖V‖ over the weights V touches (sums of squares in Double, in layer order: a dictionary's order
     // changes from process to process, and so would the last bits of ε)
+    // Each block's Σv² is computed on its own (the blocks spread over the workers), then added in layer order:
+    // the same sums in the same order as one block after another on one thread.
+    let moved = hessianVariables.map(\.weightName).filter { vector[$0] != nil }
+    let blockSquares = Self.squaredSums(moved.map { vector[$0]! })
     var (weightSquares, vectorSquares) = (0.0, 0.0)
-    for name in hessianVariables.map(\.weightName) {
-      guard let v = vector[name] else { continue }
+    for (name, squares) in zip(moved, blockSquares) {
       weightSquares += squaredNorm(of: name)
-      vectorSquares += v.withUnsafeBufferPointer(Self.squaredSum)
+      vectorSquares += squares
     }
     guard vectorSquares > 0 else { return (wanted, nil) }
     return (wanted, Scalar(kappa * (weightSquares.squareRoot() / vectorSquares.squareRoot())))
+  }
+
+  /// `squaredSum` of every block, the blocks spread dynamically over `Parallel.workers` (each block's sum whole on
+  /// one thread, so every result is bit for bit `squaredSum`'s).
+  static func squaredSums(_ blocks: [[Scalar]]) -> [Double] {
+    let sums = UnsafeMutableBufferPointer<Double>.allocate(capacity: blocks.count)
+    defer { sums.deallocate() }
+    nonisolated(unsafe) let out = sums  // each task writes its own slot
+    Parallel.forEach(blocks.count) { i in out[i] = blocks[i].withUnsafeBufferPointer(Self.squaredSum) }
+    return Array(sums)
   }
 
   /// Σ x² in Double with 8 interleaved partial sums (a fixed order; one serial chain of 106 M additions took

@@ -212,6 +212,14 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
       tokens: calibrationTokens, rows: model.configuration.vocab, isAlsoProjection: model.configuration.tied)
   }
 
+  /// Drops the cached base gradient and the engine's workspace (activations, perturbed weights): about two copies
+  /// of the weights, unused by the per-layer stage and the audit (`hessianBaseGradient` recomputes the gradient
+  /// if a product is asked for again).
+  public func releaseCurvatureState() {
+    baseGradient = nil
+    model.releaseWorkspace()
+  }
+
   /// The gradient at the unperturbed weights over the Hessian window (computed once).
   func hessianBaseGradient() throws -> [String: [Scalar]] {
     if let baseGradient { return baseGradient }

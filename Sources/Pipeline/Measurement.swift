@@ -26,7 +26,8 @@ public struct Measurement {
   /// `tool_version` in the provenance.
   public var toolVersion: String
   /// Least seconds between checkpoints that rewrite per-parameter side files (`MeasurementRun.checkpointInterval`):
-  /// on SmolLM2 each such checkpoint writes 850 MB, so by default a kill loses at most half a minute of work.
+  /// on SmolLM2 each such checkpoint writes 850 MB, so by default a kill loses at most half a minute of work (more
+  /// only where a save takes over 3 s: saves are spaced by at least nine times the last one's duration).
   public var checkpointInterval = 30.0
 
   /// A measurement of `modelPath` on `calibrationPath` into `outputPath`.

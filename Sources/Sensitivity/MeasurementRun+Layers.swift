@@ -12,6 +12,8 @@ extension MeasurementRun {
     // Per-parameter sums, each layer's part divided by the count as it is needed; the diagonal from the side
     // checkpoint (kept in memory by the store that saved it, or read from the file when resumed).
     let gradientSum = try [gradientSum ?? self.gradientSum(store, checkpointing: false)]
+    // The base gradient and the perturbed weights (a model's worth each) are not needed from here on.
+    model.releaseCurvatureState()
     let windows = Double(model.calibrationWindowCount)
     let diagonalSum = provenance.keepsHessianDiagonal ? try store.diagonalSumBlocks() : nil
     let probes = Double(store.run.probeValues.count)
@@ -101,18 +103,27 @@ extension MeasurementRun {
   }
 
   /// Values `range` of the vector whose consecutive blocks are `blocks`, each divided by `divisor`.
-  static func slice(_ blocks: [[Double]], _ range: Range<Int>, dividedBy divisor: Double) -> [Double] {
-    var values: [Double] = []
-    values.reserveCapacity(range.count)
-    var start = 0
-    for block in blocks {
-      let (lower, upper) = (max(range.lowerBound, start), min(range.upperBound, start + block.count))
-      if lower < upper { values.append(contentsOf: block[(lower - start)..<(upper - start)].lazy.map { $0 / divisor }) }
-      start += block.count
-      if start >= range.upperBound { break }
+  /// One divide per value, in a plain loop over the buffers (appending a lazy map went element by element).
+  package static func slice(_ blocks: [[Double]], _ range: Range<Int>, dividedBy divisor: Double) -> [Double] {
+    let total = blocks.reduce(0) { $0 + $1.count }
+    precondition(range.lowerBound >= 0 && range.upperBound <= total, "vector of \(total) values has no range \(range)")
+    return [Double](unsafeUninitializedCapacity: range.count) { out, initialized in
+      var (start, written) = (0, 0)
+      for block in blocks {
+        let (lower, upper) = (max(range.lowerBound, start), min(range.upperBound, start + block.count))
+        if lower < upper {
+          block.withUnsafeBufferPointer { b in
+            for j in (lower - start)..<(upper - start) {
+              out[written] = b[j] / divisor
+              written += 1
+            }
+          }
+        }
+        start += block.count
+        if start >= range.upperBound { break }
+      }
+      initialized = written
     }
-    precondition(values.count == range.count, "vector of \(start) values has no range \(range)")
-    return values
   }
 
   func auditStage(_ store: RunStore) throws {

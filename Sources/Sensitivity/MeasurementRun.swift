@@ -19,7 +19,8 @@ public struct MeasurementRun<Model: SensitivityModel> {
   /// the Hessian diagonal is kept); 0 checkpoints after every unit. Such a checkpoint writes 8 bytes per weight
   /// (850 MB for SmolLM2), which would cost about as much as the probe itself; with an interval, a kill loses at
   /// most that much work, and the resumed run recomputes the lost units bit for bit (each is seeded by its index).
-  /// The last probe is always checkpointed; the last window is not (see `gradientSum(_:checkpointing:)`).
+  /// Saves are also spaced by at least nine times the last save's duration (`CheckpointSchedule`). The last probe
+  /// is always checkpointed; the last window is not (see `gradientSum(_:checkpointing:)`).
   public var checkpointInterval: Double = 0
 
   /// Power iteration stops when successive Rayleigh quotients differ by less than this relative amount: the
@@ -61,10 +62,37 @@ public struct MeasurementRun<Model: SensitivityModel> {
     return try store.finish()
   }
 
-  /// Whether `checkpointInterval` has passed since `instant`.
-  func isDue(since instant: ContinuousClock.Instant) -> Bool {
-    let d = ContinuousClock.now - instant
-    return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 >= checkpointInterval
+  /// When the next checkpoint that rewrites a per-parameter side file is due: `interval` after the last one
+  /// ended, and never sooner than `costFactor` times as long as that save took, so saving costs at most
+  /// 1/(1 + costFactor) of the stage's time. On a quiet machine SmolLM2's 850 MB save takes ~0.5 s and the
+  /// 30 s interval rules; on a loaded one (a save measured at 6 s of the process's time, 17% of a default
+  /// run's samples) the saves spread out. An interval of 0 saves after every unit, whatever a save costs.
+  struct CheckpointSchedule {
+    /// Least seconds between saves (`checkpointInterval`).
+    let interval: Double
+    /// Least multiple of the last save's duration between saves.
+    static var costFactor: Double { 9 }
+    private var lastEnd = ContinuousClock.now
+    private var lastCost = 0.0
+
+    init(interval: Double) { self.interval = interval }
+
+    /// Whether a save is due now.
+    var isDue: Bool {
+      interval <= 0 || Self.seconds(ContinuousClock.now - lastEnd) >= max(interval, Self.costFactor * lastCost)
+    }
+
+    /// Runs a save and times it.
+    mutating func save(_ body: () throws -> Void) rethrows {
+      let start = ContinuousClock.now
+      try body()
+      lastEnd = .now
+      lastCost = Self.seconds(lastEnd - start)
+    }
+
+    static func seconds(_ d: Duration) -> Double {
+      Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+    }
   }
 
   /// Splits a concatenated all-layer vector into per-layer blocks.
@@ -115,15 +143,14 @@ public struct MeasurementRun<Model: SensitivityModel> {
   func gradientSum(_ store: RunStore, checkpointing: Bool) throws -> [Double] {
     let windows = model.calibrationWindowCount
     var sum = store.progress.fisherWindows == 0 ? [] : try store.gradientSum()
-    var saved = ContinuousClock.now
+    var schedule = CheckpointSchedule(interval: checkpointInterval)
     for w in store.progress.fisherWindows..<windows {
       let g = try model.gradient(window: w)
       try checkBlocks(g, "gradient of window \(w)")
       try add(g, to: &sum, window: w)
       if checkpointing {
-        if isDue(since: saved) {
-          try store.recordFisherWindows(through: w, gradientSum: [sum])
-          saved = .now
+        if schedule.isDue {
+          try schedule.save { try store.recordFisherWindows(through: w, gradientSum: [sum]) }
         }
         onProgress(.fisher, w + 1, windows)
       }
@@ -188,17 +215,18 @@ public struct MeasurementRun<Model: SensitivityModel> {
     for values in store.run.probeValues { try h.replay(values: values) }
     if provenance.keepsHessianDiagonal && h.probesDone > 0 { try h.restoreDiagonal(sum: split(store.diagonalSum())) }
     var pending: [[Double]] = []
-    var saved = ContinuousClock.now
+    var schedule = CheckpointSchedule(interval: checkpointInterval)
     var v: [[Float]] = []
     while !h.isFinished {
       let k = h.probesDone
       h.probe(k, into: &v)
       pending.append(try h.record(probe: v) { consume in try model.hessianVectorProduct(v, consume: consume) })
       // Without the diagonal a checkpoint is a small file, so every probe is saved.
-      if h.isFinished || !provenance.keepsHessianDiagonal || isDue(since: saved) {
-        try store.recordProbes(from: k + 1 - pending.count, values: pending, diagonalSum: h.diagonalSum)
+      if h.isFinished || !provenance.keepsHessianDiagonal || schedule.isDue {
+        try schedule.save {
+          try store.recordProbes(from: k + 1 - pending.count, values: pending, diagonalSum: h.diagonalSum)
+        }
         pending = []
-        saved = .now
       }
       onProgress(.hessian, k + 1, provenance.probes)
     }

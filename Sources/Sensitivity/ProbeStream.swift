@@ -56,10 +56,20 @@ public struct ProbeStream: RandomNumberGenerator, Sendable {
     let words = (values.count + 63) / 64
     let (base, n) = (state, values.count)
     guard let out = values.baseAddress else { return }
+    let raw = UnsafeMutableRawPointer(out)
+    // lane j of a 16-value step takes bit j of its 16 bits (`vpsrlvd`), moved to the sign of 1.0
+    let shifts = SIMD16<UInt32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
     Parallel.forEachChunk(words, costPerItem: 64) { range in
       for w in range {
         var bits = ProbeStream.mix(base &+ UInt64(truncatingIfNeeded: firstWord + w + 1) &* 0x9E37_79B9_7F4A_7C15)
-        for i in 64 * w..<min(64 * w + 64, n) {
+        if 64 * w + 64 <= n {
+          for step in 0..<4 {
+            let lanes = (SIMD16<UInt32>(repeating: UInt32(truncatingIfNeeded: bits >> (16 * step))) &>> shifts) & 1
+            raw.storeBytes(of: lanes &<< 31 | 0x3F80_0000, toByteOffset: 4 * (64 * w + 16 * step), as: SIMD16<UInt32>.self)
+          }
+          continue
+        }
+        for i in 64 * w..<n {
           out[i] = Float(bitPattern: 0x3F80_0000 | UInt32(truncatingIfNeeded: bits & 1) << 31)
           bits >>= 1
         }

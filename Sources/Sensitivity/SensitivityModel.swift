@@ -36,10 +36,17 @@ public protocol SensitivityModel {
   /// which), and the mean KL divergence of the next-token distributions from the unmodified model's, with
   /// `layer`'s weights replaced by `weights` (both `nil`: the unmodified model, KLD 0).
   func evaluate(replacing layer: Int?, with weights: [Float]?) throws -> (meanNLL: Double, meanKLD: Double)
+
+  /// Frees what only the Fisher and Hessian stages use (cached gradients, perturbation buffers); the per-layer
+  /// stage calls it before it starts. Later calls of any method must still work (recomputing what they need).
+  /// Default: nothing to free.
+  func releaseCurvatureState()
 }
 
 extension SensitivityModel {
   public func tableLookup(of layer: Int) throws -> TableLookup? { nil }
+
+  public func releaseCurvatureState() {}
 
   public func hessianVectorProduct(_ v: [[Float]], consume: (Int, UnsafeBufferPointer<Float>) throws -> Void) throws {
     let hv = try hessianVectorProduct(v)

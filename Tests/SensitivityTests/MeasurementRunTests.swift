@@ -205,3 +205,21 @@ import _TestSupport
 
 /// Bit patterns, so that NaN compares equal to the same NaN.
 func bits(_ grid: [[Double]]) -> [[UInt64]] { grid.map { $0.map(\.bitPattern) } }
+
+/// The per-layer stage's slices of the blocked per-parameter vectors (gradient and diagonal sums).
+@Suite struct VectorSliceTests {
+  /// Every range over blocks of uneven sizes (within one block, across several, empty) equals the reference:
+  /// the concatenation, cut and divided value by value.
+  @Test func sliceEqualsConcatenatedReference() {
+    var rng = SplitMix64(seed: 21)
+    let blocks = [7, 1, 0, 300, 64].map { n in (0..<n).map { _ in Double(rng.next() % 10_000) / 7 - 700 } }
+    let flat = blocks.flatMap { $0 }
+    for lower in stride(from: 0, through: flat.count, by: 5) {
+      for upper in [lower, lower + 1, lower + 6, lower + 80, flat.count] where upper <= flat.count && upper >= lower {
+        let want = flat[lower..<upper].map { $0 / 3.5 }
+        let got = MeasurementRun<ToyModel>.slice(blocks, lower..<upper, dividedBy: 3.5)
+        #expect(got == want, "\(lower)..<\(upper)")
+      }
+    }
+  }
+}
