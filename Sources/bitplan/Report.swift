@@ -1,7 +1,6 @@
 import Allocation
 import ArgumentParser
 import Foundation
-import HDF5
 import Pipeline
 import Quantization
 import Reporting
@@ -194,25 +193,12 @@ enum Report {
     return paths
   }
 
-  /// `/plan/document` and `/validation/document` of the run file, when present (read after `RunStore.read` has
-  /// checked the file). The run helper's `RunFile+Plan.swift` reads the same; the coordinator may switch to it.
+  /// `/plan/document` and `/validation/document` of the run file, when present (`RunStore.documents`, which checks
+  /// the file first).
   static func storedDocuments(_ run: String) throws -> (plan: Data?, validation: Data?) {
     do {
-      return try HDF5File.withFile(run, mode: .readOnly) { f in
-        func document(_ path: String) throws -> Data? {
-          guard try f.exists(path) else { return nil }
-          let values = try f.readStrings(path).values
-          guard values.count == 1 else {
-            throw CommandError("RUN.h5 '\(run)': '\(path)' holds \(values.count) strings, expected one", status: .dataError)
-          }
-          return Data(values[0].utf8)
-        }
-        let plan = try f.exists("/plan") ? document("/plan/document") : nil
-        let validation = try f.exists("/validation") ? document("/validation/document") : nil
-        return (plan, validation)
-      }
-    } catch let error as CommandError {
-      throw error
+      let stored = try RunStore.documents(run)
+      return (stored.plan, stored.validation)
     } catch {
       throw CommandError("RUN.h5 '\(run)': cannot read the recorded plan or validation: \(error)", status: .dataError)
     }

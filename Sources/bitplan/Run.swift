@@ -27,26 +27,33 @@ struct Run: ParsableCommand {
       and bitplan validate, with their defaults.
       """)
 
-  @Argument(help: "A .gguf file, or a Hugging Face folder.") var model: String
-  @Option(help: "UTF-8 calibration text.") var calib: String
-  @Option(help: "UTF-8 evaluation text (not the calibration text).") var eval: String
+  @OptionGroup var modelArgument: ModelArgument
+  @OptionGroup var calibrationText: CalibrationText
+  @OptionGroup var evaluationText: EvaluationText
+  var model: String { modelArgument.model }
+  var calib: String { calibrationText.calib }
+  var eval: String { evaluationText.eval }
   @Option(parsing: .unconditional, help: "Byte budget: 123456, 80MiB, 80MB, 1.5GiB.") var budget: String?
   @Option(parsing: .unconditional, help: "Budget in bits per weight over the planned weights.") var bpw: String?
   @Option(help: "Runtimes to plan for, comma-separated: llama-cpp, mlx, gptqmodel, llm-compressor, any.")
   var target = "any"
+  @Option(help: ArgumentHelp("Measure only these formats (comma-separated); each target then keeps those it stores. Default: every format of every target.", valueName: "LIST"))
+  var candidates: String?
   @Option(help: "Quantizer of every layer: rtn (gptq and awq are not implemented yet).") var quantizer = "rtn"
   @Option(parsing: .unconditional, help: "Calibration tokens, BOS included.") var tokens = 512
   @Option(parsing: .unconditional, help: "Leading calibration tokens for Hessian-vector products.") var hvpTokens = 128
   @Option(parsing: .unconditional, help: "Maximum Hutchinson probes.") var probes = 64
-  @Option(parsing: .unconditional, help: "Seed of every random stream (and of the bootstrap).") var seed: UInt64 = 0
+  @OptionGroup var seedOption: SeedOption
+  var seed: UInt64 { seedOption.seed }
   @Option(parsing: .unconditional, help: "Audit N random single-layer quantizations on the evaluation text.") var audit = 0
   @Option(parsing: .unconditional, help: "Validation tokens per window, BOS included.") var evalTokens = 512
   @Option(parsing: .unconditional, help: "Validation windows spread over the evaluation text.") var windows = 8
   @Flag(help: "Neither read nor write the cache of the base model's validation scores.") var noCache = false
   @Flag(help: "Start again in DIR: delete what an earlier bitplan run wrote there first.") var restart = false
-  @Option(name: [.customShort("o"), .customLong("output")], help: "The run directory (created if absent).")
-  var output: String
-  @Flag(help: "Print the summary as JSON on stdout.") var json = false
+  @OptionGroup var outputFolder: OutputFile<RunFolderOutput>
+  @OptionGroup var jsonFlag: JSONFlag
+  var output: String { outputFolder.output }
+  var json: Bool { jsonFlag.json }
 
   /// The targets of `--target`, in order, without repeats.
   var targets: [Target] {
@@ -67,6 +74,9 @@ struct Run: ParsableCommand {
     if let budget { _ = try Budget.parse(budget) }
     if let bpw { _ = try Budget.bitsPerWeight(bpw) }
     _ = try targets
+    if let candidates {
+      do { _ = try QuantFormat.parseList(candidates) } catch { throw ValidationError("--candidates '\(candidates)': \(error)") }
+    }
     guard quantizer == "rtn" else {
       throw ValidationError("--quantizer '\(quantizer)': not implemented yet; only rtn (round to nearest) is available")
     }
@@ -91,6 +101,7 @@ struct Run: ParsableCommand {
     ]
     if let budget { a["--budget"] = budget }
     if let bpw { a["--bpw"] = bpw }
+    if let candidates { a["--candidates"] = candidates }
     return a
   }
 
@@ -213,7 +224,11 @@ struct Run: ParsableCommand {
     settings.seed = seed
     settings.auditCount = audit
     settings.includesTokenEmbedding = targets.contains(where: \.storesTokenEmbedding)
-    if targets.count == 1 {
+    if let candidates {
+      // The given formats, measured with target `any`'s bytes; each target's allocation keeps what it stores.
+      settings.target = targets.count == 1 ? targets[0] : .any
+      settings.candidates = try QuantFormat.parseList(candidates)
+    } else if targets.count == 1 {
       settings.target = targets[0]
     } else {
       let loaded = try LoadedModel.load(path: model)

@@ -88,3 +88,8 @@ enum ReportFolderOutput: OutputKind {
   static let help = "Folder for report.md and report.html (created if absent)."
   static let valueName = "DIR"
 }
+
+enum RunFolderOutput: OutputKind {
+  static let help = "The run folder: run.h5, plan.json, VALIDATION.json, the report and the exports (created if absent)."
+  static let valueName = "DIR"
+}

@@ -20,7 +20,7 @@ import _TestSupport
     try BitplanProcess.run(args, environment: ["XDG_CACHE_HOME": folder.path + "/cache"].merging(environment) { $1 })
   }
 
-  static let perTarget = ["plan.json", "VALIDATION.json"]
+  static let perTarget = ["plan.json", "VALIDATION.json", "report.md", "report.html"]
   static let exports = ["llama-cpp": ["llama-cpp-recipe.txt", "model-bitplan.gguf"], "gptqmodel": ["gptqmodel-config.json"]]
 
   /// The files of a finished two-target run, relative to its directory.
@@ -67,6 +67,25 @@ import _TestSupport
     let data = out.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
     return String(String(decoding: data, as: UTF8.self).prefix(64))
+  }
+
+  /// `--candidates` narrows the one measurement; each target plans with the listed formats it stores.
+  @Test func candidatesNarrowTheMeasurementForEveryTarget() throws {
+    let folder = try BitplanProcess.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let dir = folder.path + "/narrow"
+    let r = try Self.run(Self.arguments(dir, bpw: "6") + ["--candidates", "f16,q8_0,q4_0,int8,int4-g32"], folder)
+    #expect(r.status == 0, "\(r.stderr)")
+    let formats = { (t: String) throws -> Set<String> in
+      let object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(t)/plan.json")))
+      let layers = (object as! [String: Any])["layers"] as! [String: [String: Any]]
+      return Set(layers.values.map { $0["format"] as! String })
+    }
+    #expect(try formats("llama-cpp").isSubset(of: ["f16", "q8_0", "q4_0"]))
+    #expect(try formats("gptqmodel").isSubset(of: ["f16", "int8", "int4-g32"]))
+    let bad = try Self.run(Self.arguments(folder.path + "/bad") + ["--candidates", "int4-g33x"], folder)
+    #expect(bad.status != 0 && bad.stderr.split(separator: "\n").count == 1 && bad.stderr.contains("--candidates"), "\(bad.stderr)")
+    #expect(!FileManager.default.fileExists(atPath: folder.path + "/bad"))
   }
 
   @Test func wholeRunThenKilledRunAndRerun() throws {
