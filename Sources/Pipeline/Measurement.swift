@@ -87,10 +87,12 @@ public struct Measurement {
       includesTokenEmbedding: settings.includesTokenEmbedding)
     let calibSHA256 = try SHA256.hexDigest(fileAt: calibrationPath)
     let auditSHA256 = settings.auditCount == 0 ? "" : try auditTextPath.map { try SHA256.hexDigest(fileAt: $0) } ?? calibSHA256
-    let provenance = settings.provenance(
+    var provenance = settings.provenance(
       toolVersion: toolVersion, modelSHA256: try Self.modelSHA256(path: modelPath), calibSHA256: calibSHA256,
       candidates: model.candidates.map(\.name), auditSHA256: auditSHA256, auditTokens: evaluation.count,
       created: RunProvenance.timestamp())
+    provenance.calibrationPath = calibrationPath
+    provenance.auditTextPath = settings.auditCount > 0 ? auditTextPath ?? "" : ""
     clock.lap("setup")
     // A symbolic link at -o is kept: the run (and its partial and temporary files) goes beside the file it names.
     let target = FileChecks.resolvedTarget(outputPath)

@@ -1,7 +1,7 @@
 /// The command lines that reproduce every number of the report, rebuilt from what the files record: the run's
 /// provenance (measure), the plan's budget, solver, score and target (allocate), and the validation's settings
-/// (validate). Paths a file does not record (the calibration text, the model when no validation names it) are
-/// placeholders, with the checksum the input must have beside them.
+/// (validate). Paths a file does not record (the calibration text of a run written before `calib_path`, the model
+/// when no validation names it) are placeholders, with the checksum the input must have beside them.
 extension ReportData {
   /// The commands, in pipeline order, and what they cannot recover.
   public struct Commands: Sendable {
@@ -33,7 +33,8 @@ extension ReportData {
     let w = ReportText.shellWord
     let p = run.provenance
     var notes: [String] = []
-    var measure = ["bitplan", "measure", w(modelArgument), "--calib", "CALIB.txt"]
+    let calib = p.calibrationPath.isEmpty ? "CALIB.txt" : p.calibrationPath
+    var measure = ["bitplan", "measure", w(modelArgument), "--calib", w(calib)]
     measure += ["--tokens", "\(p.tokens)", "--hvp-tokens", "\(p.hvpTokens)", "--probes", "\(p.probes)"]
     measure += ["--seed", "\(p.seed)", "--candidates", w(p.candidates.joined(separator: ","))]
     if p.target != "any" { measure += ["--target", w(p.target)] }
@@ -43,12 +44,12 @@ extension ReportData {
     if p.auditCount > 0 {
       measure += ["--audit", "\(p.auditCount)"]
       if !p.auditSHA256.isEmpty && p.auditSHA256 != p.calibSHA256 {
-        measure += ["--audit-text", "AUDIT.txt"]
-        notes.append("AUDIT.txt: the held-out audit text, sha256 \(p.auditSHA256)")
+        measure += ["--audit-text", w(p.auditTextPath.isEmpty ? "AUDIT.txt" : p.auditTextPath)]
+        if p.auditTextPath.isEmpty { notes.append("AUDIT.txt: the held-out audit text, sha256 \(p.auditSHA256)") }
       }
     }
     measure += ["-o", w(runPath)]
-    notes.insert("CALIB.txt: the calibration text, sha256 \(p.calibSHA256)", at: 0)
+    if p.calibrationPath.isEmpty { notes.insert("CALIB.txt: the calibration text, sha256 \(p.calibSHA256)", at: 0) }
     if modelArgument == "MODEL" { notes.insert("MODEL: the model file, sha256 \(p.modelSHA256)", at: 0) }
 
     var allocate = ["bitplan", "allocate", w(runPath)]

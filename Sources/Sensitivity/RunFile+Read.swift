@@ -77,7 +77,7 @@ extension RunFile {
 
   private static func readProvenance(_ f: HDF5File) throws -> RunProvenance {
     func int(_ name: String) throws -> Int { Int(try f.attribute(name, as: Int64.self)) }
-    return RunProvenance(
+    var p = RunProvenance(
       toolVersion: try f.stringAttribute("tool_version"), modelSHA256: try f.stringAttribute("model_sha256"),
       calibSHA256: try f.stringAttribute("calib_sha256"), tokens: try int("tokens"),
       hvpTokens: try int("hvp_tokens"), probes: try int("probes"), minimumProbes: try int("min_probes"),
@@ -91,6 +91,10 @@ extension RunFile {
       auditTokens: try f.hasAttribute("audit_tokens") ? int("audit_tokens") : 0,
       // Added with --target; absent means the grammar's own sizes ("any").
       target: try f.hasAttribute("target") ? f.stringAttribute("target") : "any")
+    // Added with `bitplan report`; absent means "not recorded".
+    if try f.hasAttribute("calib_path") { p.calibrationPath = try f.stringAttribute("calib_path") }
+    if try f.hasAttribute("audit_text_path") { p.auditTextPath = try f.stringAttribute("audit_text_path") }
+    return p
   }
 
   private static func readValidation(_ f: HDF5File, _ path: String) throws -> MeasuredRun.ValidationTable {

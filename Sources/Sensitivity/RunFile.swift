@@ -99,6 +99,8 @@ enum RunFile {
     try f.setAttribute("audit_sha256", p.auditSHA256)
     try f.setAttribute("audit_tokens", Int64(p.auditTokens))
     try f.setAttribute("target", p.target)
+    try f.setAttribute("calib_path", p.calibrationPath)
+    try f.setAttribute("audit_text_path", p.auditTextPath)
   }
 
   private static func writeValidation(_ v: MeasuredRun.ValidationTable, _ f: HDF5File) throws {

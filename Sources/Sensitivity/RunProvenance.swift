@@ -44,6 +44,11 @@ public struct RunProvenance: Sendable, Codable, Equatable {
   /// `gptqmodel` or `llm-compressor` (Quantization's `Target` raw values; kept as a string because this module does
   /// not import Quantization). Files written before targets existed read as `any`.
   public var target: String
+  /// The calibration text's path as given to `measure` (`calib_path`), so that reports can print the command again;
+  /// informational only (the text is identified by `calibSHA256`), never compared. "" when not recorded.
+  public var calibrationPath: String = ""
+  /// The audit text's path as given (`audit_text_path`); "" without `--audit-text` or when not recorded.
+  public var auditTextPath: String = ""
 
   /// Provenance with every field given; see the properties.
   public init(
