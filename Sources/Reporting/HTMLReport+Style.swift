@@ -30,7 +30,7 @@ extension HTMLReport {
     svg .grid { stroke: #e6e6e6; } svg .frame { stroke: #333; }
     svg .bands rect { fill: var(--band); }
     svg .frontier { fill: none; stroke: #555; stroke-width: 2; }
-    svg text.cell { font-size: 10px; pointer-events: none; }
+    svg text.cell { font-size: 10px; pointer-events: none; fill: #000; } svg text.cell.light { fill: #fff; }
     svg .layer:hover line, svg .layer.hl line { stroke-width: 3; }
     svg .layer.hl circle, svg .layer.hl path { stroke: #000; stroke-width: 1.5; }
     svg rect[data-layer]:hover, svg rect.hl { stroke: #000; stroke-width: 2; }

@@ -72,7 +72,8 @@ extension SVGChart {
       let title = "\(row.name)\n\(p.format): \(ReportText.fixed(b, 3)) bits per weight, \(ReportText.grouped(p.bytes)) bytes"
         + "\npredicted Δloss \(ReportText.sig(p.predictedLossDelta)) nats/token"
       out += "<rect data-layer=\"\(ReportText.html(row.name))\" x=\"\(n(x))\" y=\"\(n(y))\" width=\"\(n(cellWidth - 1))\" height=\"\(n(cellHeight - 1))\" fill=\"\(fill)\"><title>\(ReportText.html(title))</title></rect>"
-      out += "<text class=\"cell\" x=\"\(n(x + cellWidth / 2))\" y=\"\(n(y + 12.5))\" text-anchor=\"middle\" fill=\"\(light ? "#fff" : "#000")\">\(ReportText.html(p.format))</text>"
+      // The colour by class: the page's `svg text` rule would override a fill attribute.
+      out += "<text class=\"\(light ? "cell light" : "cell")\" x=\"\(n(x + cellWidth / 2))\" y=\"\(n(y + 12.5))\" text-anchor=\"middle\">\(ReportText.html(p.format))</text>"
     }
     out += "</g><g transform=\"translate(0,\(n(legendTop)))\">" + legendSVG + "</g>"
     return out + "</svg>"
