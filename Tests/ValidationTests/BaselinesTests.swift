@@ -127,7 +127,8 @@ import Testing
     func stored(_ f: QuantFormat) -> Int {
       layers.reduce(0) { $0 + target.storedBytes(f, rows: $1.rows, columns: $1.columns) }
     }
-    for budget in [stored(try QuantFormat(parsing: "int4-g128")), stored(try QuantFormat(parsing: "int4-g64")) * 21 / 20] {
+    // (576 is no multiple of 128: int4-g128 is offered but GPTQModel cannot store it for these rows.)
+    for budget in [stored(try QuantFormat(parsing: "int4-g64")), stored(try QuantFormat(parsing: "int4-g32")) * 21 / 20] {
       let b = try Baselines.make(kind, layers: layers, candidates: offered, budgetBytes: budget, byteModel: model).get()
       let total = layers.reduce(0) { $0 + target.storedBytes(b.assignment.formats[$1.name]!, rows: $1.rows, columns: $1.columns) }
       #expect(b.assignment.totalBytes == total)
@@ -151,7 +152,7 @@ import Testing
       }
     }
     // The grammar's bytes differ from GPTQModel's for these shapes, so the byte model matters.
-    let f = try QuantFormat(parsing: "int4-g128")
+    let f = try QuantFormat(parsing: "int4-g64")
     #expect(Assignment(formats: Dictionary(uniqueKeysWithValues: layers.map { ($0.name, f) }), layers: layers).totalBytes != stored(f))
   }
 
