@@ -77,8 +77,10 @@ public enum PlanValidation {
     let parameters = planned.reduce(0) { $0 + $1.parameterCount }
     let calibration = calibrationLookup(run)
     let predicted = try predictedLossLookup(run, score: plan.score, layers: planned)
-    var candidates = run?.candidates.compactMap { QuantFormat($0.name) } ?? QuantFormat.defaultCandidates
-    for f in Set(formats.values) where !candidates.contains(f) { candidates.append(f) }
+    let target = try planTarget(plan, path: s.plan, formats: formats, shapes: shapes)
+    let byteModel = ByteModel.target(target)
+    var candidates = run?.candidates.compactMap { QuantFormat($0.name) } ?? defaultCandidates(target, shapes: shapes)
+    for f in formats.values.sorted(by: { $0.name < $1.name }) where !candidates.contains(f) { candidates.append(f) }
 
     // The base.
     let packed = PackedModel(loaded, activations: s.activations)
@@ -114,8 +116,11 @@ public enum PlanValidation {
       ("plan", "plan (\(plan.solver), \(plan.score))", formats)
     ]
     for kind in s.baselines {
-      switch Baselines.make(kind, layers: shapes, candidates: candidates, budgetBytes: Assignment(formats: formats, layers: shapes).totalBytes, predictedLoss: predicted,
-        tiedEmbedding: loaded.config.tieWordEmbeddings) {
+      switch Baselines.make(
+        kind, layers: shapes, candidates: candidates,
+        budgetBytes: Assignment(formats: formats, layers: shapes, byteModel: byteModel).totalBytes, predictedLoss: predicted,
+        tiedEmbedding: loaded.config.tieWordEmbeddings, byteModel: byteModel)
+      {
       case .success(let b): variants.append((kind.rawValue, b.label, b.assignment.formats))
       case .failure(let e): status("validate: no \(kind.rawValue) baseline: \(e.message)\n")
       }
@@ -137,7 +142,7 @@ public enum PlanValidation {
             targets: windows.targets(window: w), reference: base[w].reference))
         progress(.score, v * windows.windows.count + w + 1, totalWindows)
       }
-      let assignment = Assignment(formats: variant.formats, layers: shapes)
+      let assignment = Assignment(formats: variant.formats, layers: shapes, byteModel: byteModel)
       var counts: [String: Int] = [:]
       for f in variant.formats.values { counts[f.name, default: 0] += 1 }
       scored.append(
@@ -156,6 +161,40 @@ public enum PlanValidation {
       baseDescription: s.scoringProtocol == .llamaPerplexity
         ? "the file's stored types, packed, \(s.activations.rawValue) activations" : "f32 (weights dequantized from the file)",
       models: scored, elapsedSeconds: Date().timeIntervalSince(start))
+  }
+
+  /// The runtime the plan's bytes are counted for (its `target`; `any` when absent), after checking that the
+  /// target stores every format the plan gives (a hand-edited plan could name one it cannot).
+  /// - Throws: `PlanValidationError.badSettings` for an unknown target, `.unknownFormat` for a format it cannot store.
+  static func planTarget(
+    _ plan: PlanDocument, path: String, formats: [String: QuantFormat], shapes: [LayerShape]
+  ) throws(PlanValidationError) -> Target {
+    guard let name = plan.target else { return .any }
+    guard let target = Target(name: name) else {
+      throw PlanValidationError(
+        .badSettings, "'\(path)': unknown target '\(name)' (one of \(Target.allCases.map(\.rawValue).joined(separator: ", ")))")
+    }
+    for l in shapes {
+      guard let f = formats[l.name] else { continue }
+      if !target.canStore(f, rows: l.rows, columns: l.columns, isEmbedding: l.isEmbedding) {
+        throw PlanValidationError(
+          .unknownFormat, "'\(path)': \(l.name) [\(l.rows), \(l.columns)] is \(f.name), which target \(name) cannot store")
+      }
+    }
+    return target
+  }
+
+  /// The candidates of the baselines when no run is given: the grammar's default list, or for a target every
+  /// format it stores for some planned layer (its list, in order, deduplicated).
+  static func defaultCandidates(_ target: Target, shapes: [LayerShape]) -> [QuantFormat] {
+    if target == .any { return QuantFormat.defaultCandidates }
+    var list: [QuantFormat] = []
+    for l in shapes {
+      for f in target.candidates(rows: l.rows, columns: l.columns, isEmbedding: l.isEmbedding) where !list.contains(f) {
+        list.append(f)
+      }
+    }
+    return list
   }
 
   /// Stores the validation in the run file at `runPath`: the table as `/validation`, `document` (the

@@ -26,7 +26,12 @@ extension ReportData {
     }
     var candidates = run.candidates.compactMap { QuantFormat($0.name) }
     for f in Set(planFormats.values).sorted(by: { $0.name < $1.name }) where !candidates.contains(f) { candidates.append(f) }
-    let budget = Assignment(formats: planFormats, layers: shapes).totalBytes
+    // Sized in the plan's target's bytes, as validate sizes them (`ByteModel.target`).
+    let byteModel = ByteModel.target(plan.target.flatMap { Target(name: $0) } ?? .any)
+    if byteModel.name != Target.any.rawValue {
+      guard shapes.allSatisfy({ l in planFormats[l.name].map { byteModel.canStore($0, l) } ?? true }) else { return }
+    }
+    let budget = Assignment(formats: planFormats, layers: shapes, byteModel: byteModel).totalBytes
     /// Σ over planned layers of the score, negatives raised to zero as the allocator does; nil if one is missing.
     func predicted(_ formats: [String: QuantFormat]) -> Double? {
       var sum = 0.0
@@ -47,7 +52,8 @@ extension ReportData {
       for tied in tiedChoices {
         guard
           case .success(let b) = Baselines.make(
-            kind, layers: shapes, candidates: candidates, budgetBytes: budget, predictedLoss: lookup, tiedEmbedding: tied),
+            kind, layers: shapes, candidates: candidates, budgetBytes: budget, predictedLoss: lookup, tiedEmbedding: tied,
+            byteModel: byteModel),
           b.label == model.label, b.assignment.totalBytes == model.bytes
         else { continue }
         summary.models[m].predictedLoss = predicted(b.assignment.formats)

@@ -41,7 +41,8 @@ public struct ScoredModel: Sendable, Equatable, Codable {
   public var name: String
   /// What it is: `plan (exact)`, `uniform int4-g128`, `q4km (q4_0/q8_0, filled)`.
   public var label: String
-  /// Σ bytes of the planned layers in their formats.
+  /// Σ bytes of the planned layers in their formats, counted in the plan's target's bytes (`ByteModel`; the
+  /// grammar's without a target).
   public var bytes: Int
   /// `bytes · 8 / parameters` of the planned layers.
   public var bitsPerWeight: Double

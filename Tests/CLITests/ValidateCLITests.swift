@@ -9,7 +9,9 @@ import _TestSupport
   static let kinds = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
   /// A plan for the tiny model: every layer in `format`, except the down projections in `down`.
-  static func writePlan(_ path: String, format: String, down: String? = nil, sha: String? = nil, extra: String? = nil) throws {
+  static func writePlan(
+    _ path: String, format: String, down: String? = nil, sha: String? = nil, extra: String? = nil, target: String? = nil
+  ) throws {
     var layers: [String] = []
     for b in 0..<2 {
       for k in kinds {
@@ -22,6 +24,7 @@ import _TestSupport
     let text = """
       {"format_version": 1, "model": "tiny", "model_sha256": \(sha.map { "\"\($0)\"" } ?? "null"), "budget_bytes": 0,
        "total_bytes": 0, "bits_per_weight": 0, "solver": "exact", "score": "output_error", "predicted_loss_delta": 0,
+       \(target.map { "\"target\": \"\($0)\"," } ?? "")
        "layers": {\(layers.joined(separator: ",\n"))}}
       """
     try text.write(toFile: path, atomically: true, encoding: .utf8)
@@ -95,6 +98,73 @@ import _TestSupport
     let a = try JSONSerialization.jsonObject(with: Data(base.stdout.utf8)) as! [String: Any]
     let b = try JSONSerialization.jsonObject(with: Data(planned.stdout.utf8)) as! [String: Any]
     #expect(a["mean_nll"] as? Double != nil && a["mean_nll"] as? Double != b["mean_nll"] as? Double, "2-bit weights change the NLL")
+  }
+
+  /// The tiny model's planned layers, `[rows, columns]`: q, k, v, o, gate, up, down per block.
+  static let shapes: [(kind: String, rows: Int, columns: Int)] = [
+    ("q_proj", 64, 64), ("k_proj", 32, 64), ("v_proj", 32, 64), ("o_proj", 64, 64), ("gate_proj", 128, 64),
+    ("up_proj", 128, 64), ("down_proj", 64, 128),
+  ]
+
+  /// GPTQModel's stored bytes of an intB-gG layer, written out from its buffers (qweight int32 [⌈c·B/32⌉, r],
+  /// qzeros int32 [g, ⌈r·B/32⌉], scales f16 [g, r], g_idx int32 [c]), independently of `Target.storedBytes`.
+  static func gptqBytes(bits: Int, group: Int, rows r: Int, columns c: Int) -> Int {
+    let g = c / group
+    return 4 * ((c * bits + 31) / 32) * r + 4 * g * ((r * bits + 31) / 32) + 2 * g * r + 4 * c
+  }
+
+  /// A plan made for `--target gptqmodel` is validated in GPTQModel's bytes: the plan row's bytes are its stored
+  /// bytes (not the grammar's), bits per weight follow, and every baseline is no larger in those bytes and uses
+  /// only formats GPTQModel stores. Without a target the same plan is counted in the grammar's bytes.
+  @Test func aTargetPlanIsCountedInTheTargetsBytes() throws {
+    let folder = try BitplanProcess.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let plan = folder.path + "/PLAN.json"
+    try Self.writePlan(plan, format: "int4-g32", down: "int8-g32", target: "gptqmodel")
+    let r = try Self.validate(folder, plan: plan, windows: 2)
+    #expect(r.status == 0, "\(r.stderr)")
+    let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder.path + "/V.json"))) as! [String: Any]
+    let models = json["models"] as! [[String: Any]]
+    var expected = 0, parameters = 0, grammar = 0
+    for s in Self.shapes {
+      let bits = s.kind == "down_proj" ? 8 : 4
+      expected += 2 * Self.gptqBytes(bits: bits, group: 32, rows: s.rows, columns: s.columns)
+      // The grammar's intB-g32: B bits per weight plus one f16 scale per group.
+      grammar += 2 * (s.rows * s.columns * bits / 8 + s.rows * (s.columns / 32) * 2)
+      parameters += 2 * s.rows * s.columns
+    }
+    #expect(expected != grammar)
+    #expect(models[0]["bytes"] as? Int == expected)
+    #expect(abs((models[0]["bits_per_weight"] as! Double) - Double(expected) * 8 / Double(parameters)) < 1e-9)
+    #expect(models.count >= 2, "some baseline was built: \(r.stdout)")
+    let gptq = try Regex("^(f16|int[2348](-g(32|64|128))?(-asym)?)$")
+    for m in models.dropFirst() {
+      #expect((m["bytes"] as! Int) <= expected, "\(m["label"]!) fits the plan's GPTQModel bytes")
+      for name in (m["format_counts"] as! [String: Int]).keys {
+        #expect(name.wholeMatch(of: gptq) != nil, "\(m["label"]!): \(name) is a format GPTQModel stores")
+      }
+    }
+
+    // The same plan without a target: the grammar's bytes.
+    try Self.writePlan(plan, format: "int4-g32", down: "int8-g32")
+    let plain = try Self.validate(folder, plan: plan, windows: 2)
+    #expect(plain.status == 0, "\(plain.stderr)")
+    let plainJSON = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder.path + "/V.json"))) as! [String: Any]
+    #expect((plainJSON["models"] as! [[String: Any]])[0]["bytes"] as? Int == grammar)
+  }
+
+  /// A plan whose target cannot store one of its formats, or that names an unknown target, is refused.
+  @Test(arguments: [("gptqmodel", "q4_0", "which target gptqmodel cannot store"), ("tpu", "int8", "unknown target 'tpu'")])
+  func aPlanItsTargetCannotStoreIsRefused(target: String, format: String, mention: String) throws {
+    let folder = try BitplanProcess.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let plan = folder.path + "/PLAN.json"
+    try Self.writePlan(plan, format: format, target: target)
+    let r = try Self.validate(folder, plan: plan, windows: 2)
+    #expect(r.status == 64, "\(r.stderr)")
+    let lines = r.stderr.split(separator: "\n").filter { !$0.isEmpty }
+    #expect(lines.count == 1 && lines[0].contains(mention), "\(r.stderr)")
+    #expect(!FileManager.default.fileExists(atPath: folder.path + "/V.json"))
   }
 
   /// Bad input: non-zero exit, one line on stderr naming the problem, no VALIDATION.json.

@@ -114,4 +114,57 @@ import Testing
     }
     #expect(b.assignment.formats["model.layers.1.self_attn.q_proj"]!.bitsPerWeight(rows: 576, columns: 576) < 8)
   }
+
+  /// With a target's byte model, "same size" is the target's: every baseline is within the budget in
+  /// `Target.storedBytes`, is filled in those bytes, and uses only formats the target stores (q4_0, int5 and nf4 are
+  /// offered as candidates but GPTQModel stores none of them).
+  @Test(arguments: Baselines.Kind.allCases)
+  func aTargetsBytesSizeTheBaselines(kind: Baselines.Kind) throws {
+    let target = Target.gptqmodel
+    let model = ByteModel.target(target)
+    let offered = try ["q4_0", "int5-g64", "nf4-g64", "int4-g128", "int4-g64", "int4-g32-asym", "int8", "int3-g64", "f16"]
+      .map { try QuantFormat(parsing: $0) }
+    func stored(_ f: QuantFormat) -> Int {
+      layers.reduce(0) { $0 + target.storedBytes(f, rows: $1.rows, columns: $1.columns) }
+    }
+    // (576 is no multiple of 128: int4-g128 is offered but GPTQModel cannot store it for these rows.)
+    for budget in [stored(try QuantFormat(parsing: "int4-g64")), stored(try QuantFormat(parsing: "int4-g32")) * 21 / 20] {
+      let b = try Baselines.make(kind, layers: layers, candidates: offered, budgetBytes: budget, byteModel: model).get()
+      let total = layers.reduce(0) { $0 + target.storedBytes(b.assignment.formats[$1.name]!, rows: $1.rows, columns: $1.columns) }
+      #expect(b.assignment.totalBytes == total)
+      #expect(total <= budget, "\(b.label) at \(budget)")
+      for l in layers {
+        let f = b.assignment.formats[l.name]!
+        #expect(target.canStore(f, rows: l.rows, columns: l.columns), "\(l.name): \(f.name)")
+      }
+      // Filled in the target's bytes: no layer can rise one rung of its (target) ladder within the budget.
+      if kind != .uniform {
+        for l in layers {
+          let ladder = Baselines.ladder(l, index: 0, candidates: offered, predictedLoss: nil, byteModel: model)
+          #expect(ladder.allSatisfy { target.canStore($0, rows: l.rows, columns: l.columns) })
+          let f = b.assignment.formats[l.name]!
+          let i = ladder.firstIndex(of: f)!
+          if i + 1 < ladder.count {
+            let delta = model.bytes(ladder[i + 1], l) - model.bytes(f, l)
+            #expect(total + delta > budget, "\(kind) \(l.name) could still rise")
+          }
+        }
+      }
+    }
+    // The grammar's bytes differ from GPTQModel's for these shapes, so the byte model matters.
+    let f = try QuantFormat(parsing: "int4-g64")
+    #expect(Assignment(formats: Dictionary(uniqueKeysWithValues: layers.map { ($0.name, f) }), layers: layers).totalBytes != stored(f))
+  }
+
+  /// Without a byte model the grammar's is used, and `Target.any`'s is the same: the no-target path is unchanged.
+  @Test(arguments: Baselines.Kind.allCases)
+  func theDefaultByteModelIsTheGrammars(kind: Baselines.Kind) throws {
+    for budget in [bytes("q4_0") * 11 / 10, bytes("q5_0")] {
+      let plain = Baselines.make(kind, layers: layers, candidates: candidates, budgetBytes: budget)
+      let any = Baselines.make(kind, layers: layers, candidates: candidates, budgetBytes: budget, byteModel: .target(.any))
+      #expect(plain == any)
+      let b = try plain.get()
+      #expect(b.assignment.totalBytes == layers.reduce(0) { $0 + b.assignment.formats[$1.name]!.sizeInBytes(rows: $1.rows, columns: $1.columns) })
+    }
+  }
 }
