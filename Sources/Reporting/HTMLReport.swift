@@ -49,7 +49,7 @@ public enum HTMLReport {
     var rows = [
       ("model", "<code>\(e(data.modelName))</code>"), ("sha256", "<code>\(e(p.modelSHA256))</code>"),
       ("measured weights", "\(ReportText.grouped(data.layers.reduce(0) { $0 + $1.parameters })) in \(data.layers.count) layers"),
-      ("architecture", e(data.architecture)), ("target runtime", "<code>\(e(p.target))</code>"),
+      ("architecture", e(data.architecture)), ("target runtime", data.targetDescription(code: { "<code>\(e($0))</code>" })),
       ("measured", "\(e(p.created)) with bitplan \(e(p.toolVersion))"),
       ("calibration text", "sha256 <code>\(e(p.calibSHA256))</code>, \(p.tokens) tokens (BOS first); Hessian-vector products over the first \(p.hvpTokens); \(data.run.probesUsed.first ?? 0) of at most \(p.probes) Hutchinson probes; seed \(p.seed)"),
       ("candidates", p.candidates.map { "<code>\(e($0))</code>" }.joined(separator: ", ")),

@@ -39,7 +39,7 @@ public enum MarkdownReport {
     var rows: [[String]] = [["model", ReportText.codeSpan(data.modelName)], ["sha256", ReportText.codeSpan(p.modelSHA256)]]
     rows.append(["measured weights", "\(ReportText.grouped(data.layers.reduce(0) { $0 + $1.parameters })) in \(data.layers.count) layers"])
     rows.append(["architecture", ReportText.markdown(data.architecture)])
-    rows.append(["target runtime", ReportText.codeSpan(p.target)])
+    rows.append(["target runtime", data.targetDescription(code: ReportText.codeSpan)])
     rows.append(["measured", "\(ReportText.markdown(p.created)) with bitplan \(ReportText.markdown(p.toolVersion))"])
     return table(["", ""], rows)
   }

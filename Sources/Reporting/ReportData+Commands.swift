@@ -89,3 +89,13 @@ extension ReportData {
     return "VALIDATION.json"
   }
 }
+
+extension ReportData {
+  /// The runtime of the report: the run's `target`, and the plan's when it differs (one measurement with target
+  /// `any` shared by several targets, each plan then restricted to its own): "`any` (measured), `llama-cpp` (plan)".
+  func targetDescription(code: (String) -> String) -> String {
+    let measured = run.provenance.target
+    guard let planned = plan?.target, planned != measured else { return code(measured) }
+    return "\(code(measured)) (measurement), \(code(planned)) (plan)"
+  }
+}
