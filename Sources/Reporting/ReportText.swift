@@ -2,7 +2,7 @@ import Foundation
 
 /// Escaping and number formatting shared by the Markdown and HTML renderers. Every piece of text that comes from a
 /// file (layer names, paths, labels) passes through `html(_:)` or `codeSpan(_:)` before it reaches the output.
-enum ReportText {
+public enum ReportText {
   /// `text` safe inside HTML/SVG element content and double- or single-quoted attribute values.
   static func html(_ text: String) -> String {
     var out = ""
@@ -71,8 +71,8 @@ enum ReportText {
     return fixed(value, digits)
   }
 
-  /// `1,234,567`.
-  static func grouped(_ n: Int) -> String {
+  /// `1,234,567` (the command line's summaries use it too).
+  public static func grouped(_ n: Int) -> String {
     let digits = String(n.magnitude)
     var out = ""
     for (i, c) in digits.enumerated() {

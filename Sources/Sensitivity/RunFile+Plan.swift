@@ -171,8 +171,8 @@ extension RunFile {
 
   /// `/plan/document` and `/validation/document` with their `plan_sha256` attributes (after `read` checked the file).
   static func readDocuments(_ path: String) throws(SensitivityError) -> RunDocuments {
-    do {
-      return try HDF5File.withFile(path, mode: .readOnly) { f in
+    try mappingReadErrors(path) {
+      try HDF5File.withFile(path, mode: .readOnly) { f in
         var d = RunDocuments()
         if try f.exists("/plan/document") {
           d.plan = try scalarString(f, "/plan/document", path)
@@ -184,19 +184,13 @@ extension RunFile {
         }
         return d
       }
-    } catch let error as SensitivityError {
-      throw error
-    } catch let error as HDF5Error {
-      throw SensitivityError.wrapping(error, path: path, reading: true)
-    } catch {
-      throw SensitivityError(.io, "\(error)", path: path)
     }
   }
 
   /// The whole `/plan` group, or nil when the file has none.
   static func readPlan(_ path: String) throws(SensitivityError) -> RunPlanRecord? {
-    do {
-      return try HDF5File.withFile(path, mode: .readOnly) { f -> RunPlanRecord? in
+    try mappingReadErrors(path) {
+      try HDF5File.withFile(path, mode: .readOnly) { f -> RunPlanRecord? in
         guard try f.exists("/plan") else { return nil }
         let layer = try f.readStrings("/plan/layer").values
         let format = try f.readStrings("/plan/format").values
@@ -219,12 +213,6 @@ extension RunFile {
         }
         return record
       }
-    } catch let error as SensitivityError {
-      throw error
-    } catch let error as HDF5Error {
-      throw SensitivityError.wrapping(error, path: path, reading: true)
-    } catch {
-      throw SensitivityError(.io, "\(error)", path: path)
     }
   }
 

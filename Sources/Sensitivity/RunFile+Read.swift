@@ -5,8 +5,8 @@ import HDF5
 extension RunFile {
   static func read(_ path: String) throws(SensitivityError) -> (MeasuredRun, RunProgress?) {
     try verify(path)  // before any HDF5 call: libhdf5 may crash or hang on a damaged file
-    do {
-      return try HDF5File.withFile(path, mode: .readOnly) { f in
+    return try mappingReadErrors(path) {
+      try HDF5File.withFile(path, mode: .readOnly) { f in
         let version = try f.attribute("format_version", as: Int64.self)
         if version != Int64(RunProvenance.formatVersion) {
           throw SensitivityError(
@@ -66,6 +66,13 @@ extension RunFile {
         }
         return (run, progress)
       }
+    }
+  }
+
+  /// `body`'s result, with its errors as `SensitivityError`s about reading `path`: HDF5 errors wrapped, others `.io`.
+  static func mappingReadErrors<T>(_ path: String, _ body: () throws -> T) throws(SensitivityError) -> T {
+    do {
+      return try body()
     } catch let error as SensitivityError {
       throw error
     } catch let error as HDF5Error {

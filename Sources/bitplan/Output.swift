@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Reporting
 import TensorCore
 
 /// Encodes `value` as pretty JSON with snake_case keys on stdout.
@@ -12,16 +13,8 @@ func printJSON<T: Encodable>(_ value: T) throws {
   FileHandle.standardOutput.write(Data("\n".utf8))
 }
 
-/// `1234567` → `1,234,567`.
-func grouped(_ n: Int) -> String {
-  let digits = String(n.magnitude)
-  var out = ""
-  for (i, c) in digits.enumerated() {
-    if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
-    out.append(c)
-  }
-  return (n < 0 ? "-" : "") + out
-}
+/// `1234567` → `1,234,567` (`ReportText.grouped`, the reports' own).
+func grouped(_ n: Int) -> String { ReportText.grouped(n) }
 
 func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s : s + String(repeating: " ", count: width - s.count) }
 
