@@ -64,7 +64,7 @@ import _TestSupport
     return total
   }
 
-  static let identity = { (n: Int) -> [Float] in (0..<(n * n)).map { $0 / n == $0 % n ? 1 : 0 } }
+  static func identity(_ n: Int) -> [Float] { (0..<(n * n)).map { $0 / n == $0 % n ? 1 : 0 } }
 
   // MARK: - (a) blocked against reference
 
@@ -91,6 +91,7 @@ import _TestSupport
         let (a, b) = (fast.dequantize(), slow.dequantize())
         let differing = zip(a, b).filter { $0 != $1 }.count
         let (ea, eb) = (Self.outputError(w, a, rows: rows, columns: columns, hessian: g), Self.outputError(w, b, rows: rows, columns: columns, hessian: g))
+        if differing > 0 { print("blocked vs reference \(name) block \(blockSize) act-order \(actOrder): \(differing) of \(a.count) differ") }
         #expect(Double(differing) <= 0.01 * Double(a.count), "\(name) block \(blockSize) act-order \(actOrder): \(differing) of \(a.count) weights differ")
         #expect(abs(ea - eb) <= 0.01 * eb, "\(name) block \(blockSize) act-order \(actOrder): output error \(ea) vs \(eb)")
       }
@@ -221,13 +222,15 @@ import _TestSupport
     let w = Self.weights(rows: rows, columns: columns, seed: 41)
     let g = Self.hessian(columns: columns, samples: 128, seed: 42)
     let int4 = Self.format("int4-g32")
-    func expectError(_ code: QuantizationError.Code, _ words: String, _ body: () throws(QuantizationError) -> PackedTensor) {
+    func expectError(_ code: QuantizationError.Code, _ words: String, _ body: () throws -> PackedTensor) {
       do {
         _ = try body()
         Issue.record("expected \(code) (\(words))")
-      } catch {
+      } catch let error as QuantizationError {
         #expect(error.code == code, "\(error)")
         #expect(error.message.contains(words), "\(error.message)")
+      } catch {
+        Issue.record("expected a QuantizationError, got \(error)")
       }
     }
     expectError(.sizeMismatch, "hessian") {
