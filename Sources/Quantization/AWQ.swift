@@ -10,7 +10,7 @@
 /// MLP norm's; o_proj and down_proj are groups of one) shares one per-input-channel scale s. Each member's weight W is
 /// stored as Q(W·diag(s)) and its input divided by s, so the layer computes (X·diag(s)⁻¹)·Q(W·diag(s))ᵀ: channels
 /// with large activations get finer steps. In the model, diag(s)⁻¹ is folded into the preceding RMSNorm weight where
-/// one exists (Engine, `LlamaModel.scaleNorm`) or applied to the input by the packed operator
+/// one exists (Engine, `LlamaModel.foldInputScale(_:into:)`) or applied to the input by the packed operator
 /// (`PackedLinear(inputScale:)` in Validation).
 ///
 /// The search, as AWQ does it:
