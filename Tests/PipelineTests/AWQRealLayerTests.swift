@@ -73,9 +73,13 @@ import _TestSupport
         // RTN, independently: quantize W itself, dequantize, the output error of each member
         var rtn = 0.0
         var recomputed = 0.0
+        var memberRatios: [String] = []
         for (i, m) in members.enumerated() {
           let q = try quantizeDequantize(m.weights, rows: m.rows, columns: group.inFeatures, format: format)
-          rtn += AWQ.outputError(weights: m.weights, approximation: q, rows: m.rows, columns: group.inFeatures, inputs: x, inputRows: n)
+          let memberRTN = AWQ.outputError(
+            weights: m.weights, approximation: q, rows: m.rows, columns: group.inFeatures, inputs: x, inputRows: n)
+          rtn += memberRTN
+          memberRatios.append(String(format: "%.4f", r.memberErrors[i] / memberRTN))
           #expect(r.packed[i].format == format)
           recomputed += AWQ.outputError(
             weights: m.weights, approximation: AWQ.effectiveWeights(r.packed[i], scales: r.scales), rows: m.rows,
@@ -89,7 +93,7 @@ import _TestSupport
         let kind = group.layers.map { $0.split(separator: ".").last! }.joined(separator: "+")
         print(
           "AWQ block \(group.block) \(kind) \(format.name): α \(r.alpha), AWQ/RTN output error \(String(format: "%.4f", ratio)) "
-            + "(RTN \(String(format: "%.4g", rtn)))")
+            + "(RTN \(String(format: "%.4g", rtn))), per layer \(memberRatios.joined(separator: " "))")
       }
     }
     for format in formats {
