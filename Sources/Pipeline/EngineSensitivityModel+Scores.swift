@@ -75,14 +75,23 @@ extension EngineSensitivityModel {
   }
 
   /// The layer as a packed int8-activation operator, or nil when the pass must run dense (see the extension).
+  ///
+  /// The packed tensor must dequantize to exactly `q.weights`. It is first encoded from `Q(W)` itself with min-max
+  /// ranges: `Q(W)`'s largest code in every group is already at the grid's edge (the calibration clipped there, or
+  /// the maximum mapped there), so this finds the same scales and codes without the calibration's search (the MSE
+  /// clip search would otherwise run a second time per pair). When that does not reproduce `Q(W)` (GGML block
+  /// types with their own scale search), `W` is encoded again with the recorded calibration.
   func packedOperator(layer: Int, candidate: Int, quantized q: QuantizedWeights) throws -> PackedLinear? {
     guard Scalar.self == Float.self, model.installedOperatorCount == 0, !model.hasEmbeddingSource else { return nil }
     let l = linearLayers[layer]
-    let w = try weights(of: layer)
-    let packed = try Quantization.quantize(
-      w, rows: l.rows, columns: l.columns, format: formats[candidate],
-      calibration: RangeCalibration(recorded: q.calibration) ?? .minMax)
-    guard packed.dequantize() == q.weights else { return nil }
+    let format = formats[candidate]
+    var packed = try Quantization.quantize(q.weights, rows: l.rows, columns: l.columns, format: format, calibration: .minMax)
+    if packed.dequantize() != q.weights {
+      packed = try Quantization.quantize(
+        try weights(of: layer), rows: l.rows, columns: l.columns, format: format,
+        calibration: RangeCalibration(recorded: q.calibration) ?? .minMax)
+      guard packed.dequantize() == q.weights else { return nil }
+    }
     return try? PackedLinear(packed, activations: .int8, scratch: scoring.scratch)
   }
 
