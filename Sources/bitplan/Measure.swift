@@ -44,8 +44,8 @@ struct Measure: ParsableCommand {
   var auditText: String?
   @Flag(help: "Also measure every (layer, candidate)'s single-layer KLD end to end on calibration tokens, packed (allocate --score kld).")
   var scoreKld = false
-  @Option(parsing: .unconditional, help: "Leading calibration tokens --score-kld scores on.")
-  var kldTokens = MeasureSettings.defaultKLDTokens
+  @Option(parsing: .unconditional, help: "Leading calibration tokens --score-kld scores on (default: 128, or --tokens when fewer).")
+  var kldTokens: Int?
   @OptionGroup var outputFile: OutputFile<RunFileOutput>
   var output: String { outputFile.output }
   @OptionGroup var jsonFlag: JSONFlag
@@ -66,7 +66,10 @@ struct Measure: ParsableCommand {
     guard audit >= 0 && audit <= 1_000_000 else { throw ValidationError("--audit must be in 0...1000000, got \(audit)") }
     guard auditFormat == nil || audit == 0 else { throw ValidationError("give --audit N or --audit-format F, not both") }
     guard auditText == nil || audit > 0 || auditFormat != nil else { throw ValidationError("--audit-text needs --audit N or --audit-format F") }
-    guard kldTokens >= 2 && kldTokens <= tokens else { throw ValidationError("--kld-tokens must be in 2...--tokens (\(tokens)), got \(kldTokens)") }
+    if let kldTokens {
+      guard scoreKld else { throw ValidationError("--kld-tokens needs --score-kld") }
+      guard kldTokens >= 2 && kldTokens <= tokens else { throw ValidationError("--kld-tokens must be in 2...--tokens (\(tokens)), got \(kldTokens)") }
+    }
     guard checkpointInterval >= 0 && checkpointInterval.isFinite else { throw ValidationError("--checkpoint-interval must be ≥ 0") }
   }
 
@@ -82,7 +85,7 @@ struct Measure: ParsableCommand {
     settings.keepsHessianDiagonal = hessianDiagonal
     settings.eigenIterations = eigen ? eigenIterations : 0
     settings.auditCount = audit
-    settings.kldTokens = scoreKld ? kldTokens : 0
+    settings.kldTokens = scoreKld ? kldTokens ?? min(MeasureSettings.defaultKLDTokens, tokens) : 0
     if let auditFormat {
       do { settings.auditFormat = try QuantFormat(parsing: auditFormat) } catch {
         throw CommandError("--audit-format '\(auditFormat)': \(error)")
