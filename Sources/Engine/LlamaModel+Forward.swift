@@ -11,10 +11,15 @@ extension LlamaModel {
   ///   - perturbation: use W + εV for the linear weights V names (HVP by central differences).
   ///   - observer: sees every linear layer's input (capture hooks).
   ///   - logitsObserver: sees the logits [T−1, V] before they are turned into probabilities in place.
+  ///   - resume: start at block `block` with `state` [T, d] as its residual input instead of embedding the tokens
+  ///     (blocks before it are skipped; `block == layers` runs only the final norm and the head). See
+  ///     `LlamaModel+Resume.swift`.
+  ///   - blockInputObserver: sees each block's residual input [T, d] (index `layers`: the final hidden state).
   /// - Complexity: O(T·P) for P parameters, plus O(T²·d) attention; every product is a GEMM.
   func runForward(
     tokens: [Int], keepActivations: Bool, perturbation: WeightPerturbation<Scalar>? = nil,
-    observer: InputObserver? = nil, logitsObserver: ((UnsafePointer<Scalar>) -> Void)? = nil
+    observer: InputObserver? = nil, logitsObserver: ((UnsafePointer<Scalar>) -> Void)? = nil,
+    resume: (block: Int, state: UnsafePointer<Scalar>)? = nil, blockInputObserver: ((Int, UnsafePointer<Scalar>) -> Void)? = nil
   ) -> ForwardCache<Scalar> {
     let c = configuration
     let cache: ForwardCache<Scalar>
@@ -31,15 +36,18 @@ extension LlamaModel {
     let operators = linearOperators
 
     // x₀[t] = E[token_t] (E + εV when an HVP perturbs the embedding)
-    let x0 = cache.residual(0).pointer
-    if let source = embeddingSource {
+    let x0 = cache.residual(resume?.block ?? 0).pointer
+    if let resume {
+      x0.update(from: resume.state, count: tokens.count * d)
+    } else if let source = embeddingSource {
       source.rows(tokens, into: Self.floats(x0))
     } else {
       let table = perturbation?.effective(embedding, name: Self.embeddingWeightName) ?? embedding.constant
       for (i, token) in tokens.enumerated() { (x0 + i * d).update(from: table + token * d, count: d) }
     }
 
-    for (l, block) in blocks.enumerated() {
+    for (l, block) in blocks.enumerated() where l >= resume?.block ?? 0 {
+      blockInputObserver?(l, cache.residual(l).constant)
       let a = cache.block(l)
       let (x, next) = (cache.residual(l).constant, cache.residual(l + 1).pointer)
       let weight = { (kind: LinearKind) -> UnsafePointer<Scalar> in
@@ -86,6 +94,7 @@ extension LlamaModel {
     }
 
     // final norm, LM head on the T − 1 positions that predict a token, softmax cross-entropy
+    blockInputObserver?(c.layers, cache.residual(c.layers).constant)
     RMSNorm.forward(
       x: cache.residual(c.layers).constant, gamma: finalNorm.constant, rows: t, n: d, epsilon: c.rmsEps,
       y: cache.finalNormed.pointer, inverseRMS: cache.finalInverseRMS.pointer)

@@ -64,6 +64,8 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
   var baseline: Reference?
   /// Every candidate of the layer quantized last by `quantize(layer:candidate:)` for candidate 0.
   var quantizedLayer: (layer: Int, results: [Result<QuantizedWeights?, any Error>])?
+  /// The windows single-layer scores resume from, and how the scored layers ran (`EngineSensitivityModel+Scores`).
+  public let scoring = ScoringState<Scalar>()
 
   /// Wraps `model` for a measurement.
   /// - Parameters:

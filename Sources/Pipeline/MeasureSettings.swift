@@ -39,6 +39,16 @@ public struct MeasureSettings: Sendable, Equatable {
   public var eigenIterations = 0
   /// Single-layer quantizations whose true ΔNLL and ΔKLD are measured (`--audit N`); 0 skips the audit.
   public var auditCount = 0
+  /// Audit every layer at this candidate instead of a random sample (`--audit-format F`; `auditCount` must be 0:
+  /// `Measurement` sets it to the number of layers that offer F).
+  public var auditFormat: QuantFormat? = nil
+  /// Calibration tokens on which every (layer, candidate)'s single-layer KLD is measured (`--score-kld`,
+  /// `--kld-tokens`); 0 skips the stage.
+  public var kldTokens = 0
+  /// `--kld-tokens` when `--score-kld` is given without it: the first calibration window (`hvpTokens`' default),
+  /// so that the stage costs about one 128-token forward pass from the changed block upward per pair (see
+  /// `EngineSensitivityModel+Scores.swift` and RunFormat.md for the measured time).
+  public static let defaultKLDTokens = 128
   /// Measure the token embedding as one more layer, `model.embed_tokens` (set by `--target llama-cpp`, whose
   /// GGUF stores `token_embd.weight` in any type); see `EngineSensitivityModel`.
   public var includesTokenEmbedding = false
@@ -75,6 +85,10 @@ public struct MeasureSettings: Sendable, Equatable {
     }
     if eigenIterations < 0 { throw MeasureError(.badSettings, "eigen iterations must be ≥ 0, got \(eigenIterations)") }
     if auditCount < 0 { throw MeasureError(.badSettings, "--audit must be ≥ 0, got \(auditCount)") }
+    if auditFormat != nil && auditCount > 0 { throw MeasureError(.badSettings, "give --audit N or --audit-format F, not both") }
+    if kldTokens != 0 && (kldTokens < 2 || kldTokens > tokens) {
+      throw MeasureError(.badSettings, "--kld-tokens must be in 2...\(tokens) (--tokens), got \(kldTokens)")
+    }
     if let candidates, candidates.isEmpty { throw MeasureError(.badCandidate, "--candidates lists no format") }
     if let candidates, let dup = Self.firstDuplicate(candidates.map(\.name)) {
       throw MeasureError(.badCandidate, "--candidates lists '\(dup)' twice")
@@ -132,12 +146,15 @@ public struct MeasureSettings: Sendable, Equatable {
     toolVersion: String, modelSHA256: String, calibSHA256: String, candidates: [String], auditSHA256: String,
     auditTokens: Int, created: String
   ) -> RunProvenance {
-    RunProvenance(
+    var p = RunProvenance(
       toolVersion: toolVersion, modelSHA256: modelSHA256, calibSHA256: calibSHA256, tokens: tokens,
       hvpTokens: hvpTokens, probes: probes, minimumProbes: minimumProbes, tolerance: tolerance, seed: seed,
       candidates: candidates, keepsHessianDiagonal: keepsHessianDiagonal, eigenIterations: eigenIterations,
       auditCount: auditCount, created: created, auditSHA256: auditSHA256, auditTokens: auditTokens,
       target: target.rawValue)
+    p.auditFormat = auditFormat?.name ?? ""
+    p.kldTokens = kldTokens
+    return p
   }
 
   private static func firstDuplicate(_ names: [String]) -> String? {

@@ -67,7 +67,7 @@ public struct Measurement {
     let tokens = try TokenWindow.make(
       text: calibration, tokenizer: loaded.tokenizer, count: settings.tokens, source: "--calib '\(calibrationPath)'")
     var evaluation: [Int] = []
-    if settings.auditCount > 0 {
+    if settings.auditCount > 0 || settings.auditFormat != nil {
       if let auditText {
         evaluation = try TokenWindow.make(
           text: auditText, tokenizer: loaded.tokenizer, count: settings.tokens,
@@ -85,6 +85,8 @@ public struct Measurement {
       model: loaded.model, calibrationTokens: tokens, hvpTokenCount: settings.hvpTokens,
       evaluationTokens: evaluation, formats: formats, target: settings.target,
       includesTokenEmbedding: settings.includesTokenEmbedding)
+    var settings = settings
+    if let format = settings.auditFormat { settings.auditCount = try model.allLayerAuditCount(format) }
     let calibSHA256 = try SHA256.hexDigest(fileAt: calibrationPath)
     let auditSHA256 = settings.auditCount == 0 ? "" : try auditTextPath.map { try SHA256.hexDigest(fileAt: $0) } ?? calibSHA256
     var provenance = settings.provenance(

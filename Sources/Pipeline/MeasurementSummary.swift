@@ -31,6 +31,9 @@ public struct MeasurementSummary: Sendable, Codable, Equatable {
   public var spearmanNLL: [String: Double?]
   /// Spearman ρ of each proxy against the true ΔKLD.
   public var spearmanKLD: [String: Double?]
+  /// Single-layer pairs whose KLD was measured end to end (`--score-kld`), and on how many calibration tokens.
+  public var measuredPairs: Int?
+  public var kldTokens: Int?
   /// Seconds spent in this process per stage: `setup` (reading, tokenizing, checksums), the `MeasurementStage`
   /// names, `finish` (the final file). Stages a resumed run had finished before take no time.
   public var stageSeconds: [String: Double]
@@ -58,6 +61,10 @@ public struct MeasurementSummary: Sendable, Codable, Equatable {
     audited = run.audit?.layer.count ?? 0
     spearmanNLL = run.audit?.spearmanNLL.mapValues(finite) ?? [:]
     spearmanKLD = run.audit?.spearmanKLD.mapValues(finite) ?? [:]
+    if let m = run.measured {
+      measuredPairs = m.kld.joined().count { !$0.isNaN }
+      kldTokens = m.tokens
+    }
     stageSeconds = seconds
     totalSeconds = seconds.values.reduce(0, +)
   }

@@ -27,7 +27,7 @@ extension HTMLReport {
   static func errorSection(_ data: ReportData) -> String {
     let run = data.run
     let score = data.plan?.score ?? data.frontierScore
-    let proxy = run.proxies[score]
+    let proxy = run.scoreGrid(named: score)
     var count = 0
     var body = ""
     for r in data.layers {

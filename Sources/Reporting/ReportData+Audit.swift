@@ -38,13 +38,16 @@ extension ReportData {
   /// Resamples used for the ρ intervals.
   public static let auditReplicates = 2000
 
-  static func auditSummary(_ run: MeasuredRun, score: String) -> AuditSummary? {
+  /// The audit of `run` with each score's ρ and interval (the proxies, and `kld` when measured); `score` is the one
+  /// drawn (the first name when the run has no such score). Nil without audited pairs.
+  public static func auditSummary(_ run: MeasuredRun, score: String) -> AuditSummary? {
     guard let audit = run.audit, !audit.layer.isEmpty else { return nil }
     let n = audit.layer.count
-    let names = run.proxies.keys.sorted()
-    let chosen = run.proxies[score] != nil ? score : (names.first ?? score)
+    let grids = run.scoreGrids
+    let names = grids.keys.sorted()
+    let chosen = grids[score] != nil ? score : (names.first ?? score)
     func prediction(_ name: String, _ k: Int) -> Double {
-      run.proxies[name]?[audit.layer[k]][audit.candidate[k]] ?? .nan
+      grids[name]?[audit.layer[k]][audit.candidate[k]] ?? .nan
     }
     let pairs = (0..<n).map { k in
       AuditPair(

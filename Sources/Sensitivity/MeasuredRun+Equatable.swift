@@ -12,6 +12,13 @@ extension MeasuredRun {
       && same(a.inputTrace, b.inputTrace) && same(a.fisherTrace, b.fisherTrace)
       && same(a.weightError, b.weightError) && same(a.outputError, b.outputError) && a.bytes == b.bytes
       && a.calibrationMethod == b.calibrationMethod && same(a.proxies, b.proxies) && same(a.audit, b.audit)
+      && same(a.measured, b.measured)
+  }
+
+  static func same(_ x: MeasuredScores?, _ y: MeasuredScores?) -> Bool {
+    guard let x, let y else { return x == nil && y == nil }
+    return same(x.kld, y.kld) && same(x.deltaNLL, y.deltaNLL) && x.baselineNLL.bitPattern == y.baselineNLL.bitPattern
+      && x.tokens == y.tokens
   }
 
   static func same(_ x: [Double], _ y: [Double]) -> Bool { x.map(\.bitPattern) == y.map(\.bitPattern) }

@@ -20,14 +20,20 @@ extension MeasuredRun {
     public var variance: Double
   }
 
-  /// Score names available in this run (the `/proxies` datasets), sorted.
-  public var scoreNames: [String] { proxies.keys.sorted() }
+  /// Score names available in this run (the `/proxies` datasets, and `kld` with `/measured`), sorted.
+  public var scoreNames: [String] { scoreGrids.keys.sorted() }
 
   /// Per layer, the offered candidates with bytes and the predicted loss under `score` (a `LossProxy` name).
-  /// - Throws: `.invalidArgument` for an unknown score; `.nonFinite` when an offered candidate's score is NaN or
+  /// - Throws: `.invalidArgument` for an unknown score (for `kld` on a run without `/measured`: measure with
+  ///   `--score-kld`); `.nonFinite` when an offered candidate's score is NaN or
   ///   infinite (a stage that was skipped, e.g. `taylor_diag` without the diagonal).
   public func problemColumns(score: String) throws(SensitivityError) -> [ProblemColumn] {
-    guard let grid = proxies[score] else {
+    guard let grid = scoreGrid(named: score) else {
+      if score == MeasuredScores.scoreName {
+        throw SensitivityError(
+          .invalidArgument, "this run has no measured KLD (/measured); measure it with `bitplan measure … --score-kld`, "
+            + "or choose another --score (\(scoreNames.joined(separator: ", ")))")
+      }
       throw SensitivityError(
         .invalidArgument, "unknown score '\(score)'; this run has \(scoreNames.joined(separator: ", "))")
     }

@@ -97,8 +97,10 @@ public struct MeasuredRun: Sendable, Codable, Equatable {
   public var calibrationMethod: [[String]]
   /// `/proxies/<score>`: predicted loss increase per (layer, candidate) by each `LossProxy` score name.
   public var proxies: [String: [[Double]]]
-  /// `/audit`, when `--audit N` was given.
+  /// `/audit`, when `--audit N` or `--audit-format F` was given.
   public var audit: Audit?
+  /// `/measured`, when `--score-kld` was given: single-layer KLD and ΔNLL measured end to end (`MeasuredScores`).
+  public var measured: MeasuredScores?
   /// `/validation`: the plan-vs-baselines table of the last `bitplan validate --run` on this run.
   public var validation: ValidationTable?
 
@@ -148,6 +150,7 @@ public struct MeasuredRun: Sendable, Codable, Equatable {
     calibrationMethod = [[String]](repeating: [String](repeating: "", count: c), count: l)
     proxies = Dictionary(uniqueKeysWithValues: LossProxy.allCases.map { ($0.rawValue, grid) })
     audit = nil
+    measured = nil
     validation = nil
   }
 }

@@ -126,21 +126,46 @@ extension MeasurementRun {
     }
   }
 
+  /// The audit: each pair's single-layer score on the held-out text (`SensitivityModel.score(…on: .heldOut)`).
   func auditStage(_ store: RunStore) throws {
     if store.run.audit == nil {
-      try store.recordAuditBaseline(meanNLL: try model.evaluate(replacing: nil, with: nil).meanNLL)
+      try store.recordAuditBaseline(meanNLL: try model.baselineNLL(on: .heldOut))
     }
-    let pairs = Self.auditPairs(bytes: store.run.bytes, count: provenance.auditCount, seed: provenance.seed)
+    let pairs = try auditPairs(bytes: store.run.bytes)
     let baseline = store.run.audit!.baselineNLL
     for a in store.run.audit!.layer.count..<pairs.count {
       let (layer, candidate) = pairs[a]
-      guard let q = try model.quantize(layer: layer, candidate: candidate) else {
+      guard let e = try model.score(layer: layer, candidate: candidate, on: .heldOut) else {
         throw SensitivityError(.shapeMismatch, "audited candidate \(candidate) no longer fits layer \(layer)")
       }
-      let e = try model.evaluate(replacing: layer, with: q.weights)
       try store.recordAudit(layer: layer, candidate: candidate, deltaNLL: e.meanNLL - baseline, deltaKLD: e.meanKLD)
       onProgress(.audit, a + 1, pairs.count)
     }
+  }
+
+  /// The pairs this run audits: with `provenance.auditFormat` every layer that offers that candidate, in layer order
+  /// (`auditCount` of them); otherwise `auditPairs(bytes:count:seed:)`.
+  /// - Throws: `.invalidArgument` when the audit format is no candidate or the count disagrees with the layers.
+  func auditPairs(bytes: [[Int]]) throws(SensitivityError) -> [(Int, Int)] {
+    guard !provenance.auditFormat.isEmpty else {
+      return Self.auditPairs(bytes: bytes, count: provenance.auditCount, seed: provenance.seed)
+    }
+    let pairs = try Self.auditPairs(bytes: bytes, format: provenance.auditFormat, candidates: provenance.candidates)
+    if pairs.count != provenance.auditCount {
+      throw SensitivityError(
+        .invalidArgument, "--audit-format \(provenance.auditFormat) fits \(pairs.count) layers, the settings say \(provenance.auditCount)")
+    }
+    return pairs
+  }
+
+  /// Every layer that offers candidate `format` (bytes ≥ 0), paired with it, in layer order: the all-layer audit.
+  /// - Throws: `.invalidArgument` when `format` is not among `candidates`.
+  public static func auditPairs(bytes: [[Int]], format: String, candidates: [String]) throws(SensitivityError) -> [(Int, Int)] {
+    guard let c = candidates.firstIndex(of: format) else {
+      throw SensitivityError(
+        .invalidArgument, "--audit-format \(format) is not a candidate (\(candidates.joined(separator: ",")))")
+    }
+    return bytes.indices.compactMap { l in bytes[l][c] >= 0 ? (l, c) : nil }
   }
 
   /// The (layer, candidate) pairs to audit: the first `count` of all offered pairs (bytes ≥ 0, in row-major order)

@@ -49,14 +49,15 @@ public struct MeasurementRun<Model: SensitivityModel> {
       throw SensitivityError(.invalidArgument, "no calibration windows for the Fisher gradient")
     }
     try provenance.hutchinsonSettings.validate()
-    if provenance.eigenIterations < 0 || provenance.auditCount < 0 {
-      throw SensitivityError(.invalidArgument, "eigenvalue iterations and audit count must be ≥ 0")
+    if provenance.eigenIterations < 0 || provenance.auditCount < 0 || provenance.kldTokens < 0 {
+      throw SensitivityError(.invalidArgument, "eigenvalue iterations, audit count and KLD tokens must be ≥ 0")
     }
     let store = try RunStore(path: path, provenance: provenance, layers: layers, candidates: model.candidates)
     let gradientSum = try fisherStage(store)
     try hessianStage(store)
     if provenance.eigenIterations > 0 { try eigenvalueStage(store) }
     try layerStage(store, gradientSum: gradientSum)
+    if provenance.kldTokens > 0 { try kldStage(store) }
     if provenance.auditCount > 0 { try auditStage(store) }
     store.recordAuditCorrelations()
     return try store.finish()

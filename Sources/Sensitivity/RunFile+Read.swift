@@ -53,6 +53,15 @@ extension RunFile {
           run.proxies[name] = rows(try grid(f, "/proxies/\(name)", l, c, path), columns: c)
         }
         if try f.exists("/audit") { run.audit = try readAudit(f, l, c, path) }
+        if try f.exists("/measured") {
+          var m = MeasuredScores(layers: l, candidates: c, tokens: 0, baselineNLL: .nan)
+          m.baselineNLL = try f.attribute("baseline_nll", on: "/measured", as: Double.self)
+          m.tokens = Int(try f.attribute("tokens", on: "/measured", as: Int64.self))
+          try inRange([Int64(m.tokens)], 2...Int64(Int32.max), "/measured tokens", path)
+          m.kld = rows(try grid(f, "/measured/kld", l, c, path), columns: c)
+          m.deltaNLL = rows(try grid(f, "/measured/delta_nll", l, c, path), columns: c)
+          run.measured = m
+        }
         if try f.exists("/validation") { run.validation = try readValidation(f, path) }
         var progress: RunProgress?
         if try f.exists("/progress") {
@@ -101,6 +110,9 @@ extension RunFile {
     // Added with `bitplan report`; absent means "not recorded".
     if try f.hasAttribute("calib_path") { p.calibrationPath = try f.stringAttribute("calib_path") }
     if try f.hasAttribute("audit_text_path") { p.auditTextPath = try f.stringAttribute("audit_text_path") }
+    // Added with --audit-format and --score-kld; absent means a random audit sample and no measured scores.
+    if try f.hasAttribute("audit_format") { p.auditFormat = try f.stringAttribute("audit_format") }
+    if try f.hasAttribute("kld_tokens") { p.kldTokens = try int("kld_tokens") }
     return p
   }
 

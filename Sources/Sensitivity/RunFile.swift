@@ -54,6 +54,7 @@ enum RunFile {
           try f.write(run.proxies[name]!.flatMap { $0 }, shape: [l, c], to: "/proxies/\(name)")
         }
         if let audit = run.audit { try writeAudit(audit, f) }
+        if let measured = run.measured { try writeMeasured(measured, f, l, c) }
         if let validation = run.validation { try writeValidation(validation, f) }
         if let progress {
           try f.createGroup("/progress")
@@ -101,6 +102,8 @@ enum RunFile {
     try f.setAttribute("target", p.target)
     try f.setAttribute("calib_path", p.calibrationPath)
     try f.setAttribute("audit_text_path", p.auditTextPath)
+    try f.setAttribute("audit_format", p.auditFormat)
+    try f.setAttribute("kld_tokens", Int64(p.kldTokens))
   }
 
   private static func writeValidation(_ v: MeasuredRun.ValidationTable, _ f: HDF5File) throws {
@@ -120,6 +123,14 @@ enum RunFile {
     ] {
       try f.write(values, to: "/validation/\(name)")
     }
+  }
+
+  private static func writeMeasured(_ m: MeasuredScores, _ f: HDF5File, _ l: Int, _ c: Int) throws {
+    try f.createGroup("/measured")
+    try f.setAttribute("baseline_nll", m.baselineNLL, on: "/measured")
+    try f.setAttribute("tokens", Int64(m.tokens), on: "/measured")
+    try f.write(m.kld.flatMap { $0 }, shape: [l, c], to: "/measured/kld")
+    try f.write(m.deltaNLL.flatMap { $0 }, shape: [l, c], to: "/measured/delta_nll")
   }
 
   private static func writeAudit(_ a: MeasuredRun.Audit, _ f: HDF5File) throws {

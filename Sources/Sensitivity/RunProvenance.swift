@@ -49,6 +49,12 @@ public struct RunProvenance: Sendable, Codable, Equatable {
   public var calibrationPath: String = ""
   /// The audit text's path as given (`audit_text_path`); "" without `--audit-text` or when not recorded.
   public var auditTextPath: String = ""
+  /// The format every layer is audited at (`audit_format`, `--audit-format F`): the audit is then every layer that
+  /// offers F, in layer order, instead of a random sample of `auditCount` pairs; "" for the random sample.
+  public var auditFormat: String = ""
+  /// Leading calibration tokens on which every (layer, candidate)'s single-layer KLD and ΔNLL are measured
+  /// (`kld_tokens`, `--score-kld`, `/measured`); 0 when they are not.
+  public var kldTokens: Int = 0
 
   /// Provenance with every field given; see the properties.
   public init(
@@ -109,6 +115,8 @@ public struct RunProvenance: Sendable, Codable, Equatable {
     if auditSHA256 != other.auditSHA256 { d.append("audit_sha256") }
     if auditTokens != other.auditTokens { d.append("audit_tokens \(other.auditTokens) → \(auditTokens)") }
     if target != other.target { d.append("target \(other.target) → \(target)") }
+    if auditFormat != other.auditFormat { d.append("audit_format '\(other.auditFormat)' → '\(auditFormat)'") }
+    if kldTokens != other.kldTokens { d.append("kld_tokens \(other.kldTokens) → \(kldTokens)") }
     return d
   }
 }

@@ -141,10 +141,36 @@ extension RunStore {
     }
   }
 
-  /// Stores Spearman's ρ of every proxy against the audited ΔNLL and ΔKLD (no checkpoint: `finish()` follows).
+  /// Starts the measured scores (`/measured`) with the unquantized model's mean NLL on `tokens` calibration tokens.
+  public func recordMeasuredBaseline(meanNLL: Double, tokens: Int) throws(SensitivityError) {
+    if run.measured != nil { throw SensitivityError(.invalidArgument, "the measured baseline is already stored", path: path) }
+    try update { r, _ in
+      r.measured = MeasuredScores(layers: r.layers.count, candidates: r.candidates.count, tokens: tokens, baselineNLL: meanNLL)
+    }
+  }
+
+  /// Stores layer `layer`'s measured KLD and ΔNLL per candidate (NaN for a candidate not offered): the next layer.
+  public func recordMeasuredLayer(_ layer: Int, kld: [Double], deltaNLL: [Double]) throws(SensitivityError) {
+    guard let m = run.measured else { throw SensitivityError(.invalidArgument, "measured scores before their baseline") }
+    try expectNext(layer, m.layersDone(bytes: run.bytes), "measured layer")
+    if kld.count != run.candidates.count || deltaNLL.count != run.candidates.count {
+      throw SensitivityError(.invalidArgument, "\(kld.count) measured scores for \(run.candidates.count) candidates")
+    }
+    for c in kld.indices where run.bytes[layer][c] >= 0 && !(kld[c].isFinite && deltaNLL[c].isFinite) {
+      throw SensitivityError(
+        .nonFinite, "measured KLD \(kld[c]) / ΔNLL \(deltaNLL[c]) of '\(run.layers[layer].name)' in \(run.candidates[c].name)")
+    }
+    try update { r, _ in
+      r.measured!.kld[layer] = kld
+      r.measured!.deltaNLL[layer] = deltaNLL
+    }
+  }
+
+  /// Stores Spearman's ρ of every score (the proxies, and `kld` when measured) against the audited ΔNLL and ΔKLD (no
+  /// checkpoint: `finish()` follows).
   public func recordAuditCorrelations() {
     guard var a = run.audit else { return }
-    for (name, grid) in run.proxies {
+    for (name, grid) in run.scoreGrids {
       let predicted = zip(a.layer, a.candidate).map { grid[$0][$1] }
       a.spearmanNLL[name] = SpearmanCorrelation.rho(predicted, a.deltaNLL) ?? .nan
       a.spearmanKLD[name] = SpearmanCorrelation.rho(predicted, a.deltaKLD) ?? .nan

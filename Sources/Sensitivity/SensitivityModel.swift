@@ -36,6 +36,13 @@ public protocol SensitivityModel {
   /// which), and the mean KL divergence of the next-token distributions from the unmodified model's, with
   /// `layer`'s weights replaced by `weights` (both `nil`: the unmodified model, KLD 0).
   func evaluate(replacing layer: Int?, with weights: [Float]?) throws -> (meanNLL: Double, meanKLD: Double)
+  /// Mean NLL of the unmodified model on `text`.
+  func baselineNLL(on text: ScoredText) throws -> Double
+  /// Mean NLL on `text` and the mean KL divergence of the next-token distributions from the unmodified model's, with
+  /// only `layer` quantized to `candidate`; `nil` when the format does not fit the layer. The default quantizes
+  /// (`quantize`) and calls `evaluate` for `.heldOut`, and throws for `.calibration`; the engine-backed model runs
+  /// the layer packed and recomputes only the blocks from the changed one upward.
+  func score(layer: Int, candidate: Int, on text: ScoredText) throws -> (meanNLL: Double, meanKLD: Double)?
 
   /// Frees what only the Fisher and Hessian stages use (cached gradients, perturbation buffers); the per-layer
   /// stage calls it before it starts. Later calls of any method must still work (recomputing what they need).
@@ -46,11 +53,34 @@ public protocol SensitivityModel {
 extension SensitivityModel {
   public func tableLookup(of layer: Int) throws -> TableLookup? { nil }
 
+  public func baselineNLL(on text: ScoredText) throws -> Double {
+    guard text == .heldOut else { throw ScoredText.unsupported(text) }
+    return try evaluate(replacing: nil, with: nil).meanNLL
+  }
+
+  public func score(layer: Int, candidate: Int, on text: ScoredText) throws -> (meanNLL: Double, meanKLD: Double)? {
+    guard text == .heldOut else { throw ScoredText.unsupported(text) }
+    guard let q = try quantize(layer: layer, candidate: candidate) else { return nil }
+    return try evaluate(replacing: layer, with: q.weights)
+  }
+
   public func releaseCurvatureState() {}
 
   public func hessianVectorProduct(_ v: [[Float]], consume: (Int, UnsafeBufferPointer<Float>) throws -> Void) throws {
     let hv = try hessianVectorProduct(v)
     for i in hv.indices { try hv[i].withUnsafeBufferPointer { try consume(i, $0) } }
+  }
+}
+
+/// The text a single-layer score is measured on.
+public enum ScoredText: Sendable, Equatable {
+  /// The leading `tokens` calibration tokens (`--score-kld`, `/measured`).
+  case calibration(tokens: Int)
+  /// The held-out evaluation tokens of `evaluate` (the audit).
+  case heldOut
+
+  static func unsupported(_ text: ScoredText) -> SensitivityError {
+    SensitivityError(.invalidArgument, "this model cannot score single layers on \(text)")
   }
 }
 
@@ -81,6 +111,8 @@ public enum MeasurementStage: String, Sendable, CaseIterable, Codable {
   case eigenvalues
   /// Weight statistics, input trace, errors, bytes and proxies per layer and candidate.
   case layers
+  /// Measured single-layer KLD and ΔNLL of every (layer, candidate) on calibration tokens (only with `kldTokens > 0`).
+  case kld
   /// True ΔNLL and ΔKLD of single-layer quantizations (only with `auditCount > 0`).
   case audit
 }

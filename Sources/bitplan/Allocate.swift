@@ -26,7 +26,7 @@ struct Allocate: ParsableCommand {
   @Option(parsing: .unconditional, help: ArgumentHelp("Byte budget: 123456, 80MiB, 80MB, 1.5GiB.", valueName: "bytes")) var budget: String?
   @Option(parsing: .unconditional, help: "Budget in bits per weight over the quantizable weights.") var bpw: String?
   @Option(help: "Which solver chooses the formats; every plan is compared with exact.") var solver: SolverKind = .exact
-  @Option(help: "Which score to minimise: for RUN.h5 a proxy (fisher_diag by default, hawq_trace, taylor_diag, output_error, weight_error); for PROBLEM.json error (default) or a name under a candidate's scores.")
+  @Option(help: "Which score to minimise: for RUN.h5 a proxy (fisher_diag by default, hawq_trace, taylor_diag, output_error, weight_error) or kld (measured by measure --score-kld); for PROBLEM.json error (default) or a name under a candidate's scores.")
   var score: String?
   @Option(name: .customLong("pin"), help: ArgumentHelp("Fix the format of the matching layers (see above); repeatable.", valueName: "REGEX=FORMAT")) var pins: [String] = []
   @Option(name: .customLong("tie"), help: ArgumentHelp("Give the matching layers of a block one format (see above); repeatable.", valueName: "REGEX")) var ties: [String] = []

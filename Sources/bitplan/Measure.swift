@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Pipeline
 import Quantization
+import Reporting
 import Sensitivity
 
 /// `bitplan measure MODEL --calib FILE … -o RUN.h5`: per-layer sensitivity into a resumable run file.
@@ -37,8 +38,14 @@ struct Measure: ParsableCommand {
   @Flag(inversion: .prefixedNo, help: "Keep the Hutchinson diagonal (the taylor_diag proxy).")
   var hessianDiagonal = true
   @Option(parsing: .unconditional, help: ArgumentHelp("Audit N random single-layer quantizations: true ΔNLL and ΔKLD on held-out text.", valueName: "N")) var audit = 0
+  @Option(help: ArgumentHelp("Audit every layer at this candidate format (e.g. int2-g64) instead of --audit N random pairs.", valueName: "format"))
+  var auditFormat: String?
   @Option(help: ArgumentHelp("Held-out text for --audit (default: the calibration text after the calibration tokens).", valueName: "file"))
   var auditText: String?
+  @Flag(help: "Also measure every (layer, candidate)'s single-layer KLD end to end on calibration tokens, packed (allocate --score kld).")
+  var scoreKld = false
+  @Option(parsing: .unconditional, help: "Leading calibration tokens --score-kld scores on (default: 128, or --tokens when fewer).")
+  var kldTokens: Int?
   @OptionGroup var outputFile: OutputFile<RunFileOutput>
   var output: String { outputFile.output }
   @OptionGroup var jsonFlag: JSONFlag
@@ -57,7 +64,12 @@ struct Measure: ParsableCommand {
       throw ValidationError("--eigen-iterations must be in 1...1000000, got \(eigenIterations)")
     }
     guard audit >= 0 && audit <= 1_000_000 else { throw ValidationError("--audit must be in 0...1000000, got \(audit)") }
-    guard auditText == nil || audit > 0 else { throw ValidationError("--audit-text needs --audit N") }
+    guard auditFormat == nil || audit == 0 else { throw ValidationError("give --audit N or --audit-format F, not both") }
+    guard auditText == nil || audit > 0 || auditFormat != nil else { throw ValidationError("--audit-text needs --audit N or --audit-format F") }
+    if let kldTokens {
+      guard scoreKld else { throw ValidationError("--kld-tokens needs --score-kld") }
+      guard kldTokens >= 2 && kldTokens <= tokens else { throw ValidationError("--kld-tokens must be in 2...--tokens (\(tokens)), got \(kldTokens)") }
+    }
     guard checkpointInterval >= 0 && checkpointInterval.isFinite else { throw ValidationError("--checkpoint-interval must be ≥ 0") }
   }
 
@@ -73,6 +85,12 @@ struct Measure: ParsableCommand {
     settings.keepsHessianDiagonal = hessianDiagonal
     settings.eigenIterations = eigen ? eigenIterations : 0
     settings.auditCount = audit
+    settings.kldTokens = scoreKld ? kldTokens ?? min(MeasureSettings.defaultKLDTokens, tokens) : 0
+    if let auditFormat {
+      do { settings.auditFormat = try QuantFormat(parsing: auditFormat) } catch {
+        throw CommandError("--audit-format '\(auditFormat)': \(error)")
+      }
+    }
     settings.target = target
     if let candidates {
       do { settings.candidates = try QuantFormat.parseList(candidates) } catch {
@@ -82,7 +100,8 @@ struct Measure: ParsableCommand {
     var stages: [MeasurementStage] = [.fisher, .hessian]
     if eigen { stages.append(.eigenvalues) }
     stages.append(.layers)
-    if audit > 0 { stages.append(.audit) }
+    if scoreKld { stages.append(.kld) }
+    if audit > 0 || auditFormat != nil { stages.append(.audit) }
     let progress = ProgressLine(stages: stages.map(\.rawValue))
     progress.status("measure: reading \(model), tokenizing, checksums…")
     var measurement = Measurement(
@@ -109,13 +128,22 @@ struct Measure: ParsableCommand {
     print("  Hessian trace (all linear weights) \(fixed(s.hessianTraceTotal, 1)) ± \(fixed(s.hessianTraceTotalStandardError, 1))"
       + " from \(s.probesUsed) probes;  Fisher trace \(String(format: "%.4g", s.fisherTraceTotal ?? .nan))"
       + " over \(s.calibrationWindows) window\(s.calibrationWindows == 1 ? "" : "s")")
+    if let kld = s.measuredPairs {
+      let seconds = s.stageSeconds["kld"]
+      print("  measured KLD: \(kld) single-layer pairs on \(s.kldTokens ?? 0) calibration tokens"
+        + (seconds.map { ", \(fixed($0, 1)) s this process (\(fixed($0 / Double(max(kld, 1)), 3)) s per pair)" } ?? ""))
+    }
     if s.audited > 0 {
-      print("  audit: \(s.audited) single-layer quantizations, baseline NLL \(fixed(s.auditBaselineNLL, 4)); Spearman ρ vs ΔNLL / ΔKLD:")
+      print("  audit: \(s.audited) single-layer quantizations, baseline NLL \(fixed(s.auditBaselineNLL, 4)); Spearman ρ [95% bootstrap interval over the audited pairs] vs ΔKLD, and vs ΔNLL:")
+      // Intervals as the report computes them (seeded bootstrap of the pairs).
+      let audit = (try? RunStore.read(s.output)).flatMap { ReportData.auditSummary($0, score: "") }
       for name in s.spearmanNLL.keys.sorted() {
-        print("    \(pad(name, 14)) \(fixed(s.spearmanNLL[name] ?? nil, 3).leftPadded(6))  \(fixed(s.spearmanKLD[name] ?? nil, 3).leftPadded(6))")
+        let interval = audit?.correlations.first { $0.score == name }?.kld
+        let range = interval.map { " [\(fixed($0.low, 3)), \(fixed($0.high, 3))]" } ?? ""
+        print("    \(pad(name, 14)) \(fixed(s.spearmanKLD[name] ?? nil, 3).leftPadded(6))\(range)  \(fixed(s.spearmanNLL[name] ?? nil, 3).leftPadded(6))")
       }
     }
-    let order = ["setup", "fisher", "hessian", "eigenvalues", "layers", "audit", "finish"]
+    let order = ["setup", "fisher", "hessian", "eigenvalues", "layers", "kld", "audit", "finish"]
     let parts = order.compactMap { name in s.stageSeconds[name].map { "\(name) \(fixed($0, 1))" } }
     print("  time \(fixed(s.totalSeconds, 1)) s (\(parts.joined(separator: ", ")))")
   }

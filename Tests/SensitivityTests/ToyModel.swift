@@ -107,6 +107,22 @@ struct ToyModel: SensitivityModel {
   }
 }
 
+extension ToyModel {
+  /// Held-out: `evaluate` (the protocol's default). Calibration: the same quadratic with the KLD stand-in doubled
+  /// and the NLL shifted by 1, so the two texts' numbers differ.
+  func baselineNLL(on text: ScoredText) throws -> Double {
+    try budget.spend("score")
+    return try evaluate(replacing: nil, with: nil).meanNLL + (text == .heldOut ? 0 : 1)
+  }
+
+  func score(layer: Int, candidate: Int, on text: ScoredText) throws -> (meanNLL: Double, meanKLD: Double)? {
+    try budget.spend("score")
+    guard let q = try quantize(layer: layer, candidate: candidate) else { return nil }
+    let e = try evaluate(replacing: layer, with: q.weights)
+    return text == .heldOut ? e : (e.meanNLL + 1, 2 * e.meanKLD)
+  }
+}
+
 /// Settings for toy runs.
 func toyProvenance(seed: UInt64 = 7, probes: Int = 24, audit: Int = 5, eigen: Int = 30) -> RunProvenance {
   RunProvenance(
