@@ -49,6 +49,10 @@ public struct RunProvenance: Sendable, Codable, Equatable {
   public var calibrationPath: String = ""
   /// The audit text's path as given (`audit_text_path`); "" without `--audit-text` or when not recorded.
   public var auditTextPath: String = ""
+  /// The quantizer asked for (`quantizer`, `--quantizer`): `rtn`, `gptq`, `awq` or `best` (each candidate by every
+  /// quantizer that applies, the least output error kept; `/calibration/quantizer` says which won). Compared on
+  /// resume like every setting. Files written before quantizers existed read as `rtn`.
+  public var quantizer: String = "rtn"
 
   /// Provenance with every field given; see the properties.
   public init(
