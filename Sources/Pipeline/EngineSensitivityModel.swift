@@ -64,6 +64,12 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
   var baseline: Reference?
   /// Every candidate of the layer quantized last by `quantize(layer:candidate:)` for candidate 0.
   var quantizedLayer: (layer: Int, results: [Result<QuantizedWeights?, any Error>])?
+  /// The quantizer of every candidate (`--quantizer`; see `quantize(layer:candidate:)`).
+  public var quantizer: QuantizerChoice = .method(.rtn)
+  /// GPTQ's damping, batch width and column order.
+  public var gptqOptions = GPTQ.Options()
+  /// AWQ searches of the current input group, per candidate.
+  let awqCache = LayerQuantizer.AWQCache()
 
   /// Wraps `model` for a measurement.
   /// - Parameters:

@@ -42,6 +42,9 @@ public struct MeasureSettings: Sendable, Equatable {
   /// Measure the token embedding as one more layer, `model.embed_tokens` (set by `--target llama-cpp`, whose
   /// GGUF stores `token_embd.weight` in any type); see `EngineSensitivityModel`.
   public var includesTokenEmbedding = false
+  /// The quantizer of every candidate (`--quantizer`): round to nearest (the default), GPTQ, AWQ, or the best of
+  /// them per (layer, candidate) by output error; see `EngineSensitivityModel.quantize(layer:candidate:)`.
+  public var quantizer: QuantizerChoice = .method(.rtn)
 
   /// Power-iteration steps per layer when `--eigen` is given without a count. Each step is one Hessian-vector
   /// product (a gradient pass over `hvpTokens` tokens) per layer, so this costs `layers × 20` passes.
@@ -132,12 +135,14 @@ public struct MeasureSettings: Sendable, Equatable {
     toolVersion: String, modelSHA256: String, calibSHA256: String, candidates: [String], auditSHA256: String,
     auditTokens: Int, created: String
   ) -> RunProvenance {
-    RunProvenance(
+    var p = RunProvenance(
       toolVersion: toolVersion, modelSHA256: modelSHA256, calibSHA256: calibSHA256, tokens: tokens,
       hvpTokens: hvpTokens, probes: probes, minimumProbes: minimumProbes, tolerance: tolerance, seed: seed,
       candidates: candidates, keepsHessianDiagonal: keepsHessianDiagonal, eigenIterations: eigenIterations,
       auditCount: auditCount, created: created, auditSHA256: auditSHA256, auditTokens: auditTokens,
       target: target.rawValue)
+    p.quantizer = quantizer.description
+    return p
   }
 
   private static func firstDuplicate(_ names: [String]) -> String? {

@@ -85,6 +85,7 @@ public struct Measurement {
       model: loaded.model, calibrationTokens: tokens, hvpTokenCount: settings.hvpTokens,
       evaluationTokens: evaluation, formats: formats, target: settings.target,
       includesTokenEmbedding: settings.includesTokenEmbedding)
+    model.quantizer = settings.quantizer
     let calibSHA256 = try SHA256.hexDigest(fileAt: calibrationPath)
     let auditSHA256 = settings.auditCount == 0 ? "" : try auditTextPath.map { try SHA256.hexDigest(fileAt: $0) } ?? calibSHA256
     var provenance = settings.provenance(

@@ -39,6 +39,8 @@ struct Measure: ParsableCommand {
   @Option(parsing: .unconditional, help: ArgumentHelp("Audit N random single-layer quantizations: true ΔNLL and ΔKLD on held-out text.", valueName: "N")) var audit = 0
   @Option(help: ArgumentHelp("Held-out text for --audit (default: the calibration text after the calibration tokens).", valueName: "file"))
   var auditText: String?
+  @Option(help: ArgumentHelp("Quantizer of every candidate: rtn (round to nearest), gptq, awq, or best (each that applies, least output error kept).", valueName: "name"))
+  var quantizer = "rtn"
   @OptionGroup var outputFile: OutputFile<RunFileOutput>
   var output: String { outputFile.output }
   @OptionGroup var jsonFlag: JSONFlag
@@ -58,6 +60,9 @@ struct Measure: ParsableCommand {
     }
     guard audit >= 0 && audit <= 1_000_000 else { throw ValidationError("--audit must be in 0...1000000, got \(audit)") }
     guard auditText == nil || audit > 0 else { throw ValidationError("--audit-text needs --audit N") }
+    guard QuantizerChoice(quantizer) != nil else {
+      throw ValidationError("--quantizer '\(quantizer)': expected \(QuantizerChoice.names)")
+    }
     guard checkpointInterval >= 0 && checkpointInterval.isFinite else { throw ValidationError("--checkpoint-interval must be ≥ 0") }
   }
 
@@ -74,6 +79,7 @@ struct Measure: ParsableCommand {
     settings.eigenIterations = eigen ? eigenIterations : 0
     settings.auditCount = audit
     settings.target = target
+    settings.quantizer = QuantizerChoice(quantizer)!
     if let candidates {
       do { settings.candidates = try QuantFormat.parseList(candidates) } catch {
         throw CommandError("--candidates '\(candidates)': \(error)")
