@@ -19,9 +19,12 @@ public struct AllocationProblem: Sendable, Equatable {
     public var groupSize: Int?
     /// Whether the format is symmetric (no zero point), when known; reported in plans.
     public var symmetric: Bool?
+    /// The quantizer that produced the option's codes (`rtn`, `gptq`, `awq`), when known; reported in plans.
+    public var quantizer: String?
 
     public init(
-      format: String, bytes: Int, loss: Double, bits: Double? = nil, groupSize: Int? = nil, symmetric: Bool? = nil
+      format: String, bytes: Int, loss: Double, bits: Double? = nil, groupSize: Int? = nil, symmetric: Bool? = nil,
+      quantizer: String? = nil
     ) {
       self.format = format
       self.bytes = bytes
@@ -29,6 +32,7 @@ public struct AllocationProblem: Sendable, Equatable {
       self.bits = bits
       self.groupSize = groupSize
       self.symmetric = symmetric
+      self.quantizer = quantizer
     }
   }
 

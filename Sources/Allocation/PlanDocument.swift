@@ -17,9 +17,12 @@ public struct PlanDocument: Sendable, Equatable, Codable {
     public var bytes: Int
     /// The layer's predicted loss increase.
     public var predictedLossDelta: Double
+    /// The quantizer whose codes the prediction was measured for (`rtn`, `gptq`, `awq`), or null when the problem
+    /// did not say (a PROBLEM.json, or a run measured before quantizers were recorded: those are `rtn`).
+    public var quantizer: String?
 
     enum CodingKeys: String, CodingKey {
-      case format, bits, symmetric, bytes
+      case format, bits, symmetric, bytes, quantizer
       case groupSize = "group_size"
       case predictedLossDelta = "predicted_loss_delta"
     }
@@ -32,6 +35,7 @@ public struct PlanDocument: Sendable, Equatable, Codable {
       try container.encode(symmetric, forKey: .symmetric)
       try container.encode(bytes, forKey: .bytes)
       try container.encode(predictedLossDelta, forKey: .predictedLossDelta)
+      try container.encode(quantizer, forKey: .quantizer)
     }
   }
 
@@ -88,7 +92,7 @@ public struct PlanDocument: Sendable, Equatable, Codable {
       let option = layer.options[choice.optionIndex]
       layers[layer.name] = Layer(
         format: option.format, bits: option.bits, groupSize: option.groupSize, symmetric: option.symmetric,
-        bytes: option.bytes, predictedLossDelta: option.loss)
+        bytes: option.bytes, predictedLossDelta: option.loss, quantizer: option.quantizer)
     }
     self.layers = layers
     self.target = target

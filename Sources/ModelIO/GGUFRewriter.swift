@@ -26,6 +26,8 @@ public struct GGUFRewriter: Sendable {
   public private(set) var metadata: [(key: String, value: GGUFValue)]
   /// The output type of each source tensor, in file order.
   public private(set) var types: [GGMLType]
+  /// Bytes given for a tensor (by name) instead of re-encoding its source, e.g. codes chosen by GPTQ.
+  public private(set) var givenBytes: [String: [UInt8]] = [:]
 
   /// A rewriter that, unchanged, writes a copy of `source` (same metadata, same tensors, same alignment).
   public init(source: GGUFFile) {
@@ -67,6 +69,20 @@ public struct GGUFRewriter: Sendable {
       }
     }
     types[index] = type
+  }
+
+  /// Stores the tensor named `name` as `type` with `bytes` as its data (codes another quantizer chose), in the
+  /// source's row order.
+  /// - Throws: as `setType`; `.sizeMismatch` when `bytes` is not the size of the tensor in `type`.
+  public mutating func setBytes(_ bytes: [UInt8], type: GGMLType, ofTensor name: String) throws(ModelIOError) {
+    try setType(type, ofTensor: name)
+    let info = source.tensors.first { $0.name == name }!
+    let rowBytes = type.rowSizeInBytes(info.rowLength)!
+    guard bytes.count == rowBytes * (info.elementCount / max(info.rowLength, 1)) else {
+      throw ModelIOError(
+        .sizeMismatch, "tensor '\(name)': \(bytes.count) bytes given, \(type.name) of \(info.shape) takes \(rowBytes * (info.elementCount / max(info.rowLength, 1)))")
+    }
+    givenBytes[name] = bytes
   }
 
   /// The output's tensor infos, in the source's order, offsets laid out for the output.
@@ -122,7 +138,9 @@ public struct GGUFRewriter: Sendable {
       try put(head, "the header")
       for (index, (info, out)) in zip(source.tensors, outputs).enumerated() {
         let stored = try source.rawBytes(of: info)
-        if out.type == info.type {
+        if let given = givenBytes[info.name] {
+          try put(given, "tensor '\(info.name)'")
+        } else if out.type == info.type {
           try put(stored, "tensor '\(info.name)'")
         } else {
           let bytes = try GGMLRequantize.fast(

@@ -104,7 +104,9 @@ public enum AllocationInput {
         AllocationProblem.Layer(
           name: column.name, parameterCount: column.parameterCount,
           options: column.formats.indices.map {
-            AllocationProblem.Option(format: column.formats[$0], bytes: column.bytes[$0], loss: column.loss[$0])
+            AllocationProblem.Option(
+              format: column.formats[$0], bytes: column.bytes[$0], loss: column.loss[$0],
+              quantizer: column.quantizers.indices.contains($0) ? column.quantizers[$0] : nil)
           },
           sensitivity: column.hessianTracePerWeight, variance: column.variance)
       }
@@ -151,7 +153,7 @@ public enum AllocationInput {
       let isEmbedding = layer.name == LlamaModel<Float>.embeddingSlot
       if isEmbedding && !target.storesTokenEmbedding { continue }
       var kept = column
-      kept.formats = []; kept.bytes = []; kept.loss = []; kept.bitsPerWeight = []
+      kept.formats = []; kept.bytes = []; kept.loss = []; kept.bitsPerWeight = []; kept.quantizers = []
       for j in column.formats.indices {
         guard let format = QuantFormat(column.formats[j]),
           target.canStore(format, rows: layer.rows, columns: layer.columns, isEmbedding: isEmbedding)
@@ -160,6 +162,7 @@ public enum AllocationInput {
         kept.formats.append(column.formats[j])
         kept.bytes.append(bytes)
         kept.loss.append(column.loss[j])
+        if column.quantizers.indices.contains(j) { kept.quantizers.append(column.quantizers[j]) }
         kept.bitsPerWeight.append(8 * Double(bytes) / Double(max(layer.parameterCount, 1)))
       }
       guard !kept.formats.isEmpty else {

@@ -12,16 +12,25 @@ extension EngineSensitivityModel {
   /// Rows of a layer on which the calibration methods are compared (evenly spaced; all rows when fewer).
   public static var calibrationSampleRows: Int { 16 }
 
-  /// `Q(W)` of layer `layer` in candidate `candidate`, with its exact bytes and the calibration used; `nil` when
-  /// the format does not fit the layer's shape.
+  /// `Q(W)` of layer `layer` in candidate `candidate`, with its exact bytes, the calibration and the quantizer
+  /// used; `nil` when the format does not fit the layer's shape.
   ///
-  /// Integer and nf4 formats: every method of `RangeCalibration.standard` (min-max, percentile 99.99, MSE clip
-  /// search, KL) quantizes `calibrationSampleRows` evenly spaced rows of the layer, the method with the least
-  /// `‖Q(W) − W‖²` on them is chosen (ties to the earlier method, as `RangeCalibration.compare` ranks), and the
-  /// whole layer is quantized with it. Comparing on all rows would cost ~3× the whole-layer quantization (the
-  /// percentile sort and the KL histogram are per tensor; on SmolLM2 they took 5.7 s and 4.1 s per 21 layers for
-  /// the default candidates, against 5.3 s for the MSE search, which won on every one of those 231 pairs). Other
-  /// formats have one fixed algorithm (`fixedCalibrationName`).
+  /// Range calibration: for integer and nf4 formats, every method of `RangeCalibration.standard` (min-max,
+  /// percentile 99.99, MSE clip search, KL) quantizes `calibrationSampleRows` evenly spaced rows of the layer, the
+  /// method with the least `‖Q(W) − W‖²` on them is chosen (ties to the earlier method, as `RangeCalibration.compare`
+  /// ranks), and the whole layer is quantized with it. Comparing on all rows would cost ~3× the whole-layer
+  /// quantization (the percentile sort and the KL histogram are per tensor; on SmolLM2 they took 5.7 s and 4.1 s
+  /// per 21 layers for the default candidates, against 5.3 s for the MSE search, which won on every one of those
+  /// 231 pairs). Other formats have one fixed algorithm (`fixedCalibrationName`).
+  ///
+  /// Quantizer (`quantizer`): round to nearest with that calibration; GPTQ with the layer's input Gram matrix
+  /// `G = XᵀX/n` over the calibration tokens (`GPTQ.quantize`, the same calibration finding each group's scale),
+  /// kept only where its output error is below round to nearest's (`GuardedGPTQ`; else the layer records `rtn`);
+  /// AWQ with the scales searched over the layer's input group (`LayerQuantizer.awqGroup`: q/k/v, gate/up, or the
+  /// layer alone) at this candidate, every member in this format; `best` runs each that applies and keeps the one
+  /// with the least output error `tr(ΔW G ΔWᵀ)` (round to nearest on ties). A quantizer that does not take the
+  /// format (GPTQ and AWQ on f16, bf16, nf4, ternary) or the layer (the token embedding, a lookup) falls back to
+  /// round to nearest, and the result says so (`QuantizedWeights.quantizer`).
   ///
   /// Asked for candidate 0 (the per-layer stage asks in column order), all candidates of the layer are quantized
   /// at once on both cores and kept until the next layer; other requests (the audit's) quantize just one.
@@ -30,12 +39,15 @@ extension EngineSensitivityModel {
     if let cached = quantizedLayer, cached.layer == layer { return try cached.results[candidate].get() }
     if candidate != 0 { return try quantizeOne(layer: layer, candidate: candidate) }
     let w = try weights(of: layer)
+    let context = try quantizerContext(layer: layer)
     let results = UnsafeMutableBufferPointer<Result<QuantizedWeights?, any Error>>.allocate(capacity: formats.count)
     defer { results.deallocate() }
-    // Each worker reads only immutable state (the layer list, the formats, `w`) and writes its own slot.
+    // Each worker reads only immutable state (the layer list, the formats, `w`, the context) and writes its own
+    // slot; the AWQ group cache has its own lock.
     nonisolated(unsafe) let (slots, model) = (results, self)
     DispatchQueue.concurrentPerform(iterations: formats.count) { c in
-      (slots.baseAddress! + c).initialize(to: Result { try model.quantizeOne(layer: layer, candidate: c, weights: w) })
+      (slots.baseAddress! + c).initialize(
+        to: Result { try model.quantizeOne(layer: layer, candidate: c, weights: w, context: context) })
     }
     quantizedLayer = (layer, Array(results))
     return try results[candidate].get()
@@ -44,17 +56,98 @@ extension EngineSensitivityModel {
   /// Whether `layer` is the token embedding (`model.embed_tokens`), which a target may offer other formats.
   static func isEmbedding(_ layer: MeasuredRun.Layer) -> Bool { layer.name == LlamaModel<Scalar>.embeddingSlot }
 
+  /// What the input-aware quantizers need of one layer, gathered once for all its candidates.
+  struct QuantizerContext: @unchecked Sendable {
+    /// The layer's captured inputs `X` `[n, in]` and `n`.
+    var inputs: [Float]
+    var rows: Int
+    /// `G = XᵀX/n` `[in, in]`: GPTQ's Hessian, and the output error `best` and GPTQ's guard compare by.
+    var gram: GramMatrix?
+  }
+
+  /// The context of `layer` for the configured quantizer; `nil` for round to nearest alone or for the token
+  /// embedding (a lookup table: the input-aware quantizers do not apply).
+  func quantizerContext(layer: Int) throws -> QuantizerContext? {
+    let methods = quantizer.methods
+    if methods == [.rtn] || Self.isEmbedding(linearLayers[layer]) { return nil }
+    let (x, n) = try layerInputs(of: layer)
+    let columns = linearLayers[layer].columns
+    let gram = try GramMatrix(inputs: x, rows: n, columns: columns)
+    return QuantizerContext(
+      inputs: x, rows: n, gram: gram)
+  }
+
   /// One candidate of one layer (see `quantize(layer:candidate:)`).
-  func quantizeOne(layer: Int, candidate: Int, weights given: [Float]? = nil) throws -> QuantizedWeights? {
+  func quantizeOne(
+    layer: Int, candidate: Int, weights given: [Float]? = nil, context given2: QuantizerContext?? = nil
+  ) throws -> QuantizedWeights? {
     let l = linearLayers[layer]
     let format = formats[candidate]
-    guard target.canStore(format, rows: l.rows, columns: l.columns, isEmbedding: Self.isEmbedding(l)) else { return nil }
+    let isEmbedding = Self.isEmbedding(l)
+    guard target.canStore(format, rows: l.rows, columns: l.columns, isEmbedding: isEmbedding) else { return nil }
     let w = try given ?? weights(of: layer)
+    let context = try given2 ?? quantizerContext(layer: layer)
     let method = try Self.chooseCalibration(w, rows: l.rows, columns: l.columns, format: format)
-    let q = try quantizeDequantize(w, rows: l.rows, columns: l.columns, format: format, calibration: method ?? .minMax)
-    return QuantizedWeights(
-      weights: q, bytes: target.storedBytes(format, rows: l.rows, columns: l.columns, isEmbedding: Self.isEmbedding(l)),
-      calibration: method?.description ?? Self.fixedCalibrationName)
+    let bytes = target.storedBytes(format, rows: l.rows, columns: l.columns, isEmbedding: isEmbedding)
+    let calibrationName = method?.description ?? Self.fixedCalibrationName
+    var best: (weights: [Float], quantizer: QuantizerMethod, error: Double)?
+    for m in quantizer.methods {
+      let q: [Float]
+      switch m {
+      case .rtn:
+        q = try quantizeDequantize(w, rows: l.rows, columns: l.columns, format: format, calibration: method ?? .minMax)
+      case .gptq:
+        guard let context, let gram = context.gram, GPTQ.supports(format) else { continue }
+        let (packed, used) = try GuardedGPTQ.quantize(
+          w, rows: l.rows, columns: l.columns, format: format, gram: gram, calibration: method ?? .minMax,
+          options: gptqOptions)
+        if quantizer.methods.count == 1 {
+          best = (packed.dequantize(), used, 0)
+          continue
+        }
+        q = packed.dequantize()
+      case .awq:
+        guard let context, AWQ.supports(format) else { continue }
+        q = try awqWeights(layer: layer, candidate: candidate, weights: w, context: context)
+      }
+      guard quantizer.methods.count > 1, let gram = context?.gram else {
+        best = (q, m, 0)
+        continue
+      }
+      let error = try gram.outputError(delta: zip(q, w).map { $0 - $1 }, rows: l.rows)
+      if best == nil || error < best!.error { best = (q, m, error) }
+    }
+    // A single input-aware method that does not apply: round to nearest, recorded as such.
+    if best == nil {
+      let q = try quantizeDequantize(w, rows: l.rows, columns: l.columns, format: format, calibration: method ?? .minMax)
+      best = (q, .rtn, 0)
+    }
+    return QuantizedWeights(weights: best!.weights, bytes: bytes, calibration: calibrationName, quantizer: best!.quantizer.rawValue)
+  }
+
+  /// AWQ's effective weights `dequant(Q(W·diag(s)))·diag(s)⁻¹` of `layer` in candidate `candidate`, with `s`
+  /// searched over the layer's input group (`LayerQuantizer.awqGroup`), each member that can store the format in
+  /// it. A group's search is done once per candidate and kept for its other members (`awqCache`).
+  func awqWeights(layer: Int, candidate: Int, weights w: [Float], context: QuantizerContext) throws -> [Float] {
+    let format = formats[candidate]
+    let names = linearLayers.map(\.name)
+    let group = (LayerQuantizer.awqGroup(of: names[layer], in: names) ?? [layer]).filter {
+      target.canStore(format, rows: linearLayers[$0].rows, columns: linearLayers[$0].columns, isEmbedding: false)
+    }
+    let key = "\(group.first!) \(candidate)"
+    if let cached = awqCache.value(key), let index = group.firstIndex(of: layer) {
+      return AWQ.effectiveWeights(cached.packed[index], scales: cached.scales)
+    }
+    var members: [AWQ.Member] = []
+    for g in group {
+      let gw = g == layer ? w : try weights(of: g)
+      let method = try Self.chooseCalibration(gw, rows: linearLayers[g].rows, columns: linearLayers[g].columns, format: format)
+      members.append(AWQ.Member(weights: gw, rows: linearLayers[g].rows, format: format, calibration: method ?? .minMax))
+    }
+    let result = try AWQ.search(
+      members: members, columns: linearLayers[layer].columns, inputs: context.inputs, inputRows: context.rows)
+    awqCache.store(key, result, keepingGroup: group.first!)
+    return AWQ.effectiveWeights(result.packed[group.firstIndex(of: layer)!], scales: result.scales)
   }
 
   /// Whether `format` takes a range calibration (integer codes with a per-group scale, and nf4's absmax).

@@ -66,6 +66,12 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
   var quantizedLayer: (layer: Int, results: [Result<QuantizedWeights?, any Error>])?
   /// The windows single-layer scores resume from, and how the scored layers ran (`EngineSensitivityModel+Scores`).
   public let scoring = ScoringState<Scalar>()
+  /// The quantizer of every candidate (`--quantizer`; see `quantize(layer:candidate:)`).
+  public var quantizer: QuantizerChoice = .method(.rtn)
+  /// GPTQ's damping, batch width and column order.
+  public var gptqOptions = GPTQ.Options()
+  /// AWQ searches of the current input group, per candidate.
+  let awqCache = LayerQuantizer.AWQCache()
 
   /// Wraps `model` for a measurement.
   /// - Parameters:

@@ -1,5 +1,6 @@
 import Allocation
 import Foundation
+import Sensitivity
 import GGML
 import ModelIO
 import Quantization
@@ -22,6 +23,8 @@ public struct QuantizeSummary: Sendable, Codable {
     public var copied: Bool
     /// Bytes in the output.
     public var bytes: Int
+    /// The quantizer that chose its codes (`rtn`: ggml's own encoder, as llama-quantize; `gptq`).
+    public var quantizer = "rtn"
   }
 
   public var model: String
@@ -66,7 +69,9 @@ public enum GGUFQuantize {
   ///   llama.cpp type or that the layer's rows cannot hold, `.badSettings` for an empty or malformed plan).
   ///   Nothing is written when it throws.
   public static func run(
-    model: String, plan planPath: String, output: String, progress: (Int, Int, String) -> Void = { _, _, _ in }
+    model: String, plan planPath: String, output: String, quantizer: QuantizerChoice? = nil,
+    calibrationText: String? = nil, calibrationTokens: Int = 512,
+    status: (String) -> Void = { _ in }, progress: (Int, Int, String) -> Void = { _, _, _ in }
   ) throws -> QuantizeSummary {
     let start = Date()
     try FileChecks.check(
@@ -86,6 +91,35 @@ public enum GGUFQuantize {
 
     var rewriter = GGUFRewriter(source: file)
     for (_, entry) in types { try rewriter.setType(entry.type, ofTensor: entry.tensor) }
+    let gptqLayers = try inputAwareLayers(plan, path: planPath, types: types, quantizer: quantizer)
+    var quantizerOf = Dictionary(uniqueKeysWithValues: types.keys.map { ($0, QuantizerMethod.rtn) })
+    if !gptqLayers.isEmpty {
+      guard let calibrationText else {
+        throw PlanValidationError(
+          .badSettings, "GPTQ layers need the calibration text their inputs come from: give --calib FILE")
+      }
+      status("quantize: capturing the layer inputs on \(calibrationText)…")
+      let loaded = try LoadedModel.load(path: model)
+      let tokens = try PackedQuantizer.calibrationTokens(
+        path: calibrationText, tokenizer: loaded.tokenizer, count: calibrationTokens)
+      let inputs = try PackedQuantizer.capture(loaded.model, tokens: tokens, layers: gptqLayers)
+      for (n, name) in gptqLayers.enumerated() {
+        let entry = types[name]!
+        let info = file.info(named: entry.tensor)!
+        status("quantize: GPTQ \(n + 1)/\(gptqLayers.count) \(name)…")
+        // Rows in the file's order (Q/K stay RoPE-permuted): GPTQ treats rows independently, and the columns
+        // (the inputs' order) are the same in both orders.
+        let values = try file.tensor(named: entry.tensor).storage
+        let x = inputs[name]!
+        let gram = try GramMatrix(inputs: x.values, rows: x.rows, columns: info.rowLength)
+        let (packed, used) = try GuardedGPTQ.quantize(
+          values, rows: info.elementCount / info.rowLength, columns: info.rowLength, format: .ggml(entry.type),
+          gram: gram, calibration: .minMax, options: GPTQ.Options())
+        guard used == .gptq else { continue }  // round to nearest won: the rewriter's own encoding stays
+        try rewriter.setBytes(packed.bytes, type: entry.type, ofTensor: entry.tensor)
+        quantizerOf[name] = .gptq
+      }
+    }
     let outputs = try rewriter.outputTensors()
     let fileType = LlamaFileType.of(outputs)
     try rewriter.setValue(.uint32(quantizationVersion), forKey: "general.quantization_version")
@@ -96,16 +130,47 @@ public enum GGUFQuantize {
     var planned: [QuantizeSummary.Tensor] = []
     for (info, out) in zip(file.tensors, outputs) {
       guard let layer = byTensor[info.name] else { continue }
-      planned.append(
+      var tensor =
         QuantizeSummary.Tensor(
           layer: layer, tensor: info.name, from: info.type.ggmlName, to: out.type.ggmlName,
-          copied: info.type == out.type, bytes: out.sizeInBytes))
+          copied: info.type == out.type && rewriter.givenBytes[info.name] == nil, bytes: out.sizeInBytes)
+      tensor.quantizer = quantizerOf[layer]?.rawValue ?? "rtn"
+      planned.append(tensor)
     }
     return QuantizeSummary(
       model: model, plan: planPath, output: output, tensorCount: outputs.count, planned: planned,
       sourceTensorBytes: file.tensors.reduce(0) { $0 + $1.sizeInBytes },
       outputTensorBytes: outputs.reduce(0) { $0 + $1.sizeInBytes }, fileType: Int(fileType.rawValue),
       fileTypeName: fileType.name, elapsedSeconds: Date().timeIntervalSince(start))
+  }
+
+  /// The planned layers GPTQ chooses the codes of (`quantizer` for all, else each plan layer's `quantizer`), in
+  /// name order: those whose type GPTQ takes (`GPTQ.supports`); the others keep round to nearest.
+  /// - Throws: `PlanValidationError.badSettings` for AWQ or `best`, which a GGUF cannot carry yet (AWQ's input scales
+  ///   would have to be folded into the norms and the preceding projections).
+  static func inputAwareLayers(
+    _ plan: PlanDocument, path: String, types: [String: (tensor: String, type: GGMLType)], quantizer: QuantizerChoice?
+  ) throws(PlanValidationError) -> [String] {
+    var out: [String] = []
+    for name in types.keys.sorted() {
+      let method: String
+      switch quantizer {
+      case .method(let m)?: method = m.rawValue
+      case .best?:
+        throw PlanValidationError(.badSettings, "--quantizer best: the plan already says each layer's quantizer; omit --quantizer")
+      case nil: method = plan.layers[name]?.quantizer ?? "rtn"
+      }
+      switch method {
+      case "rtn": continue
+      case "gptq": if GPTQ.supports(.ggml(types[name]!.type)) { out.append(name) }
+      default:
+        throw PlanValidationError(
+          .badSettings,
+          "'\(path)': \(name) is quantized by \(method), which a GGUF cannot carry yet (AWQ's input scales would have "
+            + "to be folded into the norms and projections); quantize it with rtn or gptq")
+      }
+    }
+    return out
   }
 
   /// The GGML type of each planned layer, keyed by layer name, with its GGUF tensor name.

@@ -52,6 +52,9 @@ public struct MeasureSettings: Sendable, Equatable {
   /// Measure the token embedding as one more layer, `model.embed_tokens` (set by `--target llama-cpp`, whose
   /// GGUF stores `token_embd.weight` in any type); see `EngineSensitivityModel`.
   public var includesTokenEmbedding = false
+  /// The quantizer of every candidate (`--quantizer`): round to nearest (the default), GPTQ, AWQ, or the best of
+  /// them per (layer, candidate) by output error; see `EngineSensitivityModel.quantize(layer:candidate:)`.
+  public var quantizer: QuantizerChoice = .method(.rtn)
 
   /// Power-iteration steps per layer when `--eigen` is given without a count. Each step is one Hessian-vector
   /// product (a gradient pass over `hvpTokens` tokens) per layer, so this costs `layers × 20` passes.
@@ -154,6 +157,7 @@ public struct MeasureSettings: Sendable, Equatable {
       target: target.rawValue)
     p.auditFormat = auditFormat?.name ?? ""
     p.kldTokens = kldTokens
+    p.quantizer = quantizer.description
     return p
   }
 

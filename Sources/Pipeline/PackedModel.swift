@@ -39,26 +39,55 @@ public struct PackedModel {
   ///   - calibration: the range calibration of (layer, format) recorded by `measure`, or nil for the default
   ///     (the method `measure` would choose: least squared error on sampled rows; GGML and float formats have
   ///     their own fixed algorithm).
+  ///   - quantizer: the quantizer per (layer, format) and the calibration inputs GPTQ and AWQ need
+  ///     (`PackedQuantizer`); round to nearest by default. AWQ layers run with their input divided by the scales
+  ///     (`PackedLinear`'s input scales).
   ///   - progress: called after each layer with (done, total).
+  /// - Returns: the quantizer each layer was quantized by (a method that does not apply falls back to `rtn`).
   /// - Throws: `ModelIOError` reading the file, `QuantizationError`, `PlanValidationError.noPackedKernel`, `EngineError`.
+  @discardableResult
   public func install(
     _ formats: [String: QuantFormat], calibration: (String, QuantFormat) -> RangeCalibration? = { _, _ in nil },
-    progress: (Int, Int) -> Void = { _, _ in }
-  ) throws {
+    quantizer: PackedQuantizer = .roundToNearest, progress: (Int, Int) -> Void = { _, _ in }
+  ) throws -> [String: QuantizerMethod] {
     let model = loaded.model
     let layers = model.plannableLayers.filter { formats[$0.name] != nil }
+    let names = layers.map(\.name)
+    var used: [String: QuantizerMethod] = [:]
+    var awqSearches: [Int: AWQ.Result] = [:]
+    func rangeCalibration(_ layer: LinearLayer, _ values: [Float], _ format: QuantFormat) throws -> RangeCalibration {
+      if let recorded = calibration(layer.name, format) { return recorded }
+      return try EngineSensitivityModel<Float>.chooseCalibration(
+        values, rows: layer.outFeatures, columns: layer.inFeatures, format: format) ?? .minMax
+    }
     for (i, layer) in layers.enumerated() {
       let format = formats[layer.name]!
       let values = try loaded.file.tensor(named: layer.weightName).storage
-      let method: RangeCalibration?
-      if let recorded = calibration(layer.name, format) {
-        method = recorded
-      } else {
-        method = try EngineSensitivityModel<Float>.chooseCalibration(
-          values, rows: layer.outFeatures, columns: layer.inFeatures, format: format)
+      let method = try rangeCalibration(layer, values, format)
+      // AWQ: the layers reading this one's input that are also planned with AWQ share one search.
+      let awq = { () throws -> (AWQ.Result, Int)? in
+        let group = (LayerQuantizer.awqGroup(of: layer.name, in: names) ?? [i]).filter {
+          quantizer.method(names[$0], formats[names[$0]]!) == .awq && AWQ.supports(formats[names[$0]]!)
+        }
+        guard let first = group.first, let index = group.firstIndex(of: i), let x = quantizer.inputs[layer.name] else {
+          return nil
+        }
+        if let done = awqSearches[first] { return (done, index) }
+        var members: [AWQ.Member] = []
+        for g in group {
+          let l = layers[g]
+          let f = formats[l.name]!
+          let w = g == i ? values : try loaded.file.tensor(named: l.weightName).storage
+          members.append(AWQ.Member(weights: w, rows: l.outFeatures, format: f, calibration: try rangeCalibration(l, w, f)))
+        }
+        let result = try AWQ.search(members: members, columns: layer.inFeatures, inputs: x.values, inputRows: x.rows)
+        awqSearches[first] = result
+        return (result, index)
       }
-      let packed = try quantize(
-        values, rows: layer.outFeatures, columns: layer.inFeatures, format: format, calibration: method ?? .minMax)
+      let (packed, scales, usedMethod) = try quantizer.quantize(
+        values, name: layer.name, rows: layer.outFeatures, columns: layer.inFeatures, format: format,
+        calibration: method, awq: awq)
+      used[layer.name] = usedMethod
       if layer.name == model.embeddingLayer.name {
         let tied = model.configuration.tied
         try model.installEmbedding(PackedEmbedding(packed), releaseDenseWeight: !tied)
@@ -69,11 +98,20 @@ public struct PackedModel {
         }
       } else {
         try model.installOperator(
-          try PackedLinear(packed, activations: activations, scratch: scratch), forLayer: layer.name, releaseDenseWeight: true)
+          try Self.linear(packed, inputScales: scales, activations: activations, scratch: scratch), forLayer: layer.name,
+          releaseDenseWeight: true)
       }
       progress(i + 1, layers.count)
     }
     returnFreedMemory()
+    return used
+  }
+
+  /// The operator of a packed layer whose input is divided by `inputScales` first (AWQ), or as it is.
+  static func linear(
+    _ packed: PackedTensor, inputScales: [Float]?, activations: ActivationMode, scratch: PackedGEMM.Scratch
+  ) throws -> PackedLinear {
+    try PackedLinear(packed, activations: activations, scratch: scratch, inputScale: inputScales)
   }
 
   /// Hands the pages of the released dense weights back to the system (glibc keeps freed heap memory otherwise,

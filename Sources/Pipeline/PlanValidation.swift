@@ -23,6 +23,14 @@ public struct ValidateSettings: Sendable {
   public var seed: UInt64 = 0
   /// Where the base model's scores are cached; nil: no cache.
   public var cacheDirectory: String?
+  /// The quantizer of every layer, plan and baselines alike (`--quantizer`); nil: as recorded — the plan's layer
+  /// `quantizer` for its formats, the run's `/calibration/quantizer` for the baselines' (a `best` run's winners),
+  /// else the plan's own when all its layers agree, else round to nearest. `best` needs the run's record.
+  public var quantizer: QuantizerChoice?
+  /// The calibration text GPTQ and AWQ take their layer inputs from (`--calib`); nil: the run's `calib_path`.
+  public var calibrationText: String?
+  /// Calibration tokens, BOS included; nil: the run's `tokens`, else 512 (measure's default).
+  public var calibrationTokens: Int?
 
   public init(model: String, plan: String, evalText: String) {
     self.model = model
@@ -81,6 +89,28 @@ public enum PlanValidation {
     let byteModel = ByteModel.target(target)
     var candidates = run?.candidates.compactMap { QuantFormat($0.name) } ?? defaultCandidates(target, shapes: shapes)
     for f in formats.values.sorted(by: { $0.name < $1.name }) where !candidates.contains(f) { candidates.append(f) }
+    let quantizerOf = try quantizerLookup(s.quantizer, plan: plan, run: run, runPath: s.run)
+    let inputAware = s.quantizer.map { $0 != .method(.rtn) }
+      ?? (plan.layers.values.contains { ($0.quantizer ?? "rtn") != "rtn" }
+        || (run?.quantizer.contains { $0.contains { $0 == "gptq" || $0 == "awq" } } ?? false))
+    var quantizer = PackedQuantizer.roundToNearest
+    if inputAware {
+      guard
+        let calib = s.calibrationText
+          ?? run.map(\.provenance.calibrationPath).flatMap({ $0.isEmpty || !FileManager.default.fileExists(atPath: $0) ? nil : $0 })
+      else {
+        throw PlanValidationError(
+          .badSettings,
+          "GPTQ and AWQ need the calibration text their layer inputs come from: give --calib FILE (or --run RUN.h5 "
+            + "whose recorded calib_path still exists)")
+      }
+      status("validate: capturing the layer inputs on \(calib)…")
+      let count = s.calibrationTokens ?? run?.provenance.tokens ?? 512
+      let tokens = try PackedQuantizer.calibrationTokens(path: calib, tokenizer: loaded.tokenizer, count: count)
+      let inputs = try PackedQuantizer.capture(
+        loaded.model, tokens: tokens, layers: planned.map(\.name).filter { $0 != loaded.model.embeddingLayer.name })
+      quantizer = PackedQuantizer(method: quantizerOf, inputs: inputs)
+    }
 
     // The base.
     let packed = PackedModel(loaded, activations: s.activations)
@@ -130,7 +160,7 @@ public enum PlanValidation {
     let totalLayers = variants.count * planned.count
     let totalWindows = variants.count * windows.windows.count
     for (v, variant) in variants.enumerated() {
-      try packed.install(variant.formats, calibration: calibration) { done, _ in
+      let used = try packed.install(variant.formats, calibration: calibration, quantizer: quantizer) { done, _ in
         progress(.quantize, v * planned.count + done, totalLayers)
       }
       var positions: [WindowScores] = []
@@ -145,13 +175,18 @@ public enum PlanValidation {
       let assignment = Assignment(formats: variant.formats, layers: shapes, byteModel: byteModel)
       var counts: [String: Int] = [:]
       for f in variant.formats.values { counts[f.name, default: 0] += 1 }
-      scored.append(
+      var byQuantizer: [String: Int] = [:]
+      for m in used.values { byQuantizer[m.rawValue, default: 0] += 1 }
+      var model =
         ScoreSummary.summarize(
           name: variant.name, label: variant.label, bytes: assignment.totalBytes, parameters: parameters,
           formatCounts: counts,
           positions: positions,
           baseNLL: base.map(\.nll), starts: windows.starts, bootstrap: bootstrap,
-          planKLD: v == 0 ? nil : scored[0].windows.map(\.kld)))
+          planKLD: v == 0 ? nil : scored[0].windows.map(\.kld))
+      model.quantizerCounts = byQuantizer
+      if byQuantizer.keys.contains(where: { $0 != "rtn" }) { model.label += " · " + quantizerLabel(byQuantizer) }
+      scored.append(model)
     }
     return ValidationReport(
       model: s.model, modelSHA256: modelSHA, plan: s.plan, evalText: s.evalText, evalSHA256: textSHA,
@@ -244,6 +279,42 @@ public enum PlanValidation {
     let logits = try model.logits(tokens: tokens)
     if firstScored == 0 { return logits.storage }
     return Array(logits.storage[(firstScored * logits.columns)...])
+  }
+
+  /// "gptq" when every layer used it, else the counts ("150 gptq, 60 rtn"), most first.
+  static func quantizerLabel(_ counts: [String: Int]) -> String {
+    if counts.count == 1 { return counts.keys.first! }
+    return counts.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+  }
+
+  /// (layer, format) → the quantizer that chooses its codes (see `ValidateSettings.quantizer`).
+  /// - Throws: `PlanValidationError.badSettings` for `best` without a run that recorded its winners.
+  static func quantizerLookup(
+    _ choice: QuantizerChoice?, plan: PlanDocument, run: MeasuredRun?, runPath: String?
+  ) throws -> (String, QuantFormat) -> QuantizerMethod {
+    if case .method(let m) = choice { return { _, _ in m } }
+    let layerIndex = Dictionary(uniqueKeysWithValues: (run?.layers ?? []).enumerated().map { ($1.name, $0) })
+    let candidateIndex = Dictionary(uniqueKeysWithValues: (run?.candidates ?? []).enumerated().map { ($1.name, $0) })
+    let recorded = { (layer: String, format: QuantFormat) -> QuantizerMethod? in
+      guard let run, let l = layerIndex[layer], let c = candidateIndex[format.name] else { return nil }
+      return QuantizerMethod(rawValue: run.quantizer[l][c])
+    }
+    if choice == .best {
+      guard let run, run.provenance.quantizer == "best" else {
+        throw PlanValidationError(
+          .badSettings,
+          "--quantizer best takes each layer's winner from a run measured with --quantizer best: give --run RUN.h5 "
+            + (runPath.map { "('\($0)' was measured with --quantizer \(run?.provenance.quantizer ?? "rtn"))" } ?? ""))
+      }
+      return { layer, format in recorded(layer, format) ?? .rtn }
+    }
+    let planned = plan.layers.mapValues { ($0.format, QuantizerMethod(rawValue: $0.quantizer ?? "rtn") ?? .rtn) }
+    let methods = Set(planned.values.map(\.1))
+    let uniform = methods.count == 1 ? methods.first! : QuantizerMethod.rtn
+    return { layer, format in
+      if let (f, m) = planned[layer], f == format.name { return m }
+      return recorded(layer, format) ?? uniform
+    }
   }
 
   /// (layer, format) → the calibration `measure` recorded, from the run file.

@@ -13,6 +13,8 @@ public struct LayerMeasurement: Sendable, Codable, Equatable {
     public var calibration: String
     /// Predicted loss increase by score name (`LossProxy` raw values).
     public var proxies: [String: Double]
+    /// The quantizer that chose the codes (`rtn`, `gptq`, `awq`).
+    public var quantizer = "rtn"
 
     /// A candidate's measurements; see the properties.
     public init(weightError: Double, outputError: Double, bytes: Int, calibration: String, proxies: [String: Double]) {

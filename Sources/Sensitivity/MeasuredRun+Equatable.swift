@@ -11,8 +11,8 @@ extension MeasuredRun {
       && same(a.probeValues, b.probeValues) && same(a.topEigenvalue, b.topEigenvalue)
       && same(a.inputTrace, b.inputTrace) && same(a.fisherTrace, b.fisherTrace)
       && same(a.weightError, b.weightError) && same(a.outputError, b.outputError) && a.bytes == b.bytes
-      && a.calibrationMethod == b.calibrationMethod && same(a.proxies, b.proxies) && same(a.audit, b.audit)
-      && same(a.measured, b.measured)
+      && a.calibrationMethod == b.calibrationMethod && a.quantizer == b.quantizer && same(a.proxies, b.proxies)
+      && same(a.audit, b.audit) && same(a.measured, b.measured)
   }
 
   static func same(_ x: MeasuredScores?, _ y: MeasuredScores?) -> Bool {

@@ -14,6 +14,8 @@ extension MeasuredRun {
     public var loss: [Double]
     /// Bits per weight per offered candidate (from `/candidates/bits_per_weight`).
     public var bitsPerWeight: [Double]
+    /// The quantizer per offered candidate (from `/calibration/quantizer`: `rtn`, `gptq`, `awq`).
+    public var quantizers: [String] = []
     /// Hessian trace per weight `tr(Hᵢᵢ)/n`, the water-filling sensitivity.
     public var hessianTracePerWeight: Double
     /// Weight variance, the water-filling scale.
@@ -53,6 +55,7 @@ extension MeasuredRun {
         column.bytes.append(bytes[i][c])
         column.loss.append(loss)
         column.bitsPerWeight.append(candidates[c].bitsPerWeight)
+        column.quantizers.append(quantizer[i][c].isEmpty ? "rtn" : quantizer[i][c])
       }
       return column
     }

@@ -95,6 +95,9 @@ public struct MeasuredRun: Sendable, Codable, Equatable {
   public var bytes: [[Int]]
   /// `/calibration/method`: the range calibration the quantizer chose per (layer, candidate); "" where not offered.
   public var calibrationMethod: [[String]]
+  /// `/calibration/quantizer`: the quantizer that chose the codes per (layer, candidate) (`rtn`, `gptq`, `awq`);
+  /// "" where not offered. Files written before quantizers existed read as `rtn` wherever a candidate was offered.
+  public var quantizer: [[String]]
   /// `/proxies/<score>`: predicted loss increase per (layer, candidate) by each `LossProxy` score name.
   public var proxies: [String: [[Double]]]
   /// `/audit`, when `--audit N` or `--audit-format F` was given.
@@ -148,6 +151,7 @@ public struct MeasuredRun: Sendable, Codable, Equatable {
     (weightError, outputError) = (grid, grid)
     bytes = [[Int]](repeating: [Int](repeating: -1, count: c), count: l)
     calibrationMethod = [[String]](repeating: [String](repeating: "", count: c), count: l)
+    quantizer = calibrationMethod
     proxies = Dictionary(uniqueKeysWithValues: LossProxy.allCases.map { ($0.rawValue, grid) })
     audit = nil
     measured = nil

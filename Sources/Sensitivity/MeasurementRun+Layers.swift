@@ -80,9 +80,11 @@ extension MeasurementRun {
       let result = Slot { () throws(SensitivityError) -> LayerMeasurement.CandidateResult? in
         guard let q = quantized[c] else { return nil }
         let delta = Self.difference(q.weights, w)
-        return try LayerMeasurement.measure(
+        var result = try LayerMeasurement.measure(
           delta: delta, rows: rows, columns: columns, gram: gram, lookup: lookup, hessianTrace: hessianTrace,
           gradient: gradient, hessianDiagonal: hessianDiagonal, bytes: q.bytes, calibration: q.calibration)
+        result.quantizer = q.quantizer
+        return result
       }
       (out.baseAddress! + c).initialize(to: result)
     }

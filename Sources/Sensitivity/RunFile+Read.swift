@@ -48,6 +48,13 @@ extension RunFile {
         let methods = try f.readStrings("/calibration/method")
         try expect(methods.shape == [l, c], "/calibration/method", methods.shape, path)
         run.calibrationMethod = rows(methods.values, columns: c)
+        if try f.exists("/calibration/quantizer") {
+          let quantizers = try f.readStrings("/calibration/quantizer")
+          try expect(quantizers.shape == [l, c], "/calibration/quantizer", quantizers.shape, path)
+          run.quantizer = rows(quantizers.values, columns: c)
+        } else {
+          run.quantizer = run.bytes.map { $0.map { $0 >= 0 ? "rtn" : "" } }
+        }
         run.proxies = [:]
         for name in try f.members(of: "/proxies") {
           run.proxies[name] = rows(try grid(f, "/proxies/\(name)", l, c, path), columns: c)
@@ -109,6 +116,8 @@ extension RunFile {
       target: try f.hasAttribute("target") ? f.stringAttribute("target") : "any")
     // Added with `bitplan report`; absent means "not recorded".
     if try f.hasAttribute("calib_path") { p.calibrationPath = try f.stringAttribute("calib_path") }
+    // Added with --quantizer; absent means round to nearest, the only quantizer before it.
+    if try f.hasAttribute("quantizer") { p.quantizer = try f.stringAttribute("quantizer") }
     if try f.hasAttribute("audit_text_path") { p.auditTextPath = try f.stringAttribute("audit_text_path") }
     // Added with --audit-format and --score-kld; absent means a random audit sample and no measured scores.
     if try f.hasAttribute("audit_format") { p.auditFormat = try f.stringAttribute("audit_format") }

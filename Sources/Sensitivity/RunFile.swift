@@ -50,6 +50,7 @@ enum RunFile {
         try f.write(run.outputError.flatMap { $0 }, shape: [l, c], to: "/error/output")
         try f.write(run.bytes.flatMap { $0 }.map { Int64($0) }, shape: [l, c], to: "/bytes")
         try f.write(run.calibrationMethod.flatMap { $0 }, shape: [l, c], to: "/calibration/method")
+        try f.write(run.quantizer.flatMap { $0 }, shape: [l, c], to: "/calibration/quantizer")
         for name in run.proxies.keys.sorted() {
           try f.write(run.proxies[name]!.flatMap { $0 }, shape: [l, c], to: "/proxies/\(name)")
         }
@@ -104,6 +105,7 @@ enum RunFile {
     try f.setAttribute("audit_text_path", p.auditTextPath)
     try f.setAttribute("audit_format", p.auditFormat)
     try f.setAttribute("kld_tokens", Int64(p.kldTokens))
+    try f.setAttribute("quantizer", p.quantizer)
   }
 
   private static func writeValidation(_ v: MeasuredRun.ValidationTable, _ f: HDF5File) throws {

@@ -111,6 +111,7 @@ extension RunStore {
         r.outputError[layer][c] = result.outputError
         r.bytes[layer][c] = result.bytes
         r.calibrationMethod[layer][c] = result.calibration
+        r.quantizer[layer][c] = result.quantizer
         for (name, value) in result.proxies {
           if r.proxies[name] == nil { r.proxies[name] = r.weightError.map { $0.map { _ in .nan } } }
           r.proxies[name]![layer][c] = value

@@ -92,12 +92,15 @@ public struct QuantizedWeights: Sendable, Equatable {
   public var bytes: Int
   /// Which range calibration produced it (recorded in `/calibration/method`).
   public var calibration: String
+  /// Which quantizer chose the codes (`rtn`, `gptq`, `awq`; recorded in `/calibration/quantizer`).
+  public var quantizer: String
 
-  /// A dequantized layer with its size and calibration.
-  public init(weights: [Float], bytes: Int, calibration: String) {
+  /// A dequantized layer with its size, calibration and quantizer.
+  public init(weights: [Float], bytes: Int, calibration: String, quantizer: String = "rtn") {
     self.weights = weights
     self.bytes = bytes
     self.calibration = calibration
+    self.quantizer = quantizer
   }
 }
 

@@ -63,9 +63,13 @@ public struct ScoredModel: Sendable, Equatable, Codable {
   /// For a baseline: its mean KLD minus the plan's (positive: the plan is better), paired over the same windows.
   public var kldMinusPlan: Interval?
   public var windows: [WindowScore]
+  /// How many planned layers each quantizer chose the codes of (`rtn`, `gptq`, `awq`); nil in reports written
+  /// before quantizers were recorded (all `rtn`).
+  public var quantizerCounts: [String: Int]?
 
   enum CodingKeys: String, CodingKey {
     case name, label, bytes, perplexity, kld, top1, windows
+    case quantizerCounts = "quantizer_counts"
     case bitsPerWeight = "bits_per_weight"
     case formatCounts = "format_counts"
     case deltaNLL = "delta_nll"

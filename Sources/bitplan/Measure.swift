@@ -46,6 +46,8 @@ struct Measure: ParsableCommand {
   var scoreKld = false
   @Option(parsing: .unconditional, help: "Leading calibration tokens --score-kld scores on (default: 128, or --tokens when fewer).")
   var kldTokens: Int?
+  @Option(help: ArgumentHelp("Quantizer of every candidate: rtn (round to nearest), gptq, awq, or best (each that applies, least output error kept).", valueName: "name"))
+  var quantizer = "rtn"
   @OptionGroup var outputFile: OutputFile<RunFileOutput>
   var output: String { outputFile.output }
   @OptionGroup var jsonFlag: JSONFlag
@@ -70,6 +72,9 @@ struct Measure: ParsableCommand {
       guard scoreKld else { throw ValidationError("--kld-tokens needs --score-kld") }
       guard kldTokens >= 2 && kldTokens <= tokens else { throw ValidationError("--kld-tokens must be in 2...--tokens (\(tokens)), got \(kldTokens)") }
     }
+    guard QuantizerChoice(quantizer) != nil else {
+      throw ValidationError("--quantizer '\(quantizer)': expected \(QuantizerChoice.names)")
+    }
     guard checkpointInterval >= 0 && checkpointInterval.isFinite else { throw ValidationError("--checkpoint-interval must be ≥ 0") }
   }
 
@@ -92,6 +97,7 @@ struct Measure: ParsableCommand {
       }
     }
     settings.target = target
+    settings.quantizer = QuantizerChoice(quantizer)!
     if let candidates {
       do { settings.candidates = try QuantFormat.parseList(candidates) } catch {
         throw CommandError("--candidates '\(candidates)': \(error)")

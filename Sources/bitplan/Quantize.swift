@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import Pipeline
+import Quantization
+import Sensitivity
 import TensorCore
 
 /// `bitplan quantize MODEL PLAN.json -o OUT.gguf`: a mixed-precision GGUF that llama.cpp runs.
@@ -14,7 +16,7 @@ struct Quantize: ParsableCommand {
       decoded to f32 and re-encoded with ggml's reference quantizers (no importance matrix), as llama-quantize \
       --allow-requantize does; a tensor already in its planned type, and every unplanned one, is copied byte for \
       byte. Tensors keep the source's order, names and shapes; the metadata is copied in order, with \
-      general.quantization_version and general.file_type set as llama-quantize sets them.
+      general.quantization_version and general.file_type set as llama-quantize sets them. Layers the plan (or       --quantizer gptq) gives to GPTQ get codes chosen by GPTQ from their inputs on the calibration text (--calib;       --run supplies the run's text and token count); AWQ layers cannot be written to a GGUF yet and are refused.
       """)
 
   // Not ModelArgument: quantize reads only GGUF (a Hugging Face folder is refused, as the discussion says).
@@ -25,13 +27,32 @@ struct Quantize: ParsableCommand {
   var output: String { outputFile.output }
   @OptionGroup var jsonFlag: JSONFlag
   var json: Bool { jsonFlag.json }
+  @Option(help: ArgumentHelp("Quantizer of every planned layer: rtn or gptq (default: as the plan says per layer).", valueName: "name"))
+  var quantizer: String?
+  // Not CalibrationText: needed only for GPTQ layers, and --run can supply it.
+  @Option(help: ArgumentHelp("Calibration text GPTQ takes layer inputs from (default: the --run file's calib_path).", valueName: "file"))
+  var calib: String?
+  @Option(name: .customLong("run"), help: ArgumentHelp("The run file the plan came from: its calibration text and token count.", valueName: "RUN.h5"))
+  var runFile: String?
+
+  func validate() throws {
+    if let quantizer, QuantizerChoice(quantizer) == nil {
+      throw ValidationError("--quantizer '\(quantizer)': expected \(QuantizerChoice.names)")
+    }
+  }
 
   func run() throws {
     let progress = ProgressLine(stages: ["quantize"])
     let started = Date()
     let summary: QuantizeSummary
     do {
-      summary = try GGUFQuantize.run(model: model, plan: plan, output: output) { done, total, _ in
+      let run = try runFile.map { try RunStore.read($0) }
+      let recorded = run.map(\.provenance.calibrationPath).flatMap { $0.isEmpty ? nil : $0 }
+      summary = try GGUFQuantize.run(
+        model: model, plan: plan, output: output, quantizer: quantizer.flatMap { QuantizerChoice($0) },
+        calibrationText: calib ?? recorded, calibrationTokens: run?.provenance.tokens ?? 512,
+        status: { progress.status($0) }
+      ) { done, total, _ in
         // Small models finish in well under a second: draw only once the work has taken one.
         if Date().timeIntervalSince(started) > 1 { progress.update(stage: "quantize", done: done, total: total) }
       }

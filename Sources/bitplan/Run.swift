@@ -39,7 +39,8 @@ struct Run: ParsableCommand {
   var target = "any"
   @Option(help: ArgumentHelp("Measure only these formats (comma-separated); each target then keeps those it stores. Default: every format of every target.", valueName: "LIST"))
   var candidates: String?
-  @Option(help: "Quantizer of every layer: rtn (gptq and awq are not implemented yet).") var quantizer = "rtn"
+  @Option(help: ArgumentHelp("Quantizer of every candidate and layer: rtn (round to nearest), gptq, awq, or best (each that applies, least output error kept).", valueName: "name"))
+  var quantizer = "rtn"
   @Option(parsing: .unconditional, help: "Calibration tokens, BOS included.") var tokens = 512
   @Option(parsing: .unconditional, help: "Leading calibration tokens for Hessian-vector products.") var hvpTokens = 128
   @Option(parsing: .unconditional, help: "Maximum Hutchinson probes.") var probes = 64
@@ -77,8 +78,8 @@ struct Run: ParsableCommand {
     if let candidates {
       do { _ = try QuantFormat.parseList(candidates) } catch { throw ValidationError("--candidates '\(candidates)': \(error)") }
     }
-    guard quantizer == "rtn" else {
-      throw ValidationError("--quantizer '\(quantizer)': not implemented yet; only rtn (round to nearest) is available")
+    guard QuantizerChoice(quantizer) != nil else {
+      throw ValidationError("--quantizer '\(quantizer)': expected \(QuantizerChoice.names)")
     }
     guard tokens >= 2 else { throw ValidationError("--tokens must be at least 2, got \(tokens)") }
     guard hvpTokens >= 2 && hvpTokens <= tokens else {
@@ -166,6 +167,7 @@ struct Run: ParsableCommand {
         settings.windows = windows
         settings.seed = seed
         settings.cacheDirectory = noCache ? nil : ReferenceCache().directory
+        settings.calibrationText = calib
         let name = "validate \(t.rawValue)"
         let stages = ValidationStage.allCases
         let report = try PlanValidation.run(settings, progress: { s, done, total in
@@ -223,6 +225,7 @@ struct Run: ParsableCommand {
     settings.probes = probes
     settings.seed = seed
     settings.auditCount = audit
+    settings.quantizer = QuantizerChoice(quantizer)!
     settings.includesTokenEmbedding = targets.contains(where: \.storesTokenEmbedding)
     if let candidates {
       // The given formats, measured with target `any`'s bytes; each target's allocation keeps what it stores.
@@ -276,7 +279,8 @@ struct Run: ParsableCommand {
     if format == .llamaCpp {
       // The mixed GGUF itself: re-encoding a model of this size takes seconds.
       let gguf = "model-bitplan.gguf"
-      _ = try GGUFQuantize.run(model: model, plan: planPath, output: directory + gguf)
+      _ = try GGUFQuantize.run(
+        model: model, plan: planPath, output: directory + gguf, calibrationText: calib, calibrationTokens: tokens)
       written.append(gguf)
     }
     return written

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Pipeline
+import Quantization
 import Sensitivity
 import TensorCore
 import Validation
@@ -32,7 +33,11 @@ struct Validate: ParsableCommand {
   @Option(name: .customLong("protocol"), help: "bitplan or llama-perplexity.") var scoringProtocol = "bitplan"
   @OptionGroup var activationsOption: ActivationsOption
   var activations: String { activationsOption.activations }
-  @Option(help: "Quantizer of every layer (only rtn for now: round to nearest with the recorded calibration).") var quantizer = "rtn"
+  @Option(help: ArgumentHelp("Quantizer of every layer, plan and baselines: rtn, gptq, awq, or best (each layer's winner recorded by measure --quantizer best). Default: as the plan and --run record.", valueName: "name"))
+  var quantizer: String?
+  // Not CalibrationText: optional here (GPTQ and AWQ only), defaulting to the run's recorded text.
+  @Option(help: ArgumentHelp("Calibration text GPTQ and AWQ take layer inputs from (default: the --run file's calib_path).", valueName: "file"))
+  var calib: String?
   @Option(help: "Comma-separated baselines: uniform,q4km,edges, or none.") var baselines = "uniform,q4km,edges"
   @Option(name: .customLong("run"), help: ArgumentHelp("The run file the plan came from: its recorded calibrations and scores; the table and VALIDATION.json are stored in it as /validation.", valueName: "RUN.h5"))
   var runFile: String?
@@ -53,8 +58,8 @@ struct Validate: ParsableCommand {
       throw ValidationError("--protocol must be bitplan or llama-perplexity, got '\(scoringProtocol)'")
     }
     guard ActivationMode(rawValue: activations) != nil else { throw ValidationError("--activations must be int8 or f32, got '\(activations)'") }
-    guard quantizer == "rtn" else {
-      throw ValidationError("--quantizer '\(quantizer)': only rtn (round to nearest with the recorded calibration) is available")
+    if let quantizer, QuantizerChoice(quantizer) == nil {
+      throw ValidationError("--quantizer '\(quantizer)': expected \(QuantizerChoice.names)")
     }
     _ = try baselineKinds()
   }
@@ -76,6 +81,7 @@ struct Validate: ParsableCommand {
       InputPath(option: "--eval", path: eval),
     ]
     if let runFile { inputs.append(InputPath(option: "--run", path: runFile)) }
+    if let calib { inputs.append(InputPath(option: "--calib", path: calib)) }
     try FileChecks.check(inputs: inputs, outputs: [OutputPath(option: "-o", path: output)])
     try Preflight.check(model: model, tokens: tokens, workload: .perplexity, texts: [eval])
     var settings = ValidateSettings(model: model, plan: plan, evalText: eval)
@@ -88,6 +94,8 @@ struct Validate: ParsableCommand {
     settings.bootstrapReplicates = bootstrap
     settings.seed = seed
     settings.cacheDirectory = noCache ? nil : ReferenceCache().directory
+    settings.quantizer = quantizer.flatMap { QuantizerChoice($0) }
+    settings.calibrationText = calib
     let progress = ProgressLine(stages: ValidationStage.allCases.map(\.rawValue))
     let report: ValidationReport
     do {

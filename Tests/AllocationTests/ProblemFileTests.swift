@@ -97,7 +97,9 @@ private func code(of body: () throws -> Void) -> AllocationError.Code? {
       layers: [
         .init(
           name: "a", parameterCount: 256,
-          options: [.init(format: "int4-g128", bytes: 136, loss: 0.5, bits: 4, groupSize: 128, symmetric: true)]),
+          options: [
+            .init(format: "int4-g128", bytes: 136, loss: 0.5, bits: 4, groupSize: 128, symmetric: true, quantizer: "gptq")
+          ]),
         .init(name: "b", parameterCount: 256, options: [.init(format: "mystery", bytes: 100, loss: 0.25)]),
       ], model: "m")
     problem.modelSHA256 = nil
@@ -114,7 +116,9 @@ private func code(of body: () throws -> Void) -> AllocationError.Code? {
     #expect(object["model_sha256"] is NSNull && object["solver"] as? String == "exact")
     #expect(abs((object["bits_per_weight"] as! Double) - 8 * 236 / 512) < 1e-12)
     let layers = object["layers"] as! [String: [String: Any]]
-    #expect(Set(layers["a"]!.keys) == ["format", "bits", "group_size", "symmetric", "bytes", "predicted_loss_delta"])
+    #expect(
+      Set(layers["a"]!.keys) == ["format", "bits", "group_size", "symmetric", "bytes", "predicted_loss_delta", "quantizer"])
+    #expect(layers["a"]!["quantizer"] as? String == "gptq" && layers["b"]!["quantizer"] is NSNull)
     #expect(layers["a"]!["group_size"] as? Int == 128 && layers["a"]!["bits"] as? Int == 4)
     #expect(layers["b"]!["bits"] is NSNull && layers["b"]!["symmetric"] is NSNull)
     #expect(layers["b"]!["predicted_loss_delta"] as? Double == 0.25)

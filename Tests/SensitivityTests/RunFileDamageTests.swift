@@ -120,5 +120,10 @@ import _TestSupport
     try #require(TestModels.exists(path))
     let run = try RunStore.read(path)
     #expect(run.layers.count > 100)
+    // Written before quantizers were recorded: every offered candidate reads as round to nearest.
+    #expect(run.provenance.quantizer == "rtn")
+    #expect(run.quantizer.indices.allSatisfy { l in
+      run.quantizer[l].indices.allSatisfy { c in run.quantizer[l][c] == (run.bytes[l][c] >= 0 ? "rtn" : "") }
+    })
   }
 }

@@ -64,6 +64,35 @@ import _TestSupport
     #expect(read.audit?.deltaKLD == [0.02, 0.01])
   }
 
+  /// The quantizer of each (layer, candidate) and the one asked for are stored and read back; a different
+  /// quantizer does not resume the run.
+  @Test func quantizerRoundTrips() throws {
+    let folder = temporaryFolder("quantizer")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    var p = provenance()
+    p.quantizer = "best"
+    let store = try RunStore(path: folder + "/RUN.h5", provenance: p, layers: layers, candidates: candidates)
+    for l in 0..<2 {
+      var results: [LayerMeasurement.CandidateResult?] = []
+      for (c, q) in ["gptq", "rtn", "awq"].enumerated() {
+        var r = LayerMeasurement.CandidateResult(
+          weightError: 1, outputError: 2, bytes: 10 + c, calibration: "minmax", proxies: ["weight_error": 1])
+        r.quantizer = q
+        results.append(l == 1 && c == 2 ? nil : r)
+      }
+      try store.recordLayer(l, LayerMeasurement(statistics: try WeightStatistics(weights: [1, 2]), inputTrace: 1, candidates: results))
+    }
+    _ = try store.finish()
+    let read = try RunStore.read(folder + "/RUN.h5")
+    #expect(read.provenance.quantizer == "best")
+    #expect(read.quantizer == [["gptq", "rtn", "awq"], ["gptq", "rtn", ""]])
+    let columns = try read.problemColumns(score: "weight_error")
+    #expect(columns[1].quantizers == ["gptq", "rtn"] && columns[1].formats == ["int8", "int4"])
+    var other = p
+    other.quantizer = "gptq"
+    #expect(other != p, "the quantizer is part of what a resumed run must match")
+  }
+
   /// The DESIGN.md core, by path, type and shape, as other tools will read it.
   /// A trace within two standard errors of zero, or negative, is too noisy to rank its layer; the proxies built on
   /// the Hessian estimate are the ones allocate refuses on such a run.

@@ -1,0 +1,47 @@
+/// The algorithm that chooses a layer's codes in a format, given its weights (and, for some, its inputs).
+public enum QuantizerMethod: String, Sendable, CaseIterable, Codable {
+  /// Round to nearest with the layer's range calibration (`quantize(_:rows:columns:format:calibration:)`).
+  case rtn
+  /// GPTQ: codes chosen column by column with error feedback through the inverse of the layer's input Gram matrix
+  /// (`GPTQ`).
+  case gptq
+  /// AWQ: per-input-channel scales from the inputs' magnitudes, searched on the layer group's output error, then
+  /// round to nearest (`AWQ`).
+  case awq
+}
+
+/// What `--quantizer` asks for: one method, or `best` — every method that applies to a (layer, format), keeping the
+/// one with the least output error `tr(ΔW G ΔWᵀ)`.
+public enum QuantizerChoice: Sendable, Equatable, CustomStringConvertible {
+  case method(QuantizerMethod)
+  case best
+
+  /// `rtn`, `gptq`, `awq` or `best`; `nil` for anything else.
+  public init?(_ name: String) {
+    if name == "best" {
+      self = .best
+    } else if let m = QuantizerMethod(rawValue: name) {
+      self = .method(m)
+    } else {
+      return nil
+    }
+  }
+
+  /// The names `init` accepts, for help and error messages.
+  public static let names = "rtn, gptq, awq or best"
+
+  public var description: String {
+    switch self {
+    case .method(let m): m.rawValue
+    case .best: "best"
+    }
+  }
+
+  /// The methods tried, round to nearest first (so that ties keep it).
+  public var methods: [QuantizerMethod] {
+    switch self {
+    case .method(let m): [m]
+    case .best: QuantizerMethod.allCases
+    }
+  }
+}
