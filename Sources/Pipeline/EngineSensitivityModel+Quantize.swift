@@ -108,7 +108,12 @@ extension EngineSensitivityModel {
         q = packed.dequantize()
       case .awq:
         guard let context, AWQ.supports(format) else { continue }
-        q = try awqWeights(layer: layer, candidate: candidate, weights: w, context: context)
+        let (weights, used) = try awqWeights(layer: layer, candidate: candidate, weights: w, context: context)
+        if quantizer.methods.count == 1 {
+          best = (weights, used, 0)
+          continue
+        }
+        q = weights
       }
       guard quantizer.methods.count > 1, let gram = context?.gram else {
         best = (q, m, 0)
@@ -128,16 +133,22 @@ extension EngineSensitivityModel {
   /// AWQ's effective weights `dequant(Q(W·diag(s)))·diag(s)⁻¹` of `layer` in candidate `candidate`, with `s`
   /// searched over the layer's input group (`LayerQuantizer.awqGroup`), each member that can store the format in
   /// it. A group's search is done once per candidate and kept for its other members (`awqCache`).
-  func awqWeights(layer: Int, candidate: Int, weights w: [Float], context: QuantizerContext) throws -> [Float] {
+  /// Round to nearest's where AWQ's codes would not lower this layer's own output error (`AWQ.Result.choice`).
+  func awqWeights(
+    layer: Int, candidate: Int, weights w: [Float], context: QuantizerContext
+  ) throws -> ([Float], QuantizerMethod) {
     let format = formats[candidate]
     let names = linearLayers.map(\.name)
     let group = (LayerQuantizer.awqGroup(of: names[layer], in: names) ?? [layer]).filter {
       target.canStore(format, rows: linearLayers[$0].rows, columns: linearLayers[$0].columns, isEmbedding: false)
     }
     let key = "\(group.first!) \(candidate)"
-    if let cached = awqCache.value(key), let index = group.firstIndex(of: layer) {
-      return AWQ.effectiveWeights(cached.packed[index], scales: cached.scales)
+    func chosen(_ result: AWQ.Result, _ index: Int) -> ([Float], QuantizerMethod) {
+      let (packed, scales) = result.choice(member: index)
+      guard let scales else { return (packed.dequantize(), .rtn) }
+      return (AWQ.effectiveWeights(packed, scales: scales), .awq)
     }
+    if let cached = awqCache.value(key), let index = group.firstIndex(of: layer) { return chosen(cached, index) }
     var members: [AWQ.Member] = []
     for g in group {
       let gw = g == layer ? w : try weights(of: g)
@@ -147,7 +158,7 @@ extension EngineSensitivityModel {
     let result = try AWQ.search(
       members: members, columns: linearLayers[layer].columns, inputs: context.inputs, inputRows: context.rows)
     awqCache.store(key, result, keepingGroup: group.first!)
-    return AWQ.effectiveWeights(result.packed[group.firstIndex(of: layer)!], scales: result.scales)
+    return chosen(result, group.firstIndex(of: layer)!)
   }
 
   /// Whether `format` takes a range calibration (integer codes with a per-group scale, and nf4's absmax).

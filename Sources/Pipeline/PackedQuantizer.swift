@@ -68,7 +68,8 @@ public struct PackedQuantizer: @unchecked Sendable {
       }
     case .awq:
       if AWQ.supports(format), let (result, index) = try awq() {
-        return (result.packed[index], result.scales, .awq)
+        let (packed, scales) = result.choice(member: index)
+        return (packed, scales, scales == nil ? .rtn : .awq)
       }
     case .rtn:
       break

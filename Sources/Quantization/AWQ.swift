@@ -67,6 +67,18 @@ public enum AWQ {
     public var memberErrors: [Double]
     /// The group's output error at every grid point (index i is α = i / grid).
     public var history: [Double]
+    /// Q(W) per member at α = 0 (s = 1: round to nearest, byte for byte `quantize`'s) and each one's output error.
+    public var rtnPacked: [PackedTensor] = []
+    public var rtnMemberErrors: [Double] = []
+
+    /// Member `k`'s codes and the input scales they need: AWQ's when its own output error is below round to
+    /// nearest's, else round to nearest's with no scales. α is chosen for the group's total, so one member (k_proj
+    /// beside q and v, say) can lose alone; keeping its plain codes then lowers the total further, and the
+    /// member reads its input unscaled (it has its own operator, so the others' scales do not reach it).
+    public func choice(member k: Int) -> (packed: PackedTensor, scales: [Float]?) {
+      guard k < rtnMemberErrors.count, !(memberErrors[k] < rtnMemberErrors[k]) else { return (packed[k], scales) }
+      return (rtnPacked[k], nil)
+    }
   }
 
   /// Whether AWQ is meaningful for `format`: every quantized format (integer, affine, GGML blocks, nf4, ternary).
@@ -130,6 +142,7 @@ public enum AWQ {
     let means = activationMeans(inputs, rows: inputRows, columns: columns)
     var best: (alpha: Double, scales: [Float], packed: [PackedTensor], errors: [Double])?
     var history: [Double] = []
+    var rtn: (packed: [PackedTensor], errors: [Double]) = ([], [])
     for i in 0..<options.grid {
       let alpha = Double(i) / Double(options.grid)
       let s = scales(means: means, alpha: alpha)
@@ -142,13 +155,14 @@ public enum AWQ {
           columns: columns, inputs: inputs, inputRows: inputRows))
       }
       let total = errors.reduce(0, +)
+      if i == 0 { rtn = (packed, errors) }
       history.append(total)
       if best == nil || total < best!.errors.reduce(0, +) { best = (alpha, s, packed, errors) }
     }
     let b = best!
     return Result(
       alpha: b.alpha, scales: b.scales, packed: b.packed, outputError: b.errors.reduce(0, +), rtnOutputError: history[0],
-      memberErrors: b.errors, history: history)
+      memberErrors: b.errors, history: history, rtnPacked: rtn.packed, rtnMemberErrors: rtn.errors)
   }
 
   /// Q(W·diag(s)) for one member, in its format and calibration.
