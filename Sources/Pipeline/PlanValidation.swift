@@ -106,6 +106,10 @@ public enum PlanValidation {
       }
       status("validate: capturing the layer inputs on \(calib)…")
       let count = s.calibrationTokens ?? run?.provenance.tokens ?? 512
+      if count > loaded.config.maxPositionEmbeddings {
+        throw PlanValidationError(
+          .badSettings, "--calib-tokens \(count) exceeds the model's context length \(loaded.config.maxPositionEmbeddings)")
+      }
       let tokens = try PackedQuantizer.calibrationTokens(path: calib, tokenizer: loaded.tokenizer, count: count)
       let inputs = try PackedQuantizer.capture(
         loaded.model, tokens: tokens, layers: planned.map(\.name).filter { $0 != loaded.model.embeddingLayer.name })

@@ -38,6 +38,8 @@ struct Validate: ParsableCommand {
   // Not CalibrationText: optional here (GPTQ and AWQ only), defaulting to the run's recorded text.
   @Option(help: ArgumentHelp("Calibration text GPTQ and AWQ take layer inputs from (default: the --run file's calib_path).", valueName: "file"))
   var calib: String?
+  @Option(parsing: .unconditional, help: ArgumentHelp("Calibration tokens GPTQ and AWQ take layer inputs from, BOS included (default: the --run file's --tokens, else 512).", valueName: "N"))
+  var calibTokens: Int?
   @Option(help: "Comma-separated baselines: uniform,q4km,edges, or none.") var baselines = "uniform,q4km,edges"
   @Option(name: .customLong("run"), help: ArgumentHelp("The run file the plan came from: its recorded calibrations and scores; the table and VALIDATION.json are stored in it as /validation.", valueName: "RUN.h5"))
   var runFile: String?
@@ -60,6 +62,9 @@ struct Validate: ParsableCommand {
     guard ActivationMode(rawValue: activations) != nil else { throw ValidationError("--activations must be int8 or f32, got '\(activations)'") }
     if let quantizer, QuantizerChoice(quantizer) == nil {
       throw ValidationError("--quantizer '\(quantizer)': expected \(QuantizerChoice.names)")
+    }
+    if let calibTokens, !(2...1_000_000).contains(calibTokens) {
+      throw ValidationError("--calib-tokens must be in 2...1000000, got \(calibTokens)")
     }
     _ = try baselineKinds()
   }
@@ -96,6 +101,7 @@ struct Validate: ParsableCommand {
     settings.cacheDirectory = noCache ? nil : ReferenceCache().directory
     settings.quantizer = quantizer.flatMap { QuantizerChoice($0) }
     settings.calibrationText = calib
+    settings.calibrationTokens = calibTokens
     let progress = ProgressLine(stages: ValidationStage.allCases.map(\.rawValue))
     let report: ValidationReport
     do {
