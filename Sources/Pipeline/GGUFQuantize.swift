@@ -100,9 +100,9 @@ public enum GGUFQuantize {
       }
       status("quantize: capturing the layer inputs on \(calibrationText)…")
       let loaded = try LoadedModel.load(path: model)
-      let tokens = try PackedQuantizer.calibrationTokens(
+      let windows = try PackedQuantizer.calibrationWindows(
         path: calibrationText, tokenizer: loaded.tokenizer, count: calibrationTokens)
-      let inputs = try PackedQuantizer.capture(loaded.model, tokens: tokens, layers: gptqLayers)
+      let inputs = try PackedQuantizer.capture(loaded.model, windows: windows, layers: gptqLayers)
       for (n, name) in gptqLayers.enumerated() {
         let entry = types[name]!
         let info = file.info(named: entry.tensor)!

@@ -34,11 +34,44 @@ public struct PackedQuantizer: @unchecked Sendable {
   public static func capture(
     _ model: LlamaModel<Float>, tokens: [Int], layers: [String]
   ) throws -> [String: (values: [Float], rows: Int)] {
+    try capture(model, windows: [tokens], layers: layers)
+  }
+
+  /// The inputs of `layers` over several windows, each its own forward pass, rows concatenated in window order.
+  /// - Throws: `EngineError` from the forward pass.
+  public static func capture(
+    _ model: LlamaModel<Float>, windows: [[Int]], layers: [String]
+  ) throws -> [String: (values: [Float], rows: Int)] {
     var captured: [String: (values: [Float], rows: Int)] = [:]
-    _ = try model.captureInputs(tokens: tokens, layers: Set(layers)) { layer, x in
-      captured[layer.name] = (x.storage, tokens.count)
+    for tokens in windows {
+      _ = try model.captureInputs(tokens: tokens, layers: Set(layers)) { layer, x in
+        captured[layer.name, default: ([], 0)].values += x.storage
+        captured[layer.name]!.rows += tokens.count
+      }
     }
     return captured
+  }
+
+  /// Tokens per calibration window when more are asked for than one window holds (validation's window length).
+  public static let calibrationWindowLength = 512
+
+  /// `count` calibration tokens as windows of at most `window` tokens, each starting with BOS (as the evaluation
+  /// windows and GPTQ's own calibration samples do), cut from the start of `path`'s text in order. Up to `window`
+  /// tokens this is the one window `measure` takes (`calibrationTokens`), so GPTQ and AWQ then see exactly the
+  /// inputs `measure` scored; beyond it, one long sequence would weigh the BOS position (the attention sink, whose
+  /// activations are largest) ever less and take positions the evaluation never reaches.
+  /// - Throws: `WindowError`/`MeasureError` for an unreadable or too short text.
+  public static func calibrationWindows(
+    path: String, tokenizer: BPETokenizer, count: Int, window: Int = calibrationWindowLength
+  ) throws -> [[Int]] {
+    guard count > window else { return [try calibrationTokens(path: path, tokenizer: tokenizer, count: count)] }
+    let bos = tokenizer.bosTokenId.map { [$0] } ?? []
+    let perWindow = window - bos.count
+    let windows = (count + window - 1) / window
+    let ids = Array(
+      try calibrationTokens(path: path, tokenizer: tokenizer, count: count - bos.count * windows + bos.count)
+        .dropFirst(bos.count))
+    return stride(from: 0, to: ids.count, by: perWindow).map { bos + ids[$0..<min($0 + perWindow, ids.count)] }
   }
 
   /// The calibration tokens of a run: `[BOS]` + the first `count − 1` ids of `path`'s text, as `measure` takes them.

@@ -106,13 +106,18 @@ public enum PlanValidation {
       }
       status("validate: capturing the layer inputs on \(calib)…")
       let count = s.calibrationTokens ?? run?.provenance.tokens ?? 512
-      if count > loaded.config.maxPositionEmbeddings {
+      let windowLength = min(count, PackedQuantizer.calibrationWindowLength)
+      if windowLength > loaded.config.maxPositionEmbeddings {
         throw PlanValidationError(
-          .badSettings, "--calib-tokens \(count) exceeds the model's context length \(loaded.config.maxPositionEmbeddings)")
+          .badSettings,
+          "--calib-tokens: windows of \(windowLength) exceed the model's context length \(loaded.config.maxPositionEmbeddings)")
       }
-      let tokens = try PackedQuantizer.calibrationTokens(path: calib, tokenizer: loaded.tokenizer, count: count)
+      // The captured inputs: every planned layer's X [count, in] in Float, beside the model.
+      let inputFloats = planned.reduce(0.0) { $0 + Double($1.inFeatures) } * Double(count)
+      try Preflight.checkMemory(4 * inputFloats + 8 * Double(parameters))
+      let windows = try PackedQuantizer.calibrationWindows(path: calib, tokenizer: loaded.tokenizer, count: count)
       let inputs = try PackedQuantizer.capture(
-        loaded.model, tokens: tokens, layers: planned.map(\.name).filter { $0 != loaded.model.embeddingLayer.name })
+        loaded.model, windows: windows, layers: planned.map(\.name).filter { $0 != loaded.model.embeddingLayer.name })
       quantizer = PackedQuantizer(method: quantizerOf, inputs: inputs)
     }
 

@@ -38,7 +38,7 @@ struct Validate: ParsableCommand {
   // Not CalibrationText: optional here (GPTQ and AWQ only), defaulting to the run's recorded text.
   @Option(help: ArgumentHelp("Calibration text GPTQ and AWQ take layer inputs from (default: the --run file's calib_path).", valueName: "file"))
   var calib: String?
-  @Option(parsing: .unconditional, help: ArgumentHelp("Calibration tokens GPTQ and AWQ take layer inputs from, BOS included (default: the --run file's --tokens, else 512).", valueName: "N"))
+  @Option(parsing: .unconditional, help: ArgumentHelp("Calibration tokens GPTQ and AWQ take layer inputs from, BOS included, in windows of 512 (default: the --run file's --tokens, else 512).", valueName: "N"))
   var calibTokens: Int?
   @Option(help: "Comma-separated baselines: uniform,q4km,edges, or none.") var baselines = "uniform,q4km,edges"
   @Option(name: .customLong("run"), help: ArgumentHelp("The run file the plan came from: its recorded calibrations and scores; the table and VALIDATION.json are stored in it as /validation.", valueName: "RUN.h5"))

@@ -63,6 +63,19 @@ import _TestSupport
     }
   }
 
+  /// Up to one window the calibration is measure's window itself; beyond, consecutive windows of 512, each with BOS.
+  @Test func calibrationWindowsCutTheTextInOrder() throws {
+    let loaded = try LoadedModel.load(path: TestModels.repositoryRoot + "/fixtures/tiny-llama")
+    let path = TestModels.sharedData + "/prideprejudice.txt"
+    let bos = try #require(loaded.tokenizer.bosTokenId)
+    let one = try PackedQuantizer.calibrationWindows(path: path, tokenizer: loaded.tokenizer, count: 300)
+    #expect(one == [try PackedQuantizer.calibrationTokens(path: path, tokenizer: loaded.tokenizer, count: 300)])
+    let three = try PackedQuantizer.calibrationWindows(path: path, tokenizer: loaded.tokenizer, count: 1100)
+    #expect(three.map(\.count) == [512, 512, 76] && three.allSatisfy { $0.first == bos })
+    let ids = try PackedQuantizer.calibrationTokens(path: path, tokenizer: loaded.tokenizer, count: 1098).dropFirst()
+    #expect(three.flatMap { $0.dropFirst() } == Array(ids), "the windows are the text's ids in order, none skipped")
+  }
+
   @Test func ggufRefusesAWQAndBest() throws {
     let types: [String: (tensor: String, type: GGMLType)] = [
       "model.layers.0.mlp.up_proj": ("blk.0.ffn_up.weight", .q4_0), "model.layers.0.mlp.down_proj": ("blk.0.ffn_down.weight", .q8_0),
