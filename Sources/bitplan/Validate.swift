@@ -38,6 +38,10 @@ struct Validate: ParsableCommand {
   // Not CalibrationText: optional here (GPTQ and AWQ only), defaulting to the run's recorded text.
   @Option(help: ArgumentHelp("Calibration text GPTQ and AWQ take layer inputs from (default: the --run file's calib_path).", valueName: "file"))
   var calib: String?
+  @Option(parsing: .unconditional, help: ArgumentHelp("Adam steps of scale tuning after the plan (codes fixed, per-group scales of the integer formats moved on the calibration loss; needs --calib or --run): one more row, plan-tuned. 0: off.", valueName: "n"))
+  var tuneSteps = 0
+  @Option(parsing: .unconditional, help: ArgumentHelp("Adam's step size on the log-scales for --tune-steps.", valueName: "x"))
+  var tuneLr = ScaleTuner.Options.defaultLearningRate
   @Option(help: "Comma-separated baselines: uniform,q4km,edges, or none.") var baselines = "uniform,q4km,edges"
   @Option(name: .customLong("run"), help: ArgumentHelp("The run file the plan came from: its recorded calibrations and scores; the table and VALIDATION.json are stored in it as /validation.", valueName: "RUN.h5"))
   var runFile: String?
@@ -61,6 +65,8 @@ struct Validate: ParsableCommand {
     if let quantizer, QuantizerChoice(quantizer) == nil {
       throw ValidationError("--quantizer '\(quantizer)': expected \(QuantizerChoice.names)")
     }
+    guard (0...10_000).contains(tuneSteps) else { throw ValidationError("--tune-steps must be in 0...10000, got \(tuneSteps)") }
+    guard tuneLr.isFinite && tuneLr > 0 && tuneLr <= 1 else { throw ValidationError("--tune-lr must be in (0, 1], got \(tuneLr)") }
     _ = try baselineKinds()
   }
 
@@ -96,6 +102,8 @@ struct Validate: ParsableCommand {
     settings.cacheDirectory = noCache ? nil : ReferenceCache().directory
     settings.quantizer = quantizer.flatMap { QuantizerChoice($0) }
     settings.calibrationText = calib
+    settings.tuneSteps = tuneSteps
+    settings.tuneLearningRate = tuneLr
     let progress = ProgressLine(stages: ValidationStage.allCases.map(\.rawValue))
     let report: ValidationReport
     do {
