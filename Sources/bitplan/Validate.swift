@@ -35,8 +35,8 @@ struct Validate: ParsableCommand {
   var activations: String { activationsOption.activations }
   @Option(help: ArgumentHelp("Quantizer of every layer, plan and baselines: rtn, gptq, awq, or best (each layer's winner recorded by measure --quantizer best). Default: as the plan and --run record.", valueName: "name"))
   var quantizer: String?
-  // Not CalibrationText: optional here (GPTQ and AWQ only), defaulting to the run's recorded text.
-  @Option(help: ArgumentHelp("Calibration text GPTQ and AWQ take layer inputs from (default: the --run file's calib_path).", valueName: "file"))
+  // Not CalibrationText: optional here (GPTQ, AWQ and scale tuning only), defaulting to the run's recorded text.
+  @Option(help: ArgumentHelp("Calibration text GPTQ and AWQ take layer inputs from and --tune-steps tunes on (default: the --run file's calib_path).", valueName: "file"))
   var calib: String?
   @Option(parsing: .unconditional, help: ArgumentHelp("Adam steps of scale tuning after the plan (codes fixed, per-group scales of the integer formats moved on the calibration loss; needs --calib or --run): one more row, plan-tuned. 0: off.", valueName: "n"))
   var tuneSteps = 0
