@@ -37,6 +37,11 @@ public struct ValidateSettings: Sendable {
   public var tuneLearningRate = ScaleTuner.Options.defaultLearningRate
   /// Tokens per tuning window, BOS included.
   public var tuneWindowTokens = 128
+  /// What tuning descends (`--tune-loss`): KL from the unquantized model (default) or the text's NLL.
+  public var tuneLoss = ScaleTuner.Loss.kld
+  /// Calibration tokens tuning cycles through, BOS included (`--tune-tokens`); nil: as many as GPTQ and AWQ take
+  /// (`calibrationTokens`, else the run's, else 512).
+  public var tuneTokens: Int?
 
   public init(model: String, plan: String, evalText: String) {
     self.model = model
@@ -180,7 +185,8 @@ public enum PlanValidation {
     for (v, variant) in variants.enumerated() {
       if variant.name == "plan-tuned" {
         (tuned, tuning) = try tuneScales(
-          s, planLayers: planLayers, calibrationPath: calibrationPath!, calibrationCount: calibrationCount, status: status
+          s, planLayers: planLayers, calibrationPath: calibrationPath!, calibrationCount: s.tuneTokens ?? calibrationCount,
+          status: status
         ) { done, total in progress(.tune, done, total) }
       }
       let used = try packed.install(
@@ -238,7 +244,8 @@ public enum PlanValidation {
     let names = Dictionary(uniqueKeysWithValues: dense.model.plannableLayers.map { ($0.name, $0.weightName) })
     let order = planLayers.keys.sorted()
     let layers = order.map { ScaleTuner.Layer(weightName: names[$0]!, packed: planLayers[$0]!.packed, inputScales: planLayers[$0]!.inputScales) }
-    let options = ScaleTuner.Options(steps: s.tuneSteps, learningRate: s.tuneLearningRate, windowTokens: s.tuneWindowTokens)
+    let options = ScaleTuner.Options(
+      steps: s.tuneSteps, learningRate: s.tuneLearningRate, windowTokens: s.tuneWindowTokens, loss: s.tuneLoss)
     let result = try ScaleTuner.tune(dense.model, layers: layers, tokens: tokens, bos: dense.tokenizer.bosTokenId, options: options) {
       done, total, _ in progress(done, total)
     }
@@ -247,7 +254,7 @@ public enum PlanValidation {
       if let t = result.tuned[names[name]!] { tuned[name]!.packed = t }
     }
     let summary = ScaleTuningSummary(
-      steps: s.tuneSteps, learningRate: s.tuneLearningRate, windows: result.windows, windowTokens: result.windowTokens,
+      steps: s.tuneSteps, learningRate: s.tuneLearningRate, loss: s.tuneLoss.rawValue, windows: result.windows, windowTokens: result.windowTokens,
       tunedLayers: result.tunedLayers, tunedGroups: result.tunedGroups, calibrationLossBefore: result.lossBefore,
       calibrationLossAfter: result.lossAfter, elapsedSeconds: result.elapsedSeconds)
     return (tuned, summary)

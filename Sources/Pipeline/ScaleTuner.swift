@@ -14,10 +14,14 @@ import Validation
 /// stays zero). The forward uses the scales rounded to f16, as they will be stored; the gradient passes straight
 /// through the rounding (the latent θ accumulates steps smaller than an f16 ulp). Codes and zero points never move.
 ///
+/// The loss (`Options.loss`) is by default the mean KL divergence from the unquantized model's next-token
+/// distributions (`LlamaModel.distillationGradients`): what validation's held-out KLD measures. The mean NLL of the
+/// calibration text (`.nll`) is the alternative.
+///
 /// Windows: `[BOS]` + consecutive slices of `windowTokens − 1` calibration tokens (the calibration tokens'
 /// own leading BOS dropped first), a trailing partial slice dropped when a whole one exists; step `k` takes window
-/// `k mod count`, so nothing is random. The calibration loss is the mean over all windows of their mean NLL,
-/// evaluated with the same windows before the first step and after the last.
+/// `k mod count`, so nothing is random. The calibration loss is the mean over all windows of their loss, evaluated
+/// with the same windows before the first step and after the last.
 ///
 /// Layers whose format is not tuned (`ScaleTuning.supports`: GGML blocks, nf4, ternary, affine, float) still run
 /// dequantized, so the loss is the quantized model's, but keep their bytes.
@@ -30,16 +34,29 @@ public enum ScaleTuner {
     public var learningRate: Double
     /// Tokens per window, BOS included.
     public var windowTokens: Int
+    /// What the steps descend and the losses before and after measure.
+    public var loss: Loss
     /// Adam's moment decay rates.
     public var beta1 = 0.9, beta2 = 0.999
     /// The default step size, chosen by measurement (Sources/Pipeline/README.md).
     public static let defaultLearningRate = 2e-3
 
-    public init(steps: Int, learningRate: Double = defaultLearningRate, windowTokens: Int = 128) {
+    public init(steps: Int, learningRate: Double = defaultLearningRate, windowTokens: Int = 128, loss: Loss = .kld) {
       self.steps = steps
       self.learningRate = learningRate
       self.windowTokens = windowTokens
+      self.loss = loss
     }
+  }
+
+  /// The calibration loss.
+  public enum Loss: String, Sendable, Equatable, CaseIterable {
+    /// Mean KL(unquantized model ‖ quantized model) of the next-token distributions (distillation; the teacher's
+    /// probabilities of every window are computed once, from `model`'s weights before they are replaced).
+    case kld
+    /// Mean next-token NLL of the calibration text (the quantized model fits the text itself; with a few hundred
+    /// tokens it memorises them: on SmolLM2 the held-out KLD rose several-fold, see the README).
+    case nll
   }
 
   /// A planned layer as installed: its engine weight name, its packed tensor, and the per-input-channel scales its
@@ -60,7 +77,7 @@ public enum ScaleTuner {
   public struct Result: Sendable {
     /// The tuned packed tensor of every tuned layer, by weight name (same format, shape, codes and byte count).
     public var tuned: [String: PackedTensor]
-    /// Calibration loss (mean NLL over all windows) with the plan's scales and with the tuned ones.
+    /// Calibration loss (`Options.loss`, mean over all windows) with the plan's scales and with the tuned ones.
     public var lossBefore: Double
     public var lossAfter: Double
     /// The loss of each step's window, before that step's update.
@@ -93,7 +110,8 @@ public enum ScaleTuner {
   }
 
   /// Tunes the scales of `layers` in `model`, which must hold dense Float weights (no operators installed): a model
-  /// of its own, since its planned weights are overwritten by their quantized values and left so.
+  /// of its own, since its planned weights are overwritten by their quantized values and left so. Under `.kld` its
+  /// weights on entry are the teacher's.
   /// - Parameters:
   ///   - tokens: the calibration tokens (`PackedQuantizer.calibrationTokens`), BOS first.
   ///   - progress: after each step, (steps done, steps, that step's window loss).
@@ -112,6 +130,8 @@ public enum ScaleTuner {
           + "\(options.learningRate), \(options.windowTokens)")
     }
     let windows = try windows(of: tokens, bos: bos, length: options.windowTokens)
+    // The teacher: the model's own distributions while it still holds its unquantized weights.
+    let teacher = options.loss == .kld ? try windows.map { try model.probabilities(tokens: $0).storage } : []
 
     // Every planned layer runs dequantized; the integer ones get a tuning state.
     var states: [State] = []
@@ -125,14 +145,21 @@ public enum ScaleTuner {
       }
     }
     func calibrationLoss() throws -> Double {
-      try windows.reduce(0.0) { $0 + (try model.meanNLL(tokens: $1)) } / Double(windows.count)
+      var total = 0.0
+      for (w, window) in windows.enumerated() {
+        total += options.loss == .kld ? try model.distillationLoss(tokens: window, teacher: teacher[w]) : try model.meanNLL(tokens: window)
+      }
+      return total / Double(windows.count)
     }
     let before = try calibrationLoss()
     let names = Set(states.map(\.layer.weightName))
     var losses: [Double] = []
     if !states.isEmpty {
       for step in 0..<options.steps {
-        let (loss, gradients) = try model.gradients(tokens: windows[step % windows.count], of: names)
+        let w = step % windows.count
+        let (loss, gradients) = options.loss == .kld
+          ? try model.distillationGradients(tokens: windows[w], teacher: teacher[w], of: names)
+          : try model.gradients(tokens: windows[w], of: names)
         for state in states {
           try state.step(weightGradient: gradients[state.layer.weightName]!, options: options, t: step + 1)
           try model.replaceWeight(name: state.layer.weightName, with: state.weights())

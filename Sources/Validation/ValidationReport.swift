@@ -89,25 +89,29 @@ public struct ScaleTuningSummary: Sendable, Equatable, Codable {
   public var steps: Int
   /// Adam's step size on the log-scales.
   public var learningRate: Double
+  /// The calibration loss descended: `kld` (mean KL from the unquantized model's next-token distributions) or
+  /// `nll` (mean NLL of the calibration text).
+  public var loss: String
   /// Calibration windows cycled through, and tokens per window (BOS included).
   public var windows: Int
   public var windowTokens: Int
   /// Layers and groups whose scales were tuned (the integer formats).
   public var tunedLayers: Int
   public var tunedGroups: Int
-  /// Mean NLL over all calibration windows with the plan's scales and with the tuned ones (Float activations,
-  /// dequantized weights).
+  /// The loss, mean over all calibration windows, with the plan's scales and with the tuned ones (Float
+  /// activations, dequantized weights).
   public var calibrationLossBefore: Double
   public var calibrationLossAfter: Double
   /// Wall-clock seconds of the tuning.
   public var elapsedSeconds: Double
 
   public init(
-    steps: Int, learningRate: Double, windows: Int, windowTokens: Int, tunedLayers: Int, tunedGroups: Int,
+    steps: Int, learningRate: Double, loss: String, windows: Int, windowTokens: Int, tunedLayers: Int, tunedGroups: Int,
     calibrationLossBefore: Double, calibrationLossAfter: Double, elapsedSeconds: Double
   ) {
     self.steps = steps
     self.learningRate = learningRate
+    self.loss = loss
     self.windows = windows
     self.windowTokens = windowTokens
     self.tunedLayers = tunedLayers
@@ -118,7 +122,7 @@ public struct ScaleTuningSummary: Sendable, Equatable, Codable {
   }
 
   enum CodingKeys: String, CodingKey {
-    case steps, windows
+    case steps, windows, loss
     case learningRate = "learning_rate"
     case windowTokens = "window_tokens"
     case tunedLayers = "tuned_layers"
@@ -222,7 +226,7 @@ public struct ValidationReport: Sendable, Equatable, Codable {
       let change = m.kldMinusPlan.map { ", KLD − plan's \($0.formatted(4))" } ?? ""
       lines.append(
         "\(m.name): \(t.tunedLayers) layers' \(t.tunedGroups) scales, \(t.steps) steps (lr \(t.learningRate), "
-          + "\(t.windows) windows × \(t.windowTokens) tokens, \(fixed(t.elapsedSeconds, 1)) s): calibration loss "
+          + "\(t.windows) windows × \(t.windowTokens) tokens, \(fixed(t.elapsedSeconds, 1)) s): calibration \(t.loss) "
           + "\(fixed(t.calibrationLossBefore, 4)) → \(fixed(t.calibrationLossAfter, 4))\(change)")
     }
     lines.append("base: \(baseDescription), PPL \(basePerplexity.formatted(3))")

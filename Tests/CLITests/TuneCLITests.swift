@@ -20,7 +20,7 @@ import _TestSupport
     try ValidateCLITests.writePlan(plan, format: "int3-g32", down: "q4_0")
     let r = try Self.validate(folder, plan: plan, ["--calib", MeasureCLITests.calib, "--tune-steps", "20"])
     #expect(r.status == 0, "\(r.stderr)")
-    #expect(r.stdout.contains("plan + tuned scales (20 steps)") && r.stdout.contains("calibration loss"), "\(r.stdout)")
+    #expect(r.stdout.contains("plan + tuned scales (20 steps)") && r.stdout.contains("calibration kld"), "\(r.stdout)")
     let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: folder.path + "/V.json"))) as! [String: Any]
     let models = json["models"] as! [[String: Any]]
     #expect(models.map { $0["name"] as! String } == ["plan", "plan-tuned", "uniform"])
@@ -31,7 +31,7 @@ import _TestSupport
     #expect(tuned["quantizer_counts"] as? [String: Int] == planRow["quantizer_counts"] as? [String: Int])
     #expect(tuned["kld_minus_plan"] is [String: Double])
     let tuning = try #require(tuned["tuning"] as? [String: Any])
-    #expect(tuning["steps"] as? Int == 20 && tuning["window_tokens"] as? Int == 128)
+    #expect(tuning["steps"] as? Int == 20 && tuning["window_tokens"] as? Int == 128 && tuning["loss"] as? String == "kld")
     // 12 int3 layers tuned; the 2 q4_0 down projections are not.
     #expect(tuning["tuned_layers"] as? Int == 12)
     let before = try #require(tuning["calibration_loss_before"] as? Double)
@@ -43,7 +43,7 @@ import _TestSupport
     #expect(noCalib.status != 0 && noCalib.stderr.contains("--tune-steps") && noCalib.stderr.split(separator: "\n").count == 1, "\(noCalib.stderr)")
   }
 
-  @Test(arguments: [["--tune-steps", "-1"], ["--tune-steps", "1000000000"], ["--tune-lr", "0"], ["--tune-lr", "nan"], ["--tune-lr", "-0.5"]])
+  @Test(arguments: [["--tune-steps", "-1"], ["--tune-steps", "1000000000"], ["--tune-lr", "0"], ["--tune-lr", "nan"], ["--tune-lr", "-0.5"], ["--tune-loss", "mse"], ["--tune-tokens", "1"]])
   func badValuesAreRefusedInOneLine(arguments: [String]) throws {
     let folder = try BitplanProcess.temporaryDirectory()
     defer { try? FileManager.default.removeItem(at: folder) }

@@ -7,7 +7,7 @@ import Validation
 import _TestSupport
 
 /// Scale tuning (`ScaleTuner`) on the committed tiny model with round-to-nearest integer layers: the calibration
-/// loss falls, the codes and byte counts stay, the loss reported after is the one of the tensors returned, and bad
+/// loss (KL from the unquantized model, or the NLL) falls, the codes and byte counts stay, the loss reported after is the one of the tensors returned, and bad
 /// options are typed errors.
 @Suite struct ScaleTunerTests {
   /// A calibration text of token ids: BOS (256) then a fixed pattern over the byte vocabulary.
@@ -36,20 +36,24 @@ import _TestSupport
 
   /// 30 steps lower the calibration loss; codes and byte counts are unchanged; evaluating the returned tensors on a
   /// fresh model gives the loss reported after.
-  @Test(arguments: [("int4-g32", false), ("int3-g32", false), ("int3-g32-asym", false), ("int4-g32", true)])
-  func thirtyStepsLowerTheCalibrationLoss(format: String, awq: Bool) throws {
+  @Test(arguments: [
+    ("int4-g32", false, ScaleTuner.Loss.kld), ("int3-g32", false, .kld), ("int3-g32-asym", false, .kld), ("int4-g32", true, .kld),
+    ("int3-g32", false, .nll), ("int4-g32", true, .nll),
+  ])
+  func thirtyStepsLowerTheCalibrationLoss(format: String, awq: Bool, loss kind: ScaleTuner.Loss) throws {
     let loaded = try Self.load()
     let layers = try Self.layers(loaded, format: format, inputScales: awq)
     var losses: [Double] = []
     let result = try ScaleTuner.tune(
-      loaded.model, layers: layers, tokens: Self.tokens, bos: 256, options: ScaleTuner.Options(steps: 30, windowTokens: 64)
+      loaded.model, layers: layers, tokens: Self.tokens, bos: 256,
+      options: ScaleTuner.Options(steps: 30, windowTokens: 64, loss: kind)
     ) { done, total, loss in
       #expect(total == 30 && done == losses.count + 1)
       losses.append(loss)
     }
     #expect(result.windows == 4 && result.stepLosses == losses && result.tunedLayers == layers.count)
     #expect(result.lossAfter < result.lossBefore, "\(format) awq \(awq): \(result.lossBefore) → \(result.lossAfter)")
-    print("tune \(format) awq \(awq): \(result.lossBefore) → \(result.lossAfter)")
+    print("tune \(format) awq \(awq) \(kind): \(result.lossBefore) → \(result.lossAfter)")
     var moved = 0
     for layer in layers {
       let tuned = try #require(result.tuned[layer.weightName])
@@ -66,9 +70,17 @@ import _TestSupport
       let w = try result.tuned[layer.weightName]!.dequantize()
       try fresh.model.replaceWeight(name: layer.weightName, with: ScaleTuner.divide(w, by: layer.inputScales))
     }
+    let teacher = try Self.load()
     let windows = try ScaleTuner.windows(of: Self.tokens, bos: 256, length: 64)
-    let loss = try windows.reduce(0.0) { $0 + (try fresh.model.meanNLL(tokens: $1)) } / Double(windows.count)
-    #expect(loss == result.lossAfter)
+    var total = 0.0
+    for w in windows {
+      if kind == .nll {
+        total += try fresh.model.meanNLL(tokens: w)
+      } else {
+        total += try fresh.model.distillationLoss(tokens: w, teacher: teacher.model.probabilities(tokens: w).storage)
+      }
+    }
+    #expect(total / Double(windows.count) == result.lossAfter)
   }
 
   /// The scale gradient of an AWQ-style layer (∂L/∂W divided by s_in column by column, then to the groups) equals
