@@ -39,7 +39,7 @@ public enum ScaleTuner {
     /// Adam's moment decay rates.
     public var beta1 = 0.9, beta2 = 0.999
     /// The default step size, chosen by measurement (Sources/Pipeline/README.md).
-    public static let defaultLearningRate = 2e-3
+    public static let defaultLearningRate = 1e-3
 
     public init(steps: Int, learningRate: Double = defaultLearningRate, windowTokens: Int = 128, loss: Loss = .kld) {
       self.steps = steps
