@@ -23,10 +23,13 @@ extension LlamaModel {
 
   /// Back-propagates the mean NLL of `cache` (which must keep activations; its probabilities are consumed) and
   /// writes the wanted parameter gradients into `sink`.
+  /// - Parameter logitGradient: turns the probabilities [T−1, V] into ∂L/∂z in place for another loss than the
+  ///   mean NLL (distillation, `LlamaModel+Distillation.swift`); nil: the mean NLL's.
   /// - Returns: ∂L/∂x₀ [T, d], the gradient with respect to the embedded tokens.
   @discardableResult
   func runBackward(
-    cache: ForwardCache<Scalar>, sink: GradientSink<Scalar>, perturbation: WeightPerturbation<Scalar>? = nil
+    cache: ForwardCache<Scalar>, sink: GradientSink<Scalar>, perturbation: WeightPerturbation<Scalar>? = nil,
+    logitGradient: ((UnsafeMutablePointer<Scalar>) -> Void)? = nil
   ) -> Buffer<Scalar> {
     precondition(cache.keepsActivations, "backward pass needs a cache that keeps activations")
     let c = configuration
@@ -36,8 +39,12 @@ extension LlamaModel {
 
     // loss: L = (1/(T−1)) Σ NLL → dz = (softmax − onehot)/(T−1), in place over the probabilities
     let dLogits = cache.probabilities.pointer
-    CrossEntropy.backward(
-      probabilities: dLogits, targets: cache.tokens[1...], rows: t - 1, vocab: v, scale: 1 / Scalar(t - 1))
+    if let logitGradient {
+      logitGradient(dLogits)
+    } else {
+      CrossEntropy.backward(
+        probabilities: dLogits, targets: cache.tokens[1...], rows: t - 1, vocab: v, scale: 1 / Scalar(t - 1))
+    }
     // LM head z = n_F Eᵀ: dn_F = dz E (row T−1 predicts nothing: stays 0), dE = dzᵀ n_F
     let dFinal = s.dNormed
     dFinal.zero()

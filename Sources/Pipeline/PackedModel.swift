@@ -11,6 +11,20 @@ import Quantization
 import TensorCore
 import Validation
 
+/// One installed layer: its packed tensor, the per-input-channel scales its input is divided by (AWQ; nil
+/// otherwise), and the quantizer that chose its codes.
+public struct PackedLayer: Sendable {
+  public var packed: PackedTensor
+  public var inputScales: [Float]?
+  public var quantizer: QuantizerMethod
+
+  public init(packed: PackedTensor, inputScales: [Float]?, quantizer: QuantizerMethod) {
+    self.packed = packed
+    self.inputScales = inputScales
+    self.quantizer = quantizer
+  }
+}
+
 /// Installing packed layers in a loaded model: a plan's formats, or a GGUF's own stored types.
 ///
 /// Quantized layers are built from the model file's own values (`ModelFile.tensor(named:)`, HF row order), never
@@ -42,13 +56,17 @@ public struct PackedModel {
   ///   - quantizer: the quantizer per (layer, format) and the calibration inputs GPTQ and AWQ need
   ///     (`PackedQuantizer`); round to nearest by default. AWQ layers run with their input divided by the scales
   ///     (`PackedLinear`'s input scales).
+  ///   - prebuilt: layers (module path → packed layer) installed as given instead of quantized, e.g. a plan's
+  ///     layers with tuned scales (`ScaleTuner`); their format must be the one `formats` gives.
+  ///   - installed: called with each layer's module path and what was installed (to keep a plan's tensors).
   ///   - progress: called after each layer with (done, total).
   /// - Returns: the quantizer each layer was quantized by (a method that does not apply falls back to `rtn`).
   /// - Throws: `ModelIOError` reading the file, `QuantizationError`, `PlanValidationError.noPackedKernel`, `EngineError`.
   @discardableResult
   public func install(
     _ formats: [String: QuantFormat], calibration: (String, QuantFormat) -> RangeCalibration? = { _, _ in nil },
-    quantizer: PackedQuantizer = .roundToNearest, progress: (Int, Int) -> Void = { _, _ in }
+    quantizer: PackedQuantizer = .roundToNearest, prebuilt: [String: PackedLayer] = [:],
+    installed: (String, PackedLayer) -> Void = { _, _ in }, progress: (Int, Int) -> Void = { _, _ in }
   ) throws -> [String: QuantizerMethod] {
     let model = loaded.model
     let layers = model.plannableLayers.filter { formats[$0.name] != nil }
@@ -60,7 +78,9 @@ public struct PackedModel {
       return try EngineSensitivityModel<Float>.chooseCalibration(
         values, rows: layer.outFeatures, columns: layer.inFeatures, format: format) ?? .minMax
     }
-    for (i, layer) in layers.enumerated() {
+    // The layer `i` of `layers` by its quantizer.
+    func quantizeLayer(_ i: Int) throws -> PackedLayer {
+      let layer = layers[i]
       let format = formats[layer.name]!
       let values = try loaded.file.tensor(named: layer.weightName).storage
       let method = try rangeCalibration(layer, values, format)
@@ -87,7 +107,25 @@ public struct PackedModel {
       let (packed, scales, usedMethod) = try quantizer.quantize(
         values, name: layer.name, rows: layer.outFeatures, columns: layer.inFeatures, format: format,
         calibration: method, awq: awq)
-      used[layer.name] = usedMethod
+      return PackedLayer(packed: packed, inputScales: scales, quantizer: usedMethod)
+    }
+    for (i, layer) in layers.enumerated() {
+      let format = formats[layer.name]!
+      let built: PackedLayer
+      if let given = prebuilt[layer.name] {
+        guard given.packed.format == format, given.packed.rows == layer.outFeatures, given.packed.columns == layer.inFeatures else {
+          throw PlanValidationError(
+            .unknownFormat,
+            "\(layer.name): the packed layer given is \(given.packed.format.name) [\(given.packed.rows), \(given.packed.columns)], "
+              + "the plan asks for \(format.name) [\(layer.outFeatures), \(layer.inFeatures)]")
+        }
+        built = given
+      } else {
+        built = try quantizeLayer(i)
+      }
+      installed(layer.name, built)
+      let (packed, scales) = (built.packed, built.inputScales)
+      used[layer.name] = built.quantizer
       if layer.name == model.embeddingLayer.name {
         let tied = model.configuration.tied
         try model.installEmbedding(PackedEmbedding(packed), releaseDenseWeight: !tied)

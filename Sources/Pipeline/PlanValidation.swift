@@ -31,6 +31,17 @@ public struct ValidateSettings: Sendable {
   public var calibrationText: String?
   /// Calibration tokens, BOS included; nil: the run's `tokens`, else 512 (measure's default).
   public var calibrationTokens: Int?
+  /// Adam steps of scale tuning after the plan (`--tune-steps`; 0: no `plan-tuned` row).
+  public var tuneSteps = 0
+  /// Adam's step size on the log-scales (`--tune-lr`).
+  public var tuneLearningRate = ScaleTuner.Options.defaultLearningRate
+  /// Tokens per tuning window, BOS included.
+  public var tuneWindowTokens = 128
+  /// What tuning descends (`--tune-loss`): KL from the unquantized model (default) or the text's NLL.
+  public var tuneLoss = ScaleTuner.Loss.kld
+  /// Calibration tokens tuning cycles through, BOS included (`--tune-tokens`); nil: as many as GPTQ and AWQ take
+  /// (`calibrationTokens`, else the run's, else 512).
+  public var tuneTokens: Int?
 
   public init(model: String, plan: String, evalText: String) {
     self.model = model
@@ -41,7 +52,7 @@ public struct ValidateSettings: Sendable {
 
 /// The stages of a validation, for progress.
 public enum ValidationStage: String, CaseIterable, Sendable {
-  case base, quantize, score
+  case base, quantize, tune, score
 }
 
 /// `bitplan validate`: the plan and its same-size baselines run packed on evaluation windows and scored against
@@ -94,18 +105,25 @@ public enum PlanValidation {
       ?? (plan.layers.values.contains { ($0.quantizer ?? "rtn") != "rtn" }
         || (run?.quantizer.contains { $0.contains { $0 == "gptq" || $0 == "awq" } } ?? false))
     var quantizer = PackedQuantizer.roundToNearest
+    // GPTQ, AWQ and scale tuning take the calibration text of `--calib`, else the run's.
+    let calibrationPath = s.calibrationText
+      ?? run.map(\.provenance.calibrationPath).flatMap({ $0.isEmpty || !FileManager.default.fileExists(atPath: $0) ? nil : $0 })
+    let calibrationCount = s.calibrationTokens ?? run?.provenance.tokens ?? 512
+    if s.tuneSteps > 0 && calibrationPath == nil {
+      throw PlanValidationError(
+        .badSettings,
+        "--tune-steps tunes the scales on the calibration loss: give --calib FILE (or --run RUN.h5 whose recorded "
+          + "calib_path still exists)")
+    }
     if inputAware {
-      guard
-        let calib = s.calibrationText
-          ?? run.map(\.provenance.calibrationPath).flatMap({ $0.isEmpty || !FileManager.default.fileExists(atPath: $0) ? nil : $0 })
-      else {
+      guard let calib = calibrationPath else {
         throw PlanValidationError(
           .badSettings,
           "GPTQ and AWQ need the calibration text their layer inputs come from: give --calib FILE (or --run RUN.h5 "
             + "whose recorded calib_path still exists)")
       }
       status("validate: capturing the layer inputs on \(calib)…")
-      let count = s.calibrationTokens ?? run?.provenance.tokens ?? 512
+      let count = calibrationCount
       let windowLength = min(count, PackedQuantizer.calibrationWindowLength)
       if windowLength > loaded.config.maxPositionEmbeddings {
         throw PlanValidationError(
@@ -154,6 +172,9 @@ public enum PlanValidation {
     var variants: [(name: String, label: String, formats: [String: QuantFormat])] = [
       ("plan", "plan (\(plan.solver), \(plan.score))", formats)
     ]
+    if s.tuneSteps > 0 {
+      variants.append(("plan-tuned", "plan + tuned scales (\(s.tuneSteps) steps)", formats))
+    }
     for kind in s.baselines {
       switch Baselines.make(
         kind, layers: shapes, candidates: candidates,
@@ -168,8 +189,20 @@ public enum PlanValidation {
     var scored: [ScoredModel] = []
     let totalLayers = variants.count * planned.count
     let totalWindows = variants.count * windows.windows.count
+    var planLayers: [String: PackedLayer] = [:]
+    var tuned: [String: PackedLayer] = [:]
+    var tuning: ScaleTuningSummary?
     for (v, variant) in variants.enumerated() {
-      let used = try packed.install(variant.formats, calibration: calibration, quantizer: quantizer) { done, _ in
+      if variant.name == "plan-tuned" {
+        (tuned, tuning) = try tuneScales(
+          s, planLayers: planLayers, calibrationPath: calibrationPath!, calibrationCount: s.tuneTokens ?? calibrationCount,
+          status: status
+        ) { done, total in progress(.tune, done, total) }
+      }
+      let used = try packed.install(
+        variant.formats, calibration: calibration, quantizer: quantizer, prebuilt: variant.name == "plan-tuned" ? tuned : [:],
+        installed: { name, layer in if v == 0 && s.tuneSteps > 0 { planLayers[name] = layer } }
+      ) { done, _ in
         progress(.quantize, v * planned.count + done, totalLayers)
       }
       var positions: [WindowScores] = []
@@ -194,6 +227,7 @@ public enum PlanValidation {
           baseNLL: base.map(\.nll), starts: windows.starts, bootstrap: bootstrap,
           planKLD: v == 0 ? nil : scored[0].windows.map(\.kld))
       model.quantizerCounts = byQuantizer
+      if variant.name == "plan-tuned" { model.tuning = tuning }
       if byQuantizer.keys.contains(where: { $0 != "rtn" }) { model.label += " · " + quantizerLabel(byQuantizer) }
       scored.append(model)
     }
@@ -205,6 +239,35 @@ public enum PlanValidation {
       baseDescription: s.scoringProtocol == .llamaPerplexity
         ? "the file's stored types, packed, \(s.activations.rawValue) activations" : "f32 (weights dequantized from the file)",
       models: scored, elapsedSeconds: Date().timeIntervalSince(start))
+  }
+
+  /// The plan's layers with tuned scales (`ScaleTuner`) on a model of its own, loaded again from `s.model` (the
+  /// validated one runs packed layers, whose dense weights are released), and what tuning did.
+  /// - Returns: every layer of `planLayers`, tuned ones with their new scales, others as they were.
+  static func tuneScales(
+    _ s: ValidateSettings, planLayers: [String: PackedLayer], calibrationPath: String, calibrationCount: Int,
+    status: (String) -> Void, progress: (Int, Int) -> Void
+  ) throws -> ([String: PackedLayer], ScaleTuningSummary) {
+    status("validate: tuning the plan's scales on \(calibrationPath)…")
+    let dense = try LoadedModel.load(path: s.model)
+    let tokens = try PackedQuantizer.calibrationTokens(path: calibrationPath, tokenizer: dense.tokenizer, count: calibrationCount)
+    let names = Dictionary(uniqueKeysWithValues: dense.model.plannableLayers.map { ($0.name, $0.weightName) })
+    let order = planLayers.keys.sorted()
+    let layers = order.map { ScaleTuner.Layer(weightName: names[$0]!, packed: planLayers[$0]!.packed, inputScales: planLayers[$0]!.inputScales) }
+    let options = ScaleTuner.Options(
+      steps: s.tuneSteps, learningRate: s.tuneLearningRate, windowTokens: s.tuneWindowTokens, loss: s.tuneLoss)
+    let result = try ScaleTuner.tune(dense.model, layers: layers, tokens: tokens, bos: dense.tokenizer.bosTokenId, options: options) {
+      done, total, _ in progress(done, total)
+    }
+    var tuned = planLayers
+    for name in order {
+      if let t = result.tuned[names[name]!] { tuned[name]!.packed = t }
+    }
+    let summary = ScaleTuningSummary(
+      steps: s.tuneSteps, learningRate: s.tuneLearningRate, loss: s.tuneLoss.rawValue, windows: result.windows, windowTokens: result.windowTokens,
+      tunedLayers: result.tunedLayers, tunedGroups: result.tunedGroups, calibrationLossBefore: result.lossBefore,
+      calibrationLossAfter: result.lossAfter, elapsedSeconds: result.elapsedSeconds)
+    return (tuned, summary)
   }
 
   /// The runtime the plan's bytes are counted for (its `target`; `any` when absent), after checking that the

@@ -66,8 +66,11 @@ extension ReportData {
     if let v = validation {
       validate += ["--eval", w(v.evalText ?? "EVAL.txt"), "--tokens", "\(v.tokens)", "--windows", "\(v.windows)"]
       validate += ["--protocol", w(v.scoringProtocol), "--activations", w(v.activations)]
-      let baselines = v.models.map(\.name).filter { $0 != "plan" }
+      let baselines = v.models.map(\.name).filter { $0 != "plan" && $0 != "plan-tuned" }
       validate += ["--baselines", baselines.isEmpty ? "none" : w(baselines.joined(separator: ","))]
+      if let tuned = v.models.first(where: { $0.name == "plan-tuned" }) {
+        notes.append("the plan-tuned row (\(tuned.label)): add --tune-steps N and --calib CALIB.txt (the run's calibration text)")
+      }
       if let b = v.bootstrapReplicates, let s = v.bootstrapSeed { validate += ["--bootstrap", "\(b)", "--seed", "\(s)"] }
       if v.evalText == nil { notes.append("EVAL.txt: the evaluation text, sha256 \(v.evalSHA256)") }
     } else {

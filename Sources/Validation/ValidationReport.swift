@@ -37,7 +37,7 @@ extension WindowScores {
 
 /// One scored model (the plan or a baseline): size, metrics with intervals, per-window values.
 public struct ScoredModel: Sendable, Equatable, Codable {
-  /// `plan`, `uniform`, `q4km`, `edges`, or `base`.
+  /// `plan`, `plan-tuned`, `uniform`, `q4km`, `edges`, or `base`.
   public var name: String
   /// What it is: `plan (exact)`, `uniform int4-g128`, `q4km (q4_0/q8_0, filled)`.
   public var label: String
@@ -60,15 +60,19 @@ public struct ScoredModel: Sendable, Equatable, Codable {
   public var kldMax: Double
   /// Top-1 agreement with the base.
   public var top1: Interval
-  /// For a baseline: its mean KLD minus the plan's (positive: the plan is better), paired over the same windows.
+  /// For a baseline or the tuned plan: its mean KLD minus the plan's (positive: the plan is better), paired over
+  /// the same windows.
   public var kldMinusPlan: Interval?
   public var windows: [WindowScore]
   /// How many planned layers each quantizer chose the codes of (`rtn`, `gptq`, `awq`); nil in reports written
   /// before quantizers were recorded (all `rtn`).
   public var quantizerCounts: [String: Int]?
+  /// For the plan with tuned scales (`plan-tuned`): how they were tuned and the calibration loss before and after;
+  /// nil for every other row, and in reports written before scale tuning existed.
+  public var tuning: ScaleTuningSummary?
 
   enum CodingKeys: String, CodingKey {
-    case name, label, bytes, perplexity, kld, top1, windows
+    case name, label, bytes, perplexity, kld, top1, windows, tuning
     case quantizerCounts = "quantizer_counts"
     case bitsPerWeight = "bits_per_weight"
     case formatCounts = "format_counts"
@@ -76,6 +80,56 @@ public struct ScoredModel: Sendable, Equatable, Codable {
     case kldP99 = "kld_p99"
     case kldMax = "kld_max"
     case kldMinusPlan = "kld_minus_plan"
+  }
+}
+
+/// How a plan's scales were tuned (`bitplan validate --tune-steps`) and what it did to the calibration loss.
+public struct ScaleTuningSummary: Sendable, Equatable, Codable {
+  /// Adam steps, one calibration window each.
+  public var steps: Int
+  /// Adam's step size on the log-scales.
+  public var learningRate: Double
+  /// The calibration loss descended: `kld` (mean KL from the unquantized model's next-token distributions) or
+  /// `nll` (mean NLL of the calibration text).
+  public var loss: String
+  /// Calibration windows cycled through, and tokens per window (BOS included).
+  public var windows: Int
+  public var windowTokens: Int
+  /// Layers and groups whose scales were tuned (the integer formats).
+  public var tunedLayers: Int
+  public var tunedGroups: Int
+  /// The loss, mean over all calibration windows, with the plan's scales and with the tuned ones (Float
+  /// activations, dequantized weights).
+  public var calibrationLossBefore: Double
+  public var calibrationLossAfter: Double
+  /// Wall-clock seconds of the tuning.
+  public var elapsedSeconds: Double
+
+  public init(
+    steps: Int, learningRate: Double, loss: String, windows: Int, windowTokens: Int, tunedLayers: Int, tunedGroups: Int,
+    calibrationLossBefore: Double, calibrationLossAfter: Double, elapsedSeconds: Double
+  ) {
+    self.steps = steps
+    self.learningRate = learningRate
+    self.loss = loss
+    self.windows = windows
+    self.windowTokens = windowTokens
+    self.tunedLayers = tunedLayers
+    self.tunedGroups = tunedGroups
+    self.calibrationLossBefore = calibrationLossBefore
+    self.calibrationLossAfter = calibrationLossAfter
+    self.elapsedSeconds = elapsedSeconds
+  }
+
+  enum CodingKeys: String, CodingKey {
+    case steps, windows, loss
+    case learningRate = "learning_rate"
+    case windowTokens = "window_tokens"
+    case tunedLayers = "tuned_layers"
+    case tunedGroups = "tuned_groups"
+    case calibrationLossBefore = "calibration_loss_before"
+    case calibrationLossAfter = "calibration_loss_after"
+    case elapsedSeconds = "elapsed_seconds"
   }
 }
 
@@ -103,7 +157,7 @@ public struct ValidationReport: Sendable, Equatable, Codable {
   public var basePerplexity: Interval
   /// What the reference is: `f32 (dequantized weights)` or `file types, packed`.
   public var baseDescription: String
-  /// The plan first, then each baseline.
+  /// The plan first, then the plan with tuned scales when asked for (`plan-tuned`), then each baseline.
   public var models: [ScoredModel]
   /// Wall-clock seconds of the whole validation.
   public var elapsedSeconds: Double
@@ -166,6 +220,14 @@ public struct ValidationReport: Sendable, Equatable, Codable {
         label.padding(toLength: 38, withPad: " ", startingAt: 0) + "  " + String(m.bytes).leftPadded(9) + "  "
           + fixed(m.bitsPerWeight, 3).leftPadded(5) + "   " + m.kld.formatted(4).padding(toLength: 28, withPad: " ", startingAt: 0)
           + "  " + m.perplexity.formatted(3).padding(toLength: 26, withPad: " ", startingAt: 0) + "  " + m.top1.formatted(3))
+    }
+    for m in models {
+      guard let t = m.tuning else { continue }
+      let change = m.kldMinusPlan.map { ", KLD − plan's \($0.formatted(4))" } ?? ""
+      lines.append(
+        "\(m.name): \(t.tunedLayers) layers' \(t.tunedGroups) scales, \(t.steps) steps (lr \(t.learningRate), "
+          + "\(t.windows) windows × \(t.windowTokens) tokens, \(fixed(t.elapsedSeconds, 1)) s): calibration \(t.loss) "
+          + "\(fixed(t.calibrationLossBefore, 4)) → \(fixed(t.calibrationLossAfter, 4))\(change)")
     }
     lines.append("base: \(baseDescription), PPL \(basePerplexity.formatted(3))")
     return lines

@@ -169,7 +169,7 @@ struct Run: ParsableCommand {
         settings.cacheDirectory = noCache ? nil : ReferenceCache().directory
         settings.calibrationText = calib
         let name = "validate \(t.rawValue)"
-        let stages = ValidationStage.allCases
+        let stages = ValidationStage.allCases.filter { $0 != .tune }  // run does not tune scales
         let report = try PlanValidation.run(settings, progress: { s, done, total in
           // One bar over the three validation steps: base, quantize, score.
           let k = stages.firstIndex(of: s) ?? 0

@@ -35,11 +35,19 @@ struct Validate: ParsableCommand {
   var activations: String { activationsOption.activations }
   @Option(help: ArgumentHelp("Quantizer of every layer, plan and baselines: rtn, gptq, awq, or best (each layer's winner recorded by measure --quantizer best). Default: as the plan and --run record.", valueName: "name"))
   var quantizer: String?
-  // Not CalibrationText: optional here (GPTQ and AWQ only), defaulting to the run's recorded text.
-  @Option(help: ArgumentHelp("Calibration text GPTQ and AWQ take layer inputs from (default: the --run file's calib_path).", valueName: "file"))
+  // Not CalibrationText: optional here (GPTQ, AWQ and scale tuning only), defaulting to the run's recorded text.
+  @Option(help: ArgumentHelp("Calibration text GPTQ and AWQ take layer inputs from and --tune-steps tunes on (default: the --run file's calib_path).", valueName: "file"))
   var calib: String?
   @Option(parsing: .unconditional, help: ArgumentHelp("Calibration tokens GPTQ and AWQ take layer inputs from, BOS included, in windows of 512 (default: the --run file's --tokens, else 512).", valueName: "N"))
   var calibTokens: Int?
+  @Option(parsing: .unconditional, help: ArgumentHelp("Adam steps of scale tuning after the plan (codes fixed, per-group scales of the integer formats moved on the calibration loss; needs --calib or --run): one more row, plan-tuned. 0: off.", valueName: "n"))
+  var tuneSteps = 0
+  @Option(parsing: .unconditional, help: ArgumentHelp("Adam's step size on the log-scales for --tune-steps.", valueName: "x"))
+  var tuneLr = ScaleTuner.Options.defaultLearningRate
+  @Option(help: ArgumentHelp("What --tune-steps descends: kld (KL from the unquantized model's next-token distributions) or nll (the calibration text's NLL).", valueName: "loss"))
+  var tuneLoss = "kld"
+  @Option(parsing: .unconditional, help: ArgumentHelp("Calibration tokens --tune-steps cycles through, BOS included (default: --run's tokens, else 512). Under kld the teacher's distributions take 25 MB per 128 tokens on a 49k vocabulary.", valueName: "n"))
+  var tuneTokens: Int?
   @Option(help: "Comma-separated baselines: uniform,q4km,edges, or none.") var baselines = "uniform,q4km,edges"
   @Option(name: .customLong("run"), help: ArgumentHelp("The run file the plan came from: its recorded calibrations and scores; the table and VALIDATION.json are stored in it as /validation.", valueName: "RUN.h5"))
   var runFile: String?
@@ -66,6 +74,12 @@ struct Validate: ParsableCommand {
     if let calibTokens, !(2...1_000_000).contains(calibTokens) {
       throw ValidationError("--calib-tokens must be in 2...1000000, got \(calibTokens)")
     }
+    guard (0...10_000).contains(tuneSteps) else { throw ValidationError("--tune-steps must be in 0...10000, got \(tuneSteps)") }
+    guard tuneLr.isFinite && tuneLr > 0 && tuneLr <= 1 else { throw ValidationError("--tune-lr must be in (0, 1], got \(tuneLr)") }
+    if let tuneTokens, !(2...1_000_000).contains(tuneTokens) {
+      throw ValidationError("--tune-tokens must be in 2...1000000, got \(tuneTokens)")
+    }
+    guard ScaleTuner.Loss(rawValue: tuneLoss) != nil else { throw ValidationError("--tune-loss must be kld or nll, got '\(tuneLoss)'") }
     _ = try baselineKinds()
   }
 
@@ -102,6 +116,10 @@ struct Validate: ParsableCommand {
     settings.quantizer = quantizer.flatMap { QuantizerChoice($0) }
     settings.calibrationText = calib
     settings.calibrationTokens = calibTokens
+    settings.tuneSteps = tuneSteps
+    settings.tuneLearningRate = tuneLr
+    settings.tuneLoss = ScaleTuner.Loss(rawValue: tuneLoss)!
+    settings.tuneTokens = tuneTokens
     let progress = ProgressLine(stages: ValidationStage.allCases.map(\.rawValue))
     let report: ValidationReport
     do {
