@@ -171,7 +171,7 @@ import _TestSupport
     let cases: [([String], String)] = [
       (replacing(base, "--calib", folder.path + "/missing.txt"), "--calib"),
       (replacing(base, "--target", "llama-cpp,tpu"), "--target"),
-      (base + ["--quantizer", "gptq"], "not implemented yet"),
+      (base + ["--quantizer", "gptq4"], "--quantizer"),
       (base + ["--budget", "1MiB"], "exactly one of --budget and --bpw"),
       (replacing(base, "--bpw", "abc"), "abc"),
       (replacing(base, "-o", file), "not a directory"),
