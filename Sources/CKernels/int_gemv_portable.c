@@ -240,6 +240,15 @@ const bp_int_gemv_kernels *bp_int_gemv_portable(void) { return &portable_kernels
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 extern const bp_int_gemv_kernels bp_int_gemv_avx512_vnni;
+extern const bp_int_gemv_kernels bp_int_gemv_avx2_table;
+
+const bp_int_gemv_kernels *bp_int_gemv_avx2(void) {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+    return &bp_int_gemv_avx2_table;
+  }
+  return NULL;
+}
 
 const bp_int_gemv_kernels *bp_int_gemv_best(void) {
   __builtin_cpu_init();
@@ -249,8 +258,10 @@ const bp_int_gemv_kernels *bp_int_gemv_best(void) {
       && __builtin_cpu_supports("fma")) {
     return &bp_int_gemv_avx512_vnni;
   }
-  return &portable_kernels;
+  const bp_int_gemv_kernels *avx2 = bp_int_gemv_avx2();
+  return avx2 ? avx2 : &portable_kernels;
 }
 #else
+const bp_int_gemv_kernels *bp_int_gemv_avx2(void) { return NULL; }
 const bp_int_gemv_kernels *bp_int_gemv_best(void) { return &portable_kernels; }
 #endif

@@ -13,6 +13,8 @@ extension IntDot {
   nonisolated(unsafe) static let nativeKernels: UnsafePointer<bp_int_gemv_kernels> = bp_int_gemv_best()
   /// The portable C table.
   nonisolated(unsafe) static let portableKernels: UnsafePointer<bp_int_gemv_kernels> = bp_int_gemv_portable()
+  /// The AVX2 table where the CPU has AVX2, FMA and F16C, else the portable one.
+  nonisolated(unsafe) static let avx2Kernels: UnsafePointer<bp_int_gemv_kernels> = bp_int_gemv_avx2() ?? bp_int_gemv_portable()
 
   /// Longest row the C kernels take: with ≤ 2²⁰ values per row, every Int32 lane's final Σ (u − z)·a stays below
   /// 2³¹ (int8: 2¹⁴ steps × 4·255·127), so the lane arithmetic, exact mod 2³², gives it exactly.
@@ -23,6 +25,7 @@ extension IntDot {
     switch variant {
     case .intrinsics: return nativeKernels
     case .portableC: return portableKernels
+    case .avx2C: return avx2Kernels
     case .reference, .simd: return nil
     }
   }

@@ -9,21 +9,26 @@ public enum KernelVariant: String, CaseIterable, Sendable, Codable {
   case simd
   /// `simd`, except the int2 … int8 GEMV with per-vector int8 activations and the GEMV of ggml's legacy block
   /// types and K-quants with 32-value activation blocks, which run the C kernels (`CKernels`) with the
-  /// instruction set chosen at startup (AVX-512 VNNI where the CPU has it, else their portable C table).
+  /// instruction set chosen at startup (AVX-512 VNNI where the CPU has it, else AVX2 + FMA + F16C, else their
+  /// portable C table).
   case intrinsics
   /// `intrinsics` with the portable C table forced: the C fallback on any CPU, kept tested. `best` never picks it.
   case portableC
+  /// `intrinsics` with the AVX2 table forced where the CPU has AVX2, FMA and F16C (else the portable table), so
+  /// CPUs with AVX-512 test it too. `best` never picks it.
+  case avx2C
 
   /// The variant used when the caller does not choose; fixed at startup: `intrinsics` when the CPU has a vector
   /// table in `CKernels`, else `simd` (the Swift kernels beat plain C).
   public static let best: KernelVariant = IntDot.nativeKernels == IntDot.portableKernels ? .simd : .intrinsics
 
-  /// The instruction set the int4 / int8 GEMV uses under this variant: `avx512-vnni`, `portable`, or `swift`.
+  /// The instruction set the int4 / int8 GEMV uses under this variant: `avx512-vnni`, `avx2`, `portable`, or `swift`.
   public var integerGEMVTable: String {
     switch self {
     case .reference, .simd: return "swift"
     case .intrinsics: return String(cString: IntDot.nativeKernels.pointee.name)
     case .portableC: return String(cString: IntDot.portableKernels.pointee.name)
+    case .avx2C: return String(cString: IntDot.avx2Kernels.pointee.name)
     }
   }
 }

@@ -90,9 +90,9 @@ public final class PackedGEMM: @unchecked Sendable {
   public let weights: PackedTensor
   /// The path every `apply` takes.
   public let path: PackedExecutionPath
-  /// The kernel variant of the int8 path: `.intrinsics` (and `.best` on AVX-512 VNNI) runs the fast C table,
-  /// `.portableC` the portable one; the Swift variants (`.reference`, `.simd`) use the portable C GEMM, the
-  /// reference of them all.
+  /// The kernel variant of the int8 path: `.intrinsics` (`.best` on CPUs with AVX-512 VNNI or AVX2) runs the
+  /// fast C table, `.avx2C` the AVX2 one, `.portableC` the portable one; the Swift variants (`.reference`, `.simd`)
+  /// use the portable C GEMM, the reference of them all.
   public let variant: KernelVariant
 
   private let kernels: UnsafePointer<bp_int_gemv_kernels>
@@ -132,7 +132,7 @@ public final class PackedGEMM: @unchecked Sendable {
     self.variant = variant
     self.scratch = scratch
     path = try weights.executionPath(activations: activations)
-    kernels = variant == .intrinsics || (variant == .best && KernelVariant.best == .intrinsics) ? IntDot.nativeKernels : IntDot.portableKernels
+    kernels = IntDot.cKernels(variant) ?? IntDot.portableKernels
     if path == .int8GEMM {
       format = IntDot.gemmCall(weights.format, columns: weights.columns, rowBytes: weights.rowSizeInBytes)!
     }

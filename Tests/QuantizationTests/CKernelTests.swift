@@ -245,7 +245,8 @@ struct CKernelTests {
   /// reports its table.
   @Test func variantsNameTheirTables() throws {
     #expect(KernelVariant.portableC.integerGEMVTable == "portable")
-    #expect(["avx512-vnni", "portable"].contains(KernelVariant.intrinsics.integerGEMVTable))
+    #expect(["avx512-vnni", "avx2", "portable"].contains(KernelVariant.intrinsics.integerGEMVTable))
+    #expect(["avx2", "portable"].contains(KernelVariant.avx2C.integerGEMVTable))
     #expect(KernelVariant.best == (KernelVariant.intrinsics.integerGEMVTable == "portable" ? .simd : .intrinsics))
     let int4 = try QuantFormat(parsing: "int4-g64"), nf4 = try QuantFormat(parsing: "nf4-g64")
     #expect(IntDot.cLayout(int4, columns: 128, rowBytes: int4.rowSizeInBytes(columns: 128), activationBlock: 128) != nil)

@@ -29,7 +29,7 @@ struct PackedGEMMTests {
     return [96, 160, 576]
   }
 
-  @Test(arguments: int8Formats, [KernelVariant.intrinsics, .portableC])
+  @Test(arguments: int8Formats, [KernelVariant.intrinsics, .avx2C, .portableC])
   func gemmEqualsPerTokenGEMV(format: QuantFormat, variant: KernelVariant) throws {
     for columns in Self.columnCounts(format) where format.canQuantize(rows: 1, columns: columns) {
       for rows in Self.rowCounts {

@@ -6,7 +6,8 @@
 // q4_K, q5_K and q6_K lives
 // here. Each instruction set is one
 // table of functions; `bp_int_gemv_best()` picks the table once, on the first call, from
-// `__builtin_cpu_supports`, and `bp_int_gemv_portable()` is the plain C fallback (also what non-x86 builds get).
+// `__builtin_cpu_supports` (AVX-512 VNNI, else AVX2, int_gemv_avx2.c), and `bp_int_gemv_portable()` is the plain C
+// fallback (also what non-x86 builds get).
 // Functions carry their own `__attribute__((target(...)))`, so the package needs no compiler flags.
 //
 // Weight layout (IntegerCodec, byte-identical to what Quantization writes): a row is `groups` groups back to back;
@@ -94,7 +95,7 @@ typedef struct bp_gemm_activations {
 
 /// One instruction set's integer GEMV.
 typedef struct bp_int_gemv_kernels {
-  /// "avx512-vnni" or "portable".
+  /// "avx512-vnni", "avx2" or "portable".
   const char *name;
   /// y[r] for rows r in 0 ..< rows, the first row at `weights`; `codes` as above, `scales` the activation scale d
   /// (one Float) or, with `group_scales`, the `groups` scales d_g. Any rearranging of the activations happens
@@ -149,8 +150,13 @@ typedef struct bp_int_gemv_kernels {
                float *y, size_t y_stride, int accumulate);
 } bp_int_gemv_kernels;
 
-/// The fastest table this CPU runs (AVX-512 F/BW/VL/VBMI + VNNI + GFNI + F16C + FMA, else portable), chosen once.
+/// The fastest table this CPU runs (AVX-512 F/BW/VL/VBMI + VNNI + GFNI + F16C + FMA, else AVX2 + FMA + F16C, else
+/// portable), chosen once.
 const bp_int_gemv_kernels *bp_int_gemv_best(void);
+
+/// The AVX2 table (int_gemv_avx2.c) when this CPU has AVX2, FMA and F16C, else NULL: what `bp_int_gemv_best` picks
+/// on CPUs without AVX-512 VNNI, reachable on the others so tests can compare it with the portable table.
+const bp_int_gemv_kernels *bp_int_gemv_avx2(void);
 
 /// The plain C table: one group at a time, Int64 group sums, Float accumulation in row order.
 const bp_int_gemv_kernels *bp_int_gemv_portable(void);
