@@ -21,8 +21,10 @@
 // - K-quants: q4_K/q5_K 32-value sub-blocks with their 6-bit scale and min (the min term from ones-against-a);
 //   q6_K, q3_K and q2_K 16-value sub-blocks, their scales spread over the two halves of a vpmaddwd.
 //
-// The GEMM is `bp_gemm_tiled` over this GEMV (tiles of rows that stay in L1 for every token), so it equals the
-// GEMV bit for bit by construction.
+// The GEMM of the integer layouts decodes each chunk of codes once for four tokens (`int_row_tokens`), with per
+// (row, token) the GEMV's own Int32 lanes and Float operations; the other families run `bp_gemm_tiled` over this
+// GEMV (tiles of rows that stay in L1 for every token). Either way the GEMM equals the GEMV bit for bit
+// (`PackedGEMMTests`).
 
 #include "CKernels.h"
 
@@ -363,9 +365,120 @@ const bp_int_gemv_kernels bp_int_gemv_avx2_table = {
   bp_gemm_no_prepared_bytes, bp_gemm_no_prepare, avx2_gemm,
 };
 
+/// Tokens one pass of the integer GEMM runs against each row: the codes of a chunk are decoded once for all of
+/// them (4 × (lane sums + Float accumulator) + codes + |codes| + activations fit AVX2's 16 registers).
+enum { gemm_tokens = 4 };
+
+/// Rows t … t + 3 of Y for one weight row of an integer layout, `bits` constant after inlining: per (row, token)
+/// exactly the Int32 lanes and Float operations of `int_row`, so each output equals the GEMV's bit for bit.
+BP_AVX2_INLINE void int_row_tokens(const bp_int_layout *layout, int bits, const uint8_t *row, const bp_gemm_activations *x,
+                                   size_t t0, float *out[gemm_tokens], const uint8_t *end) {
+  const size_t offset = layout->symmetric ? 2 : 3, group_bytes = offset + layout->chunks * 4 * (size_t)bits;
+  const size_t values = 32 * layout->chunks;
+  const int8_t *codes[gemm_tokens];
+  const float *scales[gemm_tokens];
+  for (int t = 0; t < gemm_tokens; t++) {
+    codes[t] = x->codes + (t0 + (size_t)t) * x->code_stride;
+    scales[t] = x->scales + (t0 + (size_t)t) * x->scale_stride;
+  }
+  __m256 acc[gemm_tokens];
+  for (int t = 0; t < gemm_tokens; t++) acc[t] = _mm256_setzero_ps();
+  for (size_t g = 0; g < layout->groups; g++) {
+    const uint8_t *p = row + g * group_bytes, *q = p + offset;
+    const int z = layout->symmetric ? 1 << (bits - 1) : p[2];
+    const __m256i zb = _mm256_set1_epi8((char)z);
+    __m256i lanes[gemm_tokens];
+    for (int t = 0; t < gemm_tokens; t++) lanes[t] = _mm256_setzero_si256();
+    for (size_t c = 0; c < layout->chunks; c++) {
+      // The chunk's codes as signed bytes v (u − z, or u − 128 for int8), and |v|.
+      __m256i v;
+      const uint8_t *chunk = q + 4 * (size_t)bits * c;
+      if (bits == 8) {
+        const __m256i raw = _mm256_loadu_si256((const __m256i *)chunk);
+        v = layout->signed_codes ? raw : _mm256_xor_si256(raw, _mm256_set1_epi8((char)0x80));
+      } else {
+        const __m256i u = bits == 4 ? nibbles(chunk) : stream_codes(chunk, bits, chunk + 3 * bits + 16 <= end);
+        v = _mm256_sub_epi8(u, zb);
+      }
+      const __m256i magnitude = _mm256_sign_epi8(v, v);
+      for (int t = 0; t < gemm_tokens; t++) {
+        const __m256i a = _mm256_loadu_si256((const __m256i *)(codes[t] + g * values + 32 * c));
+        __m256i d = _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(a, v)), _mm256_set1_epi16(1));
+        if (bits == 8 && z != 128) d = _mm256_add_epi32(d, _mm256_mullo_epi32(lane_sums(a), _mm256_set1_epi32(128 - z)));
+        lanes[t] = _mm256_add_epi32(lanes[t], d);
+      }
+    }
+    const float h = half_at(p);
+    for (int t = 0; t < gemm_tokens; t++) {
+      const float s = h * (layout->group_scales ? scales[t][g] : 1.0f);
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lanes[t]), _mm256_set1_ps(s), acc[t]);
+    }
+  }
+  for (int t = 0; t < gemm_tokens; t++) {
+    const float v = sum8(acc[t]);
+    *out[t] = layout->group_scales ? v : v * scales[t][0];
+  }
+}
+
+/// The integer-layout GEMM: tiles of rows (about 16 KiB, kept in L1), and in each tile the tokens four at a time
+/// (`int_row_tokens`), the rest one at a time through `int_row`.
+#define BP_INT_GEMM(B)                                                                                             \
+  BP_AVX2 static void int_gemm_##B(const bp_int_layout *layout, const uint8_t *weights, size_t rows,               \
+                                   const bp_gemm_activations *x, float *y, size_t y_stride, int accumulate) {      \
+    const uint8_t *end = weights + rows * layout->row_bytes;                                                       \
+    size_t tile = (16 << 10) / layout->row_bytes;                                                                  \
+    tile = tile < 1 ? 1 : tile > 64 ? 64 : tile;                                                                   \
+    for (size_t r0 = 0; r0 < rows; r0 += tile) {                                                                   \
+      const size_t r1 = rows - r0 < tile ? rows : r0 + tile;                                                       \
+      size_t t = 0;                                                                                                \
+      for (; t + gemm_tokens <= x->tokens; t += gemm_tokens) {                                                     \
+        for (size_t r = r0; r < r1; r++) {                                                                         \
+          float value[gemm_tokens];                                                                                \
+          float *out[gemm_tokens] = {value, value + 1, value + 2, value + 3};                                      \
+          int_row_tokens(layout, B, weights + r * layout->row_bytes, x, t, out, end);                              \
+          for (int k = 0; k < gemm_tokens; k++) {                                                                  \
+            float *dst = y + (t + (size_t)k) * y_stride + r;                                                       \
+            *dst = accumulate ? *dst + value[k] : value[k];                                                        \
+          }                                                                                                        \
+        }                                                                                                          \
+      }                                                                                                            \
+      for (; t < x->tokens; t++) {                                                                                 \
+        const int8_t *codes = x->codes + t * x->code_stride;                                                       \
+        const float *scales = x->scales + t * x->scale_stride;                                                     \
+        for (size_t r = r0; r < r1; r++) {                                                                         \
+          const float value = int_row(layout, B, weights + r * layout->row_bytes, codes, scales, end);            \
+          float *dst = y + t * y_stride + r;                                                                       \
+          *dst = accumulate ? *dst + value : value;                                                                \
+        }                                                                                                          \
+      }                                                                                                            \
+    }                                                                                                              \
+  }
+BP_INT_GEMM(2)
+BP_INT_GEMM(3)
+BP_INT_GEMM(4)
+BP_INT_GEMM(5)
+BP_INT_GEMM(6)
+BP_INT_GEMM(7)
+BP_INT_GEMM(8)
+
+/// The integer layouts through their register-tiled GEMM; the other families through `bp_gemm_tiled` over this
+/// table's GEMV. Either way each output equals this table's GEMV bit for bit.
 static void avx2_gemm(const bp_gemm_format *format, const uint8_t *weights, size_t rows, const bp_gemm_activations *x,
                       float *y, size_t y_stride, int accumulate) {
-  bp_gemm_tiled(&bp_int_gemv_avx2_table, format, weights, rows, x, y, y_stride, accumulate);
+  if (format->family != BP_GEMM_INTEGER) {
+    bp_gemm_tiled(&bp_int_gemv_avx2_table, format, weights, rows, x, y, y_stride, accumulate);
+    return;
+  }
+  const bp_int_layout *layout = &format->layout;
+  switch (layout->bits) {
+  case 2: int_gemm_2(layout, weights, rows, x, y, y_stride, accumulate); break;
+  case 3: int_gemm_3(layout, weights, rows, x, y, y_stride, accumulate); break;
+  case 4: int_gemm_4(layout, weights, rows, x, y, y_stride, accumulate); break;
+  case 5: int_gemm_5(layout, weights, rows, x, y, y_stride, accumulate); break;
+  case 6: int_gemm_6(layout, weights, rows, x, y, y_stride, accumulate); break;
+  case 7: int_gemm_7(layout, weights, rows, x, y, y_stride, accumulate); break;
+  default: int_gemm_8(layout, weights, rows, x, y, y_stride, accumulate); break;
+  }
 }
 
 #endif
