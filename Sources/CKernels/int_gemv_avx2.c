@@ -461,10 +461,79 @@ BP_INT_GEMM(6)
 BP_INT_GEMM(7)
 BP_INT_GEMM(8)
 
-/// The integer layouts through their register-tiled GEMM; the other families through `bp_gemm_tiled` over this
+/// Tokens t … t + 3 of one q5_0 / q4_1 / q5_1 row (`kind` constant after inlining): per (row, token) exactly the
+/// Int32 lanes and Float operations of `legacy_rows`.
+BP_AVX2_INLINE void legacy_row_tokens(int kind, const uint8_t *row, size_t blocks, const bp_gemm_activations *x, size_t t0,
+                                      float value[gemm_tokens]) {
+  const size_t size = kind == 1 ? 20 : kind == 0 ? 22 : 24, qs = kind == 1 ? 4 : kind == 0 ? 6 : 8;
+  __m256 acc[gemm_tokens];
+  for (int t = 0; t < gemm_tokens; t++) acc[t] = _mm256_setzero_ps();
+  for (size_t b = 0; b < blocks; b++) {
+    const uint8_t *p = row + size * b;
+    __m256i q = nibbles(p + qs);
+    if (kind != 1) q = _mm256_or_si256(q, bits_to_16(p + qs - 4));
+    const __m256i v = kind == 0 ? _mm256_sub_epi8(q, _mm256_set1_epi8(16)) : q;
+    const __m256i magnitude = kind == 0 ? _mm256_sign_epi8(v, v) : q;
+    const float d = half_at(p), m = kind == 1 || kind == 2 ? half_at(p + 2) : 0;
+    for (int t = 0; t < gemm_tokens; t++) {
+      const size_t token = t0 + (size_t)t;
+      const __m256i a = _mm256_loadu_si256((const __m256i *)(x->codes + token * x->code_stride + 32 * b));
+      const float db = x->scales[token * x->scale_stride + b];
+      const __m256i main =
+        _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, kind == 0 ? _mm256_sign_epi8(a, v) : a), _mm256_set1_epi16(1));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(main), _mm256_set1_ps(d * db), acc[t]);
+      if (kind != 0) acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lane_sums(a)), _mm256_set1_ps(m * db), acc[t]);
+    }
+  }
+  for (int t = 0; t < gemm_tokens; t++) value[t] = sum8(acc[t]);
+}
+
+/// The legacy GEMM: tiles of rows as `bp_gemm_tiled`, the tokens four at a time, the rest through the GEMV.
+#define BP_LEGACY_GEMM(K)                                                                                          \
+  BP_AVX2 static void legacy_gemm_##K(const bp_gemm_format *f, const uint8_t *weights, size_t rows,              \
+                                      const bp_gemm_activations *x, float *y, size_t y_stride, int accumulate) {   \
+    size_t tile = (16 << 10) / f->row_bytes;                                                                       \
+    tile = tile < 1 ? 1 : tile > 64 ? 64 : tile;                                                                   \
+    for (size_t r0 = 0; r0 < rows; r0 += tile) {                                                                   \
+      const size_t r1 = rows - r0 < tile ? rows : r0 + tile;                                                       \
+      size_t t = 0;                                                                                                \
+      for (; t + gemm_tokens <= x->tokens; t += gemm_tokens) {                                                     \
+        for (size_t r = r0; r < r1; r++) {                                                                         \
+          float value[gemm_tokens];                                                                                \
+          legacy_row_tokens(K, weights + r * f->row_bytes, f->blocks, x, t, value);                                \
+          for (int k = 0; k < gemm_tokens; k++) {                                                                  \
+            float *dst = y + (t + (size_t)k) * y_stride + r;                                                       \
+            *dst = accumulate ? *dst + value[k] : value[k];                                                        \
+          }                                                                                                        \
+        }                                                                                                          \
+      }                                                                                                            \
+      for (; t < x->tokens; t++) {                                                                                 \
+        for (size_t r = r0; r < r1; r++) {                                                                         \
+          float value;                                                                                             \
+          legacy_rows(K, weights + r * f->row_bytes, f->row_bytes, 1, f->blocks, x->codes + t * x->code_stride,  \
+                      x->scales + t * x->scale_stride, &value);                                                    \
+          float *dst = y + t * y_stride + r;                                                                       \
+          *dst = accumulate ? *dst + value : value;                                                                \
+        }                                                                                                          \
+      }                                                                                                            \
+    }                                                                                                              \
+  }
+BP_LEGACY_GEMM(0)
+BP_LEGACY_GEMM(1)
+BP_LEGACY_GEMM(2)
+
+/// The integer layouts and q5_0/q4_1/q5_1 through their register-tiled GEMMs; the K-quants through `bp_gemm_tiled` over this
 /// table's GEMV. Either way each output equals this table's GEMV bit for bit.
 static void avx2_gemm(const bp_gemm_format *format, const uint8_t *weights, size_t rows, const bp_gemm_activations *x,
                       float *y, size_t y_stride, int accumulate) {
+  if (format->family == BP_GEMM_LEGACY) {
+    switch (format->legacy_kind) {
+    case 0: legacy_gemm_0(format, weights, rows, x, y, y_stride, accumulate); break;
+    case 1: legacy_gemm_1(format, weights, rows, x, y, y_stride, accumulate); break;
+    default: legacy_gemm_2(format, weights, rows, x, y, y_stride, accumulate); break;
+    }
+    return;
+  }
   if (format->family != BP_GEMM_INTEGER) {
     bp_gemm_tiled(&bp_int_gemv_avx2_table, format, weights, rows, x, y, y_stride, accumulate);
     return;
