@@ -21,9 +21,9 @@
 // - K-quants: q4_K/q5_K 32-value sub-blocks with their 6-bit scale and min (the min term from ones-against-a);
 //   q6_K, q3_K and q2_K 16-value sub-blocks, their scales spread over the two halves of a vpmaddwd.
 //
-// The GEMM of the integer layouts decodes each chunk of codes once for four tokens (`int_row_tokens`), with per
-// (row, token) the GEMV's own Int32 lanes and Float operations; the other families run `bp_gemm_tiled` over this
-// GEMV (tiles of rows that stay in L1 for every token). Either way the GEMM equals the GEMV bit for bit
+// The GEMM of the integer layouts, the legacy types and q4_K/q5_K/q6_K decodes each chunk of codes once for four
+// tokens (`int_row_tokens` and its siblings), with per (row, token) the GEMV's own Int32 lanes and Float
+// operations; q2_K and q3_K run `bp_gemm_tiled` over this GEMV (tiles of rows that stay in L1 for every token). Either way the GEMM equals the GEMV bit for bit
 // (`PackedGEMMTests`).
 
 #include "CKernels.h"
@@ -522,7 +522,109 @@ BP_LEGACY_GEMM(0)
 BP_LEGACY_GEMM(1)
 BP_LEGACY_GEMM(2)
 
-/// The integer layouts and q5_0/q4_1/q5_1 through their register-tiled GEMMs; the K-quants through `bp_gemm_tiled` over this
+/// Tokens t … t + 3 of one q4_K (`fifth` 0) or q5_K (1) row: per (row, token) exactly the Int32 lanes and Float
+/// operations of `q45_k_rows`.
+BP_AVX2_INLINE void q45_k_row_tokens(int fifth, const uint8_t *row, size_t super_blocks, const bp_gemm_activations *x,
+                                     size_t t0, float value[gemm_tokens]) {
+  const __m128i m4 = _mm_set1_epi8(15);
+  __m256 acc[gemm_tokens];
+  for (int t = 0; t < gemm_tokens; t++) acc[t] = _mm256_setzero_ps();
+  for (size_t s = 0; s < super_blocks; s++) {
+    const uint8_t *p = row + (fifth ? 176 : 144) * s, *qs = p + (fifth ? 48 : 16);
+    const float d = half_at(p), dmin = half_at(p + 2);
+    for (int j = 0; j < 8; j++) {
+      const size_t b = 8 * s + (size_t)j;
+      const __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * (j / 2)));
+      __m256i q = j % 2 ? _mm256_srli_epi16(raw, 4) : raw;
+      q = _mm256_and_si256(q, _mm256_set_m128i(m4, m4));
+      if (fifth) {
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)(p + 16));
+        const __m256i bit = _mm256_set1_epi8((char)(1 << j));
+        q = _mm256_or_si256(q, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit), _mm256_set1_epi8(16)));
+      }
+      int sc, m;
+      scale_min_k4(p + 4, j, &sc, &m);
+      for (int t = 0; t < gemm_tokens; t++) {
+        const size_t token = t0 + (size_t)t;
+        const __m256i a = _mm256_loadu_si256((const __m256i *)(x->codes + token * x->code_stride + 32 * b));
+        const float db = x->scales[token * x->scale_stride + b];
+        const __m256i main = _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), _mm256_set1_epi16(1));
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(main), _mm256_set1_ps(d * (float)sc * db), acc[t]);
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lane_sums(a)), _mm256_set1_ps(-dmin * (float)m * db), acc[t]);
+      }
+    }
+  }
+  for (int t = 0; t < gemm_tokens; t++) value[t] = sum8(acc[t]);
+}
+
+/// Tokens t … t + 3 of one q6_K row: per (row, token) exactly the Int32 lanes and Float operations of `avx2_q6_k`.
+BP_AVX2_INLINE void q6_k_row_tokens(const uint8_t *row, size_t super_blocks, const bp_gemm_activations *x, size_t t0,
+                                    float value[gemm_tokens]) {
+  const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3), b32 = _mm256_set1_epi8(32);
+  __m256 acc[gemm_tokens];
+  for (int t = 0; t < gemm_tokens; t++) acc[t] = _mm256_setzero_ps();
+  for (size_t s = 0; s < super_blocks; s++) {
+    const uint8_t *p = row + 210 * s;
+    const float d = half_at(p + 208);
+    for (int h = 0; h < 2; h++) {
+      const __m256i high = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
+      for (int g = 0; g < 4; g++) {
+        const size_t b = 8 * s + 4 * (size_t)h + (size_t)g;
+        const __m256i low = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32 * (g % 2)));
+        const __m256i l4 = _mm256_and_si256(g < 2 ? low : _mm256_srli_epi16(low, 4), m4);
+        const __m256i h2 = _mm256_and_si256(_mm256_srli_epi16(high, 2 * g), m2);
+        const __m256i q = _mm256_sub_epi8(_mm256_or_si256(l4, _mm256_slli_epi16(h2, 4)), b32);
+        const __m256i magnitude = _mm256_sign_epi8(q, q);
+        const int8_t *sc = (const int8_t *)(p + 192 + 8 * h + 2 * g);
+        const __m256i scale = two_scales(sc[0], sc[1]);
+        for (int t = 0; t < gemm_tokens; t++) {
+          const size_t token = t0 + (size_t)t;
+          const __m256i a = _mm256_loadu_si256((const __m256i *)(x->codes + token * x->code_stride + 32 * b));
+          const float db = x->scales[token * x->scale_stride + b];
+          const __m256i lanes = _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(a, q)), scale);
+          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lanes), _mm256_set1_ps(d * db), acc[t]);
+        }
+      }
+    }
+  }
+  for (int t = 0; t < gemm_tokens; t++) value[t] = sum8(acc[t]);
+}
+
+/// The K-quant GEMM (q4_K, q5_K, q6_K): tiles of rows, the tokens four at a time, the rest through the GEMV.
+#define BP_K_GEMM(NAME, TOKENS_CALL, GEMV)                                                                         \
+  BP_AVX2 static void NAME(const bp_gemm_format *f, const uint8_t *weights, size_t rows,                          \
+                           const bp_gemm_activations *x, float *y, size_t y_stride, int accumulate) {              \
+    size_t tile = (16 << 10) / f->row_bytes;                                                                       \
+    tile = tile < 1 ? 1 : tile > 64 ? 64 : tile;                                                                   \
+    for (size_t r0 = 0; r0 < rows; r0 += tile) {                                                                   \
+      const size_t r1 = rows - r0 < tile ? rows : r0 + tile;                                                       \
+      size_t t = 0;                                                                                                \
+      for (; t + gemm_tokens <= x->tokens; t += gemm_tokens) {                                                     \
+        for (size_t r = r0; r < r1; r++) {                                                                         \
+          float value[gemm_tokens];                                                                                \
+          TOKENS_CALL;                                                                                             \
+          for (int k = 0; k < gemm_tokens; k++) {                                                                  \
+            float *dst = y + (t + (size_t)k) * y_stride + r;                                                       \
+            *dst = accumulate ? *dst + value[k] : value[k];                                                        \
+          }                                                                                                        \
+        }                                                                                                          \
+      }                                                                                                            \
+      for (; t < x->tokens; t++) {                                                                                 \
+        for (size_t r = r0; r < r1; r++) {                                                                         \
+          float value;                                                                                             \
+          GEMV(weights + r * f->row_bytes, f->row_bytes, 1, f->blocks, x->codes + t * x->code_stride,              \
+               x->scales + t * x->scale_stride, &value);                                                           \
+          float *dst = y + t * y_stride + r;                                                                       \
+          *dst = accumulate ? *dst + value : value;                                                                \
+        }                                                                                                          \
+      }                                                                                                            \
+    }                                                                                                              \
+  }
+BP_K_GEMM(q4_k_gemm, q45_k_row_tokens(0, weights + r * f->row_bytes, f->blocks, x, t, value), avx2_q4_k)
+BP_K_GEMM(q5_k_gemm, q45_k_row_tokens(1, weights + r * f->row_bytes, f->blocks, x, t, value), avx2_q5_k)
+BP_K_GEMM(q6_k_gemm, q6_k_row_tokens(weights + r * f->row_bytes, f->blocks, x, t, value), avx2_q6_k)
+
+/// The integer layouts, q5_0/q4_1/q5_1 and q4_K/q5_K/q6_K through their register-tiled GEMMs; q2_K and q3_K through `bp_gemm_tiled` over this
 /// table's GEMV. Either way each output equals this table's GEMV bit for bit.
 static void avx2_gemm(const bp_gemm_format *format, const uint8_t *weights, size_t rows, const bp_gemm_activations *x,
                       float *y, size_t y_stride, int accumulate) {
@@ -532,6 +634,12 @@ static void avx2_gemm(const bp_gemm_format *format, const uint8_t *weights, size
     case 1: legacy_gemm_1(format, weights, rows, x, y, y_stride, accumulate); break;
     default: legacy_gemm_2(format, weights, rows, x, y, y_stride, accumulate); break;
     }
+    return;
+  }
+  if (format->family == BP_GEMM_Q4_K || format->family == BP_GEMM_Q5_K || format->family == BP_GEMM_Q6_K) {
+    (format->family == BP_GEMM_Q4_K   ? q4_k_gemm
+     : format->family == BP_GEMM_Q5_K ? q5_k_gemm
+                                      : q6_k_gemm)(format, weights, rows, x, y, y_stride, accumulate);
     return;
   }
   if (format->family != BP_GEMM_INTEGER) {
