@@ -40,6 +40,8 @@ extension EngineSensitivityModel {
     if candidate != 0 { return try quantizeOne(layer: layer, candidate: candidate) }
     let w = try weights(of: layer)
     let context = try quantizerContext(layer: layer)
+    // w8a8 reads the captured inputs whatever the quantizer: capture them here, not racing in the workers.
+    if formats.contains(where: \.isW8A8) && !Self.isEmbedding(linearLayers[layer]) { _ = try layerInputs(of: layer) }
     let results = UnsafeMutableBufferPointer<Result<QuantizedWeights?, any Error>>.allocate(capacity: formats.count)
     defer { results.deallocate() }
     // Each worker reads only immutable state (the layer list, the formats, `w`, the context) and writes its own
@@ -85,6 +87,11 @@ extension EngineSensitivityModel {
     let format = formats[candidate]
     let isEmbedding = Self.isEmbedding(l)
     guard target.canStore(format, rows: l.rows, columns: l.columns, isEmbedding: isEmbedding) else { return nil }
+    if format.isW8A8 {
+      // A lookup has no activations to quantize: the token embedding is not offered w8a8.
+      if isEmbedding { return nil }
+      return try w8a8Weights(layer: layer, candidate: candidate, weights: try given ?? weights(of: layer))
+    }
     let w = try given ?? weights(of: layer)
     let context = try given2 ?? quantizerContext(layer: layer)
     let method = try Self.chooseCalibration(w, rows: l.rows, columns: l.columns, format: format)
@@ -128,6 +135,33 @@ extension EngineSensitivityModel {
       best = (q, .rtn, 0)
     }
     return QuantizedWeights(weights: best!.weights, bytes: bytes, calibration: calibrationName, quantizer: best!.quantizer.rawValue)
+  }
+
+  /// SmoothQuant's `w8a8` of `layer` (`SmoothQuant`): s from the layer's calibration inputs and the column maxima
+  /// of every layer reading the same input (`LayerQuantizer.awqGroup`, so one s could be folded into the norm),
+  /// Q8ch(W·diag(s)) with the range calibration `int8` would choose for W·diag(s) (so α = 0 gives `int8`'s codes),
+  /// the effective weights dequant·diag(s)⁻¹ (their ΔW gives the weight error), and the output error with per-token
+  /// int8 activations, run through the packed int8 GEMM on the calibration inputs. Every quantizer setting runs
+  /// this one algorithm (recorded `rtn`: the codes are round to nearest of W·diag(s)).
+  func w8a8Weights(layer: Int, candidate: Int, weights w: [Float]) throws -> QuantizedWeights {
+    let l = linearLayers[layer]
+    let format = formats[candidate]
+    let (x, n) = try layerInputs(of: layer)
+    let names = linearLayers.map(\.name)
+    let others = try (LayerQuantizer.awqGroup(of: l.name, in: names) ?? []).filter { $0 != layer }.map { try weights(of: $0) }
+    var calibrationName = Self.fixedCalibrationName
+    let (packed, scales) = try SmoothQuant.quantize(
+      w, rows: l.rows, columns: l.columns, groupWeights: others, format: format, inputs: x, inputRows: n,
+      calibration: { scaled in
+        let method = try Self.chooseCalibration(scaled, rows: l.rows, columns: l.columns, format: format) ?? .minMax
+        calibrationName = method.description
+        return method
+      })
+    let error = try SmoothQuant.outputError(weights: w, packed: packed, scales: scales, inputs: x, inputRows: n)
+    return QuantizedWeights(
+      weights: SmoothQuant.effectiveWeights(packed, scales: scales),
+      bytes: target.storedBytes(format, rows: l.rows, columns: l.columns), calibration: calibrationName,
+      quantizer: QuantizerMethod.rtn.rawValue, outputError: error)
   }
 
   /// AWQ's effective weights `dequant(Q(W·diag(s)))·diag(s)⁻¹` of `layer` in candidate `candidate`, with `s`

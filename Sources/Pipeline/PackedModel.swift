@@ -83,6 +83,7 @@ public struct PackedModel {
       let layer = layers[i]
       let format = formats[layer.name]!
       let values = try loaded.file.tensor(named: layer.weightName).storage
+      if format.isW8A8 { return try smoothQuantLayer(i, values) }
       let method = try rangeCalibration(layer, values, format)
       // AWQ: the layers reading this one's input that are also planned with AWQ share one search.
       let awq = { () throws -> (AWQ.Result, Int)? in
@@ -108,6 +109,29 @@ public struct PackedModel {
         values, name: layer.name, rows: layer.outFeatures, columns: layer.inFeatures, format: format,
         calibration: method, awq: awq)
       return PackedLayer(packed: packed, inputScales: scales, quantizer: usedMethod)
+    }
+    // SmoothQuant's `w8a8` (`SmoothQuant`): s from the layer's captured inputs and the column maxima of the
+    // layers reading the same input that are planned in the same format (as `measure` takes them when the whole
+    // group is), Q8ch(W·diag(s)) with `int8`'s range calibration of W·diag(s), and s applied to the input by the
+    // operator (the same per-layer input scale AWQ's layers use; folding it into the norm is equal to rounding).
+    func smoothQuantLayer(_ i: Int, _ values: [Float]) throws -> PackedLayer {
+      let layer = layers[i]
+      let format = formats[layer.name]!
+      guard layer.name != model.embeddingLayer.name else {
+        throw PlanValidationError(
+          .unknownFormat, "\(layer.name): \(format.name) quantizes a layer's input; the token embedding is a lookup")
+      }
+      guard let x = quantizer.inputs[layer.name] else {
+        throw PlanValidationError(
+          .badSettings, "\(layer.name): \(format.name) needs the layer's calibration inputs (give --calib FILE)")
+      }
+      let others = try (LayerQuantizer.awqGroup(of: layer.name, in: names) ?? []).filter {
+        $0 != i && formats[names[$0]] == format
+      }.map { try loaded.file.tensor(named: layers[$0].weightName).storage }
+      let (packed, scales) = try SmoothQuant.quantize(
+        values, rows: layer.outFeatures, columns: layer.inFeatures, groupWeights: others, format: format,
+        inputs: x.values, inputRows: x.rows, calibration: { try rangeCalibration(layer, $0, format) })
+      return PackedLayer(packed: packed, inputScales: scales.allSatisfy { $0 == 1 } ? nil : scales, quantizer: .rtn)
     }
     for (i, layer) in layers.enumerated() {
       let format = formats[layer.name]!

@@ -104,6 +104,8 @@ public enum PlanValidation {
     let inputAware = s.quantizer.map { $0 != .method(.rtn) }
       ?? (plan.layers.values.contains { ($0.quantizer ?? "rtn") != "rtn" }
         || (run?.quantizer.contains { $0.contains { $0 == "gptq" || $0 == "awq" } } ?? false))
+      // SmoothQuant's s comes from the calibration inputs, whatever the quantizer (the plan's or a baseline's).
+      || candidates.contains(where: \.isW8A8)
     var quantizer = PackedQuantizer.roundToNearest
     // GPTQ, AWQ and scale tuning take the calibration text of `--calib`, else the run's.
     let calibrationPath = s.calibrationText
@@ -119,7 +121,7 @@ public enum PlanValidation {
       guard let calib = calibrationPath else {
         throw PlanValidationError(
           .badSettings,
-          "GPTQ and AWQ need the calibration text their layer inputs come from: give --calib FILE (or --run RUN.h5 "
+          "GPTQ, AWQ and w8a8 need the calibration text their layer inputs come from: give --calib FILE (or --run RUN.h5 "
             + "whose recorded calib_path still exists)")
       }
       status("validate: capturing the layer inputs on \(calib)…")

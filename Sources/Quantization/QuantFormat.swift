@@ -9,7 +9,9 @@ import GGML
 ///           | "nf4" [ "-g" GROUP ] | "ternary" [ "-g" GROUP ]
 ///           | "affine" BITS "-g" GROUP                               BITS in 2...8 (MLX's affine format)
 ///           | "q4_0" | "q4_1" | "q5_0" | "q5_1" | "q8_0" | "q2_k" | "q3_k" | "q4_k" | "q5_k" | "q6_k"
+///           | "w8a8" [ "-a" ALPHA ]                                  SmoothQuant W8A8, α = 0.5 when omitted
 /// GROUP    := a multiple of 32 in 32...4096
+/// ALPHA    := "0" | "1" | ("0" | "1") "." 1 to 3 digits, a value in 0...1 (printed shortest: w8a8-a0.8, w8a8-a0)
 /// ```
 /// A name without `-gG` is **per-channel**: one group spans a whole row (the input dimension of an `[out, in]`
 /// weight), so `int8` is per-channel int8 as DESIGN.md says, and `int4` is per-channel int4. Symmetric is the
@@ -17,6 +19,14 @@ import GGML
 /// mode "affine"): B-bit codes with an f16 scale and an f16 bias per group of G, always asymmetric, the group size
 /// mandatory (`AffineCodec`). Groups and GGML blocks run along a row, so a format can take
 /// a `[rows, columns]` tensor only when its group or block size divides `columns` (`canQuantize(rows:columns:)`).
+///
+/// `w8a8[-a<α>]` is SmoothQuant's W8A8 (Xiao et al. 2023; `SmoothQuant`): the weights are stored exactly as `int8`
+/// (per-output-channel symmetric int8, one f16 scale per row) but of W·diag(s), and the layer's input is divided by
+/// s and quantized per token to int8, with s_j = (max|X_j| / max|W_{:,j}|)^α from the calibration inputs (α, the
+/// migration strength, in 0...1; α = 0 gives s = 1, i.e. plain `int8` with int8 activations). Its scheme is
+/// `.integer(bits: 8)` per-channel symmetric, so every codec and kernel treats the codes as `int8`'s;
+/// `migrationStrength` is what tells it apart. Its bytes are `int8`'s: s is not counted, as AWQ's is not (it folds
+/// into the preceding RMSNorm for q/k/v and gate/up; o_proj and down_proj need `in` more values at run time).
 ///
 /// The byte layout of each scheme is documented on its codec: `IntegerCodec`, `NF4Codec`, `TernaryCodec`, `AffineCodec`, and for
 /// GGML types the GGML module (`GGMLType`, `GGMLLayout`, `GGMLEncode`, `GGMLDecode`). Every row is stored independently, so a tensor is `rows` copies of one row layout.
@@ -49,13 +59,40 @@ public struct QuantFormat: Hashable, Sendable, CustomStringConvertible, Lossless
   /// Symmetric (scale only) or asymmetric (scale + zero point / minimum).
   public let symmetric: Bool
 
+  /// SmoothQuant's migration strength α in thousandths for `w8a8` formats; nil for every other format.
+  let migrationStrengthThousandths: Int?
+
+  /// SmoothQuant's migration strength α in 0...1 (a multiple of 0.001) for `w8a8[-a<α>]`; nil for every other
+  /// format. The weights are `int8` of W·diag(s) and the input is quantized per token as X·diag(s)⁻¹ (`SmoothQuant`).
+  public var migrationStrength: Double? { migrationStrengthThousandths.map { Double($0) / 1000 } }
+
+  /// Whether this is a SmoothQuant `w8a8` format (its input is smoothed and always quantized to int8 per token).
+  public var isW8A8: Bool { migrationStrengthThousandths != nil }
+
+  /// The migration strength of a bare `w8a8`: SmoothQuant's default, 0.5.
+  public static let defaultMigrationStrength = 0.5
+
   /// Group sizes accepted by the grammar.
   public static let groupSizeRange = 32...4096
 
-  private init(scheme: Scheme, groupSize: Int?, symmetric: Bool) {
+  private init(scheme: Scheme, groupSize: Int?, symmetric: Bool, migrationStrengthThousandths: Int? = nil) {
     self.scheme = scheme
     self.groupSize = groupSize
     self.symmetric = symmetric
+    self.migrationStrengthThousandths = migrationStrengthThousandths
+  }
+
+  /// SmoothQuant W8A8 with migration strength `alpha` (`w8a8`, `w8a8-a0.8`): per-channel symmetric int8 weights of
+  /// W·diag(s) and per-token int8 activations of X·diag(s)⁻¹ (`SmoothQuant.scales`). `alpha` is rounded to the
+  /// nearest thousandth.
+  /// - Throws: `QuantizationError.badFormatName` naming the format when `alpha` is NaN, negative or above 1.
+  public static func w8a8(alpha: Double = defaultMigrationStrength) throws -> QuantFormat {
+    guard alpha.isFinite, (0...1).contains(alpha) else {
+      throw QuantizationError(.badFormatName, "w8a8-a\(alpha): migration strength α must be a number in 0...1")
+    }
+    return QuantFormat(
+      scheme: .integer(bits: 8), groupSize: nil, symmetric: true,
+      migrationStrengthThousandths: Int((alpha * 1000).rounded()))
   }
 
   /// IEEE binary32.
@@ -128,6 +165,10 @@ public struct QuantFormat: Hashable, Sendable, CustomStringConvertible, Lossless
     case "bf16": self = .bf16; return
     default: break
     }
+    if text == "w8a8" || text.hasPrefix("w8a8-") {
+      self = try Self.parseW8A8(text, name: name)
+      return
+    }
     var parts = text.split(separator: "-", omittingEmptySubsequences: false).map(String.init)
     let head = parts.removeFirst()
     var group: Int? = nil
@@ -157,8 +198,26 @@ public struct QuantFormat: Hashable, Sendable, CustomStringConvertible, Lossless
     } else {
       throw QuantizationError(
         .badFormatName,
-        "'\(name)': unknown format; expected f16, bf16, int<2-8>[-g<G>][-asym], affine<2-8>-g<G>, nf4[-g<G>], ternary[-g<G>], q4_0, q4_1, q5_0, q5_1, q8_0, q2_k...q6_k")
+        "'\(name)': unknown format; expected f16, bf16, int<2-8>[-g<G>][-asym], affine<2-8>-g<G>, nf4[-g<G>], ternary[-g<G>], q4_0, q4_1, q5_0, q5_1, q8_0, q2_k...q6_k, w8a8[-a<α>]")
     }
+  }
+
+  /// `w8a8` or `w8a8-a<ALPHA>` (see the grammar): ALPHA is "0" or "1" or one of them, a point and 1 to 3 digits.
+  private static func parseW8A8(_ text: String, name: String) throws -> QuantFormat {
+    if text == "w8a8" { return try .w8a8() }
+    let alpha = text.dropFirst("w8a8-a".count)
+    let digits = alpha.split(separator: ".", omittingEmptySubsequences: false)
+    let wellFormed =
+      text.hasPrefix("w8a8-a") && (digits.count == 1 || digits.count == 2)
+      && (digits[0] == "0" || digits[0] == "1")
+      && (digits.count == 1 || (1...3).contains(digits[1].count) && digits[1].allSatisfy { $0.isASCII && $0.isNumber })
+    guard wellFormed, let value = Double(alpha), (0...1).contains(value) else {
+      throw QuantizationError(
+        .badFormatName,
+        "'\(name)': SmoothQuant formats are written w8a8 or w8a8-a<α> with the migration strength α a number in 0...1 "
+          + "with at most 3 decimals (e.g. w8a8-a0.8)")
+    }
+    return try .w8a8(alpha: value)
   }
 
   /// Parses a name, or returns `nil` (LosslessStringConvertible).
@@ -167,8 +226,16 @@ public struct QuantFormat: Hashable, Sendable, CustomStringConvertible, Lossless
     self = format
   }
 
-  /// The canonical name: `int4-g128`, `int3-g64-asym`, `int8`, `nf4-g64`, `q4_k`.
+  /// The canonical name: `int4-g128`, `int3-g64-asym`, `int8`, `nf4-g64`, `q4_k`, `w8a8`, `w8a8-a0.8`.
   public var name: String {
+    if let milli = migrationStrengthThousandths {
+      if milli == 500 { return "w8a8" }
+      if milli % 1000 == 0 { return "w8a8-a\(milli / 1000)" }
+      var fraction = String(milli % 1000)
+      fraction = String(repeating: "0", count: 3 - fraction.count) + fraction
+      while fraction.hasSuffix("0") { fraction.removeLast() }
+      return "w8a8-a\(milli / 1000).\(fraction)"
+    }
     let suffix = groupSize.map { "-g\($0)" } ?? ""
     switch scheme {
     case .f32: return "f32"

@@ -15,7 +15,7 @@ enum PlannedFormat: Equatable, Sendable {
   case ggml(GGMLType)
   /// MLX affine: `bits`-bit codes, one f16 scale and one f16 bias per `group` weights.
   case affine(bits: Int, group: Int)
-  /// Any other format of the grammar (nf4, ternary): no runtime here stores it.
+  /// Any other format of the grammar (nf4, ternary, w8a8): no runtime here stores it.
   case other
 
   /// The format named `name` in the plan's entry for `layer`.
@@ -24,6 +24,11 @@ enum PlannedFormat: Equatable, Sendable {
     let format: QuantFormat
     do { format = try QuantFormat(parsing: name) } catch {
       throw ExportError(.unsupportedFormat, "\(layer): '\(name)' is not a format name (\(error))")
+    }
+    // SmoothQuant's w8a8 needs its smoothing factors and int8 activations, which no exporter here writes.
+    if format.isW8A8 {
+      self = .other
+      return
     }
     switch format.scheme {
     case .f32: self = .float(.f32)

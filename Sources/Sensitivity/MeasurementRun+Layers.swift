@@ -84,6 +84,11 @@ extension MeasurementRun {
           delta: delta, rows: rows, columns: columns, gram: gram, lookup: lookup, hessianTrace: hessianTrace,
           gradient: gradient, hessianDiagonal: hessianDiagonal, bytes: q.bytes, calibration: q.calibration)
         result.quantizer = q.quantizer
+        if let e = q.outputError {
+          // The input is quantized too (w8a8): the error measured on the calibration inputs, not from ΔW alone.
+          result.outputError = e
+          result.proxies[LossProxy.outputError.rawValue] = e
+        }
         return result
       }
       (out.baseAddress! + c).initialize(to: result)

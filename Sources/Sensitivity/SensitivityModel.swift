@@ -94,13 +94,18 @@ public struct QuantizedWeights: Sendable, Equatable {
   public var calibration: String
   /// Which quantizer chose the codes (`rtn`, `gptq`, `awq`; recorded in `/calibration/quantizer`).
   public var quantizer: String
+  /// The layer's output error per token when it is not a function of ΔW alone: a format that also quantizes the
+  /// layer's input (SmoothQuant's `w8a8`: ‖Q8tok(X·s⁻¹)·Q8ch(W·s)ᵀ − X·Wᵀ‖²_F / n). When set it replaces
+  /// tr(ΔW G ΔWᵀ) as the candidate's `/error/output` and `output_error` proxy; nil: computed from `weights`.
+  public var outputError: Double?
 
   /// A dequantized layer with its size, calibration and quantizer.
-  public init(weights: [Float], bytes: Int, calibration: String, quantizer: String = "rtn") {
+  public init(weights: [Float], bytes: Int, calibration: String, quantizer: String = "rtn", outputError: Double? = nil) {
     self.weights = weights
     self.bytes = bytes
     self.calibration = calibration
     self.quantizer = quantizer
+    self.outputError = outputError
   }
 }
 

@@ -26,7 +26,7 @@ struct Measure: ParsableCommand {
   @Option(parsing: .unconditional, help: "Maximum Hutchinson probes.") var probes = 64
   @OptionGroup var seedOption: SeedOption
   var seed: UInt64 { seedOption.seed }
-  @Option(help: "Comma-separated candidate formats (default: f16,int8,int6-g64,int5-g64,int4-g64,int4-g64-asym,int4-g32,int4-g32-asym,int3-g64,int3-g64-asym,int3-g32-asym,int2-g64).")
+  @Option(help: "Comma-separated candidate formats (default: f16,int8,int6-g64,int5-g64,int4-g64,int4-g64-asym,int4-g32,int4-g32-asym,int3-g64,int3-g64-asym,int3-g32-asym,int2-g64). Any format of the grammar may be named, e.g. nf4-g64, q4_k or w8a8-a0.8 (SmoothQuant W8A8: int8 weights, per-token int8 activations, migration strength 0.8; w8a8 is 0.5).")
   var candidates: String?
   @Option(help: "Runtime to measure for: per layer, only the formats it stores for that shape, at its byte counts (any: every candidate, at the format grammar's byte counts).")
   var target: Target = .any

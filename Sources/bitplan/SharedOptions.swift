@@ -42,7 +42,7 @@ struct ThreadsOption: ParsableArguments {
 
 /// `--activations int8|f32`: how packed layers take their input.
 struct ActivationsOption: ParsableArguments {
-  @Option(help: "Activations of the packed layers: int8 (quantized per token, as llama.cpp does) or f32.")
+  @Option(help: "Activations of the packed layers: int8 (quantized per token, as llama.cpp does) or f32 (w8a8 layers then run their smoothed int8 weights on Float inputs).")
   var activations = "int8"
 }
 
