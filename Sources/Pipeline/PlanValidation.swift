@@ -42,6 +42,10 @@ public struct ValidateSettings: Sendable {
   /// Calibration tokens tuning cycles through, BOS included (`--tune-tokens`); nil: as many as GPTQ and AWQ take
   /// (`calibrationTokens`, else the run's, else 512).
   public var tuneTokens: Int?
+  /// The closest calls to measure end to end and re-solve with (`--repair N`, `PlanRepair`); 0: off. Needs `run`.
+  public var repair = 0
+  /// Where to write the repaired PLAN.json (`--repair-out`); nil: nowhere.
+  public var repairOutput: String?
 
   public init(model: String, plan: String, evalText: String) {
     self.model = model
@@ -52,7 +56,7 @@ public struct ValidateSettings: Sendable {
 
 /// The stages of a validation, for progress.
 public enum ValidationStage: String, CaseIterable, Sendable {
-  case base, quantize, tune, score
+  case base, quantize, tune, score, repair
 }
 
 /// `bitplan validate`: the plan and its same-size baselines run packed on evaluation windows and scored against
@@ -117,6 +121,21 @@ public enum PlanValidation {
         "--tune-steps tunes the scales on the calibration loss: give --calib FILE (or --run RUN.h5 whose recorded "
           + "calib_path still exists)")
     }
+    // --repair: the problem the plan came from, and the calibration text its swaps are measured on.
+    var repairProblem: PlanRepair.Problem?
+    if s.repair > 0 {
+      guard let run, let runPath = s.run else {
+        throw PlanValidationError(
+          .badSettings, "--repair measures the plan's closest calls in the allocation problem of its run: give --run RUN.h5")
+      }
+      guard calibrationPath != nil else {
+        throw PlanValidationError(
+          .badSettings,
+          "--repair measures its swaps on the calibration text, never on --eval: give --calib FILE (the --run file's "
+            + "calib_path '\(run.provenance.calibrationPath)' does not exist)")
+      }
+      repairProblem = try PlanRepair.problem(plan: plan, planPath: s.plan, runPath: runPath, run: run)
+    }
     if inputAware {
       guard let calib = calibrationPath else {
         throw PlanValidationError(
@@ -150,6 +169,19 @@ public enum PlanValidation {
       s.scoringProtocol == .llamaPerplexity ? "activations \(s.activations.rawValue)" : "f32",
     ].joined(separator: "; ")
     let cache = s.cacheDirectory.map { ReferenceCache(directory: $0) }
+    // The repair's reference: the unquantized model on the calibration windows, before any layer is packed.
+    var repairWindows: [[Int]] = []
+    var repairReference: [ReferenceDistribution] = []
+    if repairProblem != nil, let calib = calibrationPath {
+      status("validate: repair: the unquantized model on \(calib)…")
+      repairWindows = try PackedQuantizer.calibrationWindows(path: calib, tokenizer: loaded.tokenizer, count: calibrationCount)
+      if let longest = repairWindows.map(\.count).max(), longest > loaded.config.maxPositionEmbeddings {
+        throw PlanValidationError(
+          .badSettings, "--calib-tokens: windows of \(longest) exceed the model's context length \(loaded.config.maxPositionEmbeddings)")
+      }
+      repairReference = try PlanRepair.calibrationReference(
+        loaded.model, windows: repairWindows, vocabulary: loaded.config.vocabSize)
+    }
     if s.scoringProtocol == .llamaPerplexity { try packed.installFileTypes() }
     let base: [ReferenceCache.Window]
     if let cached = cache?.load(key: baseKey), cached.count == windows.windows.count {
@@ -203,7 +235,7 @@ public enum PlanValidation {
       }
       let used = try packed.install(
         variant.formats, calibration: calibration, quantizer: quantizer, prebuilt: variant.name == "plan-tuned" ? tuned : [:],
-        installed: { name, layer in if v == 0 && s.tuneSteps > 0 { planLayers[name] = layer } }
+        installed: { name, layer in if v == 0 && (s.tuneSteps > 0 || s.repair > 0) { planLayers[name] = layer } }
       ) { done, _ in
         progress(.quantize, v * planned.count + done, totalLayers)
       }
@@ -233,7 +265,49 @@ public enum PlanValidation {
       if byQuantizer.keys.contains(where: { $0 != "rtn" }) { model.label += " · " + quantizerLabel(byQuantizer) }
       scored.append(model)
     }
-    return ValidationReport(
+    var repairSummary: RepairSummary?
+    if let repairProblem, let calib = calibrationPath {
+      let context = PlanRepair.Context(
+        packed: packed, plan: plan, formats: formats, planLayers: planLayers, calibration: calibration, quantizer: quantizer,
+        calibrationText: calib, calibrationWindows: repairWindows, calibrationReference: repairReference, shapes: shapes,
+        byteModel: byteModel, parameters: parameters)
+      let result = try PlanRepair.measureAndSolve(
+        s, repair: repairProblem, context: context, status: status
+      ) { done, total in progress(.repair, done, total) }
+      var summary = result.0
+      let (repaired, document) = (result.repaired, result.document)
+      if let repaired {
+        let start = Date()
+        var positions: [WindowScores] = []
+        for (w, tokens) in windows.windows.enumerated() {
+          let logits = try scoredLogits(loaded.model, tokens: tokens, firstScored: windows.firstScored)
+          positions.append(
+            try TokenScoring.score(
+              logits: logits, rows: windows.scoredPerWindow, vocabulary: loaded.config.vocabSize,
+              targets: windows.targets(window: w), reference: base[w].reference))
+          progress(.score, w + 1, windows.windows.count)
+        }
+        var counts: [String: Int] = [:]
+        for f in repaired.values { counts[f.name, default: 0] += 1 }
+        let model = ScoreSummary.summarize(
+          name: "plan-repaired", label: "plan repaired (\(summary.changes.count) of \(summary.swaps.count) measured)",
+          bytes: Assignment(formats: repaired, layers: shapes, byteModel: byteModel).totalBytes, parameters: parameters,
+          formatCounts: counts, positions: positions, baseNLL: base.map(\.nll), starts: windows.starts, bootstrap: bootstrap,
+          planKLD: scored[0].windows.map(\.kld))
+        summary.planKLD = scored[0].kld
+        summary.repairedKLD = model.kld
+        summary.kldMinusPlan = model.kldMinusPlan
+        summary.improved = model.kldMinusPlan.map { $0.value < 0 && $0.high < 0 }
+        summary.elapsedSeconds += Date().timeIntervalSince(start)
+        scored.append(model)
+      }
+      if let out = s.repairOutput {
+        try FileChecks.write(document.jsonData(), to: out, option: "--repair-out")
+        summary.repairedPlan = out
+      }
+      repairSummary = summary
+    }
+    var report = ValidationReport(
       model: s.model, modelSHA256: modelSHA, plan: s.plan, evalText: s.evalText, evalSHA256: textSHA,
       scoringProtocol: s.scoringProtocol.rawValue, activations: s.activations.rawValue, tokens: s.tokens,
       windowStarts: windows.starts, scoredPerWindow: windows.scoredPerWindow, bootstrapReplicates: s.bootstrapReplicates,
@@ -241,6 +315,8 @@ public enum PlanValidation {
       baseDescription: s.scoringProtocol == .llamaPerplexity
         ? "the file's stored types, packed, \(s.activations.rawValue) activations" : "f32 (weights dequantized from the file)",
       models: scored, elapsedSeconds: Date().timeIntervalSince(start))
+    report.repair = repairSummary
+    return report
   }
 
   /// The plan's layers with tuned scales (`ScaleTuner`) on a model of its own, loaded again from `s.model` (the

@@ -161,9 +161,11 @@ public struct ValidationReport: Sendable, Equatable, Codable {
   public var models: [ScoredModel]
   /// Wall-clock seconds of the whole validation.
   public var elapsedSeconds: Double
+  /// What `--repair N` measured and re-solved; absent without it.
+  public var repair: RepairSummary?
 
   enum CodingKeys: String, CodingKey {
-    case model, plan, activations, tokens, models
+    case model, plan, activations, tokens, models, repair
     case formatVersion = "format_version"
     case modelSHA256 = "model_sha256"
     case evalText = "eval_text"
@@ -230,6 +232,7 @@ public struct ValidationReport: Sendable, Equatable, Codable {
           + "\(fixed(t.calibrationLossBefore, 4)) → \(fixed(t.calibrationLossAfter, 4))\(change)")
     }
     lines.append("base: \(baseDescription), PPL \(basePerplexity.formatted(3))")
+    if let repair { lines += repair.table }
     return lines
   }
 }

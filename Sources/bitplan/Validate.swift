@@ -48,6 +48,10 @@ struct Validate: ParsableCommand {
   var tuneLoss = "kld"
   @Option(parsing: .unconditional, help: ArgumentHelp("Calibration tokens --tune-steps cycles through, BOS included (default: --run's tokens, else 512). Under kld the teacher's distributions take 25 MB per 128 tokens on a 49k vocabulary.", valueName: "n"))
   var tuneTokens: Int?
+  @Option(parsing: .unconditional, help: ArgumentHelp("After scoring, measure the plan's N closest calls (single-layer swaps whose predicted rate is nearest the budget's multiplier) end to end on the calibration text, re-solve exactly with the measurements and score the repaired plan (needs --run). 0: off; at most 64.", valueName: "N"))
+  var repair = 0
+  @Option(help: ArgumentHelp("Write the repaired plan there (with --repair; the plan itself when nothing changed).", valueName: "PLAN.json"))
+  var repairOut: String?
   @Option(help: "Comma-separated baselines: uniform,q4km,edges, or none.") var baselines = "uniform,q4km,edges"
   @Option(name: .customLong("run"), help: ArgumentHelp("The run file the plan came from: its recorded calibrations and scores; the table and VALIDATION.json are stored in it as /validation.", valueName: "RUN.h5"))
   var runFile: String?
@@ -80,6 +84,13 @@ struct Validate: ParsableCommand {
       throw ValidationError("--tune-tokens must be in 2...1000000, got \(tuneTokens)")
     }
     guard ScaleTuner.Loss(rawValue: tuneLoss) != nil else { throw ValidationError("--tune-loss must be kld or nll, got '\(tuneLoss)'") }
+    guard (0...PlanRepair.maximumSwaps).contains(repair) else {
+      throw ValidationError("--repair must be in 0...\(PlanRepair.maximumSwaps), got \(repair)")
+    }
+    if repair > 0 && runFile == nil {
+      throw ValidationError("--repair measures swaps of the allocation problem the plan came from: give --run RUN.h5")
+    }
+    if repairOut != nil && repair == 0 { throw ValidationError("--repair-out writes the repaired plan: give --repair N (N ≥ 1)") }
     _ = try baselineKinds()
   }
 
@@ -101,7 +112,9 @@ struct Validate: ParsableCommand {
     ]
     if let runFile { inputs.append(InputPath(option: "--run", path: runFile)) }
     if let calib { inputs.append(InputPath(option: "--calib", path: calib)) }
-    try FileChecks.check(inputs: inputs, outputs: [OutputPath(option: "-o", path: output)])
+    try FileChecks.check(
+      inputs: inputs,
+      outputs: [OutputPath(option: "-o", path: output)] + (repairOut.map { [OutputPath(option: "--repair-out", path: $0)] } ?? []))
     try Preflight.check(model: model, tokens: tokens, workload: .perplexity, texts: [eval])
     var settings = ValidateSettings(model: model, plan: plan, evalText: eval)
     settings.run = runFile
@@ -120,6 +133,8 @@ struct Validate: ParsableCommand {
     settings.tuneLearningRate = tuneLr
     settings.tuneLoss = ScaleTuner.Loss(rawValue: tuneLoss)!
     settings.tuneTokens = tuneTokens
+    settings.repair = repair
+    settings.repairOutput = repairOut
     let progress = ProgressLine(stages: ValidationStage.allCases.map(\.rawValue))
     let report: ValidationReport
     do {
