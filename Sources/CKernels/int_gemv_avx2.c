@@ -1,5 +1,5 @@
-// The integer GEMV with AVX2 (+ FMA, F16C): the table CPUs without AVX-512 VNNI run (AMD Zen 1–3, Intel Haswell to
-// Alder Lake's E-cores), which before this fell back to the plain C table for every packed GEMM.
+// The integer GEMV and GEMM with AVX2 (+ FMA, F16C): the table CPUs without AVX-512 VNNI run (AMD Zen 1–3, Intel
+// Haswell to Alder Lake), which would otherwise run the plain C table for every packed GEMM.
 //
 // One shape for every format: 32 weight values at a time become 32 signed bytes v (the code minus its zero point,
 // or the K-quant's signed code), and the exact Int32 lanes of Σ v·a come from vpmaddubsw on |v| and a·sign(v)
