@@ -290,7 +290,7 @@ public enum PlanValidation {
         var counts: [String: Int] = [:]
         for f in repaired.values { counts[f.name, default: 0] += 1 }
         let model = ScoreSummary.summarize(
-          name: "plan-repaired", label: "plan repaired (\(summary.changes.count) of \(summary.swaps.count) measured)",
+          name: "plan-repaired", label: "plan repaired (\(summary.changes.count) layers changed, \(summary.swaps.count) swaps measured)",
           bytes: Assignment(formats: repaired, layers: shapes, byteModel: byteModel).totalBytes, parameters: parameters,
           formatCounts: counts, positions: positions, baseNLL: base.map(\.nll), starts: windows.starts, bootstrap: bootstrap,
           planKLD: scored[0].windows.map(\.kld))
