@@ -488,10 +488,11 @@ BP_AVX2_INLINE void legacy_row_tokens(int kind, const uint8_t *row, size_t block
   for (int t = 0; t < gemm_tokens; t++) value[t] = sum8(acc[t]);
 }
 
-/// The legacy GEMM: tiles of rows as `bp_gemm_tiled`, the tokens four at a time, the rest through the GEMV.
-#define BP_LEGACY_GEMM(K)                                                                                          \
-  BP_AVX2 static void legacy_gemm_##K(const bp_gemm_format *f, const uint8_t *weights, size_t rows,              \
-                                      const bp_gemm_activations *x, float *y, size_t y_stride, int accumulate) {   \
+/// A block-format GEMM (legacy types, K-quants): tiles of rows as `bp_gemm_tiled`, the tokens four at a time
+/// (TOKENS_CALL fills value[4] for row r, tokens t …), the rest one at a time (ONE_CALL fills value for row r, token t).
+#define BP_BLOCK_GEMM(NAME, TOKENS_CALL, ONE_CALL) \
+  BP_AVX2 static void NAME(const bp_gemm_format *f, const uint8_t *weights, size_t rows,                          \
+                           const bp_gemm_activations *x, float *y, size_t y_stride, int accumulate) {              \
     size_t tile = (16 << 10) / f->row_bytes;                                                                       \
     tile = tile < 1 ? 1 : tile > 64 ? 64 : tile;                                                                   \
     for (size_t r0 = 0; r0 < rows; r0 += tile) {                                                                   \
@@ -500,7 +501,7 @@ BP_AVX2_INLINE void legacy_row_tokens(int kind, const uint8_t *row, size_t block
       for (; t + gemm_tokens <= x->tokens; t += gemm_tokens) {                                                     \
         for (size_t r = r0; r < r1; r++) {                                                                         \
           float value[gemm_tokens];                                                                                \
-          legacy_row_tokens(K, weights + r * f->row_bytes, f->blocks, x, t, value);                                \
+          TOKENS_CALL;                                                                                             \
           for (int k = 0; k < gemm_tokens; k++) {                                                                  \
             float *dst = y + (t + (size_t)k) * y_stride + r;                                                       \
             *dst = accumulate ? *dst + value[k] : value[k];                                                        \
@@ -510,17 +511,22 @@ BP_AVX2_INLINE void legacy_row_tokens(int kind, const uint8_t *row, size_t block
       for (; t < x->tokens; t++) {                                                                                 \
         for (size_t r = r0; r < r1; r++) {                                                                         \
           float value;                                                                                             \
-          legacy_rows(K, weights + r * f->row_bytes, f->row_bytes, 1, f->blocks, x->codes + t * x->code_stride,  \
-                      x->scales + t * x->scale_stride, &value);                                                    \
+          ONE_CALL;                                                                                                \
           float *dst = y + t * y_stride + r;                                                                       \
           *dst = accumulate ? *dst + value : value;                                                                \
         }                                                                                                          \
       }                                                                                                            \
     }                                                                                                              \
   }
-BP_LEGACY_GEMM(0)
-BP_LEGACY_GEMM(1)
-BP_LEGACY_GEMM(2)
+BP_BLOCK_GEMM(legacy_gemm_0, legacy_row_tokens(0, weights + r * f->row_bytes, f->blocks, x, t, value),
+              legacy_rows(0, weights + r * f->row_bytes, f->row_bytes, 1, f->blocks, x->codes + t * x->code_stride,
+                          x->scales + t * x->scale_stride, &value))
+BP_BLOCK_GEMM(legacy_gemm_1, legacy_row_tokens(1, weights + r * f->row_bytes, f->blocks, x, t, value),
+              legacy_rows(1, weights + r * f->row_bytes, f->row_bytes, 1, f->blocks, x->codes + t * x->code_stride,
+                          x->scales + t * x->scale_stride, &value))
+BP_BLOCK_GEMM(legacy_gemm_2, legacy_row_tokens(2, weights + r * f->row_bytes, f->blocks, x, t, value),
+              legacy_rows(2, weights + r * f->row_bytes, f->row_bytes, 1, f->blocks, x->codes + t * x->code_stride,
+                          x->scales + t * x->scale_stride, &value))
 
 /// Tokens t … t + 3 of one q4_K (`fifth` 0) or q5_K (1) row: per (row, token) exactly the Int32 lanes and Float
 /// operations of `q45_k_rows`.
@@ -590,39 +596,15 @@ BP_AVX2_INLINE void q6_k_row_tokens(const uint8_t *row, size_t super_blocks, con
   for (int t = 0; t < gemm_tokens; t++) value[t] = sum8(acc[t]);
 }
 
-/// The K-quant GEMM (q4_K, q5_K, q6_K): tiles of rows, the tokens four at a time, the rest through the GEMV.
-#define BP_K_GEMM(NAME, TOKENS_CALL, GEMV)                                                                         \
-  BP_AVX2 static void NAME(const bp_gemm_format *f, const uint8_t *weights, size_t rows,                          \
-                           const bp_gemm_activations *x, float *y, size_t y_stride, int accumulate) {              \
-    size_t tile = (16 << 10) / f->row_bytes;                                                                       \
-    tile = tile < 1 ? 1 : tile > 64 ? 64 : tile;                                                                   \
-    for (size_t r0 = 0; r0 < rows; r0 += tile) {                                                                   \
-      const size_t r1 = rows - r0 < tile ? rows : r0 + tile;                                                       \
-      size_t t = 0;                                                                                                \
-      for (; t + gemm_tokens <= x->tokens; t += gemm_tokens) {                                                     \
-        for (size_t r = r0; r < r1; r++) {                                                                         \
-          float value[gemm_tokens];                                                                                \
-          TOKENS_CALL;                                                                                             \
-          for (int k = 0; k < gemm_tokens; k++) {                                                                  \
-            float *dst = y + (t + (size_t)k) * y_stride + r;                                                       \
-            *dst = accumulate ? *dst + value[k] : value[k];                                                        \
-          }                                                                                                        \
-        }                                                                                                          \
-      }                                                                                                            \
-      for (; t < x->tokens; t++) {                                                                                 \
-        for (size_t r = r0; r < r1; r++) {                                                                         \
-          float value;                                                                                             \
-          GEMV(weights + r * f->row_bytes, f->row_bytes, 1, f->blocks, x->codes + t * x->code_stride,              \
-               x->scales + t * x->scale_stride, &value);                                                           \
-          float *dst = y + t * y_stride + r;                                                                       \
-          *dst = accumulate ? *dst + value : value;                                                                \
-        }                                                                                                          \
-      }                                                                                                            \
-    }                                                                                                              \
-  }
-BP_K_GEMM(q4_k_gemm, q45_k_row_tokens(0, weights + r * f->row_bytes, f->blocks, x, t, value), avx2_q4_k)
-BP_K_GEMM(q5_k_gemm, q45_k_row_tokens(1, weights + r * f->row_bytes, f->blocks, x, t, value), avx2_q5_k)
-BP_K_GEMM(q6_k_gemm, q6_k_row_tokens(weights + r * f->row_bytes, f->blocks, x, t, value), avx2_q6_k)
+BP_BLOCK_GEMM(q4_k_gemm, q45_k_row_tokens(0, weights + r * f->row_bytes, f->blocks, x, t, value),
+              avx2_q4_k(weights + r * f->row_bytes, f->row_bytes, 1, f->blocks, x->codes + t * x->code_stride,
+                   x->scales + t * x->scale_stride, &value))
+BP_BLOCK_GEMM(q5_k_gemm, q45_k_row_tokens(1, weights + r * f->row_bytes, f->blocks, x, t, value),
+              avx2_q5_k(weights + r * f->row_bytes, f->row_bytes, 1, f->blocks, x->codes + t * x->code_stride,
+                   x->scales + t * x->scale_stride, &value))
+BP_BLOCK_GEMM(q6_k_gemm, q6_k_row_tokens(weights + r * f->row_bytes, f->blocks, x, t, value),
+              avx2_q6_k(weights + r * f->row_bytes, f->row_bytes, 1, f->blocks, x->codes + t * x->code_stride,
+                   x->scales + t * x->scale_stride, &value))
 
 /// The integer layouts, q5_0/q4_1/q5_1 and q4_K/q5_K/q6_K through their register-tiled GEMMs; q2_K and q3_K through `bp_gemm_tiled` over this
 /// table's GEMV. Either way each output equals this table's GEMV bit for bit.
