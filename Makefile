@@ -15,14 +15,18 @@ GEMMA := $(CACHE)/gemma-3-270m-q4_k_m.gguf
 GEMMA_SHA256 := a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
 CALIB := ../shared/data/prideprejudice.txt
 EVAL := ../shared/data/emma.txt
-# chromium: the headless browser that checks report.html (Tests/_TestSupport/HeadlessChromium.swift); its fonts come
-# only as a Recommends, so one small font package is named too (no tofu boxes in the screenshots).
-DEB_PACKAGES := libhdf5-dev libopenblas-dev hdf5-tools pkg-config chromium fonts-dejavu-core
+# What building and running bitplan needs (`make demo`), then what only the tests add (`make test`): h5dump checks
+# run files; chromium is the headless browser that checks report.html (Tests/_TestSupport/HeadlessChromium.swift),
+# and its fonts come only as a Recommends, so one small font package is named too (no tofu boxes in screenshots).
+# The demo leaves the test-only packages out: chromium is most of apt-get's download on a fresh machine.
+BUILD_PACKAGES := libhdf5-dev libopenblas-dev pkg-config
+TEST_PACKAGES := hdf5-tools chromium fonts-dejavu-core
+DEB_PACKAGES ?= $(BUILD_PACKAGES)
 
 export BITPLAN_MODEL := $(MODEL)
 export BITPLAN_GEMMA := $(GEMMA)
 
-.PHONY: demo test deps model gemma build release fuzz fuzz-cli clean
+.PHONY: demo test deps test-deps model gemma build release fuzz fuzz-cli clean
 
 REPORTS := reports
 AUDIT ?= 16
@@ -39,7 +43,9 @@ DEMO := $(REPORTS)/smollm2-135m
 DEMO_WORK := .build/demo/smollm2-135m
 DEMO_CANDIDATES := f16,q8_0,q6_k,q5_k,q5_1,q5_0,q4_k,q4_1,q4_0,q3_k,q2_k,int8,int4-g32,int4-g64,int4-g128,int3-g64
 DEMO_FLAGS ?= --probes 32 --windows 4 --audit $(AUDIT)
-demo: deps model release
+# The model's download runs beside the release build (make -j2: one is network, the other CPU).
+demo: deps
+	$(MAKE) --no-print-directory -j2 model release
 	$(BIN) run $(MODEL) --calib $(CALIB) --eval $(EVAL) --bpw $(BPW) --target llama-cpp,gptqmodel \
 	  --candidates $(DEMO_CANDIDATES) $(DEMO_FLAGS) -o $(DEMO_WORK)
 	mkdir -p $(DEMO)
@@ -48,8 +54,11 @@ demo: deps model release
 	$(BIN) ppl $(MODEL) --text $(CALIB) --tokens 512 | tee $(DEMO)/ppl.txt
 	$(BIN) ppl $(MODEL) --text $(EVAL) --tokens 512 | tee -a $(DEMO)/ppl.txt
 
-test: deps model gemma
+test: test-deps model gemma
 	$(SWIFT) test $(RELEASE)
+
+test-deps:
+	$(MAKE) --no-print-directory deps DEB_PACKAGES="$(BUILD_PACKAGES) $(TEST_PACKAGES)"
 
 # Debian packages: checked with dpkg -s first; apt-get update only when something is missing.
 deps:

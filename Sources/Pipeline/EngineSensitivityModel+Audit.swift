@@ -5,7 +5,8 @@ import Sensitivity
 extension EngineSensitivityModel {
   /// Mean NLL of `evaluationTokens` and the mean KL divergence of the next-token distributions from the
   /// unmodified model's, with `layer`'s weights replaced by `weights` for this one forward pass (the original
-  /// weights are restored before returning, also when the pass fails).
+  /// weights are restored before returning, also when the pass fails). A linear layer's pass starts at its block
+  /// (`LlamaModel.logits(resumingAt:from:)`), which halves the blocks run on average and changes no number.
   ///
   /// Scored by Engine's `TokenScoring` against an `.exact` `ReferenceDistribution` (p in Double): from the logits
   /// `z` `[T−1, V]`, `log q_t = z_t − logsumexp(z_t)`, `NLL = −mean_t log q_t[x_{t+1}]`, and with the unmodified
@@ -19,10 +20,17 @@ extension EngineSensitivityModel {
     }
     let reference = try baselineScores()
     guard let layer, let weights else { return (reference.meanNLL, 0) }
+    // A linear layer of block b: blocks below b compute what the unmodified model computed, so the pass resumes
+    // at b from the recorded block inputs (bit-identical to the full pass, `ResumeForwardTests`); the token
+    // embedding changes block 0's input and runs the whole pass.
+    let block: Int? = includesTokenEmbedding && layer == linearLayers.count - 1 ? nil : model.linearLayers[layer].block
+    let inputs = try block.map { _ in try window(.heldOut).inputs }
     let name = weightNames[layer]
     let original = try model.weight(named: name)
     try model.replaceWeight(name: name, with: Self.scalars(weights))
-    let result = Result { () throws(EngineError) in try model.logits(tokens: evaluationTokens) }
+    let result = Result { () throws(EngineError) in
+      if let block, let inputs { try model.logits(resumingAt: block, from: inputs) } else { try model.logits(tokens: evaluationTokens) }
+    }
     try model.replaceWeight(name: name, with: original)
     let scores = try TokenScoring.score(
       logits: try result.get(), targets: Array(evaluationTokens.dropFirst()), reference: reference.distribution)
