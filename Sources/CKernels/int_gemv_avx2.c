@@ -1,35 +1,27 @@
 // The integer GEMV and GEMM with AVX2 (+ FMA, F16C): the table CPUs without AVX-512 VNNI run (AMD Zen 1–3, Intel
 // Haswell to Alder Lake), which would otherwise run the plain C table for every packed GEMM.
 //
-// One shape for every format: 32 weight values at a time become 32 signed bytes v (the code minus its zero point,
-// or the K-quant's signed code), and the exact Int32 lanes of Σ v·a come from vpmaddubsw on |v| and a·sign(v)
-// (every pair |v|·|a| + |v|·|a| ≤ 2·128·127 < 2¹⁵, so the Int16 step never saturates) then vpmaddwd against ones
-// (or against the sub-block scales of the 16-value K-quants). Each 8-lane Int32 vector, converted to Float (exact
-// below 2²⁴), is multiplied by its block's Float scale and added into 8 Float lanes per row, which are summed once
-// at the end of the row. Like the AVX-512 table, it differs from the portable table only in the order the Float
-// terms are added; the Int32 lane sums are exact (`CKernelTests` checks integer-valued cases bit for bit against
-// the reference, and random ones against the portable table to a Float tolerance).
-//
-// - Integer layouts (IntegerCodec int2 … int8, q4_0, q8_0): for bits ≤ 7 the zero point comes off bytewise (u and
-//   z ≤ 127, so u − z fits a signed byte); int8 reads q = u ⊕ 0x80 = u − 128 and, when z ≠ 128 (asymmetric int8),
-//   adds (128 − z)·Σa from one more vpmaddubsw of ones against a. int4 chunks split into nibbles (value j low, 16 + j
-//   high: ggml's q4_0 order), int8 is one load, and the other widths unpack 8 codes from each `bits` bytes.
-//   Groups of one chunk (q4_0, q8_0, int4-g32, int8-g32) take their scale per chunk; longer groups sum their chunks
-//   in Int32 lanes first.
-// - q4_1, q5_0, q5_1: unsigned q ≤ 31 against a directly (vpmaddubsw of u8 × s8); q5_0's −16 and q4_1/q5_1's
-//   offset m·Σa from the same ones-against-a lanes.
-// - K-quants: q4_K/q5_K 32-value sub-blocks with their 6-bit scale and min (the min term from ones-against-a);
-//   q6_K, q3_K and q2_K 16-value sub-blocks, their scales spread over the two halves of a vpmaddwd.
-//
-// The GEMM of the integer layouts, the legacy types and q4_K/q5_K/q6_K decodes each chunk of codes once for four
-// tokens (`int_row_tokens` and its siblings), with per (row, token) the GEMV's own Int32 lanes and Float
-// operations; q2_K and q3_K run `bp_gemm_tiled` over this GEMV (tiles of rows that stay in L1 for every token). Either way the GEMM equals the GEMV bit for bit
-// (`PackedGEMMTests`).
+// Two shapes:
+// - The octet path (the integer layouts int2 … int8 with q4_0 and q8_0, q5_0/q4_1/q5_1, q4_K/q5_K): eight rows at a
+//   time are decoded once per call into one byte per value plus per-block Float factors, and every token runs
+//   through them; the eight rows' exact Int32 lane sums are folded together by vphaddd before one conversion and
+//   one FMA per four rows (see "Octets" below). With one token it is the GEMV, so GEMV and GEMM agree bit for bit.
+// - q6_K, q3_K and q2_K: 32 weight values at a time become 32 signed bytes v (the K-quant's signed code), and the
+//   exact Int32 lanes of Σ v·a come from vpmaddubsw on |v| and a·sign(v) (every pair |v|·|a| + |v|·|a| ≤ 2·128·127
+//   < 2¹⁵, so the Int16 step never saturates) then vpmaddwd against the sub-block scales of the 16-value K-quants.
+//   Each 8-lane Int32 vector, converted to Float (exact below 2²⁴), is multiplied by its block's Float scale and
+//   added into 8 Float lanes per row, which are summed once at the end of the row. q6_K's GEMM decodes each chunk
+//   of codes once for four tokens (`q6_k_row_tokens`, the GEMV's own Int32 lanes and Float operations per (row,
+//   token)); q2_K and q3_K run `bp_gemm_tiled` over this GEMV (tiles of rows that stay in L1 for every token).
+// Like the AVX-512 table, both differ from the portable table only in the order the Float terms are added; the
+// Int32 sums are exact (`CKernelTests` checks integer-valued cases bit for bit against the reference, and random
+// ones against the portable table to a Float tolerance; `PackedGEMMTests` checks GEMM = GEMV bit for bit).
 
 #include "CKernels.h"
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <immintrin.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gemm_internal.h"
@@ -111,114 +103,6 @@ BP_AVX2_INLINE __m256i stream_codes(const uint8_t *q, int bits, int safe) {
   return _mm256_permute4x64_epi64(_mm256_packus_epi16(c01, c23), 0xD8);
 }
 
-/// Int32 lanes of Σ (u − z)·a over chunk c of a group's codes at q, `zb` = z in every byte, `a` the chunk's
-/// activations, `end` the end of the caller's rows. `bits` is a constant after inlining.
-BP_AVX2_INLINE __m256i chunk_dot(const uint8_t *q, size_t c, int bits, int signed_codes, int z, __m256i zb, __m256i a,
-                                  const uint8_t *end) {
-  if (bits == 8) {
-    const __m256i raw = _mm256_loadu_si256((const __m256i *)(q + 32 * c));
-    const __m256i v = signed_codes ? raw : _mm256_xor_si256(raw, _mm256_set1_epi8((char)0x80));  // u − 128
-    const __m256i d = dot_signed(v, a);
-    return z == 128 ? d : _mm256_add_epi32(d, _mm256_mullo_epi32(lane_sums(a), _mm256_set1_epi32(128 - z)));
-  }
-  const uint8_t *chunk = q + 4 * (size_t)bits * c;
-  const __m256i u = bits == 4 ? nibbles(chunk) : stream_codes(chunk, bits, chunk + 3 * bits + 16 <= end);
-  return dot_signed(_mm256_sub_epi8(u, zb), a);
-}
-
-/// One row of an integer layout, `bits` constant after inlining.
-BP_AVX2_INLINE float int_row(const bp_int_layout *layout, int bits, const uint8_t *row, const int8_t *codes,
-                             const float *scales, const uint8_t *end) {
-  const size_t offset = layout->symmetric ? 2 : 3, group_bytes = offset + layout->chunks * 4 * (size_t)bits;
-  __m256 acc = _mm256_setzero_ps();
-  for (size_t g = 0; g < layout->groups; g++) {
-    const uint8_t *p = row + g * group_bytes, *q = p + offset;
-    const int z = layout->symmetric ? 1 << (bits - 1) : p[2];
-    const __m256i zb = _mm256_set1_epi8((char)z);
-    const int8_t *a = codes + 32 * layout->chunks * g;
-    __m256i lanes = chunk_dot(q, 0, bits, layout->signed_codes, z, zb, _mm256_loadu_si256((const __m256i *)a), end);
-    for (size_t c = 1; c < layout->chunks; c++) {
-      const __m256i ac = _mm256_loadu_si256((const __m256i *)(a + 32 * c));
-      lanes = _mm256_add_epi32(lanes, chunk_dot(q, c, bits, layout->signed_codes, z, zb, ac, end));
-    }
-    const float s = half_at(p) * (layout->group_scales ? scales[g] : 1.0f);
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lanes), _mm256_set1_ps(s), acc);
-  }
-  const float y = sum8(acc);
-  return layout->group_scales ? y : y * scales[0];
-}
-
-#define BP_INT_ROWS(B)                                                                                             \
-  BP_AVX2 static void int_rows_##B(const bp_int_layout *layout, const uint8_t *weights, size_t rows,               \
-                                   const int8_t *codes, const float *scales, float *y) {                           \
-    const uint8_t *end = weights + rows * layout->row_bytes;                                                       \
-    for (size_t r = 0; r < rows; r++) y[r] = int_row(layout, B, weights + r * layout->row_bytes, codes, scales, end); \
-  }
-BP_INT_ROWS(2)
-BP_INT_ROWS(3)
-BP_INT_ROWS(4)
-BP_INT_ROWS(5)
-BP_INT_ROWS(6)
-BP_INT_ROWS(7)
-BP_INT_ROWS(8)
-
-static void avx2_gemv(bp_int_layout layout, const uint8_t *weights, size_t rows, const int8_t *codes,
-                      const float *scales, float *y) {
-  switch (layout.bits) {
-  case 2: int_rows_2(&layout, weights, rows, codes, scales, y); break;
-  case 3: int_rows_3(&layout, weights, rows, codes, scales, y); break;
-  case 4: int_rows_4(&layout, weights, rows, codes, scales, y); break;
-  case 5: int_rows_5(&layout, weights, rows, codes, scales, y); break;
-  case 6: int_rows_6(&layout, weights, rows, codes, scales, y); break;
-  case 7: int_rows_7(&layout, weights, rows, codes, scales, y); break;
-  default: int_rows_8(&layout, weights, rows, codes, scales, y); break;
-  }
-}
-
-/// q5_0 (kind 0), q4_1 (1), q5_1 (2); `kind` constant after inlining.
-BP_AVX2_INLINE void legacy_rows(int kind, const uint8_t *weights, size_t row_bytes, size_t rows, size_t blocks,
-                                const int8_t *codes, const float *scales, float *y) {
-  const size_t size = kind == 1 ? 20 : kind == 0 ? 22 : 24, qs = kind == 1 ? 4 : kind == 0 ? 6 : 8;
-  for (size_t r = 0; r < rows; r++) {
-    __m256 acc = _mm256_setzero_ps();
-    for (size_t b = 0; b < blocks; b++) {
-      const uint8_t *p = weights + r * row_bytes + size * b;
-      const __m256i a = _mm256_loadu_si256((const __m256i *)(codes + 32 * b));
-      __m256i q = nibbles(p + qs);
-      if (kind != 1) q = _mm256_or_si256(q, bits_to_16(p + qs - 4));
-      const float ds = half_at(p) * scales[b];
-      if (kind == 0) {
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_signed(_mm256_sub_epi8(q, _mm256_set1_epi8(16)), a)),
-                              _mm256_set1_ps(ds), acc);
-      } else {
-        const __m256i main = _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), _mm256_set1_epi16(1));  // q ≤ 31
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(main), _mm256_set1_ps(ds), acc);
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lane_sums(a)), _mm256_set1_ps(half_at(p + 2) * scales[b]), acc);
-      }
-    }
-    y[r] = sum8(acc);
-  }
-}
-
-BP_AVX2 static void legacy_0(const uint8_t *w, size_t rb, size_t rows, size_t blocks, const int8_t *c, const float *s, float *y) {
-  legacy_rows(0, w, rb, rows, blocks, c, s, y);
-}
-BP_AVX2 static void legacy_1(const uint8_t *w, size_t rb, size_t rows, size_t blocks, const int8_t *c, const float *s, float *y) {
-  legacy_rows(1, w, rb, rows, blocks, c, s, y);
-}
-BP_AVX2 static void legacy_2(const uint8_t *w, size_t rb, size_t rows, size_t blocks, const int8_t *c, const float *s, float *y) {
-  legacy_rows(2, w, rb, rows, blocks, c, s, y);
-}
-
-static void avx2_legacy(int kind, const uint8_t *weights, size_t row_bytes, size_t rows, size_t blocks,
-                        const int8_t *codes, const float *scales, float *y) {
-  switch (kind) {
-  case 0: legacy_0(weights, row_bytes, rows, blocks, codes, scales, y); break;
-  case 1: legacy_1(weights, row_bytes, rows, blocks, codes, scales, y); break;
-  default: legacy_2(weights, row_bytes, rows, blocks, codes, scales, y); break;
-  }
-}
-
 /// Scale and min of q4_K/q5_K sub-block j from the 12 packed bytes q (as the portable table reads them).
 static inline void scale_min_k4(const uint8_t *q, int j, int *sc, int *m) {
   if (j < 4) {
@@ -228,45 +112,6 @@ static inline void scale_min_k4(const uint8_t *q, int j, int *sc, int *m) {
     *sc = (q[j + 4] & 15) | (q[j - 4] >> 6) << 4;
     *m = (q[j + 4] >> 4) | (q[j] >> 6) << 4;
   }
-}
-
-/// q4_K (`fifth` 0) or q5_K (1): per 32-value sub-block j, d·sc_j·d_b·Σ q·a − dmin·m_j·d_b·Σ a.
-BP_AVX2_INLINE void q45_k_rows(int fifth, const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks,
-                               const int8_t *codes, const float *scales, float *y) {
-  const __m128i m4 = _mm_set1_epi8(15);
-  for (size_t r = 0; r < rows; r++) {
-    __m256 acc = _mm256_setzero_ps();
-    for (size_t s = 0; s < super_blocks; s++) {
-      const uint8_t *p = weights + r * row_bytes + (fifth ? 176 : 144) * s, *qs = p + (fifth ? 48 : 16);
-      const float d = half_at(p), dmin = half_at(p + 2);
-      for (int j = 0; j < 8; j++) {
-        const size_t b = 8 * s + (size_t)j;
-        const __m256i a = _mm256_loadu_si256((const __m256i *)(codes + 32 * b));
-        const __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * (j / 2)));
-        __m256i q = j % 2 ? _mm256_srli_epi16(raw, 4) : raw;
-        q = _mm256_and_si256(q, _mm256_set_m128i(m4, m4));
-        if (fifth) {
-          // bit j of qh[l] adds 16 to value l.
-          const __m256i qh = _mm256_loadu_si256((const __m256i *)(p + 16));
-          const __m256i bit = _mm256_set1_epi8((char)(1 << j));
-          q = _mm256_or_si256(q, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit), _mm256_set1_epi8(16)));
-        }
-        int sc, m;
-        scale_min_k4(p + 4, j, &sc, &m);
-        const __m256i main = _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), _mm256_set1_epi16(1));  // q ≤ 31
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(main), _mm256_set1_ps(d * (float)sc * scales[b]), acc);
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lane_sums(a)), _mm256_set1_ps(-dmin * (float)m * scales[b]), acc);
-      }
-    }
-    y[r] = sum8(acc);
-  }
-}
-
-BP_AVX2 static void avx2_q4_k(const uint8_t *w, size_t rb, size_t rows, size_t sb, const int8_t *c, const float *s, float *y) {
-  q45_k_rows(0, w, rb, rows, sb, c, s, y);
-}
-BP_AVX2 static void avx2_q5_k(const uint8_t *w, size_t rb, size_t rows, size_t sb, const int8_t *c, const float *s, float *y) {
-  q45_k_rows(1, w, rb, rows, sb, c, s, y);
 }
 
 /// Int16 scales of two 16-value sub-blocks, k0 for the pairs of values 0 … 15 and k1 for 16 … 31.
@@ -357,6 +202,329 @@ BP_AVX2 static void avx2_q3_k(const uint8_t *weights, size_t row_bytes, size_t r
   }
 }
 
+// ---- Octets: the integer layouts, q5_0/q4_1/q5_1 and q4_K/q5_K -------------------------------------------------
+//
+// Every one of these formats is, per row r and activation block b (a weight group of 32·chunks values for the
+// integer layouts, 32 values for the others), y_r = Σ_b s_b·(D_rb·Σ u·a + C_rb·Σ a) with codes u that vpmaddubsw
+// takes as unsigned bytes (u ≤ 127, so no Int16 pair saturates against |a| ≤ 127): the integer layouts up to 7
+// bits (D = d, C = −z·d), q5_0 (C = −16·d), q4_1 and q5_1 (C = m), q4_K and q5_K (D = d·sc_j, C = −dmin·m_j).
+// Int8 (8 bits; q8_0) keeps signed codes v = u − 128 and |v| for the sign trick, and C = (128 − z)·d.
+//
+// Eight rows (an octet) are decoded once per call into bytes, D and C, so the codes are unpacked once for all
+// tokens. For each token and block, the eight rows' Int32 lanes are folded by vphaddd into two vectors of four
+// rows each ([r0 r1 r2 r3 | r0 r1 r2 r3], exact Int32 sums), which take one conversion and one FMA per four rows
+// against D·s_b (and one FMA of C against s_b·Σa): a row's Float operations are the same whatever octet or token
+// it is computed in, so the GEMV (one token) and the GEMM agree bit for bit by construction. A row's two half
+// sums are added at the end, then multiplied by the vector's scale for layouts without group scales.
+
+/// How a decoded octet is laid out: blocks of `chunks`·32 values, each block 8 rows of bytes (then 8 rows of
+/// |v| when `wide`), and per block 32 Floats: D of rows 0–3 twice, D of rows 4–7 twice, then C the same way with
+/// zeros in the high halves.
+typedef struct octet_shape {
+  size_t blocks, chunks;
+  /// 8-bit signed codes v with |v| (the sign trick), else unsigned codes u ≤ 127.
+  int wide;
+  /// Some C ≠ 0: Σa is needed.
+  int offsets;
+  /// One activation scale per block; else one for the vector, applied at the end.
+  int block_scales;
+} octet_shape;
+
+static inline size_t octet_code_bytes(const octet_shape *o) { return o->blocks * 8 * 32 * o->chunks * (o->wide ? 2 : 1); }
+static inline size_t octet_float_count(const octet_shape *o) { return o->blocks * 32; }
+
+/// Writes row i's D and C of block b into the octet's Float table: D in both halves (each half's lanes hold part
+/// of the row's Int32 sum), C in the low half only (Σa is whole; the high half's lane gets 0).
+static inline void octet_put(float *dc, size_t b, int i, float d, float c) {
+  float *w = dc + 32 * b + (i < 4 ? 0 : 8);
+  w[i % 4] = w[4 + i % 4] = d;
+  w[16 + i % 4] = c;
+  w[20 + i % 4] = 0;
+}
+
+/// The codes of block b, row i, chunk c in a decoded octet (and their |v| `values` bytes later when wide).
+BP_AVX2_INLINE uint8_t *octet_chunk(uint8_t *codes, const octet_shape *o, size_t b, int i, size_t c) {
+  const size_t values = 32 * o->chunks;
+  return codes + b * 8 * values * (o->wide ? 2 : 1) + (size_t)i * values + 32 * c;
+}
+
+/// Decodes row i (at `row`) of an integer layout into an octet; `bits` constant after inlining.
+BP_AVX2_INLINE void octet_int_row(const bp_int_layout *layout, int bits, const uint8_t *row, const uint8_t *end,
+                                  const octet_shape *o, uint8_t *codes, float *dc, int i) {
+  const size_t offset = layout->symmetric ? 2 : 3, group_bytes = offset + layout->chunks * 4 * (size_t)bits;
+  for (size_t g = 0; g < layout->groups; g++) {
+    const uint8_t *p = row + g * group_bytes, *q = p + offset;
+    const int z = layout->symmetric ? 1 << (bits - 1) : p[2];
+    const float d = half_at(p);
+    for (size_t c = 0; c < layout->chunks; c++) {
+      uint8_t *dst = octet_chunk(codes, o, g, i, c);
+      if (bits == 8) {
+        const __m256i raw = _mm256_loadu_si256((const __m256i *)(q + 32 * c));
+        const __m256i v = layout->signed_codes ? raw : _mm256_xor_si256(raw, _mm256_set1_epi8((char)0x80));
+        _mm256_storeu_si256((__m256i *)dst, v);
+        _mm256_storeu_si256((__m256i *)(dst + 8 * 32 * o->chunks), _mm256_sign_epi8(v, v));
+      } else {
+        const uint8_t *chunk = q + 4 * (size_t)bits * c;
+        _mm256_storeu_si256((__m256i *)dst, bits == 4 ? nibbles(chunk) : stream_codes(chunk, bits, chunk + 3 * bits + 16 <= end));
+      }
+    }
+    octet_put(dc, g, i, d, bits == 8 ? (float)(128 - z) * d : (float)(-z) * d);
+  }
+}
+
+#define BP_OCTET_INT(B)                                                                                            \
+  BP_AVX2 static void octet_int_##B(const bp_int_layout *layout, const uint8_t *row, const uint8_t *end,          \
+                                    const octet_shape *o, uint8_t *codes, float *dc, int i) {                     \
+    octet_int_row(layout, B, row, end, o, codes, dc, i);                                                           \
+  }
+BP_OCTET_INT(2)
+BP_OCTET_INT(3)
+BP_OCTET_INT(4)
+BP_OCTET_INT(5)
+BP_OCTET_INT(6)
+BP_OCTET_INT(7)
+BP_OCTET_INT(8)
+
+/// Decodes row i of q5_0 (kind 0), q4_1 (1) or q5_1 (2) into an octet.
+BP_AVX2 static void octet_legacy(int kind, const uint8_t *row, size_t blocks, const octet_shape *o, uint8_t *codes,
+                                 float *dc, int i) {
+  const size_t size = kind == 1 ? 20 : kind == 0 ? 22 : 24, qs = kind == 1 ? 4 : kind == 0 ? 6 : 8;
+  for (size_t b = 0; b < blocks; b++) {
+    const uint8_t *p = row + size * b;
+    __m256i q = nibbles(p + qs);
+    if (kind != 1) q = _mm256_or_si256(q, bits_to_16(p + qs - 4));
+    _mm256_storeu_si256((__m256i *)octet_chunk(codes, o, b, i, 0), q);
+    const float d = half_at(p);
+    octet_put(dc, b, i, d, kind == 0 ? -16.0f * d : half_at(p + 2));
+  }
+}
+
+/// Decodes row i of q4_K (`fifth` 0) or q5_K (1) into an octet: sub-block j of super-block s is block 8s + j.
+BP_AVX2 static void octet_q45_k(int fifth, const uint8_t *row, size_t super_blocks, const octet_shape *o,
+                                uint8_t *codes, float *dc, int i) {
+  const __m256i m4 = _mm256_set1_epi8(15);
+  for (size_t s = 0; s < super_blocks; s++) {
+    const uint8_t *p = row + (fifth ? 176 : 144) * s, *qs = p + (fifth ? 48 : 16);
+    const float d = half_at(p), dmin = half_at(p + 2);
+    for (int j = 0; j < 8; j++) {
+      const __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * (j / 2)));
+      __m256i q = _mm256_and_si256(j % 2 ? _mm256_srli_epi16(raw, 4) : raw, m4);
+      if (fifth) {  // bit j of qh[l] adds 16 to value l
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)(p + 16));
+        const __m256i bit = _mm256_set1_epi8((char)(1 << j));
+        q = _mm256_or_si256(q, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit), _mm256_set1_epi8(16)));
+      }
+      int sc, m;
+      scale_min_k4(p + 4, j, &sc, &m);
+      const size_t b = 8 * s + (size_t)j;
+      _mm256_storeu_si256((__m256i *)octet_chunk(codes, o, b, i, 0), q);
+      octet_put(dc, b, i, d * (float)sc, -dmin * (float)m);
+    }
+  }
+}
+
+/// The octet's shape for a format this path runs, else 0.
+static int octet_shape_of(const bp_gemm_format *f, octet_shape *o) {
+  switch (f->family) {
+  case BP_GEMM_INTEGER:
+    *o = (octet_shape){f->layout.groups, f->layout.chunks, f->layout.bits == 8,
+                       !(f->layout.bits == 8 && f->layout.symmetric), f->layout.group_scales};
+    return 1;
+  case BP_GEMM_LEGACY: *o = (octet_shape){f->blocks, 1, 0, 1, 1}; return 1;
+  case BP_GEMM_Q4_K:
+  case BP_GEMM_Q5_K: *o = (octet_shape){8 * f->blocks, 1, 0, 1, 1}; return 1;
+  default: return 0;
+  }
+}
+
+/// Decodes rows r0 … r0 + n − 1 (n ≤ 8) into an octet; the missing rows get zero codes, D and C.
+static void octet_decode(const bp_gemm_format *f, const octet_shape *o, const uint8_t *weights, size_t rows, size_t r0,
+                         size_t n, uint8_t *codes, float *dc) {
+  if (n < 8) {
+    memset(codes, 0, octet_code_bytes(o));
+    memset(dc, 0, octet_float_count(o) * sizeof(float));
+  }
+  const uint8_t *end = weights + rows * f->row_bytes;
+  for (int i = 0; i < (int)n; i++) {
+    const uint8_t *row = weights + (r0 + (size_t)i) * f->row_bytes;
+    switch (f->family) {
+    case BP_GEMM_INTEGER:
+      switch (f->layout.bits) {
+      case 2: octet_int_2(&f->layout, row, end, o, codes, dc, i); break;
+      case 3: octet_int_3(&f->layout, row, end, o, codes, dc, i); break;
+      case 4: octet_int_4(&f->layout, row, end, o, codes, dc, i); break;
+      case 5: octet_int_5(&f->layout, row, end, o, codes, dc, i); break;
+      case 6: octet_int_6(&f->layout, row, end, o, codes, dc, i); break;
+      case 7: octet_int_7(&f->layout, row, end, o, codes, dc, i); break;
+      default: octet_int_8(&f->layout, row, end, o, codes, dc, i); break;
+      }
+      break;
+    case BP_GEMM_LEGACY: octet_legacy(f->legacy_kind, row, f->blocks, o, codes, dc, i); break;
+    default: octet_q45_k(f->family == BP_GEMM_Q5_K, row, f->blocks, o, codes, dc, i); break;
+    }
+  }
+}
+
+/// Σ of the 8 Int32 lanes.
+BP_AVX2_INLINE int32_t isum8(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
+
+/// s_b·Σa over each block of one token's codes a (s_b = 1 without block scales): what the C terms multiply.
+BP_AVX2 static void octet_sums(const octet_shape *o, const int8_t *a, const float *s, float *as) {
+  const size_t values = 32 * o->chunks;
+  for (size_t b = 0; b < o->blocks; b++) {
+    __m256i sa = _mm256_setzero_si256();
+    for (size_t c = 0; c < o->chunks; c++) sa = _mm256_add_epi32(sa, lane_sums(_mm256_loadu_si256((const __m256i *)(a + b * values + 32 * c))));
+    as[b] = (o->block_scales ? s[b] : 1.0f) * (float)isum8(sa);
+  }
+}
+
+/// The eight rows of a decoded octet against one token (codes a, scales s, block sums `as` from `octet_sums` when
+/// the format has offsets): out[0 … 7]. Per row, Σ_b D·s_b·(Int32 sum) and Σ_b C·(s_b·Σa) accumulate in separate
+/// lanes (two FMA chains each per four rows), added at the end. `wide` and `one` (one chunk per block) constant
+/// after inlining.
+BP_AVX2_INLINE void octet_token(int wide, int one, const octet_shape *o, const uint8_t *codes, const float *dc,
+                                const int8_t *a, const float *s, const float *as, float out[8]) {
+  const size_t chunks = one ? 1 : o->chunks, values = 32 * chunks, block_bytes = 8 * values * (wide ? 2 : 1);
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, off0 = acc0, off1 = acc0;
+  for (size_t b = 0; b < o->blocks; b++) {
+    const uint8_t *u = codes + b * block_bytes;
+    const int8_t *ab = a + b * values;
+    __m256i l0 = _mm256_setzero_si256(), l1 = l0, l2 = l0, l3 = l0, l4 = l0, l5 = l0, l6 = l0, l7 = l0;
+    for (size_t c = 0; c < chunks; c++) {
+      const __m256i ac = _mm256_loadu_si256((const __m256i *)(ab + 32 * c));
+#define BP_OCTET_ROW(L, I)                                                                                          \
+  {                                                                                                                 \
+    const __m256i w = _mm256_loadu_si256((const __m256i *)(u + (I) * values + 32 * c));                            \
+    const __m256i pairs = wide ? _mm256_maddubs_epi16(_mm256_loadu_si256((const __m256i *)(u + (8 + (I)) * values + 32 * c)), \
+                                                      _mm256_sign_epi8(ac, w))                                      \
+                               : _mm256_maddubs_epi16(w, ac);                                                       \
+    L = one ? _mm256_madd_epi16(pairs, ones) : _mm256_add_epi32(L, _mm256_madd_epi16(pairs, ones));                 \
+  }
+      BP_OCTET_ROW(l0, 0) BP_OCTET_ROW(l1, 1) BP_OCTET_ROW(l2, 2) BP_OCTET_ROW(l3, 3)
+      BP_OCTET_ROW(l4, 4) BP_OCTET_ROW(l5, 5) BP_OCTET_ROW(l6, 6) BP_OCTET_ROW(l7, 7)
+#undef BP_OCTET_ROW
+    }
+    const __m256i q0 = _mm256_hadd_epi32(_mm256_hadd_epi32(l0, l1), _mm256_hadd_epi32(l2, l3));
+    const __m256i q1 = _mm256_hadd_epi32(_mm256_hadd_epi32(l4, l5), _mm256_hadd_epi32(l6, l7));
+    const float *w = dc + 32 * b;
+    const __m256 sv = _mm256_set1_ps(o->block_scales ? s[b] : 1.0f);
+    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q0), _mm256_mul_ps(_mm256_loadu_ps(w), sv), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q1), _mm256_mul_ps(_mm256_loadu_ps(w + 8), sv), acc1);
+    if (as) {
+      const __m256 t = _mm256_broadcast_ss(as + b);
+      off0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + 16), t, off0);
+      off1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + 24), t, off1);
+    }
+  }
+  acc0 = _mm256_add_ps(acc0, off0);
+  acc1 = _mm256_add_ps(acc1, off1);
+  __m128 y0 = _mm_add_ps(_mm256_castps256_ps128(acc0), _mm256_extractf128_ps(acc0, 1));
+  __m128 y1 = _mm_add_ps(_mm256_castps256_ps128(acc1), _mm256_extractf128_ps(acc1, 1));
+  if (!o->block_scales) {
+    y0 = _mm_mul_ps(y0, _mm_set1_ps(s[0]));
+    y1 = _mm_mul_ps(y1, _mm_set1_ps(s[0]));
+  }
+  _mm_storeu_ps(out, y0);
+  _mm_storeu_ps(out + 4, y1);
+}
+
+typedef void (*octet_token_fn)(const octet_shape *, const uint8_t *, const float *, const int8_t *, const float *,
+                               const float *, float[8]);
+#define BP_OCTET_TOKEN(NAME, WIDE, ONE)                                                                            \
+  BP_AVX2 static void NAME(const octet_shape *o, const uint8_t *codes, const float *dc, const int8_t *a,          \
+                           const float *s, const float *as, float out[8]) {                                       \
+    octet_token(WIDE, ONE, o, codes, dc, a, s, as, out);                                                           \
+  }
+BP_OCTET_TOKEN(octet_token_narrow, 0, 0)
+BP_OCTET_TOKEN(octet_token_narrow1, 0, 1)
+BP_OCTET_TOKEN(octet_token_wide, 1, 0)
+BP_OCTET_TOKEN(octet_token_wide1, 1, 1)
+
+/// Decoded octets a tile holds: about 24 KiB of codes and Floats (so a tile stays in L1/L2 while every token passes), 1 … 8.
+static size_t octets_per_tile(const octet_shape *o) {
+  const size_t per = octet_code_bytes(o) + octet_float_count(o) * sizeof(float);
+  const size_t n = (24u << 10) / per;
+  return n < 1 ? 1 : n > 8 ? 8 : n;
+}
+
+/// The octet GEMM (and, with one token, the GEMV) of a format `octet_shape_of` accepts: rows in tiles of decoded
+/// octets, every token through each tile. Returns 0 when the scratch cannot be allocated (the caller then runs
+/// `bp_gemm_tiled` on the portable table, which fails no allocation).
+static int octet_gemm(const bp_gemm_format *f, const octet_shape *o, const uint8_t *weights, size_t rows,
+                      const bp_gemm_activations *x, float *y, size_t y_stride, int accumulate) {
+  const size_t code_bytes = octet_code_bytes(o), floats = octet_float_count(o), per_tile = octets_per_tile(o);
+  const size_t octet_bytes = (code_bytes + floats * sizeof(float) + 31) & ~(size_t)31;
+  const size_t sums_bytes = (o->blocks * sizeof(float) + 31) & ~(size_t)31;
+  uint8_t *scratch = aligned_alloc(32, octet_bytes * per_tile + sums_bytes);
+  if (scratch == NULL) return 0;
+  float *as = o->offsets ? (float *)(scratch + octet_bytes * per_tile) : NULL;
+  const octet_token_fn token = o->wide ? (o->chunks == 1 ? octet_token_wide1 : octet_token_wide)
+                                       : (o->chunks == 1 ? octet_token_narrow1 : octet_token_narrow);
+  const size_t octets = (rows + 7) / 8;
+  for (size_t o0 = 0; o0 < octets; o0 += per_tile) {
+    const size_t o1 = octets - o0 < per_tile ? octets : o0 + per_tile;
+    for (size_t k = o0; k < o1; k++) {
+      uint8_t *codes = scratch + (k - o0) * octet_bytes;
+      const size_t n = rows - 8 * k < 8 ? rows - 8 * k : 8;
+      octet_decode(f, o, weights, rows, 8 * k, n, codes, (float *)(codes + code_bytes));
+    }
+    for (size_t t = 0; t < x->tokens; t++) {
+      const int8_t *a = x->codes + t * x->code_stride;
+      const float *s = x->scales + t * x->scale_stride;
+      if (as) octet_sums(o, a, s, as);
+      for (size_t k = o0; k < o1; k++) {
+        const uint8_t *codes = scratch + (k - o0) * octet_bytes;
+        float out[8];
+        token(o, codes, (const float *)(codes + code_bytes), a, s, as, out);
+        const size_t n = rows - 8 * k < 8 ? rows - 8 * k : 8;
+        float *dst = y + t * y_stride + 8 * k;
+        for (size_t i = 0; i < n; i++) dst[i] = accumulate ? dst[i] + out[i] : out[i];
+      }
+    }
+  }
+  free(scratch);
+  return 1;
+}
+
+/// A GEMV through `octet_gemm` (one token, outputs contiguous).
+static void octet_gemv(const bp_gemm_format *f, const uint8_t *weights, size_t rows, const int8_t *codes,
+                       const float *scales, float *y) {
+  octet_shape o;
+  octet_shape_of(f, &o);
+  const bp_gemm_activations x = {codes, 0, scales, 0, 1, NULL};
+  if (!octet_gemm(f, &o, weights, rows, &x, y, 0, 0)) {
+    bp_gemm_tiled(bp_int_gemv_portable(), f, weights, rows, &x, y, 0, 0);
+  }
+}
+
+static void avx2_gemv(bp_int_layout layout, const uint8_t *weights, size_t rows, const int8_t *codes,
+                      const float *scales, float *y) {
+  const bp_gemm_format f = {BP_GEMM_INTEGER, layout, 0, layout.row_bytes, 0};
+  octet_gemv(&f, weights, rows, codes, scales, y);
+}
+
+static void avx2_legacy(int kind, const uint8_t *weights, size_t row_bytes, size_t rows, size_t blocks,
+                        const int8_t *codes, const float *scales, float *y) {
+  const bp_gemm_format f = {BP_GEMM_LEGACY, {0}, kind, row_bytes, blocks};
+  octet_gemv(&f, weights, rows, codes, scales, y);
+}
+
+static void avx2_q4_k(const uint8_t *w, size_t rb, size_t rows, size_t sb, const int8_t *c, const float *s, float *y) {
+  const bp_gemm_format f = {BP_GEMM_Q4_K, {0}, 0, rb, sb};
+  octet_gemv(&f, w, rows, c, s, y);
+}
+
+static void avx2_q5_k(const uint8_t *w, size_t rb, size_t rows, size_t sb, const int8_t *c, const float *s, float *y) {
+  const bp_gemm_format f = {BP_GEMM_Q5_K, {0}, 0, rb, sb};
+  octet_gemv(&f, w, rows, c, s, y);
+}
+
 static void avx2_gemm(const bp_gemm_format *format, const uint8_t *weights, size_t rows, const bp_gemm_activations *x,
                       float *y, size_t y_stride, int accumulate);
 
@@ -365,128 +533,9 @@ const bp_int_gemv_kernels bp_int_gemv_avx2_table = {
   bp_gemm_no_prepared_bytes, bp_gemm_no_prepare, avx2_gemm,
 };
 
-/// Tokens one pass of the integer GEMM runs against each row: the codes of a chunk are decoded once for all of
-/// them (4 × (lane sums + Float accumulator) + codes + |codes| + activations fit AVX2's 16 registers).
+/// Tokens one pass of the q6_K GEMM runs against each row: the codes of a sub-block are decoded once for all of
+/// them.
 enum { gemm_tokens = 4 };
-
-/// Rows t … t + 3 of Y for one weight row of an integer layout, `bits` constant after inlining: per (row, token)
-/// exactly the Int32 lanes and Float operations of `int_row`, so each output equals the GEMV's bit for bit.
-BP_AVX2_INLINE void int_row_tokens(const bp_int_layout *layout, int bits, const uint8_t *row, const bp_gemm_activations *x,
-                                   size_t t0, float *out[gemm_tokens], const uint8_t *end) {
-  const size_t offset = layout->symmetric ? 2 : 3, group_bytes = offset + layout->chunks * 4 * (size_t)bits;
-  const size_t values = 32 * layout->chunks;
-  const int8_t *codes[gemm_tokens];
-  const float *scales[gemm_tokens];
-  for (int t = 0; t < gemm_tokens; t++) {
-    codes[t] = x->codes + (t0 + (size_t)t) * x->code_stride;
-    scales[t] = x->scales + (t0 + (size_t)t) * x->scale_stride;
-  }
-  __m256 acc[gemm_tokens];
-  for (int t = 0; t < gemm_tokens; t++) acc[t] = _mm256_setzero_ps();
-  for (size_t g = 0; g < layout->groups; g++) {
-    const uint8_t *p = row + g * group_bytes, *q = p + offset;
-    const int z = layout->symmetric ? 1 << (bits - 1) : p[2];
-    const __m256i zb = _mm256_set1_epi8((char)z);
-    __m256i lanes[gemm_tokens];
-    for (int t = 0; t < gemm_tokens; t++) lanes[t] = _mm256_setzero_si256();
-    for (size_t c = 0; c < layout->chunks; c++) {
-      // The chunk's codes as signed bytes v (u − z, or u − 128 for int8), and |v|.
-      __m256i v;
-      const uint8_t *chunk = q + 4 * (size_t)bits * c;
-      if (bits == 8) {
-        const __m256i raw = _mm256_loadu_si256((const __m256i *)chunk);
-        v = layout->signed_codes ? raw : _mm256_xor_si256(raw, _mm256_set1_epi8((char)0x80));
-      } else {
-        const __m256i u = bits == 4 ? nibbles(chunk) : stream_codes(chunk, bits, chunk + 3 * bits + 16 <= end);
-        v = _mm256_sub_epi8(u, zb);
-      }
-      const __m256i magnitude = _mm256_sign_epi8(v, v);
-      for (int t = 0; t < gemm_tokens; t++) {
-        const __m256i a = _mm256_loadu_si256((const __m256i *)(codes[t] + g * values + 32 * c));
-        __m256i d = _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(a, v)), _mm256_set1_epi16(1));
-        if (bits == 8 && z != 128) d = _mm256_add_epi32(d, _mm256_mullo_epi32(lane_sums(a), _mm256_set1_epi32(128 - z)));
-        lanes[t] = _mm256_add_epi32(lanes[t], d);
-      }
-    }
-    const float h = half_at(p);
-    for (int t = 0; t < gemm_tokens; t++) {
-      const float s = h * (layout->group_scales ? scales[t][g] : 1.0f);
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lanes[t]), _mm256_set1_ps(s), acc[t]);
-    }
-  }
-  for (int t = 0; t < gemm_tokens; t++) {
-    const float v = sum8(acc[t]);
-    *out[t] = layout->group_scales ? v : v * scales[t][0];
-  }
-}
-
-/// The integer-layout GEMM: tiles of rows (about 16 KiB, kept in L1), and in each tile the tokens four at a time
-/// (`int_row_tokens`), the rest one at a time through `int_row`.
-#define BP_INT_GEMM(B)                                                                                             \
-  BP_AVX2 static void int_gemm_##B(const bp_int_layout *layout, const uint8_t *weights, size_t rows,               \
-                                   const bp_gemm_activations *x, float *y, size_t y_stride, int accumulate) {      \
-    const uint8_t *end = weights + rows * layout->row_bytes;                                                       \
-    size_t tile = (16 << 10) / layout->row_bytes;                                                                  \
-    tile = tile < 1 ? 1 : tile > 64 ? 64 : tile;                                                                   \
-    for (size_t r0 = 0; r0 < rows; r0 += tile) {                                                                   \
-      const size_t r1 = rows - r0 < tile ? rows : r0 + tile;                                                       \
-      size_t t = 0;                                                                                                \
-      for (; t + gemm_tokens <= x->tokens; t += gemm_tokens) {                                                     \
-        for (size_t r = r0; r < r1; r++) {                                                                         \
-          float value[gemm_tokens];                                                                                \
-          float *out[gemm_tokens] = {value, value + 1, value + 2, value + 3};                                      \
-          int_row_tokens(layout, B, weights + r * layout->row_bytes, x, t, out, end);                              \
-          for (int k = 0; k < gemm_tokens; k++) {                                                                  \
-            float *dst = y + (t + (size_t)k) * y_stride + r;                                                       \
-            *dst = accumulate ? *dst + value[k] : value[k];                                                        \
-          }                                                                                                        \
-        }                                                                                                          \
-      }                                                                                                            \
-      for (; t < x->tokens; t++) {                                                                                 \
-        const int8_t *codes = x->codes + t * x->code_stride;                                                       \
-        const float *scales = x->scales + t * x->scale_stride;                                                     \
-        for (size_t r = r0; r < r1; r++) {                                                                         \
-          const float value = int_row(layout, B, weights + r * layout->row_bytes, codes, scales, end);            \
-          float *dst = y + t * y_stride + r;                                                                       \
-          *dst = accumulate ? *dst + value : value;                                                                \
-        }                                                                                                          \
-      }                                                                                                            \
-    }                                                                                                              \
-  }
-BP_INT_GEMM(2)
-BP_INT_GEMM(3)
-BP_INT_GEMM(4)
-BP_INT_GEMM(5)
-BP_INT_GEMM(6)
-BP_INT_GEMM(7)
-BP_INT_GEMM(8)
-
-/// Tokens t … t + 3 of one q5_0 / q4_1 / q5_1 row (`kind` constant after inlining): per (row, token) exactly the
-/// Int32 lanes and Float operations of `legacy_rows`.
-BP_AVX2_INLINE void legacy_row_tokens(int kind, const uint8_t *row, size_t blocks, const bp_gemm_activations *x, size_t t0,
-                                      float value[gemm_tokens]) {
-  const size_t size = kind == 1 ? 20 : kind == 0 ? 22 : 24, qs = kind == 1 ? 4 : kind == 0 ? 6 : 8;
-  __m256 acc[gemm_tokens];
-  for (int t = 0; t < gemm_tokens; t++) acc[t] = _mm256_setzero_ps();
-  for (size_t b = 0; b < blocks; b++) {
-    const uint8_t *p = row + size * b;
-    __m256i q = nibbles(p + qs);
-    if (kind != 1) q = _mm256_or_si256(q, bits_to_16(p + qs - 4));
-    const __m256i v = kind == 0 ? _mm256_sub_epi8(q, _mm256_set1_epi8(16)) : q;
-    const __m256i magnitude = kind == 0 ? _mm256_sign_epi8(v, v) : q;
-    const float d = half_at(p), m = kind == 1 || kind == 2 ? half_at(p + 2) : 0;
-    for (int t = 0; t < gemm_tokens; t++) {
-      const size_t token = t0 + (size_t)t;
-      const __m256i a = _mm256_loadu_si256((const __m256i *)(x->codes + token * x->code_stride + 32 * b));
-      const float db = x->scales[token * x->scale_stride + b];
-      const __m256i main =
-        _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, kind == 0 ? _mm256_sign_epi8(a, v) : a), _mm256_set1_epi16(1));
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(main), _mm256_set1_ps(d * db), acc[t]);
-      if (kind != 0) acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lane_sums(a)), _mm256_set1_ps(m * db), acc[t]);
-    }
-  }
-  for (int t = 0; t < gemm_tokens; t++) value[t] = sum8(acc[t]);
-}
 
 /// A block-format GEMM (legacy types, K-quants): tiles of rows as `bp_gemm_tiled`, the tokens four at a time
 /// (TOKENS_CALL fills value[4] for row r, tokens t …), the rest one at a time (ONE_CALL fills value for row r, token t).
@@ -518,51 +567,6 @@ BP_AVX2_INLINE void legacy_row_tokens(int kind, const uint8_t *row, size_t block
       }                                                                                                            \
     }                                                                                                              \
   }
-BP_BLOCK_GEMM(legacy_gemm_0, legacy_row_tokens(0, weights + r * f->row_bytes, f->blocks, x, t, value),
-              legacy_rows(0, weights + r * f->row_bytes, f->row_bytes, 1, f->blocks, x->codes + t * x->code_stride,
-                          x->scales + t * x->scale_stride, &value))
-BP_BLOCK_GEMM(legacy_gemm_1, legacy_row_tokens(1, weights + r * f->row_bytes, f->blocks, x, t, value),
-              legacy_rows(1, weights + r * f->row_bytes, f->row_bytes, 1, f->blocks, x->codes + t * x->code_stride,
-                          x->scales + t * x->scale_stride, &value))
-BP_BLOCK_GEMM(legacy_gemm_2, legacy_row_tokens(2, weights + r * f->row_bytes, f->blocks, x, t, value),
-              legacy_rows(2, weights + r * f->row_bytes, f->row_bytes, 1, f->blocks, x->codes + t * x->code_stride,
-                          x->scales + t * x->scale_stride, &value))
-
-/// Tokens t … t + 3 of one q4_K (`fifth` 0) or q5_K (1) row: per (row, token) exactly the Int32 lanes and Float
-/// operations of `q45_k_rows`.
-BP_AVX2_INLINE void q45_k_row_tokens(int fifth, const uint8_t *row, size_t super_blocks, const bp_gemm_activations *x,
-                                     size_t t0, float value[gemm_tokens]) {
-  const __m128i m4 = _mm_set1_epi8(15);
-  __m256 acc[gemm_tokens];
-  for (int t = 0; t < gemm_tokens; t++) acc[t] = _mm256_setzero_ps();
-  for (size_t s = 0; s < super_blocks; s++) {
-    const uint8_t *p = row + (fifth ? 176 : 144) * s, *qs = p + (fifth ? 48 : 16);
-    const float d = half_at(p), dmin = half_at(p + 2);
-    for (int j = 0; j < 8; j++) {
-      const size_t b = 8 * s + (size_t)j;
-      const __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * (j / 2)));
-      __m256i q = j % 2 ? _mm256_srli_epi16(raw, 4) : raw;
-      q = _mm256_and_si256(q, _mm256_set_m128i(m4, m4));
-      if (fifth) {
-        const __m256i qh = _mm256_loadu_si256((const __m256i *)(p + 16));
-        const __m256i bit = _mm256_set1_epi8((char)(1 << j));
-        q = _mm256_or_si256(q, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit), _mm256_set1_epi8(16)));
-      }
-      int sc, m;
-      scale_min_k4(p + 4, j, &sc, &m);
-      for (int t = 0; t < gemm_tokens; t++) {
-        const size_t token = t0 + (size_t)t;
-        const __m256i a = _mm256_loadu_si256((const __m256i *)(x->codes + token * x->code_stride + 32 * b));
-        const float db = x->scales[token * x->scale_stride + b];
-        const __m256i main = _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), _mm256_set1_epi16(1));
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(main), _mm256_set1_ps(d * (float)sc * db), acc[t]);
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lane_sums(a)), _mm256_set1_ps(-dmin * (float)m * db), acc[t]);
-      }
-    }
-  }
-  for (int t = 0; t < gemm_tokens; t++) value[t] = sum8(acc[t]);
-}
-
 /// Tokens t … t + 3 of one q6_K row: per (row, token) exactly the Int32 lanes and Float operations of `avx2_q6_k`.
 BP_AVX2_INLINE void q6_k_row_tokens(const uint8_t *row, size_t super_blocks, const bp_gemm_activations *x, size_t t0,
                                     float value[gemm_tokens]) {
@@ -596,48 +600,22 @@ BP_AVX2_INLINE void q6_k_row_tokens(const uint8_t *row, size_t super_blocks, con
   for (int t = 0; t < gemm_tokens; t++) value[t] = sum8(acc[t]);
 }
 
-BP_BLOCK_GEMM(q4_k_gemm, q45_k_row_tokens(0, weights + r * f->row_bytes, f->blocks, x, t, value),
-              avx2_q4_k(weights + r * f->row_bytes, f->row_bytes, 1, f->blocks, x->codes + t * x->code_stride,
-                   x->scales + t * x->scale_stride, &value))
-BP_BLOCK_GEMM(q5_k_gemm, q45_k_row_tokens(1, weights + r * f->row_bytes, f->blocks, x, t, value),
-              avx2_q5_k(weights + r * f->row_bytes, f->row_bytes, 1, f->blocks, x->codes + t * x->code_stride,
-                   x->scales + t * x->scale_stride, &value))
 BP_BLOCK_GEMM(q6_k_gemm, q6_k_row_tokens(weights + r * f->row_bytes, f->blocks, x, t, value),
               avx2_q6_k(weights + r * f->row_bytes, f->row_bytes, 1, f->blocks, x->codes + t * x->code_stride,
                    x->scales + t * x->scale_stride, &value))
 
-/// The integer layouts, q5_0/q4_1/q5_1 and q4_K/q5_K/q6_K through their register-tiled GEMMs; q2_K and q3_K through `bp_gemm_tiled` over this
-/// table's GEMV. Either way each output equals this table's GEMV bit for bit.
+/// The integer layouts, q5_0/q4_1/q5_1 and q4_K/q5_K through the octet GEMM; q6_K through its register-tiled GEMM;
+/// q2_K and q3_K through `bp_gemm_tiled` over this table's GEMV. Either way each output equals this table's GEMV
+/// bit for bit.
 static void avx2_gemm(const bp_gemm_format *format, const uint8_t *weights, size_t rows, const bp_gemm_activations *x,
                       float *y, size_t y_stride, int accumulate) {
-  if (format->family == BP_GEMM_LEGACY) {
-    switch (format->legacy_kind) {
-    case 0: legacy_gemm_0(format, weights, rows, x, y, y_stride, accumulate); break;
-    case 1: legacy_gemm_1(format, weights, rows, x, y, y_stride, accumulate); break;
-    default: legacy_gemm_2(format, weights, rows, x, y, y_stride, accumulate); break;
-    }
+  octet_shape o;
+  if (octet_shape_of(format, &o) && octet_gemm(format, &o, weights, rows, x, y, y_stride, accumulate)) return;
+  if (format->family == BP_GEMM_Q6_K) {
+    q6_k_gemm(format, weights, rows, x, y, y_stride, accumulate);
     return;
   }
-  if (format->family == BP_GEMM_Q4_K || format->family == BP_GEMM_Q5_K || format->family == BP_GEMM_Q6_K) {
-    (format->family == BP_GEMM_Q4_K   ? q4_k_gemm
-     : format->family == BP_GEMM_Q5_K ? q5_k_gemm
-                                      : q6_k_gemm)(format, weights, rows, x, y, y_stride, accumulate);
-    return;
-  }
-  if (format->family != BP_GEMM_INTEGER) {
-    bp_gemm_tiled(&bp_int_gemv_avx2_table, format, weights, rows, x, y, y_stride, accumulate);
-    return;
-  }
-  const bp_int_layout *layout = &format->layout;
-  switch (layout->bits) {
-  case 2: int_gemm_2(layout, weights, rows, x, y, y_stride, accumulate); break;
-  case 3: int_gemm_3(layout, weights, rows, x, y, y_stride, accumulate); break;
-  case 4: int_gemm_4(layout, weights, rows, x, y, y_stride, accumulate); break;
-  case 5: int_gemm_5(layout, weights, rows, x, y, y_stride, accumulate); break;
-  case 6: int_gemm_6(layout, weights, rows, x, y, y_stride, accumulate); break;
-  case 7: int_gemm_7(layout, weights, rows, x, y, y_stride, accumulate); break;
-  default: int_gemm_8(layout, weights, rows, x, y, y_stride, accumulate); break;
-  }
+  bp_gemm_tiled(&bp_int_gemv_avx2_table, format, weights, rows, x, y, y_stride, accumulate);
 }
 
 #endif
