@@ -60,9 +60,11 @@ test: test-deps model gemma
 test-deps:
 	$(MAKE) --no-print-directory deps DEB_PACKAGES="$(BUILD_PACKAGES) $(TEST_PACKAGES)"
 
-# Debian packages: checked with dpkg -s first; apt-get update only when something is missing.
+# Debian packages: checked with dpkg-query first (a removed package whose configuration files remain is missing:
+# `dpkg -s` would succeed on it); apt-get update only when something is missing.
 deps:
-	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
