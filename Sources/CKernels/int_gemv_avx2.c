@@ -44,11 +44,6 @@ BP_AVX2_INLINE __m256i pairs_signed(__m256i v, __m256i a) {
   return _mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(a, v));
 }
 
-/// Int32 lanes of Σ v·a (signed v).
-BP_AVX2_INLINE __m256i dot_signed(__m256i v, __m256i a) {
-  return _mm256_madd_epi16(pairs_signed(v, a), _mm256_set1_epi16(1));
-}
-
 /// Int32 lanes of Σ a.
 BP_AVX2_INLINE __m256i lane_sums(__m256i a) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), a), _mm256_set1_epi16(1));
