@@ -3,9 +3,10 @@
 //
 // Two shapes:
 // - The octet path (the integer layouts int2 … int8 with q4_0 and q8_0, q5_0/q4_1/q5_1, q4_K/q5_K): eight rows at a
-//   time are decoded once per call into one byte per value plus per-block Float factors, and every token runs
-//   through them; the eight rows' exact Int32 lane sums are folded together by vphaddd before one conversion and
-//   one FMA per four rows (see "Octets" below). With one token it is the GEMV, so GEMV and GEMM agree bit for bit.
+//   time are decoded once per call into one byte per value, interleaved four bytes at a time, plus per-block Float
+//   factors, and every token runs through them: each vpmaddubsw meets four values of all eight rows, so the eight
+//   rows' exact Int32 sums land in eight lanes, then one conversion and one FMA per block (see "Octets" below).
+//   With one token it is the GEMV, so GEMV and GEMM agree bit for bit.
 // - q6_K, q3_K and q2_K: 32 weight values at a time become 32 signed bytes v (the K-quant's signed code), and the
 //   exact Int32 lanes of Σ v·a come from vpmaddubsw on |v| and a·sign(v) (every pair |v|·|a| + |v|·|a| ≤ 2·128·127
 //   < 2¹⁵, so the Int16 step never saturates) then vpmaddwd against the sub-block scales of the 16-value K-quants.
@@ -206,15 +207,19 @@ BP_AVX2 static void avx2_q3_k(const uint8_t *weights, size_t row_bytes, size_t r
 // Int8 (8 bits; q8_0) keeps signed codes v = u − 128 and |v| for the sign trick, and C = (128 − z)·d.
 //
 // Eight rows (an octet) are decoded once per call into bytes, D and C, so the codes are unpacked once for all
-// tokens. For each token and block, the eight rows' Int32 lanes are folded by vphaddd into two vectors of four
-// rows each ([r0 r1 r2 r3 | r0 r1 r2 r3], exact Int32 sums), which take one conversion and one FMA per four rows
-// against D·s_b (and one FMA of C against s_b·Σa): a row's Float operations are the same whatever octet or token
-// it is computed in, so the GEMV (one token) and the GEMM agree bit for bit by construction. A row's two half
-// sums are added at the end, then multiplied by the vector's scale for layouts without group scales.
+// tokens, and interleaved by four bytes: a 32-byte vector holds values 4g … 4g + 3 of all eight rows, so one
+// vpmaddubsw against the token's four codes broadcast to every lane gives each row's pairs in its own two Int16
+// lanes, and one vpmaddwd the eight rows' Int32 sums in eight lanes, with no horizontal step. The Int16 pairs of
+// several 4-value groups are added before the vpmaddwd while they cannot overflow (`octet_depth`: eight groups for
+// codes up to 15, whose pairs stay ≤ 2·15·127 = 3810), which halves the multiplies of 4-bit formats. Per block,
+// the eight Int32 sums (exact) take one conversion and one FMA against D·s_b, and C one FMA against s_b·Σa, in
+// separate chains added at the end: a row's Float operations are the same whatever octet or token it is computed
+// in, so the GEMV (one token) and the GEMM agree bit for bit by construction. Formats without group scales
+// multiply the row by the vector's scale at the end.
 
-/// How a decoded octet is laid out: blocks of `chunks`·32 values, each block 8 rows of bytes (then 8 rows of
-/// |v| when `wide`), and per block 32 Floats: D of rows 0–3 twice, D of rows 4–7 twice, then C the same way with
-/// zeros in the high halves.
+/// How a decoded octet is laid out: blocks of `chunks`·32 values; per block and chunk, 8 groups of 32 bytes (row
+/// i's values 4g … 4g + 3 at bytes 4i … 4i + 3), then the same for |v| when `wide`; and per block 16 Floats: D of
+/// rows 0–7, then C of rows 0–7.
 typedef struct octet_shape {
   size_t blocks, chunks;
   /// 8-bit signed codes v with |v| (the sign trick), else unsigned codes u ≤ 127.
@@ -223,24 +228,68 @@ typedef struct octet_shape {
   int offsets;
   /// One activation scale per block; else one for the vector, applied at the end.
   int block_scales;
+  /// Bits of the largest unsigned code (narrow codes only): how many groups' Int16 pairs may be added.
+  int code_bits;
 } octet_shape;
 
 static inline size_t octet_code_bytes(const octet_shape *o) { return o->blocks * 8 * 32 * o->chunks * (o->wide ? 2 : 1); }
-static inline size_t octet_float_count(const octet_shape *o) { return o->blocks * 32; }
+static inline size_t octet_float_count(const octet_shape *o) { return o->blocks * 16; }
 
-/// Writes row i's D and C of block b into the octet's Float table: D in both halves (each half's lanes hold part
-/// of the row's Int32 sum), C in the low half only (Σa is whole; the high half's lane gets 0).
+/// Writes row i's D and C of block b into the octet's Float table.
 static inline void octet_put(float *dc, size_t b, int i, float d, float c) {
-  float *w = dc + 32 * b + (i < 4 ? 0 : 8);
-  w[i % 4] = w[4 + i % 4] = d;
-  w[16 + i % 4] = c;
-  w[20 + i % 4] = 0;
+  dc[16 * b + (size_t)i] = d;
+  dc[16 * b + 8 + (size_t)i] = c;
 }
 
-/// The codes of block b, row i, chunk c in a decoded octet (and their |v| `values` bytes later when wide).
+/// Where a decoder writes the codes of block b, row i, chunk c (32 bytes, in value order; the |v| bytes follow at
+/// + 8·values when wide). `octet_interleave` then puts them in the interleaved order.
 BP_AVX2_INLINE uint8_t *octet_chunk(uint8_t *codes, const octet_shape *o, size_t b, int i, size_t c) {
   const size_t values = 32 * o->chunks;
   return codes + b * 8 * values * (o->wide ? 2 : 1) + (size_t)i * values + 32 * c;
+}
+
+/// Groups of four values whose Int16 pairs one vpmaddwd sums (1, 2, 4 or 8): as many as stay below 2¹⁵ with codes
+/// below 2^bits against |a| ≤ 127; the sign trick's pairs (up to 2·128·127) take one each.
+static inline int octet_depth(const octet_shape *o) {
+  if (o->wide) return 1;
+  const int pair = 2 * ((1 << o->code_bits) - 1) * 127;
+  const int depth = 32767 / pair;
+  return depth >= 8 ? 8 : depth >= 4 ? 4 : depth >= 2 ? 2 : 1;
+}
+
+/// Rows i's dwords j → dword i of vector j, for 8×8 dwords (one chunk of an octet), from `src` (rows 32 bytes
+/// apart, `stride` bytes between rows) to `dst` (8 vectors of 32 bytes).
+BP_AVX2_INLINE void transpose_8x8_dwords(const uint8_t *src, size_t stride, uint8_t *dst) {
+  __m256i r[8];
+  for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_si256((const __m256i *)(src + (size_t)i * stride));
+  const __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]), t1 = _mm256_unpackhi_epi32(r[0], r[1]);
+  const __m256i t2 = _mm256_unpacklo_epi32(r[2], r[3]), t3 = _mm256_unpackhi_epi32(r[2], r[3]);
+  const __m256i t4 = _mm256_unpacklo_epi32(r[4], r[5]), t5 = _mm256_unpackhi_epi32(r[4], r[5]);
+  const __m256i t6 = _mm256_unpacklo_epi32(r[6], r[7]), t7 = _mm256_unpackhi_epi32(r[6], r[7]);
+  const __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
+  const __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
+  const __m256i u4 = _mm256_unpacklo_epi64(t4, t6), u5 = _mm256_unpackhi_epi64(t4, t6);
+  const __m256i u6 = _mm256_unpacklo_epi64(t5, t7), u7 = _mm256_unpackhi_epi64(t5, t7);
+  __m256i *out = (__m256i *)dst;
+  _mm256_storeu_si256(out + 0, _mm256_permute2x128_si256(u0, u4, 0x20));
+  _mm256_storeu_si256(out + 1, _mm256_permute2x128_si256(u1, u5, 0x20));
+  _mm256_storeu_si256(out + 2, _mm256_permute2x128_si256(u2, u6, 0x20));
+  _mm256_storeu_si256(out + 3, _mm256_permute2x128_si256(u3, u7, 0x20));
+  _mm256_storeu_si256(out + 4, _mm256_permute2x128_si256(u0, u4, 0x31));
+  _mm256_storeu_si256(out + 5, _mm256_permute2x128_si256(u1, u5, 0x31));
+  _mm256_storeu_si256(out + 6, _mm256_permute2x128_si256(u2, u6, 0x31));
+  _mm256_storeu_si256(out + 7, _mm256_permute2x128_si256(u3, u7, 0x31));
+}
+
+/// Puts a decoded octet's codes (row by row, as `octet_chunk` places them) in the interleaved order, in place;
+/// `staging` holds one block (8·32·chunks bytes).
+BP_AVX2 static void octet_interleave(const octet_shape *o, uint8_t *codes, uint8_t *staging) {
+  const size_t values = 32 * o->chunks, section = 8 * values;
+  for (size_t b = 0; b < o->blocks * (o->wide ? 2 : 1); b++) {
+    uint8_t *block = codes + b * section;
+    memcpy(staging, block, section);
+    for (size_t c = 0; c < o->chunks; c++) transpose_8x8_dwords(staging + 32 * c, values, block + 256 * c);
+  }
 }
 
 /// Decodes row i (at `row`) of an integer layout into an octet; `bits` constant after inlining.
@@ -323,11 +372,11 @@ static int octet_shape_of(const bp_gemm_format *f, octet_shape *o) {
   switch (f->family) {
   case BP_GEMM_INTEGER:
     *o = (octet_shape){f->layout.groups, f->layout.chunks, f->layout.bits == 8,
-                       !(f->layout.bits == 8 && f->layout.symmetric), f->layout.group_scales};
+                       !(f->layout.bits == 8 && f->layout.symmetric), f->layout.group_scales, f->layout.bits};
     return 1;
-  case BP_GEMM_LEGACY: *o = (octet_shape){f->blocks, 1, 0, 1, 1}; return 1;
+  case BP_GEMM_LEGACY: *o = (octet_shape){f->blocks, 1, 0, 1, 1, f->legacy_kind == 1 ? 4 : 5}; return 1;
   case BP_GEMM_Q4_K:
-  case BP_GEMM_Q5_K: *o = (octet_shape){8 * f->blocks, 1, 0, 1, 1}; return 1;
+  case BP_GEMM_Q5_K: *o = (octet_shape){8 * f->blocks, 1, 0, 1, 1, f->family == BP_GEMM_Q5_K ? 5 : 4}; return 1;
   default: return 0;
   }
 }
@@ -378,68 +427,77 @@ BP_AVX2 static void octet_sums(const octet_shape *o, const int8_t *a, const floa
   }
 }
 
+/// The four codes a[0 … 3] in every Int32 lane.
+BP_AVX2_INLINE __m256i four_codes(const int8_t *a) {
+  int32_t v;
+  memcpy(&v, a, 4);
+  return _mm256_set1_epi32(v);
+}
+
 /// The eight rows of a decoded octet against one token (codes a, scales s, block sums `as` from `octet_sums` when
-/// the format has offsets): out[0 … 7]. Per row, Σ_b D·s_b·(Int32 sum) and Σ_b C·(s_b·Σa) accumulate in separate
-/// lanes (two FMA chains each per four rows), added at the end. `wide` and `one` (one chunk per block) constant
-/// after inlining.
-BP_AVX2_INLINE void octet_token(int wide, int one, const octet_shape *o, const uint8_t *codes, const float *dc,
-                                const int8_t *a, const float *s, const float *as, float out[8]) {
-  const size_t chunks = one ? 1 : o->chunks, values = 32 * chunks, block_bytes = 8 * values * (wide ? 2 : 1);
+/// the format has offsets): out[0 … 7]. `wide`, `depth` (groups per vpmaddwd) and `one` (one chunk per block)
+/// constant after inlining.
+BP_AVX2_INLINE void octet_token(int wide, int depth, int one, const octet_shape *o, const uint8_t *codes,
+                                const float *dc, const int8_t *a, const float *s, const float *as, float out[8]) {
+  const size_t chunks = one ? 1 : o->chunks, values = 32 * chunks, section = 8 * values;
   const __m256i ones = _mm256_set1_epi16(1);
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, off0 = acc0, off1 = acc0;
+  __m256 acc = _mm256_setzero_ps(), off = acc;
   for (size_t b = 0; b < o->blocks; b++) {
-    const uint8_t *u = codes + b * block_bytes;
+    const uint8_t *u = codes + b * section * (wide ? 2 : 1);
     const int8_t *ab = a + b * values;
-    __m256i l0 = _mm256_setzero_si256(), l1 = l0, l2 = l0, l3 = l0, l4 = l0, l5 = l0, l6 = l0, l7 = l0;
+    __m256i sum = _mm256_setzero_si256();
     for (size_t c = 0; c < chunks; c++) {
-      const __m256i ac = _mm256_loadu_si256((const __m256i *)(ab + 32 * c));
-#define BP_OCTET_ROW(L, I)                                                                                          \
-  {                                                                                                                 \
-    const __m256i w = _mm256_loadu_si256((const __m256i *)(u + (I) * values + 32 * c));                            \
-    const __m256i pairs = wide ? _mm256_maddubs_epi16(_mm256_loadu_si256((const __m256i *)(u + (8 + (I)) * values + 32 * c)), \
-                                                      _mm256_sign_epi8(ac, w))                                      \
-                               : _mm256_maddubs_epi16(w, ac);                                                       \
-    L = one ? _mm256_madd_epi16(pairs, ones) : _mm256_add_epi32(L, _mm256_madd_epi16(pairs, ones));                 \
-  }
-      BP_OCTET_ROW(l0, 0) BP_OCTET_ROW(l1, 1) BP_OCTET_ROW(l2, 2) BP_OCTET_ROW(l3, 3)
-      BP_OCTET_ROW(l4, 4) BP_OCTET_ROW(l5, 5) BP_OCTET_ROW(l6, 6) BP_OCTET_ROW(l7, 7)
-#undef BP_OCTET_ROW
+      const uint8_t *w = u + 256 * c;
+      __m256i pairs = _mm256_setzero_si256();
+      for (int g = 0; g < 8; g++) {
+        const __m256i a4 = four_codes(ab + 32 * c + 4 * g);
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(w + 32 * g));
+        const __m256i p = wide ? _mm256_maddubs_epi16(_mm256_loadu_si256((const __m256i *)(w + section + 32 * g)),
+                                                      _mm256_sign_epi8(a4, v))
+                               : _mm256_maddubs_epi16(v, a4);
+        pairs = g % depth == 0 ? p : _mm256_add_epi16(pairs, p);
+        if (g % depth == depth - 1) sum = _mm256_add_epi32(sum, _mm256_madd_epi16(pairs, ones));
+      }
     }
-    const __m256i q0 = _mm256_hadd_epi32(_mm256_hadd_epi32(l0, l1), _mm256_hadd_epi32(l2, l3));
-    const __m256i q1 = _mm256_hadd_epi32(_mm256_hadd_epi32(l4, l5), _mm256_hadd_epi32(l6, l7));
-    const float *w = dc + 32 * b;
-    const __m256 sv = _mm256_set1_ps(o->block_scales ? s[b] : 1.0f);
-    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q0), _mm256_mul_ps(_mm256_loadu_ps(w), sv), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q1), _mm256_mul_ps(_mm256_loadu_ps(w + 8), sv), acc1);
-    if (as) {
-      const __m256 t = _mm256_broadcast_ss(as + b);
-      off0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + 16), t, off0);
-      off1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + 24), t, off1);
-    }
+    const float *w = dc + 16 * b;
+    const __m256 d = o->block_scales ? _mm256_mul_ps(_mm256_loadu_ps(w), _mm256_set1_ps(s[b])) : _mm256_loadu_ps(w);
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), d, acc);
+    if (as) off = _mm256_fmadd_ps(_mm256_loadu_ps(w + 8), _mm256_broadcast_ss(as + b), off);
   }
-  acc0 = _mm256_add_ps(acc0, off0);
-  acc1 = _mm256_add_ps(acc1, off1);
-  __m128 y0 = _mm_add_ps(_mm256_castps256_ps128(acc0), _mm256_extractf128_ps(acc0, 1));
-  __m128 y1 = _mm_add_ps(_mm256_castps256_ps128(acc1), _mm256_extractf128_ps(acc1, 1));
-  if (!o->block_scales) {
-    y0 = _mm_mul_ps(y0, _mm_set1_ps(s[0]));
-    y1 = _mm_mul_ps(y1, _mm_set1_ps(s[0]));
-  }
-  _mm_storeu_ps(out, y0);
-  _mm_storeu_ps(out + 4, y1);
+  __m256 y = _mm256_add_ps(acc, off);
+  if (!o->block_scales) y = _mm256_mul_ps(y, _mm256_set1_ps(s[0]));
+  _mm256_storeu_ps(out, y);
 }
 
 typedef void (*octet_token_fn)(const octet_shape *, const uint8_t *, const float *, const int8_t *, const float *,
                                const float *, float[8]);
-#define BP_OCTET_TOKEN(NAME, WIDE, ONE)                                                                            \
+#define BP_OCTET_TOKEN(NAME, WIDE, DEPTH, ONE)                                                                     \
   BP_AVX2 static void NAME(const octet_shape *o, const uint8_t *codes, const float *dc, const int8_t *a,          \
                            const float *s, const float *as, float out[8]) {                                       \
-    octet_token(WIDE, ONE, o, codes, dc, a, s, as, out);                                                           \
+    octet_token(WIDE, DEPTH, ONE, o, codes, dc, a, s, as, out);                                                    \
   }
-BP_OCTET_TOKEN(octet_token_narrow, 0, 0)
-BP_OCTET_TOKEN(octet_token_narrow1, 0, 1)
-BP_OCTET_TOKEN(octet_token_wide, 1, 0)
-BP_OCTET_TOKEN(octet_token_wide1, 1, 1)
+BP_OCTET_TOKEN(octet_token_d8_1, 0, 8, 1)
+BP_OCTET_TOKEN(octet_token_d8, 0, 8, 0)
+BP_OCTET_TOKEN(octet_token_d4_1, 0, 4, 1)
+BP_OCTET_TOKEN(octet_token_d4, 0, 4, 0)
+BP_OCTET_TOKEN(octet_token_d2_1, 0, 2, 1)
+BP_OCTET_TOKEN(octet_token_d2, 0, 2, 0)
+BP_OCTET_TOKEN(octet_token_d1_1, 0, 1, 1)
+BP_OCTET_TOKEN(octet_token_d1, 0, 1, 0)
+BP_OCTET_TOKEN(octet_token_wide1, 1, 1, 1)
+BP_OCTET_TOKEN(octet_token_wide, 1, 1, 0)
+
+/// The token kernel for an octet's shape.
+static octet_token_fn octet_token_for(const octet_shape *o) {
+  const int one = o->chunks == 1;
+  if (o->wide) return one ? octet_token_wide1 : octet_token_wide;
+  switch (octet_depth(o)) {
+  case 8: return one ? octet_token_d8_1 : octet_token_d8;
+  case 4: return one ? octet_token_d4_1 : octet_token_d4;
+  case 2: return one ? octet_token_d2_1 : octet_token_d2;
+  default: return one ? octet_token_d1_1 : octet_token_d1;
+  }
+}
 
 /// Decoded octets a tile holds: about 24 KiB of codes and Floats (so a tile stays in L1/L2 while every token passes), 1 … 8.
 static size_t octets_per_tile(const octet_shape *o) {
@@ -449,18 +507,23 @@ static size_t octets_per_tile(const octet_shape *o) {
 }
 
 /// The octet GEMM (and, with one token, the GEMV) of a format `octet_shape_of` accepts: rows in tiles of decoded
-/// octets, every token through each tile. Returns 0 when the scratch cannot be allocated (the caller then runs
-/// `bp_gemm_tiled` on the portable table, which fails no allocation).
+/// octets, every token through each tile; the tokens' block sums (formats with offsets) are computed once per
+/// call. Returns 0 when the scratch cannot be allocated (the caller then runs `bp_gemm_tiled` on the portable
+/// table, which fails no allocation).
 static int octet_gemm(const bp_gemm_format *f, const octet_shape *o, const uint8_t *weights, size_t rows,
                       const bp_gemm_activations *x, float *y, size_t y_stride, int accumulate) {
   const size_t code_bytes = octet_code_bytes(o), floats = octet_float_count(o), per_tile = octets_per_tile(o);
   const size_t octet_bytes = (code_bytes + floats * sizeof(float) + 31) & ~(size_t)31;
-  const size_t sums_bytes = (o->blocks * sizeof(float) + 31) & ~(size_t)31;
-  uint8_t *scratch = aligned_alloc(32, octet_bytes * per_tile + sums_bytes);
+  const size_t staging_bytes = (8 * 32 * o->chunks + 31) & ~(size_t)31;
+  const size_t sums_bytes = o->offsets ? (x->tokens * o->blocks * sizeof(float) + 31) & ~(size_t)31 : 0;
+  uint8_t *scratch = aligned_alloc(32, octet_bytes * per_tile + staging_bytes + sums_bytes);
   if (scratch == NULL) return 0;
-  float *as = o->offsets ? (float *)(scratch + octet_bytes * per_tile) : NULL;
-  const octet_token_fn token = o->wide ? (o->chunks == 1 ? octet_token_wide1 : octet_token_wide)
-                                       : (o->chunks == 1 ? octet_token_narrow1 : octet_token_narrow);
+  uint8_t *staging = scratch + octet_bytes * per_tile;
+  float *sums = o->offsets ? (float *)(staging + staging_bytes) : NULL;
+  for (size_t t = 0; sums && t < x->tokens; t++) {
+    octet_sums(o, x->codes + t * x->code_stride, x->scales + t * x->scale_stride, sums + t * o->blocks);
+  }
+  const octet_token_fn token = octet_token_for(o);
   const size_t octets = (rows + 7) / 8;
   for (size_t o0 = 0; o0 < octets; o0 += per_tile) {
     const size_t o1 = octets - o0 < per_tile ? octets : o0 + per_tile;
@@ -468,11 +531,12 @@ static int octet_gemm(const bp_gemm_format *f, const octet_shape *o, const uint8
       uint8_t *codes = scratch + (k - o0) * octet_bytes;
       const size_t n = rows - 8 * k < 8 ? rows - 8 * k : 8;
       octet_decode(f, o, weights, rows, 8 * k, n, codes, (float *)(codes + code_bytes));
+      octet_interleave(o, codes, staging);
     }
     for (size_t t = 0; t < x->tokens; t++) {
       const int8_t *a = x->codes + t * x->code_stride;
       const float *s = x->scales + t * x->scale_stride;
-      if (as) octet_sums(o, a, s, as);
+      const float *as = sums ? sums + t * o->blocks : NULL;
       for (size_t k = o0; k < o1; k++) {
         const uint8_t *codes = scratch + (k - o0) * octet_bytes;
         float out[8];

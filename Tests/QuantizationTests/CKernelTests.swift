@@ -127,18 +127,24 @@ struct CKernelTests {
     for rows in [1, 4, 5] {
       for n in [32, 64, 96, 128, 160, 224, 256, 288, 1024, 2304] {
         var rng = SplitMix64(seed: UInt64(n * 3 + rows))
-        var bytes = [UInt8](repeating: 0, count: format.sizeInBytes(rows: rows, columns: n))
-        for r in 0..<rows {
-          for b in 0..<(n / 32) {
-            let at = r * format.rowSizeInBytes(columns: n) + size * b
-            (bytes[at], bytes[at + 1]) = (0x00, 0x3C)  // d = 1.0
-            if name != "q5_0" { (bytes[at + 2], bytes[at + 3]) = (0x00, 0xC2) }  // m = −3.0
-            for i in (name == "q4_1" ? 4 : qs - 4)..<size { bytes[at + i] = UInt8(truncatingIfNeeded: rng.next()) }  // qh, qs
+        // Random codes against small activations, then every code at its top (15 or 31) against 127 everywhere:
+        // the largest Int16 pairs any kernel may add before widening them (|y| ≤ 2304·31·127 < 2²⁴).
+        for extreme in [false, true] {
+          var bytes = [UInt8](repeating: 0, count: format.sizeInBytes(rows: rows, columns: n))
+          for r in 0..<rows {
+            for b in 0..<(n / 32) {
+              let at = r * format.rowSizeInBytes(columns: n) + size * b
+              (bytes[at], bytes[at + 1]) = (0x00, 0x3C)  // d = 1.0
+              if name != "q5_0" { (bytes[at + 2], bytes[at + 3]) = (0x00, 0xC2) }  // m = −3.0
+              for i in (name == "q4_1" ? 4 : qs - 4)..<size {  // qh, qs
+                bytes[at + i] = extreme ? 0xFF : UInt8(truncatingIfNeeded: rng.next())
+              }
+            }
           }
+          let packed = try PackedTensor(format: format, rows: rows, columns: n, bytes: bytes)
+          let x = (0..<n).map { extreme || $0 % 32 == 11 ? Float(127) : Float(Int(rng.next() % 17) - 8) }
+          Self.expectVariantsExact(packed, x, blockSize: 32, "\(name) rows=\(rows) n=\(n) extreme=\(extreme)")
         }
-        let packed = try PackedTensor(format: format, rows: rows, columns: n, bytes: bytes)
-        let x = (0..<n).map { $0 % 32 == 11 ? Float(127) : Float(Int(rng.next() % 17) - 8) }
-        Self.expectVariantsExact(packed, x, blockSize: 32, "\(name) rows=\(rows) n=\(n)")
       }
     }
   }
@@ -153,9 +159,11 @@ struct CKernelTests {
     let format = try QuantFormat(parsing: name)
     let isQ5 = name == "q5_k", blockBytes = isQ5 ? 176 : 144
     for rows in [1, 4, 5] {
-      for n in [256, 512, 1024, 2304] {
+      // Then, at 256 and 512 columns, every code at its top (15 or 31) against 127 everywhere (the largest Int16
+      // pairs a kernel may add before widening), scales and mins ≤ 3: |y| ≤ 16·3·31·127·32 < 2²⁴.
+      for (n, extreme) in [256, 512, 1024, 2304].map({ ($0, false) }) + [(256, true), (512, true)] {
         var rng = SplitMix64(seed: UInt64(n + rows))
-        let top = n <= (isQ5 ? 512 : 1024) ? 64 : 4
+        let top = n <= (isQ5 ? 512 : 1024) && !extreme ? 64 : 4
         var bytes = [UInt8](repeating: 0, count: format.sizeInBytes(rows: rows, columns: n))
         for r in 0..<rows {
           for s in 0..<(n / 256) {
@@ -173,12 +181,14 @@ struct CKernelTests {
                 #expect(Int(scale) == sc[j] && Int(min) == m[j], "sub-block \(j)")
               }
             }
-            for l in 0..<(blockBytes - 16) { bytes[at + 16 + l] = UInt8(truncatingIfNeeded: rng.next()) }  // qh, qs
+            for l in 0..<(blockBytes - 16) {  // qh, qs
+              bytes[at + 16 + l] = extreme ? 0xFF : UInt8(truncatingIfNeeded: rng.next())
+            }
           }
         }
         let packed = try PackedTensor(format: format, rows: rows, columns: n, bytes: bytes)
-        let x = (0..<n).map { $0 % 32 == 5 ? Float(127) : Float(Int(rng.next() % 17) - 8) }
-        Self.expectVariantsExact(packed, x, blockSize: 32, "\(name) rows=\(rows) n=\(n)")
+        let x = (0..<n).map { extreme || $0 % 32 == 5 ? Float(127) : Float(Int(rng.next() % 17) - 8) }
+        Self.expectVariantsExact(packed, x, blockSize: 32, "\(name) rows=\(rows) n=\(n) extreme=\(extreme)")
       }
     }
   }
