@@ -32,6 +32,14 @@ final class Buffer<Scalar: EngineScalar>: @unchecked Sendable {
     values.withUnsafeBufferPointer { if let base = $0.baseAddress { pointer.initialize(from: base, count: count) } }
   }
 
+  /// An empty buffer in the released state (a weight whose operator will be installed; see `release()`).
+  static func released() -> Buffer {
+    let b = Buffer(count: 0)
+    b.pointer.initialize(to: 0)
+    b.isReleased = true
+    return b
+  }
+
   deinit { pointer.deallocate() }
 
   /// Whether `release()` has freed the storage.

@@ -129,6 +129,22 @@ extension LlamaModel {
     [embeddingLayer] + linearLayers + (configuration.tied ? [] : [lmHeadLayer])
   }
 
+  /// `plannableLayers` of a model of this configuration, before any model is built (e.g. to read a plan first and
+  /// defer the weights it replaces: `init(configuration:weights:deferred:)`).
+  public static func plannableLayers(of configuration: Configuration) -> [LinearLayer] {
+    let (vocab, hidden) = (configuration.vocab, configuration.hidden)
+    var layers = [LinearLayer(name: embeddingSlot, block: -1, outFeatures: vocab, inFeatures: hidden)]
+    for l in 0..<configuration.layers {
+      for (suffix, shape) in configuration.linearShapes {
+        layers.append(LinearLayer(name: "model.layers.\(l).\(suffix)", block: l, outFeatures: shape[0], inFeatures: shape[1]))
+      }
+    }
+    if !configuration.tied {
+      layers.append(LinearLayer(name: lmHeadSlot, block: configuration.layers, outFeatures: vocab, inFeatures: hidden))
+    }
+    return layers
+  }
+
   /// Checks that every name is a tensor of the model.
   func validate(names: Set<String>) throws(EngineError) {
     if let bad = names.first(where: { tensors[$0] == nil && !($0 == "lm_head.weight" && configuration.tied) }) {

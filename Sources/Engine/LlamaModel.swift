@@ -52,12 +52,24 @@ public final class LlamaModel<Scalar: EngineScalar> {
   ///   - configuration: sizes; checked with `Configuration.validate()`.
   ///   - weights: at least every tensor in `configuration.expectedTensors`, with exactly that shape. Other names
   ///     (e.g. `rotary_emb.inv_freq`) are ignored.
+  ///   - deferred: weight matrices (linear weights, `model.embed_tokens.weight`, `lm_head.weight`) that are not
+  ///     given and start released, as if an operator had replaced them: the caller installs their operators
+  ///     (`installOperator`, `installEmbedding`) before running, so a packed model never holds their Float values.
+  ///     Until then a pass throws `.weightReleased`, and gradients and HVPs stay unavailable.
   /// - Throws: `EngineError` `.badConfiguration`, `.missingTensor` or `.shapeMismatch` naming the tensor and both
-  ///   shapes.
-  public init(configuration: Configuration, weights: Weights) throws(EngineError) {
+  ///   shapes; `.unknownTensor` for a deferred name that is not a weight matrix of this configuration.
+  public init(configuration: Configuration, weights: Weights, deferred: Set<String> = []) throws(EngineError) {
     try configuration.validate()
+    let matrices = Set(Self.plannableLayers(of: configuration).map(\.weightName))
+    if let bad = deferred.sorted().first(where: { !matrices.contains($0) }) {
+      throw EngineError(.unknownTensor, "'\(bad)' is not a weight matrix of this model, so it cannot be deferred")
+    }
     var tensors: [String: Buffer<Scalar>] = [:]
     for (name, shape) in configuration.expectedTensors {
+      if deferred.contains(name) {
+        tensors[name] = Buffer.released()
+        continue
+      }
       guard let w = weights[name] else {
         throw EngineError(.missingTensor, "tensor '\(name)' (shape \(shape)) is missing")
       }
@@ -93,6 +105,8 @@ public final class LlamaModel<Scalar: EngineScalar> {
     self.blocks = blocks
     self.linearLayers = linear
     linearOperators = Array(repeating: nil, count: linear.count)
+    releasedTensors = configuration.expectedTensors.map { $0.name }.filter { deferred.contains($0) && tensors[$0] != nil }
+    updateCoverage()
   }
 
   /// Tensor names of all linear weights (`linearLayers.map(\.weightName)`), the domain of the Hessian.

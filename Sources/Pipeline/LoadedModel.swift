@@ -18,18 +18,30 @@ public struct LoadedModel {
   /// - Throws: `ModelIOError` for a bad file, `EngineError` for a model the engine cannot run (missing tensor,
   ///   wrong shape), each naming the file or tensor.
   public static func load(path: String) throws -> LoadedModel {
+    try load(path: path, deferring: { _ in [] })
+  }
+
+  /// `load(path:)` without reading the layers `deferring` names (module paths of `LlamaModel.plannableLayers`,
+  /// given the engine's configuration before any weight is read): they start released, and the caller installs
+  /// their packed operators (`PackedModel.install`, `installFileTypes`) before running. So a packed model never
+  /// holds the Float values of its packed layers, not even while loading.
+  public static func load(path: String, deferring: (LlamaConfiguration) throws -> Set<String>) throws -> LoadedModel {
     let file = try ModelFile(path: path)
     let config = try file.llamaConfig()
     let configuration = engineConfiguration(config)
+    let deferredLayers = try deferring(configuration)
+    let deferred = Set(
+      LlamaModel<Float>.plannableLayers(of: configuration).filter { deferredLayers.contains($0.name) }.map(\.weightName))
     var weights: LlamaModel<Float>.Weights = [:]
     let stored = Set(file.tensorInfos.map(\.name))
     for (name, _) in configuration.expectedTensors {
       guard stored.contains(name) else {
         throw ModelIOError(.missingTensor, "the llama architecture needs '\(name)', which the model lacks", path: path)
       }
+      if deferred.contains(name) { continue }
       weights[name] = WeightTensor(try file.tensor(named: name))
     }
-    let model = try LlamaModel<Float>(configuration: configuration, weights: weights)
+    let model = try LlamaModel<Float>(configuration: configuration, weights: weights, deferred: deferred)
     return LoadedModel(file: file, config: config, model: model, tokenizer: try file.tokenizer())
   }
 

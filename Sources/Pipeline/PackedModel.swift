@@ -203,11 +203,26 @@ public struct PackedModel {
       try loaded.model.installOperator(
         try PackedLinear(head, activations: activations, scratch: scratch), forLayer: LlamaModel<Float>.lmHeadSlot, releaseDenseWeight: !loaded.config.tieWordEmbeddings)
     }
-    if let table = try storedTensor(gguf, hfName: "model.embed_tokens.weight") {
+    // A tied head is the table itself: one packed copy serves both the lookup and the head.
+    let table = loaded.config.tieWordEmbeddings ? head : try storedTensor(gguf, hfName: "model.embed_tokens.weight")
+    if let table {
       try loaded.model.installEmbedding(PackedEmbedding(table), releaseDenseWeight: head != nil || !loaded.config.tieWordEmbeddings)
     }
     gguf.source.dropResidentPages()  // the packed copies hold what is needed; the file's pages need not stay resident
     returnFreedMemory()
+  }
+
+  /// The layers `installFileTypes` installs packed (module paths of `plannableLayers`): those whose GGUF tensor is
+  /// stored in a type other than f32 (none for an HF folder). Given to `LoadedModel.load(path:deferring:)`, their
+  /// Float values are never built.
+  public static func storedTypeLayers(path: String, configuration: LlamaConfiguration) throws -> Set<String> {
+    guard case .gguf(let gguf) = try ModelFile(path: path) else { return [] }
+    var names: Set<String> = []
+    for layer in LlamaModel<Float>.plannableLayers(of: configuration) {
+      let ggufName = NameMapping.ggufName(forHF: layer.weightName) ?? layer.weightName
+      if let info = gguf.info(named: ggufName), info.type.name.lowercased() != "f32" { names.insert(layer.name) }
+    }
+    return names
   }
 
   /// The GGUF tensor in its stored type with rows in HF order, or nil when it is stored as f32.

@@ -43,7 +43,10 @@ struct BenchPacked: ParsableCommand {
     let baseline = Self.residentBytes()
     var rows: [[String: Any]] = []
     for (i, path) in models.enumerated() {
-      let loaded = try LoadedModel.load(path: path)
+      // Without the f32 row, the packed layers are never expanded to Float (the resident size is the packed model's).
+      let loaded = try LoadedModel.load(path: path) { configuration in
+        i == 0 && !noF32 ? [] : try PackedModel.storedTypeLayers(path: path, configuration: configuration)
+      }
       var rng = SplitMix64(seed: 3)
       let window = [loaded.tokenizer.bosTokenId ?? 1] + (1..<tokens).map { _ in Int(rng.next() % UInt64(loaded.config.vocabSize)) }
       if i == 0 && !noF32 {
@@ -51,16 +54,18 @@ struct BenchPacked: ParsableCommand {
         let seconds = try best { nll = try loaded.model.meanNLL(tokens: window) }
         rows.append(["model": path, "weights": "f32 (dequantized)", "tokens_per_s": Double(tokens) / seconds, "seconds": seconds, "mean_nll": nll])
       }
-      try PackedModel(loaded, activations: ActivationMode(rawValue: activations)!).installFileTypes()
       loaded.model.releaseWorkspace()
+      let residentLoaded = Self.residentBytes()  // tokenizer, norms, f32 tensors: everything but the packed layers
+      try PackedModel(loaded, activations: ActivationMode(rawValue: activations)!).installFileTypes()
       let residentModel = Self.residentBytes()
       let packedBytes = try Self.storedBytes(path)
+      let packedLayerBytes = try Self.storedBytes(path, f32: false)
       var nll = 0.0
       let seconds = try best { nll = try loaded.model.meanNLL(tokens: window) }
       rows.append([
         "model": path, "weights": "stored types, packed, \(activations) activations", "tokens_per_s": Double(tokens) / seconds,
         "seconds": seconds, "mean_nll": nll, "resident_bytes": Self.residentBytes(), "resident_before_forward_bytes": residentModel,
-        "packed_bytes": packedBytes,
+        "packed_bytes": packedBytes, "resident_loaded_bytes": residentLoaded, "packed_layer_bytes": packedLayerBytes,
       ])
     }
     if json {
@@ -79,14 +84,18 @@ struct BenchPacked: ParsableCommand {
       {
         let mib = { (b: Int) in BenchEngine.fixed(Double(b) / 1_048_576, 1) + " MiB" }
         line += "  resident \(mib(before)) before the first pass, \(mib(resident)) after, for \(mib(packed)) of tensors"
+        if let loaded = r["resident_loaded_bytes"] as? Int, let layers = r["packed_layer_bytes"] as? Int, layers > 0 {
+          line += "; installing the packed layers (\(mib(layers)) of GGML blocks) added \(mib(before - loaded)) ("
+            + "\(BenchEngine.fixed(Double(before - loaded) / Double(layers), 2))×) to the \(mib(loaded)) of the rest"
+        }
       }
       print(line)
     }
   }
 
-  /// Sum of the GGUF's tensor bytes.
-  static func storedBytes(_ path: String) throws -> Int {
-    try ModelFile(path: path).tensorInfos.reduce(0) { $0 + $1.sizeInBytes }
+  /// Sum of the GGUF's tensor bytes (with `f32: false`, of the tensors stored in another type: what runs packed).
+  static func storedBytes(_ path: String, f32: Bool = true) throws -> Int {
+    try ModelFile(path: path).tensorInfos.filter { f32 || $0.dtype.lowercased() != "f32" }.reduce(0) { $0 + $1.sizeInBytes }
   }
 
   /// VmRSS of this process now, from /proc/self/status (0 where unavailable).

@@ -1,6 +1,8 @@
 import ArgumentParser
+import Engine
 import Foundation
 import Pipeline
+import Quantization
 import TensorCore
 import Validation
 
@@ -33,11 +35,18 @@ struct Ppl: ParsableCommand {
     try FileChecks.check(inputs: inputs, outputs: [])
     try Preflight.check(model: model, tokens: tokens, workload: .perplexity, texts: [self.text])
     let text = try TokenWindow.readText(self.text, option: "--text")
-    let loaded = try LoadedModel.load(path: model)
-    if let plan {
+    // With a plan, the planned layers are never expanded to Float: the plan is read against the model's
+    // configuration first, and those layers are installed packed from the file's values.
+    var formats: [String: QuantFormat] = [:]
+    let loaded = try LoadedModel.load(path: model) { configuration in
+      guard let plan else { return [] }
       let document = try PlanFile.read(plan, option: "--plan")
-      let formats = try PlanFile.formats(
-        of: document, path: plan, modelSHA256: try Measurement.modelSHA256(path: model), layers: loaded.model.plannableLayers)
+      formats = try PlanFile.formats(
+        of: document, path: plan, modelSHA256: try Measurement.modelSHA256(path: model),
+        layers: LlamaModel<Float>.plannableLayers(of: configuration))
+      return Set(formats.keys)
+    }
+    if plan != nil {
       try PackedModel(loaded, activations: ActivationMode(rawValue: activations)!).install(formats)
     }
     let window = try TokenWindow.make(

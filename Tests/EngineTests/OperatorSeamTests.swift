@@ -172,6 +172,40 @@ final class DenseEmbedding: EmbeddingSource, @unchecked Sendable {
     #expect(try model.gradients(tokens: tokens, of: names).loss == want.loss)
   }
 
+  /// A model built with its weight matrices deferred never holds them: it refuses to run until every deferred
+  /// matrix has an operator in its place, then gives the dense model's logits bit for bit; norms stay dense, a
+  /// deferred name that is not a matrix is refused, and `plannableLayers(of:)` equals the instance's list.
+  @Test(arguments: [false, true])
+  func deferredWeightsStartReleasedAndRunThroughOperators(tied: Bool) throws {
+    let dense: Model = try TinyModel.model(tied: tied)
+    let tokens = TinyModel.tokens
+    let want = try dense.logits(tokens: tokens)
+    let c = dense.configuration
+    #expect(Model.plannableLayers(of: c) == dense.plannableLayers)
+    var weights: [String: WeightTensor<Float>] = TinyModel.weights(c)
+    let deferred = Set(Model.plannableLayers(of: c).map(\.weightName))
+    for name in deferred { weights[name] = nil }
+    let model = try Model(configuration: c, weights: weights, deferred: deferred)
+    #expect(Set(model.releasedWeightNames) == deferred)
+    #expect { try model.logits(tokens: tokens) } throws: { ($0 as? EngineError)?.code == .weightReleased }
+    #expect { try model.weight(named: "model.layers.0.mlp.up_proj.weight") } throws: { ($0 as? EngineError)?.code == .weightReleased }
+    #expect(try model.weight(named: "model.norm.weight") == dense.weight(named: "model.norm.weight"))
+    for layer in model.linearLayers {
+      try model.installOperator(
+        DenseOperator(try dense.weight(named: layer.weightName), out: layer.outFeatures, in: layer.inFeatures), forLayer: layer.name)
+    }
+    #expect { try model.logits(tokens: tokens) } throws: { ($0 as? EngineError)?.code == .weightReleased }
+    let table = try dense.weight(named: "model.embed_tokens.weight")
+    let head = try dense.weight(named: tied ? "model.embed_tokens.weight" : "lm_head.weight")
+    try model.installOperator(DenseOperator(head, out: c.vocab, in: c.hidden), forLayer: "lm_head")
+    try model.installEmbedding(DenseEmbedding(table, dimension: c.hidden))
+    #expect(try model.logits(tokens: tokens) == want)
+    #expect { try model.gradients(tokens: tokens, of: []) } throws: { ($0 as? EngineError)?.code == .forwardOnly }
+    #expect {
+      try Model(configuration: c, weights: TinyModel.weights(c), deferred: ["model.norm.weight"])
+    } throws: { ($0 as? EngineError)?.code == .unknownTensor }
+  }
+
   @Test func releasedWeightsAreTypedErrors() throws {
     let model: Model = try TinyModel.model()
     let tokens = TinyModel.tokens

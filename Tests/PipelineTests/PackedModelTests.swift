@@ -82,9 +82,14 @@ import _TestSupport
     // with the former row-at-a-time AVX2 kernel, + 0.0162 with the portable table, − 0.0223 with the octet kernel,
     // whose GEMM outputs equal the portable table's on every call of that pass to about 1e-7 relative. Over 512
     // tokens: + 0.0070 (former AVX2) and − 0.0032 (octet), both well inside the bound.
+    // This model is loaded without ever expanding its packed layers (`load(path:deferring:)`): every plannable
+    // matrix starts released and is then installed from the file.
     let long = Array(ids.prefix(512))
     let denseLong = try dense.model.meanNLL(tokens: long)
-    let int8 = try LoadedModel.load(path: TestModels.smolLM2Path)
+    let int8 = try LoadedModel.load(path: TestModels.smolLM2Path) {
+      try PackedModel.storedTypeLayers(path: TestModels.smolLM2Path, configuration: $0)
+    }
+    #expect(int8.model.releasedWeightNames.count == 211)
     try PackedModel(int8, activations: .int8).installFileTypes()
     let q8 = try int8.model.meanNLL(tokens: long)
     #expect(abs(q8 - denseLong) < 0.02, "packed int8 \(q8) vs dense \(denseLong) over \(long.count) tokens")
