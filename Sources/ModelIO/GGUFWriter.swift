@@ -94,6 +94,26 @@ public struct GGUFWriter: Sendable {
     try addTensor(name, shape: tensor.shape, type: type, data: bytes)
   }
 
+  /// The header of a file with this writer's metadata and the `declared` tensors (name, PyTorch shape, type) laid
+  /// out in order, with their infos: for a caller that writes the data itself, tensor by tensor, instead of
+  /// holding it here (`TinyLlama.streamGGUF`). Tensors added with `addTensor` are not part of it.
+  /// - Throws: the errors of `addTensor` for a bad name or shape.
+  func header(declaring declared: [(name: String, shape: [Int], type: GGMLType)]) throws(ModelIOError)
+    -> (header: [UInt8], infos: [GGUFTensorInfo])
+  {
+    var infos: [GGUFTensorInfo] = []
+    var offset = 0
+    for (name, shape, type) in declared {
+      guard name.utf8.count < GGUFHeaderReader.maxTensorNameBytes else {
+        throw ModelIOError(.badHeader, "tensor name '\(name)' has \(name.utf8.count) bytes, ggml allows 63")
+      }
+      let info = try GGUFTensorInfo(name: name, dimensions: shape.reversed(), type: type, offset: offset, alignment: alignment)
+      infos.append(info)
+      offset = Self.pad(offset + info.sizeInBytes, alignment)
+    }
+    return (Self.header(metadata: entries, tensors: infos, alignment: alignment), infos)
+  }
+
   /// The header: magic, version 3, counts, metadata, tensor infos, padding to `alignment`.
   public func header() -> [UInt8] {
     Self.header(metadata: entries, tensors: tensors.map(\.info), alignment: alignment)

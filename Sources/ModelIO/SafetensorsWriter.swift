@@ -30,6 +30,18 @@ public enum SafetensorsWriter {
   )
     throws(ModelIOError) -> [UInt8]
   {
+    let header = try header(tensors.map { ($0.name, $0.shape, $0.values.count) }, dtype: dtype, metadata: metadata)
+    var bytes = header
+    bytes.reserveCapacity(header.count + tensors.reduce(0) { $0 + $1.values.count * dtype.byteCount })
+    for t in tensors { dtype.encodeFloats(t.values, into: &bytes) }
+    return bytes
+  }
+
+  /// The length prefix and JSON header of a file holding tensors (name, shape, value count) in this order, for
+  /// `encode` and for writers that stream the data after it (`TinyLlama.streamHFFolder`). Throws as `encode`.
+  static func header(
+    _ tensors: [(name: String, shape: [Int], count: Int)], dtype: SafetensorsDType, metadata: [String: String]
+  ) throws(ModelIOError) -> [UInt8] {
     guard dtype.convertsToFloat else {
       throw ModelIOError(.unsupported, "the writer stores F32, F16 or BF16, not \(dtype.rawValue)")
     }
@@ -52,8 +64,8 @@ public enum SafetensorsWriter {
         if d < 0 || overflow { throw ModelIOError(.badShape, "tensor '\(t.name)': impossible shape \(t.shape)") }
         count = product
       }
-      if count != t.values.count {
-        throw ModelIOError(.sizeMismatch, "tensor '\(t.name)': \(t.values.count) values for shape \(t.shape)")
+      if count != t.count {
+        throw ModelIOError(.sizeMismatch, "tensor '\(t.name)': \(t.count) values for shape \(t.shape)")
       }
       let end = offset + count * dtype.byteCount
       let shape = t.shape.map(String.init).joined(separator: ",")
@@ -65,10 +77,9 @@ public enum SafetensorsWriter {
     var header = Array("{\(fields.joined(separator: ","))}".utf8)
     header.append(contentsOf: repeatElement(UInt8(ascii: " "), count: (8 - header.count % 8) % 8))
     var bytes: [UInt8] = []
-    bytes.reserveCapacity(8 + header.count + offset)
+    bytes.reserveCapacity(8 + header.count)
     withUnsafeBytes(of: UInt64(header.count).littleEndian) { bytes.append(contentsOf: $0) }
     bytes.append(contentsOf: header)
-    for t in tensors { dtype.encodeFloats(t.values, into: &bytes) }
     return bytes
   }
 

@@ -16,16 +16,25 @@ extension TinyLlama {
     let items = tensors(config: config, seed: seed).map { (name: $0.name, shape: $0.shape, values: $0.values) }
     try SafetensorsWriter.write(items, metadata: ["format": "pt"], to: folder + "/model.safetensors")
     try SafetensorsWriter.writeAtomically(Array(hfConfigJSON(config).utf8), to: folder + "/config.json")
-    try SafetensorsWriter.writeAtomically(Array(tokenizerJSON().utf8), to: folder + "/tokenizer.json")
+    try SafetensorsWriter.writeAtomically(Array(tokenizerJSON(vocabSize: config.vocabSize).utf8), to: folder + "/tokenizer.json")
   }
 
   /// Writes the same model as a GGUF v3 file (F32, q/k rows permuted as llama.cpp's converter does), with its
   /// byte-level tokenizer in `tokenizer.ggml.*`.
   public static func writeGGUF(_ path: String, config: LlamaConfig, seed: UInt64) throws(ModelIOError) {
+    var writer = try ggufWriter(config: config, seed: seed)
+    var named: [String: Tensor] = [:]
+    for t in tensors(config: config, seed: seed) { named[t.name] = Tensor(shape: t.shape, storage: t.values) }
+    try writer.addLlamaTensors(named, config: config)
+    try writer.write(to: path)
+  }
+
+  /// A GGUF writer holding the model's metadata and tokenizer (no tensors yet).
+  static func ggufWriter(config: LlamaConfig, seed: UInt64) throws(ModelIOError) -> GGUFWriter {
     var writer = GGUFWriter()
     try writer.add("general.name", .string("tiny-llama-seed\(seed)"))
     try writer.addLlamaMetadata(config)
-    let vocab = vocabulary()
+    let vocab = vocabulary(count: config.vocabSize)
     try writer.add("tokenizer.ggml.model", .string("gpt2"))
     try writer.add("tokenizer.ggml.pre", .string("gpt-2"))
     try writer.add("tokenizer.ggml.tokens", .array(.string, vocab.map { .string($0) }))
@@ -33,10 +42,7 @@ extension TinyLlama {
     try writer.add(
       "tokenizer.ggml.token_type", .array(.int32, vocab.indices.map { .int32($0 < 256 ? 1 : 3) }))  // normal, control
     try writer.add("tokenizer.ggml.add_bos_token", .bool(true))
-    var named: [String: Tensor] = [:]
-    for t in tensors(config: config, seed: seed) { named[t.name] = Tensor(shape: t.shape, storage: t.values) }
-    try writer.addLlamaTensors(named, config: config)
-    try writer.write(to: path)
+    return writer
   }
 
   /// HF `config.json` for `config` (classic llama keys, `rope_theta` at the top level).
@@ -56,8 +62,8 @@ extension TinyLlama {
   }
 
   /// A `tokenizer.json` for the byte-level vocabulary: BPE with no merges, GPT-2 byte-level pre-tokenizer.
-  public static func tokenizerJSON() -> String {
-    let vocab = vocabulary()
+  public static func tokenizerJSON(vocabSize: Int = 258) -> String {
+    let vocab = vocabulary(count: vocabSize)
     func quoted(_ s: String) -> String {
       var out = "\""
       for u in s.unicodeScalars {

@@ -9,13 +9,15 @@
 /// UTF-8 text tokenizes (one token per byte).
 public enum TinyLlama {
   /// The default tiny shape: 2 layers, hidden 64, 4 heads / 2 kv heads of 16, ffn 128, vocab 258, tied embeddings.
+  /// `vocab` ≥ 258: the byte-level tokens, `<|bos|>`, `<|eos|>`, then control tokens `<|extra_N|>` (a synthetic
+  /// model of a real model's vocabulary size; text still tokenizes byte by byte).
   public static func configuration(
     layers: Int = 2, hidden: Int = 64, heads: Int = 4, kvHeads: Int = 2, intermediate: Int = 128,
-    tied: Bool = true
+    tied: Bool = true, vocab: Int = 258
   ) -> LlamaConfig {
     LlamaConfig(
       hiddenSize: hidden, intermediateSize: intermediate, layerCount: layers, headCount: heads, kvHeadCount: kvHeads,
-      headDim: hidden / heads, vocabSize: 258, rmsNormEpsilon: 1e-5, ropeTheta: 10_000, tieWordEmbeddings: tied,
+      headDim: hidden / heads, vocabSize: max(vocab, 258), rmsNormEpsilon: 1e-5, ropeTheta: 10_000, tieWordEmbeddings: tied,
       maxPositionEmbeddings: 512, bosTokenId: 256, eosTokenId: 257)
   }
 
@@ -35,39 +37,72 @@ public enum TinyLlama {
     public var values: [Float]
   }
 
-  /// Seeded weights for `config`, HF names, in checkpoint order.
+  /// One tensor of the seeded stream: name, shape, where its values start in the stream (checkpoint order, one
+  /// draw per value) and the uniform range they are drawn from (center ± scale).
+  public struct TensorSpec: Sendable {
+    public var name: String
+    public var shape: [Int]
+    /// Draws of the stream before this tensor's first value.
+    public var first: Int
+    var scale: Float
+    var center: Float
+    /// Values of the tensor.
+    public var count: Int { shape.reduce(1, *) }
+  }
+
+  /// The tensors `tensors(config:seed:)` makes, in checkpoint order, without their values.
   ///
   /// Linear weights are uniform in ±√(3/in) · 0.5 (variance 1/(4·in), so activations neither vanish nor explode
   /// through a few layers); norm weights are 1 ± 0.1; embeddings are uniform in ±0.5.
-  public static func tensors(config c: LlamaConfig, seed: UInt64) -> [NamedTensor] {
-    var rng = SplitMix64(seed: seed)
-    func uniform(_ n: Int, _ scale: Float, around center: Float = 0) -> [Float] {
-      (0..<n).map { _ in center + scale * (Float(rng.next() >> 40) / Float(1 << 24) * 2 - 1) }
+  public static func tensorSpecs(config c: LlamaConfig) -> [TensorSpec] {
+    var specs: [TensorSpec] = []
+    var first = 0
+    func add(_ name: String, _ shape: [Int], _ scale: Float, _ center: Float = 0) {
+      specs.append(TensorSpec(name: name, shape: shape, first: first, scale: scale, center: center))
+      first += shape.reduce(1, *)
     }
-    func linear(_ name: String, out: Int, in inn: Int) -> NamedTensor {
-      NamedTensor(name: name, shape: [out, inn], values: uniform(out * inn, 0.5 * (3 / Float(inn)).squareRoot()))
-    }
+    func linear(_ name: String, out: Int, in inn: Int) { add(name, [out, inn], 0.5 * (3 / Float(inn)).squareRoot()) }
     let d = c.hiddenSize, qDim = c.headCount * c.headDim, kvDim = c.kvHeadCount * c.headDim
-    var out = [NamedTensor(name: "model.embed_tokens.weight", shape: [c.vocabSize, d], values: uniform(c.vocabSize * d, 0.5))]
+    add("model.embed_tokens.weight", [c.vocabSize, d], 0.5)
     for l in 0..<c.layerCount {
       let p = "model.layers.\(l)."
-      out.append(NamedTensor(name: p + "input_layernorm.weight", shape: [d], values: uniform(d, 0.1, around: 1)))
-      out.append(linear(p + "self_attn.q_proj.weight", out: qDim, in: d))
-      out.append(linear(p + "self_attn.k_proj.weight", out: kvDim, in: d))
-      out.append(linear(p + "self_attn.v_proj.weight", out: kvDim, in: d))
-      out.append(linear(p + "self_attn.o_proj.weight", out: d, in: qDim))
-      out.append(NamedTensor(name: p + "post_attention_layernorm.weight", shape: [d], values: uniform(d, 0.1, around: 1)))
-      out.append(linear(p + "mlp.gate_proj.weight", out: c.intermediateSize, in: d))
-      out.append(linear(p + "mlp.up_proj.weight", out: c.intermediateSize, in: d))
-      out.append(linear(p + "mlp.down_proj.weight", out: d, in: c.intermediateSize))
+      add(p + "input_layernorm.weight", [d], 0.1, 1)
+      linear(p + "self_attn.q_proj.weight", out: qDim, in: d)
+      linear(p + "self_attn.k_proj.weight", out: kvDim, in: d)
+      linear(p + "self_attn.v_proj.weight", out: kvDim, in: d)
+      linear(p + "self_attn.o_proj.weight", out: d, in: qDim)
+      add(p + "post_attention_layernorm.weight", [d], 0.1, 1)
+      linear(p + "mlp.gate_proj.weight", out: c.intermediateSize, in: d)
+      linear(p + "mlp.up_proj.weight", out: c.intermediateSize, in: d)
+      linear(p + "mlp.down_proj.weight", out: d, in: c.intermediateSize)
     }
-    out.append(NamedTensor(name: "model.norm.weight", shape: [d], values: uniform(d, 0.1, around: 1)))
-    if !c.tieWordEmbeddings { out.append(linear("lm_head.weight", out: c.vocabSize, in: d)) }
-    return out
+    add("model.norm.weight", [d], 0.1, 1)
+    if !c.tieWordEmbeddings { linear("lm_head.weight", out: c.vocabSize, in: d) }
+    return specs
   }
 
-  /// The byte-level vocabulary: GPT-2's 256 byte symbols in byte order, then `<|bos|>`, `<|eos|>`.
-  public static func vocabulary() -> [String] {
-    ByteLevel.scalarForByte.map { String(Character($0)) } + ["<|bos|>", "<|eos|>"]
+  /// Values `range` of a tensor (row-major positions), written to `out`: the SplitMix64 stream jumped to the
+  /// tensor's first draw (its state after n draws is seed + n·γ), so any rows can be made without the others.
+  public static func fill(
+    _ spec: TensorSpec, seed: UInt64, values range: Range<Int>, into out: UnsafeMutableBufferPointer<Float>
+  ) {
+    precondition(range.lowerBound >= 0 && range.upperBound <= spec.count && out.count >= range.count, "values \(range) of \(spec.count)")
+    var rng = SplitMix64(seed: seed &+ UInt64(spec.first + range.lowerBound) &* 0x9E37_79B9_7F4A_7C15)
+    for i in 0..<range.count { out[i] = spec.center + spec.scale * (Float(rng.next() >> 40) / Float(1 << 24) * 2 - 1) }
+  }
+
+  /// Seeded weights for `config`, HF names, in checkpoint order (`tensorSpecs`, each filled by `fill`).
+  public static func tensors(config c: LlamaConfig, seed: UInt64) -> [NamedTensor] {
+    tensorSpecs(config: c).map { spec in
+      var values = [Float](repeating: 0, count: spec.count)
+      values.withUnsafeMutableBufferPointer { fill(spec, seed: seed, values: 0..<spec.count, into: $0) }
+      return NamedTensor(name: spec.name, shape: spec.shape, values: values)
+    }
+  }
+
+  /// The byte-level vocabulary: GPT-2's 256 byte symbols in byte order, then `<|bos|>`, `<|eos|>`, then
+  /// `<|extra_N|>` up to `count` tokens.
+  public static func vocabulary(count: Int = 258) -> [String] {
+    ByteLevel.scalarForByte.map { String(Character($0)) } + ["<|bos|>", "<|eos|>"] + (258..<max(count, 258)).map { "<|extra_\($0)|>" }
   }
 }
