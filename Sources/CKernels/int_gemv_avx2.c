@@ -1,22 +1,16 @@
 // The integer GEMV and GEMM with AVX2 (+ FMA, F16C): the table CPUs without AVX-512 VNNI run (AMD Zen 1–3, Intel
 // Haswell to Alder Lake), which would otherwise run the plain C table for every packed GEMM.
 //
-// Two shapes:
-// - The octet path (the integer layouts int2 … int8 with q4_0 and q8_0, q5_0/q4_1/q5_1, q4_K/q5_K): eight rows at a
-//   time are decoded once per call into one byte per value, interleaved four bytes at a time, plus per-block Float
-//   factors, and every token runs through them: each vpmaddubsw meets four values of all eight rows, so the eight
-//   rows' exact Int32 sums land in eight lanes, then one conversion and one FMA per block (see "Octets" below).
-//   With one token it is the GEMV, so GEMV and GEMM agree bit for bit.
-// - q6_K, q3_K and q2_K: 32 weight values at a time become 32 signed bytes v (the K-quant's signed code), and the
-//   exact Int32 lanes of Σ v·a come from vpmaddubsw on |v| and a·sign(v) (every pair |v|·|a| + |v|·|a| ≤ 2·128·127
-//   < 2¹⁵, so the Int16 step never saturates) then vpmaddwd against the sub-block scales of the 16-value K-quants.
-//   Each 8-lane Int32 vector, converted to Float (exact below 2²⁴), is multiplied by its block's Float scale and
-//   added into 8 Float lanes per row, which are summed once at the end of the row. q6_K's GEMM decodes each chunk
-//   of codes once for four tokens (`q6_k_row_tokens`, the GEMV's own Int32 lanes and Float operations per (row,
-//   token)); q2_K and q3_K run `bp_gemm_tiled` over this GEMV (tiles of rows that stay in L1 for every token).
-// Like the AVX-512 table, both differ from the portable table only in the order the Float terms are added; the
-// Int32 sums are exact (`CKernelTests` checks integer-valued cases bit for bit against the reference, and random
-// ones against the portable table to a Float tolerance; `PackedGEMMTests` checks GEMM = GEMV bit for bit).
+// Every format runs the octet path: eight rows at a time are decoded once per call into one byte per value,
+// interleaved four bytes at a time, plus per-block Float factors (and, for the 16-value K-quants q2_K, q3_K and
+// q6_K, per-half Int16 scales), and every token runs through them: each vpmaddubsw meets four values of all eight
+// rows, so the eight rows' exact Int32 sums land in eight lanes, then one conversion and one FMA per 32-value block
+// (see "Octets" below). With one token it is the GEMV, so GEMV and GEMM agree bit for bit. Signed codes (q8_0's
+// int8, q3_K, q6_K) use the sign trick: vpmaddubsw on |v| and a·sign(v) (every pair ≤ 2·128·127 < 2¹⁵).
+// Like the AVX-512 table, it differs from the portable table only in the order the Float terms are added (and,
+// past 2²⁴, in converting an Int32 sum to Float); the Int32 sums are exact (`CKernelTests` checks integer-valued
+// cases bit for bit against the reference, and random ones against the portable table to a Float tolerance;
+// `PackedGEMMTests` checks GEMM = GEMV bit for bit).
 
 #include "CKernels.h"
 
@@ -32,18 +26,6 @@
 
 /// The f16 at p as Float (exact).
 BP_AVX2_INLINE float half_at(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8)); }
-
-/// Σ of the 8 Float lanes, in a fixed order.
-BP_AVX2_INLINE float sum8(__m256 v) {
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
-}
-
-/// Int16 pairs of Σ v·a for signed bytes v (any value, −128 read as 128) and activation bytes a (|a| ≤ 127).
-BP_AVX2_INLINE __m256i pairs_signed(__m256i v, __m256i a) {
-  return _mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(a, v));
-}
 
 /// Int32 lanes of Σ a.
 BP_AVX2_INLINE __m256i lane_sums(__m256i a) {
@@ -110,101 +92,17 @@ static inline void scale_min_k4(const uint8_t *q, int j, int *sc, int *m) {
   }
 }
 
-/// Int16 scales of two 16-value sub-blocks, k0 for the pairs of values 0 … 15 and k1 for 16 … 31.
-BP_AVX2_INLINE __m256i two_scales(int k0, int k1) {
-  return _mm256_set_m128i(_mm_set1_epi16((short)k1), _mm_set1_epi16((short)k0));
-}
 
-BP_AVX2 static void avx2_q6_k(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks,
-                              const int8_t *codes, const float *scales, float *y) {
-  const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3), b32 = _mm256_set1_epi8(32);
-  for (size_t r = 0; r < rows; r++) {
-    __m256 acc = _mm256_setzero_ps();
-    for (size_t s = 0; s < super_blocks; s++) {
-      const uint8_t *p = weights + r * row_bytes + 210 * s;
-      const float d = half_at(p + 208);
-      for (int h = 0; h < 2; h++) {
-        const __m256i high = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
-        for (int g = 0; g < 4; g++) {
-          const size_t b = 8 * s + 4 * (size_t)h + (size_t)g;
-          const __m256i a = _mm256_loadu_si256((const __m256i *)(codes + 32 * b));
-          const __m256i low = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32 * (g % 2)));
-          const __m256i l4 = _mm256_and_si256(g < 2 ? low : _mm256_srli_epi16(low, 4), m4);
-          const __m256i h2 = _mm256_and_si256(_mm256_srli_epi16(high, 2 * g), m2);
-          const __m256i q = _mm256_sub_epi8(_mm256_or_si256(l4, _mm256_slli_epi16(h2, 4)), b32);  // −32 … 31
-          const int8_t *sc = (const int8_t *)(p + 192 + 8 * h + 2 * g);
-          const __m256i lanes = _mm256_madd_epi16(pairs_signed(q, a), two_scales(sc[0], sc[1]));
-          acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lanes), _mm256_set1_ps(d * scales[b]), acc);
-        }
-      }
-    }
-    y[r] = sum8(acc);
-  }
-}
-
-BP_AVX2 static void avx2_q2_k(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks,
-                              const int8_t *codes, const float *scales, float *y) {
-  const __m256i m2 = _mm256_set1_epi8(3);
-  for (size_t r = 0; r < rows; r++) {
-    __m256 acc = _mm256_setzero_ps();
-    for (size_t s = 0; s < super_blocks; s++) {
-      const uint8_t *p = weights + r * row_bytes + 84 * s;
-      const float d = half_at(p + 80), dmin = half_at(p + 82);
-      for (int m = 0; m < 8; m++) {  // values 32m …: bits 2g of qs[32h + l], h = m / 4, g = m % 4
-        const size_t b = 8 * s + (size_t)m;
-        const __m256i a = _mm256_loadu_si256((const __m256i *)(codes + 32 * b));
-        const __m256i raw = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * (m / 4)));
-        const __m256i q = _mm256_and_si256(_mm256_srli_epi16(raw, 2 * (m % 4)), m2);
-        const int k = 2 * m;  // sub-blocks k, k + 1
-        const __m256i main = _mm256_madd_epi16(_mm256_maddubs_epi16(q, a), two_scales(p[k] & 15, p[k + 1] & 15));
-        const __m256i mins =
-          _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), a), two_scales(p[k] >> 4, p[k + 1] >> 4));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(main), _mm256_set1_ps(d * scales[b]), acc);
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(-dmin * scales[b]), acc);
-      }
-    }
-    y[r] = sum8(acc);
-  }
-}
-
-BP_AVX2 static void avx2_q3_k(const uint8_t *weights, size_t row_bytes, size_t rows, size_t super_blocks,
-                              const int8_t *codes, const float *scales, float *y) {
-  const __m256i m2 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
-  for (size_t r = 0; r < rows; r++) {
-    __m256 acc = _mm256_setzero_ps();
-    for (size_t s = 0; s < super_blocks; s++) {
-      const uint8_t *p = weights + r * row_bytes + 110 * s, *sc = p + 96;
-      const float d = half_at(p + 108);
-      const __m256i hmask = _mm256_loadu_si256((const __m256i *)p);
-      int scale[16];
-      for (int k = 0; k < 16; k++) {
-        const int low = k < 8 ? sc[k] & 15 : sc[k - 8] >> 4, high = (sc[8 + k % 4] >> (2 * (k / 4))) & 3;
-        scale[k] = (low | high << 4) - 32;
-      }
-      for (int m = 0; m < 8; m++) {
-        const size_t b = 8 * s + (size_t)m;
-        const __m256i a = _mm256_loadu_si256((const __m256i *)(codes + 32 * b));
-        const __m256i raw = _mm256_loadu_si256((const __m256i *)(p + 32 + 32 * (m / 4)));
-        const __m256i q2 = _mm256_and_si256(_mm256_srli_epi16(raw, 2 * (m % 4)), m2);
-        // −4 unless bit m of hmask[l] is set.
-        const __m256i bit = _mm256_set1_epi8((char)(1 << m));
-        const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(hmask, bit), bit);
-        const __m256i q = _mm256_sub_epi8(q2, _mm256_andnot_si256(set, four));
-        const __m256i lanes = _mm256_madd_epi16(pairs_signed(q, a), two_scales(scale[2 * m], scale[2 * m + 1]));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lanes), _mm256_set1_ps(d * scales[b]), acc);
-      }
-    }
-    y[r] = sum8(acc);
-  }
-}
-
-// ---- Octets: the integer layouts, q5_0/q4_1/q5_1 and q4_K/q5_K -------------------------------------------------
+// ---- Octets: every format of this table ----------------------------------------------------------------------
 //
 // Every one of these formats is, per row r and activation block b (a weight group of 32·chunks values for the
 // integer layouts, 32 values for the others), y_r = Σ_b s_b·(D_rb·Σ u·a + C_rb·Σ a) with codes u that vpmaddubsw
 // takes as unsigned bytes (u ≤ 127, so no Int16 pair saturates against |a| ≤ 127): the integer layouts up to 7
 // bits (D = d, C = −z·d), q5_0 (C = −16·d), q4_1 and q5_1 (C = m), q4_K and q5_K (D = d·sc_j, C = −dmin·m_j).
-// Int8 (8 bits; q8_0) keeps signed codes v = u − 128 and |v| for the sign trick, and C = (128 − z)·d.
+// Int8 (8 bits; q8_0) keeps signed codes v = u − 128 and |v| for the sign trick, and C = (128 − z)·d. The 16-value
+// K-quants have two sub-blocks per 32-value block: their Int16 scales (q2_K's 4-bit sc, q3_K's and q6_K's signed
+// ones) are applied by the vpmaddwd of each half, D = d; q3_K and q6_K keep signed codes (−4 … 3, −32 … 31) with
+// the sign trick, q2_K unsigned codes 0 … 3 with C = −dmin·m per half against that half's Σa.
 //
 // Eight rows (an octet) are decoded once per call into bytes, D and C, so the codes are unpacked once for all
 // tokens, and interleaved by four bytes: a 32-byte vector holds values 4g … 4g + 3 of all eight rows, so one
@@ -230,15 +128,30 @@ typedef struct octet_shape {
   int block_scales;
   /// Bits of the largest unsigned code (narrow codes only): how many groups' Int16 pairs may be added.
   int code_bits;
+  /// The 16-value K-quants (q2_K, q3_K, q6_K): each 32-value block has two sub-blocks with Int16 scales that the
+  /// vpmaddwd applies (one per half), D = d per row, and for q2_K a C per half (−dmin·m) against that half's Σa.
+  int k16;
 } octet_shape;
 
 static inline size_t octet_code_bytes(const octet_shape *o) { return o->blocks * 8 * 32 * o->chunks * (o->wide ? 2 : 1); }
-static inline size_t octet_float_count(const octet_shape *o) { return o->blocks * 16; }
+static inline size_t octet_float_count(const octet_shape *o) { return o->blocks * (o->k16 ? 40 : 16); }
 
 /// Writes row i's D and C of block b into the octet's Float table.
 static inline void octet_put(float *dc, size_t b, int i, float d, float c) {
   dc[16 * b + (size_t)i] = d;
   dc[16 * b + 8 + (size_t)i] = c;
+}
+
+/// Writes row i's factors of block b of a 16-value K-quant: D, the two halves' C and Int16 scales (per block: D
+/// of rows 0–7, C₀, C₁, then 16 Int16 lanes of scales for each half, row r in lanes 2r and 2r + 1).
+static inline void octet_put_k16(float *dc, size_t b, int i, float d, float c0, float c1, int s0, int s1) {
+  float *w = dc + 40 * b;
+  w[i] = d;
+  w[8 + i] = c0;
+  w[16 + i] = c1;
+  int16_t *scales = (int16_t *)(w + 24);
+  scales[2 * i] = scales[2 * i + 1] = (int16_t)s0;
+  scales[16 + 2 * i] = scales[17 + 2 * i] = (int16_t)s1;
 }
 
 /// Where a decoder writes the codes of block b, row i, chunk c (32 bytes, in value order; the |v| bytes follow at
@@ -367,16 +280,78 @@ BP_AVX2 static void octet_q45_k(int fifth, const uint8_t *row, size_t super_bloc
   }
 }
 
+/// Decodes row i of q2_K (`kind` 2: unsigned codes 0 … 3, mins as C), q3_K (3) or q6_K (6: signed codes v and
+/// |v|) into an octet; block b = 8s + m of super-block s holds sub-blocks 2m and 2m + 1.
+BP_AVX2 static void octet_k16(int kind, const uint8_t *row, size_t super_blocks, const octet_shape *o, uint8_t *codes,
+                              float *dc, int i) {
+  const __m256i m2 = _mm256_set1_epi8(3), m4 = _mm256_set1_epi8(15), four = _mm256_set1_epi8(4), b32 = _mm256_set1_epi8(32);
+  for (size_t s = 0; s < super_blocks; s++) {
+    if (kind == 2) {
+      const uint8_t *p = row + 84 * s;
+      const float d = half_at(p + 80), dmin = half_at(p + 82);
+      for (int m = 0; m < 8; m++) {
+        const size_t b = 8 * s + (size_t)m;
+        const __m256i raw = _mm256_loadu_si256((const __m256i *)(p + 16 + 32 * (m / 4)));
+        _mm256_storeu_si256((__m256i *)octet_chunk(codes, o, b, i, 0), _mm256_and_si256(_mm256_srli_epi16(raw, 2 * (m % 4)), m2));
+        const int k = 2 * m;
+        octet_put_k16(dc, b, i, d, -dmin * (float)(p[k] >> 4), -dmin * (float)(p[k + 1] >> 4), p[k] & 15, p[k + 1] & 15);
+      }
+    } else if (kind == 3) {
+      const uint8_t *p = row + 110 * s, *sc = p + 96;
+      const float d = half_at(p + 108);
+      const __m256i hmask = _mm256_loadu_si256((const __m256i *)p);
+      int scale[16];
+      for (int k = 0; k < 16; k++) {
+        const int low = k < 8 ? sc[k] & 15 : sc[k - 8] >> 4, high = (sc[8 + k % 4] >> (2 * (k / 4))) & 3;
+        scale[k] = (low | high << 4) - 32;
+      }
+      for (int m = 0; m < 8; m++) {
+        const size_t b = 8 * s + (size_t)m;
+        const __m256i raw = _mm256_loadu_si256((const __m256i *)(p + 32 + 32 * (m / 4)));
+        const __m256i q2 = _mm256_and_si256(_mm256_srli_epi16(raw, 2 * (m % 4)), m2);
+        const __m256i bit = _mm256_set1_epi8((char)(1 << m));
+        const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(hmask, bit), bit);
+        const __m256i q = _mm256_sub_epi8(q2, _mm256_andnot_si256(set, four));  // −4 … 3
+        uint8_t *dst = octet_chunk(codes, o, b, i, 0);
+        _mm256_storeu_si256((__m256i *)dst, q);
+        _mm256_storeu_si256((__m256i *)(dst + 8 * 32), _mm256_sign_epi8(q, q));
+        octet_put_k16(dc, b, i, d, 0, 0, scale[2 * m], scale[2 * m + 1]);
+      }
+    } else {
+      const uint8_t *p = row + 210 * s;
+      const float d = half_at(p + 208);
+      for (int h = 0; h < 2; h++) {
+        const __m256i high = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
+        for (int g = 0; g < 4; g++) {
+          const size_t b = 8 * s + 4 * (size_t)h + (size_t)g;
+          const __m256i low = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32 * (g % 2)));
+          const __m256i l4 = _mm256_and_si256(g < 2 ? low : _mm256_srli_epi16(low, 4), m4);
+          const __m256i h2 = _mm256_and_si256(_mm256_srli_epi16(high, 2 * g), m2);
+          const __m256i q = _mm256_sub_epi8(_mm256_or_si256(l4, _mm256_slli_epi16(h2, 4)), b32);  // −32 … 31
+          uint8_t *dst = octet_chunk(codes, o, b, i, 0);
+          _mm256_storeu_si256((__m256i *)dst, q);
+          _mm256_storeu_si256((__m256i *)(dst + 8 * 32), _mm256_sign_epi8(q, q));
+          const int8_t *sc = (const int8_t *)(p + 192 + 8 * h + 2 * g);
+          octet_put_k16(dc, b, i, d, 0, 0, sc[0], sc[1]);
+        }
+      }
+    }
+  }
+}
+
 /// The octet's shape for a format this path runs, else 0.
 static int octet_shape_of(const bp_gemm_format *f, octet_shape *o) {
   switch (f->family) {
   case BP_GEMM_INTEGER:
     *o = (octet_shape){f->layout.groups, f->layout.chunks, f->layout.bits == 8,
-                       !(f->layout.bits == 8 && f->layout.symmetric), f->layout.group_scales, f->layout.bits};
+                       !(f->layout.bits == 8 && f->layout.symmetric), f->layout.group_scales, f->layout.bits, 0};
     return 1;
-  case BP_GEMM_LEGACY: *o = (octet_shape){f->blocks, 1, 0, 1, 1, f->legacy_kind == 1 ? 4 : 5}; return 1;
+  case BP_GEMM_LEGACY: *o = (octet_shape){f->blocks, 1, 0, 1, 1, f->legacy_kind == 1 ? 4 : 5, 0}; return 1;
+  case BP_GEMM_Q2_K: *o = (octet_shape){8 * f->blocks, 1, 0, 1, 1, 2, 1}; return 1;
+  case BP_GEMM_Q3_K:
+  case BP_GEMM_Q6_K: *o = (octet_shape){8 * f->blocks, 1, 1, 0, 1, 8, 1}; return 1;
   case BP_GEMM_Q4_K:
-  case BP_GEMM_Q5_K: *o = (octet_shape){8 * f->blocks, 1, 0, 1, 1, f->family == BP_GEMM_Q5_K ? 5 : 4}; return 1;
+  case BP_GEMM_Q5_K: *o = (octet_shape){8 * f->blocks, 1, 0, 1, 1, f->family == BP_GEMM_Q5_K ? 5 : 4, 0}; return 1;
   default: return 0;
   }
 }
@@ -404,6 +379,9 @@ static void octet_decode(const bp_gemm_format *f, const octet_shape *o, const ui
       }
       break;
     case BP_GEMM_LEGACY: octet_legacy(f->legacy_kind, row, f->blocks, o, codes, dc, i); break;
+    case BP_GEMM_Q2_K: octet_k16(2, row, f->blocks, o, codes, dc, i); break;
+    case BP_GEMM_Q3_K: octet_k16(3, row, f->blocks, o, codes, dc, i); break;
+    case BP_GEMM_Q6_K: octet_k16(6, row, f->blocks, o, codes, dc, i); break;
     default: octet_q45_k(f->family == BP_GEMM_Q5_K, row, f->blocks, o, codes, dc, i); break;
     }
   }
@@ -420,6 +398,16 @@ BP_AVX2_INLINE int32_t isum8(__m256i v) {
 /// s_b·Σa over each block of one token's codes a (s_b = 1 without block scales): what the C terms multiply.
 BP_AVX2 static void octet_sums(const octet_shape *o, const int8_t *a, const float *s, float *as) {
   const size_t values = 32 * o->chunks;
+  if (o->k16) {  // one sum per 16-value half
+    for (size_t b = 0; b < o->blocks; b++) {
+      const __m256i sa = lane_sums(_mm256_loadu_si256((const __m256i *)(a + 32 * b)));  // lanes 0–3: values 0–15
+      const __m128i lo = _mm256_castsi256_si128(sa), hi = _mm256_extracti128_si256(sa, 1);
+      const __m128i l2 = _mm_add_epi32(lo, _mm_shuffle_epi32(lo, 0x4E)), h2 = _mm_add_epi32(hi, _mm_shuffle_epi32(hi, 0x4E));
+      as[2 * b] = s[b] * (float)_mm_cvtsi128_si32(_mm_add_epi32(l2, _mm_shuffle_epi32(l2, 0xB1)));
+      as[2 * b + 1] = s[b] * (float)_mm_cvtsi128_si32(_mm_add_epi32(h2, _mm_shuffle_epi32(h2, 0xB1)));
+    }
+    return;
+  }
   for (size_t b = 0; b < o->blocks; b++) {
     __m256i sa = _mm256_setzero_si256();
     for (size_t c = 0; c < o->chunks; c++) sa = _mm256_add_epi32(sa, lane_sums(_mm256_loadu_si256((const __m256i *)(a + b * values + 32 * c))));
@@ -469,6 +457,37 @@ BP_AVX2_INLINE void octet_token(int wide, int depth, int one, const octet_shape 
   _mm256_storeu_ps(out, y);
 }
 
+/// `octet_token` for the 16-value K-quants: per 32-value block, each half's four groups of Int16 pairs are added
+/// (at most 4·2·32·127 < 2¹⁵ with the sign trick, 4·2·3·127 for q2_K's codes) and meet that half's Int16 scales in
+/// one vpmaddwd, so the block's Int32 sums are Σ_half sc·Σ v·a, exactly as the row-at-a-time kernels had them.
+BP_AVX2_INLINE void octet_token_k16(int wide, const octet_shape *o, const uint8_t *codes, const float *dc,
+                                    const int8_t *a, const float *s, const float *as, float out[8]) {
+  __m256 acc = _mm256_setzero_ps(), off = acc;
+  for (size_t b = 0; b < o->blocks; b++) {
+    const uint8_t *u = codes + b * 256 * (wide ? 2 : 1);
+    const int8_t *ab = a + 32 * b;
+    const float *w = dc + 40 * b;
+    __m256i sum = _mm256_setzero_si256();
+    for (int h = 0; h < 2; h++) {
+      __m256i pairs = _mm256_setzero_si256();
+      for (int g = 4 * h; g < 4 * h + 4; g++) {
+        const __m256i a4 = four_codes(ab + 4 * g);
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(u + 32 * g));
+        const __m256i p = wide ? _mm256_maddubs_epi16(_mm256_loadu_si256((const __m256i *)(u + 256 + 32 * g)), _mm256_sign_epi8(a4, v))
+                               : _mm256_maddubs_epi16(v, a4);
+        pairs = g == 4 * h ? p : _mm256_add_epi16(pairs, p);
+      }
+      sum = _mm256_add_epi32(sum, _mm256_madd_epi16(pairs, _mm256_loadu_si256((const __m256i *)(w + 24 + 8 * h))));
+    }
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_mul_ps(_mm256_loadu_ps(w), _mm256_set1_ps(s[b])), acc);
+    if (!wide) {
+      off = _mm256_fmadd_ps(_mm256_loadu_ps(w + 8), _mm256_broadcast_ss(as + 2 * b), off);
+      off = _mm256_fmadd_ps(_mm256_loadu_ps(w + 16), _mm256_broadcast_ss(as + 2 * b + 1), off);
+    }
+  }
+  _mm256_storeu_ps(out, _mm256_add_ps(acc, off));
+}
+
 typedef void (*octet_token_fn)(const octet_shape *, const uint8_t *, const float *, const int8_t *, const float *,
                                const float *, float[8]);
 #define BP_OCTET_TOKEN(NAME, WIDE, DEPTH, ONE)                                                                     \
@@ -486,10 +505,19 @@ BP_OCTET_TOKEN(octet_token_d1_1, 0, 1, 1)
 BP_OCTET_TOKEN(octet_token_d1, 0, 1, 0)
 BP_OCTET_TOKEN(octet_token_wide1, 1, 1, 1)
 BP_OCTET_TOKEN(octet_token_wide, 1, 1, 0)
+BP_AVX2 static void octet_token_k16_narrow(const octet_shape *o, const uint8_t *codes, const float *dc, const int8_t *a,
+                                           const float *s, const float *as, float out[8]) {
+  octet_token_k16(0, o, codes, dc, a, s, as, out);
+}
+BP_AVX2 static void octet_token_k16_wide(const octet_shape *o, const uint8_t *codes, const float *dc, const int8_t *a,
+                                         const float *s, const float *as, float out[8]) {
+  octet_token_k16(1, o, codes, dc, a, s, as, out);
+}
 
 /// The token kernel for an octet's shape.
 static octet_token_fn octet_token_for(const octet_shape *o) {
   const int one = o->chunks == 1;
+  if (o->k16) return o->wide ? octet_token_k16_wide : octet_token_k16_narrow;
   if (o->wide) return one ? octet_token_wide1 : octet_token_wide;
   switch (octet_depth(o)) {
   case 8: return one ? octet_token_d8_1 : octet_token_d8;
@@ -515,13 +543,14 @@ static int octet_gemm(const bp_gemm_format *f, const octet_shape *o, const uint8
   const size_t code_bytes = octet_code_bytes(o), floats = octet_float_count(o), per_tile = octets_per_tile(o);
   const size_t octet_bytes = (code_bytes + floats * sizeof(float) + 31) & ~(size_t)31;
   const size_t staging_bytes = (8 * 32 * o->chunks + 31) & ~(size_t)31;
-  const size_t sums_bytes = o->offsets ? (x->tokens * o->blocks * sizeof(float) + 31) & ~(size_t)31 : 0;
+  const size_t per_token = o->blocks * (o->k16 ? 2 : 1);
+  const size_t sums_bytes = o->offsets ? (x->tokens * per_token * sizeof(float) + 31) & ~(size_t)31 : 0;
   uint8_t *scratch = aligned_alloc(32, octet_bytes * per_tile + staging_bytes + sums_bytes);
   if (scratch == NULL) return 0;
   uint8_t *staging = scratch + octet_bytes * per_tile;
   float *sums = o->offsets ? (float *)(staging + staging_bytes) : NULL;
   for (size_t t = 0; sums && t < x->tokens; t++) {
-    octet_sums(o, x->codes + t * x->code_stride, x->scales + t * x->scale_stride, sums + t * o->blocks);
+    octet_sums(o, x->codes + t * x->code_stride, x->scales + t * x->scale_stride, sums + t * per_token);
   }
   const octet_token_fn token = octet_token_for(o);
   const size_t octets = (rows + 7) / 8;
@@ -536,7 +565,7 @@ static int octet_gemm(const bp_gemm_format *f, const octet_shape *o, const uint8
     for (size_t t = 0; t < x->tokens; t++) {
       const int8_t *a = x->codes + t * x->code_stride;
       const float *s = x->scales + t * x->scale_stride;
-      const float *as = sums ? sums + t * o->blocks : NULL;
+      const float *as = sums ? sums + t * per_token : NULL;
       for (size_t k = o0; k < o1; k++) {
         const uint8_t *codes = scratch + (k - o0) * octet_bytes;
         float out[8];
@@ -584,6 +613,21 @@ static void avx2_q5_k(const uint8_t *w, size_t rb, size_t rows, size_t sb, const
   octet_gemv(&f, w, rows, c, s, y);
 }
 
+static void avx2_q6_k(const uint8_t *w, size_t rb, size_t rows, size_t sb, const int8_t *c, const float *s, float *y) {
+  const bp_gemm_format f = {BP_GEMM_Q6_K, {0}, 0, rb, sb};
+  octet_gemv(&f, w, rows, c, s, y);
+}
+
+static void avx2_q2_k(const uint8_t *w, size_t rb, size_t rows, size_t sb, const int8_t *c, const float *s, float *y) {
+  const bp_gemm_format f = {BP_GEMM_Q2_K, {0}, 0, rb, sb};
+  octet_gemv(&f, w, rows, c, s, y);
+}
+
+static void avx2_q3_k(const uint8_t *w, size_t rb, size_t rows, size_t sb, const int8_t *c, const float *s, float *y) {
+  const bp_gemm_format f = {BP_GEMM_Q3_K, {0}, 0, rb, sb};
+  octet_gemv(&f, w, rows, c, s, y);
+}
+
 static void avx2_gemm(const bp_gemm_format *format, const uint8_t *weights, size_t rows, const bp_gemm_activations *x,
                       float *y, size_t y_stride, int accumulate);
 
@@ -592,89 +636,13 @@ const bp_int_gemv_kernels bp_int_gemv_avx2_table = {
   bp_gemm_no_prepared_bytes, bp_gemm_no_prepare, avx2_gemm,
 };
 
-/// Tokens one pass of the q6_K GEMM runs against each row: the codes of a sub-block are decoded once for all of
-/// them.
-enum { gemm_tokens = 4 };
-
-/// A block-format GEMM (legacy types, K-quants): tiles of rows as `bp_gemm_tiled`, the tokens four at a time
-/// (TOKENS_CALL fills value[4] for row r, tokens t …), the rest one at a time (ONE_CALL fills value for row r, token t).
-#define BP_BLOCK_GEMM(NAME, TOKENS_CALL, ONE_CALL) \
-  BP_AVX2 static void NAME(const bp_gemm_format *f, const uint8_t *weights, size_t rows,                          \
-                           const bp_gemm_activations *x, float *y, size_t y_stride, int accumulate) {              \
-    size_t tile = (16 << 10) / f->row_bytes;                                                                       \
-    tile = tile < 1 ? 1 : tile > 64 ? 64 : tile;                                                                   \
-    for (size_t r0 = 0; r0 < rows; r0 += tile) {                                                                   \
-      const size_t r1 = rows - r0 < tile ? rows : r0 + tile;                                                       \
-      size_t t = 0;                                                                                                \
-      for (; t + gemm_tokens <= x->tokens; t += gemm_tokens) {                                                     \
-        for (size_t r = r0; r < r1; r++) {                                                                         \
-          float value[gemm_tokens];                                                                                \
-          TOKENS_CALL;                                                                                             \
-          for (int k = 0; k < gemm_tokens; k++) {                                                                  \
-            float *dst = y + (t + (size_t)k) * y_stride + r;                                                       \
-            *dst = accumulate ? *dst + value[k] : value[k];                                                        \
-          }                                                                                                        \
-        }                                                                                                          \
-      }                                                                                                            \
-      for (; t < x->tokens; t++) {                                                                                 \
-        for (size_t r = r0; r < r1; r++) {                                                                         \
-          float value;                                                                                             \
-          ONE_CALL;                                                                                                \
-          float *dst = y + t * y_stride + r;                                                                       \
-          *dst = accumulate ? *dst + value : value;                                                                \
-        }                                                                                                          \
-      }                                                                                                            \
-    }                                                                                                              \
-  }
-/// Tokens t … t + 3 of one q6_K row: per (row, token) exactly the Int32 lanes and Float operations of `avx2_q6_k`.
-BP_AVX2_INLINE void q6_k_row_tokens(const uint8_t *row, size_t super_blocks, const bp_gemm_activations *x, size_t t0,
-                                    float value[gemm_tokens]) {
-  const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3), b32 = _mm256_set1_epi8(32);
-  __m256 acc[gemm_tokens];
-  for (int t = 0; t < gemm_tokens; t++) acc[t] = _mm256_setzero_ps();
-  for (size_t s = 0; s < super_blocks; s++) {
-    const uint8_t *p = row + 210 * s;
-    const float d = half_at(p + 208);
-    for (int h = 0; h < 2; h++) {
-      const __m256i high = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
-      for (int g = 0; g < 4; g++) {
-        const size_t b = 8 * s + 4 * (size_t)h + (size_t)g;
-        const __m256i low = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32 * (g % 2)));
-        const __m256i l4 = _mm256_and_si256(g < 2 ? low : _mm256_srli_epi16(low, 4), m4);
-        const __m256i h2 = _mm256_and_si256(_mm256_srli_epi16(high, 2 * g), m2);
-        const __m256i q = _mm256_sub_epi8(_mm256_or_si256(l4, _mm256_slli_epi16(h2, 4)), b32);
-        const __m256i magnitude = _mm256_sign_epi8(q, q);
-        const int8_t *sc = (const int8_t *)(p + 192 + 8 * h + 2 * g);
-        const __m256i scale = two_scales(sc[0], sc[1]);
-        for (int t = 0; t < gemm_tokens; t++) {
-          const size_t token = t0 + (size_t)t;
-          const __m256i a = _mm256_loadu_si256((const __m256i *)(x->codes + token * x->code_stride + 32 * b));
-          const float db = x->scales[token * x->scale_stride + b];
-          const __m256i lanes = _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(a, q)), scale);
-          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lanes), _mm256_set1_ps(d * db), acc[t]);
-        }
-      }
-    }
-  }
-  for (int t = 0; t < gemm_tokens; t++) value[t] = sum8(acc[t]);
-}
-
-BP_BLOCK_GEMM(q6_k_gemm, q6_k_row_tokens(weights + r * f->row_bytes, f->blocks, x, t, value),
-              avx2_q6_k(weights + r * f->row_bytes, f->row_bytes, 1, f->blocks, x->codes + t * x->code_stride,
-                   x->scales + t * x->scale_stride, &value))
-
-/// The integer layouts, q5_0/q4_1/q5_1 and q4_K/q5_K through the octet GEMM; q6_K through its register-tiled GEMM;
-/// q2_K and q3_K through `bp_gemm_tiled` over this table's GEMV. Either way each output equals this table's GEMV
-/// bit for bit.
+/// Every format of this table through the octet GEMM (each output equals this table's GEMV, itself a one-token
+/// octet GEMM, bit for bit); `bp_gemm_tiled` over the portable table only if its scratch cannot be allocated.
 static void avx2_gemm(const bp_gemm_format *format, const uint8_t *weights, size_t rows, const bp_gemm_activations *x,
                       float *y, size_t y_stride, int accumulate) {
   octet_shape o;
   if (octet_shape_of(format, &o) && octet_gemm(format, &o, weights, rows, x, y, y_stride, accumulate)) return;
-  if (format->family == BP_GEMM_Q6_K) {
-    q6_k_gemm(format, weights, rows, x, y, y_stride, accumulate);
-    return;
-  }
-  bp_gemm_tiled(&bp_int_gemv_avx2_table, format, weights, rows, x, y, y_stride, accumulate);
+  bp_gemm_tiled(bp_int_gemv_portable(), format, weights, rows, x, y, y_stride, accumulate);
 }
 
 #endif

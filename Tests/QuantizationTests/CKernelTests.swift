@@ -217,6 +217,19 @@ struct CKernelTests {
         let packed = try PackedTensor(format: format, rows: rows, columns: n, bytes: bytes)
         let x = (0..<n).map { $0 % 32 == 20 ? Float(127) : Float(Int(rng.next() % 17) - 8) }
         Self.expectVariantsExact(packed, x, blockSize: 32, "q6_k rows=\(rows) n=\(n)")
+        // Every code −32 (ql = qh = 0) against 127 everywhere, scales ±1: the largest Int16 pairs a kernel may add
+        // before applying the scales (4·2·32·127 < 2¹⁵); |y| ≤ 2304·32·127 < 2²⁴.
+        var extreme = [UInt8](repeating: 0, count: bytes.count)
+        for r in 0..<rows {
+          for s in 0..<(n / 256) {
+            let at = r * format.rowSizeInBytes(columns: n) + 210 * s
+            for k in 0..<16 { extreme[at + 192 + k] = UInt8(bitPattern: Int8(k % 3 == 0 ? -1 : 1)) }
+            (extreme[at + 208], extreme[at + 209]) = (0x00, 0x3C)
+          }
+        }
+        Self.expectVariantsExact(
+          try PackedTensor(format: format, rows: rows, columns: n, bytes: extreme), [Float](repeating: 127, count: n),
+          blockSize: 32, "q6_k rows=\(rows) n=\(n) extreme")
       }
     }
   }
