@@ -603,30 +603,18 @@ static void avx2_legacy(int kind, const uint8_t *weights, size_t row_bytes, size
   octet_gemv(&f, weights, rows, codes, scales, y);
 }
 
-static void avx2_q4_k(const uint8_t *w, size_t rb, size_t rows, size_t sb, const int8_t *c, const float *s, float *y) {
-  const bp_gemm_format f = {BP_GEMM_Q4_K, {0}, 0, rb, sb};
-  octet_gemv(&f, w, rows, c, s, y);
-}
-
-static void avx2_q5_k(const uint8_t *w, size_t rb, size_t rows, size_t sb, const int8_t *c, const float *s, float *y) {
-  const bp_gemm_format f = {BP_GEMM_Q5_K, {0}, 0, rb, sb};
-  octet_gemv(&f, w, rows, c, s, y);
-}
-
-static void avx2_q6_k(const uint8_t *w, size_t rb, size_t rows, size_t sb, const int8_t *c, const float *s, float *y) {
-  const bp_gemm_format f = {BP_GEMM_Q6_K, {0}, 0, rb, sb};
-  octet_gemv(&f, w, rows, c, s, y);
-}
-
-static void avx2_q2_k(const uint8_t *w, size_t rb, size_t rows, size_t sb, const int8_t *c, const float *s, float *y) {
-  const bp_gemm_format f = {BP_GEMM_Q2_K, {0}, 0, rb, sb};
-  octet_gemv(&f, w, rows, c, s, y);
-}
-
-static void avx2_q3_k(const uint8_t *w, size_t rb, size_t rows, size_t sb, const int8_t *c, const float *s, float *y) {
-  const bp_gemm_format f = {BP_GEMM_Q3_K, {0}, 0, rb, sb};
-  octet_gemv(&f, w, rows, c, s, y);
-}
+/// The K-quant GEMVs of the table: a one-token octet GEMM of `FAMILY`.
+#define BP_K_GEMV(NAME, FAMILY)                                                                                    \
+  static void NAME(const uint8_t *w, size_t rb, size_t rows, size_t sb, const int8_t *c, const float *s, float *y) { \
+    const bp_gemm_format f = {FAMILY, {0}, 0, rb, sb};                                                             \
+    octet_gemv(&f, w, rows, c, s, y);                                                                              \
+  }
+BP_K_GEMV(avx2_q2_k, BP_GEMM_Q2_K)
+BP_K_GEMV(avx2_q3_k, BP_GEMM_Q3_K)
+BP_K_GEMV(avx2_q4_k, BP_GEMM_Q4_K)
+BP_K_GEMV(avx2_q5_k, BP_GEMM_Q5_K)
+BP_K_GEMV(avx2_q6_k, BP_GEMM_Q6_K)
+#undef BP_K_GEMV
 
 static void avx2_gemm(const bp_gemm_format *format, const uint8_t *weights, size_t rows, const bp_gemm_activations *x,
                       float *y, size_t y_stride, int accumulate);

@@ -125,9 +125,7 @@ extension LlamaModel {
 
   /// Every weight matrix a plan may quantize, in forward order: the token embedding, the linear layers, and for an
   /// untied model the LM head (`lm_head`; a tied model's head is the embedding).
-  public var plannableLayers: [LinearLayer] {
-    [embeddingLayer] + linearLayers + (configuration.tied ? [] : [lmHeadLayer])
-  }
+  public var plannableLayers: [LinearLayer] { Self.plannableLayers(of: configuration) }
 
   /// `plannableLayers` of a model of this configuration, before any model is built (e.g. to read a plan first and
   /// defer the weights it replaces: `init(configuration:weights:deferred:)`).

@@ -181,7 +181,7 @@ final class DenseEmbedding: EmbeddingSource, @unchecked Sendable {
     let tokens = TinyModel.tokens
     let want = try dense.logits(tokens: tokens)
     let c = dense.configuration
-    #expect(Model.plannableLayers(of: c) == dense.plannableLayers)
+    #expect(Model.plannableLayers(of: c) == [dense.embeddingLayer] + dense.linearLayers + (tied ? [] : [dense.lmHeadLayer]))
     var weights: [String: WeightTensor<Float>] = TinyModel.weights(c)
     let deferred = Set(Model.plannableLayers(of: c).map(\.weightName))
     for name in deferred { weights[name] = nil }
