@@ -84,25 +84,51 @@ final class ForwardCache<S: EngineScalar> {
 }
 
 /// A direction `v` in linear-weight space and a step ε: the forward and backward passes then use W + ε·V for every
-/// linear weight that `v` names. W + εV is formed once per weight and pass pair, on first use, into a buffer of the
-/// model's `PerturbedWeights` pool, so the backward pass reads what the forward pass formed (one sweep over the
-/// weights per perturbation instead of two) and the model's weights are never modified: they are restored exactly,
-/// and no second perturbation may be in use at the same time.
+/// linear weight that `v` names, and the model's weights are never modified.
+///
+/// Two forms:
+/// - dense (`direction`): W + εV is formed once per weight and pass pair, on first use, into a buffer of the
+///   model's `PerturbedWeights` pool, so the backward pass reads what the forward pass formed (one sweep over the
+///   weights per perturbation instead of two); the pool holds up to one copy of the weights.
+/// - streamed (`StreamedVector`): v is regenerated block by block when a pass reaches the weight, and W + εV formed
+///   beside it in two layer-sized buffers that the next weight reuses (the embedding has its own pair, since the
+///   lookup, the tied head and its gradient read it at both ends of the passes). A forward + backward pair forms
+///   most weights twice, so no model-sized vector or perturbed copy ever exists.
+/// No second perturbation of the same model may be in use at the same time.
 final class WeightPerturbation<S: EngineScalar> {
   let direction: [String: [S]]
   let epsilon: S
   private let pool: PerturbedWeights<S>
   private var formed: Set<String> = []
+  /// The streamed direction and the names it covers (nil: dense form).
+  private let streamed: (vector: StreamedVector<S>, names: Set<String>)?
+  /// The streamed weight whose v and W + εV the rotating pair holds now.
+  private var current: String?
+  /// Whether the embedding's own pair is formed for this perturbation.
+  private var embeddingFormed = false
 
   init(direction: [String: [S]], epsilon: S, pool: PerturbedWeights<S>) {
     self.direction = direction
     self.epsilon = epsilon
     self.pool = pool
+    streamed = nil
   }
 
-  /// Pointer to W + ε·V for `name`, or to W itself if `direction` has no entry for it. Valid until another
-  /// perturbation of the same model is used.
+  /// A perturbation along a direction regenerated block by block (see the type).
+  init(streaming vector: StreamedVector<S>, epsilon: S, pool: PerturbedWeights<S>) {
+    direction = [:]
+    self.epsilon = epsilon
+    self.pool = pool
+    streamed = (vector, Set(vector.names))
+  }
+
+  /// Pointer to W + ε·V for `name`, or to W itself if the direction has no block for it. Valid until another
+  /// perturbation of the same model is used, and in the streamed form until the next weight is formed.
   func effective(_ w: Buffer<S>, name: String) -> UnsafePointer<S> {
+    if streamed != nil {
+      guard let slots = formStreamed(w, name: name) else { return w.constant }
+      return slots.perturbed.constant
+    }
     guard let v = direction[name] else { return w.constant }
     let out = pool.buffer(name, count: w.count)
     if formed.insert(name).inserted {
@@ -115,18 +141,51 @@ final class WeightPerturbation<S: EngineScalar> {
     }
     return out.constant
   }
+
+  /// The streamed direction's block for `name` (regenerated when it is not the one held), or nil when it has none
+  /// or the perturbation is dense.
+  func streamedDirection(_ w: Buffer<S>, name: String) -> UnsafePointer<S>? {
+    formStreamed(w, name: name)?.direction.constant
+  }
+
+  /// Forms v and W + εV for `name` in the pool's streaming buffers, unless they already hold them.
+  private func formStreamed(_ w: Buffer<S>, name: String) -> (direction: Buffer<S>, perturbed: Buffer<S>)? {
+    guard let (vector, names) = streamed, names.contains(name) else { return nil }
+    let isEmbedding = name == LlamaModel<S>.embeddingWeightName
+    let slots = pool.streamingPair(embedding: isEmbedding, count: w.count)
+    if isEmbedding ? embeddingFormed : current == name { return slots }
+    let v = UnsafeMutableBufferPointer(start: slots.direction.pointer, count: w.count)
+    vector.fill(name, v)
+    let (target, base, step, direction) = (slots.perturbed.pointer, w.pointer, epsilon, slots.direction.pointer)
+    Parallel.forEachChunk(w.count) { range in
+      for i in range { target[i] = base[i] + step * direction[i] }
+    }
+    if isEmbedding { embeddingFormed = true } else { current = name }
+    return slots
+  }
 }
 
 /// Buffers for perturbed weights, one per linear weight an HVP has moved, kept by the model between products so
 /// that probes do not page-fault fresh memory (425 MB for every linear weight of SmolLM2; freed by
-/// `LlamaModel.releaseWorkspace()`).
+/// `LlamaModel.releaseWorkspace()`); and the streamed form's two pairs of layer-sized buffers.
 final class PerturbedWeights<S: EngineScalar> {
   private var buffers: [String: Buffer<S>] = [:]
+  /// (v, W + εV) for the streamed linear weights, and for the embedding; each grown to the largest request.
+  private var pairs: [(direction: Buffer<S>, perturbed: Buffer<S>)?] = [nil, nil]
 
   func buffer(_ name: String, count: Int) -> Buffer<S> {
     if let b = buffers[name], b.count == count { return b }
     let b = Buffer<S>(count: count)
     buffers[name] = b
     return b
+  }
+
+  /// The streamed form's pair for the embedding or for the linear weights, holding at least `count` values.
+  func streamingPair(embedding: Bool, count: Int) -> (direction: Buffer<S>, perturbed: Buffer<S>) {
+    let slot = embedding ? 1 : 0
+    if let pair = pairs[slot], pair.direction.count >= count { return pair }
+    let pair = (Buffer<S>(count: count), Buffer<S>(count: count))
+    pairs[slot] = pair
+    return pair
   }
 }

@@ -24,7 +24,7 @@ final class GradientSink<S: EngineScalar> {
   /// Projection mode: instead of storing G, accumulate `projections[name] += coefficient · ⟨v_name, contribution⟩`
   /// (Double), writing each contribution into `scratch`. Used for per-layer quadratic forms vᵀ(Hv) without
   /// materialising any gradient.
-  private let projection: (vector: [String: [S]], coefficient: Double, scratch: Buffer<S>)?
+  private let projection: (dot: (String, UnsafePointer<S>, Int) -> Double?, coefficient: Double, scratch: Buffer<S>)?
   private(set) var projections: [String: Double] = [:]
   /// Streaming mode: each wanted tensor's single contribution is formed in `scratch` as α·contribution + β·G₀
   /// (G₀ = `initial[name]`, or nothing when it has none) and handed to `handler` at once; nothing is stored. Used
@@ -58,9 +58,28 @@ final class GradientSink<S: EngineScalar> {
     alpha = 1
     beta = 0
     boxes = [:]
-    projection = (vector, coefficient, scratch)
+    // in order, one product at a time (the sums these forms have always had)
+    projection = ({ name, contribution, count in
+      guard let v = vector[name] else { return 0 }
+      var dot = 0.0
+      v.withUnsafeBufferPointer { v in
+        for i in 0..<count { dot += Double(v[i]) * Double(contribution[i]) }
+      }
+      return dot
+    }, coefficient, scratch)
     stream = nil
     projections = previous?.projections ?? [:]
+  }
+
+  /// A projecting sink whose direction comes from a streamed perturbation: `dot(name, contribution, count)` gives
+  /// ⟨v_name, contribution⟩, or nil for a tensor v has no block of (then nothing is accumulated for it).
+  init(wanted: Set<String>, projectingWith dot: @escaping (String, UnsafePointer<S>, Int) -> Double?, coefficient: Double, scratch: Buffer<S>) {
+    self.wanted = wanted
+    alpha = 1
+    beta = 0
+    boxes = [:]
+    projection = (dot, coefficient, scratch)
+    stream = nil
   }
 
   /// A streaming sink (see `stream`): `scratch` must hold the largest wanted tensor, and each wanted tensor must
@@ -111,17 +130,11 @@ final class GradientSink<S: EngineScalar> {
       handler(name, UnsafeBufferPointer(start: scratch.pointer, count: count))
       return
     }
-    if let (vector, coefficient, scratch) = projection {
+    if let (dot, coefficient, scratch) = projection {
       // each contribution in full (β = 0), then its inner product with v: linear, so contributions add up
       precondition(scratch.count >= count, "projection scratch \(scratch.count) < \(count)")
       body(scratch.pointer, 1, 0)
-      var dot = 0.0
-      if let v = vector[name] {
-        v.withUnsafeBufferPointer { v in
-          for i in 0..<count { dot += Double(v[i]) * Double(scratch.pointer[i]) }
-        }
-      }
-      projections[name, default: 0] += coefficient * dot
+      if let product = dot(name, scratch.constant, count) { projections[name, default: 0] += coefficient * product }
       return
     }
     let box: Box

@@ -150,6 +150,116 @@ extension LlamaModel {
     return result
   }
 
+  /// Per-layer one-sided quadratic forms vᵀ_W (Hv)_W ≈ (⟨v_W, ∇_W L(W + εV)⟩ − ⟨v_W, ∇_W L(W)⟩)/ε along a
+  /// direction regenerated block by block (`StreamedVector`), for every tensor `probe` names: the Hutchinson
+  /// summands of the one-sided product (`hessianVectorProduct(tokens:vector:baseGradient:…)`) with nothing
+  /// model-sized in memory. v is formed a weight at a time as the passes reach it (W + εV beside it, in two
+  /// layer-sized buffers), and each weight's gradient is reduced to ⟨v_W, ·⟩ (Double, in fixed chunks) as its GEMM
+  /// finishes. The base gradient enters only through `baseProjections`, ⟨v_W, ∇_W L(W)⟩ per tensor, which the caller
+  /// forms from one streamed gradient pass (`gradients(tokens:of:consume:)`) for all the probes it will draw.
+  ///
+  /// Differs from dotting the one-sided product's blocks with v only in rounding: the difference is taken between
+  /// two Double sums instead of element by element in `Scalar`, which is the more accurate of the two.
+  /// - Parameters:
+  ///   - probe: the direction; each name a linear weight or the embedding, given once.
+  ///   - baseProjections: ⟨v_W, ∇_W L(W)⟩ over the same tokens, for every name of `probe`.
+  ///   - relativeStep: κ (default √u, the one-sided optimum).
+  /// - Returns: the form per name of `probe` (all 0 when v = 0).
+  /// - Throws: `EngineError.badTokens`; `.unknownTensor` for a name that is not a variable or is given twice;
+  ///   `.missingTensor` when `baseProjections` lacks a name; `.forwardOnly` while operators are installed.
+  /// - Complexity: one gradient pass, ~6·P·T flops, plus forming W + εV twice per weight.
+  @specialized(where Scalar == Float)
+  @specialized(where Scalar == Double)
+  public func hessianQuadraticForms(
+    tokens: [Int], probe: StreamedVector<Scalar>, baseProjections: [String: Double], relativeStep: Double? = nil
+  ) throws(EngineError) -> [String: Double] {
+    try requireBackward("a Hessian-vector product")
+    try validate(tokens: tokens)
+    let variables = Set(hessianVariables.map(\.weightName))
+    var seen = Set<String>()
+    for name in probe.names {
+      guard variables.contains(name), seen.insert(name).inserted else {
+        throw EngineError(.unknownTensor, "'\(name)' is not a linear weight or the token embedding, or is named twice")
+      }
+      guard baseProjections[name] != nil else {
+        throw EngineError(.missingTensor, "baseProjections has no entry for '\(name)'")
+      }
+    }
+    var result = Dictionary(uniqueKeysWithValues: probe.names.map { ($0, 0.0) })
+    // ε = κ‖W‖/‖V‖ over the weights v moves (‖W‖² summed in layer order, as `prepareHVP` does)
+    let weightSquares = hessianVariables.map(\.weightName).filter(seen.contains).reduce(0.0) { $0 + squaredNorm(of: $1) }
+    guard probe.squaredNorm > 0 else { return result }
+    let kappa = relativeStep ?? Scalar.unitRoundoff.squareRoot()
+    let epsilon = Scalar(kappa * (weightSquares.squareRoot() / probe.squaredNorm.squareRoot()))
+    let plus = WeightPerturbation(streaming: probe, epsilon: epsilon, pool: perturbedWeights)
+    let scratch = Buffer<Scalar>(count: largestBlock(seen))
+    let sink = GradientSink<Scalar>(
+      wanted: seen,
+      projectingWith: { [tensors] name, contribution, count in
+        guard let w = tensors[name], let v = plus.streamedDirection(w, name: name) else { return nil }
+        return Self.chunkedDot(v, contribution, count: count)
+      }, coefficient: 1 / Double(epsilon), scratch: scratch)
+    runBackward(cache: runForward(tokens: tokens, keepActivations: true, perturbation: plus), sink: sink, perturbation: plus)
+    for name in probe.names {
+      result[name] = (sink.projections[name] ?? 0) - baseProjections[name]! / Double(epsilon)
+    }
+    return result
+  }
+
+  /// The mean NLL's gradient with respect to the named tensors, handed to `consume` one tensor at a time as the
+  /// backward pass finishes it (each in one scratch buffer, valid only during the call), instead of returned: no
+  /// model-sized gradient is stored. Each name is handed over exactly once (for a tied model the embedding's
+  /// gradient, head included, comes last).
+  /// - Returns: the window's mean NLL.
+  /// - Throws: as `gradients(tokens:of:)`.
+  @specialized(where Scalar == Float)
+  @specialized(where Scalar == Double)
+  @discardableResult
+  public func gradients(
+    tokens: [Int], of names: Set<String>, consume: (String, UnsafeBufferPointer<Scalar>) -> Void
+  ) throws(EngineError) -> Double {
+    try requireBackward("gradients(tokens:of:consume:)")
+    try validate(tokens: tokens)
+    try validate(names: names)
+    let scratch = Buffer<Scalar>(count: names.map { tensors[$0]?.count ?? 0 }.max() ?? 0)
+    let cache = runForward(tokens: tokens, keepActivations: true)
+    withoutActuallyEscaping(consume) { consume in
+      let sink = GradientSink<Scalar>(wanted: names, alpha: 1, beta: 0, initial: [:], scratch: scratch, handler: consume)
+      runBackward(cache: cache, sink: sink)
+    }
+    return cache.meanNLL
+  }
+
+  /// Σ a[i]·b[i] in Double over fixed chunks of 2¹⁶ (each with 8 interleaved partial sums), chunk sums added in
+  /// order: the same bits for any number of workers.
+  static func chunkedDot(_ a: UnsafePointer<Scalar>, _ b: UnsafePointer<Scalar>, count n: Int) -> Double {
+    let size = 1 << 16
+    let chunks = (n + size - 1) / size
+    let partials = UnsafeMutableBufferPointer<Double>.allocate(capacity: max(chunks, 1))
+    defer { partials.deallocate() }
+    nonisolated(unsafe) let out = partials  // each chunk writes its own slot
+    Parallel.forEachChunk(chunks, costPerItem: size) { range in
+      for c in range {
+        let (start, end) = (c * size, min(c * size + size, n))
+        var lanes = SIMD8<Double>()
+        var i = start
+        while i + 8 <= end {
+          var p = SIMD8<Double>()
+          for j in 0..<8 { p[j] = Double(a[i + j]) * Double(b[i + j]) }
+          lanes += p
+          i += 8
+        }
+        var sum = lanes.sum()
+        while i < end {
+          sum += Double(a[i]) * Double(b[i])
+          i += 1
+        }
+        out[c] = sum
+      }
+    }
+    return (0..<chunks).reduce(0.0) { $0 + partials[$1] }
+  }
+
   /// Validates an HVP request; returns the output blocks and ε = κ‖W‖/‖V‖ (nil when V = 0).
   private func prepareHVP(
     tokens: [Int], vector: [String: [Scalar]], of names: Set<String>?, relativeStep kappa: Double
@@ -226,5 +336,24 @@ extension LlamaModel {
   private func zeroBlocks(_ names: Set<String>) -> [String: [Scalar]] {
     let sizes = Dictionary(uniqueKeysWithValues: hessianVariables.map { ($0.weightName, $0.parameterCount) })
     return Dictionary(uniqueKeysWithValues: names.map { ($0, [Scalar](repeating: 0, count: sizes[$0]!)) })
+  }
+}
+
+/// A direction in weight space given one block at a time, on demand: a Hutchinson probe regenerated from its seed,
+/// so that a Hessian-vector product never holds the whole vector (`hessianQuadraticForms(tokens:probe:…)`).
+public struct StreamedVector<Scalar: EngineScalar> {
+  /// The tensors v has a block for (linear weights by tensor name, or `model.embed_tokens.weight`), each once.
+  public var names: [String]
+  /// ‖v‖², over every block (it sets the step ε).
+  public var squaredNorm: Double
+  /// Writes v's block for a name into a buffer of the weight's size, `[out, in]`. Called once or twice per weight
+  /// and pass, from the caller's thread; it must give the same values every time.
+  public var fill: (String, UnsafeMutableBufferPointer<Scalar>) -> Void
+
+  /// A direction with blocks for `names`, of squared norm `squaredNorm`, written by `fill`.
+  public init(names: [String], squaredNorm: Double, fill: @escaping (String, UnsafeMutableBufferPointer<Scalar>) -> Void) {
+    self.names = names
+    self.squaredNorm = squaredNorm
+    self.fill = fill
   }
 }

@@ -20,8 +20,9 @@ import Sensitivity
 ///   gradient pass per product instead of two (on SmolLM2 at 128 tokens, 1.6 s against 2.9 s for the central
 ///   difference, measured with `bitplan bench engine`), with a relative error of ~1e-3 in Float (engine
 ///   `HessianTests`). The first-order error term `ε/2 · ∇³L[v,v]` is odd in `v`, so it cancels from a mean over
-///   Rademacher probes and only adds variance. The base gradient is computed once (it is calibration window 0's
-///   gradient whenever window 0 is the Hessian window) and reused for every product.
+///   Rademacher probes and only adds variance. A whole product (power iteration, the Hessian diagonal) reuses one
+///   base gradient, computed on first use; the Hutchinson trace (`hutchinsonSample`) needs only the base
+///   gradient's projections onto the probes, and regenerates each probe a layer at a time inside the passes.
 /// - Inputs: one forward pass over all calibration tokens captures every layer's `X` `[tokens, in]` (kept as Float;
 ///   about 300 MB for SmolLM2 at 512 tokens).
 /// - Audit: `evaluate` scores `evaluationTokens` (see `Measurement`), computing the NLL and KL divergence from the
@@ -56,8 +57,11 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
   let weightNames: [String]
   /// Layer index by weight tensor name.
   let layerIndex: [String: Int]
-  /// ∇L over the Hessian window at the current weights, once computed.
+  /// ∇L over the Hessian window at the current weights, once computed (products of whole vectors only).
   var baseGradient: [String: [Scalar]]?
+  /// ⟨v_p, ∇L(W)⟩ per layer for Hutchinson probes `first ..< first + values.count` of the stream `seed`
+  /// (`hutchinsonSample`).
+  var probeBase: (seed: UInt64, first: Int, values: [[Double]])?
   /// Captured inputs per layer, once the capture pass has run.
   var capturedInputs: [[Float]]?
   /// The unmodified model's mean NLL and log-probabilities `[T−1, V]` on `evaluationTokens`, once computed.
@@ -138,13 +142,32 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
     Self.floats(try model.weight(named: weightNames[layer]))
   }
 
-  /// `∇_W` of window `window`'s mean NLL for every linear weight; kept as the base gradient when the window is
-  /// the Hessian window.
+  /// `∇_W` of window `window`'s mean NLL for every linear weight.
   public func gradient(window: Int) throws -> [[Float]] {
     let range = windows[window]
     let g = try model.gradients(tokens: Array(calibrationTokens[range]), of: Set(weightNames)).gradients
-    if range == 0..<hvpTokenCount && baseGradient == nil { baseGradient = g }
     return weightNames.map { Self.floats(g[$0]!) }
+  }
+
+  /// `∇_W` of window `window`'s mean NLL handed over a layer at a time as the backward pass finishes it
+  /// (`LlamaModel.gradients(tokens:of:consume:)`): the same values as `gradient(window:)`, with no model-sized
+  /// gradient stored.
+  public func gradient(window: Int, consume: (Int, UnsafeBufferPointer<Float>) throws -> Void) throws {
+    var failure: (any Error)?
+    let layerIndex = self.layerIndex
+    try model.gradients(tokens: Array(calibrationTokens[windows[window]]), of: Set(weightNames)) { name, block in
+      guard failure == nil else { return }
+      do {
+        if Scalar.self == Float.self {
+          try consume(layerIndex[name]!, UnsafeRawBufferPointer(block).assumingMemoryBound(to: Float.self))
+        } else {
+          try block.map { Float($0) }.withUnsafeBufferPointer { try consume(layerIndex[name]!, $0) }
+        }
+      } catch {
+        failure = error
+      }
+    }
+    if let failure { throw failure }
   }
 
   /// `H v` by the one-sided difference against the cached base gradient (see the type's documentation). Blocks
@@ -185,6 +208,63 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
       }
     }
     if let failure { throw failure }
+  }
+
+  /// Probe `index` of `trace` without a model-sized vector: the engine regenerates each layer's block of the
+  /// Rademacher probe when its passes reach the layer (`LlamaModel.hessianQuadraticForms(tokens:probe:…)`), and the
+  /// one-sided difference `(⟨v, ∇L(W + εV)⟩ − ⟨v, ∇L(W)⟩)/ε` takes the base gradient only through its projections
+  /// onto the probes, formed from one streamed gradient pass for a batch of up to `baseProjectionBatch` probes
+  /// (`probeBase`). Nothing of the size of the weights is held beyond the weights themselves: no probe, no
+  /// perturbed copy, no base gradient.
+  /// - Throws: `SensitivityError.shapeMismatch` when `trace` is not laid out like the layers; `EngineError`.
+  public func hutchinsonSample(of trace: HutchinsonTrace, probe index: Int) throws -> [Double] {
+    guard trace.blocks.map(\.name) == linearLayers.map(\.name),
+      zip(trace.blocks, linearLayers).allSatisfy({ $0.count == $1.parameterCount })
+    else { throw SensitivityError(.shapeMismatch, "the Hutchinson blocks do not match the \(linearLayers.count) layers") }
+    let words = trace.firstWords
+    let base = try baseProjections(trace, probe: index, firstWords: words)
+    let layerIndex = self.layerIndex
+    let probe = StreamedVector<Scalar>(
+      names: weightNames, squaredNorm: Double(linearLayers.reduce(0) { $0 + $1.parameterCount })
+    ) { name, out in
+      let i = layerIndex[name]!
+      if Scalar.self == Float.self {
+        trace.fillProbe(index, block: i, firstWord: words[i], into: UnsafeMutableRawBufferPointer(out).bindMemory(to: Float.self))
+      } else {
+        var signs = [Float](repeating: 0, count: out.count)
+        signs.withUnsafeMutableBufferPointer { trace.fillProbe(index, block: i, firstWord: words[i], into: $0) }
+        for j in 0..<out.count { out[j] = Scalar(signs[j]) }
+      }
+    }
+    let forms = try model.hessianQuadraticForms(
+      tokens: hvpTokens, probe: probe, baseProjections: Dictionary(uniqueKeysWithValues: zip(weightNames, base)))
+    return weightNames.map { forms[$0]! }
+  }
+
+  /// How many probes' base projections one gradient pass forms (a pass costs about one probe; the projections
+  /// one sign-flipped sum over the weights each).
+  public static var baseProjectionBatch: Int { 64 }
+
+  /// ⟨v_k, ∇L(W)⟩ per layer for probe `k` of `trace`, from the batch that holds it (formed when it is not).
+  func baseProjections(_ trace: HutchinsonTrace, probe k: Int, firstWords words: [Int]) throws -> [Double] {
+    if let b = probeBase, b.seed == trace.seed, b.first <= k, k < b.first + b.values.count { return b.values[k - b.first] }
+    let count = max(1, min(Self.baseProjectionBatch, trace.settings.maximumProbes - k))
+    var values = [[Double]](repeating: [Double](repeating: 0, count: weightNames.count), count: count)
+    let layerIndex = self.layerIndex
+    try model.gradients(tokens: hvpTokens, of: Set(weightNames)) { name, g in
+      let i = layerIndex[name]!
+      for p in 0..<count {
+        if Scalar.self == Float.self {
+          values[p][i] = trace.probeDot(k + p, block: i, firstWord: words[i], with: UnsafeRawBufferPointer(g).bindMemory(to: Float.self))
+        } else {
+          var signs = [Float](repeating: 0, count: g.count)
+          signs.withUnsafeMutableBufferPointer { trace.fillProbe(k + p, block: i, firstWord: words[i], into: $0) }
+          values[p][i] = zip(signs, g).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        }
+      }
+    }
+    probeBase = (trace.seed, k, values)
+    return values[0]
   }
 
   /// The layer's captured calibration inputs `X` `[tokens, in]`; for the embedding of a tied model the LM head's

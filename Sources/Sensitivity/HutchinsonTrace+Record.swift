@@ -68,7 +68,7 @@ extension HutchinsonTrace {
 
   /// vᵀh in Double (Σ over chunks of `chunkSize`, in chunk order, each chunk with 8 interleaved partial sums), and
   /// `diagonal += v ⊙ h` in the same pass; chunks run in parallel.
-  static func accumulate(
+  package static func accumulate(
     _ v: UnsafeBufferPointer<Float>, _ h: UnsafeBufferPointer<Float>, into diagonal: UnsafeMutableBufferPointer<Double>?
   ) -> Double {
     let n = v.count, size = chunkSize
@@ -99,6 +99,23 @@ extension HutchinsonTrace {
       }
     }
     return partials.reduce(0, +)
+  }
+
+  /// Records probe number `probesDone` from its per-block values `vᵢᵀ(Hv)ᵢ`, computed elsewhere (a product that
+  /// regenerates the probe block by block, `SensitivityModel.hutchinsonSample`). The diagonal is not kept then.
+  /// - Throws: `.invalidArgument` when the diagonal is kept, `.shapeMismatch` for a count other than the number of
+  ///   blocks, `.nonFinite` for a NaN or infinite value; nothing is recorded then.
+  public mutating func record(values: [Double]) throws(SensitivityError) {
+    if settings.keepsDiagonal {
+      throw SensitivityError(.invalidArgument, "the Hessian diagonal needs the whole product, not per-block values")
+    }
+    if values.count != blocks.count {
+      throw SensitivityError(.shapeMismatch, "probe \(probesDone) has \(values.count) values for \(blocks.count) blocks")
+    }
+    if let i = values.firstIndex(where: { !$0.isFinite }) {
+      throw SensitivityError(.nonFinite, "probe \(probesDone): vᵀHv of block '\(blocks[i].name)' is \(values[i])")
+    }
+    append(values)
   }
 
   /// Replays one stored probe's per-block values (a resumed run); the diagonal sums are restored separately.

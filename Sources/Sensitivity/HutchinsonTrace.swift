@@ -127,6 +127,30 @@ public struct HutchinsonTrace: Sendable {
     return v
   }
 
+  /// The first 64-bit draw of each block in a probe's stream (each block starts at a fresh draw).
+  public var firstWords: [Int] {
+    var (words, word) = ([Int](), 0)
+    for b in blocks {
+      words.append(word)
+      word += (b.count + 63) / 64
+    }
+    return words
+  }
+
+  /// Block `block` of probe `index` written into `values` (`blocks[block].count` of them): the same signs as
+  /// `probe(index)[block]`, for a product that regenerates the probe a block at a time.
+  public func fillProbe(_ index: Int, block: Int, firstWord: Int, into values: UnsafeMutableBufferPointer<Float>) {
+    precondition(values.count == blocks[block].count, "block \(block) has \(blocks[block].count) values, not \(values.count)")
+    ProbeStream(seed: seed, domain: .hutchinson, index: index).fillRademacher(values, firstWord: firstWord)
+  }
+
+  /// ⟨v, x⟩ in Double for block `block` of probe `index` and a vector `x` of the block's size, without writing v:
+  /// the same bits as `accumulate` of `probe(index)[block]` with `x`.
+  public func probeDot(_ index: Int, block: Int, firstWord: Int, with x: UnsafeBufferPointer<Float>) -> Double {
+    precondition(x.count == blocks[block].count, "block \(block) has \(blocks[block].count) values, not \(x.count)")
+    return ProbeStream(seed: seed, domain: .hutchinson, index: index).rademacherDot(x, firstWord: firstWord)
+  }
+
   /// Probe `index` written into `v`, reusing its arrays when they already have the blocks' sizes (a run draws 64
   /// probes of 425 MB each on SmolLM2).
   public func probe(_ index: Int, into v: inout [[Float]]) {

@@ -146,9 +146,7 @@ public struct MeasurementRun<Model: SensitivityModel> {
     var sum = store.progress.fisherWindows == 0 ? [] : try store.gradientSum()
     var schedule = CheckpointSchedule(interval: checkpointInterval)
     for w in store.progress.fisherWindows..<windows {
-      let g = try model.gradient(window: w)
-      try checkBlocks(g, "gradient of window \(w)")
-      try add(g, to: &sum, window: w)
+      try add(window: w, to: &sum)
       if checkpointing {
         if schedule.isDue {
           try schedule.save { try store.recordFisherWindows(through: w, gradientSum: [sum]) }
@@ -159,28 +157,41 @@ public struct MeasurementRun<Model: SensitivityModel> {
     return sum
   }
 
-  /// Adds one window's gradient blocks to the concatenated sum (an empty `sum` is the first window's: it becomes
-  /// `0 + g`, bit for bit what adding to zeros gives, without first writing 850 MB of zeros), checking for
-  /// non-finite sums in the same pass.
-  private func add(_ g: [[Float]], to sum: inout [Double], window w: Int) throws(SensitivityError) {
+  /// Adds window `w`'s gradient to the concatenated sum as the model hands its blocks over (an empty `sum` is the
+  /// first window's: it becomes `0 + g`, bit for bit what adding to zeros gives, without first writing 850 MB of
+  /// zeros), checking for non-finite sums in the same pass. No model-sized gradient is held beside the sum.
+  /// - Throws: `.shapeMismatch` for a block out of place, given twice or missing (then `sum` is left empty: the
+  ///   stage fails and a resumed run reads its checkpoint); `.nonFinite`; what the model throws.
+  private func add(window w: Int, to sum: inout [Double]) throws {
+    let layers = model.linearLayers
+    let offsets = layers.reduce(into: [0]) { $0.append($0.last! + $1.parameterCount) }
     var check = UInt64.max
-    func accumulate(_ s: UnsafeMutableBufferPointer<Double>, fresh: Bool) {
-      var j = 0
-      for block in g {
-        block.withUnsafeBufferPointer { b in
-          check = min(check, Self.accumulate(s.baseAddress! + j, b.baseAddress!, b.count, fresh: fresh))
+    var seen = [Bool](repeating: false, count: layers.count)
+    func accumulate(_ s: UnsafeMutableBufferPointer<Double>, fresh: Bool) throws {
+      try model.gradient(window: w) { i, b in
+        guard layers.indices.contains(i), !seen[i], b.count == layers[i].parameterCount else {
+          throw SensitivityError(.shapeMismatch, "gradient of window \(w): block \(i) of \(b.count) values is out of place")
         }
-        j += block.count
+        seen[i] = true
+        check = min(check, Self.accumulate(s.baseAddress! + offsets[i], b.baseAddress!, b.count, fresh: fresh))
+      }
+      if let i = seen.firstIndex(of: false) {
+        throw SensitivityError(.shapeMismatch, "gradient of window \(w): block '\(layers[i].name)' was not handed over")
       }
     }
-    if sum.isEmpty {
-      let count = g.reduce(0) { $0 + $1.count }
-      sum = [Double](unsafeUninitializedCapacity: count) { s, initialized in
-        accumulate(s, fresh: true)
-        initialized = count
+    do {
+      if sum.isEmpty {
+        let count = offsets.last!
+        sum = try [Double](unsafeUninitializedCapacity: count) { s, initialized in
+          try accumulate(s, fresh: true)
+          initialized = count
+        }
+      } else {
+        try sum.withUnsafeMutableBufferPointer { try accumulate($0, fresh: false) }
       }
-    } else {
-      sum.withUnsafeMutableBufferPointer { accumulate($0, fresh: false) }
+    } catch {
+      sum = []
+      throw error
     }
     if check == 0, let bad = sum.first(where: { !$0.isFinite }) {
       throw SensitivityError(.nonFinite, "gradient sum \(bad) after window \(w)")
@@ -220,8 +231,16 @@ public struct MeasurementRun<Model: SensitivityModel> {
     var v: [[Float]] = []
     while !h.isFinished {
       let k = h.probesDone
-      h.probe(k, into: &v)
-      pending.append(try h.record(probe: v) { consume in try model.hessianVectorProduct(v, consume: consume) })
+      if provenance.keepsHessianDiagonal {
+        // v ⊙ Hv per parameter: the whole probe and every block of the product
+        h.probe(k, into: &v)
+        pending.append(try h.record(probe: v) { consume in try model.hessianVectorProduct(v, consume: consume) })
+      } else {
+        // per-layer values only: the model may regenerate the probe block by block
+        let values = try model.hutchinsonSample(of: h, probe: k)
+        try h.record(values: values)
+        pending.append(values)
+      }
       // Without the diagonal a checkpoint is a small file, so every probe is saved.
       if h.isFinished || !provenance.keepsHessianDiagonal || schedule.isDue {
         try schedule.save {

@@ -77,6 +77,56 @@ public struct ProbeStream: RandomNumberGenerator, Sendable {
     }
   }
 
+  /// Σ vᵢ·xᵢ in Double for the signs v that `fillRademacher(_:firstWord:)` would write over `x.count` values, without
+  /// writing them: a sign bit of the draw flips the sign of the widened value. Summed over fixed chunks of 2¹⁶
+  /// values (8 interleaved partial sums each), chunk sums added in order, so the bits do not depend on the worker
+  /// count; equal to `HutchinsonTrace.accumulate` of the written signs with `x`.
+  public func rademacherDot(_ x: UnsafeBufferPointer<Float>, firstWord: Int) -> Double {
+    let n = x.count, size = 1 << 16
+    let chunks = (n + size - 1) / size
+    guard let base = x.baseAddress, chunks > 0 else { return 0 }
+    let partials = UnsafeMutableBufferPointer<Double>.allocate(capacity: chunks)
+    defer { partials.deallocate() }
+    nonisolated(unsafe) let out = partials  // each chunk writes its own slot
+    let state = self.state
+    let shifts = SIMD8<UInt64>(0, 1, 2, 3, 4, 5, 6, 7)
+    Parallel.forEachChunk(chunks, costPerItem: size) { range in
+      for c in range {
+        let (start, end) = (c * size, min(c * size + size, n))
+        var lanes = SIMD8<Double>()
+        var i = start
+        // whole draws: 64 values, 8 at a time; lane j of step s takes bit 8s + j
+        while i + 64 <= end {
+          let bits = ProbeStream.mix(state &+ UInt64(truncatingIfNeeded: firstWord + i / 64 + 1) &* 0x9E37_79B9_7F4A_7C15)
+          for step in 0..<8 {
+            let signs = ((SIMD8<UInt64>(repeating: bits >> UInt64(8 * step)) &>> shifts) & 1) &<< 63
+            var p = SIMD8<Double>()
+            for j in 0..<8 { p[j] = Double(bitPattern: Double(base[i + 8 * step + j]).bitPattern ^ signs[j]) }
+            lanes += p
+          }
+          i += 64
+        }
+        // the last, partial draw: groups of 8 into the lanes, then one by one (the order of `accumulate`)
+        var bits = i < end ? ProbeStream.mix(state &+ UInt64(truncatingIfNeeded: firstWord + i / 64 + 1) &* 0x9E37_79B9_7F4A_7C15) : 0
+        while i + 8 <= end {
+          var p = SIMD8<Double>()
+          for j in 0..<8 { p[j] = Double(bitPattern: Double(base[i + j]).bitPattern ^ ((bits >> UInt64(j)) & 1) << 63) }
+          lanes += p
+          bits >>= 8
+          i += 8
+        }
+        var sum = lanes.sum()
+        while i < end {
+          sum += Double(bitPattern: Double(base[i]).bitPattern ^ (bits & 1) << 63)
+          bits >>= 1
+          i += 1
+        }
+        out[c] = sum
+      }
+    }
+    return (0..<chunks).reduce(0.0) { $0 + partials[$1] }
+  }
+
   /// SplitMix64's output function (a bijection on 64-bit words).
   static func mix(_ x: UInt64) -> UInt64 {
     var z = x

@@ -16,12 +16,21 @@ public protocol SensitivityModel {
   func weights(of layer: Int) throws -> [Float]
   /// `∇_W` of the mean NLL of calibration window `window`, for every layer.
   func gradient(window: Int) throws -> [[Float]]
+  /// The same `∇_W` handed to `consume(layer, block)` once per layer, in any order, each block valid only during the
+  /// call (so a model can stream it from its backward pass without storing a model-sized gradient). The default
+  /// calls `gradient(window:)`.
+  func gradient(window: Int, consume: (Int, UnsafeBufferPointer<Float>) throws -> Void) throws
   /// `H v` for the Hessian `H` of the mean NLL over the first `--hvp-tokens` tokens, for every layer.
   func hessianVectorProduct(_ v: [[Float]]) throws -> [[Float]]
   /// The same `H v` handed to `consume(layer, (Hv)_layer)` once per layer, in any order, each block valid only
   /// during the call (so a model can stream it without storing a model-sized product). The default calls
   /// `hessianVectorProduct(_:)`.
   func hessianVectorProduct(_ v: [[Float]], consume: (Int, UnsafeBufferPointer<Float>) throws -> Void) throws
+  /// Probe `index` of `trace`: `vᵢᵀ(Hv)ᵢ` per layer, in layer order. The default draws the whole probe
+  /// (`trace.probe(index)`), takes `hessianVectorProduct(_:consume:)` and reduces each block as it comes
+  /// (`HutchinsonTrace.accumulate`: the numbers `HutchinsonTrace.record(probe:streaming:)` records); the engine-backed
+  /// model regenerates the probe a block at a time instead, so that no model-sized vector is held.
+  func hutchinsonSample(of trace: HutchinsonTrace, probe index: Int) throws -> [Double]
   /// The layer's captured inputs `X`, `[rows, in]` row-major (one row per calibration token). For an embedding
   /// table (`tableLookup(of:)` non-nil) only called when it is also a projection (a tied LM head): its inputs.
   func layerInputs(of layer: Int) throws -> (values: [Float], rows: Int)
@@ -65,6 +74,26 @@ extension SensitivityModel {
   }
 
   public func releaseCurvatureState() {}
+
+  public func gradient(window: Int, consume: (Int, UnsafeBufferPointer<Float>) throws -> Void) throws {
+    let g = try gradient(window: window)
+    for i in g.indices { try g[i].withUnsafeBufferPointer { try consume(i, $0) } }
+  }
+
+  public func hutchinsonSample(of trace: HutchinsonTrace, probe index: Int) throws -> [Double] {
+    let v = trace.probe(index)
+    var values = [Double?](repeating: nil, count: v.count)
+    try hessianVectorProduct(v) { i, hv in
+      guard v.indices.contains(i), values[i] == nil, hv.count == v[i].count else {
+        throw SensitivityError(.shapeMismatch, "Hessian-vector product: block \(i) of \(hv.count) values is out of place")
+      }
+      values[i] = v[i].withUnsafeBufferPointer { HutchinsonTrace.accumulate($0, hv, into: nil) }
+    }
+    if let i = values.firstIndex(where: { $0 == nil }) {
+      throw SensitivityError(.shapeMismatch, "Hessian-vector product: block '\(trace.blocks[i].name)' was not handed over")
+    }
+    return values.map { $0! }
+  }
 
   public func hessianVectorProduct(_ v: [[Float]], consume: (Int, UnsafeBufferPointer<Float>) throws -> Void) throws {
     let hv = try hessianVectorProduct(v)

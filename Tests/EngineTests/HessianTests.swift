@@ -147,6 +147,69 @@ import Testing
     }
   }
 
+  /// The streamed quadratic forms (the probe regenerated block by block, the base gradient only through its
+  /// projections) equal the one-sided product's blocks dotted with v, up to where the difference is taken: both
+  /// subtract gradients that agree to ε, so each carries a rounding of ~u/κ relative to ‖v_W‖‖(Hv)_W‖ (Double:
+  /// 1.1e-16/1.5e-8 ≈ 7e-9, measured up to 4e-9; bound 1e-7), and Float within the HVP's own error; with and without the
+  /// embedding as a variable, tied and untied. Every block is filled on demand, and the streamed gradient equals
+  /// the returned one bit for bit.
+  @Test(arguments: [true, false])
+  func streamedQuadraticFormsEqualOneSidedProducts(tied: Bool) throws {
+    func check<S: EngineScalar>(_ model: LlamaModel<S>, tolerance: Double) throws {
+      let embedding = "model.embed_tokens.weight"
+      for names in [model.linearWeightNames, model.linearWeightNames + [embedding]] {
+        let sizes = Dictionary(uniqueKeysWithValues: names.map { ($0, try! model.weight(named: $0).count) })
+        let flat = randomDoubles(sizes.values.reduce(0, +), seed: 61).map { $0 < 0 ? S(-1) : S(1) }
+        var vector: [String: [S]] = [:], offset = 0
+        for name in names {
+          vector[name] = Array(flat[offset..<offset + sizes[name]!])
+          offset += sizes[name]!
+        }
+        var streamed: [String: [S]] = [:]
+        try model.gradients(tokens: TinyModel.tokens, of: Set(names)) { name, block in
+          #expect(streamed[name] == nil, "\(name) handed over twice")
+          streamed[name] = Array(block)
+        }
+        let base = try model.gradients(tokens: TinyModel.tokens, of: Set(names)).gradients
+        #expect(streamed == base, "the streamed gradient must equal the returned one")
+        let hv = try model.hessianVectorProduct(tokens: TinyModel.tokens, vector: vector, baseGradient: base, of: Set(names))
+        var fills = 0
+        let probe = StreamedVector<S>(names: names, squaredNorm: Double(flat.count)) { name, out in
+          fills += 1
+          for i in out.indices { out[i] = vector[name]![i] }
+        }
+        let projections = Dictionary(uniqueKeysWithValues: names.map { name in
+          (name, zip(vector[name]!, base[name]!).reduce(0.0) { $0 + Double($1.0) * Double($1.1) })
+        })
+        let forms = try model.hessianQuadraticForms(tokens: TinyModel.tokens, probe: probe, baseProjections: projections)
+        #expect(Set(forms.keys) == Set(names))
+        #expect(fills >= names.count && fills <= 2 * names.count, "\(fills) fills for \(names.count) blocks")
+        for name in names {
+          let v = vector[name]!.map(Double.init), h = hv[name]!.map(Double.init)
+          let want = Self.dot(v, h)
+          let scale = Self.dot(v, v).squareRoot() * Self.dot(h, h).squareRoot()
+          #expect(abs(forms[name]! - want) <= tolerance * scale, "\(S.self) \(name): \(forms[name]!) vs \(want)")
+        }
+      }
+    }
+    try check(try TinyModel.model(tied: tied, as: Double.self), tolerance: 1e-7)
+    try check(try TinyModel.model(tied: tied, as: Float.self), tolerance: Self.oneSidedTolerance.float)
+  }
+
+  /// A streamed probe that names a tensor twice or lacks a base projection is refused by name.
+  @Test func streamedQuadraticFormsRefuseBadProbes() throws {
+    let model: LlamaModel<Double> = try TinyModel.model(tied: true)
+    let name = model.linearWeightNames[0]
+    let twice = StreamedVector<Double>(names: [name, name], squaredNorm: 1) { _, out in out.initialize(repeating: 1) }
+    #expect(throws: EngineError.self) {
+      try model.hessianQuadraticForms(tokens: TinyModel.tokens, probe: twice, baseProjections: [name: 0])
+    }
+    let once = StreamedVector<Double>(names: [name], squaredNorm: 1) { _, out in out.initialize(repeating: 1) }
+    #expect(throws: EngineError.self) {
+      try model.hessianQuadraticForms(tokens: TinyModel.tokens, probe: once, baseProjections: [:])
+    }
+  }
+
   /// Per-layer quadratic forms vᵀ_W (Hv)_W against the exact Hessian's blocks; they sum to vᵀHv. Each block's error
   /// is at most the HVP's relative error times ‖v_W‖‖(Hv)_W‖ (Cauchy–Schwarz), so the bound is the HVP tolerance
   /// on that scale.

@@ -132,6 +132,45 @@ import _TestSupport
     #expect(reused == want)
   }
 
+  /// A block regenerated alone (`fillProbe`) is the probe's block, and `probeDot` of a vector with it is bit for
+  /// bit `accumulate` of the written signs with that vector (the same additions in the same order), for blocks that
+  /// end inside a draw, span several 2¹⁶ chunks, or are shorter than one group of 8.
+  @Test func regeneratedBlocksAndDotsEqualTheProbe() throws {
+    let blocks = [5, 70_000, 130, 200_001, 64, 8].enumerated().map { HutchinsonTrace.Block(name: "b\($0.offset)", count: $0.element) }
+    let h = try HutchinsonTrace(blocks: blocks, settings: settings(minimum: 1, maximum: 3), seed: 9)
+    let words = h.firstWords
+    for k in [0, 2] {
+      let v = h.probe(k)
+      for b in blocks.indices {
+        var alone = [Float](repeating: 0, count: blocks[b].count)
+        alone.withUnsafeMutableBufferPointer { h.fillProbe(k, block: b, firstWord: words[b], into: $0) }
+        #expect(alone == v[b], "probe \(k) block \(b)")
+        let x = randomFloats(blocks[b].count, seed: UInt64(30 + b))
+        let dot = x.withUnsafeBufferPointer { h.probeDot(k, block: b, firstWord: words[b], with: $0) }
+        let want = v[b].withUnsafeBufferPointer { v in
+          x.withUnsafeBufferPointer { HutchinsonTrace.accumulate(v, $0, into: nil) }
+        }
+        #expect(dot.bitPattern == want.bitPattern, "probe \(k) block \(b): \(dot) vs \(want)")
+      }
+    }
+  }
+
+  /// Per-block values recorded directly count like a streamed product's; a diagonal-keeping trace, a wrong count
+  /// and a non-finite value are refused and record nothing.
+  @Test func recordedValues() throws {
+    let blocks = [3, 5].enumerated().map { HutchinsonTrace.Block(name: "b\($0.offset)", count: $0.element) }
+    var h = try HutchinsonTrace(blocks: blocks, settings: settings(minimum: 1, maximum: 3), seed: 5)
+    try h.record(values: [1, 2])
+    try h.record(values: [3, 4])
+    #expect(h.probesDone == 2)
+    #expect(h.estimates.map(\.mean) == [2, 3])
+    #expect(throws: SensitivityError.self) { try h.record(values: [1]) }
+    #expect(throws: SensitivityError.self) { try h.record(values: [1, .nan]) }
+    #expect(h.probesDone == 2)
+    var d = try HutchinsonTrace(blocks: blocks, settings: settings(minimum: 1, maximum: 3, diagonal: true), seed: 5)
+    #expect(throws: SensitivityError.self) { try d.record(values: [1, 2]) }
+  }
+
   /// A product handed over block by block, in reverse order, records what a plain Double loop gives: the block
   /// sums to rounding (they are summed in a different order) and the diagonal sums exactly (the same additions).
   @Test func streamedRecordMatchesReference() throws {
