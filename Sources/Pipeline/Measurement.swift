@@ -59,7 +59,7 @@ public struct Measurement {
     try settings.validate()
     try checkPaths()
     try Preflight.check(
-      model: modelPath, tokens: settings.tokens, workload: .sensitivity(hvpTokens: settings.hvpTokens),
+      model: modelPath, tokens: settings.tokens, workload: .sensitivity(hvpTokens: settings.hvpTokens, keepsHessianDiagonal: settings.keepsHessianDiagonal),
       texts: [calibrationPath] + (auditTextPath.map { [$0] } ?? []))
     let calibration = try TokenWindow.readText(calibrationPath, option: "--calib")
     let auditText = try auditTextPath.map { try TokenWindow.readText($0, option: "--audit-text") }

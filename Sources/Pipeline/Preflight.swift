@@ -11,8 +11,9 @@ public enum Workload: Sendable, Equatable {
   /// One loss-only forward pass over the window (`ppl`).
   case perplexity
   /// Forward + backward with every activation kept, then Hessian-vector products on windows of `hvpTokens`, and
-  /// loss-only passes over `tokens` (`measure`; `bench engine` times the same steps).
-  case sensitivity(hvpTokens: Int)
+  /// loss-only passes over `tokens` (`measure`; `bench engine` times the same steps); with or without the
+  /// Hutchinson diagonal, which keeps whole probes, products and per-weight sums.
+  case sensitivity(hvpTokens: Int, keepsHessianDiagonal: Bool = true)
 }
 
 /// A request the machine or the model cannot serve: more tokens than the model has positions, or more memory than
@@ -68,8 +69,11 @@ public enum Preflight {
       let size = (try? FileManager.default.attributesOfItem(atPath: text)[.size] as? NSNumber)?.doubleValue ?? 0
       return total + 3 * size
     }
+    var remedy = "use fewer tokens, a smaller model or a shorter text"
+    if case .sensitivity(_, true) = workload { remedy += ", or --no-hessian-diagonal" }
     try checkMemory(
-      estimatedBytes(config: config, parameters: parameters, tokens: tokens, workload: workload) + textBytes)
+      estimatedBytes(config: config, parameters: parameters, tokens: tokens, workload: workload) + textBytes,
+      remedy: remedy)
     return config
   }
 
@@ -89,13 +93,14 @@ public enum Preflight {
 
   /// Refuses `bytes` above the memory this process may use.
   /// - Throws: `.notEnoughMemory` with both figures.
-  public static func checkMemory(_ bytes: Double) throws(ResourceError) {
+  public static func checkMemory(
+    _ bytes: Double, remedy: String = "use fewer tokens, a smaller model or a shorter text"
+  ) throws(ResourceError) {
     let available = availableMemoryBytes()
     if bytes > Double(available) {
       throw ResourceError(
         .notEnoughMemory,
-        "this needs about \(size(bytes)) of memory, the machine has \(size(Double(available))); "
-          + "use fewer tokens, a smaller model or a shorter text")
+        "this needs about \(size(bytes)) of memory, the machine has \(size(Double(available))); \(remedy)")
     }
   }
 
@@ -104,10 +109,14 @@ public enum Preflight {
   ///
   /// Float weights `W = 4P`; loading holds the dequantized tensors and the engine's copy (2W). A pass that keeps
   /// activations stores per block `T·(2 + 3d + 2q + 2kv + 3F) + H·T²` floats (`ForwardCache`), plus `(L+1)·T·d`
-  /// residuals and `T·V` probabilities; a loss-only pass keeps one block and two residuals. `sensitivity` adds
-  /// gradients and an HVP's second gradient (2W), the run's per-weight Double vectors (gradient and Hutchinson
-  /// sums and their working copies, 24P) and three kept-activation windows of `hvpTokens`. Checked against
-  /// `bench engine`'s peak RSS on SmolLM2 (2.0 GiB after a 512-token forward + backward; this gives 2.3 GiB).
+  /// residuals and `T·V` probabilities; a loss-only pass keeps one block and two residuals. `sensitivity` holds,
+  /// beside the weights, the Fisher gradient sum in Double (8P: gradients are streamed a layer at a time into it,
+  /// and Hutchinson probes are regenerated a layer at a time), every linear layer's captured inputs over the
+  /// calibration tokens (`T·L·(5d + q + F)` floats), one kept-activation window of `hvpTokens` and a loss-only
+  /// window of `tokens`; the Hessian diagonal adds its Double sums, a whole probe and the base gradient (13P as
+  /// measured). Checked against peak RSS on SmolLM2 (134.5 M weights, 512 tokens, 128 for the HVPs, 4 probes,
+  /// the 12 default candidates): measured 1.96 GiB without the diagonal (this gives 2.07) and 3.55 GiB with it
+  /// (3.70); `bench engine` 2.0 GiB after a 512-token forward + backward (2.3).
   public static func estimatedBytes(config c: LlamaConfig, parameters: Double, tokens: Int, workload: Workload)
     -> Double
   {
@@ -121,8 +130,10 @@ public enum Preflight {
     switch workload {
     case .perplexity:
       return 2 * weights + lossOnly(Double(tokens))
-    case .sensitivity(let hvpTokens):
-      return 4 * weights + 24 * parameters + 3 * kept(Double(hvpTokens)) + lossOnly(Double(tokens))
+    case .sensitivity(let hvpTokens, let keepsDiagonal):
+      let captured = 4 * Double(tokens) * l * (5 * d + q + f)
+      let steady = weights + 8 * parameters + captured + kept(Double(hvpTokens)) + lossOnly(Double(tokens))
+      return max(2 * weights + kept(Double(hvpTokens)), steady + (keepsDiagonal ? 13 * parameters : 0))
     }
   }
 
