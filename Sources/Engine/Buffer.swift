@@ -57,6 +57,28 @@ final class Buffer<Scalar: EngineScalar>: @unchecked Sendable {
     isReleased = true
   }
 
+  /// Makes an empty (not released) buffer hold `values`, or overwrites a buffer of their size: a streamed weight
+  /// that `replaceWeight` gives dense values (`LlamaModel+Streaming.swift`).
+  func hold(_ values: [Scalar]) {
+    precondition(!isReleased, "a released buffer cannot hold values again")
+    if count != values.count {
+      pointer.deallocate()
+      count = values.count
+      pointer = .allocate(capacity: max(count, 1))
+    }
+    values.withUnsafeBufferPointer { if let base = $0.baseAddress { pointer.update(from: base, count: count) } }
+  }
+
+  /// Frees the values of a buffer that `hold` filled, leaving it empty (not released): the streamed weight is read
+  /// from its source again.
+  func empty() {
+    guard !isReleased, count > 0 else { return }
+    pointer.deallocate()
+    pointer = .allocate(capacity: 1)
+    pointer.initialize(to: 0)
+    count = 0
+  }
+
   /// Read-only view of the base address.
   var constant: UnsafePointer<Scalar> { UnsafePointer(pointer) }
 

@@ -124,17 +124,19 @@ final class WeightPerturbation<S: EngineScalar> {
 
   /// Pointer to W + ε·V for `name`, or to W itself if the direction has no block for it. Valid until another
   /// perturbation of the same model is used, and in the streamed form until the next weight is formed.
-  func effective(_ w: Buffer<S>, name: String) -> UnsafePointer<S> {
+  /// - Parameters:
+  ///   - w: the weight's values as the pass reads them, `count` of them.
+  func effective(_ w: UnsafePointer<S>, count: Int, name: String) -> UnsafePointer<S> {
     if streamed != nil {
-      guard let slots = formStreamed(w, name: name) else { return w.constant }
+      guard let slots = formStreamed(w, count: count, name: name) else { return w }
       return slots.perturbed.constant
     }
-    guard let v = direction[name] else { return w.constant }
-    let out = pool.buffer(name, count: w.count)
+    guard let v = direction[name] else { return w }
+    let out = pool.buffer(name, count: count)
     if formed.insert(name).inserted {
-      let (target, base, step) = (out.pointer, w.pointer, epsilon)
+      let (target, base, step) = (out.pointer, w, epsilon)
       v.withUnsafeBufferPointer { vp in
-        Parallel.forEachChunk(w.count) { range in
+        Parallel.forEachChunk(count) { range in
           for i in range { target[i] = base[i] + step * vp[i] }
         }
       }
@@ -142,22 +144,25 @@ final class WeightPerturbation<S: EngineScalar> {
     return out.constant
   }
 
-  /// The streamed direction's block for `name` (regenerated when it is not the one held), or nil when it has none
-  /// or the perturbation is dense.
-  func streamedDirection(_ w: Buffer<S>, name: String) -> UnsafePointer<S>? {
-    formStreamed(w, name: name)?.direction.constant
+  /// The streamed direction's block for `name` when it is the one formed last (the weight whose gradient the
+  /// backward pass has just formed), or nil when it is not, the direction has no such block or is dense.
+  func streamedDirection(name: String) -> UnsafePointer<S>? {
+    guard let (_, names) = streamed, names.contains(name) else { return nil }
+    let isEmbedding = name == LlamaModel<S>.embeddingWeightName
+    guard isEmbedding ? embeddingFormed : current == name else { return nil }
+    return pool.streamingPair(embedding: isEmbedding, count: 0).direction.constant
   }
 
   /// Forms v and W + εV for `name` in the pool's streaming buffers, unless they already hold them.
-  private func formStreamed(_ w: Buffer<S>, name: String) -> (direction: Buffer<S>, perturbed: Buffer<S>)? {
+  private func formStreamed(_ w: UnsafePointer<S>, count: Int, name: String) -> (direction: Buffer<S>, perturbed: Buffer<S>)? {
     guard let (vector, names) = streamed, names.contains(name) else { return nil }
     let isEmbedding = name == LlamaModel<S>.embeddingWeightName
-    let slots = pool.streamingPair(embedding: isEmbedding, count: w.count)
+    let slots = pool.streamingPair(embedding: isEmbedding, count: count)
     if isEmbedding ? embeddingFormed : current == name { return slots }
-    let v = UnsafeMutableBufferPointer(start: slots.direction.pointer, count: w.count)
+    let v = UnsafeMutableBufferPointer(start: slots.direction.pointer, count: count)
     vector.fill(name, v)
-    let (target, base, step, direction) = (slots.perturbed.pointer, w.pointer, epsilon, slots.direction.pointer)
-    Parallel.forEachChunk(w.count) { range in
+    let (target, base, step, direction) = (slots.perturbed.pointer, w, epsilon, slots.direction.pointer)
+    Parallel.forEachChunk(count) { range in
       for i in range { target[i] = base[i] + step * direction[i] }
     }
     if isEmbedding { embeddingFormed = true } else { current = name }

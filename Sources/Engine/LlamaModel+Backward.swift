@@ -66,8 +66,9 @@ extension LlamaModel {
     for (l, block) in blocks.enumerated().reversed() {
       let a = cache.block(l)
       let weight = { (kind: LinearKind) -> UnsafePointer<Scalar> in
-        let w = block.linear[kind.rawValue]
-        return perturbation?.effective(w, name: block.linearNames[kind.rawValue]) ?? w.constant
+        let name = block.linearNames[kind.rawValue]
+        let w = self.readable(block.linear[kind.rawValue], name)
+        return perturbation?.effective(w, count: c.linearShapes[kind.rawValue].1.reduce(1, *), name: name) ?? w
       }
       // for y = x Wᵀ: dx (+)= dy W  [T,in] and dW = dyᵀ x  [out,in]
       func linearBackward(_ kind: LinearKind, dy: UnsafePointer<Scalar>, x: Buffer<Scalar>, dx: Buffer<Scalar>, accumulate: Bool) {

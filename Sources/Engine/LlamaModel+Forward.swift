@@ -42,7 +42,8 @@ extension LlamaModel {
     } else if let source = embeddingSource {
       source.rows(tokens, into: Self.floats(x0))
     } else {
-      let table = perturbation?.effective(embedding, name: Self.embeddingWeightName) ?? embedding.constant
+      let stored = readable(embedding, Self.embeddingWeightName)
+      let table = perturbation?.effective(stored, count: valueCount(Self.embeddingWeightName), name: Self.embeddingWeightName) ?? stored
       for (i, token) in tokens.enumerated() { (x0 + i * d).update(from: table + token * d, count: d) }
     }
 
@@ -51,8 +52,9 @@ extension LlamaModel {
       let a = cache.block(l)
       let (x, next) = (cache.residual(l).constant, cache.residual(l + 1).pointer)
       let weight = { (kind: LinearKind) -> UnsafePointer<Scalar> in
-        let w = block.linear[kind.rawValue]
-        return perturbation?.effective(w, name: block.linearNames[kind.rawValue]) ?? w.constant
+        let name = block.linearNames[kind.rawValue]
+        let w = self.readable(block.linear[kind.rawValue], name)
+        return perturbation?.effective(w, count: c.linearShapes[kind.rawValue].1.reduce(1, *), name: name) ?? w
       }
       // y[T,out] = x[T,in] · W[out,in]ᵀ
       func linear(_ kind: LinearKind, _ input: UnsafePointer<Scalar>, _ output: UnsafeMutablePointer<Scalar>, accumulate: Bool = false) {
@@ -120,6 +122,7 @@ extension LlamaModel {
 
   /// The LM head's table as the pass reads it: W + εV when `perturbation` moves it, else the weights.
   func effectiveLMHead(_ perturbation: WeightPerturbation<Scalar>?) -> UnsafePointer<Scalar> {
-    perturbation?.effective(lmHead, name: lmHeadWeightName) ?? lmHead.constant
+    let stored = readable(lmHead, lmHeadWeightName)
+    return perturbation?.effective(stored, count: valueCount(lmHeadWeightName), name: lmHeadWeightName) ?? stored
   }
 }

@@ -195,8 +195,9 @@ extension LlamaModel {
     let scratch = Buffer<Scalar>(count: largestBlock(seen))
     let sink = GradientSink<Scalar>(
       wanted: seen,
-      projectingWith: { [tensors] name, contribution, count in
-        guard let w = tensors[name], let v = plus.streamedDirection(w, name: name) else { return nil }
+      projectingWith: { name, contribution, count in
+        // the backward pass has just read W + εV of this weight, so its block of v is the one held
+        guard let v = plus.streamedDirection(name: name) else { return nil }
         return Self.chunkedDot(v, contribution, count: count)
       }, coefficient: 1 / Double(epsilon), scratch: scratch)
     runBackward(cache: runForward(tokens: tokens, keepActivations: true, perturbation: plus), sink: sink, perturbation: plus)
@@ -221,7 +222,7 @@ extension LlamaModel {
     try requireBackward("gradients(tokens:of:consume:)")
     try validate(tokens: tokens)
     try validate(names: names)
-    let scratch = Buffer<Scalar>(count: names.map { tensors[$0]?.count ?? 0 }.max() ?? 0)
+    let scratch = Buffer<Scalar>(count: names.map { tensors[$0] == nil ? 0 : valueCount($0) }.max() ?? 0)
     let cache = runForward(tokens: tokens, keepActivations: true)
     withoutActuallyEscaping(consume) { consume in
       let sink = GradientSink<Scalar>(wanted: names, alpha: 1, beta: 0, initial: [:], scratch: scratch, handler: consume)

@@ -97,6 +97,7 @@ extension LlamaModel {
   func release(_ tensor: String) {
     guard let buffer = tensors[tensor], !buffer.isReleased else { return }
     buffer.release()
+    streamed.drop(tensor)
     releasedTensors.append(tensor)
     squaredNorms[tensor] = nil
     perturbedWeights = PerturbedWeights()

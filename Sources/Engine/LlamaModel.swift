@@ -43,6 +43,8 @@ public final class LlamaModel<Scalar: EngineScalar> {
   var embeddingSource: (any EmbeddingSource)?
   /// Tensors whose dense values were released, in release order.
   var releasedTensors: [String] = []
+  /// Readers and expansion buffers of the weights streamed from their files (`LlamaModel+Streaming.swift`).
+  let streamed = StreamedWeights<Scalar>()
   /// The released tensors that no installed operator or source covers: a pass that reaches them throws
   /// `.weightReleased`. Recomputed when the seam changes, so the entry points check one array.
   var uncoveredTensors: [String] = []
@@ -56,18 +58,29 @@ public final class LlamaModel<Scalar: EngineScalar> {
   ///     given and start released, as if an operator had replaced them: the caller installs their operators
   ///     (`installOperator`, `installEmbedding`) before running, so a packed model never holds their Float values.
   ///     Until then a pass throws `.weightReleased`, and gradients and HVPs stay unavailable.
+  ///   - streamed: weight matrices not given either, read by their `WeightReader` whenever a pass reaches them
+  ///     (`LlamaModel+Streaming.swift`): the model never holds more than one of them at a time besides the
+  ///     embedding and an untied LM head.
   /// - Throws: `EngineError` `.badConfiguration`, `.missingTensor` or `.shapeMismatch` naming the tensor and both
-  ///   shapes; `.unknownTensor` for a deferred name that is not a weight matrix of this configuration.
-  public init(configuration: Configuration, weights: Weights, deferred: Set<String> = []) throws(EngineError) {
+  ///   shapes; `.unknownTensor` for a deferred or streamed name that is not a weight matrix of this configuration,
+  ///   or a name that is both.
+  public init(
+    configuration: Configuration, weights: Weights, deferred: Set<String> = [], streamed readers: [String: WeightReader] = [:]
+  ) throws(EngineError) {
     try configuration.validate()
     let matrices = Set(Self.plannableLayers(of: configuration).map(\.weightName))
-    if let bad = deferred.sorted().first(where: { !matrices.contains($0) }) {
-      throw EngineError(.unknownTensor, "'\(bad)' is not a weight matrix of this model, so it cannot be deferred")
+    if let bad = (deferred.sorted() + readers.keys.sorted()).first(where: { !matrices.contains($0) || (deferred.contains($0) && readers[$0] != nil) }) {
+      throw EngineError(.unknownTensor, "'\(bad)' is not a weight matrix of this model, so it cannot be deferred or streamed (or it is both)")
     }
     var tensors: [String: Buffer<Scalar>] = [:]
     for (name, shape) in configuration.expectedTensors {
       if deferred.contains(name) {
         tensors[name] = Buffer.released()
+        continue
+      }
+      if let read = readers[name] {
+        tensors[name] = Buffer(count: 0)
+        streamed.readers[name] = (shape.reduce(1, *), read)
         continue
       }
       guard let w = weights[name] else {
@@ -118,6 +131,13 @@ public final class LlamaModel<Scalar: EngineScalar> {
   public func weight(named name: String) throws(EngineError) -> [Scalar] {
     guard let b = tensors[name] else { throw EngineError(.unknownTensor, "no tensor '\(name)' in this model") }
     try requireDense(b, name)
+    if isStreaming(b, name) {
+      let count = valueCount(name)
+      return [Scalar](unsafeUninitializedCapacity: count) { out, initialized in
+        StreamedWeights<Scalar>.expand(streamed.readers[name]!.read, count: count, into: out.baseAddress!)
+        initialized = count
+      }
+    }
     return b.array
   }
 
@@ -129,19 +149,30 @@ public final class LlamaModel<Scalar: EngineScalar> {
   public func replaceWeight(name: String, with values: [Scalar]) throws(EngineError) {
     guard let b = tensors[name] else { throw EngineError(.unknownTensor, "no tensor '\(name)' in this model") }
     try requireDense(b, name)
-    guard values.count == b.count else {
-      throw EngineError(.shapeMismatch, "replacement for '\(name)' has \(values.count) values, tensor has \(b.count)")
+    let count = valueCount(name)
+    guard values.count == count else {
+      throw EngineError(.shapeMismatch, "replacement for '\(name)' has \(values.count) values, tensor has \(count)")
     }
-    b.copy(from: values)
     squaredNorms[name] = nil
+    guard let reader = streamed.readers[name] else {
+      b.copy(from: values)
+      return
+    }
+    // a streamed weight holds replaced values until it is given its file's values back
+    streamed.drop(name)
+    if let file = reader.read(), file.count == count, zip(file, values).allSatisfy({ Scalar($0) == $1 }) {
+      b.empty()
+    } else {
+      b.hold(values)
+    }
   }
 
   /// ‖W‖² of a tensor, summed in Double (cached).
   func squaredNorm(of name: String) -> Double {
     if let cached = squaredNorms[name] { return cached }
-    let w = tensors[name]!
+    let (w, count) = (readable(tensors[name]!, name), valueCount(name))
     var sum = 0.0
-    for i in 0..<w.count { sum += Double(w.pointer[i]) * Double(w.pointer[i]) }
+    for i in 0..<count { sum += Double(w[i]) * Double(w[i]) }
     squaredNorms[name] = sum
     return sum
   }

@@ -25,23 +25,35 @@ public struct LoadedModel {
   /// given the engine's configuration before any weight is read): they start released, and the caller installs
   /// their packed operators (`PackedModel.install`, `installFileTypes`) before running. So a packed model never
   /// holds the Float values of its packed layers, not even while loading.
-  public static func load(path: String, deferring: (LlamaConfiguration) throws -> Set<String>) throws -> LoadedModel {
+  /// - Parameter streaming: leave every weight matrix that is not deferred in the file and read it whenever a pass
+  ///   reaches it (`LlamaModel(…streamed:)`; the file is memory-mapped, so a matrix costs its stored bytes until it
+  ///   is read). Same numbers as the dense model, bit for bit; slower by one read and dequantization per weight and
+  ///   pass. A reader that fails later (the file changed under the run) gives NaN, which losses and gradients report.
+  public static func load(
+    path: String, deferring: (LlamaConfiguration) throws -> Set<String>, streaming: Bool = false
+  ) throws -> LoadedModel {
     let file = try ModelFile(path: path)
     let config = try file.llamaConfig()
     let configuration = engineConfiguration(config)
     let deferredLayers = try deferring(configuration)
-    let deferred = Set(
-      LlamaModel<Float>.plannableLayers(of: configuration).filter { deferredLayers.contains($0.name) }.map(\.weightName))
+    let matrices = LlamaModel<Float>.plannableLayers(of: configuration)
+    let deferred = Set(matrices.filter { deferredLayers.contains($0.name) }.map(\.weightName))
+    let streamedNames = streaming ? Set(matrices.map(\.weightName)).subtracting(deferred) : []
     var weights: LlamaModel<Float>.Weights = [:]
+    var readers: [String: WeightReader] = [:]
     let stored = Set(file.tensorInfos.map(\.name))
     for (name, _) in configuration.expectedTensors {
       guard stored.contains(name) else {
         throw ModelIOError(.missingTensor, "the llama architecture needs '\(name)', which the model lacks", path: path)
       }
       if deferred.contains(name) { continue }
+      if streamedNames.contains(name) {
+        readers[name] = { try? file.tensor(named: name).storage }
+        continue
+      }
       weights[name] = WeightTensor(try file.tensor(named: name))
     }
-    let model = try LlamaModel<Float>(configuration: configuration, weights: weights, deferred: deferred)
+    let model = try LlamaModel<Float>(configuration: configuration, weights: weights, deferred: deferred, streamed: readers)
     return LoadedModel(file: file, config: config, model: model, tokenizer: try file.tokenizer())
   }
 

@@ -63,7 +63,10 @@ public struct Measurement {
       texts: [calibrationPath] + (auditTextPath.map { [$0] } ?? []))
     let calibration = try TokenWindow.readText(calibrationPath, option: "--calib")
     let auditText = try auditTextPath.map { try TokenWindow.readText($0, option: "--audit-text") }
-    let loaded = try LoadedModel.load(path: modelPath)
+    // A model whose Float weights would take more than an eighth of the memory is read from its file a weight at a time,
+    // and its gradient sum kept on disk (the same numbers; `Preflight.streamsWeights`).
+    let streaming = try Preflight.streamsWeights(model: modelPath)
+    let loaded = try LoadedModel.load(path: modelPath, deferring: { _ in [] }, streaming: streaming)
     let tokens = try TokenWindow.make(
       text: calibration, tokenizer: loaded.tokenizer, count: settings.tokens, source: "--calib '\(calibrationPath)'")
     var evaluation: [Int] = []
@@ -104,6 +107,7 @@ public struct Measurement {
       onProgress(stage, done, total)
     }
     measurement.checkpointInterval = checkpointInterval
+    measurement.streamsGradientSum = streaming
     let run = try measurement.run()
     clock.lap("finish")
     return MeasurementSummary(run: run, output: outputPath, windows: model.calibrationWindowCount, seconds: clock.seconds)

@@ -65,6 +65,13 @@ public enum Preflight {
     let config = try file.llamaConfig()
     try checkTokens(tokens, config: config, option: option, path: path)
     let parameters = file.tensorInfos.reduce(0.0) { $0 + Double($1.parameterCount) }
+    var streamedBytes: Double?
+    if streamsWeights(parameters: parameters) {
+      // the mapped file, plus the embedding and an untied head, which stay expanded once read
+      let stored = file.tensorInfos.reduce(0.0) { $0 + Double($1.sizeInBytes) }
+      let tables = Double(config.vocabSize * config.hiddenSize) * (config.tieWordEmbeddings ? 1 : 2)
+      streamedBytes = stored + 4 * tables
+    }
     let textBytes = texts.reduce(0.0) { total, text in
       let size = (try? FileManager.default.attributesOfItem(atPath: text)[.size] as? NSNumber)?.doubleValue ?? 0
       return total + 3 * size
@@ -72,9 +79,25 @@ public enum Preflight {
     var remedy = "use fewer tokens, a smaller model or a shorter text"
     if case .sensitivity(_, true) = workload { remedy += ", or --no-hessian-diagonal" }
     try checkMemory(
-      estimatedBytes(config: config, parameters: parameters, tokens: tokens, workload: workload) + textBytes,
+      estimatedBytes(config: config, parameters: parameters, tokens: tokens, workload: workload, streamedWeightBytes: streamedBytes)
+        + textBytes,
       remedy: remedy)
     return config
+  }
+
+  /// Whether `measure` and `ppl` leave the weight matrices in the file and read each when a pass reaches it
+  /// (`LoadedModel.load(…streaming:)`), and `measure` its gradient sum on disk: when their Float values, `4P`, would
+  /// take more than an eighth of the memory this process may use (`availableMemoryBytes`, so `BITPLAN_MEMORY_LIMIT`
+  /// decides it too): a measurement in memory holds about three times that (the weights and the Double gradient
+  /// sum). The numbers are the same either way; streaming costs a read and dequantization of every weight per pass
+  /// and 16 bytes of file I/O per weight per calibration window.
+  public static func streamsWeights(parameters: Double) -> Bool {
+    4 * parameters > Double(availableMemoryBytes()) / 8
+  }
+
+  /// `streamsWeights` for the model at `path` (headers only).
+  public static func streamsWeights(model path: String) throws -> Bool {
+    streamsWeights(parameters: try ModelFile(path: path).tensorInfos.reduce(0.0) { $0 + Double($1.parameterCount) })
   }
 
   /// `tokens` must not exceed the model's context length (when the file states one).
@@ -117,23 +140,29 @@ public enum Preflight {
   /// measured). Checked against peak RSS on SmolLM2 (134.5 M weights, 512 tokens, 128 for the HVPs, 4 probes,
   /// the 12 default candidates): measured 1.96 GiB without the diagonal (this gives 2.07) and 3.55 GiB with it
   /// (3.70); `bench engine` 2.0 GiB after a 512-token forward + backward (2.3).
-  public static func estimatedBytes(config c: LlamaConfig, parameters: Double, tokens: Int, workload: Workload)
-    -> Double
-  {
+  ///
+  /// With `streamedWeightBytes` (the weights are streamed: the mapped file and the expanded tables) that replaces
+  /// the Float weights, loading holds nothing more, and the gradient sum is on disk.
+  public static func estimatedBytes(
+    config c: LlamaConfig, parameters: Double, tokens: Int, workload: Workload, streamedWeightBytes: Double? = nil
+  ) -> Double {
     let (d, f, h, v, l) = (Double(c.hiddenSize), Double(c.intermediateSize), Double(c.headCount),
       Double(c.vocabSize), Double(c.layerCount))
     let (q, kv) = (Double(c.headCount * c.headDim), Double(c.kvHeadCount * c.headDim))
     func block(_ t: Double) -> Double { t * (2 + 3 * d + 2 * q + 2 * kv + 3 * f) + h * t * t }
     func kept(_ t: Double) -> Double { 4 * (l * block(t) + (l + 1) * t * d + t * v) }
     func lossOnly(_ t: Double) -> Double { 4 * (block(t) + 2 * t * d + t * v) }
-    let weights = 4 * parameters
+    let weights = streamedWeightBytes ?? 4 * parameters
+    let loading = streamedWeightBytes == nil ? 2 * weights : weights
     switch workload {
     case .perplexity:
-      return 2 * weights + lossOnly(Double(tokens))
+      return loading + lossOnly(Double(tokens))
     case .sensitivity(let hvpTokens, let keepsDiagonal):
       let captured = 4 * Double(tokens) * l * (5 * d + q + f)
-      let steady = weights + 8 * parameters + captured + kept(Double(hvpTokens)) + lossOnly(Double(tokens))
-      return max(2 * weights + kept(Double(hvpTokens)), steady + (keepsDiagonal ? 13 * parameters : 0))
+      // a streamed model keeps its gradient sum on disk (`MeasurementRun.streamsGradientSum`)
+      let sum = streamedWeightBytes == nil ? 8 * parameters : 0
+      let steady = weights + sum + captured + kept(Double(hvpTokens)) + lossOnly(Double(tokens))
+      return max(loading + kept(Double(hvpTokens)), steady + (keepsDiagonal ? 13 * parameters : 0))
     }
   }
 

@@ -11,7 +11,9 @@ extension MeasurementRun {
     if store.progress.layersDone >= layers.count { return }
     // Per-parameter sums, each layer's part divided by the count as it is needed; the diagonal from the side
     // checkpoint (kept in memory by the store that saved it, or read from the file when resumed).
-    let gradientSum = try [gradientSum ?? self.gradientSum(store, checkpointing: false)]
+    // in the streamed form the sum stays in its side file, read a layer at a time
+    let streamed = streamsGradientSum ? try streamedGradientSum(store) : nil
+    let gradientSum = streamed != nil ? [] : try [gradientSum ?? self.gradientSum(store, checkpointing: false)]
     // The base gradient and the perturbed weights (a model's worth each) are not needed from here on.
     model.releaseCurvatureState()
     let windows = Double(model.calibrationWindowCount)
@@ -26,7 +28,8 @@ extension MeasurementRun {
           .shapeMismatch, "'\(layer.name)': \(w.count) weights for shape \(layer.rows)×\(layer.columns)")
       }
       let range = offsets[i]..<offsets[i + 1]
-      let gradient = Self.slice(gradientSum, range, dividedBy: windows)
+      let gradient = try streamed.map { try Self.read($0, range.lowerBound, range.count).map { $0 / windows } }
+        ?? Self.slice(gradientSum, range, dividedBy: windows)
       let diagonal = diagonalSum.map { Self.slice($0, range, dividedBy: probes) }
       let statistics = try WeightStatistics(weights: w)
       // An embedding table: its lookup, plus the LM head's inputs when it is tied (both uses add).

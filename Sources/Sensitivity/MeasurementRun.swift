@@ -22,6 +22,12 @@ public struct MeasurementRun<Model: SensitivityModel> {
   /// Saves are also spaced by at least nine times the last save's duration (`CheckpointSchedule`). The last probe
   /// is always checkpointed; the last window is not (see `gradientSum(_:checkpointing:)`).
   public var checkpointInterval: Double = 0
+  /// Keep the Fisher stage's gradient sum (one Double per weight) on disk instead of in memory: each window reads
+  /// the previous generation of the side file a layer at a time, adds the layer's gradient and writes the next
+  /// generation (`VectorCheckpoint.Writer`), and the per-layer stage reads its layer's sum back. Every window is then
+  /// a checkpoint. The same numbers, bit for bit; the cost is reading and writing 16 bytes per weight per window.
+  /// For models whose weights are streamed from their files (issue 18).
+  public var streamsGradientSum = false
 
   /// Power iteration stops when successive Rayleigh quotients differ by less than this relative amount: the
   /// eigenvalue is a diagnostic, and 1e-4 is far below the run-to-run spread of the traces it sits beside.
@@ -117,6 +123,22 @@ public struct MeasurementRun<Model: SensitivityModel> {
   /// per-layer stage, or nil when the stage was done before.
   private func fisherStage(_ store: RunStore) throws -> [Double]? {
     if store.progress.fisherDone { return nil }
+    if streamsGradientSum {
+      let reader = try streamedGradientSum(store)
+      let windows = Double(model.calibrationWindowCount)
+      var offset = 0
+      var trace: [Double] = []
+      for layer in model.linearLayers {
+        let block = try Self.read(reader, offset, layer.parameterCount)
+        trace.append(block.reduce(0.0) { acc, s in
+          let g = s / windows
+          return acc + g * g
+        })
+        offset += layer.parameterCount
+      }
+      try store.recordFisherTrace(trace)
+      return nil
+    }
     let sum = try gradientSum(store, checkpointing: true)
     // Fisher trace Σ g² of the mean gradient g = sum / windows, per layer.
     let windows = Double(model.calibrationWindowCount)
@@ -155,6 +177,55 @@ public struct MeasurementRun<Model: SensitivityModel> {
       }
     }
     return sum
+  }
+
+  /// The streamed form of `gradientSum` (`streamsGradientSum`): every window after the recorded ones is added a
+  /// layer at a time from the previous generation's file into the next one, which is then recorded. Returns the
+  /// reader of the last generation.
+  func streamedGradientSum(_ store: RunStore) throws -> VectorCheckpoint.Reader {
+    let windows = model.calibrationWindowCount
+    let layers = model.linearLayers
+    let offsets = layers.reduce(into: [0]) { $0.append($0.last! + $1.parameterCount) }
+    let name = RunStore.SideVector.gradientSum.rawValue
+    var scratch = [Double](repeating: 0, count: layers.map(\.parameterCount).max() ?? 0)
+    for w in store.progress.fisherWindows..<windows {
+      let previous = try store.gradientSumReader()
+      let writer = try VectorCheckpoint.Writer(base: store.partialPath, name: name, generation: w + 1, count: offsets.last!)
+      var seen = [Bool](repeating: false, count: layers.count)
+      try model.gradient(window: w) { i, b in
+        guard layers.indices.contains(i), !seen[i], b.count == layers[i].parameterCount else {
+          throw SensitivityError(.shapeMismatch, "gradient of window \(w): block \(i) of \(b.count) values is out of place")
+        }
+        seen[i] = true
+        try scratch.withUnsafeMutableBufferPointer { s throws(SensitivityError) in
+          let block = UnsafeMutableBufferPointer(rebasing: s[0..<b.count])
+          if let previous { try previous.read(into: block, at: offsets[i]) }
+          if Self.accumulate(block.baseAddress!, b.baseAddress!, b.count, fresh: previous == nil) == 0,
+            let bad = block.first(where: { !$0.isFinite })
+          {
+            throw SensitivityError(.nonFinite, "gradient sum \(bad) after window \(w)")
+          }
+          try writer.write(UnsafeBufferPointer(block), at: offsets[i])
+        }
+      }
+      if let i = seen.firstIndex(of: false) {
+        throw SensitivityError(.shapeMismatch, "gradient of window \(w): block '\(layers[i].name)' was not handed over")
+      }
+      try writer.finish()
+      try store.recordStreamedFisherWindows(through: w)
+      onProgress(.fisher, w + 1, windows)
+    }
+    guard let reader = try store.gradientSumReader() else {
+      throw SensitivityError(.invalidArgument, "no calibration windows for the Fisher gradient")
+    }
+    return reader
+  }
+
+  /// `count` values of the streamed sum from `offset`.
+  static func read(_ reader: VectorCheckpoint.Reader, _ offset: Int, _ count: Int) throws(SensitivityError) -> [Double] {
+    var block = [Double](repeating: 0, count: count)
+    try block.withUnsafeMutableBufferPointer { b throws(SensitivityError) in try reader.read(into: b, at: offset) }
+    return block
   }
 
   /// Adds window `w`'s gradient to the concatenated sum as the model hands its blocks over (an empty `sum` is the

@@ -138,6 +138,29 @@ public final class RunStore {
     return [try VectorCheckpoint.load(base: partialPath, name: name, generation: generation, count: count)]
   }
 
+  /// Records that the calibration windows through `window` are summed in generation `window + 1` of the gradient
+  /// sum's side file, which a `VectorCheckpoint.Writer` has put in place (the streamed sum), and deletes the older
+  /// generations.
+  /// - Throws: `.invalidArgument` for a window already stored; `.io` from the checkpoint.
+  func recordStreamedFisherWindows(through window: Int) throws(SensitivityError) {
+    if window < progress.fisherWindows {
+      throw SensitivityError(
+        .invalidArgument, "calibration window \(window) is already stored (next: \(progress.fisherWindows))", path: path)
+    }
+    try update { _, p in p.fisherWindows = window + 1 }
+    savedVectors[SideVector.gradientSum.rawValue] = nil
+    VectorCheckpoint.removeGenerations(base: partialPath, name: SideVector.gradientSum.rawValue, except: window + 1)
+  }
+
+  /// The gradient sum's side file of the windows recorded so far, for reading a layer at a time; nil before any.
+  /// - Throws: `.badRunFile` for a missing, truncated or damaged file.
+  func gradientSumReader() throws(SensitivityError) -> VectorCheckpoint.Reader? {
+    if progress.fisherWindows == 0 { return nil }
+    return try VectorCheckpoint.Reader(
+      base: partialPath, name: SideVector.gradientSum.rawValue, generation: progress.fisherWindows,
+      count: run.layers.reduce(0) { $0 + $1.parameterCount })
+  }
+
   /// Frees the side vectors kept in memory (`sideVector` then reads the files).
   func releaseSideVectors() { savedVectors = [:] }
 

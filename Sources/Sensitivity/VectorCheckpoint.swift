@@ -77,6 +77,139 @@ enum VectorCheckpoint {
     return try decoded.get()
   }
 
+  /// A generation written a block at a time, at any offsets, never held whole (the streamed gradient sum): the
+  /// file is sized first, blocks land where they belong, and `finish()` reads it back in order for the checksum,
+  /// writes it and renames the file into place. The same layout as `save`.
+  final class Writer {
+    let target: String
+    let temporary: String
+    let count: Int
+    private let descriptor: Int32
+
+    init(base: String, name: String, generation: Int, count: Int) throws(SensitivityError) {
+      target = VectorCheckpoint.path(base: base, name: name, generation: generation)
+      temporary = target + ".tmp"
+      self.count = count
+      try clearTemporary(temporary)
+      descriptor = open(temporary, O_RDWR | O_CREAT | O_TRUNC, 0o644)
+      if descriptor < 0 { throw SensitivityError(.io, "cannot create '\(temporary)': errno \(errno)") }
+      let header = magic + [UInt64(generation), UInt64(count)].flatMap { v in withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+      if ftruncate(descriptor, off_t(32 + 8 * count)) != 0 || !Self.put(descriptor, header, at: 0) {
+        close(descriptor)
+        throw SensitivityError(.io, "cannot write '\(temporary)': errno \(errno)")
+      }
+    }
+
+    deinit { close(descriptor) }
+
+    /// Writes `values` as elements `offset ..< offset + values.count`.
+    func write(_ values: UnsafeBufferPointer<Double>, at offset: Int) throws(SensitivityError) {
+      precondition(offset >= 0 && offset + values.count <= count, "block \(offset)+\(values.count) outside \(count)")
+      guard Writer.put(descriptor, UnsafeRawBufferPointer(values), at: 24 + 8 * offset) else {
+        throw SensitivityError(.io, "cannot write '\(temporary)': errno \(errno)")
+      }
+    }
+
+    /// Checksums the values in order, writes the checksum and renames the file into place.
+    func finish() throws(SensitivityError) {
+      var hash = offsetBasis
+      let chunk = 1 << 17
+      var buffer = [UInt64](repeating: 0, count: chunk)
+      var i = 0
+      while i < count {
+        let n = min(chunk, count - i)
+        let ok = buffer.withUnsafeMutableBytes { raw in Writer.get(descriptor, UnsafeMutableRawBufferPointer(rebasing: raw[0..<8 * n]), at: 24 + 8 * i) }
+        guard ok else { throw SensitivityError(.io, "cannot read back '\(temporary)': errno \(errno)") }
+        for k in 0..<n { hash = (hash ^ UInt64(littleEndian: buffer[k])) &* prime }
+        i += n
+      }
+      guard Writer.put(descriptor, withUnsafeBytes(of: hash.littleEndian) { Array($0) }, at: 24 + 8 * count) else {
+        throw SensitivityError(.io, "cannot write '\(temporary)': errno \(errno)")
+      }
+      try rename(temporary, to: target)
+    }
+
+    /// pwrite until every byte is written.
+    static func put(_ fd: Int32, _ bytes: some Collection<UInt8>, at offset: Int) -> Bool {
+      Array(bytes).withUnsafeBytes { put(fd, $0, at: offset) }
+    }
+
+    static func put(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int) -> Bool {
+      var done = 0
+      while done < bytes.count {
+        let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
+        if n <= 0 { return false }
+        done += n
+      }
+      return true
+    }
+
+    /// pread until every byte is read.
+    static func get(_ fd: Int32, _ bytes: UnsafeMutableRawBufferPointer, at offset: Int) -> Bool {
+      var done = 0
+      while done < bytes.count {
+        let n = pread(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
+        if n <= 0 { return false }
+        done += n
+      }
+      return true
+    }
+  }
+
+  /// A saved generation read a block at a time (checked whole once, at opening: its size, header and checksum).
+  final class Reader {
+    let file: String
+    let count: Int
+    private let descriptor: Int32
+
+    init(base: String, name: String, generation: Int, count: Int) throws(SensitivityError) {
+      file = VectorCheckpoint.path(base: base, name: name, generation: generation)
+      self.count = count
+      descriptor = open(file, O_RDONLY)
+      if descriptor < 0 {
+        throw SensitivityError(.badRunFile, "missing checkpoint '\(file)'; delete the partial run and start again")
+      }
+      var header = [UInt8](repeating: 0, count: 24)
+      var size = stat()
+      let headerOK = header.withUnsafeMutableBytes { Writer.get(descriptor, $0, at: 0) }
+      func word(_ i: Int) -> UInt64 { header[i..<i + 8].reversed().reduce(0) { $0 << 8 | UInt64($1) } }
+      guard fstat(descriptor, &size) == 0, Int(size.st_size) == 32 + 8 * count, headerOK, Array(header[0..<8]) == magic,
+        word(8) == UInt64(generation), word(16) == UInt64(count)
+      else {
+        close(descriptor)
+        throw SensitivityError(.badRunFile, "checkpoint '\(file)' is truncated or of another run")
+      }
+      var hash = offsetBasis
+      let chunk = 1 << 17
+      var buffer = [UInt64](repeating: 0, count: chunk + 1)
+      var i = 0
+      while i < count {
+        let n = min(chunk, count - i)
+        guard buffer.withUnsafeMutableBytes({ Writer.get(descriptor, UnsafeMutableRawBufferPointer(rebasing: $0[0..<8 * n]), at: 24 + 8 * i) }) else {
+          close(descriptor)
+          throw SensitivityError(.badRunFile, "checkpoint '\(file)' is truncated or of another run")
+        }
+        for k in 0..<n { hash = (hash ^ UInt64(littleEndian: buffer[k])) &* prime }
+        i += n
+      }
+      let stored = buffer.withUnsafeMutableBytes { Writer.get(descriptor, UnsafeMutableRawBufferPointer(rebasing: $0[0..<8]), at: 24 + 8 * count) }
+      guard stored, UInt64(littleEndian: buffer[0]) == hash else {
+        close(descriptor)
+        throw SensitivityError(.badRunFile, "checkpoint '\(file)' fails its checksum")
+      }
+    }
+
+    deinit { close(descriptor) }
+
+    /// Elements `offset ..< offset + values.count` into `values`.
+    func read(into values: UnsafeMutableBufferPointer<Double>, at offset: Int) throws(SensitivityError) {
+      precondition(offset >= 0 && offset + values.count <= count, "block \(offset)+\(values.count) outside \(count)")
+      guard Writer.get(descriptor, UnsafeMutableRawBufferPointer(values), at: 24 + 8 * offset) else {
+        throw SensitivityError(.io, "cannot read '\(file)': errno \(errno)")
+      }
+    }
+  }
+
   /// Deletes every generation of `name` except `keep` (all when `keep` is nil), and leftover temporary files.
   static func removeGenerations(base: String, name: String, except keep: Int?) {
     let url = URL(fileURLWithPath: base)

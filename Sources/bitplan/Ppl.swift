@@ -37,15 +37,18 @@ struct Ppl: ParsableCommand {
     let text = try TokenWindow.readText(self.text, option: "--text")
     // With a plan, the planned layers are never expanded to Float: the plan is read against the model's
     // configuration first, and those layers are installed packed from the file's values.
+    // Without a plan, a model whose Float weights would take more than an eighth of the memory is read from its file a
+    // weight at a time (`Preflight.streamsWeights`; same numbers).
     var formats: [String: QuantFormat] = [:]
-    let loaded = try LoadedModel.load(path: model) { configuration in
+    let streaming = plan == nil ? try Preflight.streamsWeights(model: model) : false
+    let loaded = try LoadedModel.load(path: model, deferring: { configuration in
       guard let plan else { return [] }
       let document = try PlanFile.read(plan, option: "--plan")
       formats = try PlanFile.formats(
         of: document, path: plan, modelSHA256: try Measurement.modelSHA256(path: model),
         layers: LlamaModel<Float>.plannableLayers(of: configuration))
       return Set(formats.keys)
-    }
+    }, streaming: streaming)
     if plan != nil {
       try PackedModel(loaded, activations: ActivationMode(rawValue: activations)!).install(formats)
     }

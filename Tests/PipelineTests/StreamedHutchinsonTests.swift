@@ -51,4 +51,28 @@ import _TestSupport
     try check(loaded.model, tolerance: 1e-2)
     try check(try EmbeddingLayerTests.doubleTwin(loaded), tolerance: 1e-6)
   }
+
+  /// A measurement of the model read from its file a weight at a time (`LoadedModel.load(…streaming: true)`, what
+  /// `measure` does when the Float weights would not fit) is the same run as the dense model's, every number bit
+  /// for bit, the embedding included.
+  @Test(arguments: [true, false])
+  func streamedWeightsMeasureTheSameRun(tied: Bool) throws {
+    let folder = try EmbeddingLayerTests.folder(tied: tied)
+    let (dense, _) = try EmbeddingLayerTests.measure(try LoadedModel.load(path: folder))
+    let loaded = try LoadedModel.load(path: folder, deferring: { _ in [] }, streaming: true)
+    #expect(loaded.model.streamedWeightNames.count == loaded.model.plannableLayers.count)
+    let (streamed, _) = try EmbeddingLayerTests.measure(loaded)
+    // bit patterns: unmeasured figures (eigenvalues, the audit baseline) are NaN in both
+    func bits(_ x: [Double]) -> [UInt64] { x.map(\.bitPattern) }
+    func bits(_ x: [[Double]]) -> [[UInt64]] { x.map(bits) }
+    #expect(bits(streamed.weightVariance) == bits(dense.weightVariance))
+    #expect(bits(streamed.hessianTrace) == bits(dense.hessianTrace))
+    #expect(bits(streamed.probeValues) == bits(dense.probeValues))
+    #expect(bits(streamed.fisherTrace) == bits(dense.fisherTrace))
+    #expect(bits(streamed.inputTrace) == bits(dense.inputTrace))
+    #expect(bits(streamed.weightError) == bits(dense.weightError))
+    #expect(bits(streamed.outputError) == bits(dense.outputError))
+    #expect(streamed.proxies.mapValues(bits) == dense.proxies.mapValues(bits))
+    #expect(streamed.bytes == dense.bytes)
+  }
 }

@@ -131,6 +131,34 @@ import _TestSupport
     #expect(try FileManager.default.contentsOfDirectory(atPath: folder) == ["RUN.h5"])
   }
 
+  /// The gradient sum kept on disk (`streamsGradientSum`, issue 18) measures the same numbers bit for bit, resumes
+  /// from an interruption in any stage, and a run begun with the sum in memory resumes with it on disk (the same
+  /// side files); nothing but RUN.h5 is left.
+  @Test(arguments: [[:], ["gradient": 1], ["gradient": 2], ["hvp": 3], ["quantize": 4]] as [[String: Int]])
+  func streamedGradientSumGivesTheSameRun(budget: [String: Int]) throws {
+    let name = budget.isEmpty ? "none" : "\(budget.keys.first!)\(budget.values.first!)"
+    let (reference, folder, mixed) = (
+      temporaryFolder("stream-ref-\(name)"), temporaryFolder("stream-\(name)"), temporaryFolder("stream-mixed-\(name)")
+    )
+    defer { for f in [reference, folder, mixed] { try? FileManager.default.removeItem(atPath: f) } }
+    func run(_ folder: String, _ model: ToyModel, streamed: Bool) throws -> MeasuredRun {
+      var run = MeasurementRun(model: model, provenance: toyProvenance(), path: folder + "/RUN.h5")
+      run.streamsGradientSum = streamed
+      return try run.run()
+    }
+    let uninterrupted = try measure(reference)
+    if budget.isEmpty {
+      #expect(try run(folder, ToyModel(), streamed: true) == uninterrupted)
+    } else {
+      #expect(throws: ToyInterrupt.self) { try run(folder, ToyModel(budget: CallBudget(budget)), streamed: true) }
+      #expect(try run(folder, ToyModel(), streamed: true) == uninterrupted)
+      #expect(throws: ToyInterrupt.self) { try run(mixed, ToyModel(budget: CallBudget(budget)), streamed: false) }
+      #expect(try run(mixed, ToyModel(), streamed: true) == uninterrupted)
+      #expect(try FileManager.default.contentsOfDirectory(atPath: mixed) == ["RUN.h5"])
+    }
+    #expect(try FileManager.default.contentsOfDirectory(atPath: folder) == ["RUN.h5"])
+  }
+
   /// With a tolerance the run stops before `--probes`; a run interrupted mid-way stops at the same probe.
   @Test func toleranceStopsEarlyAndResumesToTheSameProbe() throws {
     let (a, b) = (temporaryFolder("tolA"), temporaryFolder("tolB"))
