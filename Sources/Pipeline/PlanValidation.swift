@@ -76,7 +76,10 @@ public enum PlanValidation {
     let start = Date()
     status("validate: reading \(s.model), checksums, tokenizing…")
     let plan = try PlanFile.read(s.plan)
-    let loaded = try LoadedModel.load(path: s.model)
+    // a model whose Float weights would take more than an eighth of the memory is read from its file a weight at a
+    // time (the base reference and the layers to quantize; the same numbers)
+    let loaded = try LoadedModel.load(
+      path: s.model, deferring: { _ in [] }, streaming: try Preflight.streamsWeights(model: s.model))
     let modelSHA = try Measurement.modelSHA256(path: s.model)
     let formats = try PlanFile.formats(of: plan, path: s.plan, modelSHA256: modelSHA, layers: loaded.model.plannableLayers)
     let run = try s.run.map { try RunStore.read($0) }
