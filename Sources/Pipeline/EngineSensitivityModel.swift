@@ -153,18 +153,32 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
   /// (`LlamaModel.gradients(tokens:of:consume:)`): the same values as `gradient(window:)`, with no model-sized
   /// gradient stored.
   public func gradient(window: Int, consume: (Int, UnsafeBufferPointer<Float>) throws -> Void) throws {
+    try handingOver(to: consume) { handler in
+      try model.gradients(tokens: Array(calibrationTokens[windows[window]]), of: Set(weightNames), consume: handler)
+    }
+  }
+
+  /// Runs `pass` with a handler for the engine's per-tensor blocks that hands each to `consume` by layer index, as
+  /// Float (the same memory when `Scalar` is `Float`). After `consume` throws, the remaining blocks are skipped and
+  /// the error is rethrown once the pass ends.
+  func handingOver(
+    to consume: (Int, UnsafeBufferPointer<Float>) throws -> Void,
+    _ pass: ((String, UnsafeBufferPointer<Scalar>) -> Void) throws -> Void
+  ) throws {
     var failure: (any Error)?
     let layerIndex = self.layerIndex
-    try model.gradients(tokens: Array(calibrationTokens[windows[window]]), of: Set(weightNames)) { name, block in
-      guard failure == nil else { return }
-      do {
-        if Scalar.self == Float.self {
-          try consume(layerIndex[name]!, UnsafeRawBufferPointer(block).assumingMemoryBound(to: Float.self))
-        } else {
-          try block.map { Float($0) }.withUnsafeBufferPointer { try consume(layerIndex[name]!, $0) }
+    try withoutActuallyEscaping(consume) { consume in
+      try pass { name, block in
+        guard failure == nil else { return }
+        do {
+          if Scalar.self == Float.self {
+            try consume(layerIndex[name]!, UnsafeRawBufferPointer(block).assumingMemoryBound(to: Float.self))
+          } else {
+            try block.map { Float($0) }.withUnsafeBufferPointer { try consume(layerIndex[name]!, $0) }
+          }
+        } catch {
+          failure = error
         }
-      } catch {
-        failure = error
       }
     }
     if let failure { throw failure }
@@ -191,23 +205,10 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
     for (name, block) in zip(weightNames, v) where block.contains(where: { $0 != 0 }) {
       vector[name] = Self.scalars(block)
     }
-    var failure: (any Error)?
-    try model.hessianVectorProduct(
-      tokens: hvpTokens, vector: vector, baseGradient: base, includingEmbedding: includesTokenEmbedding
-    ) { name, block in
-      guard failure == nil else { return }
-      do {
-        if Scalar.self == Float.self {
-          // Scalar is Float: the same memory, viewed with its own type
-          try consume(layerIndex[name]!, UnsafeRawBufferPointer(block).assumingMemoryBound(to: Float.self))
-        } else {
-          try block.map { Float($0) }.withUnsafeBufferPointer { try consume(layerIndex[name]!, $0) }
-        }
-      } catch {
-        failure = error
-      }
+    try handingOver(to: consume) { handler in
+      try model.hessianVectorProduct(
+        tokens: hvpTokens, vector: vector, baseGradient: base, includingEmbedding: includesTokenEmbedding, consume: handler)
     }
-    if let failure { throw failure }
   }
 
   /// Probe `index` of `trace` without a model-sized vector: the engine regenerates each layer's block of the

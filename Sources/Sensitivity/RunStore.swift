@@ -25,6 +25,9 @@ public final class RunStore {
   /// (`sideVector`). Only a last save is kept: a stage that went on adding to a kept vector would copy it
   /// (copy-on-write). `releaseSideVectors()` frees them.
   private var savedVectors: [String: (generation: Int, blocks: [[Double]])] = [:]
+  /// Generations of the gradient sum this process wrote in place (`recordStreamedFisherWindows`): their checksum was
+  /// computed from the very bytes, so reading them back does not check it again (10 GB per window for a 1B model).
+  private var writtenSumGenerations: Set<Int> = []
 
   /// Opens the partial run at `path + ".partial"` if there is one, or starts a new one.
   /// - Parameters:
@@ -148,6 +151,7 @@ public final class RunStore {
         .invalidArgument, "calibration window \(window) is already stored (next: \(progress.fisherWindows))", path: path)
     }
     try update { _, p in p.fisherWindows = window + 1 }
+    writtenSumGenerations.insert(window + 1)
     savedVectors[SideVector.gradientSum.rawValue] = nil
     VectorCheckpoint.removeGenerations(base: partialPath, name: SideVector.gradientSum.rawValue, except: window + 1)
   }
@@ -158,7 +162,7 @@ public final class RunStore {
     if progress.fisherWindows == 0 { return nil }
     return try VectorCheckpoint.Reader(
       base: partialPath, name: SideVector.gradientSum.rawValue, generation: progress.fisherWindows,
-      count: run.layers.reduce(0) { $0 + $1.parameterCount })
+      count: run.layers.reduce(0) { $0 + $1.parameterCount }, verify: !writtenSumGenerations.contains(progress.fisherWindows))
   }
 
   /// Frees the side vectors kept in memory (`sideVector` then reads the files).

@@ -159,6 +159,25 @@ import _TestSupport
     #expect(try FileManager.default.contentsOfDirectory(atPath: folder) == ["RUN.h5"])
   }
 
+  /// A resumed run checks the checksum of the on-disk sum that another process wrote: one flipped bit in a value is
+  /// a `.badRunFile` error, not a different Fisher figure.
+  @Test func damagedStreamedSumIsRefusedOnResume() throws {
+    let folder = temporaryFolder("stream-damage")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    var run = MeasurementRun(model: ToyModel(budget: CallBudget(["gradient": 1])), provenance: toyProvenance(), path: folder + "/RUN.h5")
+    run.streamsGradientSum = true
+    #expect(throws: ToyInterrupt.self) { try run.run() }
+    let side = try #require(try FileManager.default.contentsOfDirectory(atPath: folder).first { $0.hasPrefix("RUN.h5.partial.gradient.") })
+    let url = URL(fileURLWithPath: folder + "/" + side)
+    var bytes = try Data(contentsOf: url)
+    bytes[30] ^= 1  // a bit of the first value (values start at byte 24)
+    try bytes.write(to: url)
+    var again = MeasurementRun(model: ToyModel(), provenance: toyProvenance(), path: folder + "/RUN.h5")
+    again.streamsGradientSum = true
+    let error = try #require(throws: SensitivityError.self) { try again.run() }
+    #expect(error.code == .badRunFile)
+  }
+
   /// With a tolerance the run stops before `--probes`; a run interrupted mid-way stops at the same probe.
   @Test func toleranceStopsEarlyAndResumesToTheSameProbe() throws {
     let (a, b) = (temporaryFolder("tolA"), temporaryFolder("tolB"))
