@@ -35,8 +35,10 @@ struct Measure: ParsableCommand {
   @Flag(help: "Also measure each layer's top Hessian eigenvalue by power iteration (slow: layers × iterations HVPs).")
   var eigen = false
   @Option(parsing: .unconditional, help: "Power-iteration steps per layer with --eigen.") var eigenIterations = MeasureSettings.defaultEigenIterations
-  @Flag(inversion: .prefixedNo, help: "Keep the Hutchinson diagonal (the taylor_diag proxy).")
-  var hessianDiagonal = true
+  @Flag(
+    inversion: .prefixedNo,
+    help: "Keep the Hutchinson diagonal (the taylor_diag proxy; one Double per weight). Default: kept, unless the model is too large to hold in Float and is read from its file a weight at a time.")
+  var hessianDiagonal: Bool?
   @Option(parsing: .unconditional, help: ArgumentHelp("Audit N random single-layer quantizations: true ΔNLL and ΔKLD on held-out text.", valueName: "N")) var audit = 0
   @Option(help: ArgumentHelp("Audit every layer at this candidate format (e.g. int2-g64) instead of --audit N random pairs.", valueName: "format"))
   var auditFormat: String?
@@ -87,7 +89,15 @@ struct Measure: ParsableCommand {
     settings.probes = probes
     settings.seed = seed
     settings.tolerance = tol
-    settings.keepsHessianDiagonal = hessianDiagonal
+    // A model read from its file a weight at a time (`Preflight.streamsWeights`) does not keep the diagonal unless
+    // asked: it would hold whole probes, products and a Double per weight.
+    if let hessianDiagonal {
+      settings.keepsHessianDiagonal = hessianDiagonal
+    } else if (try? Preflight.streamsWeights(model: model)) == true {
+      settings.keepsHessianDiagonal = false
+      FileHandle.standardError.write(Data(
+        "measure: the model is read from its file a weight at a time, so the Hutchinson diagonal (taylor_diag) is not kept; --hessian-diagonal keeps it\n".utf8))
+    }
     settings.eigenIterations = eigen ? eigenIterations : 0
     settings.auditCount = audit
     settings.kldTokens = scoreKld ? kldTokens ?? min(MeasureSettings.defaultKLDTokens, tokens) : 0

@@ -224,6 +224,8 @@ struct Run: ParsableCommand {
     settings.hvpTokens = hvpTokens
     settings.probes = probes
     settings.seed = seed
+    // as `measure`: a model read from its file a weight at a time does not keep the Hutchinson diagonal
+    settings.keepsHessianDiagonal = (try? Preflight.streamsWeights(model: model)) != true
     settings.auditCount = audit
     settings.quantizer = QuantizerChoice(quantizer)!
     settings.includesTokenEmbedding = targets.contains(where: \.storesTokenEmbedding)

@@ -77,6 +77,36 @@ import _TestSupport
     #expect(run.audit?.spearmanNLL.count == 5)
   }
 
+  /// Issue 18: a model too large to hold in Float (here the tiny model, under a `BITPLAN_MEMORY_LIMIT` of 2.5 MB that
+  /// makes it so) is read from its file a weight at a time, its gradient sum kept on disk and the Hutchinson
+  /// diagonal left out unless asked (stderr says so): the same numbers as the dense run with `--no-hessian-diagonal`.
+  @Test func aStreamedModelMeasuresTheDenseNumbers() throws {
+    let folder = try BitplanProcess.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: folder) }
+    // a short calibration text: the memory estimate counts three times the text's size
+    let text = folder.path + "/calib.txt"
+    try String(try String(contentsOfFile: Self.calib, encoding: .utf8).prefix(20_000)).write(toFile: text, atomically: true, encoding: .utf8)
+    func arguments(_ output: String) -> [String] {
+      [
+        "measure", BitplanProcess.fixture("tiny-llama"), "--calib", text, "--tokens", "64", "--hvp-tokens", "32",
+        "--probes", "4", "--candidates", "int8,int4-g32", "--seed", "11", "-o", output,
+      ]
+    }
+    let dense = try BitplanProcess.run(arguments(folder.path + "/dense.h5") + ["--no-hessian-diagonal"])
+    #expect(dense.status == 0, "\(dense.stderr)")
+    let streamed = try BitplanProcess.run(arguments(folder.path + "/streamed.h5"), environment: ["BITPLAN_MEMORY_LIMIT": "2500000"])
+    #expect(streamed.status == 0, "\(streamed.stderr)")
+    #expect(streamed.stderr.contains("the Hutchinson diagonal (taylor_diag) is not kept"), "\(streamed.stderr)")
+    let (a, b) = (try Self.normalized(folder.path + "/dense.h5"), try Self.normalized(folder.path + "/streamed.h5"))
+    // bit patterns: taylor_diag is NaN in both (no diagonal)
+    func bits(_ x: [[Double]]) -> [[UInt64]] { x.map { $0.map(\.bitPattern) } }
+    #expect(a.provenance == b.provenance)
+    #expect(a.hessianTrace == b.hessianTrace && bits(a.probeValues) == bits(b.probeValues))
+    #expect(a.fisherTrace == b.fisherTrace && a.inputTrace == b.inputTrace)
+    #expect(bits(a.weightError) == bits(b.weightError) && bits(a.outputError) == bits(b.outputError))
+    #expect(a.proxies.mapValues(bits) == b.proxies.mapValues(bits))
+  }
+
   /// Bad input: a non-zero exit status, one line on stderr, no final run file.
   @Test(arguments: [
     (["--calib", "/nonexistent/calib.txt"], "--calib '/nonexistent/calib.txt': cannot be read"),
