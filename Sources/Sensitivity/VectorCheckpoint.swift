@@ -77,6 +77,23 @@ enum VectorCheckpoint {
     return try decoded.get()
   }
 
+  /// The checksum of a side file's `count` values, read back through `descriptor` in chunks (as `save` computes it
+  /// while writing); nil when the file cannot be read that far.
+  static func checksum(_ descriptor: Int32, count: Int) -> UInt64? {
+    var hash = offsetBasis
+    let chunk = 1 << 17
+    var buffer = [UInt64](repeating: 0, count: chunk)
+    var i = 0
+    while i < count {
+      let n = min(chunk, count - i)
+      let ok = buffer.withUnsafeMutableBytes { Writer.get(descriptor, UnsafeMutableRawBufferPointer(rebasing: $0[0..<8 * n]), at: 24 + 8 * i) }
+      guard ok else { return nil }
+      for k in 0..<n { hash = (hash ^ UInt64(littleEndian: buffer[k])) &* prime }
+      i += n
+    }
+    return hash
+  }
+
   /// A generation written a block at a time, at any offsets, never held whole (the streamed gradient sum): the
   /// file is sized first, blocks land where they belong, and `finish()` reads it back in order for the checksum,
   /// writes it and renames the file into place. The same layout as `save`.
@@ -112,16 +129,8 @@ enum VectorCheckpoint {
 
     /// Checksums the values in order, writes the checksum and renames the file into place.
     func finish() throws(SensitivityError) {
-      var hash = offsetBasis
-      let chunk = 1 << 17
-      var buffer = [UInt64](repeating: 0, count: chunk)
-      var i = 0
-      while i < count {
-        let n = min(chunk, count - i)
-        let ok = buffer.withUnsafeMutableBytes { raw in Writer.get(descriptor, UnsafeMutableRawBufferPointer(rebasing: raw[0..<8 * n]), at: 24 + 8 * i) }
-        guard ok else { throw SensitivityError(.io, "cannot read back '\(temporary)': errno \(errno)") }
-        for k in 0..<n { hash = (hash ^ UInt64(littleEndian: buffer[k])) &* prime }
-        i += n
+      guard let hash = VectorCheckpoint.checksum(descriptor, count: count) else {
+        throw SensitivityError(.io, "cannot read back '\(temporary)': errno \(errno)")
       }
       guard Writer.put(descriptor, withUnsafeBytes(of: hash.littleEndian) { Array($0) }, at: 24 + 8 * count) else {
         throw SensitivityError(.io, "cannot write '\(temporary)': errno \(errno)")
@@ -180,18 +189,10 @@ enum VectorCheckpoint {
         throw SensitivityError(.badRunFile, "checkpoint '\(file)' is truncated or of another run")
       }
       if !verify { return }
-      var hash = offsetBasis
-      let chunk = 1 << 17
-      var buffer = [UInt64](repeating: 0, count: chunk + 1)
-      var i = 0
-      while i < count {
-        let n = min(chunk, count - i)
-        guard buffer.withUnsafeMutableBytes({ Writer.get(descriptor, UnsafeMutableRawBufferPointer(rebasing: $0[0..<8 * n]), at: 24 + 8 * i) }) else {
-          throw SensitivityError(.badRunFile, "checkpoint '\(file)' is truncated or of another run")
-        }
-        for k in 0..<n { hash = (hash ^ UInt64(littleEndian: buffer[k])) &* prime }
-        i += n
+      guard let hash = VectorCheckpoint.checksum(descriptor, count: count) else {
+        throw SensitivityError(.badRunFile, "checkpoint '\(file)' is truncated or of another run")
       }
+      var buffer = [UInt64](repeating: 0, count: 1)
       let stored = buffer.withUnsafeMutableBytes { Writer.get(descriptor, UnsafeMutableRawBufferPointer(rebasing: $0[0..<8]), at: 24 + 8 * count) }
       guard stored, UInt64(littleEndian: buffer[0]) == hash else {
         throw SensitivityError(.badRunFile, "checkpoint '\(file)' fails its checksum")
