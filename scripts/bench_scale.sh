@@ -7,7 +7,7 @@
 #   validate (the plan `allocate --bpw 6` makes from that run, WINDOWS windows of 256 Emma tokens)
 # and prints one row per model: weights, GGUF bytes, peak RSS of each command, its ratio to the file, and the
 # measure stages per probe and per calibration token. Usage: scripts/bench_scale.sh [WORK] (default /tmp/bitplan-scale;
-# needs ~8 GB of disk for the three models and the 1B shape needs ~16 GB of memory with --no-hessian-diagonal).
+# needs ~8 GB of disk for the three models; SHAPES="llama-3.2-1b" runs one of them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.build/release/bitplan}
@@ -23,7 +23,7 @@ echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(
 echo "# measure: --probes $PROBES --candidates $CANDIDATES $MEASURE_FLAGS"
 printf '| shape | weights | GGUF MB | measure peak MB (×file) | ppl peak MB (×file) | validate peak MB (×file) | fisher s/token | hessian s/probe | layers s | measure s |\n'
 printf '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n'
-run() {  # name, then tiny-model shape flags
+shape() {  # name, then tiny-model shape flags
   local name=$1; shift
   local dir=$WORK/$name
   [ -f "$dir/tiny-llama.gguf" ] || "$BIN" tiny-model "$dir" --dtype bf16 "$@" > /dev/null
@@ -53,6 +53,9 @@ print(f"| {name} | {params.group(1) if params else '?'} | {mb:,.0f} | {m:,.0f} (
       f"{v:,.0f} ({v/mb:.1f}×) | {fisher/512*1000:.1f} ms | {hessian/probes:.1f} | {layers:.1f} | {total:.1f} |")
 PY
 }
+# SHAPES picks some of the three (default: all), e.g. SHAPES=llama-3.2-1b
+wants() { [ -z "${SHAPES:-}" ] || [[ " $SHAPES " == *" $1 "* ]]; }
+run() { if wants "$1"; then shape "$@"; fi; }
 run smollm2-135m --layers 30 --hidden 576 --heads 9 --kv-heads 3 --intermediate 1536 --vocab 49152 --tied
 run smollm2-360m --layers 32 --hidden 960 --heads 15 --kv-heads 5 --intermediate 2560 --vocab 49152 --tied
 run llama-3.2-1b --layers 16 --hidden 2048 --heads 32 --kv-heads 8 --intermediate 8192 --vocab 128256 --tied

@@ -91,9 +91,11 @@ final class ForwardCache<S: EngineScalar> {
 ///   model's `PerturbedWeights` pool, so the backward pass reads what the forward pass formed (one sweep over the
 ///   weights per perturbation instead of two); the pool holds up to one copy of the weights.
 /// - streamed (`StreamedVector`): v is regenerated block by block when a pass reaches the weight, and W + εV formed
-///   beside it in two layer-sized buffers that the next weight reuses (the embedding has its own pair, since the
-///   lookup, the tied head and its gradient read it at both ends of the passes). A forward + backward pair forms
-///   most weights twice, so no model-sized vector or perturbed copy ever exists.
+///   beside it in two layer-sized buffers that the next weight reuses. The embedding table is never formed whole:
+///   the lookup forms the rows of its tokens (`tableRow`), and the tied head, its backward product and the
+///   projection of its gradient form `[rows, hidden]` chunks of the table in a pair of their own (`tableChunk`,
+///   `tableDirection`). A forward + backward pair forms most weights twice, so no model-sized vector or perturbed
+///   copy ever exists, and nothing of the table's size besides the table.
 /// No second perturbation of the same model may be in use at the same time.
 final class WeightPerturbation<S: EngineScalar> {
   let direction: [String: [S]]
@@ -104,8 +106,6 @@ final class WeightPerturbation<S: EngineScalar> {
   private let streamed: (vector: StreamedVector<S>, names: Set<String>)?
   /// The streamed weight whose v and W + εV the rotating pair holds now.
   private var current: String?
-  /// Whether the embedding's own pair is formed for this perturbation.
-  private var embeddingFormed = false
 
   init(direction: [String: [S]], epsilon: S, pool: PerturbedWeights<S>) {
     self.direction = direction
@@ -128,6 +128,7 @@ final class WeightPerturbation<S: EngineScalar> {
   ///   - w: the weight's values as the pass reads them, `count` of them.
   func effective(_ w: UnsafePointer<S>, count: Int, name: String) -> UnsafePointer<S> {
     if streamed != nil {
+      precondition(name != LlamaModel<S>.embeddingWeightName || !streamsTable, "the streamed table is formed by rows")
       guard let slots = formStreamed(w, count: count, name: name) else { return w }
       return slots.perturbed.constant
     }
@@ -145,27 +146,62 @@ final class WeightPerturbation<S: EngineScalar> {
   }
 
   /// The streamed direction's block for `name` when it is the one formed last (the weight whose gradient the
-  /// backward pass has just formed), or nil when it is not, the direction has no such block or is dense.
+  /// backward pass has just formed), or nil when it is not, the direction has no such block or is dense. Never the
+  /// embedding's (`tableDirection`).
   func streamedDirection(name: String) -> UnsafePointer<S>? {
-    guard let (_, names) = streamed, names.contains(name) else { return nil }
-    let isEmbedding = name == LlamaModel<S>.embeddingWeightName
-    guard isEmbedding ? embeddingFormed : current == name else { return nil }
-    return pool.streamingPair(embedding: isEmbedding, count: 0).direction.constant
+    guard let (_, names) = streamed, names.contains(name), current == name else { return nil }
+    return pool.streamingPair(embedding: false, count: 0).direction.constant
+  }
+
+  /// Whether the direction is streamed and has a block for the token embedding: then the passes form the table's
+  /// rows as they need them (`tableRow`, `tableChunk`), never the whole table.
+  var streamsTable: Bool {
+    streamed?.names.contains(LlamaModel<S>.embeddingWeightName) ?? false
+  }
+
+  /// E[row] + εv[row] (`columns` values) into `out`, for the streamed table.
+  func tableRow(_ table: UnsafePointer<S>, row: Int, columns: Int, tableCount: Int, into out: UnsafeMutablePointer<S>) {
+    let v = tableDirection(rows: row..<(row + 1), columns: columns, tableCount: tableCount)
+    let (base, step) = (table + row * columns, epsilon)
+    for j in 0..<columns { out[j] = base[j] + step * v[j] }
+  }
+
+  /// E + εV over the table rows `rows` (`[rows.count, columns]`, in the pool's chunk pair; valid until the next
+  /// chunk or row is formed). The same values, element by element, as the whole table formed at once.
+  func tableChunk(_ table: UnsafePointer<S>, rows: Range<Int>, columns: Int, tableCount: Int) -> UnsafePointer<S> {
+    let count = rows.count * columns
+    let v = tableDirection(rows: rows, columns: columns, tableCount: tableCount)
+    let out = pool.streamingPair(embedding: true, count: count).perturbed.pointer
+    let (base, step) = (table + rows.lowerBound * columns, epsilon)
+    Parallel.forEachChunk(count) { range in
+      for i in range { out[i] = base[i] + step * v[i] }
+    }
+    return UnsafePointer(out)
+  }
+
+  /// v's table rows `rows` regenerated into the pool's chunk pair (valid until the next chunk or row is formed).
+  func tableDirection(rows: Range<Int>, columns: Int, tableCount: Int) -> UnsafePointer<S> {
+    let (vector, _) = streamed!
+    let count = rows.count * columns
+    let direction = pool.streamingPair(embedding: true, count: count).direction.pointer
+    vector.fill(
+      LlamaModel<S>.embeddingWeightName, offset: rows.lowerBound * columns, blockCount: tableCount,
+      into: UnsafeMutableBufferPointer(start: direction, count: count))
+    return UnsafePointer(direction)
   }
 
   /// Forms v and W + εV for `name` in the pool's streaming buffers, unless they already hold them.
   private func formStreamed(_ w: UnsafePointer<S>, count: Int, name: String) -> (direction: Buffer<S>, perturbed: Buffer<S>)? {
     guard let (vector, names) = streamed, names.contains(name) else { return nil }
-    let isEmbedding = name == LlamaModel<S>.embeddingWeightName
-    let slots = pool.streamingPair(embedding: isEmbedding, count: count)
-    if isEmbedding ? embeddingFormed : current == name { return slots }
+    let slots = pool.streamingPair(embedding: false, count: count)
+    if current == name { return slots }
     let v = UnsafeMutableBufferPointer(start: slots.direction.pointer, count: count)
     vector.fill(name, v)
     let (target, base, step, direction) = (slots.perturbed.pointer, w, epsilon, slots.direction.pointer)
     Parallel.forEachChunk(count) { range in
       for i in range { target[i] = base[i] + step * direction[i] }
     }
-    if isEmbedding { embeddingFormed = true } else { current = name }
+    current = name
     return slots
   }
 }
@@ -175,7 +211,8 @@ final class WeightPerturbation<S: EngineScalar> {
 /// `LlamaModel.releaseWorkspace()`); and the streamed form's two pairs of layer-sized buffers.
 final class PerturbedWeights<S: EngineScalar> {
   private var buffers: [String: Buffer<S>] = [:]
-  /// (v, W + εV) for the streamed linear weights, and for the embedding; each grown to the largest request.
+  /// (v, W + εV) for the streamed linear weights, and for chunks of the embedding's rows; each grown to the
+  /// largest request.
   private var pairs: [(direction: Buffer<S>, perturbed: Buffer<S>)?] = [nil, nil]
 
   func buffer(_ name: String, count: Int) -> Buffer<S> {
@@ -185,7 +222,8 @@ final class PerturbedWeights<S: EngineScalar> {
     return b
   }
 
-  /// The streamed form's pair for the embedding or for the linear weights, holding at least `count` values.
+  /// The streamed form's pair for the embedding's chunks or for the linear weights, holding at least `count`
+  /// values.
   func streamingPair(embedding: Bool, count: Int) -> (direction: Buffer<S>, perturbed: Buffer<S>) {
     let slot = embedding ? 1 : 0
     if let pair = pairs[slot], pair.direction.count >= count { return pair }

@@ -72,14 +72,44 @@ final class GradientSink<S: EngineScalar> {
   }
 
   /// A projecting sink whose direction comes from a streamed perturbation: `dot(name, contribution, count)` gives
-  /// ⟨v_name, contribution⟩, or nil for a tensor v has no block of (then nothing is accumulated for it).
-  init(wanted: Set<String>, projectingWith dot: @escaping (String, UnsafePointer<S>, Int) -> Double?, coefficient: Double, scratch: Buffer<S>) {
+  /// ⟨v_name, contribution⟩, or nil for a tensor v has no block of (then nothing is accumulated for it). With
+  /// `rowDot`, a tensor given by rows (`contributeRows`) is projected a chunk at a time: `rowDot(name, rows,
+  /// contribution, count, &sum)` adds ⟨v_name[rows], contribution⟩ to `sum`, or returns false when v has no block.
+  init(
+    wanted: Set<String>, projectingWith dot: @escaping (String, UnsafePointer<S>, Int) -> Double?,
+    rowDot: ((String, Range<Int>, UnsafePointer<S>, Int, inout Double) -> Bool)? = nil, coefficient: Double, scratch: Buffer<S>
+  ) {
     self.wanted = wanted
     alpha = 1
     beta = 0
     boxes = [:]
     projection = (dot, coefficient, scratch)
+    projectionRows = rowDot
     stream = nil
+  }
+
+  /// `rowDot` of a streamed projecting sink.
+  private var projectionRows: ((String, Range<Int>, UnsafePointer<S>, Int, inout Double) -> Bool)?
+
+  /// Adds one contribution to the `[rows, columns]` tensor `name`, which `body(rowRange, pointer, α, β′)` forms for
+  /// a range of rows (pointer at the range's first row), as `contribute`'s body does for the whole: whole, except
+  /// that a streamed projecting sink with a `rowDot` takes it `chunkRows` rows at a time into a chunk-sized scratch
+  /// and projects each chunk, so the tensor (the embedding table) is never formed whole.
+  func contributeRows(
+    _ name: String, rows: Int, columns: Int, chunkRows: Int, _ body: (Range<Int>, UnsafeMutablePointer<S>, S, S) -> Void
+  ) {
+    guard wanted.contains(name) else { return }
+    guard let (_, coefficient, _) = projection, let rowDot = projectionRows else {
+      return contribute(name, count: rows * columns) { g, alpha, beta in body(0..<rows, g, alpha, beta) }
+    }
+    let chunk = Buffer<S>(count: min(chunkRows, rows) * columns)
+    var sum = 0.0
+    for start in stride(from: 0, to: rows, by: chunkRows) {
+      let range = start..<min(start + chunkRows, rows)
+      body(range, chunk.pointer, 1, 0)
+      guard rowDot(name, range, chunk.constant, range.count * columns, &sum) else { return }
+    }
+    projections[name, default: 0] += coefficient * sum
   }
 
   /// A streaming sink (see `stream`): `scratch` must hold the largest wanted tensor, and each wanted tensor must

@@ -48,17 +48,20 @@ extension LlamaModel {
     // LM head z = n_F Eᵀ: dn_F = dz E (row T−1 predicts nothing: stays 0), dE = dzᵀ n_F
     let dFinal = s.dNormed
     dFinal.zero()
-    Scalar.gemm(
-      transposeA: false, transposeB: false, m: t - 1, n: d, k: v, alpha: 1, a: dLogits, lda: v,
-      b: effectiveLMHead(perturbation), ldb: d, beta: 0, c: dFinal.pointer, ldc: d)
-    // G (α,β)= dzᵀ n_F. For a tied model this is formed at the end, with the lookup's rows, as one contribution
-    // (a streaming sink takes exactly one per tensor); dz is not overwritten before then.
-    let headGradient = { (g: UnsafeMutablePointer<Scalar>, alpha: Scalar, beta: Scalar) in
+    // (a streamed perturbation of the tied table gives it in row chunks: dn_F is then their sum, k chunk by chunk)
+    forEachHeadChunk(perturbation) { rows, table in
       Scalar.gemm(
-        transposeA: true, transposeB: false, m: v, n: d, k: t - 1, alpha: alpha, a: dLogits, lda: v,
-        b: cache.finalNormed.constant, ldb: d, beta: beta, c: g, ldc: d)
+        transposeA: false, transposeB: false, m: t - 1, n: d, k: rows.count, alpha: 1, a: dLogits + rows.lowerBound,
+        lda: v, b: table, ldb: d, beta: rows.lowerBound == 0 ? 0 : 1, c: dFinal.pointer, ldc: d)
     }
-    if !c.tied { sink.contribute("lm_head.weight", count: v * d, headGradient) }
+    // G[rows] (α,β)= dz[:, rows]ᵀ n_F. For a tied model this is formed at the end, with the lookup's rows, as one
+    // contribution (a streaming sink takes exactly one per tensor); dz is not overwritten before then.
+    let headGradient = { (rows: Range<Int>, g: UnsafeMutablePointer<Scalar>, alpha: Scalar, beta: Scalar) in
+      Scalar.gemm(
+        transposeA: true, transposeB: false, m: rows.count, n: d, k: t - 1, alpha: alpha, a: dLogits + rows.lowerBound,
+        lda: v, b: cache.finalNormed.constant, ldb: d, beta: beta, c: g, ldc: d)
+    }
+    if !c.tied { sink.contribute("lm_head.weight", count: v * d) { g, alpha, beta in headGradient(0..<v, g, alpha, beta) } }
     rmsNormBackward(
       x: cache.residual(c.layers), gamma: finalNorm, inverseRMS: cache.finalInverseRMS, dy: dFinal, dx: dx,
       rows: t, name: "model.norm.weight", sink: sink, scratch: s.dGamma)
@@ -111,15 +114,16 @@ extension LlamaModel {
         rows: t, name: block.inputNormName, sink: sink, scratch: s.dGamma)
     }
 
-    // embedding x₀[t] = E[token_t]: dE[token_t] += dx₀[t] (tied: after the head's dzᵀ n_F, which applies β)
-    sink.contribute(Self.embeddingWeightName, count: v * d) { g, alpha, beta in
+    // embedding x₀[t] = E[token_t]: dE[token_t] += dx₀[t] (tied: after the head's dzᵀ n_F, which applies β); given
+    // whole, or in row chunks to a sink that projects them (`GradientSink.contributeRows`)
+    sink.contributeRows(Self.embeddingWeightName, rows: v, columns: d, chunkRows: tableChunkRows) { rows, g, alpha, beta in
       if c.tied {
-        headGradient(g, alpha, beta)
+        headGradient(rows, g, alpha, beta)
       } else if beta != 1 {
-        for i in 0..<(v * d) { g[i] = beta == 0 ? 0 : beta * g[i] }
+        for i in 0..<(rows.count * d) { g[i] = beta == 0 ? 0 : beta * g[i] }
       }
-      for (i, token) in cache.tokens.enumerated() {
-        let (row, src) = (g + token * d, dx.constant + i * d)
+      for (i, token) in cache.tokens.enumerated() where rows.contains(token) {
+        let (row, src) = (g + (token - rows.lowerBound) * d, dx.constant + i * d)
         for j in 0..<d { row[j] += alpha * src[j] }
       }
     }

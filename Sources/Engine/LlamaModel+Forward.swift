@@ -41,6 +41,12 @@ extension LlamaModel {
       x0.update(from: resume.state, count: tokens.count * d)
     } else if let source = embeddingSource {
       source.rows(tokens, into: Self.floats(x0))
+    } else if let perturbation, perturbation.streamsTable {
+      // E[token] + εv[token], formed row by row: the streamed direction never forms the whole table
+      let (stored, count) = (readable(embedding, Self.embeddingWeightName), valueCount(Self.embeddingWeightName))
+      for (i, token) in tokens.enumerated() {
+        perturbation.tableRow(stored, row: token, columns: d, tableCount: count, into: x0 + i * d)
+      }
     } else {
       let stored = readable(embedding, Self.embeddingWeightName)
       let table = perturbation?.effective(stored, count: valueCount(Self.embeddingWeightName), name: Self.embeddingWeightName) ?? stored
@@ -104,9 +110,11 @@ extension LlamaModel {
     if let op = lmHeadOperator {
       op.apply(Self.floats(cache.finalNormed.constant), tokens: t - 1, into: Self.floats(cache.probabilities.pointer), accumulate: false)
     } else {
-      Scalar.gemm(
-        transposeA: false, transposeB: true, m: t - 1, n: c.vocab, k: d, alpha: 1, a: cache.finalNormed.constant,
-        lda: d, b: effectiveLMHead(perturbation), ldb: d, beta: 0, c: cache.probabilities.pointer, ldc: c.vocab)
+      forEachHeadChunk(perturbation) { rows, table in
+        Scalar.gemm(
+          transposeA: false, transposeB: true, m: t - 1, n: rows.count, k: d, alpha: 1, a: cache.finalNormed.constant,
+          lda: d, b: table, ldb: d, beta: 0, c: cache.probabilities.pointer + rows.lowerBound, ldc: c.vocab)
+      }
     }
     logitsObserver?(cache.probabilities.constant)
     cache.nll = CrossEntropy.forward(
@@ -124,5 +132,33 @@ extension LlamaModel {
   func effectiveLMHead(_ perturbation: WeightPerturbation<Scalar>?) -> UnsafePointer<Scalar> {
     let stored = readable(lmHead, lmHeadWeightName)
     return perturbation?.effective(stored, count: valueCount(lmHeadWeightName), name: lmHeadWeightName) ?? stored
+  }
+
+  /// Calls `body` with the LM head's table as the pass reads it (`effectiveLMHead`): once with every row, or, when a
+  /// streamed perturbation moves the tied table, with E + εV for consecutive row ranges of `tableChunkRows` rows
+  /// (formed a chunk at a time, `WeightPerturbation.tableChunk`), so that no perturbed copy of the table exists.
+  func forEachHeadChunk(_ perturbation: WeightPerturbation<Scalar>?, _ body: (Range<Int>, UnsafePointer<Scalar>) -> Void) {
+    let (v, d) = (configuration.vocab, configuration.hidden)
+    guard configuration.tied, let perturbation, perturbation.streamsTable else {
+      return body(0..<v, effectiveLMHead(perturbation))
+    }
+    let (stored, count) = (readable(lmHead, lmHeadWeightName), valueCount(lmHeadWeightName))
+    let step = tableChunkRows
+    for start in stride(from: 0, to: v, by: step) {
+      let rows = start..<min(start + step, v)
+      body(rows, perturbation.tableChunk(stored, rows: rows, columns: d, tableCount: count))
+    }
+  }
+
+  /// Rows of the embedding table a streamed perturbation forms at a time: about `tableChunkElements` values,
+  /// rounded down to a multiple of the rows that make a whole number of 2¹⁶-value sums (`chunkedDot`'s), so that a
+  /// projection summed chunk by chunk has the bits of the whole table's.
+  var tableChunkRows: Int {
+    let d = configuration.hidden
+    var (a, b) = (d, 1 << 16)
+    while b != 0 { (a, b) = (b, a % b) }
+    let aligned = (1 << 16) / a
+    let rows = max(1, tableChunkElements / d)
+    return rows >= aligned ? rows / aligned * aligned : rows
   }
 }

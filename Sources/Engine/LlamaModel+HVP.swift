@@ -192,13 +192,22 @@ extension LlamaModel {
     let kappa = relativeStep ?? Scalar.unitRoundoff.squareRoot()
     let epsilon = Scalar(kappa * (weightSquares.squareRoot() / probe.squaredNorm.squareRoot()))
     let plus = WeightPerturbation(streaming: probe, epsilon: epsilon, pool: perturbedWeights)
-    let scratch = Buffer<Scalar>(count: largestBlock(seen))
+    // the embedding's gradient is projected in row chunks (`contributeRows`), so the scratch holds a linear weight
+    let scratch = Buffer<Scalar>(count: largestBlock(seen.subtracting([Self.embeddingWeightName])))
+    let (d, tableCount) = (configuration.hidden, embeddingLayer.parameterCount)
     let sink = GradientSink<Scalar>(
       wanted: seen,
       projectingWith: { name, contribution, count in
         // the backward pass has just read W + εV of this weight, so its block of v is the one held
         guard let v = plus.streamedDirection(name: name) else { return nil }
         return Self.chunkedDot(v, contribution, count: count)
+      },
+      rowDot: { name, rows, contribution, count, sum in
+        // the table's rows of v, regenerated; chunks of whole 2¹⁶-value sums keep the whole table's bits
+        guard name == Self.embeddingWeightName, plus.streamsTable else { return false }
+        let v = plus.tableDirection(rows: rows, columns: d, tableCount: tableCount)
+        Self.chunkedDot(v, contribution, count: count, adding: &sum)
+        return true
       }, coefficient: 1 / Double(epsilon), scratch: scratch)
     runBackward(cache: runForward(tokens: tokens, keepActivations: true, perturbation: plus), sink: sink, perturbation: plus)
     for name in probe.names {
@@ -234,6 +243,14 @@ extension LlamaModel {
   /// Σ a[i]·b[i] in Double over fixed chunks of 2¹⁶ (each with 8 interleaved partial sums), chunk sums added in
   /// order: the same bits for any number of workers.
   static func chunkedDot(_ a: UnsafePointer<Scalar>, _ b: UnsafePointer<Scalar>, count n: Int) -> Double {
+    var sum = 0.0
+    chunkedDot(a, b, count: n, adding: &sum)
+    return sum
+  }
+
+  /// `chunkedDot` with its chunk sums added in order to `sum`: vectors split at multiples of 2¹⁶ values and summed
+  /// piece by piece into one `sum` give the bits of the whole vector's `chunkedDot`.
+  static func chunkedDot(_ a: UnsafePointer<Scalar>, _ b: UnsafePointer<Scalar>, count n: Int, adding sum: inout Double) {
     let size = 1 << 16
     let chunks = (n + size - 1) / size
     let partials = UnsafeMutableBufferPointer<Double>.allocate(capacity: max(chunks, 1))
@@ -258,7 +275,7 @@ extension LlamaModel {
         out[c] = sum
       }
     }
-    return (0..<chunks).reduce(0.0) { $0 + partials[$1] }
+    for c in 0..<chunks { sum += partials[c] }
   }
 
   /// Validates an HVP request; returns the output blocks and ε = κ‖W‖/‖V‖ (nil when V = 0).
@@ -350,11 +367,29 @@ public struct StreamedVector<Scalar: EngineScalar> {
   /// Writes v's block for a name into a buffer of the weight's size, `[out, in]`. Called once or twice per weight
   /// and pass, from the caller's thread; it must give the same values every time.
   public var fill: (String, UnsafeMutableBufferPointer<Scalar>) -> Void
+  /// Writes the values `offset ..< offset + buffer.count` of v's block for a name (the table's rows, formed a chunk
+  /// at a time); nil: they are cut out of `fill`'s whole block.
+  public var fillRange: ((String, Int, UnsafeMutableBufferPointer<Scalar>) -> Void)?
 
-  /// A direction with blocks for `names`, of squared norm `squaredNorm`, written by `fill`.
-  public init(names: [String], squaredNorm: Double, fill: @escaping (String, UnsafeMutableBufferPointer<Scalar>) -> Void) {
+  /// A direction with blocks for `names`, of squared norm `squaredNorm`, written by `fill` (and by `fillRange`
+  /// a range at a time, when given).
+  public init(
+    names: [String], squaredNorm: Double, fillRange: ((String, Int, UnsafeMutableBufferPointer<Scalar>) -> Void)? = nil,
+    fill: @escaping (String, UnsafeMutableBufferPointer<Scalar>) -> Void
+  ) {
     self.names = names
     self.squaredNorm = squaredNorm
+    self.fillRange = fillRange
     self.fill = fill
+  }
+
+  /// Values `offset ..< offset + out.count` of the block for `name`, whose size is `blockCount`.
+  func fill(_ name: String, offset: Int, blockCount: Int, into out: UnsafeMutableBufferPointer<Scalar>) {
+    if let fillRange { return fillRange(name, offset, out) }
+    if offset == 0 && out.count == blockCount { return fill(name, out) }
+    let whole = UnsafeMutableBufferPointer<Scalar>.allocate(capacity: blockCount)
+    defer { whole.deallocate() }
+    fill(name, whole)
+    _ = out.initialize(from: whole[offset..<(offset + out.count)])
   }
 }

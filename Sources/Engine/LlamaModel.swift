@@ -43,6 +43,10 @@ public final class LlamaModel<Scalar: EngineScalar> {
   var embeddingSource: (any EmbeddingSource)?
   /// Tensors whose dense values were released, in release order.
   var releasedTensors: [String] = []
+  /// About how many values of the embedding table a streamed Hessian-vector product forms at a time (its chunks of
+  /// E + εV and of the gradient's projection; `tableChunkRows`). 2²² (16 MB in Float) unless a test lowers it to
+  /// reach several chunks on a small model.
+  public var tableChunkElements = 1 << 22
   /// Readers and expansion buffers of the weights streamed from their files (`LlamaModel+Streaming.swift`).
   let streamed = StreamedWeights<Scalar>()
   /// The released tensors that no installed operator or source covers: a pass that reaches them throws

@@ -61,6 +61,18 @@ public final class ByteSource: @unchecked Sendable {
     _ = madvise(UnsafeMutableRawPointer(mutating: base), count, MADV_DONTNEED)
   }
 
+  /// `dropResidentPages()` for the pages that hold `[offset, offset + length)` (widened to whole pages; a range
+  /// outside the bytes is clipped): a streamed weight's bytes, once expanded, leave the resident set, and stay in
+  /// the kernel's page cache while memory allows, so the next read of them faults them back from there.
+  public func dropResidentPages(offset: Int, length: Int) {
+    guard unmap != nil, count > 0, length > 0, offset < count else { return }
+    let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+    let start = max(offset, 0) / page * page
+    let end = min(offset + length, count)
+    guard end > start else { return }
+    _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_DONTNEED)
+  }
+
   /// Throws `.truncated` unless `[offset, offset + length)` lies inside the bytes. Overflow-safe.
   @inline(__always)
   public func check(_ offset: Int, _ length: Int, _ what: @autoclosure () -> String) throws(ModelIOError) {

@@ -105,6 +105,21 @@ public enum ModelFile: Sendable {
     }
   }
 
+  /// Drops the memory-mapped pages that hold tensor `name` (HF name) from this process's resident set, once its
+  /// values have been read (`ByteSource.dropResidentPages(offset:length:)`): a model streamed from its file then
+  /// holds only the weight a pass is at, not every page it has read. Nothing for a name the model lacks.
+  public func dropResidentPages(ofTensor name: String) {
+    switch self {
+    case .gguf(let f):
+      guard let info = f.info(named: NameMapping.ggufName(forHF: name) ?? name) else { return }
+      f.source.dropResidentPages(offset: f.dataOffset + info.offset, length: info.sizeInBytes)
+    case .safetensors(let m):
+      (try? m.shard(of: name))?.dropResidentPages(of: name)
+    case .safetensorsFile(let f):
+      f.dropResidentPages(of: name)
+    }
+  }
+
   /// The model's tokenizer: GGUF metadata, or `tokenizer.json` in the HF folder (BOS/EOS from config.json).
   public func tokenizer() throws(ModelIOError) -> BPETokenizer {
     switch self {

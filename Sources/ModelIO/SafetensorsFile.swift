@@ -93,6 +93,13 @@ public final class SafetensorsFile: Sendable {
     return try body(try bytes.slice(e.begin, e.end - e.begin, "tensor '\(name)'"))
   }
 
+  /// Drops the pages that hold `name`'s bytes from the resident set (`ByteSource.dropResidentPages`); nothing for
+  /// a name the file lacks.
+  public func dropResidentPages(of name: String) {
+    guard let e = entries[name] else { return }
+    bytes.dropResidentPages(offset: e.begin, length: e.end - e.begin)
+  }
+
   private func entry(_ name: String) throws(ModelIOError) -> Entry {
     guard let e = entries[name] else {
       throw ModelIOError(.missingTensor, "no tensor '\(name)' among \(entries.count)", path: path)

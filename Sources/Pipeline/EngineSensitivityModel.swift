@@ -226,7 +226,19 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
     let base = try baseProjections(trace, probe: index, firstWords: words)
     let layerIndex = self.layerIndex
     let probe = StreamedVector<Scalar>(
-      names: weightNames, squaredNorm: Double(linearLayers.reduce(0) { $0 + $1.parameterCount })
+      names: weightNames, squaredNorm: Double(linearLayers.reduce(0) { $0 + $1.parameterCount }),
+      fillRange: { name, offset, out in
+        // the embedding table's rows, a chunk at a time
+        let i = layerIndex[name]!
+        if Scalar.self == Float.self {
+          let floats = UnsafeMutableRawBufferPointer(out).bindMemory(to: Float.self)
+          trace.fillProbe(index, block: i, firstWord: words[i], offset: offset, into: floats)
+        } else {
+          var signs = [Float](repeating: 0, count: out.count)
+          signs.withUnsafeMutableBufferPointer { trace.fillProbe(index, block: i, firstWord: words[i], offset: offset, into: $0) }
+          for j in 0..<out.count { out[j] = Scalar(signs[j]) }
+        }
+      }
     ) { name, out in
       let i = layerIndex[name]!
       if Scalar.self == Float.self {

@@ -26,8 +26,8 @@ public struct LoadedModel {
   /// their packed operators (`PackedModel.install`, `installFileTypes`) before running. So a packed model never
   /// holds the Float values of its packed layers, not even while loading.
   /// - Parameter streaming: leave every weight matrix that is not deferred in the file and read it whenever a pass
-  ///   reaches it (`LlamaModel(…streamed:)`; the file is memory-mapped, so a matrix costs its stored bytes until it
-  ///   is read). Same numbers as the dense model, bit for bit; slower by one read and dequantization per weight and
+  ///   reaches it (`LlamaModel(…streamed:)`; the file is memory-mapped, and a matrix's pages leave the resident set
+  ///   once it is read, so the file's pages do not accumulate). Same numbers as the dense model, bit for bit; slower by one read and dequantization per weight and
   ///   pass. A reader that fails later (the file changed under the run) gives NaN, which losses and gradients report.
   public static func load(
     path: String, deferring: (LlamaConfiguration) throws -> Set<String>, streaming: Bool = false
@@ -48,7 +48,11 @@ public struct LoadedModel {
       }
       if deferred.contains(name) { continue }
       if streamedNames.contains(name) {
-        readers[name] = { try? file.tensor(named: name).storage }
+        // the file's pages leave the resident set once read: the pass holds the expanded values
+        readers[name] = {
+          defer { file.dropResidentPages(ofTensor: name) }
+          return try? file.tensor(named: name).storage
+        }
         continue
       }
       weights[name] = WeightTensor(try file.tensor(named: name))

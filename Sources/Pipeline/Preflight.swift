@@ -67,10 +67,13 @@ public enum Preflight {
     let parameters = file.tensorInfos.reduce(0.0) { $0 + Double($1.parameterCount) }
     var streamedBytes: Double?
     if streamsWeights(parameters: parameters) {
-      // the mapped file, plus the embedding and an untied head, which stay expanded once read
-      let stored = file.tensorInfos.reduce(0.0) { $0 + Double($1.sizeInBytes) }
+      // the embedding and an untied head, which stay expanded once read, and four Float copies of the largest other
+      // matrix (the reader's values, the expansion buffer, a probe's block and W + εV); the mapped file's pages
+      // leave the resident set once each weight is read (`ModelFile.dropResidentPages`)
       let tables = Double(config.vocabSize * config.hiddenSize) * (config.tieWordEmbeddings ? 1 : 2)
-      streamedBytes = stored + 4 * tables
+      let largest = file.tensorInfos.filter { $0.shape.count == 2 && $0.parameterCount < config.vocabSize * config.hiddenSize }
+        .map { Double($0.parameterCount) }.max() ?? 0
+      streamedBytes = 4 * tables + 16 * largest
     }
     let textBytes = texts.reduce(0.0) { total, text in
       let size = (try? FileManager.default.attributesOfItem(atPath: text)[.size] as? NSNumber)?.doubleValue ?? 0
@@ -141,8 +144,9 @@ public enum Preflight {
   /// the 12 default candidates): measured 1.96 GiB without the diagonal (this gives 2.07) and 3.55 GiB with it
   /// (3.70); `bench engine` 2.0 GiB after a 512-token forward + backward (2.3).
   ///
-  /// With `streamedWeightBytes` (the weights are streamed: the mapped file and the expanded tables) that replaces
-  /// the Float weights, loading holds nothing more, and the gradient sum is on disk.
+  /// With `streamedWeightBytes` (the weights are streamed: the expanded tables and the one matrix a pass is at)
+  /// that replaces the Float weights, loading holds nothing more, and the gradient sum is on disk. Checked against
+  /// peak RSS of the 1B-shape bf16 model (`scripts/bench_scale.sh`).
   public static func estimatedBytes(
     config c: LlamaConfig, parameters: Double, tokens: Int, workload: Workload, streamedWeightBytes: Double? = nil
   ) -> Double {

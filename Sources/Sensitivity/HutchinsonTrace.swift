@@ -144,6 +144,24 @@ public struct HutchinsonTrace: Sendable {
     ProbeStream(seed: seed, domain: .hutchinson, index: index).fillRademacher(values, firstWord: firstWord)
   }
 
+  /// Values `offset ..< offset + values.count` of block `block` of probe `index` (rows of the embedding table,
+  /// regenerated a chunk at a time): the same signs as those positions of `probe(index)[block]`.
+  public func fillProbe(
+    _ index: Int, block: Int, firstWord: Int, offset: Int, into values: UnsafeMutableBufferPointer<Float>
+  ) {
+    precondition(
+      offset >= 0 && offset + values.count <= blocks[block].count,
+      "values \(offset)..<\(offset + values.count) outside block \(block) of \(blocks[block].count)")
+    let stream = ProbeStream(seed: seed, domain: .hutchinson, index: index)
+    let skip = offset % 64
+    if skip == 0 { return stream.fillRademacher(values, firstWord: firstWord + offset / 64) }
+    // a range that starts inside a draw: that draw's values from its start, then the ones asked for
+    let words = UnsafeMutableBufferPointer<Float>.allocate(capacity: skip + values.count)
+    defer { words.deallocate() }
+    stream.fillRademacher(words, firstWord: firstWord + offset / 64)
+    _ = values.initialize(from: words[skip...])
+  }
+
   /// ⟨v, x⟩ in Double for block `block` of probe `index` and a vector `x` of the block's size, without writing v:
   /// the same bits as `accumulate` of `probe(index)[block]` with `x`.
   public func probeDot(_ index: Int, block: Int, firstWord: Int, with x: UnsafeBufferPointer<Float>) -> Double {

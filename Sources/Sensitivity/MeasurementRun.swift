@@ -129,11 +129,16 @@ public struct MeasurementRun<Model: SensitivityModel> {
       var offset = 0
       var trace: [Double] = []
       for layer in model.linearLayers {
-        let block = try Self.read(reader, offset, layer.parameterCount)
-        trace.append(block.reduce(0.0) { acc, s in
-          let g = s / windows
-          return acc + g * g
-        })
+        // in pieces of 2²⁰ Doubles, one running sum in order: the whole block's bits without its 8 bytes per weight
+        var sum = 0.0
+        for start in stride(from: 0, to: layer.parameterCount, by: 1 << 20) {
+          let block = try Self.read(reader, offset + start, min(1 << 20, layer.parameterCount - start))
+          sum = block.reduce(sum) { acc, s in
+            let g = s / windows
+            return acc + g * g
+          }
+        }
+        trace.append(sum)
         offset += layer.parameterCount
       }
       try store.recordFisherTrace(trace)
@@ -187,7 +192,9 @@ public struct MeasurementRun<Model: SensitivityModel> {
     let layers = model.linearLayers
     let offsets = layers.reduce(into: [0]) { $0.append($0.last! + $1.parameterCount) }
     let name = RunStore.SideVector.gradientSum.rawValue
-    var scratch = [Double](repeating: 0, count: layers.map(\.parameterCount).max() ?? 0)
+    // a layer's sum passes through in pieces of 2²⁰ Doubles (8 MB; the embedding's would be 2 GB for a 1B model)
+    let piece = 1 << 20
+    var scratch = [Double](repeating: 0, count: min(layers.map(\.parameterCount).max() ?? 0, piece))
     for w in store.progress.fisherWindows..<windows {
       let previous = try store.gradientSumReader()
       let writer = try VectorCheckpoint.Writer(base: store.partialPath, name: name, generation: w + 1, count: offsets.last!)
@@ -198,14 +205,17 @@ public struct MeasurementRun<Model: SensitivityModel> {
         }
         seen[i] = true
         try scratch.withUnsafeMutableBufferPointer { s throws(SensitivityError) in
-          let block = UnsafeMutableBufferPointer(rebasing: s[0..<b.count])
-          if let previous { try previous.read(into: block, at: offsets[i]) }
-          if Self.accumulate(block.baseAddress!, b.baseAddress!, b.count, fresh: previous == nil) == 0,
-            let bad = block.first(where: { !$0.isFinite })
-          {
-            throw SensitivityError(.nonFinite, "gradient sum \(bad) after window \(w)")
+          for start in stride(from: 0, to: b.count, by: piece) {
+            let n = min(piece, b.count - start)
+            let block = UnsafeMutableBufferPointer(rebasing: s[0..<n])
+            if let previous { try previous.read(into: block, at: offsets[i] + start) }
+            if Self.accumulate(block.baseAddress!, b.baseAddress! + start, n, fresh: previous == nil) == 0,
+              let bad = block.first(where: { !$0.isFinite })
+            {
+              throw SensitivityError(.nonFinite, "gradient sum \(bad) after window \(w)")
+            }
+            try writer.write(UnsafeBufferPointer(block), at: offsets[i] + start)
           }
-          try writer.write(UnsafeBufferPointer(block), at: offsets[i])
         }
       }
       if let i = seen.firstIndex(of: false) {

@@ -173,22 +173,36 @@ import Testing
         let base = try model.gradients(tokens: TinyModel.tokens, of: Set(names)).gradients
         #expect(streamed == base, "the streamed gradient must equal the returned one")
         let hv = try model.hessianVectorProduct(tokens: TinyModel.tokens, vector: vector, baseGradient: base, of: Set(names))
-        var fills = 0
-        let probe = StreamedVector<S>(names: names, squaredNorm: Double(flat.count)) { name, out in
-          fills += 1
-          for i in out.indices { out[i] = vector[name]![i] }
-        }
         let projections = Dictionary(uniqueKeysWithValues: names.map { name in
           (name, zip(vector[name]!, base[name]!).reduce(0.0) { $0 + Double($1.0) * Double($1.1) })
         })
-        let forms = try model.hessianQuadraticForms(tokens: TinyModel.tokens, probe: probe, baseProjections: projections)
-        #expect(Set(forms.keys) == Set(names))
-        #expect(fills >= names.count && fills <= 2 * names.count, "\(fills) fills for \(names.count) blocks")
-        for name in names {
-          let v = vector[name]!.map(Double.init), h = hv[name]!.map(Double.init)
-          let want = Self.dot(v, h)
-          let scale = Self.dot(v, v).squareRoot() * Self.dot(h, h).squareRoot()
-          #expect(abs(forms[name]! - want) <= tolerance * scale, "\(S.self) \(name): \(forms[name]!) vs \(want)")
+        let linear = names.filter { $0 != embedding }.count
+        // the table is formed a chunk of rows at a time: one chunk (the default), then several (not a whole number
+        // of rows per chunk boundary of the dot's sums); with and without a range form of the probe
+        for (chunkElements, ranged) in [(model.tableChunkElements, true), (3 * model.configuration.hidden, true), (3 * model.configuration.hidden, false)] {
+          model.tableChunkElements = chunkElements
+          defer { model.tableChunkElements = 1 << 22 }
+          var (fills, rangeFills) = (0, 0)
+          let fillRange: ((String, Int, UnsafeMutableBufferPointer<S>) -> Void)? = ranged ? { name, offset, out in
+            rangeFills += 1
+            for i in out.indices { out[i] = vector[name]![offset + i] }
+          } : nil
+          let probe = StreamedVector<S>(names: names, squaredNorm: Double(flat.count), fillRange: fillRange) { name, out in
+            fills += 1
+            for i in out.indices { out[i] = vector[name]![i] }
+          }
+          let forms = try model.hessianQuadraticForms(tokens: TinyModel.tokens, probe: probe, baseProjections: projections)
+          #expect(Set(forms.keys) == Set(names))
+          if ranged {
+            #expect(fills >= linear && fills <= 2 * linear, "\(fills) fills for \(linear) linear blocks")
+            #expect((rangeFills > 0) == (names.count > linear), "\(rangeFills) table ranges")
+          }
+          for name in names {
+            let v = vector[name]!.map(Double.init), h = hv[name]!.map(Double.init)
+            let want = Self.dot(v, h)
+            let scale = Self.dot(v, v).squareRoot() * Self.dot(h, h).squareRoot()
+            #expect(abs(forms[name]! - want) <= tolerance * scale, "\(S.self) \(name) (\(chunkElements)): \(forms[name]!) vs \(want)")
+          }
         }
       }
     }

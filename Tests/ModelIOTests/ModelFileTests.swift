@@ -60,6 +60,50 @@ import _TestSupport
     #expect(try ModelFile(path: folder).llamaConfig() == TinyLlama.configuration())
   }
 
+  /// A tensor's mapped pages leave the resident set when dropped (`dropResidentPages(ofTensor:)`, what a streamed
+  /// model does once it has read a weight) and read back the same values; for GGUF, an HF folder and a bare
+  /// safetensors file, and a name the model lacks is ignored.
+  @Test func droppedTensorPagesLeaveTheResidentSetAndReadBackTheSame() throws {
+    let folder = temporaryFolder("drop-pages")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    try TinyLlama.writeGGUF(folder + "/tiny.gguf", config: TinyLlama.configuration(), seed: 5)
+    for path in [folder + "/tiny.gguf", Self.fixtures + "/tiny-llama", Self.fixtures + "/tiny-llama/model.safetensors"] {
+      let file = try ModelFile(path: path)
+      let names = file.tensorInfos.map { NameMapping.hfName(forGGUF: $0.name) ?? $0.name }
+      let before = try names.map { try file.tensor(named: $0).storage }
+      for name in names { file.dropResidentPages(ofTensor: name) }
+      file.dropResidentPages(ofTensor: "no.such.tensor")
+      #expect(try names.map { try file.tensor(named: $0).storage } == before, "\(path)")
+    }
+    // resident bytes of the GGUF's mapping, from /proc/self/smaps: every tensor's pages once read, then only the
+    // header's (the metadata and tokenizer, read while opening) once every tensor is dropped
+    guard case .gguf(let gguf) = try ModelFile(path: folder + "/tiny.gguf") else { Issue.record("not a GGUF"); return }
+    let file = ModelFile.gguf(gguf)
+    func resident() throws -> Int {
+      let start = UInt(bitPattern: gguf.source.base)
+      var inMapping = false
+      // (read to its end: /proc files state a size of 0)
+      let smaps = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/proc/self/smaps")).readToEnd() ?? Data()
+      for line in String(decoding: smaps, as: UTF8.self).split(separator: "\n") {
+        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        if let range = fields.first, range.contains("-"), !range.hasSuffix(":") {
+          let bounds = range.split(separator: "-").compactMap { UInt($0, radix: 16) }
+          inMapping = bounds.count == 2 && bounds[0] <= start && start < bounds[1]
+        } else if inMapping, fields.first == "Rss:", fields.count > 1, let kb = Int(fields[1]) {
+          return kb * 1024
+        }
+      }
+      return -1
+    }
+    let names = file.tensorInfos.map { NameMapping.hfName(forGGUF: $0.name) ?? $0.name }
+    for name in names { _ = try file.tensor(named: name) }
+    let read = try resident()
+    for name in names { file.dropResidentPages(ofTensor: name) }
+    let dropped = try resident()
+    #expect(read >= gguf.source.count - gguf.dataOffset, "\(read) bytes resident after reading every tensor")
+    #expect(dropped >= 0 && dropped <= gguf.dataOffset + 4096, "\(dropped) bytes resident after dropping them")
+  }
+
   @Test(arguments: [1, 3, 1_000_000_000_000])
   func ggufBlockCountMustMatchTheTensors(blocks: Int) throws {
     let gguf = try GGUFLlamaTests.tinyLlama(

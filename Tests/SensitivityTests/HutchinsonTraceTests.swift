@@ -132,7 +132,7 @@ import _TestSupport
     #expect(reused == want)
   }
 
-  /// A block regenerated alone (`fillProbe`) is the probe's block, and `probeDot` of a vector with it is bit for
+  /// A block regenerated alone (`fillProbe`), or any range of it, is the probe's block, and `probeDot` of a vector with it is bit for
   /// bit `accumulate` of the written signs with that vector (the same additions in the same order), for blocks that
   /// end inside a draw, span several 2¹⁶ chunks, or are shorter than one group of 8.
   @Test func regeneratedBlocksAndDotsEqualTheProbe() throws {
@@ -145,6 +145,13 @@ import _TestSupport
         var alone = [Float](repeating: 0, count: blocks[b].count)
         alone.withUnsafeMutableBufferPointer { h.fillProbe(k, block: b, firstWord: words[b], into: $0) }
         #expect(alone == v[b], "probe \(k) block \(b)")
+        // any range of it alone, starting on a draw or inside one (the table's rows, a chunk at a time)
+        for (offset, count) in [(0, blocks[b].count), (64, 3), (7, 1), (63, 130), (blocks[b].count - 1, 1), (blocks[b].count / 3, blocks[b].count / 2)]
+        where offset + count <= blocks[b].count && count > 0 {
+          var part = [Float](repeating: 0, count: count)
+          part.withUnsafeMutableBufferPointer { h.fillProbe(k, block: b, firstWord: words[b], offset: offset, into: $0) }
+          #expect(part[...] == v[b][offset..<offset + count], "probe \(k) block \(b) values \(offset)+\(count)")
+        }
         let x = randomFloats(blocks[b].count, seed: UInt64(30 + b))
         let dot = x.withUnsafeBufferPointer { h.probeDot(k, block: b, firstWord: words[b], with: $0) }
         let want = v[b].withUnsafeBufferPointer { v in
