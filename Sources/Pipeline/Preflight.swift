@@ -67,13 +67,7 @@ public enum Preflight {
     let parameters = file.tensorInfos.reduce(0.0) { $0 + Double($1.parameterCount) }
     var streamedBytes: Double?
     if streamsWeights(parameters: parameters) {
-      // the embedding and an untied head, which stay expanded once read, and four Float copies of the largest other
-      // matrix (the reader's values, the expansion buffer, a probe's block and W + εV); the mapped file's pages
-      // leave the resident set once each weight is read (`ModelFile.dropResidentPages`)
-      let tables = Double(config.vocabSize * config.hiddenSize) * (config.tieWordEmbeddings ? 1 : 2)
-      let largest = file.tensorInfos.filter { $0.shape.count == 2 && $0.parameterCount < config.vocabSize * config.hiddenSize }
-        .map { Double($0.parameterCount) }.max() ?? 0
-      streamedBytes = 4 * tables + 16 * largest
+      streamedBytes = streamedWeightBytes(config: config, matrices: file.tensorInfos.filter { $0.shape.count == 2 }.map(\.parameterCount))
     }
     let textBytes = texts.reduce(0.0) { total, text in
       let size = (try? FileManager.default.attributesOfItem(atPath: text)[.size] as? NSNumber)?.doubleValue ?? 0
@@ -101,6 +95,19 @@ public enum Preflight {
   /// `streamsWeights` for the model at `path` (headers only).
   public static func streamsWeights(model path: String) throws -> Bool {
     streamsWeights(parameters: try ModelFile(path: path).tensorInfos.reduce(0.0) { $0 + Double($1.parameterCount) })
+  }
+
+  /// What the weights of a model streamed from its file hold (`LoadedModel.load(…streaming: true)`), given the
+  /// value counts of its matrices: the embedding and an untied head, which stay expanded once read, twice (the reader's array of a table is
+  /// freed into a heap that is never trimmed, `HeapPolicy`), and four Float copies of the largest other matrix
+  /// (the reader's values, the expansion buffer, a probe's block and W + εV); the mapped file's pages leave the
+  /// resident set once each weight is read (`ModelFile.dropResidentPages`). The 1B-shape bf16 model, 512
+  /// tokens, 128 for the HVPs, two candidates: 3.58 GiB estimated, 2.94 GiB measured.
+  public static func streamedWeightBytes(config: LlamaConfig, matrices: [Int]) -> Double {
+    let table = config.vocabSize * config.hiddenSize
+    let tables = Double(table) * (config.tieWordEmbeddings ? 1 : 2)
+    let largest = matrices.filter { $0 < table }.map(Double.init).max() ?? 0
+    return 8 * tables + 16 * largest
   }
 
   /// `tokens` must not exceed the model's context length (when the file states one).

@@ -44,18 +44,25 @@ extension MeasurementRun {
         gram = try GramMatrix(inputs: x, rows: n, columns: layer.columns)
         inputTrace += GramMatrix.inputTrace(inputs: x, rows: n)
       }
-      var quantized: [QuantizedWeights?] = []
-      for c in model.candidates.indices {
-        let q = try model.quantize(layer: i, candidate: c)
-        if let q, q.weights.count != w.count {
-          throw SensitivityError(
-            .shapeMismatch, "'\(layer.name)' quantized to \(model.candidates[c].name): \(q.weights.count) values")
+      // every candidate's Q(W) at once, unless they would take more than `candidateBatchBytes`: then as many at a
+      // time as there are workers (the same numbers; a 1B model's table is 1 GB per candidate)
+      let count = model.candidates.count
+      let batch = 4 * w.count * count > candidateBatchBytes ? max(1, Parallel.workers) : max(count, 1)
+      var results: [LayerMeasurement.CandidateResult?] = []
+      for first in stride(from: 0, to: count, by: batch) {
+        var quantized: [QuantizedWeights?] = []
+        for c in first..<min(first + batch, count) {
+          let q = try model.quantize(layer: i, candidate: c)
+          if let q, q.weights.count != w.count {
+            throw SensitivityError(
+              .shapeMismatch, "'\(layer.name)' quantized to \(model.candidates[c].name): \(q.weights.count) values")
+          }
+          quantized.append(q)
         }
-        quantized.append(q)
+        results += try Self.measure(
+          quantized, weights: w, rows: layer.rows, columns: layer.columns, gram: gram, lookup: lookup,
+          hessianTrace: store.run.hessianTrace[i], gradient: gradient, hessianDiagonal: diagonal)
       }
-      let results = try Self.measure(
-        quantized, weights: w, rows: layer.rows, columns: layer.columns, gram: gram, lookup: lookup,
-        hessianTrace: store.run.hessianTrace[i], gradient: gradient, hessianDiagonal: diagonal)
       let m = LayerMeasurement(statistics: statistics, inputTrace: inputTrace, candidates: results)
       try store.recordLayer(i, m)
       onProgress(.layers, i + 1, layers.count)

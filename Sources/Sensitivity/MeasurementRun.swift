@@ -28,6 +28,10 @@ public struct MeasurementRun<Model: SensitivityModel> {
   /// a checkpoint. The same numbers, bit for bit; the cost is reading and writing 16 bytes per weight per window.
   /// For models whose weights are streamed from their files (issue 18).
   public var streamsGradientSum = false
+  /// Above this many bytes of quantized weights (the Float values of every candidate of one layer), the per-layer
+  /// stage quantizes and measures a layer's candidates as many at a time as there are workers (`Parallel.workers`)
+  /// instead of all at once: the same numbers, a fraction of the memory for a large table. 512 MiB.
+  public var candidateBatchBytes = 512 << 20
 
   /// Power iteration stops when successive Rayleigh quotients differ by less than this relative amount: the
   /// eigenvalue is a diagnostic, and 1e-4 is far below the run-to-run spread of the traces it sits beside.

@@ -159,6 +159,17 @@ import _TestSupport
     #expect(try FileManager.default.contentsOfDirectory(atPath: folder) == ["RUN.h5"])
   }
 
+  /// A layer's candidates quantized and measured a few at a time (`candidateBatchBytes` exceeded) give the run that
+  /// all at once gives.
+  @Test func candidatesInBatchesGiveTheSameRun() throws {
+    let (reference, folder) = (temporaryFolder("batch-ref"), temporaryFolder("batch"))
+    defer { for f in [reference, folder] { try? FileManager.default.removeItem(atPath: f) } }
+    let whole = try measure(reference)
+    var run = MeasurementRun(model: ToyModel(), provenance: toyProvenance(), path: folder + "/RUN.h5")
+    run.candidateBatchBytes = 0
+    #expect(try run.run() == whole)
+  }
+
   /// A resumed run checks the checksum of the on-disk sum that another process wrote: one flipped bit in a value is
   /// a `.badRunFile` error, not a different Fisher figure.
   @Test func damagedStreamedSumIsRefusedOnResume() throws {
