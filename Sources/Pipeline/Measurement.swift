@@ -108,6 +108,9 @@ public struct Measurement {
     }
     measurement.checkpointInterval = checkpointInterval
     measurement.streamsGradientSum = streaming
+    // a layer's candidates all at once while their Q(W) fit in an eighth of the memory (SmolLM2's table with the 16
+    // demo candidates: 1.8 GB), else a worker's share at a time (a 1B model's table: 1 GB per candidate)
+    measurement.candidateBatchBytes = max(512 << 20, Preflight.availableMemoryBytes() / 8)
     let run = try measurement.run()
     clock.lap("finish")
     return MeasurementSummary(run: run, output: outputPath, windows: model.calibrationWindowCount, seconds: clock.seconds)

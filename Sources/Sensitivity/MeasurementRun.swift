@@ -30,7 +30,8 @@ public struct MeasurementRun<Model: SensitivityModel> {
   public var streamsGradientSum = false
   /// Above this many bytes of quantized weights (the Float values of every candidate of one layer), the per-layer
   /// stage quantizes and measures a layer's candidates as many at a time as there are workers (`Parallel.workers`)
-  /// instead of all at once: the same numbers, a fraction of the memory for a large table. 512 MiB.
+  /// instead of all at once: the same numbers, a fraction of the memory for a large table. 512 MiB unless the
+  /// caller sets it (`measure`: an eighth of the memory the process may use).
   public var candidateBatchBytes = 512 << 20
 
   /// Power iteration stops when successive Rayleigh quotients differ by less than this relative amount: the
