@@ -78,11 +78,17 @@ public struct PackedModel {
       return try EngineSensitivityModel<Float>.chooseCalibration(
         values, rows: layer.outFeatures, columns: layer.inFeatures, format: format) ?? .minMax
     }
+    // A weight's values as the file stores them; its mapped pages then leave the resident set (a streamed model's
+    // file would otherwise stay resident page by page as every planned layer is read).
+    func fileValues(_ name: String) throws -> [Float] {
+      defer { loaded.file.dropResidentPages(ofTensor: name) }
+      return try loaded.file.tensor(named: name).storage
+    }
     // The layer `i` of `layers` by its quantizer.
     func quantizeLayer(_ i: Int) throws -> PackedLayer {
       let layer = layers[i]
       let format = formats[layer.name]!
-      let values = try loaded.file.tensor(named: layer.weightName).storage
+      let values = try fileValues(layer.weightName)
       if format.isW8A8 { return try smoothQuantLayer(i, values) }
       let method = try rangeCalibration(layer, values, format)
       // AWQ: the layers reading this one's input that are also planned with AWQ share one search.
@@ -98,7 +104,7 @@ public struct PackedModel {
         for g in group {
           let l = layers[g]
           let f = formats[l.name]!
-          let w = g == i ? values : try loaded.file.tensor(named: l.weightName).storage
+          let w = g == i ? values : try fileValues(l.weightName)
           members.append(AWQ.Member(weights: w, rows: l.outFeatures, format: f, calibration: try rangeCalibration(l, w, f)))
         }
         let result = try AWQ.search(members: members, columns: layer.inFeatures, inputs: x.values, inputRows: x.rows)
@@ -127,7 +133,7 @@ public struct PackedModel {
       }
       let others = try (LayerQuantizer.awqGroup(of: layer.name, in: names) ?? []).filter {
         $0 != i && formats[names[$0]] == format
-      }.map { try loaded.file.tensor(named: layers[$0].weightName).storage }
+      }.map { try fileValues(layers[$0].weightName) }
       let (packed, scales) = try SmoothQuant.quantize(
         values, rows: layer.outFeatures, columns: layer.inFeatures, groupWeights: others, format: format,
         inputs: x.values, inputRows: x.rows, calibration: { try rangeCalibration(layer, $0, format) })
