@@ -120,6 +120,13 @@ public enum ModelFile: Sendable {
     }
   }
 
+  /// `tensor(named:)`'s values, then its pages dropped from the resident set (`dropResidentPages(ofTensor:)`): a
+  /// weight read once from a streamed model's file.
+  public func valuesDroppingPages(ofTensor name: String) throws(ModelIOError) -> [Float] {
+    defer { dropResidentPages(ofTensor: name) }
+    return try tensor(named: name).storage
+  }
+
   /// The model's tokenizer: GGUF metadata, or `tokenizer.json` in the HF folder (BOS/EOS from config.json).
   public func tokenizer() throws(ModelIOError) -> BPETokenizer {
     switch self {

@@ -49,10 +49,7 @@ public struct LoadedModel {
       if deferred.contains(name) { continue }
       if streamedNames.contains(name) {
         // the file's pages leave the resident set once read: the pass holds the expanded values
-        readers[name] = {
-          defer { file.dropResidentPages(ofTensor: name) }
-          return try? file.tensor(named: name).storage
-        }
+        readers[name] = { try? file.valuesDroppingPages(ofTensor: name) }
         continue
       }
       weights[name] = WeightTensor(try file.tensor(named: name))

@@ -80,10 +80,7 @@ public struct PackedModel {
     }
     // A weight's values as the file stores them; its mapped pages then leave the resident set (a streamed model's
     // file would otherwise stay resident page by page as every planned layer is read).
-    func fileValues(_ name: String) throws -> [Float] {
-      defer { loaded.file.dropResidentPages(ofTensor: name) }
-      return try loaded.file.tensor(named: name).storage
-    }
+    func fileValues(_ name: String) throws -> [Float] { try loaded.file.valuesDroppingPages(ofTensor: name) }
     // The layer `i` of `layers` by its quantizer.
     func quantizeLayer(_ i: Int) throws -> PackedLayer {
       let layer = layers[i]

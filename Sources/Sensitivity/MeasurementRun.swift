@@ -134,10 +134,10 @@ public struct MeasurementRun<Model: SensitivityModel> {
       var offset = 0
       var trace: [Double] = []
       for layer in model.linearLayers {
-        // in pieces of 2²⁰ Doubles, one running sum in order: the whole block's bits without its 8 bytes per weight
+        // in pieces (`sumPiece`), one running sum in order: the whole block's bits without its 8 bytes per weight
         var sum = 0.0
-        for start in stride(from: 0, to: layer.parameterCount, by: 1 << 20) {
-          let block = try Self.read(reader, offset + start, min(1 << 20, layer.parameterCount - start))
+        for start in stride(from: 0, to: layer.parameterCount, by: Self.sumPiece) {
+          let block = try Self.read(reader, offset + start, min(Self.sumPiece, layer.parameterCount - start))
           sum = block.reduce(sum) { acc, s in
             let g = s / windows
             return acc + g * g
@@ -197,8 +197,7 @@ public struct MeasurementRun<Model: SensitivityModel> {
     let layers = model.linearLayers
     let offsets = layers.reduce(into: [0]) { $0.append($0.last! + $1.parameterCount) }
     let name = RunStore.SideVector.gradientSum.rawValue
-    // a layer's sum passes through in pieces of 2²⁰ Doubles (8 MB; the embedding's would be 2 GB for a 1B model)
-    let piece = 1 << 20
+    let piece = Self.sumPiece
     var scratch = [Double](repeating: 0, count: min(layers.map(\.parameterCount).max() ?? 0, piece))
     for w in store.progress.fisherWindows..<windows {
       let previous = try store.gradientSumReader()
@@ -235,6 +234,9 @@ public struct MeasurementRun<Model: SensitivityModel> {
     }
     return reader
   }
+
+  /// Doubles of the on-disk sum read, added or written at a time (8 MB; a 1B model's table block alone is 2 GB).
+  static var sumPiece: Int { 1 << 20 }
 
   /// `count` values of the streamed sum from `offset`.
   static func read(_ reader: VectorCheckpoint.Reader, _ offset: Int, _ count: Int) throws(SensitivityError) -> [Double] {
