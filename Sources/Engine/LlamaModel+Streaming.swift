@@ -10,7 +10,34 @@
 /// `replaceWeight` gives a streamed weight dense values (the audit's quantized layer); replacing them with what
 /// the reader gives makes it streamed again. `weight(named:)` reads it. A reader that fails gives NaN values,
 /// which every loss and gradient then reports as non-finite.
-public typealias WeightReader = () -> [Float]?
+///
+/// A reader writes the values straight into the buffer the model keeps them in (`init(into:)`), so a table read
+/// once and kept costs its own size only, not a second copy for a moment; `init(values:)` wraps a reader that
+/// returns an array (tests, small models).
+public struct WeightReader {
+  /// Writes the tensor's values into the buffer (exactly its count); false when it cannot.
+  let fill: (UnsafeMutableBufferPointer<Float>) -> Bool
+
+  /// A reader that writes the values into the buffer it is given and says whether it could.
+  public init(into fill: @escaping (UnsafeMutableBufferPointer<Float>) -> Bool) {
+    self.fill = fill
+  }
+
+  /// A reader that returns the values (nil, or another count, when it cannot); they are copied into the buffer.
+  public init(values read: @escaping () -> [Float]?) {
+    fill = { out in
+      guard let values = read(), values.count == out.count else { return false }
+      _ = out.update(fromContentsOf: values)
+      return true
+    }
+  }
+
+  /// The values as a new array of `count`, or nil when the reader cannot give them.
+  func values(count: Int) -> [Float]? {
+    var values = [Float](repeating: 0, count: count)
+    return values.withUnsafeMutableBufferPointer { fill($0) } ? values : nil
+  }
+}
 
 /// The readers and the expansion buffers of the streamed weights of one model.
 final class StreamedWeights<S: EngineScalar> {
@@ -52,19 +79,20 @@ final class StreamedWeights<S: EngineScalar> {
     tables[name] = nil
   }
 
-  /// The reader's values as `S`, or NaN everywhere when it fails or gives another count.
+  /// The reader's values as `S`, or NaN everywhere when it fails. Float models are written in place; a Double
+  /// model's values go through one Float array.
   static func expand(_ read: WeightReader, count: Int, into out: UnsafeMutablePointer<S>) {
-    guard let values = read(), values.count == count else {
-      out.update(repeating: S.nan, count: count)
-      return
-    }
-    values.withUnsafeBufferPointer { v in
-      if S.self == Float.self {
-        UnsafeMutableRawPointer(out).copyMemory(from: v.baseAddress!, byteCount: count * MemoryLayout<Float>.stride)
-      } else {
-        for i in 0..<count { out[i] = S(v[i]) }
+    let filled: Bool
+    if S.self == Float.self {
+      filled = UnsafeMutableRawPointer(out).withMemoryRebound(to: Float.self, capacity: count) {
+        read.fill(UnsafeMutableBufferPointer(start: $0, count: count))
       }
+    } else {
+      let values = read.values(count: count)
+      filled = values != nil
+      if let values { for i in 0..<count { out[i] = S(values[i]) } }
     }
+    if !filled { out.update(repeating: S.nan, count: count) }
   }
 }
 

@@ -164,7 +164,7 @@ public final class LlamaModel<Scalar: EngineScalar> {
     }
     // a streamed weight holds replaced values until it is given its file's values back
     streamed.drop(name)
-    if let file = reader.read(), file.count == count, zip(file, values).allSatisfy({ Scalar($0) == $1 }) {
+    if let file = reader.read.values(count: count), zip(file, values).allSatisfy({ Scalar($0) == $1 }) {
       b.empty()
     } else {
       b.hold(values)

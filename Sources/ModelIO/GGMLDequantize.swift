@@ -20,6 +20,16 @@ public enum GGMLDequantize {
     }
   }
 
+  /// Decodes `out.count` values of `type` from `bytes` into `out` with `GGMLDecode.fast` (a streamed weight's own
+  /// buffer: no array in between).
+  /// - Throws: as `dequantize(_:_:count:)`.
+  public static func dequantize(_ type: GGMLType, _ bytes: UnsafeRawBufferPointer, into out: UnsafeMutableBufferPointer<Float>)
+    throws(ModelIOError)
+  {
+    try validate(type, bytes.count, out.count)
+    GGMLDecode.fast(type, bytes, into: out)
+  }
+
   /// Decodes `count` values of `type` from `bytes` with `GGMLDecode.reference` (one value at a time).
   /// - Throws: as `dequantize(_:_:count:)`.
   public static func reference(_ type: GGMLType, _ bytes: UnsafeRawBufferPointer, count: Int) throws(ModelIOError)

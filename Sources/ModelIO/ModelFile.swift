@@ -127,6 +127,37 @@ public enum ModelFile: Sendable {
     return try tensor(named: name).storage
   }
 
+  /// `valuesDroppingPages(ofTensor:)` written into `out` (exactly the tensor's element count) instead of a new
+  /// array: a streamed model's table is expanded straight into the buffer it is kept in, so reading a 1 GB table
+  /// does not need a second gigabyte for a moment. GGUF tensors of any GGML type and F32/F16/BF16 safetensors decode
+  /// in place; a GGUF q/k projection, whose rows are moved back to HF order, goes through `tensor(named:)`.
+  /// - Throws: as `tensor(named:)`; `.sizeMismatch` when `out` has another count.
+  public func readValuesDroppingPages(ofTensor name: String, into out: UnsafeMutableBufferPointer<Float>) throws(ModelIOError) {
+    defer { dropResidentPages(ofTensor: name) }
+    switch self {
+    case .gguf(let f):
+      let ggufName = NameMapping.ggufName(forHF: name) ?? name
+      if NameMapping.ropeProjection(hfName: name) == nil, let info = f.info(named: ggufName) {
+        guard info.elementCount == out.count else {
+          throw ModelIOError(.sizeMismatch, "tensor '\(name)' holds \(info.elementCount) values, not \(out.count)", path: path)
+        }
+        try GGMLDequantize.dequantize(info.type, try f.rawBytes(of: info), into: out)
+        return
+      }
+    case .safetensors(let m):
+      try m.shard(of: name).readValues(named: name, into: out)
+      return
+    case .safetensorsFile(let f):
+      try f.readValues(named: name, into: out)
+      return
+    }
+    let values = try tensor(named: name).storage
+    guard values.count == out.count else {
+      throw ModelIOError(.sizeMismatch, "tensor '\(name)' holds \(values.count) values, not \(out.count)", path: path)
+    }
+    _ = out.update(fromContentsOf: values)
+  }
+
   /// The model's tokenizer: GGUF metadata, or `tokenizer.json` in the HF folder (BOS/EOS from config.json).
   public func tokenizer() throws(ModelIOError) -> BPETokenizer {
     switch self {

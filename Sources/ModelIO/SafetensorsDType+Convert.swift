@@ -33,28 +33,37 @@ extension SafetensorsDType {
     precondition(convertsToFloat && raw.count % byteCount == 0, "\(rawValue): cannot decode \(raw.count) bytes")
     let n = raw.count / byteCount
     return [Float](unsafeUninitializedCapacity: n) { out, initialized in
-      switch self {
-      case .f32:
-        #if _endian(little)
-          UnsafeMutableRawBufferPointer(out).copyMemory(from: raw)
-        #else
-          for i in 0..<n {
-            out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
-          }
-        #endif
-      case .f16:
-        SafetensorsDType.f16Table.withUnsafeBufferPointer { table in
-          for i in 0..<n {
-            out[i] = table[Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))]
-          }
-        }
-      default:
+      decodeFloats(raw, into: UnsafeMutableBufferPointer(rebasing: out[0..<n]))
+      initialized = n
+    }
+  }
+
+  /// `decodeFloats(_:)` written into `out` (a streamed weight's own buffer), bit for bit the same values.
+  /// - Precondition: as for `decodeFloatsReference`, and `out.count` is the number of values in `raw`.
+  public func decodeFloats(_ raw: UnsafeRawBufferPointer, into out: UnsafeMutableBufferPointer<Float>) {
+    precondition(convertsToFloat && raw.count % byteCount == 0, "\(rawValue): cannot decode \(raw.count) bytes")
+    let n = raw.count / byteCount
+    precondition(out.count == n, "\(rawValue): \(n) values into a buffer of \(out.count)")
+    switch self {
+    case .f32:
+      #if _endian(little)
+        UnsafeMutableRawBufferPointer(out).copyMemory(from: raw)
+      #else
         for i in 0..<n {
-          let bits = UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
-          out[i] = Float(bitPattern: UInt32(bits) << 16)
+          out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+        }
+      #endif
+    case .f16:
+      SafetensorsDType.f16Table.withUnsafeBufferPointer { table in
+        for i in 0..<n {
+          out[i] = table[Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))]
         }
       }
-      initialized = n
+    default:
+      for i in 0..<n {
+        let bits = UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+        out[i] = Float(bitPattern: UInt32(bits) << 16)
+      }
     }
   }
 

@@ -75,6 +75,21 @@ public final class SafetensorsFile: Sendable {
     return Tensor(shape: e.shape, storage: e.dtype.decodeFloats(raw))
   }
 
+  /// `tensor(named:)`'s values written into `out`, which holds exactly the tensor's element count.
+  /// - Throws: as `tensor(named:)`; `.sizeMismatch` when `out` has another count.
+  public func readValues(named name: String, into out: UnsafeMutableBufferPointer<Float>) throws(ModelIOError) {
+    let e = try entry(name)
+    guard e.dtype.convertsToFloat else {
+      throw ModelIOError(
+        .unsupported, "tensor '\(name)' is \(e.dtype.rawValue); only F32, F16 and BF16 convert to Float", path: path)
+    }
+    let raw = try bytes.slice(e.begin, e.end - e.begin, "tensor '\(name)'")
+    guard raw.count == out.count * e.dtype.byteCount else {
+      throw ModelIOError(.sizeMismatch, "tensor '\(name)' holds \(raw.count / e.dtype.byteCount) values, not \(out.count)", path: path)
+    }
+    e.dtype.decodeFloats(raw, into: out)
+  }
+
   /// A copy of the stored bytes of `name`, little-endian, `sizeInBytes` long, whatever the dtype.
   /// - Throws: `.missingTensor` when absent.
   public func rawBytes(named name: String) throws(ModelIOError) -> [UInt8] {

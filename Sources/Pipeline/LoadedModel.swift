@@ -49,7 +49,7 @@ public struct LoadedModel {
       if deferred.contains(name) { continue }
       if streamedNames.contains(name) {
         // the file's pages leave the resident set once read: the pass holds the expanded values
-        readers[name] = { try? file.valuesDroppingPages(ofTensor: name) }
+        readers[name] = WeightReader(into: { out in (try? file.readValuesDroppingPages(ofTensor: name, into: out)) != nil })
         continue
       }
       weights[name] = WeightTensor(try file.tensor(named: name))

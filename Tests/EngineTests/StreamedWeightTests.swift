@@ -16,10 +16,10 @@ import _TestSupport
     var readers: [String: WeightReader] = [:]
     for name in matrices {
       let values = weights[name]!.values.map { Float($0) }
-      readers[name] = {
+      readers[name] = WeightReader(values: {
         reads.count += 1
         return values
-      }
+      })
     }
     let streamed = try LlamaModel(configuration: c, weights: weights.filter { !matrices.contains($0.key) }, streamed: readers)
     return (dense, streamed, reads)
@@ -99,10 +99,10 @@ import _TestSupport
     let weights: [String: WeightTensor<Float>] = TinyModel.weights(c)
     let broken = "model.layers.1.mlp.up_proj.weight"
     let model = try LlamaModel(
-      configuration: c, weights: weights.filter { $0.key != broken }, streamed: [broken: { nil }])
+      configuration: c, weights: weights.filter { $0.key != broken }, streamed: [broken: WeightReader(values: { nil })])
     #expect(try model.meanNLL(tokens: TinyModel.tokens).isNaN)
     #expect(throws: EngineError.self) {
-      _ = try LlamaModel(configuration: c, weights: weights, deferred: [broken], streamed: [broken: { nil }])
+      _ = try LlamaModel(configuration: c, weights: weights, deferred: [broken], streamed: [broken: WeightReader(values: { nil })])
     }
   }
 }

@@ -60,6 +60,36 @@ import _TestSupport
     #expect(try ModelFile(path: folder).llamaConfig() == TinyLlama.configuration())
   }
 
+  /// `readValuesDroppingPages(ofTensor:into:)` (what a streamed model's reader calls, decoding into the buffer the
+  /// engine keeps) gives `tensor(named:)`'s values bit for bit: every tensor of a GGUF (q/k rows un-permuted through
+  /// the fallback), an HF folder, a bare safetensors file and, when present, SmolLM2's Q4_1/Q6_K/F32 GGUF; a buffer
+  /// of another size is a typed error.
+  @Test func valuesReadInPlaceEqualTheTensors() throws {
+    let folder = temporaryFolder("read-into")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    try TinyLlama.writeGGUF(folder + "/tiny.gguf", config: TinyLlama.configuration(), seed: 5)
+    var paths = [folder + "/tiny.gguf", Self.fixtures + "/tiny-llama", Self.fixtures + "/tiny-llama/model.safetensors"]
+    if FileManager.default.fileExists(atPath: TestModels.smolLM2Path) { paths.append(TestModels.smolLM2Path) }
+    for path in paths {
+      let file = try ModelFile(path: path)
+      for info in file.tensorInfos {
+        let name = NameMapping.hfName(forGGUF: info.name) ?? info.name
+        let expected = try file.tensor(named: name).storage
+        var read = [Float](repeating: .nan, count: expected.count)
+        try read.withUnsafeMutableBufferPointer { try file.readValuesDroppingPages(ofTensor: name, into: $0) }
+        #expect(read.map(\.bitPattern) == expected.map(\.bitPattern), "\(path): \(name)")
+      }
+      let name = NameMapping.hfName(forGGUF: file.tensorInfos[0].name) ?? file.tensorInfos[0].name
+      var short = [Float](repeating: 0, count: 3)
+      #expect(throws: ModelIOError.self) {
+        try short.withUnsafeMutableBufferPointer { try file.readValuesDroppingPages(ofTensor: name, into: $0) }
+      }
+      #expect(throws: ModelIOError.self) {
+        try short.withUnsafeMutableBufferPointer { try file.readValuesDroppingPages(ofTensor: "no.such.tensor", into: $0) }
+      }
+    }
+  }
+
   /// A tensor's mapped pages leave the resident set when dropped (`dropResidentPages(ofTensor:)`, what a streamed
   /// model does once it has read a weight) and read back the same values; for GGUF, an HF folder and a bare
   /// safetensors file, and a name the model lacks is ignored.
