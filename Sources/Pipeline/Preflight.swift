@@ -98,16 +98,17 @@ public enum Preflight {
   }
 
   /// What the weights of a model streamed from its file hold (`LoadedModel.load(…streaming: true)`), given the
-  /// value counts of its matrices: the embedding and an untied head, which stay expanded once read, twice (the reader's array of a table is
-  /// freed into a heap that is never trimmed, `HeapPolicy`), and four Float copies of the largest other matrix
-  /// (the reader's values, the expansion buffer, a probe's block and W + εV); the mapped file's pages leave the
-  /// resident set once each weight is read (`ModelFile.dropResidentPages`). The 1B-shape bf16 model, 512
-  /// tokens, 128 for the HVPs, two candidates: 3.58 GiB estimated, 2.94 GiB measured.
+  /// value counts of its matrices: the embedding and an untied head in Float, which stay expanded once read (a
+  /// reader decodes a table straight into the buffer it is kept in, `WeightReader(into:)`), and eight Float copies
+  /// of the largest other matrix (a q/k projection's un-permuted array, the expansion buffer, a probe's block,
+  /// W + εV, and in the per-layer stage a candidate's Q(W) and ΔW on each of two workers); the mapped file's pages leave the resident set once each weight is read
+  /// (`ModelFile.dropResidentPages`). The 1B-shape bf16 model, 512 tokens, 128 for the HVPs, two candidates,
+  /// four probes: 2.83 GiB estimated, 2.66 GiB measured (`scripts/bench_scale.sh` at c0615b8).
   public static func streamedWeightBytes(config: LlamaConfig, matrices: [Int]) -> Double {
     let table = config.vocabSize * config.hiddenSize
     let tables = Double(table) * (config.tieWordEmbeddings ? 1 : 2)
     let largest = matrices.filter { $0 < table }.map(Double.init).max() ?? 0
-    return 8 * tables + 16 * largest
+    return 4 * tables + 32 * largest
   }
 
   /// `tokens` must not exceed the model's context length (when the file states one).
