@@ -25,11 +25,26 @@ import _TestSupport
     return run
   }
 
-  @Test func killedMeasureResumesToTheUninterruptedNumbers() throws {
+  /// Dense, and streamed (issue 18: under a `BITPLAN_MEMORY_LIMIT` that makes the tiny model read from its file a
+  /// weight at a time, its gradient sum on disk in generations of side files): killed runs resume to the numbers of
+  /// an uninterrupted run of the same kind, and leave no side file behind.
+  @Test(arguments: [false, true])
+  func killedMeasureResumesToTheUninterruptedNumbers(streamed: Bool) throws {
     let reference = try BitplanProcess.temporaryDirectory(), folder = try BitplanProcess.temporaryDirectory()
     defer { for f in [reference, folder] { try? FileManager.default.removeItem(at: f) } }
-    let uninterrupted = try BitplanProcess.run(Self.arguments(reference.path + "/RUN.h5"))
+    var environment: [String: String] = [:]
+    var arguments = { (output: String) in Self.arguments(output) }
+    if streamed {
+      // the memory estimate counts three times the calibration text: a short one
+      let text = reference.path + "/calib.txt"
+      try String(try String(contentsOfFile: Self.calib, encoding: .utf8).prefix(20_000)).write(
+        toFile: text, atomically: true, encoding: .utf8)
+      environment["BITPLAN_MEMORY_LIMIT"] = "2500000"
+      arguments = { output in Self.arguments(output).map { $0 == Self.calib ? text : $0 } }
+    }
+    let uninterrupted = try BitplanProcess.run(arguments(reference.path + "/RUN.h5"), environment: environment)
     #expect(uninterrupted.status == 0, "\(uninterrupted.stderr)")
+    if streamed { #expect(uninterrupted.stderr.contains("read from its file a weight at a time"), "\(uninterrupted.stderr)") }
     let path = folder.path + "/RUN.h5"
     var rng = SplitMix64(seed: 7)
     var kills = 0
@@ -37,7 +52,10 @@ import _TestSupport
     for _ in 0..<6 where !FileManager.default.fileExists(atPath: path) {
       let process = Process()
       process.executableURL = BitplanProcess.executable
-      process.arguments = Self.arguments(path)
+      process.arguments = arguments(path)
+      if !environment.isEmpty {
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+      }
       process.standardOutput = FileHandle.nullDevice
       process.standardError = FileHandle.nullDevice
       let before = Self.fileNumber(path + ".partial")
@@ -50,7 +68,7 @@ import _TestSupport
       if process.terminationReason == .uncaughtSignal { kills += 1 }
     }
     #expect(kills >= 1, "at least one run was killed while running")
-    let resumed = try BitplanProcess.run(Self.arguments(path))
+    let resumed = try BitplanProcess.run(arguments(path), environment: environment)
     #expect(resumed.status == 0, "\(resumed.stderr)")
     #expect(try Self.normalized(path) == Self.normalized(reference.path + "/RUN.h5"))
     #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == ["RUN.h5"], "no partial files left")
