@@ -5,7 +5,9 @@ import Foundation
 /// Each `update(stage:done:total:)` redraws `"[2/4] hessian  12/64  19%  stage 0:14  ETA 0:51  total 0:20"`
 /// (at most ten times a second; always for the last unit) and ends the line when a stage completes, so finished
 /// stages stay on screen with their time. The ETA is the stage's remaining units at the mean rate of the units done
-/// in this process: a resumed stage's units from before the restart are excluded, since they took no time here.
+/// in this process: a resumed stage's units from before the restart are excluded, since they took no time here,
+/// and once a second unit is done the first is left out too, since its time includes what came before the stage's
+/// work (reading the model, a resumed run's setup and base pass) and made the ETA right after a resume far too high.
 /// When stderr is not a terminal (a pipe, a file, a test), nothing is written.
 final class ProgressLine {
   /// Whether anything is drawn.
@@ -16,6 +18,9 @@ final class ProgressLine {
   private var stage: String?
   private var stageStart = Date()
   private var doneAtStageStart = 0
+  /// When this process finished the stage's first unit, and the count then.
+  private var firstUnitEnd = Date()
+  private var doneAtFirstUnit = 0
   private var lastDraw = Date.distantPast
   private var lastEvent = Date()
 
@@ -39,13 +44,18 @@ final class ProgressLine {
       stage = name
       stageStart = lastEvent
       doneAtStageStart = done - 1
+      firstUnitEnd = now
+      doneAtFirstUnit = done
     }
     lastEvent = now
     guard enabled, done >= total || now.timeIntervalSince(lastDraw) >= 0.1 else { return }
     lastDraw = now
     let elapsed = now.timeIntervalSince(stageStart)
     let doneHere = done - doneAtStageStart
-    let eta = doneHere > 0 ? elapsed / Double(doneHere) * Double(max(0, total - done)) : .nan
+    let perUnit =
+      done > doneAtFirstUnit
+      ? now.timeIntervalSince(firstUnitEnd) / Double(done - doneAtFirstUnit) : elapsed / Double(max(doneHere, 1))
+    let eta = doneHere > 0 ? perUnit * Double(max(0, total - done)) : .nan
     let index = (stages.firstIndex(of: name) ?? 0) + 1
     let percent = total > 0 ? 100 * done / total : 100
     var line = "[\(index)/\(stages.count)] \(name)  \(done)/\(total)  \(percent)%  stage \(Self.clock(elapsed))"
