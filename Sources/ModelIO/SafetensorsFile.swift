@@ -66,24 +66,14 @@ public final class SafetensorsFile: Sendable {
   /// - Throws: `.missingTensor` when absent; `.unsupported` for a dtype other than F32, F16 or BF16.
   /// - Complexity: O(elements); reads the tensor's bytes once.
   public func tensor(named name: String) throws(ModelIOError) -> Tensor {
-    let e = try entry(name)
-    guard e.dtype.convertsToFloat else {
-      throw ModelIOError(
-        .unsupported, "tensor '\(name)' is \(e.dtype.rawValue); only F32, F16 and BF16 convert to Float", path: path)
-    }
-    let raw = try bytes.slice(e.begin, e.end - e.begin, "tensor '\(name)'")
+    let (e, raw) = try floatBytes(name)
     return Tensor(shape: e.shape, storage: e.dtype.decodeFloats(raw))
   }
 
   /// `tensor(named:)`'s values written into `out`, which holds exactly the tensor's element count.
   /// - Throws: as `tensor(named:)`; `.sizeMismatch` when `out` has another count.
   public func readValues(named name: String, into out: UnsafeMutableBufferPointer<Float>) throws(ModelIOError) {
-    let e = try entry(name)
-    guard e.dtype.convertsToFloat else {
-      throw ModelIOError(
-        .unsupported, "tensor '\(name)' is \(e.dtype.rawValue); only F32, F16 and BF16 convert to Float", path: path)
-    }
-    let raw = try bytes.slice(e.begin, e.end - e.begin, "tensor '\(name)'")
+    let (e, raw) = try floatBytes(name)
     guard raw.count == out.count * e.dtype.byteCount else {
       throw ModelIOError(.sizeMismatch, "tensor '\(name)' holds \(raw.count / e.dtype.byteCount) values, not \(out.count)", path: path)
     }
@@ -113,6 +103,17 @@ public final class SafetensorsFile: Sendable {
   public func dropResidentPages(of name: String) {
     guard let e = entries[name] else { return }
     bytes.dropResidentPages(offset: e.begin, length: e.end - e.begin)
+  }
+
+  /// The entry and stored bytes of `name`, a tensor that converts to Float.
+  /// - Throws: `.missingTensor` when absent; `.unsupported` for a dtype other than F32, F16 or BF16.
+  private func floatBytes(_ name: String) throws(ModelIOError) -> (Entry, UnsafeRawBufferPointer) {
+    let e = try entry(name)
+    guard e.dtype.convertsToFloat else {
+      throw ModelIOError(
+        .unsupported, "tensor '\(name)' is \(e.dtype.rawValue); only F32, F16 and BF16 convert to Float", path: path)
+    }
+    return (e, try bytes.slice(e.begin, e.end - e.begin, "tensor '\(name)'"))
   }
 
   private func entry(_ name: String) throws(ModelIOError) -> Entry {
