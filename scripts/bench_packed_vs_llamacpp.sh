@@ -17,7 +17,7 @@ if [ $# -eq 0 ]; then
 fi
 echo "== $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for m in "$@"; do
-  ours="$("$BITPLAN" bench packed "$m" --threads "$THREADS" --no-f32 --json | python3 -c 'import json,sys; r=json.load(sys.stdin)["rows"][-1]; print("%.1f tok/s, resident %.0f MiB for %.0f MiB of tensors" % (r["tokens_per_s"], r["resident_bytes"]/2**20, r["packed_bytes"]/2**20))')"
+  ours="$("$BITPLAN" bench packed "$m" --threads "$THREADS" --no-f32 --json | python3 -c 'import json,sys; j=json.load(sys.stdin); r=j["rows"][-1]; print("%.1f tok/s, resident %.0f MiB for %.0f MiB of tensors (model before the first pass: %.3fx its tensors)" % (r["tokens_per_s"], r["resident_bytes"]/2**20, r["packed_bytes"]/2**20, (r["resident_before_forward_bytes"]-j["baseline_resident_bytes"])/r["packed_bytes"]))')"
   theirs="$("$BIN/llama-bench" -m "$m" -p 512 -n 0 -t "$THREADS" -o csv 2>/dev/null | python3 -c 'import csv,sys; r=list(csv.DictReader(sys.stdin))[-1]; print("%.1f tok/s" % float(r["avg_ts"]))')"
   echo "$(basename "$m"): bitplan $ours | llama.cpp $theirs"
 done

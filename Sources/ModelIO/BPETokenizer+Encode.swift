@@ -32,10 +32,10 @@ extension BPETokenizer {
   public func decodeBytes(_ ids: [Int]) throws(ModelIOError) -> [UInt8] {
     var bytes: [UInt8] = []
     for id in ids {
-      guard id >= 0 && id < tokenBytes.count else {
-        throw ModelIOError(.outOfBounds, "token id \(id) outside the vocabulary of \(tokenBytes.count)")
+      guard id >= 0 && id < tokens.count else {
+        throw ModelIOError(.outOfBounds, "token id \(id) outside the vocabulary of \(tokens.count)")
       }
-      bytes.append(contentsOf: tokenBytes[id])
+      bytes.append(contentsOf: tokenBytes[Int(tokenByteOffsets[id])..<Int(tokenByteOffsets[id + 1])])
     }
     return bytes
   }

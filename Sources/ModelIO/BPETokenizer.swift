@@ -38,8 +38,12 @@ public struct BPETokenizer: Sendable {
   public let bytesWithoutToken: [UInt8]
   /// The token for bytes without one (Hugging Face `model.unk_token`); `nil` drops them.
   public let unknownTokenId: Int?
-  /// The bytes each token stands for (special tokens: their UTF-8 text), indexed by id.
-  let tokenBytes: [[UInt8]]
+  /// The bytes each token stands for (special tokens: their UTF-8 text), all tokens' end to end: token `id`'s are
+  /// `tokenBytes[tokenByteOffsets[id] ..< tokenByteOffsets[id + 1]]`. One array, not one per token: 49,152 small
+  /// arrays cost SmolLM2's tokenizer about 2 MiB of headers and allocator rounding.
+  let tokenBytes: [UInt8]
+  /// `vocabularySize + 1` offsets into `tokenBytes`.
+  let tokenByteOffsets: [Int32]
   let specialTokens: BPESpecialTokenMatcher
 
   public var vocabularySize: Int { tokens.count }
@@ -120,15 +124,20 @@ public struct BPETokenizer: Sendable {
       }
       table.append(left: l, right: r, merged: m, rank: Int32(rank))
     }
-    var tokenBytes: [[UInt8]] = []
-    tokenBytes.reserveCapacity(tokens.count)
+    var tokenBytes: [UInt8] = []
+    var tokenByteOffsets: [Int32] = [0]
+    tokenByteOffsets.reserveCapacity(tokens.count + 1)
     let special = Set(specialIds)
     for (id, token) in tokens.enumerated() {
       if !special.contains(id), let bytes = ByteLevel.decode(token) {
-        tokenBytes.append(bytes)
+        tokenBytes.append(contentsOf: bytes)
       } else {
-        tokenBytes.append(Array(token.utf8))
+        tokenBytes.append(contentsOf: token.utf8)
       }
+      guard tokenBytes.count <= Int(Int32.max) else {
+        throw ModelIOError(.badTokenizer, "the vocabulary's tokens hold more than \(Int32.max) bytes")
+      }
+      tokenByteOffsets.append(Int32(tokenBytes.count))
     }
     self.tokens = tokens
     self.tokenTypes = tokenTypes
@@ -143,6 +152,7 @@ public struct BPETokenizer: Sendable {
     self.bytesWithoutToken = missing.map(UInt8.init)
     self.unknownTokenId = unknownTokenId
     self.tokenBytes = tokenBytes
+    self.tokenByteOffsets = tokenByteOffsets
     self.specialTokens = BPESpecialTokenMatcher(specialIds.map { (Array(tokens[$0].utf8), $0) })
   }
 

@@ -84,6 +84,8 @@ struct BenchPacked: ParsableCommand {
       {
         let mib = { (b: Int) in BenchEngine.fixed(Double(b) / 1_048_576, 1) + " MiB" }
         line += "  resident \(mib(before)) before the first pass, \(mib(resident)) after, for \(mib(packed)) of tensors"
+        // the model's share: what loading it added to the process, tokenizer and norms included, over its tensor bytes
+        line += " (model \(BenchEngine.fixed(Double(before - baseline) / Double(max(packed, 1)), 3))× its tensors)"
         if let loaded = r["resident_loaded_bytes"] as? Int, let layers = r["packed_layer_bytes"] as? Int, layers > 0 {
           line += "; installing the packed layers (\(mib(layers)) of GGML blocks) added \(mib(before - loaded)) ("
             + "\(BenchEngine.fixed(Double(before - loaded) / Double(layers), 2))×) to the \(mib(loaded)) of the rest"
