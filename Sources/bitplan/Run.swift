@@ -142,7 +142,8 @@ struct Run: ParsableCommand {
 
     // Stage 1: one measurement for every target.
     try stage("measure", &state, display, directory) {
-      try measure(targets: targets, output: runPath, display: display)
+      let summary = try measure(targets: targets, output: runPath, display: display)
+      display.detail["measure"] = Measure.stageTimes(summary)
       return ["run.h5"]
     }
     for t in targets {
@@ -218,7 +219,7 @@ struct Run: ParsableCommand {
 
   /// Measures for every target at once: one target as `measure --target T`; several with target `any` and the
   /// union of their candidates (the embedding measured when one of them quantizes it).
-  private func measure(targets: [Target], output: String, display: RunDisplay) throws {
+  private func measure(targets: [Target], output: String, display: RunDisplay) throws -> MeasurementSummary {
     var settings = MeasureSettings()
     settings.tokens = tokens
     settings.hvpTokens = hvpTokens
@@ -248,7 +249,7 @@ struct Run: ParsableCommand {
     let measurement = Measurement(
       modelPath: model, calibrationPath: calib, auditTextPath: audit > 0 ? eval : nil, outputPath: output,
       settings: settings, toolVersion: BitPlanCommand.configuration.version)
-    _ = try measurement.run { stage, done, total in
+    return try measurement.run { stage, done, total in
       // Fisher, Hessian, layers and audit as one bar: each sub-stage a quarter.
       let order: [MeasurementStage] = [.fisher, .hessian, .eigenvalues, .layers, .audit]
       let k = order.firstIndex(of: stage) ?? 0
@@ -391,6 +392,8 @@ struct Run: ParsableCommand {
 final class RunDisplay {
   private let line: ProgressLine
   private var started: [String: Date] = [:]
+  /// What the plain "done" line of a stage adds after its time (the measurement's sub-stage times).
+  var detail: [String: String] = [:]
 
   init(stages: [String]) { line = ProgressLine(stages: stages) }
 
@@ -406,7 +409,7 @@ final class RunDisplay {
       started[stage] = Date()
       printToStandardError("bitplan run \(index(stage)) \(stage) …")
     } else if final, let start = started[stage] {
-      printToStandardError("bitplan run \(index(stage)) \(stage) done in \(String(format: "%.1f", Date().timeIntervalSince(start))) s")
+      printToStandardError("bitplan run \(index(stage)) \(stage) done in \(String(format: "%.1f", Date().timeIntervalSince(start))) s\(detail[stage].map { " (\($0))" } ?? "")")
     }
   }
 
