@@ -40,7 +40,9 @@ let package = Package(
     .target(
       name: "Reporting", dependencies: ["Allocation", "Quantization", "GGML", "ModelIO", "Sensitivity", "Validation"],
       exclude: ["README.md"]),
-    .target(name: "Pipeline", dependencies: ["ModelIO", "GGML", "Engine", "Quantization", "Sensitivity", "Allocation", "Validation", "TensorCore"]),
+    .target(
+      name: "Pipeline", dependencies: ["ModelIO", "GGML", "Engine", "Quantization", "Sensitivity", "Allocation", "Validation", "TensorCore"],
+      exclude: ["README.md"]),
     // MARK: - Command line
     .executableTarget(
       name: "bitplan",
