@@ -388,7 +388,8 @@ struct Run: ParsableCommand {
 }
 
 /// The progress of `bitplan run`: one line `[k/n] stage  percent  ETA` on a terminal (`ProgressLine`), plain lines
-/// on stderr otherwise (one when a stage starts, one when it ends, with its time).
+/// on stderr otherwise (one when a stage starts, one when it ends, with its time; the measure's also with its
+/// sub-stages' times).
 final class RunDisplay {
   private let line: ProgressLine
   private var started: [String: Date] = [:]
