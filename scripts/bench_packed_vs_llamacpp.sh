@@ -3,8 +3,8 @@
 # (`bitplan bench packed`, the file's stored types, int8 activations) beside llama.cpp's `llama-bench -p 512 -n 0`
 # and `llama-perplexity -c 512 -b 512 --chunks 8` on the same files, alternating, in one run. bitplan and llama-bench:
 # each side's best of 5 passes (this VM's passes vary by ±25%); llama-bench computes the logits of the last token
-# only, llama-perplexity those of each chunk's scored half and scores them, bitplan every position and their NLL. Needs scripts/build_llamacpp.sh and the requantized models of
-# scripts/llamacpp_reference.sh.
+# only, llama-perplexity those of each chunk's scored half and scores them, bitplan every position and their NLL.
+# Needs scripts/build_llamacpp.sh and the requantized models of scripts/llamacpp_reference.sh.
 # Usage: scripts/bench_packed_vs_llamacpp.sh [GGUF ...]   (default: SmolLM2 Q4_1 and its pure q4_0 and q8_0)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
