@@ -28,14 +28,20 @@ struct BitplanProcess {
 
   static func fixture(_ name: String) -> String { repositoryRoot.appendingPathComponent("fixtures/\(name)").path }
 
-  /// Runs `bitplan args…` to completion, with `environment` added to this process's.
-  static func run(_ args: [String], environment: [String: String] = [:]) throws -> Result {
+  /// A `bitplan args…` process, not started, with `environment` added to this process's.
+  static func process(_ args: [String], environment: [String: String] = [:]) -> Process {
     let process = Process()
     process.executableURL = executable
     process.arguments = args
     if !environment.isEmpty {
       process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
     }
+    return process
+  }
+
+  /// Runs `bitplan args…` to completion, with `environment` added to this process's.
+  static func run(_ args: [String], environment: [String: String] = [:]) throws -> Result {
+    let process = process(args, environment: environment)
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
     process.standardError = err

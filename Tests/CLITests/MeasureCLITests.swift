@@ -50,12 +50,7 @@ import _TestSupport
     var kills = 0
     // Kill up to 6 runs, each at a random moment 0-300 ms after it wrote its first checkpoint.
     for _ in 0..<6 where !FileManager.default.fileExists(atPath: path) {
-      let process = Process()
-      process.executableURL = BitplanProcess.executable
-      process.arguments = arguments(path)
-      if !environment.isEmpty {
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-      }
+      let process = BitplanProcess.process(arguments(path), environment: environment)
       process.standardOutput = FileHandle.nullDevice
       process.standardError = FileHandle.nullDevice
       let before = Self.fileNumber(path + ".partial")
