@@ -59,6 +59,12 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
   let layerIndex: [String: Int]
   /// ∇L over the Hessian window at the current weights, once computed (products of whole vectors only).
   var baseGradient: [String: [Scalar]]?
+  /// Keep calibration window 0's gradient as `baseGradient` when that window is the Hessian window (the Fisher
+  /// stage computes it anyway; the whole-vector products need it): one gradient pass fewer, the same bits (both are
+  /// the engine's backward pass over the same tokens into fresh blocks). Off by default, since it holds a model's
+  /// worth of gradient from the Fisher stage on; `Measurement` sets it when the probes take whole-vector products
+  /// (the Hessian diagonal is kept) and the weights are in memory.
+  public var reusesFirstWindowGradient = false
   /// ⟨v_p, ∇L(W)⟩ per layer for Hutchinson probes `first ..< first + values.count` of the stream `seed`
   /// (`hutchinsonSample`).
   var probeBase: (seed: UInt64, first: Int, values: [[Double]])?
@@ -153,9 +159,15 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
   /// (`LlamaModel.gradients(tokens:of:consume:)`): the same values as `gradient(window:)`, with no model-sized
   /// gradient stored.
   public func gradient(window: Int, consume: (Int, UnsafeBufferPointer<Float>) throws -> Void) throws {
+    let keeps = reusesFirstWindowGradient && baseGradient == nil && windows[window] == 0..<hvpTokenCount
+    var kept: [String: [Scalar]] = [:]
     try handingOver(to: consume) { handler in
-      try model.gradients(tokens: Array(calibrationTokens[windows[window]]), of: Set(weightNames), consume: handler)
+      try model.gradients(tokens: Array(calibrationTokens[windows[window]]), of: Set(weightNames)) { name, block in
+        if keeps { kept[name] = Array(block) }
+        handler(name, block)
+      }
     }
+    if keeps && kept.count == weightNames.count { baseGradient = kept }
   }
 
   /// Runs `pass` with a handler for the engine's per-tensor blocks that hands each to `consume` by layer index, as

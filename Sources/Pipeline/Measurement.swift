@@ -91,6 +91,7 @@ public struct Measurement {
     var settings = settings
     if let format = settings.auditFormat { settings.auditCount = try model.allLayerAuditCount(format) }
     model.quantizer = settings.quantizer
+    model.reusesFirstWindowGradient = settings.keepsHessianDiagonal && !streaming
     let calibSHA256 = try SHA256.hexDigest(fileAt: calibrationPath)
     let auditSHA256 = settings.auditCount == 0 ? "" : try auditTextPath.map { try SHA256.hexDigest(fileAt: $0) } ?? calibSHA256
     var provenance = settings.provenance(

@@ -20,6 +20,9 @@ extension MeasurementRun {
     let diagonalSum = provenance.keepsHessianDiagonal ? try store.diagonalSumBlocks() : nil
     let probes = Double(store.run.probeValues.count)
     let offsets = layers.reduce(into: [0]) { $0.append($0.last! + $1.parameterCount) }
+    // Each layer's record rewrites the whole partial file (~10 ms for SmolLM2, 2 s over its 210 layers): with an
+    // interval, at most one save per `layerCheckpointInterval`, and always after the stage's last layer.
+    var schedule = CheckpointSchedule(interval: checkpointInterval > 0 ? min(checkpointInterval, Self.layerCheckpointInterval) : 0)
     for i in store.progress.layersDone..<layers.count {
       let layer = layers[i]
       let w = try model.weights(of: i)
@@ -64,7 +67,11 @@ extension MeasurementRun {
           hessianTrace: store.run.hessianTrace[i], gradient: gradient, hessianDiagonal: diagonal)
       }
       let m = LayerMeasurement(statistics: statistics, inputTrace: inputTrace, candidates: results)
-      try store.recordLayer(i, m)
+      if schedule.isDue || i == layers.count - 1 {
+        try schedule.save { try store.recordLayer(i, m) }
+      } else {
+        try store.recordLayer(i, m, checkpoint: false)
+      }
       onProgress(.layers, i + 1, layers.count)
     }
     store.releaseSideVectors()

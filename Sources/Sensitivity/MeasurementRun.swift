@@ -4,8 +4,9 @@
 /// the stopping rule; optionally each layer's top eigenvalue; per layer the weight statistics, input trace and,
 /// for every candidate, `‖ΔW‖²`, the output error, bytes, calibration and all `LossProxy` scores; optionally the
 /// audit. Each unit of work (a window, a probe, a layer, an audited quantization) is checkpointed before the next
-/// begins, and every random number comes from `ProbeStream(seed, …)` keyed by the unit, so an interrupted run that
-/// is started again with the same settings ends with numbers identical to an uninterrupted one.
+/// begins (with `checkpointInterval` set, windows, probes and layers are checkpointed at most that often, see there),
+/// and every random number comes from `ProbeStream(seed, …)` keyed by the unit, so an interrupted run that is
+/// started again with the same settings ends with numbers identical to an uninterrupted one.
 public struct MeasurementRun<Model: SensitivityModel> {
   /// The model, calibration data and quantizer.
   public let model: Model
@@ -22,6 +23,9 @@ public struct MeasurementRun<Model: SensitivityModel> {
   /// Saves are also spaced by at least nine times the last save's duration (`CheckpointSchedule`). The last probe
   /// is always checkpointed; the last window is not (see `gradientSum(_:checkpointing:)`).
   public var checkpointInterval: Double = 0
+  /// Least seconds between checkpoints of the per-layer stage when `checkpointInterval` is set (the smaller of the
+  /// two): a layer's record rewrites only the partial file, not a side file, so a kill there loses at most a second.
+  public static var layerCheckpointInterval: Double { 1 }
   /// Keep the Fisher stage's gradient sum (one Double per weight) on disk instead of in memory: each window reads
   /// the previous generation of the side file a layer at a time, adds the layer's gradient and writes the next
   /// generation (`VectorCheckpoint.Writer`), and the per-layer stage reads its layer's sum back. Every window is then

@@ -95,12 +95,15 @@ extension RunStore {
   }
 
   /// Stores layer `layer`'s statistics, errors, bytes, calibration and proxies (the next layer).
-  public func recordLayer(_ layer: Int, _ m: LayerMeasurement) throws(SensitivityError) {
+  /// - Parameter checkpoint: false keeps the layer in memory only, until a later checkpoint (the per-layer stage
+  ///   rations them by time, `MeasurementRun.layerCheckpointInterval`); a kill before then loses the layer, and the
+  ///   resumed run measures it again, bit for bit.
+  public func recordLayer(_ layer: Int, _ m: LayerMeasurement, checkpoint: Bool = true) throws(SensitivityError) {
     try expectNext(layer, progress.layersDone, "layer")
     if m.candidates.count != run.candidates.count {
       throw SensitivityError(.invalidArgument, "\(m.candidates.count) candidate results for \(run.candidates.count)")
     }
-    try update { r, p in
+    try update(checkpointing: checkpoint) { r, p in
       r.weightVariance[layer] = m.statistics.variance
       r.weightAbsmax[layer] = m.statistics.absmax
       r.weightKurtosis[layer] = m.statistics.kurtosis

@@ -111,10 +111,13 @@ public final class RunStore {
     try VectorCheckpoint.rename(partialPath + ".tmp", to: partialPath)
   }
 
-  /// Applies `change` to the run and progress, then checkpoints.
-  func update(_ change: (inout MeasuredRun, inout RunProgress) -> Void) throws(SensitivityError) {
+  /// Applies `change` to the run and progress, then checkpoints (unless `checkpointing` is false: the change is then
+  /// in memory only, and saved by the next checkpoint).
+  func update(
+    checkpointing: Bool = true, _ change: (inout MeasuredRun, inout RunProgress) -> Void
+  ) throws(SensitivityError) {
     change(&run, &progress)
-    try checkpoint()
+    if checkpointing { try checkpoint() }
   }
 
   /// Saves generation `generation` of the side vector `name`, runs `update`, then deletes older generations.

@@ -131,6 +131,32 @@ import _TestSupport
     #expect(try FileManager.default.contentsOfDirectory(atPath: folder) == ["RUN.h5"])
   }
 
+  /// Each checkpoint renames a newly written partial file into place (a new inode while the old one still exists).
+  /// Without an interval the per-layer stage saves after every layer; with one, at most once a
+  /// `layerCheckpointInterval` and always after the last layer: the toy's three layers take milliseconds, so only the
+  /// last is saved. The run is the same either way.
+  @Test(arguments: [0, 1e9]) func layerRecordsAreRationedByTheInterval(interval: Double) throws {
+    let (reference, folder) = (temporaryFolder("layers-ref-\(interval)"), temporaryFolder("layers-\(interval)"))
+    defer { for f in [reference, folder] { try? FileManager.default.removeItem(atPath: f) } }
+    let partial = folder + "/RUN.h5.partial"
+    func inode() -> UInt64? { (try? FileManager.default.attributesOfItem(atPath: partial))?[.systemFileNumber] as? UInt64 }
+    var seen: [(stage: MeasurementStage, inode: UInt64?)] = []
+    var run = MeasurementRun(model: ToyModel(), provenance: toyProvenance(), path: folder + "/RUN.h5") { stage, _, _ in
+      seen.append((stage, inode()))
+    }
+    run.checkpointInterval = interval
+    #expect(try run.run() == measure(reference))
+    let before = try #require(seen.last { $0.stage == .eigenvalues }?.inode)
+    let layers = seen.filter { $0.stage == .layers }.map(\.inode)
+    #expect(layers.count == 3)
+    if interval == 0 {
+      for (previous, next) in zip([before] + layers.dropLast(), layers) { #expect(next != previous, "saved after every layer") }
+    } else {
+      #expect(layers.dropLast().allSatisfy { $0 == before }, "no save before the last layer")
+      #expect(layers.last! != before, "the last layer is saved")
+    }
+  }
+
   /// The gradient sum kept on disk (`streamsGradientSum`, issue 18) measures the same numbers bit for bit, resumes
   /// from an interruption in any stage, and a run begun with the sum in memory resumes with it on disk (the same
   /// side files); nothing but RUN.h5 is left.
