@@ -161,6 +161,10 @@ const bp_int_gemv_kernels *bp_int_gemv_avx2(void);
 /// The plain C table: one group at a time, Int64 group sums, Float accumulation in row order.
 const bp_int_gemv_kernels *bp_int_gemv_portable(void);
 
+/// SHA-256 compression of `blocks` 64-byte blocks at `data` into `state` (a..h, host order) with the x86 SHA
+/// extensions (sha256_ni.c). Returns 1 when done, 0 when the CPU lacks them (the state is then untouched).
+int bp_sha256_blocks(uint32_t state[8], const uint8_t *data, size_t blocks);
+
 /// Instruction-set features of this CPU that the OS also enables (cpuid + xgetbv), one bit each; 0 off x86-64.
 /// TensorCore's `CPUFeatures` mirrors these bits.
 enum {
