@@ -7,7 +7,7 @@ import Foundation
 /// 1 MiB chunks, so memory stays flat for multi-gigabyte models. Checked against the FIPS 180-2 examples and
 /// Python's `hashlib` in the tests. (Foundation on Linux has no CryptoKit, and the package takes no other
 /// dependencies.) Whole blocks go to the x86 SHA extensions when the CPU has them (`bp_sha256_blocks`, chosen at
-/// run time: about 15× this Swift code, which is the kernel's reference twin and the fallback).
+/// run time; this Swift code is the kernel's reference twin and the fallback).
 public struct SHA256: Sendable {
   private var state: [UInt32] = [
     0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab, 0x5be0_cd19,
