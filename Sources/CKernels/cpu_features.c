@@ -52,6 +52,8 @@ uint64_t bp_cpu_features(void) {
       }
     }
     if (os_amx && (d7 & (1u << 24))) f |= BP_CPU_AMX_TILE;
+    // the SHA extensions work on XMM registers: SSE state only, which every x86-64 OS saves
+    if ((b7 & (1u << 29)) && (f & BP_CPU_SSE41) && (f & BP_CPU_SSSE3)) f |= BP_CPU_SHA;
   }
   return f;
 }

@@ -6,7 +6,6 @@
 #include "CKernels.h"
 
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
-#include <cpuid.h>
 #include <immintrin.h>
 
 static const uint32_t round_constants[64] = {
@@ -19,17 +18,6 @@ static const uint32_t round_constants[64] = {
   0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
   0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 };
-
-static int has_sha_extensions(void) {
-  unsigned a = 0, b = 0, c = 0, d = 0;
-  if (!__get_cpuid(0, &a, &b, &c, &d) || a < 7) return 0;
-  const unsigned max_leaf = a;
-  (void)max_leaf;
-  __cpuid(1, a, b, c, d);
-  const int sse41 = (c >> 19) & 1, ssse3 = (c >> 9) & 1;
-  __cpuid_count(7, 0, a, b, c, d);
-  return sse41 && ssse3 && ((b >> 29) & 1);  // CPUID.(EAX=7,ECX=0):EBX.SHA[bit 29]
-}
 
 __attribute__((target("sha,sse4.1,ssse3")))
 static void compress_sha_ni(uint32_t state[8], const uint8_t *data, size_t blocks) {
@@ -74,7 +62,7 @@ static void compress_sha_ni(uint32_t state[8], const uint8_t *data, size_t block
 
 int bp_sha256_blocks(uint32_t state[8], const uint8_t *data, size_t blocks) {
   static int available = -1;
-  if (available < 0) available = has_sha_extensions();
+  if (available < 0) available = (bp_cpu_features() & BP_CPU_SHA) != 0;
   if (!available) return 0;
   compress_sha_ni(state, data, blocks);
   return 1;

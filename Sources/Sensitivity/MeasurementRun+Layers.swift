@@ -22,7 +22,8 @@ extension MeasurementRun {
     let offsets = layers.reduce(into: [0]) { $0.append($0.last! + $1.parameterCount) }
     // Each layer's record rewrites the whole partial file (~10 ms for SmolLM2, 2 s over its 210 layers): with an
     // interval, at most one save per `layerCheckpointInterval`, and always after the stage's last layer.
-    var schedule = CheckpointSchedule(interval: checkpointInterval > 0 ? min(checkpointInterval, Self.layerCheckpointInterval) : 0)
+    var schedule = CheckpointSchedule(
+      interval: checkpointInterval > 0 ? min(checkpointInterval, Self.layerCheckpointInterval) : 0)
     for i in store.progress.layersDone..<layers.count {
       let layer = layers[i]
       let w = try model.weights(of: i)

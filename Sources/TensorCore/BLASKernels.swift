@@ -31,6 +31,8 @@ public struct CPUFeatures: OptionSet, Sendable, Hashable, CustomStringConvertibl
   public static let avx512bf16 = CPUFeatures(rawValue: UInt64(BP_CPU_AVX512BF16))
   public static let avx512fp16 = CPUFeatures(rawValue: UInt64(BP_CPU_AVX512FP16))
   public static let amxTile = CPUFeatures(rawValue: UInt64(BP_CPU_AMX_TILE))
+  /// The SHA extensions (sha256rnds2 …), which `SHA256` uses when present.
+  public static let sha = CPUFeatures(rawValue: UInt64(BP_CPU_SHA))
 
   /// What OpenBLAS' SkylakeX kernels execute: AVX-512 F, CD, BW, DQ and VL.
   public static let avx512Core: CPUFeatures = [.avx512f, .avx512cd, .avx512bw, .avx512dq, .avx512vl]
@@ -43,6 +45,7 @@ public struct CPUFeatures: OptionSet, Sendable, Hashable, CustomStringConvertibl
     (.fma, "fma"), (.f16c, "f16c"), (.avx2, "avx2"), (.avx512f, "avx512f"), (.avx512dq, "avx512dq"),
     (.avx512cd, "avx512cd"), (.avx512bw, "avx512bw"), (.avx512vl, "avx512vl"), (.avx512vbmi, "avx512vbmi"),
     (.avx512vnni, "avx512vnni"), (.avx512bf16, "avx512bf16"), (.avx512fp16, "avx512fp16"), (.amxTile, "amx-tile"),
+    (.sha, "sha"),
   ]
 
   /// Space-separated feature names, lower case (`sse2 … avx512vnni`).

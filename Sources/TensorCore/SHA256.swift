@@ -93,12 +93,6 @@ public struct SHA256: Sendable {
     return h.state
   }
 
-  /// Whether this CPU compresses with the SHA extensions.
-  package static var hasHardwareCompression: Bool {
-    var probe: [UInt32] = SHA256().state
-    return [UInt8](repeating: 0, count: 64).withUnsafeBufferPointer { bp_sha256_blocks(&probe, $0.baseAddress!, 1) == 1 }
-  }
-
   /// One 64-byte block at `offset` of `block` (FIPS 180-4 §6.2.2).
   private mutating func compress(_ block: [UInt8], at offset: Int) {
     withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { w in
