@@ -102,8 +102,9 @@ public enum Preflight {
   /// reader decodes a table straight into the buffer it is kept in, `WeightReader(into:)`), and eight Float copies
   /// of the largest other matrix (a q/k projection's un-permuted array, the expansion buffer, a probe's block,
   /// W + εV, and in the per-layer stage a candidate's Q(W) and ΔW on each of two workers); the mapped file's pages
-  /// leave the resident set once each weight is read (`ModelFile.dropResidentPages`). The 1B-shape bf16 model, 512 tokens, 128 for the HVPs, two candidates,
-  /// four probes: 2.83 GiB estimated, 2.66 GiB measured (`scripts/bench_scale.sh` at c0615b8).
+  /// leave the resident set once each weight is read (`ModelFile.dropResidentPages`). The 1B-shape bf16 model, 512
+  /// tokens, 128 for the HVPs, two candidates, four probes: 2.83 GiB estimated, 2.66 GiB measured
+  /// (`scripts/bench_scale.sh` at c0615b8).
   public static func streamedWeightBytes(config: LlamaConfig, matrices: [Int]) -> Double {
     let table = config.vocabSize * config.hiddenSize
     let tables = Double(table) * (config.tieWordEmbeddings ? 1 : 2)

@@ -165,6 +165,7 @@ struct Measure: ParsableCommand {
   /// The seconds of each stage, in order: "setup 3.1, fisher 8.0, hessian 74.2, …".
   static func stageTimes(_ s: MeasurementSummary) -> String {
     let order = ["setup", "fisher", "hessian", "eigenvalues", "layers", "kld", "audit", "finish"]
-    return order.compactMap { name in s.stageSeconds[name].map { "\(name) \(String(format: "%.1f", $0))" } }.joined(separator: ", ")
+    return order.compactMap { name in s.stageSeconds[name].map { "\(name) \(BenchEngine.fixed($0, 1))" } }
+      .joined(separator: ", ")
   }
 }
