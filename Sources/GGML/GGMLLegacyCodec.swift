@@ -64,8 +64,8 @@ enum GGMLLegacyCodec {
     storeCodes(y, bits: bits, at: 4) { j in min(top, Int((x[j] - lo) * id + 0.5)) }
   }
 
-  /// Writes 32 codes as `[qh u32 if 5 bits][qs 16 bytes]` starting at `offset`.
-  @inline(__always) private static func storeCodes(
+  /// Writes 32 codes as `[qh u32 if 5 bits][qs 16 bytes]` starting at `offset` (also the importance path's).
+  @inline(__always) static func storeCodes(
     _ y: UnsafeMutableRawPointer, bits: Int, at offset: Int, code q: (Int) -> Int
   ) {
     var qsOffset = offset

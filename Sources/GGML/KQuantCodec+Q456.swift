@@ -1,4 +1,5 @@
-/// q4_K, q5_K and q6_K quantizers (ggml `quantize_row_q4_K_ref`, `_q5_K_ref`, `_q6_K_ref`).
+/// q4_K, q5_K and q6_K quantizers (ggml `quantize_row_q4_K_ref`, `_q5_K_ref`, `_q6_K_ref`), and their last steps
+/// (scale packing, requantization) as separate functions.
 extension KQuantCodec {
   /// q4_K (nmax 15; layout d @0, dmin @2, scales[12] @4, qs[128] @16) and q5_K (nmax 31; d @0, dmin @2,
   /// scales[12] @4, qh[32] @16, qs[128] @48). Sub-blocks of 32, weights `rms(x) + |x|`.
@@ -24,23 +25,37 @@ extension KQuantCodec {
     }
     let invScale: Float = maxScale > 0 ? 63 / maxScale : 0
     let invMin: Float = maxMin > 0 ? 63 / maxMin : 0
-    let sc = y + 4
-    func store(_ v: UInt8, _ i: Int) { sc.storeBytes(of: v, toByteOffset: i, as: UInt8.self) }
-    func load(_ i: Int) -> UInt8 { sc.load(fromByteOffset: i, as: UInt8.self) }
     for j in 0..<8 {
       let ls = min(63, UInt8(truncatingIfNeeded: BlockBytes.nearestInt(invScale * scales[j])))
       let lm = min(63, UInt8(truncatingIfNeeded: BlockBytes.nearestInt(invMin * mins[j])))
-      if j < 4 {
-        store(ls, j)
-        store(lm, j + 4)
-      } else {
-        store((ls & 0xF) | ((lm & 0xF) << 4), j + 4)
-        store(load(j - 4) | ((ls >> 4) << 6), j - 4)
-        store(load(j) | ((lm >> 4) << 6), j)
-      }
+      storeScaleMinK4(y + 4, j, ls, lm)
     }
     BlockBytes.storeF16(maxScale / 63, y, 0)
     BlockBytes.storeF16(maxMin / 63, y, 2)
+    requantizeQ45K(x, y, L, nmax: nmax)
+  }
+
+  /// Writes sub-block `j`'s 6-bit scale `ls` and min `lm` into the 12 packed bytes at `sc` (the inverse of
+  /// `GGMLLayout.scaleMinK4`; bits above the 6th are shifted out as ggml's uint8_t stores drop them). Bytes j-4 and
+  /// j (j ≥ 4) are or-ed into, so they must hold sub-blocks j-4's values already.
+  static func storeScaleMinK4(_ sc: UnsafeMutableRawPointer, _ j: Int, _ ls: UInt8, _ lm: UInt8) {
+    func store(_ v: UInt8, _ i: Int) { sc.storeBytes(of: v, toByteOffset: i, as: UInt8.self) }
+    func load(_ i: Int) -> UInt8 { sc.load(fromByteOffset: i, as: UInt8.self) }
+    if j < 4 {
+      store(ls, j)
+      store(lm, j + 4)
+    } else {
+      store((ls & 0xF) | ((lm & 0xF) << 4), j + 4)
+      store(load(j - 4) | ((ls >> 4) << 6), j - 4)
+      store(load(j) | ((lm >> 4) << 6), j)
+    }
+  }
+
+  /// q4_K / q5_K's last step, shared with the importance path: with scales, d and dmin stored, re-chooses every
+  /// level as `clamp(nearest_int((x + dmin·m)/(d·sc)), 0, nmax)` (sub-blocks with d·sc = 0 keep `L`) and packs
+  /// them (q5_K: 5th bits into qh).
+  static func requantizeQ45K(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, _ L: UnsafeMutablePointer<UInt8>, nmax: Int) {
+    let sc = y + 4
     let d = BlockBytes.f16(y, 0), dmin = BlockBytes.f16(y, 2)
     for j in 0..<8 {
       let (s, m) = GGMLLayout.scaleMinK4(UnsafeRawPointer(sc), j)
@@ -79,6 +94,15 @@ extension KQuantCodec {
       }
     }
     if maxAbsScale < KQuantSearch.groupMaxEpsilon { return }  // block stays all zero, d = 0
+    finishQ6K(x, y, L, scales, maxScale: maxScale)
+  }
+
+  /// q6_K's last step, shared with the importance path: `iscale = −128/maxScale`, d = 1/iscale, int8 scales
+  /// `min(127, nearest_int(iscale·scale))`, then every level re-chosen as `clamp(nearest_int(x/(d·sc)), −32, 31) + 32`
+  /// (sub-blocks with a zero step keep `L`) and packed into ql/qh.
+  static func finishQ6K(
+    _ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, _ L: UnsafeMutablePointer<Int8>, _ scales: [Float], maxScale: Float
+  ) {
     let iscale = -128 / maxScale
     BlockBytes.storeF16(1 / iscale, y, 208)
     for ib in 0..<16 {

@@ -40,7 +40,7 @@ enum KQuantCodec {
   }
 
   /// Packs 2-bit levels L[0..<256] into 64 bytes: byte 32·(i/128) + i%32, bits 2·((i%128)/32).
-  private static func pack2Bit(_ L: UnsafePointer<UInt8>, _ qs: UnsafeMutableRawPointer) {
+  static func pack2Bit(_ L: UnsafePointer<UInt8>, _ qs: UnsafeMutableRawPointer) {
     for j in stride(from: 0, to: superBlock, by: 128) {
       for l in 0..<32 {
         let byte = L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6)
@@ -76,12 +76,20 @@ enum KQuantCodec {
       for j in 0..<16 { sc[j] |= UInt8(truncatingIfNeeded: BlockBytes.nearestInt(iscale * mins[j]) << 4) }
       BlockBytes.storeF16(maxMin / 15, y, 82)
     }
+    for j in 0..<16 { y.storeBytes(of: sc[j], toByteOffset: j, as: UInt8.self) }
+    requantizeQ2K(x, y, L)
+  }
+
+  /// q2_K's last step, shared with the importance path: with `scales`, d and dmin already stored, re-chooses every
+  /// level as `clamp(nearest_int((x + dmin·m)/(d·sc)), 0, 3)` (sub-blocks with d·sc = 0 keep the search's levels)
+  /// and packs them into qs.
+  static func requantizeQ2K(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, _ L: UnsafeMutablePointer<UInt8>) {
     let d = BlockBytes.f16(y, 80), dmin = BlockBytes.f16(y, 82)
     for j in 0..<16 {
-      y.storeBytes(of: sc[j], toByteOffset: j, as: UInt8.self)
-      let dj = d * Float(sc[j] & 15)
+      let sc = y.load(fromByteOffset: j, as: UInt8.self)
+      let dj = d * Float(sc & 15)
       if dj == 0 { continue }
-      let mj = dmin * Float(sc[j] >> 4)
+      let mj = dmin * Float(sc >> 4)
       for i in 0..<16 { L[16 * j + i] = UInt8(max(0, min(3, BlockBytes.nearestInt((x[16 * j + i] + mj) / dj)))) }
     }
     pack2Bit(L, y + 16)
@@ -115,6 +123,16 @@ enum KQuantCodec {
       }
       BlockBytes.storeF16(1 / iscale, y, 108)
     }
+    requantizeQ3K(x, y, L, scratch)
+  }
+
+  /// q3_K's last step, shared with the importance path: with scales and d stored, re-chooses every level as
+  /// `clamp(nearest_int(x/(d·(sc − 32))), −4, 3) + 4` (sub-blocks with a zero step keep `L`), then writes the high
+  /// bits to hmask and the low two to qs. `L` may alias `scratch`.
+  static func requantizeQ3K(
+    _ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer, _ L: UnsafeMutablePointer<Int8>, _ scratch: UnsafeMutablePointer<UInt8>
+  ) {
+    let sc = y + 96
     let d = BlockBytes.f16(y, 108)
     for j in 0..<16 {
       let dj = d * Float(GGMLLayout.q3Scale(UnsafeRawPointer(sc), j))
