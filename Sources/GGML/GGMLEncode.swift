@@ -1,5 +1,6 @@
 /// Quantization of `Float` rows to GGML blocks, byte-identical to ggml's `quantize_row_*_ref` (no importance
-/// matrix): `GGMLLegacyCodec` for q4_0 … q8_0, `KQuantCodec` (with `KQuantSearch`) for q2_K … q6_K.
+/// matrix): `GGMLLegacyCodec` for q4_0 … q8_0, `KQuantCodec` (with `KQuantSearch`) for q2_K … q6_K. With an
+/// importance matrix: `weighted(_:_:importance:into:)` (`GGMLEncode+Importance.swift`).
 ///
 /// `reference` is the scalar port of ggml; `fast` is the vectorizable twin where one exists (q4_0 and q8_0,
 /// `GGMLLegacyCodec+SIMD.swift`) and the reference otherwise. Both write the same bytes (QuantizationTests'

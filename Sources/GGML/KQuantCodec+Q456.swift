@@ -1,5 +1,5 @@
 /// q4_K, q5_K and q6_K quantizers (ggml `quantize_row_q4_K_ref`, `_q5_K_ref`, `_q6_K_ref`), and their last steps
-/// (scale packing, requantization) as separate functions.
+/// (scale packing, requantization), which the importance path (`KQuantCodec+Importance.swift`) shares.
 extension KQuantCodec {
   /// q4_K (nmax 15; layout d @0, dmin @2, scales[12] @4, qs[128] @16) and q5_K (nmax 31; d @0, dmin @2,
   /// scales[12] @4, qh[32] @16, qs[128] @48). Sub-blocks of 32, weights `rms(x) + |x|`.

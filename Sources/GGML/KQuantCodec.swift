@@ -1,6 +1,7 @@
 /// GGML's K-quants (q2_K … q6_K): super-blocks of `QK_K` = 256 values with quantized sub-block scales, laid out
 /// byte for byte as ggml-common.h's `block_qN_K`, quantized by the algorithm of ggml's `quantize_row_qN_K_ref`
 /// (no importance matrix). GGMLGoldenTests checks every byte against ggml itself (scripts/ggml_quant_golden.sh).
+/// The importance-matrix paths (`quantize_row_qN_K_impl`) are in `KQuantCodec+Importance.swift`.
 /// Decoding is `GGMLDecode`'s; the byte offsets and bit positions are `GGMLLayout`'s.
 ///
 /// Formulas (d, dmin: f16 super-block scales; sc, m: per-sub-block integer scale and min):
