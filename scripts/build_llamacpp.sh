@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build an independent llama.cpp reference (llama-quantize, llama-perplexity,
+# Build an independent llama.cpp reference (llama-quantize, llama-perplexity, llama-imatrix,
 # test-quantize-perf, llama-bench) for validating BitPlan's quantized models.
 #
 # Source: the llama.cpp tree vendored in the PyPI sdist of llama-cpp-python
@@ -71,7 +71,7 @@ if [ ! -f "$BUILD/CMakeCache.txt" ]; then
 fi
 
 # 5. Build only the targets we need.
-TARGETS=(llama-quantize llama-perplexity test-quantize-perf)
+TARGETS=(llama-quantize llama-perplexity llama-imatrix test-quantize-perf)
 if [ "$WITH_BENCH" = 1 ]; then TARGETS+=(llama-bench); fi
 echo "[build_llamacpp] building ${TARGETS[*]} with -j$JOBS (nice $NICE)" >&2
 nice -n "$NICE" cmake --build "$BUILD" --config Release -j "$JOBS" --target "${TARGETS[@]}"

@@ -10,15 +10,23 @@
 #     (Emma, 512-token chunks; by default 16 chunks, SmolLM2 without BOS as its GGUF says).
 # Prints one TSV line per preset: preset, weight bytes, bits per weight, mean KLD ± its standard error, PPL(Q), same-top-p.
 #
+# With IMATRIX=FILE, each preset is quantized with that importance matrix (`llama-quantize --imatrix`; from
+# scripts/llamacpp_imatrix.sh, or `bitplan export --imatrix`) and named PRESET+imatrix-<file stem>.
+#
 # Usage: scripts/llamacpp_presets.sh [PRESETS...]   (default: Q4_0 Q3_K_M Q4_K_M Q5_0)
 # Env: LLAMACPP_DIR (~/.cache/bitplan/llamacpp), BASE_MODEL, KLD_FILE (the base log-prob file), THREADS (2), NICE (10),
-#      BITPLAN (.build/release/bitplan); see scripts/llamacpp_common.sh
+#      BITPLAN (.build/release/bitplan), IMATRIX; see scripts/llamacpp_common.sh
 set -euo pipefail
 PRESETS=("$@"); [ ${#PRESETS[@]} -gt 0 ] || PRESETS=(Q4_0 Q3_K_M Q4_K_M Q5_0)
 source "$(dirname "${BASH_SOURCE[0]}")/llamacpp_common.sh"
+IMATRIX_ARGS=(); tag=""
+if [ -n "${IMATRIX:-}" ]; then
+    [ -s "$IMATRIX" ] || { echo "IMATRIX=$IMATRIX: no such file" >&2; exit 1; }
+    IMATRIX_ARGS=(--imatrix "$IMATRIX"); tag="+imatrix-$(basename "$IMATRIX" .gguf)"
+fi
 for p in "${PRESETS[@]}"; do
-    out="$LLAMACPP_DIR/models/$stem.preset-$p.gguf"
-    [ -s "$out" ] || nice -n "$NICE" "$BIN/llama-quantize" --allow-requantize "$BASE_MODEL" "$out" "$p" "$THREADS" \
-        > "$LLAMACPP_DIR/logs/quantize-preset-$p.log" 2>&1
-    score "$p" "$out" "$LLAMACPP_DIR/logs/kld-preset-$p.log"
+    out="$LLAMACPP_DIR/models/$stem.preset-$p$tag.gguf"
+    [ -s "$out" ] || nice -n "$NICE" "$BIN/llama-quantize" --allow-requantize "${IMATRIX_ARGS[@]}" "$BASE_MODEL" "$out" \
+        "$p" "$THREADS" > "$LLAMACPP_DIR/logs/quantize-preset-$p$tag.log" 2>&1
+    score "$p$tag" "$out" "$LLAMACPP_DIR/logs/kld-preset-$p$tag.log"
 done

@@ -164,9 +164,11 @@ public struct LlamaCppRecipe: Sendable, Equatable {
   /// `llama-quantize --allow-requantize --tensor-type-file RECIPE MODEL OUT TYPE`, each path shell-quoted.
   /// `--allow-requantize` because the source GGUF is usually quantized already; tensors whose rule keeps their
   /// type are copied, not requantized (`quantize = cur_type != new_type`).
-  public func command(recipePath: String, modelPath: String, outputPath: String) -> String {
-    ["llama-quantize", "--allow-requantize", "--tensor-type-file", Self.shellQuoted(recipePath),
-      Self.shellQuoted(modelPath), Self.shellQuoted(outputPath), fileType].joined(separator: " ")
+  /// - Parameter imatrixPath: an importance matrix for `--imatrix` (`LlamaCppImatrix`), or nil.
+  public func command(recipePath: String, modelPath: String, outputPath: String, imatrixPath: String? = nil) -> String {
+    (["llama-quantize", "--allow-requantize"] + (imatrixPath.map { ["--imatrix", Self.shellQuoted($0)] } ?? [])
+      + ["--tensor-type-file", Self.shellQuoted(recipePath), Self.shellQuoted(modelPath), Self.shellQuoted(outputPath),
+        fileType]).joined(separator: " ")
   }
 
   /// `path` as is when it holds only safe characters, else in single quotes.

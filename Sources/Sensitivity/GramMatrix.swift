@@ -82,6 +82,22 @@ public struct GramMatrix: Sendable {
     return sum / Double(max(rows, 1))
   }
 
+  /// `diag(XᵀX)/n`: each input column's mean square `Σ_r x[r,j]²/n`, in Double, straight from the inputs `[rows,
+  /// columns]`. This is llama.cpp's importance matrix for the layer (`llama-imatrix` accumulates `Σ x²` and a token
+  /// count per weight tensor; `llama-quantize` divides them), and its sum is `inputTrace`.
+  public static func columnSquareMeans(inputs: [Float], rows: Int, columns: Int) -> [Double] {
+    var sums = [Double](repeating: 0, count: columns)
+    guard columns > 0, inputs.count >= rows * columns else { return sums }
+    for r in 0..<rows {
+      for j in 0..<columns {
+        let x = Double(inputs[r * columns + j])
+        sums[j] += x * x
+      }
+    }
+    let n = Double(max(rows, 1))
+    return sums.map { $0 / n }
+  }
+
   /// Output error `tr(ΔW G ΔWᵀ) = ‖X ΔWᵀ‖²_F / n` of a weight change `ΔW` `[rows, in]`.
   /// - Throws: `.invalidArgument` when `delta.count` is not `rows · dimension`.
   /// - Complexity: one sgemm, O(rows · in · min(n, in)).

@@ -32,6 +32,9 @@ public struct LayerMeasurement: Sendable, Codable, Equatable {
   public var inputTrace: Double
   /// One entry per candidate, `nil` where the format does not fit the layer's shape.
   public var candidates: [CandidateResult?]
+  /// `diag(XᵀX)/n` of the layer's captured inputs (`GramMatrix.columnSquareMeans`; a tied embedding: of the LM
+  /// head's inputs); empty where the layer has no projection inputs (an untied embedding's lookup).
+  public var inputSquareMeans: [Double] = []
 
   /// A layer's measurements; see the properties.
   public init(statistics: WeightStatistics, inputTrace: Double, candidates: [CandidateResult?]) {

@@ -9,7 +9,8 @@ extension MeasuredRun {
       && same(a.weightKurtosis, b.weightKurtosis) && same(a.hessianTrace, b.hessianTrace)
       && same(a.hessianTraceStandardError, b.hessianTraceStandardError) && a.probesUsed == b.probesUsed
       && same(a.probeValues, b.probeValues) && same(a.topEigenvalue, b.topEigenvalue)
-      && same(a.inputTrace, b.inputTrace) && same(a.fisherTrace, b.fisherTrace)
+      && same(a.inputTrace, b.inputTrace) && same(a.inputSquareMeans, b.inputSquareMeans)
+      && same(a.fisherTrace, b.fisherTrace)
       && same(a.weightError, b.weightError) && same(a.outputError, b.outputError) && a.bytes == b.bytes
       && a.calibrationMethod == b.calibrationMethod && a.quantizer == b.quantizer && same(a.proxies, b.proxies)
       && same(a.audit, b.audit) && same(a.measured, b.measured)

@@ -85,6 +85,9 @@ public struct MeasuredRun: Sendable, Codable, Equatable {
   public var topEigenvalue: [Double]
   /// `/hessian/input_trace`: `tr(XᵀX)/n` of the layer inputs.
   public var inputTrace: [Double]
+  /// `/hessian/input_diagonal`: per layer, `diag(XᵀX)/n` of its inputs, `columns` values (llama.cpp's importance
+  /// matrix); empty where not measured (an untied embedding, a layer not reached yet, files written before it).
+  public var inputSquareMeans: [[Double]]
   /// `/fisher/trace`: `Σ g²` of the layer's mean NLL gradient over the calibration windows.
   public var fisherTrace: [Double]
   /// `/error/weight`: `‖Q(W) − W‖²_F`; `/error/output`: `tr(ΔW XᵀX ΔWᵀ)/n`.
@@ -146,6 +149,7 @@ public struct MeasuredRun: Sendable, Codable, Equatable {
     (weightVariance, weightAbsmax, weightKurtosis) = (perLayer, perLayer, perLayer)
     (hessianTrace, hessianTraceStandardError, topEigenvalue) = (perLayer, perLayer, perLayer)
     (inputTrace, fisherTrace) = (perLayer, perLayer)
+    inputSquareMeans = [[Double]](repeating: [], count: l)
     probesUsed = [Int](repeating: 0, count: l)
     probeValues = []
     (weightError, outputError) = (grid, grid)

@@ -43,10 +43,12 @@ extension MeasurementRun {
       }
       var gram: GramMatrix?
       var inputTrace = lookup?.inputTrace ?? 0
+      var squareMeans: [Double] = []
       if lookup?.isAlsoProjection ?? true {
         let (x, n) = try model.layerInputs(of: i)
         gram = try GramMatrix(inputs: x, rows: n, columns: layer.columns)
         inputTrace += GramMatrix.inputTrace(inputs: x, rows: n)
+        squareMeans = GramMatrix.columnSquareMeans(inputs: x, rows: n, columns: layer.columns)
       }
       // every candidate's Q(W) at once, unless they would take more than `candidateBatchBytes`: then as many at a
       // time as there are workers (the same numbers; a 1B model's table is 1 GB per candidate)
@@ -67,7 +69,8 @@ extension MeasurementRun {
           quantized, weights: w, rows: layer.rows, columns: layer.columns, gram: gram, lookup: lookup,
           hessianTrace: store.run.hessianTrace[i], gradient: gradient, hessianDiagonal: diagonal)
       }
-      let m = LayerMeasurement(statistics: statistics, inputTrace: inputTrace, candidates: results)
+      var m = LayerMeasurement(statistics: statistics, inputTrace: inputTrace, candidates: results)
+      m.inputSquareMeans = squareMeans
       if schedule.isDue || i == layers.count - 1 {
         try schedule.save { try store.recordLayer(i, m) }
       } else {

@@ -35,6 +35,19 @@ extension RunFile {
         run.inputTrace = try vector(f, "/hessian/input_trace", l, path)
         run.fisherTrace = try vector(f, "/fisher/trace", l, path)
         run.probesUsed = try integers(f, "/hessian/probes_used", [l], path)
+        if try f.exists("/hessian/input_diagonal") {
+          let widths = layers.map(\.columns)
+          let flat = try vector(f, "/hessian/input_diagonal", widths.reduce(0, +), path)
+          if let bad = flat.first(where: { !$0.isNaN && !($0.isFinite && $0 >= 0) }) {
+            throw SensitivityError(.badRunFile, "'/hessian/input_diagonal' holds \(bad), not a mean square", path: path)
+          }
+          var start = 0
+          run.inputSquareMeans = widths.map { w in
+            defer { start += w }
+            let part = Array(flat[start..<(start + w)])
+            return part.allSatisfy(\.isNaN) ? [] : part
+          }
+        }
         if try f.exists("/hessian/probe_values") {
           let p = try f.read("/hessian/probe_values", as: Double.self)
           try expect(p.shape.count == 2 && p.shape[1] == l, "/hessian/probe_values", p.shape, path)

@@ -43,6 +43,7 @@ enum RunFile {
         try f.write(run.candidates.map(\.bitsPerWeight), to: "/candidates/bits_per_weight")
         for (name, values) in perLayer(run) { try f.write(values, to: name) }
         try f.write(run.probesUsed.map { Int64($0) }, to: "/hessian/probes_used")
+        if let diagonal = try inputDiagonal(run) { try f.write(diagonal, to: "/hessian/input_diagonal") }
         if !run.probeValues.isEmpty {
           try f.write(run.probeValues.flatMap { $0 }, shape: [run.probeValues.count, l], to: "/hessian/probe_values")
         }
@@ -70,6 +71,25 @@ enum RunFile {
       throw SensitivityError(.io, "\(error)", path: path)
     }
     try seal(path)
+  }
+
+  /// `/hessian/input_diagonal`: every layer's `inputSquareMeans` concatenated in layer order (`columns` values each,
+  /// NaN for a layer without them), or nil when no layer has them.
+  /// - Throws: `.invalidArgument` for a layer whose vector is neither empty nor `columns` long.
+  static func inputDiagonal(_ run: MeasuredRun) throws(SensitivityError) -> [Double]? {
+    guard run.inputSquareMeans.contains(where: { !$0.isEmpty }) else { return nil }
+    var flat: [Double] = []
+    for (layer, values) in zip(run.layers, run.inputSquareMeans) {
+      if values.isEmpty {
+        flat += [Double](repeating: .nan, count: layer.columns)
+      } else if values.count == layer.columns {
+        flat += values
+      } else {
+        throw SensitivityError(
+          .invalidArgument, "'\(layer.name)': \(values.count) input square means for \(layer.columns) columns")
+      }
+    }
+    return flat
   }
 
   /// The datasets with one `Double` per layer, by path.

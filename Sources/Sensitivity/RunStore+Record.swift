@@ -108,6 +108,7 @@ extension RunStore {
       r.weightAbsmax[layer] = m.statistics.absmax
       r.weightKurtosis[layer] = m.statistics.kurtosis
       r.inputTrace[layer] = m.inputTrace
+      r.inputSquareMeans[layer] = m.inputSquareMeans
       for (c, result) in m.candidates.enumerated() {
         guard let result else { continue }
         r.weightError[layer][c] = result.weightError

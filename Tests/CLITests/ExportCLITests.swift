@@ -122,4 +122,58 @@ import _TestSupport
     #expect(compressor.status == 64 && compressor.stderr.contains("--tie"), "\(compressor.stderr)")
     #expect(!FileManager.default.fileExists(atPath: yaml))
   }
+
+  /// `export --format llama-cpp --imatrix F --run RUN.h5` on a tiny tied model measured for llama.cpp: the importance
+  /// matrix holds every measured layer and the tied token embedding (as llama.cpp's common/imatrix-loader.cpp pairs
+  /// `<name>.in_sum2` with `<name>.counts`), the printed llama-quantize command passes it, and every misuse is one
+  /// line with nothing written.
+  @Test func llamaCppExportWritesTheRunsImportanceMatrix() throws {
+    let dir = try BitplanProcess.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let path = { (name: String) in dir.appendingPathComponent(name).path }
+    for (seed, name) in [("1", "a"), ("2", "b")] {
+      #expect(try BitplanProcess.run(["tiny-model", path(name), "--seed", seed]).status == 0)
+      let m = try BitplanProcess.run([
+        "measure", path(name) + "/tiny-llama.gguf", "--calib", MeasureCLITests.calib, "--tokens", "64", "--hvp-tokens", "32",
+        "--probes", "4", "--target", "llama-cpp", "--candidates", "q8_0,q4_0", "--audit", "0", "-o", path(name + ".h5"),
+      ])
+      try #require(m.status == 0, "\(m.stderr)")
+    }
+    let model = path("a") + "/tiny-llama.gguf"
+    let a = try BitplanProcess.run(["allocate", path("a.h5"), "--target", "llama-cpp", "--bpw", "6", "-o", path("plan.json")])
+    try #require(a.status == 0, "\(a.stderr)")
+    let recipe = path("recipe.txt"), imatrix = path("imatrix.gguf")
+    let r = try BitplanProcess.run([
+      "export", path("plan.json"), "--format", "llama-cpp", "--model", model, "-o", recipe, "--imatrix", imatrix, "--run", path("a.h5"),
+    ])
+    try #require(r.status == 0, "\(r.stderr)")
+    #expect(r.stderr.hasPrefix("llama-quantize --allow-requantize --imatrix \(imatrix) --tensor-type-file \(recipe) "), "\(r.stderr)")
+    let inspect = try BitplanProcess.run(["inspect", imatrix, "--json"])
+    try #require(inspect.status == 0, "\(inspect.stderr)")
+    let json = try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as! [String: Any]
+    let names = Set((json["tensors"] as! [[String: Any]]).map { $0["file_name"] as! String })
+    var want: Set<String> = ["token_embd.weight.in_sum2", "token_embd.weight.counts"]
+    for b in 0..<2 {
+      for t in ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"] {
+        want.formUnion(["blk.\(b).\(t).weight.in_sum2", "blk.\(b).\(t).weight.counts"])
+      }
+    }
+    #expect(names == want)
+
+    let before = try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
+    let misuse: [([String], String)] = [
+      (["--imatrix", path("x.gguf")], "give --run RUN.h5 too"),
+      (["--run", path("a.h5")], "give --imatrix FILE too"),
+      (["--imatrix", path("plan.json"), "--run", path("a.h5")], "is also the input PLAN.json"),
+      (["--imatrix", path("x.gguf"), "--run", path("b.h5")], "not the plan's"),
+      (["--imatrix", path("x.gguf"), "--run", path("missing.h5")], "--run"),
+    ]
+    for (extra, message) in misuse {
+      let e = try BitplanProcess.run(["export", path("plan.json"), "--format", "llama-cpp", "--model", model, "-o", path("r2.txt")] + extra)
+      #expect(e.status != 0 && e.stderr.split(separator: "\n").count == 1 && e.stderr.contains(message), "\(extra): \(e.stderr)")
+    }
+    let mlx = try BitplanProcess.run(["export", path("plan.json"), "--format", "json", "--imatrix", path("x.gguf"), "--run", path("a.h5")])
+    #expect(mlx.status == 64 && mlx.stderr.contains("--format llama-cpp"), "\(mlx.stderr)")
+    #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == before)
+  }
 }

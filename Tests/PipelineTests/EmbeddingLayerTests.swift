@@ -112,6 +112,17 @@ import _TestSupport
     // Input trace: 1 for the one-hot lookup rows, plus tr(XᵀX)/n of the head's inputs when tied.
     let headTrace = head.reduce(0.0) { $0 + Double($1) * Double($1) } / n
     #expect(abs(run.inputTrace[i] - (1 + headTrace)) <= 1e-9 * (1 + headTrace))
+    // Its importance matrix diag(XᵀX)/n is the head's inputs' (the lookup's one-hot rows have none): per column,
+    // recomputed here; none for an untied table.
+    if tied {
+      var means = [Double](repeating: 0, count: 64)
+      for (k, x) in head.enumerated() { means[k % 64] += Double(x) * Double(x) / n }
+      #expect(run.inputSquareMeans[i].count == 64)
+      #expect(zip(run.inputSquareMeans[i], means).allSatisfy { abs($0 - $1) <= 1e-12 * max($1, 1e-30) })
+    } else {
+      #expect(run.inputSquareMeans[i].isEmpty)
+    }
+    for k in 0..<i { #expect(run.inputSquareMeans[k].count == run.layers[k].columns, "\(run.layers[k].name)") }
   }
 
   /// The audit replaces the table in both its uses (the engine's `replaceWeight` of the tied table).

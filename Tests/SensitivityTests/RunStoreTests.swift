@@ -35,9 +35,10 @@ import _TestSupport
       let result = LayerMeasurement.CandidateResult(
         weightError: Double(l) + 0.125, outputError: 0.375, bytes: 10 + l, calibration: "mse-grid",
         proxies: ["weight_error": 0.125, "hawq_trace": 1e-300, "custom": 7])
-      let m = LayerMeasurement(
+      var m = LayerMeasurement(
         statistics: try WeightStatistics(weights: [1, -2, 3]), inputTrace: 4.5,
         candidates: [result, result, l == 1 ? nil : result])
+      if l == 0 { m.inputSquareMeans = [0.5, 1e-300, 2] }  // layer 1 without (an untied embedding's lookup)
       try store.recordLayer(l, m)
     }
     try store.recordAuditBaseline(meanNLL: 2.75)
@@ -62,6 +63,35 @@ import _TestSupport
     #expect(read.topEigenvalue[0] == 3.25 && read.topEigenvalue[1].isNaN)
     #expect(read.audit?.spearmanNLL["weight_error"]?.isNaN == true, "constant proxy: ρ undefined")
     #expect(read.audit?.deltaKLD == [0.02, 0.01])
+    #expect(read.inputSquareMeans == [[0.5, 1e-300, 2], []])
+  }
+
+  /// `/hessian/input_diagonal` is one float64 vector over the layers' columns, NaN for a layer without statistics;
+  /// a vector of the wrong length is refused, and a negative mean square in a file is a bad run file.
+  @Test func inputDiagonalIsConcatenatedAndChecked() throws {
+    let folder = temporaryFolder("input-diagonal")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let path = folder + "/RUN.h5"
+    _ = try filledStore(path).finish()
+    let stored = try HDF5File.withFile(path, mode: .readOnly) { try $0.read("/hessian/input_diagonal", as: Double.self) }
+    #expect(stored.shape == [7])
+    #expect(Array(stored.values[0..<3]) == [0.5, 1e-300, 2] && stored.values[3...].allSatisfy(\.isNaN))
+
+    let store = try RunStore(path: folder + "/bad.h5", provenance: provenance(), layers: layers, candidates: candidates)
+    var m = LayerMeasurement(statistics: try WeightStatistics(weights: [1, 2]), inputTrace: 1, candidates: [nil, nil, nil])
+    m.inputSquareMeans = [1, 2]  // the layer has 3 columns
+    #expect(throws: SensitivityError.self) { try store.recordLayer(0, m) }
+
+    // A negative mean square (written through the store, which takes what it is given) does not read back.
+    let lying = folder + "/lying.h5"
+    let liar = try RunStore(path: lying, provenance: provenance(), layers: layers, candidates: candidates)
+    for l in 0..<2 {
+      var m = LayerMeasurement(statistics: try WeightStatistics(weights: [1, 2]), inputTrace: 1, candidates: [nil, nil, nil])
+      m.inputSquareMeans = l == 0 ? [0.5, -1, 2] : []
+      try liar.recordLayer(l, m)
+    }
+    _ = try? liar.finish()
+    #expect { try RunStore.read(lying) } throws: { ($0 as? SensitivityError)?.code == .badRunFile }
   }
 
   /// The quantizer of each (layer, candidate) and the one asked for are stored and read back; a different
