@@ -71,18 +71,27 @@ extension EngineSensitivityModel {
     var rows: Int
     /// `G = XᵀX/n` `[in, in]`: GPTQ's Hessian, and the output error `best` and GPTQ's guard compare by.
     var gram: GramMatrix?
+    /// The importance weights llama-quantize would read for the layer (`ImportanceQuantizer.weights` of
+    /// `diag(XᵀX)/n`), when `imatrix` is one of the methods.
+    var importance: [Float]?
   }
 
-  /// The context of `layer` for the configured quantizer; `nil` for round to nearest alone or for the token
-  /// embedding (a lookup table: the input-aware quantizers do not apply).
+  /// The context of `layer` for the configured quantizer; `nil` for round to nearest alone. The token embedding (a
+  /// lookup table) gets one only for `imatrix` when it is tied, from the LM head's inputs, as `bitplan export
+  /// --imatrix` writes its entry; GPTQ and AWQ never apply to it.
   func quantizerContext(layer: Int) throws -> QuantizerContext? {
     let methods = quantizer.methods
-    if methods == [.rtn] || Self.isEmbedding(linearLayers[layer]) { return nil }
+    if methods == [.rtn] { return nil }
+    if Self.isEmbedding(linearLayers[layer]) {
+      guard methods.contains(.imatrix), try tableLookup(of: layer)?.isAlsoProjection == true else { return nil }
+    }
     let (x, n) = try layerInputs(of: layer)
     let columns = linearLayers[layer].columns
     let gram = try GramMatrix(inputs: x, rows: n, columns: columns)
-    return QuantizerContext(
-      inputs: x, rows: n, gram: gram)
+    let importance = methods.contains(.imatrix)
+      ? ImportanceQuantizer.weights(squareMeans: GramMatrix.columnSquareMeans(inputs: x, rows: n, columns: columns), count: n)
+      : nil
+    return QuantizerContext(inputs: x, rows: n, gram: gram, importance: importance)
   }
 
   /// One candidate of one layer (see `quantize(layer:candidate:)`).
@@ -110,7 +119,7 @@ extension EngineSensitivityModel {
       case .rtn:
         q = try quantizeDequantize(w, rows: l.rows, columns: l.columns, format: format, calibration: method ?? .minMax)
       case .gptq:
-        guard let context, let gram = context.gram, GPTQ.supports(format) else { continue }
+        guard !isEmbedding, let context, let gram = context.gram, GPTQ.supports(format) else { continue }
         let (packed, used) = try GuardedGPTQ.quantize(
           w, rows: l.rows, columns: l.columns, format: format, gram: gram, calibration: method ?? .minMax,
           options: gptqOptions)
@@ -120,13 +129,16 @@ extension EngineSensitivityModel {
         }
         q = packed.dequantize()
       case .awq:
-        guard let context, AWQ.supports(format) else { continue }
+        guard !isEmbedding, let context, AWQ.supports(format) else { continue }
         let (weights, used) = try awqWeights(layer: layer, candidate: candidate, weights: w, context: context)
         if quantizer.methods.count == 1 {
           best = (weights, used, 0)
           continue
         }
         q = weights
+      case .imatrix:
+        guard let weights = context?.importance, ImportanceQuantizer.supports(format) else { continue }
+        q = try ImportanceQuantizer.quantize(w, rows: l.rows, columns: l.columns, format: format, weights: weights).dequantize()
       }
       guard quantizer.methods.count > 1, let gram = context?.gram else {
         best = (q, m, 0)

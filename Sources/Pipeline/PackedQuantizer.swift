@@ -104,6 +104,12 @@ public struct PackedQuantizer: @unchecked Sendable {
         let (packed, scales) = result.choice(member: index)
         return (packed, scales, scales == nil ? .rtn : .awq)
       }
+    case .imatrix:
+      if ImportanceQuantizer.supports(format), let x = inputs[name] {
+        let means = GramMatrix.columnSquareMeans(inputs: x.values, rows: x.rows, columns: columns)
+        let weights = ImportanceQuantizer.weights(squareMeans: means, count: x.rows)
+        return (try ImportanceQuantizer.quantize(values, rows: rows, columns: columns, format: format, weights: weights), nil, .imatrix)
+      }
     case .rtn:
       break
     }

@@ -110,7 +110,7 @@ public enum PlanValidation {
     let quantizerOf = try quantizerLookup(s.quantizer, plan: plan, run: run, runPath: s.run)
     let inputAware = s.quantizer.map { $0 != .method(.rtn) }
       ?? (plan.layers.values.contains { ($0.quantizer ?? "rtn") != "rtn" }
-        || (run?.quantizer.contains { $0.contains { $0 == "gptq" || $0 == "awq" } } ?? false))
+        || (run?.quantizer.contains { $0.contains { $0 == "gptq" || $0 == "awq" || $0 == "imatrix" } } ?? false))
       // SmoothQuant's s comes from the calibration inputs, whatever the quantizer (the plan's or a baseline's).
       || candidates.contains(where: \.isW8A8)
     var quantizer = PackedQuantizer.roundToNearest
@@ -143,7 +143,7 @@ public enum PlanValidation {
       guard let calib = calibrationPath else {
         throw PlanValidationError(
           .badSettings,
-          "GPTQ, AWQ and w8a8 need the calibration text their layer inputs come from: give --calib FILE (or --run RUN.h5 "
+          "GPTQ, AWQ, imatrix and w8a8 need the calibration text their layer inputs come from: give --calib FILE (or --run RUN.h5 "
             + "whose recorded calib_path still exists)")
       }
       status("validate: capturing the layer inputs on \(calib)…")
@@ -158,8 +158,15 @@ public enum PlanValidation {
       let inputFloats = planned.reduce(0.0) { $0 + Double($1.inFeatures) } * Double(count)
       try Preflight.checkMemory(4 * inputFloats + 8 * Double(parameters))
       let windows = try PackedQuantizer.calibrationWindows(path: calib, tokenizer: loaded.tokenizer, count: count)
-      let inputs = try PackedQuantizer.capture(
-        loaded.model, windows: windows, layers: planned.map(\.name).filter { $0 != loaded.model.embeddingLayer.name })
+      let embedding = loaded.model.embeddingLayer.name
+      var inputs = try PackedQuantizer.capture(
+        loaded.model, windows: windows, layers: planned.map(\.name).filter { $0 != embedding })
+      // A tied embedding quantized with an importance matrix takes the LM head's inputs, as `measure` and
+      // `bitplan export --imatrix` do; GPTQ and AWQ never see it (no inputs under its name).
+      if loaded.model.configuration.tied, let f = formats[embedding], quantizerOf(embedding, f) == .imatrix {
+        let head = try PackedQuantizer.capture(loaded.model, windows: windows, layers: [LlamaModel<Float>.lmHeadSlot])
+        inputs[embedding] = head[LlamaModel<Float>.lmHeadSlot]
+      }
       quantizer = PackedQuantizer(method: quantizerOf, inputs: inputs)
     }
 

@@ -8,6 +8,10 @@ public enum QuantizerMethod: String, Sendable, CaseIterable, Codable {
   /// AWQ: per-input-channel scales from the inputs' magnitudes, searched on the layer group's output error, then
   /// round to nearest (`AWQ`).
   case awq
+  /// ggml's importance-matrix quantization (`ImportanceQuantizer`): GGML block types only, each row weighted by the
+  /// layer's calibration inputs' `diag(XᵀX)/n`, as `llama-quantize --imatrix` does with the file `bitplan export
+  /// --imatrix` writes.
+  case imatrix
 }
 
 /// What `--quantizer` asks for: one method, or `best` — every method that applies to a (layer, format), keeping the
@@ -28,7 +32,7 @@ public enum QuantizerChoice: Sendable, Equatable, CustomStringConvertible {
   }
 
   /// The names `init` accepts, for help and error messages.
-  public static let names = "rtn, gptq, awq or best"
+  public static let names = "rtn, gptq, awq, imatrix or best"
 
   public var description: String {
     switch self {
@@ -37,11 +41,13 @@ public enum QuantizerChoice: Sendable, Equatable, CustomStringConvertible {
     }
   }
 
-  /// The methods tried, round to nearest first (so that ties keep it).
+  /// The methods tried, round to nearest first (so that ties keep it). `best` tries round to nearest, GPTQ and AWQ;
+  /// `imatrix` is asked for by name (it is llama.cpp's own quantizer, and a plan that uses it needs the importance
+  /// file at quantization time).
   public var methods: [QuantizerMethod] {
     switch self {
     case .method(let m): [m]
-    case .best: QuantizerMethod.allCases
+    case .best: [.rtn, .gptq, .awq]
     }
   }
 }

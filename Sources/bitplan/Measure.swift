@@ -48,7 +48,7 @@ struct Measure: ParsableCommand {
   var scoreKld = false
   @Option(parsing: .unconditional, help: "Leading calibration tokens --score-kld scores on (default: 128, or --tokens when fewer).")
   var kldTokens: Int?
-  @Option(help: ArgumentHelp("Quantizer of every candidate: rtn (round to nearest), gptq, awq, or best (each that applies, least output error kept).", valueName: "name"))
+  @Option(help: ArgumentHelp("Quantizer of every candidate: rtn (round to nearest), gptq, awq, imatrix (GGML types: llama.cpp's importance-weighted quantizer with the run's own activation statistics, what llama-quantize does with bitplan export --imatrix), or best (rtn, gptq and awq where they apply, least output error kept).", valueName: "name"))
   var quantizer = "rtn"
   @OptionGroup var outputFile: OutputFile<RunFileOutput>
   var output: String { outputFile.output }

@@ -39,7 +39,7 @@ struct Run: ParsableCommand {
   var target = "any"
   @Option(help: ArgumentHelp("Measure only these formats (comma-separated); each target then keeps those it stores. Default: every format of every target.", valueName: "LIST"))
   var candidates: String?
-  @Option(help: ArgumentHelp("Quantizer of every candidate and layer: rtn (round to nearest), gptq, awq, or best (each that applies, least output error kept).", valueName: "name"))
+  @Option(help: ArgumentHelp("Quantizer of every candidate and layer: rtn (round to nearest), gptq, awq, imatrix (GGML types, llama.cpp's importance matrix), or best (rtn, gptq and awq where they apply, least output error kept).", valueName: "name"))
   var quantizer = "rtn"
   @Option(parsing: .unconditional, help: "Calibration tokens, BOS included.") var tokens = 512
   @Option(parsing: .unconditional, help: "Leading calibration tokens for Hessian-vector products.") var hvpTokens = 128

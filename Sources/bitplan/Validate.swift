@@ -33,7 +33,7 @@ struct Validate: ParsableCommand {
   @Option(name: .customLong("protocol"), help: "bitplan or llama-perplexity.") var scoringProtocol = "bitplan"
   @OptionGroup var activationsOption: ActivationsOption
   var activations: String { activationsOption.activations }
-  @Option(help: ArgumentHelp("Quantizer of every layer, plan and baselines: rtn, gptq, awq, or best (each layer's winner recorded by measure --quantizer best). Default: as the plan and --run record.", valueName: "name"))
+  @Option(help: ArgumentHelp("Quantizer of every layer, plan and baselines: rtn, gptq, awq, imatrix, or best (each layer's winner recorded by measure --quantizer best). Default: as the plan and --run record.", valueName: "name"))
   var quantizer: String?
   // Not CalibrationText: optional here (GPTQ, AWQ and scale tuning only), defaulting to the run's recorded text.
   @Option(help: ArgumentHelp("Calibration text GPTQ and AWQ take layer inputs from and --tune-steps tunes on (default: the --run file's calib_path).", valueName: "file"))
