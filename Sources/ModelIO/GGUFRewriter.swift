@@ -15,7 +15,8 @@ import GGML
 /// `setValue(_:forKey:)` changes a key the way ggml's `gguf_set_val_*` does (the old entry removed, the new one
 /// appended). A tensor whose output type is its stored type is copied byte for byte from the mapped source; any
 /// other is re-encoded by `GGMLRequantize.fast` (decoded to `Float` in the file's row order, then encoded without
-/// an importance matrix), so at most one tensor's new bytes are in memory at a time. Data is laid out as
+/// an importance matrix, or with the vector `setImportance` gave it), so at most one tensor's new bytes are in memory
+/// at a time. Data is laid out as
 /// `GGUFWriter` lays it out: each tensor at the next multiple of the source's alignment, zero padding between.
 ///
 /// `write(to:)` writes beside the target and renames into place (`FileChecks`), so a failure leaves no output.
@@ -28,6 +29,8 @@ public struct GGUFRewriter: Sendable {
   public private(set) var types: [GGMLType]
   /// Bytes given for a tensor (by name) instead of re-encoding its source, e.g. codes chosen by GPTQ.
   public private(set) var givenBytes: [String: [UInt8]] = [:]
+  /// Importance vectors (by tensor name) its re-encoding is weighed by (llama-quantize's imatrix entries).
+  public private(set) var importance: [String: [Float]] = [:]
 
   /// A rewriter that, unchanged, writes a copy of `source` (same metadata, same tensors, same alignment).
   public init(source: GGUFFile) {
@@ -83,6 +86,23 @@ public struct GGUFRewriter: Sendable {
         .sizeMismatch, "tensor '\(name)': \(bytes.count) bytes given, \(type.name) of \(info.shape) takes \(rowBytes * (info.elementCount / max(info.rowLength, 1)))")
     }
     givenBytes[name] = bytes
+  }
+
+  /// Weighs the re-encoding of the tensor named `name` by `weights` (`GGMLRequantize`'s `importance`: one weight per
+  /// column, or one row of them per expert). Used only when the tensor is re-encoded (its output type is not its
+  /// stored type and no bytes were given), and then only by the quantized types that read it
+  /// (`GGMLRequantize.usesImportance`).
+  /// - Throws: `.missingTensor`; `.sizeMismatch` when `weights` is not k rows of the tensor's row length with k
+  ///   dividing its row count.
+  public mutating func setImportance(_ weights: [Float], ofTensor name: String) throws(ModelIOError) {
+    guard let info = source.info(named: name) else {
+      throw ModelIOError(.missingTensor, "no tensor named '\(name)'", path: source.path)
+    }
+    let rows = info.elementCount / max(info.rowLength, 1)
+    do { _ = try GGMLRequantize.slicing(weights, rows: rows, rowLength: info.rowLength) } catch {
+      throw ModelIOError(.sizeMismatch, "tensor '\(name)' \(info.shape): \(error.message)", path: source.path)
+    }
+    importance[name] = weights
   }
 
   /// The output's tensor infos, in the source's order, offsets laid out for the output.
@@ -144,7 +164,8 @@ public struct GGUFRewriter: Sendable {
           try put(stored, "tensor '\(info.name)'")
         } else {
           let bytes = try GGMLRequantize.fast(
-            stored, from: info.type, to: out.type, count: info.elementCount, rowLength: info.rowLength)
+            stored, from: info.type, to: out.type, count: info.elementCount, rowLength: info.rowLength,
+            importance: importance[info.name])
           try put(bytes, "tensor '\(info.name)'")
         }
         let padding = GGUFWriter.pad(out.sizeInBytes, source.alignment) - out.sizeInBytes

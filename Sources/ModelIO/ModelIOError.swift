@@ -39,6 +39,8 @@ public struct ModelIOError: Error, CustomStringConvertible, Sendable, Equatable 
     case unsupported
     /// The tokenizer data is missing or malformed.
     case badTokenizer
+    /// A stored number the format does not allow (a non-finite or negative importance, an impossible count).
+    case badValue
   }
 
   public var code: Code

@@ -25,6 +25,9 @@ public struct QuantizeSummary: Sendable, Codable {
     public var bytes: Int
     /// The quantizer that chose its codes (`rtn`: ggml's own encoder, as llama-quantize; `gptq`).
     public var quantizer = "rtn"
+    /// Whether its encoder was given its importance-matrix entry (re-encoded by ggml's encoder to a type that reads
+    /// it: not q8_0, not a float type).
+    public var importance = false
   }
 
   public var model: String
@@ -41,6 +44,9 @@ public struct QuantizeSummary: Sendable, Codable {
   public var fileType: Int
   public var fileTypeName: String
   public var elapsedSeconds: Double
+  /// The importance matrix given (`--imatrix`), as given, and its number of entries.
+  public var importanceMatrix: String? = nil
+  public var importanceEntries: Int? = nil
 }
 
 /// `bitplan quantize MODEL PLAN.json -o OUT.gguf`: the model's GGUF with every planned tensor stored in its planned
@@ -50,9 +56,17 @@ public struct QuantizeSummary: Sendable, Codable {
 /// What llama.cpp does, and so what this does (llama.cpp b0.3.36, `src/llama-quant.cpp`):
 /// - a tensor whose planned type is its stored type is copied byte for byte (`quantize = cur_type != new_type`);
 /// - any other is dequantized to f32 (`llama_tensor_dequantize_impl`) and re-encoded by `ggml_quantize_chunk`
-///   without an importance matrix (`quantize_row_*_ref`; `GGMLRequantize`), rows in the file's own order;
+///   (`GGMLRequantize`), rows in the file's own order: without an importance matrix by `quantize_row_*_ref`; with
+///   one (`llama-quantize --imatrix FILE`, `ImportanceMatrix`) each tensor that has an entry is weighed by it, row
+///   by row (`GGMLEncode.weighted`), a tensor without one is encoded as without the matrix, and an entry of the
+///   wrong size is refused (`token_embd.weight`'s is ignored instead, as llama.cpp ignores it);
 /// - unplanned tensors keep their bytes; the metadata is copied in order, then `general.quantization_version` (2)
-///   and `general.file_type` are set as `gguf_set_val_u32` sets them: removed and appended at the end.
+///   and `general.file_type` are set as `gguf_set_val_u32` sets them: removed and appended at the end; with an
+///   importance matrix, then `quantize.imatrix.file`, `.dataset`, `.entries_count` and `.chunks_count`
+///   (`ImportanceMatrix.quantizeMetadata`).
+///
+/// GPTQ layers (not a llama.cpp feature) get no weights from the importance matrix: their codes come from their
+/// inputs; where `GuardedGPTQ` keeps round to nearest instead, the rewriter's encoding (weighed) is written.
 ///
 /// Differences, on purpose: the tensors stay in the source's order (llama-quantize sorts them by block number,
 /// then name); the source's `general.alignment` is kept; a plan format a row cannot hold is refused, where
@@ -62,20 +76,25 @@ public enum GGUFQuantize {
   public static let quantizationVersion: UInt32 = 2
 
   /// Quantizes `model` by `plan` into `output`.
-  /// - Parameter progress: called after each tensor with (done, total, tensor name).
-  /// - Throws: `FileCheckError` (a missing input; `-o` naming the model or the plan); `ModelIOError` (a malformed
-  ///   GGUF; `.unsupported` for a Hugging Face folder, which must be converted to GGUF first; a write failure);
+  /// - Parameters:
+  ///   - importanceMatrix: llama.cpp's importance matrix (`--imatrix`), or nil to quantize without one.
+  ///   - progress: called after each tensor with (done, total, tensor name).
+  /// - Throws: `FileCheckError` (a missing input; `-o` naming the model, the plan or the importance matrix);
+  ///   `ModelIOError` (a malformed GGUF or importance matrix; `.sizeMismatch` for an importance entry whose size is
+  ///   not the tensor's row length; `.unsupported` for a Hugging Face folder, which must be converted to GGUF
+  ///   first; a write failure);
   ///   `PlanValidationError` (`.modelMismatch`, `.unknownLayer`, `.unknownFormat` for a format that is not a
   ///   llama.cpp type or that the layer's rows cannot hold, `.badSettings` for an empty or malformed plan).
   ///   Nothing is written when it throws.
   public static func run(
-    model: String, plan planPath: String, output: String, quantizer: QuantizerChoice? = nil,
-    calibrationText: String? = nil, calibrationTokens: Int = 512,
+    model: String, plan planPath: String, output: String, importanceMatrix: String? = nil,
+    quantizer: QuantizerChoice? = nil, calibrationText: String? = nil, calibrationTokens: Int = 512,
     status: (String) -> Void = { _ in }, progress: (Int, Int, String) -> Void = { _, _, _ in }
   ) throws -> QuantizeSummary {
     let start = Date()
     try FileChecks.check(
-      inputs: [InputPath(option: "MODEL", path: model, allowsFolder: true), InputPath(option: "PLAN.json", path: planPath)],
+      inputs: [InputPath(option: "MODEL", path: model, allowsFolder: true), InputPath(option: "PLAN.json", path: planPath)]
+        + (importanceMatrix.map { [InputPath(option: "--imatrix", path: $0)] } ?? []),
       outputs: [OutputPath(option: "-o", path: output)])
     var isFolder: ObjCBool = false
     if FileManager.default.fileExists(atPath: model, isDirectory: &isFolder), isFolder.boolValue {
@@ -91,6 +110,15 @@ public enum GGUFQuantize {
 
     var rewriter = GGUFRewriter(source: file)
     for (_, entry) in types { try rewriter.setType(entry.type, ofTensor: entry.tensor) }
+    // llama-quantize looks an entry up (and checks its size) for every tensor it re-encodes, whatever the type.
+    let matrix = try importanceMatrix.map { path throws(ModelIOError) in try ImportanceMatrix(path: path) }
+    if let matrix {
+      for (_, entry) in types.sorted(by: { $0.value.tensor < $1.value.tensor }) {
+        let info = file.info(named: entry.tensor)!
+        guard entry.type != info.type, let weights = try matrix.importance(for: info) else { continue }
+        try rewriter.setImportance(weights, ofTensor: entry.tensor)
+      }
+    }
     let gptqLayers = try inputAwareLayers(plan, path: planPath, types: types, quantizer: quantizer)
     var quantizerOf = Dictionary(uniqueKeysWithValues: types.keys.map { ($0, QuantizerMethod.rtn) })
     if !gptqLayers.isEmpty {
@@ -124,6 +152,9 @@ public enum GGUFQuantize {
     let fileType = LlamaFileType.of(outputs)
     try rewriter.setValue(.uint32(quantizationVersion), forKey: "general.quantization_version")
     try rewriter.setValue(.uint32(fileType.rawValue), forKey: "general.file_type")
+    if let matrix, let importanceMatrix {
+      for (key, value) in try matrix.quantizeMetadata(file: importanceMatrix) { try rewriter.setValue(value, forKey: key) }
+    }
     try rewriter.write(to: output, option: "-o", progress: progress)
 
     let byTensor = Dictionary(uniqueKeysWithValues: types.map { ($0.value.tensor, $0.key) })
@@ -135,13 +166,17 @@ public enum GGUFQuantize {
           layer: layer, tensor: info.name, from: info.type.ggmlName, to: out.type.ggmlName,
           copied: info.type == out.type && rewriter.givenBytes[info.name] == nil, bytes: out.sizeInBytes)
       tensor.quantizer = quantizerOf[layer]?.rawValue ?? "rtn"
+      tensor.importance =
+        !tensor.copied && rewriter.givenBytes[info.name] == nil && rewriter.importance[info.name] != nil
+        && GGMLRequantize.usesImportance(out.type)
       planned.append(tensor)
     }
     return QuantizeSummary(
       model: model, plan: planPath, output: output, tensorCount: outputs.count, planned: planned,
       sourceTensorBytes: file.tensors.reduce(0) { $0 + $1.sizeInBytes },
       outputTensorBytes: outputs.reduce(0) { $0 + $1.sizeInBytes }, fileType: Int(fileType.rawValue),
-      fileTypeName: fileType.name, elapsedSeconds: Date().timeIntervalSince(start))
+      fileTypeName: fileType.name, elapsedSeconds: Date().timeIntervalSince(start),
+      importanceMatrix: importanceMatrix, importanceEntries: matrix?.weights.count)
   }
 
   /// The planned layers GPTQ chooses the codes of (`quantizer` for all, else each plan layer's `quantizer`), in

@@ -13,10 +13,15 @@ struct Quantize: ParsableCommand {
       MODEL is a .gguf file (a Hugging Face folder must be converted with llama.cpp's convert_hf_to_gguf.py \
       first). PLAN.json comes from bitplan allocate --target llama-cpp: every format must be a GGML type (q2_k … \
       q6_k, q4_0, q4_1, q5_0, q5_1, q8_0) or f16, bf16, f32 that the layer's rows can hold. Planned tensors are \
-      decoded to f32 and re-encoded with ggml's reference quantizers (no importance matrix), as llama-quantize \
-      --allow-requantize does; a tensor already in its planned type, and every unplanned one, is copied byte for \
-      byte. Tensors keep the source's order, names and shapes; the metadata is copied in order, with \
-      general.quantization_version and general.file_type set as llama-quantize sets them. Layers the plan (or       --quantizer gptq) gives to GPTQ get codes chosen by GPTQ from their inputs on the calibration text (--calib;       --run supplies the run's text and token count); AWQ layers cannot be written to a GGUF yet and are refused.
+      decoded to f32 and re-encoded with ggml's quantizers, as llama-quantize --allow-requantize does: without an \
+      importance matrix by ggml's reference quantizers; with --imatrix (llama-imatrix's file, GGUF or legacy .dat) \
+      each tensor that has an entry is weighed by it, as llama-quantize --imatrix does (an entry of the wrong size \
+      is refused; tensors without one, and q8_0 and float types, are encoded as without the matrix). A tensor \
+      already in its planned type, and every unplanned one, is copied byte for byte. Tensors keep the source's \
+      order, names and shapes; the metadata is copied in order, with general.quantization_version, \
+      general.file_type and the quantize.imatrix.* keys set as llama-quantize sets them. Layers the plan (or \
+      --quantizer gptq) gives to GPTQ get codes chosen by GPTQ from their inputs on the calibration text (--calib; \
+      --run supplies the run's text and token count); AWQ layers cannot be written to a GGUF yet and are refused.
       """)
 
   // Not ModelArgument: quantize reads only GGUF (a Hugging Face folder is refused, as the discussion says).
@@ -34,6 +39,8 @@ struct Quantize: ParsableCommand {
   var calib: String?
   @Option(name: .customLong("run"), help: ArgumentHelp("The run file the plan came from: its calibration text and token count.", valueName: "RUN.h5"))
   var runFile: String?
+  @Option(help: ArgumentHelp("llama.cpp importance matrix (llama-imatrix's output) to weigh the re-encoded tensors by, as llama-quantize --imatrix.", valueName: "file"))
+  var imatrix: String?
 
   func validate() throws {
     if let quantizer, QuantizerChoice(quantizer) == nil {
@@ -49,7 +56,8 @@ struct Quantize: ParsableCommand {
       let run = try runFile.map { try RunStore.read($0) }
       let recorded = run.map(\.provenance.calibrationPath).flatMap { $0.isEmpty ? nil : $0 }
       summary = try GGUFQuantize.run(
-        model: model, plan: plan, output: output, quantizer: quantizer.flatMap { QuantizerChoice($0) },
+        model: model, plan: plan, output: output, importanceMatrix: imatrix,
+        quantizer: quantizer.flatMap { QuantizerChoice($0) },
         calibrationText: calib ?? recorded, calibrationTokens: run?.provenance.tokens ?? 512,
         status: { progress.status($0) }
       ) { done, total, _ in
@@ -71,6 +79,11 @@ struct Quantize: ParsableCommand {
     print("\(output): \(summary.tensorCount) tensors, \(summary.planned.count) planned (\(requantized.count) re-encoded, "
       + "\(summary.planned.count - requantized.count) already in their type), file type \(summary.fileTypeName) (\(summary.fileType))")
     for (change, count) in byChange.sorted(by: { $0.key < $1.key }) { print("  \(change) ×\(count)") }
+    if let matrix = summary.importanceMatrix, let entries = summary.importanceEntries {
+      let used = summary.planned.filter(\.importance).count
+      print("importance matrix \(matrix) (\(entries) entries): \(used) of the \(requantized.count) re-encoded tensors "
+        + "quantized with it")
+    }
     print("tensor bytes \(grouped(summary.sourceTensorBytes)) → \(grouped(summary.outputTensorBytes)), "
       + String(format: "%.1f s", summary.elapsedSeconds))
   }

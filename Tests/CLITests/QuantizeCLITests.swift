@@ -71,4 +71,60 @@ import _TestSupport
     #expect(hf.status == 65 && hf.stderr.contains("convert_hf_to_gguf.py"), "\(hf.stderr)")
     #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted() == ["PLAN.json", "tiny-llama", "tiny-llama.gguf"])
   }
+  /// A legacy `.dat` importance matrix (llama-imatrix --output-format dat): per entry its name, call count 1 and
+  /// `columns` seeded positive means; then the chunk count and dataset trailer.
+  static func legacyImatrix(_ path: String, _ entries: [(String, Int)]) throws {
+    var out: [UInt8] = []
+    func int(_ v: Int) { withUnsafeBytes(of: Int32(v).littleEndian) { out += $0 } }
+    int(entries.count)
+    for (n, (name, columns)) in entries.enumerated() {
+      int(name.utf8.count)
+      out += Array(name.utf8)
+      int(1)
+      int(columns)
+      for v in randomFloats(columns, seed: UInt64(n) + 3) { withUnsafeBytes(of: (v * v + 0.1).bitPattern.littleEndian) { out += $0 } }
+    }
+    int(8)
+    int(8)
+    out += Array("calib.md".utf8)
+    try Data(out).write(to: URL(fileURLWithPath: path))
+  }
+
+  /// `--imatrix`: the summary says how many tensors were weighed; a wrong-sized entry, an output naming the matrix
+  /// and a missing matrix are one-line refusals with no output.
+  @Test func importanceMatrix() throws {
+    let folder = try BitplanProcess.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: folder) }
+    #expect(try BitplanProcess.run(["tiny-model", folder.path, "--hidden", "256", "--intermediate", "512"]).status == 0)
+    let model = folder.path + "/tiny-llama.gguf", plan = folder.path + "/PLAN.json", out = folder.path + "/out.gguf"
+    let imatrix = folder.path + "/imatrix.dat"
+    try Self.plan(plan, [
+      "model.embed_tokens": "q8_0", "model.layers.0.self_attn.q_proj": "q4_k", "model.layers.0.mlp.down_proj": "q6_k",
+      "model.layers.1.mlp.up_proj": "q4_0", "model.layers.1.self_attn.v_proj": "f16",
+    ])
+    try Self.legacyImatrix(imatrix, [("blk.0.attn_q.weight", 256), ("blk.0.ffn_down.weight", 512), ("blk.1.attn_v.weight", 256)])
+    let r = try BitplanProcess.run(["quantize", model, plan, "--imatrix", imatrix, "-o", out])
+    #expect(r.status == 0, "\(r.stderr)")
+    // attn_q and ffn_down are weighed; attn_v has an entry but f16 does not read it; the others have none.
+    #expect(r.stdout.contains("importance matrix \(imatrix) (3 entries): 2 of the 5 re-encoded tensors quantized with it"), "\(r.stdout)")
+    let json = try BitplanProcess.run(["quantize", model, plan, "--imatrix", imatrix, "-o", out, "--json"])
+    let summary = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]
+    #expect(summary["importance_entries"] as? Int == 3, "\(json.stdout)")
+    try FileManager.default.removeItem(atPath: out)
+
+    try Self.legacyImatrix(imatrix, [("blk.0.attn_q.weight", 128)])
+    let cases: [([String], Int32, String)] = [
+      (["-o", out], 65, "importance matrix entry 'blk.0.attn_q.weight' has 128 values, the tensor's rows take 256"),
+      (["-o", imatrix], 64, "is also the input --imatrix"),
+    ]
+    for (args, status, message) in cases {
+      let e = try BitplanProcess.run(["quantize", model, plan, "--imatrix", imatrix] + args)
+      #expect(e.status == status, "\(message): \(e.stderr)")
+      #expect(e.stderr.split(separator: "\n").count == 1 && e.stderr.contains(message), "\(e.stderr)")
+      #expect(!FileManager.default.fileExists(atPath: out))
+    }
+    let missing = try BitplanProcess.run(["quantize", model, plan, "--imatrix", folder.path + "/none.dat", "-o", out])
+    #expect(missing.status == 66 && missing.stderr.contains("--imatrix"), "\(missing.stderr)")
+    #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted() == ["PLAN.json", "imatrix.dat", "tiny-llama", "tiny-llama.gguf"])
+  }
 }

@@ -71,6 +71,59 @@ import _TestSupport
     }
   }
 
+  /// With an importance vector, `fast` and `reference` write the bytes of `GGMLEncode.weighted` row by row (the
+  /// same vector for every row of a matrix; slice r / (rows / k) for k expert slices); the float types and q8_0
+  /// ignore it; the K-quant and legacy bytes differ from the unweighted ones.
+  @Test func importanceWeighsEveryRow() throws {
+    let (rows, columns) = (8, 512)
+    let src = try Self.stored(.q8_0, rows: rows, columns: columns, seed: 21)
+    let decoded = try GGMLDequantize.reference(.q8_0, src, count: rows * columns)
+    for slices in [1, 2] {
+      // Importances are means of squares: non-negative, spread over a few orders of magnitude.
+      let importance = randomFloats(slices * columns, seed: 22 + UInt64(slices)).map { $0 * $0 * 50 + 0.01 }
+      for to in Self.targets {
+        let (fast, reference, plain) = try src.withUnsafeBytes { b in
+          (
+            try GGMLRequantize.fast(b, from: .q8_0, to: to, count: rows * columns, rowLength: columns, importance: importance),
+            try GGMLRequantize.reference(b, from: .q8_0, to: to, count: rows * columns, rowLength: columns, importance: importance),
+            try GGMLRequantize.fast(b, from: .q8_0, to: to, count: rows * columns, rowLength: columns)
+          )
+        }
+        #expect(fast == reference, "\(to.name), \(slices) slices")
+        guard GGMLRequantize.usesImportance(to) else {
+          #expect(fast == plain, "\(to.name) ignores the importance")
+          continue
+        }
+        #expect(fast != plain, "\(to.name) is weighed")
+        let rowBytes = to.rowSizeInBytes(columns)!
+        var rowByRow = [UInt8](repeating: 0, count: rows * rowBytes)
+        decoded.withUnsafeBufferPointer { x in
+          importance.withUnsafeBufferPointer { w in
+            rowByRow.withUnsafeMutableBytes { out in
+              for r in 0..<rows {
+                let s = r / (rows / slices)
+                GGMLEncode.weighted(
+                  to, UnsafeBufferPointer(rebasing: x[r * columns..<(r + 1) * columns]),
+                  importance: UnsafeBufferPointer(rebasing: w[s * columns..<(s + 1) * columns]),
+                  into: UnsafeMutableRawBufferPointer(rebasing: out[r * rowBytes..<(r + 1) * rowBytes]))
+              }
+            }
+          }
+        }
+        #expect(fast == rowByRow, "\(to.name) row by row, \(slices) slices")
+      }
+    }
+    // Sizes: not whole rows, or slices that do not divide the rows.
+    for count in [columns - 32, 3 * columns, 0] {
+      #expect(throws: ModelIOError.self, "\(count) importances") {
+        try src.withUnsafeBytes {
+          try GGMLRequantize.fast($0, from: .q8_0, to: .q4_K, count: rows * columns, rowLength: columns,
+            importance: [Float](repeating: 1, count: count))
+        }
+      }
+    }
+  }
+
   @Test func requantizeRefusesBadSizesAndTypes() throws {
     let src = [UInt8](repeating: 0, count: 4 * 64)
     func code(_ from: GGMLType, _ to: GGMLType, count: Int = 64, row: Int = 64) -> ModelIOError.Code? {
@@ -151,6 +204,29 @@ import _TestSupport
     for name in ["blk.0.attn_norm.weight", "blk.0.ffn_down.weight"] {
       #expect(try out.rawData(named: name) == source.rawData(named: name), "\(name)")
     }
+  }
+
+  /// `setImportance`: the re-encoded tensor is weighed by it; a copied tensor ignores it; wrong sizes are refused.
+  @Test func importanceWeighsTheReencodedTensor() throws {
+    let folder = temporaryFolder("rewriter-importance")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let source = try Self.sourceFile()
+    let importance = randomFloats(256, seed: 9).map { $0 * $0 + 0.1 }
+    var r = GGUFRewriter(source: source)
+    try r.setType(.q4_K, ofTensor: "blk.0.attn_q.weight")
+    try r.setImportance(importance, ofTensor: "blk.0.attn_q.weight")
+    try r.setImportance([Float](repeating: 1, count: 64), ofTensor: "blk.0.ffn_down.weight")  // kept in its type
+    try r.write(to: folder + "/out.gguf")
+    let out = try GGUFFile(path: folder + "/out.gguf")
+    let q = try source.rawBytes(of: source.tensors[0])
+    let weighted = try GGMLRequantize.reference(q, from: .f32, to: .q4_K, count: 8 * 256, rowLength: 256, importance: importance)
+    #expect(try out.rawData(named: "blk.0.attn_q.weight") == weighted)
+    #expect(try weighted != GGMLRequantize.reference(q, from: .f32, to: .q4_K, count: 8 * 256, rowLength: 256))
+    #expect(try out.rawData(named: "blk.0.ffn_down.weight") == source.rawData(named: "blk.0.ffn_down.weight"))
+    #expect(throws: ModelIOError(.missingTensor, "no tensor named 'nope'")) { try r.setImportance([1], ofTensor: "nope") }
+    #expect(performing: { try r.setImportance([Float](repeating: 1, count: 128), ofTensor: "blk.0.attn_q.weight") }, throws: {
+      ($0 as? ModelIOError)?.code == .sizeMismatch && "\($0)".contains("tensor 'blk.0.attn_q.weight' [8, 256]: 128 importances")
+    })
   }
 
   @Test func refusals() throws {

@@ -178,3 +178,124 @@ import _TestSupport
     #expect(text.shape == [576, 576])
   }
 }
+
+/// `GGUFQuantize` with an importance matrix (`--imatrix`): what llama-quantize --imatrix writes.
+@Suite struct GGUFQuantizeImportanceTests {
+  /// A GGUF importance matrix as llama-imatrix writes it: for each (tensor, column count), `T.in_sum2` (seeded
+  /// positive sums over 64 tokens) and `T.counts` = [64], with the metadata llama-quantize requires.
+  static func writeImatrix(_ path: String, _ entries: [(String, Int)], seed: UInt64 = 5) throws {
+    var w = GGUFWriter()
+    try w.add("general.type", .string("imatrix"))
+    try w.add("imatrix.datasets", .array(.string, [.string("calibration.txt")]))
+    try w.add("imatrix.chunk_count", .uint32(4))
+    try w.add("imatrix.chunk_size", .uint32(16))
+    for (n, (name, columns)) in entries.enumerated() {
+      let sums = randomFloats(columns, seed: seed + UInt64(n)).map { $0 * $0 * 64 + 0.5 }
+      try w.addTensor(name + ".in_sum2", Tensor(shape: [columns], storage: sums))
+      try w.addTensor(name + ".counts", Tensor(shape: [1], storage: [64]))
+    }
+    try w.write(to: path)
+  }
+
+  /// `GGMLEncode.weighted` (or, without `importance`, `GGMLEncode.reference`) row by row of `values`.
+  static func encoded(_ type: GGMLType, _ values: [Float], rowLength: Int, importance: [Float]?) -> [UInt8] {
+    let rows = values.count / rowLength, rowBytes = type.rowSizeInBytes(rowLength)!
+    var out = [UInt8](repeating: 0, count: rows * rowBytes)
+    values.withUnsafeBufferPointer { x in
+      out.withUnsafeMutableBytes { o in
+        for r in 0..<rows {
+          let row = UnsafeBufferPointer(rebasing: x[r * rowLength..<(r + 1) * rowLength])
+          let dst = UnsafeMutableRawBufferPointer(rebasing: o[r * rowBytes..<(r + 1) * rowBytes])
+          if let importance {
+            importance.withUnsafeBufferPointer { GGMLEncode.weighted(type, row, importance: $0, into: dst) }
+          } else {
+            GGMLEncode.reference(type, row, into: dst)
+          }
+        }
+      }
+    }
+    return out
+  }
+
+  @Test func plannedTensorsAreWeighedByTheirEntries() throws {
+    let folder = temporaryFolder("quantize-imatrix")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let model = try GGUFQuantizeTests.quantizedSource(folder)
+    let source = try GGUFFile(path: model)
+    try GGUFQuantizeTests.writePlan(folder + "/plan.json", GGUFQuantizeTests.mixedPlan, sha: nil)
+    // An entry for every matrix but blk.1.ffn_gate.weight; token_embd's of the wrong size (ignored, as llama.cpp
+    // ignores it); one for a tensor the model lacks (counted, unused).
+    let matrices = source.tensors.filter { LlamaFileType.isQuantizable($0) && $0.name.hasPrefix("blk.") }
+    var entries = matrices.filter { $0.name != "blk.1.ffn_gate.weight" }.map { ($0.name, $0.rowLength) }
+    entries += [("token_embd.weight", 32), ("blk.9.attn_q.weight", 256)]
+    try Self.writeImatrix(folder + "/imatrix.gguf", entries)
+    let matrix = try ImportanceMatrix(path: folder + "/imatrix.gguf")
+
+    let summary = try GGUFQuantize.run(
+      model: model, plan: folder + "/plan.json", output: folder + "/out.gguf", importanceMatrix: folder + "/imatrix.gguf")
+    let out = try GGUFFile(path: folder + "/out.gguf")
+    var weighed: [String] = []
+    for layer in GGUFQuantizeTests.mixedPlan.keys.sorted() {
+      let name = NameMapping.ggufName(forHF: layer + ".weight")!
+      let s = source.info(named: name)!, o = out.info(named: name)!
+      let bytes = try out.rawData(named: name)
+      guard o.type != s.type else {
+        #expect(bytes == (try source.rawData(named: name)), "\(name) copied")
+        continue
+      }
+      let values = try GGMLDequantize.reference(s.type, try source.rawData(named: name), count: s.elementCount)
+      guard o.type.canQuantize else { continue }  // f16: the conversion, checked by GGUFQuantizeTests
+      let plain = Self.encoded(o.type, values, rowLength: s.rowLength, importance: nil)
+      let weights = matrix.weights[name].flatMap { $0.count == s.rowLength ? $0 : nil }
+      if let weights, GGMLRequantize.usesImportance(o.type) {
+        #expect(bytes == Self.encoded(o.type, values, rowLength: s.rowLength, importance: weights), "\(name) weighed")
+        #expect(bytes != plain, "\(name) differs from the unweighted encoding")
+        weighed.append(layer)
+      } else {
+        #expect(bytes == plain, "\(name) as without the matrix")
+      }
+    }
+    // Weighed: q_proj q4_K, k_proj q3_K, down_proj q6_K, up_proj q4_1; not gate (no entry), the embedding (size),
+    // v_proj (f16), o_proj (copied).
+    #expect(weighed.count == 4)
+    #expect(summary.planned.filter(\.importance).map(\.layer).sorted() == weighed)
+    #expect(summary.importanceEntries == entries.count && summary.importanceMatrix == folder + "/imatrix.gguf")
+    // The metadata llama-quantize adds, after general.file_type.
+    #expect(Array(out.metadataKeys.suffix(6)) == [
+      "general.quantization_version", "general.file_type", "quantize.imatrix.file", "quantize.imatrix.dataset",
+      "quantize.imatrix.entries_count", "quantize.imatrix.chunks_count",
+    ])
+    #expect(out.metadata["quantize.imatrix.file"] == .string(folder + "/imatrix.gguf"))
+    #expect(out.metadata["quantize.imatrix.dataset"] == .string("calibration.txt"))
+    #expect(out.metadata["quantize.imatrix.entries_count"] == .uint32(UInt32(entries.count)))
+    #expect(out.metadata["quantize.imatrix.chunks_count"] == .uint32(4))
+  }
+
+  /// An entry whose size is not the tensor's row length: one line naming the tensor, and no output file; the
+  /// importance matrix is an input `-o` may not name.
+  @Test func refusals() throws {
+    let folder = temporaryFolder("quantize-imatrix-refuse")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let model = try GGUFQuantizeTests.quantizedSource(folder)
+    try GGUFQuantizeTests.writePlan(folder + "/plan.json", ["model.layers.0.self_attn.q_proj": "q4_k"], sha: nil)
+    try Self.writeImatrix(folder + "/imatrix.gguf", [("blk.0.attn_q.weight", 128)])
+    let before = try FileManager.default.contentsOfDirectory(atPath: folder).sorted()
+    func refusal(output: String) -> Error? {
+      do {
+        _ = try GGUFQuantize.run(
+          model: model, plan: folder + "/plan.json", output: output, importanceMatrix: folder + "/imatrix.gguf")
+        return nil
+      } catch { return error }
+    }
+    let size = refusal(output: folder + "/out.gguf")
+    #expect((size as? ModelIOError)?.code == .sizeMismatch, "\(String(describing: size))")
+    #expect("\(size!)" == "sizeMismatch: importance matrix entry 'blk.0.attn_q.weight' has 128 values, the tensor's rows "
+      + "take 256 (llama-quantize refuses it too) (\(folder)/imatrix.gguf)")
+    let same = refusal(output: folder + "/imatrix.gguf")
+    #expect((same as? FileCheckError)?.code == .outputIsInput && "\(same!)".contains("is also the input --imatrix"))
+    #expect(try FileManager.default.contentsOfDirectory(atPath: folder).sorted() == before)
+    // The planned tensor kept in its stored type is not looked up: llama-quantize copies it.
+    try GGUFQuantizeTests.writePlan(folder + "/plan.json", ["model.layers.0.self_attn.q_proj": "q8_0"], sha: nil)
+    #expect(refusal(output: folder + "/out.gguf") == nil)
+  }
+}
