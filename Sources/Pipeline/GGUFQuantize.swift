@@ -121,6 +121,23 @@ public enum GGUFQuantize {
     }
     let gptqLayers = try inputAwareLayers(plan, path: planPath, types: types, quantizer: quantizer)
     var quantizerOf = Dictionary(uniqueKeysWithValues: types.keys.map { ($0, QuantizerMethod.rtn) })
+    // Layers measured (or asked) with `imatrix` are weighed by the importance matrix, which must cover them.
+    for name in try importanceLayers(plan, path: planPath, types: types, quantizer: quantizer).sorted() {
+      let entry = types[name]!
+      guard let matrix, let importanceMatrix else {
+        throw PlanValidationError(
+          .badSettings,
+          "'\(planPath)': \(name) is quantized by imatrix: give --imatrix FILE (`bitplan export --format llama-cpp "
+            + "--imatrix FILE --run RUN.h5` writes the run's)")
+      }
+      guard entry.type == file.info(named: entry.tensor)!.type || rewriter.importance[entry.tensor] != nil else {
+        throw PlanValidationError(
+          .badSettings,
+          "--imatrix '\(importanceMatrix)': no entry for \(entry.tensor), which the plan quantizes by imatrix; "
+            + "write the run's own with bitplan export --imatrix")
+      }
+      quantizerOf[name] = .imatrix
+    }
     if !gptqLayers.isEmpty {
       guard let calibrationText else {
         throw PlanValidationError(
@@ -179,6 +196,22 @@ public enum GGUFQuantize {
       importanceMatrix: importanceMatrix, importanceEntries: matrix?.weights.count)
   }
 
+  /// The planned layers quantized by `imatrix` (`quantizer` for all, else each plan layer's `quantizer`) whose type
+  /// has an importance path (`ImportanceQuantizer.supports`; q8_0 and the float types take none).
+  static func importanceLayers(
+    _ plan: PlanDocument, path: String, types: [String: (tensor: String, type: GGMLType)], quantizer: QuantizerChoice?
+  ) -> [String] {
+    types.keys.filter { name in
+      let method: String
+      switch quantizer {
+      case .method(let m)?: method = m.rawValue
+      case .best?: return false
+      case nil: method = plan.layers[name]?.quantizer ?? "rtn"
+      }
+      return method == "imatrix" && GGMLRequantize.usesImportance(types[name]!.type)
+    }
+  }
+
   /// The planned layers GPTQ chooses the codes of (`quantizer` for all, else each plan layer's `quantizer`), in
   /// name order: those whose type GPTQ takes (`GPTQ.supports`); the others keep round to nearest.
   /// - Throws: `PlanValidationError.badSettings` for AWQ or `best`, which a GGUF cannot carry yet (AWQ's input scales
@@ -196,7 +229,7 @@ public enum GGUFQuantize {
       case nil: method = plan.layers[name]?.quantizer ?? "rtn"
       }
       switch method {
-      case "rtn": continue
+      case "rtn", "imatrix": continue
       case "gptq": if GPTQ.supports(.ggml(types[name]!.type)) { out.append(name) }
       default:
         throw PlanValidationError(

@@ -16,7 +16,9 @@ struct Run: ParsableCommand {
     abstract: "Measure, allocate, validate, report and export in one resumable command, into a directory.",
     discussion: """
       One target: DIR holds run.h5 (with /plan and /validation), plan.json, VALIDATION.json, report.md, \
-      report.html and the target's export (llama-cpp: llama-cpp-recipe.txt and, for a GGUF model, the mixed GGUF \
+      report.html and the target's export (llama-cpp: llama-cpp-recipe.txt, llama-cpp-imatrix.gguf (the run's importance \
+      matrix, for llama-quantize --imatrix) and, for a GGUF model, the mixed GGUF model-bitplan.gguf (weighed by \
+      that matrix with --quantizer imatrix) \
       as bitplan quantize writes it; mlx: mlx-quantization.json; gptqmodel: gptqmodel-config.json; llm-compressor: \
       llm-compressor-recipe.yaml; any: plan-tensors.json). Several targets (--target llama-cpp,gptqmodel): one \
       measurement whose candidates are the union of the targets' (the token embedding measured when a target \
@@ -186,7 +188,7 @@ struct Run: ParsableCommand {
         return written.map { relative($0, to: directory) }
       }
       try stage("export \(t.rawValue)", &state, display, directory) {
-        try export(target: t, plan: planPath, directory: targetDirectory).map { folder + $0 }
+        try export(target: t, plan: planPath, directory: targetDirectory, run: runPath).map { folder + $0 }
       }
       summaries.append(try TargetSummary(target: t, directory: directory, folder: folder, state: state))
     }
@@ -257,8 +259,10 @@ struct Run: ParsableCommand {
     }
   }
 
-  /// The target's export(s) into `directory`; returns the file names written.
-  private func export(target: Target, plan planPath: String, directory: String) throws -> [String] {
+  /// The target's export(s) into `directory`; returns the file names written. llama-cpp: the recipe, the run's
+  /// importance matrix (`llama-cpp-imatrix.gguf`, for `llama-quantize --imatrix`) and the mixed GGUF (weighed by
+  /// that matrix when the run's quantizer is imatrix).
+  private func export(target: Target, plan planPath: String, directory: String, run runPath: String) throws -> [String] {
     let document = try PlanFile.read(planPath)
     let file = try ModelFile(path: model)
     let format: ExportFormat, name: String
@@ -280,10 +284,21 @@ struct Run: ParsableCommand {
     try FileChecks.write(rendered.data, to: directory + name, option: "-o")
     written.append(name)
     if format == .llamaCpp {
-      // The mixed GGUF itself: re-encoding a model of this size takes seconds.
+      let importance = "llama-cpp-imatrix.gguf"
+      do {
+        let matrix = try LlamaCppImatrix(run: try RunStore.read(runPath), tensors: file.tensorInfos).serialized()
+        try FileChecks.write(Data(matrix), to: directory + importance, option: "-o")
+      } catch let error as ExportError {
+        throw CommandError("'\(runPath)': \(error.message)")
+      }
+      written.append(importance)
+      // The mixed GGUF itself (re-encoding a model of this size takes seconds), weighed by the importance matrix
+      // when the plan's layers were measured that way (--quantizer imatrix), so that it is the model validated.
       let gguf = "model-bitplan.gguf"
       _ = try GGUFQuantize.run(
-        model: model, plan: planPath, output: directory + gguf, calibrationText: calib, calibrationTokens: tokens)
+        model: model, plan: planPath, output: directory + gguf,
+        importanceMatrix: quantizer == QuantizerMethod.imatrix.rawValue ? directory + importance : nil,
+        calibrationText: calib, calibrationTokens: tokens)
       written.append(gguf)
     }
     return written

@@ -21,7 +21,7 @@ import _TestSupport
   }
 
   static let perTarget = ["plan.json", "VALIDATION.json", "report.md", "report.html"]
-  static let exports = ["llama-cpp": ["llama-cpp-recipe.txt", "model-bitplan.gguf"], "gptqmodel": ["gptqmodel-config.json"]]
+  static let exports = ["llama-cpp": ["llama-cpp-recipe.txt", "llama-cpp-imatrix.gguf", "model-bitplan.gguf"], "gptqmodel": ["gptqmodel-config.json"]]
 
   /// The files of a finished two-target run, relative to its directory.
   static func expectedFiles() -> [String] {

@@ -271,6 +271,47 @@ import _TestSupport
     #expect(out.metadata["quantize.imatrix.chunks_count"] == .uint32(4))
   }
 
+  /// A plan whose layers `measure --quantizer imatrix` chose (`"quantizer": "imatrix"`) needs the importance
+  /// matrix, and one that covers them: without either, one line and no file; with it, those layers are weighed and
+  /// the summary says so. q8_0 (no importance path) needs none.
+  @Test func imatrixLayersOfThePlanNeedTheMatrix() throws {
+    let folder = temporaryFolder("quantize-imatrix-plan")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let model = try GGUFQuantizeTests.quantizedSource(folder)
+    let plan = folder + "/plan.json"
+    let layers: [String: (String, String)] = [
+      "model.layers.0.self_attn.q_proj": ("q4_k", "imatrix"), "model.layers.0.mlp.up_proj": ("q8_0", "imatrix"),
+      "model.layers.1.mlp.up_proj": ("q4_0", "rtn"),
+    ]
+    var entries: [String: Any] = [:]
+    for (name, (format, quantizer)) in layers {
+      entries[name] = ["format": format, "bytes": 0, "predicted_loss_delta": 0.0, "quantizer": quantizer]
+    }
+    let doc: [String: Any] = [
+      "format_version": 1, "model": NSNull(), "model_sha256": NSNull(), "budget_bytes": 0, "total_bytes": 0,
+      "bits_per_weight": 0, "solver": "exact", "score": "fisher_diag", "predicted_loss_delta": 0, "layers": entries,
+    ]
+    try JSONSerialization.data(withJSONObject: doc).write(to: URL(fileURLWithPath: plan))
+    let source = try GGUFFile(path: model)
+    let names = ["blk.0.attn_q.weight", "blk.1.ffn_up.weight"]
+    func run(_ matrix: String?) -> Result<QuantizeSummary, any Error> {
+      Result { try GGUFQuantize.run(model: model, plan: plan, output: folder + "/out.gguf", importanceMatrix: matrix) }
+    }
+    let without = run(nil)
+    #expect("\(without)".contains("model.layers.0.self_attn.q_proj is quantized by imatrix: give --imatrix FILE"), "\(without)")
+    try Self.writeImatrix(folder + "/other.gguf", [(names[1], source.info(named: names[1])!.rowLength)])
+    let uncovered = run(folder + "/other.gguf")
+    #expect("\(uncovered)".contains("no entry for blk.0.attn_q.weight"), "\(uncovered)")
+    #expect(!FileManager.default.fileExists(atPath: folder + "/out.gguf"))
+    try Self.writeImatrix(folder + "/imatrix.gguf", names.map { ($0, source.info(named: $0)!.rowLength) })
+    let summary = try run(folder + "/imatrix.gguf").get()
+    let byLayer = Dictionary(uniqueKeysWithValues: summary.planned.map { ($0.layer, $0) })
+    #expect(byLayer["model.layers.0.self_attn.q_proj"]?.quantizer == "imatrix" && byLayer["model.layers.0.self_attn.q_proj"]?.importance == true)
+    #expect(byLayer["model.layers.0.mlp.up_proj"]?.quantizer == "rtn", "q8_0 takes no weights")
+    #expect(byLayer["model.layers.1.mlp.up_proj"]?.quantizer == "rtn" && byLayer["model.layers.1.mlp.up_proj"]?.importance == true,
+      "an rtn layer with an entry is weighed too, as llama-quantize --imatrix weighs it")
+  }
+
   /// An entry whose size is not the tensor's row length: one line naming the tensor, and no output file; the
   /// importance matrix is an input `-o` may not name.
   @Test func refusals() throws {
