@@ -16,45 +16,13 @@ enum KQuantSearch {
   static let groupMaxEpsilon: Float = 1e-15
 
   /// `make_qx_quants(n, nmax, x, L, rmse_type: 1, qw: NULL)`. Writes `L[i]` in 0..<2·nmax; returns the scale.
+  /// Without `qw`, ggml weighs each value by `w = x²`: the weighted search (`KQuantSearch+Weighted.swift`) with those
+  /// weights, the same products in the same order (its `nearestIntBits` is `nearestInt` for the levels' range).
   static func symmetricScale(_ x: UnsafePointer<Float>, count n: Int, nmax: Int, levels L: UnsafeMutablePointer<Int8>) -> Float {
-    let (amax, max) = BlockBytes.extreme(x, n)
-    if amax < groupMaxEpsilon {
-      for i in 0..<n { L[i] = 0 }
-      return 0
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: n) { w in
+      for i in 0..<n { w[i] = x[i] * x[i] }
+      return symmetricScale(x, count: n, nmax: nmax, weights: w.baseAddress!, levels: L)
     }
-    let fmax = Float(nmax)
-    @inline(__always) func level(_ iscale: Float, _ v: Float) -> Int {
-      Swift.max(-nmax, Swift.min(nmax - 1, BlockBytes.nearestInt(iscale * v)))
-    }
-    var iscale = -fmax / max
-    var sumlx: Float = 0
-    var suml2: Float = 0
-    for i in 0..<n {
-      let l = level(iscale, x[i])
-      L[i] = Int8(l + nmax)
-      let w = x[i] * x[i]
-      sumlx += w * x[i] * Float(l)
-      suml2 += w * Float(l) * Float(l)
-    }
-    var scale: Float = suml2 != 0 ? sumlx / suml2 : 0
-    var best = scale * sumlx
-    for step in -9...9 where step != 0 {
-      iscale = -(fmax + 0.1 * Float(step)) / max
-      sumlx = 0
-      suml2 = 0
-      for i in 0..<n {
-        let l = level(iscale, x[i])
-        let w = x[i] * x[i]
-        sumlx += w * x[i] * Float(l)
-        suml2 += w * Float(l) * Float(l)
-      }
-      if suml2 > 0 && sumlx * sumlx > best * suml2 {
-        for i in 0..<n { L[i] = Int8(nmax + level(iscale, x[i])) }
-        scale = sumlx / suml2
-        best = scale * sumlx
-      }
-    }
-    return scale
   }
 
   /// `make_q3_quants(n, nmax, x, L, do_rmse: true)`. Writes `L[i]` in 0..<2·nmax; returns the scale.
