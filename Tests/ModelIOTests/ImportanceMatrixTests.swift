@@ -254,3 +254,62 @@ import _TestSupport
 
   static let cached = NSHomeDirectory() + "/.cache/bitplan/llamacpp/imatrix/prideprejudice-c512-n64.gguf"
 }
+
+/// Seeded random damage to good GGUF and legacy importance matrices: every mutated file either reads (and then
+/// answers `importance(for:)` for its tensors) or is refused with a `ModelIOError`; never a crash or a hang.
+@Suite struct ImportanceMatrixFuzzTests {
+  static func files() throws -> [[UInt8]] {
+    var rng = SplitMix64(seed: 17)
+    let entries = (0..<3).map { i in
+      ImportanceMatrixTests.Entry(
+        name: "blk.\(i).ffn_up.weight", sums: (0..<64).map { _ in Float.random(in: 0...100, using: &rng) }, counts: [512])
+    }
+    return [
+      try ImportanceMatrixTests.gguf(entries),
+      ImportanceMatrixTests.legacy(entries.map { ($0.name, 4, $0.sums) }, trailer: (8, "/data/pride.txt")),
+    ]
+  }
+
+  @Test(arguments: [0, 1]) func mutatedFilesReadOrAreRefused(file: Int) throws {
+    let good = try Self.files()[file]
+    var rng = SplitMix64(seed: 2026 + UInt64(file))
+    var read = 0, refused = 0
+    // The tensors the entries are for, as a model file lists them: [8, 64] each.
+    var model = GGUFWriter()
+    for i in 0..<3 { try model.addTensor("blk.\(i).ffn_up.weight", Tensor(shape: [8, 64], storage: [Float](repeating: 0, count: 512))) }
+    let infos = try GGUFFile(bytes: model.serialized()).tensors
+    for _ in 0..<600 {
+      var bytes = good
+      switch Int.random(in: 0..<4, using: &rng) {
+      case 0:
+        for _ in 0..<Int.random(in: 1...6, using: &rng) {
+          bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+        }
+      case 1:
+        bytes.removeLast(Int.random(in: 1..<bytes.count, using: &rng))
+      case 2:
+        // a 32- or 64-bit field set to an extreme value (counts, lengths, offsets, dimensions)
+        let at = Int.random(in: 0..<(bytes.count - 8), using: &rng)
+        let value: UInt64 = [0, 1, 0xFFFF_FFFF, 0x7FFF_FFFF_FFFF_FFFF, 0xFFFF_FFFF_FFFF_FFFF, 1 << 40].randomElement(using: &rng)!
+        for k in 0..<(Bool.random(using: &rng) ? 4 : 8) { bytes[at + k] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(k))) }
+      default:
+        // a float of the data set to NaN, −1, ∞ or a denormal
+        let at = max(0, bytes.count - 4 * Int.random(in: 1...200, using: &rng))
+        let f: Float = [.nan, -1, .infinity, .leastNonzeroMagnitude, 0].randomElement(using: &rng)!
+        withUnsafeBytes(of: f.bitPattern.littleEndian) { for k in 0..<4 where at + k < bytes.count { bytes[at + k] = $0[k] } }
+      }
+      do {
+        let m = try ImportanceMatrix(bytes: bytes, path: "fuzz")
+        read += 1
+        for (name, weights) in m.weights {
+          #expect(weights.allSatisfy { $0.isFinite && $0 >= 0 }, "\(name): weights read back must be usable")
+        }
+        for info in infos { _ = try? m.importance(for: info) }
+      } catch {
+        refused += 1
+        #expect(!error.message.isEmpty && !error.message.contains("\n"))
+      }
+    }
+    #expect(read + refused == 600 && refused > 0)
+  }
+}
