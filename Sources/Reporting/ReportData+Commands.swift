@@ -41,8 +41,10 @@ extension ReportData {
     if p.tolerance > 0 { measure += ["--tol", "\(p.tolerance)"] }
     if p.eigenIterations > 0 { measure += ["--eigen", "--eigen-iterations", "\(p.eigenIterations)"] }
     if !p.keepsHessianDiagonal { measure.append("--no-hessian-diagonal") }
-    if p.auditCount > 0 {
-      measure += ["--audit", "\(p.auditCount)"]
+    if !p.quantizer.isEmpty && p.quantizer != "rtn" { measure += ["--quantizer", w(p.quantizer)] }
+    if p.kldTokens > 0 { measure += ["--score-kld", "--kld-tokens", "\(p.kldTokens)"] }
+    if p.auditCount > 0 || !p.auditFormat.isEmpty {
+      measure += p.auditFormat.isEmpty ? ["--audit", "\(p.auditCount)"] : ["--audit-format", w(p.auditFormat)]
       if !p.auditSHA256.isEmpty && p.auditSHA256 != p.calibSHA256 {
         measure += ["--audit-text", w(p.auditTextPath.isEmpty ? "AUDIT.txt" : p.auditTextPath)]
         if p.auditTextPath.isEmpty { notes.append("AUDIT.txt: the held-out audit text, sha256 \(p.auditSHA256)") }

@@ -55,7 +55,7 @@ public struct RunProvenance: Sendable, Codable, Equatable {
   /// Leading calibration tokens on which every (layer, candidate)'s single-layer KLD and ΔNLL are measured
   /// (`kld_tokens`, `--score-kld`, `/measured`); 0 when they are not.
   public var kldTokens: Int = 0
-  /// The quantizer asked for (`quantizer`, `--quantizer`): `rtn`, `gptq`, `awq` or `best` (each candidate by every
+  /// The quantizer asked for (`quantizer`, `--quantizer`): `rtn`, `gptq`, `awq`, `imatrix` or `best` (each candidate by every
   /// quantizer that applies, the least output error kept; `/calibration/quantizer` says which won). Compared on
   /// resume like every setting. Files written before quantizers existed read as `rtn`.
   public var quantizer: String = "rtn"

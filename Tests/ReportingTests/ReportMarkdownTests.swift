@@ -111,4 +111,18 @@ import Validation
     f.usesGroupingSeparator = true
     return f.string(from: NSNumber(value: n))!
   }
+
+  /// The measure command the report prints carries every setting that changes the numbers: the quantizer, the
+  /// measured single-layer KLD and an audit of every layer at one format.
+  @Test func measureCommandCarriesQuantizerKLDAndAuditFormat() throws {
+    var run = ReportFixtures.run()
+    run.provenance.quantizer = "imatrix"
+    run.provenance.kldTokens = 256
+    (run.provenance.auditCount, run.provenance.auditFormat) = (0, "int4-g32")
+    let measure = try ReportFixtures.data(run, plan: nil, frontier: nil, validation: nil).commands(directory: "out").measure
+    #expect(measure.contains(" --quantizer imatrix --score-kld --kld-tokens 256 --audit-format int4-g32 "), "\(measure)")
+    let plain = try ReportFixtures.data(ReportFixtures.run(), plan: nil, frontier: nil, validation: nil).commands(directory: "out").measure
+    #expect(!plain.contains("--quantizer") && !plain.contains("--score-kld") && plain.contains(" --audit 12 "), "\(plain)")
+  }
 }
+
