@@ -265,6 +265,15 @@ class Corpus:
         self.run_b = os.path.join(root, "run-b.h5")
         self.check([bitplan, "measure", self.models[1][1], "--calib", self.text, "--tokens", "32", "--hvp-tokens",
                     "8", "--probes", "1", "--audit", "2", "--checkpoint-interval", "0", "-o", self.run_b], "measure")
+        # llama.cpp's importance matrix of model a, as `bitplan export --imatrix` writes it (for quantize --imatrix).
+        run_l, plan_l = os.path.join(root, "run-llamacpp.h5"), os.path.join(root, "plan-llamacpp.json")
+        self.imatrix = os.path.join(root, "imatrix.gguf")
+        self.check([bitplan, "measure", self.models[0][0], "--calib", self.text, "--tokens", "48", "--hvp-tokens", "16",
+                    "--probes", "2", "--target", "llama-cpp", "--candidates", "q8_0,q4_0", "--checkpoint-interval", "0",
+                    "-o", run_l], "measure")
+        self.check([bitplan, "allocate", run_l, "--target", "llama-cpp", "--bpw", "6", "-o", plan_l], "allocate")
+        self.check([bitplan, "export", plan_l, "--format", "llama-cpp", "--model", self.models[0][0], "-o",
+                    os.path.join(root, "recipe.txt"), "--imatrix", self.imatrix, "--run", run_l], "export")
         self.h5dump = shutil.which("h5dump")
         self.run_datasets = h5_datasets(self.h5dump, self.run)
         self.problem = os.path.join(root, "problem.json")
@@ -393,6 +402,29 @@ def write_gguf_variant(rng, corpus, path, clean):
     with open(path, "wb") as f:
         f.write(blob)
     return "gguf-" + kind
+
+
+def write_imatrix_variant(rng, corpus, path, clean):
+    """The corpus's importance matrix, or one with a lying header number or mutated bytes."""
+    data = bytearray(corpus.blob(corpus.imatrix))
+    if clean:
+        shutil.copyfile(corpus.imatrix, path)
+        return "imatrix"
+    if rng.random() < 0.6:
+        fields = gguf_fields(data)
+        labels = []
+        for _ in range(rng.choice([1, 1, 2])):
+            off, fmt, label = pick(rng, fields)
+            (old,) = struct.unpack_from(fmt, data, off)
+            put(data, off, fmt, lie_value(rng, fmt, old if not isinstance(old, float) else 0))
+            labels.append(label)
+        with open(path, "wb") as f:
+            f.write(data)
+        return "imatrix-lie:" + ",".join(labels)
+    blob, kind = mutate_bytes(rng, data, hot=2048)
+    with open(path, "wb") as f:
+        f.write(blob)
+    return "imatrix-" + kind
 
 
 def write_hf_variant(rng, corpus, path, clean):
@@ -805,6 +837,20 @@ class Case:
         self.inputs.append(rel)
         return rel
 
+    def imatrix(self):
+        """An importance matrix input: the corpus's, a damaged one, a file of another kind, or a special path."""
+        rng = self.rng
+        r = rng.random()
+        if self.ok() or r < 0.7:
+            rel = self.name("imatrix") + pick(rng, [".gguf"] * 6 + [".dat", ""])
+            self.notes.append(write_imatrix_variant(rng, self.corpus, self.at(rel), self.ok()))
+        elif r < 0.9:
+            return self.other_file("input")
+        else:
+            rel = self.special("input")
+        self.inputs.append(rel)
+        return rel
+
     def run_or_problem(self):
         rng = self.rng
         clean = self.ok()
@@ -1066,6 +1112,11 @@ def gen_export(case):
         opts.append(["--format", case.choose(EXPORT_FORMATS, ["", "gguf", "LLAMA-CPP", "mlx,json"])])
     if rng.random() < 0.6:
         opts.append(["--model", case.model()])
+    if rng.random() < 0.25:  # the importance matrix: both options, or (a fault) one alone
+        if case.ok() or rng.random() < 0.8:
+            opts.append(["--run", case.run_or_problem()])
+        if case.ok() or rng.random() < 0.8:
+            opts.append(["--imatrix", case.output("imatrix", pick(rng, [".gguf"] * 4 + [".dat", ""]))])
     if rng.random() < 0.7:
         opts.append([pick(rng, ["-o", "--output"]), case.output("export", pick(rng, [".txt", ".json", ".yaml", ""]))])
     return shuffled(case, argv, opts, known=opts)
@@ -1079,6 +1130,8 @@ def gen_quantize(case):
         argv.append(case.model())
     if case.ok() or rng.random() < 0.8:  # (a fault: left out)
         argv.append(case.plan())
+    if rng.random() < 0.3:
+        opts.append(["--imatrix", case.imatrix()])
     if rng.random() < 0.2:
         opts.append(["--json"])
     if case.ok() or rng.random() < 0.8:  # (a fault: left out)

@@ -68,14 +68,21 @@ public struct MeasurementRun<Model: SensitivityModel> {
       throw SensitivityError(.invalidArgument, "eigenvalue iterations, audit count and KLD tokens must be ≥ 0")
     }
     let store = try RunStore(path: path, provenance: provenance, layers: layers, candidates: model.candidates)
-    let gradientSum = try fisherStage(store)
-    try hessianStage(store)
-    if provenance.eigenIterations > 0 { try eigenvalueStage(store) }
-    try layerStage(store, gradientSum: gradientSum)
-    if provenance.kldTokens > 0 { try kldStage(store) }
-    if provenance.auditCount > 0 { try auditStage(store) }
-    store.recordAuditCorrelations()
-    return try store.finish()
+    do {
+      let gradientSum = try fisherStage(store)
+      try hessianStage(store)
+      if provenance.eigenIterations > 0 { try eigenvalueStage(store) }
+      try layerStage(store, gradientSum: gradientSum)
+      if provenance.kldTokens > 0 { try kldStage(store) }
+      if provenance.auditCount > 0 { try auditStage(store) }
+      store.recordAuditCorrelations()
+      return try store.finish()
+    } catch let error as SensitivityError where error.code == .nonFinite && !store.resumed {
+      // A NaN or infinity from the model on this text comes back on every rerun: the partial run this process
+      // started could never finish, so it is removed (no partial output). Any other error keeps it for a resume.
+      store.discard()
+      throw error
+    }
   }
 
   /// When the next checkpoint that rewrites a per-parameter side file is due: `interval` after the last one

@@ -179,12 +179,18 @@ public final class RunStore {
     try RunFile.write(run, progress: nil, to: path + ".tmp")
     try VectorCheckpoint.rename(path + ".tmp", to: path)
     // unlink, not removeItem: only files go (a folder put there is never deleted recursively).
+    discard()  // the partial file, a checkpoint write cut short by a kill, the side files
+    return run
+  }
+
+  /// Removes the partial file, its checkpoint temporary and its side files, for a run that can never finish (a
+  /// non-finite value computed from the model and the text: rerunning would compute it again).
+  public func discard() {
     unlink(partialPath)
-    unlink(partialPath + ".tmp")  // a checkpoint write cut short by a kill
+    unlink(partialPath + ".tmp")
     for name in SideVector.allCases {
       VectorCheckpoint.removeGenerations(base: partialPath, name: name.rawValue, except: nil)
     }
-    return run
   }
 
   /// Names of the side vectors.

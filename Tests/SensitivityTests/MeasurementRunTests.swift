@@ -76,6 +76,19 @@ import _TestSupport
     }
   }
 
+  /// A gradient that comes back NaN (a model overflowing on the text) is a one-line `.nonFinite` error, and the
+  /// partial run it started is removed with its side files: rerunning would only meet the NaN again.
+  @Test func aNonFiniteGradientLeavesNoPartialRun() throws {
+    let folder = temporaryFolder("nan-gradient")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    var model = ToyModel()
+    model.poisonedWindow = 1
+    var run = MeasurementRun(model: model, provenance: toyProvenance(), path: folder + "/RUN.h5")
+    run.checkpointInterval = 0  // the first window's gradient sum is saved before the second's NaN
+    #expect { try run.run() } throws: { ($0 as? SensitivityError)?.code == .nonFinite }
+    #expect(try FileManager.default.contentsOfDirectory(atPath: folder).isEmpty)
+  }
+
   /// Interrupt at every stage (and twice in a row), rerun the same command, and get the uninterrupted numbers bit
   /// for bit, with no partial or side file left behind.
   @Test(arguments: [

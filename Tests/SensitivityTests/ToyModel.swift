@@ -43,6 +43,8 @@ struct ToyModel: SensitivityModel {
   let w: [Float]
   let optimum: [[Double]]
   let budget: CallBudget
+  /// A window whose gradient comes back NaN (a model that overflows on it), or nil.
+  var poisonedWindow: Int?
 
   init(budget: CallBudget = CallBudget()) {
     form = QuadraticForm(sizes: [24, 18, 15], seed: 17, diagonalShift: 6, alternatingSigns: false)
@@ -63,6 +65,7 @@ struct ToyModel: SensitivityModel {
 
   func gradient(window: Int) throws -> [[Float]] {
     try budget.spend("gradient")
+    if window == poisonedWindow { return offsets.indices.dropLast().map { [Float](repeating: .nan, count: offsets[$0 + 1] - offsets[$0]) } }
     let diff = (0..<57).map { Double(w[$0]) - optimum[window][$0] }
     return form.product(form.blocks.indices.map { b in (offsets[b]..<offsets[b + 1]).map { Float(diff[$0]) } })
   }
