@@ -378,53 +378,46 @@ def mutate_bytes(rng, data, hot=None):
     return bytes(data), kind
 
 
+def write_gguf_lie_or_mutation(rng, data, path, kind, focus=None, hot=4096):
+    """`data` (a GGUF) written to `path` with one to three header numbers set to lies (60%; those whose label
+    matches the regex `focus` first) or its bytes mutated. Returns the note: KIND-lie:LABELS or KIND-MUTATION."""
+    if rng.random() < 0.6:
+        fields = gguf_fields(data)
+        focused = [f for f in fields if focus and re.search(focus, f[2])]
+        labels = []
+        for _ in range(rng.choice([1, 1, 1, 2, 3])):
+            off, fmt, label = pick(rng, focused if focused and rng.random() < 0.8 else fields)
+            (old,) = struct.unpack_from(fmt, data, off)
+            put(data, off, fmt, lie_value(rng, fmt, old if not isinstance(old, float) else 0))
+            labels.append(label)
+        with open(path, "wb") as f:
+            f.write(data)
+        return kind + "-lie:" + ",".join(labels)
+    blob, mutation = mutate_bytes(rng, data, hot=hot)
+    with open(path, "wb") as f:
+        f.write(blob)
+    return kind + "-" + mutation
+
+
 def write_gguf_variant(rng, corpus, path, clean):
     gguf = corpus.models[rng.randrange(2)][0]
     data = bytearray(corpus.blob(gguf))
     if clean:
         shutil.copyfile(gguf, path)
         return "gguf"
-    if rng.random() < 0.6:
-        fields = gguf_fields(data)
-        focus = [f for f in fields if re.search(r"block_count|n_tensors|n_kv|embedding_length|feed_forward|"
-                                                r"head_count|\.dim\d|\.offset|context_length|array_count|\.len$|"
-                                                r"vocab|rope|epsilon|n_dims|\.type$", f[2])]
-        labels = []
-        for _ in range(rng.choice([1, 1, 1, 2, 3])):
-            off, fmt, label = pick(rng, focus if focus and rng.random() < 0.8 else fields)
-            (old,) = struct.unpack_from(fmt, data, off)
-            put(data, off, fmt, lie_value(rng, fmt, old if not isinstance(old, float) else 0))
-            labels.append(label)
-        with open(path, "wb") as f:
-            f.write(data)
-        return "gguf-lie:" + ",".join(labels)
-    blob, kind = mutate_bytes(rng, data, hot=4096)
-    with open(path, "wb") as f:
-        f.write(blob)
-    return "gguf-" + kind
+    return write_gguf_lie_or_mutation(
+        rng, data, path, "gguf",
+        focus=r"block_count|n_tensors|n_kv|embedding_length|feed_forward|head_count|\.dim\d|\.offset|"
+              r"context_length|array_count|\.len$|vocab|rope|epsilon|n_dims|\.type$")
 
 
 def write_imatrix_variant(rng, corpus, path, clean):
-    """The corpus's importance matrix, or one with a lying header number or mutated bytes."""
+    """The corpus's importance matrix, or one with lying header numbers or mutated bytes."""
     data = bytearray(corpus.blob(corpus.imatrix))
     if clean:
         shutil.copyfile(corpus.imatrix, path)
         return "imatrix"
-    if rng.random() < 0.6:
-        fields = gguf_fields(data)
-        labels = []
-        for _ in range(rng.choice([1, 1, 2])):
-            off, fmt, label = pick(rng, fields)
-            (old,) = struct.unpack_from(fmt, data, off)
-            put(data, off, fmt, lie_value(rng, fmt, old if not isinstance(old, float) else 0))
-            labels.append(label)
-        with open(path, "wb") as f:
-            f.write(data)
-        return "imatrix-lie:" + ",".join(labels)
-    blob, kind = mutate_bytes(rng, data, hot=2048)
-    with open(path, "wb") as f:
-        f.write(blob)
-    return "imatrix-" + kind
+    return write_gguf_lie_or_mutation(rng, data, path, "imatrix", hot=2048)
 
 
 def write_hf_variant(rng, corpus, path, clean):
