@@ -37,30 +37,18 @@ public enum ImportanceQuantizer {
     guard format.canQuantize(rows: rows, columns: columns) else {
       throw QuantizationError(.unsupportedShape, "\(format.name) cannot take a [\(rows), \(columns)] tensor: \(format.shapeRule)")
     }
-    guard values.count == rows * columns, weights.count == columns else {
-      throw QuantizationError(.badData, "\(values.count) values and \(weights.count) weights for a [\(rows), \(columns)] tensor")
+    guard weights.count == columns else {
+      throw QuantizationError(.badData, "\(weights.count) importance weights for a [\(rows), \(columns)] tensor")
     }
     if let bad = weights.first(where: { !($0.isFinite && $0 >= 0) }) {
       throw QuantizationError(.badData, "importance weight \(bad); they must be finite and ≥ 0")
     }
-    if let bad = values.firstIndex(where: { !$0.isFinite }) {
-      throw QuantizationError(.badData, "weight \(bad) (row \(bad / max(columns, 1))) is \(values[bad]); quantize finite values only")
-    }
-    let rowSize = type.rowSizeInBytes(columns)!
-    var bytes = [UInt8](repeating: 0, count: rows * rowSize)
-    values.withUnsafeBufferPointer { v in
-      weights.withUnsafeBufferPointer { w in
-        bytes.withUnsafeMutableBytes { out in
-          let chunks = rows * columns >= 1 << 16 ? min(rows, 16) : 1
-          let perChunk = (rows + chunks - 1) / max(chunks, 1)
-          nonisolated(unsafe) let (o, x, q) = (out, v, w)
-          DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            for r in (c * perChunk)..<min(rows, (c + 1) * perChunk) {
-              GGMLEncode.weighted(
-                type, UnsafeBufferPointer(rebasing: x[(r * columns)..<((r + 1) * columns)]), importance: q,
-                into: UnsafeMutableRawBufferPointer(rebasing: o[(r * rowSize)..<((r + 1) * rowSize)]))
-            }
-          }
+    let bytes = try values.withUnsafeBufferPointer { v in
+      try checkValues(v, rows: rows, columns: columns)
+      return weights.withUnsafeBufferPointer { w in
+        nonisolated(unsafe) let q = w
+        return encodeRows(v, rows: rows, columns: columns, rowSize: type.rowSizeInBytes(columns)!) { x, out in
+          GGMLEncode.weighted(type, x, importance: q, into: out)
         }
       }
     }

@@ -71,29 +71,46 @@ public func quantize(
   guard format.canQuantize(rows: rows, columns: columns) else {
     throw QuantizationError(.unsupportedShape, "\(format.name) cannot take a [\(rows), \(columns)] tensor: \(format.shapeRule)")
   }
-  guard weights.count == rows * columns else {
-    throw QuantizationError(.badData, "\(weights.count) weights for a [\(rows), \(columns)] tensor")
-  }
-  if let bad = weights.firstIndex(where: { !$0.isFinite }) {
-    throw QuantizationError(.badData, "weight \(bad) (row \(bad / max(columns, 1))) is \(weights[bad]); quantize finite values only")
-  }
+  try checkValues(weights, rows: rows, columns: columns)
   let clip = try calibration.clip(for: weights, format: format)
-  let rowSize = format.rowSizeInBytes(columns: columns)
+  let bytes = encodeRows(weights, rows: rows, columns: columns, rowSize: format.rowSizeInBytes(columns: columns)) { x, out in
+    RowCodec.quantizeRow(format, x, out, clip: clip, variant: variant)
+  }
+  return try PackedTensor(format: format, rows: rows, columns: columns, bytes: bytes)
+}
+
+/// `.badData` unless `values` holds `rows · columns` finite values.
+func checkValues(_ values: UnsafeBufferPointer<Float>, rows: Int, columns: Int) throws(QuantizationError) {
+  guard values.count == rows * columns else {
+    throw QuantizationError(.badData, "\(values.count) weights for a [\(rows), \(columns)] tensor")
+  }
+  if let bad = values.firstIndex(where: { !$0.isFinite }) {
+    throw QuantizationError(.badData, "weight \(bad) (row \(bad / max(columns, 1))) is \(values[bad]); quantize finite values only")
+  }
+}
+
+/// `rows` rows of `columns` values encoded by `encode` (one row in, `rowSize` bytes out) into one buffer: up to 16
+/// chunks of rows on the cores once the tensor has 65,536 values, else on this thread. Rows are independent, so
+/// the bytes do not depend on the split.
+func encodeRows(
+  _ values: UnsafeBufferPointer<Float>, rows: Int, columns: Int, rowSize: Int,
+  _ encode: @escaping @Sendable (UnsafeBufferPointer<Float>, UnsafeMutableRawBufferPointer) -> Void
+) -> [UInt8] {
   var bytes = [UInt8](repeating: 0, count: rows * rowSize)
   bytes.withUnsafeMutableBytes { out in
     let chunks = rows * columns >= 1 << 16 ? min(rows, 16) : 1
     let perChunk = (rows + chunks - 1) / max(chunks, 1)
     nonisolated(unsafe) let o = out
-    nonisolated(unsafe) let w = weights
+    nonisolated(unsafe) let w = values
     DispatchQueue.concurrentPerform(iterations: chunks) { c in
       for r in (c * perChunk)..<min(rows, (c + 1) * perChunk) {
-        RowCodec.quantizeRow(
-          format, UnsafeBufferPointer(rebasing: w[(r * columns)..<((r + 1) * columns)]),
-          UnsafeMutableRawBufferPointer(rebasing: o[(r * rowSize)..<((r + 1) * rowSize)]), clip: clip, variant: variant)
+        encode(
+          UnsafeBufferPointer(rebasing: w[(r * columns)..<((r + 1) * columns)]),
+          UnsafeMutableRawBufferPointer(rebasing: o[(r * rowSize)..<((r + 1) * rowSize)]))
       }
     }
   }
-  return try PackedTensor(format: format, rows: rows, columns: columns, bytes: bytes)
+  return bytes
 }
 
 /// `quantize` for an array.
