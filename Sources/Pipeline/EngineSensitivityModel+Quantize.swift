@@ -88,9 +88,7 @@ extension EngineSensitivityModel {
     let (x, n) = try layerInputs(of: layer)
     let columns = linearLayers[layer].columns
     let gram = try GramMatrix(inputs: x, rows: n, columns: columns)
-    let importance = methods.contains(.imatrix)
-      ? ImportanceQuantizer.weights(squareMeans: GramMatrix.columnSquareMeans(inputs: x, rows: n, columns: columns), count: n)
-      : nil
+    let importance = methods.contains(.imatrix) ? PackedQuantizer.importance(inputs: x, rows: n, columns: columns) : nil
     return QuantizerContext(inputs: x, rows: n, gram: gram, importance: importance)
   }
 

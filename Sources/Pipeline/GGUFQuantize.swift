@@ -122,9 +122,9 @@ public enum GGUFQuantize {
     let gptqLayers = try inputAwareLayers(plan, path: planPath, types: types, quantizer: quantizer)
     var quantizerOf = Dictionary(uniqueKeysWithValues: types.keys.map { ($0, QuantizerMethod.rtn) })
     // Layers measured (or asked) with `imatrix` are weighed by the importance matrix, which must cover them.
-    for name in try importanceLayers(plan, path: planPath, types: types, quantizer: quantizer).sorted() {
+    for name in importanceLayers(plan, types: types, quantizer: quantizer).sorted() {
       let entry = types[name]!
-      guard let matrix, let importanceMatrix else {
+      guard matrix != nil, let importanceMatrix else {
         throw PlanValidationError(
           .badSettings,
           "'\(planPath)': \(name) is quantized by imatrix: give --imatrix FILE (`bitplan export --format llama-cpp "
@@ -196,24 +196,28 @@ public enum GGUFQuantize {
       importanceMatrix: importanceMatrix, importanceEntries: matrix?.weights.count)
   }
 
-  /// The planned layers quantized by `imatrix` (`quantizer` for all, else each plan layer's `quantizer`) whose type
-  /// has an importance path (`ImportanceQuantizer.supports`; q8_0 and the float types take none).
-  static func importanceLayers(
-    _ plan: PlanDocument, path: String, types: [String: (tensor: String, type: GGMLType)], quantizer: QuantizerChoice?
-  ) -> [String] {
-    types.keys.filter { name in
-      let method: String
-      switch quantizer {
-      case .method(let m)?: method = m.rawValue
-      case .best?: return false
-      case nil: method = plan.layers[name]?.quantizer ?? "rtn"
-      }
-      return method == "imatrix" && GGMLRequantize.usesImportance(types[name]!.type)
+  /// The quantizer that writes planned layer `name`: `quantizer` for all, else the plan layer's own (`rtn` when the
+  /// plan records none); nil for `best`, whose winners only a run records.
+  static func method(of name: String, _ plan: PlanDocument, _ quantizer: QuantizerChoice?) -> String? {
+    switch quantizer {
+    case .method(let m)?: m.rawValue
+    case .best?: nil
+    case nil: plan.layers[name]?.quantizer ?? "rtn"
     }
   }
 
-  /// The planned layers GPTQ chooses the codes of (`quantizer` for all, else each plan layer's `quantizer`), in
-  /// name order: those whose type GPTQ takes (`GPTQ.supports`); the others keep round to nearest.
+  /// The planned layers quantized by `imatrix` whose type reads the importance (`GGMLRequantize.usesImportance`:
+  /// q8_0 and the float types take none).
+  static func importanceLayers(
+    _ plan: PlanDocument, types: [String: (tensor: String, type: GGMLType)], quantizer: QuantizerChoice?
+  ) -> [String] {
+    types.keys.filter {
+      method(of: $0, plan, quantizer) == "imatrix" && GGMLRequantize.usesImportance(types[$0]!.type)
+    }
+  }
+
+  /// The planned layers GPTQ chooses the codes of (`method(of:_:_:)`), in name order: those whose type GPTQ takes
+  /// (`GPTQ.supports`); the others keep round to nearest or the importance matrix.
   /// - Throws: `PlanValidationError.badSettings` for AWQ or `best`, which a GGUF cannot carry yet (AWQ's input scales
   ///   would have to be folded into the norms and the preceding projections).
   static func inputAwareLayers(
@@ -221,12 +225,8 @@ public enum GGUFQuantize {
   ) throws(PlanValidationError) -> [String] {
     var out: [String] = []
     for name in types.keys.sorted() {
-      let method: String
-      switch quantizer {
-      case .method(let m)?: method = m.rawValue
-      case .best?:
+      guard let method = method(of: name, plan, quantizer) else {
         throw PlanValidationError(.badSettings, "--quantizer best: the plan already says each layer's quantizer; omit --quantizer")
-      case nil: method = plan.layers[name]?.quantizer ?? "rtn"
       }
       switch method {
       case "rtn", "imatrix": continue

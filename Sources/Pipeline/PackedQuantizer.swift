@@ -81,6 +81,13 @@ public struct PackedQuantizer: @unchecked Sendable {
     return try TokenWindow.make(text: text, tokenizer: tokenizer, count: count, source: "--calib '\(path)'")
   }
 
+  /// The importance weights of a layer whose captured inputs are `X` `[rows, columns]`: `diag(XᵀX)/n` as llama-quantize
+  /// reads it back from the file `bitplan export --imatrix` writes (`ImportanceQuantizer.weights`). `measure` and
+  /// `validate` both take them from here, so both quantize a layer to the same codes.
+  static func importance(inputs x: [Float], rows: Int, columns: Int) -> [Float] {
+    ImportanceQuantizer.weights(squareMeans: GramMatrix.columnSquareMeans(inputs: x, rows: rows, columns: columns), count: rows)
+  }
+
   /// Layer `name` [rows, columns] with `values` (HF row order) in `format` by its quantizer, and the per-input-channel
   /// scales `s` its input must be divided by (AWQ; nil otherwise). `group` gives the formats of the layers sharing
   /// the input (AWQ's group, module path → format; the layer itself included); `awqResults` keeps a group's search
@@ -106,8 +113,7 @@ public struct PackedQuantizer: @unchecked Sendable {
       }
     case .imatrix:
       if ImportanceQuantizer.supports(format), let x = inputs[name] {
-        let means = GramMatrix.columnSquareMeans(inputs: x.values, rows: x.rows, columns: columns)
-        let weights = ImportanceQuantizer.weights(squareMeans: means, count: x.rows)
+        let weights = Self.importance(inputs: x.values, rows: x.rows, columns: columns)
         return (try ImportanceQuantizer.quantize(values, rows: rows, columns: columns, format: format, weights: weights), nil, .imatrix)
       }
     case .rtn:
