@@ -3,9 +3,10 @@
 # built static ggml (llama.cpp's, as scripts/build_llamacpp.sh leaves it) and writes
 # Tests/QuantizationTests/Fixtures/ggml_imatrix.bin (BPQI format, documented in the .c).
 #   scripts/ggml_quant_golden_imatrix.sh [GGML_INCLUDE_DIR] [GGML_LIB_DIR]
-# or set GGML_INCLUDE / GGML_LIB; the defaults are the llama-cpp-python 0.3.36 build under ~/.cache/bitplan.
+# or set GGML_INCLUDE / GGML_LIB; the defaults are the llama-cpp-python 0.3.36 build in $LLAMACPP_DIR
+# (default ~/.cache/bitplan/llamacpp, as scripts/build_llamacpp.sh leaves it).
 set -euo pipefail
-cache=/root/.cache/bitplan/llamacpp
+cache=${LLAMACPP_DIR:-$HOME/.cache/bitplan/llamacpp}
 inc=${1:-${GGML_INCLUDE:-$cache/llama_cpp_python-0.3.36/vendor/llama.cpp/ggml/include}}
 lib=${2:-${GGML_LIB:-$cache/build-0.3.36/ggml/src}}
 root=$(cd "$(dirname "$0")/.." && pwd)
