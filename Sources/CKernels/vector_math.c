@@ -1,5 +1,6 @@
-// Element-wise float maths of the engine's forward and backward passes, with AVX-512 F where the CPU has it and a
-// plain C twin (libm expf) elsewhere: the `_portable` functions, which tests compare with the fast ones.
+// Element-wise float maths of the engine's forward and backward passes, with AVX-512 F where the CPU has it, AVX2 +
+// FMA where it has those, and a plain C twin (libm expf) elsewhere: the `_portable` functions, which tests compare
+// with the fast ones.
 //
 // exp: x = n·ln2 + r with n = round(x·log2 e), |r| ≤ ln2/2 (ln2 split in two parts as in Cephes' expf, so r is
 // exact to ~1 ulp), e^r by a degree-7 polynomial with Cephes' minimax coefficients, then 2^n applied by vscalefps
@@ -107,32 +108,172 @@ TARGET static void swiglu_backward_avx512(const float *g, const float *u, const 
   }
 }
 
-static int fast(void) {
+// AVX2 + FMA twins of the functions above, for x86 CPUs without AVX-512 F (Zen 1–3, Haswell…Alder Lake). Same
+// polynomial, same operation order; 2^n is applied as 2^a·2^b with a = ⌊n/2⌋, b = n − a, both normal exponents for
+// n ∈ [−150, 128], so the product rounds once, as vscalefps does, and the results equal the AVX-512 ones. Tails
+// (n mod 8) go through an 8-float buffer.
+#define AVX2 __attribute__((target("avx2,fma")))
+
+AVX2 static inline __m256 exp256(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-104.0f)), _mm256_set1_ps(89.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i ni = _mm256_cvtps_epi32(n), a = _mm256_srai_epi32(ni, 1), b = _mm256_sub_epi32(ni, a);
+  const __m256i bias = _mm256_set1_epi32(127);
+  const __m256 pa = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(a, bias), 23));
+  const __m256 pb = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(b, bias), 23));
+  return _mm256_mul_ps(_mm256_mul_ps(p, pa), pb);
+}
+
+AVX2 static float max_avx2(const float *x, size_t n) {
+  __m256 m = _mm256_set1_ps(x[0]);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
+  float lanes[8], best;
+  _mm256_storeu_ps(lanes, m);
+  best = lanes[0];
+  for (int j = 1; j < 8; j++) best = lanes[j] > best ? lanes[j] : best;
+  for (; i < n; i++) best = x[i] > best ? x[i] : best;
+  return best;
+}
+
+AVX2 static inline __m256d sum_halves(__m256d acc, __m256 e) {
+  acc = _mm256_add_pd(acc, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+  return _mm256_add_pd(acc, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+}
+
+AVX2 static double exp_shifted_avx2(float *x, size_t n, float shift) {
+  const __m256 s = _mm256_set1_ps(shift);
+  __m256d acc = _mm256_setzero_pd();
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), s));
+    _mm256_storeu_ps(x + i, e);
+    acc = sum_halves(acc, e);
+  }
+  double lanes[4];
+  _mm256_storeu_pd(lanes, acc);
+  double sum = (lanes[0] + lanes[2]) + (lanes[1] + lanes[3]);
+  if (i < n) {
+    float tail[8] = {0};
+    for (size_t j = i; j < n; j++) tail[j - i] = x[j];
+    _mm256_storeu_ps(tail, exp256(_mm256_sub_ps(_mm256_loadu_ps(tail), s)));
+    for (size_t j = i; j < n; j++) {
+      x[j] = tail[j - i];
+      sum += tail[j - i];
+    }
+  }
+  return sum;
+}
+
+AVX2 static inline __m256 sigmoid256(__m256 g) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  return _mm256_div_ps(one, _mm256_add_ps(one, exp256(_mm256_sub_ps(_mm256_setzero_ps(), g))));
+}
+
+AVX2 static inline __m256 swiglu256(__m256 g, __m256 u) { return _mm256_mul_ps(_mm256_mul_ps(g, sigmoid256(g)), u); }
+
+AVX2 static void swiglu_forward_avx2(const float *g, const float *u, size_t n, float *h) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(h + i, swiglu256(_mm256_loadu_ps(g + i), _mm256_loadu_ps(u + i)));
+  if (i < n) {
+    float tg[8] = {0}, tu[8] = {0}, th[8];
+    for (size_t j = i; j < n; j++) tg[j - i] = g[j], tu[j - i] = u[j];
+    _mm256_storeu_ps(th, swiglu256(_mm256_loadu_ps(tg), _mm256_loadu_ps(tu)));
+    for (size_t j = i; j < n; j++) h[j] = th[j - i];
+  }
+}
+
+AVX2 static inline void swiglu_backward256(__m256 gi, __m256 ui, __m256 up, __m256 *dgi, __m256 *dui) {
+  const __m256 one = _mm256_set1_ps(1.0f), s = sigmoid256(gi);
+  *dui = _mm256_mul_ps(_mm256_mul_ps(up, gi), s);
+  const __m256 slope = _mm256_fmadd_ps(gi, _mm256_sub_ps(one, s), one);
+  *dgi = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(up, ui), s), slope);
+}
+
+AVX2 static void swiglu_backward_avx2(const float *g, const float *u, const float *dh, size_t n, float *dg, float *du) {
+  size_t i = 0;
+  __m256 dgi, dui;
+  for (; i + 8 <= n; i += 8) {
+    swiglu_backward256(_mm256_loadu_ps(g + i), _mm256_loadu_ps(u + i), _mm256_loadu_ps(dh + i), &dgi, &dui);
+    _mm256_storeu_ps(du + i, dui);
+    _mm256_storeu_ps(dg + i, dgi);
+  }
+  if (i < n) {
+    float tg[8] = {0}, tu[8] = {0}, td[8] = {0}, og[8], ou[8];
+    for (size_t j = i; j < n; j++) tg[j - i] = g[j], tu[j - i] = u[j], td[j - i] = dh[j];
+    swiglu_backward256(_mm256_loadu_ps(tg), _mm256_loadu_ps(tu), _mm256_loadu_ps(td), &dgi, &dui);
+    _mm256_storeu_ps(og, dgi);
+    _mm256_storeu_ps(ou, dui);
+    for (size_t j = i; j < n; j++) dg[j] = og[j - i], du[j] = ou[j - i];
+  }
+}
+
+/// 2: AVX-512 F, 1: AVX2 + FMA, 0: neither (the portable twins), read once from cpuid.
+static int level(void) {
   static int has = -1;
   if (has < 0) {
     __builtin_cpu_init();
-    has = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    has = __builtin_cpu_supports("avx512f") ? 2 : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1 : 0;
   }
   return has;
 }
+
+int bp_vector_math_has_avx2(void) { return level() >= 1; }
+float bp_max_avx2(const float *x, size_t n) { return max_avx2(x, n); }
+double bp_exp_shifted_avx2(float *x, size_t n, float shift) { return exp_shifted_avx2(x, n, shift); }
+void bp_swiglu_forward_avx2(const float *g, const float *u, size_t n, float *h) { swiglu_forward_avx2(g, u, n, h); }
+void bp_swiglu_backward_avx2(const float *g, const float *u, const float *dh, size_t n, float *dg, float *du) {
+  swiglu_backward_avx2(g, u, dh, n, dg, du);
+}
 #else
-static int fast(void) { return 0; }
+static int level(void) { return 0; }
+int bp_vector_math_has_avx2(void) { return 0; }
+float bp_max_avx2(const float *x, size_t n) { return bp_max_portable(x, n); }
+double bp_exp_shifted_avx2(float *x, size_t n, float shift) { return bp_exp_shifted_portable(x, n, shift); }
+void bp_swiglu_forward_avx2(const float *g, const float *u, size_t n, float *h) { bp_swiglu_forward_portable(g, u, n, h); }
+void bp_swiglu_backward_avx2(const float *g, const float *u, const float *dh, size_t n, float *dg, float *du) {
+  bp_swiglu_backward_portable(g, u, dh, n, dg, du);
+}
 #define max_avx512 bp_max_portable
+#define max_avx2 bp_max_portable
 #define exp_shifted_avx512 bp_exp_shifted_portable
+#define exp_shifted_avx2 bp_exp_shifted_portable
 #define swiglu_forward_avx512 bp_swiglu_forward_portable
+#define swiglu_forward_avx2 bp_swiglu_forward_portable
 #define swiglu_backward_avx512 bp_swiglu_backward_portable
+#define swiglu_backward_avx2 bp_swiglu_backward_portable
 #endif
 
-float bp_max(const float *x, size_t n) { return fast() ? max_avx512(x, n) : bp_max_portable(x, n); }
+float bp_max(const float *x, size_t n) {
+  const int l = level();
+  return l == 2 ? max_avx512(x, n) : l == 1 ? max_avx2(x, n) : bp_max_portable(x, n);
+}
 
 double bp_exp_shifted(float *x, size_t n, float shift) {
-  return fast() ? exp_shifted_avx512(x, n, shift) : bp_exp_shifted_portable(x, n, shift);
+  const int l = level();
+  return l == 2 ? exp_shifted_avx512(x, n, shift) : l == 1 ? exp_shifted_avx2(x, n, shift) : bp_exp_shifted_portable(x, n, shift);
 }
 
 void bp_swiglu_forward(const float *g, const float *u, size_t n, float *h) {
-  if (fast()) swiglu_forward_avx512(g, u, n, h); else bp_swiglu_forward_portable(g, u, n, h);
+  const int l = level();
+  if (l == 2) swiglu_forward_avx512(g, u, n, h);
+  else if (l == 1) swiglu_forward_avx2(g, u, n, h);
+  else bp_swiglu_forward_portable(g, u, n, h);
 }
 
 void bp_swiglu_backward(const float *g, const float *u, const float *dh, size_t n, float *dg, float *du) {
-  if (fast()) swiglu_backward_avx512(g, u, dh, n, dg, du); else bp_swiglu_backward_portable(g, u, dh, n, dg, du);
+  const int l = level();
+  if (l == 2) swiglu_backward_avx512(g, u, dh, n, dg, du);
+  else if (l == 1) swiglu_backward_avx2(g, u, dh, n, dg, du);
+  else bp_swiglu_backward_portable(g, u, dh, n, dg, du);
 }

@@ -176,7 +176,7 @@ enum {
 };
 uint64_t bp_cpu_features(void);
 
-/// Element-wise float maths (vector_math.c): AVX-512 F where available, libm otherwise. n ≥ 1 for bp_max.
+/// Element-wise float maths (vector_math.c): AVX-512 F where available, else AVX2 + FMA, else libm. n ≥ 1 for bp_max.
 /// Largest element of x[0..<n].
 float bp_max(const float *x, size_t n);
 /// x[i] ← e^(x[i] − shift) in place; returns Σ x[i] (new values) accumulated in double.
@@ -185,7 +185,14 @@ double bp_exp_shifted(float *x, size_t n, float shift);
 void bp_swiglu_forward(const float *g, const float *u, size_t n, float *h);
 /// du = dh ⊙ silu(g), dg = dh ⊙ u ⊙ σ(g)(1 + g(1 − σ(g))); dg may alias dh.
 void bp_swiglu_backward(const float *g, const float *u, const float *dh, size_t n, float *dg, float *du);
-/// The plain C twins (libm expf), what non-AVX-512 CPUs run; tests compare the fast functions with them.
+/// The AVX2 + FMA versions, callable directly when bp_vector_math_has_avx2() (else they are the portable twins), so
+/// that tests on an AVX-512 machine check them too; their results equal the AVX-512 ones.
+int bp_vector_math_has_avx2(void);
+float bp_max_avx2(const float *x, size_t n);
+double bp_exp_shifted_avx2(float *x, size_t n, float shift);
+void bp_swiglu_forward_avx2(const float *g, const float *u, size_t n, float *h);
+void bp_swiglu_backward_avx2(const float *g, const float *u, const float *dh, size_t n, float *dg, float *du);
+/// The plain C twins (libm expf), what CPUs without AVX2 run; tests compare the fast functions with them.
 float bp_max_portable(const float *x, size_t n);
 double bp_exp_shifted_portable(float *x, size_t n, float shift);
 void bp_swiglu_forward_portable(const float *g, const float *u, size_t n, float *h);
