@@ -8,8 +8,9 @@ import TensorCore
 /// dq_h = dS k_g, dk_g += dSᵀ q_h. The softmax Jacobian is diag(p) − p pᵀ per row, which gives the dS line.
 ///
 /// `forward`/`backward` run on BLAS in row blocks of `blockRows`, computing only columns j < end of block, so the
-/// masked upper triangle costs ~blockRows/(2T) extra instead of 2x. Heads run concurrently (`Parallel.forEach`), each
-/// with single-threaded GEMMs: one head's blocks are too small to split well, and 9 heads keep 2 cores busy. In the
+/// masked upper triangle costs ~blockRows/(2T) extra instead of 2x. The forward pass runs its (head, row block) pairs
+/// concurrently (`Parallel.forEach`), the backward pass its heads, each with single-threaded GEMMs: one block is too
+/// small to split well. In the
 /// backward pass each head accumulates its own dk_h, dv_h; a kv head's gradient is then the sum over its query
 /// heads in a fixed order, so results do not depend on scheduling. `forwardReference` is the plain triple loop.
 package enum CausalAttention {
@@ -23,10 +24,15 @@ package enum CausalAttention {
   ) {
     let (qStride, kvStride, group) = (heads * d, kvHeads * d, heads / kvHeads)
     let scale = 1 / S(d).squareRoot()
-    Parallel.forEach(heads) { h in
+    // one task per (head, row block), the longest (last) blocks first: 9 heads of equal cost left one of 2 workers
+    // idle for a ninth of the attention; each block's values are computed exactly as in a loop over the heads
+    let blocks = (t + blockRows - 1) / blockRows
+    Parallel.forEach(heads * blocks) { task in
+      let (h, block) = (task % heads, blocks - 1 - task / heads)
       let g = h / group
       let (qh, kg, vg, ph) = (q + h * d, k + g * d, v + g * d, p + h * t * t)
-      for r0 in stride(from: 0, to: t, by: blockRows) {
+      do {
+        let r0 = block * blockRows
         let r1 = min(r0 + blockRows, t), m = r1 - r0
         // S[r0..<r1, 0..<r1] = scale · q_h[r0..<r1] k_g[0..<r1]ᵀ
         S.gemm(

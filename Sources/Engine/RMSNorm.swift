@@ -1,3 +1,5 @@
+import TensorCore
+
 /// Root-mean-square normalisation over the last dimension (Zhang & Sennrich 2019; HF `LlamaRMSNorm`).
 ///
 /// Forward, per row t of x [rows, n]: r_t = 1/√(mean_i x_ti² + ε), y_ti = g_i · x_ti · r_t.
@@ -14,14 +16,17 @@ package enum RMSNorm {
     x: UnsafePointer<S>, gamma: UnsafePointer<S>, rows: Int, n: Int, epsilon: Double,
     y: UnsafeMutablePointer<S>, inverseRMS: UnsafeMutablePointer<S>
   ) {
-    for t in 0..<rows {
-      let xt = x + t * n, yt = y + t * n
-      // mean of squares, accumulated in the working precision (as HF does in float32)
-      var sum: S = 0
-      for i in 0..<n { sum += xt[i] * xt[i] }
-      let r = 1 / (sum / S(n) + S(epsilon)).squareRoot()
-      inverseRMS[t] = r
-      for i in 0..<n { yt[i] = gamma[i] * (xt[i] * r) }
+    // rows are independent: split over the workers
+    Parallel.forEachChunk(rows, costPerItem: n) { range in
+      for t in range {
+        let xt = x + t * n, yt = y + t * n
+        // mean of squares, accumulated in the working precision (as HF does in float32)
+        var sum: S = 0
+        for i in 0..<n { sum += xt[i] * xt[i] }
+        let r = 1 / (sum / S(n) + S(epsilon)).squareRoot()
+        inverseRMS[t] = r
+        for i in 0..<n { yt[i] = gamma[i] * (xt[i] * r) }
+      }
     }
   }
 
@@ -32,16 +37,23 @@ package enum RMSNorm {
     x: UnsafePointer<S>, gamma: UnsafePointer<S>, inverseRMS: UnsafePointer<S>, dy: UnsafePointer<S>,
     rows: Int, n: Int, dx: UnsafeMutablePointer<S>, dgamma: UnsafeMutablePointer<S>?
   ) {
-    dgamma?.update(repeating: 0, count: n)
-    for t in 0..<rows {
-      let xt = x + t * n, dyt = dy + t * n, dxt = dx + t * n
-      let r = inverseRMS[t]
-      // s = Σ_i g_i dy_i x_i
-      var s: S = 0
-      for i in 0..<n { s += gamma[i] * dyt[i] * xt[i] }
-      let c = r * r * r * s / S(n)
-      for i in 0..<n { dxt[i] += r * gamma[i] * dyt[i] - c * xt[i] }
-      if let dgamma {
+    // dx row by row, rows split over the workers; dg sums over the rows, so it is a second pass on this thread,
+    // in row order (the same sums as one interleaved pass)
+    Parallel.forEachChunk(rows, costPerItem: n) { range in
+      for t in range {
+        let xt = x + t * n, dyt = dy + t * n, dxt = dx + t * n
+        let r = inverseRMS[t]
+        // s = Σ_i g_i dy_i x_i
+        var s: S = 0
+        for i in 0..<n { s += gamma[i] * dyt[i] * xt[i] }
+        let c = r * r * r * s / S(n)
+        for i in 0..<n { dxt[i] += r * gamma[i] * dyt[i] - c * xt[i] }
+      }
+    }
+    if let dgamma {
+      dgamma.update(repeating: 0, count: n)
+      for t in 0..<rows {
+        let (xt, dyt, r) = (x + t * n, dy + t * n, inverseRMS[t])
         for i in 0..<n { dgamma[i] += dyt[i] * xt[i] * r }
       }
     }

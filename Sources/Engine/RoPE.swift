@@ -3,6 +3,7 @@
 #elseif canImport(Darwin)
   import Darwin
 #endif
+import TensorCore
 
 /// Rotary position embedding in HF "rotate-half" order (Su et al. 2021; HF `apply_rotary_pos_emb`).
 ///
@@ -42,15 +43,19 @@ package struct RoPE<S: EngineScalar> {
     let half = headDim / 2
     cos.withUnsafeBufferPointer { cosTable in
       sin.withUnsafeBufferPointer { sinTable in
-        for t in 0..<rows {
-          let c = cosTable.baseAddress! + t * half, s = sinTable.baseAddress! + t * half
-          for h in 0..<heads {
-            let v = x + (t * heads + h) * headDim
-            for i in 0..<half {
-              let sn = inverse ? -s[i] : s[i]
-              let (a, b) = (v[i], v[i + half])
-              v[i] = a * c[i] - b * sn
-              v[i + half] = b * c[i] + a * sn
+        let (cosBase, sinBase) = (cosTable.baseAddress!, sinTable.baseAddress!)
+        // rows are independent: split over the workers (each value computed as in one pass)
+        Parallel.forEachChunk(rows, costPerItem: heads * headDim) { range in
+          for t in range {
+            let c = cosBase + t * half, s = sinBase + t * half
+            for h in 0..<heads {
+              let v = x + (t * heads + h) * headDim
+              for i in 0..<half {
+                let sn = inverse ? -s[i] : s[i]
+                let (a, b) = (v[i], v[i + half])
+                v[i] = a * c[i] - b * sn
+                v[i + half] = b * c[i] + a * sn
+              }
             }
           }
         }
