@@ -216,22 +216,27 @@ AVX2 static void swiglu_backward_avx2(const float *g, const float *u, const floa
   }
 }
 
-/// 2: AVX-512 F, 1: AVX2 + FMA, 0: neither (the portable twins), read once from cpuid.
+/// 2: AVX-512 F, 1: AVX2 + FMA, 0: neither (the portable twins), from the project's cpuid reader (which also checks
+/// that the operating system saves the vector registers), read once.
 static int level(void) {
   static int has = -1;
   if (has < 0) {
-    __builtin_cpu_init();
-    has = __builtin_cpu_supports("avx512f") ? 2 : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1 : 0;
+    const uint64_t f = bp_cpu_features();
+    has = (f & BP_CPU_AVX512F) ? 2 : ((f & BP_CPU_AVX2) && (f & BP_CPU_FMA)) ? 1 : 0;
   }
   return has;
 }
 
 int bp_vector_math_has_avx2(void) { return level() >= 1; }
-float bp_max_avx2(const float *x, size_t n) { return max_avx2(x, n); }
-double bp_exp_shifted_avx2(float *x, size_t n, float shift) { return exp_shifted_avx2(x, n, shift); }
-void bp_swiglu_forward_avx2(const float *g, const float *u, size_t n, float *h) { swiglu_forward_avx2(g, u, n, h); }
+float bp_max_avx2(const float *x, size_t n) { return level() >= 1 ? max_avx2(x, n) : bp_max_portable(x, n); }
+double bp_exp_shifted_avx2(float *x, size_t n, float shift) {
+  return level() >= 1 ? exp_shifted_avx2(x, n, shift) : bp_exp_shifted_portable(x, n, shift);
+}
+void bp_swiglu_forward_avx2(const float *g, const float *u, size_t n, float *h) {
+  if (level() >= 1) swiglu_forward_avx2(g, u, n, h); else bp_swiglu_forward_portable(g, u, n, h);
+}
 void bp_swiglu_backward_avx2(const float *g, const float *u, const float *dh, size_t n, float *dg, float *du) {
-  swiglu_backward_avx2(g, u, dh, n, dg, du);
+  if (level() >= 1) swiglu_backward_avx2(g, u, dh, n, dg, du); else bp_swiglu_backward_portable(g, u, dh, n, dg, du);
 }
 #else
 static int level(void) { return 0; }
@@ -243,35 +248,22 @@ void bp_swiglu_backward_avx2(const float *g, const float *u, const float *dh, si
   bp_swiglu_backward_portable(g, u, dh, n, dg, du);
 }
 #define max_avx512 bp_max_portable
-#define max_avx2 bp_max_portable
 #define exp_shifted_avx512 bp_exp_shifted_portable
-#define exp_shifted_avx2 bp_exp_shifted_portable
 #define swiglu_forward_avx512 bp_swiglu_forward_portable
-#define swiglu_forward_avx2 bp_swiglu_forward_portable
 #define swiglu_backward_avx512 bp_swiglu_backward_portable
-#define swiglu_backward_avx2 bp_swiglu_backward_portable
 #endif
 
-float bp_max(const float *x, size_t n) {
-  const int l = level();
-  return l == 2 ? max_avx512(x, n) : l == 1 ? max_avx2(x, n) : bp_max_portable(x, n);
-}
+// The best version for this CPU: AVX-512, else the AVX2 entry points (which fall back to the portable twins).
+float bp_max(const float *x, size_t n) { return level() == 2 ? max_avx512(x, n) : bp_max_avx2(x, n); }
 
 double bp_exp_shifted(float *x, size_t n, float shift) {
-  const int l = level();
-  return l == 2 ? exp_shifted_avx512(x, n, shift) : l == 1 ? exp_shifted_avx2(x, n, shift) : bp_exp_shifted_portable(x, n, shift);
+  return level() == 2 ? exp_shifted_avx512(x, n, shift) : bp_exp_shifted_avx2(x, n, shift);
 }
 
 void bp_swiglu_forward(const float *g, const float *u, size_t n, float *h) {
-  const int l = level();
-  if (l == 2) swiglu_forward_avx512(g, u, n, h);
-  else if (l == 1) swiglu_forward_avx2(g, u, n, h);
-  else bp_swiglu_forward_portable(g, u, n, h);
+  if (level() == 2) swiglu_forward_avx512(g, u, n, h); else bp_swiglu_forward_avx2(g, u, n, h);
 }
 
 void bp_swiglu_backward(const float *g, const float *u, const float *dh, size_t n, float *dg, float *du) {
-  const int l = level();
-  if (l == 2) swiglu_backward_avx512(g, u, dh, n, dg, du);
-  else if (l == 1) swiglu_backward_avx2(g, u, dh, n, dg, du);
-  else bp_swiglu_backward_portable(g, u, dh, n, dg, du);
+  if (level() == 2) swiglu_backward_avx512(g, u, dh, n, dg, du); else bp_swiglu_backward_avx2(g, u, dh, n, dg, du);
 }
