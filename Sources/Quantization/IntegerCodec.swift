@@ -75,15 +75,17 @@ enum IntegerCodec {
     guard length > 0, let xs = x.baseAddress, let o = out.baseAddress else { return }
     let size = groupBytes(length: length, bits: bits, symmetric: symmetric)
     precondition(x.count % length == 0 && out.count == x.count / length * size, "int\(bits): \(x.count) values into \(out.count) bytes")
+    // The search's ratios in lanes, once per row (`IntegerCodec+Search.swift`).
+    let plan: SearchPlan? = if case .mseSearch(let steps) = clip { SearchPlan(bits: bits, symmetric: symmetric, steps: steps) } else { nil }
     for g in 0..<(x.count / length) {
       let v = xs + g * length, y = o + g * size
       // `quantizeGroupFast` writes `quantizeGroup`'s bytes (`IntegerCodec+Pack.swift`).
       switch clip {
       case .none: quantizeGroupFast(v, length, y, bits: bits, symmetric: symmetric, ratio: 1, threshold: .infinity)
       case .threshold(let t): quantizeGroupFast(v, length, y, bits: bits, symmetric: symmetric, ratio: 1, threshold: t)
-      case .mseSearch(let steps):
+      case .mseSearch:
         // The error-only search, then one quantization at the ratio it chose (`IntegerCodec+Search.swift`).
-        let ratio = searchRatio(v, length, bits: bits, symmetric: symmetric, steps: steps)
+        let ratio = plan!.ratio(v, length)
         quantizeGroupFast(v, length, y, bits: bits, symmetric: symmetric, ratio: ratio, threshold: .infinity)
       }
     }
