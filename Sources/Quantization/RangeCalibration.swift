@@ -61,10 +61,10 @@ public enum RangeCalibration: Hashable, Sendable, Codable, CustomStringConvertib
     case .minMax: return .none
     case .percentile(let p):
       guard p > 0, p <= 100 else { throw QuantizationError(.badCalibration, "percentile \(p) is outside (0, 100]") }
-      let magnitudes = weights.map { abs($0) }.sorted()
+      var magnitudes = weights.map { abs($0) }
       guard !magnitudes.isEmpty else { return .none }
       let index = min(magnitudes.count - 1, Int((p / 100 * Double(magnitudes.count)).rounded(.up)) - 1)
-      return .threshold(magnitudes[max(0, index)])
+      return .threshold(Self.orderStatistic(&magnitudes, max(0, index)))
     case .mse(let steps):
       guard steps >= 1 else { throw QuantizationError(.badCalibration, "mse search needs at least 1 step, got \(steps)") }
       if case .nf4 = format.scheme { return .none }  // the nf4 codec takes a threshold only
@@ -96,5 +96,53 @@ extension RangeCalibration {
       for i in weights.indices { sum += Double(weights[i] - approx[i]) * Double(weights[i] - approx[i]) }
       return CalibrationResult(method: method, squaredError: sum)
     }.sorted { $0.squaredError < $1.squaredError }
+  }
+}
+
+extension RangeCalibration {
+  /// The value at index `k` of `values` sorted ascending (`values.sorted()[k]`), by selection in O(n) expected time
+  /// instead of a sort: the percentile's threshold is one order statistic, and the measurement asks for it for
+  /// every integer candidate of every layer. Quickselect with a median-of-three pivot and three-way partitioning
+  /// (runs of equal values end a round); after `2·log₂ n + 8` rounds without an answer the remaining range is sorted,
+  /// so adversarial inputs stay O(n log n). The same value as the sort's, whatever the algorithm: an order
+  /// statistic is unique. `values` is reordered. No NaN (the callers check values first).
+  static func orderStatistic(_ values: inout [Float], _ k: Int) -> Float {
+    precondition(values.indices.contains(k), "order statistic \(k) of \(values.count) values")
+    var (low, high) = (0, values.count - 1)
+    var rounds = 2 * (Int.bitWidth - values.count.leadingZeroBitCount) + 8
+    return values.withUnsafeMutableBufferPointer { v in
+      while low < high {
+        if rounds == 0 {
+          v[low...high].sort()
+          return v[k]
+        }
+        rounds -= 1
+        let mid = low + (high - low) / 2
+        let (a, b, c) = (v[low], v[mid], v[high])
+        let pivot = max(min(a, b), min(max(a, b), c))
+        // three-way partition of [low, high]: < pivot | == pivot | > pivot
+        var (lt, i, gt) = (low, low, high)
+        while i <= gt {
+          if v[i] < pivot {
+            v.swapAt(lt, i)
+            lt += 1
+            i += 1
+          } else if v[i] > pivot {
+            v.swapAt(i, gt)
+            gt -= 1
+          } else {
+            i += 1
+          }
+        }
+        if k < lt {
+          high = lt - 1
+        } else if k > gt {
+          low = gt + 1
+        } else {
+          return pivot
+        }
+      }
+      return v[k]
+    }
   }
 }

@@ -97,4 +97,25 @@ struct RangeCalibrationSearchTests {
       #expect(RangeCalibration.entropyBin(fast) == RangeCalibration.entropyBin(slow), "histogram \(h)")
     }
   }
+
+  /// The percentile's selection returns the sort's element for every k: random magnitudes, runs of equal values,
+  /// one value, sorted and reversed inputs (where a poor pivot would take n rounds), sizes around the rounds' limit.
+  @Test func orderStatisticEqualsSort() {
+    let inputs: [[Float]] = [
+      [5], [2, 1], [1, 1, 1, 1], randomFloats(1000, seed: 31).map(abs), randomFloats(33, seed: 32),
+      (0..<700).map { Float($0 % 5) }, (0..<513).map(Float.init), (0..<513).reversed().map(Float.init),
+      RangeCalibrationTests.heavyTailed(9216, seed: 33).map(abs),
+      (0..<4096).map { Float(($0 * 2_654_435_761) % 97) },
+    ]
+    for (c, values) in inputs.enumerated() {
+      let sorted = values.sorted()
+      let ks = values.count <= 64 ? Array(values.indices) : [0, 1, values.count / 2, values.count - 2, values.count - 1]
+      for k in ks {
+        var scratch = values
+        #expect(RangeCalibration.orderStatistic(&scratch, k) == sorted[k], "input \(c), k = \(k)")
+        #expect(scratch.sorted() == sorted, "input \(c): a permutation of the input")
+      }
+    }
+  }
 }
+
