@@ -1,3 +1,5 @@
+import TensorCore
+
 /// Runs a whole measurement against a `SensitivityModel` and stores it with `RunStore`, resuming a partial run.
 ///
 /// Stages, in order (`MeasurementStage`): the Fisher gradient over the calibration windows; Hutchinson probes until
@@ -299,18 +301,35 @@ public struct MeasurementRun<Model: SensitivityModel> {
 
   /// `s[k] = (fresh ? 0 : s[k]) + Double(b[k])` for `k < n`. Returns 0 when some new `s[k]` is NaN or infinite: a
   /// non-finite Double has every exponent bit set, so the least of the cleared exponent bits is 0 exactly then,
-  /// checked in the same (vectorized) pass as the additions.
+  /// checked in the same (vectorized) pass as the additions. Element-wise, so split over the workers in pieces of
+  /// at least 2¹⁶ values (the backward pass hands its blocks over on the calling thread, and the other core idled).
   static func accumulate(_ s: UnsafeMutablePointer<Double>, _ b: UnsafePointer<Float>, _ n: Int, fresh: Bool) -> UInt64 {
+    let pieces = max(1, min(Parallel.workers, n >> 16))
+    if pieces == 1 { return accumulate(s, b, 0..<n, fresh: fresh) }
+    var checks = [UInt64](repeating: 0, count: pieces)
+    checks.withUnsafeMutableBufferPointer { checks in
+      nonisolated(unsafe) let (out, sum) = (checks, s)  // each piece writes its own slot and range
+      Parallel.forEach(pieces) { p in
+        out[p] = accumulate(sum, b, p * n / pieces..<(p + 1) * n / pieces, fresh: fresh)
+      }
+    }
+    return checks.min()!
+  }
+
+  /// `accumulate` over the indices `range` on this thread.
+  static func accumulate(
+    _ s: UnsafeMutablePointer<Double>, _ b: UnsafePointer<Float>, _ range: Range<Int>, fresh: Bool
+  ) -> UInt64 {
     let exponent: UInt64 = 0x7FF0_0000_0000_0000
     var check = exponent
     if fresh {
-      for k in 0..<n {
+      for k in range {
         let v = 0 + Double(b[k])
         s[k] = v
         check = min(check, ~v.bitPattern & exponent)
       }
     } else {
-      for k in 0..<n {
+      for k in range {
         let v = s[k] + Double(b[k])
         s[k] = v
         check = min(check, ~v.bitPattern & exponent)
