@@ -17,14 +17,20 @@ float bp_max_portable(const float *x, size_t n) {
   return m;
 }
 
-double bp_exp_shifted_portable(float *x, size_t n, float shift) {
+// e^(x[i] − shift) into out[i] when out is not NULL; returns their sum in double. The exp-sum entry points pass
+// NULL: the same values summed in the same order, nothing written (a forward that needs only the NLL).
+static double exp_shifted_portable(const float *x, size_t n, float shift, float *out) {
   double sum = 0;
   for (size_t i = 0; i < n; i++) {
-    x[i] = expf(x[i] - shift);
-    sum += x[i];
+    const float e = expf(x[i] - shift);
+    if (out) out[i] = e;
+    sum += e;
   }
   return sum;
 }
+
+double bp_exp_shifted_portable(float *x, size_t n, float shift) { return exp_shifted_portable(x, n, shift, x); }
+double bp_exp_sum_portable(const float *x, size_t n, float shift) { return exp_shifted_portable(x, n, shift, NULL); }
 
 void bp_swiglu_forward_portable(const float *g, const float *u, size_t n, float *h) {
   for (size_t i = 0; i < n; i++) h[i] = g[i] / (1 + expf(-g[i])) * u[i];
@@ -71,13 +77,13 @@ TARGET static float max_avx512(const float *x, size_t n) {
   return _mm512_reduce_max_ps(m);
 }
 
-TARGET static double exp_shifted_avx512(float *x, size_t n, float shift) {
+TARGET static double exp_shifted_avx512(const float *x, size_t n, float shift, float *out) {
   const __m512 s = _mm512_set1_ps(shift);
   __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
   for (size_t i = 0; i < n; i += 16) {
     const __mmask16 k = tail_mask(n - i);
     const __m512 e = _mm512_maskz_mov_ps(k, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), s)));
-    _mm512_mask_storeu_ps(x + i, k, e);
+    if (out) _mm512_mask_storeu_ps(out + i, k, e);
     lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
     hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
   }
@@ -149,13 +155,13 @@ AVX2 static inline __m256d sum_halves(__m256d acc, __m256 e) {
   return _mm256_add_pd(acc, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
 }
 
-AVX2 static double exp_shifted_avx2(float *x, size_t n, float shift) {
+AVX2 static double exp_shifted_avx2(const float *x, size_t n, float shift, float *out) {
   const __m256 s = _mm256_set1_ps(shift);
   __m256d acc = _mm256_setzero_pd();
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
     const __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), s));
-    _mm256_storeu_ps(x + i, e);
+    if (out) _mm256_storeu_ps(out + i, e);
     acc = sum_halves(acc, e);
   }
   double lanes[4];
@@ -166,7 +172,7 @@ AVX2 static double exp_shifted_avx2(float *x, size_t n, float shift) {
     for (size_t j = i; j < n; j++) tail[j - i] = x[j];
     _mm256_storeu_ps(tail, exp256(_mm256_sub_ps(_mm256_loadu_ps(tail), s)));
     for (size_t j = i; j < n; j++) {
-      x[j] = tail[j - i];
+      if (out) out[j] = tail[j - i];
       sum += tail[j - i];
     }
   }
@@ -230,7 +236,10 @@ static int level(void) {
 int bp_vector_math_has_avx2(void) { return level() >= 1; }
 float bp_max_avx2(const float *x, size_t n) { return level() >= 1 ? max_avx2(x, n) : bp_max_portable(x, n); }
 double bp_exp_shifted_avx2(float *x, size_t n, float shift) {
-  return level() >= 1 ? exp_shifted_avx2(x, n, shift) : bp_exp_shifted_portable(x, n, shift);
+  return level() >= 1 ? exp_shifted_avx2(x, n, shift, x) : bp_exp_shifted_portable(x, n, shift);
+}
+double bp_exp_sum_avx2(const float *x, size_t n, float shift) {
+  return level() >= 1 ? exp_shifted_avx2(x, n, shift, NULL) : bp_exp_sum_portable(x, n, shift);
 }
 void bp_swiglu_forward_avx2(const float *g, const float *u, size_t n, float *h) {
   if (level() >= 1) swiglu_forward_avx2(g, u, n, h); else bp_swiglu_forward_portable(g, u, n, h);
@@ -243,12 +252,13 @@ static int level(void) { return 0; }
 int bp_vector_math_has_avx2(void) { return 0; }
 float bp_max_avx2(const float *x, size_t n) { return bp_max_portable(x, n); }
 double bp_exp_shifted_avx2(float *x, size_t n, float shift) { return bp_exp_shifted_portable(x, n, shift); }
+double bp_exp_sum_avx2(const float *x, size_t n, float shift) { return bp_exp_sum_portable(x, n, shift); }
 void bp_swiglu_forward_avx2(const float *g, const float *u, size_t n, float *h) { bp_swiglu_forward_portable(g, u, n, h); }
 void bp_swiglu_backward_avx2(const float *g, const float *u, const float *dh, size_t n, float *dg, float *du) {
   bp_swiglu_backward_portable(g, u, dh, n, dg, du);
 }
 #define max_avx512 bp_max_portable
-#define exp_shifted_avx512 bp_exp_shifted_portable
+#define exp_shifted_avx512 exp_shifted_portable
 #define swiglu_forward_avx512 bp_swiglu_forward_portable
 #define swiglu_backward_avx512 bp_swiglu_backward_portable
 #endif
@@ -257,7 +267,11 @@ void bp_swiglu_backward_avx2(const float *g, const float *u, const float *dh, si
 float bp_max(const float *x, size_t n) { return level() == 2 ? max_avx512(x, n) : bp_max_avx2(x, n); }
 
 double bp_exp_shifted(float *x, size_t n, float shift) {
-  return level() == 2 ? exp_shifted_avx512(x, n, shift) : bp_exp_shifted_avx2(x, n, shift);
+  return level() == 2 ? exp_shifted_avx512(x, n, shift, x) : bp_exp_shifted_avx2(x, n, shift);
+}
+
+double bp_exp_sum(const float *x, size_t n, float shift) {
+  return level() == 2 ? exp_shifted_avx512(x, n, shift, NULL) : bp_exp_sum_avx2(x, n, shift);
 }
 
 void bp_swiglu_forward(const float *g, const float *u, size_t n, float *h) {

@@ -5,9 +5,11 @@ import TensorCore
 /// Backward of the mean over `rows` predictions: ∂/∂z_t = (softmax(z_t) − onehot(y_t)) / rows.
 /// Sums run in Double: a row has V = 49,152 terms, and the NLL is the quantity the PPL test compares.
 package enum CrossEntropy {
-  /// Replaces logits [rows, V] by their softmax row by row and returns NLL per row.
+  /// Replaces logits [rows, V] by their softmax row by row and returns NLL per row. Without `probabilities` the
+  /// logits are left as they are and only the NLLs are computed (the same numbers: the sum of exponentials is
+  /// `expShifted`'s bit for bit), so a forward that needs no backward skips writing and rescaling V values per row.
   package static func forward<S: EngineScalar>(
-    logits z: UnsafeMutablePointer<S>, targets: ArraySlice<Int>, rows: Int, vocab: Int
+    logits z: UnsafeMutablePointer<S>, targets: ArraySlice<Int>, rows: Int, vocab: Int, probabilities: Bool = true
   ) -> [Double] {
     precondition(targets.count == rows, "\(targets.count) targets for \(rows) rows")
     var nll = [Double](repeating: 0, count: rows)
@@ -18,6 +20,10 @@ package enum CrossEntropy {
           let zt = z + t * vocab
           let maximum = S.maximum(zt, count: vocab)
           let targetLogit = Double(zt[targetIDs[t]])
+          if !probabilities {
+            nll[t] = Double(maximum) + Double.log(S.expSum(zt, count: vocab, shift: maximum)) - targetLogit
+            continue
+          }
           let sum = S.expShifted(zt, count: vocab, shift: maximum)
           let inverse = S(1 / sum)
           for j in 0..<vocab { zt[j] *= inverse }

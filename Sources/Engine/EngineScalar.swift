@@ -29,6 +29,8 @@ public protocol EngineScalar: BinaryFloatingPoint, Sendable where Self.RawSignif
   static func maximum(_ x: UnsafePointer<Self>, count: Int) -> Self
   /// x[i] ← e^(x[i] − shift) in place; returns the sum of the new values in Double (Float: vectorized).
   static func expShifted(_ x: UnsafeMutablePointer<Self>, count: Int, shift: Self) -> Double
+  /// `expShifted`'s sum bit for bit, x unchanged (a forward that needs only the NLL).
+  static func expSum(_ x: UnsafePointer<Self>, count: Int, shift: Self) -> Double
   /// h = silu(g) ⊙ u over `count` values (Float: vectorized).
   static func swigluForward(gate: UnsafePointer<Self>, up: UnsafePointer<Self>, count: Int, output: UnsafeMutablePointer<Self>)
   /// du = dh ⊙ silu(g), dg = dh ⊙ u ⊙ σ(1 + g(1 − σ)); `dGate` may alias `dh` (Float: vectorized).
@@ -56,6 +58,9 @@ extension Float: EngineScalar {
   }
   @inlinable public static func expShifted(_ x: UnsafeMutablePointer<Float>, count: Int, shift: Float) -> Double {
     VectorMath.expShifted(x, count: count, shift: shift)
+  }
+  @inlinable public static func expSum(_ x: UnsafePointer<Float>, count: Int, shift: Float) -> Double {
+    VectorMath.expSum(x, count: count, shift: shift)
   }
   @inlinable public static func swigluForward(
     gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int, output: UnsafeMutablePointer<Float>
@@ -94,6 +99,11 @@ extension Double: EngineScalar {
       x[j] = Glibc.exp(x[j] - shift)
       sum += x[j]
     }
+    return sum
+  }
+  public static func expSum(_ x: UnsafePointer<Double>, count: Int, shift: Double) -> Double {
+    var sum = 0.0
+    for j in 0..<count { sum += Glibc.exp(x[j] - shift) }
     return sum
   }
   public static func swigluForward(

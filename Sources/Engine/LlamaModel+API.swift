@@ -15,7 +15,7 @@ extension LlamaModel {
   @specialized(where Scalar == Double)
   public func meanNLL(tokens: [Int]) throws(EngineError) -> Double {
     try validate(tokens: tokens)
-    return runForward(tokens: tokens, keepActivations: false).meanNLL
+    return runForward(tokens: tokens, keepActivations: false, probabilities: false).meanNLL
   }
 
   /// Per-position NLL: element t − 1 is −log p(tokens[t] | tokens[..<t]), t = 1..<T.
@@ -24,7 +24,7 @@ extension LlamaModel {
   @specialized(where Scalar == Double)
   public func tokenNLL(tokens: [Int]) throws(EngineError) -> [Double] {
     try validate(tokens: tokens)
-    return runForward(tokens: tokens, keepActivations: false).nll
+    return runForward(tokens: tokens, keepActivations: false, probabilities: false).nll
   }
 
   /// Logits [T−1, V] of the next-token predictions (row t − 1 predicts tokens[t]), before softmax; for KL divergence
@@ -38,7 +38,7 @@ extension LlamaModel {
     var result: [Scalar] = []
     _ = runForward(tokens: tokens, keepActivations: false, logitsObserver: { z in
       result = Array(UnsafeBufferPointer(start: z, count: rows * vocab))
-    })
+    }, probabilities: false)
     return Matrix(rows: rows, columns: vocab, storage: result)
   }
 
@@ -99,12 +99,12 @@ extension LlamaModel {
     }
     // the observer is stored as an optional (escaping) closure but only called during this forward pass
     return withoutActuallyEscaping(body) { body in
-      runForward(tokens: tokens, keepActivations: false) { index, x, rows, columns in
+      runForward(tokens: tokens, keepActivations: false, observer: { index, x, rows, columns in
         let layer = index == self.linearLayers.count ? head : self.linearLayers[index]
         guard layers?.contains(layer.name) ?? (index < self.linearLayers.count) else { return }
         let values = Array(UnsafeBufferPointer(start: x, count: rows * columns))
         body(layer, Matrix(rows: rows, columns: columns, storage: values))
-      }.meanNLL
+      }, probabilities: false).meanNLL
     }
   }
 

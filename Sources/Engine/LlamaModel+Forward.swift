@@ -15,11 +15,14 @@ extension LlamaModel {
   ///     (blocks before it are skipped; `block == layers` runs only the final norm and the head). See
   ///     `LlamaModel+Resume.swift`.
   ///   - blockInputObserver: sees each block's residual input [T, d] (index `layers`: the final hidden state).
+  ///   - probabilities: leave the softmax in `cache.probabilities` (for a backward pass or a caller that reads
+  ///     them); without it the buffer keeps the logits and only the NLLs are formed (the same NLLs).
   /// - Complexity: O(T·P) for P parameters, plus O(T²·d) attention; every product is a GEMM.
   func runForward(
     tokens: [Int], keepActivations: Bool, perturbation: WeightPerturbation<Scalar>? = nil,
     observer: InputObserver? = nil, logitsObserver: ((UnsafePointer<Scalar>) -> Void)? = nil,
-    resume: (block: Int, state: UnsafePointer<Scalar>)? = nil, blockInputObserver: ((Int, UnsafePointer<Scalar>) -> Void)? = nil
+    resume: (block: Int, state: UnsafePointer<Scalar>)? = nil, blockInputObserver: ((Int, UnsafePointer<Scalar>) -> Void)? = nil,
+    probabilities: Bool = true
   ) -> ForwardCache<Scalar> {
     let c = configuration
     let cache: ForwardCache<Scalar>
@@ -118,7 +121,8 @@ extension LlamaModel {
     }
     logitsObserver?(cache.probabilities.constant)
     cache.nll = CrossEntropy.forward(
-      logits: cache.probabilities.pointer, targets: tokens[1...], rows: t - 1, vocab: c.vocab)
+      logits: cache.probabilities.pointer, targets: tokens[1...], rows: t - 1, vocab: c.vocab,
+      probabilities: probabilities)
     return cache
   }
 

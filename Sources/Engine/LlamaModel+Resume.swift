@@ -36,7 +36,7 @@ extension LlamaModel {
     var states = [[Scalar]](repeating: [], count: configuration.layers + 1)
     _ = runForward(tokens: tokens, keepActivations: false, blockInputObserver: { l, x in
       states[l] = Array(UnsafeBufferPointer(start: x, count: count))
-    })
+    }, probabilities: false)
     return BlockInputs(tokens: tokens, states: states)
   }
 
@@ -62,7 +62,7 @@ extension LlamaModel {
       _ = runForward(
         tokens: inputs.tokens, keepActivations: false,
         logitsObserver: { z in result = Array(UnsafeBufferPointer(start: z, count: (t - 1) * vocab)) },
-        resume: (block, state.baseAddress!))
+        resume: (block, state.baseAddress!), probabilities: false)
     }
     return Matrix(rows: t - 1, columns: vocab, storage: result)
   }

@@ -31,6 +31,16 @@ public enum VectorMath {
     }
   }
 
+  /// Σ e^(x[i] − shift) in Double, x unchanged: `expShifted`'s return value bit for bit (the same values summed in
+  /// the same order), without writing them.
+  public static func expSum(_ x: UnsafePointer<Float>, count: Int, shift: Float, path: Path = .best) -> Double {
+    switch path {
+    case .best: return bp_exp_sum(x, count, shift)
+    case .avx2: return bp_exp_sum_avx2(x, count, shift)
+    case .portable: return bp_exp_sum_portable(x, count, shift)
+    }
+  }
+
   /// h = silu(g) ⊙ u.
   public static func swigluForward(
     gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int, output: UnsafeMutablePointer<Float>,

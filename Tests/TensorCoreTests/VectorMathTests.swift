@@ -62,6 +62,22 @@ import _TestSupport
   /// The AVX2 versions give the AVX-512 ones' values bit for bit (same polynomial, same single rounding of 2ⁿ), so
   /// results do not depend on which of the two a CPU runs; sums agree to rounding (they add in another order). On a
   /// CPU without AVX-512 `.best` is the AVX2 version and this holds trivially.
+  /// The exp-sum (the forward that needs only NLLs) returns `expShifted`'s sum bit for bit on every path and every
+  /// tail length.
+  @Test(arguments: VectorMath.Path.allCases) func expSumEqualsExpShiftedSum(path: VectorMath.Path) {
+    for n in Array(1...40) + [49_152, 200_003] {
+      let xs = (0..<n).map { Float(($0 * 7919) % 1000) / 10 - 60 }
+      for shift: Float in [0, 3.5, 39.9] {
+        var shifted = xs
+        let want = shifted.withUnsafeMutableBufferPointer {
+          VectorMath.expShifted($0.baseAddress!, count: n, shift: shift, path: path)
+        }
+        let got = xs.withUnsafeBufferPointer { VectorMath.expSum($0.baseAddress!, count: n, shift: shift, path: path) }
+        #expect(got.bitPattern == want.bitPattern, "n = \(n), shift \(shift): \(got) vs \(want)")
+      }
+    }
+  }
+
   @Test func avx2EqualsBestBitForBit() {
     let n = 4099
     let x = randomFloats(n, seed: 11).map { $0 * 120 - 100 }, u = randomFloats(n, seed: 12), dh = randomFloats(n, seed: 13)

@@ -181,6 +181,8 @@ uint64_t bp_cpu_features(void);
 float bp_max(const float *x, size_t n);
 /// x[i] ← e^(x[i] − shift) in place; returns Σ x[i] (new values) accumulated in double.
 double bp_exp_shifted(float *x, size_t n, float shift);
+/// Σ e^(x[i] − shift) in double, x unchanged: bp_exp_shifted's return value bit for bit, nothing written.
+double bp_exp_sum(const float *x, size_t n, float shift);
 /// h = silu(g) ⊙ u.
 void bp_swiglu_forward(const float *g, const float *u, size_t n, float *h);
 /// du = dh ⊙ silu(g), dg = dh ⊙ u ⊙ σ(g)(1 + g(1 − σ(g))); dg may alias dh.
@@ -190,11 +192,13 @@ void bp_swiglu_backward(const float *g, const float *u, const float *dh, size_t 
 int bp_vector_math_has_avx2(void);
 float bp_max_avx2(const float *x, size_t n);
 double bp_exp_shifted_avx2(float *x, size_t n, float shift);
+double bp_exp_sum_avx2(const float *x, size_t n, float shift);
 void bp_swiglu_forward_avx2(const float *g, const float *u, size_t n, float *h);
 void bp_swiglu_backward_avx2(const float *g, const float *u, const float *dh, size_t n, float *dg, float *du);
 /// The plain C twins (libm expf), what CPUs without AVX2 run; tests compare the fast functions with them.
 float bp_max_portable(const float *x, size_t n);
 double bp_exp_shifted_portable(float *x, size_t n, float shift);
+double bp_exp_sum_portable(const float *x, size_t n, float shift);
 void bp_swiglu_forward_portable(const float *g, const float *u, size_t n, float *h);
 void bp_swiglu_backward_portable(const float *g, const float *u, const float *dh, size_t n, float *dg, float *du);
 
