@@ -10,9 +10,9 @@ import TensorCore
 /// `forward`/`backward` run on BLAS in row blocks of `blockRows`, computing only columns j < end of block, so the
 /// masked upper triangle costs ~blockRows/(2T) extra instead of 2x. The forward pass runs its (head, row block) pairs
 /// concurrently (`Parallel.forEach`), the backward pass its heads, each with single-threaded GEMMs: one block is too
-/// small to split well. In the
-/// backward pass each head accumulates its own dk_h, dv_h; a kv head's gradient is then the sum over its query
-/// heads in a fixed order, so results do not depend on scheduling. `forwardReference` is the plain triple loop.
+/// small to split well. In the backward pass each head accumulates its own dk_h, dv_h; a kv head's gradient is then
+/// the sum over its query heads in a fixed order, so results do not depend on scheduling. `forwardReference` is the
+/// plain triple loop.
 package enum CausalAttention {
   /// Row-block height: a multiple of the GEMM kernels' tile, small enough that the masked waste is ~6% at T = 512.
   package static let blockRows = 64
@@ -31,19 +31,17 @@ package enum CausalAttention {
       let (h, block) = (task % heads, blocks - 1 - task / heads)
       let g = h / group
       let (qh, kg, vg, ph) = (q + h * d, k + g * d, v + g * d, p + h * t * t)
-      do {
-        let r0 = block * blockRows
-        let r1 = min(r0 + blockRows, t), m = r1 - r0
-        // S[r0..<r1, 0..<r1] = scale · q_h[r0..<r1] k_g[0..<r1]ᵀ
-        S.gemm(
-          transposeA: false, transposeB: true, m: m, n: r1, k: d, alpha: scale, a: qh + r0 * qStride, lda: qStride,
-          b: kg, ldb: kvStride, beta: 0, c: ph + r0 * t, ldc: t)
-        for i in r0..<r1 { softmaxCausalRow(ph + i * t, visible: i + 1, written: r1) }
-        // o_h[r0..<r1] = P[r0..<r1, 0..<r1] v_g[0..<r1]
-        S.gemm(
-          transposeA: false, transposeB: false, m: m, n: d, k: r1, alpha: 1, a: ph + r0 * t, lda: t, b: vg,
-          ldb: kvStride, beta: 0, c: o + h * d + r0 * qStride, ldc: qStride)
-      }
+      let r0 = block * blockRows
+      let r1 = min(r0 + blockRows, t), m = r1 - r0
+      // S[r0..<r1, 0..<r1] = scale · q_h[r0..<r1] k_g[0..<r1]ᵀ
+      S.gemm(
+        transposeA: false, transposeB: true, m: m, n: r1, k: d, alpha: scale, a: qh + r0 * qStride, lda: qStride,
+        b: kg, ldb: kvStride, beta: 0, c: ph + r0 * t, ldc: t)
+      for i in r0..<r1 { softmaxCausalRow(ph + i * t, visible: i + 1, written: r1) }
+      // o_h[r0..<r1] = P[r0..<r1, 0..<r1] v_g[0..<r1]
+      S.gemm(
+        transposeA: false, transposeB: false, m: m, n: d, k: r1, alpha: 1, a: ph + r0 * t, lda: t, b: vg,
+        ldb: kvStride, beta: 0, c: o + h * d + r0 * qStride, ldc: qStride)
     }
   }
 
