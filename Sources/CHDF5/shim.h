@@ -27,6 +27,8 @@ static inline hid_t bitplan_H5P_FILE_CREATE(void) { return H5P_FILE_CREATE; }
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -96,13 +98,36 @@ static inline int bitplan_h5_probe(const char *path) {
   return status;
 }
 
+/// The child's data segment and private anonymous mappings in bytes (`VmData` of /proc/self/status: what it
+/// inherited from the parent), or 0 when it cannot be read.
+static inline unsigned long long bitplan_probe_data_bytes(void) {
+  int fd = open("/proc/self/status", O_RDONLY);
+  if (fd < 0) return 0;
+  char text[8192];
+  ssize_t n = read(fd, text, sizeof text - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  text[n] = 0;
+  for (char *line = text; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL)
+    if (strncmp(line, "VmData:", 7) == 0) return strtoull(line + 7, NULL, 10) * 1024;  // kB
+  return 0;
+}
+
 /// Runs `bitplan_h5_probe(path)` in a child process; one of the `BITPLAN_PROBE_` codes. `*signal_number` is the
-/// signal that ended a crashed child. Call it while no other thread is inside libhdf5.
-static inline int bitplan_h5_probe_in_child(const char *path, int timeout_ms, int *signal_number) {
+/// signal that ended a crashed child. With `memory_bytes` > 0 the child may allocate at most that much beyond what
+/// it inherited (`RLIMIT_DATA`): a damaged length field (a variable-length string claiming gigabytes) then fails
+/// the read instead of filling the machine. Call it while no other thread is inside libhdf5.
+static inline int bitplan_h5_probe_in_child(const char *path, int timeout_ms, unsigned long long memory_bytes,
+                                            int *signal_number) {
   *signal_number = 0;
   pid_t child = fork();
   if (child < 0) return BITPLAN_PROBE_NO_FORK;
   if (child == 0) {
+    if (memory_bytes > 0) {
+      const unsigned long long inherited = bitplan_probe_data_bytes();
+      struct rlimit limit = {inherited + memory_bytes, inherited + memory_bytes};
+      if (inherited > 0) setrlimit(RLIMIT_DATA, &limit);  // without /proc: unlimited, as before
+    }
     // Die quietly by the signal: no inherited crash handler (the Swift runtime's prints a backtrace), and glibc's
     // "free(): invalid size" goes nowhere. The parent reports the file in one line.
     int signals[] = {SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE, SIGTRAP, SIGSYS};

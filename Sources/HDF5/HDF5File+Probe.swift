@@ -22,12 +22,16 @@ extension HDF5File {
   /// (SIGSEGV in `memmove`, glibc's `free(): invalid size`) or walk a cycle of addresses forever. The child runs
   /// only C (`bitplan_h5_probe_in_child` in `CHDF5/shim.h`): it forks holding the global lock, so no other thread
   /// of ours is inside the library, opens the file, visits every link, reads each attribute and dataset whole
-  /// (at most 1 GiB each) and exits; the parent kills it after `timeoutSeconds`.
+  /// (at most 1 GiB each) and exits; the parent kills it after `timeoutSeconds`. With `memoryBytes` the child may
+  /// allocate at most that much (`RLIMIT_DATA` above what it inherited): a damaged length field, such as a
+  /// variable-length string that claims gigabytes, then fails the read (`.failed`) instead of taking the machine's
+  /// memory, here and in the reader that would have trusted it.
   /// - Complexity: one extra read of the file, plus a `fork` (a few ms for a small process).
-  public static func probe(_ path: String, timeoutSeconds: Double = 10) -> ProbeResult {
+  public static func probe(_ path: String, timeoutSeconds: Double = 10, memoryBytes: Int? = nil) -> ProbeResult {
     var signal: Int32 = 0
+    let limit = UInt64(max(0, memoryBytes ?? 0))
     let code = H5.lockedQuietly(returning: {
-      path.withCString { bitplan_h5_probe_in_child($0, Int32(max(1, timeoutSeconds * 1000)), &signal) }
+      path.withCString { bitplan_h5_probe_in_child($0, Int32(max(1, timeoutSeconds * 1000)), limit, &signal) }
     })
     switch Int(code) {
     case Int(BITPLAN_PROBE_OK): return .readable

@@ -35,6 +35,12 @@ extension GGUFFile {
     guard let eps = try float("llama.attention.layer_norm_rms_epsilon") else {
       throw ModelIOError(.badConfig, "metadata 'llama.attention.layer_norm_rms_epsilon' is missing", path: path)
     }
+    let theta = try float("llama.rope.freq_base") ?? 10000
+    if !(theta > 0) || !(eps > 0) || !theta.isFinite || !eps.isFinite {
+      throw ModelIOError(
+        .badConfig, "metadata 'llama.rope.freq_base' \(theta) and 'llama.attention.layer_norm_rms_epsilon' \(eps) "
+          + "must be positive and finite", path: path)
+    }
     var vocab = try int("llama.vocab_size")
     if vocab == nil { vocab = try stringArray("tokenizer.ggml.tokens")?.count }
     guard let vocab, vocab > 0 else {
@@ -43,7 +49,7 @@ extension GGUFFile {
     return LlamaConfig(
       hiddenSize: hidden, intermediateSize: try required("feed_forward_length"), layerCount: try required("block_count"),
       headCount: heads, kvHeadCount: kvHeads, headDim: headDim, vocabSize: vocab, rmsNormEpsilon: eps,
-      ropeTheta: try float("llama.rope.freq_base") ?? 10000, tieWordEmbeddings: info(named: "output.weight") == nil,
+      ropeTheta: theta, tieWordEmbeddings: info(named: "output.weight") == nil,
       maxPositionEmbeddings: try int("llama.context_length") ?? 0,
       bosTokenId: try int("tokenizer.ggml.bos_token_id"), eosTokenId: try int("tokenizer.ggml.eos_token_id"))
   }

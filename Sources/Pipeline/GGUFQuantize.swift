@@ -94,7 +94,9 @@ public enum GGUFQuantize {
     let start = Date()
     try FileChecks.check(
       inputs: [InputPath(option: "MODEL", path: model, allowsFolder: true), InputPath(option: "PLAN.json", path: planPath)]
-        + (importanceMatrix.map { [InputPath(option: "--imatrix", path: $0)] } ?? []),
+        + (importanceMatrix.map { [InputPath(option: "--imatrix", path: $0)] } ?? [])
+        // the text only where it exists: a run's recorded path may be gone, and is read only for GPTQ layers
+        + (calibrationText.flatMap { FileManager.default.fileExists(atPath: $0) ? [InputPath(option: "the calibration text", path: $0)] : nil } ?? []),
       outputs: [OutputPath(option: "-o", path: output)])
     var isFolder: ObjCBool = false
     if FileManager.default.fileExists(atPath: model, isDirectory: &isFolder), isFolder.boolValue {

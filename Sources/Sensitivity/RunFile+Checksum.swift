@@ -20,9 +20,10 @@ import TensorCore
 /// | 48..<512 | zero (checked too, so that every byte of the file is covered) |
 ///
 /// Files written before the check existed start with the HDF5 signature at byte 0 (no user block). They are still
-/// read, so that existing runs (such as `reports/smollm2-run.h5`) keep working, but first through
-/// `HDF5File.probe` — every object read in a child process with a timeout — so a damaged old file is refused
-/// with an error instead of crashing or hanging this process. Anything else at byte 0 is refused.
+/// read, so that existing runs (such as `reports/smollm2-run.h5`) keep working. Either kind then goes through
+/// `HDF5File.probe` — every object read in a child process with a timeout and a memory limit — so that a damaged
+/// old file, or a crafted one whose checksum was recomputed, is refused with an error instead of crashing,
+/// hanging or exhausting the memory of this process. Anything else at byte 0 is refused.
 extension RunFile {
   /// Bytes reserved at the start of the file for the header.
   static let userBlockSize = 512
@@ -97,7 +98,36 @@ extension RunFile {
     if Array(head[16..<48]) != digest || head[48...].contains(where: { $0 != 0 }) {
       throw SensitivityError(.badRunFile, "damaged (checksum mismatch)", path: path)
     }
+    // The checksum proves the bytes are what was sealed, not that a bitplan sealed them: anyone can recompute it
+    // over a crafted file. So a sealed file is read in a child process too before this process parses it.
+    try probe(path, length: Int(sealedLength), what: "a file whose checksum matches but")
     return .sealed
+  }
+
+  /// Memory the checking subprocess may allocate for a file of `length` bytes: every dataset and attribute read
+  /// whole (the run file stores no compressed data), with room for libhdf5's own structures.
+  static func probeMemoryBytes(length: Int) -> Int { (256 << 20) + 4 * max(0, length) }
+
+  /// `HDF5File.probe` of the file, mapped to `.badRunFile` errors that say what the file is (`what`, completed by
+  /// "whose objects libhdf5 cannot read" and the like).
+  private static func probe(_ path: String, length: Int, what: String) throws(SensitivityError) {
+    switch HDF5File.probe(path, timeoutSeconds: probeTimeoutSeconds, memoryBytes: probeMemoryBytes(length: length)) {
+    case .readable, .notChecked:
+      return
+    case .failed:
+      throw SensitivityError(
+        .badRunFile,
+        "damaged (\(what) whose objects libhdf5 cannot read within \(probeMemoryBytes(length: length) >> 20) MiB)",
+        path: path)
+    case .crashed(let signal):
+      throw SensitivityError(
+        .badRunFile, "damaged (\(what) that crashes libhdf5 with signal \(signal) in a checking subprocess)", path: path)
+    case .timedOut:
+      throw SensitivityError(
+        .badRunFile,
+        "damaged (\(what) on which libhdf5 was still busy after \(Int(probeTimeoutSeconds)) s in a checking subprocess)",
+        path: path)
+    }
   }
 
   /// The file's length and the SHA-256 of its bytes from `userBlockSize` on, read in 1 MiB chunks.
@@ -114,20 +144,8 @@ extension RunFile {
 
   /// An old file without a checksum: read whole by libhdf5 in a child process first.
   private static func probeLegacy(_ path: String) throws(SensitivityError) -> Integrity {
-    let what = "damaged (a file without a checksum, written by an older bitplan"
-    switch HDF5File.probe(path, timeoutSeconds: probeTimeoutSeconds) {
-    case .readable, .notChecked:
-      return .legacy
-    case .failed:
-      throw SensitivityError(.badRunFile, "\(what), whose objects libhdf5 cannot read)", path: path)
-    case .crashed(let signal):
-      throw SensitivityError(
-        .badRunFile, "\(what), that crashes libhdf5 with signal \(signal) in a checking subprocess)", path: path)
-    case .timedOut:
-      throw SensitivityError(
-        .badRunFile,
-        "\(what), on which libhdf5 was still busy after \(Int(probeTimeoutSeconds)) s in a checking subprocess)",
-        path: path)
-    }
+    let length = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+    try probe(path, length: length, what: "a file without a checksum, written by an older bitplan,")
+    return .legacy
   }
 }

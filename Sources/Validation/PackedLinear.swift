@@ -57,7 +57,7 @@ public final class PackedLinear: LinearOperator, @unchecked Sendable {
     do {
       gemm = try PackedGEMM(tensor, activations: activations == .int8 ? .int8 : .float, scratch: scratch)
     } catch {
-      throw PlanValidationError(.noPackedKernel, "\(error)")
+      throw PlanValidationError(.noPackedKernel, (error as? QuantizationError)?.message ?? "\(error)")
     }
   }
 

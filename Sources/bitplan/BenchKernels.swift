@@ -23,10 +23,10 @@ struct BenchKernels: ParsableCommand {
   @Option(help: "Comma-separated formats of the T-token GEMM rows (gemm-q8act beside the per-token GEMV loop, the float path and fp32 BLAS sgemm at [576→1536], [1536→576], [576→49152]; about 8 s per format). Default: none, or q4_0,q4_1,q8_0 with --gemm-only.")
   var gemmFormats: String?
 
-  @Option(help: "Tokens per GEMM (the prompt window).")
+  @Option(help: "Tokens per GEMM (the prompt window; 1...8192).")
   var tokens: Int = 512
 
-  @Option(help: "Threads of the GEMM rows.")
+  @Option(help: "Threads of the GEMM rows (1...256).")
   var gemmThreads: Int = 2
 
   @Flag(help: "Only the GEMM rows (skip the per-format GEMV table).")
@@ -48,7 +48,12 @@ struct BenchKernels: ParsableCommand {
     if let gemmFormats {
       do { _ = try QuantFormat.parseList(gemmFormats) } catch { throw ValidationError("--gemm-formats '\(gemmFormats)': \(error)") }
     }
-    guard tokens >= 1, gemmThreads >= 1 else { throw ValidationError("--tokens and --gemm-threads must be at least 1") }
+    // [T, 49152] Float outputs and as many inputs: 8192 tokens take about 1.7 GB, more would be a request for
+    // memory rather than a prompt window
+    guard (1...8192).contains(tokens) else { throw ValidationError("--tokens must be in 1...8192, got \(tokens)") }
+    guard (1...256).contains(gemmThreads) else {
+      throw ValidationError("--gemm-threads must be in 1...256, got \(gemmThreads)")
+    }
   }
 
   func run() throws {

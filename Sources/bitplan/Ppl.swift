@@ -1,6 +1,7 @@
 import ArgumentParser
 import Engine
 import Foundation
+import ModelIO
 import Pipeline
 import Quantization
 import TensorCore
@@ -55,6 +56,12 @@ struct Ppl: ParsableCommand {
     let window = try TokenWindow.make(
       text: text, tokenizer: loaded.tokenizer, count: tokens, source: "--text '\(self.text)'")
     let nll = try loaded.model.meanNLL(tokens: window)
+    guard nll.isFinite else {
+      // a perplexity of NaN or infinity is no answer: the weights (or a plan's packed ones) hold NaN or ±∞
+      throw ModelIOError(
+        .badValue, "the forward pass gave a mean NLL of \(nll): the weights\(plan == nil ? "" : " or the plan's packed layers") "
+          + "hold NaN or infinite values", path: model)
+    }
     let seconds = Date().timeIntervalSince(start)
     if json {
       try printJSON(PplReport(model: model, text: self.text, tokens: window.count, meanNLL: nll, perplexity: exp(nll), elapsedSeconds: seconds))

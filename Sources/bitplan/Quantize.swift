@@ -53,6 +53,15 @@ struct Quantize: ParsableCommand {
     let started = Date()
     let summary: QuantizeSummary
     do {
+      // Every input before anything is read: -o must name none of them (the run file and the calibration text
+      // included, which GGUFQuantize sees only as a text path).
+      var inputs = [
+        InputPath(option: "MODEL", path: model, allowsFolder: true), InputPath(option: "PLAN.json", path: plan),
+      ]
+      if let runFile { inputs.append(InputPath(option: "--run", path: runFile)) }
+      if let calib { inputs.append(InputPath(option: "--calib", path: calib)) }
+      if let imatrix { inputs.append(InputPath(option: "--imatrix", path: imatrix)) }
+      try FileChecks.check(inputs: inputs, outputs: [OutputPath(option: "-o", path: output)])
       let run = try runFile.map { try RunStore.read($0) }
       let recorded = run.map(\.provenance.calibrationPath).flatMap { $0.isEmpty ? nil : $0 }
       summary = try GGUFQuantize.run(

@@ -98,7 +98,10 @@ struct Validate: ParsableCommand {
     if baselines == "none" || baselines.isEmpty { return [] }
     return try baselines.split(separator: ",").map { name in
       guard let kind = Baselines.Kind(rawValue: String(name)) else {
-        throw ValidationError("--baselines: unknown '\(name)'; expected uniform, q4km, edges or none")
+        throw ValidationError(
+          name == "none"
+            ? "--baselines: 'none' stands alone; give it by itself, or a comma list of uniform, q4km and edges"
+            : "--baselines: unknown '\(name.prefix(64))'; expected a comma list of uniform, q4km and edges, or none")
       }
       return kind
     }

@@ -28,4 +28,16 @@ import Testing
     #expect(HDF5File.probe(file.path) == .failed)
     #expect(HDF5File.probe(file.path + ".missing") == .failed)
   }
+
+  /// With a memory limit the child refuses what it cannot read within it (a damaged length field claiming
+  /// gigabytes looks the same to it), and reads the same file when the limit leaves room.
+  @Test func probeHonoursItsMemoryLimit() throws {
+    let file = TemporaryFile("probe-memory.h5")
+    defer { file.remove() }
+    let values = [Double](repeating: 0.25, count: 8 << 20)  // one 64 MiB dataset
+    try HDF5File.withFile(file.path, mode: .create) { f in try f.write(values, shape: [values.count], to: "/x") }
+    #expect(HDF5File.probe(file.path, memoryBytes: 16 << 20) == .failed)
+    #expect(HDF5File.probe(file.path, memoryBytes: 256 << 20) == .readable)
+    #expect(HDF5File.probe(file.path) == .readable)
+  }
 }
