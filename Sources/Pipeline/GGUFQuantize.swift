@@ -232,6 +232,14 @@ public enum GGUFQuantize {
       }
       switch method {
       case "rtn", "imatrix": continue
+      case "gptq" where name == "model.embed_tokens":
+        // GPTQ fits a linear layer to its inputs; a lookup table has none. --quantizer gptq means the linear
+        // layers (the table keeps ggml's encoder, as llama-quantize's); a plan that names GPTQ for it is wrong.
+        guard quantizer == nil else { continue }
+        throw PlanValidationError(
+          .badSettings,
+          "'\(path)': model.embed_tokens is quantized by gptq, but GPTQ needs a linear layer's inputs and a token "
+            + "embedding has none; give it rtn or imatrix")
       case "gptq": if GPTQ.supports(.ggml(types[name]!.type)) { out.append(name) }
       default:
         throw PlanValidationError(
