@@ -34,6 +34,10 @@ public struct AllocationError: Error, CustomStringConvertible, Sendable, Equatab
     case frontierTooLarge
     /// A PROBLEM.json that is malformed or of another version.
     case badProblemFile
+    /// A PLAN.json that is malformed, of another version, or inconsistent in itself (a negative byte count, a total
+    /// that is not the sum of its layers, a layer listed twice, bits or a group size its format contradicts, an
+    /// unknown target or quantizer).
+    case badPlanFile
     /// A score built on statistics too noisy to rank layers (Hessian traces within two standard errors of zero).
     case noisyScore
   }

@@ -39,8 +39,8 @@ public struct PlanDocument: Sendable, Equatable, Codable {
     }
   }
 
-  /// `1`.
-  public var formatVersion = 1
+  /// `supportedFormatVersion` (1); `decode(_:source:)` refuses any other.
+  public var formatVersion = PlanDocument.supportedFormatVersion
   /// Model name, or null.
   public var model: String?
   /// SHA-256 of the model file, or null.

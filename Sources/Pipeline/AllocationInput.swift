@@ -185,7 +185,18 @@ public enum AllocationInput {
     } catch {
       throw AllocationError(error.code, "\(path): \(error.message)")
     }
-    return try file.problem(score: score)
+    let problem = try file.problem(score: score)
+    // Details that contradict a format of the grammar would make a plan that every command refuses to read.
+    for (l, layer) in problem.layers.enumerated() {
+      for (o, option) in layer.options.enumerated() {
+        guard let format = QuantFormat(option.format),
+          let contradiction = PlanFile.contradiction(
+            format, bits: option.bits, groupSize: option.groupSize, symmetric: option.symmetric)
+        else { continue }
+        throw AllocationError(.badProblemFile, "\(path): layers[\(l)].candidates[\(o)].\(contradiction)")
+      }
+    }
+    return problem
   }
 
   /// The problem in `path`, scored by `score`; see `load(from:score:allowNoisyScores:usesTraceSensitivity:)`.

@@ -135,7 +135,11 @@ public struct ScaleTuningSummary: Sendable, Equatable, Codable {
 
 /// VALIDATION.json: the plan and its baselines scored on the same windows (Documentation/RunFormat.md).
 public struct ValidationReport: Sendable, Equatable, Codable {
-  public var formatVersion = 1
+  /// The `format_version` this build writes and reads; `bitplan report` refuses any other.
+  public static let supportedFormatVersion = 1
+
+  /// `supportedFormatVersion`.
+  public var formatVersion = ValidationReport.supportedFormatVersion
   public var model: String
   public var modelSHA256: String
   public var plan: String

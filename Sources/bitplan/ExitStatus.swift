@@ -19,7 +19,8 @@ enum ExitStatus: Int32, CaseIterable {
   /// another output, a budget below every plan, a score refused as too noisy, more tokens than the model has
   /// positions.
   case usage = 64
-  /// An input file whose content is wrong: a malformed or inconsistent model, run, problem file, config or text.
+  /// An input file whose content is wrong: a malformed or inconsistent model, run, problem file, plan, config or
+  /// text.
   case dataError = 65
   /// An input file that is missing, unreadable, or a folder or device where a file is needed.
   case noInput = 66
@@ -56,7 +57,7 @@ enum ExitStatus: Int32, CaseIterable {
       return e.code == .tooManyTokens ? .usage : .resources
     case let e as AllocationError:
       switch e.code {
-      case .badProblemFile, .emptyProblem, .noCandidates, .duplicate, .badNumber, .missingStatistics: return .dataError
+      case .badProblemFile, .badPlanFile, .emptyProblem, .noCandidates, .duplicate, .badNumber, .missingStatistics: return .dataError
       case .frontierTooLarge: return .resources
       default: return .usage
       }

@@ -53,8 +53,9 @@ enum Report {
   ///   - plan, validation: files to use; nil takes the run file's `/plan/document` and `/validation/document`
   ///     (else its `/validation` table), or renders the section saying which command fills it.
   /// - Throws: `FileCheckError` for a missing input or an output folder that is a file, an input, or cannot be
-  ///   created; `SensitivityError` for a bad run file; `CommandError` for a bad or mismatched plan or validation.
-  ///   Nothing is written then.
+  ///   created; `SensitivityError` for a bad run file; `AllocationError.badPlanFile` for a malformed or inconsistent
+  ///   plan (`PlanFile.decode`, file or recorded); `CommandError` for a mismatched plan, or a validation that is
+  ///   malformed, of an unknown `format_version` or mismatched. Nothing is written then.
   @discardableResult
   static func write(run: String, plan: String?, validation: String?, directory: String) throws -> [String] {
     var inputs = [InputPath(option: "RUN.h5", path: run)]
@@ -69,7 +70,7 @@ enum Report {
       planDocument = try PlanFile.read(plan, option: "--plan")
       planSource = .file(plan)
     } else if let data = stored.plan {
-      planDocument = try decode(PlanDocument.self, data, what: "/plan/document", run: run)
+      planDocument = try PlanFile.decode(data, source: "RUN.h5 '\(run)': '/plan/document'")
       planSource = .runFile
     }
     var report: ValidationReport?
@@ -78,11 +79,14 @@ enum Report {
       guard let data = FileManager.default.contents(atPath: validation) else {
         throw FileCheckError(.missingInput, option: "--validation", path: validation, "cannot be read")
       }
+      let source = "--validation '\(validation)'"
+      try checkVersion(of: data, source: source)
       do { report = try JSONDecoder().decode(ValidationReport.self, from: data) } catch {
-        throw CommandError("--validation '\(validation)': not a VALIDATION.json from bitplan validate (\(describe(error)))", status: .dataError)
+        throw CommandError("\(source): not a VALIDATION.json from bitplan validate (\(describe(error)))", status: .dataError)
       }
       validationSource = .file(validation)
     } else if let data = stored.validation {
+      try checkVersion(of: data, source: "RUN.h5 '\(run)': '/validation/document'")
       report = try decode(ValidationReport.self, data, what: "/validation/document", run: run)
       validationSource = .runFile
     }
@@ -207,6 +211,21 @@ enum Report {
   static func decode<T: Decodable>(_ type: T.Type, _ data: Data, what: String, run: String) throws -> T {
     do { return try JSONDecoder().decode(T.self, from: data) } catch {
       throw CommandError("RUN.h5 '\(run)': '\(what)' is not valid (\(describe(error)))", status: .dataError)
+    }
+  }
+
+  /// Refuses a VALIDATION.json of a `format_version` this build does not read (checked before the rest, which a
+  /// newer version may lay out differently), as a run file of another version is refused.
+  /// - Throws: `CommandError` with exit status 65 naming `source` and the version.
+  static func checkVersion(of data: Data, source: String) throws {
+    struct VersionProbe: Decodable {
+      var format_version: Int?
+    }
+    let supported = ValidationReport.supportedFormatVersion
+    if let version = (try? JSONDecoder().decode(VersionProbe.self, from: data))?.format_version, version != supported {
+      throw CommandError(
+        "\(source): format_version \(version) is not supported (this build reads VALIDATION.json version \(supported))",
+        status: .dataError)
     }
   }
 

@@ -214,6 +214,71 @@ import _TestSupport
     #expect(byDefault.status == 0 && byDefault.stderr.contains("refused on this run unless --allow-noisy-scores"), "\(byDefault.stderr)")
   }
 
+  /// A damaged PLAN.json is bad input data (65) in every command that reads one: malformed, of an unknown version,
+  /// with an unknown target or quantizer, inconsistent in itself (bits against the format, negative bytes, a total
+  /// that is not the sum, a layer listed twice). One line names the file, the key and the value, shortened to 64
+  /// characters; nothing is written. A VALIDATION.json of an unknown version is refused the same way.
+  @Test func damagedPlansAreBadInputDataInEveryCommand() throws {
+    let w = try Workspace()
+    let good = """
+      {"format_version": 1, "model": "tiny", "model_sha256": null, "budget_bytes": 100, "total_bytes": 100,
+       "bits_per_weight": 8, "solver": "exact", "score": "fisher_diag", "predicted_loss_delta": 0, "target": "any",
+       "layers": {"model.layers.0.mlp.down_proj": {"format": "int8", "bits": 8, "group_size": null, "symmetric": true,
+         "bytes": 100, "predicted_loss_delta": 0, "quantizer": "rtn"}}}
+      """
+    try good.write(toFile: w.root + "/good.json", atomically: false, encoding: .utf8)
+    let exported = try BitplanProcess.run(["export", w.root + "/good.json", "--format", "json"])
+    try #require(exported.status == 0, "the undamaged plan exports: \(exported.stderr)")
+    func damage(_ old: String, _ new: String) -> String {
+      let text = good.replacingOccurrences(of: old, with: new)
+      #expect(text != good, "\(old)")
+      return text
+    }
+    let layer = "layers['model.layers.0.mlp.down_proj']"
+    let huge = String(repeating: "q", count: 10_000_000)
+    let cases: [(text: String, message: String)] = [
+      ("", "not valid JSON"),
+      (String(good.prefix(good.count / 2)), "not valid JSON"),
+      ("plan", "not valid JSON"),
+      (damage("\"bytes\": 100,", "\"bytes\": \"100\","), "\(layer).bytes: Expected to decode Int"),
+      (damage("\"format_version\": 1", "\"format_version\": 2"), "format_version 2 is not supported (this build reads 1)"),
+      (damage("\"target\": \"any\"", "\"target\": \"bogus\""), "target 'bogus' is not a runtime this build knows (any, llama-cpp"),
+      (damage("\"quantizer\": \"rtn\"", "\"quantizer\": \"bogus\""), "\(layer).quantizer 'bogus' is not a quantizer this build knows (rtn, gptq"),
+      (damage("\"bits\": 8,", "\"bits\": 2,"), "\(layer).bits 2 contradicts its format int8 (8 bits)"),
+      (damage("\"bytes\": 100,", "\"bytes\": -5,"), "\(layer).bytes -5 is negative"),
+      (damage("\"group_size\": null", "\"group_size\": -64"), "\(layer).group_size -64 is not a positive group size"),
+      (damage("\"budget_bytes\": 100", "\"budget_bytes\": -1"), "budget_bytes -1 is negative"),
+      (damage("\"total_bytes\": 100", "\"total_bytes\": 99"), "total_bytes 99 is not the sum of the layers' bytes (100)"),
+      (damage("\"layers\": {", "\"layers\": {\"model.layers.0.mlp.down_proj\": {\"format\": \"int4\", \"bytes\": 0, \"predicted_loss_delta\": 0},"),
+       "layers has the key 'model.layers.0.mlp.down_proj' twice"),
+      (damage("\"format\": \"int8\"", "\"format\": \"\(huge)\""), "\(layer).format '\(huge.prefix(64))…' is not a format name"),
+    ]
+    let run = BitplanProcess.repositoryRoot.path + "/reports/smollm2-run.h5"
+    let commands = [
+      ["export", "{}/p.json", "--format", "json", "-o", "{}/out.json"],
+      ["validate", "{}/tiny-llama", "{}/p.json", "--eval", "{}/calib.txt", "--tokens", "32", "-o", "{}/v.json"],
+      ["quantize", "{}/tiny-llama.gguf", "{}/p.json", "-o", "{}/q.gguf"],
+      ["ppl", "{}/tiny-llama.gguf", "--text", "{}/calib.txt", "--tokens", "16", "--plan", "{}/p.json"],
+      ["report", run, "--plan", "{}/p.json", "-o", "{}/report"],
+    ]
+    for (text, message) in cases {
+      try text.write(toFile: w.root + "/p.json", atomically: false, encoding: .utf8)
+      for command in commands {
+        try expectRefused(w, command, status: 65, mention: "'{}/p.json': \(message)")
+      }
+    }
+    let r = try BitplanProcess.run(["export", w.root + "/p.json", "--format", "json"])
+    #expect(r.status == 65 && r.stderr.utf8.count < 400, "the 10 MB name is not echoed: \(r.stderr.utf8.count) bytes")
+
+    let validation = try String(
+      contentsOfFile: BitplanProcess.repositoryRoot.path + "/reports/smollm2-validation.json", encoding: .utf8)
+    try validation.replacingOccurrences(of: "\"format_version\" : 1,", with: "\"format_version\" : 99,")
+      .write(toFile: w.root + "/v99.json", atomically: false, encoding: .utf8)
+    try expectRefused(
+      w, ["report", run, "--validation", "{}/v99.json", "-o", "{}/report"], status: 65,
+      mention: "--validation '{}/v99.json': format_version 99 is not supported")
+  }
+
   /// The exit statuses are documented in `--help`.
   @Test func exitStatusesAreDocumented() throws {
     let r = try BitplanProcess.run(["--help"])
