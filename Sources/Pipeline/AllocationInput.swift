@@ -94,10 +94,16 @@ public enum AllocationInput {
             + "standard errors of zero; measure with more --probes, choose another --score (fisher_diag, "
             + "output_error), or pass --allow-noisy-scores")
       }
-      var columns = try run.problemColumns(score: chosen)
+      var columns = try naming(path) { try run.problemColumns(score: chosen) }
       if let target {
         columns = try restrict(columns, of: run, to: target, path: path)
       } else {
+        guard Target(rawValue: run.provenance.target) != nil else {
+          throw AllocationError(
+            .badProblemFile,
+            "'\(path)': the run's target '\(run.provenance.target.prefix(64))' is not a runtime this build knows "
+              + "(\(Target.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
         planTarget = run.provenance.target
       }
       let layers = columns.map { column in
@@ -112,6 +118,27 @@ public enum AllocationInput {
       }
       problem = AllocationProblem(
         layers: layers, score: chosen, model: nil, modelSHA256: run.provenance.modelSHA256)
+      // A run whose checksum matches can still be crafted: its layer and candidate names are checked here, where
+      // the error can name the file (later checks of the problem cannot).
+      do { try problem.validate() } catch {
+        throw AllocationError(error.code, "'\(path)': \(error.message)")
+      }
+      if QuantizerChoice(run.provenance.quantizer) == nil {
+        throw AllocationError(
+          .badProblemFile,
+          "'\(path)': the run's quantizer '\(run.provenance.quantizer.prefix(64))' is not one this build knows "
+            + "(\(QuantizerChoice.names))")
+      }
+      for layer in problem.layers {
+        for option in layer.options {
+          if let q = option.quantizer, !q.isEmpty, QuantizerMethod(rawValue: q) == nil {
+            throw AllocationError(
+              .badProblemFile,
+              "'\(path)': layer '\(layer.name.prefix(64))' in \(option.format.prefix(64)): quantizer '\(q.prefix(64))' is "
+                + "not one this build knows (\(QuantizerMethod.allCases.map(\.rawValue).joined(separator: ", ")))")
+          }
+        }
+      }
     case .json:
       if let target {
         throw InputError(
@@ -135,6 +162,13 @@ public enum AllocationInput {
     return Loaded(
       problem: problem, noisyTraceLayers: noisy, layerCount: layerCount, negativeLossesClamped: clamped,
       scoreUsesHessian: usesHessian, target: planTarget)
+  }
+
+  /// `body()`, with a `SensitivityError` that names no file given `path`.
+  static func naming<T>(_ path: String, _ body: () throws -> T) throws -> T {
+    do { return try body() } catch let error as SensitivityError where error.path == nil {
+      throw SensitivityError(error.code, error.message, path: path)
+    }
   }
 
   /// `columns` (one per layer of `run`, in order) less the candidates `target` cannot store for the layer's shape,

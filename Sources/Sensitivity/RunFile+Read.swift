@@ -23,6 +23,10 @@ extension RunFile {
         }
         let candidateNames = try f.readStrings("/candidates/name").values
         let bpw = try vector(f, "/candidates/bits_per_weight", candidateNames.count, path)
+        if let i = bpw.firstIndex(where: { !($0 > 0 && $0 <= 64) }) {
+          throw SensitivityError(
+            .badRunFile, "'/candidates/bits_per_weight' element \(i) is \(bpw[i]), outside (0, 64]", path: path)
+        }
         let candidates = zip(candidateNames, bpw).map { MeasuredRun.Candidate(name: $0, bitsPerWeight: $1) }
         let c = candidates.count
         var run = MeasuredRun(provenance: provenance, layers: layers, candidates: candidates)
@@ -57,6 +61,10 @@ extension RunFile {
         run.outputError = rows(try grid(f, "/error/output", l, c, path), columns: c)
         let bytes = try integers(f, "/bytes", [l, c], path)
         try inRange(bytes.map { Int64($0) }, -1...maximumLayerBytes, "/bytes", path)
+        if let i = bytes.firstIndex(of: 0) {
+          // -1 marks a candidate the layer was not offered; a stored layer takes at least a byte
+          throw SensitivityError(.badRunFile, "'/bytes' element \(i) is 0: no format stores a layer in no bytes", path: path)
+        }
         run.bytes = rows(bytes, columns: c)
         let methods = try f.readStrings("/calibration/method")
         try expect(methods.shape == [l, c], "/calibration/method", methods.shape, path)
