@@ -112,6 +112,18 @@ public enum Preflight {
     return 4 * tables + 32 * largest
   }
 
+  /// Opens the model at `path` (headers only), checks its config against its tensors, and every window a command
+  /// will run against its context length, each named by the option that set it (`--tokens`, `--eval-tokens`): for a
+  /// command of several stages (`run`), before the first starts.
+  /// - Returns: the checked config.
+  /// - Throws: `ModelIOError` for a bad model, `.tooManyTokens` naming the first option over the context length.
+  @discardableResult
+  public static func checkTokens(model path: String, _ windows: [(option: String, tokens: Int)]) throws -> LlamaConfig {
+    let config = try ModelFile(path: path).llamaConfig()
+    for window in windows { try checkTokens(window.tokens, config: config, option: window.option, path: path) }
+    return config
+  }
+
   /// `tokens` must not exceed the model's context length (when the file states one).
   /// - Throws: `.tooManyTokens` naming both figures.
   public static func checkTokens(_ tokens: Int, config: LlamaConfig, option: String, path: String? = nil)

@@ -7,9 +7,10 @@ import TensorCore
 /// The library side of `bitplan run` (measure → allocate → validate → report → export): the state file that makes
 /// it resumable, the candidates of a measurement shared by several targets, and the allocation of one target.
 public enum RunPipeline {
-  /// `DIR/run-state.json`: the arguments a run directory was made with and the stages finished so far, each with
-  /// the files it wrote (relative to the directory) and its time. Written atomically after every stage, so a
-  /// killed run resumes after the last stage recorded here; a stage is done again when one of its files is gone.
+  /// `DIR/run-state.json`: the arguments a run directory was made with, the stages finished so far (each with the
+  /// files it wrote, relative to the directory, and its time) and the size and SHA-256 of every such file as last
+  /// written. Written atomically after every stage, so a killed run resumes after the last stage recorded here;
+  /// `verify(directory:)` does a stage again (and every stage after it) when one of its files is gone or changed.
   public struct State: Codable, Equatable, Sendable {
     /// One finished stage.
     public struct Stage: Codable, Equatable, Sendable {
@@ -33,10 +34,14 @@ public enum RunPipeline {
     public var arguments: [String: String]
     /// Stages finished, in order.
     public var stages: [Stage] = []
+    /// Every file the finished stages wrote, as last written (the run file is rewritten by the allocate and validate
+    /// stages too), by its path relative to the directory; nil in a state written before these were recorded, whose
+    /// files `verify(directory:)` checks by reading them instead.
+    public var files: [String: FileRecord]?
 
     enum CodingKeys: String, CodingKey {
       case formatVersion = "format_version"
-      case arguments, stages
+      case arguments, stages, files
     }
 
     public init(arguments: [String: String]) { self.arguments = arguments }
@@ -71,18 +76,24 @@ public enum RunPipeline {
       }
     }
 
-    /// The finished stage `name` whose files all exist in `directory`, or nil.
-    public func finished(_ name: String, in directory: String) -> Stage? {
-      guard let stage = stages.first(where: { $0.name == name }) else { return nil }
-      let exist = stage.outputs.allSatisfy { FileManager.default.fileExists(atPath: directory + "/" + $0) }
-      return exist ? stage : nil
+    /// The finished stage `name`, or nil. Call `verify(directory:)` first: it drops the stages whose files are
+    /// not what they wrote.
+    public func finished(_ name: String) -> Stage? {
+      stages.first(where: { $0.name == name })
     }
 
     /// Records `stage` as finished, dropping the stages recorded after an earlier copy of it (they used its old
-    /// outputs and are done again).
-    public mutating func finish(_ stage: Stage) {
+    /// outputs and are done again), and the size and SHA-256 of its outputs and of `alsoRewritten` (files of
+    /// earlier stages it rewrote: the run file) as they are now in `directory`.
+    /// - Throws: `FileCheckError.writeFailed` naming a file that cannot be read back.
+    public mutating func finish(_ stage: Stage, alsoRewritten: [String] = [], in directory: String) throws {
       if let i = stages.firstIndex(where: { $0.name == stage.name }) { stages.removeSubrange(i...) }
       stages.append(stage)
+      var records = (files ?? [:]).filter { name, _ in stages.contains { $0.outputs.contains(name) } }
+      for name in stage.outputs + alsoRewritten {
+        records[name] = try FileRecord(path: directory + "/" + name)
+      }
+      files = records
     }
   }
 

@@ -74,8 +74,13 @@ struct Run: ParsableCommand {
 
   func validate() throws {
     guard (budget == nil) != (bpw == nil) else { throw ValidationError("give exactly one of --budget and --bpw") }
-    if let budget { _ = try Budget.parse(budget) }
-    if let bpw { _ = try Budget.bitsPerWeight(bpw) }
+    // A usage error here (64), before any stage runs, as allocate gives for the same values.
+    if let budget {
+      do { _ = try Budget.parse(budget) } catch { throw ValidationError("--budget: \(error.message)") }
+    }
+    if let bpw {
+      do { _ = try Budget.bitsPerWeight(bpw) } catch { throw ValidationError("--bpw: \(error.message)") }
+    }
     _ = try targets
     if let candidates {
       do { _ = try QuantFormat.parseList(candidates) } catch { throw ValidationError("--candidates '\(candidates)': \(error)") }
@@ -125,6 +130,8 @@ struct Run: ParsableCommand {
           "-o '\(directory)' holds a run made with other arguments (\(differences.joined(separator: "; "))); use a new -o DIR, or --restart to start it again")
       }
       state = old
+      // Every file of a finished stage must be what that stage wrote; the first that is not is done again.
+      if let redo = try state.verify(directory: directory) { printToStandardError("bitplan run: \(redo)") }
     } else if let entries = try? FileManager.default.contentsOfDirectory(atPath: directory), !entries.isEmpty {
       // Without a state file, only a measurement cut short by a kill (run.h5.partial and its side files) is resumed.
       if entries.contains(where: { !$0.hasPrefix("run.h5.partial") }) {
@@ -157,13 +164,13 @@ struct Run: ParsableCommand {
         }
       }
       let planPath = targetDirectory + "plan.json", validationPath = targetDirectory + "VALIDATION.json"
-      try stage("allocate \(t.rawValue)", &state, display, directory) {
+      try stage("allocate \(t.rawValue)", &state, display, directory, rewritesRun: true) {
         let planned = try RunPipeline.allocate(runPath: runPath, budget: budget, bpw: bpw, target: t)
         try FileChecks.write(planned.document, to: planPath, option: "-o")
         try RunStore.recordPlan(RunPlanRecord(plan: planned.plan, document: planned.document, target: planned.target), to: runPath)
         return [folder + "plan.json"]
       }
-      try stage("validate \(t.rawValue)", &state, display, directory) {
+      try stage("validate \(t.rawValue)", &state, display, directory, rewritesRun: true) {
         var settings = ValidateSettings(model: model, plan: planPath, evalText: eval)
         settings.run = runPath
         settings.tokens = evalTokens
@@ -198,14 +205,16 @@ struct Run: ParsableCommand {
 
   // MARK: - Stages
 
-  /// Runs `body` unless the state records `name` as finished with its files present; records it afterwards. With
-  /// the hidden `BITPLAN_RUN_KILL_AFTER=<stage>` the process kills itself (SIGKILL) right after recording that
-  /// stage, as a kill at that moment would (for the resume tests).
+  /// Runs `body` unless the state records `name` as finished (`State.verify` has dropped the stages whose files
+  /// changed); records it afterwards with the size and SHA-256 of its files, and of run.h5 when it `rewritesRun`
+  /// (allocate and validate store the plan and the validation there). With the hidden
+  /// `BITPLAN_RUN_KILL_AFTER=<stage>` the process kills itself (SIGKILL) right after recording that stage, as a
+  /// kill at that moment would (for the resume tests).
   private func stage(
     _ name: String, _ state: inout RunPipeline.State, _ display: RunDisplay, _ directory: String,
-    _ body: () throws -> [String]
+    rewritesRun: Bool = false, _ body: () throws -> [String]
   ) throws {
-    if state.finished(name, in: directory) != nil {
+    if state.finished(name) != nil {
       display.skipped(name)
       return
     }
@@ -213,7 +222,8 @@ struct Run: ParsableCommand {
     display.update(stage: name, done: 0, total: 1, final: false)
     let outputs = try body()
     let seconds = Date().timeIntervalSince(start)
-    state.finish(.init(name: name, outputs: outputs, seconds: seconds))
+    try state.finish(
+      .init(name: name, outputs: outputs, seconds: seconds), alsoRewritten: rewritesRun ? ["run.h5"] : [], in: directory)
     try state.write(directory: directory)
     display.update(stage: name, done: 1, total: 1, final: true)
     if ProcessInfo.processInfo.environment["BITPLAN_RUN_KILL_AFTER"] == name { kill(getpid(), SIGKILL) }
@@ -313,8 +323,9 @@ struct Run: ParsableCommand {
     for name in Set(names) { unlink(directory + "/" + name) }
   }
 
-  /// Every input must exist and be a file (the model may be a folder), the texts must be readable UTF-8, and -o must
-  /// be a directory or absent: before anything is created.
+  /// Every input must exist and be a file (the model may be a folder), the texts must be readable UTF-8, -o must be a
+  /// directory or absent, and the model's config must hold every window (--tokens, --eval-tokens): before anything
+  /// is created.
   private func checkInputs(directory: String) throws {
     try FileChecks.check(
       inputs: [
@@ -327,7 +338,7 @@ struct Run: ParsableCommand {
     if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), !isDirectory.boolValue {
       throw CommandError("-o '\(directory)': not a directory; bitplan run writes a directory of files")
     }
-    _ = try ModelFile(path: model)
+    try Preflight.checkTokens(model: model, [("--tokens", tokens), ("--eval-tokens", evalTokens)])
   }
 
   private func relative(_ path: String, to directory: String) -> String {
@@ -357,7 +368,11 @@ struct Run: ParsableCommand {
       guard let data = FileManager.default.contents(atPath: path) else {
         throw CommandError("'\(path)' cannot be read", status: .ioError)
       }
-      let report = try JSONDecoder().decode(ValidationReport.self, from: data)
+      let report: ValidationReport
+      do { report = try JSONDecoder().decode(ValidationReport.self, from: data) } catch {
+        throw CommandError(
+          "'\(path)' is not a VALIDATION.json from bitplan validate (\(Report.describe(error)))", status: .dataError)
+      }
       let models = report.models.map {
         Model(name: $0.name, bytes: $0.bytes, bitsPerWeight: $0.bitsPerWeight, kld: $0.kld.value, kldLow: $0.kld.low, kldHigh: $0.kld.high)
       }

@@ -130,6 +130,28 @@ import _TestSupport
     try expectRefused(w, ["tiny-model", "{}/fifo"], status: 73, mention: "not a folder")
   }
 
+  /// `run` checks its budget and every window against the model before any stage: usage errors (64) naming the
+  /// option the user gave, and no run directory created.
+  @Test func runChecksBudgetsAndWindowsBeforeAnyStage() throws {
+    let w = try Workspace()
+    func run(tokens: String = "64", evalTokens: String = "64", _ budget: [String]) -> [String] {
+      ["run", "{}/tiny-llama.gguf", "--calib", "{}/calib.txt", "--eval", "{}/calib.txt", "--tokens", tokens,
+       "--hvp-tokens", "32", "--probes", "2", "--eval-tokens", evalTokens, "--windows", "2", "--no-cache", "-o", "{}/out"]
+        + budget
+    }
+    for bpw in ["0", "NaN", "-1", "inf"] {
+      try expectRefused(w, run(["--bpw", bpw]), status: 64, mention: "--bpw: bits per weight '\(bpw)' is not a positive number")
+    }
+    for budget in ["1e30", "-5", "20000000TB"] {
+      try expectRefused(w, run(["--budget", budget]), status: 64, mention: "--budget: cannot read budget '\(budget)'")
+    }
+    try expectRefused(
+      w, run(evalTokens: "100000", ["--bpw", "5"]), status: 64,
+      mention: "--eval-tokens 100000 exceeds the model's context length of 512 positions")
+    try expectRefused(
+      w, run(tokens: "600", ["--bpw", "5"]), status: 64, mention: "--tokens 600 exceeds the model's context length of 512 positions")
+  }
+
   /// `-o` through a symbolic link to a regular file: the file it names is replaced, the link kept (as allocate does).
   @Test func anOutputLinkIsKeptAndItsFileReplaced() throws {
     let w = try Workspace()

@@ -153,6 +153,79 @@ import _TestSupport
     #expect(FileManager.default.fileExists(atPath: whole + "/plan.json"), "one target: its files in DIR itself")
   }
 
+  /// Resuming checks every finished stage's files against the size and SHA-256 recorded when it wrote them: a
+  /// changed or missing file has its stage (and every later one) done again, with one line saying why; a folder or
+  /// a link in place of a file is refused (65, one line naming it, nothing touched). A state file from before the
+  /// records falls back to reading the files.
+  @Test func resumeRedoesTheStagesWhoseFilesChanged() throws {
+    let folder = try BitplanProcess.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let dir = folder.path + "/r"
+    let args = Self.arguments(dir, target: "any")
+    let first = try Self.run(args, folder)
+    try #require(first.status == 0, "\(first.stderr)")
+    func bytes(_ name: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: dir + "/" + name)) }
+    func write(_ text: String, _ name: String) throws { try Data(text.utf8).write(to: URL(fileURLWithPath: dir + "/" + name)) }
+    let plan = try bytes("plan.json"), validation = try Self.validation(dir + "/VALIDATION.json")
+
+    // Each damage, then the same command: the line that says why, the stage and the later ones done again.
+    let cases: [(damage: () throws -> Void, line: String, skipped: [String])] = [
+      ({ try write("{\n", "plan.json") }, "bitplan run: plan.json changed since it was written (2 bytes, \(plan.count) when written): allocating again, then the 3 stages after it", ["measure"]),
+      ({ try write("[\n", "VALIDATION.json") }, "bitplan run: VALIDATION.json changed since it was written (2 bytes, ", ["measure", "allocate any"]),
+      ({ try FileManager.default.removeItem(atPath: dir + "/report.md") }, "bitplan run: report.md is missing: writing the report again, then the 1 stage after it", ["measure", "allocate any", "validate any"]),
+      ({ try FileHandle(forWritingAtPath: dir + "/run.h5")!.truncate(atOffset: 1000) }, "bitplan run: run.h5 changed since it was written (1000 bytes, ", []),
+    ]
+    for (damage, line, skipped) in cases {
+      try damage()
+      let r = try Self.run(args, folder)
+      #expect(r.status == 0, "\(line): \(r.stderr)")
+      #expect(r.stderr.contains(line), "\(r.stderr)")
+      for stage in ["measure", "allocate any", "validate any", "report any", "export any"] {
+        #expect(r.stderr.contains("\(stage): done earlier, skipped") == skipped.contains(stage), "\(line): \(stage): \(r.stderr)")
+      }
+      #expect(try bytes("plan.json") == plan, "\(line): the plan as first written")
+      #expect(try Self.validation(dir + "/VALIDATION.json") == validation, "\(line)")
+      #expect(Self.files(dir) == ["VALIDATION.json", "plan-tensors.json", "plan.json", "report.html", "report.md", "run-state.json", "run.h5", "summary.txt"])
+    }
+    let again = try Self.run(args, folder)
+    #expect(again.status == 0 && again.stderr.components(separatedBy: "done earlier, skipped").count == 6, "\(again.stderr)")
+
+    // Not a file where a stage wrote one: refused before any work, nothing changed (the model behind the link too).
+    func expectRefused(_ name: String, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+      let state = try bytes("run-state.json"), model = try Self.sha256(Self.model)
+      let r = try Self.run(args, folder)
+      #expect(r.status == 65, "\(r.stderr)", sourceLocation: sourceLocation)
+      #expect(r.stderr.split(separator: "\n").count == 1 && r.stderr.hasPrefix("Error: '\(dir)/\(name)' is \(what), not the file an earlier bitplan run wrote there"), "\(r.stderr)", sourceLocation: sourceLocation)
+      let (stateAfter, modelAfter) = (try bytes("run-state.json"), try Self.sha256(Self.model))
+      #expect(r.stdout.isEmpty && stateAfter == state && modelAfter == model, sourceLocation: sourceLocation)
+    }
+    try FileManager.default.removeItem(atPath: dir + "/report.md")
+    try FileManager.default.createDirectory(atPath: dir + "/report.md", withIntermediateDirectories: false)
+    try expectRefused("report.md", "a folder")
+    #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/report.md").isEmpty)
+    try FileManager.default.removeItem(atPath: dir + "/report.md")
+    let saved = folder.path + "/run.h5.saved"
+    try FileManager.default.moveItem(atPath: dir + "/run.h5", toPath: saved)
+    try FileManager.default.createSymbolicLink(atPath: dir + "/run.h5", withDestinationPath: Self.model)
+    try expectRefused("run.h5", "a symbolic link")
+    #expect(try FileManager.default.destinationOfSymbolicLink(atPath: dir + "/run.h5") == Self.model)
+    try FileManager.default.removeItem(atPath: dir + "/run.h5")
+    try FileManager.default.moveItem(atPath: saved, toPath: dir + "/run.h5")
+    let restored = try Self.run(args, folder)
+    #expect(restored.status == 0 && restored.stderr.contains("report.md is missing: writing the report again"), "\(restored.stderr)")
+
+    // A state file without the records (an older bitplan): the files are read; a damaged one is done again.
+    let stateFile = dir + "/run-state.json"
+    var object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: stateFile))) as! [String: Any]
+    object["files"] = nil
+    try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: stateFile))
+    try write("[", "VALIDATION.json")
+    let legacy = try Self.run(args, folder)
+    #expect(legacy.status == 0 && legacy.stderr.contains("bitplan run: VALIDATION.json is not valid ("), "\(legacy.stderr)")
+    #expect(legacy.stderr.contains("validating again, then the 2 stages after it") && legacy.stdout.contains("plan KLD"), "\(legacy.stderr)")
+    #expect(try Self.validation(dir + "/VALIDATION.json") == validation)
+  }
+
   @Test func badInputsAreOneLineErrorsAndWriteNothing() throws {
     let folder = try BitplanProcess.temporaryDirectory()
     defer { try? FileManager.default.removeItem(at: folder) }

@@ -30,6 +30,19 @@ import _TestSupport
     #expect(error.message == "--tokens 600 exceeds the model's context length of 512 positions; use at most 512")
   }
 
+  /// A command of several stages (`run`) checks every window before the first stage, naming the option that set it.
+  @Test func everyWindowIsCheckedNamingItsOption() throws {
+    for path in [Self.tiny, Self.tiny + ".gguf"] {
+      let config = try Preflight.checkTokens(model: path, [("--tokens", 512), ("--eval-tokens", 64)])
+      #expect(config.maxPositionEmbeddings == 512)
+      let error = try #require(throws: ResourceError.self) {
+        try Preflight.checkTokens(model: path, [("--tokens", 64), ("--eval-tokens", 100_000)])
+      }
+      #expect(error.code == .tooManyTokens && error.path == path)
+      #expect(error.message == "--eval-tokens 100000 exceeds the model's context length of 512 positions; use at most 512")
+    }
+  }
+
   /// The estimate against what we measured on SmolLM2-135M (134.5M weights): `bench engine` peaked at 2.0 GiB
   /// after a 512-token forward + backward, `measure --probes 4` at 3.55 GiB with the defaults and 1.96 GiB with
   /// `--no-hessian-diagonal`; a perplexity window of 512 needs the two weight copies and one block's activations.
