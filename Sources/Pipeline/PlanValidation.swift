@@ -88,6 +88,7 @@ public enum PlanValidation {
         .modelMismatch,
         "--run '\(path)' was measured on the model with sha256 \(run.provenance.modelSHA256.prefix(12))…, this model's is \(modelSHA.prefix(12))…")
     }
+    if let run, let path = s.run { try checkPlanCameFrom(run, path: path, plan: plan, planPath: s.plan) }
     let text = try TokenWindow.readText(s.evalText, option: "--eval")
     let textSHA = SHA256.hexDigest(Array(text.utf8))
     let windows = try EvaluationWindows(
@@ -396,6 +397,31 @@ public enum PlanValidation {
   /// VALIDATION.json bytes written) as `/validation/document`, and the SHA-256 of the plan file validated as its
   /// `plan_sha256`, so that a report can tell whether it ran the plan the run file holds (`/plan`).
   /// - Throws: `FileCheckError` when the plan cannot be read, `SensitivityError` for the run file.
+  /// Refuses a `--run` the plan cannot have been allocated from: a planned layer the run did not measure, or a format
+  /// the run did not offer that layer. The validation is stored in the run and read beside its plan, so a plan of
+  /// another run (of the same model) would be reported against the wrong measurements.
+  /// - Throws: `PlanValidationError.badSettings` naming both files, the layer and the format.
+  static func checkPlanCameFrom(
+    _ run: MeasuredRun, path: String, plan: PlanDocument, planPath: String
+  ) throws(PlanValidationError) {
+    let index = Dictionary(run.layers.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
+    for (name, layer) in plan.layers.sorted(by: { $0.key < $1.key }) {
+      guard let l = index[name] else {
+        throw PlanValidationError(
+          .badSettings,
+          "'\(planPath)' plans \(PlanDocument.excerpt(name)), which --run '\(path)' did not measure: the plan comes from "
+            + "another run; give that run, or none")
+      }
+      let offered = run.candidates.indices.contains { run.candidates[$0].name == layer.format && run.bytes[l][$0] >= 0 }
+      guard offered else {
+        throw PlanValidationError(
+          .badSettings,
+          "'\(planPath)' gives \(name) \(PlanDocument.excerpt(layer.format)), which --run '\(path)' did not offer it: "
+            + "the plan comes from another run; give that run, or none")
+      }
+    }
+  }
+
   public static func store(_ report: ValidationReport, document: Data, planPath: String, in runPath: String) throws {
     guard let plan = FileManager.default.contents(atPath: planPath) else {
       throw FileCheckError(.missingInput, option: "PLAN.json", path: planPath, "cannot be read")

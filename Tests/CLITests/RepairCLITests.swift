@@ -119,7 +119,8 @@ import _TestSupport
     let plan = folder.path + "/OTHER.json"
     try ValidateCLITests.writePlan(plan, format: "int3-g32")
     let r = try Self.validate(folder, plan: plan, ["--run", run, "--repair", "2"])
-    #expect(r.status != 0 && r.stderr.contains("--repair") && r.stderr.contains("int3-g32") && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+    // refused before any work by validate's check that the plan comes from the --run it is stored in
+    #expect(r.status != 0 && r.stderr.contains("--run") && r.stderr.contains("int3-g32") && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
     #expect(!FileManager.default.fileExists(atPath: folder.path + "/V.json"))
   }
 }
