@@ -32,19 +32,9 @@ extension RunPipeline {
 
     /// The record of the file at `path`, or nil when it cannot be opened or read.
     static func read(_ path: String) -> FileRecord? {
-      guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
-      defer { try? handle.close() }
-      var hash = SHA256()
-      var bytes = 0
-      do {
-        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
-          hash.update(chunk)
-          bytes += chunk.count
-        }
-      } catch {
-        return nil
-      }
-      return FileRecord(bytes: bytes, sha256: hash.hexDigest())
+      var st = stat()
+      guard stat(path, &st) == 0, let digest = try? SHA256.hexDigest(fileAt: path) else { return nil }
+      return FileRecord(bytes: Int(st.st_size), sha256: digest)
     }
   }
 
