@@ -128,7 +128,8 @@ public struct GGUFRewriter: Sendable {
   /// - Parameters:
   ///   - option: the option that named `path`, for messages.
   ///   - progress: called after each tensor with (tensors done, tensor count, the tensor's name).
-  /// - Throws: `.io` (the temporary file removed, `path` untouched); the errors of `GGMLRequantize`.
+  /// - Throws: `.cannotCreate` or `.writeFailed` (the temporary file removed, `path` untouched); the errors of
+  ///   `GGMLRequantize`.
   public func write(
     to path: String, option: String = "-o", progress: (Int, Int, String) -> Void = { _, _, _ in }
   ) throws(ModelIOError) {
@@ -137,7 +138,7 @@ public struct GGUFRewriter: Sendable {
     let target = FileChecks.resolvedTarget(path)
     let tmp: String, fd: Int32
     do { (tmp, fd) = try FileChecks.createTemporary(beside: target, option: option, path: path) } catch {
-      throw ModelIOError(.io, error.message, path: path)
+      throw ModelIOError(error.code == .writeFailed ? .writeFailed : .cannotCreate, error.message, path: path)
     }
     var closed = false
     func abandon() {
@@ -146,12 +147,12 @@ public struct GGUFRewriter: Sendable {
     }
     func put(_ bytes: UnsafeRawBufferPointer, _ what: String) throws(ModelIOError) {
       guard writeAll(fd, bytes) else {
-        throw ModelIOError(.io, "writing \(what): \(String(cString: strerror(errno)))", path: path)
+        throw ModelIOError(.writeFailed, "writing \(what): \(String(cString: strerror(errno)))", path: path)
       }
     }
     func put(_ bytes: [UInt8], _ what: String) throws(ModelIOError) {
       guard bytes.withUnsafeBytes({ writeAll(fd, $0) }) else {
-        throw ModelIOError(.io, "writing \(what): \(String(cString: strerror(errno)))", path: path)
+        throw ModelIOError(.writeFailed, "writing \(what): \(String(cString: strerror(errno)))", path: path)
       }
     }
     do throws(ModelIOError) {
@@ -177,14 +178,14 @@ public struct GGUFRewriter: Sendable {
       throw error.at(path)
     }
     guard fsync(fd) == 0 else {
-      let e = ModelIOError(.io, "fsync failed: \(String(cString: strerror(errno)))", path: path)
+      let e = ModelIOError(.writeFailed, "fsync failed: \(String(cString: strerror(errno)))", path: path)
       abandon()
       throw e
     }
     closed = true
-    guard close(fd) == 0 else { unlink(tmp); throw ModelIOError(.io, "close failed", path: path) }
+    guard close(fd) == 0 else { unlink(tmp); throw ModelIOError(.writeFailed, "close failed", path: path) }
     do { try FileChecks.replace(target, with: tmp, option: option, path: path) } catch {
-      throw ModelIOError(.io, error.message, path: path)
+      throw ModelIOError(error.code == .cannotCreate ? .cannotCreate : .writeFailed, error.message, path: path)
     }
   }
 }

@@ -156,15 +156,15 @@ public struct GGUFWriter: Sendable {
   }
 
   /// Writes the file to `path + ".tmp-<pid>"`, flushes it, and renames it over `path`, so readers never see a
-  /// partial file. - Throws: `.io`, with the temporary file removed.
+  /// partial file. - Throws: `.cannotCreate` or `.writeFailed`, with the temporary file removed.
   public func write(to path: String) throws(ModelIOError) {
     let target = FileChecks.resolvedTarget(path)
     let tmp: String, fd: Int32
     do { (tmp, fd) = try FileChecks.createTemporary(beside: target, option: "-o", path: path) } catch {
-      throw ModelIOError(.io, error.message, path: path)
+      throw ModelIOError(error.code == .writeFailed ? .writeFailed : .cannotCreate, error.message, path: path)
     }
     func fail(_ what: String) -> ModelIOError {
-      let e = ModelIOError(.io, "\(what): \(String(cString: strerror(errno)))", path: path)
+      let e = ModelIOError(.writeFailed, "\(what): \(String(cString: strerror(errno)))", path: path)
       close(fd)
       unlink(tmp)
       return e
@@ -177,9 +177,9 @@ public struct GGUFWriter: Sendable {
       }
     }
     guard fsync(fd) == 0 else { throw fail("fsync failed") }
-    guard close(fd) == 0 else { unlink(tmp); throw ModelIOError(.io, "close failed", path: path) }
+    guard close(fd) == 0 else { unlink(tmp); throw ModelIOError(.writeFailed, "close failed", path: path) }
     do { try FileChecks.replace(target, with: tmp, option: "-o", path: path) } catch {
-      throw ModelIOError(.io, error.message, path: path)
+      throw ModelIOError(error.code == .cannotCreate ? .cannotCreate : .writeFailed, error.message, path: path)
     }
   }
 

@@ -41,6 +41,10 @@ public struct ModelIOError: Error, CustomStringConvertible, Sendable, Equatable 
     case badTokenizer
     /// A stored number the format does not allow (a non-finite or negative importance, an impossible count).
     case badValue
+    /// An output file could not be created where it was asked for (a folder, a device, a missing folder).
+    case cannotCreate
+    /// Writing an output failed part-way (a full disk); the temporary file is removed and the target left as it was.
+    case writeFailed
   }
 
   public var code: Code

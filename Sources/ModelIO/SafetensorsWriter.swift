@@ -95,7 +95,7 @@ public enum SafetensorsWriter {
   /// nothing: `FileChecks.write`), so that readers see either the old file or the whole new one.
   static func writeAtomically(_ bytes: [UInt8], to path: String) throws(ModelIOError) {
     do { try FileChecks.write(bytes, to: path) } catch {
-      throw ModelIOError(.io, error.message, path: path)
+      throw ModelIOError(error.code == .writeFailed ? .writeFailed : .cannotCreate, error.message, path: path)
     }
   }
 }

@@ -160,7 +160,7 @@ extension ReportData {
   /// The model's name: the file name of the model the validation or plan names, else its sha256's first digits.
   public var modelName: String {
     for path in [validation?.modelPath, plan?.model] {
-      if let path, !path.isEmpty { return (path as NSString).lastPathComponent }
+      if let path, !path.isEmpty { return path.split(separator: "/").last.map(String.init) ?? path }
     }
     return "model \(run.provenance.modelSHA256.prefix(12))"
   }

@@ -1,3 +1,4 @@
+import Foundation
 import HDF5
 
 /// How far a partial run got; stored as attributes of `/progress` in `RUN.h5.partial` only. Probes done and audit
@@ -66,11 +67,16 @@ enum RunFile {
         }
       }
     } catch let error as HDF5Error {
+      unlink(path)  // a temporary (RunStore renames it into place): nothing half-written stays behind
       throw SensitivityError.wrapping(error, path: path)
     } catch {
+      unlink(path)
       throw SensitivityError(.io, "\(error)", path: path)
     }
-    try seal(path)
+    do { try seal(path) } catch {
+      unlink(path)
+      throw error
+    }
   }
 
   /// `/hessian/input_diagonal`: every layer's `inputSquareMeans` concatenated in layer order (`columns` values each,

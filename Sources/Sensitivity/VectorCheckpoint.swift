@@ -39,11 +39,23 @@ enum VectorCheckpoint {
       }
       try handle.write(contentsOf: words([hash]))
     } catch let error as SensitivityError {
+      unlink(temporary)
       throw error
     } catch {
-      throw SensitivityError(.io, "cannot write '\(temporary)': \(error)")
+      unlink(temporary)  // a full disk stays full with a half-written checkpoint beside the run
+      throw SensitivityError(.io, "cannot write '\(temporary)': \(Self.reason(error))")
     }
     try rename(temporary, to: target)
+  }
+
+  /// The operating system's words for a failed write (`No space left on device`), not Foundation's wrapper.
+  static func reason(_ error: Error) -> String {
+    let ns = error as NSError
+    if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+      return String(cString: strerror(Int32(underlying.code)))
+    }
+    if ns.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(ns.code))) }
+    return ns.localizedDescription
   }
 
   /// Reads generation `generation` of `name`, which must hold `count` values.
@@ -113,7 +125,9 @@ enum VectorCheckpoint {
       let header = magic + [UInt64(generation), UInt64(count)].flatMap { v in withUnsafeBytes(of: v.littleEndian) { Array($0) } }
       // (a failing initializer of a class runs `deinit`, which closes the descriptor)
       if ftruncate(descriptor, off_t(32 + 8 * count)) != 0 || !Self.put(descriptor, header, at: 0) {
-        throw SensitivityError(.io, "cannot write '\(temporary)': errno \(errno)")
+        let reason = String(cString: strerror(errno))
+        unlink(temporary)
+        throw SensitivityError(.io, "cannot write '\(temporary)': \(reason)")
       }
     }
 
@@ -123,17 +137,23 @@ enum VectorCheckpoint {
     func write(_ values: UnsafeBufferPointer<Double>, at offset: Int) throws(SensitivityError) {
       precondition(offset >= 0 && offset + values.count <= count, "block \(offset)+\(values.count) outside \(count)")
       guard Writer.put(descriptor, UnsafeRawBufferPointer(values), at: 24 + 8 * offset) else {
-        throw SensitivityError(.io, "cannot write '\(temporary)': errno \(errno)")
+        let reason = String(cString: strerror(errno))
+        unlink(temporary)
+        throw SensitivityError(.io, "cannot write '\(temporary)': \(reason)")
       }
     }
 
     /// Checksums the values in order, writes the checksum and renames the file into place.
     func finish() throws(SensitivityError) {
       guard let hash = VectorCheckpoint.checksum(descriptor, count: count) else {
-        throw SensitivityError(.io, "cannot read back '\(temporary)': errno \(errno)")
+        let reason = String(cString: strerror(errno))
+        unlink(temporary)
+        throw SensitivityError(.io, "cannot read back '\(temporary)': \(reason)")
       }
       guard Writer.put(descriptor, withUnsafeBytes(of: hash.littleEndian) { Array($0) }, at: 24 + 8 * count) else {
-        throw SensitivityError(.io, "cannot write '\(temporary)': errno \(errno)")
+        let reason = String(cString: strerror(errno))
+        unlink(temporary)
+        throw SensitivityError(.io, "cannot write '\(temporary)': \(reason)")
       }
       try rename(temporary, to: target)
     }

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 #if canImport(Glibc)
@@ -181,7 +182,7 @@ public enum FileChecks {
       if kind != S_IFREG { throw refuse("is \(describe(kind)), not a regular file; refusing to replace it") }
     }
     let target = resolvedTarget(path)
-    let folder = (target as NSString).deletingLastPathComponent
+    let folder = split(target).folder
     var st = stat()
     guard stat(folder.isEmpty ? "." : folder, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
       throw refuse("its folder '\(folder)' does not exist")
@@ -194,13 +195,25 @@ public enum FileChecks {
 
   /// The absolute path that writing `path` replaces: symbolic links resolved (the link itself is kept and the file
   /// it names is replaced), the folder made absolute.
+  /// `path` split at its last `/` into the folder and the name: `("x", "a")` for `x/a`, `("", "a")` for `a`,
+  /// `("/", "a")` for `/a`; trailing slashes are dropped first. What `NSString`'s `deletingLastPathComponent` and
+  /// `lastPathComponent` give, without them: Foundation on Linux (Swift 6.3) traps on a one-character path such as
+  /// `a` (SIGILL in `String._startOfLastPathComponent`), which `-o a` reached.
+  public static func split(_ path: String) -> (folder: String, name: String) {
+    var p = Substring(path)
+    while p.count > 1 && p.hasSuffix("/") { p = p.dropLast() }
+    guard let slash = p.lastIndex(of: "/") else { return ("", String(p)) }
+    let name = String(p[p.index(after: slash)...])
+    if name.isEmpty { return ("/", "/") }
+    return (slash == p.startIndex ? "/" : String(p[..<slash]), name)
+  }
+
   public static func resolvedTarget(_ path: String) -> String {
     if let real = realpath(path, nil) {
       defer { free(real) }
       return String(cString: real)
     }
-    let folder = (path as NSString).deletingLastPathComponent
-    let name = (path as NSString).lastPathComponent
+    let (folder, name) = split(path)
     if let real = realpath(folder.isEmpty ? "." : folder, nil) {
       defer { free(real) }
       let base = String(cString: real)
@@ -234,12 +247,15 @@ public enum FileChecks {
   public static func createTemporary(beside target: String, option: String, path: String) throws(FileCheckError)
     -> (path: String, descriptor: Int32)
   {
-    let folder = (target as NSString).deletingLastPathComponent
-    let name = (target as NSString).lastPathComponent
+    let (folder, name) = split(target)
+    removeAbandonedTemporaries(in: folder, of: name)
     for attempt in 0..<100 {
       let candidate = (folder.isEmpty ? "" : folder + "/") + ".\(name).\(getpid())-\(attempt).tmp"
       let fd = open(candidate, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-      if fd >= 0 { return (candidate, fd) }
+      if fd >= 0 {
+        bp_temporary_register(candidate)  // removed if SIGINT/SIGTERM/SIGHUP ends the command before the rename
+        return (candidate, fd)
+      }
       if errno != EEXIST {
         throw FileCheckError(
           .cannotCreate, option: option, path: path,
@@ -247,6 +263,29 @@ public enum FileChecks {
       }
     }
     throw FileCheckError(.cannotCreate, option: option, path: path, "cannot find a free temporary name in '\(folder)'")
+  }
+
+  /// Makes SIGINT, SIGTERM and SIGHUP (those not ignored) remove the temporaries `createTemporary` made and no
+  /// rename has taken yet, then end the process by the same signal (CKernels' `temporaries.c`). Call once, early.
+  public static func removeTemporariesOnInterrupt() { bp_temporaries_install_handlers() }
+
+  /// Removes the temporaries `createTemporary` made for `name` in `folder` (`.NAME.PID-N.tmp`) whose process no
+  /// longer exists: a command killed while writing (SIGKILL, which no handler sees; `bp_temporaries_install_handlers` covers SIGINT,
+  /// SIGTERM and SIGHUP) left
+  /// them, hidden, beside the target, and the next write of the same target is the first to know.
+  static func removeAbandonedTemporaries(in folder: String, of name: String) {
+    let directory = folder.isEmpty ? "." : folder
+    guard let entries = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+    let prefix = "." + name + "."
+    for entry in entries where entry.hasPrefix(prefix) && entry.hasSuffix(".tmp") {
+      let middle = entry.dropFirst(prefix.count).dropLast(4)  // "PID-N"
+      let parts = middle.split(separator: "-")
+      guard parts.count == 2, let pid = Int32(parts[0]), Int(parts[1]) != nil, pid > 0, pid != getpid() else { continue }
+      guard kill(pid, 0) != 0 && errno == ESRCH else { continue }  // still running (or not ours to ask): keep it
+      let path = directory + "/" + entry
+      var st = stat()
+      if lstat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG { unlink(path) }
+    }
   }
 
   /// Renames `temporary` over `target` when `target` is a regular file or absent, checked right before the rename;
@@ -261,6 +300,7 @@ public enum FileChecks {
         .cannotCreate, option: option, path: path ?? target,
         "is \(describe(st.st_mode & S_IFMT)), not a regular file; refusing to replace it")
     }
+    defer { bp_temporary_forget(temporary) }
     if rename(temporary, target) != 0 {
       let reason = String(cString: strerror(errno))
       unlink(temporary)

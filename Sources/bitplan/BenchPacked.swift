@@ -77,7 +77,7 @@ struct BenchPacked: ParsableCommand {
     print("base resident size of this process before loading: \(BenchEngine.fixed(Double(baseline) / 1_048_576, 1)) MiB")
     print("prompt evaluation, \(tokens) tokens, \(threads) threads (best of \(repeats)); seeded random ids, so NLL is not a quality figure")
     for r in rows {
-      var line = "\((r["model"] as! String as NSString).lastPathComponent)  \(r["weights"] as! String): "
+      var line = "\(FileChecks.split(r["model"] as! String).name)  \(r["weights"] as! String): "
         + "\(BenchEngine.fixed(r["tokens_per_s"] as! Double, 1)) tok/s (\(BenchEngine.fixed(r["seconds"] as! Double, 3)) s)"
       if let resident = r["resident_bytes"] as? Int, let before = r["resident_before_forward_bytes"] as? Int,
         let packed = r["packed_bytes"] as? Int

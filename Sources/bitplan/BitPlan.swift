@@ -22,6 +22,8 @@ struct BitPlanCommand: ParsableCommand {
   /// command, with every error mapped to its exit status (`ExitStatus.swift`).
   static func main() {
     BLASKernels.relaunchWithBestKernelsIfNeeded()
+    // an interrupted command removes the temporaries of the outputs it was writing (FileChecks registers them)
+    FileChecks.removeTemporariesOnInterrupt()
     runMappingErrors()
   }
 }

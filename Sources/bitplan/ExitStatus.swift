@@ -52,7 +52,12 @@ enum ExitStatus: Int32, CaseIterable {
       case .writeFailed: return .ioError
       }
     case let e as ModelIOError:
-      return e.code == .io ? .noInput : .dataError
+      switch e.code {
+      case .io: return .noInput
+      case .cannotCreate: return .cannotCreate
+      case .writeFailed: return .ioError
+      default: return .dataError
+      }
     case let e as ResourceError:
       return e.code == .tooManyTokens ? .usage : .resources
     case let e as AllocationError:
@@ -112,7 +117,7 @@ extension BitPlanCommand {
       if let status = ExitStatus.of(error) {
         let text = "\(error)".replacingOccurrences(of: "\n", with: " ")
         FileHandle.standardError.write(Data("Error: \(text)\n".utf8))
-        Foundation.exit(status.rawValue)
+        exitAfterError(status.rawValue)
       }
       // ArgumentParser's own errors: help and --version print as usual; a usage error is one line too (the
       // usage screen is one `--help` away), with ArgumentParser's status (64 for every parse or validation error).
@@ -123,7 +128,16 @@ extension BitPlanCommand {
       if code == .failure && !(error is ExitCode) { code = ExitCode(ExitStatus.software.rawValue) }
       let text = message(for: error).replacingOccurrences(of: "\n", with: " ")
       FileHandle.standardError.write(Data("Error: \(text)\n".utf8))
-      Foundation.exit(code.rawValue)
+      exitAfterError(code.rawValue)
     }
+  }
+
+  /// Ends the process after an error without running `atexit` handlers: libhdf5's shutdown closes what it still
+  /// holds open, and after a write that failed part-way (a full disk during `H5Fclose`) it dereferenced a freed
+  /// pointer there (SIGSEGV, after the one-line error). Our outputs are temporaries renamed into place, so nothing of
+  /// ours waits for those handlers; C's buffered stdout is flushed first.
+  static func exitAfterError(_ code: Int32) -> Never {
+    fflush(nil)
+    _exit(code)
   }
 }

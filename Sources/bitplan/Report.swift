@@ -146,8 +146,8 @@ enum Report {
     let paths = files.map { trimmed + "/" + $0 }
     if !exists {
       let target = FileChecks.resolvedTarget(trimmed)
-      let parent = (target as NSString).deletingLastPathComponent
-      let temporary = parent + "/.\((target as NSString).lastPathComponent).\(getpid()).tmp"
+      let (parent, name) = FileChecks.split(target)
+      let temporary = (parent.isEmpty ? "." : parent) + "/.\(name).\(getpid()).tmp"
       try? FileManager.default.removeItem(atPath: temporary)
       guard mkdir(temporary, 0o755) == 0 else {
         throw FileCheckError(.cannotCreate, option: "-o", path: directory, "cannot create a folder in '\(parent)': \(String(cString: strerror(errno)))")

@@ -113,12 +113,29 @@ struct Run: ParsableCommand {
     return a
   }
 
+  /// Takes an exclusive lock on the run directory (`flock` on the folder itself), held until the process ends: a
+  /// second `bitplan run` on the same -o is refused at once. Two runs at once shared `run.h5.tmp` and
+  /// `run-state.json`, and one could leave a damaged run.h5 or the other's plans under its own summary.
+  /// - Returns: whether the lock is held (false when the folder does not exist yet; call again once created).
+  static func lock(_ directory: String) throws -> Bool {
+    let descriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    guard descriptor >= 0 else { return false }
+    guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+      close(descriptor)
+      throw CommandError(
+        "-o '\(directory)' is in use by another bitplan run; wait for it to finish, or use another -o DIR",
+        status: .cannotCreate)
+    }
+    return true  // the descriptor stays open, and the lock held, for the rest of the process
+  }
+
   func run() throws {
     HeapPolicy.keepLargeArraysInHeap()
     let targets = try self.targets
     let directory = output
     let arguments = try recordedArguments()
     try checkInputs(directory: directory)
+    var locked = try Self.lock(directory)
     // The state: a new one, the one to resume, or an error for other arguments.
     var state = RunPipeline.State(arguments: arguments)
     if restart {
@@ -141,6 +158,7 @@ struct Run: ParsableCommand {
     do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
       throw CommandError("-o '\(directory)': cannot create the directory: \(error.localizedDescription)", status: .cannotCreate)
     }
+    if !locked { locked = try Self.lock(directory) }
 
     var stageNames = ["measure"]
     for t in targets { stageNames += ["allocate", "validate", "report", "export"].map { "\($0) \(t.rawValue)" } }

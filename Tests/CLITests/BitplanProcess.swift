@@ -39,9 +39,11 @@ struct BitplanProcess {
     return process
   }
 
-  /// Runs `bitplan args…` to completion, with `environment` added to this process's.
-  static func run(_ args: [String], environment: [String: String] = [:]) throws -> Result {
+  /// Runs `bitplan args…` to completion, with `environment` added to this process's, in `directory` (default: this
+  /// process's current folder).
+  static func run(_ args: [String], environment: [String: String] = [:], directory: String? = nil) throws -> Result {
     let process = process(args, environment: environment)
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
     process.standardError = err

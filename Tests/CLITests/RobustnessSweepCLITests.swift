@@ -2,6 +2,10 @@ import Foundation
 import Testing
 import _TestSupport
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// Cases a robustness sweep of every command found (2026-12-05), each refused now as issue 12 asks: one line, the
 /// documented status, no file changed.
 extension RobustnessCLITests {
@@ -50,5 +54,35 @@ extension RobustnessCLITests {
     try expectRefused(
       w, ["ppl", "{}/nan-llama", "--text", "{}/calib.txt", "--tokens", "16"], status: 65,
       mention: "hold NaN or infinite values")
+  }
+}
+
+/// Cases of a second sweep (interrupted work, full disks, two processes at once), 2026-12-05.
+extension RunCLITests {
+  /// Two `bitplan run` on one -o shared run.h5.tmp and run-state.json: one could leave a damaged run.h5. The folder
+  /// is locked while a run uses it, and a second run is refused at once (73), touching nothing.
+  @Test func aSecondRunOnTheSameFolderIsRefused() throws {
+    let folder = try BitplanProcess.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let dir = folder.path + "/out"
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false)
+    let descriptor = open(dir, O_RDONLY | O_DIRECTORY)
+    try #require(descriptor >= 0 && flock(descriptor, LOCK_EX | LOCK_NB) == 0)
+    defer { close(descriptor) }
+    let r = try Self.run(Self.arguments(dir), folder)
+    #expect(r.status == 73, "\(r.stderr)")
+    #expect(r.stderr.contains("-o '\(dir)' is in use by another bitplan run") && r.stderr.split(separator: "\n").count == 1)
+    #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty)
+  }
+}
+
+extension RobustnessCLITests {
+  /// A one-character output name in the current folder (`-o a`) trapped in Foundation (SIGILL, exit 132).
+  @Test func aOneCharacterOutputNameIsWritten() throws {
+    let w = try Workspace()
+    let r = try BitplanProcess.run(
+      ["allocate", w.root + "/problem.json", "--bpw", "4.5", "-o", "a"], environment: [:], directory: w.root)
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(FileManager.default.fileExists(atPath: w.root + "/a"))
   }
 }

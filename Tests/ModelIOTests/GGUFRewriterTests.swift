@@ -236,7 +236,7 @@ import _TestSupport
     #expect(performing: { try r.setType(.iq4_NL, ofTensor: "blk.0.attn_q.weight") }, throws: { ($0 as? ModelIOError)?.code == .unsupported })
     #expect(performing: { try r.setValue(.uint32(64), forKey: "general.alignment") }, throws: { ($0 as? ModelIOError)?.code == .badHeader })
     // A write into a missing folder fails before anything is created.
-    #expect(performing: { try r.write(to: "/nonexistent-bitplan-folder/out.gguf") }, throws: { ($0 as? ModelIOError)?.code == .io })
+    #expect(performing: { try r.write(to: "/nonexistent-bitplan-folder/out.gguf") }, throws: { ($0 as? ModelIOError)?.code == .cannotCreate })
   }
 
   @Test func llamaFileType() throws {

@@ -88,8 +88,8 @@ import _TestSupport
     #expect(entries == ["out.gguf"])
     do {
       try w.write(to: "/nonexistent-dir/x.gguf")
-      Issue.record("expected .io")
-    } catch { #expect(error.code == .io) }
+      Issue.record("expected .cannotCreate")
+    } catch { #expect(error.code == .cannotCreate) }
   }
 
   @Test func rejectsBadInput() throws {

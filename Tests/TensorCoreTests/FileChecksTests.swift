@@ -116,4 +116,38 @@ import _TestSupport
     #expect(mkfifo(folder + "/fifo.tmp", 0o644) == 0)
     #expect(code { try FileChecks.clearStaleTemporary(folder + "/fifo.tmp") } == .cannotCreate)
   }
+
+  /// Foundation's NSString path methods trap (SIGILL) on a one-character path on Linux; `-o a` crashed every
+  /// command. `split` gives what they give, and the checks of a one-character name in the current folder pass.
+  @Test func pathsSplitWithoutFoundationsPathMethods() throws {
+    #expect(FileChecks.split("a") == ("", "a"))
+    #expect(FileChecks.split("x/a") == ("x", "a"))
+    #expect(FileChecks.split("/a") == ("/", "a"))
+    #expect(FileChecks.split("/") == ("/", "/"))
+    #expect(FileChecks.split("x/dir/") == ("x", "dir"))
+    #expect(FileChecks.split("a/b/c.h5") == ("a/b", "c.h5"))
+    let missing = "b"
+    #expect(!FileManager.default.fileExists(atPath: missing), "the test runs where 'b' does not exist")
+    #expect(FileChecks.resolvedTarget(missing) == FileManager.default.currentDirectoryPath + "/b")
+  }
+
+  /// A command killed while writing (SIGKILL) leaves `.NAME.PID-N.tmp` beside its target; the next write of the
+  /// same target removes those whose process is gone, and keeps a live process's (a second command writing).
+  @Test func abandonedTemporariesAreRemovedByTheNextWrite() throws {
+    let folder = temporaryFolder("filechecks-abandoned")
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let finished = Process()
+    finished.executableURL = URL(fileURLWithPath: "/bin/true")
+    try finished.run()
+    finished.waitUntilExit()
+    let dead = folder + "/.plan.json.\(finished.processIdentifier)-0.tmp"
+    let live = folder + "/.plan.json.1-0.tmp"  // pid 1 outlives the test
+    let other = folder + "/.other.json.\(finished.processIdentifier)-0.tmp"
+    for path in [dead, live, other] { _ = FileManager.default.createFile(atPath: path, contents: Data("x".utf8)) }
+    try FileChecks.write(Data("{}".utf8), to: folder + "/plan.json")
+    #expect(!FileManager.default.fileExists(atPath: dead))
+    #expect(FileManager.default.fileExists(atPath: live))
+    #expect(FileManager.default.fileExists(atPath: other), "another target's temporaries are left to its own writes")
+    #expect(try String(contentsOfFile: folder + "/plan.json", encoding: .utf8) == "{}")
+  }
 }

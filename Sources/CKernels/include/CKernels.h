@@ -202,6 +202,15 @@ double bp_exp_sum_portable(const float *x, size_t n, float shift);
 void bp_swiglu_forward_portable(const float *g, const float *u, size_t n, float *h);
 void bp_swiglu_backward_portable(const float *g, const float *u, const float *dh, size_t n, float *dg, float *du);
 
+// ---------------------------------------------------------------------------------------------------------------
+// Temporary output files removed when the process is interrupted (temporaries.c). FileChecks registers each
+// temporary it creates and forgets it once renamed into place; `bp_temporaries_install_handlers` makes SIGINT,
+// SIGTERM and SIGHUP (where not ignored) remove every registered one, then end the process by the same signal.
+// At most 64 at a time (more go unregistered and are removed by the next write of the same target instead).
+void bp_temporaries_install_handlers(void);
+void bp_temporary_register(const char *path);
+void bp_temporary_forget(const char *path);
+
 #ifdef __cplusplus
 }
 #endif
