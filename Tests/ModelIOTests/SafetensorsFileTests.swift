@@ -52,7 +52,7 @@ struct SafetensorsFileTests {
     let error = #expect(throws: ModelIOError.self) {
       try SafetensorsWriter.write([], to: "/nonexistent-dir/x.safetensors")
     }
-    #expect(error?.code == .io)
+    #expect(error?.code == .cannotCreate, "a missing folder: the output cannot be created (exit 73)")
   }
 
   @Test func writerRejectsBadInput() {
