@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TensorCore
 import Pipeline
 import Quantization
 import Reporting
@@ -119,7 +120,10 @@ struct Measure: ParsableCommand {
     if scoreKld { stages.append(.kld) }
     if audit > 0 || auditFormat != nil { stages.append(.audit) }
     let progress = ProgressLine(stages: stages.map(\.rawValue))
-    progress.status("measure: reading \(model), tokenizing, checksums…")
+    // a partial run beside -o is resumed when its settings match (else the run refuses it); say so
+    let partial = FileChecks.resolvedTarget(output) + ".partial"
+    let resuming = FileManager.default.fileExists(atPath: partial)
+    progress.status((resuming ? "measure: resuming '\(partial)'; " : "measure: ") + "reading \(model), tokenizing, checksums…")
     var measurement = Measurement(
       modelPath: model, calibrationPath: calib, auditTextPath: auditText, outputPath: output, settings: settings,
       toolVersion: BitPlanCommand.configuration.version)
@@ -134,6 +138,9 @@ struct Measure: ParsableCommand {
     progress.finish()
     if json { return try printJSON(summary) }
     report(summary)
+    if resuming {
+      print("  resumed the run cut short in '\(partial)': what it had finished was read back, not measured again")
+    }
   }
 
   /// The human summary on stdout.

@@ -63,8 +63,10 @@ import _TestSupport
       if process.terminationReason == .uncaughtSignal { kills += 1 }
     }
     #expect(kills >= 1, "at least one run was killed while running")
+    let hadPartial = FileManager.default.fileExists(atPath: path + ".partial")
     let resumed = try BitplanProcess.run(arguments(path), environment: environment)
     #expect(resumed.status == 0, "\(resumed.stderr)")
+    if hadPartial { #expect(resumed.stdout.contains("resumed the run cut short in"), "\(resumed.stdout)") }
     #expect(try Self.normalized(path) == Self.normalized(reference.path + "/RUN.h5"))
     #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == ["RUN.h5"], "no partial files left")
   }
