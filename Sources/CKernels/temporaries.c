@@ -34,11 +34,27 @@ void bp_temporary_forget(const char *path) {
   }
 }
 
+static atomic_int critical_depth;
+static atomic_int pending_signal;
+
 static void remove_and_reraise(int signal_number) {
+  if (atomic_load(&critical_depth) > 0) {  // between two renames that belong together: finish them first
+    atomic_store(&pending_signal, signal_number);
+    return;
+  }
   for (int i = 0; i < SLOTS; i++)
     if (atomic_load(&states[i]) == IN_USE) unlink(paths[i]);
   signal(signal_number, SIG_DFL);
   raise(signal_number);
+}
+
+void bp_interrupts_defer(void) { atomic_fetch_add(&critical_depth, 1); }
+
+void bp_interrupts_resume(void) {
+  if (atomic_fetch_sub(&critical_depth, 1) == 1) {
+    const int pending = atomic_exchange(&pending_signal, 0);
+    if (pending != 0) remove_and_reraise(pending);
+  }
 }
 
 void bp_temporaries_install_handlers(void) {

@@ -269,6 +269,14 @@ public enum FileChecks {
   /// rename has taken yet, then end the process by the same signal (CKernels' `temporaries.c`). Call once, early.
   public static func removeTemporariesOnInterrupt() { bp_temporaries_install_handlers() }
 
+  /// Runs `body` with SIGINT, SIGTERM and SIGHUP held until it returns (when `removeTemporariesOnInterrupt` is in
+  /// effect): for renames that must all happen or none, such as a report's two files.
+  public static func withInterruptsDeferred<T>(_ body: () throws -> T) rethrows -> T {
+    bp_interrupts_defer()
+    defer { bp_interrupts_resume() }
+    return try body()
+  }
+
   /// Removes the temporaries `createTemporary` made for `name` in `folder` (`.NAME.PID-N.tmp`) whose process no
   /// longer exists: a command killed while writing (SIGKILL, which no handler sees; `bp_temporaries_install_handlers` covers SIGINT,
   /// SIGTERM and SIGHUP) left

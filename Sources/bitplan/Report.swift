@@ -176,7 +176,15 @@ enum Report {
       for t in temporaries { unlink(t) }
       throw error
     }
-    // Keep the old report.md until report.html is in place, so that a failed second rename can be undone.
+    // Keep the old report.md until report.html is in place, so that a failed second rename can be undone; an
+    // interrupt waits until both are in place (a SIGTERM between the renames left a new report.md beside the old
+    // report.html).
+    return try FileChecks.withInterruptsDeferred { try swapIn(paths, temporaries) }
+  }
+
+  /// The renames of `place` for a folder that exists: report.md, then report.html, the first undone if the second
+  /// fails.
+  private static func swapIn(_ paths: [String], _ temporaries: [String]) throws -> [String] {
     let first = FileChecks.resolvedTarget(paths[0])
     let backup = first + ".\(getpid()).old"
     let hadFirst = link(first, backup) == 0

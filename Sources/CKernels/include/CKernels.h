@@ -210,6 +210,10 @@ void bp_swiglu_backward_portable(const float *g, const float *u, const float *dh
 void bp_temporaries_install_handlers(void);
 void bp_temporary_register(const char *path);
 void bp_temporary_forget(const char *path);
+// Between `bp_interrupts_defer()` and `bp_interrupts_resume()` (nestable) such a signal is held and acted on at the
+// resume: for steps that must happen together, such as renaming report.md and report.html into place.
+void bp_interrupts_defer(void);
+void bp_interrupts_resume(void);
 
 #ifdef __cplusplus
 }
