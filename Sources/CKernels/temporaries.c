@@ -65,6 +65,7 @@ void bp_temporaries_install_handlers(void) {
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_handler = remove_and_reraise;
+    action.sa_flags = SA_RESTART;  // a deferred signal returns: interrupted system calls resume
     sigemptyset(&action.sa_mask);
     sigaction(signals[i], &action, NULL);
   }
