@@ -101,8 +101,8 @@ public enum AllocationInput {
         guard Target(rawValue: run.provenance.target) != nil else {
           throw AllocationError(
             .badProblemFile,
-            "'\(path)': the run's target '\(run.provenance.target.prefix(64))' is not a runtime this build knows "
-              + "(\(Target.allCases.map(\.rawValue).joined(separator: ", ")))")
+            "'\(path)': the run's target '\(PlanDocument.excerpt(run.provenance.target))' is not a runtime this build knows "
+              + "(\(Target.names))")
         }
         planTarget = run.provenance.target
       }
@@ -126,7 +126,7 @@ public enum AllocationInput {
       if QuantizerChoice(run.provenance.quantizer) == nil {
         throw AllocationError(
           .badProblemFile,
-          "'\(path)': the run's quantizer '\(run.provenance.quantizer.prefix(64))' is not one this build knows "
+          "'\(path)': the run's quantizer '\(PlanDocument.excerpt(run.provenance.quantizer))' is not one this build knows "
             + "(\(QuantizerChoice.names))")
       }
       for layer in problem.layers {
@@ -134,8 +134,8 @@ public enum AllocationInput {
           if let q = option.quantizer, !q.isEmpty, QuantizerMethod(rawValue: q) == nil {
             throw AllocationError(
               .badProblemFile,
-              "'\(path)': layer '\(layer.name.prefix(64))' in \(option.format.prefix(64)): quantizer '\(q.prefix(64))' is "
-                + "not one this build knows (\(QuantizerMethod.allCases.map(\.rawValue).joined(separator: ", ")))")
+              "'\(path)': layer '\(PlanDocument.excerpt(layer.name))' in \(PlanDocument.excerpt(option.format)): quantizer '\(PlanDocument.excerpt(q))' is "
+                + "not one this build knows (\(QuantizerMethod.names))")
           }
         }
       }

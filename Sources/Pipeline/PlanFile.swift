@@ -31,14 +31,14 @@ public enum PlanFile {
     if let target = document.target, Target(rawValue: target) == nil {
       throw fail(
         "target '\(PlanDocument.excerpt(target))' is not a runtime this build knows "
-          + "(\(Target.allCases.map(\.rawValue).joined(separator: ", ")))")
+          + "(\(Target.names))")
     }
     for (name, layer) in document.layers.sorted(by: { $0.key < $1.key }) {
       let key = PlanDocument.layerKey(name)
       if let quantizer = layer.quantizer, QuantizerMethod(rawValue: quantizer) == nil {
         throw fail(
           "\(key).quantizer '\(PlanDocument.excerpt(quantizer))' is not a quantizer this build knows "
-            + "(\(QuantizerMethod.allCases.map(\.rawValue).joined(separator: ", ")))")
+            + "(\(QuantizerMethod.names))")
       }
       let format: QuantFormat
       do { format = try QuantFormat(parsing: layer.format) } catch {

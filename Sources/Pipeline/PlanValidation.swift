@@ -368,7 +368,7 @@ public enum PlanValidation {
     guard let name = plan.target else { return .any }
     guard let target = Target(name: name) else {
       throw PlanValidationError(
-        .badSettings, "'\(path)': unknown target '\(name)' (one of \(Target.allCases.map(\.rawValue).joined(separator: ", ")))")
+        .badSettings, "'\(path)': unknown target '\(name)' (one of \(Target.names))")
     }
     for l in shapes {
       guard let f = formats[l.name] else { continue }

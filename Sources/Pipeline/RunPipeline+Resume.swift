@@ -139,25 +139,15 @@ extension RunPipeline.State {
       if name.hasSuffix("VALIDATION.json") {
         _ = try JSONDecoder().decode(ValidationReport.self, from: data)
       } else if name.hasSuffix("plan.json") {
-        _ = try JSONDecoder().decode(PlanDocument.self, from: data)
+        _ = try PlanFile.decode(data, source: name)  // the reader every command uses
       } else {
         _ = try JSONSerialization.jsonObject(with: data)
       }
+    } catch let error as AllocationError {
+      return "is not valid (\(error.message))"
     } catch {
-      return "is not valid (\(Self.describe(error)))"
+      return "is not valid (\(oneLineDecodingMessage(error)))"
     }
     return nil
-  }
-
-  /// A decoding error in one line: the JSON path and what was wrong.
-  static func describe(_ error: Error) -> String {
-    switch error {
-    case DecodingError.keyNotFound(let key, _): return "'\(key.stringValue)' is missing"
-    case DecodingError.typeMismatch(_, let c), DecodingError.valueNotFound(_, let c),
-      DecodingError.dataCorrupted(let c):
-      let path = c.codingPath.map(\.stringValue).joined(separator: ".")
-      return (path.isEmpty ? "" : path + ": ") + c.debugDescription
-    default: return error.localizedDescription
-    }
   }
 }

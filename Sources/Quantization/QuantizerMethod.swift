@@ -1,5 +1,8 @@
 /// The algorithm that chooses a layer's codes in a format, given its weights (and, for some, its inputs).
 public enum QuantizerMethod: String, Sendable, CaseIterable, Codable {
+  /// Every method's name, comma-separated, for error messages (`rtn, gptq, awq, imatrix`).
+  public static let names = allCases.map(\.rawValue).joined(separator: ", ")
+
   /// Round to nearest with the layer's range calibration (`quantize(_:rows:columns:format:calibration:)`).
   case rtn
   /// GPTQ: codes chosen column by column with error feedback through the inverse of the layer's input Gram matrix

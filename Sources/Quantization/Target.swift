@@ -10,6 +10,9 @@
 /// A third runtime is added as one more case here: its `candidates` (every format it stores, by shape) and its
 /// `storedBytes`; `canStore` follows from `candidates`.
 public enum Target: String, CaseIterable, Sendable, Codable {
+  /// Every target's name, comma-separated, for help and error messages (`any, llama-cpp, …`).
+  public static let names = allCases.map(\.rawValue).joined(separator: ", ")
+
   /// No runtime: every format of the `QuantFormat` grammar that fits the shape, at the grammar's exact size
   /// (`QuantFormat.sizeInBytes`). The default, and what BitPlan did before targets existed.
   case any

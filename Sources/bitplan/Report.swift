@@ -82,7 +82,7 @@ enum Report {
       let source = "--validation '\(validation)'"
       try checkVersion(of: data, source: source)
       do { report = try JSONDecoder().decode(ValidationReport.self, from: data) } catch {
-        throw CommandError("\(source): not a VALIDATION.json from bitplan validate (\(describe(error)))", status: .dataError)
+        throw CommandError("\(source): not a VALIDATION.json from bitplan validate (\(oneLineDecodingMessage(error)))", status: .dataError)
       }
       validationSource = .file(validation)
     } else if let data = stored.validation {
@@ -218,7 +218,7 @@ enum Report {
 
   static func decode<T: Decodable>(_ type: T.Type, _ data: Data, what: String, run: String) throws -> T {
     do { return try JSONDecoder().decode(T.self, from: data) } catch {
-      throw CommandError("RUN.h5 '\(run)': '\(what)' is not valid (\(describe(error)))", status: .dataError)
+      throw CommandError("RUN.h5 '\(run)': '\(what)' is not valid (\(oneLineDecodingMessage(error)))", status: .dataError)
     }
   }
 
@@ -234,16 +234,6 @@ enum Report {
       throw CommandError(
         "\(source): format_version \(version) is not supported (this build reads VALIDATION.json version \(supported))",
         status: .dataError)
-    }
-  }
-
-  /// A decoding error in one line: the JSON path and what was wrong.
-  static func describe(_ error: Error) -> String {
-    switch error {
-    case DecodingError.keyNotFound(let key, _): "'\(key.stringValue)' is missing"
-    case DecodingError.typeMismatch(_, let c), DecodingError.valueNotFound(_, let c), DecodingError.dataCorrupted(let c):
-      "\(c.codingPath.map(\.stringValue).joined(separator: ".")): \(c.debugDescription)"
-    default: "\(error)"
     }
   }
 }

@@ -64,7 +64,7 @@ struct Run: ParsableCommand {
       var list: [Target] = []
       for name in target.split(separator: ",", omittingEmptySubsequences: false) {
         guard let t = Target(name: String(name).trimmingCharacters(in: .whitespaces)) else {
-          throw ValidationError("--target: unknown '\(name)'; expected \(Target.allCases.map(\.rawValue).joined(separator: ", ")), comma-separated")
+          throw ValidationError("--target: unknown '\(name)'; expected \(Target.names), comma-separated")
         }
         if !list.contains(t) { list.append(t) }
       }
@@ -389,7 +389,7 @@ struct Run: ParsableCommand {
       let report: ValidationReport
       do { report = try JSONDecoder().decode(ValidationReport.self, from: data) } catch {
         throw CommandError(
-          "'\(path)' is not a VALIDATION.json from bitplan validate (\(Report.describe(error)))", status: .dataError)
+          "'\(path)' is not a VALIDATION.json from bitplan validate (\(oneLineDecodingMessage(error)))", status: .dataError)
       }
       let models = report.models.map {
         Model(name: $0.name, bytes: $0.bytes, bitsPerWeight: $0.bitsPerWeight, kld: $0.kld.value, kldLow: $0.kld.low, kldHigh: $0.kld.high)
