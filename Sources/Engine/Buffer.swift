@@ -3,6 +3,7 @@
 #elseif canImport(Darwin)
   import Darwin
 #endif
+import TensorCore
 
 /// Owned, zero-initialised storage with a stable base pointer: the engine's activations, caches and weights.
 ///
@@ -45,11 +46,16 @@ final class Buffer<Scalar: EngineScalar>: @unchecked Sendable {
   /// Whether `release()` has freed the storage.
   private(set) var isReleased = false
 
+  /// A weight's values packed for the forward GEMM (`LlamaModel.packedWeight`), made on first use. Every method
+  /// here that changes the values drops it; nothing else writes a weight's buffer.
+  var packed: PackedWeights?
+
   /// Frees the storage (a weight replaced by a forward-only operator), leaving an empty buffer whose `pointer` is a
   /// one-element placeholder. Idempotent. Every `Block` and the model's tensor table share this object, so one call
   /// frees the tensor everywhere.
   func release() {
     guard !isReleased else { return }
+    packed = nil
     pointer.deallocate()
     pointer = .allocate(capacity: 1)
     pointer.initialize(to: 0)
@@ -60,6 +66,7 @@ final class Buffer<Scalar: EngineScalar>: @unchecked Sendable {
   /// Makes an empty (not released) buffer hold `values`, or overwrites a buffer of their size: a streamed weight
   /// that `replaceWeight` gives dense values (`LlamaModel+Streaming.swift`).
   func hold(_ values: [Scalar]) {
+    packed = nil
     precondition(!isReleased, "a released buffer cannot hold values again")
     if count != values.count {
       pointer.deallocate()
@@ -72,6 +79,7 @@ final class Buffer<Scalar: EngineScalar>: @unchecked Sendable {
   /// Frees the values of a buffer that `hold` filled, leaving it empty (not released): the streamed weight is read
   /// from its source again.
   func empty() {
+    packed = nil
     guard !isReleased, count > 0 else { return }
     pointer.deallocate()
     pointer = .allocate(capacity: 1)
@@ -86,11 +94,15 @@ final class Buffer<Scalar: EngineScalar>: @unchecked Sendable {
   var array: [Scalar] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
 
   /// Sets every element to zero.
-  func zero() { pointer.update(repeating: 0, count: count) }
+  func zero() {
+    packed = nil
+    pointer.update(repeating: 0, count: count)
+  }
 
   /// Overwrites the contents with `values`.
   /// - Precondition: `values.count == count`.
   func copy(from values: [Scalar]) {
+    packed = nil
     precondition(values.count == count, "copying \(values.count) values into a buffer of \(count)")
     values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: count) }
   }

@@ -1,3 +1,5 @@
+import TensorCore
+
 /// The forward pass (internal; the public entry points are in `LlamaModel+API.swift`).
 extension LlamaModel {
   /// Called with each linear layer's input [T, in] as the forward pass reaches it: (index into `linearLayers`,
@@ -71,6 +73,12 @@ extension LlamaModel {
         observer?(l * 7 + kind.rawValue, input, t, shape[1])
         if let op = operators[l * 7 + kind.rawValue] {
           op.apply(Self.floats(input), tokens: t, into: Self.floats(output), accumulate: accumulate)
+          return
+        }
+        if perturbation == nil, let packed = packedWeight(block.linear[kind.rawValue], block.linearNames[kind.rawValue], shape) {
+          BLAS.sgemm(
+            m: t, a: Self.floats(input), lda: shape[1], packed: packed, accumulate: accumulate, c: Self.floats(output),
+            ldc: shape[0])
           return
         }
         Scalar.gemm(

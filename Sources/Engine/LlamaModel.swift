@@ -3,7 +3,8 @@
 ///
 /// Architecture (HF `LlamaForCausalLM`): token embedding → `layers` × [RMSNorm → GQA causal attention with
 /// rotate-half RoPE → residual → RMSNorm → SwiGLU MLP → residual] → RMSNorm → LM head (tied or untied).
-/// All matrix products go through OpenBLAS (`EngineScalar.gemm`).
+/// Matrix products go through OpenBLAS (`EngineScalar.gemm`), except the Float forward's linear layers, which run
+/// on weights packed once (`LlamaModel+PackedWeights.swift`).
 ///
 /// Names: tensors by HF name (`model.layers.0.self_attn.q_proj.weight`), layers by module path
 /// (`model.layers.0.self_attn.q_proj`); see `LinearLayer`.
@@ -11,7 +12,7 @@
 /// Not thread-safe: one pass at a time per instance (passes share the activation workspace).
 ///
 /// Memory: the weights are copied once into the model (540 MB for SmolLM2 in Float); callers may drop their
-/// copy. No pass copies a weight; the forward pass keeps one set of activations per window (see `ForwardCache`).
+/// copy. A Float model adds a packed copy of its block matrices on its first forward (425 MB for SmolLM2). No pass copies a weight; the forward pass keeps one set of activations per window (see `ForwardCache`).
 public final class LlamaModel<Scalar: EngineScalar> {
   public typealias Configuration = LlamaConfiguration
   public typealias Weights = [String: WeightTensor<Scalar>]
@@ -34,6 +35,12 @@ public final class LlamaModel<Scalar: EngineScalar> {
   var perturbedWeights = PerturbedWeights<Scalar>()
   /// ‖W‖² per tensor for the HVP step, computed on first use and dropped by `replaceWeight`.
   var squaredNorms: [String: Double] = [:]
+  /// Whether the Float forward packs each resident linear weight once for TensorCore's packed GEMM
+  /// (`LlamaModel+PackedWeights.swift`; one more copy of those weights, 430 MB for SmolLM2). Turning it off drops
+  /// the packed copies; the forward then runs every product through OpenBLAS (other last bits).
+  public var packsWeights = true {
+    didSet { if !packsWeights { dropPackedWeights() } }
+  }
   /// Forward-only operators by index into `linearLayers` (nil: the dense weight); see `LlamaModel+Operators.swift`.
   /// Only ever non-nil when `Scalar == Float`.
   var linearOperators: [(any LinearOperator)?]
@@ -181,11 +188,13 @@ public final class LlamaModel<Scalar: EngineScalar> {
     return sum
   }
 
-  /// Frees the activation buffers kept between passes (~0.8 GB after a 512-token gradient on SmolLM2) and the
-  /// perturbed weights kept between Hessian-vector products (up to one copy of the linear weights).
+  /// Frees the activation buffers kept between passes (~0.8 GB after a 512-token gradient on SmolLM2), the
+  /// perturbed weights kept between Hessian-vector products (up to one copy of the linear weights) and the packed
+  /// weights of the forward (made again on the next forward).
   public func releaseWorkspace() {
     workspace.removeAll()
     perturbedWeights = PerturbedWeights()
+    dropPackedWeights()
   }
 
   /// Checks a window: at least 2 tokens (one prediction), every id in `0..<vocab`; and that every tensor the pass

@@ -99,9 +99,10 @@ public enum Preflight {
 
   /// What the weights of a model streamed from its file hold (`LoadedModel.load(…streaming: true)`), given the
   /// value counts of its matrices: the embedding and an untied head in Float, which stay expanded once read (a
-  /// reader decodes a table straight into the buffer it is kept in, `WeightReader(into:)`), and eight Float copies
-  /// of the largest other matrix (a q/k projection's un-permuted array, the expansion buffer, a probe's block,
-  /// W + εV, and in the per-layer stage a candidate's Q(W) and ΔW on each of two workers); the mapped file's pages
+  /// reader decodes a table straight into the buffer it is kept in, `WeightReader(into:)`), and nine Float copies
+  /// of the largest other matrix (a q/k projection's un-permuted array, the expansion buffer, its packed copy for
+  /// the forward's GEMM, a probe's block, W + εV, and in the per-layer stage a candidate's Q(W) and ΔW on each of
+  /// two workers); the mapped file's pages
   /// leave the resident set once each weight is read (`ModelFile.dropResidentPages`). The 1B-shape bf16 model, 512
   /// tokens, 128 for the HVPs, two candidates, four probes: 2.83 GiB estimated, 2.66 GiB measured
   /// (`scripts/bench_scale.sh` at c0615b8).
@@ -109,7 +110,7 @@ public enum Preflight {
     let table = config.vocabSize * config.hiddenSize
     let tables = Double(table) * (config.tieWordEmbeddings ? 1 : 2)
     let largest = matrices.filter { $0 < table }.map(Double.init).max() ?? 0
-    return 4 * tables + 32 * largest
+    return 4 * tables + 36 * largest
   }
 
   /// Opens the model at `path` (headers only), checks its config against its tensors, and every window a command
@@ -154,7 +155,9 @@ public enum Preflight {
   /// Estimated peak bytes of `workload` on a model with `config` and `parameters` weights, in Double so that
   /// absurd inputs give a large number, not an overflow.
   ///
-  /// Float weights `W = 4P`; loading holds the dequantized tensors and the engine's copy (2W). A pass that keeps
+  /// Float weights `W = 4P`; loading holds the dequantized tensors and the engine's copy (2W). A model in memory
+  /// adds, from its first forward on, the packed copy of its block matrices (4 bytes per weight outside the
+  /// embedding and head tables) where the CPU has the packed GEMM. A pass that keeps
   /// activations stores per block `T·(2 + 3d + 2q + 2kv + 3F) + H·T²` floats (`ForwardCache`), plus `(L+1)·T·d`
   /// residuals and `T·V` probabilities; a loss-only pass keeps one block and two residuals. `sensitivity` holds,
   /// beside the weights, the Fisher gradient sum in Double (8P: gradients are streamed a layer at a time into it,
@@ -162,8 +165,9 @@ public enum Preflight {
   /// calibration tokens (`T·L·(5d + q + F)` floats), one kept-activation window of `hvpTokens` and a loss-only
   /// window of `tokens`; the Hessian diagonal adds its Double sums, a whole probe and the base gradient (13P as
   /// measured). Checked against peak RSS on SmolLM2 (134.5 M weights, 512 tokens, 128 for the HVPs, 4 probes,
-  /// the 12 default candidates): measured 1.96 GiB without the diagonal (this gives 2.07) and 3.55 GiB with it
-  /// (3.70); `bench engine` 2.0 GiB after a 512-token forward + backward (2.3).
+  /// the 12 default candidates; packed weights, AVX2 kernel): measured 2.37 GiB without the diagonal (this gives
+  /// 2.47) and 4.03 GiB with it (4.10); `bench engine` 2.47 GiB after a 512-token forward + backward; `ppl` on 512
+  /// tokens 1.16 GiB (the loading peak: the packed copies come after the loader's tensors are freed).
   ///
   /// With `streamedWeightBytes` (the weights are streamed: the expanded tables and the one matrix a pass is at)
   /// that replaces the Float weights, loading holds nothing more, and the gradient sum is on disk. Checked against
@@ -177,11 +181,14 @@ public enum Preflight {
     func block(_ t: Double) -> Double { t * (2 + 3 * d + 2 * q + 2 * kv + 3 * f) + h * t * t }
     func kept(_ t: Double) -> Double { 4 * (l * block(t) + (l + 1) * t * d + t * v) }
     func lossOnly(_ t: Double) -> Double { 4 * (block(t) + 2 * t * d + t * v) }
-    let weights = streamedWeightBytes ?? 4 * parameters
-    let loading = streamedWeightBytes == nil ? 2 * weights : weights
+    // a model in memory also packs its block matrices for the forward's GEMM once (`LlamaModel+PackedWeights`)
+    let tables = v * d * (c.tieWordEmbeddings ? 1 : 2)
+    let packed = streamedWeightBytes == nil && PackedWeights.kernel != .none ? 4 * max(0, parameters - tables) : 0
+    let loading = streamedWeightBytes ?? 8 * parameters
+    let weights = (streamedWeightBytes ?? 4 * parameters) + packed
     switch workload {
     case .perplexity:
-      return loading + lossOnly(Double(tokens))
+      return max(loading, weights) + lossOnly(Double(tokens))
     case .sensitivity(let hvpTokens, let keepsDiagonal):
       let captured = 4 * Double(tokens) * l * (5 * d + q + f)
       // a streamed model keeps its gradient sum on disk (`MeasurementRun.streamsGradientSum`)

@@ -25,8 +25,9 @@ extension KernelBenchmark {
 
   /// Times, per shape: `gemm-q8act` (`PackedGEMM`, int8 path, `KernelVariant.best`), `gemm-q8act-gemv` (the
   /// same product as one `gemvInt8` per token on pre-quantized activations, the path it replaces),
-  /// `gemm-f32act` (`PackedGEMM`, float path) and `blas-sgemm` (OpenBLAS fp32 on the dequantized weights, split
-  /// over the `Parallel` workers), each with `threads` threads. `elements` is the multiply-add count
+  /// `gemm-f32act` (`PackedGEMM`, float path), `blas-sgemm` (OpenBLAS fp32 on the dequantized weights, split
+  /// over the `Parallel` workers) and `packed-sgemm` (the same product on those weights packed once, TensorCore's
+  /// `PackedWeights`, the engine's forward GEMM; absent on CPUs without its kernel), each with `threads` threads. `elements` is the multiply-add count
   /// tokens·rows·columns, so `gflops` is 2·elements/s; `gemm-q8act` includes quantizing X.
   public static func gemm(
     format: QuantFormat, shapes: [GEMMShape] = GEMMShape.standard, tokens: Int = 512, threads: Int = 2
@@ -71,6 +72,12 @@ extension KernelBenchmark {
               BLAS.sgemm(transposeB: true, m: tokens, n: m, k: n, a: xp, b: ws.baseAddress!, c: yp)
               sink += yp[0]
             }))
+            if let weights = PackedWeights(ws.baseAddress!, rows: m, columns: n) {
+              rows.append(row("packed-sgemm", best {
+                BLAS.sgemm(m: tokens, a: xp, lda: n, packed: weights, accumulate: false, c: yp, ldc: m)
+                sink += yp[0]
+              }))
+            }
           }
         }
       }

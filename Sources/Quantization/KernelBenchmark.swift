@@ -36,7 +36,7 @@ public enum KernelBenchmark {
     /// `gemv-q8act-swift` (the Swift `simd` kernel, where `best` runs `CKernels` instead), `gemv-q8act-2t` (DRAM, two threads),
     /// `read-packed` and `read-packed-2t` (DRAM: the same packed bytes read plainly, timed alternately with the GEMV
     /// of that thread count), `blas-sgemv`, `memory-read`, `memory-read-2t`; for T tokens (`gemm(format:)`, size
-    /// named by the shape) `gemm-q8act`, `gemm-q8act-gemv`, `gemm-f32act`, `blas-sgemm`.
+    /// named by the shape) `gemm-q8act`, `gemm-q8act-gemv`, `gemm-f32act`, `blas-sgemm`, `packed-sgemm`.
     public var kernel: String
     /// Format name (`f32` for BLAS and memory rows).
     public var format: String
@@ -54,7 +54,7 @@ public enum KernelBenchmark {
     public var floatGBps: Double { 4 * Double(elements) / seconds / 1e9 }
     /// Throughput in bytes actually read (packed weights), GB/s.
     public var packedGBps: Double { Double(bytes) / seconds / 1e9 }
-    /// 2 flops per weight for GEMV rows and per multiply-add for GEMM rows (`gemm-…`, `blas-sgemm`), GFLOP/s; 0
+    /// 2 flops per weight for GEMV rows and per multiply-add for GEMM rows (`gemm-…`, `blas-sgemm`, `packed-sgemm`), GFLOP/s; 0
     /// otherwise.
     public var gflops: Double {
       kernel.hasPrefix("gemv") || kernel.hasPrefix("gemm") || kernel.hasPrefix("blas-sgem") ? 2 * Double(elements) / seconds / 1e9 : 0

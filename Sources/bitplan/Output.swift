@@ -31,11 +31,19 @@ var cpuModelName: String {
   return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
 }
 
-/// Two lines for benchmarks: the CPU with its features, and the BLAS library with the kernels it runs (a warning
-/// when they are weaker than the CPU allows).
+/// Three lines for benchmarks: the CPU with its features, the BLAS library with the kernels it runs (a warning
+/// when they are weaker than the CPU allows), and the engine's own GEMM on packed weights.
 var machineSummary: String {
   "CPU: \(cpuModelName), \(ProcessInfo.processInfo.activeProcessorCount) cores; \(CPUFeatures.current)\n"
-    + BLASKernels.summary
+    + BLASKernels.summary + "\n" + packedGEMMSummary
+}
+
+/// The forward's linear products: "GEMM on packed weights: AVX2 + FMA, 4×24 tile (forward linear layers; OpenBLAS
+/// for the rest)", or why OpenBLAS does them all.
+var packedGEMMSummary: String {
+  PackedWeights.kernel == .none
+    ? "GEMM on packed weights: \(PackedWeights.kernelDescription); OpenBLAS runs every product"
+    : "GEMM on packed weights: \(PackedWeights.kernelDescription) (the forward's linear layers; OpenBLAS for the rest)"
 }
 
 /// One line on standard error.

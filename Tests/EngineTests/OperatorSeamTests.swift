@@ -1,25 +1,33 @@
 import Engine
+import TensorCore
 import _TestSupport
 import Testing
 
-/// A linear operator holding a dense copy of W and doing its own GEMM (the same `Float.gemm` call the engine
-/// makes), recording how it was called.
+/// A linear operator holding a dense copy of W and doing its own GEMM (the same product the engine's forward
+/// makes: a block's layer on packed weights where the CPU has the packed kernel, the LM head through `Float.gemm`),
+/// recording how it was called.
 final class DenseOperator: LinearOperator, @unchecked Sendable {
   let outFeatures: Int
   let inFeatures: Int
   let weight: [Float]
+  let packed: PackedWeights?
   /// (tokens, accumulate) per call.
   var calls: [(tokens: Int, accumulate: Bool)] = []
 
-  init(_ weight: [Float], out: Int, in inFeatures: Int) {
+  init(_ weight: [Float], out: Int, in inFeatures: Int, head: Bool = false) {
     precondition(weight.count == out * inFeatures)
     self.weight = weight
     outFeatures = out
     self.inFeatures = inFeatures
+    packed = head ? nil : PackedWeights(weight, rows: out, columns: inFeatures)
   }
 
   func apply(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
     calls.append((tokens, accumulate))
+    if let packed {
+      BLAS.sgemm(m: tokens, a: x, lda: inFeatures, packed: packed, accumulate: accumulate, c: y, ldc: outFeatures)
+      return
+    }
     weight.withUnsafeBufferPointer { w in
       Float.gemm(
         transposeA: false, transposeB: true, m: tokens, n: outFeatures, k: inFeatures, alpha: 1, a: x,
@@ -69,7 +77,7 @@ final class DenseEmbedding: EmbeddingSource, @unchecked Sendable {
     let table = try model.weight(named: "model.embed_tokens.weight")
     if lmHead {
       let head = try model.weight(named: c.tied ? "model.embed_tokens.weight" : "lm_head.weight")
-      let op = DenseOperator(head, out: c.vocab, in: c.hidden)
+      let op = DenseOperator(head, out: c.vocab, in: c.hidden, head: true)
       // a tied table can be released only once the embedding lookup no longer reads it
       try model.installOperator(op, forLayer: "lm_head", releaseDenseWeight: release && !c.tied)
       operators["lm_head"] = op
@@ -197,7 +205,7 @@ final class DenseEmbedding: EmbeddingSource, @unchecked Sendable {
     #expect { try model.logits(tokens: tokens) } throws: { ($0 as? EngineError)?.code == .weightReleased }
     let table = try dense.weight(named: "model.embed_tokens.weight")
     let head = try dense.weight(named: tied ? "model.embed_tokens.weight" : "lm_head.weight")
-    try model.installOperator(DenseOperator(head, out: c.vocab, in: c.hidden), forLayer: "lm_head")
+    try model.installOperator(DenseOperator(head, out: c.vocab, in: c.hidden, head: true), forLayer: "lm_head")
     try model.installEmbedding(DenseEmbedding(table, dimension: c.hidden))
     #expect(try model.logits(tokens: tokens) == want)
     #expect { try model.gradients(tokens: tokens, of: []) } throws: { ($0 as? EngineError)?.code == .forwardOnly }
@@ -240,7 +248,7 @@ final class DenseEmbedding: EmbeddingSource, @unchecked Sendable {
     let tokens = TinyModel.tokens
     let want = try model.logits(tokens: tokens)
     let table = try model.weight(named: "model.embed_tokens.weight")
-    #expect { try model.installOperator(DenseOperator(table, out: c.vocab, in: c.hidden), forLayer: "lm_head", releaseDenseWeight: true) } throws: {
+    #expect { try model.installOperator(DenseOperator(table, out: c.vocab, in: c.hidden, head: true), forLayer: "lm_head", releaseDenseWeight: true) } throws: {
       ($0 as? EngineError)?.code == .weightReleased
     }
     #expect { try model.installEmbedding(DenseEmbedding(table, dimension: c.hidden), releaseDenseWeight: true) } throws: {
@@ -249,7 +257,7 @@ final class DenseEmbedding: EmbeddingSource, @unchecked Sendable {
     #expect(model.releasedWeightNames.isEmpty)
     // the LM head operator replaces only the output projection: the lookup still reads the table
     model.removeOperators()
-    try model.installOperator(DenseOperator(table, out: c.vocab, in: c.hidden), forLayer: "lm_head")
+    try model.installOperator(DenseOperator(table, out: c.vocab, in: c.hidden, head: true), forLayer: "lm_head")
     #expect(try model.logits(tokens: tokens) == want)
     try model.installEmbedding(DenseEmbedding(table, dimension: c.hidden), releaseDenseWeight: true)
     #expect(model.releasedWeightNames == ["model.embed_tokens.weight"])
@@ -266,7 +274,7 @@ final class DenseEmbedding: EmbeddingSource, @unchecked Sendable {
     #expect { try model.installOperator(DenseOperator([0], out: 1, in: 1), forLayer: "model.layers.0.self_attn.k_proj.weight") } throws: {
       ($0 as? EngineError)?.code == .unknownTensor
     }
-    #expect { try model.installOperator(DenseOperator(.init(repeating: 0, count: 88), out: 8, in: 11), forLayer: "lm_head") } throws: {
+    #expect { try model.installOperator(DenseOperator(.init(repeating: 0, count: 88), out: 8, in: 11, head: true), forLayer: "lm_head") } throws: {
       ($0 as? EngineError)?.code == .shapeMismatch
     }
     #expect { try model.installEmbedding(DenseEmbedding([], dimension: 7)) } throws: { ($0 as? EngineError)?.code == .shapeMismatch }

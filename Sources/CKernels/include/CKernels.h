@@ -1,5 +1,7 @@
-// CKernels: the int4 / int8 GEMV against int8 activations, in C with x86 intrinsics, and the CPU feature bits
-// (`bp_cpu_features`, cpu_features.c) that TensorCore uses to check which BLAS kernels are active.
+// CKernels: the int4 / int8 GEMV against int8 activations, in C with x86 intrinsics, the CPU feature bits
+// (`bp_cpu_features`, cpu_features.c) that TensorCore uses to check which BLAS kernels are active, the float GEMM
+// on packed weights of the engine's forward (sgemm_packed.c), the vector maths, SHA-256 blocks and the temporaries'
+// signal handler.
 //
 // Swift 6.3 does not form vpdpbusd (AVX-512 VNNI) or vpmaddubsw from plain loops (IntDot+NibblePlanes.swift), so
 // the integer GEMV of BitPlan's own `intN[-gG][-asym]` formats (N = 2 … 8) and of ggml's q4_0, q4_1, q5_0, q5_1, q8_0, q2_K, q3_K,
@@ -175,6 +177,29 @@ enum {
   BP_CPU_AVX512FP16 = 1 << 18, BP_CPU_AMX_TILE = 1 << 19, BP_CPU_SHA = 1 << 20,
 };
 uint64_t bp_cpu_features(void);
+
+/// GEMM against weights packed once (sgemm_packed.c): C[m, j0..<j1] (+)= A[m, k] · W[j0..<j1, k]ᵀ, W [n, k] a linear
+/// layer's weight. Variants by instruction set; every function returns -1 (and does nothing) for a variant this CPU
+/// cannot run, or arguments out of range.
+enum { BP_PACKED_NONE = 0, BP_PACKED_AVX2 = 1, BP_PACKED_AVX512 = 2, BP_PACKED_WIDE_ON_AVX2 = 3 };
+/// The variant this CPU runs best (AVX-512 F/CD/BW/DQ/VL, else AVX2 + FMA, else none: use OpenBLAS).
+int bp_packed_sgemm_variant(void);
+/// Columns per panel (NR): 24 (AVX2) or 48 (AVX-512 and its text on AVX2); 0 for none.
+int bp_packed_sgemm_panel(int variant);
+/// Floats of W [n, k] packed for `variant` (⌈n / NR⌉ · NR · k).
+size_t bp_packed_sgemm_size(int variant, size_t n, size_t k);
+/// Packs panels [panel0, panel1) of W [n, k] (row stride ldw) into `out` (bp_packed_sgemm_size floats, 64-byte
+/// aligned); panels are independent, so threads may pack disjoint ranges.
+int bp_packed_sgemm_pack(int variant, const float *w, size_t ldw, size_t n, size_t k, float *out, size_t panel0,
+                         size_t panel1);
+/// C[m, j0..<j1] ← A · Wᵀ (accumulate 0) or += (1); A [m, k] row stride lda; C row stride ldc; j0 a multiple of
+/// the panel width, j1 ≤ n. One thread.
+int bp_packed_sgemm(int variant, size_t m, size_t n, size_t k, const float *a, size_t lda, const float *packed,
+                    int accumulate, float *c, size_t ldc, size_t j0, size_t j1);
+/// The plain twin: W as stored, k cut into equal blocks of at most kc_max (256 for every variant), one fmaf chain
+/// per block and element, blocks added to C in order. Equals bp_packed_sgemm bit for bit.
+void bp_packed_sgemm_reference(size_t m, size_t n, size_t k, size_t kc_max, const float *a, size_t lda,
+                               const float *w, size_t ldw, int accumulate, float *c, size_t ldc);
 
 /// Element-wise float maths (vector_math.c): AVX-512 F where available, else AVX2 + FMA, else libm. n ≥ 1 for bp_max.
 /// Largest element of x[0..<n].

@@ -1,0 +1,208 @@
+// Single-precision GEMM against weights packed once: C[m, n] (+)= A[m, k] · Wᵀ with W [n, k] (a linear layer's
+// weight), the engine's forward products. One thread per call; the caller splits the columns of C.
+//
+// Why: OpenBLAS packs W into panels on every call, and on the engine's T = 128 forward that copying was 12% of the
+// time on a Zen 3 (19% on an Ice Lake); W does not change between forward passes, so the engine packs it once
+// (`PackedWeights` in TensorCore) and this kernel reads the panels as they are. The loops are BLIS's (Goto & van de
+// Geijn 2008; Van Zee & van de Geijn 2015) without the B packing: per block of at most MC rows and per k block,
+// pack that block of A into MR-row tiles, then for each NR-column panel of W sweep the row tiles with an MR × NR
+// register tile.
+//
+// Numerics: each element of C is, per k block in order, one FMA chain over the block in order of k, added to C
+// after the block (the first block overwrites C unless accumulating). So an element does not depend on how the
+// caller splits C, and equals `bp_packed_sgemm_reference`'s bit for bit (tests check both). It differs from
+// OpenBLAS's in the last bits (another order of the sum over k).
+//
+// Variants, picked by `bp_packed_sgemm_variant()` from cpuid (bp_cpu_features): AVX-512 (16 floats, 8 × 48 tile,
+// 24 zmm accumulators) and AVX2 + FMA (8 floats, 4 × 24 tile, 12 ymm accumulators: all 16 ymm registers with the
+// three B vectors and the broadcast). Both are one text, sgemm_packed_body.h, in the compiler's vector extension.
+// `BP_PACKED_WIDE_ON_AVX2` is the AVX-512 variant's text and shapes compiled for AVX2: tests run it on CPUs without
+// AVX-512 so that its indexing is checked everywhere (it is slow: 48 ymm accumulators do not fit 16 registers).
+#include "CKernels.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#include <pthread.h>
+
+enum { BP_PACKED_MC = 256 };
+
+// AVX2 + FMA: compiled for Haswell, whose scheduling model keeps the 12 accumulators in registers (with clang's
+// generic tuning an earlier kernel of this shape spilled one and ran at 40% of its speed on a Zen 3).
+#define NAME(x) x##_avx2
+#define TARGET __attribute__((target("arch=haswell")))
+#define VW 8
+#define MR 4
+#define NV 3
+#define KC 256
+#include "sgemm_packed_body.h"
+#undef NAME
+#undef TARGET
+#undef VW
+#undef MR
+#undef NV
+#undef KC
+
+// AVX-512 F/CD/BW/DQ/VL (Skylake server and later, Zen 4 and later).
+#define NAME(x) x##_avx512
+#define TARGET __attribute__((target("arch=skylake-avx512"), min_vector_width(512)))
+#define VW 16
+#define MR 8
+#define NV 3
+#define KC 256
+#include "sgemm_packed_body.h"
+#undef NAME
+#undef TARGET
+#undef VW
+#undef MR
+#undef NV
+#undef KC
+
+// The AVX-512 variant's text for AVX2 (tests only).
+#define NAME(x) x##_wide
+#define TARGET __attribute__((target("arch=haswell")))
+#define VW 16
+#define MR 8
+#define NV 3
+#define KC 256
+#include "sgemm_packed_body.h"
+#undef NAME
+#undef TARGET
+#undef VW
+#undef MR
+#undef NV
+#undef KC
+
+static const uint64_t avx512_bits =
+    BP_CPU_AVX512F | BP_CPU_AVX512CD | BP_CPU_AVX512BW | BP_CPU_AVX512DQ | BP_CPU_AVX512VL | BP_CPU_FMA | BP_CPU_AVX2;
+static const uint64_t avx2_bits = BP_CPU_AVX2 | BP_CPU_FMA | BP_CPU_AVX;
+
+// cpuid exits to the hypervisor in a VM (microseconds), so the features are read once.
+static uint64_t features(void) {
+  static uint64_t cached = 0;
+  static int known = 0;
+  if (!__atomic_load_n(&known, __ATOMIC_ACQUIRE)) {
+    __atomic_store_n(&cached, bp_cpu_features(), __ATOMIC_RELAXED);
+    __atomic_store_n(&known, 1, __ATOMIC_RELEASE);
+  }
+  return __atomic_load_n(&cached, __ATOMIC_RELAXED);
+}
+
+int bp_packed_sgemm_variant(void) {
+  const uint64_t f = features();
+  if ((f & avx512_bits) == avx512_bits) return BP_PACKED_AVX512;
+  if ((f & avx2_bits) == avx2_bits) return BP_PACKED_AVX2;
+  return BP_PACKED_NONE;
+}
+
+static int runnable(int variant) {
+  const uint64_t f = features();
+  switch (variant) {
+    case BP_PACKED_AVX512: return (f & avx512_bits) == avx512_bits;
+    case BP_PACKED_AVX2:
+    case BP_PACKED_WIDE_ON_AVX2: return (f & avx2_bits) == avx2_bits;
+    default: return 0;
+  }
+}
+
+int bp_packed_sgemm_panel(int variant) {
+  switch (variant) {
+    case BP_PACKED_AVX512:
+    case BP_PACKED_WIDE_ON_AVX2: return 48;
+    case BP_PACKED_AVX2: return 24;
+    default: return 0;
+  }
+}
+
+size_t bp_packed_sgemm_size(int variant, size_t n, size_t k) {
+  switch (variant) {
+    case BP_PACKED_AVX512: return size_avx512(n, k);
+    case BP_PACKED_WIDE_ON_AVX2: return size_wide(n, k);
+    case BP_PACKED_AVX2: return size_avx2(n, k);
+    default: return 0;
+  }
+}
+
+int bp_packed_sgemm_pack(int variant, const float *w, size_t ldw, size_t n, size_t k, float *out, size_t panel0,
+                         size_t panel1) {
+  if (!runnable(variant)) return -1;
+  switch (variant) {
+    case BP_PACKED_AVX512: pack_avx512(w, ldw, n, k, out, panel0, panel1); break;
+    case BP_PACKED_WIDE_ON_AVX2: pack_wide(w, ldw, n, k, out, panel0, panel1); break;
+    default: pack_avx2(w, ldw, n, k, out, panel0, panel1);
+  }
+  return 0;
+}
+
+// The packing buffer of A, one per thread (MC + 16 rows × KC floats, 1 MB + 16 KB), freed when the thread ends.
+static pthread_key_t abuf_key;
+static pthread_once_t abuf_once = PTHREAD_ONCE_INIT;
+static void make_key(void) { pthread_key_create(&abuf_key, free); }
+
+static float *thread_abuf(void) {
+  pthread_once(&abuf_once, make_key);
+  float *buf = pthread_getspecific(abuf_key);
+  if (buf) return buf;
+  buf = aligned_alloc(64, sizeof(float) * (BP_PACKED_MC + 16) * 256);
+  if (buf && pthread_setspecific(abuf_key, buf) != 0) {
+    free(buf);
+    return NULL;
+  }
+  return buf;
+}
+
+int bp_packed_sgemm(int variant, size_t m, size_t n, size_t k, const float *a, size_t lda, const float *packed,
+                    int accumulate, float *c, size_t ldc, size_t j0, size_t j1) {
+  const int nr = bp_packed_sgemm_panel(variant);
+  if (!runnable(variant) || j0 % nr != 0 || j1 > n || j0 > j1) return -1;
+  if (m == 0 || j0 == j1) return 0;
+  if (k == 0) {
+    if (!accumulate)
+      for (size_t i = 0; i < m; i++) memset(c + i * ldc + j0, 0, sizeof(float) * (j1 - j0));
+    return 0;
+  }
+  float *abuf = thread_abuf();
+  if (!abuf) return -1;
+  switch (variant) {
+    case BP_PACKED_AVX512: gemm_avx512(m, n, k, a, lda, packed, accumulate, c, ldc, j0, j1, abuf); break;
+    case BP_PACKED_WIDE_ON_AVX2: gemm_wide(m, n, k, a, lda, packed, accumulate, c, ldc, j0, j1, abuf); break;
+    default: gemm_avx2(m, n, k, a, lda, packed, accumulate, c, ldc, j0, j1, abuf);
+  }
+  return 0;
+}
+#else
+int bp_packed_sgemm_variant(void) { return BP_PACKED_NONE; }
+int bp_packed_sgemm_panel(int variant) { (void)variant; return 0; }
+size_t bp_packed_sgemm_size(int variant, size_t n, size_t k) { (void)variant, (void)n, (void)k; return 0; }
+int bp_packed_sgemm_pack(int variant, const float *w, size_t ldw, size_t n, size_t k, float *out, size_t panel0,
+                         size_t panel1) {
+  (void)variant, (void)w, (void)ldw, (void)n, (void)k, (void)out, (void)panel0, (void)panel1;
+  return -1;
+}
+int bp_packed_sgemm(int variant, size_t m, size_t n, size_t k, const float *a, size_t lda, const float *packed,
+                    int accumulate, float *c, size_t ldc, size_t j0, size_t j1) {
+  (void)variant, (void)m, (void)n, (void)k, (void)a, (void)lda, (void)packed, (void)accumulate, (void)c, (void)ldc,
+      (void)j0, (void)j1;
+  return -1;
+}
+#endif
+
+// The twin: the same sums in the same order, one element at a time, in plain C (fmaf per step). It takes W as
+// stored, not packed, so it checks the packing too.
+void bp_packed_sgemm_reference(size_t m, size_t n, size_t k, size_t kc_max, const float *a, size_t lda,
+                               const float *w, size_t ldw, int accumulate, float *c, size_t ldc) {
+  const size_t blocks = k == 0 ? 0 : (k + kc_max - 1) / kc_max, step = blocks == 0 ? 0 : (k + blocks - 1) / blocks;
+  for (size_t i = 0; i < m; i++)
+    for (size_t j = 0; j < n; j++) {
+      float out = accumulate ? c[i * ldc + j] : 0;
+      for (size_t pc = 0; pc < k; pc += step) {
+        const size_t kc = k - pc < step ? k - pc : step;
+        float sum = 0;
+        for (size_t p = pc; p < pc + kc; p++) sum = fmaf(a[i * lda + p], w[j * ldw + p], sum);
+        out = (pc == 0 && !accumulate) ? sum : out + sum;
+      }
+      c[i * ldc + j] = out;
+    }
+}

@@ -1,0 +1,122 @@
+// One instance of the packed-weight GEMM (sgemm_packed.c includes this once per variant). Private to CKernels.
+//
+// Before inclusion define: NAME(x) (a suffixed function name), TARGET (the function attribute), VW (floats per
+// vector), MR (rows of A per tile), NV (vectors per tile row; NR = NV · VW columns) and KC (the longest k block).
+// The code is written with the compiler's vector extension, so one text serves every vector width: a 16-float
+// vector in a function compiled for AVX2 becomes two ymm operations, which is how the AVX-512 variant's text is
+// checked on a CPU without AVX-512 (`BP_PACKED_WIDE_ON_AVX2`).
+
+#define NR (NV * VW)
+
+typedef float NAME(vec) __attribute__((vector_size(VW * sizeof(float)), aligned(4)));
+
+// The k blocks: k cut into equal blocks of at most KC (the last may be shorter by < number of blocks).
+static inline size_t NAME(step)(size_t k) {
+  if (k == 0) return 1;
+  const size_t blocks = (k + KC - 1) / KC;
+  return (k + blocks - 1) / blocks;
+}
+
+// Floats of W [n, k] packed: ⌈n / NR⌉ panels of NR columns for every k.
+static size_t NAME(size)(size_t n, size_t k) { return ((n + NR - 1) / NR) * NR * k; }
+
+// Panels [q0, q1) of W [n, k] (row stride ldw) into `out`. Block b of k (rows pc ..< pc + kc of op(B) = Wᵀ) starts
+// at out + pc · panels · NR; panel q of it at + q · kc · NR; element (p, c) of the panel, W[q · NR + c, pc + p],
+// at + p · NR + c. Columns past n are 0.
+TARGET static void NAME(pack)(const float *w, size_t ldw, size_t n, size_t k, float *out, size_t q0, size_t q1) {
+  const size_t step = NAME(step)(k), panels = (n + NR - 1) / NR;
+  for (size_t pc = 0; pc < k; pc += step) {
+    const size_t kc = k - pc < step ? k - pc : step;
+    for (size_t q = q0; q < q1; q++) {
+      float *panel = out + pc * panels * NR + q * kc * NR;
+      // 8 columns at a time: 8 rows of W read side by side, so each read line is used 8 times while in L1
+      for (size_t c0 = 0; c0 < NR; c0 += 8)
+        for (size_t p = 0; p < kc; p++)
+          for (size_t c = c0; c < c0 + 8; c++) {
+            const size_t j = q * NR + c;
+            panel[p * NR + c] = j < n ? w[j * ldw + pc + p] : 0;
+          }
+    }
+  }
+}
+
+// A[i0 ..< i0 + MR·tiles, pc ..< pc + kc] into tiles of MR rows: element (r, p) of tile t at ap[t·kc·MR + p·MR + r];
+// rows past m are 0.
+TARGET static void NAME(pack_a)(const float *a, size_t lda, size_t m, size_t pc, size_t kc, float *ap) {
+  for (size_t i = 0; i < m; i += MR, ap += kc * MR) {
+    const size_t rows = m - i < MR ? m - i : MR;
+    for (size_t r = 0; r < MR; r++) {
+      const float *row = a + (i + r) * lda + pc;
+      if (r < rows)
+        for (size_t p = 0; p < kc; p++) ap[p * MR + r] = row[p];
+      else
+        for (size_t p = 0; p < kc; p++) ap[p * MR + r] = 0;
+    }
+  }
+}
+
+// The MR × NR tile at c (its first `rows` × `cols` inside C): c ← Σ_p ap[p] ⊗ bp[p] (+ c when add). The sum over
+// this k block is one FMA chain per element, in order of p; it is added to c after the block.
+TARGET __attribute__((noinline)) static void NAME(kernel)(size_t kc, const float *ap, const float *bp, float *c, size_t ldc, size_t rows,
+                                size_t cols, int add) {
+  typedef NAME(vec) vec;
+  vec acc[MR][NV];
+  for (int r = 0; r < MR; r++)
+    for (int v = 0; v < NV; v++) acc[r][v] = (vec){0};
+  // ap[r] · ones is the broadcast of ap[r] (x · 1 folds to x); 0 + ap[r] would not fold (−0 + 0 is +0) and kept
+  // a zero register live, which made the 12 accumulators spill on AVX2
+  const vec ones = (vec){0} + 1.0f;
+#pragma clang loop unroll(disable)
+  for (size_t p = 0; p < kc; p++, ap += MR, bp += NR) {
+    vec b[NV];
+    for (int v = 0; v < NV; v++) b[v] = *(const vec *)(bp + v * VW);
+    for (int r = 0; r < MR; r++) {
+      const vec a = ap[r] * ones;
+      for (int v = 0; v < NV; v++) acc[r][v] = __builtin_elementwise_fma(a, b[v], acc[r][v]);
+    }
+  }
+  if (rows == MR && cols == NR) {
+    for (int r = 0; r < MR; r++)
+      for (int v = 0; v < NV; v++) {
+        vec *out = (vec *)(c + r * ldc + v * VW);
+        *out = add ? *out + acc[r][v] : acc[r][v];
+      }
+    return;
+  }
+  float tile[MR][NR];
+  for (int r = 0; r < MR; r++)
+    for (int v = 0; v < NV; v++) *(vec *)&tile[r][v * VW] = acc[r][v];
+  for (size_t r = 0; r < rows; r++)
+    for (size_t j = 0; j < cols; j++) c[r * ldc + j] = add ? c[r * ldc + j] + tile[r][j] : tile[r][j];
+}
+
+// Columns [j0, j1) of C[m, n] (row stride ldc) ← A[m, k] · Wᵀ (+ C when accumulate), W packed by NAME(pack);
+// j0 a multiple of NR. `abuf` holds min(m, MC) rows × KC, MR-aligned.
+TARGET static void NAME(gemm)(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *packed,
+                              int accumulate, float *c, size_t ldc, size_t j0, size_t j1, float *abuf) {
+  const size_t step = NAME(step)(k), panels = (n + NR - 1) / NR;
+  for (size_t ic = 0; ic < m; ic += BP_PACKED_MC) {
+    const size_t mc = m - ic < BP_PACKED_MC ? m - ic : BP_PACKED_MC;
+    for (size_t pc = 0; pc < k; pc += step) {
+      const size_t kc = k - pc < step ? k - pc : step;
+      const float *block = packed + pc * panels * NR;
+      NAME(pack_a)(a + ic * lda, lda, mc, pc, kc, abuf);
+      const size_t tiles = (mc + MR - 1) / MR, lines = (kc * NR * sizeof(float) + 63) / 64;
+      const size_t per_tile = (lines + tiles - 1) / tiles;
+      for (size_t jr = j0; jr < j1; jr += NR) {
+        const float *panel = block + (jr / NR) * kc * NR;
+        // the panel after this one comes from memory: fetch a share of it into L2 before each tile of this one,
+        // so that the first sweep of the next panel does not wait on memory (prefetches never fault, so the one
+        // past the end is harmless)
+        const char *next = (const char *)(panel + kc * NR);
+        for (size_t ir = 0, t = 0; ir < mc; ir += MR, t++) {
+          for (size_t l = t * per_tile; l < (t + 1) * per_tile && l < lines; l++) __builtin_prefetch(next + 64 * l, 0, 2);
+          NAME(kernel)(kc, abuf + ir * kc, panel, c + (ic + ir) * ldc + jr, ldc, mc - ir < MR ? mc - ir : MR,
+                       j1 - jr < NR ? j1 - jr : NR, accumulate || pc > 0);
+        }
+      }
+    }
+  }
+}
+
+#undef NR

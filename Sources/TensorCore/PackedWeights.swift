@@ -1,0 +1,150 @@
+import CKernels
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// A linear layer's weight W [n, k] packed once into the panels `BLAS.sgemm(m:a:lda:packed:…)` reads, so that the
+/// forward products Y = X · Wᵀ skip the copy of W that OpenBLAS makes on every call (12% of a 128-token forward
+/// on a Zen 3, 19% on an Ice Lake). The kernel is ours (CKernels' sgemm_packed.c): AVX-512 where the CPU has it,
+/// else AVX2 + FMA; on other CPUs there is nothing to pack (`kernel == .none`) and callers keep using OpenBLAS.
+///
+/// Memory: one more copy of W (n rounded up to the panel width × k floats). The packed copy does not follow later
+/// changes of W: whoever changes W drops it.
+///
+/// Numerics: every element is one FMA chain per block of at most 256 k steps, blocks added in order
+/// (`bp_packed_sgemm_reference` is the twin, equal bit for bit); it differs from OpenBLAS's order in the last bits.
+public final class PackedWeights: @unchecked Sendable {
+  /// Which of CKernels' packed GEMMs runs.
+  public enum Kernel: Int32, Sendable, CustomStringConvertible {
+    /// No packed kernel: OpenBLAS for every product (no AVX2 + FMA, or `BITPLAN_GEMM=openblas`).
+    case none = 0
+    /// AVX2 + FMA, a 4 × 24 register tile (12 ymm accumulators).
+    case avx2 = 1
+    /// AVX-512 F/CD/BW/DQ/VL, an 8 × 48 tile (24 zmm accumulators).
+    case avx512 = 2
+    /// The AVX-512 kernel's text compiled for AVX2 (tests only: checks its indexing on CPUs without AVX-512).
+    case wideOnAVX2 = 3
+
+    public var description: String {
+      switch self {
+      case .none: "none"
+      case .avx2: "AVX2 + FMA, 4×24 tile"
+      case .avx512: "AVX-512, 8×48 tile"
+      case .wideOnAVX2: "AVX-512 text on AVX2 (test)"
+      }
+    }
+
+    /// Columns per panel (the tile's width); 0 for `.none`.
+    public var panelWidth: Int { Int(bp_packed_sgemm_panel(rawValue)) }
+  }
+
+  /// The kernel this process uses, decided once: the best the CPU runs (`bp_packed_sgemm_variant`), unless the
+  /// environment says `BITPLAN_GEMM=openblas`, or the kernel failed its start-up check (`selfCheck`). Read by the
+  /// engine before packing, and printed by `bitplan bench`.
+  public static let kernel: Kernel = {
+    if let choice = getenv("BITPLAN_GEMM").map({ String(cString: $0).lowercased() }), choice == "openblas" { return .none }
+    let best = Kernel(rawValue: bp_packed_sgemm_variant()) ?? .none
+    return best == .none || selfCheck(best) ? best : .none
+  }()
+
+  /// Why `kernel` is what it is, for `bench`: "AVX2 + FMA, 4×24 tile", or the reason it is none.
+  public static var kernelDescription: String {
+    if let choice = getenv("BITPLAN_GEMM"), String(cString: choice).lowercased() == "openblas" {
+      return "none (BITPLAN_GEMM=openblas)"
+    }
+    let best = Kernel(rawValue: bp_packed_sgemm_variant()) ?? .none
+    if best == .none { return "none (the CPU has neither AVX-512 nor AVX2 + FMA)" }
+    return kernel == .none ? "none (the \(best) kernel failed its start-up check)" : kernel.description
+  }
+
+  /// Rows of W (n: the product's output width).
+  public let rows: Int
+  /// Columns of W (k: the product's input width).
+  public let columns: Int
+  /// The kernel these panels are laid out for.
+  public let layout: Kernel
+  let storage: UnsafeMutablePointer<Float>
+
+  /// Packs W [rows, columns] (row stride `columns`) for `kernel`, the panels split over the workers; nil when there
+  /// is no packed kernel.
+  public convenience init?(_ w: UnsafePointer<Float>, rows: Int, columns: Int) {
+    self.init(w, rows: rows, columns: columns, layout: Self.kernel)
+  }
+
+  /// Packs for a given kernel (tests pick `.wideOnAVX2`); nil for `.none` or a kernel this CPU cannot run.
+  public init?(_ w: UnsafePointer<Float>, rows: Int, columns: Int, layout: Kernel) {
+    precondition(rows >= 0 && columns >= 0, "negative shape \(rows)×\(columns)")
+    guard layout != .none, bp_packed_sgemm_pack(layout.rawValue, w, columns, 0, columns, nil, 0, 0) == 0 else { return nil }
+    let floats = bp_packed_sgemm_size(layout.rawValue, rows, columns)
+    guard let raw = aligned_alloc(64, (max(floats, 1) * 4 + 63) / 64 * 64) else { return nil }
+    (self.rows, self.columns, self.layout) = (rows, columns, layout)
+    storage = raw.bindMemory(to: Float.self, capacity: max(floats, 1))
+    let width = layout.panelWidth, panels = (rows + width - 1) / width
+    let pieces = Parallel.isInsideWorker ? 1 : max(1, min(Parallel.workers, panels))
+    let out = storage
+    Parallel.forEach(pieces) { p in
+      let rc = bp_packed_sgemm_pack(layout.rawValue, w, columns, rows, columns, out, p * panels / pieces, (p + 1) * panels / pieces)
+      precondition(rc == 0, "bp_packed_sgemm_pack failed")
+    }
+  }
+
+  deinit { free(storage) }
+
+  /// Calls `body` with the panels (for CKernels' functions directly: tests of other splits).
+  public func withUnsafePanels<R>(_ body: (UnsafePointer<Float>) throws -> R) rethrows -> R { try body(storage) }
+
+  /// Bytes of the packed copy.
+  public var byteCount: Int { bp_packed_sgemm_size(layout.rawValue, rows, columns) * 4 }
+
+  /// Runs `kernel` on a small product with ragged edges against the plain twin; false if any element differs.
+  /// Guards a kernel whose instruction set the build machine could not run (AVX-512 on an AVX2 builder).
+  static func selfCheck(_ kernel: Kernel) -> Bool {
+    let (m, n, k) = (13, kernel.panelWidth * 2 + 5, 517)
+    var state: UInt64 = 0x5EED_BA5E
+    func next() -> Float {
+      state = state &* 6364136223846793005 &+ 1442695040888963407
+      return Float(Int32(truncatingIfNeeded: state >> 32)) / 0x1p31
+    }
+    let a = (0..<m * k).map { _ in next() }, w = (0..<n * k).map { _ in next() }
+    var fast = [Float](repeating: 0, count: m * n), plain = fast
+    let packed = w.withUnsafeBufferPointer { PackedWeights($0.baseAddress!, rows: n, columns: k, layout: kernel) }
+    guard let packed else { return false }
+    let rc = fast.withUnsafeMutableBufferPointer { c in
+      a.withUnsafeBufferPointer {
+        bp_packed_sgemm(kernel.rawValue, m, n, k, $0.baseAddress!, k, packed.storage, 0, c.baseAddress!, n, 0, n)
+      }
+    }
+    bp_packed_sgemm_reference(m, n, k, 256, a, k, w, k, 0, &plain, n)
+    return rc == 0 && zip(fast, plain).allSatisfy { $0.bitPattern == $1.bitPattern }
+  }
+}
+
+extension BLAS {
+  /// C[m, n] ← A[m, k] · Wᵀ, or += when `accumulate`, with W [n, k] packed (`PackedWeights`); A and C row-major
+  /// with row strides `lda` ≥ k and `ldc` ≥ n. The columns of C are split over `Parallel.workers` at panel
+  /// boundaries (one piece inside a worker or for a small product); the result does not depend on the split.
+  /// - Complexity: O(m·n·k).
+  public static func sgemm(
+    m: Int, a: UnsafePointer<Float>, lda: Int, packed: PackedWeights, accumulate: Bool,
+    c: UnsafeMutablePointer<Float>, ldc: Int
+  ) {
+    let (n, k) = (packed.rows, packed.columns)
+    precondition(m >= 0 && lda >= k && ldc >= n, "packed sgemm: m \(m), lda \(lda) < k \(k) or ldc \(ldc) < n \(n)")
+    if m == 0 || n == 0 { return }
+    let width = packed.layout.panelWidth, panels = (n + width - 1) / width
+    let pieces = min(Parallel.workers, panels)
+    let layout = packed.layout.rawValue, storage = UnsafePointer(packed.storage)
+    func part(_ p: Int, of pieces: Int) {
+      let j0 = p * panels / pieces * width, j1 = min(n, (p + 1) * panels / pieces * width)
+      let rc = bp_packed_sgemm(layout, m, n, k, a, lda, storage, accumulate ? 1 : 0, c, ldc, j0, j1)
+      precondition(rc == 0, "bp_packed_sgemm failed")
+    }
+    guard pieces > 1, 2 * m * n * k >= minimumParallelFlops, !Parallel.isInsideWorker else {
+      part(0, of: 1)
+      return
+    }
+    Parallel.forEach(pieces) { part($0, of: pieces) }
+  }
+}

@@ -1,0 +1,145 @@
+import CKernels
+import Testing
+import TensorCore
+import _TestSupport
+
+/// The packed-weight GEMM (CKernels' sgemm_packed.c through `PackedWeights` and `BLAS.sgemm(m:a:lda:packed:…)`)
+/// against its plain twin, bit for bit, and against the Double reference within rounding.
+@Suite struct PackedWeightsTests {
+  /// Every kernel this CPU can run, the AVX-512 text compiled for AVX2 included (so its indexing is checked on a
+  /// CPU without AVX-512; on an AVX-512 CPU `.avx512` itself runs here too).
+  static var kernels: [PackedWeights.Kernel] {
+    let w: [Float] = [1]
+    return [.avx2, .avx512, .wideOnAVX2].filter { PackedWeights(w, rows: 1, columns: 1, layout: $0) != nil }
+  }
+
+  /// Shapes with ragged edges in every direction: m not a multiple of the tile's rows, n not of the panel width,
+  /// k over one block (256) and not a multiple of the block count; m over one row block (256).
+  static let shapes: [(m: Int, n: Int, k: Int)] = [
+    (1, 1, 1), (3, 5, 7), (4, 24, 256), (5, 25, 257), (9, 47, 300), (17, 49, 513), (128, 192, 576), (300, 100, 40),
+  ]
+
+  /// C as the twin computes it (W as stored), and as `BLAS.sgemm(packed:)` does (split over the workers).
+  func both(_ kernel: PackedWeights.Kernel, m: Int, n: Int, k: Int, lda: Int, ldc: Int, accumulate: Bool, seed: UInt64)
+    -> (packed: [Float], twin: [Float])
+  {
+    let a = randomFloats(m * lda, seed: seed), w = randomFloats(n * k, seed: seed + 1)
+    var twin = randomFloats(m * ldc, seed: seed + 2), packed = twin
+    bp_packed_sgemm_reference(m, n, k, 256, a, lda, w, k, accumulate ? 1 : 0, &twin, ldc)
+    let weights = PackedWeights(w, rows: n, columns: k, layout: kernel)!
+    packed.withUnsafeMutableBufferPointer { c in
+      BLAS.sgemm(m: m, a: a, lda: lda, packed: weights, accumulate: accumulate, c: c.baseAddress!, ldc: ldc)
+    }
+    return (packed, twin)
+  }
+
+  @Test func someKernelRunsWhereTheCPUHasAVX2() {
+    let features = CPUFeatures.current
+    if features.contains([.avx2, .fma, .avx]) {
+      #expect(Self.kernels.contains(.avx2) && Self.kernels.contains(.wideOnAVX2))
+      #expect(PackedWeights.kernel == (features.contains([.avx512f, .avx512cd, .avx512bw, .avx512dq, .avx512vl]) ? .avx512 : .avx2)
+        || PackedWeights.kernelDescription.contains("BITPLAN_GEMM"))
+    } else {
+      #expect(Self.kernels.isEmpty)
+      #expect(PackedWeights.kernel == .none)
+    }
+  }
+
+  @Test(arguments: [false, true])
+  func equalsTheTwinBitForBit(accumulate: Bool) {
+    for kernel in Self.kernels {
+      for (i, s) in Self.shapes.enumerated() {
+        let (packed, twin) = both(kernel, m: s.m, n: s.n, k: s.k, lda: s.k, ldc: s.n, accumulate: accumulate, seed: UInt64(10 * i))
+        let differing = zip(packed, twin).filter { $0.bitPattern != $1.bitPattern }.count
+        #expect(differing == 0, "\(kernel) \(s): \(differing) of \(twin.count) differ")
+      }
+    }
+  }
+
+  /// Sub-blocks of wider arrays (the engine passes exact widths, but the API takes strides).
+  @Test func stridesAreHonoured() {
+    for kernel in Self.kernels {
+      let (packed, twin) = both(kernel, m: 7, n: 30, k: 40, lda: 53, ldc: 41, accumulate: true, seed: 99)
+      #expect(zip(packed, twin).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(kernel)")
+    }
+  }
+
+  /// Splitting C's columns differently (as 1, 2 or 3 threads would) gives the same bits.
+  @Test func theSplitDoesNotChangeTheResult() {
+    for kernel in Self.kernels {
+      let (m, n, k) = (19, kernel.panelWidth * 5 + 3, 333)
+      let a = randomFloats(m * k, seed: 5), w = randomFloats(n * k, seed: 6)
+      let weights = PackedWeights(w, rows: n, columns: k, layout: kernel)!
+      var results: [[Float]] = []
+      for pieces in 1...3 {
+        let panels = (n + kernel.panelWidth - 1) / kernel.panelWidth
+        var c = [Float](repeating: .nan, count: m * n)
+        for p in 0..<pieces {
+          let j0 = p * panels / pieces * kernel.panelWidth, j1 = min(n, (p + 1) * panels / pieces * kernel.panelWidth)
+          let rc = c.withUnsafeMutableBufferPointer { c in
+            weights.withUnsafePanels { bp_packed_sgemm(kernel.rawValue, m, n, k, a, k, $0, 0, c.baseAddress!, n, j0, j1) }
+          }
+          #expect(rc == 0)
+        }
+        results.append(c)
+      }
+      for r in results.dropFirst() { #expect(zip(r, results[0]).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(kernel)") }
+    }
+  }
+
+  /// Independent of the twin: the Double three-loop reference, within Float rounding of a k-term sum.
+  @Test func agreesWithTheDoubleReference() {
+    for kernel in Self.kernels {
+      let (m, n, k) = (33, 70, 600)
+      let a = randomFloats(m * k, seed: 11), w = randomFloats(n * k, seed: 12)
+      var want = [Float](repeating: 0, count: m * n), got = want
+      want.withUnsafeMutableBufferPointer {
+        BLAS.gemmReference(transposeB: true, m: m, n: n, k: k, a: a, lda: k, b: w, ldb: k, c: $0.baseAddress!, ldc: n)
+      }
+      let weights = PackedWeights(w, rows: n, columns: k, layout: kernel)!
+      got.withUnsafeMutableBufferPointer { BLAS.sgemm(m: m, a: a, lda: k, packed: weights, accumulate: false, c: $0.baseAddress!, ldc: n) }
+      for i in want.indices { #expect(abs(want[i] - got[i]) <= 1e-5 * Float(k), "\(kernel) i=\(i)") }
+    }
+  }
+
+  /// Overwriting ignores what C held (NaNs included), as BLAS's beta = 0 does; k = 0 gives zeros or leaves C.
+  @Test func overwriteIgnoresOldValuesAndEmptySumsAreZero() {
+    for kernel in Self.kernels {
+      let a = randomFloats(3 * 10, seed: 1), w = randomFloats(5 * 10, seed: 2)
+      let weights = PackedWeights(w, rows: 5, columns: 10, layout: kernel)!
+      var c = [Float](repeating: .nan, count: 15)
+      c.withUnsafeMutableBufferPointer { BLAS.sgemm(m: 3, a: a, lda: 10, packed: weights, accumulate: false, c: $0.baseAddress!, ldc: 5) }
+      #expect(c.allSatisfy { $0.isFinite })
+      let empty = PackedWeights([Float](), rows: 5, columns: 0, layout: kernel)!
+      var d = [Float](repeating: 2, count: 15), e = d
+      d.withUnsafeMutableBufferPointer { BLAS.sgemm(m: 3, a: a, lda: 0, packed: empty, accumulate: false, c: $0.baseAddress!, ldc: 5) }
+      e.withUnsafeMutableBufferPointer { BLAS.sgemm(m: 3, a: a, lda: 0, packed: empty, accumulate: true, c: $0.baseAddress!, ldc: 5) }
+      #expect(d == [Float](repeating: 0, count: 15) && e == [Float](repeating: 2, count: 15))
+    }
+  }
+
+  @Test func badArgumentsAreRefusedNotRun() {
+    for kernel in Self.kernels {
+      let a: [Float] = [1, 2], w: [Float] = [Float](repeating: 1, count: 2 * 60)
+      let weights = PackedWeights(w, rows: 60, columns: 2, layout: kernel)!
+      var c = [Float](repeating: 7, count: 60)
+      let misaligned = c.withUnsafeMutableBufferPointer { c in
+        weights.withUnsafePanels { bp_packed_sgemm(kernel.rawValue, 1, 60, 2, a, 2, $0, 0, c.baseAddress!, 60, 1, 60) }
+      }
+      let pastEnd = c.withUnsafeMutableBufferPointer { c in
+        weights.withUnsafePanels { bp_packed_sgemm(kernel.rawValue, 1, 60, 2, a, 2, $0, 0, c.baseAddress!, 60, 0, 61) }
+      }
+      #expect(misaligned == -1 && pastEnd == -1 && c == [Float](repeating: 7, count: 60))
+    }
+    #expect(bp_packed_sgemm(Int32(BP_PACKED_NONE), 1, 1, 1, [1], 1, [1], 0, nil, 1, 0, 1) == -1)
+  }
+
+  @Test func sizeIsWholePanels() {
+    for kernel in Self.kernels {
+      let w = [Float](repeating: 1, count: 50 * 3)
+      let packed = PackedWeights(w, rows: 50, columns: 3, layout: kernel)!
+      let panels = (50 + kernel.panelWidth - 1) / kernel.panelWidth
+      #expect(packed.byteCount == panels * kernel.panelWidth * 3 * 4)
+    }
+  }
+}
