@@ -153,6 +153,43 @@ static float *thread_abuf(void) {
   return buf;
 }
 
+// One panel of W for bp_packed_sgemm_rows, per thread (KC × the widest NR floats, 48 KB).
+static pthread_key_t bbuf_key;
+static pthread_once_t bbuf_once = PTHREAD_ONCE_INIT;
+static void make_bkey(void) { pthread_key_create(&bbuf_key, free); }
+
+static float *thread_bbuf(void) {
+  pthread_once(&bbuf_once, make_bkey);
+  float *buf = pthread_getspecific(bbuf_key);
+  if (buf) return buf;
+  buf = aligned_alloc(64, sizeof(float) * 256 * 48);
+  if (buf && pthread_setspecific(bbuf_key, buf) != 0) {
+    free(buf);
+    return NULL;
+  }
+  return buf;
+}
+
+int bp_packed_sgemm_rows(int variant, size_t m, size_t n, size_t k, const float *a, size_t lda, const float *w,
+                         size_t ldw, int accumulate, float *c, size_t ldc, size_t j0, size_t j1) {
+  const int nr = bp_packed_sgemm_panel(variant);
+  if (!runnable(variant) || j0 % nr != 0 || j1 > n || j0 > j1) return -1;
+  if (m == 0 || j0 == j1) return 0;
+  if (k == 0) {
+    if (!accumulate)
+      for (size_t i = 0; i < m; i++) memset(c + i * ldc + j0, 0, sizeof(float) * (j1 - j0));
+    return 0;
+  }
+  float *abuf = thread_abuf(), *bbuf = thread_bbuf();
+  if (!abuf || !bbuf) return -1;
+  switch (variant) {
+    case BP_PACKED_AVX512: gemm_rows_avx512(m, n, k, a, lda, w, ldw, accumulate, c, ldc, j0, j1, abuf, bbuf); break;
+    case BP_PACKED_WIDE_ON_AVX2: gemm_rows_wide(m, n, k, a, lda, w, ldw, accumulate, c, ldc, j0, j1, abuf, bbuf); break;
+    default: gemm_rows_avx2(m, n, k, a, lda, w, ldw, accumulate, c, ldc, j0, j1, abuf, bbuf);
+  }
+  return 0;
+}
+
 int bp_packed_sgemm(int variant, size_t m, size_t n, size_t k, const float *a, size_t lda, const float *packed,
                     int accumulate, float *c, size_t ldc, size_t j0, size_t j1) {
   const int nr = bp_packed_sgemm_panel(variant);
@@ -179,6 +216,12 @@ size_t bp_packed_sgemm_size(int variant, size_t n, size_t k) { (void)variant, (v
 int bp_packed_sgemm_pack(int variant, const float *w, size_t ldw, size_t n, size_t k, float *out, size_t panel0,
                          size_t panel1) {
   (void)variant, (void)w, (void)ldw, (void)n, (void)k, (void)out, (void)panel0, (void)panel1;
+  return -1;
+}
+int bp_packed_sgemm_rows(int variant, size_t m, size_t n, size_t k, const float *a, size_t lda, const float *w,
+                         size_t ldw, int accumulate, float *c, size_t ldc, size_t j0, size_t j1) {
+  (void)variant, (void)m, (void)n, (void)k, (void)a, (void)lda, (void)w, (void)ldw, (void)accumulate, (void)c,
+      (void)ldc, (void)j0, (void)j1;
   return -1;
 }
 int bp_packed_sgemm(int variant, size_t m, size_t n, size_t k, const float *a, size_t lda, const float *packed,

@@ -20,23 +20,25 @@ static inline size_t NAME(step)(size_t k) {
 // Floats of W [n, k] packed: ⌈n / NR⌉ panels of NR columns for every k.
 static size_t NAME(size)(size_t n, size_t k) { return ((n + NR - 1) / NR) * NR * k; }
 
+// Panel q of k block [pc, pc + kc) of W [n, k] (row stride ldw) into `panel`: element (p, c), W[q · NR + c, pc + p],
+// at panel[p · NR + c]; columns past n are 0.
+TARGET static void NAME(pack_panel)(const float *w, size_t ldw, size_t n, size_t q, size_t pc, size_t kc, float *panel) {
+  // 8 columns at a time: 8 rows of W read side by side, so each read line is used 8 times while in L1
+  for (size_t c0 = 0; c0 < NR; c0 += 8)
+    for (size_t p = 0; p < kc; p++)
+      for (size_t c = c0; c < c0 + 8; c++) {
+        const size_t j = q * NR + c;
+        panel[p * NR + c] = j < n ? w[j * ldw + pc + p] : 0;
+      }
+}
+
 // Panels [q0, q1) of W [n, k] (row stride ldw) into `out`. Block b of k (rows pc ..< pc + kc of op(B) = Wᵀ) starts
-// at out + pc · panels · NR; panel q of it at + q · kc · NR; element (p, c) of the panel, W[q · NR + c, pc + p],
-// at + p · NR + c. Columns past n are 0.
+// at out + pc · panels · NR; panel q of it at + q · kc · NR, laid out as NAME(pack_panel) writes it.
 TARGET static void NAME(pack)(const float *w, size_t ldw, size_t n, size_t k, float *out, size_t q0, size_t q1) {
   const size_t step = NAME(step)(k), panels = (n + NR - 1) / NR;
   for (size_t pc = 0; pc < k; pc += step) {
     const size_t kc = k - pc < step ? k - pc : step;
-    for (size_t q = q0; q < q1; q++) {
-      float *panel = out + pc * panels * NR + q * kc * NR;
-      // 8 columns at a time: 8 rows of W read side by side, so each read line is used 8 times while in L1
-      for (size_t c0 = 0; c0 < NR; c0 += 8)
-        for (size_t p = 0; p < kc; p++)
-          for (size_t c = c0; c < c0 + 8; c++) {
-            const size_t j = q * NR + c;
-            panel[p * NR + c] = j < n ? w[j * ldw + pc + p] : 0;
-          }
-    }
+    for (size_t q = q0; q < q1; q++) NAME(pack_panel)(w, ldw, n, q, pc, kc, out + pc * panels * NR + q * kc * NR);
   }
 }
 
@@ -114,6 +116,27 @@ TARGET static void NAME(gemm)(size_t m, size_t n, size_t k, const float *a, size
           NAME(kernel)(kc, abuf + ir * kc, panel, c + (ic + ir) * ldc + jr, ldc, mc - ir < MR ? mc - ir : MR,
                        j1 - jr < NR ? j1 - jr : NR, accumulate || pc > 0);
         }
+      }
+    }
+  }
+}
+
+// NAME(gemm) on W as stored (row stride ldw): each panel is packed into `bbuf` (KC × NR floats) just before its
+// sweep, so nothing of W's size is allocated (a streamed weight, a table). The same sums in the same order.
+TARGET static void NAME(gemm_rows)(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *w,
+                                   size_t ldw, int accumulate, float *c, size_t ldc, size_t j0, size_t j1, float *abuf,
+                                   float *bbuf) {
+  const size_t step = NAME(step)(k);
+  for (size_t ic = 0; ic < m; ic += BP_PACKED_MC) {
+    const size_t mc = m - ic < BP_PACKED_MC ? m - ic : BP_PACKED_MC;
+    for (size_t pc = 0; pc < k; pc += step) {
+      const size_t kc = k - pc < step ? k - pc : step;
+      NAME(pack_a)(a + ic * lda, lda, mc, pc, kc, abuf);
+      for (size_t jr = j0; jr < j1; jr += NR) {
+        NAME(pack_panel)(w, ldw, n, jr / NR, pc, kc, bbuf);
+        for (size_t ir = 0; ir < mc; ir += MR)
+          NAME(kernel)(kc, abuf + ir * kc, bbuf, c + (ic + ir) * ldc + jr, ldc, mc - ir < MR ? mc - ir : MR,
+                       j1 - jr < NR ? j1 - jr : NR, accumulate || pc > 0);
       }
     }
   }

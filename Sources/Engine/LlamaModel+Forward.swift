@@ -75,10 +75,10 @@ extension LlamaModel {
           op.apply(Self.floats(input), tokens: t, into: Self.floats(output), accumulate: accumulate)
           return
         }
-        if perturbation == nil, let packed = packedWeight(block.linear[kind.rawValue], block.linearNames[kind.rawValue], shape) {
-          BLAS.sgemm(
-            m: t, a: Self.floats(input), lda: shape[1], packed: packed, accumulate: accumulate, c: Self.floats(output),
-            ldc: shape[0])
+        if perturbation == nil, packedProduct(
+          block.linear[kind.rawValue], block.linearNames[kind.rawValue], rows: shape[0], columns: shape[1], input,
+          tokens: t, output, ldy: shape[0], accumulate: accumulate)
+        {
           return
         }
         Scalar.gemm(

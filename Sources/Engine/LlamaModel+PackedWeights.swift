@@ -5,27 +5,37 @@ import TensorCore
 /// OpenBLAS copies W into its panel layout on every call; the forward of a 128-token window spent 12% of its time
 /// there on a Zen 3. So a Float model packs each linear weight on the first forward that reads it unperturbed and
 /// keeps the panels with the weight's buffer (`Buffer.packed`), which drops them whenever the values change
-/// (`replaceWeight`, release). A streamed weight (models bigger than memory) is packed for each product and not
-/// kept, so that it goes through the same kernel. Not packed, and so through OpenBLAS as before:
+/// (`replaceWeight`, release). A streamed weight (models bigger than memory) goes through the same kernel with
+/// each panel packed just before its sweep, so a streamed model computes the dense model's numbers bit for bit
+/// without keeping anything of W's size. Through OpenBLAS as before:
 /// - Double models (the reference path of the checks);
 /// - passes with a perturbation (W + εV changes with every Hessian-vector product);
-/// - the LM head and the embedding (the head's product gained 3% from packing in a probe, for 113 MB on SmolLM2);
+/// - the LM head and the embedding (packing SmolLM2's 113 MB table gained nothing measurable in alternated runs of
+///   `bench engine` on a Zen 3: T = 512 forward 0.963–1.353 s packed, 0.938–1.030 s not);
 /// - CPUs without AVX2 + FMA, or `BITPLAN_GEMM=openblas` in the environment, or `packsWeights = false`.
 /// The backward pass's products (dX = dY · W, dW = dYᵀ · X) stay OpenBLAS's.
 extension LlamaModel {
-  /// The packed copy of linear weight `name` with `shape` [out, in], made now if the model packs and the weight is
-  /// resident; nil where the forward uses OpenBLAS.
-  func packedWeight(_ buffer: Buffer<Scalar>, _ name: String, _ shape: [Int]) -> PackedWeights? {
-    guard Scalar.self == Float.self, packsWeights, PackedWeights.kernel != .none, !buffer.isReleased else { return nil }
-    if let packed = buffer.packed { return packed }
-    if streamed.readers[name] != nil {
-      // a streamed weight is packed for this product only: the same kernel as in memory, so a streamed model
-      // computes the dense model's numbers bit for bit, without keeping a copy of what streaming leaves in the file
-      return PackedWeights(Self.floats(readable(buffer, name)), rows: shape[0], columns: shape[1])
+  /// Y[T, rows] ← X[T, columns] · Wᵀ (+ Y when `accumulate`; Y's row stride `ldy`) through the packed kernel, for
+  /// the weight `name` held in `buffer`, when this model packs; false (nothing done) where the caller uses OpenBLAS.
+  /// A resident weight is packed on first use and the copy kept with its buffer; a streamed one is multiplied with
+  /// each panel packed just before its sweep (the same bits, nothing of W's size kept).
+  func packedProduct(
+    _ buffer: Buffer<Scalar>, _ name: String, rows: Int, columns: Int, _ x: UnsafePointer<Scalar>, tokens: Int,
+    _ y: UnsafeMutablePointer<Scalar>, ldy: Int, accumulate: Bool
+  ) -> Bool {
+    guard Scalar.self == Float.self, packsWeights, PackedWeights.kernel != .none, !buffer.isReleased else { return false }
+    let streams = streamed.readers[name] != nil
+    if buffer.packed == nil, !streams, buffer.count == rows * columns {
+      buffer.packed = PackedWeights(Self.floats(buffer.constant), rows: rows, columns: columns)
     }
-    guard buffer.count == shape[0] * shape[1] else { return nil }
-    buffer.packed = PackedWeights(Self.floats(buffer.constant), rows: shape[0], columns: shape[1])
-    return buffer.packed
+    if let packed = buffer.packed {
+      BLAS.sgemm(m: tokens, a: Self.floats(x), lda: columns, packed: packed, accumulate: accumulate, c: Self.floats(y), ldc: ldy)
+      return true
+    }
+    guard streams else { return false }
+    return BLAS.sgemm(
+      m: tokens, a: Self.floats(x), lda: columns, weights: Self.floats(readable(buffer, name)), rows: rows,
+      columns: columns, ldw: columns, accumulate: accumulate, c: Self.floats(y), ldc: ldy)
   }
 
   /// Drops every packed copy (made again on the next forward that packs).

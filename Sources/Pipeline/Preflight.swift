@@ -99,10 +99,10 @@ public enum Preflight {
 
   /// What the weights of a model streamed from its file hold (`LoadedModel.load(…streaming: true)`), given the
   /// value counts of its matrices: the embedding and an untied head in Float, which stay expanded once read (a
-  /// reader decodes a table straight into the buffer it is kept in, `WeightReader(into:)`), and nine Float copies
-  /// of the largest other matrix (a q/k projection's un-permuted array, the expansion buffer, its packed copy for
-  /// the forward's GEMM, a probe's block, W + εV, and in the per-layer stage a candidate's Q(W) and ΔW on each of
-  /// two workers); the mapped file's pages
+  /// reader decodes a table straight into the buffer it is kept in, `WeightReader(into:)`), and eight Float copies
+  /// of the largest other matrix (a q/k projection's un-permuted array, the expansion buffer, a probe's block,
+  /// W + εV, and in the per-layer stage a candidate's Q(W) and ΔW on each of two workers; the forward's packed
+  /// GEMM packs a streamed weight a panel at a time, `BLAS.sgemm(…weights:…)`); the mapped file's pages
   /// leave the resident set once each weight is read (`ModelFile.dropResidentPages`). The 1B-shape bf16 model, 512
   /// tokens, 128 for the HVPs, two candidates, four probes: 2.83 GiB estimated, 2.66 GiB measured
   /// (`scripts/bench_scale.sh` at c0615b8).
@@ -110,7 +110,7 @@ public enum Preflight {
     let table = config.vocabSize * config.hiddenSize
     let tables = Double(table) * (config.tieWordEmbeddings ? 1 : 2)
     let largest = matrices.filter { $0 < table }.map(Double.init).max() ?? 0
-    return 4 * tables + 36 * largest
+    return 4 * tables + 32 * largest
   }
 
   /// Opens the model at `path` (headers only), checks its config against its tensors, and every window a command

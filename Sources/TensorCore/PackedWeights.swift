@@ -130,21 +130,47 @@ extension BLAS {
     m: Int, a: UnsafePointer<Float>, lda: Int, packed: PackedWeights, accumulate: Bool,
     c: UnsafeMutablePointer<Float>, ldc: Int
   ) {
-    let (n, k) = (packed.rows, packed.columns)
-    precondition(m >= 0 && lda >= k && ldc >= n, "packed sgemm: m \(m), lda \(lda) < k \(k) or ldc \(ldc) < n \(n)")
+    let (n, k, layout, storage) = (packed.rows, packed.columns, packed.layout, UnsafePointer(packed.storage))
+    inPanelColumns(m: m, n: n, k: k, lda: lda, ldc: ldc, kernel: layout) { j0, j1 in
+      bp_packed_sgemm(layout.rawValue, m, n, k, a, lda, storage, accumulate ? 1 : 0, c, ldc, j0, j1)
+    }
+  }
+
+  /// The same product, bit for bit, with W [n, k] as stored (row stride `ldw` ≥ k) and `PackedWeights.kernel`
+  /// packing each panel just before its sweep: no copy of W's size (a streamed weight, an embedding table). False,
+  /// with C untouched, when there is no packed kernel (`PackedWeights.kernel == .none`).
+  /// - Complexity: O(m·n·k).
+  @discardableResult
+  public static func sgemm(
+    m: Int, a: UnsafePointer<Float>, lda: Int, weights w: UnsafePointer<Float>, rows n: Int, columns k: Int, ldw: Int,
+    accumulate: Bool, c: UnsafeMutablePointer<Float>, ldc: Int
+  ) -> Bool {
+    let layout = PackedWeights.kernel
+    guard layout != .none else { return false }
+    precondition(ldw >= k, "packed sgemm: ldw \(ldw) < k \(k)")
+    inPanelColumns(m: m, n: n, k: k, lda: lda, ldc: ldc, kernel: layout) { j0, j1 in
+      bp_packed_sgemm_rows(layout.rawValue, m, n, k, a, lda, w, ldw, accumulate ? 1 : 0, c, ldc, j0, j1)
+    }
+    return true
+  }
+
+  /// Calls `part(j0, j1)` over column ranges of C[m, n] cut at the kernel's panel width, one per worker (one range on
+  /// the calling thread for a small product or inside a worker); each call must return 0.
+  static func inPanelColumns(
+    m: Int, n: Int, k: Int, lda: Int, ldc: Int, kernel: PackedWeights.Kernel, _ part: (Int, Int) -> Int32
+  ) {
+    precondition(m >= 0 && n >= 0 && lda >= k && ldc >= n, "packed sgemm: m \(m), n \(n), lda \(lda) < k \(k) or ldc \(ldc) < n")
     if m == 0 || n == 0 { return }
-    let width = packed.layout.panelWidth, panels = (n + width - 1) / width
+    let width = kernel.panelWidth, panels = (n + width - 1) / width
     let pieces = min(Parallel.workers, panels)
-    let layout = packed.layout.rawValue, storage = UnsafePointer(packed.storage)
-    func part(_ p: Int, of pieces: Int) {
-      let j0 = p * panels / pieces * width, j1 = min(n, (p + 1) * panels / pieces * width)
-      let rc = bp_packed_sgemm(layout, m, n, k, a, lda, storage, accumulate ? 1 : 0, c, ldc, j0, j1)
-      precondition(rc == 0, "bp_packed_sgemm failed")
+    func run(_ p: Int, of pieces: Int) {
+      let rc = part(p * panels / pieces * width, min(n, (p + 1) * panels / pieces * width))
+      precondition(rc == 0, "packed sgemm failed")
     }
     guard pieces > 1, 2 * m * n * k >= minimumParallelFlops, !Parallel.isInsideWorker else {
-      part(0, of: 1)
+      run(0, of: 1)
       return
     }
-    Parallel.forEach(pieces) { part($0, of: pieces) }
+    Parallel.forEach(pieces) { run($0, of: pieces) }
   }
 }

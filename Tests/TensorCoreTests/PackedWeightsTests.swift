@@ -143,3 +143,27 @@ import _TestSupport
     }
   }
 }
+
+extension PackedWeightsTests {
+  /// W as stored, each panel packed just before its sweep (`BLAS.sgemm(…weights:…)`): the bits of packing first.
+  @Test func panelAtATimeEqualsPackedFirst() {
+    guard PackedWeights.kernel != .none else {
+      var c: [Float] = [3]
+      #expect(!BLAS.sgemm(m: 1, a: [1], lda: 1, weights: [2], rows: 1, columns: 1, ldw: 1, accumulate: false, c: &c, ldc: 1))
+      #expect(c == [3])
+      return
+    }
+    for (i, s) in Self.shapes.enumerated() {
+      for accumulate in [false, true] {
+        let a = randomFloats(s.m * s.k, seed: UInt64(i)), w = randomFloats(s.n * (s.k + 3), seed: UInt64(i) + 50)
+        var rows = randomFloats(s.m * s.n, seed: 7), first = rows
+        // W with a row stride of k + 3: the product reads its first k columns
+        #expect(BLAS.sgemm(m: s.m, a: a, lda: s.k, weights: w, rows: s.n, columns: s.k, ldw: s.k + 3, accumulate: accumulate, c: &rows, ldc: s.n))
+        let dense = (0..<s.n).flatMap { r in w[(r * (s.k + 3))..<(r * (s.k + 3) + s.k)] }
+        let packed = PackedWeights(dense, rows: s.n, columns: s.k)!
+        first.withUnsafeMutableBufferPointer { BLAS.sgemm(m: s.m, a: a, lda: s.k, packed: packed, accumulate: accumulate, c: $0.baseAddress!, ldc: s.n) }
+        #expect(zip(rows, first).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(s) accumulate \(accumulate)")
+      }
+    }
+  }
+}

@@ -196,6 +196,10 @@ int bp_packed_sgemm_pack(int variant, const float *w, size_t ldw, size_t n, size
 /// the panel width, j1 ≤ n. One thread.
 int bp_packed_sgemm(int variant, size_t m, size_t n, size_t k, const float *a, size_t lda, const float *packed,
                     int accumulate, float *c, size_t ldc, size_t j0, size_t j1);
+/// bp_packed_sgemm on W [n, k] as stored (row stride ldw), each panel packed into a per-thread buffer just before
+/// its sweep: no copy of W's size (streamed weights, tables). The same bits as packing W first.
+int bp_packed_sgemm_rows(int variant, size_t m, size_t n, size_t k, const float *a, size_t lda, const float *w,
+                         size_t ldw, int accumulate, float *c, size_t ldc, size_t j0, size_t j1);
 /// The plain twin: W as stored, k cut into equal blocks of at most kc_max (256 for every variant), one fmaf chain
 /// per block and element, blocks added to C in order. Equals bp_packed_sgemm bit for bit.
 void bp_packed_sgemm_reference(size_t m, size_t n, size_t k, size_t kc_max, const float *a, size_t lda,
