@@ -38,13 +38,23 @@ public enum RunPipeline {
     /// stages too), by its path relative to the directory; nil in a state written before these were recorded, whose
     /// files `verify(directory:)` checks by reading them instead.
     public var files: [String: FileRecord]?
+    /// SHA-256 of the bitplan executable that wrote the state (`currentBuild`); nil in a state written before it
+    /// was recorded. Another build may compute other numbers (a new kernel moves last bits), so a run resumes only
+    /// under the build that began it.
+    public var build: String?
 
     enum CodingKeys: String, CodingKey {
       case formatVersion = "format_version"
-      case arguments, stages, files
+      case arguments, stages, files, build
     }
 
-    public init(arguments: [String: String]) { self.arguments = arguments }
+    public init(arguments: [String: String], build: String? = nil) {
+      self.arguments = arguments
+      self.build = build
+    }
+
+    /// SHA-256 of this process's executable (`/proc/self/exe`), or nil where it cannot be read.
+    public static let currentBuild: String? = try? SHA256.hexDigest(fileAt: "/proc/self/exe")
 
     /// The state file's name inside the run directory.
     public static let fileName = "run-state.json"

@@ -137,7 +137,7 @@ struct Run: ParsableCommand {
     try checkInputs(directory: directory)
     var locked = try Self.lock(directory)
     // The state: a new one, the one to resume, or an error for other arguments.
-    var state = RunPipeline.State(arguments: arguments)
+    var state = RunPipeline.State(arguments: arguments, build: RunPipeline.State.currentBuild)
     if restart {
       try clear(directory)
     } else if let old = try RunPipeline.State.load(directory: directory) {
@@ -146,9 +146,16 @@ struct Run: ParsableCommand {
         throw CommandError(
           "-o '\(directory)' holds a run made with other arguments (\(differences.joined(separator: "; "))); use a new -o DIR, or --restart to start it again")
       }
-      state = old
-      // Every file of a finished stage must be what that stage wrote; the first that is not is done again.
-      if let redo = try state.verify(directory: directory) { printToStandardError("bitplan run: \(redo)") }
+      if let build = old.build, build != state.build {
+        // another build may compute other numbers: its stages are not this build's to skip
+        printToStandardError("bitplan run: -o '\(directory)' was begun by another build of bitplan; starting it again")
+        try clear(directory)
+      } else {
+        state = old
+        state.build = state.build ?? RunPipeline.State.currentBuild
+        // Every file of a finished stage must be what that stage wrote; the first that is not is done again.
+        if let redo = try state.verify(directory: directory) { printToStandardError("bitplan run: \(redo)") }
+      }
     } else if let entries = try? FileManager.default.contentsOfDirectory(atPath: directory), !entries.isEmpty {
       // Without a state file, only a measurement cut short by a kill (run.h5.partial and its side files) is resumed.
       if entries.contains(where: { !$0.hasPrefix("run.h5.partial") }) {

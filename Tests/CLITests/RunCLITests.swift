@@ -157,6 +157,39 @@ import _TestSupport
   /// changed or missing file has its stage (and every later one) done again, with one line saying why; a folder or
   /// a link in place of a file is refused (65, one line naming it, nothing touched). A state file from before the
   /// records falls back to reading the files.
+  /// A run begun by another build of bitplan (another `build` in run-state.json) is started again, not resumed:
+  /// that build may have computed other numbers. A state without the field (written before it existed) resumes.
+  @Test func anotherBuildStartsTheRunAgain() throws {
+    let folder = try BitplanProcess.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let dir = folder.path + "/r"
+    let args = Self.arguments(dir, target: "any")
+    let first = try Self.run(args, folder)
+    try #require(first.status == 0, "\(first.stderr)")
+    let statePath = dir + "/run-state.json"
+    func state() throws -> [String: Any] {
+      try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: statePath))) as! [String: Any]
+    }
+    func write(_ object: [String: Any]) throws {
+      try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: statePath))
+    }
+    let build = try #require(try state()["build"] as? String)
+    #expect(build.count == 64)
+    var other = try state()
+    other["build"] = String(repeating: "0", count: 64)
+    try write(other)
+    let again = try Self.run(args, folder)
+    #expect(again.status == 0, "\(again.stderr)")
+    #expect(again.stderr.contains("bitplan run: -o '\(dir)' was begun by another build of bitplan; starting it again"), "\(again.stderr)")
+    #expect(!again.stderr.contains("done earlier, skipped"), "\(again.stderr)")
+    #expect(try state()["build"] as? String == build)
+    var legacy = try state()
+    legacy["build"] = nil
+    try write(legacy)
+    let resumed = try Self.run(args, folder)
+    #expect(resumed.status == 0 && resumed.stderr.components(separatedBy: "done earlier, skipped").count == 6, "\(resumed.stderr)")
+  }
+
   @Test func resumeRedoesTheStagesWhoseFilesChanged() throws {
     let folder = try BitplanProcess.temporaryDirectory()
     defer { try? FileManager.default.removeItem(at: folder) }
