@@ -38,12 +38,6 @@ enum { BP_PACKED_MC = 256 };
 #define NV 3
 #define KC 256
 #include "sgemm_packed_body.h"
-#undef NAME
-#undef TARGET
-#undef VW
-#undef MR
-#undef NV
-#undef KC
 
 // AVX-512 F/CD/BW/DQ/VL (Skylake server and later, Zen 4 and later).
 #define NAME(x) x##_avx512
@@ -53,12 +47,6 @@ enum { BP_PACKED_MC = 256 };
 #define NV 3
 #define KC 256
 #include "sgemm_packed_body.h"
-#undef NAME
-#undef TARGET
-#undef VW
-#undef MR
-#undef NV
-#undef KC
 
 // The AVX-512 variant's text for AVX2 (tests only).
 #define NAME(x) x##_wide
@@ -68,12 +56,6 @@ enum { BP_PACKED_MC = 256 };
 #define NV 3
 #define KC 256
 #include "sgemm_packed_body.h"
-#undef NAME
-#undef TARGET
-#undef VW
-#undef MR
-#undef NV
-#undef KC
 
 static const uint64_t avx512_bits =
     BP_CPU_AVX512F | BP_CPU_AVX512CD | BP_CPU_AVX512BW | BP_CPU_AVX512DQ | BP_CPU_AVX512VL | BP_CPU_FMA | BP_CPU_AVX2;
@@ -136,34 +118,19 @@ int bp_packed_sgemm_pack(int variant, const float *w, size_t ldw, size_t n, size
   return 0;
 }
 
-// The packing buffer of A, one per thread (MC + 16 rows × KC floats, 1 MB + 16 KB), freed when the thread ends.
-static pthread_key_t abuf_key;
-static pthread_once_t abuf_once = PTHREAD_ONCE_INIT;
-static void make_key(void) { pthread_key_create(&abuf_key, free); }
+// The packing buffers of one thread, in one allocation freed when the thread ends: A's tiles ((MC + 16) rows × KC
+// floats, 1 MB + 16 KB), then one panel of W for bp_packed_sgemm_rows (KC × the widest NR floats, 48 KB).
+enum { BP_ABUF_FLOATS = (BP_PACKED_MC + 16) * 256, BP_BBUF_FLOATS = 256 * 48 };
+static pthread_key_t buffers_key;
+static pthread_once_t buffers_once = PTHREAD_ONCE_INIT;
+static void make_key(void) { pthread_key_create(&buffers_key, free); }
 
-static float *thread_abuf(void) {
-  pthread_once(&abuf_once, make_key);
-  float *buf = pthread_getspecific(abuf_key);
+static float *thread_buffers(void) {
+  pthread_once(&buffers_once, make_key);
+  float *buf = pthread_getspecific(buffers_key);
   if (buf) return buf;
-  buf = aligned_alloc(64, sizeof(float) * (BP_PACKED_MC + 16) * 256);
-  if (buf && pthread_setspecific(abuf_key, buf) != 0) {
-    free(buf);
-    return NULL;
-  }
-  return buf;
-}
-
-// One panel of W for bp_packed_sgemm_rows, per thread (KC × the widest NR floats, 48 KB).
-static pthread_key_t bbuf_key;
-static pthread_once_t bbuf_once = PTHREAD_ONCE_INIT;
-static void make_bkey(void) { pthread_key_create(&bbuf_key, free); }
-
-static float *thread_bbuf(void) {
-  pthread_once(&bbuf_once, make_bkey);
-  float *buf = pthread_getspecific(bbuf_key);
-  if (buf) return buf;
-  buf = aligned_alloc(64, sizeof(float) * 256 * 48);
-  if (buf && pthread_setspecific(bbuf_key, buf) != 0) {
+  buf = aligned_alloc(64, sizeof(float) * (BP_ABUF_FLOATS + BP_BBUF_FLOATS));
+  if (buf && pthread_setspecific(buffers_key, buf) != 0) {
     free(buf);
     return NULL;
   }
@@ -180,8 +147,9 @@ int bp_packed_sgemm_rows(int variant, size_t m, size_t n, size_t k, const float 
       for (size_t i = 0; i < m; i++) memset(c + i * ldc + j0, 0, sizeof(float) * (j1 - j0));
     return 0;
   }
-  float *abuf = thread_abuf(), *bbuf = thread_bbuf();
-  if (!abuf || !bbuf) return -1;
+  float *abuf = thread_buffers();
+  if (!abuf) return -1;
+  float *bbuf = abuf + BP_ABUF_FLOATS;
   switch (variant) {
     case BP_PACKED_AVX512: gemm_rows_avx512(m, n, k, a, lda, w, ldw, accumulate, c, ldc, j0, j1, abuf, bbuf); break;
     case BP_PACKED_WIDE_ON_AVX2: gemm_rows_wide(m, n, k, a, lda, w, ldw, accumulate, c, ldc, j0, j1, abuf, bbuf); break;
@@ -200,7 +168,7 @@ int bp_packed_sgemm(int variant, size_t m, size_t n, size_t k, const float *a, s
       for (size_t i = 0; i < m; i++) memset(c + i * ldc + j0, 0, sizeof(float) * (j1 - j0));
     return 0;
   }
-  float *abuf = thread_abuf();
+  float *abuf = thread_buffers();
   if (!abuf) return -1;
   switch (variant) {
     case BP_PACKED_AVX512: gemm_avx512(m, n, k, a, lda, packed, accumulate, c, ldc, j0, j1, abuf); break;

@@ -1,6 +1,6 @@
 // One instance of the packed-weight GEMM (sgemm_packed.c includes this once per variant). Private to CKernels.
 //
-// Before inclusion define: NAME(x) (a suffixed function name), TARGET (the function attribute), VW (floats per
+// Before inclusion define (it undefines them at its end): NAME(x) (a suffixed function name), TARGET (the function attribute), VW (floats per
 // vector), MR (rows of A per tile), NV (vectors per tile row; NR = NV · VW columns) and KC (the longest k block).
 // The code is written with the compiler's vector extension, so one text serves every vector width: a 16-float
 // vector in a function compiled for AVX2 becomes two ymm operations, which is how the AVX-512 variant's text is
@@ -143,3 +143,9 @@ TARGET static void NAME(gemm_rows)(size_t m, size_t n, size_t k, const float *a,
 }
 
 #undef NR
+#undef NAME
+#undef TARGET
+#undef VW
+#undef MR
+#undef NV
+#undef KC
