@@ -137,8 +137,11 @@ static float *thread_buffers(void) {
   return buf;
 }
 
-int bp_packed_sgemm_rows(int variant, size_t m, size_t n, size_t k, const float *a, size_t lda, const float *w,
-                         size_t ldw, int accumulate, float *c, size_t ldc, size_t j0, size_t j1) {
+// What both entry points check and do first: -1 for a variant this CPU cannot run or columns out of range; 0 when
+// nothing is left to multiply (no rows, no columns, or k = 0: C zeroed unless accumulating); 1 with this thread's
+// buffers in *abuf.
+static int begin(int variant, size_t m, size_t n, size_t k, int accumulate, float *c, size_t ldc, size_t j0, size_t j1,
+                 float **abuf) {
   const int nr = bp_packed_sgemm_panel(variant);
   if (!runnable(variant) || j0 % nr != 0 || j1 > n || j0 > j1) return -1;
   if (m == 0 || j0 == j1) return 0;
@@ -147,8 +150,15 @@ int bp_packed_sgemm_rows(int variant, size_t m, size_t n, size_t k, const float 
       for (size_t i = 0; i < m; i++) memset(c + i * ldc + j0, 0, sizeof(float) * (j1 - j0));
     return 0;
   }
-  float *abuf = thread_buffers();
-  if (!abuf) return -1;
+  *abuf = thread_buffers();
+  return *abuf ? 1 : -1;
+}
+
+int bp_packed_sgemm_rows(int variant, size_t m, size_t n, size_t k, const float *a, size_t lda, const float *w,
+                         size_t ldw, int accumulate, float *c, size_t ldc, size_t j0, size_t j1) {
+  float *abuf = NULL;
+  const int go = begin(variant, m, n, k, accumulate, c, ldc, j0, j1, &abuf);
+  if (go <= 0) return go;
   float *bbuf = abuf + BP_ABUF_FLOATS;
   switch (variant) {
     case BP_PACKED_AVX512: gemm_rows_avx512(m, n, k, a, lda, w, ldw, accumulate, c, ldc, j0, j1, abuf, bbuf); break;
@@ -160,16 +170,9 @@ int bp_packed_sgemm_rows(int variant, size_t m, size_t n, size_t k, const float 
 
 int bp_packed_sgemm(int variant, size_t m, size_t n, size_t k, const float *a, size_t lda, const float *packed,
                     int accumulate, float *c, size_t ldc, size_t j0, size_t j1) {
-  const int nr = bp_packed_sgemm_panel(variant);
-  if (!runnable(variant) || j0 % nr != 0 || j1 > n || j0 > j1) return -1;
-  if (m == 0 || j0 == j1) return 0;
-  if (k == 0) {
-    if (!accumulate)
-      for (size_t i = 0; i < m; i++) memset(c + i * ldc + j0, 0, sizeof(float) * (j1 - j0));
-    return 0;
-  }
-  float *abuf = thread_buffers();
-  if (!abuf) return -1;
+  float *abuf = NULL;
+  const int go = begin(variant, m, n, k, accumulate, c, ldc, j0, j1, &abuf);
+  if (go <= 0) return go;
   switch (variant) {
     case BP_PACKED_AVX512: gemm_avx512(m, n, k, a, lda, packed, accumulate, c, ldc, j0, j1, abuf); break;
     case BP_PACKED_WIDE_ON_AVX2: gemm_wide(m, n, k, a, lda, packed, accumulate, c, ldc, j0, j1, abuf); break;
