@@ -89,6 +89,8 @@ static int runnable(int variant) {
   }
 }
 
+int bp_packed_sgemm_runnable(int variant) { return runnable(variant); }
+
 int bp_packed_sgemm_panel(int variant) {
   switch (variant) {
     case BP_PACKED_AVX512:
@@ -182,6 +184,7 @@ int bp_packed_sgemm(int variant, size_t m, size_t n, size_t k, const float *a, s
 }
 #else
 int bp_packed_sgemm_variant(void) { return BP_PACKED_NONE; }
+int bp_packed_sgemm_runnable(int variant) { (void)variant; return 0; }
 int bp_packed_sgemm_panel(int variant) { (void)variant; return 0; }
 size_t bp_packed_sgemm_size(int variant, size_t n, size_t k) { (void)variant, (void)n, (void)k; return 0; }
 int bp_packed_sgemm_pack(int variant, const float *w, size_t ldw, size_t n, size_t k, float *out, size_t panel0,

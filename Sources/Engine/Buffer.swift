@@ -46,7 +46,7 @@ final class Buffer<Scalar: EngineScalar>: @unchecked Sendable {
   /// Whether `release()` has freed the storage.
   private(set) var isReleased = false
 
-  /// A weight's values packed for the forward GEMM (`LlamaModel.packedWeight`), made on first use. Every method
+  /// A weight's values packed for the forward GEMM (`LlamaModel.packedProduct`), made on first use. Every method
   /// here that changes the values drops it; nothing else writes a weight's buffer.
   var packed: PackedWeights?
 

@@ -12,7 +12,8 @@
 /// Not thread-safe: one pass at a time per instance (passes share the activation workspace).
 ///
 /// Memory: the weights are copied once into the model (540 MB for SmolLM2 in Float); callers may drop their
-/// copy. A Float model adds a packed copy of its block matrices on its first forward (425 MB for SmolLM2). No pass copies a weight; the forward pass keeps one set of activations per window (see `ForwardCache`).
+/// copy. A Float model adds a packed copy of its block matrices on its first forward (405 MiB for SmolLM2). No
+/// pass copies a weight; the forward pass keeps one set of activations per window (see `ForwardCache`).
 public final class LlamaModel<Scalar: EngineScalar> {
   public typealias Configuration = LlamaConfiguration
   public typealias Weights = [String: WeightTensor<Scalar>]
@@ -36,7 +37,7 @@ public final class LlamaModel<Scalar: EngineScalar> {
   /// ‖W‖² per tensor for the HVP step, computed on first use and dropped by `replaceWeight`.
   var squaredNorms: [String: Double] = [:]
   /// Whether the Float forward packs each resident linear weight once for TensorCore's packed GEMM
-  /// (`LlamaModel+PackedWeights.swift`; one more copy of those weights, 430 MB for SmolLM2). Turning it off drops
+  /// (`LlamaModel+PackedWeights.swift`; one more copy of those weights, 405 MiB for SmolLM2). Turning it off drops
   /// the packed copies; the forward then runs every product through OpenBLAS (other last bits).
   public var packsWeights = true {
     didSet { if !packsWeights { dropPackedWeights() } }

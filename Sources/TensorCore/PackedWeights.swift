@@ -43,21 +43,20 @@ public final class PackedWeights: @unchecked Sendable {
   /// The kernel this process uses, decided once: the best the CPU runs (`bp_packed_sgemm_variant`), unless the
   /// environment says `BITPLAN_GEMM=openblas`, or the kernel failed its start-up check (`selfCheck`). Read by the
   /// engine before packing, and printed by `bitplan bench`.
-  public static let kernel: Kernel = {
-    if let choice = getenv("BITPLAN_GEMM").map({ String(cString: $0).lowercased() }), choice == "openblas" { return .none }
-    let best = Kernel(rawValue: bp_packed_sgemm_variant()) ?? .none
-    return best == .none || selfCheck(best) ? best : .none
-  }()
+  public static var kernel: Kernel { choice.kernel }
 
   /// Why `kernel` is what it is, for `bench`: "AVX2 + FMA, 4×24 tile", or the reason it is none.
-  public static var kernelDescription: String {
-    if let choice = getenv("BITPLAN_GEMM"), String(cString: choice).lowercased() == "openblas" {
-      return "none (BITPLAN_GEMM=openblas)"
+  public static var kernelDescription: String { choice.why }
+
+  /// `kernel` and `kernelDescription`, decided together once.
+  static let choice: (kernel: Kernel, why: String) = {
+    if let value = getenv("BITPLAN_GEMM"), String(cString: value).lowercased() == "openblas" {
+      return (.none, "none (BITPLAN_GEMM=openblas)")
     }
     let best = Kernel(rawValue: bp_packed_sgemm_variant()) ?? .none
-    if best == .none { return "none (the CPU has neither AVX-512 nor AVX2 + FMA)" }
-    return kernel == .none ? "none (the \(best) kernel failed its start-up check)" : kernel.description
-  }
+    if best == .none { return (.none, "none (the CPU has neither AVX-512 nor AVX2 + FMA)") }
+    return selfCheck(best) ? (best, best.description) : (.none, "none (the \(best) kernel failed its start-up check)")
+  }()
 
   /// Rows of W (n: the product's output width).
   public let rows: Int
@@ -76,7 +75,7 @@ public final class PackedWeights: @unchecked Sendable {
   /// Packs for a given kernel (tests pick `.wideOnAVX2`); nil for `.none` or a kernel this CPU cannot run.
   public init?(_ w: UnsafePointer<Float>, rows: Int, columns: Int, layout: Kernel) {
     precondition(rows >= 0 && columns >= 0, "negative shape \(rows)×\(columns)")
-    guard layout != .none, bp_packed_sgemm_pack(layout.rawValue, w, columns, 0, columns, nil, 0, 0) == 0 else { return nil }
+    guard bp_packed_sgemm_runnable(layout.rawValue) == 1 else { return nil }
     let floats = bp_packed_sgemm_size(layout.rawValue, rows, columns)
     guard let raw = aligned_alloc(64, (max(floats, 1) * 4 + 63) / 64 * 64) else { return nil }
     (self.rows, self.columns, self.layout) = (rows, columns, layout)

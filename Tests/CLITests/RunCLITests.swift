@@ -153,19 +153,21 @@ import _TestSupport
     #expect(FileManager.default.fileExists(atPath: whole + "/plan.json"), "one target: its files in DIR itself")
   }
 
-  /// Resuming checks every finished stage's files against the size and SHA-256 recorded when it wrote them: a
-  /// changed or missing file has its stage (and every later one) done again, with one line saying why; a folder or
-  /// a link in place of a file is refused (65, one line naming it, nothing touched). A state file from before the
-  /// records falls back to reading the files.
+  /// A finished `bitplan run --target any` in `folder/r`: the directory and the arguments that made it.
+  static func finishedRun(in folder: URL) throws -> (dir: String, args: [String]) {
+    let dir = folder.path + "/r"
+    let args = arguments(dir, target: "any")
+    let first = try run(args, folder)
+    try #require(first.status == 0, "\(first.stderr)")
+    return (dir, args)
+  }
+
   /// A run begun by another build of bitplan (another `build` in run-state.json) is started again, not resumed:
   /// that build may have computed other numbers. A state without the field (written before it existed) resumes.
   @Test func anotherBuildStartsTheRunAgain() throws {
     let folder = try BitplanProcess.temporaryDirectory()
     defer { try? FileManager.default.removeItem(at: folder) }
-    let dir = folder.path + "/r"
-    let args = Self.arguments(dir, target: "any")
-    let first = try Self.run(args, folder)
-    try #require(first.status == 0, "\(first.stderr)")
+    let (dir, args) = try Self.finishedRun(in: folder)
     let statePath = dir + "/run-state.json"
     func state() throws -> [String: Any] {
       try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: statePath))) as! [String: Any]
@@ -190,13 +192,14 @@ import _TestSupport
     #expect(resumed.status == 0 && resumed.stderr.components(separatedBy: "done earlier, skipped").count == 6, "\(resumed.stderr)")
   }
 
+  /// Resuming checks every finished stage's files against the size and SHA-256 recorded when it wrote them: a
+  /// changed or missing file has its stage (and every later one) done again, with one line saying why; a folder or
+  /// a link in place of a file is refused (65, one line naming it, nothing touched). A state file from before the
+  /// records falls back to reading the files.
   @Test func resumeRedoesTheStagesWhoseFilesChanged() throws {
     let folder = try BitplanProcess.temporaryDirectory()
     defer { try? FileManager.default.removeItem(at: folder) }
-    let dir = folder.path + "/r"
-    let args = Self.arguments(dir, target: "any")
-    let first = try Self.run(args, folder)
-    try #require(first.status == 0, "\(first.stderr)")
+    let (dir, args) = try Self.finishedRun(in: folder)
     func bytes(_ name: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: dir + "/" + name)) }
     func write(_ text: String, _ name: String) throws { try Data(text.utf8).write(to: URL(fileURLWithPath: dir + "/" + name)) }
     let plan = try bytes("plan.json"), validation = try Self.validation(dir + "/VALIDATION.json")

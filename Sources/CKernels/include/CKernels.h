@@ -184,6 +184,8 @@ uint64_t bp_cpu_features(void);
 enum { BP_PACKED_NONE = 0, BP_PACKED_AVX2 = 1, BP_PACKED_AVX512 = 2, BP_PACKED_WIDE_ON_AVX2 = 3 };
 /// The variant this CPU runs best (AVX-512 F/CD/BW/DQ/VL, else AVX2 + FMA, else none: use OpenBLAS).
 int bp_packed_sgemm_variant(void);
+/// 1 when this CPU can run `variant` (BP_PACKED_NONE never), else 0.
+int bp_packed_sgemm_runnable(int variant);
 /// Columns per panel (NR): 24 (AVX2) or 48 (AVX-512 and its text on AVX2); 0 for none.
 int bp_packed_sgemm_panel(int variant);
 /// Floats of W [n, k] packed for `variant` (⌈n / NR⌉ · NR · k).
