@@ -14,9 +14,11 @@ import _TestSupport
   }
 
   /// Shapes with ragged edges in every direction: m not a multiple of the tile's rows, n not of the panel width,
-  /// k over one block (256) and not a multiple of the block count; m over one row block (256).
+  /// k over one block (256) and not a multiple of the block count; m over one row block (256), once large enough
+  /// that `BLAS.sgemm` splits it over the workers by rows (`BLAS.inParts`).
   static let shapes: [(m: Int, n: Int, k: Int)] = [
     (1, 1, 1), (3, 5, 7), (4, 24, 256), (5, 25, 257), (9, 47, 300), (17, 49, 513), (128, 192, 576), (300, 100, 40),
+    (521, 50, 301),
   ]
 
   /// C as the twin computes it (W as stored), and as `BLAS.sgemm(packed:)` does (split over the workers).
@@ -64,7 +66,7 @@ import _TestSupport
     }
   }
 
-  /// Splitting C's columns differently (as 1, 2 or 3 threads would) gives the same bits.
+  /// Splitting C's columns differently (as 1, 2 or 3 threads would), or its rows, gives the same bits.
   @Test func theSplitDoesNotChangeTheResult() {
     for kernel in Self.kernels {
       let (m, n, k) = (19, kernel.panelWidth * 5 + 3, 333)
@@ -78,6 +80,21 @@ import _TestSupport
           let j0 = p * panels / pieces * kernel.panelWidth, j1 = min(n, (p + 1) * panels / pieces * kernel.panelWidth)
           let rc = c.withUnsafeMutableBufferPointer { c in
             weights.withUnsafePanels { bp_packed_sgemm(kernel.rawValue, m, n, k, a, k, $0, 0, c.baseAddress!, n, j0, j1) }
+          }
+          #expect(rc == 0)
+        }
+        results.append(c)
+      }
+      // rows cut at multiples of 8 (as `BLAS.inParts` cuts them), each piece with all columns
+      for cuts in [[0, 8, m], [0, 16, m], [0, 8, 16, m]] {
+        var c = [Float](repeating: .nan, count: m * n)
+        for (i0, i1) in zip(cuts, cuts.dropFirst()) {
+          let rc = c.withUnsafeMutableBufferPointer { c in
+            a.withUnsafeBufferPointer { a in
+              weights.withUnsafePanels {
+                bp_packed_sgemm(kernel.rawValue, i1 - i0, n, k, a.baseAddress! + i0 * k, k, $0, 0, c.baseAddress! + i0 * n, n, 0, n)
+              }
+            }
           }
           #expect(rc == 0)
         }
