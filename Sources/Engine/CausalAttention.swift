@@ -8,11 +8,10 @@ import TensorCore
 /// dq_h = dS k_g, dk_g += dSᵀ q_h. The softmax Jacobian is diag(p) − p pᵀ per row, which gives the dS line.
 ///
 /// `forward`/`backward` run on BLAS in row blocks of `blockRows`, computing only columns j < end of block, so the
-/// masked upper triangle costs ~blockRows/(2T) extra instead of 2x. The forward pass runs its (head, row block) pairs
-/// concurrently (`Parallel.forEach`), the backward pass its heads, each with single-threaded GEMMs: one block is too
-/// small to split well. In the backward pass each head accumulates its own dk_h, dv_h; a kv head's gradient is then
-/// the sum over its query heads in a fixed order, so results do not depend on scheduling. `forwardReference` is the
-/// plain triple loop.
+/// masked upper triangle costs ~blockRows/(2T) extra instead of 2x. Both run independent (head, block) tasks
+/// concurrently (`Parallel.forEach`), each with single-threaded GEMMs: one block is too small to split well. Every
+/// task writes its own rows, and a kv head's gradient sums its query heads in a fixed order, so results do not
+/// depend on scheduling. `forwardReference` is the plain triple loop.
 package enum CausalAttention {
   /// Row-block height: a multiple of the GEMM kernels' tile, small enough that the masked waste is ~6% at T = 512.
   package static let blockRows = 64
@@ -53,12 +52,22 @@ package enum CausalAttention {
     for j in visible..<written { row[j] = 0 }
   }
 
-  /// Elements of the `scratch` that `backward` needs: dP/dS [H, T, T] plus dk_h and dv_h [H, T, D] per query head.
+  /// Elements of the `scratch` that `backward` needs: dP, then dS, [H, T, T].
   package static func backwardScratchCount(tokens t: Int, heads: Int, headDim d: Int) -> Int {
-    heads * t * t + 2 * heads * t * d
+    heads * t * t
   }
 
-  /// dq (overwritten), dk, dv (overwritten) from the upstream gradient `dOutput` [T, H·D].
+  /// dq, dk, dv (all overwritten) from the upstream gradient `dOutput` [T, H·D].
+  ///
+  /// Two passes, each over independent tasks run concurrently, the longest first:
+  /// 1. per (query head, row block), as the forward: dP = do_h v_gᵀ, then dS in place of dP, then dq_h = dS k_g;
+  /// 2. per (kv head, key block [c0, c1)): dv_g[c0..<c1] = Σ_h P_h[c0..<T, c0..<c1]ᵀ do_h[c0..<T] and dk_g likewise
+  ///    from dS_h and q_h, the group's query heads added in increasing order. Only rows i ≥ c0 see these keys, and
+  ///    every entry they read was written by pass 1 (or the forward) for the same block edges: zeros above the
+  ///    diagonal inside the diagonal block, values below it.
+  /// Each task writes its own rows of dq, dk, dv, so results do not depend on scheduling. (An earlier version ran
+  /// one task per query head and summed per-head dk_h, dv_h afterwards: 9 heads on 2 workers left one idle for a
+  /// ninth, and the row sums of dS ran as one serial chain.)
   /// - Parameter scratch: `backwardScratchCount(tokens:heads:headDim:)` elements of workspace.
   package static func backward<S: EngineScalar>(
     q: UnsafePointer<S>, k: UnsafePointer<S>, v: UnsafePointer<S>, probabilities p: UnsafePointer<S>,
@@ -68,58 +77,60 @@ package enum CausalAttention {
   ) {
     let (qStride, kvStride, group) = (heads * d, kvHeads * d, heads / kvHeads)
     let scale = 1 / S(d).squareRoot()
-    // per head: dP/dS [T, T], then dk_h [T, D] and dv_h [T, D] (rows 0..<T, contiguous)
-    let (dPAll, dkHeads) = (scratch, scratch + heads * t * t)
-    let dvHeads = dkHeads + heads * t * d
-    Parallel.forEach(heads) { h in
+    let blocks = (t + blockRows - 1) / blockRows
+    Parallel.forEach(heads * blocks) { task in
+      let (h, block) = (task % heads, blocks - 1 - task / heads)
       let g = h / group
-      let (qh, kg, vg, ph, doh) = (q + h * d, k + g * d, v + g * d, p + h * t * t, dO + h * d)
-      let (dP, dkh, dvh) = (dPAll + h * t * t, dkHeads + h * t * d, dvHeads + h * t * d)
-      dkh.update(repeating: 0, count: t * d)
-      dvh.update(repeating: 0, count: t * d)
-      for r0 in stride(from: 0, to: t, by: blockRows) {
-        let r1 = min(r0 + blockRows, t), m = r1 - r0
-        // dP[r0..<r1, 0..<r1] = do_h[r0..<r1] v_g[0..<r1]ᵀ
+      let (kg, vg, ph, doh, dS) = (k + g * d, v + g * d, p + h * t * t, dO + h * d, scratch + h * t * t)
+      let r0 = block * blockRows
+      let r1 = min(r0 + blockRows, t), m = r1 - r0
+      // dP[r0..<r1, 0..<r1] = do_h[r0..<r1] v_g[0..<r1]ᵀ
+      S.gemm(
+        transposeA: false, transposeB: true, m: m, n: r1, k: d, alpha: 1, a: doh + r0 * qStride, lda: qStride,
+        b: vg, ldb: kvStride, beta: 0, c: dS + r0 * t, ldc: t)
+      // dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale, zero above the diagonal
+      for i in r0..<r1 {
+        let (pi, di) = (ph + i * t, dS + i * t)
+        let s = dot(pi, di, count: i + 1)
+        for j in 0...i { di[j] = pi[j] * (di[j] - s) * scale }
+        for j in (i + 1)..<r1 { di[j] = 0 }
+      }
+      // dq_h[r0..<r1] = dS k_g[0..<r1]
+      S.gemm(
+        transposeA: false, transposeB: false, m: m, n: d, k: r1, alpha: 1, a: dS + r0 * t, lda: t, b: kg,
+        ldb: kvStride, beta: 0, c: dq + h * d + r0 * qStride, ldc: qStride)
+    }
+    Parallel.forEach(kvHeads * blocks) { task in
+      let (g, block) = (task % kvHeads, task / kvHeads)
+      let c0 = block * blockRows
+      let keys = min(c0 + blockRows, t) - c0, rows = t - c0
+      for h in g * group..<(g + 1) * group {
+        let beta: S = h == g * group ? 0 : 1
+        // dv_g[c0..<c1] (+)= P_h[c0..<T, c0..<c1]ᵀ do_h[c0..<T]
         S.gemm(
-          transposeA: false, transposeB: true, m: m, n: r1, k: d, alpha: 1, a: doh + r0 * qStride, lda: qStride,
-          b: vg, ldb: kvStride, beta: 0, c: dP + r0 * t, ldc: t)
-        // dv_h[0..<r1] += P[r0..<r1, 0..<r1]ᵀ do_h[r0..<r1]
+          transposeA: true, transposeB: false, m: keys, n: d, k: rows, alpha: 1, a: p + h * t * t + c0 * t + c0,
+          lda: t, b: dO + h * d + c0 * qStride, ldb: qStride, beta: beta, c: dv + g * d + c0 * kvStride, ldc: kvStride)
+        // dk_g[c0..<c1] (+)= dS_h[c0..<T, c0..<c1]ᵀ q_h[c0..<T]
         S.gemm(
-          transposeA: true, transposeB: false, m: r1, n: d, k: m, alpha: 1, a: ph + r0 * t, lda: t,
-          b: doh + r0 * qStride, ldb: qStride, beta: 1, c: dvh, ldc: d)
-        // dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale, zero above the diagonal
-        for i in r0..<r1 {
-          let (pi, di) = (ph + i * t, dP + i * t)
-          var s: S = 0
-          for j in 0...i { s += pi[j] * di[j] }
-          for j in 0...i { di[j] = pi[j] * (di[j] - s) * scale }
-          for j in (i + 1)..<r1 { di[j] = 0 }
-        }
-        // dq_h[r0..<r1] = dS k_g[0..<r1]
-        S.gemm(
-          transposeA: false, transposeB: false, m: m, n: d, k: r1, alpha: 1, a: dP + r0 * t, lda: t, b: kg,
-          ldb: kvStride, beta: 0, c: dq + h * d + r0 * qStride, ldc: qStride)
-        // dk_h[0..<r1] += dSᵀ q_h[r0..<r1]
-        S.gemm(
-          transposeA: true, transposeB: false, m: r1, n: d, k: m, alpha: 1, a: dP + r0 * t, lda: t,
-          b: qh + r0 * qStride, ldb: qStride, beta: 1, c: dkh, ldc: d)
+          transposeA: true, transposeB: false, m: keys, n: d, k: rows, alpha: 1, a: scratch + h * t * t + c0 * t + c0,
+          lda: t, b: q + h * d + c0 * qStride, ldb: qStride, beta: beta, c: dk + g * d + c0 * kvStride, ldc: kvStride)
       }
     }
-    // dk_g = Σ_{h in group g} dk_h, dv_g likewise, heads in increasing order
-    for row in 0..<t {
-      for g in 0..<kvHeads {
-        let (dkRow, dvRow) = (dk + row * kvStride + g * d, dv + row * kvStride + g * d)
-        for c in 0..<d {
-          var (sk, sv) = (dkHeads[(g * group) * t * d + row * d + c], dvHeads[(g * group) * t * d + row * d + c])
-          for h in g * group + 1..<(g + 1) * group {
-            sk += dkHeads[h * t * d + row * d + c]
-            sv += dvHeads[h * t * d + row * d + c]
-          }
-          dkRow[c] = sk
-          dvRow[c] = sv
-        }
-      }
+  }
+
+  /// Σ a[j] · b[j] over eight interleaved partial sums (j mod 8), added pairwise at the end: independent chains
+  /// the compiler keeps in vector lanes, where one running sum would be a serial chain of dependent adds.
+  @inline(__always) static func dot<S: EngineScalar>(_ a: UnsafePointer<S>, _ b: UnsafePointer<S>, count: Int) -> S {
+    var (s0, s1, s2, s3, s4, s5, s6, s7) = (S(0), S(0), S(0), S(0), S(0), S(0), S(0), S(0))
+    var j = 0
+    while j + 8 <= count {
+      s0 += a[j] * b[j]; s1 += a[j + 1] * b[j + 1]; s2 += a[j + 2] * b[j + 2]; s3 += a[j + 3] * b[j + 3]
+      s4 += a[j + 4] * b[j + 4]; s5 += a[j + 5] * b[j + 5]; s6 += a[j + 6] * b[j + 6]; s7 += a[j + 7] * b[j + 7]
+      j += 8
     }
+    var tail = S(0)
+    while j < count { tail += a[j] * b[j]; j += 1 }
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)) + tail
   }
 
   /// Reference forward: explicit loops, Double accumulation, full T×T with the mask. Returns o [T, H·D].
