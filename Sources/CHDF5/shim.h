@@ -28,6 +28,7 @@ static inline hid_t bitplan_H5P_FILE_CREATE(void) { return H5P_FILE_CREATE; }
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -38,7 +39,10 @@ enum { BITPLAN_PROBE_OK = 0, BITPLAN_PROBE_ERROR = 1, BITPLAN_PROBE_CRASHED = 2,
        BITPLAN_PROBE_NO_FORK = 4 };
 
 // Reads `n` elements of `type` from an attribute (`is_attr`) or dataset, into memory that is never freed: the
-// child exits right after. Refuses more than 1 GiB (a damaged dataspace can claim anything).
+// child exits right after. Refuses more than 1 GiB (a damaged dataspace can claim anything). The buffer is a fresh
+// anonymous mapping, not malloc's: malloc may serve it from free space of the heap the child inherited, which
+// `RLIMIT_DATA` already counts, so a read could pass the memory limit depending on what the parent's other threads
+// had freed (a test saw a 64 MiB dataset read under a 16 MiB limit once).
 static inline int bitplan_probe_read(hid_t obj, int is_attr) {
   hid_t type = is_attr ? H5Aget_type(obj) : H5Dget_type(obj);
   hid_t space = is_attr ? H5Aget_space(obj) : H5Dget_space(obj);
@@ -48,8 +52,8 @@ static inline int bitplan_probe_read(hid_t obj, int is_attr) {
   if (n < 0 || size == 0) return -1;
   if (n == 0) return 0;
   if ((unsigned long long)n > (1ull << 30) / size) return -1;
-  void *buffer = malloc((size_t)n * size);
-  if (!buffer) return -1;
+  void *buffer = mmap(NULL, (size_t)n * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (buffer == MAP_FAILED) return -1;
   herr_t status = is_attr ? H5Aread(obj, type, buffer)
                           : H5Dread(obj, type, bitplan_H5S_ALL(), bitplan_H5S_ALL(), bitplan_H5P_DEFAULT(), buffer);
   H5Sclose(space);

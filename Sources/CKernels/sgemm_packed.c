@@ -27,8 +27,6 @@
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <pthread.h>
 
-enum { BP_PACKED_MC = 256 };
-
 // AVX2 + FMA: compiled for Haswell, whose scheduling model keeps the 12 accumulators in registers (with clang's
 // generic tuning an earlier kernel of this shape spilled one and ran at 40% of its speed on a Zen 3).
 #define NAME(x) x##_avx2

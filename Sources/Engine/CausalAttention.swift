@@ -65,9 +65,9 @@ package enum CausalAttention {
   ///    from dS_h and q_h, the group's query heads added in increasing order. Only rows i ≥ c0 see these keys, and
   ///    every entry they read was written by pass 1 (or the forward) for the same block edges: zeros above the
   ///    diagonal inside the diagonal block, values below it.
-  /// Each task writes its own rows of dq, dk, dv, so results do not depend on scheduling. (An earlier version ran
-  /// one task per query head and summed per-head dk_h, dv_h afterwards: 9 heads on 2 workers left one idle for a
-  /// ninth, and the row sums of dS ran as one serial chain.)
+  /// Each task writes its own rows of dq, dk, dv, so results do not depend on scheduling. Why two passes: with one
+  /// task per query head, SmolLM2's 9 heads on 2 workers left one idle for a ninth of the time, and per-head dk_h,
+  /// dv_h had to be summed afterwards.
   /// - Parameter scratch: `backwardScratchCount(tokens:heads:headDim:)` elements of workspace.
   package static func backward<S: EngineScalar>(
     q: UnsafePointer<S>, k: UnsafePointer<S>, v: UnsafePointer<S>, probabilities p: UnsafePointer<S>,

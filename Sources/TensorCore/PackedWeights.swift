@@ -154,8 +154,8 @@ extension BLAS {
     return true
   }
 
-  /// Rows of A the kernel packs at a time (`BP_PACKED_MC` in sgemm_packed.c).
-  static let packedBlockRows = 256
+  /// Rows of A the kernel packs at a time (CKernels' `BP_PACKED_MC`).
+  static let packedBlockRows = Int(BP_PACKED_MC)
 
   /// Calls `part(i0, i1, j0, j1)` over the pieces of C[m, n] that the workers take, one each (one piece, all of C, on
   /// the calling thread for a small product or inside a worker); each call must return 0.
@@ -163,8 +163,8 @@ extension BLAS {
   /// Every worker that takes a column range packs all of A's rows and sweeps its share of W once per block of
   /// `packedBlockRows` rows. Up to one block, columns are the cheaper cut: W is read once in all, A packed once per
   /// worker. Past one block, W is read once per block either way, so rows are the cheaper cut: A is packed once in
-  /// all instead of once per worker (at 512 tokens on a Zen 3 that packing was 7% of the kernel's time). A row cut
-  /// is at a multiple of the tile height, so no worker's tiles are ragged but the last.
+  /// all instead of once per worker (at 512 tokens on a Zen 3 that packing was 7% of the kernel's time). Rows are
+  /// cut at multiples of the tile height, so only the last piece can end in a ragged tile.
   static func inParts(
     m: Int, n: Int, k: Int, lda: Int, ldc: Int, kernel: PackedWeights.Kernel, _ part: (Int, Int, Int, Int) -> Int32
   ) {

@@ -182,6 +182,8 @@ uint64_t bp_cpu_features(void);
 /// layer's weight. Variants by instruction set; every function returns -1 (and does nothing) for a variant this CPU
 /// cannot run, or arguments out of range.
 enum { BP_PACKED_NONE = 0, BP_PACKED_AVX2 = 1, BP_PACKED_AVX512 = 2, BP_PACKED_WIDE_ON_AVX2 = 3 };
+/// Rows of A packed at a time (MC): a product of more rows sweeps W once per such block.
+enum { BP_PACKED_MC = 256 };
 /// The variant this CPU runs best (AVX-512 F/CD/BW/DQ/VL, else AVX2 + FMA, else none: use OpenBLAS).
 int bp_packed_sgemm_variant(void);
 /// 1 when this CPU can run `variant` (BP_PACKED_NONE never), else 0.
