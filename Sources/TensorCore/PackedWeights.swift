@@ -182,8 +182,7 @@ extension BLAS {
       precondition(rc == 0, "packed sgemm failed")
     }
     guard pieces > 1, 2 * m * n * k >= minimumParallelFlops, !Parallel.isInsideWorker else {
-      let rc = part(0, m, 0, n)
-      precondition(rc == 0, "packed sgemm failed")
+      run(0, of: 1)  // all of C either way
       return
     }
     Parallel.forEach(pieces) { run($0, of: pieces) }

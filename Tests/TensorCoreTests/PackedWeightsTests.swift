@@ -72,27 +72,23 @@ import _TestSupport
       let (m, n, k) = (19, kernel.panelWidth * 5 + 3, 333)
       let a = randomFloats(m * k, seed: 5), w = randomFloats(n * k, seed: 6)
       let weights = PackedWeights(w, rows: n, columns: k, layout: kernel)!
-      var results: [[Float]] = []
-      for pieces in 1...3 {
-        let panels = (n + kernel.panelWidth - 1) / kernel.panelWidth
-        var c = [Float](repeating: .nan, count: m * n)
-        for p in 0..<pieces {
-          let j0 = p * panels / pieces * kernel.panelWidth, j1 = min(n, (p + 1) * panels / pieces * kernel.panelWidth)
-          let rc = c.withUnsafeMutableBufferPointer { c in
-            weights.withUnsafePanels { bp_packed_sgemm(kernel.rawValue, m, n, k, a, k, $0, 0, c.baseAddress!, n, j0, j1) }
-          }
-          #expect(rc == 0)
+      // each split a list of pieces (rows i0..<i1, columns j0..<j1): columns cut at panel edges as 1, 2 or 3
+      // workers would, or rows cut at multiples of 8 (as `BLAS.inParts` cuts them), each with all columns
+      let panels = (n + kernel.panelWidth - 1) / kernel.panelWidth
+      let columnSplits = (1...3).map { pieces in
+        (0..<pieces).map { p in
+          (0, m, p * panels / pieces * kernel.panelWidth, min(n, (p + 1) * panels / pieces * kernel.panelWidth))
         }
-        results.append(c)
       }
-      // rows cut at multiples of 8 (as `BLAS.inParts` cuts them), each piece with all columns
-      for cuts in [[0, 8, m], [0, 16, m], [0, 8, 16, m]] {
+      let rowSplits = [[0, 8, m], [0, 16, m], [0, 8, 16, m]].map { cuts in zip(cuts, cuts.dropFirst()).map { ($0, $1, 0, n) } }
+      var results: [[Float]] = []
+      for split in columnSplits + rowSplits {
         var c = [Float](repeating: .nan, count: m * n)
-        for (i0, i1) in zip(cuts, cuts.dropFirst()) {
+        for (i0, i1, j0, j1) in split {
           let rc = c.withUnsafeMutableBufferPointer { c in
             a.withUnsafeBufferPointer { a in
               weights.withUnsafePanels {
-                bp_packed_sgemm(kernel.rawValue, i1 - i0, n, k, a.baseAddress! + i0 * k, k, $0, 0, c.baseAddress! + i0 * n, n, 0, n)
+                bp_packed_sgemm(kernel.rawValue, i1 - i0, n, k, a.baseAddress! + i0 * k, k, $0, 0, c.baseAddress! + i0 * n, n, j0, j1)
               }
             }
           }
