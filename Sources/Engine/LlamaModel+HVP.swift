@@ -173,24 +173,11 @@ extension LlamaModel {
   public func hessianQuadraticForms(
     tokens: [Int], probe: StreamedVector<Scalar>, baseProjections: [String: Double], relativeStep: Double? = nil
   ) throws(EngineError) -> [String: Double] {
-    try requireBackward("a Hessian-vector product")
-    try validate(tokens: tokens)
-    let variables = Set(hessianVariables.map(\.weightName))
-    var seen = Set<String>()
-    for name in probe.names {
-      guard variables.contains(name), seen.insert(name).inserted else {
-        throw EngineError(.unknownTensor, "'\(name)' is not a linear weight or the token embedding, or is named twice")
-      }
-      guard baseProjections[name] != nil else {
-        throw EngineError(.missingTensor, "baseProjections has no entry for '\(name)'")
-      }
-    }
+    let (seen, step) = try prepareStreamedHVP(
+      tokens: tokens, probe: probe, relativeStep: relativeStep, linearOnly: false, has: { baseProjections[$0] != nil },
+      missing: "baseProjections has no entry for")
     var result = Dictionary(uniqueKeysWithValues: probe.names.map { ($0, 0.0) })
-    // ε = κ‖W‖/‖V‖ over the weights v moves (‖W‖² summed in layer order, as `prepareHVP` does)
-    let weightSquares = hessianVariables.map(\.weightName).filter(seen.contains).reduce(0.0) { $0 + squaredNorm(of: $1) }
-    guard probe.squaredNorm > 0 else { return result }
-    let kappa = relativeStep ?? Scalar.unitRoundoff.squareRoot()
-    let epsilon = Scalar(kappa * (weightSquares.squareRoot() / probe.squaredNorm.squareRoot()))
+    guard let epsilon = step else { return result }
     let plus = WeightPerturbation(streaming: probe, epsilon: epsilon, pool: perturbedWeights)
     // the embedding's gradient is projected in row chunks (`contributeRows`), so the scratch holds a linear weight
     let scratch = Buffer<Scalar>(count: largestBlock(seen.subtracting([Self.embeddingWeightName])))
@@ -214,6 +201,81 @@ extension LlamaModel {
       result[name] = (sink.projections[name] ?? 0) - baseProjections[name]! / Double(epsilon)
     }
     return result
+  }
+
+  /// The one-sided H·v of `hessianVectorProduct(tokens:vector:baseGradient:includingEmbedding:relativeStep:consume:)`
+  /// along a direction regenerated block by block (`StreamedVector`), as `hessianQuadraticForms(tokens:probe:…)`
+  /// forms it: v's block and W + εV in two layer-sized buffers when a pass reaches the weight. `consume(name, v_W,
+  /// (Hv)_W)` receives each block of `probe` once, in backward order, with v's block beside the product's (both valid
+  /// only during the call). So a Hutchinson diagonal `Σ v ⊙ Hv` needs no model-sized probe, no perturbed copy of the
+  /// weights and no pass for ‖v‖², which `probe.squaredNorm` gives.
+  ///
+  /// Bit for bit the dense form's blocks for the same v whenever `probe.squaredNorm` is the dense form's Σv² (exact
+  /// for a Rademacher probe, whose sum is its count): the same ε, the same W + εV, the same GEMMs.
+  /// - Parameters:
+  ///   - probe: the direction; each name a linear weight (not the embedding), given once.
+  ///   - baseGradient: ∇L at the current weights over the same tokens, for every name of `probe`.
+  ///   - relativeStep: κ (default √u, the one-sided optimum).
+  /// - Throws: `EngineError.badTokens`; `.unknownTensor` for a name that is not a linear weight or is given twice;
+  ///   `.missingTensor` when `baseGradient` lacks a name; `.forwardOnly` while operators are installed.
+  /// - Complexity: one gradient pass, ~6·P·T flops, plus forming W + εV twice per weight.
+  @specialized(where Scalar == Float)
+  @specialized(where Scalar == Double)
+  public func hessianVectorProduct(
+    tokens: [Int], probe: StreamedVector<Scalar>, baseGradient: [String: [Scalar]], relativeStep: Double? = nil,
+    consume: (String, UnsafeBufferPointer<Scalar>, UnsafeBufferPointer<Scalar>) -> Void
+  ) throws(EngineError) {
+    let (wanted, step) = try prepareStreamedHVP(
+      tokens: tokens, probe: probe, relativeStep: relativeStep, linearOnly: true, has: { baseGradient[$0] != nil },
+      missing: "baseGradient has no block")
+    let scratch = Buffer<Scalar>(count: largestBlock(wanted))
+    guard let epsilon = step else {
+      // v = 0: each block of v beside a zero product
+      let zeros = Buffer<Scalar>(count: scratch.count)
+      zeros.zero()
+      for name in probe.names {
+        let count = valueCount(name)
+        probe.fill(name, UnsafeMutableBufferPointer(start: scratch.pointer, count: count))
+        consume(name, UnsafeBufferPointer(start: scratch.constant, count: count), UnsafeBufferPointer(start: zeros.constant, count: count))
+      }
+      return
+    }
+    let plus = WeightPerturbation(streaming: probe, epsilon: epsilon, pool: perturbedWeights)
+    withoutActuallyEscaping(consume) { consume in
+      let sink = GradientSink<Scalar>(
+        wanted: wanted, alpha: 1 / epsilon, beta: -1 / epsilon, initial: baseGradient, scratch: scratch
+      ) { name, hv in
+        // the backward pass has just formed W + εV of this weight for its dx product, so v's block is the one held
+        guard let v = plus.streamedDirection(name: name) else { preconditionFailure("no streamed block of v for '\(name)'") }
+        consume(name, UnsafeBufferPointer(start: v, count: hv.count), hv)
+      }
+      runBackward(
+        cache: runForward(tokens: tokens, keepActivations: true, perturbation: plus), sink: sink, perturbation: plus)
+    }
+  }
+
+  /// Validates a streamed HVP request: the probe's names (linear weights, and the embedding unless `linearOnly`,
+  /// each once, each one `has` accepts), and returns them with ε = κ‖W‖/‖V‖ (nil when ‖v‖² = 0), ‖W‖² summed in
+  /// layer order as `prepareHVP` does and ‖V‖² from `probe.squaredNorm`.
+  private func prepareStreamedHVP(
+    tokens: [Int], probe: StreamedVector<Scalar>, relativeStep: Double?, linearOnly: Bool, has: (String) -> Bool,
+    missing: String
+  ) throws(EngineError) -> (names: Set<String>, epsilon: Scalar?) {
+    try requireBackward("a Hessian-vector product")
+    try validate(tokens: tokens)
+    let variables = Set((linearOnly ? linearLayers : hessianVariables).map(\.weightName))
+    var seen = Set<String>()
+    for name in probe.names {
+      guard variables.contains(name), seen.insert(name).inserted else {
+        let what = linearOnly ? "a linear weight" : "a linear weight or the token embedding"
+        throw EngineError(.unknownTensor, "'\(name)' is not \(what), or is named twice")
+      }
+      guard has(name) else { throw EngineError(.missingTensor, "\(missing) '\(name)'") }
+    }
+    let weightSquares = hessianVariables.map(\.weightName).filter(seen.contains).reduce(0.0) { $0 + squaredNorm(of: $1) }
+    guard probe.squaredNorm > 0 else { return (seen, nil) }
+    let kappa = relativeStep ?? Scalar.unitRoundoff.squareRoot()
+    return (seen, Scalar(kappa * (weightSquares.squareRoot() / probe.squaredNorm.squareRoot())))
   }
 
   /// The mean NLL's gradient with respect to the named tensors, handed to `consume` one tensor at a time as the

@@ -183,11 +183,7 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
       try pass { name, block in
         guard failure == nil else { return }
         do {
-          if Scalar.self == Float.self {
-            try consume(layerIndex[name]!, UnsafeRawBufferPointer(block).assumingMemoryBound(to: Float.self))
-          } else {
-            try block.map { Float($0) }.withUnsafeBufferPointer { try consume(layerIndex[name]!, $0) }
-          }
+          try Self.floats(block) { try consume(layerIndex[name]!, $0) }
         } catch {
           failure = error
         }
@@ -234,36 +230,65 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
     guard trace.blocks.map(\.name) == linearLayers.map(\.name),
       zip(trace.blocks, linearLayers).allSatisfy({ $0.count == $1.parameterCount })
     else { throw SensitivityError(.shapeMismatch, "the Hutchinson blocks do not match the \(linearLayers.count) layers") }
-    let words = trace.firstWords
-    let base = try baseProjections(trace, probe: index, firstWords: words)
-    let layerIndex = self.layerIndex
-    let probe = StreamedVector<Scalar>(
-      names: weightNames, squaredNorm: Double(linearLayers.reduce(0) { $0 + $1.parameterCount }),
-      fillRange: { name, offset, out in
-        // the embedding table's rows, a chunk at a time
-        let i = layerIndex[name]!
-        if Scalar.self == Float.self {
-          let floats = UnsafeMutableRawBufferPointer(out).bindMemory(to: Float.self)
-          trace.fillProbe(index, block: i, firstWord: words[i], offset: offset, into: floats)
-        } else {
-          var signs = [Float](repeating: 0, count: out.count)
-          signs.withUnsafeMutableBufferPointer { trace.fillProbe(index, block: i, firstWord: words[i], offset: offset, into: $0) }
-          for j in 0..<out.count { out[j] = Scalar(signs[j]) }
-        }
-      }
-    ) { name, out in
-      let i = layerIndex[name]!
-      if Scalar.self == Float.self {
-        trace.fillProbe(index, block: i, firstWord: words[i], into: UnsafeMutableRawBufferPointer(out).bindMemory(to: Float.self))
-      } else {
-        var signs = [Float](repeating: 0, count: out.count)
-        signs.withUnsafeMutableBufferPointer { trace.fillProbe(index, block: i, firstWord: words[i], into: $0) }
-        for j in 0..<out.count { out[j] = Scalar(signs[j]) }
-      }
-    }
+    let base = try baseProjections(trace, probe: index, firstWords: trace.firstWords)
+    let probe = streamedVector(trace.streamedProbe(index))
     let forms = try model.hessianQuadraticForms(
       tokens: hvpTokens, probe: probe, baseProjections: Dictionary(uniqueKeysWithValues: zip(weightNames, base)))
     return weightNames.map { forms[$0]! }
+  }
+
+  /// `H v` for a Hutchinson probe with v's blocks beside the product's (for the diagonal): the engine regenerates
+  /// each layer's block of the probe when its passes reach the layer (`LlamaModel.hessianVectorProduct(tokens:probe:
+  /// baseGradient:…)`), so neither the probe nor a perturbed copy of the weights is held whole, and no pass sums ‖v‖².
+  /// The same numbers as the default (`denseHessianVectorProduct`), which a model that measures its embedding table
+  /// still takes (the engine forms the table's v in row chunks) and which leaves `workspace` untouched here.
+  /// - Throws: `SensitivityError.shapeMismatch` when the probe is not laid out like the layers; `EngineError`; what
+  ///   `consume` throws (after the pass ends, the remaining blocks skipped).
+  public func hessianVectorProduct(
+    probe: HutchinsonTrace.Probe, workspace: inout [[Float]],
+    consume: (Int, UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>) throws -> Void
+  ) throws {
+    if includesTokenEmbedding { return try denseHessianVectorProduct(probe: probe, workspace: &workspace, consume: consume) }
+    guard probe.blocks.map(\.name) == linearLayers.map(\.name),
+      zip(probe.blocks, linearLayers).allSatisfy({ $0.count == $1.parameterCount })
+    else { throw SensitivityError(.shapeMismatch, "the Hutchinson blocks do not match the \(linearLayers.count) layers") }
+    let base = try hessianBaseGradient()
+    var failure: (any Error)?
+    let layerIndex = self.layerIndex
+    try withoutActuallyEscaping(consume) { consume in
+      try model.hessianVectorProduct(tokens: hvpTokens, probe: streamedVector(probe), baseGradient: base) { name, v, hv in
+        guard failure == nil else { return }
+        do {
+          try Self.floats(v) { v in try Self.floats(hv) { hv in try consume(layerIndex[name]!, v, hv) } }
+        } catch {
+          failure = error
+        }
+      }
+    }
+    if let failure { throw failure }
+  }
+
+  /// A Hutchinson probe as the engine's `StreamedVector`: a block, or a range of the table's rows, regenerated from
+  /// the probe's stream into the engine's buffer (converted when `Scalar` is not `Float`: ±1 is exact).
+  func streamedVector(_ probe: HutchinsonTrace.Probe) -> StreamedVector<Scalar> {
+    let layerIndex = self.layerIndex
+    func write(_ out: UnsafeMutableBufferPointer<Scalar>, _ fill: (UnsafeMutableBufferPointer<Float>) -> Void) {
+      if Scalar.self == Float.self { return fill(UnsafeMutableRawBufferPointer(out).bindMemory(to: Float.self)) }
+      var signs = [Float](repeating: 0, count: out.count)
+      signs.withUnsafeMutableBufferPointer { fill($0) }
+      for j in 0..<out.count { out[j] = Scalar(signs[j]) }
+    }
+    return StreamedVector<Scalar>(
+      names: weightNames, squaredNorm: Double(probe.blocks.reduce(0) { $0 + $1.count }),
+      // the embedding table's rows, a chunk at a time
+      fillRange: { name, offset, out in write(out) { probe.fill(block: layerIndex[name]!, offset: offset, into: $0) } }
+    ) { name, out in write(out) { probe.fill(block: layerIndex[name]!, into: $0) } }
+  }
+
+  /// `body` with `block` as Float: the same memory when `Scalar` is `Float`, a converted copy otherwise.
+  static func floats(_ block: UnsafeBufferPointer<Scalar>, _ body: (UnsafeBufferPointer<Float>) throws -> Void) rethrows {
+    if Scalar.self == Float.self { return try body(UnsafeRawBufferPointer(block).assumingMemoryBound(to: Float.self)) }
+    try block.map { Float($0) }.withUnsafeBufferPointer(body)
   }
 
   /// How many probes' base projections one gradient pass forms (a pass costs about one probe; the projections

@@ -37,19 +37,40 @@ extension HutchinsonTrace {
     probe: [[Float]], streaming product: ((Int, UnsafeBufferPointer<Float>) throws -> Void) throws -> Void
   ) throws -> [Double] {
     try checkBlocks(probe, "probe")
+    return try record { consume in
+      try withoutActuallyEscaping(consume) { consume in
+        try product { i, hv in
+          guard probe.indices.contains(i) else {
+            throw SensitivityError(.shapeMismatch, "Hessian-vector product: block \(i) of \(hv.count) values is out of place")
+          }
+          try probe[i].withUnsafeBufferPointer { try consume(i, $0, hv) }
+        }
+      }
+    }
+  }
+
+  /// Records probe number `probesDone` from the probe and its product handed over together, block by block:
+  /// `product` must call `consume(i, vᵢ, (Hv)ᵢ)` exactly once for every block i, in any order, with vᵢ the block of
+  /// `probe(probesDone)` (a model that regenerates the probe a block at a time, `SensitivityModel.hessianVectorProduct
+  /// (probe:workspace:consume:)`, never holds it whole). Same numbers as `record(probe:product:)`.
+  /// - Throws: as `record(probe:streaming:)`, and `.shapeMismatch` for a block of v of the wrong size.
+  @discardableResult
+  public mutating func record(
+    streaming product: ((Int, UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>) throws -> Void) throws -> Void
+  ) throws -> [Double] {
     var values = [Double?](repeating: nil, count: blocks.count)
     var diagonal = diagonalSum
     diagonalSum = nil  // moved out so the closure can update it without a copy
     defer { diagonalSum = diagonal }
     let blocks = self.blocks, k = probesDone
-    try product { i, hv in
-      guard blocks.indices.contains(i), values[i] == nil, hv.count == blocks[i].count else {
+    try product { i, v, hv in
+      guard blocks.indices.contains(i), values[i] == nil, hv.count == blocks[i].count, v.count == hv.count else {
         throw SensitivityError(.shapeMismatch, "Hessian-vector product: block \(i) of \(hv.count) values is out of place")
       }
-      let value = probe[i].withUnsafeBufferPointer { v in
-        if diagonal == nil { return Self.accumulate(v, hv, into: nil) }
-        return diagonal![i].withUnsafeMutableBufferPointer { Self.accumulate(v, hv, into: $0) }
-      }
+      let value =
+        if diagonal == nil { Self.accumulate(v, hv, into: nil) } else {
+          diagonal![i].withUnsafeMutableBufferPointer { Self.accumulate(v, hv, into: $0) }
+        }
       if !value.isFinite {
         throw SensitivityError(.nonFinite, "probe \(k): vᵀHv of block '\(blocks[i].name)' is \(value)")
       }

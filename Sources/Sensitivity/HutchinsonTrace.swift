@@ -152,7 +152,11 @@ public struct HutchinsonTrace: Sendable {
     precondition(
       offset >= 0 && offset + values.count <= blocks[block].count,
       "values \(offset)..<\(offset + values.count) outside block \(block) of \(blocks[block].count)")
-    let stream = ProbeStream(seed: seed, domain: .hutchinson, index: index)
+    Self.fill(ProbeStream(seed: seed, domain: .hutchinson, index: index), firstWord: firstWord, offset: offset, into: values)
+  }
+
+  /// The signs `offset ..< offset + values.count` of a block whose first draw is `firstWord` in `stream`.
+  static func fill(_ stream: ProbeStream, firstWord: Int, offset: Int, into values: UnsafeMutableBufferPointer<Float>) {
     let skip = offset % 64
     if skip == 0 { return stream.fillRademacher(values, firstWord: firstWord + offset / 64) }
     // a range that starts inside a draw: that draw's values from its start, then the ones asked for
@@ -171,15 +175,47 @@ public struct HutchinsonTrace: Sendable {
 
   /// Probe `index` written into `v`, reusing its arrays when they already have the blocks' sizes (a run draws 64
   /// probes of 425 MB each on SmolLM2).
-  public func probe(_ index: Int, into v: inout [[Float]]) {
-    if v.count != blocks.count || !zip(v, blocks).allSatisfy({ $0.count == $1.count }) {
-      v = blocks.map { [Float](repeating: 0, count: $0.count) }
+  public func probe(_ index: Int, into v: inout [[Float]]) { streamedProbe(index).dense(into: &v) }
+
+  /// Probe `index` as a value that regenerates any of its blocks: the seed and the layout, not the estimate's sums,
+  /// so a product that forms the probe a block at a time can hold it while the estimate records (a copy of the
+  /// trace would share the diagonal sums and copy them on the first write).
+  public func streamedProbe(_ index: Int) -> Probe {
+    Probe(seed: seed, index: index, blocks: blocks, firstWords: firstWords)
+  }
+
+  /// One probe's signs, block by block (`streamedProbe(_:)`): the same values as `probe(index)`.
+  public struct Probe: Sendable, Equatable {
+    /// The trace's seed.
+    public let seed: UInt64
+    /// Which probe.
+    public let index: Int
+    /// The trace's blocks, in the probe's order.
+    public let blocks: [Block]
+    /// The first 64-bit draw of each block (`HutchinsonTrace.firstWords`).
+    public let firstWords: [Int]
+
+    /// Block `block` written into `values` (`blocks[block].count` of them).
+    public func fill(block: Int, into values: UnsafeMutableBufferPointer<Float>) {
+      precondition(values.count == blocks[block].count, "block \(block) has \(blocks[block].count) values, not \(values.count)")
+      ProbeStream(seed: seed, domain: .hutchinson, index: index).fillRademacher(values, firstWord: firstWords[block])
     }
-    let stream = ProbeStream(seed: seed, domain: .hutchinson, index: index)
-    var word = 0
-    for b in blocks.indices {
-      v[b].withUnsafeMutableBufferPointer { stream.fillRademacher($0, firstWord: word) }
-      word += (blocks[b].count + 63) / 64
+
+    /// Values `offset ..< offset + values.count` of block `block` (rows of the embedding table, a chunk at a time).
+    public func fill(block: Int, offset: Int, into values: UnsafeMutableBufferPointer<Float>) {
+      precondition(
+        offset >= 0 && offset + values.count <= blocks[block].count,
+        "values \(offset)..<\(offset + values.count) outside block \(block) of \(blocks[block].count)")
+      HutchinsonTrace.fill(
+        ProbeStream(seed: seed, domain: .hutchinson, index: index), firstWord: firstWords[block], offset: offset, into: values)
+    }
+
+    /// The whole probe written into `v`, reusing its arrays when they already have the blocks' sizes.
+    public func dense(into v: inout [[Float]]) {
+      if v.count != blocks.count || !zip(v, blocks).allSatisfy({ $0.count == $1.count }) {
+        v = blocks.map { [Float](repeating: 0, count: $0.count) }
+      }
+      for b in blocks.indices { v[b].withUnsafeMutableBufferPointer { fill(block: b, into: $0) } }
     }
   }
 }

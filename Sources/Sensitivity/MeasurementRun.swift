@@ -350,9 +350,10 @@ public struct MeasurementRun<Model: SensitivityModel> {
     while !h.isFinished {
       let k = h.probesDone
       if provenance.keepsHessianDiagonal {
-        // v ⊙ Hv per parameter: the whole probe and every block of the product
-        h.probe(k, into: &v)
-        pending.append(try h.record(probe: v) { consume in try model.hessianVectorProduct(v, consume: consume) })
+        // v ⊙ Hv per parameter: every block of the probe beside the product's (regenerated block by block by the
+        // engine-backed model; `v` is the default's workspace)
+        let probe = h.streamedProbe(k)
+        pending.append(try h.record { consume in try model.hessianVectorProduct(probe: probe, workspace: &v, consume: consume) })
       } else {
         // per-layer values only: the model may regenerate the probe block by block
         let values = try model.hutchinsonSample(of: h, probe: k)

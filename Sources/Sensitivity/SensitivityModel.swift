@@ -31,6 +31,15 @@ public protocol SensitivityModel {
   /// (`HutchinsonTrace.accumulate`: the numbers `HutchinsonTrace.record(probe:streaming:)` records); the engine-backed
   /// model regenerates the probe a block at a time instead, so that no model-sized vector is held.
   func hutchinsonSample(of trace: HutchinsonTrace, probe index: Int) throws -> [Double]
+  /// `H v` for a Hutchinson probe, handed to `consume(layer, v_layer, (Hv)_layer)` once per layer, in any order, v's
+  /// block beside the product's (for the diagonal `Σ v ⊙ Hv`; both valid only during the call). The default forms
+  /// the whole probe in `workspace` (kept between calls, 425 MB on SmolLM2) and calls
+  /// `hessianVectorProduct(_:consume:)` (`denseHessianVectorProduct`); the engine-backed model regenerates each
+  /// block when its passes reach the layer instead, with the same numbers.
+  func hessianVectorProduct(
+    probe: HutchinsonTrace.Probe, workspace: inout [[Float]],
+    consume: (Int, UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>) throws -> Void
+  ) throws
   /// The layer's captured inputs `X`, `[rows, in]` row-major (one row per calibration token). For an embedding
   /// table (`tableLookup(of:)` non-nil) only called when it is also a projection (a tied LM head): its inputs.
   func layerInputs(of layer: Int) throws -> (values: [Float], rows: Int)
@@ -98,6 +107,29 @@ extension SensitivityModel {
   public func hessianVectorProduct(_ v: [[Float]], consume: (Int, UnsafeBufferPointer<Float>) throws -> Void) throws {
     let hv = try hessianVectorProduct(v)
     for i in hv.indices { try hv[i].withUnsafeBufferPointer { try consume(i, $0) } }
+  }
+
+  public func hessianVectorProduct(
+    probe: HutchinsonTrace.Probe, workspace: inout [[Float]],
+    consume: (Int, UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>) throws -> Void
+  ) throws {
+    try denseHessianVectorProduct(probe: probe, workspace: &workspace, consume: consume)
+  }
+
+  /// The default `hessianVectorProduct(probe:workspace:consume:)`: the whole probe in `workspace`, then
+  /// `hessianVectorProduct(_:consume:)` with each block of v handed over beside the product's.
+  public func denseHessianVectorProduct(
+    probe: HutchinsonTrace.Probe, workspace v: inout [[Float]],
+    consume: (Int, UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>) throws -> Void
+  ) throws {
+    probe.dense(into: &v)
+    let blocks = v
+    try hessianVectorProduct(blocks) { i, hv in
+      guard blocks.indices.contains(i) else {
+        throw SensitivityError(.shapeMismatch, "Hessian-vector product: block \(i) of \(hv.count) values is out of place")
+      }
+      try blocks[i].withUnsafeBufferPointer { try consume(i, $0, hv) }
+    }
   }
 }
 

@@ -147,6 +147,64 @@ import Testing
     }
   }
 
+  /// The one-sided HVP along a regenerated probe (`StreamedVector`) hands over each block of the probe once, with v's
+  /// block beside it, bit for bit the dense product's blocks and v itself: a ±1 probe's ‖v‖² is its count, so ε,
+  /// W + εV and every GEMM are the same. Tied and untied, Float and Double, every linear weight and a single one; a
+  /// zero probe gives zero blocks.
+  @Test(arguments: [true, false])
+  func regeneratedProbeHVPEqualsDenseHVP(tied: Bool) throws {
+    func check<S: EngineScalar>(_ model: LlamaModel<S>) throws {
+      let names = model.linearWeightNames
+      let base = try model.gradients(tokens: TinyModel.tokens, of: Set(names)).gradients
+      let full = Self.split(randomDoubles(Self.exact.size, seed: 47).map { $0 < 0 ? -1.0 : 1.0 }, as: S.self)
+      let zero = full.mapValues { $0.map { _ in S(0) } }
+      for (vector, moved) in [(full, names), ([names[2]: full[names[2]]!], [names[2]]), (zero, names)] {
+        var want: [String: [S]] = [:]
+        try model.hessianVectorProduct(tokens: TinyModel.tokens, vector: vector, baseGradient: base) { name, block in
+          want[name] = Array(block)
+        }
+        var fills = 0
+        let probe = StreamedVector<S>(names: moved, squaredNorm: Double(moved.reduce(0) { $0 + vector[$1]!.count { $0 != 0 } })) { name, out in
+          fills += 1
+          _ = out.initialize(from: vector[name]!)
+        }
+        var got: [String: (v: [S], hv: [S])] = [:]
+        try model.hessianVectorProduct(tokens: TinyModel.tokens, probe: probe, baseGradient: base) { name, v, hv in
+          #expect(got[name] == nil, "\(name) handed over twice")
+          got[name] = (Array(v), Array(hv))
+        }
+        #expect(Set(got.keys) == Set(moved))
+        #expect(fills <= 2 * moved.count, "\(fills) fills for \(moved.count) blocks")
+        for name in moved {
+          #expect(got[name]!.v == vector[name]!, "\(S.self) v of \(name)")
+          #expect(got[name]!.hv.map { Double($0).bitPattern } == want[name]!.map { Double($0).bitPattern }, "\(S.self) Hv of \(name)")
+        }
+      }
+    }
+    try check(try TinyModel.model(tied: tied, as: Float.self))
+    try check(try TinyModel.model(tied: tied, as: Double.self))
+  }
+
+  /// The regenerated-probe HVP refuses the embedding, a weight named twice and a block the base gradient lacks,
+  /// by name.
+  @Test func regeneratedProbeHVPRefusesBadProbes() throws {
+    let model: LlamaModel<Double> = try TinyModel.model(tied: true)
+    let (name, embedding) = (model.linearWeightNames[0], "model.embed_tokens.weight")
+    let base = try model.gradients(tokens: TinyModel.tokens, of: [name, embedding]).gradients
+    func probe(_ names: [String]) -> StreamedVector<Double> {
+      StreamedVector(names: names, squaredNorm: 1) { _, out in out.initialize(repeating: 1) }
+    }
+    for (names, gradient, error) in [
+      ([embedding], base, EngineError(.unknownTensor, "'\(embedding)' is not a linear weight, or is named twice")),
+      ([name, name], base, EngineError(.unknownTensor, "'\(name)' is not a linear weight, or is named twice")),
+      ([name], [:], EngineError(.missingTensor, "baseGradient has no block '\(name)'")),
+    ] {
+      #expect(throws: error) {
+        try model.hessianVectorProduct(tokens: TinyModel.tokens, probe: probe(names), baseGradient: gradient) { _, _, _ in }
+      }
+    }
+  }
+
   /// The streamed quadratic forms (the probe regenerated block by block, the base gradient only through its
   /// projections) equal the one-sided product's blocks dotted with v, up to where the difference is taken: both
   /// subtract gradients that agree to ε, so each carries a rounding of ~u/κ relative to ‖v_W‖‖(Hv)_W‖ (Double:

@@ -52,6 +52,43 @@ import _TestSupport
     try check(try EmbeddingLayerTests.doubleTwin(loaded), tolerance: 1e-6)
   }
 
+  /// The product with v's blocks beside it (the Hessian diagonal's path): the engine-backed model regenerates each
+  /// block of the probe in its passes, and hands over the very bits of the default's whole-probe product (probe and
+  /// product), each block once, without touching the workspace; with the embedding as a layer it takes the default.
+  @Test(arguments: [(true, true), (true, false), (false, true), (false, false)])
+  func regeneratedProbeProductEqualsWholeProbeProduct(tied: Bool, embedding: Bool) throws {
+    let loaded = try LoadedModel.load(path: try EmbeddingLayerTests.folder(tied: tied))
+    func check<S: EngineScalar>(_ engine: LlamaModel<S>) throws {
+      let model = try EngineSensitivityModel(
+        model: engine, calibrationTokens: Self.tokens, hvpTokenCount: 12, formats: Self.formats,
+        includesTokenEmbedding: embedding)
+      let blocks = model.linearLayers.map { HutchinsonTrace.Block(name: $0.name, count: $0.parameterCount) }
+      let settings = HutchinsonTrace.Settings(relativeTolerance: 0, minimumProbes: 1, maximumProbes: 5, keepsDiagonal: true)
+      let trace = try HutchinsonTrace(blocks: blocks, settings: settings, seed: 5)
+      for k in [0, 3] {
+        let probe = trace.streamedProbe(k)
+        func collect(_ product: (inout [[Float]], (Int, UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>) throws -> Void) throws -> Void) throws -> (pairs: [[[UInt32]]?], workspace: Int) {
+          var pairs = [[[UInt32]]?](repeating: nil, count: blocks.count), workspace: [[Float]] = []
+          try product(&workspace) { i, v, hv in
+            #expect(pairs[i] == nil, "block \(i) handed over twice")
+            pairs[i] = [v.map(\.bitPattern), hv.map(\.bitPattern)]
+          }
+          return (pairs, workspace.count)
+        }
+        let got = try collect { try model.hessianVectorProduct(probe: probe, workspace: &$0, consume: $1) }
+        let want = try collect { try model.denseHessianVectorProduct(probe: probe, workspace: &$0, consume: $1) }
+        #expect(got.pairs.allSatisfy { $0 != nil })
+        #expect(got.workspace == (embedding ? blocks.count : 0))
+        for i in blocks.indices {
+          #expect(got.pairs[i] == want.pairs[i], "\(S.self) probe \(k) \(blocks[i].name)")
+          #expect(want.pairs[i]?[0] == trace.probe(k)[i].map(\.bitPattern))
+        }
+      }
+    }
+    try check(loaded.model)
+    try check(try EmbeddingLayerTests.doubleTwin(loaded))
+  }
+
   /// A measurement of the model read from its file a weight at a time (`LoadedModel.load(…streaming: true)`, what
   /// `measure` does when the Float weights would not fit) is the same run as the dense model's, every number bit
   /// for bit, the embedding included.

@@ -206,6 +206,49 @@ import _TestSupport
     #expect(h.probesDone == 1)
   }
 
+  /// The probe as a value (`streamedProbe`) regenerates `probe(k)` block by block and in row ranges, and a product
+  /// handed over with v's blocks beside it (`record(streaming:)`) records the same bits as `record(probe:streaming:)`
+  /// (values and diagonal sums); a block of v of the wrong size is refused.
+  @Test func pairedRecordMatchesProbeRecord() throws {
+    let blocks = [3, 100_003, 64].enumerated().map { HutchinsonTrace.Block(name: "b\($0.offset)", count: $0.element) }
+    var (a, b) = try (
+      HutchinsonTrace(blocks: blocks, settings: settings(minimum: 1, maximum: 3, diagonal: true), seed: 9),
+      HutchinsonTrace(blocks: blocks, settings: settings(minimum: 1, maximum: 3, diagonal: true), seed: 9))
+    for k in 0..<2 {
+      let v = a.probe(k), probe = b.streamedProbe(k)
+      for i in blocks.indices {
+        var block = [Float](repeating: 0, count: blocks[i].count)
+        block.withUnsafeMutableBufferPointer { probe.fill(block: i, into: $0) }
+        #expect(block == v[i])
+        for (offset, count) in [(0, blocks[i].count), (1, blocks[i].count - 1), (blocks[i].count / 2, 2)] {
+          var part = [Float](repeating: 0, count: count)
+          part.withUnsafeMutableBufferPointer { probe.fill(block: i, offset: offset, into: $0) }
+          #expect(part == Array(v[i][offset..<offset + count]), "block \(i) offset \(offset)")
+        }
+      }
+      let hv = blocks.indices.map { randomFloats(blocks[$0].count, seed: UInt64(30 + 3 * k + $0)) }
+      let want = try a.record(probe: v) { consume in
+        for i in hv.indices.reversed() { try hv[i].withUnsafeBufferPointer { try consume(i, $0) } }
+      }
+      let got = try b.record { consume in
+        for i in hv.indices.reversed() {
+          var block = [Float](repeating: 0, count: blocks[i].count)
+          block.withUnsafeMutableBufferPointer { probe.fill(block: i, into: $0) }
+          try block.withUnsafeBufferPointer { v in try hv[i].withUnsafeBufferPointer { try consume(i, v, $0) } }
+        }
+      }
+      #expect(got.map(\.bitPattern) == want.map(\.bitPattern))
+      #expect(b.diagonalSum!.map { $0.map(\.bitPattern) } == a.diagonalSum!.map { $0.map(\.bitPattern) })
+    }
+    let short = [Float](repeating: 1, count: 2)
+    #expect {
+      try b.record { consume in
+        try short.withUnsafeBufferPointer { v in try [Float](repeating: 1, count: 3).withUnsafeBufferPointer { try consume(0, v, $0) } }
+      }
+    } throws: { ($0 as? SensitivityError)?.code == .shapeMismatch }
+    #expect(b.probesDone == 2)
+  }
+
   @Test func rejectsMalformedProducts() throws {
     let form = QuadraticForm(sizes: sizes, seed: 7)
     var h = try HutchinsonTrace(blocks: form.blocks, settings: settings(minimum: 1, maximum: 3), seed: 1)
