@@ -308,7 +308,7 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
           values[p][i] = trace.probeDot(k + p, block: i, firstWord: words[i], with: UnsafeRawBufferPointer(g).bindMemory(to: Float.self))
         } else {
           var signs = [Float](repeating: 0, count: g.count)
-          signs.withUnsafeMutableBufferPointer { trace.fillProbe(k + p, block: i, firstWord: words[i], into: $0) }
+          signs.withUnsafeMutableBufferPointer { trace.streamedProbe(k + p).fill(block: i, into: $0) }
           values[p][i] = zip(signs, g).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
         }
       }

@@ -137,35 +137,6 @@ public struct HutchinsonTrace: Sendable {
     return words
   }
 
-  /// Block `block` of probe `index` written into `values` (`blocks[block].count` of them): the same signs as
-  /// `probe(index)[block]`, for a product that regenerates the probe a block at a time.
-  public func fillProbe(_ index: Int, block: Int, firstWord: Int, into values: UnsafeMutableBufferPointer<Float>) {
-    precondition(values.count == blocks[block].count, "block \(block) has \(blocks[block].count) values, not \(values.count)")
-    ProbeStream(seed: seed, domain: .hutchinson, index: index).fillRademacher(values, firstWord: firstWord)
-  }
-
-  /// Values `offset ..< offset + values.count` of block `block` of probe `index` (rows of the embedding table,
-  /// regenerated a chunk at a time): the same signs as those positions of `probe(index)[block]`.
-  public func fillProbe(
-    _ index: Int, block: Int, firstWord: Int, offset: Int, into values: UnsafeMutableBufferPointer<Float>
-  ) {
-    precondition(
-      offset >= 0 && offset + values.count <= blocks[block].count,
-      "values \(offset)..<\(offset + values.count) outside block \(block) of \(blocks[block].count)")
-    Self.fill(ProbeStream(seed: seed, domain: .hutchinson, index: index), firstWord: firstWord, offset: offset, into: values)
-  }
-
-  /// The signs `offset ..< offset + values.count` of a block whose first draw is `firstWord` in `stream`.
-  static func fill(_ stream: ProbeStream, firstWord: Int, offset: Int, into values: UnsafeMutableBufferPointer<Float>) {
-    let skip = offset % 64
-    if skip == 0 { return stream.fillRademacher(values, firstWord: firstWord + offset / 64) }
-    // a range that starts inside a draw: that draw's values from its start, then the ones asked for
-    let words = UnsafeMutableBufferPointer<Float>.allocate(capacity: skip + values.count)
-    defer { words.deallocate() }
-    stream.fillRademacher(words, firstWord: firstWord + offset / 64)
-    _ = values.initialize(from: words[skip...])
-  }
-
   /// ⟨v, x⟩ in Double for block `block` of probe `index` and a vector `x` of the block's size, without writing v:
   /// the same bits as `accumulate` of `probe(index)[block]` with `x`.
   public func probeDot(_ index: Int, block: Int, firstWord: Int, with x: UnsafeBufferPointer<Float>) -> Double {
@@ -195,19 +166,26 @@ public struct HutchinsonTrace: Sendable {
     /// The first 64-bit draw of each block (`HutchinsonTrace.firstWords`).
     public let firstWords: [Int]
 
-    /// Block `block` written into `values` (`blocks[block].count` of them).
+    /// Block `block` written into `values` (`blocks[block].count` of them), for a product that regenerates the
+    /// probe a block at a time.
     public func fill(block: Int, into values: UnsafeMutableBufferPointer<Float>) {
       precondition(values.count == blocks[block].count, "block \(block) has \(blocks[block].count) values, not \(values.count)")
       ProbeStream(seed: seed, domain: .hutchinson, index: index).fillRademacher(values, firstWord: firstWords[block])
     }
 
-    /// Values `offset ..< offset + values.count` of block `block` (rows of the embedding table, a chunk at a time).
+    /// Values `offset ..< offset + values.count` of block `block` (rows of the embedding table, regenerated a chunk
+    /// at a time).
     public func fill(block: Int, offset: Int, into values: UnsafeMutableBufferPointer<Float>) {
       precondition(
         offset >= 0 && offset + values.count <= blocks[block].count,
         "values \(offset)..<\(offset + values.count) outside block \(block) of \(blocks[block].count)")
-      HutchinsonTrace.fill(
-        ProbeStream(seed: seed, domain: .hutchinson, index: index), firstWord: firstWords[block], offset: offset, into: values)
+      let stream = ProbeStream(seed: seed, domain: .hutchinson, index: index), skip = offset % 64
+      if skip == 0 { return stream.fillRademacher(values, firstWord: firstWords[block] + offset / 64) }
+      // a range that starts inside a draw: that draw's values from its start, then the ones asked for
+      let words = UnsafeMutableBufferPointer<Float>.allocate(capacity: skip + values.count)
+      defer { words.deallocate() }
+      stream.fillRademacher(words, firstWord: firstWords[block] + offset / 64)
+      _ = values.initialize(from: words[skip...])
     }
 
     /// The whole probe written into `v`, reusing its arrays when they already have the blocks' sizes.
