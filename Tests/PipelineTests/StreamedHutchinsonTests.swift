@@ -28,16 +28,23 @@ import _TestSupport
     return (values, scales)
   }
 
+  /// The engine-backed model of the tiny llama over `tokens`, and a 5-probe trace laid out like its layers.
+  static func setUp<S: EngineScalar>(
+    _ engine: LlamaModel<S>, embedding: Bool, diagonal: Bool, seed: UInt64
+  ) throws -> (EngineSensitivityModel<S>, HutchinsonTrace) {
+    let model = try EngineSensitivityModel(
+      model: engine, calibrationTokens: tokens, hvpTokenCount: 12, formats: formats, includesTokenEmbedding: embedding)
+    let blocks = model.linearLayers.map { HutchinsonTrace.Block(name: $0.name, count: $0.parameterCount) }
+    let settings = HutchinsonTrace.Settings(relativeTolerance: 0, minimumProbes: 1, maximumProbes: 5, keepsDiagonal: diagonal)
+    return (model, try HutchinsonTrace(blocks: blocks, settings: settings, seed: seed))
+  }
+
   @Test(arguments: [(true, true), (true, false), (false, true), (false, false)])
   func streamedSamplesEqualWholeVectorSamples(tied: Bool, embedding: Bool) throws {
     let loaded = try LoadedModel.load(path: try EmbeddingLayerTests.folder(tied: tied))
     func check<S: EngineScalar>(_ engine: LlamaModel<S>, tolerance: Double) throws {
-      let model = try EngineSensitivityModel(
-        model: engine, calibrationTokens: Self.tokens, hvpTokenCount: 12, formats: Self.formats,
-        includesTokenEmbedding: embedding)
-      let blocks = model.linearLayers.map { HutchinsonTrace.Block(name: $0.name, count: $0.parameterCount) }
-      let settings = HutchinsonTrace.Settings(relativeTolerance: 0, minimumProbes: 1, maximumProbes: 5, keepsDiagonal: false)
-      let trace = try HutchinsonTrace(blocks: blocks, settings: settings, seed: 3)
+      let (model, trace) = try Self.setUp(engine, embedding: embedding, diagonal: false, seed: 3)
+      let blocks = trace.blocks
       for k in [0, 1, 4] {
         let got = try model.hutchinsonSample(of: trace, probe: k)
         let (want, scales) = try Self.wholeVector(model, trace, k)
@@ -59,12 +66,8 @@ import _TestSupport
   func regeneratedProbeProductEqualsWholeProbeProduct(tied: Bool, embedding: Bool) throws {
     let loaded = try LoadedModel.load(path: try EmbeddingLayerTests.folder(tied: tied))
     func check<S: EngineScalar>(_ engine: LlamaModel<S>) throws {
-      let model = try EngineSensitivityModel(
-        model: engine, calibrationTokens: Self.tokens, hvpTokenCount: 12, formats: Self.formats,
-        includesTokenEmbedding: embedding)
-      let blocks = model.linearLayers.map { HutchinsonTrace.Block(name: $0.name, count: $0.parameterCount) }
-      let settings = HutchinsonTrace.Settings(relativeTolerance: 0, minimumProbes: 1, maximumProbes: 5, keepsDiagonal: true)
-      let trace = try HutchinsonTrace(blocks: blocks, settings: settings, seed: 5)
+      let (model, trace) = try Self.setUp(engine, embedding: embedding, diagonal: true, seed: 5)
+      let blocks = trace.blocks
       for k in [0, 3] {
         let probe = trace.streamedProbe(k)
         func collect(_ product: (inout [[Float]], (Int, UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>) throws -> Void) throws -> Void) throws -> (pairs: [[[UInt32]]?], workspace: Int) {
