@@ -12,13 +12,24 @@ import _TestSupport
 /// Issue 14: the token embedding `model.embed_tokens` as a measured, planned and validated layer, on tiny tied and
 /// untied llamas (2 blocks, hidden 64, vocabulary 258).
 @Suite struct EmbeddingLayerTests {
-  /// The tiny model's folder: the tied fixture, or an untied one written for the test.
+  /// The tiny model's folder: the tied fixture, or the untied one (`untiedFolder`).
   static func folder(tied: Bool) throws -> String {
     if tied { return TestModels.repositoryRoot + "/fixtures/tiny-llama" }
-    let dir = temporaryFolder("untied") + "/tiny-llama"
-    try TinyLlama.writeHFFolder(dir, config: TinyLlama.configuration(tied: false), seed: 5)
-    return dir
+    return try untiedFolder.get() + "/tiny-llama"
   }
+
+  /// A temporary folder holding the untied llama, written once per test process (the same bytes every time: seed
+  /// 5) and removed when the process exits; a test only reads it.
+  static let untiedFolder = Result { () throws -> String in
+    let folder = temporaryFolder("untied")
+    removedAtExit = folder
+    atexit { if let folder = EmbeddingLayerTests.removedAtExit { try? FileManager.default.removeItem(atPath: folder) } }
+    try TinyLlama.writeHFFolder(folder + "/tiny-llama", config: TinyLlama.configuration(tied: false), seed: 5)
+    return folder
+  }
+
+  /// The folder `untiedFolder` made (set once, inside its initializer), for the exit handler.
+  nonisolated(unsafe) static var removedAtExit: String?
 
   /// 24 calibration tokens (BOS 256 first); the first 12 are the Hessian window, so 2 Fisher windows.
   static let tokens: [Int] = [256] + (0..<23).map { Int(SplitMix64Sequence.value(seed: 41, index: $0) % 256) }
