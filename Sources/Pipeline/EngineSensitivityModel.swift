@@ -227,9 +227,7 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
   /// perturbed copy, no base gradient.
   /// - Throws: `SensitivityError.shapeMismatch` when `trace` is not laid out like the layers; `EngineError`.
   public func hutchinsonSample(of trace: HutchinsonTrace, probe index: Int) throws -> [Double] {
-    guard trace.blocks.map(\.name) == linearLayers.map(\.name),
-      zip(trace.blocks, linearLayers).allSatisfy({ $0.count == $1.parameterCount })
-    else { throw SensitivityError(.shapeMismatch, "the Hutchinson blocks do not match the \(linearLayers.count) layers") }
+    try requireLayers(trace.blocks)
     let base = try baseProjections(trace, probe: index, firstWords: trace.firstWords)
     let probe = streamedVector(trace.streamedProbe(index))
     let forms = try model.hessianQuadraticForms(
@@ -249,9 +247,7 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
     consume: (Int, UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>) throws -> Void
   ) throws {
     if includesTokenEmbedding { return try denseHessianVectorProduct(probe: probe, workspace: &workspace, consume: consume) }
-    guard probe.blocks.map(\.name) == linearLayers.map(\.name),
-      zip(probe.blocks, linearLayers).allSatisfy({ $0.count == $1.parameterCount })
-    else { throw SensitivityError(.shapeMismatch, "the Hutchinson blocks do not match the \(linearLayers.count) layers") }
+    try requireLayers(probe.blocks)
     let base = try hessianBaseGradient()
     var failure: (any Error)?
     let layerIndex = self.layerIndex
@@ -266,6 +262,14 @@ public final class EngineSensitivityModel<Scalar: EngineScalar>: SensitivityMode
       }
     }
     if let failure { throw failure }
+  }
+
+  /// Checks that Hutchinson blocks are the linear layers, in order and by size.
+  /// - Throws: `SensitivityError.shapeMismatch` when they are not.
+  func requireLayers(_ blocks: [HutchinsonTrace.Block]) throws(SensitivityError) {
+    guard blocks.map(\.name) == linearLayers.map(\.name),
+      zip(blocks, linearLayers).allSatisfy({ $0.count == $1.parameterCount })
+    else { throw SensitivityError(.shapeMismatch, "the Hutchinson blocks do not match the \(linearLayers.count) layers") }
   }
 
   /// A Hutchinson probe as the engine's `StreamedVector`: a block, or a range of the table's rows, regenerated from

@@ -123,7 +123,7 @@ public struct HutchinsonTrace: Sendable {
   /// (each block starts at a fresh 64-bit draw).
   public func probe(_ index: Int) -> [[Float]] {
     var v: [[Float]] = []
-    probe(index, into: &v)
+    streamedProbe(index).dense(into: &v)
     return v
   }
 
@@ -143,10 +143,6 @@ public struct HutchinsonTrace: Sendable {
     precondition(x.count == blocks[block].count, "block \(block) has \(blocks[block].count) values, not \(x.count)")
     return ProbeStream(seed: seed, domain: .hutchinson, index: index).rademacherDot(x, firstWord: firstWord)
   }
-
-  /// Probe `index` written into `v`, reusing its arrays when they already have the blocks' sizes (a run draws 64
-  /// probes of 425 MB each on SmolLM2).
-  public func probe(_ index: Int, into v: inout [[Float]]) { streamedProbe(index).dense(into: &v) }
 
   /// Probe `index` as a value that regenerates any of its blocks: the seed and the layout, not the estimate's sums,
   /// so a product that forms the probe a block at a time can hold it while the estimate records (a copy of the
@@ -188,7 +184,8 @@ public struct HutchinsonTrace: Sendable {
       _ = values.initialize(from: words[skip...])
     }
 
-    /// The whole probe written into `v`, reusing its arrays when they already have the blocks' sizes.
+    /// The whole probe written into `v`, reusing its arrays when they already have the blocks' sizes (a whole
+    /// probe is 425 MB on SmolLM2).
     public func dense(into v: inout [[Float]]) {
       if v.count != blocks.count || !zip(v, blocks).allSatisfy({ $0.count == $1.count }) {
         v = blocks.map { [Float](repeating: 0, count: $0.count) }

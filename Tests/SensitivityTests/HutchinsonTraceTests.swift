@@ -128,7 +128,7 @@ import _TestSupport
     }
     #expect(h.probe(2) == want)
     var reused = h.probe(1)
-    h.probe(2, into: &reused)
+    h.streamedProbe(2).dense(into: &reused)
     #expect(reused == want)
   }
 
