@@ -142,6 +142,65 @@ TARGET static void NAME(gemm_rows)(size_t m, size_t n, size_t k, const float *a,
   }
 }
 
+// A stored transposed, [k, m] with row stride lda (dY in a weight gradient dYᵀ · X), into tiles as
+// NAME(pack_a) lays them out: element (r, p) of tile t, A[i + r, pc + p] = a[(pc + p) · lda + i + r], at
+// ap[t·kc·MR + p·MR + r]; rows past m are 0. Stored row by row, each read front to back once (a tile at a time would
+// touch kc rows side by side; the tied table's rows of dz lie 196 KB apart).
+TARGET static void NAME(pack_at)(const float *a, size_t lda, size_t m, size_t pc, size_t kc, float *ap) {
+  const size_t full = m / MR * MR;
+  for (size_t p = 0; p < kc; p++) {
+    const float *src = a + (pc + p) * lda;
+    float *dst = ap + p * MR;
+    for (size_t i = 0; i < full; i += MR, dst += kc * MR)
+      __builtin_memcpy(dst, src + i, MR * sizeof(float));  // a constant size: vector moves (a loop stayed scalar)
+    if (full < m)
+      for (size_t r = 0; r < MR; r++) dst[r] = full + r < m ? src[full + r] : 0;
+  }
+}
+
+// Columns [jc, jend) of k block [pc, pc + kc) of B stored [k, n] (row stride ldb; B as it is, not a weight to
+// transpose) into panels at bbuf + (j − jc) · kc for each panel's first column j: element (p, c) of a panel,
+// B[pc + p, j + c], at [p · NR + c]; columns past n are 0. Row by row, each read front to back once.
+TARGET static void NAME(pack_block)(const float *b, size_t ldb, size_t n, size_t jc, size_t jend, size_t pc,
+                                    size_t kc, float *bbuf) {
+  for (size_t p = 0; p < kc; p++) {
+    const float *src = b + (pc + p) * ldb;
+    for (size_t j = jc; j < jend; j += NR) {
+      float *dst = bbuf + (j - jc) * kc + p * NR;
+      if (n - j >= NR)
+        __builtin_memcpy(dst, src + j, NR * sizeof(float));
+      else
+        for (size_t c = 0; c < NR; c++) dst[c] = j + c < n ? src[j + c] : 0;
+    }
+  }
+}
+
+// Columns [j0, j1) of C[m, n] (row stride ldc) ← Aᵀ · B (+ C when accumulate), A stored [k, m] (row stride lda),
+// B stored [k, n] (row stride ldb): a weight gradient dW = dYᵀ · X. Per NC columns, per block of MC rows of C and
+// per k block: that k block of B's NC columns is packed into `bbuf` (NC × KC floats; once for all row blocks when
+// k is one block), the block of A into `abuf`, and the tiles are swept panel by panel. Row blocks outside k blocks,
+// as in NAME(gemm), so a block of C is finished while it is still in cache. The sums are those of NAME(gemm): one
+// FMA chain per k block and element, blocks added to C in order; j0 a multiple of NR.
+TARGET static void NAME(gemm_tn)(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *b, size_t ldb,
+                                 int accumulate, float *c, size_t ldc, size_t j0, size_t j1, float *abuf, float *bbuf) {
+  const size_t step = NAME(step)(k);
+  for (size_t jc = j0; jc < j1; jc += BP_GEMM_NC) {
+    const size_t jend = j1 - jc < BP_GEMM_NC ? j1 : jc + BP_GEMM_NC;
+    for (size_t ic = 0; ic < m; ic += BP_PACKED_MC) {
+      const size_t mc = m - ic < BP_PACKED_MC ? m - ic : BP_PACKED_MC;
+      for (size_t pc = 0; pc < k; pc += step) {
+        const size_t kc = k - pc < step ? k - pc : step;
+        if (ic == 0 || kc < k) NAME(pack_block)(b, ldb, n, jc, jend, pc, kc, bbuf);
+        NAME(pack_at)(a + ic, lda, mc, pc, kc, abuf);
+        for (size_t jr = jc; jr < jend; jr += NR)
+          for (size_t ir = 0; ir < mc; ir += MR)
+            NAME(kernel)(kc, abuf + ir * kc, bbuf + (jr - jc) * kc, c + (ic + ir) * ldc + jr, ldc,
+                         mc - ir < MR ? mc - ir : MR, jend - jr < NR ? jend - jr : NR, accumulate || pc > 0);
+      }
+    }
+  }
+}
+
 #undef NR
 #undef NAME
 #undef TARGET

@@ -19,6 +19,11 @@ public protocol EngineScalar: BinaryFloatingPoint, Sendable where Self.RawSignif
   static func gemm(
     transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Self, a: UnsafePointer<Self>, lda: Int,
     b: UnsafePointer<Self>, ldb: Int, beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
+  /// A weight gradient, row-major: `C[m,n] = alpha·Aᵀ·B + beta·C` with A stored [k, m] and B [k, n] (dW = dYᵀ·X);
+  /// Float: `BLAS.weightGradient` (the packed kernel for the short inner dimensions of probe windows).
+  static func weightGradient(
+    m: Int, n: Int, k: Int, alpha: Self, a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int,
+    beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
   /// eˣ (libm).
   static func exp(_ x: Self) -> Self
   /// Natural logarithm (libm).
@@ -49,6 +54,12 @@ extension Float: EngineScalar {
     BLAS.sgemm(
       transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b,
       ldb: ldb, beta: beta, c: c, ldc: ldc)
+  }
+  @inlinable public static func weightGradient(
+    m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+  ) {
+    BLAS.weightGradient(m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
   }
   @inlinable public static func exp(_ x: Float) -> Float { expf(x) }
   @inlinable public static func log(_ x: Float) -> Float { logf(x) }
@@ -84,6 +95,14 @@ extension Double: EngineScalar {
     BLAS.dgemm(
       transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b,
       ldb: ldb, beta: beta, c: c, ldc: ldc)
+  }
+  @inlinable public static func weightGradient(
+    m: Int, n: Int, k: Int, alpha: Double, a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
+    beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
+  ) {
+    BLAS.dgemm(
+      transposeA: true, transposeB: false, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta,
+      c: c, ldc: ldc)
   }
   @inlinable public static func exp(_ x: Double) -> Double { Glibc.exp(x) }
   @inlinable public static func log(_ x: Double) -> Double { Glibc.log(x) }

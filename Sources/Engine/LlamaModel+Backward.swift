@@ -57,9 +57,9 @@ extension LlamaModel {
     // G[rows] (α,β)= dz[:, rows]ᵀ n_F. For a tied model this is formed at the end, with the lookup's rows, as one
     // contribution (a streaming sink takes exactly one per tensor); dz is not overwritten before then.
     let headGradient = { (rows: Range<Int>, g: UnsafeMutablePointer<Scalar>, alpha: Scalar, beta: Scalar) in
-      Scalar.gemm(
-        transposeA: true, transposeB: false, m: rows.count, n: d, k: t - 1, alpha: alpha, a: dLogits + rows.lowerBound,
-        lda: v, b: cache.finalNormed.constant, ldb: d, beta: beta, c: g, ldc: d)
+      Scalar.weightGradient(
+        m: rows.count, n: d, k: t - 1, alpha: alpha, a: dLogits + rows.lowerBound, lda: v,
+        b: cache.finalNormed.constant, ldb: d, beta: beta, c: g, ldc: d)
     }
     if !c.tied { sink.contribute("lm_head.weight", count: v * d) { g, alpha, beta in headGradient(0..<v, g, alpha, beta) } }
     rmsNormBackward(
@@ -81,9 +81,8 @@ extension LlamaModel {
           transposeA: false, transposeB: false, m: t, n: inp, k: out, alpha: 1, a: dy, lda: out, b: weight(kind),
           ldb: inp, beta: accumulate ? 1 : 0, c: dx.pointer, ldc: inp)
         sink.contribute(block.linearNames[kind.rawValue], count: out * inp) { g, alpha, beta in
-          Scalar.gemm(
-            transposeA: true, transposeB: false, m: out, n: inp, k: t, alpha: alpha, a: dy, lda: out, b: x.constant,
-            ldb: inp, beta: beta, c: g, ldc: inp)
+          Scalar.weightGradient(
+            m: out, n: inp, k: t, alpha: alpha, a: dy, lda: out, b: x.constant, ldb: inp, beta: beta, c: g, ldc: inp)
         }
       }
 

@@ -13,7 +13,8 @@ import TensorCore
 /// - the LM head and the embedding (packing SmolLM2's 113 MB table gained nothing measurable in alternated runs of
 ///   `bench engine` on a Zen 3: T = 512 forward 0.963–1.353 s packed, 0.938–1.030 s not);
 /// - CPUs without AVX2 + FMA, or `BITPLAN_GEMM=openblas` in the environment, or `packsWeights = false`.
-/// The backward pass's products (dX = dY · W, dW = dYᵀ · X) stay OpenBLAS's.
+/// In the backward pass, dX = dY · W stays OpenBLAS's; the weight gradients dW = dYᵀ · X of windows up to 256 tokens
+/// run through the same kernel (`EngineScalar.weightGradient`).
 extension LlamaModel {
   /// Y[T, rows] ← X[T, columns] · Wᵀ (+ Y when `accumulate`; Y's row stride `ldy`) through the packed kernel, for
   /// the weight `name` held in `buffer`, when this model packs; false (nothing done) where the caller uses OpenBLAS.

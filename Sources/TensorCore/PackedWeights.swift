@@ -116,7 +116,15 @@ public final class PackedWeights: @unchecked Sendable {
       }
     }
     bp_packed_sgemm_reference(m, n, k, 256, a, k, w, k, 0, &plain, n)
-    return rc == 0 && zip(fast, plain).allSatisfy { $0.bitPattern == $1.bitPattern }
+    guard rc == 0, zip(fast, plain).allSatisfy({ $0.bitPattern == $1.bitPattern }) else { return false }
+    // bp_sgemm_tn on the same numbers, A read as [k, m] and W as B [k, n]
+    var fastTN = [Float](repeating: 0, count: m * n), plainTN = fastTN
+    let rcTN = fastTN.withUnsafeMutableBufferPointer { c in
+      bp_sgemm_tn(kernel.rawValue, m, n, k, a, m, w, n, 0, c.baseAddress!, n, 0, n)
+    }
+    bp_sgemm_tn_reference(m, n, k, 256, a, m, w, n, 0, &plainTN, n)
+    guard rcTN == 0, zip(fastTN, plainTN).allSatisfy({ $0.bitPattern == $1.bitPattern }) else { return false }
+    return true
   }
 }
 
@@ -131,7 +139,8 @@ extension BLAS {
     c: UnsafeMutablePointer<Float>, ldc: Int
   ) {
     let (n, k, layout, storage) = (packed.rows, packed.columns, packed.layout, UnsafePointer(packed.storage))
-    inParts(m: m, n: n, k: k, lda: lda, ldc: ldc, kernel: layout) { i0, i1, j0, j1 in
+    precondition(lda >= k && ldc >= n, "packed sgemm: lda \(lda) < k \(k) or ldc \(ldc) < n \(n)")
+    inParts(m: m, n: n, k: k, kernel: layout) { i0, i1, j0, j1 in
       bp_packed_sgemm(layout.rawValue, i1 - i0, n, k, a + i0 * lda, lda, storage, accumulate ? 1 : 0, c + i0 * ldc, ldc, j0, j1)
     }
   }
@@ -147,12 +156,61 @@ extension BLAS {
   ) -> Bool {
     let layout = PackedWeights.kernel
     guard layout != .none else { return false }
-    precondition(ldw >= k, "packed sgemm: ldw \(ldw) < k \(k)")
-    inParts(m: m, n: n, k: k, lda: lda, ldc: ldc, kernel: layout) { i0, i1, j0, j1 in
+    precondition(ldw >= k && lda >= k && ldc >= n, "packed sgemm: ldw \(ldw), lda \(lda) < k \(k) or ldc \(ldc) < n \(n)")
+    inParts(m: m, n: n, k: k, kernel: layout) { i0, i1, j0, j1 in
       bp_packed_sgemm_rows(layout.rawValue, i1 - i0, n, k, a + i0 * lda, lda, w, ldw, accumulate ? 1 : 0, c + i0 * ldc, ldc, j0, j1)
     }
     return true
   }
+
+  /// C[m, n] ← Aᵀ · B, or += when `accumulate`, through the packed kernel (CKernels' `bp_sgemm_tn`): A stored
+  /// [k, m] (row stride `lda`), B stored [k, n] (row stride `ldb`); a weight gradient dW = dYᵀ · X. Split over the
+  /// workers as the forward's products (`inParts`); the result does not depend on the split, and equals
+  /// `bp_sgemm_tn_reference` bit for bit. False, with C untouched, when there is no packed kernel
+  /// (`PackedWeights.kernel == .none`, e.g. `BITPLAN_GEMM=openblas`).
+  /// - Complexity: O(m·n·k).
+  @discardableResult
+  public static func sgemmTN(
+    m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, accumulate: Bool,
+    c: UnsafeMutablePointer<Float>, ldc: Int
+  ) -> Bool {
+    let layout = PackedWeights.kernel
+    guard layout != .none else { return false }
+    precondition(
+      lda >= max(m, 1) && ldb >= max(n, 1) && ldc >= max(n, 1),
+      "sgemmTN: leading dimensions lda=\(lda) ldb=\(ldb) ldc=\(ldc) too small for m=\(m) n=\(n)")
+    inParts(m: m, n: n, k: k, kernel: layout) { i0, i1, j0, j1 in
+      bp_sgemm_tn(layout.rawValue, i1 - i0, n, k, a + i0, lda, b, ldb, accumulate ? 1 : 0, c + i0 * ldc, ldc, j0, j1)
+    }
+    return true
+  }
+
+  /// A weight gradient C[m, n] ← α · Aᵀ · B + β · C (A stored [k, m], e.g. dY; B stored [k, n], e.g. X), the
+  /// backward's dW = dYᵀ · X. With α = 1, β = 0 or 1 and k ≤ `weightGradientDepth` it runs through the packed
+  /// kernel (`sgemmTN`, when there is one): every element is then one FMA chain written once, where OpenBLAS first
+  /// zeroes all of C in a pass of its own (β = 0) and copies both operands. Otherwise `sgemm`.
+  ///
+  /// Why only then (`scripts/sgemm_probe/weight_gradient.c`: SmolLM2's 210 gradients and its tied table's, cut as
+  /// the engine cuts them, one thread, four rounds, Zen 3): at k = 128 tokens the packed kernel took 305–379 ms
+  /// against OpenBLAS's 354–365 (the table 77–81 against 98–106); at 256, 626–649 against 644–692 (the table 154–157
+  /// against 177–193); at 512, 5–8% longer than OpenBLAS (1289–1362 against 1212–1257 ms).
+  /// - Complexity: O(m·n·k).
+  public static func weightGradient(
+    m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+  ) {
+    if alpha == 1, beta == 0 || beta == 1, k <= weightGradientDepth,
+      sgemmTN(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, accumulate: beta == 1, c: c, ldc: ldc)
+    {
+      return
+    }
+    sgemm(
+      transposeA: true, transposeB: false, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta,
+      c: c, ldc: ldc)
+  }
+
+  /// The longest inner dimension `weightGradient` gives the packed kernel: one k block (CKernels' KC, 256).
+  public static let weightGradientDepth = 256
 
   /// Rows of A the kernel packs at a time (CKernels' `BP_PACKED_MC`).
   static let packedBlockRows = Int(BP_PACKED_MC)
@@ -166,9 +224,9 @@ extension BLAS {
   /// all instead of once per worker (at 512 tokens on a Zen 3 that packing was 7% of the kernel's time). Rows are
   /// cut at multiples of the tile height, so only the last piece can end in a ragged tile.
   static func inParts(
-    m: Int, n: Int, k: Int, lda: Int, ldc: Int, kernel: PackedWeights.Kernel, _ part: (Int, Int, Int, Int) -> Int32
+    m: Int, n: Int, k: Int, kernel: PackedWeights.Kernel, _ part: (Int, Int, Int, Int) -> Int32
   ) {
-    precondition(m >= 0 && n >= 0 && lda >= k && ldc >= n, "packed sgemm: m \(m), n \(n), lda \(lda) < k \(k) or ldc \(ldc) < n")
+    precondition(m >= 0 && n >= 0 && k >= 0, "packed sgemm: m \(m), n \(n), k \(k)")
     if m == 0 || n == 0 { return }
     let width = kernel.panelWidth, panels = (n + width - 1) / width
     let byRows = m > packedBlockRows

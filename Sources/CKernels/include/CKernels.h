@@ -1,7 +1,7 @@
 // CKernels: the int4 / int8 GEMV against int8 activations, in C with x86 intrinsics, the CPU feature bits
 // (`bp_cpu_features`, cpu_features.c) that TensorCore uses to check which BLAS kernels are active, the float GEMM
-// on packed weights of the engine's forward (sgemm_packed.c), the vector maths, SHA-256 blocks and the temporaries'
-// signal handler.
+// on packed weights of the engine's forward and its weight gradients (sgemm_packed.c), the vector maths, SHA-256
+// blocks and the temporaries' signal handler.
 //
 // Swift 6.3 does not form vpdpbusd (AVX-512 VNNI) or vpmaddubsw from plain loops (IntDot+NibblePlanes.swift), so
 // the integer GEMV of BitPlan's own `intN[-gG][-asym]` formats (N = 2 … 8) and of ggml's q4_0, q4_1, q5_0, q5_1, q8_0, q2_K, q3_K,
@@ -184,6 +184,9 @@ uint64_t bp_cpu_features(void);
 enum { BP_PACKED_NONE = 0, BP_PACKED_AVX2 = 1, BP_PACKED_AVX512 = 2, BP_PACKED_WIDE_ON_AVX2 = 3 };
 /// Rows of A packed at a time (MC): a product of more rows sweeps W once per such block.
 enum { BP_PACKED_MC = 256 };
+/// Columns of B packed at a time by bp_sgemm_tn (NC, a multiple of every panel width): its panels of one k block
+/// (NC × 256 floats, 1.5 MB) are packed once and reused by every block of MC rows.
+enum { BP_GEMM_NC = 768 };
 /// The variant this CPU runs best (AVX-512 F/CD/BW/DQ/VL, else AVX2 + FMA, else none: use OpenBLAS).
 int bp_packed_sgemm_variant(void);
 /// 1 when this CPU can run `variant` (BP_PACKED_NONE never), else 0.
@@ -208,6 +211,15 @@ int bp_packed_sgemm_rows(int variant, size_t m, size_t n, size_t k, const float 
 /// per block and element, blocks added to C in order. Equals bp_packed_sgemm bit for bit.
 void bp_packed_sgemm_reference(size_t m, size_t n, size_t k, size_t kc_max, const float *a, size_t lda,
                                const float *w, size_t ldw, int accumulate, float *c, size_t ldc);
+/// The same kernel for a weight gradient: C[m, j0..<j1] ← Aᵀ · B (accumulate 0) or += (1), A [k, m] row stride lda
+/// (dY), B [k, n] row stride ldb (X), for dW = dYᵀ · X. It writes C once per k block, without OpenBLAS's β pass
+/// over C or its copies of A and B; each k block of B is packed once per call (NC columns at a time) into a
+/// per-thread buffer. j0 a multiple of the panel width, j1 ≤ n. One thread.
+int bp_sgemm_tn(int variant, size_t m, size_t n, size_t k, const float *a, size_t lda, const float *b, size_t ldb,
+                int accumulate, float *c, size_t ldc, size_t j0, size_t j1);
+/// bp_sgemm_tn's plain twin (bp_packed_sgemm_reference's sums on Aᵀ and B): equal to it bit for bit.
+void bp_sgemm_tn_reference(size_t m, size_t n, size_t k, size_t kc_max, const float *a, size_t lda, const float *b,
+                           size_t ldb, int accumulate, float *c, size_t ldc);
 
 /// Element-wise float maths (vector_math.c): AVX-512 F where available, else AVX2 + FMA, else libm. n ≥ 1 for bp_max.
 /// Largest element of x[0..<n].
