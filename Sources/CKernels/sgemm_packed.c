@@ -226,10 +226,11 @@ int bp_packed_sgemm(int variant, size_t m, size_t n, size_t k, const float *a, s
 }
 #endif
 
-// The twin: the same sums in the same order, one element at a time, in plain C (fmaf per step). It takes W as
-// stored, not packed, so it checks the packing too.
-void bp_packed_sgemm_reference(size_t m, size_t n, size_t k, size_t kc_max, const float *a, size_t lda,
-                               const float *w, size_t ldw, int accumulate, float *c, size_t ldc) {
+// The twins: the same sums in the same order, one element at a time, in plain C (fmaf per step), with the operands
+// as stored, not packed, so they check the packing too. One loop for both, reading A(i, p) at a[i·ai + p·ap] and
+// B(p, j) at b[p·bp + j·bj].
+static void reference(size_t m, size_t n, size_t k, size_t kc_max, const float *a, size_t ai, size_t ap, const float *b,
+                      size_t bp, size_t bj, int accumulate, float *c, size_t ldc) {
   const size_t blocks = k == 0 ? 0 : (k + kc_max - 1) / kc_max, step = blocks == 0 ? 0 : (k + blocks - 1) / blocks;
   for (size_t i = 0; i < m; i++)
     for (size_t j = 0; j < n; j++) {
@@ -237,25 +238,21 @@ void bp_packed_sgemm_reference(size_t m, size_t n, size_t k, size_t kc_max, cons
       for (size_t pc = 0; pc < k; pc += step) {
         const size_t kc = k - pc < step ? k - pc : step;
         float sum = 0;
-        for (size_t p = pc; p < pc + kc; p++) sum = fmaf(a[i * lda + p], w[j * ldw + p], sum);
+        for (size_t p = pc; p < pc + kc; p++) sum = fmaf(a[i * ai + p * ap], b[p * bp + j * bj], sum);
         out = (pc == 0 && !accumulate) ? sum : out + sum;
       }
       c[i * ldc + j] = out;
     }
 }
 
+// C (+)= A · Wᵀ: A(i, p) = a[i·lda + p], W [n, k] so B(p, j) = w[j·ldw + p].
+void bp_packed_sgemm_reference(size_t m, size_t n, size_t k, size_t kc_max, const float *a, size_t lda,
+                               const float *w, size_t ldw, int accumulate, float *c, size_t ldc) {
+  reference(m, n, k, kc_max, a, lda, 1, w, 1, ldw, accumulate, c, ldc);
+}
+
+// C (+)= Aᵀ · B: A stored [k, m], so A(i, p) = a[p·lda + i]; B(p, j) = b[p·ldb + j].
 void bp_sgemm_tn_reference(size_t m, size_t n, size_t k, size_t kc_max, const float *a, size_t lda, const float *b,
                            size_t ldb, int accumulate, float *c, size_t ldc) {
-  const size_t blocks = k == 0 ? 0 : (k + kc_max - 1) / kc_max, step = blocks == 0 ? 0 : (k + blocks - 1) / blocks;
-  for (size_t i = 0; i < m; i++)
-    for (size_t j = 0; j < n; j++) {
-      float out = accumulate ? c[i * ldc + j] : 0;
-      for (size_t pc = 0; pc < k; pc += step) {
-        const size_t kc = k - pc < step ? k - pc : step;
-        float sum = 0;
-        for (size_t p = pc; p < pc + kc; p++) sum = fmaf(a[p * lda + i], b[p * ldb + j], sum);
-        out = (pc == 0 && !accumulate) ? sum : out + sum;
-      }
-      c[i * ldc + j] = out;
-    }
+  reference(m, n, k, kc_max, a, 1, lda, b, ldb, 1, accumulate, c, ldc);
 }
