@@ -35,7 +35,7 @@
 #define VW 8
 #define MR 4
 #define NV 3
-#define KC 256
+#define KC BP_PACKED_KC
 #include "sgemm_packed_body.h"
 
 // AVX-512 F/CD/BW/DQ/VL (Skylake server and later, Zen 4 and later).
@@ -44,7 +44,7 @@
 #define VW 16
 #define MR 8
 #define NV 3
-#define KC 256
+#define KC BP_PACKED_KC
 #include "sgemm_packed_body.h"
 
 // The AVX-512 variant's text for AVX2 (tests only).
@@ -53,7 +53,7 @@
 #define VW 16
 #define MR 8
 #define NV 3
-#define KC 256
+#define KC BP_PACKED_KC
 #include "sgemm_packed_body.h"
 
 static const uint64_t avx512_bits =
@@ -122,7 +122,11 @@ int bp_packed_sgemm_pack(int variant, const float *w, size_t ldw, size_t n, size
 // The packing buffers of one thread, in one allocation freed when the thread ends: A's tiles ((MC + 16) rows × KC
 // floats, 1 MB + 16 KB), then one panel of W for bp_packed_sgemm_rows (KC × the widest NR floats, 48 KB), then
 // bp_sgemm_tn's block of B (NC × KC floats, 1.5 MB).
-enum { BP_ABUF_FLOATS = (BP_PACKED_MC + 16) * 256, BP_BBUF_FLOATS = 256 * 48, BP_NCBUF_FLOATS = BP_GEMM_NC * 256 };
+enum {
+  BP_ABUF_FLOATS = (BP_PACKED_MC + 16) * BP_PACKED_KC,
+  BP_BBUF_FLOATS = BP_PACKED_KC * 48,
+  BP_NCBUF_FLOATS = BP_GEMM_NC * BP_PACKED_KC
+};
 static pthread_key_t buffers_key;
 static pthread_once_t buffers_once = PTHREAD_ONCE_INIT;
 static void make_key(void) { pthread_key_create(&buffers_key, free); }

@@ -115,16 +115,15 @@ public final class PackedWeights: @unchecked Sendable {
         bp_packed_sgemm(kernel.rawValue, m, n, k, $0.baseAddress!, k, packed.storage, 0, c.baseAddress!, n, 0, n)
       }
     }
-    bp_packed_sgemm_reference(m, n, k, 256, a, k, w, k, 0, &plain, n)
-    guard rc == 0, zip(fast, plain).allSatisfy({ $0.bitPattern == $1.bitPattern }) else { return false }
+    bp_packed_sgemm_reference(m, n, k, Int(BP_PACKED_KC), a, k, w, k, 0, &plain, n)
     // bp_sgemm_tn on the same numbers, A read as [k, m] and W as B [k, n]
     var fastTN = [Float](repeating: 0, count: m * n), plainTN = fastTN
     let rcTN = fastTN.withUnsafeMutableBufferPointer { c in
       bp_sgemm_tn(kernel.rawValue, m, n, k, a, m, w, n, 0, c.baseAddress!, n, 0, n)
     }
-    bp_sgemm_tn_reference(m, n, k, 256, a, m, w, n, 0, &plainTN, n)
-    guard rcTN == 0, zip(fastTN, plainTN).allSatisfy({ $0.bitPattern == $1.bitPattern }) else { return false }
-    return true
+    bp_sgemm_tn_reference(m, n, k, Int(BP_PACKED_KC), a, m, w, n, 0, &plainTN, n)
+    func same(_ x: [Float], _ y: [Float]) -> Bool { zip(x, y).allSatisfy { $0.bitPattern == $1.bitPattern } }
+    return rc == 0 && rcTN == 0 && same(fast, plain) && same(fastTN, plainTN)
   }
 }
 
@@ -209,8 +208,8 @@ extension BLAS {
       c: c, ldc: ldc)
   }
 
-  /// The longest inner dimension `weightGradient` gives the packed kernel: one k block (CKernels' KC, 256).
-  public static let weightGradientDepth = 256
+  /// The longest inner dimension `weightGradient` gives the packed kernel: one k block (CKernels' `BP_PACKED_KC`).
+  public static let weightGradientDepth = Int(BP_PACKED_KC)
 
   /// Rows of A the kernel packs at a time (CKernels' `BP_PACKED_MC`).
   static let packedBlockRows = Int(BP_PACKED_MC)

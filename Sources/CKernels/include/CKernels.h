@@ -184,8 +184,10 @@ uint64_t bp_cpu_features(void);
 enum { BP_PACKED_NONE = 0, BP_PACKED_AVX2 = 1, BP_PACKED_AVX512 = 2, BP_PACKED_WIDE_ON_AVX2 = 3 };
 /// Rows of A packed at a time (MC): a product of more rows sweeps W once per such block.
 enum { BP_PACKED_MC = 256 };
+/// The longest k block (KC) of every variant: a product's k is cut into equal blocks of at most this many steps.
+enum { BP_PACKED_KC = 256 };
 /// Columns of B packed at a time by bp_sgemm_tn (NC, a multiple of every panel width): its panels of one k block
-/// (NC × 256 floats, 1.5 MB) are packed once and reused by every block of MC rows.
+/// (NC × KC floats, 1.5 MB) are packed once and reused by every block of MC rows.
 enum { BP_GEMM_NC = 768 };
 /// The variant this CPU runs best (AVX-512 F/CD/BW/DQ/VL, else AVX2 + FMA, else none: use OpenBLAS).
 int bp_packed_sgemm_variant(void);
@@ -207,7 +209,7 @@ int bp_packed_sgemm(int variant, size_t m, size_t n, size_t k, const float *a, s
 /// its sweep: no copy of W's size (streamed weights, tables). The same bits as packing W first.
 int bp_packed_sgemm_rows(int variant, size_t m, size_t n, size_t k, const float *a, size_t lda, const float *w,
                          size_t ldw, int accumulate, float *c, size_t ldc, size_t j0, size_t j1);
-/// The plain twin: W as stored, k cut into equal blocks of at most kc_max (256 for every variant), one fmaf chain
+/// The plain twin: W as stored, k cut into equal blocks of at most kc_max (BP_PACKED_KC for every variant), one fmaf chain
 /// per block and element, blocks added to C in order. Equals bp_packed_sgemm bit for bit.
 void bp_packed_sgemm_reference(size_t m, size_t n, size_t k, size_t kc_max, const float *a, size_t lda,
                                const float *w, size_t ldw, int accumulate, float *c, size_t ldc);
