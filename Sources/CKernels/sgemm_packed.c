@@ -122,6 +122,8 @@ int bp_packed_sgemm_pack(int variant, const float *w, size_t ldw, size_t n, size
 // The packing buffers of one thread, in one allocation freed when the thread ends: A's tiles ((MC + 16) rows × KC
 // floats, 1 MB + 16 KB), then one panel of W for bp_packed_sgemm_rows (KC × the widest NR floats, 48 KB), then
 // bp_sgemm_tn's block of B (NC × KC floats, 1.5 MB).
+// Each thread's buffer: [A's tiles][B's NC columns (bp_sgemm_tn)][one panel (bp_packed_sgemm_rows)]. The rows
+// variant, which does not use the NC block, packs A's k blocks into it and the A block together.
 enum {
   BP_ABUF_FLOATS = (BP_PACKED_MC + 16) * BP_PACKED_KC,
   BP_BBUF_FLOATS = BP_PACKED_KC * 48,
@@ -165,27 +167,38 @@ int bp_packed_sgemm_rows(int variant, size_t m, size_t n, size_t k, const float 
   float *abuf = NULL;
   const int go = begin(variant, m, n, k, accumulate, c, ldc, j0, j1, &abuf);
   if (go <= 0) return go;
+  float *bbuf = abuf + BP_ABUF_FLOATS + BP_NCBUF_FLOATS;
+  const size_t room = BP_ABUF_FLOATS + BP_NCBUF_FLOATS;
+  switch (variant) {
+    case BP_PACKED_AVX512: gemm_rows_avx512(m, n, k, a, lda, w, ldw, accumulate, c, ldc, j0, j1, abuf, room, bbuf); break;
+    case BP_PACKED_WIDE_ON_AVX2: gemm_rows_wide(m, n, k, a, lda, w, ldw, accumulate, c, ldc, j0, j1, abuf, room, bbuf); break;
+    default: gemm_rows_avx2(m, n, k, a, lda, w, ldw, accumulate, c, ldc, j0, j1, abuf, room, bbuf);
+  }
+  return 0;
+}
+
+static int gemm_kn(int variant, int a_transposed, size_t m, size_t n, size_t k, const float *a, size_t lda,
+                   const float *b, size_t ldb, int accumulate, float *c, size_t ldc, size_t j0, size_t j1) {
+  float *abuf = NULL;
+  const int go = begin(variant, m, n, k, accumulate, c, ldc, j0, j1, &abuf);
+  if (go <= 0) return go;
   float *bbuf = abuf + BP_ABUF_FLOATS;
   switch (variant) {
-    case BP_PACKED_AVX512: gemm_rows_avx512(m, n, k, a, lda, w, ldw, accumulate, c, ldc, j0, j1, abuf, bbuf); break;
-    case BP_PACKED_WIDE_ON_AVX2: gemm_rows_wide(m, n, k, a, lda, w, ldw, accumulate, c, ldc, j0, j1, abuf, bbuf); break;
-    default: gemm_rows_avx2(m, n, k, a, lda, w, ldw, accumulate, c, ldc, j0, j1, abuf, bbuf);
+    case BP_PACKED_AVX512: gemm_kn_avx512(a_transposed, m, n, k, a, lda, b, ldb, accumulate, c, ldc, j0, j1, abuf, bbuf); break;
+    case BP_PACKED_WIDE_ON_AVX2: gemm_kn_wide(a_transposed, m, n, k, a, lda, b, ldb, accumulate, c, ldc, j0, j1, abuf, bbuf); break;
+    default: gemm_kn_avx2(a_transposed, m, n, k, a, lda, b, ldb, accumulate, c, ldc, j0, j1, abuf, bbuf);
   }
   return 0;
 }
 
 int bp_sgemm_tn(int variant, size_t m, size_t n, size_t k, const float *a, size_t lda, const float *b, size_t ldb,
                 int accumulate, float *c, size_t ldc, size_t j0, size_t j1) {
-  float *abuf = NULL;
-  const int go = begin(variant, m, n, k, accumulate, c, ldc, j0, j1, &abuf);
-  if (go <= 0) return go;
-  float *bbuf = abuf + BP_ABUF_FLOATS + BP_BBUF_FLOATS;
-  switch (variant) {
-    case BP_PACKED_AVX512: gemm_tn_avx512(m, n, k, a, lda, b, ldb, accumulate, c, ldc, j0, j1, abuf, bbuf); break;
-    case BP_PACKED_WIDE_ON_AVX2: gemm_tn_wide(m, n, k, a, lda, b, ldb, accumulate, c, ldc, j0, j1, abuf, bbuf); break;
-    default: gemm_tn_avx2(m, n, k, a, lda, b, ldb, accumulate, c, ldc, j0, j1, abuf, bbuf);
-  }
-  return 0;
+  return gemm_kn(variant, 1, m, n, k, a, lda, b, ldb, accumulate, c, ldc, j0, j1);
+}
+
+int bp_sgemm_nn(int variant, size_t m, size_t n, size_t k, const float *a, size_t lda, const float *b, size_t ldb,
+                int accumulate, float *c, size_t ldc, size_t j0, size_t j1) {
+  return gemm_kn(variant, 0, m, n, k, a, lda, b, ldb, accumulate, c, ldc, j0, j1);
 }
 
 int bp_packed_sgemm(int variant, size_t m, size_t n, size_t k, const float *a, size_t lda, const float *packed,
@@ -217,6 +230,12 @@ int bp_packed_sgemm_rows(int variant, size_t m, size_t n, size_t k, const float 
   return -1;
 }
 int bp_sgemm_tn(int variant, size_t m, size_t n, size_t k, const float *a, size_t lda, const float *b, size_t ldb,
+                int accumulate, float *c, size_t ldc, size_t j0, size_t j1) {
+  (void)variant, (void)m, (void)n, (void)k, (void)a, (void)lda, (void)b, (void)ldb, (void)accumulate, (void)c,
+      (void)ldc, (void)j0, (void)j1;
+  return -1;
+}
+int bp_sgemm_nn(int variant, size_t m, size_t n, size_t k, const float *a, size_t lda, const float *b, size_t ldb,
                 int accumulate, float *c, size_t ldc, size_t j0, size_t j1) {
   (void)variant, (void)m, (void)n, (void)k, (void)a, (void)lda, (void)b, (void)ldb, (void)accumulate, (void)c,
       (void)ldc, (void)j0, (void)j1;
@@ -259,4 +278,10 @@ void bp_packed_sgemm_reference(size_t m, size_t n, size_t k, size_t kc_max, cons
 void bp_sgemm_tn_reference(size_t m, size_t n, size_t k, size_t kc_max, const float *a, size_t lda, const float *b,
                            size_t ldb, int accumulate, float *c, size_t ldc) {
   reference(m, n, k, kc_max, a, 1, lda, b, ldb, 1, accumulate, c, ldc);
+}
+
+// C (+)= A · B: A(i, p) = a[i·lda + p]; B(p, j) = b[p·ldb + j].
+void bp_sgemm_nn_reference(size_t m, size_t n, size_t k, size_t kc_max, const float *a, size_t lda, const float *b,
+                           size_t ldb, int accumulate, float *c, size_t ldc) {
+  reference(m, n, k, kc_max, a, lda, 1, b, ldb, 1, accumulate, c, ldc);
 }

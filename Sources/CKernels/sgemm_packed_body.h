@@ -21,11 +21,54 @@ static inline size_t NAME(step)(size_t k) {
 static size_t NAME(size)(size_t n, size_t k) { return ((n + NR - 1) / NR) * NR * k; }
 
 // Panel q of k block [pc, pc + kc) of W [n, k] (row stride ldw) into `panel`: element (p, c), W[q · NR + c, pc + p],
-// at panel[p · NR + c]; columns past n are 0.
+// at panel[p · NR + c]; columns past n are 0. A full panel goes through 8 × 8 transposes (8 rows of W read 8 floats
+// at a time, written as 8 rows of the panel): the LM head packs its 49152-row table this way on every pass, and the
+// element-by-element copy took a third as long as the products (scripts/sgemm_probe/head.c).
 TARGET static void NAME(pack_panel)(const float *w, size_t ldw, size_t n, size_t q, size_t pc, size_t kc, float *panel) {
-  // 8 columns at a time: 8 rows of W read side by side, so each read line is used 8 times while in L1
+  typedef float v8 __attribute__((vector_size(8 * sizeof(float)), aligned(4)));
+  size_t p0 = 0;
+  if ((q + 1) * NR <= n) {
+    p0 = kc / 8 * 8;
+    for (size_t c0 = 0; c0 < NR; c0 += 8) {
+      const float *rows = w + (q * NR + c0) * ldw + pc;
+      for (size_t p = 0; p < p0; p += 8) {
+        const v8 r0 = *(const v8 *)(rows + p), r1 = *(const v8 *)(rows + ldw + p),
+                 r2 = *(const v8 *)(rows + 2 * ldw + p), r3 = *(const v8 *)(rows + 3 * ldw + p),
+                 r4 = *(const v8 *)(rows + 4 * ldw + p), r5 = *(const v8 *)(rows + 5 * ldw + p),
+                 r6 = *(const v8 *)(rows + 6 * ldw + p), r7 = *(const v8 *)(rows + 7 * ldw + p);
+        // pairs of rows interleaved, then pairs of pairs, then the 128-bit halves: out_j[i] = r_i[j]
+        const v8 t0 = __builtin_shufflevector(r0, r1, 0, 8, 1, 9, 4, 12, 5, 13),
+                 t1 = __builtin_shufflevector(r0, r1, 2, 10, 3, 11, 6, 14, 7, 15),
+                 t2 = __builtin_shufflevector(r2, r3, 0, 8, 1, 9, 4, 12, 5, 13),
+                 t3 = __builtin_shufflevector(r2, r3, 2, 10, 3, 11, 6, 14, 7, 15),
+                 t4 = __builtin_shufflevector(r4, r5, 0, 8, 1, 9, 4, 12, 5, 13),
+                 t5 = __builtin_shufflevector(r4, r5, 2, 10, 3, 11, 6, 14, 7, 15),
+                 t6 = __builtin_shufflevector(r6, r7, 0, 8, 1, 9, 4, 12, 5, 13),
+                 t7 = __builtin_shufflevector(r6, r7, 2, 10, 3, 11, 6, 14, 7, 15);
+        const v8 u0 = __builtin_shufflevector(t0, t2, 0, 1, 8, 9, 4, 5, 12, 13),
+                 u1 = __builtin_shufflevector(t0, t2, 2, 3, 10, 11, 6, 7, 14, 15),
+                 u2 = __builtin_shufflevector(t1, t3, 0, 1, 8, 9, 4, 5, 12, 13),
+                 u3 = __builtin_shufflevector(t1, t3, 2, 3, 10, 11, 6, 7, 14, 15),
+                 u4 = __builtin_shufflevector(t4, t6, 0, 1, 8, 9, 4, 5, 12, 13),
+                 u5 = __builtin_shufflevector(t4, t6, 2, 3, 10, 11, 6, 7, 14, 15),
+                 u6 = __builtin_shufflevector(t5, t7, 0, 1, 8, 9, 4, 5, 12, 13),
+                 u7 = __builtin_shufflevector(t5, t7, 2, 3, 10, 11, 6, 7, 14, 15);
+        float *out = panel + p * NR + c0;
+        *(v8 *)(out + 0 * NR) = __builtin_shufflevector(u0, u4, 0, 1, 2, 3, 8, 9, 10, 11);
+        *(v8 *)(out + 1 * NR) = __builtin_shufflevector(u1, u5, 0, 1, 2, 3, 8, 9, 10, 11);
+        *(v8 *)(out + 2 * NR) = __builtin_shufflevector(u2, u6, 0, 1, 2, 3, 8, 9, 10, 11);
+        *(v8 *)(out + 3 * NR) = __builtin_shufflevector(u3, u7, 0, 1, 2, 3, 8, 9, 10, 11);
+        *(v8 *)(out + 4 * NR) = __builtin_shufflevector(u0, u4, 4, 5, 6, 7, 12, 13, 14, 15);
+        *(v8 *)(out + 5 * NR) = __builtin_shufflevector(u1, u5, 4, 5, 6, 7, 12, 13, 14, 15);
+        *(v8 *)(out + 6 * NR) = __builtin_shufflevector(u2, u6, 4, 5, 6, 7, 12, 13, 14, 15);
+        *(v8 *)(out + 7 * NR) = __builtin_shufflevector(u3, u7, 4, 5, 6, 7, 12, 13, 14, 15);
+      }
+    }
+  }
+  // the k steps past the last multiple of 8, or all of a panel that runs past n: 8 columns at a time, so that 8 rows
+  // of W are read side by side and each read line is used 8 times while in L1
   for (size_t c0 = 0; c0 < NR; c0 += 8)
-    for (size_t p = 0; p < kc; p++)
+    for (size_t p = p0; p < kc; p++)
       for (size_t c = c0; c < c0 + 8; c++) {
         const size_t j = q * NR + c;
         panel[p * NR + c] = j < n ? w[j * ldw + pc + p] : 0;
@@ -123,12 +166,28 @@ TARGET static void NAME(gemm)(size_t m, size_t n, size_t k, const float *a, size
 
 // NAME(gemm) on W as stored (row stride ldw): each panel is packed into `bbuf` (KC × NR floats) just before its
 // sweep, so nothing of W's size is allocated (a streamed weight, a table). The same sums in the same order.
+// When every k block of a row block's A fits `abuf` (`abuf_floats`), they are all packed first and each panel then
+// runs all its k blocks in turn, so the panel's columns of C stay in cache between blocks: the LM head's C is
+// [T, 49152] (100 MB at 512 tokens), and sweeping all of it once per k block went to memory each time. Each element
+// still gets the same FMA chains, blocks added in the same order: the same bits either way.
 TARGET static void NAME(gemm_rows)(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *w,
                                    size_t ldw, int accumulate, float *c, size_t ldc, size_t j0, size_t j1, float *abuf,
-                                   float *bbuf) {
+                                   size_t abuf_floats, float *bbuf) {
   const size_t step = NAME(step)(k);
   for (size_t ic = 0; ic < m; ic += BP_PACKED_MC) {
-    const size_t mc = m - ic < BP_PACKED_MC ? m - ic : BP_PACKED_MC;
+    const size_t mc = m - ic < BP_PACKED_MC ? m - ic : BP_PACKED_MC, rows = (mc + MR - 1) / MR * MR;
+    if (rows * k <= abuf_floats) {
+      for (size_t pc = 0; pc < k; pc += step) NAME(pack_a)(a + ic * lda, lda, mc, pc, k - pc < step ? k - pc : step, abuf + pc * rows);
+      for (size_t jr = j0; jr < j1; jr += NR)
+        for (size_t pc = 0; pc < k; pc += step) {
+          const size_t kc = k - pc < step ? k - pc : step;
+          NAME(pack_panel)(w, ldw, n, jr / NR, pc, kc, bbuf);
+          for (size_t ir = 0; ir < mc; ir += MR)
+            NAME(kernel)(kc, abuf + pc * rows + ir * kc, bbuf, c + (ic + ir) * ldc + jr, ldc, mc - ir < MR ? mc - ir : MR,
+                         j1 - jr < NR ? j1 - jr : NR, accumulate || pc > 0);
+        }
+      continue;
+    }
     for (size_t pc = 0; pc < k; pc += step) {
       const size_t kc = k - pc < step ? k - pc : step;
       NAME(pack_a)(a + ic * lda, lda, mc, pc, kc, abuf);
@@ -175,14 +234,16 @@ TARGET static void NAME(pack_block)(const float *b, size_t ldb, size_t n, size_t
   }
 }
 
-// Columns [j0, j1) of C[m, n] (row stride ldc) ← Aᵀ · B (+ C when accumulate), A stored [k, m] (row stride lda),
-// B stored [k, n] (row stride ldb): a weight gradient dW = dYᵀ · X. Per NC columns, per block of MC rows of C and
+// Columns [j0, j1) of C[m, n] (row stride ldc) ← op(A) · B (+ C when accumulate), B stored [k, n] (row stride ldb);
+// A stored [k, m] (row stride lda) when `a_transposed`: a weight gradient dW = dYᵀ · X; else [m, k]: an input
+// gradient dX = dY · W, W [out, in] as it lies. Per NC columns, per block of MC rows of C and
 // per k block: that k block of B's NC columns is packed into `bbuf` (NC × KC floats; once for all row blocks when
 // k is one block), the block of A into `abuf`, and the tiles are swept panel by panel. Row blocks outside k blocks,
 // as in NAME(gemm), so a block of C is finished while it is still in cache. The sums are those of NAME(gemm): one
 // FMA chain per k block and element, blocks added to C in order; j0 a multiple of NR.
-TARGET static void NAME(gemm_tn)(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *b, size_t ldb,
-                                 int accumulate, float *c, size_t ldc, size_t j0, size_t j1, float *abuf, float *bbuf) {
+TARGET static void NAME(gemm_kn)(int a_transposed, size_t m, size_t n, size_t k, const float *a, size_t lda,
+                                 const float *b, size_t ldb, int accumulate, float *c, size_t ldc, size_t j0, size_t j1,
+                                 float *abuf, float *bbuf) {
   const size_t step = NAME(step)(k);
   for (size_t jc = j0; jc < j1; jc += BP_GEMM_NC) {
     const size_t jend = j1 - jc < BP_GEMM_NC ? j1 : jc + BP_GEMM_NC;
@@ -191,7 +252,10 @@ TARGET static void NAME(gemm_tn)(size_t m, size_t n, size_t k, const float *a, s
       for (size_t pc = 0; pc < k; pc += step) {
         const size_t kc = k - pc < step ? k - pc : step;
         if (ic == 0 || kc < k) NAME(pack_block)(b, ldb, n, jc, jend, pc, kc, bbuf);
-        NAME(pack_at)(a + ic, lda, mc, pc, kc, abuf);
+        if (a_transposed)
+          NAME(pack_at)(a + ic, lda, mc, pc, kc, abuf);
+        else
+          NAME(pack_a)(a + ic * lda, lda, mc, pc, kc, abuf);
         for (size_t jr = jc; jr < jend; jr += NR)
           for (size_t ir = 0; ir < mc; ir += MR)
             NAME(kernel)(kc, abuf + ir * kc, bbuf + (jr - jc) * kc, c + (ic + ir) * ldc + jr, ldc,

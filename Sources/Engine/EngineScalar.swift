@@ -24,6 +24,11 @@ public protocol EngineScalar: BinaryFloatingPoint, Sendable where Self.RawSignif
   static func weightGradient(
     m: Int, n: Int, k: Int, alpha: Self, a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int,
     beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
+  /// An input gradient, row-major: `C[m,n] = A·B + beta·C` with A [m, k] and B [k, n] (dX = dY·W, W [out, in] as it
+  /// lies); Float: `BLAS.inputGradient` (the packed kernel for windows of up to 256 tokens).
+  static func inputGradient(
+    m: Int, n: Int, k: Int, a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int, beta: Self,
+    c: UnsafeMutablePointer<Self>, ldc: Int)
   /// eˣ (libm).
   static func exp(_ x: Self) -> Self
   /// Natural logarithm (libm).
@@ -60,6 +65,12 @@ extension Float: EngineScalar {
     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
   ) {
     BLAS.weightGradient(m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+  }
+  @inlinable public static func inputGradient(
+    m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
+    c: UnsafeMutablePointer<Float>, ldc: Int
+  ) {
+    BLAS.inputGradient(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
   }
   @inlinable public static func exp(_ x: Float) -> Float { expf(x) }
   @inlinable public static func log(_ x: Float) -> Float { logf(x) }
@@ -102,6 +113,14 @@ extension Double: EngineScalar {
   ) {
     BLAS.dgemm(
       transposeA: true, transposeB: false, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta,
+      c: c, ldc: ldc)
+  }
+  @inlinable public static func inputGradient(
+    m: Int, n: Int, k: Int, a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int, beta: Double,
+    c: UnsafeMutablePointer<Double>, ldc: Int
+  ) {
+    BLAS.dgemm(
+      transposeA: false, transposeB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb, beta: beta,
       c: c, ldc: ldc)
   }
   @inlinable public static func exp(_ x: Double) -> Double { Glibc.exp(x) }

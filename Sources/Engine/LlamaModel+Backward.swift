@@ -50,9 +50,9 @@ extension LlamaModel {
     dFinal.zero()
     // (a streamed perturbation of the tied table gives it in row chunks: dn_F is then their sum, k chunk by chunk)
     forEachHeadChunk(perturbation) { rows, table in
-      Scalar.gemm(
-        transposeA: false, transposeB: false, m: t - 1, n: d, k: rows.count, alpha: 1, a: dLogits + rows.lowerBound,
-        lda: v, b: table, ldb: d, beta: rows.lowerBound == 0 ? 0 : 1, c: dFinal.pointer, ldc: d)
+      Scalar.inputGradient(
+        m: t - 1, n: d, k: rows.count, a: dLogits + rows.lowerBound, lda: v, b: table, ldb: d,
+        beta: rows.lowerBound == 0 ? 0 : 1, c: dFinal.pointer, ldc: d)
     }
     // G[rows] (α,β)= dz[:, rows]ᵀ n_F. For a tied model this is formed at the end, with the lookup's rows, as one
     // contribution (a streaming sink takes exactly one per tensor); dz is not overwritten before then.
@@ -77,9 +77,9 @@ extension LlamaModel {
       func linearBackward(_ kind: LinearKind, dy: UnsafePointer<Scalar>, x: Buffer<Scalar>, dx: Buffer<Scalar>, accumulate: Bool) {
         let shape = c.linearShapes[kind.rawValue].1
         let (out, inp) = (shape[0], shape[1])
-        Scalar.gemm(
-          transposeA: false, transposeB: false, m: t, n: inp, k: out, alpha: 1, a: dy, lda: out, b: weight(kind),
-          ldb: inp, beta: accumulate ? 1 : 0, c: dx.pointer, ldc: inp)
+        Scalar.inputGradient(
+          m: t, n: inp, k: out, a: dy, lda: out, b: weight(kind), ldb: inp, beta: accumulate ? 1 : 0, c: dx.pointer,
+          ldc: inp)
         sink.contribute(block.linearNames[kind.rawValue], count: out * inp) { g, alpha, beta in
           Scalar.weightGradient(
             m: out, n: inp, k: t, alpha: alpha, a: dy, lda: out, b: x.constant, ldb: inp, beta: beta, c: g, ldc: inp)

@@ -81,6 +81,12 @@ extension LlamaModel {
         {
           return
         }
+        if perturbation != nil, t <= BLAS.packedBlockRows, panelProduct(
+          weight(kind), rows: shape[0], columns: shape[1], ldw: shape[1], input, tokens: t, output, ldy: shape[0],
+          accumulate: accumulate)
+        {
+          return
+        }
         Scalar.gemm(
           transposeA: false, transposeB: true, m: t, n: shape[0], k: shape[1], alpha: 1, a: input, lda: shape[1],
           b: weight(kind), ldb: shape[1], beta: accumulate ? 1 : 0, c: output, ldc: shape[0])
@@ -122,6 +128,12 @@ extension LlamaModel {
       op.apply(Self.floats(cache.finalNormed.constant), tokens: t - 1, into: Self.floats(cache.probabilities.pointer), accumulate: false)
     } else {
       forEachHeadChunk(perturbation) { rows, table in
+        if panelProduct(
+          table, rows: rows.count, columns: d, ldw: d, cache.finalNormed.constant, tokens: t - 1,
+          cache.probabilities.pointer + rows.lowerBound, ldy: c.vocab, accumulate: false)
+        {
+          return
+        }
         Scalar.gemm(
           transposeA: false, transposeB: true, m: t - 1, n: rows.count, k: d, alpha: 1, a: cache.finalNormed.constant,
           lda: d, b: table, ldb: d, beta: 0, c: cache.probabilities.pointer + rows.lowerBound, ldc: c.vocab)

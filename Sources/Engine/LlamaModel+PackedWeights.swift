@@ -7,14 +7,17 @@ import TensorCore
 /// keeps the panels with the weight's buffer (`Buffer.packed`), which drops them whenever the values change
 /// (`replaceWeight`, release). A streamed weight (models bigger than memory) goes through the same kernel with
 /// each panel packed just before its sweep, so a streamed model computes the dense model's numbers bit for bit
-/// without keeping anything of W's size. Through OpenBLAS as before:
+/// without keeping anything of W's size. The LM head goes the same panel-at-a-time way (`panelProduct`; packing
+/// SmolLM2's 113 MB table once gained nothing over it), and so do the linear layers of a perturbed pass (W + εV
+/// changes with every Hessian-vector product) up to `BLAS.packedBlockRows` tokens; past that each panel would be
+/// packed once per block of rows, and OpenBLAS was faster (`scripts/sgemm_probe/packed_forward.c`, one thread, Xeon
+/// family 6 model 207: SmolLM2's 210 products at T = 128 took 214 ms this way against OpenBLAS's 231, at T = 512
+/// 776 against 733–744). Through OpenBLAS as before:
 /// - Double models (the reference path of the checks);
-/// - passes with a perturbation (W + εV changes with every Hessian-vector product);
-/// - the LM head and the embedding (packing SmolLM2's 113 MB table gained nothing measurable in alternated runs of
-///   `bench engine` on a Zen 3: T = 512 forward 0.963–1.353 s packed, 0.938–1.030 s not);
+/// - perturbed passes over more than `BLAS.packedBlockRows` tokens;
 /// - CPUs without AVX2 + FMA, or `BITPLAN_GEMM=openblas` in the environment, or `packsWeights = false`.
-/// In the backward pass, dX = dY · W stays OpenBLAS's; the weight gradients dW = dYᵀ · X of windows up to 256 tokens
-/// run through the same kernel (`EngineScalar.weightGradient`).
+/// In the backward pass, the input gradients dX = dY · W and the weight gradients dW = dYᵀ · X of windows up to 256
+/// tokens run through the same kernel (`EngineScalar.inputGradient`, `EngineScalar.weightGradient`).
 extension LlamaModel {
   /// Y[T, rows] ← X[T, columns] · Wᵀ (+ Y when `accumulate`; Y's row stride `ldy`) through the packed kernel, for
   /// the weight `name` held in `buffer`, when this model packs; false (nothing done) where the caller uses OpenBLAS.
@@ -37,6 +40,21 @@ extension LlamaModel {
     return BLAS.sgemm(
       m: tokens, a: Self.floats(x), lda: columns, weights: Self.floats(readable(buffer, name)), rows: rows,
       columns: columns, ldw: columns, accumulate: accumulate, c: Self.floats(y), ldc: ldy)
+  }
+
+  /// Y[T, rows] ← X[T, columns] · Wᵀ (+ Y when `accumulate`) with W [rows, columns] as it lies (row stride `ldw`),
+  /// through the packed kernel with each panel packed just before its sweep (`BLAS.sgemm(…weights:…)`): the LM head
+  /// and the linear layers of a perturbed pass, whose W + εV changes with every product. The bits of the packed
+  /// copy's product, so a perturbed pass computes the layers V leaves alone exactly as the unperturbed pass did.
+  /// False (nothing done) for Double models, `packsWeights = false`, or no packed kernel.
+  func panelProduct(
+    _ w: UnsafePointer<Scalar>, rows: Int, columns: Int, ldw: Int, _ x: UnsafePointer<Scalar>, tokens: Int,
+    _ y: UnsafeMutablePointer<Scalar>, ldy: Int, accumulate: Bool
+  ) -> Bool {
+    guard Scalar.self == Float.self, packsWeights else { return false }
+    return BLAS.sgemm(
+      m: tokens, a: Self.floats(x), lda: columns, weights: Self.floats(w), rows: rows, columns: columns, ldw: ldw,
+      accumulate: accumulate, c: Self.floats(y), ldc: ldy)
   }
 
   /// Drops every packed copy (made again on the next forward that packs).

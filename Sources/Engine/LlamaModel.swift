@@ -3,8 +3,9 @@
 ///
 /// Architecture (HF `LlamaForCausalLM`): token embedding → `layers` × [RMSNorm → GQA causal attention with
 /// rotate-half RoPE → residual → RMSNorm → SwiGLU MLP → residual] → RMSNorm → LM head (tied or untied).
-/// Matrix products go through OpenBLAS (`EngineScalar.gemm`), except the Float forward's linear layers, which run
-/// on weights packed once (`LlamaModel+PackedWeights.swift`).
+/// Float matrix products run on CKernels' packed kernel where the CPU has one: the forward's linear layers on
+/// weights packed once, the LM head and perturbed passes a panel at a time, and the gradients of windows up to 256
+/// tokens (`LlamaModel+PackedWeights.swift`, `EngineScalar`); the rest goes through OpenBLAS (`EngineScalar.gemm`).
 ///
 /// Names: tensors by HF name (`model.layers.0.self_attn.q_proj.weight`), layers by module path
 /// (`model.layers.0.self_attn.q_proj`); see `LinearLayer`.

@@ -184,6 +184,48 @@ extension BLAS {
     return true
   }
 
+  /// C[m, n] ← A · B, or += when `accumulate`, through the packed kernel (CKernels' `bp_sgemm_nn`): A stored
+  /// [m, k] (row stride `lda`), B stored [k, n] (row stride `ldb`); an input gradient dX = dY · W with W [out, in] as
+  /// it lies. Split as `sgemmTN`; the same bits as `bp_sgemm_nn_reference`. False, with C untouched, when there is
+  /// no packed kernel.
+  /// - Complexity: O(m·n·k).
+  @discardableResult
+  public static func sgemmNN(
+    m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, accumulate: Bool,
+    c: UnsafeMutablePointer<Float>, ldc: Int
+  ) -> Bool {
+    let layout = PackedWeights.kernel
+    guard layout != .none else { return false }
+    precondition(
+      lda >= max(k, 1) && ldb >= max(n, 1) && ldc >= max(n, 1),
+      "sgemmNN: leading dimensions lda=\(lda) ldb=\(ldb) ldc=\(ldc) too small for k=\(k) n=\(n)")
+    inParts(m: m, n: n, k: k, kernel: layout) { i0, i1, j0, j1 in
+      bp_sgemm_nn(layout.rawValue, i1 - i0, n, k, a + i0 * lda, lda, b, ldb, accumulate ? 1 : 0, c + i0 * ldc, ldc, j0, j1)
+    }
+    return true
+  }
+
+  /// An input gradient C[m, n] ← A · B + β · C (A = dY [m, k], B = W [k, n] as it lies), the backward's dX = dY · W.
+  /// With β = 0 or 1 and m ≤ `packedBlockRows` it runs through the packed kernel (`sgemmNN`, when there is one);
+  /// otherwise `sgemm`. Past one block of rows, the kernel packs each k block of B once per block of rows, and
+  /// OpenBLAS was faster (`scripts/sgemm_probe/input_gradient.c`, one thread, Xeon family 6 model 207: SmolLM2's 210
+  /// products at 128 tokens took 212–215 ms against OpenBLAS's 226–246, the LM head's 58–59 against 64–65; at 512,
+  /// 760–774 against 705–721).
+  /// - Complexity: O(m·n·k).
+  public static func inputGradient(
+    m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
+    c: UnsafeMutablePointer<Float>, ldc: Int
+  ) {
+    if beta == 0 || beta == 1, m <= packedBlockRows,
+      sgemmNN(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, accumulate: beta == 1, c: c, ldc: ldc)
+    {
+      return
+    }
+    sgemm(
+      transposeA: false, transposeB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb, beta: beta,
+      c: c, ldc: ldc)
+  }
+
   /// A weight gradient C[m, n] ← α · Aᵀ · B + β · C (A stored [k, m], e.g. dY; B stored [k, n], e.g. X), the
   /// backward's dW = dYᵀ · X. With α = 1, β = 0 or 1 and k ≤ `weightGradientDepth` it runs through the packed
   /// kernel (`sgemmTN`, when there is one): every element is then one FMA chain written once, where OpenBLAS first
@@ -211,8 +253,8 @@ extension BLAS {
   /// The longest inner dimension `weightGradient` gives the packed kernel: one k block (CKernels' `BP_PACKED_KC`).
   public static let weightGradientDepth = Int(BP_PACKED_KC)
 
-  /// Rows of A the kernel packs at a time (CKernels' `BP_PACKED_MC`).
-  static let packedBlockRows = Int(BP_PACKED_MC)
+  /// Rows of A the kernel packs at a time (CKernels' `BP_PACKED_MC`): a product of more rows sweeps W once per block.
+  public static let packedBlockRows = Int(BP_PACKED_MC)
 
   /// Calls `part(i0, i1, j0, j1)` over the pieces of C[m, n] that the workers take, one each (one piece, all of C, on
   /// the calling thread for a small product or inside a worker); each call must return 0.

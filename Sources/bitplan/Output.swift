@@ -39,11 +39,12 @@ var machineSummary: String {
 }
 
 /// Which products the packed kernel runs: "GEMM on packed weights: AVX2 + FMA, 4×24 tile (the forward's linear
-/// layers and weight gradients of windows up to 256 tokens; OpenBLAS for the rest)", or why OpenBLAS does them all.
+/// layers and LM head; perturbed passes and gradients of windows up to 256 tokens; OpenBLAS for the rest)", or why
+/// OpenBLAS does them all.
 var packedGEMMSummary: String {
   PackedWeights.kernel == .none
     ? "GEMM on packed weights: \(PackedWeights.kernelDescription); OpenBLAS runs every product"
-    : "GEMM on packed weights: \(PackedWeights.kernelDescription) (the forward's linear layers and weight gradients of windows up to \(BLAS.weightGradientDepth) tokens; OpenBLAS for the rest)"
+    : "GEMM on packed weights: \(PackedWeights.kernelDescription) (the forward's linear layers and LM head; perturbed passes and gradients of windows up to \(BLAS.packedBlockRows) tokens; OpenBLAS for the rest)"
 }
 
 /// One line on standard error.

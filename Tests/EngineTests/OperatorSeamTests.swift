@@ -4,8 +4,8 @@ import _TestSupport
 import Testing
 
 /// A linear operator holding a dense copy of W and doing its own GEMM (the same product the engine's forward
-/// makes: a block's layer on packed weights where the CPU has the packed kernel, the LM head through `Float.gemm`),
-/// recording how it was called.
+/// makes: on packed weights where the CPU has the packed kernel, which for the LM head gives the bits of the
+/// engine's panel-at-a-time product; else `Float.gemm`), recording how it was called.
 final class DenseOperator: LinearOperator, @unchecked Sendable {
   let outFeatures: Int
   let inFeatures: Int
@@ -14,12 +14,12 @@ final class DenseOperator: LinearOperator, @unchecked Sendable {
   /// (tokens, accumulate) per call.
   var calls: [(tokens: Int, accumulate: Bool)] = []
 
-  init(_ weight: [Float], out: Int, in inFeatures: Int, head: Bool = false) {
+  init(_ weight: [Float], out: Int, in inFeatures: Int) {
     precondition(weight.count == out * inFeatures)
     self.weight = weight
     outFeatures = out
     self.inFeatures = inFeatures
-    packed = head ? nil : PackedWeights(weight, rows: out, columns: inFeatures)
+    packed = PackedWeights(weight, rows: out, columns: inFeatures)
   }
 
   func apply(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, accumulate: Bool) {
@@ -77,7 +77,7 @@ final class DenseEmbedding: EmbeddingSource, @unchecked Sendable {
     let table = try model.weight(named: "model.embed_tokens.weight")
     if lmHead {
       let head = try model.weight(named: c.tied ? "model.embed_tokens.weight" : "lm_head.weight")
-      let op = DenseOperator(head, out: c.vocab, in: c.hidden, head: true)
+      let op = DenseOperator(head, out: c.vocab, in: c.hidden)
       // a tied table can be released only once the embedding lookup no longer reads it
       try model.installOperator(op, forLayer: "lm_head", releaseDenseWeight: release && !c.tied)
       operators["lm_head"] = op
@@ -205,7 +205,7 @@ final class DenseEmbedding: EmbeddingSource, @unchecked Sendable {
     #expect { try model.logits(tokens: tokens) } throws: { ($0 as? EngineError)?.code == .weightReleased }
     let table = try dense.weight(named: "model.embed_tokens.weight")
     let head = try dense.weight(named: tied ? "model.embed_tokens.weight" : "lm_head.weight")
-    try model.installOperator(DenseOperator(head, out: c.vocab, in: c.hidden, head: true), forLayer: "lm_head")
+    try model.installOperator(DenseOperator(head, out: c.vocab, in: c.hidden), forLayer: "lm_head")
     try model.installEmbedding(DenseEmbedding(table, dimension: c.hidden))
     #expect(try model.logits(tokens: tokens) == want)
     #expect { try model.gradients(tokens: tokens, of: []) } throws: { ($0 as? EngineError)?.code == .forwardOnly }
@@ -248,7 +248,7 @@ final class DenseEmbedding: EmbeddingSource, @unchecked Sendable {
     let tokens = TinyModel.tokens
     let want = try model.logits(tokens: tokens)
     let table = try model.weight(named: "model.embed_tokens.weight")
-    #expect { try model.installOperator(DenseOperator(table, out: c.vocab, in: c.hidden, head: true), forLayer: "lm_head", releaseDenseWeight: true) } throws: {
+    #expect { try model.installOperator(DenseOperator(table, out: c.vocab, in: c.hidden), forLayer: "lm_head", releaseDenseWeight: true) } throws: {
       ($0 as? EngineError)?.code == .weightReleased
     }
     #expect { try model.installEmbedding(DenseEmbedding(table, dimension: c.hidden), releaseDenseWeight: true) } throws: {
@@ -257,7 +257,7 @@ final class DenseEmbedding: EmbeddingSource, @unchecked Sendable {
     #expect(model.releasedWeightNames.isEmpty)
     // the LM head operator replaces only the output projection: the lookup still reads the table
     model.removeOperators()
-    try model.installOperator(DenseOperator(table, out: c.vocab, in: c.hidden, head: true), forLayer: "lm_head")
+    try model.installOperator(DenseOperator(table, out: c.vocab, in: c.hidden), forLayer: "lm_head")
     #expect(try model.logits(tokens: tokens) == want)
     try model.installEmbedding(DenseEmbedding(table, dimension: c.hidden), releaseDenseWeight: true)
     #expect(model.releasedWeightNames == ["model.embed_tokens.weight"])
@@ -274,7 +274,7 @@ final class DenseEmbedding: EmbeddingSource, @unchecked Sendable {
     #expect { try model.installOperator(DenseOperator([0], out: 1, in: 1), forLayer: "model.layers.0.self_attn.k_proj.weight") } throws: {
       ($0 as? EngineError)?.code == .unknownTensor
     }
-    #expect { try model.installOperator(DenseOperator(.init(repeating: 0, count: 88), out: 8, in: 11, head: true), forLayer: "lm_head") } throws: {
+    #expect { try model.installOperator(DenseOperator(.init(repeating: 0, count: 88), out: 8, in: 11), forLayer: "lm_head") } throws: {
       ($0 as? EngineError)?.code == .shapeMismatch
     }
     #expect { try model.installEmbedding(DenseEmbedding([], dimension: 7)) } throws: { ($0 as? EngineError)?.code == .shapeMismatch }

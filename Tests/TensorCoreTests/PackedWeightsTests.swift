@@ -15,10 +15,12 @@ import _TestSupport
 
   /// Shapes with ragged edges in every direction: m not a multiple of the tile's rows, n not of the panel width,
   /// k over one block (256) and not a multiple of the block count; m over one row block (256), once large enough
-  /// that `BLAS.sgemm` splits it over the workers by rows (`BLAS.inParts`).
+  /// that `BLAS.sgemm` splits it over the workers by rows (`BLAS.inParts`); and one whose first block of 256 rows
+  /// has too many k blocks for the panel-at-a-time variant to pack them all first (k = 1100), so that variant runs
+  /// its other loop order there and the first one on the last 4 rows.
   static let shapes: [(m: Int, n: Int, k: Int)] = [
     (1, 1, 1), (3, 5, 7), (4, 24, 256), (5, 25, 257), (9, 47, 300), (17, 49, 513), (128, 192, 576), (300, 100, 40),
-    (521, 50, 301),
+    (521, 50, 301), (260, 60, 1100),
   ]
 
   /// C as the twin computes it (W as stored), and as `BLAS.sgemm(packed:)` does (split over the workers).

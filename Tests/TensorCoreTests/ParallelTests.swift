@@ -19,6 +19,44 @@ import _TestSupport
     #expect(hits.allSatisfy { $0 == 1 })
   }
 
+  /// Many short jobs back to back, of varying task counts (the pool's hand-off: each job's tasks are claimed by
+  /// the caller and the pool's threads): every task of every job runs exactly once, with its own job's closure.
+  @Test func backToBackJobsRunEveryTaskOnceWithTheirOwnBody() {
+    var wrong = 0
+    var hits = [Int32](repeating: 0, count: 64)
+    for job in 0..<20_000 {
+      let tasks = 1 + (job &* 2_654_435_761 >> 7) % 37
+      hits.withUnsafeMutableBufferPointer { h in
+        for i in 0..<h.count { h[i] = 0 }
+        Parallel.forEach(tasks) { i in
+          h[i] += Int32(job % 5 + 1)  // each task touches its own element
+        }
+      }
+      if !hits.enumerated().allSatisfy({ $1 == ($0 < tasks ? Int32(job % 5 + 1) : 0) }) { wrong += 1 }
+    }
+    #expect(wrong == 0)
+  }
+
+  /// Two threads splitting work at once: one gets the pool, the other splits through libdispatch; both finish with
+  /// every index covered once.
+  @Test func concurrentCallersBothFinish() async {
+    func run() -> Bool {
+      var ok = true
+      for _ in 0..<2_000 {
+        var hits = [UInt8](repeating: 0, count: 1000)
+        hits.withUnsafeMutableBufferPointer { h in
+          Parallel.forEachChunk(1000, minimumWork: 1) { range in for i in range { h[i] &+= 1 } }
+        }
+        ok = ok && hits.allSatisfy { $0 == 1 }
+      }
+      return ok
+    }
+    async let first = Task.detached { run() }.value
+    async let second = Task.detached { run() }.value
+    let (a, b) = await (first, second)
+    #expect(a && b)
+  }
+
   /// Only meaningful with more than one worker (with one, nothing is ever split).
   @Test(.enabled(if: Parallel.workers > 1)) func nestedWorkRunsSeriallyInsideATask() {
     #expect(!Parallel.isInsideWorker)

@@ -1,7 +1,7 @@
 // CKernels: the int4 / int8 GEMV against int8 activations, in C with x86 intrinsics, the CPU feature bits
 // (`bp_cpu_features`, cpu_features.c) that TensorCore uses to check which BLAS kernels are active, the float GEMM
-// on packed weights of the engine's forward and its weight gradients (sgemm_packed.c), the vector maths, SHA-256
-// blocks and the temporaries' signal handler.
+// on packed weights of the engine's forward and its gradients (sgemm_packed.c), the engine's worker threads
+// (thread_pool.c), the vector maths, SHA-256 blocks and the temporaries' signal handler.
 //
 // Swift 6.3 does not form vpdpbusd (AVX-512 VNNI) or vpmaddubsw from plain loops (IntDot+NibblePlanes.swift), so
 // the integer GEMV of BitPlan's own `intN[-gG][-asym]` formats (N = 2 … 8) and of ggml's q4_0, q4_1, q5_0, q5_1, q8_0, q2_K, q3_K,
@@ -222,6 +222,22 @@ int bp_sgemm_tn(int variant, size_t m, size_t n, size_t k, const float *a, size_
 /// bp_sgemm_tn's plain twin (bp_packed_sgemm_reference's sums on Aᵀ and B): equal to it bit for bit.
 void bp_sgemm_tn_reference(size_t m, size_t n, size_t k, size_t kc_max, const float *a, size_t lda, const float *b,
                            size_t ldb, int accumulate, float *c, size_t ldc);
+/// The same with A stored [m, k] (row stride lda): C[m, j0..<j1] ← A · B (accumulate 0) or += (1), for an input
+/// gradient dX = dY · W with W [out, in] as it lies. One thread.
+int bp_sgemm_nn(int variant, size_t m, size_t n, size_t k, const float *a, size_t lda, const float *b, size_t ldb,
+                int accumulate, float *c, size_t ldc, size_t j0, size_t j1);
+/// bp_sgemm_nn's plain twin: equal to it bit for bit.
+void bp_sgemm_nn_reference(size_t m, size_t n, size_t k, size_t kc_max, const float *a, size_t lda, const float *b,
+                           size_t ldb, int accumulate, float *c, size_t ldc);
+
+/// A task of a bp_pool_run job: `task` in [0, tasks).
+typedef void (*bp_pool_task)(void *ctx, size_t task);
+/// Runs fn(ctx, 0 ..< tasks) on the calling thread and on up to workers − 1 pool threads (thread_pool.c; created on
+/// first use, kept for the process), each task once, tasks claimed dynamically; returns when all have returned.
+/// Idle pool threads spin about a millisecond for the next job, then sleep. Returns -1, running nothing, when
+/// workers < 2, no thread could be started, or another thread's job is running (the caller then splits the work
+/// itself); else 0. Not for calls from inside a task.
+int bp_pool_run(size_t workers, size_t tasks, bp_pool_task fn, void *ctx);
 
 /// Element-wise float maths (vector_math.c): AVX-512 F where available, else AVX2 + FMA, else libm. n ≥ 1 for bp_max.
 /// Largest element of x[0..<n].
