@@ -100,24 +100,27 @@ TARGET static void NAME(pack_a)(const float *a, size_t lda, size_t m, size_t pc,
   }
 }
 
-// The MR × NR tile at c (its first `rows` × `cols` inside C): c ← Σ_p ap[p] ⊗ bp[p] (+ c when add). The sum over
-// this k block is one FMA chain per element, in order of p; it is added to c after the block.
-TARGET __attribute__((noinline)) static void NAME(kernel)(size_t kc, const float *ap, const float *bp, float *c, size_t ldc, size_t rows,
-                                size_t cols, int add) {
+// The MR × NR tile at c (its first `rows` × `cols` inside C): c ← Σ_p A(·, p) ⊗ bp[p] (+ c when add), A(r, p) at
+// a[r · rs + p · ps]. The sum over this k block is one FMA chain per element, in order of p; it is added to c after
+// the block. Two instances: A packed into tiles (rs = 1, ps = MR) and A read where it lies (rs = its row stride,
+// ps = 1), for whole tiles of a row-major A, which then needs no packing: the same FMAs in the same order.
+TARGET __attribute__((always_inline)) static inline void NAME(tile)(size_t kc, const float *a, size_t rs, size_t ps,
+                                                                   const float *bp, float *c, size_t ldc, size_t rows,
+                                                                   size_t cols, int add) {
   typedef NAME(vec) vec;
   vec acc[MR][NV];
   for (int r = 0; r < MR; r++)
     for (int v = 0; v < NV; v++) acc[r][v] = (vec){0};
-  // ap[r] · ones is the broadcast of ap[r] (x · 1 folds to x); 0 + ap[r] would not fold (−0 + 0 is +0) and kept
+  // a[r] · ones is the broadcast of a[r] (x · 1 folds to x); 0 + a[r] would not fold (−0 + 0 is +0) and kept
   // a zero register live, which made the 12 accumulators spill on AVX2
   const vec ones = (vec){0} + 1.0f;
 #pragma clang loop unroll(disable)
-  for (size_t p = 0; p < kc; p++, ap += MR, bp += NR) {
+  for (size_t p = 0; p < kc; p++, a += ps, bp += NR) {
     vec b[NV];
     for (int v = 0; v < NV; v++) b[v] = *(const vec *)(bp + v * VW);
     for (int r = 0; r < MR; r++) {
-      const vec a = ap[r] * ones;
-      for (int v = 0; v < NV; v++) acc[r][v] = __builtin_elementwise_fma(a, b[v], acc[r][v]);
+      const vec x = a[r * rs] * ones;
+      for (int v = 0; v < NV; v++) acc[r][v] = __builtin_elementwise_fma(x, b[v], acc[r][v]);
     }
   }
   if (rows == MR && cols == NR) {
@@ -135,6 +138,16 @@ TARGET __attribute__((noinline)) static void NAME(kernel)(size_t kc, const float
     for (size_t j = 0; j < cols; j++) c[r * ldc + j] = add ? c[r * ldc + j] + tile[r][j] : tile[r][j];
 }
 
+TARGET __attribute__((noinline)) static void NAME(kernel)(size_t kc, const float *ap, const float *bp, float *c,
+                                                          size_t ldc, size_t rows, size_t cols, int add) {
+  NAME(tile)(kc, ap, 1, MR, bp, c, ldc, rows, cols, add);
+}
+
+TARGET __attribute__((noinline)) static void NAME(kernel_direct)(size_t kc, const float *a, size_t lda, const float *bp,
+                                                                 float *c, size_t ldc, size_t cols, int add) {
+  NAME(tile)(kc, a, lda, 1, bp, c, ldc, MR, cols, add);
+}
+
 // Columns [j0, j1) of C[m, n] (row stride ldc) ← A[m, k] · Wᵀ (+ C when accumulate), W packed by NAME(pack);
 // j0 a multiple of NR. `abuf` holds min(m, MC) rows × KC, MR-aligned.
 TARGET static void NAME(gemm)(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *packed,
@@ -145,7 +158,9 @@ TARGET static void NAME(gemm)(size_t m, size_t n, size_t k, const float *a, size
     for (size_t pc = 0; pc < k; pc += step) {
       const size_t kc = k - pc < step ? k - pc : step;
       const float *block = packed + pc * panels * NR;
-      NAME(pack_a)(a + ic * lda, lda, mc, pc, kc, abuf);
+      // whole tiles read A where it lies; only a last, partial tile is packed (zero rows past m)
+      const size_t whole = mc / MR * MR;
+      if (whole < mc) NAME(pack_a)(a + (ic + whole) * lda, lda, mc - whole, pc, kc, abuf);
       const size_t tiles = (mc + MR - 1) / MR, lines = (kc * NR * sizeof(float) + 63) / 64;
       const size_t per_tile = (lines + tiles - 1) / tiles;
       for (size_t jr = j0; jr < j1; jr += NR) {
@@ -156,46 +171,60 @@ TARGET static void NAME(gemm)(size_t m, size_t n, size_t k, const float *a, size
         const char *next = (const char *)(panel + kc * NR);
         for (size_t ir = 0, t = 0; ir < mc; ir += MR, t++) {
           for (size_t l = t * per_tile; l < (t + 1) * per_tile && l < lines; l++) __builtin_prefetch(next + 64 * l, 0, 2);
-          NAME(kernel)(kc, abuf + ir * kc, panel, c + (ic + ir) * ldc + jr, ldc, mc - ir < MR ? mc - ir : MR,
-                       j1 - jr < NR ? j1 - jr : NR, accumulate || pc > 0);
+          if (ir < whole)
+            NAME(kernel_direct)(kc, a + (ic + ir) * lda + pc, lda, panel, c + (ic + ir) * ldc + jr, ldc,
+                                j1 - jr < NR ? j1 - jr : NR, accumulate || pc > 0);
+          else
+            NAME(kernel)(kc, abuf, panel, c + (ic + ir) * ldc + jr, ldc, mc - ir, j1 - jr < NR ? j1 - jr : NR,
+                         accumulate || pc > 0);
         }
       }
     }
   }
 }
 
+// One panel (first column jr) and k block (from pc) of NAME(gemm_rows): the panel packed into bbuf, then swept by
+// every tile of the row block [ic, ic + mc); `partial` holds the block's packed last tile when mc is not whole tiles.
+TARGET __attribute__((always_inline)) static inline void NAME(rows_step)(
+    size_t mc, size_t n, size_t kc, size_t jr, size_t j1, size_t pc, const float *a, size_t lda, const float *w,
+    size_t ldw, int add, float *c, size_t ldc, const float *partial, float *bbuf) {
+  const size_t whole = mc / MR * MR, cols = j1 - jr < NR ? j1 - jr : NR;
+  NAME(pack_panel)(w, ldw, n, jr / NR, pc, kc, bbuf);
+  for (size_t ir = 0; ir < whole; ir += MR)
+    NAME(kernel_direct)(kc, a + ir * lda + pc, lda, bbuf, c + ir * ldc + jr, ldc, cols, add);
+  if (whole < mc) NAME(kernel)(kc, partial, bbuf, c + whole * ldc + jr, ldc, mc - whole, cols, add);
+}
+
 // NAME(gemm) on W as stored (row stride ldw): each panel is packed into `bbuf` (KC × NR floats) just before its
 // sweep, so nothing of W's size is allocated (a streamed weight, a table). The same sums in the same order.
-// When every k block of a row block's A fits `abuf` (`abuf_floats`), they are all packed first and each panel then
-// runs all its k blocks in turn, so the panel's columns of C stay in cache between blocks: the LM head's C is
-// [T, 49152] (100 MB at 512 tokens), and sweeping all of it once per k block went to memory each time. Each element
-// still gets the same FMA chains, blocks added in the same order: the same bits either way.
+// Whole tiles read A where it lies (NAME(kernel_direct)); a last, partial tile is packed. When that tile's every k
+// block fits `abuf` (`abuf_floats`), they are packed first and each panel then runs all its k blocks in turn, so the
+// panel's columns of C stay in cache between blocks: the LM head's C is [T, 49152] (100 MB at 512 tokens), and
+// sweeping all of it once per k block went to memory each time. Each element still gets the same FMA chains,
+// blocks added in the same order: the same bits either way.
 TARGET static void NAME(gemm_rows)(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *w,
                                    size_t ldw, int accumulate, float *c, size_t ldc, size_t j0, size_t j1, float *abuf,
                                    size_t abuf_floats, float *bbuf) {
   const size_t step = NAME(step)(k);
   for (size_t ic = 0; ic < m; ic += BP_PACKED_MC) {
-    const size_t mc = m - ic < BP_PACKED_MC ? m - ic : BP_PACKED_MC, rows = (mc + MR - 1) / MR * MR;
-    if (rows * k <= abuf_floats) {
-      for (size_t pc = 0; pc < k; pc += step) NAME(pack_a)(a + ic * lda, lda, mc, pc, k - pc < step ? k - pc : step, abuf + pc * rows);
+    const size_t mc = m - ic < BP_PACKED_MC ? m - ic : BP_PACKED_MC, whole = mc / MR * MR;
+    const float *ai = a + ic * lda, *last = a + (ic + whole) * lda;
+    float *ci = c + ic * ldc;
+    if (MR * k <= abuf_floats) {
+      // the last tile's k blocks packed first (block from pc at abuf + pc · MR), then panel by panel, all k blocks
+      if (whole < mc)
+        for (size_t pc = 0; pc < k; pc += step) NAME(pack_a)(last, lda, mc - whole, pc, k - pc < step ? k - pc : step, abuf + pc * MR);
       for (size_t jr = j0; jr < j1; jr += NR)
-        for (size_t pc = 0; pc < k; pc += step) {
-          const size_t kc = k - pc < step ? k - pc : step;
-          NAME(pack_panel)(w, ldw, n, jr / NR, pc, kc, bbuf);
-          for (size_t ir = 0; ir < mc; ir += MR)
-            NAME(kernel)(kc, abuf + pc * rows + ir * kc, bbuf, c + (ic + ir) * ldc + jr, ldc, mc - ir < MR ? mc - ir : MR,
-                         j1 - jr < NR ? j1 - jr : NR, accumulate || pc > 0);
-        }
-      continue;
-    }
-    for (size_t pc = 0; pc < k; pc += step) {
-      const size_t kc = k - pc < step ? k - pc : step;
-      NAME(pack_a)(a + ic * lda, lda, mc, pc, kc, abuf);
-      for (size_t jr = j0; jr < j1; jr += NR) {
-        NAME(pack_panel)(w, ldw, n, jr / NR, pc, kc, bbuf);
-        for (size_t ir = 0; ir < mc; ir += MR)
-          NAME(kernel)(kc, abuf + ir * kc, bbuf, c + (ic + ir) * ldc + jr, ldc, mc - ir < MR ? mc - ir : MR,
-                       j1 - jr < NR ? j1 - jr : NR, accumulate || pc > 0);
+        for (size_t pc = 0; pc < k; pc += step)
+          NAME(rows_step)(mc, n, k - pc < step ? k - pc : step, jr, j1, pc, ai, lda, w, ldw, accumulate || pc > 0, ci,
+                          ldc, abuf + pc * MR, bbuf);
+    } else {
+      // k block by k block, each sweeping every panel
+      for (size_t pc = 0; pc < k; pc += step) {
+        const size_t kc = k - pc < step ? k - pc : step;
+        if (whole < mc) NAME(pack_a)(last, lda, mc - whole, pc, kc, abuf);
+        for (size_t jr = j0; jr < j1; jr += NR)
+          NAME(rows_step)(mc, n, kc, jr, j1, pc, ai, lda, w, ldw, accumulate || pc > 0, ci, ldc, abuf, bbuf);
       }
     }
   }
@@ -252,14 +281,22 @@ TARGET static void NAME(gemm_kn)(int a_transposed, size_t m, size_t n, size_t k,
       for (size_t pc = 0; pc < k; pc += step) {
         const size_t kc = k - pc < step ? k - pc : step;
         if (ic == 0 || kc < k) NAME(pack_block)(b, ldb, n, jc, jend, pc, kc, bbuf);
+        // a row-major A's whole tiles are read where they lie, its partial last tile packed; Aᵀ is packed
+        const size_t whole = a_transposed ? 0 : mc / MR * MR;
         if (a_transposed)
           NAME(pack_at)(a + ic, lda, mc, pc, kc, abuf);
-        else
-          NAME(pack_a)(a + ic * lda, lda, mc, pc, kc, abuf);
+        else if (whole < mc)
+          NAME(pack_a)(a + (ic + whole) * lda, lda, mc - whole, pc, kc, abuf);
         for (size_t jr = jc; jr < jend; jr += NR)
-          for (size_t ir = 0; ir < mc; ir += MR)
-            NAME(kernel)(kc, abuf + ir * kc, bbuf + (jr - jc) * kc, c + (ic + ir) * ldc + jr, ldc,
-                         mc - ir < MR ? mc - ir : MR, jend - jr < NR ? jend - jr : NR, accumulate || pc > 0);
+          for (size_t ir = 0; ir < mc; ir += MR) {
+            const size_t cols = jend - jr < NR ? jend - jr : NR;
+            if (ir < whole)
+              NAME(kernel_direct)(kc, a + (ic + ir) * lda + pc, lda, bbuf + (jr - jc) * kc, c + (ic + ir) * ldc + jr,
+                                  ldc, cols, accumulate || pc > 0);
+            else
+              NAME(kernel)(kc, abuf + (ir - whole) * kc, bbuf + (jr - jc) * kc, c + (ic + ir) * ldc + jr, ldc,
+                           mc - ir < MR ? mc - ir : MR, cols, accumulate || pc > 0);
+          }
       }
     }
   }

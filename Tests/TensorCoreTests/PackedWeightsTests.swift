@@ -15,9 +15,8 @@ import _TestSupport
 
   /// Shapes with ragged edges in every direction: m not a multiple of the tile's rows, n not of the panel width,
   /// k over one block (256) and not a multiple of the block count; m over one row block (256), once large enough
-  /// that `BLAS.sgemm` splits it over the workers by rows (`BLAS.inParts`); and one whose first block of 256 rows
-  /// has too many k blocks for the panel-at-a-time variant to pack them all first (k = 1100), so that variant runs
-  /// its other loop order there and the first one on the last 4 rows.
+  /// that `BLAS.sgemm` splits it over the workers by rows (`BLAS.inParts`), the last with a partial tile after a
+  /// full block of rows.
   static let shapes: [(m: Int, n: Int, k: Int)] = [
     (1, 1, 1), (3, 5, 7), (4, 24, 256), (5, 25, 257), (9, 47, 300), (17, 49, 513), (128, 192, 576), (300, 100, 40),
     (521, 50, 301), (260, 60, 1100),
@@ -179,6 +178,19 @@ extension PackedWeightsTests {
         first.withUnsafeMutableBufferPointer { BLAS.sgemm(m: s.m, a: a, lda: s.k, packed: packed, accumulate: accumulate, c: $0.baseAddress!, ldc: s.n) }
         #expect(zip(rows, first).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(s) accumulate \(accumulate)")
       }
+    }
+  }
+
+  /// A k so long that the panel-at-a-time variant cannot pack a partial tile's k blocks first (8 · k floats past its
+  /// buffer), so it runs k block by k block: still the twin's bits.
+  @Test func panelAtATimeWithTooManyKBlocksForItsBuffer() {
+    let (m, n, k) = (9, 50, 40_000)
+    let a = randomFloats(m * k, seed: 3), w = randomFloats(n * k, seed: 4)
+    for accumulate in [false, true] {
+      var fast = randomFloats(m * n, seed: 5), twin = fast
+      let ran = BLAS.sgemm(m: m, a: a, lda: k, weights: w, rows: n, columns: k, ldw: k, accumulate: accumulate, c: &fast, ldc: n)
+      bp_packed_sgemm_reference(m, n, k, Int(BP_PACKED_KC), a, k, w, k, accumulate ? 1 : 0, &twin, n)
+      #expect(!ran || zip(fast, twin).allSatisfy { $0.bitPattern == $1.bitPattern }, "accumulate \(accumulate)")
     }
   }
 }
