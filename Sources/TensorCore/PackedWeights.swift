@@ -173,15 +173,7 @@ extension BLAS {
     m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, accumulate: Bool,
     c: UnsafeMutablePointer<Float>, ldc: Int
   ) -> Bool {
-    let layout = PackedWeights.kernel
-    guard layout != .none else { return false }
-    precondition(
-      lda >= max(m, 1) && ldb >= max(n, 1) && ldc >= max(n, 1),
-      "sgemmTN: leading dimensions lda=\(lda) ldb=\(ldb) ldc=\(ldc) too small for m=\(m) n=\(n)")
-    inParts(m: m, n: n, k: k, kernel: layout) { i0, i1, j0, j1 in
-      bp_sgemm_tn(layout.rawValue, i1 - i0, n, k, a + i0, lda, b, ldb, accumulate ? 1 : 0, c + i0 * ldc, ldc, j0, j1)
-    }
-    return true
+    productOnStoredB(aTransposed: true, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, accumulate: accumulate, c: c, ldc: ldc)
   }
 
   /// C[m, n] ← A · B, or += when `accumulate`, through the packed kernel (CKernels' `bp_sgemm_nn`): A stored
@@ -194,13 +186,24 @@ extension BLAS {
     m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, accumulate: Bool,
     c: UnsafeMutablePointer<Float>, ldc: Int
   ) -> Bool {
+    productOnStoredB(aTransposed: false, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, accumulate: accumulate, c: c, ldc: ldc)
+  }
+
+  /// `sgemmTN` (A stored [k, m]) or `sgemmNN` (A stored [m, k]): B stored [k, n], split over the workers by
+  /// `inParts`.
+  private static func productOnStoredB(
+    aTransposed: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+    accumulate: Bool, c: UnsafeMutablePointer<Float>, ldc: Int
+  ) -> Bool {
     let layout = PackedWeights.kernel
     guard layout != .none else { return false }
     precondition(
-      lda >= max(k, 1) && ldb >= max(n, 1) && ldc >= max(n, 1),
-      "sgemmNN: leading dimensions lda=\(lda) ldb=\(ldb) ldc=\(ldc) too small for k=\(k) n=\(n)")
+      lda >= max(aTransposed ? m : k, 1) && ldb >= max(n, 1) && ldc >= max(n, 1),
+      "packed sgemm on B [k, n]: leading dimensions lda=\(lda) ldb=\(ldb) ldc=\(ldc) too small for m=\(m) n=\(n) k=\(k)")
     inParts(m: m, n: n, k: k, kernel: layout) { i0, i1, j0, j1 in
-      bp_sgemm_nn(layout.rawValue, i1 - i0, n, k, a + i0 * lda, lda, b, ldb, accumulate ? 1 : 0, c + i0 * ldc, ldc, j0, j1)
+      aTransposed
+        ? bp_sgemm_tn(layout.rawValue, i1 - i0, n, k, a + i0, lda, b, ldb, accumulate ? 1 : 0, c + i0 * ldc, ldc, j0, j1)
+        : bp_sgemm_nn(layout.rawValue, i1 - i0, n, k, a + i0 * lda, lda, b, ldb, accumulate ? 1 : 0, c + i0 * ldc, ldc, j0, j1)
     }
     return true
   }
@@ -209,7 +212,7 @@ extension BLAS {
   /// With β = 0 or 1 and m ≤ `packedBlockRows` it runs through the packed kernel (`sgemmNN`, when there is one);
   /// otherwise `sgemm`. Past one block of rows, the kernel packs each k block of B once per block of rows, and
   /// OpenBLAS was faster (`scripts/sgemm_probe/input_gradient.c`, one thread, Xeon family 6 model 207: SmolLM2's 210
-  /// products at 128 tokens took 212–215 ms against OpenBLAS's 226–246, the LM head's 58–59 against 64–65; at 512,
+  /// products at 128 tokens took 202–216 ms against OpenBLAS's 219–246, the LM head's 55–59 against 63–65; at 512,
   /// 760–774 against 705–721).
   /// - Complexity: O(m·n·k).
   public static func inputGradient(
