@@ -105,8 +105,8 @@ TARGET static void NAME(pack_a)(const float *a, size_t lda, size_t m, size_t pc,
 // the block. Two instances: A packed into tiles (rs = 1, ps = MR) and A read where it lies (rs = its row stride,
 // ps = 1), for whole tiles of a row-major A, which then needs no packing: the same FMAs in the same order.
 TARGET __attribute__((always_inline)) static inline void NAME(tile)(size_t kc, const float *a, size_t rs, size_t ps,
-                                                                   const float *bp, float *c, size_t ldc, size_t rows,
-                                                                   size_t cols, int add) {
+                                                                   const float *bp, size_t bs, float *c, size_t ldc,
+                                                                   size_t rows, size_t cols, int add) {
   typedef NAME(vec) vec;
   vec acc[MR][NV];
   for (int r = 0; r < MR; r++)
@@ -115,7 +115,7 @@ TARGET __attribute__((always_inline)) static inline void NAME(tile)(size_t kc, c
   // a zero register live, which made the 12 accumulators spill on AVX2
   const vec ones = (vec){0} + 1.0f;
 #pragma clang loop unroll(disable)
-  for (size_t p = 0; p < kc; p++, a += ps, bp += NR) {
+  for (size_t p = 0; p < kc; p++, a += ps, bp += bs) {
     vec b[NV];
     for (int v = 0; v < NV; v++) b[v] = *(const vec *)(bp + v * VW);
     for (int r = 0; r < MR; r++) {
@@ -140,12 +140,25 @@ TARGET __attribute__((always_inline)) static inline void NAME(tile)(size_t kc, c
 
 TARGET __attribute__((noinline)) static void NAME(kernel)(size_t kc, const float *ap, const float *bp, float *c,
                                                           size_t ldc, size_t rows, size_t cols, int add) {
-  NAME(tile)(kc, ap, 1, MR, bp, c, ldc, rows, cols, add);
+  NAME(tile)(kc, ap, 1, MR, bp, NR, c, ldc, rows, cols, add);
 }
 
 TARGET __attribute__((noinline)) static void NAME(kernel_direct)(size_t kc, const float *a, size_t lda, const float *bp,
                                                                  float *c, size_t ldc, size_t cols, int add) {
-  NAME(tile)(kc, a, lda, 1, bp, c, ldc, MR, cols, add);
+  NAME(tile)(kc, a, lda, 1, bp, NR, c, ldc, MR, cols, add);
+}
+
+// A's partial last tile packed, B where it lies (a whole panel, row stride ldb).
+TARGET __attribute__((noinline)) static void NAME(kernel_packed_a)(size_t kc, const float *ap, const float *b, size_t ldb,
+                                                                   float *c, size_t ldc, size_t rows, int add) {
+  NAME(tile)(kc, ap, 1, MR, b, ldb, c, ldc, rows, NR, add);
+}
+
+// Both operands where they lie: A row-major (whole tile), B row-major [k, n] with row stride ldb (a whole panel of
+// NR columns inside n), for dX = dY · W with W as it lies: neither is copied.
+TARGET __attribute__((noinline)) static void NAME(kernel_direct_b)(size_t kc, const float *a, size_t lda, const float *b,
+                                                                   size_t ldb, float *c, size_t ldc, int add) {
+  NAME(tile)(kc, a, lda, 1, b, ldb, c, ldc, MR, NR, add);
 }
 
 // Columns [j0, j1) of C[m, n] (row stride ldc) ← A[m, k] · Wᵀ (+ C when accumulate), W packed by NAME(pack);
@@ -265,9 +278,11 @@ TARGET static void NAME(pack_block)(const float *b, size_t ldb, size_t n, size_t
 
 // Columns [j0, j1) of C[m, n] (row stride ldc) ← op(A) · B (+ C when accumulate), B stored [k, n] (row stride ldb);
 // A stored [k, m] (row stride lda) when `a_transposed`: a weight gradient dW = dYᵀ · X; else [m, k]: an input
-// gradient dX = dY · W, W [out, in] as it lies. Per NC columns, per block of MC rows of C and
-// per k block: that k block of B's NC columns is packed into `bbuf` (NC × KC floats; once for all row blocks when
-// k is one block), the block of A into `abuf`, and the tiles are swept panel by panel. Row blocks outside k blocks,
+// gradient dX = dY · W, W [out, in] as it lies. Per NC columns, per block of MC rows of C and per k block: with Aᵀ,
+// that k block of B's NC columns is packed into `bbuf` (NC × KC floats; once for all row blocks when k is one
+// block) and the block of A into `abuf`; with a row-major A, whole tiles of A and whole panels of B are read where
+// they lie (only a last partial tile, or a panel running past n, is packed). The tiles are swept panel by panel.
+// Row blocks outside k blocks,
 // as in NAME(gemm), so a block of C is finished while it is still in cache. The sums are those of NAME(gemm): one
 // FMA chain per k block and element, blocks added to C in order; j0 a multiple of NR.
 TARGET static void NAME(gemm_kn)(int a_transposed, size_t m, size_t n, size_t k, const float *a, size_t lda,
@@ -280,7 +295,11 @@ TARGET static void NAME(gemm_kn)(int a_transposed, size_t m, size_t n, size_t k,
       const size_t mc = m - ic < BP_PACKED_MC ? m - ic : BP_PACKED_MC;
       for (size_t pc = 0; pc < k; pc += step) {
         const size_t kc = k - pc < step ? k - pc : step;
-        if (ic == 0 || kc < k) NAME(pack_block)(b, ldb, n, jc, jend, pc, kc, bbuf);
+        // Aᵀ (weight gradients): B's columns packed once per k block; A row-major (input gradients): whole panels
+        // of B are read where they lie, only a panel running past n is packed
+        if (a_transposed && (ic == 0 || kc < k)) NAME(pack_block)(b, ldb, n, jc, jend, pc, kc, bbuf);
+        const size_t direct_end = a_transposed ? jc : (n / NR * NR < jend ? n / NR * NR : jend);
+        if (!a_transposed && direct_end < jend) NAME(pack_block)(b, ldb, n, direct_end, jend, pc, kc, bbuf + (direct_end - jc) * kc);
         // a row-major A's whole tiles are read where they lie, its partial last tile packed; Aᵀ is packed
         const size_t whole = a_transposed ? 0 : mc / MR * MR;
         if (a_transposed)
@@ -290,7 +309,13 @@ TARGET static void NAME(gemm_kn)(int a_transposed, size_t m, size_t n, size_t k,
         for (size_t jr = jc; jr < jend; jr += NR)
           for (size_t ir = 0; ir < mc; ir += MR) {
             const size_t cols = jend - jr < NR ? jend - jr : NR;
-            if (ir < whole)
+            if (jr < direct_end && ir < whole)
+              NAME(kernel_direct_b)(kc, a + (ic + ir) * lda + pc, lda, b + pc * ldb + jr, ldb, c + (ic + ir) * ldc + jr,
+                                    ldc, accumulate || pc > 0);
+            else if (jr < direct_end)
+              NAME(kernel_packed_a)(kc, abuf + (ir - whole) * kc, b + pc * ldb + jr, ldb, c + (ic + ir) * ldc + jr, ldc,
+                                    mc - ir, accumulate || pc > 0);
+            else if (ir < whole)
               NAME(kernel_direct)(kc, a + (ic + ir) * lda + pc, lda, bbuf + (jr - jc) * kc, c + (ic + ir) * ldc + jr,
                                   ldc, cols, accumulate || pc > 0);
             else

@@ -212,8 +212,8 @@ extension BLAS {
   /// With β = 0 or 1 and m ≤ `packedBlockRows` it runs through the packed kernel (`sgemmNN`, when there is one);
   /// otherwise `sgemm`. Past one block of rows, the kernel packs each k block of B once per block of rows, and
   /// OpenBLAS was faster (`scripts/sgemm_probe/input_gradient.c`, one thread, Xeon family 6 model 207: SmolLM2's 210
-  /// products at 128 tokens took 202–216 ms against OpenBLAS's 219–246, the LM head's 55–59 against 63–65; at 512,
-  /// 760–774 against 705–721).
+  /// products at 128 tokens took 197–200 ms against OpenBLAS's 222–227, the LM head's 54 against 63–65; at 512,
+  /// 760–774 against 705–721 before A and whole panels of B were read where they lie).
   /// - Complexity: O(m·n·k).
   public static func inputGradient(
     m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
