@@ -282,9 +282,8 @@ TARGET static void NAME(pack_block)(const float *b, size_t ldb, size_t n, size_t
 // that k block of B's NC columns is packed into `bbuf` (NC × KC floats; once for all row blocks when k is one
 // block) and the block of A into `abuf`; with a row-major A, whole tiles of A and whole panels of B are read where
 // they lie (only a last partial tile, or a panel running past n, is packed). The tiles are swept panel by panel.
-// Row blocks outside k blocks,
-// as in NAME(gemm), so a block of C is finished while it is still in cache. The sums are those of NAME(gemm): one
-// FMA chain per k block and element, blocks added to C in order; j0 a multiple of NR.
+// Row blocks outside k blocks, as in NAME(gemm), so a block of C is finished while it is still in cache. The sums
+// are those of NAME(gemm): one FMA chain per k block and element, blocks added to C in order; j0 a multiple of NR.
 TARGET static void NAME(gemm_kn)(int a_transposed, size_t m, size_t n, size_t k, const float *a, size_t lda,
                                  const float *b, size_t ldb, int accumulate, float *c, size_t ldc, size_t j0, size_t j1,
                                  float *abuf, float *bbuf) {

@@ -37,9 +37,9 @@ extension LlamaModel {
       return true
     }
     guard streams else { return false }
-    return BLAS.sgemm(
-      m: tokens, a: Self.floats(x), lda: columns, weights: Self.floats(readable(buffer, name)), rows: rows,
-      columns: columns, ldw: columns, accumulate: accumulate, c: Self.floats(y), ldc: ldy)
+    return panelProduct(
+      readable(buffer, name), rows: rows, columns: columns, ldw: columns, x, tokens: tokens, y, ldy: ldy,
+      accumulate: accumulate)
   }
 
   /// Y[T, rows] ← X[T, columns] · Wᵀ (+ Y when `accumulate`) with W [rows, columns] as it lies (row stride `ldw`),
