@@ -25,7 +25,7 @@ import json, sys
 out, rounds = sys.argv[1], int(sys.argv[2])
 ours = [json.load(open(f"{out}/bitplan-{r}.json")) for r in range(1, rounds + 1)]
 torch = [json.load(open(f"{out}/torch-{r}.json")) for r in range(1, rounds + 1)]
-print(ours[0]["blas_summary"]); print("GEMM on packed weights:", ours[0].get("packed_gemm", "-"))
+print(ours[0]["blas_summary"]); print("GEMM on packed weights:", ours[0].get("packed_gemm", "-"), "; attention:", ours[0].get("attention_gemm", "-"))
 print(f"torch {torch[0]['torch']}; sgemm 512x1536x576: BitPlan {max(o['gemm_512x1536x576_gflops'] for o in ours):.1f}, "
       f"PyTorch {max(t['gemm_512x1536x576_gflops'] for t in torch):.1f} GFLOP/s")
 steps = [("forward", "forward_s", "forward_s"), ("fwd+bwd", "forward_backward_s", "forward_backward_s"),

@@ -47,6 +47,26 @@
 #define KC BP_PACKED_KC
 #include "sgemm_packed_body.h"
 
+// AVX-512 with a 6 × 64 tile (24 zmm accumulators, 4 B vectors, one broadcast: 29 of 32 registers), for attention:
+// its products are 64 columns wide (the head dimension) or a multiple of 64 (keys in 64-row blocks), which 48-column
+// panels cover with a third of the last panel wasted (scripts/sgemm_probe/attention.c; BLAS.attentionProduct).
+#define NAME(x) x##_n64
+#define TARGET __attribute__((target("arch=skylake-avx512"), min_vector_width(512)))
+#define VW 16
+#define MR 6
+#define NV 4
+#define KC BP_PACKED_KC
+#include "sgemm_packed_body.h"
+
+// The 6 × 64 variant's text for AVX2 (tests only).
+#define NAME(x) x##_n64wide
+#define TARGET __attribute__((target("arch=haswell")))
+#define VW 16
+#define MR 6
+#define NV 4
+#define KC BP_PACKED_KC
+#include "sgemm_packed_body.h"
+
 // The AVX-512 variant's text for AVX2 (tests only).
 #define NAME(x) x##_wide
 #define TARGET __attribute__((target("arch=haswell")))
@@ -81,9 +101,11 @@ int bp_packed_sgemm_variant(void) {
 static int runnable(int variant) {
   const uint64_t f = features();
   switch (variant) {
-    case BP_PACKED_AVX512: return (f & avx512_bits) == avx512_bits;
+    case BP_PACKED_AVX512:
+    case BP_PACKED_AVX512_N64: return (f & avx512_bits) == avx512_bits;
     case BP_PACKED_AVX2:
-    case BP_PACKED_WIDE_ON_AVX2: return (f & avx2_bits) == avx2_bits;
+    case BP_PACKED_WIDE_ON_AVX2:
+    case BP_PACKED_N64_ON_AVX2: return (f & avx2_bits) == avx2_bits;
     default: return 0;
   }
 }
@@ -94,6 +116,8 @@ int bp_packed_sgemm_panel(int variant) {
   switch (variant) {
     case BP_PACKED_AVX512:
     case BP_PACKED_WIDE_ON_AVX2: return 48;
+    case BP_PACKED_AVX512_N64:
+    case BP_PACKED_N64_ON_AVX2: return 64;
     case BP_PACKED_AVX2: return 24;
     default: return 0;
   }
@@ -103,6 +127,8 @@ size_t bp_packed_sgemm_size(int variant, size_t n, size_t k) {
   switch (variant) {
     case BP_PACKED_AVX512: return size_avx512(n, k);
     case BP_PACKED_WIDE_ON_AVX2: return size_wide(n, k);
+    case BP_PACKED_AVX512_N64: return size_n64(n, k);
+    case BP_PACKED_N64_ON_AVX2: return size_n64wide(n, k);
     case BP_PACKED_AVX2: return size_avx2(n, k);
     default: return 0;
   }
@@ -114,6 +140,8 @@ int bp_packed_sgemm_pack(int variant, const float *w, size_t ldw, size_t n, size
   switch (variant) {
     case BP_PACKED_AVX512: pack_avx512(w, ldw, n, k, out, panel0, panel1); break;
     case BP_PACKED_WIDE_ON_AVX2: pack_wide(w, ldw, n, k, out, panel0, panel1); break;
+    case BP_PACKED_AVX512_N64: pack_n64(w, ldw, n, k, out, panel0, panel1); break;
+    case BP_PACKED_N64_ON_AVX2: pack_n64wide(w, ldw, n, k, out, panel0, panel1); break;
     default: pack_avx2(w, ldw, n, k, out, panel0, panel1);
   }
   return 0;
@@ -126,7 +154,7 @@ int bp_packed_sgemm_pack(int variant, const float *w, size_t ldw, size_t n, size
 // variant, which does not use the NC block, packs A's k blocks into it and the A block together.
 enum {
   BP_ABUF_FLOATS = (BP_PACKED_MC + 16) * BP_PACKED_KC,
-  BP_BBUF_FLOATS = BP_PACKED_KC * 48,
+  BP_BBUF_FLOATS = BP_PACKED_KC * 64,  // one panel of the widest variant
   BP_NCBUF_FLOATS = BP_GEMM_NC * BP_PACKED_KC
 };
 static pthread_key_t buffers_key;
@@ -172,6 +200,8 @@ int bp_packed_sgemm_rows(int variant, size_t m, size_t n, size_t k, const float 
   switch (variant) {
     case BP_PACKED_AVX512: gemm_rows_avx512(m, n, k, a, lda, w, ldw, accumulate, c, ldc, j0, j1, abuf, room, bbuf); break;
     case BP_PACKED_WIDE_ON_AVX2: gemm_rows_wide(m, n, k, a, lda, w, ldw, accumulate, c, ldc, j0, j1, abuf, room, bbuf); break;
+    case BP_PACKED_AVX512_N64: gemm_rows_n64(m, n, k, a, lda, w, ldw, accumulate, c, ldc, j0, j1, abuf, room, bbuf); break;
+    case BP_PACKED_N64_ON_AVX2: gemm_rows_n64wide(m, n, k, a, lda, w, ldw, accumulate, c, ldc, j0, j1, abuf, room, bbuf); break;
     default: gemm_rows_avx2(m, n, k, a, lda, w, ldw, accumulate, c, ldc, j0, j1, abuf, room, bbuf);
   }
   return 0;
@@ -186,6 +216,8 @@ static int gemm_kn(int variant, int a_transposed, size_t m, size_t n, size_t k, 
   switch (variant) {
     case BP_PACKED_AVX512: gemm_kn_avx512(a_transposed, m, n, k, a, lda, b, ldb, accumulate, c, ldc, j0, j1, abuf, bbuf); break;
     case BP_PACKED_WIDE_ON_AVX2: gemm_kn_wide(a_transposed, m, n, k, a, lda, b, ldb, accumulate, c, ldc, j0, j1, abuf, bbuf); break;
+    case BP_PACKED_AVX512_N64: gemm_kn_n64(a_transposed, m, n, k, a, lda, b, ldb, accumulate, c, ldc, j0, j1, abuf, bbuf); break;
+    case BP_PACKED_N64_ON_AVX2: gemm_kn_n64wide(a_transposed, m, n, k, a, lda, b, ldb, accumulate, c, ldc, j0, j1, abuf, bbuf); break;
     default: gemm_kn_avx2(a_transposed, m, n, k, a, lda, b, ldb, accumulate, c, ldc, j0, j1, abuf, bbuf);
   }
   return 0;
@@ -209,6 +241,8 @@ int bp_packed_sgemm(int variant, size_t m, size_t n, size_t k, const float *a, s
   switch (variant) {
     case BP_PACKED_AVX512: gemm_avx512(m, n, k, a, lda, packed, accumulate, c, ldc, j0, j1, abuf); break;
     case BP_PACKED_WIDE_ON_AVX2: gemm_wide(m, n, k, a, lda, packed, accumulate, c, ldc, j0, j1, abuf); break;
+    case BP_PACKED_AVX512_N64: gemm_n64(m, n, k, a, lda, packed, accumulate, c, ldc, j0, j1, abuf); break;
+    case BP_PACKED_N64_ON_AVX2: gemm_n64wide(m, n, k, a, lda, packed, accumulate, c, ldc, j0, j1, abuf); break;
     default: gemm_avx2(m, n, k, a, lda, packed, accumulate, c, ldc, j0, j1, abuf);
   }
   return 0;

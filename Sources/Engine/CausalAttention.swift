@@ -7,8 +7,10 @@ import TensorCore
 /// Backward (upstream do_h): dP = do_h v_gᵀ, dv_g += Pᵀ do_h, dS_ij = P_ij (dP_ij − Σ_k P_ik dP_ik) / √D,
 /// dq_h = dS k_g, dk_g += dSᵀ q_h. The softmax Jacobian is diag(p) − p pᵀ per row, which gives the dS line.
 ///
-/// `forward`/`backward` run on BLAS in row blocks of `blockRows`, computing only columns j < end of block, so the
-/// masked upper triangle costs ~blockRows/(2T) extra instead of 2x. Both run independent (head, block) tasks
+/// `forward`/`backward` run their products (`EngineScalar.attentionProduct`: the 6 × 64 kernel on AVX-512 for
+/// q·kᵀ, P·v, dO·vᵀ and dS·k, BLAS for the rest and elsewhere) in row blocks of `blockRows`, computing only columns j < end of block, so the masked upper triangle costs
+/// ~blockRows/(2T) extra instead of 2x. The scores q·kᵀ are formed unscaled and multiplied by 1/√D in the softmax
+/// (one rounding, as a GEMM's α would apply it). Both run independent (head, block) tasks
 /// concurrently (`Parallel.forEach`), each with single-threaded GEMMs: one block is too small to split well. Every
 /// task writes its own rows, and a kv head's gradient sums its query heads in a fixed order, so results do not
 /// depend on scheduling. `forwardReference` is the plain triple loop.
@@ -32,20 +34,23 @@ package enum CausalAttention {
       let (qh, kg, vg, ph) = (q + h * d, k + g * d, v + g * d, p + h * t * t)
       let r0 = block * blockRows
       let r1 = min(r0 + blockRows, t), m = r1 - r0
-      // S[r0..<r1, 0..<r1] = scale · q_h[r0..<r1] k_g[0..<r1]ᵀ
-      S.gemm(
-        transposeA: false, transposeB: true, m: m, n: r1, k: d, alpha: scale, a: qh + r0 * qStride, lda: qStride,
-        b: kg, ldb: kvStride, beta: 0, c: ph + r0 * t, ldc: t)
-      for i in r0..<r1 { softmaxCausalRow(ph + i * t, visible: i + 1, written: r1) }
+      // S[r0..<r1, 0..<r1] = q_h[r0..<r1] k_g[0..<r1]ᵀ, scaled by 1/√D in the softmax
+      S.attentionProduct(
+        transposeA: false, transposeB: true, m: m, n: r1, k: d, a: qh + r0 * qStride, lda: qStride, b: kg,
+        ldb: kvStride, accumulate: false, c: ph + r0 * t, ldc: t)
+      for i in r0..<r1 { softmaxCausalRow(ph + i * t, visible: i + 1, written: r1, scale: scale) }
       // o_h[r0..<r1] = P[r0..<r1, 0..<r1] v_g[0..<r1]
-      S.gemm(
-        transposeA: false, transposeB: false, m: m, n: d, k: r1, alpha: 1, a: ph + r0 * t, lda: t, b: vg,
-        ldb: kvStride, beta: 0, c: o + h * d + r0 * qStride, ldc: qStride)
+      S.attentionProduct(
+        transposeA: false, transposeB: false, m: m, n: d, k: r1, a: ph + r0 * t, lda: t, b: vg, ldb: kvStride,
+        accumulate: false, c: o + h * d + r0 * qStride, ldc: qStride)
     }
   }
 
-  /// In place: row[0..<visible] ← softmax, row[visible..<written] ← 0.
-  @inline(__always) static func softmaxCausalRow<S: EngineScalar>(_ row: UnsafeMutablePointer<S>, visible: Int, written: Int) {
+  /// In place: row[0..<visible] ← softmax(scale · row), row[visible..<written] ← 0.
+  @inline(__always) static func softmaxCausalRow<S: EngineScalar>(
+    _ row: UnsafeMutablePointer<S>, visible: Int, written: Int, scale: S
+  ) {
+    for j in 0..<visible { row[j] *= scale }
     let sum = S.expShifted(row, count: visible, shift: S.maximum(row, count: visible))
     let inverse = 1 / S(sum)
     for j in 0..<visible { row[j] *= inverse }
@@ -85,9 +90,9 @@ package enum CausalAttention {
       let r0 = block * blockRows
       let r1 = min(r0 + blockRows, t), m = r1 - r0
       // dP[r0..<r1, 0..<r1] = do_h[r0..<r1] v_g[0..<r1]ᵀ
-      S.gemm(
-        transposeA: false, transposeB: true, m: m, n: r1, k: d, alpha: 1, a: doh + r0 * qStride, lda: qStride,
-        b: vg, ldb: kvStride, beta: 0, c: dS + r0 * t, ldc: t)
+      S.attentionProduct(
+        transposeA: false, transposeB: true, m: m, n: r1, k: d, a: doh + r0 * qStride, lda: qStride, b: vg,
+        ldb: kvStride, accumulate: false, c: dS + r0 * t, ldc: t)
       // dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale, zero above the diagonal
       for i in r0..<r1 {
         let (pi, di) = (ph + i * t, dS + i * t)
@@ -96,24 +101,26 @@ package enum CausalAttention {
         for j in (i + 1)..<r1 { di[j] = 0 }
       }
       // dq_h[r0..<r1] = dS k_g[0..<r1]
-      S.gemm(
-        transposeA: false, transposeB: false, m: m, n: d, k: r1, alpha: 1, a: dS + r0 * t, lda: t, b: kg,
-        ldb: kvStride, beta: 0, c: dq + h * d + r0 * qStride, ldc: qStride)
+      S.attentionProduct(
+        transposeA: false, transposeB: false, m: m, n: d, k: r1, a: dS + r0 * t, lda: t, b: kg, ldb: kvStride,
+        accumulate: false, c: dq + h * d + r0 * qStride, ldc: qStride)
     }
     Parallel.forEach(kvHeads * blocks) { task in
       let (g, block) = (task % kvHeads, task / kvHeads)
       let c0 = block * blockRows
       let keys = min(c0 + blockRows, t) - c0, rows = t - c0
       for h in g * group..<(g + 1) * group {
-        let beta: S = h == g * group ? 0 : 1
+        let accumulate = h != g * group
         // dv_g[c0..<c1] (+)= P_h[c0..<T, c0..<c1]ᵀ do_h[c0..<T]
-        S.gemm(
-          transposeA: true, transposeB: false, m: keys, n: d, k: rows, alpha: 1, a: p + h * t * t + c0 * t + c0,
-          lda: t, b: dO + h * d + c0 * qStride, ldb: qStride, beta: beta, c: dv + g * d + c0 * kvStride, ldc: kvStride)
+        S.attentionProduct(
+          transposeA: true, transposeB: false, m: keys, n: d, k: rows, a: p + h * t * t + c0 * t + c0, lda: t,
+          b: dO + h * d + c0 * qStride, ldb: qStride, accumulate: accumulate, c: dv + g * d + c0 * kvStride,
+          ldc: kvStride)
         // dk_g[c0..<c1] (+)= dS_h[c0..<T, c0..<c1]ᵀ q_h[c0..<T]
-        S.gemm(
-          transposeA: true, transposeB: false, m: keys, n: d, k: rows, alpha: 1, a: scratch + h * t * t + c0 * t + c0,
-          lda: t, b: q + h * d + c0 * qStride, ldb: qStride, beta: beta, c: dk + g * d + c0 * kvStride, ldc: kvStride)
+        S.attentionProduct(
+          transposeA: true, transposeB: false, m: keys, n: d, k: rows, a: scratch + h * t * t + c0 * t + c0, lda: t,
+          b: q + h * d + c0 * qStride, ldb: qStride, accumulate: accumulate, c: dk + g * d + c0 * kvStride,
+          ldc: kvStride)
       }
     }
   }

@@ -29,6 +29,12 @@ public protocol EngineScalar: BinaryFloatingPoint, Sendable where Self.RawSignif
   static func inputGradient(
     m: Int, n: Int, k: Int, a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int, beta: Self,
     c: UnsafeMutablePointer<Self>, ldc: Int)
+  /// One of attention's products on the calling thread, row-major: `C[m,n] = op(A)·op(B)` (+ C when
+  /// `accumulate`); Float: `BLAS.attentionProduct` (the 6 × 64 kernel on AVX-512) for an untransposed A, else
+  /// `gemm`.
+  static func attentionProduct(
+    transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Self>, lda: Int,
+    b: UnsafePointer<Self>, ldb: Int, accumulate: Bool, c: UnsafeMutablePointer<Self>, ldc: Int)
   /// eˣ (libm).
   static func exp(_ x: Self) -> Self
   /// Natural logarithm (libm).
@@ -71,6 +77,19 @@ extension Float: EngineScalar {
     c: UnsafeMutablePointer<Float>, ldc: Int
   ) {
     BLAS.inputGradient(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+  }
+  @inlinable public static func attentionProduct(
+    transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+    b: UnsafePointer<Float>, ldb: Int, accumulate: Bool, c: UnsafeMutablePointer<Float>, ldc: Int
+  ) {
+    if !transposeA, BLAS.attentionProduct(
+      transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, accumulate: accumulate, c: c, ldc: ldc)
+    {
+      return
+    }
+    BLAS.sgemm(
+      transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb,
+      beta: accumulate ? 1 : 0, c: c, ldc: ldc)
   }
   @inlinable public static func exp(_ x: Float) -> Float { expf(x) }
   @inlinable public static func log(_ x: Float) -> Float { logf(x) }
@@ -122,6 +141,14 @@ extension Double: EngineScalar {
     BLAS.dgemm(
       transposeA: false, transposeB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb, beta: beta,
       c: c, ldc: ldc)
+  }
+  @inlinable public static func attentionProduct(
+    transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Double>, lda: Int,
+    b: UnsafePointer<Double>, ldb: Int, accumulate: Bool, c: UnsafeMutablePointer<Double>, ldc: Int
+  ) {
+    BLAS.dgemm(
+      transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb,
+      beta: accumulate ? 1 : 0, c: c, ldc: ldc)
   }
   @inlinable public static func exp(_ x: Double) -> Double { Glibc.exp(x) }
   @inlinable public static func log(_ x: Double) -> Double { Glibc.log(x) }

@@ -26,6 +26,11 @@ public final class PackedWeights: @unchecked Sendable {
     case avx512 = 2
     /// The AVX-512 kernel's text compiled for AVX2 (tests only: checks its indexing on CPUs without AVX-512).
     case wideOnAVX2 = 3
+    /// AVX-512 with a 6 × 64 tile, for attention's products (`BLAS.attentionProduct`): 64 columns (the head
+    /// dimension) or a multiple of 64, which the 8 × 48 tile covers in 96.
+    case avx512N64 = 4
+    /// The 6 × 64 kernel's text compiled for AVX2 (tests only).
+    case n64OnAVX2 = 5
 
     public var description: String {
       switch self {
@@ -33,6 +38,8 @@ public final class PackedWeights: @unchecked Sendable {
       case .avx2: "AVX2 + FMA, 4×24 tile"
       case .avx512: "AVX-512, 8×48 tile"
       case .wideOnAVX2: "AVX-512 text on AVX2 (test)"
+      case .avx512N64: "AVX-512, 6×64 tile"
+      case .n64OnAVX2: "AVX-512 6×64 text on AVX2 (test)"
       }
     }
 
@@ -57,6 +64,11 @@ public final class PackedWeights: @unchecked Sendable {
     if best == .none { return (.none, "none (the CPU has neither AVX-512 nor AVX2 + FMA)") }
     return selfCheck(best) ? (best, best.description) : (.none, "none (the \(best) kernel failed its start-up check)")
   }()
+
+  /// The kernel of attention's products (`BLAS.attentionProduct`): `.avx512N64` where `kernel` is `.avx512` and the
+  /// 6 × 64 kernel passes its own start-up check, else `.none` (OpenBLAS). On AVX2 the 4 × 24 kernel was no faster
+  /// than OpenBLAS on these shapes (64 GFLOP/s on q·kᵀ blocks, 54 on P·v, in a probe on a Zen 3), so it is not used.
+  public static let attentionKernel: Kernel = kernel == .avx512 && selfCheck(.avx512N64) ? .avx512N64 : .none
 
   /// Rows of W (n: the product's output width).
   public let rows: Int
@@ -209,6 +221,46 @@ extension BLAS {
   }
 
   /// An input gradient C[m, n] ← A · B + β · C (A = dY [m, k], B = W [k, n] as it lies), the backward's dX = dY · W.
+  /// One of attention's products on one thread (`CausalAttention` runs them inside its own tasks): C[m, n] ← A · Bᵀ
+  /// (q·kᵀ, dO·vᵀ; B stored [n, k], packed a panel at a time as `bp_packed_sgemm_rows` does) or A · B (P·v, dS·k;
+  /// B stored [k, n], as `sgemmNN` computes it), or += when `accumulate`, row-major with row strides `lda`, `ldb`,
+  /// `ldc` as `sgemm` takes them, through `PackedWeights.attentionKernel`. Each equals its plain twin bit for bit.
+  /// False, with C untouched, when there is no attention kernel or for a transposed A: the caller then uses `sgemm`.
+  ///
+  /// Why (scripts/sgemm_probe/attention.c, one thread, Xeon family 6 model 207, SmolLM2's heads over 10 layers): at
+  /// T = 512 q·kᵀ took 13.5–14.1 ms on the 6 × 64 kernel against 18.9–20.8 on OpenBLAS, P·v 11.5–11.8 against
+  /// 14.7–15.2 (at T = 128: 1.1 against 1.6–1.7, and 0.9–1.0 against 0.8–0.9); the backward's Pᵀ·dO ran no faster
+  /// at 512 (17.7–18.1 against 17.0–17.4) and slower at 128 (1.3–1.4 against 0.8–0.9), so Aᵀ · B stays OpenBLAS's.
+  /// - Complexity: O(m·n·k).
+  @discardableResult
+  public static func attentionProduct(
+    transposeB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+    accumulate: Bool, c: UnsafeMutablePointer<Float>, ldc: Int
+  ) -> Bool {
+    attentionProduct(
+      kernel: PackedWeights.attentionKernel, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
+      accumulate: accumulate, c: c, ldc: ldc)
+  }
+
+  /// `attentionProduct` on a given kernel (tests run every kernel this CPU can; false for `.none`).
+  public static func attentionProduct(
+    kernel: PackedWeights.Kernel, transposeB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+    b: UnsafePointer<Float>, ldb: Int, accumulate: Bool, c: UnsafeMutablePointer<Float>, ldc: Int
+  ) -> Bool {
+    guard kernel != .none else { return false }
+    precondition(m >= 0 && n >= 0 && k >= 0, "attention product: m \(m), n \(n), k \(k)")
+    precondition(
+      lda >= max(k, 1) && ldb >= max(transposeB ? k : n, 1) && ldc >= max(n, 1),
+      "attention product: leading dimensions lda=\(lda) ldb=\(ldb) ldc=\(ldc) too small for m=\(m) n=\(n) k=\(k)")
+    let (v, add) = (kernel.rawValue, Int32(accumulate ? 1 : 0))
+    let rc =
+      transposeB
+      ? bp_packed_sgemm_rows(v, m, n, k, a, lda, b, ldb, add, c, ldc, 0, n)
+      : bp_sgemm_nn(v, m, n, k, a, lda, b, ldb, add, c, ldc, 0, n)
+    precondition(rc == 0, "attention product failed (kernel \(kernel))")
+    return true
+  }
+
   /// With β = 0 or 1 and m ≤ `packedBlockRows` it runs through the packed kernel (`sgemmNN`, when there is one);
   /// otherwise `sgemm`. Past one block of rows, the kernel packs each k block of B once per block of rows, and
   /// OpenBLAS was faster (`scripts/sgemm_probe/input_gradient.c`, one thread, Xeon family 6 model 207: SmolLM2's 210
@@ -274,7 +326,9 @@ extension BLAS {
     if m == 0 || n == 0 { return }
     let width = kernel.panelWidth, panels = (n + width - 1) / width
     let byRows = m > packedBlockRows
-    let height = 8  // a multiple of every kernel's tile height (4 rows on AVX2, 8 on AVX-512)
+    // a multiple of the tile height of every kernel that comes here (4 rows on AVX2, 8 on AVX-512; attention's
+    // 6-row kernel runs on one thread, `attentionProduct`)
+    let height = 8
     let tiles = (m + height - 1) / height
     let pieces = min(Parallel.workers, byRows ? tiles : panels)
     func run(_ p: Int, of pieces: Int) {

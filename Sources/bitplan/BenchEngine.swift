@@ -101,7 +101,7 @@ struct BenchEngine: ParsableCommand {
       let object: [String: Any] = [
         "model": model, "threads": threads, "cpu": cpuModelName, "cpu_features": CPUFeatures.current.description,
         "blas_library": BLASKernels.libraryConfiguration, "blas_kernels": BLASKernels.activeCore,
-        "blas_best_kernels_for_cpu": BLASKernels.bestCore(for: .current)?.name ?? "", "blas_summary": BLASKernels.summary, "packed_gemm": PackedWeights.kernelDescription, "gemm_512x1536x576_gflops": gemm, "peak_rss_bytes": peakRSS,
+        "blas_best_kernels_for_cpu": BLASKernels.bestCore(for: .current)?.name ?? "", "blas_summary": BLASKernels.summary, "packed_gemm": PackedWeights.kernelDescription, "attention_gemm": PackedWeights.attentionKernel.description, "gemm_512x1536x576_gflops": gemm, "peak_rss_bytes": peakRSS,
         "peak_rss_after_load_bytes": peakAfterLoad,
         "peak_rss_after_forward_backward_bytes": Dictionary(uniqueKeysWithValues: peakAfterBackward.map { ("\($0.key)", $0.value) }),
         "windows": rows,

@@ -44,7 +44,8 @@ var machineSummary: String {
 var packedGEMMSummary: String {
   PackedWeights.kernel == .none
     ? "GEMM on packed weights: \(PackedWeights.kernelDescription); OpenBLAS runs every product"
-    : "GEMM on packed weights: \(PackedWeights.kernelDescription) (the forward's linear layers and LM head; perturbed passes and gradients of windows up to \(BLAS.packedBlockRows) tokens; OpenBLAS for the rest)"
+    : "GEMM on packed weights: \(PackedWeights.kernelDescription) (the forward's linear layers and LM head; perturbed passes and gradients of windows up to \(BLAS.packedBlockRows) tokens; OpenBLAS for the rest); attention: "
+      + (PackedWeights.attentionKernel == .none ? "OpenBLAS" : PackedWeights.attentionKernel.description)
 }
 
 /// One line on standard error.

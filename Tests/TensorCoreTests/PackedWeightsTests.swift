@@ -6,11 +6,13 @@ import _TestSupport
 /// The packed-weight GEMM (CKernels' sgemm_packed.c through `PackedWeights` and `BLAS.sgemm(m:a:lda:packed:…)`)
 /// against its plain twin, bit for bit, and against the Double reference within rounding.
 @Suite struct PackedWeightsTests {
-  /// Every kernel this CPU can run, the AVX-512 text compiled for AVX2 included (so its indexing is checked on a
-  /// CPU without AVX-512; on an AVX-512 CPU `.avx512` itself runs here too).
+  /// Every kernel this CPU can run, the AVX-512 texts compiled for AVX2 included (so their indexing is checked on a
+  /// CPU without AVX-512; on an AVX-512 CPU `.avx512` and `.avx512N64` themselves run here too).
   static var kernels: [PackedWeights.Kernel] {
     let w: [Float] = [1]
-    return [.avx2, .avx512, .wideOnAVX2].filter { PackedWeights(w, rows: 1, columns: 1, layout: $0) != nil }
+    return [.avx2, .avx512, .wideOnAVX2, .avx512N64, .n64OnAVX2].filter {
+      PackedWeights(w, rows: 1, columns: 1, layout: $0) != nil
+    }
   }
 
   /// Shapes with ragged edges in every direction: m not a multiple of the tile's rows, n not of the panel width,
@@ -39,7 +41,7 @@ import _TestSupport
   @Test func someKernelRunsWhereTheCPUHasAVX2() {
     let features = CPUFeatures.current
     if features.contains([.avx2, .fma, .avx]) {
-      #expect(Self.kernels.contains(.avx2) && Self.kernels.contains(.wideOnAVX2))
+      #expect(Self.kernels.contains(.avx2) && Self.kernels.contains(.wideOnAVX2) && Self.kernels.contains(.n64OnAVX2))
       #expect(PackedWeights.kernel == (features.contains([.avx512f, .avx512cd, .avx512bw, .avx512dq, .avx512vl]) ? .avx512 : .avx2)
         || PackedWeights.kernelDescription.contains("BITPLAN_GEMM"))
     } else {

@@ -181,7 +181,17 @@ uint64_t bp_cpu_features(void);
 /// GEMM against weights packed once (sgemm_packed.c): C[m, j0..<j1] (+)= A[m, k] · W[j0..<j1, k]ᵀ, W [n, k] a linear
 /// layer's weight. Variants by instruction set; every function returns -1 (and does nothing) for a variant this CPU
 /// cannot run, or arguments out of range.
-enum { BP_PACKED_NONE = 0, BP_PACKED_AVX2 = 1, BP_PACKED_AVX512 = 2, BP_PACKED_WIDE_ON_AVX2 = 3 };
+enum {
+  BP_PACKED_NONE = 0,
+  BP_PACKED_AVX2 = 1,
+  BP_PACKED_AVX512 = 2,
+  BP_PACKED_WIDE_ON_AVX2 = 3,
+  /// AVX-512 with a 6 × 64 tile: attention's products, whose widths are the head dimension (64) and multiples of
+  /// the 64-row block, which a 48-column panel covers in 96 (never `bp_packed_sgemm_variant`'s answer).
+  BP_PACKED_AVX512_N64 = 4,
+  /// BP_PACKED_AVX512_N64's text compiled for AVX2 (tests only).
+  BP_PACKED_N64_ON_AVX2 = 5
+};
 /// Rows of A packed at a time (MC): a product of more rows sweeps W once per such block.
 enum { BP_PACKED_MC = 256 };
 /// The longest k block (KC) of every variant: a product's k is cut into equal blocks of at most this many steps.
