@@ -48,8 +48,8 @@ final class Buffer<Scalar: EngineScalar>: @unchecked Sendable {
   /// Why: malloc puts a large block 16 bytes past a page boundary, so every row of a weight or activation whose
   /// length is a multiple of 16 floats started 16 bytes into a cache line, and each 64-byte vector load or store the
   /// kernels make on it (a weight read where it lies by dX = dY · W, a tile of C) straddled two lines. In a probe of
-  /// SmolLM2's 210 input-gradient products at 128 tokens (Xeon family 6 model 207, two threads) weights 16 bytes
-  /// off a line took 119–125 ms against 105–113 aligned.
+  /// SmolLM2's 210 input-gradient products at 128 tokens (scripts/sgemm_probe/input_gradient_split.c, Xeon family 6
+  /// model 207, two threads) weights 16 bytes off a line took 119–125 ms against 105–113 aligned.
   private static func allocate(_ count: Int) -> UnsafeMutablePointer<Scalar> {
     UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Scalar>.stride, alignment: 64)
       .bindMemory(to: Scalar.self, capacity: count)
