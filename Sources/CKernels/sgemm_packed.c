@@ -19,6 +19,8 @@
 // three B vectors and the broadcast). Both are one text, sgemm_packed_body.h, in the compiler's vector extension.
 // `BP_PACKED_WIDE_ON_AVX2` is the AVX-512 variant's text and shapes compiled for AVX2: tests run it on CPUs without
 // AVX-512 so that its indexing is checked everywhere (it is slow: 48 ymm accumulators do not fit 16 registers).
+// A third instance, `BP_PACKED_AVX512_N64` (6 × 64 tile), is never picked for the linear layers: the engine runs
+// attention's products on it (`BLAS.attentionProduct`), with `BP_PACKED_N64_ON_AVX2` its text for the tests.
 #include "CKernels.h"
 
 #include <math.h>
@@ -148,8 +150,8 @@ int bp_packed_sgemm_pack(int variant, const float *w, size_t ldw, size_t n, size
 }
 
 // The packing buffers of one thread, in one allocation freed when the thread ends: A's tiles ((MC + 16) rows × KC
-// floats, 1 MB + 16 KB), then one panel of W for bp_packed_sgemm_rows (KC × the widest NR floats, 48 KB), then
-// bp_sgemm_tn's block of B (NC × KC floats, 1.5 MB).
+// floats, 272 KiB), then bp_sgemm_tn's block of B (NC × KC floats, 768 KiB), then one panel of W for
+// bp_packed_sgemm_rows (KC × the widest NR floats, 64 KiB).
 // Each thread's buffer: [A's tiles][B's NC columns (bp_sgemm_tn)][one panel (bp_packed_sgemm_rows)]. The rows
 // variant, which does not use the NC block, packs A's k blocks into it and the A block together.
 enum {

@@ -8,12 +8,12 @@ import TensorCore
 /// dq_h = dS k_g, dk_g += dSᵀ q_h. The softmax Jacobian is diag(p) − p pᵀ per row, which gives the dS line.
 ///
 /// `forward`/`backward` run their products (`EngineScalar.attentionProduct`: the 6 × 64 kernel on AVX-512 for
-/// q·kᵀ, P·v, dO·vᵀ and dS·k, BLAS for the rest and elsewhere) in row blocks of `blockRows`, computing only columns j < end of block, so the masked upper triangle costs
-/// ~blockRows/(2T) extra instead of 2x. The scores q·kᵀ are formed unscaled and multiplied by 1/√D in the softmax
-/// (one rounding, as a GEMM's α would apply it). Both run independent (head, block) tasks
-/// concurrently (`Parallel.forEach`), each with single-threaded GEMMs: one block is too small to split well. Every
-/// task writes its own rows, and a kv head's gradient sums its query heads in a fixed order, so results do not
-/// depend on scheduling. `forwardReference` is the plain triple loop.
+/// q·kᵀ, P·v, dO·vᵀ and dS·k, BLAS for the rest and elsewhere) in row blocks of `blockRows`, computing only columns
+/// j < end of block, so the masked upper triangle costs ~blockRows/(2T) extra instead of 2x. The scores q·kᵀ are
+/// formed unscaled and multiplied by 1/√D in the softmax (one rounding, as a GEMM's α would apply it). Both run
+/// independent (head, block) tasks concurrently (`Parallel.forEach`), each with single-threaded GEMMs: one block is
+/// too small to split well. Every task writes its own rows, and a kv head's gradient sums its query heads in a fixed
+/// order, so results do not depend on scheduling. `forwardReference` is the plain triple loop.
 package enum CausalAttention {
   /// Row-block height: a multiple of the GEMM kernels' tile, small enough that the masked waste is ~6% at T = 512.
   package static let blockRows = 64

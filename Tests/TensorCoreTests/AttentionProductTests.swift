@@ -3,8 +3,9 @@ import Testing
 import TensorCore
 import _TestSupport
 
-/// Attention's products (`BLAS.attentionProduct`: A · Bᵀ and A · B on the calling thread) on every kernel this CPU runs, against the plain twins bit for bit and the Double reference within rounding, on sub-blocks of wider
-/// arrays as `CausalAttention` passes them (one head's columns of q, k, v; a block of P).
+/// Attention's products (`BLAS.attentionProduct`: A · Bᵀ and A · B on the calling thread) on every kernel this CPU
+/// runs, against the plain twins bit for bit and the Double reference within rounding, on sub-blocks of wider arrays
+/// as `CausalAttention` passes them (one head's columns of q, k, v; a block of P).
 @Suite struct AttentionProductTests {
   /// (m, n, k): a 64-row block against 64 · b keys, the head dimension as n, k past one k block (256) and ragged
   /// shapes (m not a multiple of 6 or 8, n not of the panel width).
@@ -34,7 +35,8 @@ import _TestSupport
           let (aRows, aCols) = (s.m, s.k)
           let (bRows, bCols) = transposeB ? (s.n, s.k) : (s.k, s.n)
           let (lda, ldb, ldc) = (aCols + 3, bCols + 5, s.n + 7)
-          let a = randomFloats(aRows * lda, seed: UInt64(100 * i + 1)), b = randomFloats(bRows * ldb, seed: UInt64(100 * i + 2))
+          let a = randomFloats(aRows * lda, seed: UInt64(100 * i + 1))
+          let b = randomFloats(bRows * ldb, seed: UInt64(100 * i + 2))
           let c0 = randomFloats(s.m * ldc, seed: UInt64(100 * i + 3))
           var fast = c0, plain = c0, double = c0
           let ran = BLAS.attentionProduct(

@@ -197,7 +197,7 @@ enum { BP_PACKED_MC = 256 };
 /// The longest k block (KC) of every variant: a product's k is cut into equal blocks of at most this many steps.
 enum { BP_PACKED_KC = 256 };
 /// Columns of B packed at a time by bp_sgemm_tn (NC, a multiple of every panel width): its panels of one k block
-/// (NC × KC floats, 1.5 MB) are packed once and reused by every block of MC rows.
+/// (NC × KC floats, 768 KiB) are packed once and reused by every block of MC rows.
 enum { BP_GEMM_NC = 768 };
 /// The variant this CPU runs best (AVX-512 F/CD/BW/DQ/VL, else AVX2 + FMA, else none: use OpenBLAS).
 int bp_packed_sgemm_variant(void);
