@@ -203,7 +203,7 @@ enum { BP_GEMM_NC = 768 };
 int bp_packed_sgemm_variant(void);
 /// 1 when this CPU can run `variant` (BP_PACKED_NONE never), else 0.
 int bp_packed_sgemm_runnable(int variant);
-/// Columns per panel (NR): 24 (AVX2) or 48 (AVX-512 and its text on AVX2); 0 for none.
+/// Columns per panel (NR): 24 (AVX2), 48 (AVX-512 and its text on AVX2) or 64 (the 6 × 64 instances); 0 for none.
 int bp_packed_sgemm_panel(int variant);
 /// Floats of W [n, k] packed for `variant` (⌈n / NR⌉ · NR · k).
 size_t bp_packed_sgemm_size(int variant, size_t n, size_t k);
