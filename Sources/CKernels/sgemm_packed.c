@@ -9,6 +9,9 @@
 // pack that block of A into MR-row tiles, then for each NR-column panel of W sweep the row tiles with an MR × NR
 // register tile.
 //
+// A weight gradient that is written once and not read soon (BP_GEMM_STREAM) goes to memory with non-temporal stores,
+// which do not read each line of C into cache before writing it; the values are the same.
+//
 // Numerics: each element of C is, per k block in order, one FMA chain over the block in order of k, added to C
 // after the block (the first block overwrites C unless accumulating). So an element does not depend on how the
 // caller splits C, and equals `bp_packed_sgemm_reference`'s bit for bit (tests check both). It differs from
@@ -32,6 +35,13 @@
 
 // AVX2 + FMA: compiled for Haswell, whose scheduling model keeps the 12 accumulators in registers (with clang's
 // generic tuning an earlier kernel of this shape spilled one and ran at 40% of its speed on a Zen 3).
+// The tile's flags (sgemm_packed_body.h): add the block's sums to C; write a whole tile with non-temporal stores.
+enum { TILE_ADD = 1, TILE_STREAM = 2 };
+// Index lists for __builtin_shufflevector: b, b + 1, … (8 or 16 of them).
+#define BP_SEQ4(b) (b), (b) + 1, (b) + 2, (b) + 3
+#define BP_SEQ8(b) BP_SEQ4(b), BP_SEQ4((b) + 4)
+#define BP_SEQ16(b) BP_SEQ8(b), BP_SEQ8((b) + 8)
+
 #define NAME(x) x##_avx2
 #define TARGET __attribute__((target("arch=haswell")))
 #define VW 8
@@ -178,13 +188,13 @@ static float *thread_buffers(void) {
 // What both entry points check and do first: -1 for a variant this CPU cannot run or columns out of range; 0 when
 // nothing is left to multiply (no rows, no columns, or k = 0: C zeroed unless accumulating); 1 with this thread's
 // buffers in *abuf.
-static int begin(int variant, size_t m, size_t n, size_t k, int accumulate, float *c, size_t ldc, size_t j0, size_t j1,
+static int begin(int variant, size_t m, size_t n, size_t k, int flags, float *c, size_t ldc, size_t j0, size_t j1,
                  float **abuf) {
   const int nr = bp_packed_sgemm_panel(variant);
   if (!runnable(variant) || j0 % nr != 0 || j1 > n || j0 > j1) return -1;
   if (m == 0 || j0 == j1) return 0;
   if (k == 0) {
-    if (!accumulate)
+    if (!(flags & BP_GEMM_ACCUMULATE))
       for (size_t i = 0; i < m; i++) memset(c + i * ldc + j0, 0, sizeof(float) * (j1 - j0));
     return 0;
   }
@@ -210,29 +220,29 @@ int bp_packed_sgemm_rows(int variant, size_t m, size_t n, size_t k, const float 
 }
 
 static int gemm_kn(int variant, int a_transposed, size_t m, size_t n, size_t k, const float *a, size_t lda,
-                   const float *b, size_t ldb, int accumulate, float *c, size_t ldc, size_t j0, size_t j1) {
+                   const float *b, size_t ldb, int flags, float *c, size_t ldc, size_t j0, size_t j1) {
   float *abuf = NULL;
-  const int go = begin(variant, m, n, k, accumulate, c, ldc, j0, j1, &abuf);
+  const int go = begin(variant, m, n, k, flags, c, ldc, j0, j1, &abuf);
   if (go <= 0) return go;
   float *bbuf = abuf + BP_ABUF_FLOATS;
   switch (variant) {
-    case BP_PACKED_AVX512: gemm_kn_avx512(a_transposed, m, n, k, a, lda, b, ldb, accumulate, c, ldc, j0, j1, abuf, bbuf); break;
-    case BP_PACKED_WIDE_ON_AVX2: gemm_kn_wide(a_transposed, m, n, k, a, lda, b, ldb, accumulate, c, ldc, j0, j1, abuf, bbuf); break;
-    case BP_PACKED_AVX512_N64: gemm_kn_n64(a_transposed, m, n, k, a, lda, b, ldb, accumulate, c, ldc, j0, j1, abuf, bbuf); break;
-    case BP_PACKED_N64_ON_AVX2: gemm_kn_n64wide(a_transposed, m, n, k, a, lda, b, ldb, accumulate, c, ldc, j0, j1, abuf, bbuf); break;
-    default: gemm_kn_avx2(a_transposed, m, n, k, a, lda, b, ldb, accumulate, c, ldc, j0, j1, abuf, bbuf);
+    case BP_PACKED_AVX512: gemm_kn_avx512(a_transposed, m, n, k, a, lda, b, ldb, flags, c, ldc, j0, j1, abuf, bbuf); break;
+    case BP_PACKED_WIDE_ON_AVX2: gemm_kn_wide(a_transposed, m, n, k, a, lda, b, ldb, flags, c, ldc, j0, j1, abuf, bbuf); break;
+    case BP_PACKED_AVX512_N64: gemm_kn_n64(a_transposed, m, n, k, a, lda, b, ldb, flags, c, ldc, j0, j1, abuf, bbuf); break;
+    case BP_PACKED_N64_ON_AVX2: gemm_kn_n64wide(a_transposed, m, n, k, a, lda, b, ldb, flags, c, ldc, j0, j1, abuf, bbuf); break;
+    default: gemm_kn_avx2(a_transposed, m, n, k, a, lda, b, ldb, flags, c, ldc, j0, j1, abuf, bbuf);
   }
   return 0;
 }
 
 int bp_sgemm_tn(int variant, size_t m, size_t n, size_t k, const float *a, size_t lda, const float *b, size_t ldb,
-                int accumulate, float *c, size_t ldc, size_t j0, size_t j1) {
-  return gemm_kn(variant, 1, m, n, k, a, lda, b, ldb, accumulate, c, ldc, j0, j1);
+                int flags, float *c, size_t ldc, size_t j0, size_t j1) {
+  return gemm_kn(variant, 1, m, n, k, a, lda, b, ldb, flags, c, ldc, j0, j1);
 }
 
 int bp_sgemm_nn(int variant, size_t m, size_t n, size_t k, const float *a, size_t lda, const float *b, size_t ldb,
-                int accumulate, float *c, size_t ldc, size_t j0, size_t j1) {
-  return gemm_kn(variant, 0, m, n, k, a, lda, b, ldb, accumulate, c, ldc, j0, j1);
+                int flags, float *c, size_t ldc, size_t j0, size_t j1) {
+  return gemm_kn(variant, 0, m, n, k, a, lda, b, ldb, flags, c, ldc, j0, j1);
 }
 
 int bp_packed_sgemm(int variant, size_t m, size_t n, size_t k, const float *a, size_t lda, const float *packed,

@@ -7,6 +7,11 @@
 // checked on a CPU without AVX-512 (`BP_PACKED_WIDE_ON_AVX2`).
 
 #define NR (NV * VW)
+#if VW == 16
+#define BP_SEQ(b) BP_SEQ16(b)
+#else
+#define BP_SEQ(b) BP_SEQ8(b)
+#endif
 
 typedef float NAME(vec) __attribute__((vector_size(VW * sizeof(float)), aligned(4)));
 
@@ -100,14 +105,57 @@ TARGET static void NAME(pack_a)(const float *a, size_t lda, size_t m, size_t pc,
   }
 }
 
-// The MR × NR tile at c (its first `rows` × `cols` inside C): c ← Σ_p A(·, p) ⊗ bp[p] (+ c when add), A(r, p) at
-// a[r · rs + p · ps]. The sum over this k block is one FMA chain per element, in order of p; it is added to c after
-// the block. Two instances: A packed into tiles (rs = 1, ps = MR) and A read where it lies (rs = its row stride,
-// ps = 1), for whole tiles of a row-major A, which then needs no packing: the same FMAs in the same order.
+// Row r of a whole tile, acc[r][0 ..< NV], to dst with non-temporal stores (TILE_STREAM), which write a line without
+// first reading it into cache, as an ordinary store that misses does. They need a vector-aligned address: a row that
+// starts s floats past a vector boundary (s a multiple of 4) is written as the NV − 1 aligned vectors inside it, each
+// the last VW − s floats of one accumulator and the first s of the next, with ordinary stores for its first VW − s and
+// last s floats (lines it shares with the tiles beside it). Rows at any other offset get ordinary stores. A macro, not
+// a function: a pointer to the accumulators would keep them in memory instead of registers.
+#define STREAM_PIECE(dst, x, f, q) \
+  *(v4 *)((dst) + (q)) = __builtin_shufflevector(x, x, ((f) + (q)) % VW, ((f) + (q) + 1) % VW, ((f) + (q) + 2) % VW, \
+                                                 ((f) + (q) + 3) % VW)
+#define STREAM_PIECES(dst, x, f, count) \
+  do { \
+    if ((count) > 0) STREAM_PIECE(dst, x, f, 0); \
+    if ((count) > 4) STREAM_PIECE(dst, x, f, 4); \
+    if ((count) > 8) STREAM_PIECE(dst, x, f, 8); \
+  } while (0)
+#define STREAM_SHIFTED(r, dst, S) \
+  do { \
+    STREAM_PIECES(dst, acc[r][0], 0, VW - (S)); \
+    for (int v = 1; v < NV; v++) \
+      __builtin_nontemporal_store((avec)__builtin_shufflevector(acc[r][v - 1], acc[r][v], BP_SEQ(VW - (S))), \
+                                  (avec *)((dst) + v * VW - (S))); \
+    STREAM_PIECES((dst) + NV * VW - (S), acc[r][NV - 1], VW - (S), S); \
+  } while (0)
+#if VW == 16
+#define STREAM_WIDE_CASES(r, dst) \
+  case 32: STREAM_SHIFTED(r, dst, 8); break; \
+  case 48: STREAM_SHIFTED(r, dst, 12); break;
+#else
+#define STREAM_WIDE_CASES(r, dst)
+#endif
+#define STREAM_ROW(r, dst) \
+  switch ((uintptr_t)(dst) % (VW * sizeof(float))) { \
+    case 0: \
+      for (int v = 0; v < NV; v++) __builtin_nontemporal_store((avec)acc[r][v], (avec *)((dst) + v * VW)); \
+      break; \
+    case 16: STREAM_SHIFTED(r, dst, 4); break; \
+    STREAM_WIDE_CASES(r, dst) \
+    default: \
+      for (int v = 0; v < NV; v++) *(vec *)((dst) + v * VW) = acc[r][v]; \
+  }
+
+// The MR × NR tile at c (its first `rows` × `cols` inside C): c ← Σ_p A(·, p) ⊗ bp[p] (+ c when flags has
+// TILE_ADD), A(r, p) at a[r · rs + p · ps]. The sum over this k block is one FMA chain per element, in order of p; it
+// is added to c after the block. A whole tile is written with non-temporal stores when flags has TILE_STREAM and not
+// TILE_ADD (NAME(stream_row)). Two instances: A packed into tiles (rs = 1, ps = MR) and A read where it lies (rs = its
+// row stride, ps = 1), for whole tiles of a row-major A, which then needs no packing: the same FMAs in the same order.
 TARGET __attribute__((always_inline)) static inline void NAME(tile)(size_t kc, const float *a, size_t rs, size_t ps,
                                                                    const float *bp, size_t bs, float *c, size_t ldc,
-                                                                   size_t rows, size_t cols, int add) {
+                                                                   size_t rows, size_t cols, int flags) {
   typedef NAME(vec) vec;
+  const int add = flags & TILE_ADD;
   vec acc[MR][NV];
   for (int r = 0; r < MR; r++)
     for (int v = 0; v < NV; v++) acc[r][v] = (vec){0};
@@ -124,6 +172,17 @@ TARGET __attribute__((always_inline)) static inline void NAME(tile)(size_t kc, c
     }
   }
   if (rows == MR && cols == NR) {
+    if (flags == TILE_STREAM) {
+      typedef float avec __attribute__((vector_size(VW * sizeof(float))));  // aligned to its size, as the store needs
+      typedef float v4 __attribute__((vector_size(4 * sizeof(float)), aligned(4)));
+      // unrolled, so that every accumulator is indexed by constants and stays in its register
+#pragma clang loop unroll(full)
+      for (int r = 0; r < MR; r++) {
+        float *dst = c + r * ldc;
+        STREAM_ROW(r, dst)
+      }
+      return;
+    }
     for (int r = 0; r < MR; r++)
       for (int v = 0; v < NV; v++) {
         vec *out = (vec *)(c + r * ldc + v * VW);
@@ -139,26 +198,26 @@ TARGET __attribute__((always_inline)) static inline void NAME(tile)(size_t kc, c
 }
 
 TARGET __attribute__((noinline)) static void NAME(kernel)(size_t kc, const float *ap, const float *bp, float *c,
-                                                          size_t ldc, size_t rows, size_t cols, int add) {
-  NAME(tile)(kc, ap, 1, MR, bp, NR, c, ldc, rows, cols, add);
+                                                          size_t ldc, size_t rows, size_t cols, int flags) {
+  NAME(tile)(kc, ap, 1, MR, bp, NR, c, ldc, rows, cols, flags);
 }
 
 TARGET __attribute__((noinline)) static void NAME(kernel_direct)(size_t kc, const float *a, size_t lda, const float *bp,
-                                                                 float *c, size_t ldc, size_t cols, int add) {
-  NAME(tile)(kc, a, lda, 1, bp, NR, c, ldc, MR, cols, add);
+                                                                 float *c, size_t ldc, size_t cols, int flags) {
+  NAME(tile)(kc, a, lda, 1, bp, NR, c, ldc, MR, cols, flags);
 }
 
 // A's partial last tile packed, B where it lies (a whole panel, row stride ldb).
 TARGET __attribute__((noinline)) static void NAME(kernel_packed_a)(size_t kc, const float *ap, const float *b, size_t ldb,
-                                                                   float *c, size_t ldc, size_t rows, int add) {
-  NAME(tile)(kc, ap, 1, MR, b, ldb, c, ldc, rows, NR, add);
+                                                                   float *c, size_t ldc, size_t rows, int flags) {
+  NAME(tile)(kc, ap, 1, MR, b, ldb, c, ldc, rows, NR, flags);
 }
 
 // Both operands where they lie: A row-major (whole tile), B row-major [k, n] with row stride ldb (a whole panel of
 // NR columns inside n), for dX = dY · W with W as it lies: neither is copied.
 TARGET __attribute__((noinline)) static void NAME(kernel_direct_b)(size_t kc, const float *a, size_t lda, const float *b,
-                                                                   size_t ldb, float *c, size_t ldc, int add) {
-  NAME(tile)(kc, a, lda, 1, b, ldb, c, ldc, MR, NR, add);
+                                                                   size_t ldb, float *c, size_t ldc, int flags) {
+  NAME(tile)(kc, a, lda, 1, b, ldb, c, ldc, MR, NR, flags);
 }
 
 // Columns [j0, j1) of C[m, n] (row stride ldc) ← A[m, k] · Wᵀ (+ C when accumulate), W packed by NAME(pack);
@@ -285,9 +344,12 @@ TARGET static void NAME(pack_block)(const float *b, size_t ldb, size_t n, size_t
 // Row blocks outside k blocks, as in NAME(gemm), so a block of C is finished while it is still in cache. The sums
 // are those of NAME(gemm): one FMA chain per k block and element, blocks added to C in order; j0 a multiple of NR.
 TARGET static void NAME(gemm_kn)(int a_transposed, size_t m, size_t n, size_t k, const float *a, size_t lda,
-                                 const float *b, size_t ldb, int accumulate, float *c, size_t ldc, size_t j0, size_t j1,
+                                 const float *b, size_t ldb, int flags, float *c, size_t ldc, size_t j0, size_t j1,
                                  float *abuf, float *bbuf) {
   const size_t step = NAME(step)(k);
+  const int accumulate = flags & BP_GEMM_ACCUMULATE;
+  // streamed only when every element is written once: one k block, C overwritten
+  const int stream = (flags & BP_GEMM_STREAM) && !accumulate && step >= k;
   for (size_t jc = j0; jc < j1; jc += BP_GEMM_NC) {
     const size_t jend = j1 - jc < BP_GEMM_NC ? j1 : jc + BP_GEMM_NC;
     for (size_t ic = 0; ic < m; ic += BP_PACKED_MC) {
@@ -305,28 +367,37 @@ TARGET static void NAME(gemm_kn)(int a_transposed, size_t m, size_t n, size_t k,
           NAME(pack_at)(a + ic, lda, mc, pc, kc, abuf);
         else if (whole < mc)
           NAME(pack_a)(a + (ic + whole) * lda, lda, mc - whole, pc, kc, abuf);
+        const int tile_flags = accumulate || pc > 0 ? TILE_ADD : stream ? TILE_STREAM : 0;
         for (size_t jr = jc; jr < jend; jr += NR)
           for (size_t ir = 0; ir < mc; ir += MR) {
             const size_t cols = jend - jr < NR ? jend - jr : NR;
             if (jr < direct_end && ir < whole)
               NAME(kernel_direct_b)(kc, a + (ic + ir) * lda + pc, lda, b + pc * ldb + jr, ldb, c + (ic + ir) * ldc + jr,
-                                    ldc, accumulate || pc > 0);
+                                    ldc, tile_flags);
             else if (jr < direct_end)
               NAME(kernel_packed_a)(kc, abuf + (ir - whole) * kc, b + pc * ldb + jr, ldb, c + (ic + ir) * ldc + jr, ldc,
-                                    mc - ir, accumulate || pc > 0);
+                                    mc - ir, tile_flags);
             else if (ir < whole)
               NAME(kernel_direct)(kc, a + (ic + ir) * lda + pc, lda, bbuf + (jr - jc) * kc, c + (ic + ir) * ldc + jr,
-                                  ldc, cols, accumulate || pc > 0);
+                                  ldc, cols, tile_flags);
             else
               NAME(kernel)(kc, abuf + (ir - whole) * kc, bbuf + (jr - jc) * kc, c + (ic + ir) * ldc + jr, ldc,
-                           mc - ir < MR ? mc - ir : MR, cols, accumulate || pc > 0);
+                           mc - ir < MR ? mc - ir : MR, cols, tile_flags);
           }
       }
     }
   }
+  // non-temporal stores are weakly ordered: complete them before the caller hands C to another thread
+  if (stream) __builtin_ia32_sfence();
 }
 
 #undef NR
+#undef BP_SEQ
+#undef STREAM_PIECE
+#undef STREAM_PIECES
+#undef STREAM_SHIFTED
+#undef STREAM_WIDE_CASES
+#undef STREAM_ROW
 #undef NAME
 #undef TARGET
 #undef VW

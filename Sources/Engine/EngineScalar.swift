@@ -20,10 +20,12 @@ public protocol EngineScalar: BinaryFloatingPoint, Sendable where Self.RawSignif
     transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Self, a: UnsafePointer<Self>, lda: Int,
     b: UnsafePointer<Self>, ldb: Int, beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
   /// A weight gradient, row-major: `C[m,n] = alpha·Aᵀ·B + beta·C` with A stored [k, m] and B [k, n] (dW = dYᵀ·X);
-  /// Float: `BLAS.weightGradient` (the packed kernel for the short inner dimensions of probe windows).
+  /// Float: `BLAS.weightGradient` (the packed kernel for the short inner dimensions of probe windows). `streaming`:
+  /// C is written once and not read soon (a gradient handed back to the caller), so it may bypass the cache; it
+  /// changes no value.
   static func weightGradient(
     m: Int, n: Int, k: Int, alpha: Self, a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int,
-    beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
+    beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int, streaming: Bool)
   /// An input gradient, row-major: `C[m,n] = A·B + beta·C` with A [m, k] and B [k, n] (dX = dY·W, W [out, in] as it
   /// lies); Float: `BLAS.inputGradient` (the packed kernel for windows of up to 256 tokens).
   static func inputGradient(
@@ -68,9 +70,10 @@ extension Float: EngineScalar {
   }
   @inlinable public static func weightGradient(
     m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, streaming: Bool
   ) {
-    BLAS.weightGradient(m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    BLAS.weightGradient(
+      m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, streaming: streaming)
   }
   @inlinable public static func inputGradient(
     m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float,
@@ -128,7 +131,7 @@ extension Double: EngineScalar {
   }
   @inlinable public static func weightGradient(
     m: Int, n: Int, k: Int, alpha: Double, a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
-    beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
+    beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int, streaming: Bool
   ) {
     BLAS.dgemm(
       transposeA: true, transposeB: false, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta,

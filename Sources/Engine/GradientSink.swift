@@ -91,6 +91,11 @@ final class GradientSink<S: EngineScalar> {
   /// `rowDot` of a streamed projecting sink.
   private var projectionRows: ((String, Range<Int>, UnsafePointer<S>, Int, inout Double) -> Bool)?
 
+  /// Whether contributions land in the arrays handed back to the caller (`gradients`), which nothing reads again
+  /// during the pass: the weight-gradient GEMMs may then write them past the cache (`EngineScalar.weightGradient`'s
+  /// `streaming`). Not for the streaming and projecting modes, whose scratch is read at once.
+  var storesArrays: Bool { stream == nil && projection == nil }
+
   /// Adds one contribution to the `[rows, columns]` tensor `name`, which `body(rowRange, pointer, α, β′)` forms for
   /// a range of rows (pointer at the range's first row), as `contribute`'s body does for the whole: whole, except
   /// that a streamed projecting sink with a `rowDot` takes it `chunkRows` rows at a time into a chunk-sized scratch

@@ -59,7 +59,7 @@ extension LlamaModel {
     let headGradient = { (rows: Range<Int>, g: UnsafeMutablePointer<Scalar>, alpha: Scalar, beta: Scalar) in
       Scalar.weightGradient(
         m: rows.count, n: d, k: t - 1, alpha: alpha, a: dLogits + rows.lowerBound, lda: v,
-        b: cache.finalNormed.constant, ldb: d, beta: beta, c: g, ldc: d)
+        b: cache.finalNormed.constant, ldb: d, beta: beta, c: g, ldc: d, streaming: sink.storesArrays)
     }
     if !c.tied { sink.contribute("lm_head.weight", count: v * d) { g, alpha, beta in headGradient(0..<v, g, alpha, beta) } }
     rmsNormBackward(
@@ -82,7 +82,8 @@ extension LlamaModel {
           ldc: inp)
         sink.contribute(block.linearNames[kind.rawValue], count: out * inp) { g, alpha, beta in
           Scalar.weightGradient(
-            m: out, n: inp, k: t, alpha: alpha, a: dy, lda: out, b: x.constant, ldb: inp, beta: beta, c: g, ldc: inp)
+            m: out, n: inp, k: t, alpha: alpha, a: dy, lda: out, b: x.constant, ldb: inp, beta: beta, c: g, ldc: inp,
+            streaming: sink.storesArrays)
         }
       }
 

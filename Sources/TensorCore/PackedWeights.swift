@@ -179,13 +179,18 @@ extension BLAS {
   /// workers as the forward's products (`inParts`); the result does not depend on the split, and equals
   /// `bp_sgemm_tn_reference` bit for bit. False, with C untouched, when there is no packed kernel
   /// (`PackedWeights.kernel == .none`, e.g. `BITPLAN_GEMM=openblas`).
+  /// - Parameter streaming: C is written once and not read soon (a fresh gradient array): with k ≤
+  ///   `weightGradientDepth` and C overwritten, the kernel writes it with non-temporal stores (`BP_GEMM_STREAM`),
+  ///   which skip reading each line of C into cache first. The same values either way.
   /// - Complexity: O(m·n·k).
   @discardableResult
   public static func sgemmTN(
     m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, accumulate: Bool,
-    c: UnsafeMutablePointer<Float>, ldc: Int
+    c: UnsafeMutablePointer<Float>, ldc: Int, streaming: Bool = false
   ) -> Bool {
-    productOnStoredB(aTransposed: true, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, accumulate: accumulate, c: c, ldc: ldc)
+    productOnStoredB(
+      aTransposed: true, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
+      flags: Int32((accumulate ? BP_GEMM_ACCUMULATE : 0) | (streaming ? BP_GEMM_STREAM : 0)), c: c, ldc: ldc)
   }
 
   /// C[m, n] ← A · B, or += when `accumulate`, through the packed kernel (CKernels' `bp_sgemm_nn`): A stored
@@ -198,14 +203,16 @@ extension BLAS {
     m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, accumulate: Bool,
     c: UnsafeMutablePointer<Float>, ldc: Int
   ) -> Bool {
-    productOnStoredB(aTransposed: false, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, accumulate: accumulate, c: c, ldc: ldc)
+    productOnStoredB(
+      aTransposed: false, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, flags: Int32(accumulate ? BP_GEMM_ACCUMULATE : 0),
+      c: c, ldc: ldc)
   }
 
   /// `sgemmTN` (A stored [k, m]) or `sgemmNN` (A stored [m, k]): B stored [k, n], split over the workers by
-  /// `inParts`.
+  /// `inParts`; `flags` as CKernels' `bp_sgemm_tn` takes them.
   private static func productOnStoredB(
     aTransposed: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-    accumulate: Bool, c: UnsafeMutablePointer<Float>, ldc: Int
+    flags: Int32, c: UnsafeMutablePointer<Float>, ldc: Int
   ) -> Bool {
     let layout = PackedWeights.kernel
     guard layout != .none else { return false }
@@ -214,8 +221,8 @@ extension BLAS {
       "packed sgemm on B [k, n]: leading dimensions lda=\(lda) ldb=\(ldb) ldc=\(ldc) too small for m=\(m) n=\(n) k=\(k)")
     inParts(m: m, n: n, k: k, kernel: layout) { i0, i1, j0, j1 in
       aTransposed
-        ? bp_sgemm_tn(layout.rawValue, i1 - i0, n, k, a + i0, lda, b, ldb, accumulate ? 1 : 0, c + i0 * ldc, ldc, j0, j1)
-        : bp_sgemm_nn(layout.rawValue, i1 - i0, n, k, a + i0 * lda, lda, b, ldb, accumulate ? 1 : 0, c + i0 * ldc, ldc, j0, j1)
+        ? bp_sgemm_tn(layout.rawValue, i1 - i0, n, k, a + i0, lda, b, ldb, flags, c + i0 * ldc, ldc, j0, j1)
+        : bp_sgemm_nn(layout.rawValue, i1 - i0, n, k, a + i0 * lda, lda, b, ldb, flags, c + i0 * ldc, ldc, j0, j1)
     }
     return true
   }
@@ -290,13 +297,19 @@ extension BLAS {
   /// the engine cuts them, one thread, four rounds, Zen 3): at k = 128 tokens the packed kernel took 305–379 ms
   /// against OpenBLAS's 354–365 (the table 77–81 against 98–106); at 256, 626–649 against 644–692 (the table 154–157
   /// against 177–193); at 512, 5–8% longer than OpenBLAS (1289–1362 against 1212–1257 ms).
+  ///
+  /// `streaming` (see `sgemmTN`), for gradients handed back to the caller: an ordinary store to a line not in cache
+  /// first reads the line from memory, and SmolLM2's 210 fresh gradients are 425 MB
+  /// (`scripts/sgemm_probe/weight_gradient_stream.c`, one thread, 128 tokens, Xeon family 6 model 207: 179–184 ms
+  /// with ordinary stores into arrays on a cache line, 216–221 into arrays 48 bytes past one, as a large Swift
+  /// array's elements lie; non-temporal stores 145–160 and 149–153).
   /// - Complexity: O(m·n·k).
   public static func weightGradient(
     m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, streaming: Bool = false
   ) {
     if alpha == 1, beta == 0 || beta == 1, k <= weightGradientDepth,
-      sgemmTN(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, accumulate: beta == 1, c: c, ldc: ldc)
+      sgemmTN(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, accumulate: beta == 1, c: c, ldc: ldc, streaming: streaming)
     {
       return
     }

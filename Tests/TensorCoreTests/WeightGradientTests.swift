@@ -31,6 +31,39 @@ import _TestSupport
     }
   }
 
+  /// With `BP_GEMM_STREAM` (non-temporal stores of whole tiles) the twin's bits at every offset of C from a cache
+  /// line, with row strides that keep each row's offset or move it, and nothing outside C[m, n] written; past one k
+  /// block, and with `BP_GEMM_ACCUMULATE`, the flag is ignored.
+  @Test func streamedStoresGiveTheTwinsBitsAtEveryAlignment() {
+    let shapes: [(m: Int, n: Int, k: Int, ldc: Int)] = [
+      (16, 96, 128, 96), (19, 100, 64, 100), (8, 64, 256, 80), (24, 144, 40, 147), (10, 48, 300, 48),
+    ]
+    for kernel in PackedWeightsTests.kernels {
+      for (i, s) in shapes.enumerated() {
+        let (a, b, _) = operands(m: s.m, n: s.n, k: s.k, lda: s.m, ldb: s.n, ldc: s.ldc, seed: UInt64(300 + i))
+        for accumulate in [false, true] {
+          for offset in 0..<16 {
+            let count = s.m * s.ldc + 32
+            let c0 = randomFloats(count, seed: UInt64(400 + offset))
+            var twin = c0
+            twin.withUnsafeMutableBufferPointer {
+              bp_sgemm_tn_reference(s.m, s.n, s.k, 256, a, s.m, b, s.n, accumulate ? 1 : 0, $0.baseAddress! + offset, s.ldc)
+            }
+            // C at `offset` floats past a 64-byte boundary
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64)
+            defer { raw.deallocate() }
+            let fast = raw.bindMemory(to: Float.self, capacity: count)
+            fast.initialize(from: c0, count: count)
+            let flags = Int32(BP_GEMM_STREAM | (accumulate ? BP_GEMM_ACCUMULATE : 0))
+            let rc = bp_sgemm_tn(kernel.rawValue, s.m, s.n, s.k, a, s.m, b, s.n, flags, fast + offset, s.ldc, 0, s.n)
+            let differing = (0..<count).filter { fast[$0].bitPattern != twin[$0].bitPattern }.count
+            #expect(rc == 0 && differing == 0, "\(kernel) \(s) offset \(offset) accumulate \(accumulate): \(differing) differ")
+          }
+        }
+      }
+    }
+  }
+
   /// `BLAS.sgemmTN` (the process's kernel, split over the workers by rows or by columns) gives the twin's bits, on
   /// sub-blocks of wider arrays too; without a packed kernel it says so and leaves C as it was.
   @Test func blasEntryPointEqualsTheTwinWithStridesAndSplits() {
@@ -47,6 +80,17 @@ import _TestSupport
       } else {
         #expect(ran && zip(fast, twin).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(s)")
       }
+      // overwriting, streamed: the twin's bits of an overwrite
+      var overwritten = c0, streamed = c0
+      bp_sgemm_tn_reference(s.m, s.n, s.k, 256, a, lda, b, ldb, 0, &overwritten, ldc)
+      let streamedRan = streamed.withUnsafeMutableBufferPointer {
+        BLAS.sgemmTN(
+          m: s.m, n: s.n, k: s.k, a: a, lda: lda, b: b, ldb: ldb, accumulate: false, c: $0.baseAddress!, ldc: ldc,
+          streaming: true)
+      }
+      #expect(
+        streamedRan == (PackedWeights.kernel != .none)
+          && (!streamedRan || zip(streamed, overwritten).allSatisfy { $0.bitPattern == $1.bitPattern }), "\(s) streamed")
     }
   }
 

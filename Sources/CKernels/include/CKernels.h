@@ -223,19 +223,24 @@ int bp_packed_sgemm_rows(int variant, size_t m, size_t n, size_t k, const float 
 /// per block and element, blocks added to C in order. Equals bp_packed_sgemm bit for bit.
 void bp_packed_sgemm_reference(size_t m, size_t n, size_t k, size_t kc_max, const float *a, size_t lda,
                                const float *w, size_t ldw, int accumulate, float *c, size_t ldc);
-/// The same kernel for a weight gradient: C[m, j0..<j1] ← Aᵀ · B (accumulate 0) or += (1), A [k, m] row stride lda
-/// (dY), B [k, n] row stride ldb (X), for dW = dYᵀ · X. It writes C once per k block, without OpenBLAS's β pass
-/// over C or its copies of A and B; each k block of B is packed once per call (NC columns at a time) into a
-/// per-thread buffer. j0 a multiple of the panel width, j1 ≤ n. One thread.
+/// The `flags` of bp_sgemm_tn and bp_sgemm_nn: BP_GEMM_ACCUMULATE adds to C (else C is overwritten);
+/// BP_GEMM_STREAM, for a C that is written once and not read soon (a fresh gradient array), writes C with
+/// non-temporal stores, which do not first read each line of C into cache, where k is one block (≤ BP_PACKED_KC) and
+/// C is overwritten; it changes no value.
+enum { BP_GEMM_ACCUMULATE = 1, BP_GEMM_STREAM = 2 };
+/// The same kernel for a weight gradient: C[m, j0..<j1] ← Aᵀ · B, or += with BP_GEMM_ACCUMULATE in `flags`, A [k, m]
+/// row stride lda (dY), B [k, n] row stride ldb (X), for dW = dYᵀ · X. It writes C once per k block, without
+/// OpenBLAS's β pass over C or its copies of A and B; each k block of B is packed once per call (NC columns at a time)
+/// into a per-thread buffer. j0 a multiple of the panel width, j1 ≤ n. One thread.
 int bp_sgemm_tn(int variant, size_t m, size_t n, size_t k, const float *a, size_t lda, const float *b, size_t ldb,
-                int accumulate, float *c, size_t ldc, size_t j0, size_t j1);
+                int flags, float *c, size_t ldc, size_t j0, size_t j1);
 /// bp_sgemm_tn's plain twin (bp_packed_sgemm_reference's sums on Aᵀ and B): equal to it bit for bit.
 void bp_sgemm_tn_reference(size_t m, size_t n, size_t k, size_t kc_max, const float *a, size_t lda, const float *b,
                            size_t ldb, int accumulate, float *c, size_t ldc);
-/// The same with A stored [m, k] (row stride lda): C[m, j0..<j1] ← A · B (accumulate 0) or += (1), for an input
-/// gradient dX = dY · W with W [out, in] as it lies. One thread.
+/// The same with A stored [m, k] (row stride lda): C[m, j0..<j1] ← A · B, or += with BP_GEMM_ACCUMULATE in `flags`,
+/// for an input gradient dX = dY · W with W [out, in] as it lies. One thread.
 int bp_sgemm_nn(int variant, size_t m, size_t n, size_t k, const float *a, size_t lda, const float *b, size_t ldb,
-                int accumulate, float *c, size_t ldc, size_t j0, size_t j1);
+                int flags, float *c, size_t ldc, size_t j0, size_t j1);
 /// bp_sgemm_nn's plain twin: equal to it bit for bit.
 void bp_sgemm_nn_reference(size_t m, size_t n, size_t k, size_t kc_max, const float *a, size_t lda, const float *b,
                            size_t ldb, int accumulate, float *c, size_t ldc);
