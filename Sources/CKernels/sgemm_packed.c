@@ -10,7 +10,8 @@
 // register tile.
 //
 // A weight gradient that is written once and not read soon (BP_GEMM_STREAM) goes to memory with non-temporal stores,
-// which do not read each line of C into cache before writing it; the values are the same.
+// which do not read each line of C into cache before writing it, in the instances whose vector is a cache line (the
+// AVX-512 ones and their texts for AVX2); the values are the same.
 //
 // Numerics: each element of C is, per k block in order, one FMA chain over the block in order of k, added to C
 // after the block (the first block overwrites C unless accumulating). So an element does not depend on how the
@@ -37,10 +38,9 @@
 // generic tuning an earlier kernel of this shape spilled one and ran at 40% of its speed on a Zen 3).
 // The tile's flags (sgemm_packed_body.h): add the block's sums to C; write a whole tile with non-temporal stores.
 enum { TILE_ADD = 1, TILE_STREAM = 2 };
-// Index lists for __builtin_shufflevector: b, b + 1, … (8 or 16 of them).
+// The index list b, b + 1, …, b + 15 for __builtin_shufflevector.
 #define BP_SEQ4(b) (b), (b) + 1, (b) + 2, (b) + 3
-#define BP_SEQ8(b) BP_SEQ4(b), BP_SEQ4((b) + 4)
-#define BP_SEQ16(b) BP_SEQ8(b), BP_SEQ8((b) + 8)
+#define BP_SEQ16(b) BP_SEQ4(b), BP_SEQ4((b) + 4), BP_SEQ4((b) + 8), BP_SEQ4((b) + 12)
 
 #define NAME(x) x##_avx2
 #define TARGET __attribute__((target("arch=haswell")))

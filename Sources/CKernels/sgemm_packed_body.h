@@ -7,11 +7,6 @@
 // checked on a CPU without AVX-512 (`BP_PACKED_WIDE_ON_AVX2`).
 
 #define NR (NV * VW)
-#if VW == 16
-#define BP_SEQ(b) BP_SEQ16(b)
-#else
-#define BP_SEQ(b) BP_SEQ8(b)
-#endif
 
 typedef float NAME(vec) __attribute__((vector_size(VW * sizeof(float)), aligned(4)));
 
@@ -105,12 +100,16 @@ TARGET static void NAME(pack_a)(const float *a, size_t lda, size_t m, size_t pc,
   }
 }
 
+#if VW == 16
 // Row r of a whole tile, acc[r][0 ..< NV], to dst with non-temporal stores (TILE_STREAM), which write a line without
-// first reading it into cache, as an ordinary store that misses does. They need a vector-aligned address: a row that
-// starts s floats past a vector boundary (s a multiple of 4) is written as the NV − 1 aligned vectors inside it, each
-// the last VW − s floats of one accumulator and the first s of the next, with ordinary stores for its first VW − s and
-// last s floats (lines it shares with the tiles beside it). Rows at any other offset get ordinary stores. A macro, not
-// a function: a pointer to the accumulators would keep them in memory instead of registers.
+// first reading it into cache, as an ordinary store that misses does. Only where a vector is a cache line (VW = 16):
+// a non-temporal store that leaves part of its line to a later store is slow (the AVX2 tile's 24-float rows, a line
+// and a half, took 1.5 times as long streamed when on a line and 3.3 times when 48 bytes past one, against ordinary
+// stores; scripts/sgemm_probe/weight_gradient_stream.c, Xeon family 6 model 207), so the AVX2 instances keep
+// ordinary stores. A row that starts s floats past a line (s a multiple of 4) is written as the NV − 1 whole lines
+// inside it, each the last 16 − s floats of one accumulator and the first s of the next, with ordinary stores for
+// its first 16 − s and last s floats (lines it shares with the tiles beside it); rows at any other offset get ordinary
+// stores. Macros, not a function: a pointer to the accumulators would keep them in memory instead of registers.
 #define STREAM_PIECE(dst, x, f, q) \
   *(v4 *)((dst) + (q)) = __builtin_shufflevector(x, x, ((f) + (q)) % VW, ((f) + (q) + 1) % VW, ((f) + (q) + 2) % VW, \
                                                  ((f) + (q) + 3) % VW)
@@ -124,32 +123,27 @@ TARGET static void NAME(pack_a)(const float *a, size_t lda, size_t m, size_t pc,
   do { \
     STREAM_PIECES(dst, acc[r][0], 0, VW - (S)); \
     for (int v = 1; v < NV; v++) \
-      __builtin_nontemporal_store((avec)__builtin_shufflevector(acc[r][v - 1], acc[r][v], BP_SEQ(VW - (S))), \
+      __builtin_nontemporal_store((avec)__builtin_shufflevector(acc[r][v - 1], acc[r][v], BP_SEQ16(VW - (S))), \
                                   (avec *)((dst) + v * VW - (S))); \
     STREAM_PIECES((dst) + NV * VW - (S), acc[r][NV - 1], VW - (S), S); \
   } while (0)
-#if VW == 16
-#define STREAM_WIDE_CASES(r, dst) \
-  case 32: STREAM_SHIFTED(r, dst, 8); break; \
-  case 48: STREAM_SHIFTED(r, dst, 12); break;
-#else
-#define STREAM_WIDE_CASES(r, dst)
-#endif
 #define STREAM_ROW(r, dst) \
-  switch ((uintptr_t)(dst) % (VW * sizeof(float))) { \
+  switch ((uintptr_t)(dst) % 64) { \
     case 0: \
       for (int v = 0; v < NV; v++) __builtin_nontemporal_store((avec)acc[r][v], (avec *)((dst) + v * VW)); \
       break; \
     case 16: STREAM_SHIFTED(r, dst, 4); break; \
-    STREAM_WIDE_CASES(r, dst) \
+    case 32: STREAM_SHIFTED(r, dst, 8); break; \
+    case 48: STREAM_SHIFTED(r, dst, 12); break; \
     default: \
       for (int v = 0; v < NV; v++) *(vec *)((dst) + v * VW) = acc[r][v]; \
   }
+#endif
 
 // The MR × NR tile at c (its first `rows` × `cols` inside C): c ← Σ_p A(·, p) ⊗ bp[p] (+ c when flags has
 // TILE_ADD), A(r, p) at a[r · rs + p · ps]. The sum over this k block is one FMA chain per element, in order of p; it
-// is added to c after the block. A whole tile is written with non-temporal stores when flags has TILE_STREAM and not
-// TILE_ADD (NAME(stream_row)). Two instances: A packed into tiles (rs = 1, ps = MR) and A read where it lies (rs = its
+// is added to c after the block. A whole tile is written with non-temporal stores when flags is TILE_STREAM (without
+// TILE_ADD) and a vector is a cache line (STREAM_ROW). Two instances: A packed into tiles (rs = 1, ps = MR) and A read where it lies (rs = its
 // row stride, ps = 1), for whole tiles of a row-major A, which then needs no packing: the same FMAs in the same order.
 TARGET __attribute__((always_inline)) static inline void NAME(tile)(size_t kc, const float *a, size_t rs, size_t ps,
                                                                    const float *bp, size_t bs, float *c, size_t ldc,
@@ -172,6 +166,7 @@ TARGET __attribute__((always_inline)) static inline void NAME(tile)(size_t kc, c
     }
   }
   if (rows == MR && cols == NR) {
+#if VW == 16
     if (flags == TILE_STREAM) {
       typedef float avec __attribute__((vector_size(VW * sizeof(float))));  // aligned to its size, as the store needs
       typedef float v4 __attribute__((vector_size(4 * sizeof(float)), aligned(4)));
@@ -183,6 +178,7 @@ TARGET __attribute__((always_inline)) static inline void NAME(tile)(size_t kc, c
       }
       return;
     }
+#endif
     for (int r = 0; r < MR; r++)
       for (int v = 0; v < NV; v++) {
         vec *out = (vec *)(c + r * ldc + v * VW);
@@ -392,11 +388,9 @@ TARGET static void NAME(gemm_kn)(int a_transposed, size_t m, size_t n, size_t k,
 }
 
 #undef NR
-#undef BP_SEQ
 #undef STREAM_PIECE
 #undef STREAM_PIECES
 #undef STREAM_SHIFTED
-#undef STREAM_WIDE_CASES
 #undef STREAM_ROW
 #undef NAME
 #undef TARGET

@@ -180,8 +180,9 @@ extension BLAS {
   /// `bp_sgemm_tn_reference` bit for bit. False, with C untouched, when there is no packed kernel
   /// (`PackedWeights.kernel == .none`, e.g. `BITPLAN_GEMM=openblas`).
   /// - Parameter streaming: C is written once and not read soon (a fresh gradient array): with k ≤
-  ///   `weightGradientDepth` and C overwritten, the kernel writes it with non-temporal stores (`BP_GEMM_STREAM`),
-  ///   which skip reading each line of C into cache first. The same values either way.
+  ///   `weightGradientDepth` and C overwritten, the AVX-512 kernel writes it with non-temporal stores
+  ///   (`BP_GEMM_STREAM`), which skip reading each line of C into cache first (the AVX2 kernel, whose tile rows are
+  ///   a line and a half, keeps ordinary stores). The same values either way.
   /// - Complexity: O(m·n·k).
   @discardableResult
   public static func sgemmTN(
@@ -302,7 +303,8 @@ extension BLAS {
   /// first reads the line from memory, and SmolLM2's 210 fresh gradients are 425 MB
   /// (`scripts/sgemm_probe/weight_gradient_stream.c`, one thread, 128 tokens, Xeon family 6 model 207: 179–184 ms
   /// with ordinary stores into arrays on a cache line, 216–221 into arrays 48 bytes past one, as a large Swift
-  /// array's elements lie; non-temporal stores 145–160 and 149–153).
+  /// array's elements lie; non-temporal stores 145–160 and 149–153. The AVX2 kernel's 24-float tile rows left half
+  /// lines to non-temporal stores: 500 and 1118–1162 ms against 338–345 and 352–354, so it ignores `streaming`).
   /// - Complexity: O(m·n·k).
   public static func weightGradient(
     m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,

@@ -6,7 +6,7 @@
 // build. From the repository root:
 //   clang -O2 -march=native -w -I Sources/CKernels/include -I Sources/CKernels scripts/sgemm_probe/weight_gradient_stream.c \
 //     Sources/CKernels/sgemm_packed.c Sources/CKernels/cpu_features.c -o /tmp/weight_gradient_stream -lm -lpthread
-//   /tmp/weight_gradient_stream 128
+//   /tmp/weight_gradient_stream 128   (a second argument picks the variant: 1 AVX2, 2 AVX-512)
 #include "../../Sources/CKernels/include/CKernels.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +15,9 @@
 static double now(){struct timespec t;clock_gettime(CLOCK_MONOTONIC,&t);return t.tv_sec+t.tv_nsec*1e-9;}
 static float *rnd(size_t n){float*p=aligned_alloc(64,((n*4+63)/64)*64+64);for(size_t i=0;i<n;i++)p[i]=(float)rand()/2147483648.0f-0.5f;return p;}
 int main(int argc,char**argv){
-  int VAR=bp_packed_sgemm_variant();
+  int VAR=argc>2?atoi(argv[2]):bp_packed_sgemm_variant();
   size_t T=argc>1?atoi(argv[1]):128;
+  if(!bp_packed_sgemm_runnable(VAR)){fprintf(stderr,"this CPU cannot run variant %d\n",VAR);return 1;}
   if(T>BP_PACKED_KC){fprintf(stderr,"T must be at most %d (one k block)\n",BP_PACKED_KC);return 1;}
   size_t sh[7][2]={{576,576},{192,576},{192,576},{576,576},{1536,576},{1536,576},{576,1536}};
   float*g[210];
@@ -33,6 +34,6 @@ int main(int argc,char**argv){
     for(int l=0;l<30;l++)for(int j=0;j<7;j++){size_t o=sh[j][0],i=sh[j][1];
       bp_sgemm_tn(VAR,o,i,T,dy,o,x,i,flags,g[q++]+off,i,0,i);}
     double t1=now();
-    printf("T=%zu %s stores, C %2d floats past a line: %.1f ms (%.1f GFLOP/s)\n",T,flags?"non-temporal":"ordinary",off,(t1-t0)*1e3,fl/(t1-t0)/1e9);
+    printf("variant %d, T=%zu %s stores, C %2d floats past a line: %.1f ms (%.1f GFLOP/s)\n",VAR,T,flags?"non-temporal":"ordinary",off,(t1-t0)*1e3,fl/(t1-t0)/1e9);
   }
 }

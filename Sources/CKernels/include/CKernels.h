@@ -225,8 +225,9 @@ void bp_packed_sgemm_reference(size_t m, size_t n, size_t k, size_t kc_max, cons
                                const float *w, size_t ldw, int accumulate, float *c, size_t ldc);
 /// The `flags` of bp_sgemm_tn and bp_sgemm_nn: BP_GEMM_ACCUMULATE adds to C (else C is overwritten);
 /// BP_GEMM_STREAM, for a C that is written once and not read soon (a fresh gradient array), writes C with
-/// non-temporal stores, which do not first read each line of C into cache, where k is one block (≤ BP_PACKED_KC) and
-/// C is overwritten; it changes no value.
+/// non-temporal stores, which do not first read each line of C into cache, where k is one block (≤ BP_PACKED_KC), C
+/// is overwritten and the variant's vector is a cache line (AVX-512 and its texts for AVX2; the AVX2 variant ignores
+/// it); it changes no value.
 enum { BP_GEMM_ACCUMULATE = 1, BP_GEMM_STREAM = 2 };
 /// The same kernel for a weight gradient: C[m, j0..<j1] ← Aᵀ · B, or += with BP_GEMM_ACCUMULATE in `flags`, A [k, m]
 /// row stride lda (dY), B [k, n] row stride ldb (X), for dW = dYᵀ · X. It writes C once per k block, without
