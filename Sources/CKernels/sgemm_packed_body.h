@@ -364,9 +364,17 @@ TARGET static void NAME(gemm_kn)(int a_transposed, size_t m, size_t n, size_t k,
         else if (whole < mc)
           NAME(pack_a)(a + (ic + whole) * lda, lda, mc - whole, pc, kc, abuf);
         const int tile_flags = accumulate || pc > 0 ? TILE_ADD : stream ? TILE_STREAM : 0;
+        // B read where it lies (an input gradient's W): before each tile of a panel, fetch a share of the next panel's
+        // k block (kc rows of NR floats, each on at most NR / 16 + 1 lines) into L2, as NAME(gemm) does for packed
+        // panels, so that the next panel's first tile does not wait on memory row by row
+        const size_t row_lines = NR * sizeof(float) / 64 + 1, lines = kc * row_lines;
+        const size_t per_tile = (lines + (mc + MR - 1) / MR - 1) / ((mc + MR - 1) / MR);
         for (size_t jr = jc; jr < jend; jr += NR)
-          for (size_t ir = 0; ir < mc; ir += MR) {
+          for (size_t ir = 0, t = 0; ir < mc; ir += MR, t++) {
             const size_t cols = jend - jr < NR ? jend - jr : NR;
+            if (jr + 2 * NR <= direct_end)
+              for (size_t l = t * per_tile; l < (t + 1) * per_tile && l < lines; l++)
+                __builtin_prefetch((const char *)(b + (pc + l / row_lines) * ldb + jr + NR) + 64 * (l % row_lines), 0, 2);
             if (jr < direct_end && ir < whole)
               NAME(kernel_direct_b)(kc, a + (ic + ir) * lda + pc, lda, b + pc * ldb + jr, ldb, c + (ic + ir) * ldc + jr,
                                     ldc, tile_flags);
