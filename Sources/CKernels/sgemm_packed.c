@@ -226,10 +226,14 @@ static int gemm_kn(int variant, int a_transposed, size_t m, size_t n, size_t k, 
   if (go <= 0) return go;
   float *bbuf = abuf + BP_ABUF_FLOATS;
   switch (variant) {
-    case BP_PACKED_AVX512: gemm_kn_avx512(a_transposed, m, n, k, a, lda, b, ldb, flags, c, ldc, j0, j1, abuf, bbuf); break;
-    case BP_PACKED_WIDE_ON_AVX2: gemm_kn_wide(a_transposed, m, n, k, a, lda, b, ldb, flags, c, ldc, j0, j1, abuf, bbuf); break;
-    case BP_PACKED_AVX512_N64: gemm_kn_n64(a_transposed, m, n, k, a, lda, b, ldb, flags, c, ldc, j0, j1, abuf, bbuf); break;
-    case BP_PACKED_N64_ON_AVX2: gemm_kn_n64wide(a_transposed, m, n, k, a, lda, b, ldb, flags, c, ldc, j0, j1, abuf, bbuf); break;
+    case BP_PACKED_AVX512: gemm_kn_avx512(a_transposed, m, n, k, a, lda, b, ldb, flags,
+                                          c, ldc, j0, j1, abuf, bbuf); break;
+    case BP_PACKED_WIDE_ON_AVX2: gemm_kn_wide(a_transposed, m, n, k, a, lda, b, ldb, flags,
+                                              c, ldc, j0, j1, abuf, bbuf); break;
+    case BP_PACKED_AVX512_N64: gemm_kn_n64(a_transposed, m, n, k, a, lda, b, ldb, flags,
+                                           c, ldc, j0, j1, abuf, bbuf); break;
+    case BP_PACKED_N64_ON_AVX2: gemm_kn_n64wide(a_transposed, m, n, k, a, lda, b, ldb, flags,
+                                                c, ldc, j0, j1, abuf, bbuf); break;
     default: gemm_kn_avx2(a_transposed, m, n, k, a, lda, b, ldb, flags, c, ldc, j0, j1, abuf, bbuf);
   }
   return 0;

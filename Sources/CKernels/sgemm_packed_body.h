@@ -108,8 +108,8 @@ TARGET static void NAME(pack_a)(const float *a, size_t lda, size_t m, size_t pc,
 // stores; scripts/sgemm_probe/weight_gradient_stream.c, Xeon family 6 model 207), so the AVX2 instances keep
 // ordinary stores. A row that starts s floats past a line (s a multiple of 4) is written as the NV − 1 whole lines
 // inside it, each the last 16 − s floats of one accumulator and the first s of the next, with ordinary stores for
-// its first 16 − s and last s floats (lines it shares with the tiles beside it); rows at any other offset get ordinary
-// stores. Macros, not a function: a pointer to the accumulators would keep them in memory instead of registers.
+// its first 16 − s and last s floats (lines it shares with the tiles beside it); rows at any other offset get
+// ordinary stores. Macros, not a function: a pointer to the accumulators would keep them in memory, not registers.
 #define STREAM_PIECE(dst, x, f, q) \
   *(v4 *)((dst) + (q)) = __builtin_shufflevector(x, x, ((f) + (q)) % VW, ((f) + (q) + 1) % VW, ((f) + (q) + 2) % VW, \
                                                  ((f) + (q) + 3) % VW)
@@ -143,8 +143,9 @@ TARGET static void NAME(pack_a)(const float *a, size_t lda, size_t m, size_t pc,
 // The MR × NR tile at c (its first `rows` × `cols` inside C): c ← Σ_p A(·, p) ⊗ bp[p] (+ c when flags has
 // TILE_ADD), A(r, p) at a[r · rs + p · ps]. The sum over this k block is one FMA chain per element, in order of p; it
 // is added to c after the block. A whole tile is written with non-temporal stores when flags is TILE_STREAM (without
-// TILE_ADD) and a vector is a cache line (STREAM_ROW). Two instances: A packed into tiles (rs = 1, ps = MR) and A read where it lies (rs = its
-// row stride, ps = 1), for whole tiles of a row-major A, which then needs no packing: the same FMAs in the same order.
+// TILE_ADD) and a vector is a cache line (STREAM_ROW). Two instances: A packed into tiles (rs = 1, ps = MR) and A
+// read where it lies (rs = its row stride, ps = 1), for whole tiles of a row-major A, which then needs no packing:
+// the same FMAs in the same order.
 TARGET __attribute__((always_inline)) static inline void NAME(tile)(size_t kc, const float *a, size_t rs, size_t ps,
                                                                    const float *bp, size_t bs, float *c, size_t ldc,
                                                                    size_t rows, size_t cols, int flags) {
@@ -373,8 +374,10 @@ TARGET static void NAME(gemm_kn)(int a_transposed, size_t m, size_t n, size_t k,
           for (size_t ir = 0, t = 0; ir < mc; ir += MR, t++) {
             const size_t cols = jend - jr < NR ? jend - jr : NR;
             if (jr + 2 * NR <= direct_end)
-              for (size_t l = t * per_tile; l < (t + 1) * per_tile && l < lines; l++)
-                __builtin_prefetch((const char *)(b + (pc + l / row_lines) * ldb + jr + NR) + 64 * (l % row_lines), 0, 2);
+              for (size_t l = t * per_tile; l < (t + 1) * per_tile && l < lines; l++) {
+                const float *row = b + (pc + l / row_lines) * ldb + jr + NR;
+                __builtin_prefetch((const char *)row + 64 * (l % row_lines), 0, 2);
+              }
             if (jr < direct_end && ir < whole)
               NAME(kernel_direct_b)(kc, a + (ic + ir) * lda + pc, lda, b + pc * ldb + jr, ldb, c + (ic + ir) * ldc + jr,
                                     ldc, tile_flags);

@@ -205,8 +205,8 @@ extension BLAS {
     c: UnsafeMutablePointer<Float>, ldc: Int
   ) -> Bool {
     productOnStoredB(
-      aTransposed: false, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, flags: Int32(accumulate ? BP_GEMM_ACCUMULATE : 0),
-      c: c, ldc: ldc)
+      aTransposed: false, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
+      flags: Int32(accumulate ? BP_GEMM_ACCUMULATE : 0), c: c, ldc: ldc)
   }
 
   /// `sgemmTN` (A stored [k, m]) or `sgemmNN` (A stored [m, k]): B stored [k, n], split over the workers by
@@ -313,7 +313,8 @@ extension BLAS {
     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, streaming: Bool = false
   ) {
     if alpha == 1, beta == 0 || beta == 1, k <= weightGradientDepth,
-      sgemmTN(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, accumulate: beta == 1, c: c, ldc: ldc, streaming: streaming)
+      sgemmTN(
+        m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, accumulate: beta == 1, c: c, ldc: ldc, streaming: streaming)
     {
       return
     }

@@ -47,7 +47,8 @@ import _TestSupport
             let c0 = randomFloats(count, seed: UInt64(400 + offset))
             var twin = c0
             twin.withUnsafeMutableBufferPointer {
-              bp_sgemm_tn_reference(s.m, s.n, s.k, 256, a, s.m, b, s.n, accumulate ? 1 : 0, $0.baseAddress! + offset, s.ldc)
+              bp_sgemm_tn_reference(
+                s.m, s.n, s.k, 256, a, s.m, b, s.n, accumulate ? 1 : 0, $0.baseAddress! + offset, s.ldc)
             }
             // C at `offset` floats past a 64-byte boundary
             let raw = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64)
@@ -57,7 +58,8 @@ import _TestSupport
             let flags = Int32(BP_GEMM_STREAM | (accumulate ? BP_GEMM_ACCUMULATE : 0))
             let rc = bp_sgemm_tn(kernel.rawValue, s.m, s.n, s.k, a, s.m, b, s.n, flags, fast + offset, s.ldc, 0, s.n)
             let differing = (0..<count).filter { fast[$0].bitPattern != twin[$0].bitPattern }.count
-            #expect(rc == 0 && differing == 0, "\(kernel) \(s) offset \(offset) accumulate \(accumulate): \(differing) differ")
+            #expect(
+              rc == 0 && differing == 0, "\(kernel) \(s) offset \(offset) accumulate \(accumulate): \(differing) differ")
           }
         }
       }
@@ -88,9 +90,8 @@ import _TestSupport
           m: s.m, n: s.n, k: s.k, a: a, lda: lda, b: b, ldb: ldb, accumulate: false, c: $0.baseAddress!, ldc: ldc,
           streaming: true)
       }
-      #expect(
-        streamedRan == (PackedWeights.kernel != .none)
-          && (!streamedRan || zip(streamed, overwritten).allSatisfy { $0.bitPattern == $1.bitPattern }), "\(s) streamed")
+      let streamedBits = zip(streamed, overwritten).allSatisfy { $0.bitPattern == $1.bitPattern }
+      #expect(streamedRan == (PackedWeights.kernel != .none) && (!streamedRan || streamedBits), "\(s) streamed")
     }
   }
 
