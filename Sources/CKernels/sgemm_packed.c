@@ -34,14 +34,14 @@
 #if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
 #include <pthread.h>
 
-// AVX2 + FMA: compiled for Haswell, whose scheduling model keeps the 12 accumulators in registers (with clang's
-// generic tuning an earlier kernel of this shape spilled one and ran at 40% of its speed on a Zen 3).
 // The tile's flags (sgemm_packed_body.h): add the block's sums to C; write a whole tile with non-temporal stores.
 enum { TILE_ADD = 1, TILE_STREAM = 2 };
 // The index list b, b + 1, …, b + 15 for __builtin_shufflevector.
 #define BP_SEQ4(b) (b), (b) + 1, (b) + 2, (b) + 3
 #define BP_SEQ16(b) BP_SEQ4(b), BP_SEQ4((b) + 4), BP_SEQ4((b) + 8), BP_SEQ4((b) + 12)
 
+// AVX2 + FMA: compiled for Haswell, whose scheduling model keeps the 12 accumulators in registers (with clang's
+// generic tuning an earlier kernel of this shape spilled one and ran at 40% of its speed on a Zen 3).
 #define NAME(x) x##_avx2
 #define TARGET __attribute__((target("arch=haswell")))
 #define VW 8

@@ -228,7 +228,6 @@ extension BLAS {
     return true
   }
 
-  /// An input gradient C[m, n] ← A · B + β · C (A = dY [m, k], B = W [k, n] as it lies), the backward's dX = dY · W.
   /// One of attention's products on one thread (`CausalAttention` runs them inside its own tasks): C[m, n] ← A · Bᵀ
   /// (q·kᵀ, dO·vᵀ; B stored [n, k], packed a panel at a time as `bp_packed_sgemm_rows` does) or A · B (P·v, dS·k;
   /// B stored [k, n], as `sgemmNN` computes it), or += when `accumulate`, row-major with row strides `lda`, `ldb`,
@@ -260,7 +259,7 @@ extension BLAS {
     precondition(
       lda >= max(k, 1) && ldb >= max(transposeB ? k : n, 1) && ldc >= max(n, 1),
       "attention product: leading dimensions lda=\(lda) ldb=\(ldb) ldc=\(ldc) too small for m=\(m) n=\(n) k=\(k)")
-    let (v, add) = (kernel.rawValue, Int32(accumulate ? 1 : 0))
+    let (v, add) = (kernel.rawValue, Int32(accumulate ? BP_GEMM_ACCUMULATE : 0))
     let rc =
       transposeB
       ? bp_packed_sgemm_rows(v, m, n, k, a, lda, b, ldb, add, c, ldc, 0, n)
@@ -269,6 +268,7 @@ extension BLAS {
     return true
   }
 
+  /// An input gradient C[m, n] ← A · B + β · C (A = dY [m, k], B = W [k, n] as it lies), the backward's dX = dY · W.
   /// With β = 0 or 1 and m ≤ `packedBlockRows` it runs through the packed kernel (`sgemmNN`, when there is one);
   /// otherwise `sgemm`. Past one block of rows, the kernel packs each k block of B once per block of rows, and
   /// OpenBLAS was faster (`scripts/sgemm_probe/input_gradient.c`, one thread, Xeon family 6 model 207: SmolLM2's 210
