@@ -1,3 +1,5 @@
+import TensorCore
+
 /// The hand-written backward pass (internal; public entry points in `LlamaModel+API.swift`).
 ///
 /// Reverse of `runForward`, op by op; each op's own backward lives beside its forward (`RMSNorm`, `RoPE`,
@@ -73,18 +75,26 @@ extension LlamaModel {
         let w = self.readable(block.linear[kind.rawValue], name)
         return perturbation?.effective(w, count: c.linearShapes[kind.rawValue].1.reduce(1, *), name: name) ?? w
       }
-      // for y = x Wᵀ: dx (+)= dy W  [T,in] and dW = dyᵀ x  [out,in]
+      // for y = x Wᵀ: dx (+)= dy W  [T,in] and dW = dyᵀ x  [out,in]: the same flops, run side by side, each whole
+      // on one of two workers (`Parallel.sideBySide`), rather than each cut in two; a product's bits do not depend
+      // on how it is cut (analysis.md, sixteenth session: a 128-token forward + backward 0.422–0.431 → 0.407–0.414 s)
       func linearBackward(_ kind: LinearKind, dy: UnsafePointer<Scalar>, x: Buffer<Scalar>, dx: Buffer<Scalar>, accumulate: Bool) {
         let shape = c.linearShapes[kind.rawValue].1
-        let (out, inp) = (shape[0], shape[1])
-        Scalar.inputGradient(
-          m: t, n: inp, k: out, a: dy, lda: out, b: weight(kind), ldb: inp, beta: accumulate ? 1 : 0, c: dx.pointer,
-          ldc: inp)
-        sink.contribute(block.linearNames[kind.rawValue], count: out * inp) { g, alpha, beta in
-          Scalar.weightGradient(
-            m: out, n: inp, k: t, alpha: alpha, a: dy, lda: out, b: x.constant, ldb: inp, beta: beta, c: g, ldc: inp,
-            streaming: sink.storesArrays)
+        let (out, inp, w) = (shape[0], shape[1], weight(kind))
+        let inputGradient = {
+          Scalar.inputGradient(
+            m: t, n: inp, k: out, a: dy, lda: out, b: w, ldb: inp, beta: accumulate ? 1 : 0, c: dx.pointer, ldc: inp)
         }
+        var formed = false
+        sink.contribute(block.linearNames[kind.rawValue], count: out * inp) { g, alpha, beta in
+          Parallel.sideBySide(inputGradient) {
+            Scalar.weightGradient(
+              m: out, n: inp, k: t, alpha: alpha, a: dy, lda: out, b: x.constant, ldb: inp, beta: beta, c: g, ldc: inp,
+              streaming: sink.storesArrays)
+          }
+          formed = true
+        }
+        if !formed { inputGradient() }
       }
 
       // MLP half: x_next = x_mid + down(silu(gate(n₂)) ⊙ up(n₂)), n₂ = RMSNorm(x_mid); dx holds ∂L/∂x_next

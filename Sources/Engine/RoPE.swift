@@ -49,12 +49,13 @@ package struct RoPE<S: EngineScalar> {
           for t in range {
             let c = cosBase + t * half, s = sinBase + t * half
             for h in 0..<heads {
-              let v = x + (t * heads + h) * headDim
+              // the pair's halves through two pointers: no overflow-checked index in the loop, which vectorises
+              let (low, high) = (x + (t * heads + h) * headDim, x + (t * heads + h) * headDim + half)
               for i in 0..<half {
                 let sn = inverse ? -s[i] : s[i]
-                let (a, b) = (v[i], v[i + half])
-                v[i] = a * c[i] - b * sn
-                v[i + half] = b * c[i] + a * sn
+                let (a, b) = (low[i], high[i])
+                low[i] = a * c[i] - b * sn
+                high[i] = b * c[i] + a * sn
               }
             }
           }

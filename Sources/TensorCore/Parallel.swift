@@ -52,6 +52,19 @@ public enum Parallel {
     run(count, body)
   }
 
+  /// Runs `first` and `second`, two independent pieces of work, each whole on its own worker when there are exactly
+  /// two workers (their own parallel work then runs serially, `isInsideWorker`); otherwise one after the other, each
+  /// free to split itself over every worker. For two products of about equal cost, such as a linear layer's input
+  /// and weight gradients: run whole side by side, neither pays for being cut in two.
+  public static func sideBySide(_ first: () -> Void, _ second: () -> Void) {
+    guard workers == 2, !isInsideWorker else {
+      first()
+      second()
+      return
+    }
+    run(2) { $0 == 0 ? first() : second() }
+  }
+
   /// Runs `body(0 ..< tasks)` as worker tasks: on the pool (CKernels' `bp_pool_run`, the calling thread taking
   /// tasks too), or through libdispatch when the pool is busy with another thread's job.
   ///

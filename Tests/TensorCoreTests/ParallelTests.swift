@@ -75,6 +75,20 @@ import _TestSupport
     #expect(!Parallel.isInsideWorker)
   }
 
+  /// Each of the two runs once; with exactly two workers each runs as a worker task (its own splits then serial),
+  /// otherwise one after the other on the caller, free to split; inside a worker task, one after the other.
+  @Test func sideBySideRunsEachOnceAsAWorkerTaskWhenThereAreTwoWorkers() {
+    var (runs, inside) = ([0, 0], [false, false])
+    Parallel.sideBySide(
+      { runs[0] += 1; inside[0] = Parallel.isInsideWorker }, { runs[1] += 1; inside[1] = Parallel.isInsideWorker })
+    #expect(runs == [1, 1])
+    #expect(inside == [Parallel.workers == 2, Parallel.workers == 2])
+    #expect(!Parallel.isInsideWorker)
+    var order: [Int] = []
+    Parallel.asWorker { Parallel.sideBySide({ order.append(0) }, { order.append(1) }) }
+    #expect(order == [0, 1])
+  }
+
   /// Products above `BLAS.minimumParallelFlops` are cut into panels (columns when n ≥ m, rows otherwise, at
   /// multiples of 16); each panel must see the right sub-blocks of A, B and C for every transpose, with leading
   /// dimensions wider than the matrices and sizes that are not multiples of 16. In Double against the three-loop
