@@ -50,7 +50,7 @@ package struct RoPE<S: EngineScalar> {
             let c = cosBase + t * half, s = sinBase + t * half
             for h in 0..<heads {
               // the pair's halves through two pointers: no overflow-checked index in the loop, which vectorises
-              let (low, high) = (x + (t * heads + h) * headDim, x + (t * heads + h) * headDim + half)
+              let low = x + (t * heads + h) * headDim, high = low + half
               for i in 0..<half {
                 let sn = inverse ? -s[i] : s[i]
                 let (a, b) = (low[i], high[i])

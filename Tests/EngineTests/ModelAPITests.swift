@@ -1,6 +1,7 @@
 import Engine
 import _TestSupport
 import Testing
+import TensorCore
 
 /// Shape validation, token validation, input capture, weight replacement and logits on the tiny model.
 @Suite struct ModelAPITests {
@@ -64,6 +65,20 @@ import Testing
   }
 
   /// Swapping a weight changes the loss, swapping it back restores the loss exactly, and a wrong size is refused.
+  /// With two workers a linear layer's dX and dW run side by side (`Parallel.sideBySide`); inside a worker task
+  /// every step runs serially on one thread. The loss and every gradient must be the same bits either way.
+  @Test func gradientsDoNotDependOnHowTheWorkIsShared() throws {
+    let model: LlamaModel<Float> = try TinyModel.model(tied: true)
+    let names = Set(model.configuration.expectedTensors.map(\.name))
+    let shared = try model.gradients(tokens: TinyModel.tokens, of: names)
+    let serial = try Parallel.asWorker { try model.gradients(tokens: TinyModel.tokens, of: names) }
+    #expect(shared.loss.bitPattern == serial.loss.bitPattern)
+    #expect(Set(shared.gradients.keys) == names && Set(serial.gradients.keys) == names)
+    for (name, g) in shared.gradients {
+      #expect(g.map(\.bitPattern) == serial.gradients[name]?.map(\.bitPattern), "\(name)")
+    }
+  }
+
   @Test func replaceWeightSwapsAndRestores() throws {
     let model: LlamaModel<Float> = try TinyModel.model()
     let name = "model.layers.0.mlp.gate_proj.weight"

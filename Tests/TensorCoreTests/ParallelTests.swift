@@ -78,9 +78,14 @@ import _TestSupport
   /// Each of the two runs once; with exactly two workers each runs as a worker task (its own splits then serial),
   /// otherwise one after the other on the caller, free to split; inside a worker task, one after the other.
   @Test func sideBySideRunsEachOnceAsAWorkerTaskWhenThereAreTwoWorkers() {
+    // each piece writes its own element, through a pointer (two threads must not mutate one array value)
     var (runs, inside) = ([0, 0], [false, false])
-    Parallel.sideBySide(
-      { runs[0] += 1; inside[0] = Parallel.isInsideWorker }, { runs[1] += 1; inside[1] = Parallel.isInsideWorker })
+    runs.withUnsafeMutableBufferPointer { runs in
+      inside.withUnsafeMutableBufferPointer { inside in
+        Parallel.sideBySide(
+          { runs[0] += 1; inside[0] = Parallel.isInsideWorker }, { runs[1] += 1; inside[1] = Parallel.isInsideWorker })
+      }
+    }
     #expect(runs == [1, 1])
     #expect(inside == [Parallel.workers == 2, Parallel.workers == 2])
     #expect(!Parallel.isInsideWorker)
