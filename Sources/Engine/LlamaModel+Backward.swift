@@ -77,7 +77,8 @@ extension LlamaModel {
       }
       // for y = x Wᵀ: dx (+)= dy W  [T,in] and dW = dyᵀ x  [out,in]: the same flops, run side by side, each whole
       // on one of two workers (`Parallel.sideBySide`), rather than each cut in two; a product's bits do not depend
-      // on how it is cut (analysis.md, sixteenth session: a 128-token forward + backward 0.422–0.431 → 0.407–0.414 s)
+      // on how it is cut (analysis.md, sixteenth session: a 512-token forward + backward 1.738–1.752 → 1.695–1.710 s,
+      // ~2% at 128 tokens)
       func linearBackward(_ kind: LinearKind, dy: UnsafePointer<Scalar>, x: Buffer<Scalar>, dx: Buffer<Scalar>, accumulate: Bool) {
         let shape = c.linearShapes[kind.rawValue].1
         let (out, inp, w) = (shape[0], shape[1], weight(kind))
